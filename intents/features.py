@@ -1,0 +1,74 @@
+"""Turning a message into sparse features: jieba words, word bigrams and character n-grams.
+
+Digits are folded to ``0`` (3号楼 and 12号楼 look alike) and synonyms/homophones from the training data
+(机分 → 积分, 保修 → 报修) are rewritten before anything else, identically at training and at inference.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from intents.tokens import cut, normalize
+
+_PUNCT_RE = re.compile(r"[\s\W_]+", re.UNICODE)
+_DIGIT_RE = re.compile(r"\d")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    char_min: int = 1
+    char_max: int = 3
+    word_bigrams: bool = True
+    max_chars: int = 300  # long messages are truncated (title + start of the text carry the topic)
+
+
+class SynonymRewriter:
+    """Rewrite variants to their canonical word in one regex pass (longest variant first)."""
+
+    def __init__(self, synonyms: Mapping[str, str]) -> None:
+        self.synonyms = {normalize(k): v for k, v in synonyms.items() if k and k != v}
+        if self.synonyms:
+            alternatives = sorted(self.synonyms, key=len, reverse=True)
+            self._re: re.Pattern[str] | None = re.compile("|".join(re.escape(a) for a in alternatives))
+        else:
+            self._re = None
+
+    def __call__(self, text: str) -> str:
+        text = normalize(text)
+        if self._re is None:
+            return text
+        return self._re.sub(lambda m: self.synonyms[m.group(0)], text)
+
+
+def extract(text: str, config: FeatureConfig, rewrite: SynonymRewriter | None = None) -> list[str]:
+    """Feature strings of one message (duplicates kept; the vectoriser uses presence)."""
+    text = rewrite(text) if rewrite is not None else normalize(text)
+    text = text[: config.max_chars]
+    words = [_DIGIT_RE.sub("0", w) for w in cut(text)]
+    words = [w for w in words if not _PUNCT_RE.fullmatch(w)]
+    feats = ["w" + w for w in words]
+    if config.word_bigrams:
+        feats.extend("b" + a + "_" + b for a, b in zip(words, words[1:], strict=False))
+    chars = "^" + _DIGIT_RE.sub("0", _PUNCT_RE.sub("", text)) + "$"
+    n = len(chars)
+    for size in range(config.char_min, config.char_max + 1):
+        feats.extend("c" + chars[i : i + size] for i in range(n - size + 1))
+    return feats
+
+
+def extract_many(texts: Iterable[str], config: FeatureConfig, rewrite: SynonymRewriter | None = None,
+                 cache: dict[str, list[str]] | None = None) -> list[list[str]]:
+    """Features of many texts, reusing ``cache`` (text → features) across reloads when given."""
+    out = []
+    for text in texts:
+        if cache is not None:
+            feats = cache.get(text)
+            if feats is None:
+                feats = extract(text, config, rewrite)
+                cache[text] = feats
+        else:
+            feats = extract(text, config, rewrite)
+        out.append(feats)
+    return out

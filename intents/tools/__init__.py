@@ -1,0 +1,1 @@
+"""Maintenance scripts for the intent training data (not imported at run time)."""
