@@ -1,0 +1,259 @@
+"""Outbox: customer-service messages are written here in the caller's transaction, then sent.
+
+:func:`enqueue` queues messages; :class:`OutboxWorker` sends them. Any number of worker processes
+may run: a row is claimed with a conditional UPDATE (``pending`` and due, or ``sending`` with an
+expired claim) that bumps ``attempts``, and ``attempts`` then fences the final UPDATE, so a worker
+whose claim was taken over cannot overwrite the newer outcome. Messages to one resident go out in
+order: a row is only claimed when no earlier row for the same openid is still pending or sending.
+
+Outcomes: sent → ``sent`` (+ an outbound ``Message`` row); WeChat unavailable, quota (45047/45009)
+or a token error → back to ``pending`` with exponential backoff; 45015 (48-hour window closed) →
+``expired``, kept and not retried; other WeChat errors, or too many attempts → ``failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from bot.clock import Clock
+from bot.handler.types import Out
+from bot.logmask import mask_openid
+from bot.storage.db import Database
+from bot.storage.models import Message, OutboxMessage, Resident, utcnow
+from bot.wechat.api import WeChatAPIError, WeChatUnavailable
+
+log = logging.getLogger(__name__)
+
+
+async def enqueue(
+    session: AsyncSession,
+    openid: str,
+    outs: Sequence[Out],
+    dedup_key: str | None = None,
+    not_before: datetime | None = None,
+) -> list[OutboxMessage]:
+    """Queue ``outs`` for ``openid`` in the caller's transaction.
+
+    With ``dedup_key`` each message gets the key ``{dedup_key}#{i}`` and is queued at most once,
+    however often this is called.
+    """
+    rows: list[OutboxMessage] = []
+    for i, out in enumerate(outs):
+        key = f"{dedup_key}#{i}" if dedup_key else None
+        if key is not None:
+            existing = await session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedup_key == key))
+            if existing is not None:
+                continue
+        row = OutboxMessage(
+            openid=openid,
+            payload=out.to_custom_payload(openid),
+            dedup_key=key,
+            status="pending",
+            next_attempt_at=not_before or utcnow(),
+        )
+        session.add(row)
+        rows.append(row)
+    await session.flush()
+    return rows
+
+
+class CustomSender(Protocol):
+    """What the worker needs from :class:`bot.wechat.api.WeChatAPI`."""
+
+    async def send_custom(self, payload: dict[str, Any]) -> None: ...
+
+
+class OutboxWorker:
+    """Sends due outbox rows through ``api.send_custom``; safe to run in several processes at once."""
+
+    def __init__(
+        self,
+        db: Database,
+        api: CustomSender,
+        clock: Clock | None = None,
+        *,
+        interval: float | None = None,
+        batch_size: int = 50,
+        max_attempts: int = 10,
+        claim_ttl: timedelta = timedelta(seconds=60),
+        base_backoff: timedelta = timedelta(seconds=2),
+        max_backoff: timedelta = timedelta(minutes=15),
+    ) -> None:
+        self.db = db
+        self.api = api
+        self.clock = clock or Clock()
+        settings = getattr(api, "settings", None)
+        self.interval = interval if interval is not None else float(getattr(settings, "outbox_interval", 1.0))
+        self.batch_size = batch_size
+        self.max_attempts = max_attempts
+        self.claim_ttl = claim_ttl
+        self.base_backoff = base_backoff
+        self.max_backoff = max_backoff
+
+    def backoff(self, attempts: int) -> timedelta:
+        """Delay before the next try after ``attempts`` failed ones: base · 2^(attempts-1), capped."""
+        delay = self.base_backoff * (2 ** max(0, min(attempts - 1, 30)))
+        return min(delay, self.max_backoff)
+
+    def _due(self, now: datetime) -> Any:
+        return or_(
+            and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now),
+            and_(OutboxMessage.status == "sending", OutboxMessage.claimed_until < now),
+        )
+
+    async def _candidates(self, now: datetime, limit: int) -> list[int]:
+        earlier = aliased(OutboxMessage)
+        blocked = exists().where(
+            earlier.openid == OutboxMessage.openid,
+            earlier.id < OutboxMessage.id,
+            earlier.status.in_(("pending", "sending")),
+        )
+        stmt = (
+            select(OutboxMessage.id)
+            .where(self._due(now), ~blocked)
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(limit)
+        )
+        async with self.db.session() as session:
+            return list((await session.scalars(stmt)).all())
+
+    async def _claim(self, row_id: int, now: datetime) -> OutboxMessage | None:
+        async with self.db.transaction() as session:
+            result: Any = await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id, self._due(now))
+                .values(
+                    status="sending",
+                    claimed_until=now + self.claim_ttl,
+                    attempts=OutboxMessage.attempts + 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                return None
+            return await session.get(OutboxMessage, row_id)
+
+    async def _finish(self, row: OutboxMessage, values: dict[str, Any], now: datetime) -> bool:
+        """Apply the outcome if our claim still stands (fenced by ``attempts``)."""
+        async with self.db.transaction() as session:
+            result: Any = await session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id == row.id,
+                    OutboxMessage.status == "sending",
+                    OutboxMessage.attempts == row.attempts,
+                )
+                .values(claimed_until=None, **values)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                log.warning("outbox %s: claim was taken over before the outcome was recorded", row.id)
+                return False
+            if values.get("status") == "sent":
+                await self._record_message(session, row, now)
+            return True
+
+    async def _record_message(self, session: AsyncSession, row: OutboxMessage, now: datetime) -> None:
+        resident_id = await session.scalar(select(Resident.id).where(Resident.openid == row.openid))
+        if resident_id is None:
+            return
+        payload = row.payload or {}
+        msg_type = str(payload.get("msgtype") or "text")
+        body = payload.get(msg_type)
+        content = body.get("content") if isinstance(body, dict) and msg_type == "text" else None
+        session.add(
+            Message(
+                resident_id=resident_id,
+                direction="out",
+                msg_type=msg_type,
+                content=content if isinstance(content, str) else None,
+                payload=payload,
+                via="custom",
+                created_at=now,
+            )
+        )
+
+    async def _send(self, row: OutboxMessage) -> bool:
+        who = mask_openid(row.openid)
+        try:
+            await self.api.send_custom(row.payload)
+        except WeChatAPIError as exc:
+            now = self.clock.now()
+            error = f"{exc.errcode}: {exc.errmsg}"
+            if exc.is_window_closed:
+                log.info("outbox %s to %s expired: outside the 48-hour window", row.id, who)
+                await self._finish(row, {"status": "expired", "last_error": error}, now)
+            elif exc.is_quota or exc.is_token_error:
+                await self._retry(row, error, now)
+            else:
+                log.warning("outbox %s to %s failed: %s", row.id, who, error)
+                await self._finish(row, {"status": "failed", "last_error": error}, now)
+            return False
+        except WeChatUnavailable as exc:
+            await self._retry(row, f"unavailable: {exc}", self.clock.now())
+            return False
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not stop the worker; the row is retried
+            log.exception("outbox %s to %s: unexpected error", row.id, who)
+            await self._retry(row, f"{type(exc).__name__}: {exc}", self.clock.now())
+            return False
+        now = self.clock.now()
+        return await self._finish(row, {"status": "sent", "sent_at": now, "last_error": None}, now)
+
+    async def _retry(self, row: OutboxMessage, error: str, now: datetime) -> None:
+        if row.attempts >= self.max_attempts:
+            log.warning("outbox %s to %s failed after %s attempts: %s", row.id, mask_openid(row.openid),
+                        row.attempts, error)
+            await self._finish(row, {"status": "failed", "last_error": error}, now)
+            return
+        delay = self.backoff(row.attempts)
+        log.info("outbox %s to %s: retry in %ss (%s)", row.id, mask_openid(row.openid),
+                 int(delay.total_seconds()), error)
+        await self._finish(
+            row, {"status": "pending", "next_attempt_at": now + delay, "last_error": error}, now
+        )
+
+    async def run_once(self) -> int:
+        """Send what is due now; returns the number of messages sent."""
+        sent = 0
+        claims = 0
+        while claims < self.batch_size:
+            now = self.clock.now()
+            ids = await self._candidates(now, self.batch_size - claims)
+            if not ids:
+                break
+            progressed = False
+            for row_id in ids:
+                row = await self._claim(row_id, self.clock.now())
+                if row is None:
+                    continue  # another worker got it
+                claims += 1
+                if await self._send(row):
+                    sent += 1
+                    progressed = True
+            if not progressed:
+                break  # only failures this round: the rest waits for its backoff
+        return sent
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Call :meth:`run_once` every ``interval`` seconds until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox worker round failed; continuing")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.interval)
+            except TimeoutError:
+                pass
