@@ -1,0 +1,143 @@
+"""The knowledge base the bot talks to: load content, search it, decide how to answer, reload.
+
+    kb = KnowledgeBase.load()
+    kb.answer("咋开居住证明")   # Answer(kind='answer' | 'choices' | 'unknown', hits=[Hit(entry, score), ...])
+
+Reloading builds a complete new index from the files and swaps it in with one assignment, so a
+search running in another thread sees either the old or the new content, never a mix; if the
+files are malformed the old index keeps serving and ``KnowledgeDataError`` names the file.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from knowledge.entries import DEFAULT_ENTRIES_DIR, Entry, load_entries
+from knowledge.index import IndexWeights, SearchIndex
+from knowledge.text import SYNONYMS_PATH, Analyzer, load_synonyms
+
+__all__ = ["Answer", "Entry", "Hit", "KnowledgeBase", "RetrievalConfig"]
+
+AnswerKind = Literal["answer", "choices", "unknown"]
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """Retrieval parameters and the thresholds of the answer / choices / don't-know decision.
+
+    * ``answer_threshold``: the best hit is answered directly when its score reaches this and it
+      leads the runner-up by at least ``margin``;
+    * ``choice_threshold``: below ``answer_threshold`` (or without the margin) but at least this,
+      the top hits scoring at least ``choice_floor`` are offered as numbered choices;
+    * below ``choice_threshold`` the knowledge base says it does not know.
+    """
+
+    answer_threshold: float = 0.62
+    margin: float = 0.08
+    choice_threshold: float = 0.45
+    choice_floor: float = 0.35
+    max_choices: int = 3
+    candidates: int = 30
+    k1: float = 1.2
+    b: float = 0.75
+    weights: IndexWeights = field(default_factory=IndexWeights)
+    synonyms_path: Path = SYNONYMS_PATH
+
+
+@dataclass(frozen=True)
+class Hit:
+    """An entry and how well it matches the question (0..1, comparable across questions)."""
+
+    entry: Entry
+    score: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The decision for one question.
+
+    ``answer``: reply with ``hits[0]`` (further hits are related entries);
+    ``choices``: offer ``hits`` as numbered choices (best first);
+    ``unknown``: say so and offer a person; ``hits`` is empty.
+    """
+
+    kind: AnswerKind
+    hits: list[Hit]
+
+
+@dataclass(frozen=True)
+class _State:
+    entries: tuple[Entry, ...]
+    by_id: dict[str, Entry]
+    index: SearchIndex
+
+
+class KnowledgeBase:
+    """Thread-safe: any number of threads may search while one reloads."""
+
+    def __init__(self, entries_dir: Path, config: RetrievalConfig, state: _State) -> None:
+        self.entries_dir = entries_dir
+        self.config = config
+        self._state = state
+        self._reload_lock = threading.Lock()
+
+    @classmethod
+    def load(cls, entries_dir: Path | None = None, config: RetrievalConfig | None = None) -> KnowledgeBase:
+        """Load every entry file under ``entries_dir`` (default: the packaged entries)."""
+        directory = Path(entries_dir) if entries_dir is not None else DEFAULT_ENTRIES_DIR
+        config = config or RetrievalConfig()
+        return cls(directory, config, cls._build(directory, config))
+
+    @classmethod
+    def from_entries(cls, entries: list[Entry], config: RetrievalConfig | None = None) -> KnowledgeBase:
+        """An in-memory knowledge base (imports, checks, benchmarks); ``reload`` re-reads nothing."""
+        config = config or RetrievalConfig()
+        return cls(DEFAULT_ENTRIES_DIR, config, cls._state_for(list(entries), config))
+
+    @staticmethod
+    def _state_for(entries: list[Entry], config: RetrievalConfig) -> _State:
+        analyzer = Analyzer(load_synonyms(config.synonyms_path))
+        index = SearchIndex(
+            entries, analyzer, weights=config.weights, candidates=config.candidates, k1=config.k1, b=config.b
+        )
+        return _State(tuple(entries), {e.id: e for e in entries}, index)
+
+    @classmethod
+    def _build(cls, directory: Path, config: RetrievalConfig) -> _State:
+        return cls._state_for(load_entries(directory), config)
+
+    def reload(self) -> None:
+        """Rebuild from the files and swap atomically; on error keep serving the old index."""
+        with self._reload_lock:
+            state = self._build(self.entries_dir, self.config)  # raises KnowledgeDataError
+            self._state = state
+
+    @property
+    def entries(self) -> tuple[Entry, ...]:
+        return self._state.entries
+
+    def __len__(self) -> int:
+        return len(self._state.entries)
+
+    def get(self, entry_id: str) -> Entry | None:
+        return self._state.by_id.get(entry_id)
+
+    def search(self, text: str, k: int = 3) -> list[Hit]:
+        """The ``k`` best entries for ``text``, best first, with scores in 0..1."""
+        state = self._state  # one read: the whole search uses one consistent index
+        return [Hit(state.index.entries[s.position], round(s.score, 4)) for s in state.index.search(text, k)]
+
+    def answer(self, text: str) -> Answer:
+        """Decide between answering, offering choices and saying "don't know"."""
+        cfg = self.config
+        hits = self.search(text, k=max(cfg.max_choices, 2))
+        if not hits or hits[0].score < cfg.choice_threshold:
+            return Answer("unknown", [])
+        runner_up = hits[1].score if len(hits) > 1 else 0.0
+        if hits[0].score >= cfg.answer_threshold and hits[0].score - runner_up >= cfg.margin:
+            return Answer("answer", hits[: cfg.max_choices])
+        choices = [h for h in hits[: cfg.max_choices] if h.score >= cfg.choice_floor]
+        return Answer("choices", choices)
