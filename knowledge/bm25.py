@@ -33,7 +33,7 @@ class BM25:
             for term, tf in Counter(doc).items():
                 ids.setdefault(term, []).append(doc_id)
                 tfs.setdefault(term, []).append(tf)
-        norm = k1 * (1.0 - b + b * lengths / self.avgdl) if self.n_docs else lengths
+        norm: FloatArray = k1 * (1.0 - b + b * lengths / self.avgdl)
         self._postings: dict[str, tuple[npt.NDArray[np.int64], FloatArray]] = {}
         self._idf: dict[str, float] = {}
         for term, doc_ids in ids.items():
@@ -65,7 +65,7 @@ class BM25:
             return out
         doc_ids = np.concatenate([p[0] for p in found])
         weights = np.concatenate([p[1] for p in found])
-        return np.bincount(doc_ids, weights=weights, minlength=self.n_docs)
+        return np.bincount(doc_ids, weights=weights, minlength=self.n_docs).astype(np.float64, copy=False)
 
     def self_score(self, terms: Iterable[str]) -> float:
         """Score a single-occurrence, average-length document of the query terms would get."""

@@ -178,7 +178,7 @@ def load_file(path: Path) -> list[Entry]:
     except OSError as exc:
         raise KnowledgeDataError(path, f"cannot read file: {exc.strerror or exc}") from None
     try:
-        doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        doc = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise _yaml_error(path, exc) from None
     if doc is None:
