@@ -38,10 +38,10 @@ class BM25:
         self._idf: dict[str, float] = {}
         for term, doc_ids in ids.items():
             arr = np.asarray(doc_ids, dtype=np.int64)
-            tf = np.asarray(tfs[term], dtype=np.float64)
+            tf_arr = np.asarray(tfs[term], dtype=np.float64)
             idf = self._idf_for(len(doc_ids))
             self._idf[term] = idf
-            self._postings[term] = (arr, idf * tf * (k1 + 1.0) / (tf + norm[arr]))
+            self._postings[term] = (arr, idf * tf_arr * (k1 + 1.0) / (tf_arr + norm[arr]))
         # Unknown terms weigh as much as the rarest possible term.
         self.unknown_idf = self._idf_for(0)
 
