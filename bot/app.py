@@ -1,0 +1,152 @@
+"""The aiohttp application factory: storage, handler, WeChat edge, JSON API and web pages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from bot.appkeys import RUNTIME, SETTINGS
+from bot.clock import Clock
+from bot.config import Settings
+from bot.flows import build_router
+from bot.handler.delivery import Delivery
+from bot.handler.dispatcher import Dispatcher
+from bot.handler.middlewares import STANDARD
+from bot.handler.router import Router
+from bot.handler.state import DatabaseStateStorage, RedisStateStorage, StateStorage
+from bot.runtime import Runtime
+from bot.storage.db import Database
+from bot.storage.migrate import upgrade
+from bot.wechat import endpoint
+from bot.wechat.crypto import Codec
+
+log = logging.getLogger("bot.app")
+
+
+def _redis(settings: Settings) -> Any:
+    if not settings.redis_url:
+        return None
+    import redis.asyncio as aioredis
+
+    return aioredis.from_url(settings.redis_url, decode_responses=True)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    from sqlalchemy import text
+
+    try:
+        async with rt.db.session() as session:
+            await session.execute(text("SELECT 1"))
+    except Exception as exc:  # a health check reports, it does not raise
+        return web.json_response({"status": "error", "database": type(exc).__name__}, status=503)
+    return web.json_response({"status": "ok"})
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    migrate: bool = True,
+    background: bool = True,
+    routers: Sequence[Router] = (),
+) -> web.Application:
+    """Build the application. ``background`` runs the outbox and maintenance loops in-process;
+    ``routers`` are extra handlers consulted before the standard flows (plugins, tests)."""
+    clock = clock or Clock()
+    db = Database(settings.database_url)
+    redis = _redis(settings)
+    states: StateStorage = RedisStateStorage(redis) if redis is not None else DatabaseStateStorage(db, clock)
+    rt = Runtime(settings=settings, db=db, clock=clock, states=states, redis=redis)
+    root = Router("app")
+    root.include(*routers, build_router())
+    dispatcher = Dispatcher(root, STANDARD)
+    delivery = Delivery(rt, dispatcher)
+    codec = Codec(
+        settings.wechat_token,
+        settings.wechat_appid,
+        settings.wechat_aes_key,
+        settings.wechat_aes_key_previous,
+    )
+
+    app = web.Application(client_max_size=max(settings.max_body_bytes, 1024 * 1024))
+    app[SETTINGS] = settings
+    app[RUNTIME] = rt
+    app.router.add_get("/healthz", healthz)
+    endpoint.setup(app, codec, delivery)
+    _mount_optional(app)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        if migrate:
+            await upgrade(db)
+        await _start_language(rt)
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+        if background:
+            tasks.append(asyncio.create_task(_maintenance(delivery, stop)))
+        tasks.extend(await _start_wechat_api(app, rt, stop, background))
+        yield
+        stop.set()
+        await delivery.drain()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if rt.api is not None:
+            await rt.api.close()
+        await states.close()
+        if redis is not None:
+            await redis.aclose()
+        await db.dispose()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+def _mount_optional(app: web.Application) -> None:
+    """JSON API and web pages: mounted when their packages are present."""
+    import importlib
+
+    for name in ("bot.api.routes", "bot.web.pages"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.setup(app)
+
+
+async def _start_language(rt: Runtime) -> None:
+    try:
+        from bot.language import Language
+    except ModuleNotFoundError:
+        return
+    rt.language = await Language.load(rt.settings)
+
+
+async def _start_wechat_api(
+    app: web.Application, rt: Runtime, stop: asyncio.Event, background: bool
+) -> list[asyncio.Task[None]]:
+    try:
+        from bot.wechat.wiring import start
+    except ModuleNotFoundError:
+        return []
+    return await start(app, rt, stop, background)
+
+
+async def _maintenance(delivery: Delivery, stop: asyncio.Event) -> None:
+    """Periodic upkeep: messages abandoned by a process that died get an apology."""
+    while not stop.is_set():
+        try:
+            await delivery.recover_stale()
+        except Exception:
+            log.exception("maintenance failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=30)

@@ -1,0 +1,142 @@
+"""Settings from environment variables (and an optional ``.env``), validated at start-up.
+
+Every setting is named ``BOT_*``. An invalid value raises :class:`ConfigError` whose message
+names the setting, so ``python -m bot serve`` fails early and readably.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_VAR = REPO_ROOT / "var"
+WECHAT_API_BASE = "https://api.weixin.qq.com"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(ValueError):
+    """A setting has an invalid value; the message names it."""
+
+
+def _check_aes_key(name: str, value: str) -> str:
+    if not value:
+        return value
+    if len(value) != 43:
+        raise ConfigError(f"{name} must be the 43-character EncodingAESKey from the 公众号 settings")
+    try:
+        raw = base64.b64decode(value + "=", validate=True)
+    except binascii.Error as exc:
+        raise ConfigError(f"{name} is not valid base64: {exc}") from None
+    if len(raw) != 32:
+        raise ConfigError(f"{name} must decode to 32 bytes")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str = ""
+    wechat_token: str = "communitydevtoken"
+    wechat_appid: str = "wxdevappid0000001"
+    wechat_secret: str = "dev-secret"
+    wechat_aes_key: str = ""
+    wechat_aes_key_previous: str = ""
+    wechat_api_base: str = WECHAT_API_BASE
+    redis_url: str = ""
+    data_dir: Path = field(default_factory=lambda: DEFAULT_VAR / "data")
+    log_level: str = "INFO"
+    reply_budget: float = 4.0
+    timestamp_window: int = 300
+    max_body_bytes: int = 64 * 1024
+    outbox_interval: float = 1.0
+    simulator: bool = False
+
+    @property
+    def safe_mode_enabled(self) -> bool:
+        return bool(self.wechat_aes_key)
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, env_file: Path | None = None) -> Settings:
+        """Read settings from ``env`` (default ``os.environ``) over an optional ``.env`` file."""
+        values: dict[str, str] = {}
+        dotenv = env_file if env_file is not None else REPO_ROOT / ".env"
+        if dotenv.exists():
+            values.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+        values.update(os.environ if env is None else env)
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, str]) -> Settings:
+        def get(name: str, default: str) -> str:
+            return values.get(name, default).strip()
+
+        def number(name: str, default: float, lo: float, hi: float, integer: bool = False) -> float:
+            raw = get(name, str(default))
+            try:
+                num = int(raw) if integer else float(raw)
+            except ValueError:
+                kind = "an integer" if integer else "a number"
+                raise ConfigError(f"{name} must be {kind}, got {raw!r}") from None
+            if not lo <= num <= hi:
+                raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, got {raw}")
+            return num
+
+        data_dir = Path(get("BOT_DATA_DIR", str(DEFAULT_VAR / "data"))).expanduser()
+        database_url = get("BOT_DATABASE_URL", "") or f"sqlite+aiosqlite:///{DEFAULT_VAR / 'bot.sqlite3'}"
+        if not database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ConfigError(
+                "BOT_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://, "
+                f"got {database_url.split('://')[0]!r}"
+            )
+        redis_url = get("BOT_REDIS_URL", "")
+        if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("BOT_REDIS_URL must be a redis:// or rediss:// URL (or empty for in-process)")
+        api_base = get("BOT_WECHAT_API_BASE", WECHAT_API_BASE).rstrip("/")
+        if not api_base.startswith(("http://", "https://")):
+            raise ConfigError("BOT_WECHAT_API_BASE must be an http(s) URL")
+        level = get("BOT_LOG_LEVEL", "INFO").upper()
+        if level not in LOG_LEVELS:
+            raise ConfigError(f"BOT_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+        token = get("BOT_WECHAT_TOKEN", cls.wechat_token)
+        if not re.fullmatch(r"[A-Za-z0-9]{3,32}", token):
+            raise ConfigError(
+                "BOT_WECHAT_TOKEN must be 3-32 letters or digits (the Token in the 公众号 settings)"
+            )
+        return cls(
+            host=get("BOT_HOST", cls.host),
+            port=int(number("BOT_PORT", cls.port, 0, 65535, integer=True)),
+            database_url=database_url,
+            wechat_token=token,
+            wechat_appid=get("BOT_WECHAT_APPID", cls.wechat_appid),
+            wechat_secret=get("BOT_WECHAT_SECRET", cls.wechat_secret),
+            wechat_aes_key=_check_aes_key("BOT_WECHAT_AES_KEY", get("BOT_WECHAT_AES_KEY", "")),
+            wechat_aes_key_previous=_check_aes_key(
+                "BOT_WECHAT_AES_KEY_PREVIOUS", get("BOT_WECHAT_AES_KEY_PREVIOUS", "")
+            ),
+            wechat_api_base=api_base,
+            redis_url=redis_url,
+            data_dir=data_dir,
+            log_level=level,
+            reply_budget=number("BOT_REPLY_BUDGET", cls.reply_budget, 0.05, 4.8),
+            timestamp_window=int(
+                number("BOT_TIMESTAMP_WINDOW", cls.timestamp_window, 0, 86400, integer=True)
+            ),
+            max_body_bytes=int(
+                number("BOT_MAX_BODY_BYTES", cls.max_body_bytes, 1024, 10 * 1024 * 1024, True)
+            ),
+            outbox_interval=number("BOT_OUTBOX_INTERVAL", cls.outbox_interval, 0.05, 60),
+            simulator=get("BOT_SIMULATOR", "0").lower() in ("1", "true", "yes", "on"),
+        )

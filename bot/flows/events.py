@@ -1,0 +1,81 @@
+"""Events: subscribe (with scene keys), unsubscribe, SCAN, LOCATION, VIEW, template results, unknown."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import update
+
+from bot.flows.help import TEXTS as HELP
+from bot.handler.context import Context
+from bot.handler.router import Event, Func, Router
+from bot.logmask import mask_openid
+from bot.storage.models import Resident
+
+router = Router("events")
+log = logging.getLogger("bot.events")
+
+TEXTS = {
+    "welcome": "欢迎关注社区服务中心！\n" + HELP["menu"],
+    "welcome_back": "欢迎回来！\n" + HELP["menu"],
+    "bound": "已为您登记所在楼栋：{community}{building}。以后反映问题时可以不用再说位置啦。",
+    "scan": "扫码成功，谢谢！",
+}
+
+BUILDING_SCENE = "building:"
+
+
+async def apply_scene(ctx: Context, scene: str) -> str | None:
+    """Record a QR scene key; ``building:<社区>/<楼栋>`` binds the resident to a building."""
+    scene = scene.removeprefix("qrscene_").strip()[:128]
+    if not scene or ctx.resident is None:
+        return None
+    values: dict[str, str | None] = {"scene": scene}
+    bound = None
+    if scene.startswith(BUILDING_SCENE):
+        community, _, building = scene[len(BUILDING_SCENE) :].partition("/")
+        if community and building:
+            values.update(community=community[:64], building=building[:64])
+            bound = TEXTS["bound"].format(community=community, building=building)
+    async with ctx.rt.db.transaction() as session:
+        await session.execute(update(Resident).where(Resident.id == ctx.resident.id).values(**values))
+    for name, value in values.items():
+        setattr(ctx.resident, name, value)
+    return bound
+
+
+@router.message(Event("subscribe"))
+async def subscribe(ctx: Context) -> str:
+    bound = await apply_scene(ctx, ctx.inbound.event_key or "")
+    welcome = TEXTS["welcome"]
+    return f"{welcome}\n\n{bound}" if bound else welcome
+
+
+@router.message(Event("scan"))
+async def scan(ctx: Context) -> str:
+    bound = await apply_scene(ctx, ctx.inbound.event_key or "")
+    return bound or TEXTS["scan"]
+
+
+@router.message(Event("unsubscribe"))
+async def unsubscribe(ctx: Context) -> None:
+    await ctx.fsm.clear()  # the resident module already marked them unsubscribed
+
+
+@router.message(Event("location"))
+async def reported_location(ctx: Context) -> None:
+    # Periodic location reports: kept (in the message log), never answered.
+    return None
+
+
+@router.message(Event("view", "templatesendjobfinish", "view_miniprogram"))
+async def silent(ctx: Context) -> None:
+    if ctx.inbound.event == "templatesendjobfinish":
+        log.info("template message to %s: %s", mask_openid(ctx.openid), ctx.inbound.get("Status") or "-")
+    return None
+
+
+@router.message(Func(lambda ctx: ctx.inbound.msg_type == "event"))
+async def unknown_event(ctx: Context) -> None:
+    log.info("unhandled event %r from %s", ctx.inbound.event, mask_openid(ctx.openid))
+    return None

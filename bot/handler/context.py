@@ -1,0 +1,50 @@
+"""The context a handler receives: the message, the resident, the state, what was understood."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bot.handler.state import FSM
+from bot.handler.types import Inbound
+from bot.storage.models import Resident
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+
+@dataclass
+class Context:
+    inbound: Inbound
+    rt: Runtime
+    fsm: FSM
+    resident: Resident | None = None
+    intent: str | None = None
+    confidence: float | None = None
+    understanding: Any = None  # the intent engine's Classification, when it ran
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def openid(self) -> str:
+        return self.inbound.openid
+
+    @property
+    def text(self) -> str:
+        """The message text: typed text or recognised voice, trimmed."""
+        return self.inbound.text
+
+    @property
+    def state_name(self) -> str | None:
+        return self.fsm.state
+
+    @property
+    def menu_key(self) -> str | None:
+        """Key of a menu CLICK; for subscribe/SCAN the scene key without ``qrscene_``."""
+        inbound = self.inbound
+        if inbound.msg_type != "event" or not inbound.event_key:
+            return None
+        if inbound.event == "click":
+            return inbound.event_key
+        if inbound.event in ("subscribe", "scan"):
+            return inbound.event_key.removeprefix("qrscene_")
+        return None

@@ -1,0 +1,185 @@
+"""Exactly-once processing and the 5-second deadline.
+
+WeChat retries a request up to three times when it has no answer within 5 s. Every message or
+event is claimed once in ``inbound_keys`` (so a retry, even after a restart or on another
+process, finds it), and the reply is stored with it so every retry gets the same answer.
+
+If the answer is not ready within the budget the request is answered ``success`` and the answer
+goes out later through the outbox as customer-service messages. Which of the two happens is
+decided by the database with conditional updates of the key's status (``processing`` →
+``replied`` by the handler, or ``processing`` → ``deferred`` by the request), so exactly one
+wins: nothing is lost and nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import texts
+from bot.handler.dispatcher import Dispatcher
+from bot.handler.types import Inbound, Out
+from bot.logmask import mask_openid
+from bot.runtime import Runtime
+from bot.storage.models import InboundKey, Message, Resident
+from bot.wechat import outbox
+from bot.wechat.replies import fit
+
+log = logging.getLogger("bot.delivery")
+
+POLL_SECONDS = 0.05
+
+
+class Delivery:
+    def __init__(self, rt: Runtime, dispatcher: Dispatcher) -> None:
+        self.rt = rt
+        self.dispatcher = dispatcher
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(self, inbound: Inbound) -> list[Out]:
+        """The passive reply for this request (at most one message); ``[]`` means answer ``success``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.rt.settings.reply_budget
+        if not await self._claim(inbound):
+            return await self._replay(inbound.key, deadline)
+        done: asyncio.Future[list[Out]] = loop.create_future()
+        task = asyncio.create_task(self._process(inbound, done))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        try:
+            return await asyncio.wait_for(asyncio.shield(done), max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            if await self._defer(inbound.key):
+                log.info("deferred %s: answer goes out as a customer-service message", inbound.key)
+                return []
+            # The handler finished in the meantime and stored its reply.
+            return await done
+
+    async def _claim(self, inbound: Inbound) -> bool:
+        now = self.rt.clock.now()
+        try:
+            async with self.rt.db.transaction() as session:
+                session.add(
+                    InboundKey(
+                        key=inbound.key,
+                        openid=inbound.openid,
+                        status="processing",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            return True
+        except IntegrityError:
+            log.info("retry of %s from %s", inbound.key, mask_openid(inbound.openid))
+            return False
+
+    async def _replay(self, key: str, deadline: float) -> list[Out]:
+        """A retry: the stored reply, waiting for it while the first request is still working."""
+        loop = asyncio.get_running_loop()
+        while True:
+            async with self.rt.db.session() as session:
+                row = await session.get(InboundKey, key, populate_existing=True)
+            if row is None or row.status not in ("processing", "replied"):
+                return []
+            if row.status == "replied":
+                return [Out.from_dict(d) for d in (row.reply or [])]
+            if loop.time() + POLL_SECONDS >= deadline:
+                return []
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def _defer(self, key: str) -> bool:
+        async with self.rt.db.transaction() as session:
+            result = await session.execute(
+                update(InboundKey)
+                .where(InboundKey.key == key, InboundKey.status == "processing")
+                .values(status="deferred", updated_at=self.rt.clock.now())
+            )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def _process(self, inbound: Inbound, done: asyncio.Future[list[Out]]) -> None:
+        try:
+            outs = fit(await self.dispatcher.process(inbound, self.rt))
+            passive = await self._finish(inbound, outs)
+        except Exception:
+            log.exception("could not finish %s", inbound.key)
+            passive = [Out.text(texts.ERROR)]
+        if not done.done():
+            done.set_result(passive)
+
+    async def _finish(self, inbound: Inbound, outs: list[Out]) -> list[Out]:
+        """Store the reply: as the passive answer if the request still waits, else via the outbox."""
+        now = self.rt.clock.now()
+        passive, rest = outs[:1], outs[1:]
+        async with self.rt.db.transaction() as session:
+            result = await session.execute(
+                update(InboundKey)
+                .where(InboundKey.key == inbound.key, InboundKey.status == "processing")
+                .values(status="replied", reply=[o.to_dict() for o in passive], updated_at=now)
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                await outbox.enqueue(session, inbound.openid, rest, dedup_key=f"{inbound.key}:more")
+                if passive:
+                    await _record_outbound(session, inbound.openid, passive, "passive", now)
+                return passive
+            # The request already answered "success": everything goes out as customer-service messages.
+            await outbox.enqueue(session, inbound.openid, outs, dedup_key=inbound.key)
+            await session.execute(
+                update(InboundKey).where(InboundKey.key == inbound.key).values(status="done", updated_at=now)
+            )
+            return []
+
+    async def recover_stale(self, older_than: timedelta = timedelta(minutes=2)) -> int:
+        """Keys left ``processing`` by a process that died: tell the resident to send again."""
+        cutoff = self.rt.clock.now() - older_than
+        async with self.rt.db.session() as session:
+            rows = (
+                await session.execute(
+                    select(InboundKey.key, InboundKey.openid).where(
+                        InboundKey.status == "processing", InboundKey.updated_at < cutoff
+                    )
+                )
+            ).all()
+        recovered = 0
+        for key, openid in rows:
+            async with self.rt.db.transaction() as session:
+                result = await session.execute(
+                    update(InboundKey)
+                    .where(InboundKey.key == key, InboundKey.status == "processing")
+                    .values(status="abandoned", updated_at=self.rt.clock.now())
+                )
+                if result.rowcount:  # type: ignore[attr-defined]
+                    await outbox.enqueue(
+                        session, openid, [Out.text(texts.ABANDONED)], dedup_key=f"{key}:abandoned"
+                    )
+                    recovered += 1
+        return recovered
+
+    async def drain(self, grace: float = 10.0) -> None:
+        """Wait for handlers still running (graceful shutdown)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace)
+
+
+async def _record_outbound(
+    session: AsyncSession, openid: str, outs: list[Out], via: str, now: datetime
+) -> None:
+    resident_id = await session.scalar(select(Resident.id).where(Resident.openid == openid))
+    if resident_id is None:
+        return
+    for out in outs:
+        session.add(
+            Message(
+                resident_id=resident_id,
+                direction="out",
+                msg_type=out.kind,
+                content=out.content or None,
+                payload=out.to_dict(),
+                via=via,
+                created_at=now,
+            )
+        )

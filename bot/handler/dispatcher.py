@@ -1,0 +1,60 @@
+"""The dispatcher: middlewares around the router, as in aiogram 3.
+
+A middleware is ``async def mw(ctx, call_next) -> list[Out]``; it may act before and after the
+rest of the chain or answer on its own (takeover). The last link asks the router for a handler.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from bot import texts
+from bot.handler.context import Context
+from bot.handler.router import Registered, Router
+from bot.handler.state import FSM
+from bot.handler.types import Inbound, Out, as_outs
+from bot.logmask import mask_openid
+from bot.runtime import Runtime
+
+log = logging.getLogger("bot.dispatch")
+
+Next = Callable[[Context], Awaitable[list[Out]]]
+Middleware = Callable[[Context, Next], Awaitable[list[Out]]]
+
+
+class Dispatcher:
+    def __init__(self, router: Router, middlewares: Sequence[Middleware] = ()) -> None:
+        self.router = router
+        self.middlewares = list(middlewares)
+        self._handlers: list[Registered] = router.ordered()
+
+    async def _route(self, ctx: Context) -> list[Out]:
+        for registered in self._handlers:
+            if await registered.matches(ctx):
+                ctx.extra["handler"] = registered.name
+                return as_outs(await registered.handler(ctx))
+        log.info("no handler for %s/%s", ctx.inbound.msg_type, ctx.inbound.event or "-")
+        return []
+
+    async def process(self, inbound: Inbound, rt: Runtime) -> list[Out]:
+        """Run one message through the middlewares and a handler. Never raises."""
+        try:
+            record = await rt.states.get(inbound.openid)
+            ctx = Context(inbound=inbound, rt=rt, fsm=FSM(rt.states, inbound.openid, record))
+            call: Next = self._route
+            for mw in reversed(self.middlewares):
+                call = _bind(mw, call)
+            return await call(ctx)
+        except Exception:
+            log.exception(
+                "handler failed for %s (%s)", mask_openid(inbound.openid), inbound.key.split(":")[0]
+            )
+            return [Out.text(texts.ERROR)]
+
+
+def _bind(mw: Middleware, nxt: Next) -> Next:
+    async def call(ctx: Context) -> list[Out]:
+        return await mw(ctx, nxt)
+
+    return call

@@ -1,0 +1,200 @@
+"""Routers and filters: handlers are small async functions registered with the filters they need.
+
+The dispatcher asks the root router for the first handler whose filters all match, looking at
+handlers in phases — conversation state, then menu key, then message/event type, then intent,
+then catch-alls — and within a phase in registration order. So a flow adds itself by
+registering handlers on its own router; nothing central is edited.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bot.handler.types import HandlerResult
+
+if TYPE_CHECKING:
+    from bot.handler.context import Context
+
+Handler = Callable[["Context"], Awaitable[HandlerResult]]
+
+PHASE_STATE, PHASE_MENU, PHASE_TYPE, PHASE_INTENT, PHASE_ANY = range(5)
+
+
+class Filter:
+    """A condition on the context. ``phase`` says how specific the filter is."""
+
+    phase = PHASE_ANY
+
+    def __call__(self, ctx: Context) -> bool | Awaitable[bool]:
+        raise NotImplementedError
+
+    def __and__(self, other: Filter) -> Filter:
+        return _And(self, other)
+
+
+class _And(Filter):
+    def __init__(self, *parts: Filter) -> None:
+        self.parts = parts
+        self.phase = min(p.phase for p in parts)
+
+    async def __call__(self, ctx: Context) -> bool:
+        for part in self.parts:
+            if not await _check(part, ctx):
+                return False
+        return True
+
+
+class State(Filter):
+    """The resident's conversation state matches one of the patterns (``complaint:*``)."""
+
+    phase = PHASE_STATE
+
+    def __init__(self, *patterns: str) -> None:
+        self.patterns = patterns
+
+    def __call__(self, ctx: Context) -> bool:
+        state = ctx.state_name
+        return state is not None and any(fnmatch.fnmatchcase(state, p) for p in self.patterns)
+
+
+class MenuKey(Filter):
+    """A menu CLICK (or a scan/subscribe with a scene key) whose key matches."""
+
+    phase = PHASE_MENU
+
+    def __init__(self, *patterns: str) -> None:
+        self.patterns = patterns
+
+    def __call__(self, ctx: Context) -> bool:
+        key = ctx.menu_key
+        return key is not None and any(fnmatch.fnmatchcase(key, p) for p in self.patterns)
+
+
+class MsgType(Filter):
+    phase = PHASE_TYPE
+
+    def __init__(self, *types: str) -> None:
+        self.types = {t.lower() for t in types}
+
+    def __call__(self, ctx: Context) -> bool:
+        return ctx.inbound.msg_type in self.types
+
+
+class Event(Filter):
+    phase = PHASE_TYPE
+
+    def __init__(self, *events: str) -> None:
+        self.events = {e.lower() for e in events}
+
+    def __call__(self, ctx: Context) -> bool:
+        return ctx.inbound.msg_type == "event" and (ctx.inbound.event or "") in self.events
+
+
+class Intent(Filter):
+    """The understood intent of a text (or recognised voice) message."""
+
+    phase = PHASE_INTENT
+
+    def __init__(self, *intents: str) -> None:
+        self.intents = set(intents)
+
+    def __call__(self, ctx: Context) -> bool:
+        return ctx.intent is not None and ctx.intent in self.intents
+
+
+class Text(Filter):
+    """The text equals one of ``words`` (after trimming), or matches a predicate."""
+
+    phase = PHASE_MENU
+
+    def __init__(self, *words: str, predicate: Callable[[str], bool] | None = None) -> None:
+        self.words = {w.strip().lower() for w in words}
+        self.predicate = predicate
+
+    def __call__(self, ctx: Context) -> bool:
+        text = ctx.text.lower()
+        if not text:
+            return False
+        return text in self.words or (self.predicate is not None and self.predicate(text))
+
+
+class Func(Filter):
+    def __init__(self, fn: Callable[[Context], bool | Awaitable[bool]], phase: int = PHASE_ANY) -> None:
+        self.fn = fn
+        self.phase = phase
+
+    def __call__(self, ctx: Context) -> bool | Awaitable[bool]:
+        return self.fn(ctx)
+
+
+async def _check(flt: Filter, ctx: Context) -> bool:
+    result = flt(ctx)
+    if inspect.isawaitable(result):
+        result = await result
+    return bool(result)
+
+
+@dataclass
+class Registered:
+    handler: Handler
+    filters: tuple[Filter, ...]
+    phase: int
+    order: int
+    name: str
+
+    async def matches(self, ctx: Context) -> bool:
+        for flt in self.filters:
+            if not await _check(flt, ctx):
+                return False
+        return True
+
+
+@dataclass
+class Router:
+    name: str
+    _handlers: list[Registered] = field(default_factory=list)
+    _children: list[Router] = field(default_factory=list)
+    _counter: int = 0
+
+    def message(self, *filters: Filter) -> Callable[[Handler], Handler]:
+        """Register the decorated async function for messages matching every filter."""
+
+        def decorate(fn: Handler) -> Handler:
+            phase = min((f.phase for f in filters), default=PHASE_ANY)
+            self._counter += 1
+            self._handlers.append(
+                Registered(fn, tuple(filters), phase, self._counter, f"{self.name}.{fn.__name__}")
+            )
+            return fn
+
+        return decorate
+
+    def include(self, *routers: Router) -> None:
+        self._children.extend(routers)
+
+    def walk(self) -> Iterator[Registered]:
+        yield from self._handlers
+        for child in self._children:
+            yield from child.walk()
+
+    def ordered(self) -> list[Registered]:
+        # Stable by phase; registration order (depth-first over included routers) breaks ties.
+        return sorted(self.walk(), key=lambda r: r.phase)
+
+    async def resolve(self, ctx: Context) -> Registered | None:
+        for registered in self.ordered():
+            if await registered.matches(ctx):
+                return registered
+        return None
+
+
+def describe(router: Router) -> list[dict[str, Any]]:
+    """What is registered, for docs and debugging."""
+    return [
+        {"handler": r.name, "phase": r.phase, "filters": [type(f).__name__ for f in r.filters]}
+        for r in router.ordered()
+    ]

@@ -1,0 +1,136 @@
+"""Per-resident conversation state (a small FSM): a state name plus JSON data.
+
+Two storages with one interface: the database (default) and Redis (``BOT_REDIS_URL``), so
+several server processes share a conversation however WeChat spreads its requests.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import delete, select
+
+from bot.clock import Clock
+from bot.storage.db import Database
+from bot.storage.models import ConversationState
+
+
+@dataclass
+class StateRecord:
+    state: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class StateStorage(Protocol):
+    async def get(self, openid: str) -> StateRecord: ...
+
+    async def set(self, openid: str, record: StateRecord) -> None: ...
+
+    async def clear(self, openid: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class DatabaseStateStorage:
+    """State rows in ``conversation_states``; idle states expire after ``ttl``."""
+
+    def __init__(self, db: Database, clock: Clock, ttl: timedelta = timedelta(hours=2)) -> None:
+        self.db = db
+        self.clock = clock
+        self.ttl = ttl
+
+    async def get(self, openid: str) -> StateRecord:
+        async with self.db.session() as session:
+            row = await session.scalar(select(ConversationState).where(ConversationState.openid == openid))
+        if row is None or row.state is None:
+            return StateRecord()
+        if self.clock.now() - row.updated_at > self.ttl:
+            return StateRecord(state=None, data={"expired_state": row.state})
+        return StateRecord(row.state, dict(row.data or {}))
+
+    async def set(self, openid: str, record: StateRecord) -> None:
+        async with self.db.transaction() as session:
+            row = await session.get(ConversationState, openid)
+            if row is None:
+                session.add(
+                    ConversationState(
+                        openid=openid, state=record.state, data=record.data, updated_at=self.clock.now()
+                    )
+                )
+            else:
+                row.state = record.state
+                row.data = dict(record.data)
+                row.updated_at = self.clock.now()
+
+    async def clear(self, openid: str) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(delete(ConversationState).where(ConversationState.openid == openid))
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisStateStorage:
+    """State as a JSON value per resident with a TTL."""
+
+    def __init__(self, redis: Any, ttl: timedelta = timedelta(hours=2), prefix: str = "bot:state:") -> None:
+        self.redis = redis
+        self.ttl = ttl
+        self.prefix = prefix
+
+    async def get(self, openid: str) -> StateRecord:
+        raw = await self.redis.get(self.prefix + openid)
+        if not raw:
+            return StateRecord()
+        value = json.loads(raw)
+        return StateRecord(value.get("state"), value.get("data") or {})
+
+    async def set(self, openid: str, record: StateRecord) -> None:
+        payload = json.dumps({"state": record.state, "data": record.data}, ensure_ascii=False)
+        await self.redis.set(self.prefix + openid, payload, ex=int(self.ttl.total_seconds()))
+
+    async def clear(self, openid: str) -> None:
+        await self.redis.delete(self.prefix + openid)
+
+    async def close(self) -> None:
+        return None
+
+
+class FSM:
+    """The state of one resident as seen by a handler: read once, written when changed."""
+
+    def __init__(self, storage: StateStorage, openid: str, record: StateRecord) -> None:
+        self._storage = storage
+        self._openid = openid
+        self._record = record
+
+    @property
+    def state(self) -> str | None:
+        return self._record.state
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self._record.data
+
+    @property
+    def expired_state(self) -> str | None:
+        """The state that lapsed from idleness since the last message, if any."""
+        value = self._record.data.get("expired_state") if self._record.state is None else None
+        return value if isinstance(value, str) else None
+
+    async def set(self, state: str | None, **data: Any) -> None:
+        """Move to ``state``, keeping existing data and updating it with ``data``."""
+        merged = {k: v for k, v in self._record.data.items() if k != "expired_state"}
+        merged.update(data)
+        self._record = StateRecord(state, merged)
+        await self._storage.set(self._openid, self._record)
+
+    async def update(self, **data: Any) -> None:
+        await self.set(self._record.state, **data)
+
+    async def clear(self) -> None:
+        self._record = StateRecord()
+        await self._storage.clear(self._openid)

@@ -1,0 +1,98 @@
+"""Transport-neutral message types: what arrives from a resident and what goes back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message or event from WeChat, normalised. ``raw`` keeps every field WeChat sent."""
+
+    openid: str
+    account: str  # ToUserName: the 公众号's original id
+    msg_type: str  # text, voice, image, video, shortvideo, location, link, event, …
+    create_time: int
+    msg_id: int | None = None
+    event: str | None = None  # lower-case event name for msg_type == "event"
+    event_key: str | None = None
+    content: str | None = None  # text, or recognised voice text
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Exactly-once key: MsgId for messages; sender + CreateTime + event for events."""
+        if self.msg_type == "event" or not self.msg_id:
+            return f"ev:{self.openid}:{self.create_time}:{self.event or self.msg_type}"
+        return f"msg:{self.msg_id}"
+
+    @property
+    def created(self) -> datetime:
+        return datetime.fromtimestamp(self.create_time, UTC)
+
+    @property
+    def text(self) -> str:
+        return (self.content or "").strip()
+
+    def get(self, name: str, default: str = "") -> str:
+        value = self.raw.get(name)
+        return value if isinstance(value, str) else default
+
+
+@dataclass(frozen=True)
+class Out:
+    """One outgoing message. ``kind``: text, image (media_id), news (articles), music …"""
+
+    kind: str
+    content: str = ""
+    media_id: str = ""
+    articles: tuple[dict[str, str], ...] = ()
+
+    @classmethod
+    def text(cls, content: str) -> Out:
+        return cls(kind="text", content=content)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind}
+        if self.content:
+            data["content"] = self.content
+        if self.media_id:
+            data["media_id"] = self.media_id
+        if self.articles:
+            data["articles"] = list(self.articles)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Out:
+        return cls(
+            kind=str(data.get("kind", "text")),
+            content=str(data.get("content", "")),
+            media_id=str(data.get("media_id", "")),
+            articles=tuple(data.get("articles", ())),
+        )
+
+    def to_custom_payload(self, openid: str) -> dict[str, Any]:
+        """The JSON body of WeChat's ``message/custom/send`` for this message."""
+        if self.kind == "text":
+            return {"touser": openid, "msgtype": "text", "text": {"content": self.content}}
+        if self.kind == "image":
+            return {"touser": openid, "msgtype": "image", "image": {"media_id": self.media_id}}
+        if self.kind == "news":
+            return {"touser": openid, "msgtype": "news", "news": {"articles": list(self.articles[:1])}}
+        raise ValueError(f"cannot send {self.kind!r} as a customer-service message")
+
+
+# What a handler may return: a text, one message, several, or nothing (answer "success").
+HandlerResult = str | Out | list[Out] | list[str] | None
+
+
+def as_outs(result: HandlerResult) -> list[Out]:
+    if result is None:
+        return []
+    if isinstance(result, str):
+        return [Out.text(result)] if result else []
+    if isinstance(result, Out):
+        return [result]
+    return [Out.text(r) if isinstance(r, str) else r for r in result]

@@ -1,0 +1,28 @@
+"""Masking of personal data and secrets before anything reaches a log line."""
+
+from __future__ import annotations
+
+import re
+
+_PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+_ROOM = re.compile(r"(\d+)\s*(号楼|栋|幢|单元|室|号)")
+
+
+def mask_openid(openid: str | None) -> str:
+    """``oABC…xyz``: enough to tell residents apart in a log, not enough to identify one."""
+    if not openid:
+        return "-"
+    if len(openid) <= 8:
+        return openid[:2] + "…"
+    return f"{openid[:4]}…{openid[-3:]}"
+
+
+def mask_text(text: str | None, keep: int = 0) -> str:
+    """Free text with phone numbers and house numbers masked; cut to ``keep`` characters if given."""
+    if not text:
+        return ""
+    masked = _PHONE.sub(r"\1****\2", text)
+    masked = _ROOM.sub(lambda m: "*" + m.group(2), masked)
+    if keep and len(masked) > keep:
+        masked = masked[:keep] + "…"
+    return masked

@@ -1,0 +1,1 @@
+"""The WeChat edge: endpoint, crypto, replies, the async API client, the outbox and a fake API server."""

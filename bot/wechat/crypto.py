@@ -1,0 +1,92 @@
+"""Signatures and message encryption for the 公众号 server protocol (plaintext, compatible, safe).
+
+wechatpy does the AES work; signatures are computed here so they can be compared in constant
+time, and a previous EncodingAESKey is tried after the current one so a key rotation loses no
+message. A reply is encrypted with the key that decrypted its request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from wechatpy.crypto import PrpCrypto
+from wechatpy.exceptions import InvalidAppIdException
+
+
+class CryptoError(Exception):
+    """The payload cannot be decrypted or does not belong to this account."""
+
+
+def signature(*parts: str) -> str:
+    """WeChat's SHA-1 over the sorted, concatenated parts."""
+    return hashlib.sha1("".join(sorted(parts)).encode("utf-8")).hexdigest()
+
+
+def signature_ok(expected: str, given: str | None) -> bool:
+    return bool(given) and hmac.compare_digest(expected.encode(), (given or "").encode())
+
+
+@dataclass(frozen=True)
+class Decrypted:
+    xml: str
+    key_index: int  # 0 = current key, 1 = previous key
+
+
+class Codec:
+    """Everything that needs the Token, the AppID and the EncodingAESKey(s)."""
+
+    def __init__(self, token: str, appid: str, aes_key: str = "", previous_aes_key: str = "") -> None:
+        self.token = token
+        self.appid = appid
+        self._ciphers = [PrpCrypto(_key(k)) for k in (aes_key, previous_aes_key) if k]
+
+    @property
+    def can_decrypt(self) -> bool:
+        return bool(self._ciphers)
+
+    def check(self, sig: str | None, timestamp: str, nonce: str, *extra: str) -> bool:
+        return signature_ok(signature(self.token, timestamp, nonce, *extra), sig)
+
+    def decrypt(self, encrypt: str, msg_signature: str | None, timestamp: str, nonce: str) -> Decrypted:
+        """Check ``msg_signature`` and decrypt with the current key, then the previous one."""
+        if not self.check(msg_signature, timestamp, nonce, encrypt):
+            raise CryptoError("bad msg_signature")
+        if not self._ciphers:
+            raise CryptoError("encrypted message but no EncodingAESKey configured")
+        wrong_appid = False
+        for index, cipher in enumerate(self._ciphers):
+            try:
+                return Decrypted(cipher.decrypt(encrypt, self.appid), index)
+            except InvalidAppIdException:
+                wrong_appid = True
+            except (ValueError, TypeError, IndexError, UnicodeDecodeError, binascii.Error):
+                continue
+        raise CryptoError("payload for another appid" if wrong_appid else "payload does not decrypt")
+
+    def encrypt(
+        self, xml: str, key_index: int = 0, timestamp: str | None = None, nonce: str | None = None
+    ) -> str:
+        """The safe-mode envelope for a reply."""
+        cipher = self._ciphers[min(key_index, len(self._ciphers) - 1)]
+        encrypt = cipher.encrypt(xml, self.appid).decode("ascii")
+        timestamp = timestamp or str(int(time.time()))
+        nonce = nonce or secrets.token_hex(8)
+        sig = signature(self.token, timestamp, nonce, encrypt)
+        return (
+            f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt>"
+            f"<MsgSignature><![CDATA[{sig}]]></MsgSignature>"
+            f"<TimeStamp>{timestamp}</TimeStamp><Nonce><![CDATA[{nonce}]]></Nonce></xml>"
+        )
+
+
+def _key(aes_key: str) -> bytes:
+    raw = base64.b64decode(aes_key + "=")
+    if len(raw) != 32:
+        raise ValueError("EncodingAESKey must decode to 32 bytes")
+    return raw
