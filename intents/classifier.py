@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
 from sklearn.svm import LinearSVC
 
 from intents.features import FeatureConfig, SynonymRewriter, extract, extract_many
@@ -106,6 +105,27 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def calibration_split(y: np.ndarray, fraction: float, chunks: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out contiguous blocks of each class (in file order) for calibration.
+
+    Neighbouring examples in a training file are often variants of one another (same template, same
+    topic); a random split would put near-duplicates on both sides and fit an over-confident temperature.
+    Holding out whole blocks approximates unseen phrasings.
+    """
+    held = max(1, round(chunks * fraction))
+    picked = set(np.linspace(1, chunks - 1, held).round().astype(int).tolist())
+    train_idx: list[int] = []
+    hold_idx: list[int] = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        if len(idx) < chunks:
+            train_idx.extend(idx.tolist())
+            continue
+        for k, block in enumerate(np.array_split(idx, chunks)):
+            (hold_idx if k in picked else train_idx).extend(block.tolist())
+    return np.asarray(train_idx, dtype=np.int64), np.asarray(hold_idx, dtype=np.int64)
+
+
 def fit_temperature(scores: np.ndarray, y: np.ndarray) -> float:
     best_t, best_nll = 1.0, math.inf
     rows = np.arange(len(y))
@@ -154,10 +174,7 @@ class LinearTextClassifier:
         counts, names = _count_matrix(docs)
         temperature = 1.0
         if mc.calibrate and len(texts) >= 20:
-            n_per_class = np.bincount(y, minlength=len(classes))
-            stratify = y if n_per_class.min() >= 2 else None
-            tr, ho = train_test_split(np.arange(len(y)), test_size=mc.calibration_fraction,
-                                      random_state=mc.seed, stratify=stratify)
+            tr, ho = calibration_split(y, mc.calibration_fraction)
             idf = _idf(counts[tr], mc.min_df)
             w, b = _fit_estimator(_tfidf(counts[tr], idf, mc.sublinear_tf), y[tr], len(classes), mc)
             scores = _tfidf(counts[ho], idf, mc.sublinear_tf) @ w + b

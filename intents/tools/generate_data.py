@@ -466,7 +466,63 @@ COMPLAINT_SLOTS: dict[str, list[str]] = {
     """),
 }
 
+NAME_PARTS = list("金华锦绣阳光幸福和平新景东方翠湖碧桂龙城博雅书香南山北岸滨江天悦紫荆荷塘凤凰")
+PLACE_KINDS = ["小区", "花园", "家园", "苑", "新村", "路", "街", "公寓", "大厦", "社区", "城"]
+
+
+def synthetic_places(rng: random.Random, n: int) -> list[str]:
+    """Invented place names (锦绣花园, 凤凰路 …) so that unknown names are not a sign of `fallback`."""
+    out = set()
+    while len(out) < n:
+        out.add("".join(rng.sample(NAME_PARTS, 2)) + rng.choice(PLACE_KINDS))
+    return sorted(out)
+
+
+COMPLAINT_SLOTS["anyplace"] = synthetic_places(random.Random(7), 60)
+COMPLAINT_SLOTS["formal_issue"] = lines("""
+电梯故障频发
+路灯长期不亮
+违规收费
+物业不作为
+开发商迟迟不办房产证
+道路破损严重
+垃圾长期无人清运
+污水直排
+噪音严重扰民
+违章搭建严重
+停车收费混乱
+供暖不达标
+二次供水水质差
+小区环境脏乱差
+消防设施缺失
+化粪池外溢
+绿化带被毁
+施工扬尘严重
+拖欠维修基金
+物业擅自涨价
+""")
+COMPLAINT_SLOTS["formal_ask"] = lines("""
+恳请有关部门处理
+请求尽快解决
+希望领导重视
+要求整改
+请社区协调解决
+望相关部门督促整改
+强烈要求处理
+请给个说法
+""")
+
 COMPLAINT_TEMPLATES = [
+    "{anyplace}{formal_issue}",
+    "{anyplace}{formal_issue}，{formal_ask}",
+    "反映{anyplace}{formal_issue}的问题",
+    "关于{anyplace}{formal_issue}的投诉",
+    "{formal_issue}，{formal_ask}",
+    "投诉{anyplace}{formal_issue}",
+    "{anyplace}的{broken}{state}",
+    "{anyplace}{noise}{nuisance}",
+    "{anyplace}{hazard}",
+    "{anyplace}{park}",
     "{place}的{broken}{state}",
     "{place}{broken}{state}，{urge}",
     "{broken}{state}，{urge}",
@@ -935,7 +991,12 @@ QUERY_SLOTS: dict[str, list[str]] = {
     """),
 }
 
+QUERY_SLOTS["anyplace"] = synthetic_places(random.Random(8), 40)
 QUERY_TEMPLATES = [
+    "咨询{item}的办理流程",
+    "关于{policy}的政策咨询",
+    "{anyplace}的居民{item}{qq}",
+    "{anyplace}附近哪里能办{item}",
     "{item}{qq}",
     "请问{item}{qq}",
     "我想办{item}，{qq}",
