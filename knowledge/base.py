@@ -35,10 +35,10 @@ class RetrievalConfig:
     * below ``choice_threshold`` the knowledge base says it does not know.
     """
 
-    answer_threshold: float = 0.62
+    answer_threshold: float = 0.50
     margin: float = 0.08
-    choice_threshold: float = 0.45
-    choice_floor: float = 0.35
+    choice_threshold: float = 0.35
+    choice_floor: float = 0.25
     max_choices: int = 3
     candidates: int = 30
     k1: float = 1.2

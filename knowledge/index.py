@@ -29,8 +29,8 @@ class IndexWeights:
     """Weights of the score features; they sum to 1 so the final score stays in 0..1."""
 
     words: float = 0.35
-    grams: float = 0.25
-    answer: float = 0.10
+    grams: float = 0.15
+    answer: float = 0.20
     fuzzy: float = 0.30
 
 

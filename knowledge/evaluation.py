@@ -1,0 +1,200 @@
+"""Evaluate retrieval on labelled questions: ranking quality and the answer / don't-know decision.
+
+Evaluation files (``kb eval FILE``):
+
+* YAML grouped by entry id, ``none`` for questions without an answer::
+
+      proof-residence: [孩子上学要住址证明上哪开, ...]
+      none: [明天天气怎么样, ...]
+
+* YAML list of ``{question: ..., expected: <entry id> | none}``;
+* CSV with columns ``question,expected`` (header row required).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from knowledge.base import KnowledgeBase
+from knowledge.errors import KnowledgeDataError
+
+DEFAULT_EVAL_FILE = Path(__file__).parent / "eval" / "questions.yml"
+NONE_LABELS = frozenset({"none", "null", "", "-"})
+
+
+@dataclass(frozen=True)
+class LabelledQuestion:
+    text: str
+    expected: str | None  # entry id, or None when the knowledge base has no answer
+
+
+def _label(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text.lower() in NONE_LABELS else text
+
+
+def _from_yaml(path: Path, doc: Any) -> list[LabelledQuestion]:
+    out: list[LabelledQuestion] = []
+    if isinstance(doc, dict):
+        for label, questions in doc.items():
+            if not isinstance(questions, list):
+                raise KnowledgeDataError(path, f"questions for {label!r} must be a list")
+            for q in questions:
+                if not isinstance(q, str) or not q.strip():
+                    raise KnowledgeDataError(path, f"question under {label!r} must be non-empty text: {q!r}")
+                out.append(LabelledQuestion(q.strip(), _label(label)))
+    elif isinstance(doc, list):
+        for i, item in enumerate(doc, 1):
+            if not isinstance(item, dict):
+                raise KnowledgeDataError(path, f"item {i} must be a mapping with 'question' and 'expected'")
+            text = item.get("question", item.get("q"))
+            if not isinstance(text, str) or not text.strip():
+                raise KnowledgeDataError(path, f"item {i} has no 'question' text")
+            out.append(LabelledQuestion(text.strip(), _label(item.get("expected", item.get("id")))))
+    else:
+        raise KnowledgeDataError(path, "expected a mapping of entry id to questions, or a list of items")
+    return out
+
+
+def _from_csv(path: Path, text: str) -> list[LabelledQuestion]:
+    reader = csv.DictReader(text.splitlines())
+    fields = [f.strip().lower() for f in reader.fieldnames or []]
+    if "question" not in fields or "expected" not in fields:
+        raise KnowledgeDataError(path, "CSV needs a header with 'question' and 'expected' columns", 1)
+    out: list[LabelledQuestion] = []
+    for row in reader:
+        norm = {(k or "").strip().lower(): (v or "") for k, v in row.items()}
+        if not norm["question"].strip():
+            raise KnowledgeDataError(path, "empty question", reader.line_num)
+        out.append(LabelledQuestion(norm["question"].strip(), _label(norm["expected"])))
+    return out
+
+
+def load_questions(path: Path) -> list[LabelledQuestion]:
+    """Read an evaluation file (YAML or CSV); errors name the file (and line when known)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise KnowledgeDataError(path, "not UTF-8 text") from None
+    except OSError as exc:
+        raise KnowledgeDataError(path, f"cannot read file: {exc.strerror or exc}") from None
+    if path.suffix.lower() == ".csv":
+        questions = _from_csv(path, text)
+    else:
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise KnowledgeDataError(path, "invalid YAML", mark.line + 1 if mark else None) from None
+        questions = _from_yaml(path, doc)
+    if not questions:
+        raise KnowledgeDataError(path, "no questions found")
+    return questions
+
+
+@dataclass
+class Miss:
+    question: str
+    expected: str | None
+    decision: str
+    top: list[tuple[str, float]]
+
+
+@dataclass
+class EvalReport:
+    answerable: int
+    unanswerable: int
+    top1: float  # best hit is the expected entry (answerable questions)
+    recall_at_3: float
+    mrr: float  # over the top 10
+    answered_correctly: float  # decision 'answer' with the right entry (answerable)
+    resolved: float  # answered correctly, or the right entry among the offered choices
+    false_unknown: float  # answerable questions answered "don't know"
+    unknown_precision: float  # of the questions answered "don't know", share that truly have no answer
+    unknown_recall: float  # of the questions without an answer, share answered "don't know"
+    confident_wrong: int  # decision 'answer' with a wrong entry (any question)
+    decisions: dict[str, int] = field(default_factory=dict)
+    misses: list[Miss] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        lines = [
+            f"questions: {self.answerable} answerable, {self.unanswerable} without answer",
+            f"top-1 accuracy:        {self.top1:.3f}",
+            f"recall@3:              {self.recall_at_3:.3f}",
+            f"MRR@10:                {self.mrr:.3f}",
+            f"answered correctly:    {self.answered_correctly:.3f}",
+            f"resolved (answer or right choice offered): {self.resolved:.3f}",
+            f"false don't-know:      {self.false_unknown:.3f}",
+            f"don't-know precision:  {self.unknown_precision:.3f}",
+            f"don't-know recall:     {self.unknown_recall:.3f}",
+            f"confident wrong answers: {self.confident_wrong}",
+            "decisions: " + ", ".join(f"{k}={v}" for k, v in sorted(self.decisions.items())),
+        ]
+        return "\n".join(lines)
+
+
+def _ratio(a: int, b: int) -> float:
+    return round(a / b, 4) if b else 0.0
+
+
+def evaluate(kb: KnowledgeBase, questions: Sequence[LabelledQuestion]) -> EvalReport:
+    """Run every question through ``search`` and ``answer`` and compute the figures."""
+    answerable = [q for q in questions if q.expected is not None]
+    unanswerable = [q for q in questions if q.expected is None]
+    top1 = rec3 = answered_ok = resolved = false_unknown = 0
+    rr = 0.0
+    pred_unknown = true_unknown = confident_wrong = 0
+    decisions: dict[str, int] = {}
+    misses: list[Miss] = []
+    for q in questions:
+        hits = kb.search(q.text, k=10)
+        ids = [h.entry.id for h in hits]
+        decision = kb.answer(q.text)
+        decisions[decision.kind] = decisions.get(decision.kind, 0) + 1
+        offered = [h.entry.id for h in decision.hits]
+        wrong = False
+        if decision.kind == "unknown":
+            pred_unknown += 1
+            true_unknown += q.expected is None
+        if q.expected is None:
+            wrong = decision.kind != "unknown"
+            confident_wrong += decision.kind == "answer"
+        else:
+            top1 += bool(ids) and ids[0] == q.expected
+            rec3 += q.expected in ids[:3]
+            rr += 1.0 / (ids.index(q.expected) + 1) if q.expected in ids else 0.0
+            ok = decision.kind == "answer" and offered[0] == q.expected
+            answered_ok += ok
+            resolved += ok or (decision.kind == "choices" and q.expected in offered)
+            false_unknown += decision.kind == "unknown"
+            confident_wrong += decision.kind == "answer" and not ok
+            wrong = not ids or ids[0] != q.expected or not (ok or q.expected in offered)
+        if wrong:
+            misses.append(Miss(q.text, q.expected, decision.kind, [(h.entry.id, h.score) for h in hits[:3]]))
+    n = len(answerable)
+    return EvalReport(
+        answerable=n,
+        unanswerable=len(unanswerable),
+        top1=_ratio(top1, n),
+        recall_at_3=_ratio(rec3, n),
+        mrr=round(rr / n, 4) if n else 0.0,
+        answered_correctly=_ratio(answered_ok, n),
+        resolved=_ratio(resolved, n),
+        false_unknown=_ratio(false_unknown, n),
+        unknown_precision=_ratio(true_unknown, pred_unknown),
+        unknown_recall=_ratio(true_unknown, len(unanswerable)),
+        confident_wrong=confident_wrong,
+        decisions=decisions,
+        misses=misses,
+    )
