@@ -1,0 +1,106 @@
+"""``python -m bot token create|list|revoke``: API tokens for the JSON API.
+
+``create --name N --role ROLE`` prints the new token once (only its SHA-256 hash is stored);
+``list`` shows id, name, role, prefix, creation, last use and revocation; ``revoke ID|PREFIX`` revokes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from bot.api.tokens import ROLE_HELP, ROLES, TokenError, create_token, list_tokens, revoke_token
+from bot.clock import Clock
+from bot.config import Settings
+from bot.storage.db import Database
+
+
+def register(sub: argparse._SubParsersAction, data_dir: Path) -> None:
+    roles = "; ".join(f"{r}: {h}" for r, h in ROLE_HELP.items())
+    p = sub.add_parser("token", help="API tokens for the JSON API (create, list, revoke)")
+    tsub = p.add_subparsers(dest="token_command", metavar="<action>", required=True)
+    create = tsub.add_parser(
+        "create",
+        help="create a token and print it once",
+        description=f"Create an API token. Roles: {roles}.",
+    )
+    create.add_argument("--name", required=True, help="who or what uses the token (e.g. 'console', 'Li Hua')")
+    create.add_argument("--role", required=True, choices=ROLES, help="what the token may do")
+    create.set_defaults(func=_create)
+    lst = tsub.add_parser("list", help="list tokens (never their secrets)")
+    lst.add_argument("--active", action="store_true", help="leave out revoked tokens")
+    lst.set_defaults(func=_list)
+    revoke = tsub.add_parser("revoke", help="revoke a token by id or prefix")
+    revoke.add_argument("token", metavar="ID|PREFIX", help="the id or prefix `token list` shows")
+    revoke.set_defaults(func=_revoke)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "-"
+
+
+def _database_problem(exc: Exception) -> int:
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    print(f"cannot use the database: {type(exc).__name__}: {text}", file=sys.stderr)
+    if "api_tokens" in str(exc) or "no such table" in str(exc) or "does not exist" in str(exc):
+        print("is the schema up to date? run: python -m bot db upgrade", file=sys.stderr)
+    return 1
+
+
+async def _create(args: argparse.Namespace) -> int:
+    db = Database(Settings.from_env().database_url)
+    try:
+        secret, info = await create_token(db, args.name, args.role, Clock().now())
+    except TokenError as exc:
+        print(f"token error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        return _database_problem(exc)
+    finally:
+        await db.dispose()
+    print(f"created token {info.id} ({info.name!r}, role {info.role}, prefix {info.prefix})")
+    print("copy it now; it is not stored and will not be shown again:")
+    print(secret)
+    return 0
+
+
+async def _list(args: argparse.Namespace) -> int:
+    db = Database(Settings.from_env().database_url)
+    try:
+        tokens = await list_tokens(db, include_revoked=not args.active)
+    except Exception as exc:
+        return _database_problem(exc)
+    finally:
+        await db.dispose()
+    if not tokens:
+        print("no tokens; create one with: python -m bot token create --name NAME --role ROLE")
+        return 0
+    rows = [("ID", "NAME", "ROLE", "PREFIX", "CREATED", "LAST USED", "REVOKED")]
+    for t in tokens:
+        rows.append(
+            (str(t.id), t.name, t.role, t.prefix, _when(t.created_at), _when(t.last_used_at), _when(t.revoked_at))
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+async def _revoke(args: argparse.Namespace) -> int:
+    db = Database(Settings.from_env().database_url)
+    try:
+        info, revoked = await revoke_token(db, args.token, Clock().now())
+    except TokenError as exc:
+        print(f"token error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        return _database_problem(exc)
+    finally:
+        await db.dispose()
+    if revoked:
+        print(f"revoked token {info.id} ({info.name!r}, role {info.role}, prefix {info.prefix})")
+    else:
+        print(f"token {info.id} ({info.name!r}) was already revoked at {_when(info.revoked_at)}")
+    return 0
