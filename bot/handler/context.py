@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.sql import Executable
+
 from bot.handler.state import FSM
 from bot.handler.types import Inbound
 from bot.storage.models import Resident
@@ -23,6 +25,9 @@ class Context:
     confidence: float | None = None
     understanding: Any = None  # the intent engine's Classification, when it ran
     extra: dict[str, Any] = field(default_factory=dict)
+    # Rows and statements written in the same transaction that stores the reply (one commit).
+    pending_rows: list[Any] = field(default_factory=list)
+    pending_statements: list[Executable] = field(default_factory=list)
 
     @property
     def openid(self) -> str:

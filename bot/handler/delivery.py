@@ -22,11 +22,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
+from bot.handler.context import Context
 from bot.handler.dispatcher import Dispatcher
 from bot.handler.types import Inbound, Out
 from bot.logmask import mask_openid
 from bot.runtime import Runtime
-from bot.storage.models import InboundKey, Message, Resident
+from bot.storage.models import InboundKey, Message
 from bot.wechat import outbox
 from bot.wechat.replies import fit
 
@@ -103,19 +104,25 @@ class Delivery:
 
     async def _process(self, inbound: Inbound, done: asyncio.Future[list[Out]]) -> None:
         try:
-            outs = fit(await self.dispatcher.process(inbound, self.rt))
-            passive = await self._finish(inbound, outs)
+            processed = await self.dispatcher.process(inbound, self.rt)
+            passive = await self._finish(inbound, fit(processed.outs), processed.ctx)
         except Exception:
             log.exception("could not finish %s", inbound.key)
             passive = [Out.text(texts.ERROR)]
         if not done.done():
             done.set_result(passive)
 
-    async def _finish(self, inbound: Inbound, outs: list[Out]) -> list[Out]:
-        """Store the reply: as the passive answer if the request still waits, else via the outbox."""
+    async def _finish(self, inbound: Inbound, outs: list[Out], ctx: Context | None) -> list[Out]:
+        """Store the reply — as the passive answer if the request still waits, else via the outbox —
+        together with what the middlewares and handler left pending, in one transaction."""
         now = self.rt.clock.now()
         passive, rest = outs[:1], outs[1:]
+        resident_id = ctx.resident.id if ctx is not None and ctx.resident is not None else None
         async with self.rt.db.transaction() as session:
+            if ctx is not None:
+                session.add_all(ctx.pending_rows)
+                for statement in ctx.pending_statements:
+                    await session.execute(statement)
             result = await session.execute(
                 update(InboundKey)
                 .where(InboundKey.key == inbound.key, InboundKey.status == "processing")
@@ -123,8 +130,8 @@ class Delivery:
             )
             if result.rowcount:  # type: ignore[attr-defined]
                 await outbox.enqueue(session, inbound.openid, rest, dedup_key=f"{inbound.key}:more")
-                if passive:
-                    await _record_outbound(session, inbound.openid, passive, "passive", now)
+                if passive and resident_id is not None:
+                    _record_outbound(session, resident_id, passive, "passive", now)
                 return passive
             # The request already answered "success": everything goes out as customer-service messages.
             await outbox.enqueue(session, inbound.openid, outs, dedup_key=inbound.key)
@@ -165,12 +172,9 @@ class Delivery:
             await asyncio.wait(set(self._tasks), timeout=grace)
 
 
-async def _record_outbound(
-    session: AsyncSession, openid: str, outs: list[Out], via: str, now: datetime
+def _record_outbound(
+    session: AsyncSession, resident_id: int, outs: list[Out], via: str, now: datetime
 ) -> None:
-    resident_id = await session.scalar(select(Resident.id).where(Resident.openid == openid))
-    if resident_id is None:
-        return
     for out in outs:
         session.add(
             Message(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from bot import texts
 from bot.handler.context import Context
@@ -37,20 +38,29 @@ class Dispatcher:
         log.info("no handler for %s/%s", ctx.inbound.msg_type, ctx.inbound.event or "-")
         return []
 
-    async def process(self, inbound: Inbound, rt: Runtime) -> list[Out]:
+    async def process(self, inbound: Inbound, rt: Runtime) -> Processed:
         """Run one message through the middlewares and a handler. Never raises."""
+        ctx: Context | None = None
         try:
             record = await rt.states.get(inbound.openid)
             ctx = Context(inbound=inbound, rt=rt, fsm=FSM(rt.states, inbound.openid, record))
             call: Next = self._route
             for mw in reversed(self.middlewares):
                 call = _bind(mw, call)
-            return await call(ctx)
+            return Processed(await call(ctx), ctx)
         except Exception:
             log.exception(
                 "handler failed for %s (%s)", mask_openid(inbound.openid), inbound.key.split(":")[0]
             )
-            return [Out.text(texts.ERROR)]
+            return Processed([Out.text(texts.ERROR)], ctx)
+
+
+@dataclass
+class Processed:
+    """A handled message: the answer, and the context whose pending writes go with it."""
+
+    outs: list[Out]
+    ctx: Context | None
 
 
 def _bind(mw: Middleware, nxt: Next) -> Next:

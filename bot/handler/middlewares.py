@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.handler.context import Context
@@ -20,54 +21,80 @@ log = logging.getLogger("bot.messages")
 
 
 async def resident(ctx: Context, nxt: Next) -> list[Out]:
-    """Load or create the resident by openid; keep subscription and the 48-hour window current."""
+    """Load (or create) the resident by openid; keep subscription and the 48-hour window current.
+
+    Only a first contact or a (un)subscribe writes here; the last-inbound time is written with
+    the reply, in the same transaction.
+    """
     inbound = ctx.inbound
     now = ctx.rt.clock.now()
-    for attempt in range(2):
-        try:
-            async with ctx.rt.db.transaction() as session:
-                row = await session.scalar(select(Resident).where(Resident.openid == inbound.openid))
-                if row is None:
-                    row = Resident(openid=inbound.openid, subscribed=True, subscribed_at=now, created_at=now)
-                    session.add(row)
-                row.last_inbound_at = now
-                if inbound.event == "subscribe":
-                    row.subscribed, row.subscribed_at, row.unsubscribed_at = True, now, None
-                elif inbound.event == "unsubscribe":
-                    row.subscribed, row.unsubscribed_at = False, now
-                elif not row.subscribed and inbound.msg_type != "event":
-                    row.subscribed = True  # writing to us means they follow the account again
-                await session.flush()
-            ctx.resident = row
-            break
-        except IntegrityError:
-            if attempt:
-                raise  # created concurrently by another request: read it the second time
+    async with ctx.rt.db.session() as session:
+        row = await session.scalar(select(Resident).where(Resident.openid == inbound.openid))
+    changes: dict[str, object] = {}
+    if inbound.event == "subscribe":
+        changes = {"subscribed": True, "subscribed_at": now, "unsubscribed_at": None}
+    elif inbound.event == "unsubscribe":
+        changes = {"subscribed": False, "unsubscribed_at": now}
+    elif row is not None and not row.subscribed and inbound.msg_type != "event":
+        changes = {"subscribed": True}  # writing to us means they follow the account again
+    if row is None or changes:
+        row = await _upsert_resident(ctx, row, changes, now)
+    ctx.resident = row
+    ctx.pending_statements.append(
+        update(Resident).where(Resident.id == row.id).values(last_inbound_at=now, updated_at=now)
+    )
     return await nxt(ctx)
 
 
+async def _upsert_resident(
+    ctx: Context, row: Resident | None, changes: dict[str, object], now: datetime
+) -> Resident:
+    for attempt in range(2):
+        try:
+            async with ctx.rt.db.transaction() as session:
+                if row is None:
+                    row = await session.scalar(select(Resident).where(Resident.openid == ctx.openid))
+                else:
+                    row = await session.merge(row)
+                if row is None:
+                    row = Resident(openid=ctx.openid, subscribed=True, subscribed_at=now, created_at=now)
+                    session.add(row)
+                for name, value in changes.items():
+                    setattr(row, name, value)
+                row.last_inbound_at = now
+                await session.flush()
+            return row
+        except IntegrityError:
+            if attempt:
+                raise  # created concurrently by another request: read it the second time
+            row = None
+    raise AssertionError("unreachable")
+
+
 async def log_message(ctx: Context, nxt: Next) -> list[Out]:
-    """Store the inbound message (with intent and confidence when known), whatever happens next."""
+    """Log the inbound message (with intent and confidence when known), whatever happens next.
+
+    The row is written with the reply, in one transaction.
+    """
     try:
         return await nxt(ctx)
     finally:
         inbound = ctx.inbound
         if ctx.resident is not None:
-            async with ctx.rt.db.transaction() as session:
-                session.add(
-                    Message(
-                        resident_id=ctx.resident.id,
-                        direction="in",
-                        msg_type=inbound.msg_type,
-                        event=inbound.event,
-                        content=inbound.content,
-                        payload=inbound.raw,
-                        intent=ctx.intent,
-                        confidence=ctx.confidence,
-                        dedup_key=inbound.key,
-                        created_at=ctx.rt.clock.now(),
-                    )
+            ctx.pending_rows.append(
+                Message(
+                    resident_id=ctx.resident.id,
+                    direction="in",
+                    msg_type=inbound.msg_type,
+                    event=inbound.event,
+                    content=inbound.content,
+                    payload=inbound.raw,
+                    intent=ctx.intent,
+                    confidence=ctx.confidence,
+                    dedup_key=inbound.key,
+                    created_at=ctx.rt.clock.now(),
                 )
+            )
         log.info(
             "in %s %s%s intent=%s conf=%s handler=%s",
             mask_openid(inbound.openid),

@@ -8,7 +8,6 @@ message. A reply is encrypted with the key that decrypted its request.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import secrets
@@ -65,7 +64,7 @@ class Codec:
                 return Decrypted(cipher.decrypt(encrypt, self.appid), index)
             except InvalidAppIdException:
                 wrong_appid = True
-            except (ValueError, TypeError, IndexError, UnicodeDecodeError, binascii.Error):
+            except Exception:  # bad base64, padding, length or encoding: try the next key
                 continue
         raise CryptoError("payload for another appid" if wrong_appid else "payload does not decrypt")
 

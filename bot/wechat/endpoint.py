@@ -76,7 +76,7 @@ async def receive(request: web.Request) -> web.Response:
     except BadMessage as exc:
         return _reject(400, str(exc), request)
     except CryptoError as exc:
-        return _reject(403 if "signature" in str(exc) or "appid" in str(exc) else 400, str(exc), request)
+        return _reject(403 if "signature" in str(exc) else 400, str(exc), request)
 
     outs = await request.app[DELIVERY].handle(inbound)
     if not outs:

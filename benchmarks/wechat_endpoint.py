@@ -1,0 +1,148 @@
+"""Messages per second and latency through HTTP in safe mode: the full pipeline against an echo server.
+
+Each server runs in its own process pinned to one core (``taskset -c 0`` when available); this
+process, on the other core, replays pre-encrypted unique text messages with a fixed number of
+connections. The full pipeline decrypts, dedups, persists (SQLite, WAL), routes, replies and
+encrypts; the echo server only decrypts, parses and encrypts the text back.
+
+    .venv/bin/python benchmarks/wechat_endpoint.py [--messages 3000] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bot.wechat.simulate import WeChatSender  # noqa: E402
+
+TOKEN, APPID, AES_KEY = "benchtoken", "wxbench000000001", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pinned(cmd: list[str]) -> list[str]:
+    return (["taskset", "-c", "0"] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []) + cmd
+
+
+async def wait_ready(port: int) -> None:
+    for _ in range(300):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"server on {port} did not start")
+
+
+async def load(url: str, n: int, concurrency: int, label: str) -> dict[str, float]:
+    sender = WeChatSender(url, TOKEN, APPID, AES_KEY, mode="safe")
+    requests = [sender.build(sender.text(f"o_bench_{i % 200:03d}", f"你好 {i}")) for i in range(n)]
+    latencies: list[float] = []
+    errors = 0
+    queue = list(reversed(requests))
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        # Warm up (jieba, SQLite, connection pool) outside the measurement.
+        for q, body in [sender.build(sender.text("o_warm", "你好")) for _ in range(20)]:
+            async with http.post(url, params=q, data=body.encode()) as resp:
+                await resp.read()
+
+        async def worker() -> None:
+            nonlocal errors
+            while queue:
+                q, body = queue.pop()
+                t0 = time.perf_counter()
+                async with http.post(url, params=q, data=body.encode()) as resp:
+                    text = await resp.text()
+                    if resp.status != 200 or "<Encrypt>" not in text:
+                        errors += 1
+                latencies.append(time.perf_counter() - t0)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+    pct = lambda p: latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000  # noqa: E731
+    result = {
+        "rps": n / elapsed,
+        "p50": pct(50),
+        "p90": pct(90),
+        "p99": pct(99),
+        "mean": statistics.fmean(latencies) * 1000,
+        "errors": errors,
+    }
+    print(
+        f"{label:<14} {result['rps']:8.0f} msg/s   p50 {result['p50']:6.1f} ms   p90 {result['p90']:6.1f} ms   "
+        f"p99 {result['p99']:6.1f} ms   errors {errors}"
+    )
+    return result
+
+
+async def run_server(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(pinned(cmd), env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    await wait_ready(port)
+    return proc
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        echo_port = free_port()
+        echo = await run_server(
+            [py, "benchmarks/echo_server.py", "--port", str(echo_port), "--token", TOKEN, "--aes-key", AES_KEY,
+             "--appid", APPID],
+            env,
+            echo_port,
+        )
+        try:
+            echo_r = await load(f"http://127.0.0.1:{echo_port}/wechat", args.messages, args.concurrency, "echo")
+        finally:
+            echo.terminate()
+            echo.wait()
+        bot_port = free_port()
+        bot_env = {
+            **env,
+            "BOT_PORT": str(bot_port),
+            "BOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench.sqlite3",
+            "BOT_DATA_DIR": f"{tmp}/data",
+            "BOT_WECHAT_TOKEN": TOKEN,
+            "BOT_WECHAT_APPID": APPID,
+            "BOT_WECHAT_AES_KEY": AES_KEY,
+            "BOT_WECHAT_API_BASE": "http://127.0.0.1:9",  # never called: every reply is passive
+            "BOT_LOG_LEVEL": "WARNING",
+        }
+        bot = await run_server([py, "-m", "bot", "serve"], bot_env, bot_port)
+        try:
+            bot_r = await load(f"http://127.0.0.1:{bot_port}/wechat", args.messages, args.concurrency, "full pipeline")
+        finally:
+            bot.terminate()
+            bot.wait()
+    print(f"ratio (full / echo throughput): {bot_r['rps'] / echo_r['rps']:.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
