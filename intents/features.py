@@ -6,6 +6,7 @@ Digits are folded to ``0`` (3号楼 and 12号楼 look alike) and synonyms/homoph
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ def extract(text: str, config: FeatureConfig, rewrite: SynonymRewriter | None = 
     words = [w for w in words if not _PUNCT_RE.fullmatch(w)]
     feats = ["w" + w for w in words]
     if config.word_bigrams:
-        feats.extend("b" + a + "_" + b for a, b in zip(words, words[1:], strict=False))
+        feats.extend("b" + a + "_" + b for a, b in itertools.pairwise(words))
     chars = "^" + _DIGIT_RE.sub("0", _PUNCT_RE.sub("", text)) + "$"
     n = len(chars)
     for size in range(config.char_min, config.char_max + 1):

@@ -472,7 +472,7 @@ PLACE_KINDS = ["小区", "花园", "家园", "苑", "新村", "路", "街", "公
 
 def synthetic_places(rng: random.Random, n: int) -> list[str]:
     """Invented place names (锦绣花园, 凤凰路 …) so that unknown names are not a sign of `fallback`."""
-    out = set()
+    out: set[str] = set()
     while len(out) < n:
         out.add("".join(rng.sample(NAME_PARTS, 2)) + rng.choice(PLACE_KINDS))
     return sorted(out)
@@ -1600,7 +1600,7 @@ def background(rng: random.Random, n: int, core_text: str) -> list[str]:
         if len(parts) >= 2 and parts[1].isdigit() and int(parts[1]) >= 3000 and 2 <= len(parts[0]) <= 4:
             if parts[0] not in core_text and not re.search(r"[a-zA-Z0-9]", parts[0]):
                 words.append(parts[0])
-    out = set()
+    out: set[str] = set()
     while len(out) < n:
         out.add("".join(rng.sample(words, rng.choice([1, 1, 2, 2, 3]))))
     return sorted(out)
@@ -1703,5 +1703,209 @@ def main() -> None:
         print(f"{name:15s} train={len(train):5d} test={len(test):4d}")
 
 
+
+
+# ----------------------------------------------------------------------------------- routing (default)
+ROUTING: dict[str, str] = {
+    "物业服务": """
+物业服务态度差
+物业费收了不办事
+保安不在岗
+保洁不打扫楼道
+物业乱收费
+物业不公示收支
+电梯坏了物业不修
+单元门禁坏了物业不管
+物业擅自涨价
+维修基金被挪用
+物业管理混乱
+楼道灯坏了物业一直不换
+报修了物业不派人
+物业经理电话打不通
+快递乱堆在物业门口没人管
+""",
+    "市政设施": """
+路灯不亮
+马路上井盖丢了
+人行道地砖坏了
+路面塌陷
+公交站台破损
+市政道路坑洼不平
+排水沟堵塞下雨积水
+红绿灯坏了
+路牌被撞倒了
+公共厕所坏了
+无障碍通道被占
+桥上的栏杆松动
+道路施工一直不完工
+街边座椅坏了
+下水道井盖响
+""",
+    "环境卫生": """
+垃圾没人清运
+垃圾桶满了溢出来
+小区里到处是狗屎
+楼道里堆满垃圾
+有人乱倒建筑垃圾
+河道发臭
+化粪池外溢
+餐馆油烟太大
+污水直排
+老鼠太多
+蚊虫滋生
+垃圾站臭味大
+有人焚烧垃圾
+工地扬尘严重
+垃圾分类没人管
+""",
+    "噪音扰民": """
+楼上装修太吵
+广场舞音响太大
+半夜施工噪音
+邻居家狗一直叫
+楼下KTV太吵
+早上五点垃圾车噪音
+酒吧音乐扰民
+楼上小孩跑跳
+空调外机噪音大
+商铺大喇叭叫卖
+夜里有人喝酒吵闹
+工地晚上打桩
+小区里有人打麻将到半夜
+汽车改装排气声太吵
+邻居唱歌到深夜
+""",
+    "停车与交通": """
+有人乱停车
+消防通道被车堵了
+车位被占
+小区里有僵尸车
+电动车乱停
+外来车辆随便进小区
+停车收费不合理
+车开得太快需要减速带
+路口经常堵车
+共享单车堆满路边
+小区门口占道停车
+停车场道闸坏了
+货车深夜进出小区
+车库入口积水
+小区车位不够
+""",
+    "安全隐患": """
+有人飞线充电
+电动车在楼道充电
+楼道有燃气味
+电线裸露
+外墙瓷砖要掉下来
+灭火器过期
+消防栓没水
+楼道堆放杂物堵塞通道
+高空抛物
+窗户玻璃要掉下来
+井盖缺失有人掉下去
+广告牌松动
+老旧电线冒火花
+电梯困人
+树枝压着电线
+""",
+    "邻里纠纷": """
+邻居占用楼道放鞋柜
+楼上漏水到我家不肯修
+邻居家空调滴水到我家
+邻居养狗不拴绳
+邻居在公共区域种菜
+楼上往下扔东西
+邻居把垃圾放门口
+邻居家装修把我家墙弄裂了
+邻居占了我家车位
+邻居家的摄像头对着我家门
+对门油烟排到楼道
+邻居堵着消防门
+邻居家养鸽子很脏
+邻居晾衣服滴水
+和邻居因为漏水吵起来了
+""",
+    "水电气暖": """
+停水了也不通知
+自来水发黄
+水压太低
+家里停电了
+电费算得不对
+燃气管道漏气
+暖气不热
+供暖温度不达标
+二次供水水箱脏
+水管爆了
+热水器燃气打不着
+暖气片漏水
+电表跳闸
+天然气开通太慢
+冬天暖气还没来
+""",
+    "绿化": """
+绿化带被毁
+树木该修剪了
+草坪被人踩坏
+有人在绿地种菜
+树枯死了没人管
+小区绿化太少
+树根把路面拱起来了
+大树挡住阳光
+绿化带里全是垃圾
+草坪好久没人修剪
+树上有马蜂窝
+花坛破损
+行道树倒了
+绿化被改成停车位
+杨絮柳絮太多
+""",
+    "违章建筑": """
+楼顶私搭乱建
+一楼住户私自扩建院子
+有人占用绿地盖房子
+阳台违规外扩
+楼道里私自加隔断
+小区里搭了违章棚子
+底商私自改变房屋结构
+私自开门开窗破坏承重墙
+顶楼加盖阳光房
+车库改成住人
+在公共区域建围墙
+违法建设没人管
+小区空地被人圈起来
+私自拆除承重墙
+楼顶搭铁皮屋
+""",
+    "其他": """
+建议社区多组织活动
+希望增加老年食堂
+社区工作人员态度不好
+网格员不回消息
+办事效率太低
+希望开通更多便民服务
+对社区工作提个意见
+反映一个问题
+这个事情谁来管一下
+投诉一件事情
+我要反映情况
+希望社区重视一下
+提个建议
+社区公告没人看得到
+工作人员办事推诿
+""",
+}
+
+
+def write_routing() -> None:
+    categories = {name: lines(block) for name, block in ROUTING.items()}
+    header = ("# Default complaint routing: category -> example complaints. The category names are the keys of\n"
+              "# the dispatch table in the bot's configuration. Operators can instead train on their own tickets:\n"
+              "# `python -m bot routing train FILE --text-column C --label-column L`.\n")
+    write_yaml(DATA_DIR / "routing" / "categories.yml", header, {"categories": categories})
+    print(f"routing: {len(categories)} categories, {sum(len(v) for v in categories.values())} examples")
+
+
 if __name__ == "__main__":
     main()
+    write_routing()

@@ -1,0 +1,199 @@
+"""Complaint routing: map a complaint to a category/department label.
+
+The default model is trained from ``intents/data/routing/categories.yml`` (our own examples; the category
+names are the keys of the dispatch table in the bot's configuration). An operator can train on their
+own historical tickets (CSV or XLSX) with ``routing train``; the trained model is saved as a plain
+``.npz`` file (no pickle) under ``<data_dir>/models/routing.npz`` and preferred over the default.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+from sklearn.model_selection import train_test_split
+
+from intents.classifier import LinearTextClassifier, ModelConfig
+from intents.errors import InputDataError, TrainingDataError
+from intents.evaluate import Report, evaluate
+from intents.features import FeatureConfig
+
+DEFAULT_CATEGORIES = Path(__file__).parent / "data" / "routing" / "categories.yml"
+MODEL_FILE = Path("models") / "routing.npz"
+# Long messages: word bigrams and character 1-3-grams over the first 1,000 characters.
+ROUTING_FEATURES = FeatureConfig(char_min=1, char_max=3, word_bigrams=True, max_chars=1000)
+ROUTING_MODEL = ModelConfig(kind="svm", c=1.0)
+JOIN = "。"
+
+
+@dataclass
+class Route:
+    category: str
+    confidence: float
+    runner_up: tuple[str, float] | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"category": self.category, "confidence": round(self.confidence, 4),
+                "runner_up": [self.runner_up[0], round(self.runner_up[1], 4)] if self.runner_up else None}
+
+
+class Router:
+    def __init__(self, classifier: LinearTextClassifier) -> None:
+        self.classifier = classifier
+
+    @property
+    def categories(self) -> list[str]:
+        return list(self.classifier.classes)
+
+    @classmethod
+    def train(cls, texts: Sequence[str], labels: Sequence[str], model: ModelConfig | None = None,
+              features: FeatureConfig | None = None) -> Router:
+        if len(set(labels)) < 2:
+            raise InputDataError("routing needs at least two different labels")
+        return cls(LinearTextClassifier.train(texts, labels, features or ROUTING_FEATURES, model or ROUTING_MODEL))
+
+    @classmethod
+    def default(cls) -> Router:
+        texts, labels = load_categories(DEFAULT_CATEGORIES)
+        return cls.train(texts, labels)
+
+    @classmethod
+    def load(cls, data_dir: Path | None) -> Router:
+        """The operator-trained model under ``data_dir`` if present, else the default model."""
+        if data_dir is not None and (data_dir / MODEL_FILE).is_file():
+            return cls(LinearTextClassifier.load(data_dir / MODEL_FILE))
+        return cls.default()
+
+    def save(self, path: Path) -> None:
+        self.classifier.save(path)
+
+    def route(self, text: str) -> Route:
+        probs = self.classifier.predict_proba(text)
+        order = np.argsort(-probs)
+        classes = self.classifier.classes
+        runner = (classes[order[1]], float(probs[order[1]])) if len(order) > 1 else None
+        return Route(classes[order[0]], float(probs[order[0]]), runner)
+
+    def route_many(self, texts: Sequence[str]) -> list[Route]:
+        probs = self.classifier.predict_proba_many(texts)
+        classes = self.classifier.classes
+        out = []
+        for p in probs:
+            order = np.argsort(-p)
+            runner = (classes[order[1]], float(p[order[1]])) if len(order) > 1 else None
+            out.append(Route(classes[order[0]], float(p[order[0]]), runner))
+        return out
+
+    def evaluate(self, texts: Sequence[str], labels: Sequence[str]) -> Report:
+        routes = self.route_many(texts)
+        return evaluate(texts, labels, [r.category for r in routes], [r.confidence for r in routes])
+
+
+def load_categories(path: Path) -> tuple[list[str], list[str]]:
+    """Read the default routing YAML: ``categories: {name: [example, …]}``."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise TrainingDataError(path, mark.line + 1 if mark else None, f"invalid YAML: {exc.problem}") from exc
+    except OSError as exc:
+        raise TrainingDataError(path, None, f"cannot read: {exc.strerror}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("categories"), dict):
+        raise TrainingDataError(path, 1, "expected 'categories:' mapping a category to a list of examples")
+    texts, labels = [], []
+    for name, examples in doc["categories"].items():
+        if not isinstance(examples, list):
+            raise TrainingDataError(path, None, f"category {name!r} must list examples")
+        for example in examples:
+            texts.append(str(example))
+            labels.append(str(name))
+    return texts, labels
+
+
+# ------------------------------------------------------------------------------------------ tables
+def _parse_text_columns(specs: Sequence[str]) -> list[str]:
+    """``["title+text"]`` or ``["title", "text"]`` → ``["title", "text"]``."""
+    columns: list[str] = []
+    for spec in specs:
+        columns.extend(c.strip() for c in spec.split("+") if c.strip())
+    if not columns:
+        raise InputDataError("no text column given")
+    return columns
+
+
+def read_table(path: Path, text_columns: Sequence[str], label_column: str | None) -> tuple[list[str], list[str]]:
+    """Texts (given columns joined with '。') and labels from a CSV or XLSX file.
+
+    Rows with an empty text or label are skipped; missing columns raise :class:`InputDataError`.
+    """
+    columns = _parse_text_columns(text_columns)
+    if not path.is_file():
+        raise InputDataError(f"{path}: file not found")
+    rows: list[dict[str, str]]
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        rows, header = _read_xlsx(path)
+    else:
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as fh:
+                reader = csv.DictReader(fh)
+                header = list(reader.fieldnames or [])
+                rows = [{k: v for k, v in row.items() if isinstance(k, str)} for row in reader]
+        except UnicodeDecodeError as exc:
+            raise InputDataError(f"{path}: not UTF-8 text (save the CSV as UTF-8)") from exc
+        except csv.Error as exc:
+            raise InputDataError(f"{path}: malformed CSV ({exc})") from exc
+    wanted = columns + ([label_column] if label_column else [])
+    missing = [c for c in wanted if c not in header]
+    if missing:
+        raise InputDataError(f"{path}:1: missing column(s) {', '.join(missing)} (found: {', '.join(header)})")
+    texts: list[str] = []
+    labels: list[str] = []
+    for row in rows:
+        text = JOIN.join(str(row.get(c) or "").strip() for c in columns).strip(JOIN)
+        label = str(row.get(label_column) or "").strip() if label_column else ""
+        if not text or (label_column and not label):
+            continue
+        texts.append(text)
+        labels.append(label)
+    if not texts:
+        raise InputDataError(f"{path}: no usable rows")
+    return texts, labels
+
+
+def _read_xlsx(path: Path) -> tuple[list[dict[str, str]], list[str]]:
+    import openpyxl
+
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for broken files
+        raise InputDataError(f"{path}: cannot read the workbook ({exc})") from exc
+    try:
+        sheet = wb.worksheets[0]
+        it = sheet.iter_rows(values_only=True)
+        first = next(it, None)
+        if first is None:
+            raise InputDataError(f"{path}: the first sheet is empty")
+        header = ["" if h is None else str(h).strip() for h in first]
+        rows = [{h: "" if v is None else str(v) for h, v in zip(header, values, strict=False)} for values in it]
+    finally:
+        wb.close()
+    return rows, header
+
+
+def split(texts: Sequence[str], labels: Sequence[str], test_size: float = 0.2,
+          seed: int = 42) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Stratified train/test split (fixed seed)."""
+    if not 0.0 < test_size < 1.0:
+        raise InputDataError("--test-size must be between 0 and 1")
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    stratify = list(labels) if min(counts.values()) >= 2 else None
+    tr_x, te_x, tr_y, te_y = train_test_split(list(texts), list(labels), test_size=test_size, random_state=seed,
+                                              stratify=stratify)
+    return tr_x, te_x, tr_y, te_y
