@@ -383,7 +383,7 @@ async def messages(request: web.Request) -> web.Response:
     return web.json_response({"messages": out, "last_seq": data.get("last_seq", 0)})
 
 
-def _image_type(content: bytes) -> str | None:
+def image_type(content: bytes) -> str | None:
     for magic, ctype in IMAGE_MAGIC.items():
         if content.startswith(magic):
             return ctype
@@ -402,7 +402,7 @@ async def media(request: web.Request) -> web.Response:
         return _bad(f"图片太大了（最多 {MAX_IMAGE_BYTES // (1024 * 1024)} MB）")
     if not content:
         return _bad("没有收到图片内容")
-    ctype = _image_type(content)
+    ctype = image_type(content)
     if ctype is None:
         return _bad("只能发送 JPG、PNG、GIF 或 WebP 图片")
     if settings.wechat_api_base == WECHAT_API_BASE:
