@@ -378,7 +378,8 @@ async def run_fake_api(
     token_ttl: int = TOKEN_TTL,
 ) -> AsyncIterator[str]:
     """Serve the fake API on ``host:port`` (0: any free port) and yield its base URL."""
-    runner = web.AppRunner(make_fake_app(credentials, token_ttl=token_ttl), access_log=None)
+    # A short shutdown: requests held by an injected hang must not delay the end of a test.
+    runner = web.AppRunner(make_fake_app(credentials, token_ttl=token_ttl), access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

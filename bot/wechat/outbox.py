@@ -141,8 +141,8 @@ class OutboxWorker:
                 return None
             return await session.get(OutboxMessage, row_id)
 
-    async def _finish(self, row: OutboxMessage, values: dict[str, Any], now: datetime) -> bool:
-        """Apply the outcome if our claim still stands (fenced by ``attempts``)."""
+    async def _finish(self, row: OutboxMessage, values: dict[str, Any], now: datetime) -> str:
+        """Apply the outcome if our claim still stands (fenced by ``attempts``); returns the status."""
         async with self.db.transaction() as session:
             result: Any = await session.execute(
                 update(OutboxMessage)
@@ -156,10 +156,11 @@ class OutboxWorker:
             )
             if result.rowcount != 1:
                 log.warning("outbox %s: claim was taken over before the outcome was recorded", row.id)
-                return False
-            if values.get("status") == "sent":
+                return ""
+            status = str(values["status"])
+            if status == "sent":
                 await self._record_message(session, row, now)
-            return True
+            return status
 
     async def _record_message(self, session: AsyncSession, row: OutboxMessage, now: datetime) -> None:
         resident_id = await session.scalar(select(Resident.id).where(Resident.openid == row.openid))
@@ -181,7 +182,8 @@ class OutboxWorker:
             )
         )
 
-    async def _send(self, row: OutboxMessage) -> bool:
+    async def _send(self, row: OutboxMessage) -> str:
+        """Send one claimed row; returns its new status (``""`` if the claim was lost meanwhile)."""
         who = mask_openid(row.openid)
         try:
             await self.api.send_custom(row.payload)
@@ -190,35 +192,30 @@ class OutboxWorker:
             error = f"{exc.errcode}: {exc.errmsg}"
             if exc.is_window_closed:
                 log.info("outbox %s to %s expired: outside the 48-hour window", row.id, who)
-                await self._finish(row, {"status": "expired", "last_error": error}, now)
-            elif exc.is_quota or exc.is_token_error:
-                await self._retry(row, error, now)
-            else:
-                log.warning("outbox %s to %s failed: %s", row.id, who, error)
-                await self._finish(row, {"status": "failed", "last_error": error}, now)
-            return False
+                return await self._finish(row, {"status": "expired", "last_error": error}, now)
+            if exc.is_quota or exc.is_token_error:
+                return await self._retry(row, error, now)
+            log.warning("outbox %s to %s failed: %s", row.id, who, error)
+            return await self._finish(row, {"status": "failed", "last_error": error}, now)
         except WeChatUnavailable as exc:
-            await self._retry(row, f"unavailable: {exc}", self.clock.now())
-            return False
+            return await self._retry(row, f"unavailable: {exc}", self.clock.now())
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must not stop the worker; the row is retried
             log.exception("outbox %s to %s: unexpected error", row.id, who)
-            await self._retry(row, f"{type(exc).__name__}: {exc}", self.clock.now())
-            return False
+            return await self._retry(row, f"{type(exc).__name__}: {exc}", self.clock.now())
         now = self.clock.now()
         return await self._finish(row, {"status": "sent", "sent_at": now, "last_error": None}, now)
 
-    async def _retry(self, row: OutboxMessage, error: str, now: datetime) -> None:
+    async def _retry(self, row: OutboxMessage, error: str, now: datetime) -> str:
         if row.attempts >= self.max_attempts:
             log.warning("outbox %s to %s failed after %s attempts: %s", row.id, mask_openid(row.openid),
                         row.attempts, error)
-            await self._finish(row, {"status": "failed", "last_error": error}, now)
-            return
+            return await self._finish(row, {"status": "failed", "last_error": error}, now)
         delay = self.backoff(row.attempts)
         log.info("outbox %s to %s: retry in %ss (%s)", row.id, mask_openid(row.openid),
                  int(delay.total_seconds()), error)
-        await self._finish(
+        return await self._finish(
             row, {"status": "pending", "next_attempt_at": now + delay, "last_error": error}, now
         )
 
@@ -237,11 +234,12 @@ class OutboxWorker:
                 if row is None:
                     continue  # another worker got it
                 claims += 1
-                if await self._send(row):
-                    sent += 1
-                    progressed = True
+                status = await self._send(row)
+                sent += status == "sent"
+                # A final outcome unblocks the resident's next message; a retry keeps it waiting.
+                progressed = progressed or status in ("sent", "failed", "expired")
             if not progressed:
-                break  # only failures this round: the rest waits for its backoff
+                break  # only retries this round: the rest waits for its backoff
         return sent
 
     async def run_forever(self, stop: asyncio.Event) -> None:

@@ -1,0 +1,237 @@
+"""The outbox worker against the fake WeChat API: retries, expiry, outages and racing workers."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.clock import ManualClock
+from bot.config import Settings
+from bot.handler.types import Out
+from bot.storage.db import Database
+from bot.storage.models import Message, OutboxMessage, Resident
+from bot.wechat.api import WeChatAPI
+from bot.wechat.outbox import OutboxWorker, enqueue
+from bot.wechat.tokens import DatabaseTokenStore
+from tests.wechat.conftest import WX_APPID, Databases, FakeControl
+
+RESIDENT = "oResident000000000000000001"
+STRANGER = "oStranger000000000000000002"
+SEND = "/cgi-bin/message/custom/send"
+
+
+async def add_resident(db: Database, openid: str = RESIDENT) -> int:
+    async with db.transaction() as session:
+        resident = Resident(openid=openid)
+        session.add(resident)
+        await session.flush()
+        return resident.id
+
+
+CLOCK = ManualClock()  # the workers' time; messages are queued as due "now" on it
+
+
+@pytest.fixture
+def wx_clock() -> ManualClock:
+    CLOCK.set(ManualClock().now())
+    return CLOCK
+
+
+async def queue(db: Database, openid: str, *texts: str, key: str | None = None) -> None:
+    async with db.transaction() as session:
+        await enqueue(session, openid, [Out.text(t) for t in texts], key, not_before=CLOCK.now())
+
+
+async def rows(db: Database) -> list[OutboxMessage]:
+    async with db.session() as session:
+        return list((await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all())
+
+
+def contents(sent: list[dict[str, Any]]) -> list[str]:
+    return [m["payload"]["text"]["content"] for m in sent]
+
+
+@pytest.fixture
+def worker(wx_db: Database, wx_api: WeChatAPI, wx_clock: ManualClock) -> OutboxWorker:
+    return OutboxWorker(wx_db, wx_api, wx_clock)
+
+
+async def test_sends_in_order_and_records_outbound_messages(
+    worker: OutboxWorker, wx_db: Database, wx_fake: FakeControl
+) -> None:
+    resident_id = await add_resident(wx_db)
+    await queue(wx_db, RESIDENT, "第一条", "第二条", key="reply:1")
+    await queue(wx_db, RESIDENT, "第一条", "第二条", key="reply:1")  # deduplicated
+    await queue(wx_db, STRANGER, "给没登记的人")
+    assert await worker.run_once() == 3
+    assert contents(await wx_fake.sent(RESIDENT)) == ["第一条", "第二条"]
+    assert contents(await wx_fake.sent(STRANGER)) == ["给没登记的人"]
+    assert {r.status for r in await rows(wx_db)} == {"sent"}
+    assert all(r.sent_at is not None and r.attempts == 1 for r in await rows(wx_db))
+    async with wx_db.session() as session:
+        messages = list((await session.scalars(select(Message).order_by(Message.id))).all())
+    assert [(m.resident_id, m.direction, m.via, m.msg_type, m.content) for m in messages] == [
+        (resident_id, "out", "custom", "text", "第一条"),
+        (resident_id, "out", "custom", "text", "第二条"),
+    ]
+    assert await worker.run_once() == 0
+    assert len(await wx_fake.sent()) == 3
+
+
+async def test_window_closed_expires_without_retry(
+    worker: OutboxWorker, wx_db: Database, wx_fake: FakeControl, wx_clock: ManualClock
+) -> None:
+    await queue(wx_db, RESIDENT, "超过48小时")
+    await wx_fake.inject("message/custom/send", count=1, errcode=45015)
+    assert await worker.run_once() == 0
+    (row,) = await rows(wx_db)
+    assert row.status == "expired"
+    assert row.last_error is not None and "45015" in row.last_error
+    wx_clock.advance(timedelta(days=1))
+    assert await worker.run_once() == 0
+    assert await wx_fake.calls(SEND) == 1
+    assert await wx_fake.sent() == []
+
+
+async def test_quota_error_is_retried_later(
+    worker: OutboxWorker, wx_db: Database, wx_fake: FakeControl, wx_clock: ManualClock
+) -> None:
+    await queue(wx_db, RESIDENT, "稍后再发")
+    await wx_fake.inject("message/custom/send", count=1, errcode=45047)
+    assert await worker.run_once() == 0
+    (row,) = await rows(wx_db)
+    assert row.status == "pending" and row.next_attempt_at > wx_clock.now()
+    assert await worker.run_once() == 0  # not due yet: WeChat is not asked again
+    assert await wx_fake.calls(SEND) == 1
+    wx_clock.advance(worker.backoff(1))
+    assert await worker.run_once() == 1
+    assert contents(await wx_fake.sent()) == ["稍后再发"]
+
+
+async def test_outage_delays_but_loses_nothing(
+    worker: OutboxWorker, wx_db: Database, wx_fake: FakeControl, wx_clock: ManualClock
+) -> None:
+    expected: dict[str, list[str]] = {}
+    for i in range(3):
+        openid = f"oOutage{i:020d}"
+        texts = [f"{i}-{j}" for j in range(3)]
+        expected[openid] = texts
+        await queue(wx_db, openid, *texts)
+    await wx_fake.inject("message/custom/send", count=4, status=503)
+    await wx_fake.inject("message/custom/send", count=2, errcode=-1)
+    await wx_fake.inject("message/custom/send", count=1, hang=2)
+    worker.api.timeout = 0.5  # type: ignore[attr-defined]
+    for _ in range(30):
+        await worker.run_once()
+        if all(r.status == "sent" for r in await rows(wx_db)):
+            break
+        wx_clock.advance(worker.max_backoff)
+    sent = await wx_fake.sent()
+    for openid, texts in expected.items():
+        assert contents(await wx_fake.sent(openid)) == texts  # every message once, in order
+    assert len(sent) == 9
+    assert all(r.status == "sent" for r in await rows(wx_db))
+
+
+async def test_gives_up_after_max_attempts(
+    wx_db: Database, wx_api: WeChatAPI, wx_fake: FakeControl, wx_clock: ManualClock
+) -> None:
+    worker = OutboxWorker(wx_db, wx_api, wx_clock, max_attempts=3)
+    await queue(wx_db, RESIDENT, "发不出去")
+    await wx_fake.inject("message/custom/send", count=10, status=502)
+    for _ in range(5):
+        await worker.run_once()
+        wx_clock.advance(worker.max_backoff)
+    (row,) = await rows(wx_db)
+    assert row.status == "failed" and row.attempts == 3
+    assert row.last_error and "502" in row.last_error
+    assert await wx_fake.calls(SEND) == 3
+
+
+async def test_permanent_error_fails_without_blocking_the_next_message(
+    worker: OutboxWorker, wx_db: Database, wx_fake: FakeControl
+) -> None:
+    await queue(wx_db, RESIDENT, "坏消息", "好消息")
+    await wx_fake.inject("message/custom/send", count=1, errcode=40003)
+    assert await worker.run_once() == 1
+    first, second = await rows(wx_db)
+    assert first.status == "failed" and first.last_error and "40003" in first.last_error
+    assert second.status == "sent"
+    assert contents(await wx_fake.sent()) == ["好消息"]
+
+
+async def test_two_workers_never_send_the_same_row(
+    wx_dbs: Databases, wx_settings: Settings, wx_fake: FakeControl, wx_clock: ManualClock
+) -> None:
+    db = wx_dbs.opened[0]
+    expected: dict[str, list[str]] = {}
+    for i in range(5):
+        openid = f"oRace{i:022d}"
+        expected[openid] = [f"{i}-{j}" for j in range(6)]
+        await queue(db, openid, *expected[openid])
+    await wx_fake.inject("message/custom/send", count=3, status=503)
+    workers = []
+    apis = []
+    for _ in range(2):
+        other = wx_dbs.open()  # each worker its own engine, like a separate process
+        api = WeChatAPI(wx_settings, token_store=DatabaseTokenStore(other, WX_APPID, clock=wx_clock))
+        apis.append(api)
+        workers.append(OutboxWorker(other, api, wx_clock, batch_size=4))
+    try:
+        for _ in range(40):
+            await asyncio.gather(*(w.run_once() for w in workers))
+            if all(r.status == "sent" for r in await rows(db)):
+                break
+            wx_clock.advance(timedelta(seconds=5))
+    finally:
+        for api in apis:
+            await api.close()
+    assert len(await wx_fake.sent()) == 30
+    for openid, texts in expected.items():
+        assert contents(await wx_fake.sent(openid)) == texts
+
+
+async def test_a_claim_abandoned_mid_send_is_taken_over(
+    wx_dbs: Databases, wx_settings: Settings, wx_fake: FakeControl, wx_clock: ManualClock
+) -> None:
+    db = wx_dbs.opened[0]
+    await queue(db, RESIDENT, "被中断的消息")
+    api = WeChatAPI(wx_settings, token_store=DatabaseTokenStore(db, WX_APPID, clock=wx_clock))
+    try:
+        await api.access_token()
+        await wx_fake.inject("message/custom/send", count=1, errcode=45047, hang=5)
+        first = OutboxWorker(db, api, wx_clock)
+        crashed = asyncio.ensure_future(first.run_once())
+        while await wx_fake.calls(SEND) == 0:  # noqa: ASYNC110 - polling another process's state
+            await asyncio.sleep(0.01)
+        crashed.cancel()  # the process dies while WeChat has not answered
+        with pytest.raises(asyncio.CancelledError):
+            await crashed
+        (row,) = await rows(db)
+        assert row.status == "sending"
+        second = OutboxWorker(wx_dbs.open(), api, wx_clock)
+        assert await second.run_once() == 0  # the claim is still live
+        wx_clock.advance(second.claim_ttl + timedelta(seconds=1))
+        assert await second.run_once() == 1
+    finally:
+        await api.close()
+    assert contents(await wx_fake.sent()) == ["被中断的消息"]
+    (row,) = await rows(db)
+    assert row.status == "sent" and row.attempts == 2
+
+
+async def test_run_forever_until_stopped(wx_db: Database, wx_api: WeChatAPI, wx_fake: FakeControl) -> None:
+    worker = OutboxWorker(wx_db, wx_api)  # the wall clock, the settings' interval
+    assert worker.interval == 0.05
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(worker.run_forever(stop))
+    await queue(wx_db, RESIDENT, "后台发送")
+    while not await wx_fake.sent():  # noqa: ASYNC110 - waiting on the fake server
+        await asyncio.sleep(0.02)
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    assert contents(await wx_fake.sent()) == ["后台发送"]
