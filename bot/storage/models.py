@@ -173,3 +173,31 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ReloadSignal(Base):
+    """Operators' requests to reload language data; every process reloads when ``generation`` moves."""
+
+    __tablename__ = "reload_signals"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)  # "intents" | "knowledge"
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class KnowledgeQuery(Base):
+    """A resident's question to the knowledge base, what it decided, and the resident's feedback."""
+
+    __tablename__ = "knowledge_queries"
+    __table_args__ = (Index("ix_knowledge_queries_decision_created", "decision", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id", ondelete="SET NULL"))
+    question: Mapped[str] = mapped_column(Text)
+    decision: Mapped[str] = mapped_column(String(16))  # answer | choices | unknown
+    entry_id: Mapped[str | None] = mapped_column(String(100), index=True)  # the entry answered (or chosen)
+    score: Mapped[float | None] = mapped_column(Float)
+    candidates: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    helpful: Mapped[bool | None] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
