@@ -281,6 +281,7 @@ def extract_tickets(text: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------- lookups
+_NON_CJK = re.compile(r"[^\u4e00-\u9fff]+")
 _SUFFIXES = ("课程", "课", "班", "券", "店", "铺")
 
 
@@ -302,8 +303,11 @@ class LookupMatcher:
                 if key.endswith(suffix) and len(key) - len(suffix) >= 2:
                     forms.append(key[: -len(suffix)])
             for form in forms:
-                fuzzy.setdefault(form, name)
-        self._short = [f for f in fuzzy if len(f) <= 3]
+                form = _NON_CJK.sub("", form)  # digits and latin letters make fuzzy scores meaningless
+                if len(form) >= 2:
+                    fuzzy.setdefault(form, name)
+        self._exact_cores = [(f, n) for f, n in fuzzy.items() if len(f) == 2]
+        self._short = [f for f in fuzzy if len(f) == 3]
         self._long = [f for f in fuzzy if len(f) > 3]
         self._fuzzy = fuzzy
 
@@ -317,6 +321,10 @@ class LookupMatcher:
                 covered = covered.replace(key, "\0")
         if found or not fuzzy or len(text) < 2:
             return found
+        text = _NON_CJK.sub("", text)
+        for core, name in self._exact_cores:  # 理发 for 理发券: two characters must match exactly
+            if core in text:
+                return [name]
         best: tuple[float, str] | None = None
         for forms, cutoff in ((self._long, 75.0), (self._short, 66.0)):
             if not forms:
