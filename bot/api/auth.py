@@ -44,7 +44,6 @@ class Principal:
 
 Authenticator = Callable[[web.Request], Awaitable[Principal | None]]
 AUTHENTICATORS = web.AppKey("api_authenticators", list[Authenticator])
-PRINCIPAL = "api_principal"  # request key of the authenticated caller
 
 
 async def bearer_token(request: web.Request) -> Principal | None:
@@ -70,7 +69,6 @@ async def authenticate(request: web.Request) -> Principal:
     for authenticator in request.config_dict[AUTHENTICATORS]:
         principal = await authenticator(request)
         if principal is not None:
-            request[PRINCIPAL] = principal
             return principal
     raise unauthorized("authentication required: send 'Authorization: Bearer <token>'")
 

@@ -243,7 +243,7 @@ class _Checked:
         props: Mapping[str, Schema] = schema.get("properties", {})
         values: dict[str, Any] = {}
         for name in request.query:
-            if name in values:
+            if len(request.query.getall(name)) > 1:
                 raise bad_request(f"{name} given more than once", "bad_param", {"param": name})
             if name not in props:
                 known = ", ".join(sorted(props)) or "none"
