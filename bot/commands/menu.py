@@ -12,12 +12,18 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from bot.config import Settings
+
+if TYPE_CHECKING:
+    from bot.wechat.api import WeChatAPI
+
+T = TypeVar("T")
 
 DEFAULT_MENU = Path(__file__).resolve().parent.parent / "wechat" / "menu.yml"
 
@@ -169,13 +175,16 @@ def load_menu(file: Path) -> dict[str, Any]:
     return menu
 
 
-async def _push(file: Path) -> int:
+async def _with_api(action: Callable[[WeChatAPI], Awaitable[T]]) -> T | None:
+    """Run ``action`` with an API client on the shared token store; prints the error and returns
+    ``None`` when WeChat or the database fails."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from bot.storage.db import Database
     from bot.storage.migrate import upgrade
     from bot.wechat.api import WeChatAPI, WeChatAPIError, WeChatUnavailable
     from bot.wechat.tokens import make_token_store
 
-    menu = load_menu(file)
     settings = Settings.from_env()
     db = None if settings.redis_url else Database(settings.database_url)
     try:
@@ -184,43 +193,40 @@ async def _push(file: Path) -> int:
         store = make_token_store(settings, db)
         try:
             async with WeChatAPI(settings, token_store=store) as api:
-                await api.create_menu(menu)
+                return await action(api)
         finally:
             await store.close()
     except WeChatAPIError as exc:
-        print(f"WeChat refused the menu: errcode {exc.errcode} {exc.errmsg}", file=sys.stderr)
-        return 1
+        print(f"WeChat refused: errcode {exc.errcode} {exc.errmsg}", file=sys.stderr)
     except WeChatUnavailable as exc:
         print(f"WeChat API unreachable at {settings.wechat_api_base}: {exc}", file=sys.stderr)
-        return 1
+    except (SQLAlchemyError, OSError) as exc:
+        print(f"database error ({settings.database_url.split('://')[0]}): {type(exc).__name__}: "
+              f"{str(exc).splitlines()[0]}", file=sys.stderr)
     finally:
         if db is not None:
             await db.dispose()
+    return None
+
+
+async def _push(file: Path) -> int:
+    menu = load_menu(file)
+
+    async def push(api: WeChatAPI) -> bool:
+        await api.create_menu(menu)
+        return True
+
+    if await _with_api(push) is None:
+        return 1
     count = sum(len(b.get("sub_button") or [b]) for b in menu["button"])
     print(f"menu pushed from {file}: {len(menu['button'])} top buttons, {count} actions")
     return 0
 
 
 async def _show_remote() -> int:
-    from bot.storage.db import Database
-    from bot.wechat.api import WeChatAPI, WeChatAPIError, WeChatUnavailable
-    from bot.wechat.tokens import make_token_store
-
-    settings = Settings.from_env()
-    db = None if settings.redis_url else Database(settings.database_url)
-    try:
-        store = make_token_store(settings, db)
-        try:
-            async with WeChatAPI(settings, token_store=store) as api:
-                data = await api.get_menu()
-        finally:
-            await store.close()
-    except (WeChatAPIError, WeChatUnavailable) as exc:
-        print(f"cannot read the menu from WeChat: {exc}", file=sys.stderr)
+    data = await _with_api(lambda api: api.get_menu())
+    if data is None:
         return 1
-    finally:
-        if db is not None:
-            await db.dispose()
     print(json.dumps(data.get("menu", data), ensure_ascii=False, indent=2))
     return 0
 
