@@ -1,0 +1,169 @@
+"""The command line through a subprocess: ``python -m bot`` once it mounts our commands, else the
+stand-alone ``python -m intents.cli`` entry (same ``add_commands``)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _bot_mounts_intents() -> bool:
+    cli = REPO / "bot" / "cli.py"
+    return cli.is_file() and "intents.cli" in cli.read_text(encoding="utf-8")
+
+
+def run(args: list[str], data_dir: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    if _bot_mounts_intents():
+        cmd = [sys.executable, "-m", "bot", *args]
+        env_extra = {"BOT_DATA_DIR": str(data_dir)}
+    else:
+        cmd = [sys.executable, "-m", "intents.cli", "--data-dir", str(data_dir), *args]
+        env_extra = {}
+    import os
+
+    env = {**os.environ, **env_extra}
+    return subprocess.run(cmd, input=stdin, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+
+
+def test_predict_from_stdin(tmp_path):
+    r = run(["intents", "predict"], tmp_path, stdin="为啥路灯一直不修？\n机分咋查\n\n明天北京天气\n")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["intent"] for row in rows] == ["complaint", "coupon", "fallback"]
+    for row in rows:
+        assert {"text", "intent", "confidence", "runner_up", "entities"} <= set(row)
+    assert "路灯" in r.stdout  # ensure_ascii=False
+
+
+def test_predict_from_file(tmp_path):
+    f = tmp_path / "msgs.txt"
+    f.write_text("3号楼2单元501漏水\n", encoding="utf-8")
+    r = run(["intents", "predict", str(f)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    row = json.loads(r.stdout)
+    assert row["entities"]["addresses"][0]["room"] == "501"
+
+
+def test_predict_missing_file(tmp_path):
+    r = run(["intents", "predict", str(tmp_path / "nope.txt")], tmp_path)
+    assert r.returncode == 2
+    assert "nope.txt" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_eval_labelled_jsonl_writes_report(tmp_path):
+    f = tmp_path / "labelled.jsonl"
+    rows = [("楼道灯坏了没人修", "complaint"), ("积分怎么兑换", "coupon"), ("书法课几点上课", "course_booking"),
+            ("低保怎么申请", "query"), ("今天天气怎么样", "fallback"), ("谢谢你", "smalltalk"), ("转人工", "handoff")]
+    f.write_text("".join(json.dumps({"text": t, "intent": i}, ensure_ascii=False) + "\n" for t, i in rows),
+                 encoding="utf-8")
+    out = tmp_path / "report"
+    r = run(["intents", "eval", str(f), "--out", str(out)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "macro-F1" in r.stdout
+    report = json.loads((out / "intents.json").read_text(encoding="utf-8"))
+    assert report["n"] == len(rows)
+    assert {"per_label", "macro", "confusion_matrix", "misclassified", "confidence_histogram"} <= set(report)
+    assert (out / "intents_confusion.png").stat().st_size > 0
+    assert (out / "intents_confidence.png").stat().st_size > 0
+
+
+def test_eval_csv_wrong_columns(tmp_path):
+    f = tmp_path / "bad.csv"
+    f.write_text("message,label\n你好,smalltalk\n", encoding="utf-8")
+    r = run(["intents", "eval", str(f)], tmp_path)
+    assert r.returncode == 2
+    assert "bad.csv" in r.stderr and "text" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_eval_malformed_jsonl_names_line(tmp_path):
+    f = tmp_path / "bad.jsonl"
+    f.write_text('{"text": "你好", "intent": "smalltalk"}\n{not json\n', encoding="utf-8")
+    r = run(["intents", "eval", str(f)], tmp_path)
+    assert r.returncode == 2
+    assert "bad.jsonl:2" in r.stderr
+
+
+def test_check_ok_and_conflict(tmp_path):
+    r = run(["intents", "check"], tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    training = tmp_path / "intents"
+    training.mkdir()
+    (training / "a.yml").write_text("intent: coupon\nexamples:\n  - 积分怎么查\n  - 积分怎么查\n", encoding="utf-8")
+    (training / "b.yml").write_text("intent: query\nexamples:\n  - 积分怎么查\n", encoding="utf-8")
+    r = run(["intents", "check", "--training-dir", str(training)], tmp_path)
+    assert r.returncode == 1
+    assert "CONFLICT" in r.stdout and "b.yml:3" in r.stdout and "TOO FEW" in r.stdout
+
+
+def test_malformed_training_yaml(tmp_path):
+    training = tmp_path / "intents"
+    training.mkdir()
+    (training / "coupon.yml").write_text("intent: coupon\nexamples:\n  - 积分\n  - [oops\n", encoding="utf-8")
+    (training / "query.yml").write_text("intent: query\nexamples:\n  - 低保\n", encoding="utf-8")
+    r = run(["intents", "predict", "--training-dir", str(training)], tmp_path, stdin="你好\n")
+    assert r.returncode == 2
+    assert "coupon.yml:" in r.stderr and "Traceback" not in r.stderr
+
+
+def _write_tickets(path: Path) -> None:
+    rows = []
+    samples = {
+        "维修": ["电梯坏了", "水管漏水", "路灯不亮", "门禁坏了", "楼道灯不亮", "下水道堵了"],
+        "环境": ["垃圾没人清", "到处是狗屎", "污水横流", "垃圾桶满了", "油烟太大", "老鼠很多"],
+        "噪音": ["楼上装修太吵", "广场舞太吵", "半夜施工", "狗一直叫", "KTV太吵", "打麻将到半夜"],
+    }
+    for label, texts in samples.items():
+        for i, t in enumerate(texts * 3):
+            rows.append({"标题": f"{t}{i}", "内容": f"我们小区{t}，请处理", "类别": label})
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["标题", "内容", "类别"])
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_routing_train_predict_eval(tmp_path):
+    f = tmp_path / "tickets.csv"
+    _write_tickets(f)
+    model = tmp_path / "routing.npz"
+    r = run(["routing", "train", str(f), "--text-column", "标题+内容", "--label-column", "类别", "--out", str(model)],
+            tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert model.is_file()
+    r = run(["routing", "predict", "--model", str(model)], tmp_path, stdin="楼上装修吵死了\n电梯又坏了\n")
+    assert r.returncode == 0, r.stderr
+    cats = [json.loads(line)["category"] for line in r.stdout.splitlines()]
+    assert cats == ["噪音", "维修"]
+    r = run(["routing", "eval", str(f), "--text-column", "标题", "--text-column", "内容", "--label-column", "类别",
+             "--out", str(tmp_path / "rep")], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "rep" / "routing.json").is_file()
+
+
+def test_routing_default_model_predicts_our_categories(tmp_path):
+    r = run(["routing", "predict"], tmp_path, stdin="楼顶有人私搭乱建\n")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["category"] == "违章建筑"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["routing", "train", "{f}", "--text-column", "正文", "--label-column", "类别"],
+        ["routing", "eval", "{f}", "--text-column", "标题", "--label-column", "部门"],
+        ["routing", "train", "{missing}", "--text-column", "标题", "--label-column", "类别"],
+    ],
+)
+def test_routing_bad_input(tmp_path, args):
+    f = tmp_path / "tickets.csv"
+    _write_tickets(f)
+    args = [a.format(f=f, missing=tmp_path / "missing.csv") for a in args]
+    r = run(args, tmp_path)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and r.stderr.startswith("error:")
