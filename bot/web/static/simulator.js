@@ -249,6 +249,12 @@
 
   // -- composer, tools and menu ------------------------------------------------------------------
 
+  function closeTools() {
+    showForm(null);
+    $("tools").hidden = true;
+    $("tools-toggle").setAttribute("aria-expanded", "false");
+  }
+
   function showForm(id) {
     for (const form of ["location-form", "voice-form", "subscribe-form"]) {
       $(form).hidden = form !== id || !$(form).hidden;
@@ -293,7 +299,7 @@
           body: file,
         });
         say.image(URL.createObjectURL(file));
-        await send({ type: "image", media_id: uploaded.media_id });
+        if (await send({ type: "image", media_id: uploaded.media_id })) closeTools();
       } catch (e) {
         say.error(e.message);
       }
@@ -323,7 +329,7 @@
       const label = $("loc-label").value.trim();
       say.me("[位置] " + (label || lat + ", " + lng));
       const sent = await send({ type: "location", lat, lng, label });
-      if (sent) showForm(null);
+      if (sent) closeTools();
     });
 
     // Voice: the text speech recognition would give.
@@ -333,7 +339,7 @@
       const text = $("voice-text").value.trim();
       say.me("[语音] " + (text || "（未识别）"));
       $("voice-text").value = "";
-      await send({ type: "voice", text });
+      if (await send({ type: "voice", text })) closeTools();
     });
 
     // Subscribe (optionally through a QR code's scene) and unsubscribe.
@@ -349,11 +355,11 @@
       const scene = $("scene-input").value.trim();
       say.note(scene ? "扫码关注了公众号（场景 " + scene + "）" : "关注了公众号");
       const sent = await send({ type: "subscribe", scene });
-      if (sent) showForm(null);
+      if (sent) closeTools();
     });
     $("tool-unsubscribe").addEventListener("click", async () => {
       say.note("取消关注了公众号");
-      await send({ type: "unsubscribe" });
+      if (await send({ type: "unsubscribe" })) closeTools();
     });
   }
 
