@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from bot.appkeys import RUNTIME
-from intents.engine import Classification
+from intents.engine import Classification, Decision
 from intents.entities import Entities
 from tests.api.conftest import Api, assert_error, check_schema, response_schema
 
@@ -24,7 +24,7 @@ class StandInIntents:
 
     def classify(self, text: str) -> Classification:
         intent, confidence = UNDERSTOOD.get(text, ("smalltalk", 0.9))
-        decision = "fallback" if intent == "fallback" else "accept"
+        decision: Decision = "fallback" if intent == "fallback" else "accept"
         return Classification(text, intent, confidence, None, decision, [], Entities(), intent)
 
 

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.api.auth import AUTHENTICATORS, Principal
+from bot.api.auth import AUTHENTICATORS, Authenticator, Principal
 from bot.api.errors import error_middleware, unauthorized
 from bot.api.registry import ID, Call, Registry, obj
 from tests.conftest import free_port
@@ -71,7 +71,8 @@ def build_registry() -> Registry:
 async def served() -> AsyncIterator[tuple[str, aiohttp.ClientSession, Registry]]:
     reg = build_registry()
     app = web.Application(middlewares=[error_middleware], client_max_size=4096)
-    app[AUTHENTICATORS] = [by_header]
+    authenticators: list[Authenticator] = [by_header]
+    app[AUTHENTICATORS] = authenticators
     reg.mount(app, "/api/v1")
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -67,7 +67,7 @@ async def test_paging_walks_every_resident_once(api: Api):
     cursor = None
     pages = 0
     while True:
-        params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, Any] = {"limit": 3, **({"cursor": cursor} if cursor else {})}
         page = await api.ok("/residents", **params)
         pages += 1
         assert len(page["items"]) <= 3
@@ -106,7 +106,7 @@ async def test_message_history_newest_first_and_paged(api: Api):
     walked: list[dict[str, Any]] = []
     cursor = None
     while True:
-        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
         page = await api.ok(f"/residents/{resident['id']}/messages", **params)
         walked.extend(page["items"])
         cursor = page["next_cursor"]
