@@ -19,6 +19,7 @@ from bot.handler.dispatcher import Dispatcher
 from bot.handler.middlewares import STANDARD
 from bot.handler.router import Router
 from bot.handler.state import DatabaseStateStorage, RedisStateStorage, StateStorage
+from bot.language import Language
 from bot.runtime import Runtime
 from bot.storage.db import Database
 from bot.storage.migrate import upgrade
@@ -84,11 +85,13 @@ def create_app(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         if migrate:
             await upgrade(db)
-        await _start_language(rt)
+        language = await Language.load(settings)
+        rt.language = language
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         if background:
             tasks.append(asyncio.create_task(_maintenance(delivery, stop)))
+            tasks.append(asyncio.create_task(language.watch(db, stop)))
         tasks.extend(await _start_wechat_api(app, rt, stop, background))
         yield
         stop.set()
@@ -121,14 +124,6 @@ def _mount_optional(app: web.Application) -> None:
                 continue
             raise
         module.setup(app)
-
-
-async def _start_language(rt: Runtime) -> None:
-    try:
-        from bot.language import Language
-    except ModuleNotFoundError:
-        return
-    rt.language = await Language.load(rt.settings)
 
 
 async def _start_wechat_api(

@@ -40,6 +40,15 @@ def _check_aes_key(name: str, value: str) -> str:
     return value
 
 
+def _existing_dir(name: str, value: str) -> Path | None:
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"{name} must be an existing directory, got {value!r}")
+    return path
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -59,6 +68,8 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     outbox_interval: float = 1.0
     simulator: bool = False
+    intents_dir: Path | None = None  # training data; None = the packaged intents/data
+    knowledge_dir: Path | None = None  # entries; None = the packaged knowledge/entries
 
     @property
     def safe_mode_enabled(self) -> bool:
@@ -139,4 +150,6 @@ class Settings:
             ),
             outbox_interval=number("BOT_OUTBOX_INTERVAL", cls.outbox_interval, 0.05, 60),
             simulator=get("BOT_SIMULATOR", "0").lower() in ("1", "true", "yes", "on"),
+            intents_dir=_existing_dir("BOT_INTENTS_DIR", get("BOT_INTENTS_DIR", "")),
+            knowledge_dir=_existing_dir("BOT_KNOWLEDGE_DIR", get("BOT_KNOWLEDGE_DIR", "")),
         )

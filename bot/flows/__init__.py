@@ -12,6 +12,11 @@ from bot.handler.router import Router
 FLOWS = (
     "bot.flows.events",
     "bot.flows.media",
+    "bot.flows.clarify",
+    "bot.flows.query",
+    "bot.flows.smalltalk",
+    "bot.flows.handoff",
+    "bot.flows.fallback",
     "bot.flows.menu",
     "bot.flows.help",
 )

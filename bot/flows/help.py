@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from bot.handler.context import Context
-from bot.handler.router import MsgType, Router
+from bot.handler.router import Func, MsgType, Router
 
 router = Router("help")
+log = logging.getLogger("bot.flows.help")
 
 TEXTS = {
     "menu": (
@@ -20,14 +23,14 @@ TEXTS = {
 }
 
 
-@router.message(MsgType("voice"))
+@router.message(MsgType("voice"), Func(lambda ctx: not ctx.text))
 async def voice_without_text(ctx: Context) -> str:
-    # Voice reaches here only without a Recognition field (speech recognition is off).
-    if ctx.text:
-        return TEXTS["menu"]
+    # Voice without a Recognition field: speech recognition is off in the 公众号 settings.
+    log.warning("voice message without Recognition: enable 语音识别 in the 公众号 settings")
     return TEXTS["voice_off"]
 
 
-@router.message(MsgType("text"))
+@router.message(Func(lambda ctx: ctx.inbound.msg_type in ("text", "voice")))
 async def capabilities(ctx: Context) -> str:
+    """Any text no other handler took (the last catch-all)."""
     return TEXTS["menu"]

@@ -25,6 +25,7 @@ class Context:
     confidence: float | None = None
     understanding: Any = None  # the intent engine's Classification, when it ran
     extra: dict[str, Any] = field(default_factory=dict)
+    text_override: str | None = None  # the text being handled, when not the message's own
     # Rows and statements written in the same transaction that stores the reply (one commit).
     pending_rows: list[Any] = field(default_factory=list)
     pending_statements: list[Executable] = field(default_factory=list)
@@ -35,8 +36,15 @@ class Context:
 
     @property
     def text(self) -> str:
-        """The message text: typed text or recognised voice, trimmed."""
-        return self.inbound.text
+        """The text being handled: typed text or recognised voice, trimmed (or a clarified original)."""
+        return self.text_override if self.text_override is not None else self.inbound.text
+
+    @property
+    def decision(self) -> str | None:
+        """The intent engine's decision for this text: accept, clarify or fallback."""
+        if self.extra.get("clarified"):
+            return "accept"
+        return getattr(self.understanding, "decision", None)
 
     @property
     def state_name(self) -> str | None:

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from bot.handler.choices import parse_choice
 from bot.handler.context import Context
 from bot.handler.dispatcher import Middleware, Next
 from bot.handler.types import Out
@@ -126,16 +127,35 @@ MENU_INTENTS = {
     "HELP": "smalltalk",
 }
 
+CLARIFY_STATE = "clarify:intent"
+
 
 async def understand(ctx: Context, nxt: Next) -> list[Out]:
-    """Classify text (and recognised voice) when the intent engine is loaded; map menu keys."""
+    """Classify text (and recognised voice); map menu keys; take the answer to a clarifying question.
+
+    After "您是想：1. … 2. …" a number picks the intent and the original message is handled as
+    if it had said so; anything else is understood afresh.
+    """
     language = ctx.rt.language
     if ctx.inbound.event == "click" and ctx.menu_key in MENU_INTENTS:
         ctx.intent, ctx.confidence = MENU_INTENTS[ctx.menu_key], 1.0
-    elif ctx.text and language is not None and getattr(language, "intents", None) is not None:
+        return await nxt(ctx)
+    if ctx.fsm.state == CLARIFY_STATE:
+        candidates = list(ctx.fsm.data.get("candidates", []))
+        original = str(ctx.fsm.data.get("text", ""))
+        choice = parse_choice(ctx.text, len(candidates))
+        await ctx.fsm.clear()
+        if choice is not None and original:
+            ctx.text_override = original
+            ctx.intent, ctx.confidence = str(candidates[choice - 1]), 1.0
+            ctx.extra["clarified"] = True
+            if language is not None:
+                ctx.understanding = language.intents.classify(original)
+            return await nxt(ctx)
+    if ctx.text and language is not None:
         result = language.intents.classify(ctx.text)
         ctx.understanding = result
-        ctx.intent = result.intent
+        ctx.intent = result.intent if result.decision != "clarify" else result.raw_intent
         ctx.confidence = float(result.confidence)
     return await nxt(ctx)
 

@@ -1,0 +1,117 @@
+"""Questions for the knowledge base: the answer, numbered choices, or an honest "don't know" with a
+person offered. After an answer the resident can say whether it helped (有用/没用, or 1/2); every
+question, its decision and the feedback are kept in ``knowledge_queries`` for operators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import update
+
+from bot.handler.choices import numbered, parse_choice
+from bot.handler.context import Context
+from bot.handler.router import Func, Intent, Router, State
+from bot.storage.models import KnowledgeQuery
+
+router = Router("query")
+
+TEXTS = {
+    "answer": "{answer}",
+    "link": "详细说明：{link}",
+    "ask_feedback": "这个回答对您有帮助吗？回复 1 有用，2 没用。",
+    "choices": "您是想问：\n{choices}\n请回复数字。都不是的话可以换个说法，或回复“转人工”。",
+    "unknown": (
+        "这个问题我暂时答不上来，已经记下了，会请工作人员补充。\n"
+        "着急的话回复“转人工”，请社区工作人员为您解答。"
+    ),
+    "helpful": "谢谢您的反馈！还有其他问题随时问我。",
+    "not_helpful": "抱歉没帮上忙。您可以换个说法再问一次，或回复“转人工”找工作人员。",
+}
+
+CHOICES_STATE = "query:choices"
+FEEDBACK_STATE = "query:feedback"
+HELPFUL = {"有用", "有帮助", "有", "好的有用", "1", "１", "满意", "对", "是的", "谢谢"}
+NOT_HELPFUL = {"没用", "没有用", "无用", "没帮助", "没有帮助", "不对", "2", "２", "不满意", "不是"}
+
+
+async def _log_query(ctx: Context, decision: str, hits: list[Any]) -> int:
+    async with ctx.rt.db.transaction() as session:
+        row = KnowledgeQuery(
+            resident_id=ctx.resident.id if ctx.resident else None,
+            question=ctx.text[:2000],
+            decision=decision,
+            entry_id=hits[0].entry.id if decision == "answer" and hits else None,
+            score=float(hits[0].score) if hits else None,
+            candidates=[[h.entry.id, round(float(h.score), 4)] for h in hits],
+            created_at=ctx.rt.clock.now(),
+        )
+        session.add(row)
+        await session.flush()
+        return int(row.id)
+
+
+async def _answer_entry(ctx: Context, entry: Any, query_id: int) -> str:
+    parts = [TEXTS["answer"].format(answer=entry.answer.strip())]
+    if entry.link:
+        parts.append(TEXTS["link"].format(link=entry.link))
+    parts.append(TEXTS["ask_feedback"])
+    await ctx.fsm.set(FEEDBACK_STATE, query_id=query_id, entry_id=entry.id)
+    return "\n\n".join(parts)
+
+
+@router.message(
+    State(CHOICES_STATE),
+    Func(lambda ctx: parse_choice(ctx.text, len(ctx.fsm.data.get("choices", []))) is not None),
+)
+async def chosen(ctx: Context) -> str:
+    ids = list(ctx.fsm.data.get("choices", []))
+    index = parse_choice(ctx.text, len(ids))
+    assert index is not None
+    entry_id = ids[index - 1]
+    query_id = int(ctx.fsm.data.get("query_id", 0))
+    entry = ctx.rt.language.knowledge.get(entry_id)
+    if entry is None:  # removed by a reload meanwhile
+        await ctx.fsm.clear()
+        return TEXTS["unknown"]
+    async with ctx.rt.db.transaction() as session:
+        await session.execute(
+            update(KnowledgeQuery).where(KnowledgeQuery.id == query_id).values(entry_id=entry_id)
+        )
+    return await _answer_entry(ctx, entry, query_id)
+
+
+def _feedback_word(ctx: Context) -> bool | None:
+    text = ctx.text.strip().rstrip("。！!.").strip()
+    if text in HELPFUL:
+        return True
+    if text in NOT_HELPFUL:
+        return False
+    return None
+
+
+@router.message(State(FEEDBACK_STATE), Func(lambda ctx: _feedback_word(ctx) is not None))
+async def feedback(ctx: Context) -> str:
+    helpful = _feedback_word(ctx)
+    query_id = int(ctx.fsm.data.get("query_id", 0))
+    async with ctx.rt.db.transaction() as session:
+        await session.execute(
+            update(KnowledgeQuery)
+            .where(KnowledgeQuery.id == query_id)
+            .values(helpful=helpful, feedback_at=ctx.rt.clock.now())
+        )
+    await ctx.fsm.clear()
+    return TEXTS["helpful"] if helpful else TEXTS["not_helpful"]
+
+
+@router.message(Intent("query"), Func(lambda ctx: bool(ctx.text)))
+async def ask(ctx: Context) -> str:
+    result = ctx.rt.language.knowledge.answer(ctx.text)
+    query_id = await _log_query(ctx, result.kind, result.hits)
+    if result.kind == "answer":
+        return await _answer_entry(ctx, result.hits[0].entry, query_id)
+    if result.kind == "choices":
+        hits = result.hits[:3]
+        await ctx.fsm.set(CHOICES_STATE, choices=[h.entry.id for h in hits], query_id=query_id)
+        return TEXTS["choices"].format(choices=numbered([h.entry.question for h in hits]))
+    await ctx.fsm.clear()
+    return TEXTS["unknown"]
