@@ -52,9 +52,9 @@ def encode_cursor(kind: str, values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, kind: str, types: Sequence[type]) -> list[Any]:
-    """The values of a cursor made by :func:`encode_cursor` with ``kind``; ``types`` are int,
-    datetime (aware, UTC) or str."""
+def decode_cursor(cursor: str, kind: str, types: Sequence[type], max_int: int = 2**63 - 1) -> list[Any]:
+    """The values of a cursor made by :func:`encode_cursor` with ``kind``; ``types`` are int (0 to
+    ``max_int``: the column's range), datetime (aware, UTC) or str."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw.decode("utf-8"))
@@ -63,7 +63,7 @@ def decode_cursor(cursor: str, kind: str, types: Sequence[type]) -> list[Any]:
         values: list[Any] = []
         for value, kind_ in zip(data[1:], types, strict=True):
             if kind_ is int:
-                if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
+                if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= max_int:
                     raise ValueError("bad int")
                 values.append(value)
             elif kind_ is datetime:
@@ -76,7 +76,7 @@ def decode_cursor(cursor: str, kind: str, types: Sequence[type]) -> list[Any]:
                     raise ValueError("bad str")
                 values.append(value)
         return values
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise bad_request(
             "cursor is not a cursor of this list; pass next_cursor from the previous page unchanged",
             "bad_cursor",

@@ -162,17 +162,18 @@ def _parse_datetime(name: str, raw: str) -> datetime:
     # An unencoded '+' in a query string arrives as a space: "2025-01-01T08:00:00 08:00".
     text = re.sub(r" (\d{2}:?\d{2})$", r"+\1", text)
     try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
+        parsed = datetime.fromisoformat(text)
+        value = parsed.astimezone(UTC) if parsed.tzinfo is not None else None  # naive is ambiguous
+    except (ValueError, OverflowError):  # not a date-time, or outside years 1–9999 once in UTC
         value = None
-    if value is None or value.tzinfo is None:
+    if value is None:
         raise bad_request(
             f"{name} must be an ISO 8601 date-time with a time zone, e.g. 2025-01-31T08:00:00+08:00 "
             f"(URL-encode '+' as %2B), got {raw[:40]!r}",
             "bad_param",
             {"param": name},
         )
-    return value.astimezone(UTC)
+    return value
 
 
 def _message(error: ValidationError, root: str) -> str:

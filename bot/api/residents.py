@@ -116,7 +116,7 @@ async def list_residents(call: Call) -> dict[str, Any]:
             func.substr(Resident.openid, 1, len(prefix)) == prefix,
         )
     if "cursor" in q:
-        (after,) = decode_cursor(q["cursor"], "residents", [int])
+        (after,) = decode_cursor(q["cursor"], "residents", [int], max_int=ID["maximum"])
         stmt = stmt.where(Resident.id > after)
     async with call.db.session() as session:
         rows = list((await session.scalars(stmt)).all())

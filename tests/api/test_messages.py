@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
+from bot.api.paging import encode_cursor
 from bot.appkeys import RUNTIME
 from intents.engine import Classification, Decision
 from intents.entities import Entities
@@ -82,6 +83,11 @@ async def test_bad_query_parameters_are_400_naming_the_parameter(api: Api):
         ({"direction": "sideways"}, "direction"),
         ({"intent": "x" * 33}, "intent"),
         ({"since": "2025-02-01T00:00:00Z", "until": "2025-01-01T00:00:00Z"}, "since"),
+        ({"since": "0001-01-01T00:00:00+08:00"}, "since"),  # before year 1 in UTC
+        ({"until": "9999-12-31T23:59:59-14:00"}, "until"),  # after year 9999 in UTC
+        ({"cursor": encode_cursor("messages", ["0001-01-01T00:00:00+08:00", 1])}, "cursor"),
+        ({"cursor": encode_cursor("messages", ["2025-01-01T00:00:00", 1])}, "cursor"),
+        ({"cursor": encode_cursor("messages", ["2025-01-01T00:00:00Z", 2**63])}, "cursor"),
     ]
     for params, expected in cases:
         status, body = await api.get("/messages", **params)

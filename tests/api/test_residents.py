@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.api.paging import encode_cursor
 from tests.api.conftest import Api, assert_error, check_schema, response_schema
 
 A, B, C = "oApiTestAlpha0000000000001", "oApiTestBravo0000000000002", "oApiTestCharlie00000000003"
@@ -129,6 +130,10 @@ async def test_unknown_residents_and_bad_parameters(api: Api):
         ({"q": ""}, "q"),
         ({"building": "x" * 65}, "building"),
         ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"cursor": encode_cursor("residents", [2**31])}, "cursor"),  # beyond the id column
+        ({"cursor": encode_cursor("residents", [-1])}, "cursor"),
+        ({"cursor": encode_cursor("residents", ["1"])}, "cursor"),
+        ({"cursor": encode_cursor("residents", [1, 2])}, "cursor"),
     ]
     for params, name in cases:
         status, body = await api.get("/residents", **params)
