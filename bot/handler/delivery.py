@@ -23,11 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import texts
 from bot.handler.context import Context
-from bot.handler.dispatcher import Dispatcher
+from bot.handler.dispatcher import Dispatcher, Preloaded
 from bot.handler.types import Inbound, Out
 from bot.logmask import mask_openid
 from bot.runtime import Runtime
-from bot.storage.models import InboundKey, Message
+from bot.storage.models import InboundKey, Message, Resident
 from bot.wechat import outbox
 from bot.wechat.replies import fit
 
@@ -46,10 +46,11 @@ class Delivery:
         """The passive reply for this request (at most one message); ``[]`` means answer ``success``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.rt.settings.reply_budget
-        if not await self._claim(inbound):
+        preloaded = await self._claim(inbound)
+        if preloaded is None:
             return await self._replay(inbound.key, deadline)
         done: asyncio.Future[list[Out]] = loop.create_future()
-        task = asyncio.create_task(self._process(inbound, done))
+        task = asyncio.create_task(self._process(inbound, done, preloaded))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         try:
@@ -61,7 +62,8 @@ class Delivery:
             # The handler finished in the meantime and stored its reply.
             return await done
 
-    async def _claim(self, inbound: Inbound) -> bool:
+    async def _claim(self, inbound: Inbound) -> Preloaded | None:
+        """Claim the key; in the same transaction read what the dispatcher needs first."""
         now = self.rt.clock.now()
         try:
             async with self.rt.db.transaction() as session:
@@ -74,10 +76,13 @@ class Delivery:
                         updated_at=now,
                     )
                 )
-            return True
+                await session.flush()
+                resident = await session.scalar(select(Resident).where(Resident.openid == inbound.openid))
+                state = await self.rt.states.get_in(session, inbound.openid)
+            return Preloaded(resident=resident, state=state)
         except IntegrityError:
             log.info("retry of %s from %s", inbound.key, mask_openid(inbound.openid))
-            return False
+            return None
 
     async def _replay(self, key: str, deadline: float) -> list[Out]:
         """A retry: the stored reply, waiting for it while the first request is still working."""
@@ -102,9 +107,9 @@ class Delivery:
             )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def _process(self, inbound: Inbound, done: asyncio.Future[list[Out]]) -> None:
+    async def _process(self, inbound: Inbound, done: asyncio.Future[list[Out]], preloaded: Preloaded) -> None:
         try:
-            processed = await self.dispatcher.process(inbound, self.rt)
+            processed = await self.dispatcher.process(inbound, self.rt, preloaded)
             passive = await self._finish(inbound, fit(processed.outs), processed.ctx)
         except Exception:
             log.exception("could not finish %s", inbound.key)

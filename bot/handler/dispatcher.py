@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from bot import texts
 from bot.handler.context import Context
 from bot.handler.router import Registered, Router
-from bot.handler.state import FSM
+from bot.handler.state import FSM, StateRecord
 from bot.handler.types import Inbound, Out, as_outs
 from bot.logmask import mask_openid
 from bot.runtime import Runtime
+from bot.storage.models import Resident
 
 log = logging.getLogger("bot.dispatch")
 
@@ -38,12 +39,16 @@ class Dispatcher:
         log.info("no handler for %s/%s", ctx.inbound.msg_type, ctx.inbound.event or "-")
         return []
 
-    async def process(self, inbound: Inbound, rt: Runtime) -> Processed:
+    async def process(self, inbound: Inbound, rt: Runtime, preloaded: Preloaded | None = None) -> Processed:
         """Run one message through the middlewares and a handler. Never raises."""
         ctx: Context | None = None
         try:
-            record = await rt.states.get(inbound.openid)
+            record = preloaded.state if preloaded is not None else None
+            if record is None:
+                record = await rt.states.get(inbound.openid)
             ctx = Context(inbound=inbound, rt=rt, fsm=FSM(rt.states, inbound.openid, record))
+            if preloaded is not None and preloaded.resident is not None:
+                ctx.resident = preloaded.resident
             call: Next = self._route
             for mw in reversed(self.middlewares):
                 call = _bind(mw, call)
@@ -53,6 +58,14 @@ class Dispatcher:
                 "handler failed for %s (%s)", mask_openid(inbound.openid), inbound.key.split(":")[0]
             )
             return Processed([Out.text(texts.ERROR)], ctx)
+
+
+@dataclass
+class Preloaded:
+    """What the delivery step already read in its claim transaction (saves round trips)."""
+
+    resident: Resident | None
+    state: StateRecord | None
 
 
 @dataclass

@@ -29,8 +29,10 @@ async def resident(ctx: Context, nxt: Next) -> list[Out]:
     """
     inbound = ctx.inbound
     now = ctx.rt.clock.now()
-    async with ctx.rt.db.session() as session:
-        row = await session.scalar(select(Resident).where(Resident.openid == inbound.openid))
+    row = ctx.resident  # usually read already, in the delivery's claim transaction
+    if row is None:
+        async with ctx.rt.db.session() as session:
+            row = await session.scalar(select(Resident).where(Resident.openid == inbound.openid))
     changes: dict[str, object] = {}
     if inbound.event == "subscribe":
         changes = {"subscribed": True, "subscribed_at": now, "unsubscribed_at": None}

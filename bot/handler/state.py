@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock
 from bot.storage.db import Database
@@ -26,6 +27,10 @@ class StateRecord:
 
 class StateStorage(Protocol):
     async def get(self, openid: str) -> StateRecord: ...
+
+    async def get_in(self, session: AsyncSession, openid: str) -> StateRecord | None:
+        """Read within the caller's transaction when the storage is the database, else None."""
+        ...
 
     async def set(self, openid: str, record: StateRecord) -> None: ...
 
@@ -44,7 +49,12 @@ class DatabaseStateStorage:
 
     async def get(self, openid: str) -> StateRecord:
         async with self.db.session() as session:
-            row = await session.scalar(select(ConversationState).where(ConversationState.openid == openid))
+            record = await self.get_in(session, openid)
+        assert record is not None
+        return record
+
+    async def get_in(self, session: AsyncSession, openid: str) -> StateRecord | None:
+        row = await session.scalar(select(ConversationState).where(ConversationState.openid == openid))
         if row is None or row.state is None:
             return StateRecord()
         if self.clock.now() - row.updated_at > self.ttl:
@@ -80,6 +90,9 @@ class RedisStateStorage:
         self.redis = redis
         self.ttl = ttl
         self.prefix = prefix
+
+    async def get_in(self, session: AsyncSession, openid: str) -> StateRecord | None:
+        return None
 
     async def get(self, openid: str) -> StateRecord:
         raw = await self.redis.get(self.prefix + openid)
