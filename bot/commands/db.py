@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction, data_dir: Path) -> None:
     p = sub.add_parser("db", help="database schema")
     dsub = p.add_subparsers(dest="db_command", metavar="<db command>", required=True)
     up = dsub.add_parser("upgrade", help="migrate the schema to the newest revision")
-    up.add_argument("revision", nargs="?", default="head")
+    up.add_argument("revision", nargs="?", default="heads")
     up.set_defaults(func=_upgrade)
     cur = dsub.add_parser("current", help="print the schema revision")
     cur.set_defaults(func=_current)
