@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 from aiohttp import web
 
 from bot.appkeys import SETTINGS
@@ -285,6 +286,21 @@ def _menu() -> list[dict[str, Any]]:
     return menu
 
 
+def _demo_openids() -> list[dict[str, str]]:
+    """The demo residents (``python -m bot demo load``), offered as openids to pick."""
+    try:
+        data = yaml.safe_load((Path(__file__).resolve().parent / "demo_data.yml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    residents = data.get("residents") if isinstance(data, dict) else None
+    out = []
+    for resident in residents if isinstance(residents, list) else []:
+        if isinstance(resident, dict) and isinstance(resident.get("openid"), str):
+            where = "".join(str(resident.get(k) or "") for k in ("community", "building"))
+            out.append({"openid": resident["openid"], "label": f"演示居民 {where}".strip()})
+    return out
+
+
 async def config(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     modes = list(MODES) if settings.safe_mode_enabled else ["plain"]
@@ -294,6 +310,7 @@ async def config(request: web.Request) -> web.Response:
             "default_mode": default_mode(settings),
             "menu": _menu(),
             "presets": PRESETS,
+            "openids": _demo_openids(),
             "fake_api": settings.wechat_api_base != WECHAT_API_BASE,
             "max_image_bytes": MAX_IMAGE_BYTES,
         }

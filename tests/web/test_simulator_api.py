@@ -76,6 +76,7 @@ async def test_config_lists_modes_menu_and_presets(sim):
     keys = {sub.get("key") for top in data["menu"] for sub in top["sub_button"]}
     assert {"REPORT", "POINTS", "COURSES", "GUIDE", "HANDOFF", "MY_TICKETS"} <= keys
     assert any("新建南路" in p["label"] for p in data["presets"]["locations"])
+    assert "o_demo_wangayi_0001" in {o["openid"] for o in data["openids"]}  # the demo residents
 
 
 async def test_plain_only_without_aes_key(service_factory, sqlite_url, fake_api):

@@ -157,5 +157,16 @@ async def test_simulator_on_a_phone_screen(browser, service_factory, sqlite_url,
     assert menu is not None and menu["y"] + menu["height"] <= 844 + 1
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / "simulator-mobile.png"))
+
+    # Become a demo resident from the settings: the identity line follows, the chat starts afresh.
+    await page.click("#settings-toggle")
+    await page.fill("#openid-input", "o_demo_wangayi_0001")
+    await page.press("#openid-input", "Tab")
+    await page.locator("#identity", has_text="o_demo_wangayi_0001").wait_for(timeout=TIMEOUT)
+    assert await page.locator(".msg").count() == 0
+    await page.fill("#openid-input", "not valid!")
+    await page.press("#openid-input", "Tab")
+    await page.locator(".note.error", has_text="openid").wait_for(timeout=TIMEOUT)
+    assert await page.input_value("#openid-input") == "o_demo_wangayi_0001"
     assert problems == []
     await context.close()

@@ -233,6 +233,12 @@
       }
       if (value !== state.openid) useOpenid(value);
     };
+    for (const known of state.config.openids || []) {
+      const option = document.createElement("option");
+      option.value = known.openid;
+      option.label = known.label;
+      $("openid-presets").appendChild(option);
+    }
     $("openid-input").addEventListener("change", applyOpenid);
     $("openid-new").addEventListener("click", () => useOpenid(randomOpenid()));
     $("clear-log").addEventListener("click", () => {
