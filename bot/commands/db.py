@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from bot.config import Settings
-from bot.storage.db import Database
-from bot.storage.migrate import current, upgrade
 
 
 def register(sub: argparse._SubParsersAction, data_dir: Path) -> None:
@@ -21,12 +20,15 @@ def register(sub: argparse._SubParsersAction, data_dir: Path) -> None:
 
 
 async def _upgrade(args: argparse.Namespace) -> int:
+    from bot.storage.db import Database
+    from bot.storage.migrate import current, upgrade
+
     db = Database(Settings.from_env().database_url)
     try:
         await upgrade(db, args.revision)
         print(f"schema at {await current(db)}")
     except Exception as exc:
-        print(f"cannot upgrade the database: {type(exc).__name__}: {exc}")
+        print(f"cannot upgrade the database: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:
         await db.dispose()
@@ -34,6 +36,9 @@ async def _upgrade(args: argparse.Namespace) -> int:
 
 
 async def _current(args: argparse.Namespace) -> int:
+    from bot.storage.db import Database
+    from bot.storage.migrate import current
+
     db = Database(Settings.from_env().database_url)
     try:
         print(await current(db) or "empty")

@@ -10,9 +10,6 @@ import sys
 from pathlib import Path
 
 from bot.config import Settings
-from bot.language import request_reload
-from bot.storage.db import Database
-from bot.storage.migrate import upgrade
 
 
 def _subcommands(sub: argparse._SubParsersAction, name: str) -> argparse._SubParsersAction | None:
@@ -62,6 +59,10 @@ async def _reload(args: argparse.Namespace) -> int:
     if error is not None:
         print(f"not reloaded: {error}", file=sys.stderr)
         return 2
+    from bot.language import request_reload
+    from bot.storage.db import Database
+    from bot.storage.migrate import upgrade
+
     db = Database(settings.database_url)
     try:
         await upgrade(db)
