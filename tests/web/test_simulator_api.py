@@ -52,6 +52,14 @@ async def test_not_mounted_outside_simulator_mode(service_factory, sqlite_url, f
         assert status in (404, 405), f"{method} {path} answered {status} outside simulator mode"
     status, _ = await call(svc, "POST", "/simulator/api/send", json={"openid": "o_x", "type": "text", "text": "你好"})
     assert status in (404, 405)
+    # And nothing of it is on the router at all (whatever path a later change might give it).
+    paths = [r.canonical for r in svc.runner.app.router.resources()]
+    assert not [p for p in paths if p.startswith("/simulator")], paths
+
+
+async def test_simulator_routes_are_mounted_in_simulator_mode(sim):
+    paths = {r.canonical for r in sim.runner.app.router.resources()}
+    assert {"/simulator", "/simulator/api/send", "/simulator/api/messages", "/simulator/api/media"} <= paths
 
 
 async def test_page_and_assets_are_served_without_cdn(sim):
