@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -22,6 +23,7 @@ def alembic_config(url: str) -> Config:
 
 async def upgrade(db: Database, revision: str = "heads") -> None:
     """Bring the schema to ``revision`` on the database's own engine."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line from us instead of alembic's chatter
 
     def _upgrade(sync_conn: object) -> None:
         cfg = alembic_config(db.url)
@@ -37,7 +39,9 @@ async def _run_sync(conn: AsyncConnection, fn: object) -> None:
 
 
 async def current(db: Database) -> str | None:
+    """The schema's revision, or its heads joined with '+' when several branches are applied."""
     from alembic.runtime.migration import MigrationContext
 
     async with db.engine.connect() as conn:
-        return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+        heads = await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_heads())
+    return "+".join(sorted(heads)) if heads else None

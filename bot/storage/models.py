@@ -201,3 +201,91 @@ class KnowledgeQuery(Base):
     helpful: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# ------------------------------------------------------------------------------------------ tickets
+class TicketCounter(Base):
+    """Per-day ticket numbers (``GD20261122-0042``): one row per local day, bumped atomically."""
+
+    __tablename__ = "ticket_counters"
+
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)  # YYYYMMDD, China time
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Ticket(Base):
+    """A resident's complaint or report, from submission to rating (see bot/services/tickets.py)."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_status_deadline", "status", "deadline"),
+        Index("ix_tickets_resident_created", "resident_id", "created_at"),
+        Index("ix_tickets_building_category", "building", "category"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(20), unique=True)
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id", ondelete="SET NULL"))
+    channel: Mapped[str] = mapped_column(String(16), default="wechat")
+    text: Mapped[str] = mapped_column(Text)
+    attachments: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    location: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # label, latitude, longitude, text
+    community: Mapped[str | None] = mapped_column(String(64))
+    building: Mapped[str | None] = mapped_column(String(64))
+    unit: Mapped[str | None] = mapped_column(String(16))
+    room: Mapped[str | None] = mapped_column(String(16))
+    grid: Mapped[str | None] = mapped_column(String(64), index=True)
+    category: Mapped[str | None] = mapped_column(String(32), index=True)
+    category_confidence: Mapped[float | None] = mapped_column(Float)
+    department: Mapped[str | None] = mapped_column(String(64), index=True)
+    assignee: Mapped[str | None] = mapped_column(String(100), index=True)
+    urgency: Mapped[str] = mapped_column(String(16), default="normal")  # normal | urgent
+    status: Mapped[str] = mapped_column(String(16), default="submitted")
+    deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    contact_phone: Mapped[str | None] = mapped_column(String(32))
+    resolution: Mapped[str | None] = mapped_column(Text)
+    resolution_photos: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    reject_reason: Mapped[str | None] = mapped_column(Text)
+    rating: Mapped[str | None] = mapped_column(String(16))  # satisfied | basic | unsatisfied
+    rating_comment: Mapped[str | None] = mapped_column(Text)
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    duplicate_score: Mapped[float | None] = mapped_column(Float)
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TicketEvent(Base):
+    """One entry of a ticket's timeline: who did what when; ``public`` entries are shown to the
+    resident (and pushed), private ones are staff notes. ``push_key`` is the outbox row's key."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (Index("ix_ticket_events_ticket_at", "ticket_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))  # resident | system | token:<name> | …
+    action: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    public: Mapped[bool] = mapped_column(Boolean, default=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    push_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    shown_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SchedulerLease(Base):
+    """One row per scheduled job: the next run time, taken with a conditional UPDATE by one process."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(64))
+    next_run_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
