@@ -23,9 +23,12 @@ class Inbound:
 
     @property
     def key(self) -> str:
-        """Exactly-once key: MsgId for messages; sender + CreateTime + event for events."""
+        """Exactly-once key: MsgId for messages; sender + CreateTime + event (+ key) for events."""
         if self.msg_type == "event" or not self.msg_id:
-            return f"ev:{self.openid}:{self.create_time}:{self.event or self.msg_type}"
+            # The event key too: two different menu clicks within one second are two events,
+            # while WeChat's retries of one event repeat it unchanged.
+            key = f":{self.event_key[:40]}" if self.event_key else ""
+            return f"ev:{self.openid}:{self.create_time}:{(self.event or self.msg_type)[:32]}{key}"
         return f"msg:{self.msg_id}"
 
     @property

@@ -243,3 +243,16 @@ async def test_key_rotation_previous_key_still_decrypts(service_factory, sqlite_
     r_old = await old.send(svc.http, old.text("o_rot", "你好"))
     r_new = await new.send(svc.http, new.text("o_rot", "你好"))
     assert r_old.content and r_new.content  # each reply decrypts with the key its request used
+
+
+async def test_two_different_clicks_in_one_second_are_two_events(service):
+    s = service.sender("plain")
+    now = int(time.time())
+    first = s.event("o_clicks", "CLICK", "REPORT")
+    second = s.event("o_clicks", "CLICK", "POINTS")
+    first["CreateTime"] = second["CreateTime"] = now
+    r1 = await s.send(service.http, first)
+    r2 = await s.send(service.http, second)
+    assert r1.content != r2.content
+    assert (await s.send(service.http, first)).content == r1.content  # a retry is still the same event
+    assert await count(service.settings.database_url, Message, Message.direction == "in") == 2
