@@ -33,12 +33,20 @@ class RetrievalConfig:
     * ``choice_threshold``: below ``answer_threshold`` (or without the margin) but at least this,
       the top hits scoring at least ``choice_floor`` are offered as numbered choices;
     * below ``choice_threshold`` the knowledge base says it does not know.
+
+    Whatever the score, an entry is answered only when it covers at least ``answer_coverage`` of
+    the question's topic words (salience-weighted, frame words such as 怎么/办理/在哪 left out),
+    and offered as a choice only when it covers at least ``choice_coverage``: a question about a
+    topic the knowledge base does not hold (驾照, 护照) must not borrow an entry that merely shares
+    its sentence frame.
     """
 
-    answer_threshold: float = 0.50
-    margin: float = 0.08
-    choice_threshold: float = 0.35
-    choice_floor: float = 0.25
+    answer_threshold: float = 0.40
+    margin: float = 0.04
+    choice_threshold: float = 0.25
+    choice_floor: float = 0.15
+    answer_coverage: float = 0.9
+    choice_coverage: float = 0.5
     max_choices: int = 3
     candidates: int = 30
     k1: float = 1.2
@@ -53,6 +61,7 @@ class Hit:
 
     entry: Entry
     score: float
+    coverage: float = 1.0  # share of the question's topic words the entry covers (0..1)
 
 
 @dataclass(frozen=True)
@@ -128,16 +137,23 @@ class KnowledgeBase:
     def search(self, text: str, k: int = 3) -> list[Hit]:
         """The ``k`` best entries for ``text``, best first, with scores in 0..1."""
         state = self._state  # one read: the whole search uses one consistent index
-        return [Hit(state.index.entries[s.position], round(s.score, 4)) for s in state.index.search(text, k)]
+        return [
+            Hit(state.index.entries[s.position], round(s.score, 4), round(s.coverage, 4))
+            for s in state.index.search(text, k)
+        ]
 
     def answer(self, text: str) -> Answer:
         """Decide between answering, offering choices and saying "don't know"."""
         cfg = self.config
         hits = self.search(text, k=max(cfg.max_choices, 2))
-        if not hits or hits[0].score < cfg.choice_threshold:
+        if not hits or hits[0].score < cfg.choice_threshold or hits[0].coverage < cfg.choice_coverage:
             return Answer("unknown", [])
         runner_up = hits[1].score if len(hits) > 1 else 0.0
-        if hits[0].score >= cfg.answer_threshold and hits[0].score - runner_up >= cfg.margin:
-            return Answer("answer", hits[: cfg.max_choices])
-        choices = [h for h in hits[: cfg.max_choices] if h.score >= cfg.choice_floor]
+        best = hits[0]
+        if best.score >= cfg.answer_threshold and best.score - runner_up >= cfg.margin:
+            if best.coverage >= cfg.answer_coverage:
+                return Answer("answer", hits[: cfg.max_choices])
+        choices = [
+            h for h in hits[: cfg.max_choices] if h.score >= cfg.choice_floor and h.coverage >= cfg.choice_coverage
+        ]
         return Answer("choices", choices)

@@ -7,11 +7,16 @@ First stage (cheap, every entry):
 Each is normalised by the query's self score, so it reads as "how much of the query is covered".
 
 Second stage (the best ``candidates`` entries): rapidfuzz similarity between the folded query and
-each phrasing. The final score is a weighted mix in 0..1 (weights in ``RetrievalConfig``).
+each phrasing, on the whole text and on the topic words alone (frame words such as 怎么/办理/在哪
+removed), plus a small bonus when the entry shares the question's frame words (申请, 材料). The mix
+is multiplied by a power of the *coverage*: the salience-weighted share of the question's topic
+words the entry holds, so a question about 驾照 cannot ride on an entry that merely shares
+"…到期了怎么换证". Final scores are in 0..1 (weights in ``IndexWeights``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,17 +26,30 @@ from rapidfuzz import fuzz, process
 
 from knowledge.bm25 import BM25
 from knowledge.entries import Entry
-from knowledge.text import Analyzer
+from knowledge.text import FRAME_CHARS, FRAME_WORDS, Analyzer, topic_weight
 
 
 @dataclass(frozen=True)
 class IndexWeights:
-    """Weights of the score features; they sum to 1 so the final score stays in 0..1."""
+    """Weights of the score features; they sum to 1 so the mixed score stays in 0..1."""
 
     words: float = 0.35
     grams: float = 0.15
     answer: float = 0.20
     fuzzy: float = 0.30
+    # Share of the fuzzy weight given to the topic-only comparison (frame words removed).
+    topic_fuzzy: float = 0.5
+    # The mixed score is multiplied by coverage ** coverage_power (see ``SearchIndex``).
+    coverage_power: float = 0.5
+    # Credit for a topic word found only in the entry's answer (not its phrasings or tags).
+    answer_credit: float = 0.3
+    # Weight of single-character topic words relative to longer ones.
+    single_char: float = 0.5
+    # Salience is raised to this power in the coverage, so that rare words (驾照) dominate it.
+    salience_power: float = 2.0
+    # Bonus for an entry whose phrasings share the question's frame words (申请, 怎么办, 材料):
+    # "高龄补贴怎么申请" prefers the how-to-apply entry to the payment one.
+    frame: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -39,6 +57,10 @@ class Scored:
     position: int  # index into SearchIndex.entries
     score: float
     features: dict[str, float]
+
+    @property
+    def coverage(self) -> float:
+        return self.features.get("coverage", 0.0)
 
 
 class SearchIndex:
@@ -60,30 +82,97 @@ class SearchIndex:
         phrase_words: list[tuple[str, ...]] = []
         phrase_grams: list[tuple[str, ...]] = []
         phrase_texts: list[str] = []
+        phrase_topics: list[str] = []
         owner: list[int] = []
         starts: list[int] = []
         answer_words: list[tuple[str, ...]] = []
+        strong: list[str] = []
+        weak: list[str] = []
+        vocab: list[set[str]] = []
         for pos, entry in enumerate(self.entries):
             starts.append(len(owner))
+            entry_vocab: set[str] = set()
             for phrasing in entry.phrasings:
                 a = analyzer.analyse(phrasing)
                 phrase_words.append(a.words)
                 phrase_grams.append(a.grams)
                 phrase_texts.append(a.text)
+                phrase_topics.append("".join(a.topic))
                 owner.append(pos)
-            answer_words.append(analyzer.analyse(" ".join((entry.answer, *entry.tags))).words)
+                entry_vocab.update(a.words)
+            tags = [analyzer.fold(tag) for tag in entry.tags]
+            answer = analyzer.analyse(" ".join((entry.answer, *entry.tags)))
+            answer_words.append(answer.words)
+            # What an entry "is about": its phrasings and tags (strong), its answer (weak).
+            strong.append("|".join([t for t in phrase_texts[starts[-1] :]] + tags))
+            weak.append(answer.text)
+            entry_vocab.update(tags)
+            vocab.append(entry_vocab)
         self._starts = np.asarray(starts, dtype=np.int64)
         self._owner = np.asarray(owner, dtype=np.int64)
         self._phrase_texts = phrase_texts
+        self._phrase_topics = phrase_topics
+        self._strong = strong
+        self._weak = weak
         self._words = BM25(phrase_words, k1=k1, b=b)
         self._grams = BM25(phrase_grams, k1=k1, b=b)
         self._answers = BM25(answer_words, k1=k1, b=b)
+        # Entry-level document frequency of phrasing/tag words: how much a topic word says.
+        df: dict[str, int] = {}
+        for words in vocab:
+            for w in words:
+                df[w] = df.get(w, 0) + 1
+        n = max(len(self.entries), 1)
+        self._salience = {w: math.log(1.0 + (n - d + 0.5) / (d + 0.5)) for w, d in df.items()}
+        self._unknown_salience = math.log(1.0 + (n + 0.5) / 0.5)
 
     def __len__(self) -> int:
         return len(self.entries)
 
     def _best_phrasing(self, doc_scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         return np.maximum.reduceat(doc_scores, self._starts) if len(self._starts) else doc_scores[:0]
+
+    def salience(self, term: str) -> float:
+        """How much a topic word narrows the question down (entry-level IDF; unseen words weigh most)."""
+        weight = self._salience.get(term)
+        if weight is None:
+            weight = self._unknown_salience * topic_weight(term)
+        if len(term) == 1:
+            weight *= self.weights.single_char
+        return float(weight**self.weights.salience_power)
+
+    def topic_terms(self, topic: Sequence[str]) -> list[str]:
+        """The query's topic words, with frame characters jieba glued onto unseen words removed."""
+        out: list[str] = []
+        for term in topic:
+            if term not in self._salience:
+                term = term.strip(FRAME_CHARS)
+                if not term or term in FRAME_WORDS:
+                    continue
+            if term not in out:
+                out.append(term)
+        return out
+
+    def coverage(self, topic: Sequence[str], position: int) -> float:
+        """Salience-weighted share of the question's topic words that the entry covers (0..1).
+
+        A word found in the entry's phrasings or tags counts fully, one found only in its answer
+        counts ``answer_credit``, a longer word of which only some character pairs are found counts
+        in proportion; frame words (how, where, apply …) are not topic words. No topic word: 0.
+        """
+        strong, weak = self._strong[position], self._weak[position]
+        total = got = 0.0
+        for term in topic:
+            w = self.salience(term)
+            total += w
+            if term in strong:
+                got += w
+            elif term in weak:
+                got += w * self.weights.answer_credit
+            elif len(term) > 2:
+                pairs = [term[i : i + 2] for i in range(len(term) - 1)]
+                got += w * 0.5 * sum(p in strong for p in pairs) / len(pairs)
+        return got / total if total else 0.0
 
     def search(self, text: str, k: int) -> list[Scored]:
         """Best ``k`` entries for ``text``, best first, scores in 0..1."""
@@ -109,23 +198,42 @@ class SearchIndex:
         cand = cand[first[cand] > 0]
         if not len(cand):
             return []
-        # Second stage: fuzzy similarity of the folded query to every phrasing of the candidates.
+        # Second stage: fuzzy similarity of the folded query to every phrasing of the candidates,
+        # on the whole text and on the topic words alone (frame words removed).
         ends = np.append(self._starts[1:], len(self._owner))
         spans = [(int(self._starts[c]), int(ends[c])) for c in cand]
-        choices = [t for s, e in spans for t in self._phrase_texts[s:e]]
-        sims = process.cdist([q.text], choices, scorer=fuzz.ratio, dtype=np.float64)[0] / 100.0
+        sims = self._fuzzy(q.text, self._phrase_texts, spans)
+        topic = self.topic_terms(q.topic)
+        frame_words = [w for w in dict.fromkeys(q.words) if w in FRAME_WORDS]
+        q_topic = "".join(topic)
+        topic_sims = self._fuzzy(q_topic, self._phrase_topics, spans) if q_topic else np.zeros_like(sims)
         out: list[Scored] = []
         offset = 0
         for c, (s, e) in zip(cand, spans, strict=True):
             fz = float(sims[offset : offset + e - s].max())
+            tfz = float(topic_sims[offset : offset + e - s].max())
             offset += e - s
             pos = int(c)
+            cov = self.coverage(topic, pos)
+            strong = self._strong[pos]
+            frame = sum(w in strong for w in frame_words) / len(frame_words) if frame_words else 0.0
             feats = {
                 "words": float(words[pos]),
                 "grams": float(grams[pos]),
                 "answer": float(answer[pos]),
                 "fuzzy": fz,
+                "topic_fuzzy": tfz,
+                "coverage": cov,
+                "frame": frame,
             }
-            out.append(Scored(pos, float(first[pos]) + wt.fuzzy * fz, feats))
+            mixed = float(first[pos]) + wt.fuzzy * ((1.0 - wt.topic_fuzzy) * fz + wt.topic_fuzzy * tfz)
+            mixed = min(mixed + wt.frame * frame, 1.0)
+            if cov > 0.0:  # an entry sharing none of the question's topic words is no match
+                out.append(Scored(pos, mixed * cov**wt.coverage_power, feats))
         out.sort(key=lambda s: (-s.score, s.position))
         return out[:k]
+
+    @staticmethod
+    def _fuzzy(query: str, texts: list[str], spans: list[tuple[int, int]]) -> npt.NDArray[np.float64]:
+        choices = [t for s, e in spans for t in texts[s:e]]
+        return process.cdist([query], choices, scorer=fuzz.ratio, dtype=np.float64)[0] / 100.0

@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -33,6 +34,28 @@ STOPWORDS = frozenset(
     同志 社区 现在 今天 一般 可能 具体 情况 事 事情 东西 办法 问题 关于
     """.split()
 )
+
+# Words that shape a question ("how / where / what do I need to apply for …") but say nothing of
+# its topic. They stay in the BM25 features, but are left out of the topic words a confident answer
+# must cover and of the fuzzy comparison, so that "房产证怎么办理" does not match "残疾证怎么办理"
+# on its sentence frame. Words naming a sub-case (补办, 丢, 过期, 发放) are topic words on purpose.
+FRAME_WORDS = frozenset(
+    """
+    办 办理 办理手续 申请 申办 手续 流程 程序 步骤 材料 资料 证件 条件 要求 标准 规定
+    哪 哪里 哪儿 哪个 哪些 在哪 去哪 上哪 到哪 地方 地点 位置 找谁 找 去 来 上 弄 整 搞 做 行 行不行 不行
+    怎么办 咋办 怎么弄 多少 多久 多长时间 几 几点 时候 什么时候 时间 能否 是否 不 没 吗 得 用 用不用
+    带 准备 交 领 开 拿 提交 手机 网上 帮 帮忙 帮助 处理 解决 办法 途径 方式 方法 有 能 可以
+    """.split()
+)
+
+# Single characters that jieba sometimes glues onto a topic word (在哪办 → 证在 + 哪办).
+FRAME_CHARS = "哪能要让这那想在去来把给又还也就都"
+
+# jieba part-of-speech tags of words that never name a topic: time, numerals, pronouns,
+# localisers, adverbs, measure words, prepositions, conjunctions, particles, interjections.
+_FUNCTION_TAGS = frozenset({"t", "m", "mq", "r", "f", "d", "df", "q", "p", "c", "u", "uj", "ul", "y", "e", "o", "k"})
+# A word this frequent in general Chinese (jieba's dictionary counts) is not a topic by itself.
+_COMMON_FREQ = 5000
 
 _PUNCT_CATEGORIES = ("P", "S", "Z", "C")
 _SPLIT_RE = re.compile(r"[\s\W_]+", re.UNICODE)
@@ -62,6 +85,26 @@ def load_synonyms(path: Path = SYNONYMS_PATH) -> dict[str, str]:
     return out
 
 
+@lru_cache(maxsize=1)
+def _word_tags() -> Mapping[str, str]:
+    import jieba.posseg
+
+    tags: Mapping[str, str] = jieba.posseg.POSTokenizer(tokens.tokenizer()).word_tag_tab
+    return tags
+
+
+def topic_weight(word: str) -> float:
+    """How likely a word the entries never use names a topic (驾照, 护照: 1) rather than being
+    colloquial filler (今年, 好几年, 每个: low), from jieba's dictionary tags and frequencies."""
+    tag = _word_tags().get(word)
+    freq = tokens.tokenizer().FREQ.get(word)
+    if tag is None and not freq:
+        return 0.5  # coined by jieba's HMM: as often a glued fragment as a real name
+    if (tag and tag in _FUNCTION_TAGS) or (freq or 0) >= _COMMON_FREQ:
+        return 0.2
+    return 1.0
+
+
 @dataclass(frozen=True)
 class Analysis:
     """What retrieval needs from one text."""
@@ -69,6 +112,7 @@ class Analysis:
     text: str  # normalised, synonyms folded, no punctuation or spaces
     words: tuple[str, ...]  # content words (stopwords removed)
     grams: tuple[str, ...]  # character bigrams of the content words joined
+    topic: tuple[str, ...] = ()  # content words without frame words (what the question is about)
 
 
 class Analyzer:
@@ -95,4 +139,7 @@ class Analyzer:
         content = [t for t in words if t not in STOPWORDS]
         joined = "".join(content)
         grams = [joined[i : i + 2] for i in range(len(joined) - 1)] or ([joined] if joined else [])
-        return Analysis(text="".join(_SPLIT_RE.split(folded)), words=tuple(content), grams=tuple(grams))
+        topic = tuple(t for t in content if t not in FRAME_WORDS)
+        return Analysis(
+            text="".join(_SPLIT_RE.split(folded)), words=tuple(content), grams=tuple(grams), topic=topic
+        )
