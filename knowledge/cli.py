@@ -15,20 +15,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from knowledge.base import KnowledgeBase
-from knowledge.check import check_entries
-from knowledge.entries import DEFAULT_ENTRIES_DIR, dump_entries, load_entries
+# Light imports only: retrieval (numpy, rapidfuzz), jieba and spreadsheets are imported inside the
+# commands, so that mounting the group (and ``python -m bot --help``) does not pay for them.
+from knowledge.entries import DEFAULT_ENTRIES_DIR
 from knowledge.errors import KnowledgeError
-from knowledge.evaluation import DEFAULT_EVAL_FILE, evaluate, load_questions
-from knowledge.transfer import (
-    DEFAULT_DEPARTMENT,
-    Columns,
-    export_text,
-    export_xlsx,
-    plan_import,
-    read_rows,
-    rows_to_entries,
-)
+from knowledge.evaluation import DEFAULT_EVAL_FILE
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -55,6 +46,8 @@ def _entries_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from knowledge.base import KnowledgeBase
+
     if args.k < 1:
         print("error: -k must be at least 1", file=sys.stderr)
         return 2
@@ -70,6 +63,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from knowledge.base import KnowledgeBase
+    from knowledge.evaluation import evaluate, load_questions
+
     kb = KnowledgeBase.load(_entries_dir(args))
     questions = load_questions(Path(args.file))
     report = evaluate(kb, questions)
@@ -90,6 +86,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from knowledge.entries import dump_entries, load_entries
+    from knowledge.transfer import DEFAULT_DEPARTMENT, Columns, plan_import, read_rows, rows_to_entries
+
     source = Path(args.file)
     reviewed = dt.date.fromisoformat(args.reviewed) if args.reviewed else None
     columns = Columns(
@@ -100,7 +99,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         department=args.department_col,
         id=args.id_col,
     )
-    incoming = rows_to_entries(read_rows(source, args.sheet), source, columns, args.department, reviewed)
+    department = args.department or DEFAULT_DEPARTMENT
+    incoming = rows_to_entries(read_rows(source, args.sheet), source, columns, department, reviewed)
     target_dir = Path(args.dir) if args.dir else _entries_dir(args)
     existing = load_entries(target_dir) if target_dir.is_dir() else []
     plan = plan_import(incoming, existing)
@@ -131,6 +131,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace, data_dir: Path) -> int:
+    from knowledge.entries import load_entries
+    from knowledge.transfer import export_text, export_xlsx
+
     entries = load_entries(_entries_dir(args))
     fmt = args.format or (Path(args.file).suffix.lstrip(".").replace("yml", "yaml") if args.file else "csv")
     if fmt not in ("csv", "yaml", "xlsx"):
@@ -154,6 +157,10 @@ def cmd_export(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from knowledge.base import KnowledgeBase
+    from knowledge.check import check_entries
+    from knowledge.entries import load_entries
+
     directory = _entries_dir(args)
     entries = load_entries(directory)  # load errors (missing fields, bad YAML) exit 2 with file:line
     kb = KnowledgeBase.from_entries(entries)
@@ -193,7 +200,7 @@ def add_commands(subparsers: argparse._SubParsersAction, data_dir: Path) -> None
     p.add_argument("--tags-col", help="tags column, '|'-separated (default: tags/标签)")
     p.add_argument("--department-col", help="department column (default: department/部门)")
     p.add_argument("--id-col", help="id column (default: id; generated from the question when absent)")
-    p.add_argument("--department", default=DEFAULT_DEPARTMENT, help="department when the file has none")
+    p.add_argument("--department", help="department when the file has none (default: 社区服务中心综合窗口)")
     p.add_argument("--reviewed", help="review date YYYY-MM-DD (default: today)")
     p.add_argument("--skip-duplicates", action="store_true", help="import the rest when some rows are duplicates")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")

@@ -17,12 +17,14 @@ import csv
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from knowledge.base import KnowledgeBase
 from knowledge.errors import KnowledgeDataError
+
+if TYPE_CHECKING:  # retrieval is heavy to import; the CLI only needs the constants here
+    from knowledge.base import KnowledgeBase
 
 DEFAULT_EVAL_FILE = Path(__file__).parent / "eval" / "questions.yml"
 NONE_LABELS = frozenset({"none", "null", "", "-"})
