@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -201,6 +203,211 @@ class KnowledgeQuery(Base):
     helpful: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     feedback_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# -- points, the points mall and community courses (issue 6) --------------------------------------
+
+
+class PointsBalance(Base):
+    """A resident's points balance: derived from the ledger, kept in the same transaction as every
+    ledger entry by a conditional UPDATE, and never negative (CHECK)."""
+
+    __tablename__ = "points_balances"
+    __table_args__ = (CheckConstraint("balance >= 0", name="balance_not_negative"),)
+
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"), primary_key=True)
+    balance: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PointsEntry(Base):
+    """One append-only ledger entry: + earned, − spent; the idempotency key makes earning happen once."""
+
+    __tablename__ = "points_ledger"
+    __table_args__ = (
+        CheckConstraint("amount <> 0", name="amount_not_zero"),
+        Index("ix_points_ledger_resident_created", "resident_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))
+    amount: Mapped[int] = mapped_column(Integer)
+    balance_after: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(32))  # registration, activity, report, coupon, course, refund, adjust …
+    ref_type: Mapped[str] = mapped_column(String(32))
+    ref_id: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str] = mapped_column(String(160), unique=True)
+    actor: Mapped[str | None] = mapped_column(String(100))  # staff member of a manual adjustment
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Merchant(Base):
+    """A points-mall merchant."""
+
+    __tablename__ = "merchants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    category: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MerchantAccount(Base):
+    """An API token (role ``merchant``) that verifies one merchant's coupons."""
+
+    __tablename__ = "merchant_accounts"
+
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"), primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Coupon(Base):
+    """A coupon residents can buy with points; ``stock`` never goes below zero (CHECK)."""
+
+    __tablename__ = "coupons"
+    __table_args__ = (
+        CheckConstraint("stock >= 0", name="stock_not_negative"),
+        CheckConstraint("price >= 0", name="price_not_negative"),
+        CheckConstraint("per_resident_limit >= 1", name="limit_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="RESTRICT"), index=True)
+    title: Mapped[str] = mapped_column(String(100))
+    category: Mapped[str] = mapped_column(String(16), index=True)  # 餐饮, 理发, 超市, 交通 …
+    price: Mapped[int] = mapped_column(Integer)  # points
+    stock: Mapped[int] = mapped_column(Integer)
+    per_resident_limit: Mapped[int] = mapped_column(Integer, default=1)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    valid_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    terms: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class IssuedCoupon(Base):
+    """A coupon a resident redeemed: a unique code, ``issued`` → ``used`` (once) or ``expired``."""
+
+    __tablename__ = "issued_coupons"
+    __table_args__ = (
+        UniqueConstraint("coupon_id", "resident_id", "seq", name="uq_issued_coupons_holding"),
+        Index("ix_issued_coupons_resident_status", "resident_id", "status"),
+        Index("ix_issued_coupons_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    coupon_id: Mapped[int] = mapped_column(ForeignKey("coupons.id", ondelete="RESTRICT"))
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)  # 1.. per resident and coupon, at most the limit
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    request_key: Mapped[str] = mapped_column(String(100), unique=True)  # one redemption per request
+    status: Mapped[str] = mapped_column(String(16), default="issued")  # issued | used | expired
+    points: Mapped[int] = mapped_column(Integer)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    used_by: Mapped[str | None] = mapped_column(String(100))  # merchant account (token name)
+    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id", ondelete="SET NULL"))
+
+
+class Activity(Base):
+    """A community course or activity (群众夜校, 义诊, volunteer service …)."""
+
+    __tablename__ = "activities"
+    __table_args__ = (CheckConstraint("points_cost >= 0", name="cost_not_negative"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16), default="course")  # course | activity | volunteer
+    category: Mapped[str] = mapped_column(String(32), index=True)  # 花艺, 中医, 书法, 乐器, 义诊 …
+    organiser: Mapped[str | None] = mapped_column(String(100))
+    place: Mapped[str | None] = mapped_column(String(200))
+    audience: Mapped[str | None] = mapped_column(String(64))  # e.g. 60岁以上
+    points_cost: Mapped[int] = mapped_column(Integer, default=0)
+    reward_points: Mapped[int | None] = mapped_column(Integer)  # check-in points; None = the rule's default
+    volunteer_hours: Mapped[float] = mapped_column(Float, default=0.0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ActivitySession(Base):
+    """One dated session of an activity; ``booked`` never exceeds ``capacity`` (CHECK)."""
+
+    __tablename__ = "activity_sessions"
+    __table_args__ = (
+        CheckConstraint("booked >= 0 AND booked <= capacity", name="within_capacity"),
+        Index("ix_activity_sessions_starts_at", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"), index=True)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    capacity: Mapped[int] = mapped_column(Integer)
+    booked: Mapped[int] = mapped_column(Integer, default=0)
+    booking_opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    booking_closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Booking(Base):
+    """A resident's place (or place in the queue) in a session: one row per resident and session."""
+
+    __tablename__ = "bookings"
+    __table_args__ = (
+        UniqueConstraint("session_id", "resident_id", name="uq_bookings_session_resident"),
+        Index("ix_bookings_session_status", "session_id", "status", "queued_at"),
+        Index("ix_bookings_resident_status", "resident_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("activity_sessions.id", ondelete="CASCADE"))
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))  # booked | waitlisted | cancelled | attended
+    points_paid: Mapped[int] = mapped_column(Integer, default=0)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)  # bumped on every re-booking (ledger keys)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime())  # waitlist order
+    booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CheckIn(Base):
+    """A resident checked in at an activity (scanned its QR code), once per activity and day."""
+
+    __tablename__ = "check_ins"
+    __table_args__ = (
+        UniqueConstraint("activity_id", "resident_id", "day", name="uq_check_ins_once_a_day"),
+        Index("ix_check_ins_work_unit", "work_unit"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"))
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("activity_sessions.id", ondelete="SET NULL"))
+    day: Mapped[str] = mapped_column(String(10))  # local date YYYY-MM-DD
+    points: Mapped[int] = mapped_column(Integer, default=0)
+    volunteer_hours: Mapped[float] = mapped_column(Float, default=0.0)
+    work_unit: Mapped[str | None] = mapped_column(String(100))  # 在职党员's work unit (双报到)
+    checked_in_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PartyMember(Base):
+    """An in-service party member (在职党员) and the work unit they report to (双报到)."""
+
+    __tablename__ = "party_members"
+
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"), primary_key=True)
+    work_unit: Mapped[str] = mapped_column(String(100), index=True)
+    name: Mapped[str | None] = mapped_column(String(50))
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 # ------------------------------------------------------------------------------------------ tickets

@@ -1,0 +1,1 @@
+"""Configuration rules shipped with the service (YAML)."""

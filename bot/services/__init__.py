@@ -1,0 +1,1 @@
+"""Domain logic in transactions; never imports the WeChat edge or the flows."""

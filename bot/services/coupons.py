@@ -1,0 +1,301 @@
+"""The points mall: redeem a coupon for points, verify (核销) it at the merchant, expire it.
+
+Redemption is one transaction: the stock is taken with ``UPDATE … WHERE stock > 0`` (which also
+serialises redemptions of one coupon on PostgreSQL), the per-resident limit is checked after that
+lock and backed by a unique (coupon, resident, seq) row, the points are debited with a conditional
+UPDATE, and the code is issued. Any failure raises and rolls everything back. A redemption carries
+a request key (unique), so a resident double-tapping "确认" gets one coupon.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rapidfuzz import fuzz
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.services import points
+from bot.storage.db import Database
+from bot.storage.models import Coupon, IssuedCoupon, Merchant
+
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+CODE_LENGTH = 10
+CATEGORIES = ("餐饮", "理发", "超市", "交通", "生活", "其他")
+
+
+class CouponError(Exception):
+    """A redemption that cannot happen; ``code``: not_found, not_started, ended, sold_out, limit, points."""
+
+    def __init__(self, code: str, **info: Any) -> None:
+        super().__init__(code)
+        self.code = code
+        self.info = info
+
+
+class _Replay(Exception):
+    def __init__(self, issued_id: int) -> None:
+        self.issued_id = issued_id
+
+
+@dataclass
+class Redemption:
+    issued: IssuedCoupon
+    coupon: Coupon
+    merchant: Merchant
+    balance: int
+    created: bool  # False: this request key had already redeemed (a double tap)
+
+
+@dataclass
+class Verification:
+    """``status``: used (just now), already_used, expired, not_found, other_merchant."""
+
+    status: str
+    issued: IssuedCoupon | None = None
+    coupon: Coupon | None = None
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def normalise_code(text: str) -> str:
+    return re.sub(r"[\s\-_]", "", text).upper()[:32]
+
+
+def available(now: datetime) -> Any:
+    return (Coupon.active.is_(True), Coupon.valid_from <= now, Coupon.valid_until > now, Coupon.stock > 0)
+
+
+async def catalogue(
+    session: AsyncSession, now: datetime, category: str | None = None
+) -> list[tuple[Coupon, Merchant]]:
+    """Coupons that can be redeemed now (in stock, valid), cheapest category first then by id."""
+    stmt = (
+        select(Coupon, Merchant)
+        .join(Merchant, Merchant.id == Coupon.merchant_id)
+        .where(*available(now), Merchant.active.is_(True))
+        .order_by(Coupon.id)
+    )
+    if category:
+        stmt = stmt.where(Coupon.category == category)
+    return [(c, m) for c, m in (await session.execute(stmt)).all()]
+
+
+_FILLER = re.compile(
+    r"(我要|我想|想要|帮我|兑换|换一?张|换个|换|领取?|买|优惠券|代金券|券|一张|的|吧|了|呢|啊)"
+)
+
+
+def match_coupons(
+    query: str, items: Sequence[tuple[Coupon, Merchant]], threshold: float = 70
+) -> list[tuple[Coupon, Merchant]]:
+    """Items whose title, merchant or category fit ``query`` ("理发券" finds 理发 coupons), best first."""
+    q = _FILLER.sub("", query).strip()
+    if not q:
+        return []
+    scored = []
+    for coupon, merchant in items:
+        if q in coupon.title or q == coupon.category or q in merchant.name:
+            score = 100.0
+        else:
+            score = max(
+                fuzz.partial_ratio(q, coupon.title),
+                fuzz.partial_ratio(q, merchant.name),
+                fuzz.ratio(q, coupon.category),
+            )
+            if len(q) == 1:
+                score = min(score, 60.0)  # one character matches too much
+        if score >= threshold:
+            scored.append((score, coupon.id, coupon, merchant))
+    scored.sort(key=lambda s: (-s[0], s[1]))
+    return [(c, m) for _, _, c, m in scored]
+
+
+async def redeem(
+    db: Database, *, resident_id: int, coupon_id: int, request_key: str, now: datetime
+) -> Redemption:
+    """Spend points on one coupon; raises :class:`CouponError` with nothing written."""
+    try:
+        return await _redeem(db, resident_id, coupon_id, request_key, now)
+    except _Replay as replay:
+        return await _replayed(db, replay.issued_id)
+    except IntegrityError:
+        # A concurrent request with the same key (or the same holding slot) won: report that.
+        async with db.session() as session:
+            issued_id = await session.scalar(
+                select(IssuedCoupon.id).where(IssuedCoupon.request_key == request_key)
+            )
+        if issued_id is not None:
+            return await _replayed(db, issued_id)
+        raise CouponError("limit") from None
+
+
+async def _replayed(db: Database, issued_id: int) -> Redemption:
+    async with db.session() as session:
+        issued = await session.get(IssuedCoupon, issued_id)
+        assert issued is not None
+        coupon = await session.get(Coupon, issued.coupon_id)
+        assert coupon is not None
+        merchant = await session.get(Merchant, coupon.merchant_id)
+        assert merchant is not None
+        balance = await points.balance_of(session, issued.resident_id)
+    return Redemption(issued, coupon, merchant, balance, created=False)
+
+
+async def _redeem(
+    db: Database, resident_id: int, coupon_id: int, request_key: str, now: datetime
+) -> Redemption:
+    async with db.transaction() as session:
+        earlier = await session.scalar(select(IssuedCoupon.id).where(IssuedCoupon.request_key == request_key))
+        if earlier is not None:
+            raise _Replay(earlier)
+        coupon = await session.get(Coupon, coupon_id)
+        merchant = await session.get(Merchant, coupon.merchant_id) if coupon is not None else None
+        if coupon is None or merchant is None or not coupon.active or not merchant.active:
+            raise CouponError("not_found")
+        if now < coupon.valid_from:
+            raise CouponError("not_started", valid_from=coupon.valid_from)
+        if now >= coupon.valid_until:
+            raise CouponError("ended")
+        taken = await session.execute(
+            update(Coupon).where(Coupon.id == coupon_id, Coupon.stock > 0).values(stock=Coupon.stock - 1)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            raise CouponError("sold_out")
+        # Holding the coupon's row lock now: earlier redemptions of it are committed and visible.
+        earlier = await session.scalar(select(IssuedCoupon.id).where(IssuedCoupon.request_key == request_key))
+        if earlier is not None:
+            raise _Replay(earlier)
+        held = int(
+            await session.scalar(
+                select(func.count())
+                .select_from(IssuedCoupon)
+                .where(IssuedCoupon.coupon_id == coupon_id, IssuedCoupon.resident_id == resident_id)
+            )
+            or 0
+        )
+        if held >= coupon.per_resident_limit:
+            raise CouponError("limit", limit=coupon.per_resident_limit)
+        issued = IssuedCoupon(
+            coupon_id=coupon_id,
+            resident_id=resident_id,
+            seq=held + 1,
+            code=new_code(),
+            request_key=request_key,
+            status="issued",
+            points=coupon.price,
+            issued_at=now,
+            expires_at=coupon.valid_until,
+        )
+        session.add(issued)
+        await session.flush()
+        if coupon.price > 0:
+            try:
+                balance = await points.debit(
+                    session,
+                    resident_id=resident_id,
+                    amount=coupon.price,
+                    reason="coupon",
+                    ref_type="issued_coupon",
+                    ref_id=str(issued.id),
+                    idempotency_key=f"coupon:{issued.id}",
+                    now=now,
+                )
+            except points.InsufficientPoints as exc:
+                raise CouponError("points", balance=exc.balance, price=coupon.price) from None
+        else:
+            balance = await points.balance_of(session, resident_id)
+        await session.refresh(coupon)
+        return Redemption(issued, coupon, merchant, balance, created=True)
+
+
+async def my_coupons(
+    session: AsyncSession, resident_id: int, limit: int = 20
+) -> list[tuple[IssuedCoupon, Coupon, Merchant]]:
+    stmt = (
+        select(IssuedCoupon, Coupon, Merchant)
+        .join(Coupon, Coupon.id == IssuedCoupon.coupon_id)
+        .join(Merchant, Merchant.id == Coupon.merchant_id)
+        .where(IssuedCoupon.resident_id == resident_id)
+        .order_by(IssuedCoupon.id.desc())
+        .limit(limit)
+    )
+    return [(i, c, m) for i, c, m in (await session.execute(stmt)).all()]
+
+
+async def verify(db: Database, *, code: str, merchant_id: int, actor: str, now: datetime) -> Verification:
+    """Mark the coupon with ``code`` used, once, by this merchant (only its own coupons)."""
+    code = normalise_code(code)
+    async with db.transaction() as session:
+        own = select(Coupon.id).where(Coupon.merchant_id == merchant_id)
+        done = await session.execute(
+            update(IssuedCoupon)
+            .where(
+                IssuedCoupon.code == code,
+                IssuedCoupon.status == "issued",
+                IssuedCoupon.expires_at > now,
+                IssuedCoupon.coupon_id.in_(own),
+            )
+            .values(status="used", used_at=now, used_by=actor[:100], merchant_id=merchant_id)
+        )
+        issued = await session.scalar(select(IssuedCoupon).where(IssuedCoupon.code == code))
+        if issued is None:
+            return Verification("not_found")
+        coupon = await session.get(Coupon, issued.coupon_id)
+        if coupon is None or coupon.merchant_id != merchant_id:
+            return Verification("other_merchant")
+        if done.rowcount == 1:  # type: ignore[attr-defined]
+            return Verification("used", issued, coupon)
+        if issued.status == "used":
+            return Verification("already_used", issued, coupon)
+        return Verification("expired", issued, coupon)
+
+
+async def expire(db: Database, now: datetime) -> list[tuple[int, str, int]]:
+    """Mark issued coupons past their end ``expired``; with ``refund_expired`` give the points back.
+
+    Returns (resident_id, coupon title, refunded points) for each coupon expired now.
+    """
+    refund = points.rules().refund_expired_coupons
+    out: list[tuple[int, str, int]] = []
+    async with db.transaction() as session:
+        due = (
+            await session.execute(
+                select(IssuedCoupon.id, IssuedCoupon.resident_id, IssuedCoupon.points, Coupon.title)
+                .join(Coupon, Coupon.id == IssuedCoupon.coupon_id)
+                .where(IssuedCoupon.status == "issued", IssuedCoupon.expires_at <= now)
+                .order_by(IssuedCoupon.id)
+                .limit(500)
+            )
+        ).all()
+        for issued_id, resident_id, price, title in due:
+            changed = await session.execute(
+                update(IssuedCoupon)
+                .where(IssuedCoupon.id == issued_id, IssuedCoupon.status == "issued")
+                .values(status="expired")
+            )
+            if changed.rowcount != 1:  # type: ignore[attr-defined]
+                continue
+            refunded = 0
+            if refund and price > 0:
+                ok = await points.credit(
+                    session,
+                    resident_id=resident_id,
+                    amount=price,
+                    reason="refund",
+                    ref_type="issued_coupon",
+                    ref_id=str(issued_id),
+                    idempotency_key=f"coupon:{issued_id}:expired-refund",
+                    now=now,
+                )
+                refunded = price if ok else 0
+            out.append((resident_id, title, refunded))
+    return out

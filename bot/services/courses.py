@@ -1,0 +1,565 @@
+"""Community courses and activities: booking, cancellation with refund, waitlist, reminders, check-in.
+
+Booking is one transaction: the resident's booking row is unique per session (a double tap is a
+unique violation that rolls the second attempt back), the place is taken with
+``UPDATE activity_sessions SET booked = booked + 1 WHERE booked < capacity`` (and a CHECK keeps
+``booked <= capacity``), the points are debited with a conditional UPDATE. A full session puts the
+resident on the waitlist when they ask for it; a freed place goes to the next in line, in the same
+transaction as the cancellation, and they are told through the outbox.
+
+Notices to residents are queued with :func:`bot.wechat.outbox.enqueue` (a table written in the
+caller's transaction); their texts are in :data:`NOTICES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.handler.types import Out
+from bot.services import points
+from bot.storage.db import Database
+from bot.storage.models import Activity, ActivitySession, Booking, CheckIn, PartyMember, Resident
+from bot.wechat.outbox import enqueue
+
+ACTIVE = ("booked", "waitlisted", "attended")
+
+NOTICES = {
+    "promoted": "好消息！您候补的「{title}」（{when}）有空位了，已为您约上{paid}。不能来的话回复“取消预约”。",
+    "promoted_no_points": "「{title}」（{when}）有空位了，但您的积分不够（需要{cost}分），这次没能为您约上，抱歉。",
+    "waitlist_closed": "「{title}」（{when}）已经开始，候补没能排上，下次早点来约哦。",
+    "reminder": "温馨提醒：您预约的「{title}」将于{when}在{place}开始，记得准时参加哦。不能来请回复“取消预约”。",
+}
+
+
+class BookingError(Exception):
+    """``code``: not_found, not_open, closed, full, duplicate, points, not_yours, not_cancellable."""
+
+    def __init__(self, code: str, **info: Any) -> None:
+        super().__init__(code)
+        self.code = code
+        self.info = info
+
+
+@dataclass
+class BookingResult:
+    booking: Booking
+    session: ActivitySession
+    activity: Activity
+    balance: int
+
+
+@dataclass
+class CancelResult:
+    booking: Booking
+    session: ActivitySession
+    activity: Activity
+    refunded: int
+    promoted: list[int] = field(default_factory=list)  # booking ids now booked from the waitlist
+
+
+@dataclass
+class CheckInResult:
+    checkin: CheckIn
+    activity: Activity
+    created: bool  # False: this resident had already checked in today
+    points: int
+    work_unit: str | None
+
+
+def local_when(when: datetime) -> str:
+    local = when.astimezone(points.rules().tz)
+    return f"{local.month}月{local.day}日 {local:%H:%M}"
+
+
+async def _notify(session: AsyncSession, resident_id: int, text: str, dedup_key: str) -> None:
+    openid = await session.scalar(select(Resident.openid).where(Resident.id == resident_id))
+    if openid:
+        await enqueue(session, openid, [Out.text(text)], dedup_key=dedup_key)
+
+
+# -- catalogue -------------------------------------------------------------------------------------
+
+
+async def upcoming(
+    session: AsyncSession,
+    now: datetime,
+    *,
+    until: datetime | None = None,
+    category: str | None = None,
+    activity_id: int | None = None,
+) -> list[tuple[ActivitySession, Activity]]:
+    """Sessions not yet started, soonest first."""
+    stmt = (
+        select(ActivitySession, Activity)
+        .join(Activity, Activity.id == ActivitySession.activity_id)
+        .where(Activity.active.is_(True), ActivitySession.starts_at > now)
+        .order_by(ActivitySession.starts_at, ActivitySession.id)
+    )
+    if until is not None:
+        stmt = stmt.where(ActivitySession.starts_at < until)
+    if category:
+        stmt = stmt.where(Activity.category == category)
+    if activity_id is not None:
+        stmt = stmt.where(Activity.id == activity_id)
+    return [(s, a) for s, a in (await session.execute(stmt)).all()]
+
+
+async def my_bookings(
+    session: AsyncSession, resident_id: int, now: datetime
+) -> list[tuple[Booking, ActivitySession, Activity]]:
+    stmt = (
+        select(Booking, ActivitySession, Activity)
+        .join(ActivitySession, ActivitySession.id == Booking.session_id)
+        .join(Activity, Activity.id == ActivitySession.activity_id)
+        .where(
+            Booking.resident_id == resident_id,
+            Booking.status.in_(("booked", "waitlisted")),
+            ActivitySession.ends_at > now,
+        )
+        .order_by(ActivitySession.starts_at)
+    )
+    return [(b, s, a) for b, s, a in (await session.execute(stmt)).all()]
+
+
+async def waitlist_position(session: AsyncSession, booking: Booking) -> int:
+    ahead = await session.scalar(
+        select(func.count())
+        .select_from(Booking)
+        .where(
+            Booking.session_id == booking.session_id,
+            Booking.status == "waitlisted",
+            or_(
+                Booking.queued_at < booking.queued_at,
+                and_(Booking.queued_at == booking.queued_at, Booking.id < booking.id),
+            ),
+        )
+    )
+    return int(ahead or 0) + 1
+
+
+# -- booking ---------------------------------------------------------------------------------------
+
+
+async def book(
+    db: Database, *, resident_id: int, session_id: int, now: datetime, waitlist: bool = False
+) -> BookingResult:
+    """Book a place (or, with ``waitlist`` and a full session, join the waitlist)."""
+    try:
+        async with db.transaction() as session:
+            return await _book(session, resident_id, session_id, now, waitlist)
+    except IntegrityError:
+        raise BookingError("duplicate") from None
+
+
+async def _book(
+    session: AsyncSession, resident_id: int, session_id: int, now: datetime, waitlist: bool
+) -> BookingResult:
+    found = (
+        await session.execute(
+            select(ActivitySession, Activity)
+            .join(Activity, Activity.id == ActivitySession.activity_id)
+            .where(ActivitySession.id == session_id, Activity.active.is_(True))
+        )
+    ).first()
+    if found is None:
+        raise BookingError("not_found")
+    sess, activity = found
+    if sess.booking_opens_at is not None and now < sess.booking_opens_at:
+        raise BookingError("not_open", opens_at=sess.booking_opens_at)
+    closes = sess.booking_closes_at or sess.starts_at
+    if now >= closes or now >= sess.starts_at:
+        raise BookingError("closed")
+    existing = await session.scalar(
+        select(Booking).where(Booking.session_id == session_id, Booking.resident_id == resident_id)
+    )
+    if existing is not None and existing.status in ACTIVE:
+        raise BookingError("duplicate", status=existing.status)
+    if existing is None:
+        booking = Booking(
+            session_id=session_id, resident_id=resident_id, status="pending", queued_at=now, updated_at=now
+        )
+        session.add(booking)
+        await session.flush()  # the unique (session, resident) row: a concurrent double tap stops here
+    else:
+        changed = await session.execute(
+            update(Booking)
+            .where(Booking.id == existing.id, Booking.status == "cancelled")
+            .values(
+                status="pending",
+                attempt=Booking.attempt + 1,
+                queued_at=now,
+                cancelled_at=None,
+                reminded_at=None,
+                points_paid=0,
+                updated_at=now,
+            )
+        )
+        if changed.rowcount != 1:  # type: ignore[attr-defined]
+            raise BookingError("duplicate")
+        await session.refresh(existing)
+        booking = existing
+    taken = await session.execute(
+        update(ActivitySession)
+        .where(ActivitySession.id == session_id, ActivitySession.booked < ActivitySession.capacity)
+        .values(booked=ActivitySession.booked + 1)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        if not waitlist:
+            raise BookingError("full")
+        booking.status = "waitlisted"
+        await session.flush()
+        return BookingResult(booking, sess, activity, await points.balance_of(session, resident_id))
+    balance = await _pay(session, booking, activity, now)
+    booking.status = "booked"
+    booking.booked_at = now
+    await session.flush()
+    await session.refresh(sess)
+    return BookingResult(booking, sess, activity, balance)
+
+
+async def _pay(session: AsyncSession, booking: Booking, activity: Activity, now: datetime) -> int:
+    if activity.points_cost <= 0:
+        return await points.balance_of(session, booking.resident_id)
+    try:
+        balance = await points.debit(
+            session,
+            resident_id=booking.resident_id,
+            amount=activity.points_cost,
+            reason="course",
+            ref_type="booking",
+            ref_id=str(booking.id),
+            idempotency_key=f"booking:{booking.id}:{booking.attempt}:pay",
+            now=now,
+        )
+    except points.InsufficientPoints as exc:
+        raise BookingError("points", balance=exc.balance, cost=activity.points_cost) from None
+    booking.points_paid = activity.points_cost
+    return balance
+
+
+async def cancel(db: Database, *, resident_id: int | None, booking_id: int, now: datetime) -> CancelResult:
+    """Cancel a booking or leave the waitlist; refund before the cut-off; promote the next in line.
+
+    ``resident_id`` None: staff cancelling on the resident's behalf.
+    """
+    async with db.transaction() as session:
+        booking = await session.get(Booking, booking_id)
+        if booking is None or (resident_id is not None and booking.resident_id != resident_id):
+            raise BookingError("not_found")
+        sess = await session.get(ActivitySession, booking.session_id)
+        assert sess is not None
+        activity = await session.get(Activity, sess.activity_id)
+        assert activity is not None
+        previous = booking.status
+        if previous not in ("booked", "waitlisted") or now >= sess.starts_at:
+            raise BookingError("not_cancellable", status=previous)
+        changed = await session.execute(
+            update(Booking)
+            .where(Booking.id == booking_id, Booking.status == previous)
+            .values(status="cancelled", cancelled_at=now, updated_at=now)
+        )
+        if changed.rowcount != 1:  # type: ignore[attr-defined]
+            raise BookingError("not_cancellable", status="changed")
+        refunded = 0
+        promoted: list[int] = []
+        if previous == "booked":
+            await session.execute(
+                update(ActivitySession)
+                .where(ActivitySession.id == sess.id)
+                .values(booked=ActivitySession.booked - 1)
+            )
+            if booking.points_paid > 0 and now <= sess.starts_at - points.rules().cancel_refund_cutoff:
+                if await points.credit(
+                    session,
+                    resident_id=booking.resident_id,
+                    amount=booking.points_paid,
+                    reason="refund",
+                    ref_type="booking",
+                    ref_id=str(booking.id),
+                    idempotency_key=f"booking:{booking.id}:{booking.attempt}:refund",
+                    now=now,
+                ):
+                    refunded = booking.points_paid
+            promoted = await promote(session, sess.id, now)
+        await session.refresh(booking)
+        await session.refresh(sess)
+        return CancelResult(booking, sess, activity, refunded, promoted)
+
+
+async def promote(session: AsyncSession, session_id: int, now: datetime) -> list[int]:
+    """Give free places to the waitlist in order (caller's transaction); notifies each resident."""
+    sess = await session.get(ActivitySession, session_id)
+    activity = await session.get(Activity, sess.activity_id) if sess is not None else None
+    if sess is None or activity is None or now >= sess.starts_at:
+        return []
+    promoted: list[int] = []
+    when = local_when(sess.starts_at)
+    while True:
+        nxt = await session.scalar(
+            select(Booking)
+            .where(Booking.session_id == session_id, Booking.status == "waitlisted")
+            .order_by(Booking.queued_at, Booking.id)
+            .limit(1)
+        )
+        if nxt is None:
+            break
+        taken = await session.execute(
+            update(ActivitySession)
+            .where(ActivitySession.id == session_id, ActivitySession.booked < ActivitySession.capacity)
+            .values(booked=ActivitySession.booked + 1)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            break
+        balance = await points.lock_account(session, nxt.resident_id, now)
+        if balance < activity.points_cost:
+            await session.execute(
+                update(ActivitySession)
+                .where(ActivitySession.id == session_id)
+                .values(booked=ActivitySession.booked - 1)
+            )
+            nxt.status, nxt.cancelled_at, nxt.updated_at = "cancelled", now, now
+            await session.flush()
+            text = NOTICES["promoted_no_points"].format(
+                title=activity.title, when=when, cost=activity.points_cost
+            )
+            await _notify(session, nxt.resident_id, text, f"booking:{nxt.id}:{nxt.attempt}:no-points")
+            continue
+        await _pay(session, nxt, activity, now)
+        nxt.status, nxt.booked_at, nxt.updated_at = "booked", now, now
+        await session.flush()
+        paid = f"，扣{activity.points_cost}积分" if activity.points_cost else ""
+        text = NOTICES["promoted"].format(title=activity.title, when=when, paid=paid)
+        await _notify(session, nxt.resident_id, text, f"booking:{nxt.id}:{nxt.attempt}:promoted")
+        promoted.append(nxt.id)
+    return promoted
+
+
+# -- periodic jobs ---------------------------------------------------------------------------------
+
+
+async def send_reminders(db: Database, now: datetime) -> int:
+    """Remind booked residents of sessions starting within ``remind_hours_before`` (once each)."""
+    horizon = now + points.rules().remind_before
+    sent = 0
+    async with db.transaction() as session:
+        due = (
+            await session.execute(
+                select(Booking, ActivitySession, Activity)
+                .join(ActivitySession, ActivitySession.id == Booking.session_id)
+                .join(Activity, Activity.id == ActivitySession.activity_id)
+                .where(
+                    Booking.status == "booked",
+                    Booking.reminded_at.is_(None),
+                    ActivitySession.starts_at > now,
+                    ActivitySession.starts_at <= horizon,
+                )
+                .limit(500)
+            )
+        ).all()
+        for booking, sess, activity in due:
+            changed = await session.execute(
+                update(Booking)
+                .where(Booking.id == booking.id, Booking.reminded_at.is_(None), Booking.status == "booked")
+                .values(reminded_at=now)
+            )
+            if changed.rowcount != 1:  # type: ignore[attr-defined]
+                continue
+            text = NOTICES["reminder"].format(
+                title=activity.title, when=local_when(sess.starts_at), place=activity.place or "社区活动室"
+            )
+            await _notify(
+                session, booking.resident_id, text, f"booking:{booking.id}:{booking.attempt}:remind"
+            )
+            sent += 1
+    return sent
+
+
+async def housekeep_waitlists(db: Database, now: datetime) -> int:
+    """Fill places freed by staff (capacity raised); close the waitlists of sessions that started."""
+    changed = 0
+    async with db.transaction() as session:
+        rows = (
+            await session.execute(
+                select(ActivitySession.id, ActivitySession.starts_at)
+                .where(
+                    ActivitySession.id.in_(
+                        select(Booking.session_id).where(Booking.status == "waitlisted").distinct()
+                    )
+                )
+                .order_by(ActivitySession.id)
+            )
+        ).all()
+        for session_id, starts_at in rows:
+            if now < starts_at:
+                changed += len(await promote(session, session_id, now))
+                continue
+            sess = await session.get(ActivitySession, session_id)
+            activity = await session.get(Activity, sess.activity_id) if sess else None
+            waiting = (
+                await session.scalars(
+                    select(Booking).where(Booking.session_id == session_id, Booking.status == "waitlisted")
+                )
+            ).all()
+            for b in waiting:
+                b.status, b.cancelled_at, b.updated_at = "cancelled", now, now
+                if activity is not None:
+                    text = NOTICES["waitlist_closed"].format(title=activity.title, when=local_when(starts_at))
+                    await _notify(session, b.resident_id, text, f"booking:{b.id}:{b.attempt}:closed")
+                changed += 1
+            await session.flush()
+    return changed
+
+
+# -- check-in --------------------------------------------------------------------------------------
+
+
+async def check_in(db: Database, *, resident_id: int, activity_id: int, now: datetime) -> CheckInResult:
+    """Check the resident in (once per activity and day), credit the points once, record hours."""
+    rules = points.rules()
+    day = rules.local_day(now)
+    try:
+        async with db.transaction() as session:
+            return await _check_in(session, resident_id, activity_id, now, day)
+    except IntegrityError:
+        # The same check-in arrived concurrently and won: report it.
+        async with db.session() as session:
+            row = await session.scalar(
+                select(CheckIn).where(
+                    CheckIn.activity_id == activity_id, CheckIn.resident_id == resident_id, CheckIn.day == day
+                )
+            )
+            activity = await session.get(Activity, activity_id)
+        if row is None or activity is None:
+            raise
+        return CheckInResult(row, activity, False, 0, row.work_unit)
+
+
+async def _check_in(
+    session: AsyncSession, resident_id: int, activity_id: int, now: datetime, day: str
+) -> CheckInResult:
+    activity = await session.get(Activity, activity_id)
+    if activity is None or not activity.active:
+        raise BookingError("not_found")
+    existing = await session.scalar(
+        select(CheckIn).where(
+            CheckIn.activity_id == activity_id, CheckIn.resident_id == resident_id, CheckIn.day == day
+        )
+    )
+    if existing is not None:
+        return CheckInResult(existing, activity, False, 0, existing.work_unit)
+    start, end = points.rules().day_bounds(now)
+    sess = await session.scalar(
+        select(ActivitySession)
+        .where(
+            ActivitySession.activity_id == activity_id,
+            ActivitySession.starts_at >= start,
+            ActivitySession.starts_at < end,
+        )
+        .order_by(ActivitySession.starts_at)
+        .limit(1)
+    )
+    member = await session.get(PartyMember, resident_id)
+    row = CheckIn(
+        activity_id=activity_id,
+        resident_id=resident_id,
+        session_id=sess.id if sess else None,
+        day=day,
+        volunteer_hours=activity.volunteer_hours,
+        work_unit=member.work_unit if member else None,
+        checked_in_at=now,
+    )
+    session.add(row)
+    await session.flush()  # unique (activity, resident, day): a concurrent duplicate stops here
+    credited = await points.earn(
+        session,
+        resident_id=resident_id,
+        rule="activity",
+        ref_type="check_in",
+        ref_id=str(row.id),
+        idempotency_key=f"checkin:{activity_id}:{resident_id}:{day}",
+        now=now,
+        amount=activity.reward_points,
+    )
+    row.points = credited
+    if sess is not None:
+        await session.execute(
+            update(Booking)
+            .where(
+                Booking.session_id == sess.id, Booking.resident_id == resident_id, Booking.status == "booked"
+            )
+            .values(status="attended", updated_at=now)
+        )
+    await session.flush()
+    return CheckInResult(row, activity, True, credited, row.work_unit)
+
+
+async def register_work_unit(
+    db: Database, *, resident_id: int, work_unit: str, now: datetime, name: str | None = None
+) -> int:
+    """Record an in-service party member's work unit; today's check-ins get it too. Returns how many."""
+    work_unit = " ".join(work_unit.split())[:100]
+    if not work_unit:
+        raise ValueError("the work unit must not be empty")
+    day = points.rules().local_day(now)
+    async with db.transaction() as session:
+        member = await session.get(PartyMember, resident_id)
+        if member is None:
+            session.add(
+                PartyMember(resident_id=resident_id, work_unit=work_unit, name=name, registered_at=now)
+            )
+        else:
+            member.work_unit = work_unit
+            if name:
+                member.name = name
+        result = await session.execute(
+            update(CheckIn)
+            .where(CheckIn.resident_id == resident_id, CheckIn.day == day)
+            .values(work_unit=work_unit)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    day: str
+    resident_id: int
+    name: str | None
+    activity: str
+    hours: float
+    points: int
+
+
+async def service_record(
+    session: AsyncSession, work_unit: str, since: datetime | None = None, until: datetime | None = None
+) -> Sequence[ServiceRecord]:
+    """Check-ins of the unit's in-service party members (双报到), oldest first."""
+    stmt = (
+        select(CheckIn, Activity.title, PartyMember.name)
+        .join(Activity, Activity.id == CheckIn.activity_id)
+        .outerjoin(PartyMember, PartyMember.resident_id == CheckIn.resident_id)
+        .where(CheckIn.work_unit == work_unit)
+        .order_by(CheckIn.checked_in_at, CheckIn.id)
+    )
+    if since is not None:
+        stmt = stmt.where(CheckIn.checked_in_at >= since)
+    if until is not None:
+        stmt = stmt.where(CheckIn.checked_in_at < until)
+    rows = (await session.execute(stmt)).all()
+    return [
+        ServiceRecord(c.day, c.resident_id, name, title, c.volunteer_hours, c.points)
+        for c, title, name in rows
+    ]
+
+
+def week_end(now: datetime) -> datetime:
+    """The end of this local week (Monday 00:00 next week)."""
+    local = now.astimezone(points.rules().tz)
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start + timedelta(days=7 - local.weekday())

@@ -1,0 +1,385 @@
+"""Points (积分): an append-only ledger and a balance per resident that never goes below zero.
+
+Every change writes one ledger row and moves the resident's ``points_balances`` row in the same
+transaction (the caller's): credits with an ``INSERT … ON CONFLICT DO NOTHING`` on the ledger's
+unique idempotency key (the same earning event credits once, however often it arrives, in any
+process), debits with a conditional ``UPDATE … WHERE balance >= amount``. The balance row has a
+CHECK (balance >= 0), so even a bug here could not make it negative. The ledger is the source of
+truth: :func:`ledger_mismatches` compares it with the balances.
+
+Earning rules (amounts, daily caps, cut-offs) live in ``bot/rules/points.yml``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage.models import PointsBalance, PointsEntry
+
+RULES_FILE = Path(__file__).resolve().parent.parent / "rules" / "points.yml"
+MAX_AMOUNT = 1_000_000
+
+
+class RulesError(ValueError):
+    """A problem in the rules file; ``str()`` names the file and the setting."""
+
+
+class PointsError(Exception):
+    """A points operation that cannot be done; ``code`` says why."""
+
+    def __init__(self, code: str, message: str, **info: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.info = info
+
+
+class InsufficientPoints(PointsError):
+    def __init__(self, balance: int, needed: int) -> None:
+        super().__init__("points", f"balance {balance} is less than {needed}", balance=balance, needed=needed)
+        self.balance = balance
+        self.needed = needed
+
+
+@dataclass(frozen=True)
+class Rules:
+    earn: dict[str, int]
+    daily_caps: dict[str, int]
+    cancel_refund_cutoff: timedelta
+    remind_before: timedelta
+    refund_expired_coupons: bool
+    tz: ZoneInfo
+
+    def local_day(self, when: datetime) -> str:
+        return when.astimezone(self.tz).date().isoformat()
+
+    def day_bounds(self, when: datetime) -> tuple[datetime, datetime]:
+        local = when.astimezone(self.tz)
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        return start, start + timedelta(days=1)
+
+
+def _int(data: dict[str, Any], name: str, file: Path, where: str, lo: int = 0, hi: int = MAX_AMOUNT) -> int:
+    value = data.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise RulesError(f"{file}: {where}{name} must be a whole number from {lo} to {hi}, got {value!r}")
+    return value
+
+
+def load_rules(file: Path = RULES_FILE) -> Rules:
+    """Read and check the rules file; raises :class:`RulesError` naming the file and setting."""
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RulesError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise RulesError(f"{file}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise RulesError(f"{file}: expected a mapping of settings at the top level")
+    sections: dict[str, dict[str, Any]] = {}
+    for name in ("earn", "daily_caps", "courses", "coupons"):
+        section = data.get(name) or {}
+        if not isinstance(section, dict):
+            raise RulesError(f"{file}: '{name}' must be a mapping")
+        sections[name] = section
+    earn = {str(k): _int(sections["earn"], k, file, "earn.") for k in sections["earn"]}
+    caps = {str(k): _int(sections["daily_caps"], k, file, "daily_caps.") for k in sections["daily_caps"]}
+    courses = sections["courses"]
+    cutoff = _int(courses, "cancel_refund_cutoff_hours", file, "courses.", 0, 24 * 60)
+    remind = _int(courses, "remind_hours_before", file, "courses.", 1, 24 * 14)
+    refund = sections["coupons"].get("refund_expired", False)
+    if not isinstance(refund, bool):
+        raise RulesError(f"{file}: coupons.refund_expired must be true or false, got {refund!r}")
+    try:
+        tz = ZoneInfo(str(data.get("timezone", "Asia/Shanghai")))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RulesError(f"{file}: unknown timezone {data.get('timezone')!r}") from None
+    return Rules(earn, caps, timedelta(hours=cutoff), timedelta(hours=remind), refund, tz)
+
+
+@functools.cache
+def rules() -> Rules:
+    """The shipped rules (read once)."""
+    return load_rules()
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+async def ensure_account(session: AsyncSession, resident_id: int, now: datetime) -> None:
+    """Create the resident's balance row (at 0) if it does not exist yet."""
+    stmt = _insert(session, PointsBalance).values(resident_id=resident_id, balance=0, updated_at=now)
+    await session.execute(stmt.on_conflict_do_nothing(index_elements=["resident_id"]))
+
+
+async def lock_account(session: AsyncSession, resident_id: int, now: datetime) -> int:
+    """Create and lock the resident's balance row (PostgreSQL: FOR UPDATE); returns the balance."""
+    await ensure_account(session, resident_id, now)
+    stmt = select(PointsBalance.balance).where(PointsBalance.resident_id == resident_id).with_for_update()
+    return int((await session.execute(stmt)).scalar_one())
+
+
+def _check_entry(amount: int, reason: str, ref_type: str, ref_id: str, key: str) -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= MAX_AMOUNT:
+        raise ValueError(f"amount must be a whole number from 1 to {MAX_AMOUNT}, got {amount!r}")
+    for name, value, limit in (("reason", reason, 32), ("ref_type", ref_type, 32), ("ref_id", ref_id, 64)):
+        if not value or len(value) > limit:
+            raise ValueError(f"{name} must be 1 to {limit} characters")
+    if not key or len(key) > 160:
+        raise ValueError("idempotency_key must be 1 to 160 characters")
+
+
+async def credit(
+    session: AsyncSession,
+    *,
+    resident_id: int,
+    amount: int,
+    reason: str,
+    ref_type: str,
+    ref_id: str,
+    idempotency_key: str,
+    now: datetime,
+    actor: str | None = None,
+    note: str | None = None,
+) -> bool:
+    """Add ``amount`` points in the caller's transaction; False when this key was already credited."""
+    _check_entry(amount, reason, ref_type, ref_id, idempotency_key)
+    await ensure_account(session, resident_id, now)
+    stmt = (
+        _insert(session, PointsEntry)
+        .values(
+            resident_id=resident_id,
+            amount=amount,
+            balance_after=0,
+            reason=reason,
+            ref_type=ref_type,
+            ref_id=ref_id,
+            idempotency_key=idempotency_key,
+            actor=actor,
+            note=note,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(PointsEntry.id)
+    )
+    entry_id = (await session.execute(stmt)).scalar_one_or_none()
+    if entry_id is None:
+        return False
+    balance = (
+        await session.execute(
+            update(PointsBalance)
+            .where(PointsBalance.resident_id == resident_id)
+            .values(balance=PointsBalance.balance + amount, updated_at=now)
+            .returning(PointsBalance.balance)
+        )
+    ).scalar_one()
+    await session.execute(update(PointsEntry).where(PointsEntry.id == entry_id).values(balance_after=balance))
+    return True
+
+
+async def debit(
+    session: AsyncSession,
+    *,
+    resident_id: int,
+    amount: int,
+    reason: str,
+    ref_type: str,
+    ref_id: str,
+    idempotency_key: str,
+    now: datetime,
+    actor: str | None = None,
+    note: str | None = None,
+) -> int:
+    """Take ``amount`` points in the caller's transaction; returns the new balance.
+
+    Raises :class:`InsufficientPoints` (nothing written) when the balance is too low. A repeated
+    ``idempotency_key`` is an IntegrityError that rolls the caller's transaction back.
+    """
+    _check_entry(amount, reason, ref_type, ref_id, idempotency_key)
+    await ensure_account(session, resident_id, now)
+    balance = (
+        await session.execute(
+            update(PointsBalance)
+            .where(PointsBalance.resident_id == resident_id, PointsBalance.balance >= amount)
+            .values(balance=PointsBalance.balance - amount, updated_at=now)
+            .returning(PointsBalance.balance)
+        )
+    ).scalar_one_or_none()
+    if balance is None:
+        raise InsufficientPoints(await balance_of(session, resident_id), amount)
+    session.add(
+        PointsEntry(
+            resident_id=resident_id,
+            amount=-amount,
+            balance_after=balance,
+            reason=reason,
+            ref_type=ref_type,
+            ref_id=ref_id,
+            idempotency_key=idempotency_key,
+            actor=actor,
+            note=note,
+            created_at=now,
+        )
+    )
+    await session.flush()
+    return int(balance)
+
+
+async def earned_today(session: AsyncSession, resident_id: int, reason: str, now: datetime) -> int:
+    start, end = rules().day_bounds(now)
+    total = await session.scalar(
+        select(func.coalesce(func.sum(PointsEntry.amount), 0)).where(
+            PointsEntry.resident_id == resident_id,
+            PointsEntry.reason == reason,
+            PointsEntry.amount > 0,
+            PointsEntry.created_at >= start,
+            PointsEntry.created_at < end,
+        )
+    )
+    return int(total or 0)
+
+
+async def earn(
+    session: AsyncSession,
+    *,
+    resident_id: int,
+    rule: str,
+    ref_type: str,
+    ref_id: str,
+    idempotency_key: str,
+    now: datetime,
+    amount: int | None = None,
+) -> int:
+    """Credit what the earning rule ``rule`` gives (or ``amount``), within its daily cap.
+
+    Returns the points credited: 0 when the event was already credited or the cap is reached.
+    """
+    the_rules = rules()
+    points = the_rules.earn.get(rule, 0) if amount is None else amount
+    if points <= 0:
+        return 0
+    # Lock the resident's balance row first: concurrent earnings of one resident then see each
+    # other's ledger rows when the cap is computed.
+    await lock_account(session, resident_id, now)
+    already = await session.scalar(
+        select(PointsEntry.id).where(PointsEntry.idempotency_key == idempotency_key)
+    )
+    if already is not None:
+        return 0
+    cap = the_rules.daily_caps.get(rule)
+    if cap is not None:
+        points = min(points, cap - await earned_today(session, resident_id, rule, now))
+        if points <= 0:
+            return 0
+    credited = await credit(
+        session,
+        resident_id=resident_id,
+        amount=points,
+        reason=rule,
+        ref_type=ref_type,
+        ref_id=ref_id,
+        idempotency_key=idempotency_key,
+        now=now,
+    )
+    return points if credited else 0
+
+
+async def award_registration(session: AsyncSession, resident_id: int, now: datetime) -> int:
+    """The one-off registration reward (0 if already given)."""
+    return await earn(
+        session,
+        resident_id=resident_id,
+        rule="registration",
+        ref_type="resident",
+        ref_id=str(resident_id),
+        idempotency_key=f"registration:{resident_id}",
+        now=now,
+    )
+
+
+async def adjust(
+    session: AsyncSession,
+    *,
+    resident_id: int,
+    amount: int,
+    actor: str,
+    note: str,
+    request_key: str,
+    now: datetime,
+) -> PointsEntry:
+    """A manual adjustment by staff (``actor``) with a note; positive or negative, audited in the ledger."""
+    if not actor.strip() or not note.strip():
+        raise ValueError("an adjustment needs the staff member's name and a note")
+    key = f"adjust:{request_key}"
+    args: dict[str, Any] = {
+        "resident_id": resident_id,
+        "amount": abs(amount),
+        "reason": "adjust",
+        "ref_type": "manual",
+        "ref_id": request_key[:64],
+        "idempotency_key": key,
+        "now": now,
+        "actor": actor,
+        "note": note,
+    }
+    existing = await session.scalar(select(PointsEntry).where(PointsEntry.idempotency_key == key))
+    if existing is not None:
+        return existing
+    if amount > 0:
+        await credit(session, **args)
+    elif amount < 0:
+        await debit(session, **args)
+    else:
+        raise ValueError("an adjustment must not be zero")
+    entry = await session.scalar(select(PointsEntry).where(PointsEntry.idempotency_key == key))
+    assert entry is not None
+    return entry
+
+
+async def balance_of(session: AsyncSession, resident_id: int) -> int:
+    value = await session.scalar(
+        select(PointsBalance.balance).where(PointsBalance.resident_id == resident_id)
+    )
+    return int(value or 0)
+
+
+async def history(session: AsyncSession, resident_id: int, limit: int = 10) -> Sequence[PointsEntry]:
+    stmt = (
+        select(PointsEntry)
+        .where(PointsEntry.resident_id == resident_id)
+        .order_by(PointsEntry.id.desc())
+        .limit(limit)
+    )
+    return (await session.scalars(stmt)).all()
+
+
+async def ledger_mismatches(session: AsyncSession) -> list[tuple[int, int, int]]:
+    """(resident_id, ledger sum, balance) wherever the ledger and the balances disagree."""
+    sums = dict(
+        (
+            await session.execute(
+                select(PointsEntry.resident_id, func.sum(PointsEntry.amount)).group_by(
+                    PointsEntry.resident_id
+                )
+            )
+        ).all()
+    )
+    balances = dict((await session.execute(select(PointsBalance.resident_id, PointsBalance.balance))).all())
+    out = []
+    for rid in sorted(set(sums) | set(balances)):
+        total, balance = int(sums.get(rid) or 0), int(balances.get(rid) or 0)
+        if total != balance:
+            out.append((rid, total, balance))
+    return out
