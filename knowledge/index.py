@@ -130,7 +130,11 @@ class SearchIndex:
         return len(self.entries)
 
     def _best_phrasing(self, doc_scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        return np.maximum.reduceat(doc_scores, self._starts) if len(self._starts) else doc_scores[:0]
+        """Best phrasing score per entry; only the phrasings a query term touched are visited."""
+        best = np.zeros(len(self.entries))
+        touched = np.flatnonzero(doc_scores)
+        np.maximum.at(best, self._owner[touched], doc_scores[touched])
+        return best
 
     def salience(self, term: str) -> float:
         """How much a topic word narrows the question down (entry-level IDF; unseen words weigh most)."""
@@ -160,10 +164,12 @@ class SearchIndex:
         counts ``answer_credit``, a longer word of which only some character pairs are found counts
         in proportion; frame words (how, where, apply …) are not topic words. No topic word: 0.
         """
+        return self._coverage([(term, self.salience(term)) for term in topic], position)
+
+    def _coverage(self, weighted: Sequence[tuple[str, float]], position: int) -> float:
         strong, weak = self._strong[position], self._weak[position]
         total = got = 0.0
-        for term in topic:
-            w = self.salience(term)
+        for term, w in weighted:
             total += w
             if term in strong:
                 got += w
@@ -207,14 +213,14 @@ class SearchIndex:
         frame_words = [w for w in dict.fromkeys(q.words) if w in FRAME_WORDS]
         q_topic = "".join(topic)
         topic_sims = self._fuzzy(q_topic, self._phrase_topics, spans) if q_topic else np.zeros_like(sims)
+        weighted = [(term, self.salience(term)) for term in topic]
+        offsets = np.cumsum([0] + [e - s for s, e in spans[:-1]])
+        best_sims = np.maximum.reduceat(sims, offsets).tolist()
+        best_topic = np.maximum.reduceat(topic_sims, offsets).tolist()
         out: list[Scored] = []
-        offset = 0
-        for c, (s, e) in zip(cand, spans, strict=True):
-            fz = float(sims[offset : offset + e - s].max())
-            tfz = float(topic_sims[offset : offset + e - s].max())
-            offset += e - s
-            pos = int(c)
-            cov = self.coverage(topic, pos)
+        for i, c in enumerate(cand.tolist()):
+            fz, tfz, pos = best_sims[i], best_topic[i], c
+            cov = self._coverage(weighted, pos)
             strong = self._strong[pos]
             frame = sum(w in strong for w in frame_words) / len(frame_words) if frame_words else 0.0
             feats = {
