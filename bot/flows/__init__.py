@@ -10,8 +10,10 @@ import importlib
 from bot.handler.router import Router
 
 FLOWS = (
+    "bot.flows.ticket_notices",
     "bot.flows.events",
     "bot.flows.media",
+    "bot.flows.complaint",
     "bot.flows.clarify",
     "bot.flows.query",
     "bot.flows.smalltalk",

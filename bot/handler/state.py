@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import flag_modified
 
 from bot.clock import Clock
 from bot.storage.db import Database
@@ -74,6 +75,8 @@ class DatabaseStateStorage:
                 row.state = record.state
                 row.data = dict(record.data)
                 row.updated_at = self.clock.now()
+                # Written even when unchanged (a clock that stands still), so onupdate=utcnow never wins.
+                flag_modified(row, "updated_at")
 
     async def clear(self, openid: str) -> None:
         async with self.db.transaction() as session:

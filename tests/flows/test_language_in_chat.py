@@ -32,7 +32,7 @@ async def queries(url: str) -> list[KnowledgeQuery]:
 
 
 async def test_intents_route_messages(service):
-    assert "遇到的问题" in await say(service, "o_i1", "俺家楼道灯坏了好几天了咋没人管")
+    assert "具体位置" in await say(service, "o_i1", "俺家楼道灯坏了好几天了咋没人管")
     assert "积分" in await say(service, "o_i2", "我的机分还有多少")
     assert "课程" in await say(service, "o_i3", "书法课啥时候上")
     assert "不客气" in await say(service, "o_i4", "谢谢你啊")

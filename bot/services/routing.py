@@ -1,0 +1,25 @@
+"""The complaint routing classifier as the service uses it: loaded once per data dir, in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+from intents.routing import Route, Router
+
+_routers: dict[str, Router] = {}
+_lock = threading.Lock()
+
+
+def _load(data_dir: Path | None) -> Router:
+    key = str(data_dir or "")
+    with _lock:
+        if key not in _routers:
+            _routers[key] = Router.load(data_dir)
+        return _routers[key]
+
+
+async def route(data_dir: Path | None, text: str) -> Route:
+    router = await asyncio.to_thread(_load, data_dir)
+    return await asyncio.to_thread(router.route, text)

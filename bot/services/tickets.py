@@ -1,0 +1,461 @@
+"""Tickets: numbers, the state machine, the timeline, pushes to the resident, duplicates, rating.
+
+Every function works inside the caller's transaction (``session``) and takes ``now`` from the
+caller's clock. Each status change appends a :class:`TicketEvent` and, for public changes, queues a
+customer-service message to the resident in the same transaction (outbox). When WeChat's 48-hour
+window is closed the outbox marks that message ``expired``; :func:`pending_notices` then hands the
+update to the chat, which shows it on the resident's next message.
+
+States::
+
+    submitted → dispatched → accepted → in_progress → answered → closed
+    plus reopened, escalated, rejected (with a reason)
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from rapidfuzz import fuzz
+from sqlalchemy import and_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.handler.types import Out
+from bot.services.dispatch import Rules
+from bot.storage.models import OutboxMessage, Resident, Ticket, TicketCounter, TicketEvent
+from bot.wechat.outbox import enqueue
+
+log = logging.getLogger(__name__)
+
+CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+STATUSES = (
+    "submitted", "dispatched", "accepted", "in_progress", "answered", "closed", "reopened", "escalated", "rejected",
+)
+OPEN_STATUSES = ("submitted", "dispatched", "accepted", "in_progress", "reopened", "escalated")
+RATINGS = {"满意": "satisfied", "基本满意": "basic", "不满意": "unsatisfied"}
+RATING_LABELS = {v: k for k, v in RATINGS.items()}
+
+# action → (statuses it may start from, status it leads to)
+TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+    "dispatch": (frozenset({"submitted", "reopened", "escalated", "dispatched"}), "dispatched"),
+    "accept": (frozenset({"dispatched", "reopened", "escalated"}), "accepted"),
+    "start": (frozenset({"accepted", "dispatched", "reopened", "escalated"}), "in_progress"),
+    "answer": (frozenset({"accepted", "in_progress", "reopened", "escalated", "dispatched"}), "answered"),
+    "reject": (frozenset({"submitted", "dispatched", "escalated", "reopened"}), "rejected"),
+    "reopen": (frozenset({"answered", "closed", "rejected"}), "reopened"),
+    "escalate": (frozenset(OPEN_STATUSES) - {"escalated"}, "escalated"),
+    "close": (frozenset({"answered", "rejected"}), "closed"),
+}
+
+STATUS_LABELS = {
+    "submitted": "已受理，等待分派",
+    "dispatched": "已派给{department}",
+    "accepted": "{department}已接单",
+    "in_progress": "正在处理",
+    "answered": "已办结，等待您评价",
+    "closed": "已完结",
+    "reopened": "已重新办理",
+    "escalated": "已上报领导督办",
+    "rejected": "未能受理",
+}
+
+TEXTS = {
+    "update": "您的诉求 {number} 有新进展：{what}",
+    "answered": "您的诉求 {number} 已办结：{resolution}\n请回复“满意”“基本满意”或“不满意”评价，不满意可以直接说原因。",
+    "rejected": "您的诉求 {number} 未能受理：{reason}",
+    "comment": "您的诉求 {number} 有新回复：{note}",
+    "closed": "您的诉求 {number} 已完结，谢谢您的支持。",
+    "reopened": "您的诉求 {number} 已重新办理，我们会尽快处理。",
+}
+
+
+class TicketError(Exception):
+    """A refused change (illegal transition, missing field); ``code`` is stable, the message is for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def local_day(now: datetime) -> str:
+    return now.astimezone(CHINA).strftime("%Y%m%d")
+
+
+async def next_number(session: AsyncSession, now: datetime) -> str:
+    """``GD<YYYYMMDD>-<NNNN>``: an atomic per-day counter (INSERT … ON CONFLICT DO UPDATE … RETURNING)."""
+    day = local_day(now)
+    bind = session.get_bind()
+    insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        insert(TicketCounter)
+        .values(day=day, value=1)
+        .on_conflict_do_update(index_elements=[TicketCounter.day], set_={"value": TicketCounter.value + 1})
+        .returning(TicketCounter.value)
+    )
+    value = int((await session.execute(stmt)).scalar_one())
+    return f"GD{day}-{value:04d}"
+
+
+def status_label(ticket: Ticket) -> str:
+    return STATUS_LABELS.get(ticket.status, ticket.status).format(department=ticket.department or "相关部门")
+
+
+async def _resident_openid(session: AsyncSession, ticket: Ticket) -> str | None:
+    if ticket.resident_id is None:
+        return None
+    return await session.scalar(select(Resident.openid).where(Resident.id == ticket.resident_id))
+
+
+async def record(
+    session: AsyncSession,
+    ticket: Ticket,
+    action: str,
+    *,
+    actor: str,
+    now: datetime,
+    note: str | None = None,
+    public: bool = True,
+    from_status: str | None = None,
+    data: dict[str, Any] | None = None,
+    push: str | None = None,
+) -> TicketEvent:
+    """Append a timeline event; with ``push`` (a text), queue it to the resident in this transaction."""
+    event = TicketEvent(
+        ticket_id=ticket.id,
+        at=now,
+        actor=actor[:100],
+        action=action,
+        from_status=from_status,
+        to_status=ticket.status if from_status is not None else None,
+        note=note,
+        public=public,
+        data=data or {},
+    )
+    session.add(event)
+    await session.flush()
+    if push and public:
+        openid = await _resident_openid(session, ticket)
+        if openid:
+            key = f"ticket:{ticket.id}:event:{event.id}"
+            await enqueue(session, openid, [Out.text(push)], dedup_key=key, not_before=now)
+            event.push_key = f"{key}#0"
+    return event
+
+
+@dataclass
+class NewTicket:
+    text: str
+    resident: Resident | None = None
+    channel: str = "wechat"
+    attachments: Sequence[dict[str, Any]] = ()
+    location: dict[str, Any] | None = None
+    building: str | None = None
+    unit: str | None = None
+    room: str | None = None
+    category: str | None = None
+    confidence: float | None = None
+    urgency: str = "normal"
+    contact_phone: str | None = None
+    actor: str = "resident"
+
+
+async def create_ticket(session: AsyncSession, new: NewTicket, rules: Rules, now: datetime) -> Ticket:
+    """Create, dispatch by the table (or leave for triage) and look for a possible duplicate."""
+    if not new.text.strip():
+        raise TicketError("empty_text", "a ticket needs a description")
+    building = new.building or (new.resident.building if new.resident else None)
+    decision = rules.decide(new.category, new.confidence, building, new.urgency)
+    ticket = Ticket(
+        number=await next_number(session, now),
+        resident_id=new.resident.id if new.resident else None,
+        channel=new.channel,
+        text=new.text.strip()[:4000],
+        attachments=list(new.attachments),
+        location=new.location,
+        community=new.resident.community if new.resident else None,
+        building=building,
+        unit=new.unit,
+        room=new.room,
+        grid=decision.grid,
+        category=new.category,
+        category_confidence=new.confidence,
+        department=decision.department,
+        assignee=decision.assignee,
+        urgency=new.urgency,
+        status="submitted",
+        deadline=decision.deadline(now),
+        contact_phone=new.contact_phone,
+        resolution_photos=[],
+        reopen_count=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(ticket)
+    await session.flush()
+    await record(session, ticket, "submitted", actor=new.actor, now=now, from_status="",
+                 data={"category": new.category, "confidence": new.confidence, "urgency": new.urgency})
+    if decision.triage:
+        await record(session, ticket, "triage", actor="system", now=now, public=False,
+                     note="分类不确定，进入人工分派队列")
+    else:
+        ticket.status = "dispatched"
+        await record(session, ticket, "dispatch", actor="system", now=now, from_status="submitted",
+                     data={"department": ticket.department, "assignee": ticket.assignee})
+    await link_duplicate(session, ticket, rules, now)
+    return ticket
+
+
+def _similarity(a: str, b: str) -> float:
+    a, b = re.sub(r"\W+", "", a), re.sub(r"\W+", "", b)
+    if not a or not b:
+        return 0.0
+    return float(fuzz.WRatio(a, b))
+
+
+async def link_duplicate(session: AsyncSession, ticket: Ticket, rules: Rules, now: datetime) -> Ticket | None:
+    """Link (never merge) to an earlier ticket from the same building and category with similar text."""
+    if not ticket.building or not ticket.category:
+        return None
+    since = now - timedelta(days=rules.duplicate_days)
+    rows = (
+        await session.scalars(
+            select(Ticket).where(
+                Ticket.building == ticket.building,
+                Ticket.category == ticket.category,
+                Ticket.created_at >= since,
+                Ticket.id != ticket.id,
+            ).order_by(Ticket.id).limit(200)
+        )
+    ).all()
+    best: tuple[float, Ticket] | None = None
+    for other in rows:
+        score = _similarity(ticket.text, other.text)
+        if score >= rules.duplicate_similarity and (best is None or score > best[0]):
+            best = (score, other)
+    if best is None:
+        return None
+    score, other = best
+    ticket.duplicate_of_id = other.duplicate_of_id or other.id
+    ticket.duplicate_score = round(score, 1)
+    await record(session, ticket, "possible_duplicate", actor="system", now=now, public=False,
+                 note=f"可能与 {other.number} 重复", data={"other": other.id, "score": ticket.duplicate_score})
+    return other
+
+
+async def load_for_update(session: AsyncSession, ticket_id: int) -> Ticket | None:
+    return await session.scalar(select(Ticket).where(Ticket.id == ticket_id).with_for_update())
+
+
+def check_transition(ticket: Ticket, action: str) -> str:
+    if action not in TRANSITIONS:
+        raise TicketError("unknown_action", f"unknown action {action!r}; known: {', '.join(TRANSITIONS)}")
+    sources, target = TRANSITIONS[action]
+    if ticket.status not in sources:
+        allowed = ", ".join(sorted(a for a, (src, _) in TRANSITIONS.items() if ticket.status in src)) or "none"
+        raise TicketError(
+            "illegal_transition",
+            f"cannot {action} ticket {ticket.number}: it is {ticket.status}; allowed now: {allowed}",
+        )
+    return target
+
+
+async def transition(
+    session: AsyncSession,
+    ticket: Ticket,
+    action: str,
+    *,
+    actor: str,
+    now: datetime,
+    rules: Rules,
+    note: str | None = None,
+    reason: str | None = None,
+    resolution: str | None = None,
+    photos: Sequence[str] = (),
+    department: str | None = None,
+    assignee: str | None = None,
+) -> TicketEvent:
+    """Apply ``action``; raises :class:`TicketError` (illegal transition or missing field)."""
+    target = check_transition(ticket, action)
+    before = ticket.status
+    data: dict[str, Any] = {}
+    push: str | None = None
+    if action == "dispatch":
+        if not (department or ticket.department or assignee or ticket.assignee):
+            raise TicketError("missing_department", "dispatch needs a department or an assignee")
+        ticket.department = department or ticket.department
+        ticket.assignee = assignee or ticket.assignee
+        data = {"department": ticket.department, "assignee": ticket.assignee}
+    elif action == "reject":
+        if not (reason and reason.strip()):
+            raise TicketError("missing_reason", "reject needs a reason")
+        ticket.reject_reason = reason.strip()
+        push = TEXTS["rejected"].format(number=ticket.number, reason=ticket.reject_reason)
+    elif action == "answer":
+        if not (resolution and resolution.strip()):
+            raise TicketError("missing_resolution", "answer needs the resolution text")
+        ticket.resolution = resolution.strip()
+        ticket.resolution_photos = list(photos)
+        ticket.answered_at = now
+        push = TEXTS["answered"].format(number=ticket.number, resolution=ticket.resolution)
+    elif action == "reopen":
+        ticket.reopen_count = (ticket.reopen_count or 0) + 1
+        ticket.rating = None
+        ticket.answered_at = None
+        ticket.closed_at = None
+        ticket.reminded_at = None
+        ticket.escalated_at = None
+        ticket.deadline = now + timedelta(hours=_deadline_hours(ticket, rules))
+        push = TEXTS["reopened"].format(number=ticket.number)
+    elif action == "escalate":
+        ticket.escalated_at = now
+        data = {"notify_role": "supervisor"}
+    elif action == "close":
+        ticket.closed_at = now
+        push = TEXTS["closed"].format(number=ticket.number)
+    ticket.status = target
+    ticket.updated_at = now
+    if push is None:
+        push = TEXTS["update"].format(number=ticket.number, what=status_label(ticket))
+    event = await record(session, ticket, action, actor=actor, now=now, note=note or reason or resolution,
+                         from_status=before, data=data, push=push)
+    if action == "close" and before == "answered":
+        await credit_report(session, ticket, rules, now)
+    return event
+
+
+def _deadline_hours(ticket: Ticket, rules: Rules) -> float:
+    return rules.decide(ticket.category, 1.0, ticket.building, ticket.urgency).deadline_hours
+
+
+async def comment(
+    session: AsyncSession, ticket: Ticket, *, actor: str, text: str, public: bool, now: datetime
+) -> TicketEvent:
+    push = TEXTS["comment"].format(number=ticket.number, note=text) if public else None
+    ticket.updated_at = now
+    return await record(session, ticket, "comment", actor=actor, now=now, note=text, public=public, push=push)
+
+
+async def assign(
+    session: AsyncSession, ticket: Ticket, *, actor: str, now: datetime,
+    department: str | None, assignee: str | None,
+) -> TicketEvent:
+    if ticket.status in ("closed", "rejected"):
+        raise TicketError("illegal_transition", f"ticket {ticket.number} is {ticket.status}; reopen it first")
+    ticket.department = department if department is not None else ticket.department
+    ticket.assignee = assignee if assignee is not None else ticket.assignee
+    ticket.updated_at = now
+    return await record(session, ticket, "assign", actor=actor, now=now, public=False,
+                        data={"department": ticket.department, "assignee": ticket.assignee})
+
+
+async def rate(
+    session: AsyncSession, ticket: Ticket, rating: str, comment_text: str | None, *, now: datetime, rules: Rules
+) -> TicketEvent:
+    """The resident's rating of an answered ticket: satisfied/basic close it; unsatisfied reopens it."""
+    if rating not in RATING_LABELS:
+        raise TicketError("bad_rating", f"rating must be one of {sorted(RATING_LABELS)}")
+    if ticket.status != "answered":
+        raise TicketError("illegal_transition", f"ticket {ticket.number} is {ticket.status}, not answered")
+    note = comment_text.strip() if comment_text and comment_text.strip() else None
+    await record(session, ticket, "rate", actor="resident", now=now, note=note,
+                 data={"rating": rating})
+    if rating == "unsatisfied":
+        event = await transition(session, ticket, "reopen", actor="resident", now=now, rules=rules,
+                                 note=note or "居民不满意，重办")
+        ticket.rating = rating
+        ticket.rating_comment = note
+        return event
+    ticket.rating = rating
+    ticket.rating_comment = note
+    return await transition(session, ticket, "close", actor="resident", now=now, rules=rules)
+
+
+async def credit_report(session: AsyncSession, ticket: Ticket, rules: Rules, now: datetime) -> bool:
+    """Points for a valid, resolved report, once (idempotency key); False without the points service."""
+    if ticket.resident_id is None or rules.report_points <= 0:
+        return False
+    try:
+        points = importlib.import_module("bot.services.points")
+    except ModuleNotFoundError:
+        return False
+    credited = await points.credit(
+        session,
+        resident_id=ticket.resident_id,
+        amount=rules.report_points,
+        reason="valid_report",
+        ref_type="ticket",
+        ref_id=str(ticket.id),
+        idempotency_key=f"ticket:{ticket.id}:report",
+        now=now,
+    )
+    return bool(credited)
+
+
+async def tickets_of(session: AsyncSession, resident_id: int, limit: int = 5) -> list[Ticket]:
+    rows = await session.scalars(
+        select(Ticket).where(Ticket.resident_id == resident_id).order_by(Ticket.id.desc()).limit(limit)
+    )
+    return list(rows.all())
+
+
+async def latest_public_event(session: AsyncSession, ticket_id: int) -> TicketEvent | None:
+    return await session.scalar(
+        select(TicketEvent)
+        .where(TicketEvent.ticket_id == ticket_id, TicketEvent.public.is_(True))
+        .order_by(TicketEvent.id.desc())
+        .limit(1)
+    )
+
+
+async def pending_notices(session: AsyncSession, resident_id: int, now: datetime) -> list[str]:
+    """Updates whose push expired (48-hour window closed), marked shown; the chat shows them once."""
+    rows = (
+        await session.execute(
+            select(TicketEvent, Ticket.number, OutboxMessage.payload)
+            .join(Ticket, Ticket.id == TicketEvent.ticket_id)
+            .join(OutboxMessage, OutboxMessage.dedup_key == TicketEvent.push_key)
+            .where(
+                Ticket.resident_id == resident_id,
+                TicketEvent.shown_at.is_(None),
+                OutboxMessage.status == "expired",
+            )
+            .order_by(TicketEvent.id)
+        )
+    ).all()
+    texts: list[str] = []
+    for row in rows:
+        event: TicketEvent = row[0]
+        payload = row[2]
+        content = (payload or {}).get("text", {}).get("content") if isinstance(payload, dict) else None
+        if content:
+            texts.append(str(content))
+        event.shown_at = now
+    return texts
+
+
+async def has_pending_notices(session: AsyncSession, resident_id: int) -> bool:
+    found = await session.scalar(
+        select(TicketEvent.id)
+        .join(Ticket, Ticket.id == TicketEvent.ticket_id)
+        .join(OutboxMessage, OutboxMessage.dedup_key == TicketEvent.push_key)
+        .where(Ticket.resident_id == resident_id, TicketEvent.shown_at.is_(None), OutboxMessage.status == "expired")
+        .limit(1)
+    )
+    return found is not None
+
+
+async def claim(session: AsyncSession, ticket_id: int, column: str, where: Any, now: datetime) -> bool:
+    """Set ``column`` = now on one ticket only if ``where`` still holds: exactly one caller wins."""
+    result = await session.execute(
+        update(Ticket).where(and_(Ticket.id == ticket_id, where)).values({column: now, "updated_at": now})
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
