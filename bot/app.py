@@ -92,6 +92,11 @@ def create_app(
         if background:
             tasks.append(asyncio.create_task(_maintenance(delivery, stop)))
             tasks.append(asyncio.create_task(language.watch(db, stop)))
+            # --- scheduled jobs (bot/services/jobs.py: ticket reminders, escalation, auto-close) ---
+            from bot.services.scheduler import Scheduler
+
+            tasks.append(asyncio.create_task(Scheduler(rt).run(stop)))
+            # --- end scheduled jobs ---
         tasks.extend(await _start_wechat_api(app, rt, stop, background))
         yield
         stop.set()
