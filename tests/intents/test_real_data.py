@@ -39,7 +39,7 @@ def test_routing_titles_macro_f1():
     texts, labels = read_table(TEDDY / "titles_train.csv", ["title"], "label")
     tr_x, te_x, tr_y, te_y = split(texts, labels, 0.2, 42)
     report = Router.train(tr_x, tr_y).evaluate(te_x, te_y)
-    assert report.macro["f1"] >= 0.87  # measured 0.881
+    assert report.macro["f1"] >= 0.885  # measured 0.893; plain TF-IDF + LinearSVC baseline 0.884
 
 
 @pytest.mark.slow
@@ -49,4 +49,4 @@ def test_routing_messages_macro_f1():
     texts, labels = read_table(TEDDY / "messages_train.csv", ["title+text"], "label")
     tr_x, te_x, tr_y, te_y = split(texts, labels, 0.2, 42)
     report = Router.train(tr_x, tr_y).evaluate(te_x, te_y)
-    assert report.macro["f1"] >= 0.89  # measured 0.896 (target 0.93 not reached)
+    assert report.macro["f1"] >= 0.91  # measured 0.918; plain TF-IDF + LinearSVC baseline 0.908 (aim 0.93)
