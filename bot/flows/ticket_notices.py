@@ -51,4 +51,7 @@ async def show_notices(ctx: Context) -> list[Out]:
         notices = await svc.pending_notices(session, ctx.resident.id, ctx.rt.clock.now())
     registered = await _others().resolve(ctx)
     rest = as_outs(await registered.handler(ctx)) if registered is not None else []
-    return [Out.text(TEXTS["head"].format(text=t)) for t in notices] + rest
+    shown = [TEXTS["head"].format(text=t) for t in notices]
+    if rest and rest[0].kind == "text":  # one passive reply: the updates, then the answer
+        return [Out.text("\n\n".join([*shown, rest[0].content])), *rest[1:]]
+    return [Out.text(t) for t in shown] + rest
