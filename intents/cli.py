@@ -16,8 +16,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
-from intents.dataset import PACKAGE_DATA_DIR, load_dir
 from intents.errors import IntentsError
+
+# Building the parser must stay cheap (every ``python -m bot`` start builds it): numpy, scikit-learn,
+# jieba, PyYAML and matplotlib are imported inside the command functions only.
+PACKAGE_DATA_DIR = Path(__file__).parent / "data"  # same as intents.dataset.PACKAGE_DATA_DIR
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -115,6 +118,7 @@ def add_commands(subparsers: argparse._SubParsersAction, data_dir: Path) -> None
 
     @_guard
     def eval_(args: argparse.Namespace) -> int:
+        from intents.dataset import load_dir
         from intents.engine import IntentEngine
         from intents.evaluate import cross_validate, evaluate, read_labelled
 
@@ -151,6 +155,7 @@ def add_commands(subparsers: argparse._SubParsersAction, data_dir: Path) -> None
 
     @_guard
     def check(args: argparse.Namespace) -> int:
+        from intents.dataset import load_dir
         from intents.evaluate import check_training_data
 
         result = check_training_data(load_dir(training_dir(data_dir, args.training_dir)), args.min_examples)

@@ -1,10 +1,11 @@
-"""The command line through a subprocess: ``python -m bot`` once it mounts our commands, else the
-stand-alone ``python -m intents.cli`` entry (same ``add_commands``)."""
+"""The command line through a subprocess: ``python -m bot intents …`` / ``python -m bot routing …``,
+with the data folder given as ``BOT_DATA_DIR``."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,22 +15,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _bot_mounts_intents() -> bool:
-    cli = REPO / "bot" / "cli.py"
-    return cli.is_file() and "intents.cli" in cli.read_text(encoding="utf-8")
-
-
 def run(args: list[str], data_dir: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    if _bot_mounts_intents():
-        cmd = [sys.executable, "-m", "bot", *args]
-        env_extra = {"BOT_DATA_DIR": str(data_dir)}
-    else:
-        cmd = [sys.executable, "-m", "intents.cli", "--data-dir", str(data_dir), *args]
-        env_extra = {}
-    import os
-
-    env = {**os.environ, **env_extra}
-    return subprocess.run(cmd, input=stdin, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    env = {**os.environ, "BOT_DATA_DIR": str(data_dir)}
+    return subprocess.run([sys.executable, "-m", "bot", *args], input=stdin, capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=300)
 
 
 def test_predict_from_stdin(tmp_path):
@@ -144,6 +133,21 @@ def test_routing_train_predict_eval(tmp_path):
              "--out", str(tmp_path / "rep")], tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "rep" / "routing.json").is_file()
+
+
+def test_routing_model_and_reports_live_in_bot_data_dir(tmp_path):
+    f = tmp_path / "tickets.csv"
+    _write_tickets(f)
+    data_dir = tmp_path / "data"
+    r = run(["routing", "train", str(f), "--text-column", "标题+内容", "--label-column", "类别"], data_dir)
+    assert r.returncode == 0, r.stderr
+    assert (data_dir / "models" / "routing.npz").is_file()
+    r = run(["routing", "predict"], data_dir, stdin="楼上装修吵死了\n")  # the trained model, not the default
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["category"] == "噪音"
+    r = run(["routing", "eval", str(f), "--text-column", "标题", "--label-column", "类别"], data_dir)
+    assert r.returncode == 0, r.stderr
+    assert (data_dir / "reports" / "routing" / "routing.json").is_file()
 
 
 def test_routing_default_model_predicts_our_categories(tmp_path):
