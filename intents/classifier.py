@@ -33,6 +33,7 @@ class ModelConfig:
     min_df: int = 1
     calibrate: bool = True
     calibration_fraction: float = 0.2
+    calibration_max_train: int = 3000  # the temperature's helper model is fitted on at most this many
     seed: int = 13
 
 
@@ -202,6 +203,9 @@ class LinearTextClassifier:
         temperature = 1.0
         if mc.calibrate and len(texts) >= 20:
             tr, ho = calibration_split(y, mc.calibration_fraction)
+            if len(tr) > mc.calibration_max_train:  # a sample is enough to estimate one temperature
+                rng = np.random.default_rng(mc.seed)
+                tr = np.sort(rng.choice(tr, mc.calibration_max_train, replace=False))
             idf = _idf(counts[tr], mc.min_df)
             w, b = _fit_estimator(_tfidf(counts[tr], idf, mc.sublinear_tf), y[tr], len(classes), mc)
             scores = _tfidf(counts[ho], idf, mc.sublinear_tf) @ w + b

@@ -47,7 +47,7 @@ def extract(text: str, config: FeatureConfig, rewrite: SynonymRewriter | None = 
     """Feature strings of one message (duplicates kept; the vectoriser uses presence)."""
     text = rewrite(text) if rewrite is not None else normalize(text)
     text = text[: config.max_chars]
-    words = [_DIGIT_RE.sub("0", w) for w in cut(text)]
+    words = [_DIGIT_RE.sub("0", w) for w in cut(text, normalized=True, hmm=False)]
     words = [w for w in words if not _PUNCT_RE.fullmatch(w)]
     feats = ["w" + w for w in words]
     if config.word_bigrams:

@@ -67,6 +67,10 @@ def add_words(words: list[str]) -> None:
             tok.add_word(word)
 
 
-def cut(text: str) -> list[str]:
-    """Normalised jieba tokens without whitespace-only pieces."""
-    return [t for t in tokenizer().lcut(normalize(text), HMM=True) if t.strip()]
+def cut(text: str, normalized: bool = False, hmm: bool = True) -> list[str]:
+    """Normalised jieba tokens without whitespace-only pieces.
+
+    ``hmm=False`` keeps to dictionary words (no HMM guessing of unknown words) and is about a third
+    faster; the intent features use it because their character n-grams already cover unknown words.
+    """
+    return [t for t in tokenizer().lcut(text if normalized else normalize(text), HMM=hmm) if t.strip()]
