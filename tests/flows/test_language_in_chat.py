@@ -122,15 +122,20 @@ async def test_clarifying_question_for_unsure_intent(service_factory, sqlite_url
     assert intents[-1] == first
 
 
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
+async def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m bot`` without blocking the event loop the service under test runs on."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
         cwd=REPO,
         env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=180,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=180)
+    return subprocess.CompletedProcess(list(args), proc.returncode or 0, out.decode(), err.decode())
 
 
 async def test_kb_reload_without_restart(service_factory, sqlite_url, fake_api, tmp_path):
@@ -153,10 +158,10 @@ async def test_kb_reload_without_restart(service_factory, sqlite_url, fake_api, 
     env = {"BOT_DATABASE_URL": sqlite_url, "BOT_KNOWLEDGE_DIR": str(entries)}
     # A broken file is refused with its name, and nothing is signalled.
     (entries / "zz_broken.yml").write_text("entries:\n- id: [unclosed\n", encoding="utf-8")
-    bad = run_cli("kb", "reload", env=env)
+    bad = await run_cli("kb", "reload", env=env)
     assert bad.returncode == 2 and "zz_broken.yml" in bad.stderr and "Traceback" not in bad.stderr
     (entries / "zz_broken.yml").unlink()
-    ok = run_cli("kb", "reload", env=env)
+    ok = await run_cli("kb", "reload", env=env)
     assert ok.returncode == 0, ok.stderr
     for _ in range(100):
         reply = await say(svc, "o_r1", question)
@@ -177,7 +182,9 @@ async def test_intents_reload_without_restart(service_factory, sqlite_url, fake_
         f"- {phrase}{suffix}\n" for suffix in ("", "来一个", "帮我叫", "快点", "找人", "呼叫", "马上", "现在")
     )
     handoff.write_text(handoff.read_text(encoding="utf-8").rstrip("\n") + "\n" + extra, encoding="utf-8")
-    ok = run_cli("intents", "reload", env={"BOT_DATABASE_URL": sqlite_url, "BOT_INTENTS_DIR": str(data)})
+    ok = await run_cli(
+        "intents", "reload", env={"BOT_DATABASE_URL": sqlite_url, "BOT_INTENTS_DIR": str(data)}
+    )
     assert ok.returncode == 0, ok.stderr
     for _ in range(150):
         reply = await say(svc, "o_r2", phrase)
