@@ -8,7 +8,7 @@ import dataclasses
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,18 +71,31 @@ async def drop_pg_database(name: str) -> None:
         await conn.close()
 
 
+@pytest.fixture(scope="session")
+def _pg_databases() -> Iterator[list[str]]:
+    """PostgreSQL databases made by tests, dropped at the end of the session — after every
+    service using them has stopped (a test's own fixtures may tear down in any order)."""
+    names: list[str] = []
+    yield names
+
+    async def drop_all() -> None:
+        for name in names:
+            await drop_pg_database(name)
+
+    if names:
+        asyncio.run(drop_all())
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path, _pg_databases: list[str]) -> AsyncIterator[str]:
     """A fresh, empty database: SQLite file, or a new PostgreSQL database."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
         return
     need_service("PostgreSQL", "127.0.0.1", 5432)
     name = await create_pg_database()
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        await drop_pg_database(name)
+    _pg_databases.append(name)
+    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
 
 
 @pytest.fixture
