@@ -11,9 +11,12 @@ from bot.handler.router import Router
 
 FLOWS = (
     "bot.flows.ticket_notices",
+    "bot.flows.points",
     "bot.flows.events",
     "bot.flows.media",
     "bot.flows.complaint",
+    "bot.flows.coupons",
+    "bot.flows.courses",
     "bot.flows.clarify",
     "bot.flows.query",
     "bot.flows.smalltalk",

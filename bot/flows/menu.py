@@ -11,8 +11,6 @@ from bot.handler.router import Intent, Router
 router = Router("menu")
 
 TEXTS = {
-    "coupon": "积分可以兑换商家优惠券。发送“我的积分”查看余额，发送“积分商城”看看能换什么。",
-    "course_booking": "群众夜校有花艺、中医、书法、乐器等课程。发送“有什么课”看看本周的安排。",
     "query": "想办什么事？直接问我就行，比如“居住证明怎么开”“高龄补贴怎么申请”。",
 }
 

@@ -266,6 +266,12 @@ async def expire(db: Database, now: datetime) -> list[tuple[int, str, int]]:
     """
     refund = points.rules().refund_expired_coupons
     out: list[tuple[int, str, int]] = []
+    async with db.session() as session:  # read first: most runs find nothing and take no write lock
+        due_one = await session.scalar(
+            select(IssuedCoupon.id).where(IssuedCoupon.status == "issued", IssuedCoupon.expires_at <= now).limit(1)
+        )
+    if due_one is None:
+        return out
     async with db.transaction() as session:
         due = (
             await session.execute(

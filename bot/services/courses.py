@@ -61,6 +61,7 @@ class CancelResult:
     session: ActivitySession
     activity: Activity
     refunded: int
+    previous: str  # booked | waitlisted
     promoted: list[int] = field(default_factory=list)  # booking ids now booked from the waitlist
 
 
@@ -78,10 +79,10 @@ def local_when(when: datetime) -> str:
     return f"{local.month}月{local.day}日 {local:%H:%M}"
 
 
-async def _notify(session: AsyncSession, resident_id: int, text: str, dedup_key: str) -> None:
+async def _notify(session: AsyncSession, resident_id: int, text: str, dedup_key: str, now: datetime) -> None:
     openid = await session.scalar(select(Resident.openid).where(Resident.id == resident_id))
     if openid:
-        await enqueue(session, openid, [Out.text(text)], dedup_key=dedup_key)
+        await enqueue(session, openid, [Out.text(text)], dedup_key=dedup_key, not_before=now)
 
 
 # -- catalogue -------------------------------------------------------------------------------------
@@ -197,6 +198,7 @@ async def _book(
                 queued_at=now,
                 cancelled_at=None,
                 reminded_at=None,
+                booked_at=None,
                 points_paid=0,
                 updated_at=now,
             )
@@ -290,7 +292,7 @@ async def cancel(db: Database, *, resident_id: int | None, booking_id: int, now:
             promoted = await promote(session, sess.id, now)
         await session.refresh(booking)
         await session.refresh(sess)
-        return CancelResult(booking, sess, activity, refunded, promoted)
+        return CancelResult(booking, sess, activity, refunded, previous, promoted)
 
 
 async def promote(session: AsyncSession, session_id: int, now: datetime) -> list[int]:
@@ -329,14 +331,14 @@ async def promote(session: AsyncSession, session_id: int, now: datetime) -> list
             text = NOTICES["promoted_no_points"].format(
                 title=activity.title, when=when, cost=activity.points_cost
             )
-            await _notify(session, nxt.resident_id, text, f"booking:{nxt.id}:{nxt.attempt}:no-points")
+            await _notify(session, nxt.resident_id, text, f"booking:{nxt.id}:{nxt.attempt}:no-points", now)
             continue
         await _pay(session, nxt, activity, now)
         nxt.status, nxt.booked_at, nxt.updated_at = "booked", now, now
         await session.flush()
         paid = f"，扣{activity.points_cost}积分" if activity.points_cost else ""
         text = NOTICES["promoted"].format(title=activity.title, when=when, paid=paid)
-        await _notify(session, nxt.resident_id, text, f"booking:{nxt.id}:{nxt.attempt}:promoted")
+        await _notify(session, nxt.resident_id, text, f"booking:{nxt.id}:{nxt.attempt}:promoted", now)
         promoted.append(nxt.id)
     return promoted
 
@@ -348,6 +350,20 @@ async def send_reminders(db: Database, now: datetime) -> int:
     """Remind booked residents of sessions starting within ``remind_hours_before`` (once each)."""
     horizon = now + points.rules().remind_before
     sent = 0
+    async with db.session() as session:  # read first: most runs find nothing and take no write lock
+        anything = await session.scalar(
+            select(Booking.id)
+            .join(ActivitySession, ActivitySession.id == Booking.session_id)
+            .where(
+                Booking.status == "booked",
+                Booking.reminded_at.is_(None),
+                ActivitySession.starts_at > now,
+                ActivitySession.starts_at <= horizon,
+            )
+            .limit(1)
+        )
+    if anything is None:
+        return 0
     async with db.transaction() as session:
         due = (
             await session.execute(
@@ -375,7 +391,7 @@ async def send_reminders(db: Database, now: datetime) -> int:
                 title=activity.title, when=local_when(sess.starts_at), place=activity.place or "社区活动室"
             )
             await _notify(
-                session, booking.resident_id, text, f"booking:{booking.id}:{booking.attempt}:remind"
+                session, booking.resident_id, text, f"booking:{booking.id}:{booking.attempt}:remind", now
             )
             sent += 1
     return sent
@@ -384,6 +400,9 @@ async def send_reminders(db: Database, now: datetime) -> int:
 async def housekeep_waitlists(db: Database, now: datetime) -> int:
     """Fill places freed by staff (capacity raised); close the waitlists of sessions that started."""
     changed = 0
+    async with db.session() as session:  # read first: most runs find nothing and take no write lock
+        if await session.scalar(select(Booking.id).where(Booking.status == "waitlisted").limit(1)) is None:
+            return 0
     async with db.transaction() as session:
         rows = (
             await session.execute(
@@ -411,7 +430,7 @@ async def housekeep_waitlists(db: Database, now: datetime) -> int:
                 b.status, b.cancelled_at, b.updated_at = "cancelled", now, now
                 if activity is not None:
                     text = NOTICES["waitlist_closed"].format(title=activity.title, when=local_when(starts_at))
-                    await _notify(session, b.resident_id, text, f"booking:{b.id}:{b.attempt}:closed")
+                    await _notify(session, b.resident_id, text, f"booking:{b.id}:{b.attempt}:closed", now)
                 changed += 1
             await session.flush()
     return changed

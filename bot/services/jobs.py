@@ -10,6 +10,7 @@ from sqlalchemy import and_, select
 from bot.runtime import Runtime
 from bot.services import tickets as svc
 from bot.services.dispatch import rules_for
+from bot.services.points_jobs import POINTS_JOBS
 from bot.services.scheduler import Job
 from bot.storage.models import Ticket
 
@@ -98,4 +99,5 @@ JOBS: list[Job] = [
     ("tickets.remind", 60.0, remind_assignees),
     ("tickets.escalate", 60.0, escalate_overdue),
     ("tickets.auto_close", 300.0, auto_close),
+    *POINTS_JOBS,
 ]

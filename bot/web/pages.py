@@ -12,6 +12,9 @@ from bot.appkeys import SETTINGS
 
 
 def setup(app: web.Application) -> None:
+    from bot.web import merchant
+
+    merchant.setup(app)  # the merchants' coupon verification page (authenticated by API token)
     if app[SETTINGS].simulator:
         from bot.web import simulator
 

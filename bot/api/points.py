@@ -1,0 +1,196 @@
+"""Points for staff: a resident's balance and ledger, audited manual adjustments, and the
+per-unit service record of in-service party members (双报到)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.api.errors import bad_request, not_found
+from bot.api.registry import DATETIME, ID, Call, component, obj, route
+from bot.services import courses, points
+from bot.storage.models import PointsEntry, Resident
+
+POINTS_ROLES = frozenset({"supervisor", "staff"})
+READ_ROLES = frozenset({"supervisor", "staff", "operator"})
+NULLABLE_STR: dict[str, Any] = {"type": ["string", "null"]}
+
+ENTRY_FIELDS: dict[str, Any] = {
+    "id": {"type": "integer"},
+    "resident_id": {"type": "integer"},
+    "amount": {"type": "integer", "description": "points added (+) or taken (−)"},
+    "balance_after": {"type": "integer"},
+    "reason": {
+        "type": "string",
+        "description": "registration, activity, valid_report, coupon, course, refund, adjust …",
+    },
+    "ref_type": {"type": "string"},
+    "ref_id": {"type": "string"},
+    "actor": {**NULLABLE_STR, "description": "staff member of a manual adjustment"},
+    "note": NULLABLE_STR,
+    "created_at": {"type": "string", "format": "date-time"},
+}
+ENTRY = component(
+    "PointsEntry", {"type": "object", "required": list(ENTRY_FIELDS), "properties": ENTRY_FIELDS}
+)
+ACCOUNT = component(
+    "PointsAccount",
+    {
+        "type": "object",
+        "required": ["resident_id", "balance", "entries"],
+        "properties": {
+            "resident_id": {"type": "integer"},
+            "balance": {"type": "integer", "minimum": 0},
+            "entries": {"type": "array", "items": ENTRY, "description": "newest first"},
+        },
+    },
+)
+SERVICE_RECORD = component(
+    "ServiceRecord",
+    {
+        "type": "object",
+        "required": ["work_unit", "items", "total_hours"],
+        "properties": {
+            "work_unit": {"type": "string"},
+            "total_hours": {"type": "number"},
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["day", "resident_id", "name", "activity", "hours", "points"],
+                    "properties": {
+                        "day": {"type": "string", "description": "local date YYYY-MM-DD"},
+                        "resident_id": {"type": "integer"},
+                        "name": NULLABLE_STR,
+                        "activity": {"type": "string"},
+                        "hours": {"type": "number"},
+                        "points": {"type": "integer"},
+                    },
+                },
+            },
+        },
+    },
+)
+
+
+def entry_json(e: PointsEntry) -> dict[str, Any]:
+    return {name: getattr(e, name) for name in ENTRY_FIELDS}
+
+
+@route(
+    "GET",
+    "/points/residents/{id}",
+    roles=READ_ROLES,
+    summary="A resident's points balance and ledger",
+    description="The balance and the newest ledger entries (append-only; the balance is their sum).",
+    tags=("points",),
+    path_params={"id": ID},
+    query=obj({"limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}),
+    response=ACCOUNT,
+)
+async def account(call: Call) -> dict[str, Any]:
+    rid = call.path["id"]
+    async with call.db.session() as session:
+        if await session.get(Resident, rid) is None:
+            raise not_found("no such resident")
+        balance = await points.balance_of(session, rid)
+        entries = await points.history(session, rid, limit=call.query.get("limit", 50))
+    return {"resident_id": rid, "balance": balance, "entries": [entry_json(e) for e in entries]}
+
+
+@route(
+    "POST",
+    "/points/adjustments",
+    roles=POINTS_ROLES,
+    summary="Adjust a resident's points by hand (audited)",
+    description=(
+        "Adds (amount > 0) or takes (amount < 0) points with a note; the ledger records the caller's "
+        "name as the actor. A balance never goes below zero: taking more than the balance is a 409. "
+        "Repeating a request with the same request_key changes nothing and returns the first entry."
+    ),
+    tags=("points",),
+    body=obj(
+        {
+            "resident_id": ID,
+            "amount": {"type": "integer", "minimum": -100000, "maximum": 100000, "not": {"const": 0}},
+            "note": {"type": "string", "minLength": 1, "maxLength": 500},
+            "request_key": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 60,
+                "description": "idempotency key",
+            },
+        },
+        required=["resident_id", "amount", "note"],
+    ),
+    response=ENTRY,
+    status=201,
+)
+async def adjust(call: Call) -> dict[str, Any]:
+    import secrets
+
+    from bot.api.errors import conflict
+
+    assert call.principal is not None
+    body = call.body
+    if not body["note"].strip():
+        raise bad_request("note must not be blank", "bad_body")
+    actor = f"{call.principal.name}#{call.principal.id}"
+    key = body.get("request_key") or secrets.token_hex(12)
+    try:
+        async with call.db.transaction() as session:
+            if await session.get(Resident, body["resident_id"]) is None:
+                raise not_found("no such resident")
+            entry = await points.adjust(
+                session,
+                resident_id=body["resident_id"],
+                amount=body["amount"],
+                actor=actor,
+                note=body["note"].strip(),
+                request_key=f"{call.principal.id}:{key}",
+                now=call.now(),
+            )
+            return entry_json(entry)
+    except points.InsufficientPoints as exc:
+        raise conflict(
+            f"the balance is {exc.balance}; cannot take {exc.needed}",
+            "insufficient_points",
+            {"balance": exc.balance},
+        ) from None
+
+
+@route(
+    "GET",
+    "/points/service-records",
+    roles=READ_ROLES,
+    summary="Service record of a work unit's in-service party members (双报到)",
+    description="Check-ins at community activities of residents registered with this work unit.",
+    tags=("points",),
+    query=obj(
+        {
+            "unit": {"type": "string", "minLength": 1, "maxLength": 100, "description": "work unit, exact"},
+            "since": {**DATETIME, "description": "check-ins at or after"},
+            "until": {**DATETIME, "description": "check-ins before"},
+        },
+        required=["unit"],
+    ),
+    response=SERVICE_RECORD,
+)
+async def service_records(call: Call) -> dict[str, Any]:
+    q = call.query
+    since: datetime | None = q.get("since")
+    until: datetime | None = q.get("until")
+    async with call.db.session() as session:
+        rows = await courses.service_record(session, q["unit"], since, until)
+    items = [
+        {
+            "day": r.day,
+            "resident_id": r.resident_id,
+            "name": r.name,
+            "activity": r.activity,
+            "hours": r.hours,
+            "points": r.points,
+        }
+        for r in rows
+    ]
+    return {"work_unit": q["unit"], "items": items, "total_hours": sum(r.hours for r in rows)}

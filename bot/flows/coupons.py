@@ -1,0 +1,276 @@
+"""The points mall in the chat: browse coupons (paged, numbered, by category), redeem by number or
+name with a confirmation, receive a code, list "my coupons".
+
+No QR image is sent: WeChat needs the image uploaded as media first, which this flow does not do;
+the merchant types (or scans from the resident's screen) the code in the verification page.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from bot.handler.choices import parse_choice
+from bot.handler.context import Context
+from bot.handler.router import PHASE_MENU, Func, Intent, Router, State, Text
+from bot.services import coupons, points
+from bot.storage.models import Coupon, Merchant
+
+router = Router("coupons")
+
+PAGE = 5
+
+TEXTS = {
+    "list_head": "积分商城{category}（您有{balance}积分）：",
+    "item": "{n}. {title}（{merchant}）{price}积分，剩{stock}张",
+    "list_tail": "回复数字查看并兑换{more}；回复“餐饮”“理发”“超市”“交通”按类别看。",
+    "more": "，回复“下一页”看更多",
+    "empty": "积分商城{category}暂时没有可兑换的优惠券，过几天再来看看吧。",
+    "no_more": "已经是最后一页了。回复数字查看并兑换。",
+    "confirm": (
+        "「{title}」\n商家：{merchant}{address}\n需要{price}积分（您有{balance}积分）\n"
+        "有效期至{until}\n{terms}每人限换{limit}张。\n\n确认兑换请回复“确认”，不换了回复“取消”。"
+    ),
+    "not_found": "没找到“{query}”这样的优惠券。回复“积分商城”看看都有哪些。",
+    "choose": "找到几张相关的优惠券：",
+    "redeemed": "兑换成功！\n「{title}」券码：{code}\n到{merchant}出示这个券码就能用，有效期至{until}。\n扣{price}积分，还剩{balance}积分。\n发送“我的券”可以随时查看。",
+    "redeemed_again": "这张券刚才已经兑换好了，券码：{code}，不会重复扣积分。",
+    "error_sold_out": "不好意思，「{title}」刚刚被换完了。看看别的吧，回复“积分商城”。",
+    "error_points": "积分不够哦：需要{price}积分，您现在有{balance}积分。发送“怎么赚积分”看看怎么获得。",
+    "error_limit": "这张券每人限换{limit}张，您已经换过了。发送“我的券”查看。",
+    "error_ended": "这张券已经过了兑换期。",
+    "error_not_started": "这张券还没开始兑换，请过几天再来。",
+    "error_not_found": "这张券已经下架了。回复“积分商城”看看别的。",
+    "cancelled": "好的，不换了，积分没有变化。",
+    "confirm_again": "确认兑换请回复“确认”，不换了回复“取消”。",
+    "mine_head": "我的优惠券：",
+    "mine_item": "{n}. {title}（{merchant}）券码 {code}  {status}",
+    "mine_empty": "您还没有兑换过优惠券。回复“积分商城”看看能换什么。",
+    "status_issued": "可使用，至{until}",
+    "status_used": "已于{used}使用",
+    "status_expired": "已过期",
+}
+
+CATEGORY_WORDS = {c: c for c in coupons.CATEGORIES} | {
+    "吃饭": "餐饮",
+    "美发": "理发",
+    "剪头": "理发",
+    "坐车": "交通",
+}
+MALL_WORDS = (
+    "积分商城",
+    "积分兑换",
+    "兑换",
+    "换券",
+    "优惠券",
+    "商城",
+    "积分换什么",
+    "能换什么",
+    "积分能换什么",
+)
+MINE_WORDS = ("我的券", "我的优惠券", "我的卡券", "券码", "我的兑换")
+NEXT_WORDS = ("下一页", "更多", "还有吗", "还有呢", "下页")
+YES = ("确认", "确定", "是", "是的", "好", "好的", "兑换", "换", "确认兑换", "要", "1")
+NO = ("取消", "不要", "不换", "不换了", "算了", "不了", "否", "不", "2")
+
+
+def _day(when: object) -> str:
+    from datetime import datetime
+
+    assert isinstance(when, datetime)
+    local = when.astimezone(points.rules().tz)
+    return f"{local.year}年{local.month}月{local.day}日"
+
+
+def _time(when: object) -> str:
+    from datetime import datetime
+
+    assert isinstance(when, datetime)
+    local = when.astimezone(points.rules().tz)
+    return f"{local.month}月{local.day}日{local:%H:%M}"
+
+
+async def _balance(ctx: Context) -> int:
+    if ctx.resident is None:
+        return 0
+    async with ctx.rt.db.session() as session:
+        return await points.balance_of(session, ctx.resident.id)
+
+
+async def show_page(ctx: Context, category: str | None, page: int) -> str:
+    now = ctx.rt.clock.now()
+    async with ctx.rt.db.session() as session:
+        items = await coupons.catalogue(session, now, category)
+    label = f"·{category}" if category else ""
+    if not items:
+        await ctx.fsm.clear()
+        return TEXTS["empty"].format(category=label)
+    pages = (len(items) + PAGE - 1) // PAGE
+    page = min(max(page, 0), pages - 1)
+    shown = items[page * PAGE : (page + 1) * PAGE]
+    lines = [TEXTS["list_head"].format(category=label, balance=await _balance(ctx))]
+    for n, (c, m) in enumerate(shown, 1):
+        lines.append(TEXTS["item"].format(n=n, title=c.title, merchant=m.name, price=c.price, stock=c.stock))
+    lines.append(TEXTS["list_tail"].format(more=TEXTS["more"] if page + 1 < pages else ""))
+    await ctx.fsm.set("coupons:browse", category=category, page=page, ids=[c.id for c, _ in shown])
+    return "\n".join(lines)
+
+
+async def offer(ctx: Context, coupon: Coupon, merchant: Merchant) -> str:
+    await ctx.fsm.set("coupons:confirm", coupon_id=coupon.id, request_key=secrets.token_hex(8))
+    return TEXTS["confirm"].format(
+        title=coupon.title,
+        merchant=merchant.name,
+        address=f"（{merchant.address}）" if merchant.address else "",
+        price=coupon.price,
+        balance=await _balance(ctx),
+        until=_day(coupon.valid_until),
+        terms=f"使用说明：{coupon.terms}\n" if coupon.terms else "",
+        limit=coupon.per_resident_limit,
+    )
+
+
+async def find(ctx: Context, query: str) -> str | None:
+    """Offer the coupon ``query`` names (fuzzy); a short numbered list when several fit."""
+    now = ctx.rt.clock.now()
+    async with ctx.rt.db.session() as session:
+        items = await coupons.catalogue(session, now)
+    found = coupons.match_coupons(query, items)
+    if not found:
+        return None
+    if len(found) == 1 or query.strip() in (found[0][0].title,):
+        return await offer(ctx, *found[0])
+    shown = found[:PAGE]
+    lines = [TEXTS["choose"]]
+    for n, (c, m) in enumerate(shown, 1):
+        lines.append(TEXTS["item"].format(n=n, title=c.title, merchant=m.name, price=c.price, stock=c.stock))
+    lines.append(TEXTS["list_tail"].format(more=""))
+    await ctx.fsm.set("coupons:browse", category=None, page=0, ids=[c.id for c, _ in shown], search=True)
+    return "\n".join(lines)
+
+
+def _category_of(text: str) -> str | None:
+    text = text.strip().removesuffix("类").removesuffix("的").removesuffix("券")
+    return CATEGORY_WORDS.get(text)
+
+
+@router.message(State("coupons:confirm"), Text(*YES))
+async def confirm(ctx: Context) -> str:
+    data = dict(ctx.fsm.data)
+    if ctx.resident is None or "coupon_id" not in data:
+        await ctx.fsm.clear()
+        return TEXTS["error_not_found"]
+    try:
+        result = await coupons.redeem(
+            ctx.rt.db,
+            resident_id=ctx.resident.id,
+            coupon_id=int(data["coupon_id"]),
+            request_key=f"chat:{ctx.resident.id}:{data.get('request_key')}",
+            now=ctx.rt.clock.now(),
+        )
+    except coupons.CouponError as exc:
+        await ctx.fsm.clear()
+        async with ctx.rt.db.session() as session:
+            coupon = await session.get(Coupon, int(data["coupon_id"]))
+        return TEXTS[f"error_{exc.code}"].format(
+            title=coupon.title if coupon else "",
+            price=exc.info.get("price", coupon.price if coupon else 0),
+            balance=exc.info.get("balance", 0),
+            limit=exc.info.get("limit", coupon.per_resident_limit if coupon else 1),
+        )
+    await ctx.fsm.clear()
+    if not result.created:
+        return TEXTS["redeemed_again"].format(code=result.issued.code)
+    return TEXTS["redeemed"].format(
+        title=result.coupon.title,
+        code=result.issued.code,
+        merchant=result.merchant.name,
+        until=_day(result.issued.expires_at),
+        price=result.issued.points,
+        balance=result.balance,
+    )
+
+
+@router.message(State("coupons:confirm"), Text(*NO))
+async def decline(ctx: Context) -> str:
+    await ctx.fsm.clear()
+    return TEXTS["cancelled"]
+
+
+@router.message(Text(*MINE_WORDS))
+async def mine(ctx: Context) -> str:
+    if ctx.resident is None:
+        return TEXTS["mine_empty"]
+    async with ctx.rt.db.session() as session:
+        rows = await coupons.my_coupons(session, ctx.resident.id)
+    if not rows:
+        return TEXTS["mine_empty"]
+    now = ctx.rt.clock.now()
+    lines = [TEXTS["mine_head"]]
+    for n, (issued, coupon, merchant) in enumerate(rows, 1):
+        if issued.status == "used" and issued.used_at is not None:
+            status = TEXTS["status_used"].format(used=_time(issued.used_at))
+        elif issued.status == "expired" or issued.expires_at <= now:
+            status = TEXTS["status_expired"]
+        else:
+            status = TEXTS["status_issued"].format(until=_day(issued.expires_at))
+        lines.append(
+            TEXTS["mine_item"].format(
+                n=n, title=coupon.title, merchant=merchant.name, code=issued.code, status=status
+            )
+        )
+    return "\n".join(lines)
+
+
+@router.message(State("coupons:browse"), Text(*NEXT_WORDS))
+async def next_page(ctx: Context) -> str:
+    data = ctx.fsm.data
+    if data.get("search"):
+        return TEXTS["no_more"]
+    return await show_page(ctx, data.get("category"), int(data.get("page", 0)) + 1)
+
+
+def _picked(ctx: Context) -> bool:
+    return parse_choice(ctx.text, len(ctx.fsm.data.get("ids", []))) is not None
+
+
+@router.message(State("coupons:browse"), Func(_picked))
+async def pick(ctx: Context) -> str:
+    ids = list(ctx.fsm.data.get("ids", []))
+    choice = parse_choice(ctx.text, len(ids))
+    assert choice is not None
+    async with ctx.rt.db.session() as session:
+        coupon = await session.get(Coupon, int(ids[choice - 1]))
+        merchant = await session.get(Merchant, coupon.merchant_id) if coupon else None
+    if coupon is None or merchant is None:
+        return TEXTS["error_not_found"]
+    return await offer(ctx, coupon, merchant)
+
+
+@router.message(State("coupons:browse"), Func(lambda ctx: _category_of(ctx.text) is not None))
+async def by_category_in_browse(ctx: Context) -> str:
+    return await show_page(ctx, _category_of(ctx.text), 0)
+
+
+@router.message(Text(*MALL_WORDS))
+async def mall(ctx: Context) -> str:
+    return await show_page(ctx, None, 0)
+
+
+def _names_coupon(text: str) -> bool:
+    text = text.strip()
+    return 2 <= len(text) <= 20 and (text.endswith("券") or text.startswith(("兑换", "我要换", "换")))
+
+
+@router.message(Func(lambda ctx: _names_coupon(ctx.text), phase=PHASE_MENU))
+async def by_name(ctx: Context) -> str:
+    found = await find(ctx, ctx.text)
+    return found or TEXTS["not_found"].format(query=ctx.text.strip()[:20])
+
+
+@router.message(Intent("coupon"), Func(lambda ctx: ctx.decision != "clarify"))
+async def coupon_intent(ctx: Context) -> str:
+    if ctx.text:
+        found = await find(ctx, ctx.text)
+        if found:
+            return found
+    return await show_page(ctx, None, 0)

@@ -1,0 +1,385 @@
+"""Community courses and activities in the chat: what is on (this week, by name, by category),
+details, book, waitlist when full, "my bookings", cancel (refund before the cut-off).
+
+Reminders the day before and waitlist promotions are sent by the services (scheduler jobs and
+cancellations) through the outbox.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from rapidfuzz import fuzz
+
+from bot.handler.choices import parse_choice
+from bot.handler.context import Context
+from bot.handler.router import PHASE_MENU, Func, Intent, Router, State, Text
+from bot.services import courses, points
+from bot.storage.models import Activity, ActivitySession, Booking
+
+router = Router("courses")
+
+TEXTS = {
+    "week_head": "本周的课程和活动：",
+    "soon_head": "近期的课程和活动：",
+    "found_head": "找到这些课程和活动：",
+    "item": "{n}. {when} {title}（{place}）{cost}{left}",
+    "cost_free": "免费",
+    "cost": "{cost}积分",
+    "left": "，剩{left}个名额",
+    "full": "，已满可候补",
+    "list_tail": "回复数字看详情和报名。",
+    "none": "近期还没有安排课程和活动，过几天再来看看吧。",
+    "not_found": "没找到“{query}”相关的课程。回复“有什么课”看看近期的安排。",
+    "detail": (
+        "「{title}」{category}\n{description}时间：{when}–{end}\n地点：{place}\n{organiser}{audience}"
+        "名额：{capacity}人，已报{booked}人\n费用：{cost}\n\n报名请回复“预约”。"
+    ),
+    "booked": "预约成功！「{title}」{when}，地点：{place}。{paid}开课前一天会提醒您。不能来请回复“取消预约”。",
+    "paid": "已扣{cost}积分，还剩{balance}积分。",
+    "full_ask": "「{title}」{when}的名额已经满了。要排队候补吗？有人取消会按顺序为您约上并通知您。回复“候补”排队，回复“算了”不排。",
+    "waitlisted": "已为您排上候补，目前排第{position}位。有空位会自动为您约上并通知您{cost_note}。",
+    "cost_note": "（届时扣{cost}积分）",
+    "error_duplicate": "您已经{status}这一场了，不用重复报名。发送“我的预约”查看。",
+    "status_booked": "预约了",
+    "status_waitlisted": "在候补",
+    "status_attended": "参加过",
+    "error_points": "积分不够哦：报名需要{cost}积分，您现在有{balance}积分。发送“怎么赚积分”看看怎么获得。",
+    "error_not_open": "这一场还没开始报名，{opens}开放报名。",
+    "error_closed": "这一场的报名已经截止了。回复“有什么课”看看其他安排。",
+    "error_not_found": "这一场已经取消或下架了。回复“有什么课”看看其他安排。",
+    "error_full": "名额刚好满了。",
+    "mine_head": "我的预约：",
+    "mine_item": "{n}. {when} {title}（{place}）{status}",
+    "mine_booked": "已预约",
+    "mine_waitlisted": "候补第{position}位",
+    "mine_tail": "要取消的话回复“取消”加序号，比如“取消1”。",
+    "mine_empty": "您现在没有预约。回复“有什么课”看看近期的安排。",
+    "cancel_which": "要取消哪一个？回复序号。",
+    "cancel_confirm": "确定取消「{title}」{when}吗？{refund}\n确定请回复“确认取消”，不取消回复“不了”。",
+    "refund_yes": "已付的{paid}积分会退回。",
+    "refund_no": "开课前{hours}小时内取消，已付的{paid}积分不退。",
+    "cancelled": "已取消「{title}」{when}。{refund}",
+    "refunded": "退回{points}积分，现在有{balance}积分。",
+    "left_waitlist": "已退出「{title}」{when}的候补。",
+    "cancel_failed": "这个预约已经不能取消了（可能已经开始或已取消）。",
+    "kept": "好的，保留您的预约。",
+    "no_resident": "暂时查不到您的信息，请稍后再试。",
+}
+
+LIST_WORDS = (
+    "有什么课",
+    "有啥课",
+    "课程",
+    "夜校",
+    "群众夜校",
+    "课程表",
+    "本周课程",
+    "这周有什么课",
+    "本周有什么课",
+    "有什么活动",
+    "活动",
+    "近期活动",
+    "最近有什么活动",
+    "报名",
+    "预约课程",
+    "我要报名",
+    "我要上课",
+)
+MINE_WORDS = ("我的预约", "我的课程", "我的报名", "预约记录", "我报的课")
+CANCEL_WORDS = ("取消预约", "取消报名", "退课", "不去了", "取消课程")
+BOOK_WORDS = ("预约", "报名", "我要报名", "我要预约", "好", "好的", "确认", "约", "1")
+WAIT_WORDS = ("候补", "排队", "好", "好的", "要", "是", "是的", "1")
+NO_WORDS = ("算了", "不了", "不排", "不用了", "不", "否", "取消", "2")
+CANCEL_YES = ("确认取消", "确定", "确认", "是", "是的", "取消", "1")
+CANCEL_PICK = re.compile(r"^\s*取消\s*(?:第)?\s*([0-9一二两三四五六七八九])\s*(?:个|项)?\s*$")
+SEARCH = re.compile(r"^(?:我想|我要|想)?(?:预约|报名|报|学|上)?(.{1,12}?)(?:课|课程|班|活动)?$")
+
+
+def when(dt: datetime) -> str:
+    local = dt.astimezone(points.rules().tz)
+    weekday = "一二三四五六日"[local.weekday()]
+    return f"{local.month}月{local.day}日(周{weekday}){local:%H:%M}"
+
+
+def clock_time(dt: datetime) -> str:
+    return f"{dt.astimezone(points.rules().tz):%H:%M}"
+
+
+def _line(n: int, sess: ActivitySession, act: Activity) -> str:
+    left = sess.capacity - sess.booked
+    return TEXTS["item"].format(
+        n=n,
+        when=when(sess.starts_at),
+        title=act.title,
+        place=act.place or "社区",
+        cost=TEXTS["cost"].format(cost=act.points_cost) if act.points_cost else TEXTS["cost_free"],
+        left=TEXTS["left"].format(left=left) if left > 0 else TEXTS["full"],
+    )
+
+
+async def _list(ctx: Context, rows: list[tuple[ActivitySession, Activity]], head: str) -> str:
+    rows = rows[:8]
+    lines = [head] + [_line(n, s, a) for n, (s, a) in enumerate(rows, 1)] + [TEXTS["list_tail"]]
+    await ctx.fsm.set("courses:browse", ids=[s.id for s, _ in rows])
+    return "\n".join(lines)
+
+
+async def whats_on(ctx: Context) -> str:
+    now = ctx.rt.clock.now()
+    async with ctx.rt.db.session() as session:
+        week = await courses.upcoming(session, now, until=courses.week_end(now))
+        rows = week or await courses.upcoming(session, now, until=now + timedelta(days=30))
+    if not rows:
+        await ctx.fsm.clear()
+        return TEXTS["none"]
+    return await _list(ctx, rows, TEXTS["week_head"] if week else TEXTS["soon_head"])
+
+
+async def search(ctx: Context, text: str) -> str | None:
+    match = SEARCH.match(text.strip())
+    query = (match[1] if match else text).strip()
+    if not query:
+        return None
+    now = ctx.rt.clock.now()
+    async with ctx.rt.db.session() as session:
+        rows = await courses.upcoming(session, now, until=now + timedelta(days=60))
+    found = []
+    for s, a in rows:
+        score = (
+            100.0
+            if (query in a.title or query == a.category)
+            else max(fuzz.partial_ratio(query, a.title), fuzz.ratio(query, a.category))
+        )
+        if len(query) == 1:
+            score = min(score, 60.0)
+        if score >= 75:
+            found.append((s, a))
+    if not found:
+        return None
+    if len(found) == 1:
+        return await detail(ctx, found[0][0].id)
+    return await _list(ctx, found, TEXTS["found_head"])
+
+
+async def detail(ctx: Context, session_id: int) -> str:
+    async with ctx.rt.db.session() as session:
+        sess = await session.get(ActivitySession, session_id)
+        act = await session.get(Activity, sess.activity_id) if sess else None
+    if sess is None or act is None:
+        return TEXTS["error_not_found"]
+    await ctx.fsm.set("courses:detail", session_id=session_id)
+    return TEXTS["detail"].format(
+        title=act.title,
+        category=f"（{act.category}）" if act.category else "",
+        description=f"{act.description}\n" if act.description else "",
+        when=when(sess.starts_at),
+        end=clock_time(sess.ends_at),
+        place=act.place or "社区",
+        organiser=f"老师/组织：{act.organiser}\n" if act.organiser else "",
+        audience=f"适合：{act.audience}\n" if act.audience else "",
+        capacity=sess.capacity,
+        booked=sess.booked,
+        cost=TEXTS["cost"].format(cost=act.points_cost) if act.points_cost else TEXTS["cost_free"],
+    )
+
+
+async def _book(ctx: Context, waitlist: bool) -> str:
+    session_id = int(ctx.fsm.data.get("session_id", 0))
+    if ctx.resident is None:
+        return TEXTS["no_resident"]
+    try:
+        result = await courses.book(
+            ctx.rt.db,
+            resident_id=ctx.resident.id,
+            session_id=session_id,
+            now=ctx.rt.clock.now(),
+            waitlist=waitlist,
+        )
+    except courses.BookingError as exc:
+        if exc.code == "full" and not waitlist:
+            async with ctx.rt.db.session() as session:
+                sess = await session.get(ActivitySession, session_id)
+                act = await session.get(Activity, sess.activity_id) if sess else None
+            if sess is not None and act is not None:
+                await ctx.fsm.set("courses:waitlist", session_id=session_id)
+                return TEXTS["full_ask"].format(title=act.title, when=when(sess.starts_at))
+        await ctx.fsm.clear()
+        opens = exc.info.get("opens_at")
+        return TEXTS[f"error_{exc.code}"].format(
+            status=TEXTS.get(f"status_{exc.info.get('status', 'booked')}", "预约了"),
+            cost=exc.info.get("cost", 0),
+            balance=exc.info.get("balance", 0),
+            opens=when(opens) if isinstance(opens, datetime) else "稍后",
+        )
+    await ctx.fsm.clear()
+    b, s, a = result.booking, result.session, result.activity
+    if b.status == "waitlisted":
+        async with ctx.rt.db.session() as session:
+            position = await courses.waitlist_position(session, b)
+        note = TEXTS["cost_note"].format(cost=a.points_cost) if a.points_cost else ""
+        return TEXTS["waitlisted"].format(position=position, cost_note=note)
+    paid = TEXTS["paid"].format(cost=b.points_paid, balance=result.balance) if b.points_paid else ""
+    return TEXTS["booked"].format(title=a.title, when=when(s.starts_at), place=a.place or "社区", paid=paid)
+
+
+@router.message(State("courses:detail"), Text(*BOOK_WORDS))
+async def book(ctx: Context) -> str:
+    return await _book(ctx, waitlist=False)
+
+
+@router.message(State("courses:waitlist"), Text(*WAIT_WORDS))
+async def join_waitlist(ctx: Context) -> str:
+    return await _book(ctx, waitlist=True)
+
+
+@router.message(State("courses:waitlist", "courses:detail", "courses:cancel"), Text(*NO_WORDS))
+async def never_mind(ctx: Context) -> str:
+    state = ctx.fsm.state
+    await ctx.fsm.clear()
+    return TEXTS["kept"] if state == "courses:cancel" else "好的。回复“有什么课”可以再看看其他安排。"
+
+
+def _picked(ctx: Context) -> bool:
+    return parse_choice(ctx.text, len(ctx.fsm.data.get("ids", []))) is not None
+
+
+@router.message(State("courses:browse"), Func(_picked))
+async def pick(ctx: Context) -> str:
+    ids = list(ctx.fsm.data.get("ids", []))
+    choice = parse_choice(ctx.text, len(ids))
+    assert choice is not None
+    return await detail(ctx, int(ids[choice - 1]))
+
+
+async def _mine_rows(ctx: Context) -> list[tuple[Booking, ActivitySession, Activity]]:
+    if ctx.resident is None:
+        return []
+    async with ctx.rt.db.session() as session:
+        return await courses.my_bookings(session, ctx.resident.id, ctx.rt.clock.now())
+
+
+@router.message(Text(*MINE_WORDS))
+async def mine(ctx: Context) -> str:
+    return await _mine_text(ctx)
+
+
+async def _mine_text(ctx: Context) -> str:
+    rows = await _mine_rows(ctx)
+    if not rows:
+        return TEXTS["mine_empty"]
+    lines = [TEXTS["mine_head"]]
+    async with ctx.rt.db.session() as session:
+        for n, (b, s, a) in enumerate(rows, 1):
+            if b.status == "waitlisted":
+                status = TEXTS["mine_waitlisted"].format(position=await courses.waitlist_position(session, b))
+            else:
+                status = TEXTS["mine_booked"]
+            lines.append(
+                TEXTS["mine_item"].format(
+                    n=n, when=when(s.starts_at), title=a.title, place=a.place or "社区", status=status
+                )
+            )
+    lines.append(TEXTS["mine_tail"])
+    await ctx.fsm.set("courses:mine", ids=[b.id for b, _, _ in rows])
+    return "\n".join(lines)
+
+
+async def _confirm_cancel(ctx: Context, booking_id: int) -> str:
+    rows = {b.id: (b, s, a) for b, s, a in await _mine_rows(ctx)}
+    if booking_id not in rows:
+        await ctx.fsm.clear()
+        return TEXTS["cancel_failed"]
+    b, s, a = rows[booking_id]
+    refund = ""
+    if b.status == "booked" and b.points_paid:
+        cutoff = points.rules().cancel_refund_cutoff
+        if ctx.rt.clock.now() <= s.starts_at - cutoff:
+            refund = TEXTS["refund_yes"].format(paid=b.points_paid)
+        else:
+            refund = TEXTS["refund_no"].format(paid=b.points_paid, hours=int(cutoff.total_seconds() // 3600))
+    await ctx.fsm.set("courses:cancel", booking_id=booking_id)
+    return TEXTS["cancel_confirm"].format(title=a.title, when=when(s.starts_at), refund=refund)
+
+
+@router.message(State("courses:cancel"), Text(*CANCEL_YES))
+async def do_cancel(ctx: Context) -> str:
+    booking_id = int(ctx.fsm.data.get("booking_id", 0))
+    await ctx.fsm.clear()
+    if ctx.resident is None:
+        return TEXTS["no_resident"]
+    try:
+        result = await courses.cancel(
+            ctx.rt.db, resident_id=ctx.resident.id, booking_id=booking_id, now=ctx.rt.clock.now()
+        )
+    except courses.BookingError:
+        return TEXTS["cancel_failed"]
+    title, at = result.activity.title, when(result.session.starts_at)
+    if result.previous == "waitlisted":
+        return TEXTS["left_waitlist"].format(title=title, when=at)
+    refund = ""
+    if result.refunded:
+        async with ctx.rt.db.session() as session:
+            balance = await points.balance_of(session, ctx.resident.id)
+        refund = TEXTS["refunded"].format(points=result.refunded, balance=balance)
+    return TEXTS["cancelled"].format(title=title, when=at, refund=refund)
+
+
+def _cancel_pick(ctx: Context) -> bool:
+    match = CANCEL_PICK.match(ctx.text or "")
+    return match is not None and parse_choice(match[1], len(ctx.fsm.data.get("ids", []))) is not None
+
+
+@router.message(State("courses:mine"), Func(_cancel_pick))
+async def cancel_numbered(ctx: Context) -> str:
+    match = CANCEL_PICK.match(ctx.text)
+    ids = list(ctx.fsm.data.get("ids", []))
+    choice = parse_choice(match[1] if match else "", len(ids))
+    assert choice is not None
+    return await _confirm_cancel(ctx, int(ids[choice - 1]))
+
+
+@router.message(State("courses:cancel_pick"), Func(_picked))
+async def cancel_picked(ctx: Context) -> str:
+    ids = list(ctx.fsm.data.get("ids", []))
+    choice = parse_choice(ctx.text, len(ids))
+    assert choice is not None
+    return await _confirm_cancel(ctx, int(ids[choice - 1]))
+
+
+@router.message(Text(*CANCEL_WORDS))
+async def cancel_start(ctx: Context) -> str:
+    rows = await _mine_rows(ctx)
+    if not rows:
+        return TEXTS["mine_empty"]
+    if len(rows) == 1:
+        return await _confirm_cancel(ctx, rows[0][0].id)
+    listing = await _mine_text(ctx)
+    await ctx.fsm.set("courses:cancel_pick", ids=[b.id for b, _, _ in rows])
+    return listing.replace(TEXTS["mine_tail"], TEXTS["cancel_which"])
+
+
+@router.message(Text(*LIST_WORDS))
+async def list_courses(ctx: Context) -> str:
+    return await whats_on(ctx)
+
+
+def _names_course(text: str) -> bool:
+    text = text.strip()
+    return 2 <= len(text) <= 14 and (text.endswith(("课", "课程", "班")) or text.startswith(("预约", "报名")))
+
+
+@router.message(Func(lambda ctx: _names_course(ctx.text), phase=PHASE_MENU))
+async def by_name(ctx: Context) -> str:
+    found = await search(ctx, ctx.text)
+    return found or TEXTS["not_found"].format(query=ctx.text.strip()[:14])
+
+
+@router.message(Intent("course_booking"), Func(lambda ctx: ctx.decision != "clarify"))
+async def course_intent(ctx: Context) -> str:
+    if ctx.text:
+        found = await search(ctx, ctx.text)
+        if found:
+            return found
+    return await whats_on(ctx)

@@ -1,0 +1,176 @@
+"""Points in the chat: balance, recent history, how to earn; activity check-in by QR code.
+
+Scanning an activity's QR code (scene key ``activity:<id>``, as a SCAN or as the subscribe of a new
+follower) checks the resident in once a day and credits the activity's points once. In-service
+party members (在职党员) can then reply "单位 <name>" to register their work unit (双报到).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from bot.flows.help import TEXTS as HELP
+from bot.handler.context import Context
+from bot.handler.router import Func, MenuKey, Router, State, Text
+from bot.logmask import mask_openid
+from bot.services import courses, points
+
+router = Router("points")
+log = logging.getLogger("bot.flows.points")
+
+TEXTS = {
+    "balance": "您现在有 {balance} 积分。{recent}\n\n发送“积分商城”看看能换什么，发送“怎么赚积分”了解获得方法。",
+    "recent_head": "\n最近的积分记录：",
+    "no_history": "还没有积分记录。",
+    "how_to_earn": (
+        "这些都能得积分：\n"
+        "· 第一次使用积分服务：{registration}分\n"
+        "· 参加社区活动扫码签到：每次{activity}分左右（每天最多{activity_cap}分）\n"
+        "· 反映的问题经核实有效：每条{valid_report}分（每天最多{report_cap}分）\n"
+        "积分可以在“积分商城”换商家优惠券，也可以报名群众夜校的课程。"
+    ),
+    "registration": "送您{points}积分作为见面礼！",
+    "checked_in": "签到成功！欢迎参加「{title}」。{points}{hours}",
+    "checked_in_points": "获得{points}积分，",
+    "checked_in_no_points": "今天这类活动的积分已到上限，",
+    "checked_in_hours": "记录志愿服务{hours:g}小时。",
+    "checked_in_total": "现在共有{balance}积分。",
+    "already_checked_in": "您今天已经在「{title}」签过到啦，积分已经记上了，不用重复扫码。",
+    "unit_prompt": "如果您是在职党员，回复“单位+工作单位名称”（如“单位 区税务局”）即可登记双报到。",
+    "unit_saved": "已登记您的工作单位：{unit}。您的志愿服务会记入单位的双报到记录。",
+    "unit_empty": "请在“单位”后面写上工作单位名称，比如“单位 区税务局”。",
+    "no_activity": "这个活动码已经失效了，请向现场工作人员确认一下。",
+    "no_resident": "暂时查不到您的信息，请稍后再试。",
+}
+
+REASONS = {
+    "registration": "见面礼",
+    "activity": "活动签到",
+    "valid_report": "有效反映",
+    "coupon": "兑换优惠券",
+    "course": "报名课程",
+    "refund": "退回积分",
+    "adjust": "工作人员调整",
+}
+
+ACTIVITY_SCENE = re.compile(r"^activity:(\d{1,9})$")
+BALANCE_WORDS = ("我的积分", "积分", "查积分", "积分余额", "积分多少", "多少积分", "积分查询", "查询积分")
+HISTORY_WORDS = ("积分记录", "积分明细", "积分历史")
+EARN_WORDS = (
+    "怎么赚积分",
+    "怎么得积分",
+    "如何获得积分",
+    "怎样获得积分",
+    "积分怎么来",
+    "积分怎么赚",
+    "怎么获得积分",
+    "积分规则",
+)
+UNIT = re.compile(r"^\s*(?:工作)?单位[\s:：,，]*(.*)$")
+
+
+def _local(ctx: Context, when: object) -> str:
+    from datetime import datetime
+
+    assert isinstance(when, datetime)
+    local = when.astimezone(points.rules().tz)
+    return f"{local.month}/{local.day}"
+
+
+@router.message(Text(*HISTORY_WORDS, *BALANCE_WORDS))
+async def balance(ctx: Context) -> str:
+    if ctx.resident is None:
+        return TEXTS["no_resident"]
+    now = ctx.rt.clock.now()
+    async with ctx.rt.db.transaction() as session:
+        welcome = await points.award_registration(session, ctx.resident.id, now)
+    async with ctx.rt.db.session() as session:
+        value = await points.balance_of(session, ctx.resident.id)
+        entries = await points.history(session, ctx.resident.id, limit=5)
+    if entries:
+        lines = [TEXTS["recent_head"]]
+        for e in entries:
+            sign = "+" if e.amount > 0 else ""
+            lines.append(f"{_local(ctx, e.created_at)} {REASONS.get(e.reason, e.reason)} {sign}{e.amount}")
+        recent = "\n".join(lines)
+    else:
+        recent = TEXTS["no_history"]
+    text = TEXTS["balance"].format(balance=value, recent=recent)
+    return (TEXTS["registration"].format(points=welcome) + "\n" + text) if welcome else text
+
+
+@router.message(Text(*EARN_WORDS))
+async def how_to_earn(ctx: Context) -> str:
+    r = points.rules()
+    return TEXTS["how_to_earn"].format(
+        registration=r.earn.get("registration", 0),
+        activity=r.earn.get("activity", 0),
+        activity_cap=r.daily_caps.get("activity", "不限"),
+        valid_report=r.earn.get("valid_report", 0),
+        report_cap=r.daily_caps.get("valid_report", "不限"),
+    )
+
+
+@router.message(MenuKey("activity:*"))
+async def check_in(ctx: Context) -> str:
+    match = ACTIVITY_SCENE.match(ctx.menu_key or "")
+    if match is None or ctx.resident is None:
+        return TEXTS["no_activity"]
+    now = ctx.rt.clock.now()
+    try:
+        result = await courses.check_in(
+            ctx.rt.db, resident_id=ctx.resident.id, activity_id=int(match[1]), now=now
+        )
+    except courses.BookingError:
+        return TEXTS["no_activity"]
+    async with ctx.rt.db.transaction() as session:
+        welcome = await points.award_registration(session, ctx.resident.id, now)
+    async with ctx.rt.db.session() as session:
+        total = await points.balance_of(session, ctx.resident.id)
+    parts = []
+    if ctx.inbound.event == "subscribe":
+        parts.append(HELP["menu"])
+    if not result.created:
+        parts.append(TEXTS["already_checked_in"].format(title=result.activity.title))
+    else:
+        log.info("check-in of %s at activity %s", mask_openid(ctx.openid), result.activity.id)
+        earned = (
+            TEXTS["checked_in_points"].format(points=result.points)
+            if result.points
+            else TEXTS["checked_in_no_points"]
+        )
+        hours = (
+            TEXTS["checked_in_hours"].format(hours=result.checkin.volunteer_hours)
+            if result.checkin.volunteer_hours
+            else ""
+        )
+        parts.append(
+            TEXTS["checked_in"].format(title=result.activity.title, points=earned, hours=hours)
+            + TEXTS["checked_in_total"].format(balance=total)
+        )
+        if welcome:
+            parts.append(TEXTS["registration"].format(points=welcome))
+        if result.work_unit is None:
+            parts.append(TEXTS["unit_prompt"])
+            await ctx.fsm.set("checkin:unit", activity_id=result.activity.id)
+    return "\n\n".join(parts)
+
+
+def _unit_text(ctx: Context) -> bool:
+    return UNIT.match(ctx.text or "") is not None
+
+
+@router.message(State("checkin:unit"), Func(_unit_text))
+async def register_unit(ctx: Context) -> str:
+    match = UNIT.match(ctx.text)
+    unit = " ".join((match[1] if match else "").split())
+    if not unit:
+        return TEXTS["unit_empty"]
+    if ctx.resident is None:
+        return TEXTS["no_resident"]
+    await courses.register_work_unit(
+        ctx.rt.db, resident_id=ctx.resident.id, work_unit=unit, now=ctx.rt.clock.now()
+    )
+    await ctx.fsm.clear()
+    return TEXTS["unit_saved"].format(unit=unit[:100])
