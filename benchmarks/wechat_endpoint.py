@@ -16,7 +16,6 @@ import os
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -97,8 +96,10 @@ async def load(url: str, n: int, concurrency: int, label: str) -> dict[str, floa
     return result
 
 
-async def run_server(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(pinned(cmd), env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+async def run_server(cmd: list[str], env: dict[str, str], port: int) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        *pinned(cmd), env=env, cwd=REPO, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
     await wait_ready(port)
     return proc
 
@@ -122,7 +123,7 @@ async def main() -> None:
             echo_r = await load(f"http://127.0.0.1:{echo_port}/wechat", args.messages, args.concurrency, "echo")
         finally:
             echo.terminate()
-            echo.wait()
+            await echo.wait()
         bot_port = free_port()
         bot_env = {
             **env,
@@ -140,7 +141,7 @@ async def main() -> None:
             bot_r = await load(f"http://127.0.0.1:{bot_port}/wechat", args.messages, args.concurrency, "full pipeline")
         finally:
             bot.terminate()
-            bot.wait()
+            await bot.wait()
     print(f"ratio (full / echo throughput): {bot_r['rps'] / echo_r['rps']:.2f}")
 
 
