@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "bot.commands.menu",
     "bot.commands.demo",
     "bot.commands.language",
+    "bot.commands.points",
 )
 
 

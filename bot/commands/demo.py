@@ -224,8 +224,115 @@ def _message(item: Item, now: datetime) -> Message:
     )
 
 
+# -- points mall and courses (issue 6): merchants with coupons, courses with sessions --------------
+
+
+async def load_merchants(session: AsyncSession, items: list[Item], now: datetime) -> dict[str, Counts]:
+    from bot.storage.models import Coupon, Merchant
+
+    merchants, coupons = Counts(), Counts()
+    for item in items:
+        name = item.text("name", 100, required=True)
+        category = item.text("category", 16, required=True)
+        merchants.seen += 1
+        merchant = await session.scalar(select(Merchant).where(Merchant.name == name))
+        if merchant is None:
+            merchant = Merchant(
+                name=name, category=category, address=item.text("address", 200), created_at=now
+            )
+            session.add(merchant)
+            await session.flush()
+            merchants.added += 1
+        for child in _children(item, "coupons"):
+            title = child.text("title", 100, required=True)
+            coupons.seen += 1
+            exists = await session.scalar(
+                select(Coupon.id).where(Coupon.merchant_id == merchant.id, Coupon.title == title)
+            )
+            if exists is not None:
+                continue
+            session.add(
+                Coupon(
+                    merchant_id=merchant.id,
+                    title=title,
+                    category=child.text("category", 16) or category,
+                    price=int(child.number("price", 0, 0, 100000)),
+                    stock=int(child.number("stock", 10, 0, 100000)),
+                    per_resident_limit=int(child.number("limit", 1, 1, 100)),
+                    valid_from=now - timedelta(days=1),
+                    valid_until=now + timedelta(days=child.number("valid_days", 60, 1, 3650)),
+                    terms=child.text("terms", 1000),
+                    created_at=now,
+                )
+            )
+            coupons.added += 1
+    return {"merchants": merchants, "coupons": coupons}
+
+
+async def load_courses(session: AsyncSession, items: list[Item], now: datetime) -> dict[str, Counts]:
+    from zoneinfo import ZoneInfo
+
+    from bot.storage.models import Activity, ActivitySession
+
+    tz = ZoneInfo("Asia/Shanghai")
+    courses, sessions = Counts(), Counts()
+    for item in items:
+        title = item.text("title", 100, required=True)
+        courses.seen += 1
+        activity = await session.scalar(select(Activity).where(Activity.title == title))
+        if activity is None:
+            kind = item.text("kind", 16) or "course"
+            if kind not in ("course", "activity", "volunteer"):
+                raise item.fail("'kind' must be course, activity or volunteer")
+            activity = Activity(
+                title=title,
+                description=item.text("description", 2000),
+                kind=kind,
+                category=item.text("category", 32, required=True),
+                organiser=item.text("organiser", 100),
+                place=item.text("place", 200),
+                audience=item.text("audience", 64),
+                points_cost=int(item.number("points_cost", 0, 0, 100000)),
+                volunteer_hours=item.number("volunteer_hours", 0, 0, 24),
+                created_at=now,
+            )
+            session.add(activity)
+            await session.flush()
+            courses.added += 1
+        for child in _children(item, "sessions"):
+            at = child.text("at", 5, required=True) or ""
+            try:
+                hour, minute = (int(x) for x in at.split(":"))
+                local_day = (now.astimezone(tz) + timedelta(days=child.number("in_days", 1, 0, 365))).date()
+                starts = datetime(local_day.year, local_day.month, local_day.day, hour, minute, tzinfo=tz)
+            except ValueError:
+                raise child.fail(f"'at' must be a time like 19:00, got {at!r}") from None
+            sessions.seen += 1
+            exists = await session.scalar(
+                select(ActivitySession.id).where(
+                    ActivitySession.activity_id == activity.id, ActivitySession.starts_at == starts
+                )
+            )
+            if exists is not None:
+                continue
+            session.add(
+                ActivitySession(
+                    activity_id=activity.id,
+                    starts_at=starts,
+                    ends_at=starts + timedelta(hours=child.number("hours", 1.5, 0.25, 24)),
+                    capacity=int(child.number("capacity", 20, 0, 10000)),
+                    booked=0,
+                    created_at=now,
+                )
+            )
+            sessions.added += 1
+    return {"courses": courses, "sessions": sessions}
+
+
 LOADERS: dict[str, Loader] = {
     "residents": load_residents,
+    "merchants": load_merchants,
+    "courses": load_courses,
 }
 
 
