@@ -259,3 +259,23 @@ async def test_full_course_waitlist_and_promotion(service_factory, database_url,
         assert [r.status for r in rows] == ["cancelled", "booked"]
         sess = await s.get(ActivitySession, session_id)
         assert sess is not None and sess.booked == 1
+
+
+async def test_double_tap_confirm_through_wechat_gives_one_coupon(service_factory, database_url, fake_api):
+    svc, _clock, db = await start(service_factory, database_url, fake_api)
+    coupon_id = await make_coupon(db, stock=5, price=10, limit=3, title="超市满50减5元")
+    e = Chat(svc, "oJourneyEcho0000000000005")
+    await e.say("你好")
+    rid = await resident_id(db, e.openid)
+    async with db.transaction() as s:
+        await points.credit(
+            s, resident_id=rid, amount=100, reason="adjust", ref_type="test", ref_id="1", idempotency_key="seed-e", now=NOW
+        )
+    offer = await e.say("超市券")
+    assert "超市满50减5元" in offer and "确认" in offer
+    replies = await asyncio.gather(e.say("确认"), e.say("确认"), e.say("确认"))
+    assert sum("兑换成功" in r for r in replies) == 1, replies
+    async with db.session() as s:
+        issued = (await s.scalars(select(IssuedCoupon).where(IssuedCoupon.coupon_id == coupon_id))).all()
+        assert len(issued) == 1
+        assert await points.balance_of(s, rid) == 90
