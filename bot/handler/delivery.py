@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,7 +29,7 @@ from bot.handler.dispatcher import Dispatcher, Preloaded
 from bot.handler.types import Inbound, Out
 from bot.logmask import mask_openid
 from bot.runtime import Runtime
-from bot.storage.models import InboundKey, Message, Resident
+from bot.storage.models import InboundKey, Message, OutboxMessage, Resident
 from bot.wechat import outbox
 from bot.wechat.replies import fit
 
@@ -79,7 +81,15 @@ class Delivery:
                 await session.flush()
                 resident = await session.scalar(select(Resident).where(Resident.openid == inbound.openid))
                 state = await self.rt.states.get_in(session, inbound.openid)
-            return Preloaded(resident=resident, state=state)
+                expired = (
+                    await session.execute(
+                        select(OutboxMessage.id, OutboxMessage.payload)
+                        .where(OutboxMessage.openid == inbound.openid, OutboxMessage.status == "expired")
+                        .order_by(OutboxMessage.id)
+                        .limit(MAX_NOTICES)
+                    )
+                ).all()
+            return Preloaded(resident=resident, state=state, notices=[(row.id, row.payload) for row in expired])
         except IntegrityError:
             log.info("retry of %s from %s", inbound.key, mask_openid(inbound.openid))
             return None
@@ -110,14 +120,17 @@ class Delivery:
     async def _process(self, inbound: Inbound, done: asyncio.Future[list[Out]], preloaded: Preloaded) -> None:
         try:
             processed = await self.dispatcher.process(inbound, self.rt, preloaded)
-            passive = await self._finish(inbound, fit(processed.outs), processed.ctx)
+            outs, shown = _with_notices(processed.outs, preloaded.notices)
+            passive = await self._finish(inbound, fit(outs), processed.ctx, shown)
         except Exception:
             log.exception("could not finish %s", inbound.key)
             passive = [Out.text(texts.ERROR)]
         if not done.done():
             done.set_result(passive)
 
-    async def _finish(self, inbound: Inbound, outs: list[Out], ctx: Context | None) -> list[Out]:
+    async def _finish(
+        self, inbound: Inbound, outs: list[Out], ctx: Context | None, shown: Sequence[int] = ()
+    ) -> list[Out]:
         """Store the reply — as the passive answer if the request still waits, else via the outbox —
         together with what the middlewares and handler left pending, in one transaction."""
         now = self.rt.clock.now()
@@ -128,18 +141,26 @@ class Delivery:
                 session.add_all(ctx.pending_rows)
                 for statement in ctx.pending_statements:
                     await session.execute(statement)
+            if shown:
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_(shown), OutboxMessage.status == "expired")
+                    .values(status="shown", sent_at=now)
+                )
             result = await session.execute(
                 update(InboundKey)
                 .where(InboundKey.key == inbound.key, InboundKey.status == "processing")
                 .values(status="replied", reply=[o.to_dict() for o in passive], updated_at=now)
             )
             if result.rowcount:  # type: ignore[attr-defined]
-                await outbox.enqueue(session, inbound.openid, rest, dedup_key=f"{inbound.key}:more")
+                await outbox.enqueue(
+                    session, inbound.openid, rest, dedup_key=f"{inbound.key}:more", not_before=now
+                )
                 if passive and resident_id is not None:
                     _record_outbound(session, resident_id, passive, "passive", now)
                 return passive
             # The request already answered "success": everything goes out as customer-service messages.
-            await outbox.enqueue(session, inbound.openid, outs, dedup_key=inbound.key)
+            await outbox.enqueue(session, inbound.openid, outs, dedup_key=inbound.key, not_before=now)
             await session.execute(
                 update(InboundKey).where(InboundKey.key == inbound.key).values(status="done", updated_at=now)
             )
@@ -175,6 +196,26 @@ class Delivery:
         """Wait for handlers still running (graceful shutdown)."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace)
+
+
+MAX_NOTICES = 5
+
+
+def _with_notices(outs: list[Out], notices: Sequence[tuple[int, Any]]) -> tuple[list[Out], list[int]]:
+    """Put customer-service messages that could not be delivered (the 48-hour window had closed)
+    in front of this answer, once; returns the answer and the outbox ids shown."""
+    texts_ = []
+    ids = []
+    for row_id, payload in notices:
+        content = (payload or {}).get("text", {}).get("content") if isinstance(payload, dict) else None
+        if isinstance(content, str) and content:
+            texts_.append(content)
+            ids.append(row_id)
+    if not texts_ or not outs:
+        return outs, []  # nothing to show, or an answer that stays silent (takeover, events)
+    if outs[0].kind == "text":
+        return [Out.text("\n\n".join([*texts_, outs[0].content])), *outs[1:]], ids
+    return [*(Out.text(t) for t in texts_), *outs], ids
 
 
 def _record_outbound(

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from bot import texts
 from bot.handler.context import Context
@@ -66,6 +67,7 @@ class Preloaded:
 
     resident: Resident | None
     state: StateRecord | None
+    notices: list[tuple[int, Any]] = field(default_factory=list)  # expired outbox rows: (id, payload)
 
 
 @dataclass

@@ -49,16 +49,23 @@ class _And(Filter):
 
 
 class State(Filter):
-    """The resident's conversation state matches one of the patterns (``complaint:*``)."""
+    """The resident's conversation state matches one of the patterns (``complaint:*``).
+
+    Only messages count as the resident's answer: events (a menu click, a location report, a
+    subscribe) pass through to their own handlers unless ``events=True``.
+    """
 
     phase = PHASE_STATE
 
-    def __init__(self, *patterns: str) -> None:
+    def __init__(self, *patterns: str, events: bool = False) -> None:
         self.patterns = patterns
+        self.events = events
 
     def __call__(self, ctx: Context) -> bool:
         state = ctx.state_name
-        return state is not None and any(fnmatch.fnmatchcase(state, p) for p in self.patterns)
+        if state is None or (ctx.inbound.msg_type == "event" and not self.events):
+            return False
+        return any(fnmatch.fnmatchcase(state, p) for p in self.patterns)
 
 
 class MenuKey(Filter):

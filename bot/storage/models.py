@@ -135,13 +135,18 @@ class OutboxMessage(Base):
     """A customer-service message waiting to go out through WeChat's API, retried until it does."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_openid_status", "openid", "status"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     openid: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     dedup_key: Mapped[str | None] = mapped_column(String(200), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sending|sent|failed|expired
+    # pending | sending | sent | failed | expired (outside the 48-hour window) | shown (an expired
+    # message shown in front of the resident's next passive reply)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -233,7 +238,9 @@ class PointsEntry(Base):
     resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))
     amount: Mapped[int] = mapped_column(Integer)
     balance_after: Mapped[int] = mapped_column(Integer)
-    reason: Mapped[str] = mapped_column(String(32))  # registration, activity, report, coupon, course, refund, adjust …
+    reason: Mapped[str] = mapped_column(
+        String(32)
+    )  # registration, activity, report, coupon, course, refund, adjust …
     ref_type: Mapped[str] = mapped_column(String(32))
     ref_id: Mapped[str] = mapped_column(String(64))
     idempotency_key: Mapped[str] = mapped_column(String(160), unique=True)

@@ -93,7 +93,7 @@ async def test_every_type_in_every_mode(service, mode):
         (s.link(oid, "通知", "https://example.org/a"), "链接"),
         (s.event(oid, "subscribe"), "欢迎关注"),
         (s.event(oid, "SCAN", "building:新建南社区/3号楼", Ticket="t"), "3号楼"),
-        (s.event(oid, "CLICK", "REPORT"), "遇到的问题"),
+        (s.event(oid, "CLICK", "REPORT"), "遇到了什么问题"),
         (s.event(oid, "CLICK", "NO_SUCH_KEY"), None),
         (s.event(oid, "VIEW", "https://example.org"), None),
         (s.event(oid, "LOCATION", Latitude="40.1", Longitude="113.3", Precision="30"), None),
