@@ -256,3 +256,27 @@ async def test_two_different_clicks_in_one_second_are_two_events(service):
     assert r1.content != r2.content
     assert (await s.send(service.http, first)).content == r1.content  # a retry is still the same event
     assert await count(service.settings.database_url, Message, Message.direction == "in") == 2
+
+
+async def test_message_outside_the_48_hour_window_is_shown_on_the_next_message(service_factory, database_url, fake_api):
+    svc = await service_factory(
+        database_url, fake_api, app_kwargs={"routers": [slow_router(1.0)]}, BOT_REPLY_BUDGET=0.3
+    )
+    async with svc.http.post(
+        f"{fake_api}/fake/errors", json={"endpoint": "message/custom/send", "count": 5, "errcode": 45015}
+    ) as resp:
+        assert resp.status == 200
+    s = svc.sender("safe")
+    assert (await s.send(svc.http, s.text("o_window", "慢一点"))).body == "success"
+    from bot.storage.models import OutboxMessage
+
+    for _ in range(100):  # the deferred answer cannot be delivered: WeChat says the window closed
+        if await count(database_url, OutboxMessage, OutboxMessage.status == "expired") == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert await count(database_url, OutboxMessage, OutboxMessage.status == "expired") == 1
+    reply = await s.send(svc.http, s.text("o_window", "你好"))
+    assert reply.content.startswith("久等了，这是您的答复。")  # shown once, in front of the new answer
+    again = await s.send(svc.http, s.text("o_window", "你好"))
+    assert "久等了" not in again.content
+    assert await count(database_url, OutboxMessage, OutboxMessage.status == "shown") == 1
