@@ -62,10 +62,16 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["resident_id"], ["residents.id"], name=op.f("fk_tickets_resident_id_residents"), ondelete="SET NULL"
+            ["resident_id"],
+            ["residents.id"],
+            name=op.f("fk_tickets_resident_id_residents"),
+            ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
-            ["duplicate_of_id"], ["tickets.id"], name=op.f("fk_tickets_duplicate_of_id_tickets"), ondelete="SET NULL"
+            ["duplicate_of_id"],
+            ["tickets.id"],
+            name=op.f("fk_tickets_duplicate_of_id_tickets"),
+            ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tickets")),
         sa.UniqueConstraint("number", name=op.f("uq_tickets_number")),
