@@ -10,7 +10,6 @@ import importlib
 from bot.handler.router import Router
 
 FLOWS = (
-    "bot.flows.ticket_notices",
     "bot.flows.points",
     "bot.flows.events",
     "bot.flows.media",

@@ -3,8 +3,8 @@
 Every function works inside the caller's transaction (``session``) and takes ``now`` from the
 caller's clock. Each status change appends a :class:`TicketEvent` and, for public changes, queues a
 customer-service message to the resident in the same transaction (outbox). When WeChat's 48-hour
-window is closed the outbox marks that message ``expired``; :func:`pending_notices` then hands the
-update to the chat, which shows it on the resident's next message.
+window is closed the outbox marks that message ``expired``, and the delivery step shows it in front
+of the resident's next passive reply (``bot/handler/delivery.py``).
 
 States::
 
@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.handler.types import Out
 from bot.services.dispatch import Rules
-from bot.storage.models import OutboxMessage, Resident, Ticket, TicketCounter, TicketEvent
+from bot.storage.models import Resident, Ticket, TicketCounter, TicketEvent
 from bot.wechat.outbox import enqueue
 
 log = logging.getLogger(__name__)
@@ -414,43 +414,6 @@ async def latest_public_event(session: AsyncSession, ticket_id: int) -> TicketEv
         .order_by(TicketEvent.id.desc())
         .limit(1)
     )
-
-
-async def pending_notices(session: AsyncSession, resident_id: int, now: datetime) -> list[str]:
-    """Updates whose push expired (48-hour window closed), marked shown; the chat shows them once."""
-    rows = (
-        await session.execute(
-            select(TicketEvent, Ticket.number, OutboxMessage.payload)
-            .join(Ticket, Ticket.id == TicketEvent.ticket_id)
-            .join(OutboxMessage, OutboxMessage.dedup_key == TicketEvent.push_key)
-            .where(
-                Ticket.resident_id == resident_id,
-                TicketEvent.shown_at.is_(None),
-                OutboxMessage.status == "expired",
-            )
-            .order_by(TicketEvent.id)
-        )
-    ).all()
-    texts: list[str] = []
-    for row in rows:
-        event: TicketEvent = row[0]
-        payload = row[2]
-        content = (payload or {}).get("text", {}).get("content") if isinstance(payload, dict) else None
-        if content:
-            texts.append(str(content))
-        event.shown_at = now
-    return texts
-
-
-async def has_pending_notices(session: AsyncSession, resident_id: int) -> bool:
-    found = await session.scalar(
-        select(TicketEvent.id)
-        .join(Ticket, Ticket.id == TicketEvent.ticket_id)
-        .join(OutboxMessage, OutboxMessage.dedup_key == TicketEvent.push_key)
-        .where(Ticket.resident_id == resident_id, TicketEvent.shown_at.is_(None), OutboxMessage.status == "expired")
-        .limit(1)
-    )
-    return found is not None
 
 
 async def claim(session: AsyncSession, ticket_id: int, column: str, where: Any, now: datetime) -> bool:

@@ -490,8 +490,7 @@ class TicketEvent(Base):
     note: Mapped[str | None] = mapped_column(Text)
     public: Mapped[bool] = mapped_column(Boolean, default=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    push_key: Mapped[str | None] = mapped_column(String(200), index=True)
-    shown_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    push_key: Mapped[str | None] = mapped_column(String(200), index=True)  # the outbox message that carried it
 
 
 class SchedulerLease(Base):

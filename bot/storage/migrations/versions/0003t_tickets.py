@@ -98,7 +98,6 @@ def upgrade() -> None:
         sa.Column("public", sa.Boolean(), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
         sa.Column("push_key", sa.String(length=200), nullable=True),
-        sa.Column("shown_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["ticket_id"], ["tickets.id"], name=op.f("fk_ticket_events_ticket_id_tickets"), ondelete="CASCADE"
         ),
