@@ -24,9 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.handler.types import Out
 from bot.services import points
+from bot.services.notify import enqueue
 from bot.storage.db import Database
 from bot.storage.models import Activity, ActivitySession, Booking, CheckIn, PartyMember, Resident
-from bot.wechat.outbox import enqueue
 
 ACTIVE = ("booked", "waitlisted", "attended")
 

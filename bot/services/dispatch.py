@@ -57,7 +57,6 @@ class Rules:
     auto_close_hours: float = 72.0
     duplicate_similarity: float = 60.0
     duplicate_days: float = 3.0
-    report_points: int = 10
     source: str = field(default="")
 
     def grid_of(self, building: str | None) -> tuple[str | None, str | None]:
@@ -156,7 +155,6 @@ def parse_rules(doc: Any, path: Path) -> Rules:
         auto_close_hours=_number(path, "auto_close_hours", doc.get("auto_close_hours", 72), 0.01, 24 * 365),
         duplicate_similarity=_number(path, "duplicate_similarity", doc.get("duplicate_similarity", 60), 0, 100),
         duplicate_days=_number(path, "duplicate_days", doc.get("duplicate_days", 3), 0, 365),
-        report_points=int(_number(path, "report_points", doc.get("report_points", 10), 0, 100000)),
         source=str(path),
     )
 

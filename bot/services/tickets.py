@@ -14,7 +14,6 @@ States::
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 from collections.abc import Sequence
@@ -29,15 +28,24 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.handler.types import Out
+from bot.services import points
 from bot.services.dispatch import Rules
+from bot.services.notify import enqueue
 from bot.storage.models import Resident, Ticket, TicketCounter, TicketEvent
-from bot.wechat.outbox import enqueue
 
 log = logging.getLogger(__name__)
 
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
 STATUSES = (
-    "submitted", "dispatched", "accepted", "in_progress", "answered", "closed", "reopened", "escalated", "rejected",
+    "submitted",
+    "dispatched",
+    "accepted",
+    "in_progress",
+    "answered",
+    "closed",
+    "reopened",
+    "escalated",
+    "rejected",
 )
 OPEN_STATUSES = ("submitted", "dispatched", "accepted", "in_progress", "reopened", "escalated")
 RATINGS = {"满意": "satisfied", "基本满意": "basic", "不满意": "unsatisfied"}
@@ -201,15 +209,36 @@ async def create_ticket(session: AsyncSession, new: NewTicket, rules: Rules, now
     )
     session.add(ticket)
     await session.flush()
-    await record(session, ticket, "submitted", actor=new.actor, now=now, from_status="",
-                 data={"category": new.category, "confidence": new.confidence, "urgency": new.urgency})
+    await record(
+        session,
+        ticket,
+        "submitted",
+        actor=new.actor,
+        now=now,
+        from_status="",
+        data={"category": new.category, "confidence": new.confidence, "urgency": new.urgency},
+    )
     if decision.triage:
-        await record(session, ticket, "triage", actor="system", now=now, public=False,
-                     note="分类不确定，进入人工分派队列")
+        await record(
+            session,
+            ticket,
+            "triage",
+            actor="system",
+            now=now,
+            public=False,
+            note="分类不确定，进入人工分派队列",
+        )
     else:
         ticket.status = "dispatched"
-        await record(session, ticket, "dispatch", actor="system", now=now, from_status="submitted",
-                     data={"department": ticket.department, "assignee": ticket.assignee})
+        await record(
+            session,
+            ticket,
+            "dispatch",
+            actor="system",
+            now=now,
+            from_status="submitted",
+            data={"department": ticket.department, "assignee": ticket.assignee},
+        )
     await link_duplicate(session, ticket, rules, now)
     return ticket
 
@@ -228,12 +257,15 @@ async def link_duplicate(session: AsyncSession, ticket: Ticket, rules: Rules, no
     since = now - timedelta(days=rules.duplicate_days)
     rows = (
         await session.scalars(
-            select(Ticket).where(
+            select(Ticket)
+            .where(
                 Ticket.building == ticket.building,
                 Ticket.category == ticket.category,
                 Ticket.created_at >= since,
                 Ticket.id != ticket.id,
-            ).order_by(Ticket.id).limit(200)
+            )
+            .order_by(Ticket.id)
+            .limit(200)
         )
     ).all()
     best: tuple[float, Ticket] | None = None
@@ -246,8 +278,16 @@ async def link_duplicate(session: AsyncSession, ticket: Ticket, rules: Rules, no
     score, other = best
     ticket.duplicate_of_id = other.duplicate_of_id or other.id
     ticket.duplicate_score = round(score, 1)
-    await record(session, ticket, "possible_duplicate", actor="system", now=now, public=False,
-                 note=f"可能与 {other.number} 重复", data={"other": other.id, "score": ticket.duplicate_score})
+    await record(
+        session,
+        ticket,
+        "possible_duplicate",
+        actor="system",
+        now=now,
+        public=False,
+        note=f"可能与 {other.number} 重复",
+        data={"other": other.id, "score": ticket.duplicate_score},
+    )
     return other
 
 
@@ -260,7 +300,9 @@ def check_transition(ticket: Ticket, action: str) -> str:
         raise TicketError("unknown_action", f"unknown action {action!r}; known: {', '.join(TRANSITIONS)}")
     sources, target = TRANSITIONS[action]
     if ticket.status not in sources:
-        allowed = ", ".join(sorted(a for a, (src, _) in TRANSITIONS.items() if ticket.status in src)) or "none"
+        allowed = (
+            ", ".join(sorted(a for a, (src, _) in TRANSITIONS.items() if ticket.status in src)) or "none"
+        )
         raise TicketError(
             "illegal_transition",
             f"cannot {action} ticket {ticket.number}: it is {ticket.status}; allowed now: {allowed}",
@@ -325,8 +367,17 @@ async def transition(
     ticket.updated_at = now
     if push is None:
         push = TEXTS["update"].format(number=ticket.number, what=status_label(ticket))
-    event = await record(session, ticket, action, actor=actor, now=now, note=note or reason or resolution,
-                         from_status=before, data=data, push=push)
+    event = await record(
+        session,
+        ticket,
+        action,
+        actor=actor,
+        now=now,
+        note=note or reason or resolution,
+        from_status=before,
+        data=data,
+        push=push,
+    )
     if action == "close" and before == "answered":
         await credit_report(session, ticket, rules, now)
     return event
@@ -345,20 +396,38 @@ async def comment(
 
 
 async def assign(
-    session: AsyncSession, ticket: Ticket, *, actor: str, now: datetime,
-    department: str | None, assignee: str | None,
+    session: AsyncSession,
+    ticket: Ticket,
+    *,
+    actor: str,
+    now: datetime,
+    department: str | None,
+    assignee: str | None,
 ) -> TicketEvent:
     if ticket.status in ("closed", "rejected"):
         raise TicketError("illegal_transition", f"ticket {ticket.number} is {ticket.status}; reopen it first")
     ticket.department = department if department is not None else ticket.department
     ticket.assignee = assignee if assignee is not None else ticket.assignee
     ticket.updated_at = now
-    return await record(session, ticket, "assign", actor=actor, now=now, public=False,
-                        data={"department": ticket.department, "assignee": ticket.assignee})
+    return await record(
+        session,
+        ticket,
+        "assign",
+        actor=actor,
+        now=now,
+        public=False,
+        data={"department": ticket.department, "assignee": ticket.assignee},
+    )
 
 
 async def rate(
-    session: AsyncSession, ticket: Ticket, rating: str, comment_text: str | None, *, now: datetime, rules: Rules
+    session: AsyncSession,
+    ticket: Ticket,
+    rating: str,
+    comment_text: str | None,
+    *,
+    now: datetime,
+    rules: Rules,
 ) -> TicketEvent:
     """The resident's rating of an answered ticket: satisfied/basic close it; unsatisfied reopens it."""
     if rating not in RATING_LABELS:
@@ -366,11 +435,11 @@ async def rate(
     if ticket.status != "answered":
         raise TicketError("illegal_transition", f"ticket {ticket.number} is {ticket.status}, not answered")
     note = comment_text.strip() if comment_text and comment_text.strip() else None
-    await record(session, ticket, "rate", actor="resident", now=now, note=note,
-                 data={"rating": rating})
+    await record(session, ticket, "rate", actor="resident", now=now, note=note, data={"rating": rating})
     if rating == "unsatisfied":
-        event = await transition(session, ticket, "reopen", actor="resident", now=now, rules=rules,
-                                 note=note or "居民不满意，重办")
+        event = await transition(
+            session, ticket, "reopen", actor="resident", now=now, rules=rules, note=note or "居民不满意，重办"
+        )
         ticket.rating = rating
         ticket.rating_comment = note
         return event
@@ -380,24 +449,20 @@ async def rate(
 
 
 async def credit_report(session: AsyncSession, ticket: Ticket, rules: Rules, now: datetime) -> bool:
-    """Points for a valid, resolved report, once (idempotency key); False without the points service."""
-    if ticket.resident_id is None or rules.report_points <= 0:
+    """Points for a valid, resolved report, once (idempotency key), by the ``valid_report`` earning
+    rule of ``bot/rules/points.yml`` (amount and daily cap live there)."""
+    if ticket.resident_id is None:
         return False
-    try:
-        points = importlib.import_module("bot.services.points")
-    except ModuleNotFoundError:
-        return False
-    credited = await points.credit(
+    credited = await points.earn(
         session,
         resident_id=ticket.resident_id,
-        amount=rules.report_points,
-        reason="valid_report",
+        rule="valid_report",
         ref_type="ticket",
         ref_id=str(ticket.id),
         idempotency_key=f"ticket:{ticket.id}:report",
         now=now,
     )
-    return bool(credited)
+    return credited > 0
 
 
 async def tickets_of(session: AsyncSession, resident_id: int, limit: int = 5) -> list[Ticket]:

@@ -1,6 +1,6 @@
 """Outbox: customer-service messages are written here in the caller's transaction, then sent.
 
-:func:`enqueue` queues messages; :class:`OutboxWorker` sends them. Any number of worker processes
+:func:`bot.services.notify.enqueue` queues messages (re-exported here); :class:`OutboxWorker` sends them. Any number of worker processes
 may run: a row is claimed with a conditional UPDATE (``pending`` and due, or ``sending`` with an
 expired claim) that bumps ``attempts``, and ``attempts`` then fences the final UPDATE, so a worker
 whose claim was taken over cannot overwrite the newer outcome. Messages to one resident go out in
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -24,45 +23,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.clock import Clock
-from bot.handler.types import Out
 from bot.logmask import mask_openid
+from bot.services.notify import enqueue
 from bot.storage.db import Database
-from bot.storage.models import Message, OutboxMessage, Resident, utcnow
+from bot.storage.models import Message, OutboxMessage, Resident
 from bot.wechat.api import WeChatAPIError, WeChatUnavailable
 
+__all__ = ["CustomSender", "OutboxWorker", "enqueue"]
+
 log = logging.getLogger(__name__)
-
-
-async def enqueue(
-    session: AsyncSession,
-    openid: str,
-    outs: Sequence[Out],
-    dedup_key: str | None = None,
-    not_before: datetime | None = None,
-) -> list[OutboxMessage]:
-    """Queue ``outs`` for ``openid`` in the caller's transaction.
-
-    With ``dedup_key`` each message gets the key ``{dedup_key}#{i}`` and is queued at most once,
-    however often this is called.
-    """
-    rows: list[OutboxMessage] = []
-    for i, out in enumerate(outs):
-        key = f"{dedup_key}#{i}" if dedup_key else None
-        if key is not None:
-            existing = await session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedup_key == key))
-            if existing is not None:
-                continue
-        row = OutboxMessage(
-            openid=openid,
-            payload=out.to_custom_payload(openid),
-            dedup_key=key,
-            status="pending",
-            next_attempt_at=not_before or utcnow(),
-        )
-        session.add(row)
-        rows.append(row)
-    await session.flush()
-    return rows
 
 
 class CustomSender(Protocol):
@@ -209,12 +178,22 @@ class OutboxWorker:
 
     async def _retry(self, row: OutboxMessage, error: str, now: datetime) -> str:
         if row.attempts >= self.max_attempts:
-            log.warning("outbox %s to %s failed after %s attempts: %s", row.id, mask_openid(row.openid),
-                        row.attempts, error)
+            log.warning(
+                "outbox %s to %s failed after %s attempts: %s",
+                row.id,
+                mask_openid(row.openid),
+                row.attempts,
+                error,
+            )
             return await self._finish(row, {"status": "failed", "last_error": error}, now)
         delay = self.backoff(row.attempts)
-        log.info("outbox %s to %s: retry in %ss (%s)", row.id, mask_openid(row.openid),
-                 int(delay.total_seconds()), error)
+        log.info(
+            "outbox %s to %s: retry in %ss (%s)",
+            row.id,
+            mask_openid(row.openid),
+            int(delay.total_seconds()),
+            error,
+        )
         return await self._finish(
             row, {"status": "pending", "next_attempt_at": now + delay, "last_error": error}, now
         )

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from bot.services import tickets as svc
 from bot.services.dispatch import load_rules
+from bot.services.points import rules as points_rules
 from bot.storage.db import Database
 from bot.storage.migrate import upgrade
 from bot.storage.models import PointsEntry, Ticket
@@ -52,4 +53,4 @@ async def test_points_for_a_resolved_report_once(desk: Desk) -> None:
         assert status == 200 and body["status"] == "reopened", body
     async with desk.db.session() as s:
         entries = (await s.scalars(select(PointsEntry).where(PointsEntry.ref_id == str(ticket.id)))).all()
-    assert [(e.amount, e.reason) for e in entries] == [(load_rules().report_points, "valid_report")]
+    assert [(e.amount, e.reason) for e in entries] == [(points_rules().earn["valid_report"], "valid_report")]

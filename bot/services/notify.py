@@ -1,0 +1,46 @@
+"""Queueing messages to a resident outside a passive reply (status pushes, reminders, deferred
+answers). Rows go into the ``outbox`` table in the caller's transaction; the WeChat outbox worker
+(``bot/wechat/outbox.py``) sends them, so services never talk to WeChat themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.handler.types import Out
+from bot.storage.models import OutboxMessage, utcnow
+
+
+async def enqueue(
+    session: AsyncSession,
+    openid: str,
+    outs: Sequence[Out],
+    dedup_key: str | None = None,
+    not_before: datetime | None = None,
+) -> list[OutboxMessage]:
+    """Queue ``outs`` for ``openid`` in the caller's transaction.
+
+    With ``dedup_key`` each message gets the key ``{dedup_key}#{i}`` and is queued at most once,
+    however often this is called.
+    """
+    rows: list[OutboxMessage] = []
+    for i, out in enumerate(outs):
+        key = f"{dedup_key}#{i}" if dedup_key else None
+        if key is not None:
+            existing = await session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedup_key == key))
+            if existing is not None:
+                continue
+        row = OutboxMessage(
+            openid=openid,
+            payload=out.to_custom_payload(openid),
+            dedup_key=key,
+            status="pending",
+            next_attempt_at=not_before or utcnow(),
+        )
+        session.add(row)
+        rows.append(row)
+    await session.flush()
+    return rows
