@@ -20,6 +20,7 @@ from bot.handler.middlewares import STANDARD
 from bot.handler.router import Router
 from bot.handler.state import DatabaseStateStorage, RedisStateStorage, StateStorage
 from bot.language import Language
+from bot.logmask import quiet_chatty_libraries
 from bot.runtime import Runtime
 from bot.storage.db import Database
 from bot.storage.migrate import upgrade
@@ -60,6 +61,7 @@ def create_app(
     """Build the application. ``background`` runs the outbox and maintenance loops in-process;
     ``routers`` are extra handlers consulted before the standard flows (plugins, tests)."""
     clock = clock or Clock()
+    quiet_chatty_libraries()
     db = Database(settings.database_url)
     redis = _redis(settings)
     states: StateStorage = RedisStateStorage(redis) if redis is not None else DatabaseStateStorage(db, clock)

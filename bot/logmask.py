@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
@@ -26,3 +27,15 @@ def mask_text(text: str | None, keep: int = 0) -> str:
     if keep and len(masked) > keep:
         masked = masked[:keep] + "…"
     return masked
+
+
+# Libraries whose debug output carries query parameters or payloads (openids, phone numbers,
+# message texts). They never log below INFO, whatever BOT_LOG_LEVEL says.
+CHATTY_LIBRARIES = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool", "aiohttp.access", "redis")
+
+
+def quiet_chatty_libraries() -> None:
+    for name in CHATTY_LIBRARIES:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET or logger.level < logging.INFO:
+            logger.setLevel(logging.INFO)

@@ -27,7 +27,6 @@ from bot import texts
 from bot.handler.context import Context
 from bot.handler.dispatcher import Dispatcher, Preloaded
 from bot.handler.types import Inbound, Out
-from bot.logmask import mask_openid
 from bot.runtime import Runtime
 from bot.storage.models import InboundKey, Message, OutboxMessage, Resident
 from bot.wechat import outbox
@@ -59,7 +58,7 @@ class Delivery:
             return await asyncio.wait_for(asyncio.shield(done), max(0.0, deadline - loop.time()))
         except TimeoutError:
             if await self._defer(inbound.key):
-                log.info("deferred %s: answer goes out as a customer-service message", inbound.key)
+                log.info("deferred %s: answer goes out as a customer-service message", inbound.log_key)
                 return []
             # The handler finished in the meantime and stored its reply.
             return await done
@@ -91,7 +90,7 @@ class Delivery:
                 ).all()
             return Preloaded(resident=resident, state=state, notices=[(row.id, row.payload) for row in expired])
         except IntegrityError:
-            log.info("retry of %s from %s", inbound.key, mask_openid(inbound.openid))
+            log.info("retry of %s", inbound.log_key)
             return None
 
     async def _replay(self, key: str, deadline: float) -> list[Out]:
@@ -123,7 +122,7 @@ class Delivery:
             outs, shown = _with_notices(processed.outs, preloaded.notices)
             passive = await self._finish(inbound, fit(outs), processed.ctx, shown)
         except Exception:
-            log.exception("could not finish %s", inbound.key)
+            log.exception("could not finish %s", inbound.log_key)
             passive = [Out.text(texts.ERROR)]
         if not done.done():
             done.set_result(passive)

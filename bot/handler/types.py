@@ -32,6 +32,15 @@ class Inbound:
         return f"msg:{self.msg_id}"
 
     @property
+    def log_key(self) -> str:
+        """The key for log lines: an event key's openid masked."""
+        if self.key.startswith("ev:"):
+            from bot.logmask import mask_openid
+
+            return "ev:" + mask_openid(self.openid) + self.key[3 + len(self.openid) :]
+        return self.key
+
+    @property
     def created(self) -> datetime:
         return datetime.fromtimestamp(self.create_time, UTC)
 

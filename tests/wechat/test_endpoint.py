@@ -280,3 +280,25 @@ async def test_message_outside_the_48_hour_window_is_shown_on_the_next_message(s
     again = await s.send(svc.http, s.text("o_window", "你好"))
     assert "久等了" not in again.content
     assert await count(database_url, OutboxMessage, OutboxMessage.status == "shown") == 1
+
+
+async def test_logs_never_carry_openids_or_phone_numbers(service_factory, sqlite_url, fake_api, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    svc = await service_factory(
+        sqlite_url, fake_api, app_kwargs={"routers": [slow_router(0.6)]}, BOT_REPLY_BUDGET=0.2
+    )
+    openid = "oSecretOpenid1234567890abc"
+    s = svc.sender("safe")
+    for fields in (
+        s.text(openid, "我的电话13812345678，住3号楼2单元501"),
+        s.event(openid, "CLICK", "REPORT"),
+        s.text(openid, "慢一点"),
+    ):
+        await s.send(svc.http, fields)
+        await s.send(svc.http, fields)  # a retry
+    await asyncio.sleep(1.0)
+    assert caplog.records, "expected some log lines"
+    assert openid not in caplog.text
+    assert "13812345678" not in caplog.text
