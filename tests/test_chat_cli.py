@@ -61,10 +61,10 @@ async def test_conversation_over_the_real_wire(service_factory, sqlite_url, fake
     script = "\n".join(
         [
             "你好",
-            "/click REPORT",
             "/location 40.0768 113.3001 平城区新建南路",
             "/subscribe building:新建南社区/3号楼",
             f"/image {picture}",
+            "/click REPORT",  # starts the complaint flow: the voice text is the report
             "/voice 楼道灯不亮",
             "/unsubscribe",
         ]
@@ -80,6 +80,7 @@ async def test_conversation_over_the_real_wire(service_factory, sqlite_url, fake
     assert "收到您的位置：平城区新建南路" in out
     assert "已为您登记所在楼栋：新建南社区3号楼" in out
     assert "收到您的图片了" in out
+    assert "GD" in shown[-1]  # the report became a ticket
 
 
 async def test_deferred_answer_arrives_as_customer_service_message(service_factory, sqlite_url, fake_api):

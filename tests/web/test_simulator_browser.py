@@ -81,10 +81,11 @@ async def test_simulator_in_chromium(browser, service_factory, sqlite_url, fake_
     await page.locator(".msg.me .bubble", has_text="你好").wait_for(timeout=TIMEOUT)
     await expect_new_answer(page, 0)
 
-    # Menu click: 我要反映 → 反映问题 (REPORT); the click is noted and answered.
-    await page.get_by_role("button", name="我要反映").click()
-    await page.get_by_role("menuitem", name="反映问题").click()
-    await page.locator(".note", has_text="点击菜单「反映问题」").wait_for(timeout=TIMEOUT)
+    # Menu click: 办事指南 → 办事指南 (GUIDE); the click is noted and answered. (反映问题 would start
+    # the complaint flow, which then takes the location and the picture below as part of the report.)
+    await page.get_by_role("button", name="办事指南").click()
+    await page.get_by_role("menuitem", name="办事指南").click()
+    await page.locator(".note", has_text="点击菜单「办事指南」").wait_for(timeout=TIMEOUT)
     await expect_new_answer(page, 1)
 
     # Location from the preset.
