@@ -79,6 +79,8 @@ class Resident(Base):
     scene: Mapped[str | None] = mapped_column(String(128))
     takeover_by: Mapped[str | None] = mapped_column(String(100))  # staff member handling the chat
     last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # What the resident told us about themselves, e.g. {"audiences": {"60岁以上": "<confirmed at, ISO>"}}
+    profile: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
