@@ -66,6 +66,8 @@ TEXTS = {
     "cancel_failed": "这个预约已经不能取消了（可能已经开始或已取消）。",
     "kept": "好的，保留您的预约。",
     "no_resident": "暂时查不到您的信息，请稍后再试。",
+    "audience_ask": "本课程面向{audience}，您符合条件吗？回复“是”继续，不符合回复“不是”。",
+    "audience_no": "好的，「{title}」是专门为{audience}安排的，这次就不为您报名了。回复“有什么课”看看其他适合您的安排。",
 }
 
 LIST_WORDS = (
@@ -94,6 +96,8 @@ WAIT_WORDS = ("候补", "排队", "好", "好的", "要", "是", "是的", "1")
 NO_WORDS = ("算了", "不了", "不排", "不用了", "不", "否", "取消", "2")
 CANCEL_YES = ("确认取消", "确定", "确认", "是", "是的", "取消", "1")
 CANCEL_PICK = re.compile(r"^\s*取消\s*(?:第)?\s*([0-9一二两三四五六七八九])\s*(?:个|项)?\s*$")
+AUDIENCE_YES = ("是", "是的", "符合", "我符合", "对", "对的", "嗯", "好", "好的", "确认", "继续", "1")
+AUDIENCE_NO = ("不是", "否", "不符合", "我不符合", "不", "不对", "算了", "不了", "没有", "2")
 SEARCH = re.compile(r"^(?:我想|我要|想)?(?:预约|报名|报|学|上)?(.{1,12}?)(?:课|课程|班|活动)?$")
 
 
@@ -185,10 +189,37 @@ async def detail(ctx: Context, session_id: int) -> str:
     )
 
 
-async def _book(ctx: Context, waitlist: bool) -> str:
+def _audience_label(audience: str) -> str:
+    """"60岁以上" → "60岁以上居民"; "老年人" stays as it is."""
+    audience = audience.strip()
+    return audience if audience.endswith(("居民", "人", "者", "们", "童", "生", "群众", "家庭")) else audience + "居民"
+
+
+async def _ask_audience(ctx: Context, session_id: int, waitlist: bool) -> str | None:
+    """Ask once whether the resident fits the course's audience; None when there is nothing to ask."""
+    async with ctx.rt.db.session() as session:
+        sess = await session.get(ActivitySession, session_id)
+        act = await session.get(Activity, sess.activity_id) if sess else None
+    if act is None or not (act.audience or "").strip() or courses.audience_confirmed(ctx.resident, act.audience or ""):
+        return None
+    audience = (act.audience or "").strip()
+    await ctx.fsm.set("courses:audience", session_id=session_id, waitlist=waitlist, audience=audience)
+    return TEXTS["audience_ask"].format(audience=_audience_label(audience))
+
+
+def _answer(words: tuple[str, ...]) -> Text:
+    plain = {w.lower() for w in words}
+    return Text(*words, predicate=lambda t: t.strip().rstrip("。！!.，,~～ ") in plain)
+
+
+async def _book(ctx: Context, waitlist: bool, *, audience_checked: bool = False) -> str:
     session_id = int(ctx.fsm.data.get("session_id", 0))
     if ctx.resident is None:
         return TEXTS["no_resident"]
+    if not audience_checked:
+        ask = await _ask_audience(ctx, session_id, waitlist)
+        if ask is not None:
+            return ask
     try:
         result = await courses.book(
             ctx.rt.db,
@@ -232,6 +263,30 @@ async def book(ctx: Context) -> str:
 @router.message(State("courses:waitlist"), Text(*WAIT_WORDS))
 async def join_waitlist(ctx: Context) -> str:
     return await _book(ctx, waitlist=True)
+
+
+@router.message(State("courses:audience"), _answer(AUDIENCE_YES))
+async def audience_yes(ctx: Context) -> str:
+    data = dict(ctx.fsm.data)
+    if ctx.resident is None:
+        return TEXTS["no_resident"]
+    await courses.confirm_audience(
+        ctx.rt.db, resident_id=ctx.resident.id, audience=str(data.get("audience", "")), now=ctx.rt.clock.now()
+    )
+    await ctx.fsm.set("courses:detail", session_id=int(data.get("session_id", 0)))
+    return await _book(ctx, waitlist=bool(data.get("waitlist")), audience_checked=True)
+
+
+@router.message(State("courses:audience"), _answer(AUDIENCE_NO))
+async def audience_no(ctx: Context) -> str:
+    data = dict(ctx.fsm.data)
+    await ctx.fsm.clear()
+    async with ctx.rt.db.session() as session:
+        sess = await session.get(ActivitySession, int(data.get("session_id", 0)))
+        act = await session.get(Activity, sess.activity_id) if sess else None
+    return TEXTS["audience_no"].format(
+        title=act.title if act else "这门课", audience=_audience_label(str(data.get("audience", "")))
+    )
 
 
 @router.message(State("courses:waitlist", "courses:detail", "courses:cancel"), Text(*NO_WORDS))

@@ -148,6 +148,30 @@ async def waitlist_position(session: AsyncSession, booking: Booking) -> int:
 # -- booking ---------------------------------------------------------------------------------------
 
 
+def audience_confirmed(resident: Resident | None, audience: str) -> bool:
+    """Whether the resident told us they belong to ``audience`` (e.g. 60岁以上) before."""
+    profile = (resident.profile if resident is not None else None) or {}
+    confirmed = profile.get("audiences")
+    return isinstance(confirmed, dict) and audience.strip() in confirmed
+
+
+async def confirm_audience(db: Database, *, resident_id: int, audience: str, now: datetime) -> None:
+    """Remember on the resident that they said they belong to ``audience`` (asked once, in the chat).
+
+    Ages are not known, so a course's audience is enforced by asking; staff booking for a resident
+    through the API is not asked.
+    """
+    async with db.transaction() as session:
+        resident = await session.get(Resident, resident_id, with_for_update=True)
+        if resident is None:
+            return
+        profile = dict(resident.profile or {})
+        confirmed = dict(profile.get("audiences") or {})
+        confirmed.setdefault(audience.strip(), now.isoformat())
+        profile["audiences"] = confirmed
+        resident.profile = profile  # a new dict, so the JSON column is seen as changed
+
+
 async def book(
     db: Database, *, resident_id: int, session_id: int, now: datetime, waitlist: bool = False
 ) -> BookingResult:
