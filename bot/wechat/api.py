@@ -197,6 +197,40 @@ class WeChatAPI:
         token = await self.tokens.get(self.fetch_stable_token, stale=token)
         return await self._download(media_id, token, max_bytes)
 
+    async def upload_media(self, kind: str, content: bytes, filename: str, content_type: str) -> str:
+        """Upload a temporary media file (``media/upload``, kept 3 days by WeChat); returns its media_id.
+
+        ``kind`` is image, voice, video or thumb; the file goes in the multipart field ``media``.
+        """
+        token = await self.tokens.get(self.fetch_stable_token)
+        try:
+            return await self._upload(kind, content, filename, content_type, token)
+        except WeChatAPIError as exc:
+            if not exc.is_token_error:
+                raise
+            log.warning("wechat media/upload: token error %s, refreshing the token once", exc.errcode)
+        token = await self.tokens.get(self.fetch_stable_token, stale=token)
+        return await self._upload(kind, content, filename, content_type, token)
+
+    async def _upload(self, kind: str, content: bytes, filename: str, content_type: str, token: str) -> str:
+        path = "/cgi-bin/media/upload"
+        form = aiohttp.FormData()  # built per attempt: a FormData is consumed by one request
+        form.add_field("media", content, filename=filename, content_type=content_type)
+        params = {"access_token": token, "type": kind}
+        try:
+            async with self._http().post(self.base + path, params=params, data=form, timeout=self._timeout()) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("wechat POST %s unreachable: %s", path, type(exc).__name__)
+            raise WeChatUnavailable(f"POST {path}: {type(exc).__name__}") from None
+        data = self._parse("POST", path, status, raw)
+        media_id = data.get("media_id")
+        if not isinstance(media_id, str) or not media_id:
+            raise WeChatUnavailable(f"POST {path}: answered without media_id")
+        log.info("wechat media uploaded (%s, %s bytes)", kind, len(content))
+        return media_id
+
     # -- transport ------------------------------------------------------------------------------
 
     def _timeout(self) -> aiohttp.ClientTimeout:
