@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.handler.context import Context
 from bot.handler.router import PHASE_MENU, PHASE_STATE, Func, Intent, MsgType, Router, State, Text
+from bot.handler.types import HandlerResult
 from bot.services import tickets as svc
 from bot.services.dispatch import Rules, rules_for
 from bot.services.routing import route
@@ -26,6 +27,7 @@ TEXTS = {
     "ask_phone": "这类问题需要工作人员上门查看，请留一个联系电话。不方便留的话回复“不留”。",
     "bad_phone": "没有认出电话号码，请再发一次（如 13812345678），或回复“不留”。",
     "media_kept": "收到，已附在您的反映里。还有要补充的可以继续发。",
+    "voice_kept": "收到您的语音，已附在您的反映里。方便的话也可以打字说明一下。",
     "media_failed": "附件没能保存下来，您可以稍后再发一次，文字说明也可以。",
     "location_kept": "收到位置：{label}。",
     "created": "已为您登记诉求，编号 {number}。我们会在{promise}内处理并回复您，可以随时发“查进度”查看。",
@@ -218,6 +220,21 @@ async def media(ctx: Context) -> str:
     return TEXTS["media_failed"] if item.get("download_error") else TEXTS["media_kept"]
 
 
+@router.message(State("complaint:*") & MsgType("voice"))
+async def voice(ctx: Context) -> HandlerResult:
+    """A voice message is kept as an attachment (with its transcript); recognised text is also the
+    answer to the current step, as if typed."""
+    from bot.flows.media import attachment
+
+    item = await store_media(ctx, attachment(ctx))
+    kept = [a for a in ctx.fsm.data.get("attachments", []) if a.get("msg_key") != item["msg_key"]]
+    await ctx.fsm.update(attachments=[*kept, item][-9:])
+    if not ctx.text:
+        return TEXTS["media_failed"] if item.get("download_error") else TEXTS["voice_kept"]
+    step = STEPS.get(ctx.fsm.state or "")
+    return await step(ctx) if step is not None else await _proceed(ctx)
+
+
 @router.message(State("complaint:*") & MsgType("location"))
 async def location(ctx: Context) -> str:
     from bot.flows.media import attachment
@@ -296,6 +313,16 @@ async def rating_comment(ctx: Context) -> str:
             await svc.record(session, ticket, "resident_comment", actor="resident", now=ctx.rt.clock.now(),
                              note=ctx.text[:2000], public=True)
     return TEXTS["comment_kept"]
+
+
+# The step a recognised voice message answers (see ``voice``).
+STEPS = {
+    "complaint:what": what,
+    "complaint:where": where,
+    "complaint:phone": phone,
+    "complaint:urgent_where": urgent_where,
+    "complaint:comment": rating_comment,
+}
 
 
 @router.message(State("complaint:*"))

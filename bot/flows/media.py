@@ -1,4 +1,5 @@
-"""Images, videos, locations and links: kept on the conversation for the flow that needs them."""
+"""Images, videos, locations and links: kept on the conversation for the flow that needs them.
+(Voice is answered as text elsewhere; a flow that keeps voice builds its record with :func:`attachment`.)"""
 
 from __future__ import annotations
 
@@ -24,10 +25,13 @@ def attachment(ctx: Context) -> dict[str, Any]:
     raw = ctx.inbound.raw
     kind = ctx.inbound.msg_type
     item: dict[str, Any] = {"kind": kind, "msg_key": ctx.inbound.key, "at": ctx.inbound.create_time}
-    if kind in ("image", "video", "shortvideo"):
+    if kind in ("image", "video", "shortvideo", "voice"):
         item["media_id"] = raw.get("MediaId", "")
         if kind == "image":
             item["pic_url"] = raw.get("PicUrl", "")
+        elif kind == "voice":
+            item["format"] = raw.get("Format", "")
+            item["transcript"] = ctx.inbound.content or ""  # WeChat's recognition, when switched on
         else:
             item["thumb_media_id"] = raw.get("ThumbMediaId", "")
     elif kind == "location":
