@@ -52,7 +52,13 @@ async def wait_ready(port: int) -> None:
     raise RuntimeError(f"server on {port} did not start")
 
 
-async def load(url: str, n: int, concurrency: int, label: str) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def load(url: str, n: int, concurrency: int, label: str, pid: int) -> dict[str, float]:
     sender = WeChatSender(url, TOKEN, APPID, AES_KEY, mode="safe")
     requests = [sender.build(sender.text(f"o_bench_{i % 200:03d}", f"你好 {i}")) for i in range(n)]
     latencies: list[float] = []
@@ -76,9 +82,11 @@ async def load(url: str, n: int, concurrency: int, label: str) -> dict[str, floa
                         errors += 1
                 latencies.append(time.perf_counter() - t0)
 
+        cpu_before = cpu_seconds(pid)
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
+        cpu = cpu_seconds(pid) - cpu_before
     latencies.sort()
     pct = lambda p: latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000  # noqa: E731
     result = {
@@ -88,10 +96,12 @@ async def load(url: str, n: int, concurrency: int, label: str) -> dict[str, floa
         "p99": pct(99),
         "mean": statistics.fmean(latencies) * 1000,
         "errors": errors,
+        "cpu_ms": cpu / n * 1000,
     }
     print(
         f"{label:<14} {result['rps']:8.0f} msg/s   p50 {result['p50']:6.1f} ms   p90 {result['p90']:6.1f} ms   "
-        f"p99 {result['p99']:6.1f} ms   errors {errors}"
+        f"p99 {result['p99']:6.1f} ms   server CPU {result['cpu_ms']:.2f} ms/msg "
+        f"(= {1000 / max(result['cpu_ms'], 1e-9):.0f} msg/s per core)   errors {errors}"
     )
     return result
 
@@ -120,7 +130,9 @@ async def main() -> None:
             echo_port,
         )
         try:
-            echo_r = await load(f"http://127.0.0.1:{echo_port}/wechat", args.messages, args.concurrency, "echo")
+            echo_r = await load(
+                f"http://127.0.0.1:{echo_port}/wechat", args.messages, args.concurrency, "echo", echo.pid
+            )
         finally:
             echo.terminate()
             await echo.wait()
@@ -138,11 +150,14 @@ async def main() -> None:
         }
         bot = await run_server([py, "-m", "bot", "serve"], bot_env, bot_port)
         try:
-            bot_r = await load(f"http://127.0.0.1:{bot_port}/wechat", args.messages, args.concurrency, "full pipeline")
+            bot_r = await load(
+                f"http://127.0.0.1:{bot_port}/wechat", args.messages, args.concurrency, "full pipeline", bot.pid
+            )
         finally:
             bot.terminate()
             await bot.wait()
     print(f"ratio (full / echo throughput): {bot_r['rps'] / echo_r['rps']:.2f}")
+    print(f"ratio (echo / full server CPU per message): {echo_r['cpu_ms'] / bot_r['cpu_ms']:.2f}")
 
 
 if __name__ == "__main__":

@@ -29,13 +29,14 @@ def mask_text(text: str | None, keep: int = 0) -> str:
     return masked
 
 
-# Libraries whose debug output carries query parameters or payloads (openids, phone numbers,
-# message texts). They never log below INFO, whatever BOT_LOG_LEVEL says.
+# Libraries whose debug or info output carries SQL, query parameters or payloads (openids, phone
+# numbers, message texts). They log warnings and errors only, whatever BOT_LOG_LEVEL says (at INFO
+# SQLAlchemy would echo every statement).
 CHATTY_LIBRARIES = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool", "aiohttp.access", "redis")
 
 
 def quiet_chatty_libraries() -> None:
     for name in CHATTY_LIBRARIES:
         logger = logging.getLogger(name)
-        if logger.level == logging.NOTSET or logger.level < logging.INFO:
-            logger.setLevel(logging.INFO)
+        if logger.level < logging.WARNING:
+            logger.setLevel(logging.WARNING)
