@@ -1,21 +1,29 @@
 """The points mall in the chat: browse coupons (paged, numbered, by category), redeem by number or
 name with a confirmation, receive a code, list "my coupons".
 
-No QR image is sent: WeChat needs the image uploaded as media first, which this flow does not do;
-the merchant types (or scans from the resident's screen) the code in the verification page.
+After a redemption the passive reply is the text with the code; a QR image of the code is then
+made locally, uploaded to WeChat as temporary media (after the redemption committed) and queued as
+an image customer-service message. If that fails the resident still has the text code.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 
+from bot import qrcodes
 from bot.handler.choices import parse_choice
 from bot.handler.context import Context
 from bot.handler.router import PHASE_MENU, Func, Intent, Router, State, Text
-from bot.services import coupons, points
+from bot.handler.types import Out
+from bot.services import coupons, notify, points
 from bot.storage.models import Coupon, Merchant
 
 router = Router("coupons")
+log = logging.getLogger(__name__)
+
+QR_UPLOAD_TIMEOUT = 2.5  # seconds; the passive reply waits for it, and WeChat waits 5 s at most
 
 PAGE = 5
 
@@ -180,6 +188,7 @@ async def confirm(ctx: Context) -> str:
     await ctx.fsm.clear()
     if not result.created:
         return TEXTS["redeemed_again"].format(code=result.issued.code)
+    await send_qr(ctx, result.issued.id, result.issued.code)
     return TEXTS["redeemed"].format(
         title=result.coupon.title,
         code=result.issued.code,
@@ -188,6 +197,26 @@ async def confirm(ctx: Context) -> str:
         price=result.issued.points,
         balance=result.balance,
     )
+
+
+async def send_qr(ctx: Context, issued_id: int, code: str) -> None:
+    """Upload a QR image of ``code`` and queue it as an image message to the resident.
+
+    Runs after the redemption committed; any failure is logged and the resident keeps the text code.
+    """
+    if ctx.rt.api is None or ctx.resident is None:
+        return
+    try:
+        upload = ctx.rt.api.upload_media("image", qrcodes.png(code), f"coupon-{issued_id}.png", "image/png")
+        media_id = await asyncio.wait_for(upload, timeout=QR_UPLOAD_TIMEOUT)
+        async with ctx.rt.db.transaction() as session:
+            await notify.enqueue(
+                session, ctx.resident.openid, [Out(kind="image", media_id=media_id)], dedup_key=f"coupon-qr:{issued_id}"
+            )
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # the redemption stands; only the picture is missing
+        log.warning("QR image of issued coupon %s not sent: %s", issued_id, type(exc).__name__)
 
 
 @router.message(State("coupons:confirm"), Text(*NO))
