@@ -118,6 +118,11 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="the full pipeline's database (default: a fresh SQLite file); e.g. postgresql+asyncpg://postgres@127.0.0.1/bench",
+    )
     args = parser.parse_args()
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,7 +145,7 @@ async def main() -> None:
         bot_env = {
             **env,
             "BOT_PORT": str(bot_port),
-            "BOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench.sqlite3",
+            "BOT_DATABASE_URL": args.database_url or f"sqlite+aiosqlite:///{tmp}/bench.sqlite3",
             "BOT_DATA_DIR": f"{tmp}/data",
             "BOT_WECHAT_TOKEN": TOKEN,
             "BOT_WECHAT_APPID": APPID,
