@@ -60,6 +60,7 @@ class Settings:
     wechat_aes_key: str = ""
     wechat_aes_key_previous: str = ""
     wechat_api_base: str = WECHAT_API_BASE
+    wechat_template_ticket: str = ""  # template id for ticket updates outside the 48-hour window; "" = none
     redis_url: str = ""
     data_dir: Path = field(default_factory=lambda: DEFAULT_VAR / "data")
     log_level: str = "INFO"
@@ -138,6 +139,9 @@ class Settings:
                 "BOT_WECHAT_AES_KEY_PREVIOUS", get("BOT_WECHAT_AES_KEY_PREVIOUS", "")
             ),
             wechat_api_base=api_base,
+            wechat_template_ticket=_check_template_id(
+                "BOT_WECHAT_TEMPLATE_TICKET", get("BOT_WECHAT_TEMPLATE_TICKET", "")
+            ),
             redis_url=redis_url,
             data_dir=data_dir,
             log_level=level,
@@ -153,3 +157,10 @@ class Settings:
             intents_dir=_existing_dir("BOT_INTENTS_DIR", get("BOT_INTENTS_DIR", "")),
             knowledge_dir=_existing_dir("BOT_KNOWLEDGE_DIR", get("BOT_KNOWLEDGE_DIR", "")),
         )
+
+
+def _check_template_id(name: str, value: str) -> str:
+    value = value.strip()
+    if value and not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", value):
+        raise ConfigError(f"{name} must be a template id (letters, digits, '-' and '_') or empty")
+    return value

@@ -4,8 +4,9 @@ answers). Rows go into the ``outbox`` table in the caller's transaction; the WeC
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,11 +21,15 @@ async def enqueue(
     outs: Sequence[Out],
     dedup_key: str | None = None,
     not_before: datetime | None = None,
+    template: tuple[str, Mapping[str, str]] | None = None,
 ) -> list[OutboxMessage]:
     """Queue ``outs`` for ``openid`` in the caller's transaction.
 
     With ``dedup_key`` each message gets the key ``{dedup_key}#{i}`` and is queued at most once,
-    however often this is called.
+    however often this is called. ``template`` = (name, fields), e.g. ``("ticket", {"number": …})``:
+    when WeChat refuses the message because the resident's 48-hour window has closed and a template
+    of that name is configured (``BOT_WECHAT_TEMPLATE_TICKET``), the worker sends a template
+    notification with these fields instead.
     """
     rows: list[OutboxMessage] = []
     for i, out in enumerate(outs):
@@ -33,9 +38,13 @@ async def enqueue(
             existing = await session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedup_key == key))
             if existing is not None:
                 continue
+        payload: dict[str, Any] = out.to_custom_payload(openid)
+        if template is not None:
+            name, fields = template
+            payload["fallback"] = {"kind": "template", "template": name, "fields": dict(fields)}
         row = OutboxMessage(
             openid=openid,
-            payload=out.to_custom_payload(openid),
+            payload=payload,
             dedup_key=key,
             status="pending",
             next_attempt_at=not_before or utcnow(),

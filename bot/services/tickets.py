@@ -154,9 +154,21 @@ async def record(
         openid = await _resident_openid(session, ticket)
         if openid:
             key = f"ticket:{ticket.id}:event:{event.id}"
-            await enqueue(session, openid, [Out.text(push)], dedup_key=key, not_before=now)
+            await enqueue(session, openid, [Out.text(push)], dedup_key=key, not_before=now,
+                          template=("ticket", template_fields(ticket, push, now)))
             event.push_key = f"{key}#0"
     return event
+
+
+def template_fields(ticket: Ticket, push: str, now: datetime) -> dict[str, str]:
+    """The fields of the template notification sent when the 48-hour window has closed."""
+    remark = push if len(push) <= 100 else push[:99] + "…"
+    return {
+        "number": ticket.number,
+        "status": status_label(ticket)[:20],
+        "time": now.astimezone(CHINA).strftime("%Y-%m-%d %H:%M"),
+        "remark": remark,
+    }
 
 
 @dataclass

@@ -180,6 +180,13 @@ class WeChatAPI:
         await self.call("POST", "/cgi-bin/message/custom/send", json=payload)
         log.info("wechat custom %s sent to %s", payload.get("msgtype"), mask_openid(payload.get("touser")))
 
+    async def send_template(self, payload: dict[str, Any]) -> int | None:
+        """Send a template message (``message/template/send``: touser, template_id, data); returns its msgid."""
+        data = await self.call("POST", "/cgi-bin/message/template/send", json=payload)
+        log.info("wechat template message sent to %s", mask_openid(payload.get("touser")))
+        msgid = data.get("msgid")
+        return msgid if isinstance(msgid, int) else None
+
     async def create_menu(self, menu: dict[str, Any]) -> None:
         await self.call("POST", "/cgi-bin/menu/create", json=menu)
 

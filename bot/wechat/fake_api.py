@@ -1,11 +1,12 @@
 """A fake WeChat API server on loopback for tests, the demo and ``python -m bot chat``.
 
 It implements the endpoints the bot calls (``/cgi-bin/stable_token``, ``/cgi-bin/token``,
-``/cgi-bin/message/custom/send``, ``/cgi-bin/media/get``, ``/cgi-bin/media/upload``,
+``/cgi-bin/message/custom/send``, ``/cgi-bin/message/template/send``, ``/cgi-bin/media/get``, ``/cgi-bin/media/upload``,
 ``/cgi-bin/menu/create``, ``/cgi-bin/menu/get``) with WeChat's error codes, records what it was sent,
 and has control endpoints under ``/fake/``:
 
-* ``GET /fake/sent?openid=&since=``: recorded customer messages, each with an increasing ``seq``
+* ``GET /fake/sent?openid=&since=``: recorded customer and template messages (``msgtype``
+  ``"template"``), each with an increasing ``seq``
 * ``POST /fake/errors``: ``{"endpoint": "message/custom/send", "count": 3, "errcode": 45015}``
   (or ``"status": 503``, or ``"hang": 5.0`` seconds) makes the next calls fail that way
 * ``POST /fake/reset``, ``POST /fake/expire_tokens``, ``GET /fake/menu``, ``GET /fake/calls``
@@ -208,6 +209,30 @@ async def custom_send(request: web.Request) -> web.Response:
     return _err(0, "ok")
 
 
+async def template_send(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    refused = _check_token(request)
+    if refused:
+        return refused
+    body = await _json_body(request)
+    if body is None:
+        return _err(47001, "data format error")
+    touser, template_id, data = body.get("touser"), body.get("template_id"), body.get("data")
+    if not isinstance(touser, str) or not touser:
+        return _err(40003, "invalid openid")
+    if not isinstance(template_id, str) or not template_id:
+        return _err(40037, "invalid template_id")
+    if not isinstance(data, dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("value"), str) for v in data.values()
+    ):
+        return _err(47001, "data format error")
+    state.seq += 1
+    state.sent.append(
+        {"seq": state.seq, "openid": touser, "msgtype": "template", "payload": body, "time": time.time()}
+    )
+    return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": state.seq})
+
+
 async def media_get(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     refused = _check_token(request)
@@ -355,6 +380,7 @@ def make_fake_app(credentials: Mapping[str, str] | None = None, *, token_ttl: in
     app.router.add_post("/cgi-bin/stable_token", stable_token)
     app.router.add_get("/cgi-bin/token", classic_token)
     app.router.add_post("/cgi-bin/message/custom/send", custom_send)
+    app.router.add_post("/cgi-bin/message/template/send", template_send)
     app.router.add_get("/cgi-bin/media/get", media_get)
     app.router.add_post("/cgi-bin/media/upload", media_upload)
     app.router.add_post("/cgi-bin/menu/create", menu_create)

@@ -9,6 +9,12 @@ order: a row is only claimed when no earlier row for the same openid is still pe
 Outcomes: sent → ``sent`` (+ an outbound ``Message`` row); WeChat unavailable, quota (45047/45009)
 or a token error → back to ``pending`` with exponential backoff; 45015 (48-hour window closed) →
 ``expired``, kept and not retried; other WeChat errors, or too many attempts → ``failed``.
+
+Template fallback: a row queued with ``template=(name, fields)`` (ticket updates) that WeChat refuses
+with 45015 is sent, within the same claim, as a template message when that template is configured
+(``BOT_WECHAT_TEMPLATE_TICKET``); the row's payload becomes the template payload (kind ``template``,
+the original text kept). A refused template (e.g. 43101, the resident declined) → ``expired``, so
+the text is still shown on the resident's next message; quota/unavailable → retried as a template.
 """
 
 from __future__ import annotations
@@ -38,6 +44,19 @@ class CustomSender(Protocol):
     """What the worker needs from :class:`bot.wechat.api.WeChatAPI`."""
 
     async def send_custom(self, payload: dict[str, Any]) -> None: ...
+
+    async def send_template(self, payload: dict[str, Any]) -> int | None: ...
+
+
+INTERNAL_KEYS = frozenset({"fallback", "kind"})  # ours, never sent to WeChat
+
+
+def _custom_body(payload: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in payload.items() if k not in INTERNAL_KEYS}
+
+
+def _template_body(payload: dict[str, Any]) -> dict[str, Any]:
+    return {k: payload[k] for k in ("touser", "template_id", "url", "data") if k in payload}
 
 
 class OutboxWorker:
@@ -128,17 +147,18 @@ class OutboxWorker:
                 return ""
             status = str(values["status"])
             if status == "sent":
-                await self._record_message(session, row, now)
+                await self._record_message(session, row, now, values.get("payload") or row.payload or {})
             return status
 
-    async def _record_message(self, session: AsyncSession, row: OutboxMessage, now: datetime) -> None:
+    async def _record_message(
+        self, session: AsyncSession, row: OutboxMessage, now: datetime, payload: dict[str, Any]
+    ) -> None:
         resident_id = await session.scalar(select(Resident.id).where(Resident.openid == row.openid))
         if resident_id is None:
             return
-        payload = row.payload or {}
         msg_type = str(payload.get("msgtype") or "text")
-        body = payload.get(msg_type)
-        content = body.get("content") if isinstance(body, dict) and msg_type == "text" else None
+        body = payload.get("text")
+        content = body.get("content") if isinstance(body, dict) and msg_type in ("text", "template") else None
         session.add(
             Message(
                 resident_id=resident_id,
@@ -151,32 +171,70 @@ class OutboxWorker:
             )
         )
 
-    async def _send(self, row: OutboxMessage) -> str:
-        """Send one claimed row; returns its new status (``""`` if the claim was lost meanwhile)."""
+    def _template_payload(self, row: OutboxMessage, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """The template message to send instead of ``payload``, if it has one and it is configured."""
+        fallback = payload.get("fallback")
+        if not isinstance(fallback, dict) or fallback.get("kind") != "template":
+            return None
+        settings = getattr(self.api, "settings", None)
+        template_id = str(getattr(settings, f"wechat_template_{fallback.get('template')}", "") or "")
+        fields = fallback.get("fields")
+        if not template_id or not isinstance(fields, dict):
+            return None
+        template: dict[str, Any] = {
+            "kind": "template",
+            "msgtype": "template",
+            "touser": row.openid,
+            "template_id": template_id,
+            "data": {str(k): {"value": str(v)} for k, v in fields.items()},
+        }
+        if "text" in payload:
+            template["text"] = payload["text"]  # shown on the next message if the template fails too
+        return template
+
+    async def _send(self, row: OutboxMessage, replacement: dict[str, Any] | None = None) -> str:
+        """Send one claimed row; returns its new status (``""`` if the claim was lost meanwhile).
+
+        ``replacement``: the template payload that replaces the row's (stored with the outcome)."""
         who = mask_openid(row.openid)
+        payload = replacement if replacement is not None else (row.payload or {})
+        extra: dict[str, Any] = {} if replacement is None else {"payload": replacement}
+        is_template = payload.get("kind") == "template"
         try:
-            await self.api.send_custom(row.payload)
+            if is_template:
+                await self.api.send_template(_template_body(payload))
+            else:
+                await self.api.send_custom(_custom_body(payload))
         except WeChatAPIError as exc:
             now = self.clock.now()
             error = f"{exc.errcode}: {exc.errmsg}"
+            if exc.is_quota or exc.is_token_error:
+                return await self._retry(row, error, now, extra)
+            if is_template:
+                log.info("outbox %s to %s: template refused (%s), kept for the next message", row.id, who, error)
+                return await self._finish(row, {"status": "expired", "last_error": error, **extra}, now)
             if exc.is_window_closed:
+                template = self._template_payload(row, payload)
+                if template is not None:
+                    log.info("outbox %s to %s: outside the 48-hour window, sending a template", row.id, who)
+                    return await self._send(row, template)
                 log.info("outbox %s to %s expired: outside the 48-hour window", row.id, who)
                 return await self._finish(row, {"status": "expired", "last_error": error}, now)
-            if exc.is_quota or exc.is_token_error:
-                return await self._retry(row, error, now)
             log.warning("outbox %s to %s failed: %s", row.id, who, error)
-            return await self._finish(row, {"status": "failed", "last_error": error}, now)
+            return await self._finish(row, {"status": "failed", "last_error": error, **extra}, now)
         except WeChatUnavailable as exc:
-            return await self._retry(row, f"unavailable: {exc}", self.clock.now())
+            return await self._retry(row, f"unavailable: {exc}", self.clock.now(), extra)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must not stop the worker; the row is retried
             log.exception("outbox %s to %s: unexpected error", row.id, who)
-            return await self._retry(row, f"{type(exc).__name__}: {exc}", self.clock.now())
+            return await self._retry(row, f"{type(exc).__name__}: {exc}", self.clock.now(), extra)
         now = self.clock.now()
-        return await self._finish(row, {"status": "sent", "sent_at": now, "last_error": None}, now)
+        return await self._finish(row, {"status": "sent", "sent_at": now, "last_error": None, **extra}, now)
 
-    async def _retry(self, row: OutboxMessage, error: str, now: datetime) -> str:
+    async def _retry(
+        self, row: OutboxMessage, error: str, now: datetime, extra: dict[str, Any] | None = None
+    ) -> str:
         if row.attempts >= self.max_attempts:
             log.warning(
                 "outbox %s to %s failed after %s attempts: %s",
@@ -185,7 +243,7 @@ class OutboxWorker:
                 row.attempts,
                 error,
             )
-            return await self._finish(row, {"status": "failed", "last_error": error}, now)
+            return await self._finish(row, {"status": "failed", "last_error": error, **(extra or {})}, now)
         delay = self.backoff(row.attempts)
         log.info(
             "outbox %s to %s: retry in %ss (%s)",
@@ -195,7 +253,9 @@ class OutboxWorker:
             error,
         )
         return await self._finish(
-            row, {"status": "pending", "next_attempt_at": now + delay, "last_error": error}, now
+            row,
+            {"status": "pending", "next_attempt_at": now + delay, "last_error": error, **(extra or {})},
+            now,
         )
 
     async def run_once(self) -> int:
