@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, select
 
 from bot.runtime import Runtime
+from bot.services import staff_notices
 from bot.services import tickets as svc
 from bot.services.dispatch import rules_for
 from bot.services.points_jobs import POINTS_JOBS
@@ -19,7 +20,8 @@ REMINDABLE = ("dispatched", "accepted", "in_progress", "reopened")
 
 
 async def remind_assignees(rt: Runtime, now: datetime) -> int:
-    """Once per ticket (and per reopening): a reminder when most of the time to the deadline has gone."""
+    """Once per ticket (and per reopening): a reminder when most of the time to the deadline has gone,
+    as a staff notice to the assignee (or the department, or the staff role)."""
     rules = rules_for(rt.settings.data_dir)
     async with rt.db.session() as session:
         rows = (await session.execute(
@@ -38,8 +40,12 @@ async def remind_assignees(rt: Runtime, now: datetime) -> int:
             ticket = await session.get(Ticket, ticket_id)
             assert ticket is not None
             left = max(0, int((deadline - now).total_seconds() // 60))
+            to = ticket.assignee or ticket.department
             await svc.record(session, ticket, "reminder", actor="system", now=now, public=False,
-                             note=f"距办理期限还有{left}分钟", data={"notify": ticket.assignee or ticket.department})
+                             note=f"距办理期限还有{left}分钟", data={"notify": to})
+            await staff_notices.add(session, ticket, "reminder",
+                                    f"工单 {ticket.number} 距办理期限还有{left}分钟，请尽快处理。", now,
+                                    role=None if to else "staff", assignee=to)
             done += 1
     return done
 
@@ -68,6 +74,10 @@ async def escalate_overdue(rt: Runtime, now: datetime) -> int:
             assert ticket is not None
             await svc.transition(session, ticket, "escalate", actor="system", now=now, rules=rules,
                                  note="超过办理期限，上报督办")
+            owner = ticket.assignee or ticket.department or "未分派"
+            await staff_notices.add(session, ticket, "escalation",
+                                    f"工单 {ticket.number} 超过办理期限未办结（{owner}），已上报督办。", now,
+                                    role="supervisor")
             done += 1
     return done
 

@@ -504,3 +504,25 @@ class SchedulerLease(Base):
     holder: Mapped[str | None] = mapped_column(String(64))
     next_run_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class StaffNotification(Base):
+    """A notice to staff about a ticket: a reminder before the deadline (to the assignee, or the
+    staff role) or an escalation (to the supervisor role). Written by the scheduler job in the
+    transaction that claims the event, so there is one per event; ``read_at`` is set when it is read."""
+
+    __tablename__ = "staff_notifications"
+    __table_args__ = (
+        CheckConstraint("role IS NOT NULL OR assignee IS NOT NULL", name="addressed"),
+        Index("ix_staff_notifications_role_created", "role", "created_at"),
+        Index("ix_staff_notifications_assignee_created", "assignee", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    role: Mapped[str | None] = mapped_column(String(16))  # every caller with this role sees it
+    assignee: Mapped[str | None] = mapped_column(String(100))  # the API token's name it is addressed to
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # reminder | escalation
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
