@@ -210,13 +210,26 @@ async def cancel(ctx: Context) -> str:
     return TEXTS["cancelled"]
 
 
+async def _keep(ctx: Context, item: dict[str, Any]) -> dict[str, Any]:
+    """Keep an attachment: on the ticket when the flow already created one (urgent location,
+    rating comment), else on the conversation until the ticket is created."""
+    ticket_id = ctx.fsm.data.get("ticket_id")
+    if isinstance(ticket_id, int):
+        async with ctx.rt.db.transaction() as session:
+            ticket = await svc.load_for_update(session, ticket_id)
+            if ticket is not None:
+                await svc.add_attachment(session, ticket, item, actor="resident", now=ctx.rt.clock.now())
+                return item
+    kept = [a for a in ctx.fsm.data.get("attachments", []) if a.get("msg_key") != item["msg_key"]]
+    await ctx.fsm.update(attachments=[*kept, item][-9:])
+    return item
+
+
 @router.message(State("complaint:*") & MsgType("image", "video", "shortvideo"))
 async def media(ctx: Context) -> str:
     from bot.flows.media import attachment
 
-    item = await store_media(ctx, attachment(ctx))
-    kept = [a for a in ctx.fsm.data.get("attachments", []) if a.get("msg_key") != item["msg_key"]]
-    await ctx.fsm.update(attachments=[*kept, item][-9:])
+    item = await _keep(ctx, await store_media(ctx, attachment(ctx)))
     return TEXTS["media_failed"] if item.get("download_error") else TEXTS["media_kept"]
 
 
@@ -226,9 +239,7 @@ async def voice(ctx: Context) -> HandlerResult:
     answer to the current step, as if typed."""
     from bot.flows.media import attachment
 
-    item = await store_media(ctx, attachment(ctx))
-    kept = [a for a in ctx.fsm.data.get("attachments", []) if a.get("msg_key") != item["msg_key"]]
-    await ctx.fsm.update(attachments=[*kept, item][-9:])
+    item = await _keep(ctx, await store_media(ctx, attachment(ctx)))
     if not ctx.text:
         return TEXTS["media_failed"] if item.get("download_error") else TEXTS["voice_kept"]
     step = STEPS.get(ctx.fsm.state or "")

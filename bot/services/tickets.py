@@ -477,6 +477,17 @@ async def credit_report(session: AsyncSession, ticket: Ticket, rules: Rules, now
     return credited > 0
 
 
+async def add_attachment(
+    session: AsyncSession, ticket: Ticket, item: dict[str, Any], *, actor: str, now: datetime
+) -> None:
+    """A photo, video or voice the resident sent after the ticket was created joins it."""
+    if any(a.get("msg_key") == item.get("msg_key") for a in ticket.attachments or []):
+        return  # already attached (a retry)
+    ticket.attachments = [*(ticket.attachments or []), item]
+    ticket.updated_at = now
+    await record(session, ticket, "attachment", actor=actor, now=now, public=False, data={"kind": item.get("kind")})
+
+
 async def tickets_of(session: AsyncSession, resident_id: int, limit: int = 5) -> list[Ticket]:
     rows = await session.scalars(
         select(Ticket).where(Ticket.resident_id == resident_id).order_by(Ticket.id.desc()).limit(limit)

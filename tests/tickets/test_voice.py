@@ -54,3 +54,20 @@ async def test_voice_whose_media_cannot_be_downloaded_is_kept_by_id(desk: Desk) 
     assert "具体位置" in await desk.say(openid, "楼上天天半夜装修太吵了")
     reply = await desk.send(s.voice(openid, None, media_id="FAKEMEDIA_unknown"))
     assert "没能保存" in reply
+
+
+async def test_media_sent_after_an_urgent_ticket_was_created_joins_it(desk: Desk) -> None:
+    s = desk.svc.sender("plain")
+    openid = "o_urgent_media"
+    first = await desk.say(openid, "楼道里燃气味很大")  # urgent: ticket at once, then the place is asked
+    assert "119" in first and NUMBER.search(first)
+    photo_id = await register_media(desk, b"\x89PNG\r\n\x1a\n" + bytes(64), "image/png")
+    assert "已附在您的反映里" in await desk.send(s.image(openid, media_id=photo_id))
+    voice_id = await register_media(desk, AMR, "audio/amr")
+    reply = await desk.send(s.voice(openid, "6号楼3单元", media_id=voice_id))
+    assert "位置已补充" in reply
+    (ticket,) = await desk.tickets()
+    kinds = sorted(a["kind"] for a in ticket.attachments)
+    assert kinds == ["image", "voice"], ticket.attachments
+    assert all(a.get("file") for a in ticket.attachments)
+    assert ticket.building == "6"
