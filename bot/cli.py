@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import ConfigError, Settings
+from bot.logmask import quiet_chatty_libraries
 
 # Command groups, in the order --help lists them. Each module: register(subparsers, data_dir).
 COMMAND_MODULES = (
@@ -61,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "--help"])
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_chatty_libraries()
     try:
         result = func(args)
         if inspect.isawaitable(result):

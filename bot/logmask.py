@@ -30,9 +30,17 @@ def mask_text(text: str | None, keep: int = 0) -> str:
 
 
 # Libraries whose debug or info output carries SQL, query parameters or payloads (openids, phone
-# numbers, message texts). They log warnings and errors only, whatever BOT_LOG_LEVEL says (at INFO
-# SQLAlchemy would echo every statement).
-CHATTY_LIBRARIES = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool", "aiohttp.access", "redis")
+# numbers, message texts), or just noise (alembic's plugin set-up). They log warnings and errors only,
+# whatever BOT_LOG_LEVEL says (at INFO SQLAlchemy would echo every statement).
+CHATTY_LIBRARIES = (
+    "aiosqlite",
+    "asyncpg",
+    "sqlalchemy.engine",
+    "sqlalchemy.pool",
+    "aiohttp.access",
+    "redis",
+    "alembic",
+)
 
 
 def quiet_chatty_libraries() -> None:

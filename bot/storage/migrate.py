@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from alembic import command
@@ -23,7 +22,6 @@ def alembic_config(url: str) -> Config:
 
 async def upgrade(db: Database, revision: str = "heads") -> None:
     """Bring the schema to ``revision`` on the database's own engine."""
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line from us instead of alembic's chatter
 
     def _upgrade(sync_conn: object) -> None:
         cfg = alembic_config(db.url)
