@@ -77,3 +77,18 @@ def test_db_upgrade_cli(tmp_path):
         )
         assert proc.returncode == 0, proc.stderr
         assert "schema at" in proc.stdout
+
+
+def test_serve_with_an_unreachable_database_says_so(tmp_path):
+    env = {
+        **os.environ,
+        "BOT_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:9/nowhere",
+        "BOT_DATA_DIR": str(tmp_path),
+        "BOT_PORT": "0",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "serve"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1
+    assert "cannot start" in proc.stderr and "database" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import logging
 import socket
+import sys
 from pathlib import Path
 
 from aiohttp import web
@@ -40,12 +41,16 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(settings.log_level)
     try:
         asyncio.run(_serve(settings, demo=args.demo, fake_port=args.fake_api_port))
-    except OSError as exc:
-        print(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
+    except StartupError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass
     return 0
+
+
+class StartupError(Exception):
+    """The service could not start; the message says which part failed (no secrets)."""
 
 
 async def _serve(settings: Settings, *, demo: bool, fake_port: int) -> None:
@@ -64,9 +69,24 @@ async def _serve(settings: Settings, *, demo: bool, fake_port: int) -> None:
         settings = dataclasses.replace(settings, wechat_api_base=f"http://127.0.0.1:{port}")
         print(f"fake WeChat API on http://127.0.0.1:{port}")
     runner = web.AppRunner(create_app(settings), access_log=None)
-    await runner.setup()
+    try:
+        await runner.setup()  # migrations, language models, background loops
+    except Exception as exc:
+        for r in runners:
+            await r.cleanup()
+        where = settings.database_url.split("://", 1)[0]
+        raise StartupError(
+            f"the database ({where}) or the language data could not be set up: {type(exc).__name__}: "
+            f"{getattr(exc, 'strerror', None) or str(exc).splitlines()[0][:200]}"
+        ) from None
     site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        for r in runners:
+            await r.cleanup()
+        raise StartupError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
     runners.append(runner)
     base = f"http://{settings.host}:{_bound_port(site)}"
     print(f"社区服务助手 serving on {base}  (WeChat endpoint: {base}/wechat)", flush=True)
