@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.sql import Executable
@@ -29,6 +30,7 @@ class Context:
     # Rows and statements written in the same transaction that stores the reply (one commit).
     pending_rows: list[Any] = field(default_factory=list)
     pending_statements: list[Executable] = field(default_factory=list)
+    last_inbound_at: datetime | None = None  # the resident's 48-hour window, stored with the reply
 
     @property
     def openid(self) -> str:

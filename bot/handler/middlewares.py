@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bot.handler.choices import parse_choice
@@ -43,9 +43,7 @@ async def resident(ctx: Context, nxt: Next) -> list[Out]:
     if row is None or changes:
         row = await _upsert_resident(ctx, row, changes, now)
     ctx.resident = row
-    ctx.pending_statements.append(
-        update(Resident).where(Resident.id == row.id).values(last_inbound_at=now, updated_at=now)
-    )
+    ctx.last_inbound_at = now
     return await nxt(ctx)
 
 

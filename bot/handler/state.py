@@ -7,6 +7,7 @@ several server processes share a conversation however WeChat spreads its request
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -33,6 +34,10 @@ class StateStorage(Protocol):
         """Read within the caller's transaction when the storage is the database, else None."""
         ...
 
+    async def get_many_in(self, session: AsyncSession, openids: Collection[str]) -> dict[str, StateRecord] | None:
+        """Several residents' states within the caller's transaction (database storage), else None."""
+        ...
+
     async def set(self, openid: str, record: StateRecord) -> None: ...
 
     async def clear(self, openid: str) -> None: ...
@@ -55,12 +60,27 @@ class DatabaseStateStorage:
         return record
 
     async def get_in(self, session: AsyncSession, openid: str) -> StateRecord | None:
-        row = await session.scalar(select(ConversationState).where(ConversationState.openid == openid))
-        if row is None or row.state is None:
-            return StateRecord()
-        if self.clock.now() - row.updated_at > self.ttl:
-            return StateRecord(state=None, data={"expired_state": row.state})
-        return StateRecord(row.state, dict(row.data or {}))
+        return (await self.get_many_in(session, [openid]))[openid]
+
+    async def get_many_in(self, session: AsyncSession, openids: Collection[str]) -> dict[str, StateRecord]:
+        table = ConversationState.__table__
+        rows = (
+            await session.execute(
+                select(table.c.openid, table.c.state, table.c.data, table.c.updated_at).where(
+                    table.c.openid.in_(list(openids))
+                )
+            )
+        ).all()
+        now = self.clock.now()
+        records = {openid: StateRecord() for openid in openids}
+        for row in rows:
+            if row.state is None:
+                continue
+            if now - row.updated_at > self.ttl:
+                records[row.openid] = StateRecord(state=None, data={"expired_state": row.state})
+            else:
+                records[row.openid] = StateRecord(row.state, dict(row.data or {}))
+        return records
 
     async def set(self, openid: str, record: StateRecord) -> None:
         async with self.db.transaction() as session:
@@ -95,6 +115,9 @@ class RedisStateStorage:
         self.prefix = prefix
 
     async def get_in(self, session: AsyncSession, openid: str) -> StateRecord | None:
+        return None
+
+    async def get_many_in(self, session: AsyncSession, openids: Collection[str]) -> dict[str, StateRecord] | None:
         return None
 
     async def get(self, openid: str) -> StateRecord:

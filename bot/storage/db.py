@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -60,6 +61,12 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
+
+    def insert(self, table: Any) -> Any:
+        """The dialect's INSERT (SQLite or PostgreSQL), which has ``on_conflict_do_nothing/update``."""
+        if self.is_sqlite:
+            return sqlite.insert(table)
+        return postgresql.insert(table)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
