@@ -211,7 +211,11 @@ async def send_qr(ctx: Context, issued_id: int, code: str) -> None:
         media_id = await asyncio.wait_for(upload, timeout=QR_UPLOAD_TIMEOUT)
         async with ctx.rt.db.transaction() as session:
             await notify.enqueue(
-                session, ctx.resident.openid, [Out(kind="image", media_id=media_id)], dedup_key=f"coupon-qr:{issued_id}"
+                session,
+                ctx.resident.openid,
+                [Out(kind="image", media_id=media_id)],
+                dedup_key=f"coupon-qr:{issued_id}",
+                not_before=ctx.rt.clock.now(),
             )
     except asyncio.CancelledError:
         raise

@@ -27,7 +27,9 @@ class Context:
     understanding: Any = None  # the intent engine's Classification, when it ran
     extra: dict[str, Any] = field(default_factory=dict)
     text_override: str | None = None  # the text being handled, when not the message's own
-    # Rows and statements written in the same transaction that stores the reply (one commit).
+    # Written in the same transaction that stores the reply (one commit): message-log rows
+    # (``journal.message_row``), ORM objects, statements.
+    log_rows: list[dict[str, Any]] = field(default_factory=list)
     pending_rows: list[Any] = field(default_factory=list)
     pending_statements: list[Executable] = field(default_factory=list)
     last_inbound_at: datetime | None = None  # the resident's 48-hour window, stored with the reply

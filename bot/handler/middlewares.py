@@ -14,9 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from bot.handler.choices import parse_choice
 from bot.handler.context import Context
 from bot.handler.dispatcher import Middleware, Next
+from bot.handler.journal import message_row
 from bot.handler.types import Out
 from bot.logmask import mask_openid
-from bot.storage.models import Message, Resident
+from bot.storage.models import Resident
 
 log = logging.getLogger("bot.messages")
 
@@ -82,18 +83,18 @@ async def log_message(ctx: Context, nxt: Next) -> list[Out]:
     finally:
         inbound = ctx.inbound
         if ctx.resident is not None:
-            ctx.pending_rows.append(
-                Message(
-                    resident_id=ctx.resident.id,
-                    direction="in",
-                    msg_type=inbound.msg_type,
+            ctx.log_rows.append(
+                message_row(
+                    ctx.resident.id,
+                    "in",
+                    inbound.msg_type,
+                    ctx.rt.clock.now(),
                     event=inbound.event,
                     content=inbound.content,
                     payload=inbound.raw,
                     intent=ctx.intent,
                     confidence=ctx.confidence,
                     dedup_key=inbound.key,
-                    created_at=ctx.rt.clock.now(),
                 )
             )
         log.info(

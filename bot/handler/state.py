@@ -12,13 +12,19 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
 from bot.clock import Clock
 from bot.storage.db import Database
 from bot.storage.models import ConversationState
+
+_TABLE = ConversationState.__table__
+_STATES = select(_TABLE.c.openid, _TABLE.c.state, _TABLE.c.data, _TABLE.c.updated_at).where(
+    _TABLE.c.openid.in_(bindparam("openids", expanding=True))
+)
 
 
 @dataclass
@@ -34,8 +40,9 @@ class StateStorage(Protocol):
         """Read within the caller's transaction when the storage is the database, else None."""
         ...
 
-    async def get_many_in(self, session: AsyncSession, openids: Collection[str]) -> dict[str, StateRecord] | None:
-        """Several residents' states within the caller's transaction (database storage), else None."""
+    def read_many(self, session: Session, openids: Collection[str]) -> dict[str, StateRecord] | None:
+        """Several residents' states within the caller's (synchronous) transaction when the storage
+        is the database, else None."""
         ...
 
     async def set(self, openid: str, record: StateRecord) -> None: ...
@@ -60,17 +67,11 @@ class DatabaseStateStorage:
         return record
 
     async def get_in(self, session: AsyncSession, openid: str) -> StateRecord | None:
-        return (await self.get_many_in(session, [openid]))[openid]
+        records = await session.run_sync(self.read_many, [openid])
+        return records[openid]
 
-    async def get_many_in(self, session: AsyncSession, openids: Collection[str]) -> dict[str, StateRecord]:
-        table = ConversationState.__table__
-        rows = (
-            await session.execute(
-                select(table.c.openid, table.c.state, table.c.data, table.c.updated_at).where(
-                    table.c.openid.in_(list(openids))
-                )
-            )
-        ).all()
+    def read_many(self, session: Session, openids: Collection[str]) -> dict[str, StateRecord]:
+        rows = session.execute(_STATES, {"openids": list(openids)}).all()
         now = self.clock.now()
         records = {openid: StateRecord() for openid in openids}
         for row in rows:
@@ -117,7 +118,7 @@ class RedisStateStorage:
     async def get_in(self, session: AsyncSession, openid: str) -> StateRecord | None:
         return None
 
-    async def get_many_in(self, session: AsyncSession, openids: Collection[str]) -> dict[str, StateRecord] | None:
+    def read_many(self, session: Session, openids: Collection[str]) -> dict[str, StateRecord] | None:
         return None
 
     async def get(self, openid: str) -> StateRecord:

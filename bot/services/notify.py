@@ -10,9 +10,10 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.handler.types import Out
-from bot.storage.models import OutboxMessage, utcnow
+from bot.storage.models import OutboxMessage
 
 
 async def enqueue(
@@ -20,10 +21,27 @@ async def enqueue(
     openid: str,
     outs: Sequence[Out],
     dedup_key: str | None = None,
-    not_before: datetime | None = None,
+    *,
+    not_before: datetime,
     template: tuple[str, Mapping[str, str]] | None = None,
 ) -> list[OutboxMessage]:
-    """Queue ``outs`` for ``openid`` in the caller's transaction.
+    """Queue ``outs`` for ``openid`` in the caller's transaction (see :func:`enqueue_sync`)."""
+    return await session.run_sync(
+        lambda sync: enqueue_sync(sync, openid, outs, dedup_key, not_before=not_before, template=template)
+    )
+
+
+def enqueue_sync(
+    session: Session,
+    openid: str,
+    outs: Sequence[Out],
+    dedup_key: str | None = None,
+    *,
+    not_before: datetime,
+    template: tuple[str, Mapping[str, str]] | None = None,
+) -> list[OutboxMessage]:
+    """Queue ``outs`` for ``openid`` in the caller's transaction, due from ``not_before`` (the
+    service clock's now, as a rule: the worker compares it with that clock).
 
     With ``dedup_key`` each message gets the key ``{dedup_key}#{i}`` and is queued at most once,
     however often this is called. ``template`` = (name, fields), e.g. ``("ticket", {"number": …})``:
@@ -35,7 +53,7 @@ async def enqueue(
     for i, out in enumerate(outs):
         key = f"{dedup_key}#{i}" if dedup_key else None
         if key is not None:
-            existing = await session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedup_key == key))
+            existing = session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedup_key == key))
             if existing is not None:
                 continue
         payload: dict[str, Any] = out.to_custom_payload(openid)
@@ -47,9 +65,9 @@ async def enqueue(
             payload=payload,
             dedup_key=key,
             status="pending",
-            next_attempt_at=not_before or utcnow(),
+            next_attempt_at=not_before,
         )
         session.add(row)
         rows.append(row)
-    await session.flush()
+    session.flush()
     return rows

@@ -6,6 +6,9 @@ idle writer starts at once, so a lone request waits for no one; under load the t
 per-statement costs are shared by the whole batch. If a batch fails, its items are applied again
 one by one, each in its own transaction, so one bad item fails alone.
 
+``apply`` is synchronous: the whole batch is one call into the database layer
+(:meth:`Database.run_sync_transaction`), not one await per statement.
+
 The writer is an ordinary task started on demand and ending when the queue is empty: nothing to
 start or stop with the application, and it works in any event loop.
 """
@@ -15,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.storage.db import Database
 
@@ -27,7 +30,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
-Apply = Callable[[AsyncSession, Sequence[T]], Awaitable[Sequence[R]]]
+Apply = Callable[[Session, Sequence[T]], Sequence[R]]
 
 
 class GroupCommit(Generic[T, R]):
@@ -69,16 +72,14 @@ class GroupCommit(Generic[T, R]):
     async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         items = [item for item, _ in batch]
         try:
-            async with self.db.transaction() as session:
-                results = await self.apply(session, items)
+            results = await self.db.run_sync_transaction(self._bound(items))
         except Exception:
             if len(batch) == 1:
                 raise
             log.warning("a batch of %d failed; applying its items one by one", len(batch), exc_info=True)
             for item, future in batch:
                 try:
-                    async with self.db.transaction() as session:
-                        (result,) = await self.apply(session, [item])
+                    (result,) = await self.db.run_sync_transaction(self._bound([item]))
                 except Exception as exc:
                     if not future.done():
                         future.set_exception(exc)
@@ -89,6 +90,9 @@ class GroupCommit(Generic[T, R]):
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+    def _bound(self, items: Sequence[T]) -> Callable[[Session], Sequence[R]]:
+        return lambda session: self.apply(session, items)
 
     def _fail_waiting(self) -> None:
         while self._waiting:

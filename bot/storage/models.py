@@ -492,9 +492,7 @@ class TicketEvent(Base):
     note: Mapped[str | None] = mapped_column(Text)
     public: Mapped[bool] = mapped_column(Boolean, default=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    push_key: Mapped[str | None] = mapped_column(
-        String(200), index=True
-    )  # the outbox message that carried it
+    push_key: Mapped[str | None] = mapped_column(String(200), index=True)  # the outbox message that carried it
 
 
 class SchedulerLease(Base):

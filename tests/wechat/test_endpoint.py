@@ -152,6 +152,24 @@ async def test_concurrent_retries_are_processed_once(service):
     assert await count(service.settings.database_url, Message, Message.direction == "in") == 1
 
 
+async def test_a_burst_of_new_residents_with_retries_is_processed_once_each(service):
+    """Claims and replies of concurrent requests share transactions (group commit): a burst from
+    residents writing for the first time, each message also retried at once, still gives one
+    resident, one key, one inbound and one outbound log row per message, and the same reply to a
+    message and its retry."""
+    s = service.sender("safe")
+    messages = [s.text(f"o_burst_{i:02d}", "你好") for i in range(20)]
+    replies = await asyncio.gather(*(s.send(service.http, m) for m in messages + messages))
+    assert {r.status for r in replies} == {200}
+    first, again = replies[:20], replies[20:]
+    assert all(a.content and a.content == b.content for a, b in zip(first, again, strict=True))
+    url = service.settings.database_url
+    assert await count(url, Resident, Resident.openid.like("o_burst_%")) == 20
+    assert await count(url, InboundKey, InboundKey.status == "replied") == 20
+    assert await count(url, Message, Message.direction == "in") == 20
+    assert await count(url, Message, Message.direction == "out", Message.via == "passive") == 20
+
+
 async def test_restart_between_message_and_retry(service_factory, database_url, fake_api):
     svc = await service_factory(database_url, fake_api)
     s = svc.sender("safe")

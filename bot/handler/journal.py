@@ -1,0 +1,239 @@
+"""The inbound journal: the hot path's SQL, applied to a batch of requests in one transaction.
+
+:class:`Delivery` submits a *claim* when a message arrives (record its key as ``processing`` and
+read what the dispatcher needs: the resident, their conversation state, notices that could not be
+delivered) and a *finish* when the answer is ready (store the passive reply with the key, the
+message log, the resident's last-inbound time). :class:`bot.storage.groupcommit.GroupCommit` hands
+this module every claim and finish waiting at that moment; each kind is applied with a handful of
+set-based statements whatever the batch size.
+
+Statements are built once, with bound parameters (expanding ``IN`` lists, executemany), so running
+one costs SQLAlchemy a cache lookup rather than building and compiling SQL again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from bot.handler.context import Context
+from bot.handler.dispatcher import Preloaded
+from bot.handler.state import StateStorage
+from bot.handler.types import Out
+from bot.services.notify import enqueue_sync
+from bot.storage.db import Database
+from bot.storage.models import InboundKey, Message, OutboxMessage, Resident
+
+KEYS = cast(Table, InboundKey.__table__)
+RESIDENTS = cast(Table, Resident.__table__)
+OUTBOX = cast(Table, OutboxMessage.__table__)
+MESSAGES = cast(Table, Message.__table__)
+
+MAX_NOTICES = 5  # undelivered notices shown in front of one answer
+
+_RESIDENTS_BY_OPENID = select(Resident).where(Resident.openid.in_(bindparam("openids", expanding=True)))
+_NOTICES = (
+    select(OUTBOX.c.id, OUTBOX.c.openid, OUTBOX.c.payload)
+    .where(OUTBOX.c.openid.in_(bindparam("openids", expanding=True)), OUTBOX.c.status == "expired")
+    .order_by(OUTBOX.c.id)
+)
+_WAITING = select(KEYS.c.key).where(
+    KEYS.c.key.in_(bindparam("keys", expanding=True)), KEYS.c.status == "processing"
+)
+# On PostgreSQL a concurrent deferral (the request's budget ran out) either committed before this
+# read, or waits for this transaction and then finds the key no longer processing.
+_WAITING_LOCKED = _WAITING.with_for_update()
+_REPLIED = (
+    update(KEYS)
+    .where(KEYS.c.key == bindparam("k"))
+    .values(status="replied", reply=bindparam("reply"), updated_at=bindparam("at"))
+)
+_DONE = update(KEYS).where(KEYS.c.key == bindparam("k")).values(status="done", updated_at=bindparam("at"))
+_SHOWN = (
+    update(OUTBOX)
+    .where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)), OUTBOX.c.status == "expired")
+    .values(status="shown", sent_at=bindparam("at"))
+)
+_TOUCH = (
+    update(RESIDENTS)
+    .where(RESIDENTS.c.id == bindparam("resident"))
+    .values(last_inbound_at=bindparam("at"), updated_at=bindparam("at"))
+)
+_LOG = insert(MESSAGES)
+
+
+def message_row(
+    resident_id: int,
+    direction: str,
+    msg_type: str,
+    created_at: datetime,
+    *,
+    event: str | None = None,
+    content: str | None = None,
+    payload: dict[str, Any] | None = None,
+    intent: str | None = None,
+    confidence: float | None = None,
+    dedup_key: str | None = None,
+    via: str | None = None,
+) -> dict[str, Any]:
+    """A ``messages`` row to store with the reply (every column given: rows go in one executemany)."""
+    return {
+        "resident_id": resident_id,
+        "direction": direction,
+        "msg_type": msg_type,
+        "event": event,
+        "content": content,
+        "payload": payload if payload is not None else {},
+        "intent": intent,
+        "confidence": confidence,
+        "dedup_key": dedup_key,
+        "via": via,
+        "created_at": created_at,
+    }
+
+
+@dataclass
+class Claim:
+    key: str
+    openid: str
+    now: datetime
+
+
+@dataclass
+class Finish:
+    key: str
+    openid: str
+    outs: list[Out]
+    ctx: Context | None
+    shown: Sequence[int]
+    now: datetime
+
+
+class Journal:
+    def __init__(self, db: Database, states: StateStorage) -> None:
+        self.states = states
+        self.locking = not db.is_sqlite  # SQLite: the transaction holds the write lock already
+        self._claim_keys = (
+            db.insert(KEYS).on_conflict_do_nothing(index_elements=["key"]).returning(KEYS.c.key)
+        )
+        self._add_residents = db.insert(RESIDENTS).on_conflict_do_nothing(index_elements=["openid"])
+
+    def apply(self, session: Session, items: Sequence[Claim | Finish]) -> list[Any]:
+        """Claims → ``Preloaded`` (or None: a retry); finishes → the passive reply (``[]``: it goes
+        out through the outbox because the request already answered ``success``)."""
+        results: dict[int, Any] = {}
+        claims = [item for item in items if isinstance(item, Claim)]
+        finishes = [item for item in items if isinstance(item, Finish)]
+        if claims:
+            self._claim(session, claims, results)
+        if finishes:
+            self._finish(session, finishes, results)
+        return [results[id(item)] for item in items]
+
+    def _claim(self, session: Session, claims: list[Claim], results: dict[int, Any]) -> None:
+        """Insert every key at once (one already there is a retry); then read (or create) the
+        residents, and read their states and undelivered notices, one query each."""
+        rows = [
+            {
+                "key": c.key,
+                "openid": c.openid,
+                "status": "processing",
+                "created_at": c.now,
+                "updated_at": c.now,
+            }
+            for c in claims
+        ]
+        won = set(session.scalars(self._claim_keys, rows))
+        winners: list[Claim] = []
+        for claim in claims:
+            if claim.key in won:
+                won.discard(claim.key)  # a key twice in one batch: the second is a retry
+                winners.append(claim)
+            else:
+                results[id(claim)] = None
+        if not winners:
+            return
+        openids = sorted({claim.openid for claim in winners})
+        residents = {row.openid: row for row in session.scalars(_RESIDENTS_BY_OPENID, {"openids": openids})}
+        newcomers = [openid for openid in openids if openid not in residents]
+        if newcomers:
+            # First contact: created here, in the batch, rather than in a transaction each.
+            now = winners[0].now
+            session.execute(
+                self._add_residents,
+                [
+                    {"openid": o, "subscribed": True, "subscribed_at": now, "created_at": now}
+                    for o in newcomers
+                ],
+            )
+            for row in session.scalars(_RESIDENTS_BY_OPENID, {"openids": newcomers}):
+                residents[row.openid] = row
+        states = self.states.read_many(session, openids)
+        notices: dict[str, list[tuple[int, Any]]] = {}
+        for notice in session.execute(_NOTICES, {"openids": openids}):
+            listed = notices.setdefault(notice.openid, [])
+            if len(listed) < MAX_NOTICES:
+                listed.append((notice.id, notice.payload))
+        for claim in winners:
+            results[id(claim)] = Preloaded(
+                resident=residents.get(claim.openid),
+                state=states.get(claim.openid) if states is not None else None,
+                notices=list(notices.get(claim.openid, [])),
+            )
+
+    def _finish(self, session: Session, finishes: list[Finish], results: dict[int, Any]) -> None:
+        """Store each reply with its key if the request still waits for it; otherwise queue it for
+        the outbox. The message log and the residents' last-inbound times go in the same commit."""
+        waiting: set[str] = set(
+            session.scalars(
+                _WAITING_LOCKED if self.locking else _WAITING, {"keys": [f.key for f in finishes]}
+            )
+        )
+        replied: list[dict[str, Any]] = []
+        logged: list[dict[str, Any]] = []
+        touched: list[dict[str, Any]] = []
+        for f in finishes:
+            ctx = f.ctx
+            resident_id = ctx.resident.id if ctx is not None and ctx.resident is not None else None
+            if ctx is not None:
+                logged.extend(ctx.log_rows)
+                session.add_all(ctx.pending_rows)
+                for statement in ctx.pending_statements:
+                    session.execute(statement)
+                if resident_id is not None and ctx.last_inbound_at is not None:
+                    touched.append({"resident": resident_id, "at": ctx.last_inbound_at})
+            if f.shown:
+                session.execute(_SHOWN, {"ids": list(f.shown), "at": f.now})
+            if f.key in waiting:
+                passive, rest = f.outs[:1], f.outs[1:]
+                replied.append({"k": f.key, "reply": [o.to_dict() for o in passive], "at": f.now})
+                if rest:
+                    enqueue_sync(session, f.openid, rest, dedup_key=f"{f.key}:more", not_before=f.now)
+                if resident_id is not None:
+                    logged.extend(outbound_rows(resident_id, passive, "passive", f.now))
+                results[id(f)] = passive
+            else:
+                # The request already answered "success": everything goes out as customer-service messages.
+                enqueue_sync(session, f.openid, f.outs, dedup_key=f.key, not_before=f.now)
+                session.execute(_DONE, {"k": f.key, "at": f.now})
+                results[id(f)] = []
+        if replied:
+            session.execute(_REPLIED, replied)
+        if logged:
+            session.execute(_LOG, logged)
+        if touched:
+            session.execute(_TOUCH, touched)
+
+
+def outbound_rows(resident_id: int, outs: Sequence[Out], via: str, now: datetime) -> list[dict[str, Any]]:
+    return [
+        message_row(
+            resident_id, "out", out.kind, now, content=out.content or None, payload=out.to_dict(), via=via
+        )
+        for out in outs
+    ]
