@@ -58,9 +58,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def load(url: str, n: int, concurrency: int, label: str, pid: int) -> dict[str, float]:
+def message(sender: WeChatSender, kind: str, i: int) -> dict[str, object]:
+    """The i-th benchmark message from one of 200 residents, unique (never taken for a retry).
+
+    ``text``: a greeting, which goes through intent classification to the smalltalk reply.
+    ``click``: the 帮助 menu button, answered with the "I can help with …" menu without the intent
+    engine: the pipeline the throughput aim names (decrypt, dedup, persist, reply, encrypt).
+    """
+    openid = f"o_bench_{i % 200:03d}"
+    if kind == "click":
+        # An event's key is sender + CreateTime + event: a distinct second per message of a resident.
+        return {**sender.event(openid, "CLICK", "HELP"), "CreateTime": 1_700_000_000 + i // 200}
+    return sender.text(openid, f"你好 {i}")
+
+
+async def load(
+    url: str, n: int, concurrency: int, label: str, pid: int, kind: str = "text", first: int = 0
+) -> dict[str, float]:
     sender = WeChatSender(url, TOKEN, APPID, AES_KEY, mode="safe")
-    requests = [sender.build(sender.text(f"o_bench_{i % 200:03d}", f"你好 {i}")) for i in range(n)]
+    requests = [sender.build(message(sender, kind, i)) for i in range(first, first + n)]
     latencies: list[float] = []
     errors = 0
     queue = list(reversed(requests))
@@ -119,28 +135,28 @@ async def main() -> None:
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
+        "--message",
+        choices=["text", "click", "both"],
+        default="both",
+        help="text: a greeting through intent classification; click: a menu click, no classification",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternate the servers this many times; medians are reported"
+    )
+    parser.add_argument(
         "--database-url",
         default="",
         help="the full pipeline's database (default: a fresh SQLite file); e.g. postgresql+asyncpg://postgres@127.0.0.1/bench",
     )
     args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {1})  # the load generator keeps off the servers' core 0
+    kinds = ["text", "click"] if args.message == "both" else [args.message]
     py = sys.executable
+    results: dict[str, list[dict[str, float]]] = {"echo": [], **{k: [] for k in kinds}}
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         echo_port = free_port()
-        echo = await run_server(
-            [py, "benchmarks/echo_server.py", "--port", str(echo_port), "--token", TOKEN, "--aes-key", AES_KEY,
-             "--appid", APPID],
-            env,
-            echo_port,
-        )
-        try:
-            echo_r = await load(
-                f"http://127.0.0.1:{echo_port}/wechat", args.messages, args.concurrency, "echo", echo.pid
-            )
-        finally:
-            echo.terminate()
-            await echo.wait()
         bot_port = free_port()
         bot_env = {
             **env,
@@ -153,16 +169,46 @@ async def main() -> None:
             "BOT_WECHAT_API_BASE": "http://127.0.0.1:9",  # never called: every reply is passive
             "BOT_LOG_LEVEL": "WARNING",
         }
-        bot = await run_server([py, "-m", "bot", "serve"], bot_env, bot_port)
-        try:
-            bot_r = await load(
-                f"http://127.0.0.1:{bot_port}/wechat", args.messages, args.concurrency, "full pipeline", bot.pid
-            )
-        finally:
-            bot.terminate()
-            await bot.wait()
-    print(f"ratio (full / echo throughput): {bot_r['rps'] / echo_r['rps']:.2f}")
-    print(f"ratio (echo / full server CPU per message): {echo_r['cpu_ms'] / bot_r['cpu_ms']:.2f}")
+        echo_cmd = [py, "benchmarks/echo_server.py", "--port", str(echo_port), "--token", TOKEN,
+                    "--aes-key", AES_KEY, "--appid", APPID]
+        # The machine's speed drifts (a shared host): the servers take turns, one running at a
+        # time, and each figure is compared with the echo run next to it.
+        for r in range(args.rounds):
+            echo = await run_server(echo_cmd, env, echo_port)
+            try:
+                echo_url = f"http://127.0.0.1:{echo_port}/wechat"
+                results["echo"].append(await load(echo_url, args.messages, args.concurrency, "echo", echo.pid))
+            finally:
+                echo.terminate()
+                await echo.wait()
+            bot = await run_server([py, "-m", "bot", "serve"], bot_env, bot_port)
+            try:
+                for kind in kinds:
+                    results[kind].append(
+                        await load(
+                            f"http://127.0.0.1:{bot_port}/wechat",
+                            args.messages,
+                            args.concurrency,
+                            f"full ({kind})",
+                            bot.pid,
+                            kind,
+                            r * args.messages,
+                        )
+                    )
+            finally:
+                bot.terminate()
+                await bot.wait()
+    print(f"\nmedians over {args.rounds} rounds of {args.messages} messages, {args.concurrency} connections:")
+    for label, runs in results.items():
+        med = {key: statistics.median(run[key] for run in runs) for key in ("rps", "p50", "p99", "cpu_ms")}
+        line = (f"{label:<6} {med['rps']:6.0f} msg/s  p50 {med['p50']:5.1f} ms  p99 {med['p99']:5.1f} ms  "
+                f"CPU {med['cpu_ms']:.2f} ms/msg")
+        if label != "echo":
+            ratios = [run["rps"] / echo["rps"] for run, echo in zip(runs, results["echo"], strict=True)]
+            cpu = [echo["cpu_ms"] / run["cpu_ms"] for run, echo in zip(runs, results["echo"], strict=True)]
+            line += (f"  throughput / echo {statistics.median(ratios):.2f} "
+                     f"(CPU-per-message ratio {statistics.median(cpu):.2f})")
+        print(line)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ class Dispatcher:
 
     async def _route(self, ctx: Context) -> list[Out]:
         for registered in self._handlers:
-            if await registered.matches(ctx):
+            matched = registered.check(ctx)
+            if matched is True or (matched is not False and await matched):
                 ctx.extra["handler"] = registered.name
                 return as_outs(await registered.handler(ctx))
         log.info("no handler for %s/%s", ctx.inbound.msg_type, ctx.inbound.event or "-")

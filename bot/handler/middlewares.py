@@ -97,15 +97,16 @@ async def log_message(ctx: Context, nxt: Next) -> list[Out]:
                     dedup_key=inbound.key,
                 )
             )
-        log.info(
-            "in %s %s%s intent=%s conf=%s handler=%s",
-            mask_openid(inbound.openid),
-            inbound.msg_type,
-            f"/{inbound.event}" if inbound.event else "",
-            ctx.intent or "-",
-            f"{ctx.confidence:.2f}" if ctx.confidence is not None else "-",
-            ctx.extra.get("handler", "-"),
-        )
+        if log.isEnabledFor(logging.INFO):  # every message passes here: build nothing unless logged
+            log.info(
+                "in %s %s%s intent=%s conf=%s handler=%s",
+                mask_openid(inbound.openid),
+                inbound.msg_type,
+                f"/{inbound.event}" if inbound.event else "",
+                ctx.intent or "-",
+                f"{ctx.confidence:.2f}" if ctx.confidence is not None else "-",
+                ctx.extra.get("handler", "-"),
+            )
 
 
 async def takeover(ctx: Context, nxt: Next) -> list[Out]:

@@ -41,11 +41,8 @@ class _And(Filter):
         self.parts = parts
         self.phase = min(p.phase for p in parts)
 
-    async def __call__(self, ctx: Context) -> bool:
-        for part in self.parts:
-            if not await _check(part, ctx):
-                return False
-        return True
+    def __call__(self, ctx: Context) -> bool | Awaitable[bool]:
+        return _matches(self.parts, ctx)
 
 
 class State(Filter):
@@ -145,6 +142,31 @@ async def _check(flt: Filter, ctx: Context) -> bool:
     return bool(result)
 
 
+def _matches(filters: tuple[Filter, ...], ctx: Context) -> bool | Awaitable[bool]:
+    """Whether every filter holds: answered synchronously while the filters are (most are, and
+    every handler is asked about every message), else an awaitable for the rest."""
+    for i, flt in enumerate(filters):
+        result = flt(ctx)
+        if result is True:
+            continue
+        if result is False:
+            return False
+        if inspect.isawaitable(result):
+            return _matches_async(result, filters[i + 1 :], ctx)
+        if not result:
+            return False
+    return True
+
+
+async def _matches_async(pending: Awaitable[bool], rest: tuple[Filter, ...], ctx: Context) -> bool:
+    if not await pending:
+        return False
+    for flt in rest:
+        if not await _check(flt, ctx):
+            return False
+    return True
+
+
 @dataclass
 class Registered:
     handler: Handler
@@ -153,11 +175,13 @@ class Registered:
     order: int
     name: str
 
+    def check(self, ctx: Context) -> bool | Awaitable[bool]:
+        """Like :meth:`matches`, without a coroutine when every filter is synchronous."""
+        return _matches(self.filters, ctx)
+
     async def matches(self, ctx: Context) -> bool:
-        for flt in self.filters:
-            if not await _check(flt, ctx):
-                return False
-        return True
+        result = _matches(self.filters, ctx)
+        return result if isinstance(result, bool) else await result
 
 
 @dataclass

@@ -8,6 +8,7 @@ the problem; :meth:`Rules.decide` is pure (category, confidence, building, urgen
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -171,16 +172,20 @@ def load_rules(path: Path | None = None) -> Rules:
     return parse_rules(doc, path)
 
 
-_cache: dict[str, tuple[float, Rules]] = {}
+_cache: dict[Path | None, tuple[float, float, Rules]] = {}  # data_dir → (checked at, file mtime, rules)
+RECHECK_SECONDS = 1.0  # how often the files are looked at: an edit takes effect within this
 
 
 def rules_for(data_dir: Path | None) -> Rules:
     """The operator's table under ``data_dir`` when present, else the packaged one (re-read on change)."""
+    hit = _cache.get(data_dir)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < RECHECK_SECONDS:
+        return hit[2]  # every message asks: look at the disk at most once a second
     path = data_dir / "dispatch.yml" if data_dir is not None and (data_dir / "dispatch.yml").is_file() else None
     path = path or DEFAULT_RULES
     mtime = path.stat().st_mtime
-    hit = _cache.get(str(path))
-    if hit is None or hit[0] != mtime:
-        hit = (mtime, load_rules(path))
-        _cache[str(path)] = hit
-    return hit[1]
+    if hit is None or hit[1] != mtime or hit[2].source != str(path):
+        hit = (now, mtime, load_rules(path))
+    _cache[data_dir] = (now, hit[1], hit[2])
+    return hit[2]
