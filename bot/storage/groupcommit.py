@@ -1,10 +1,12 @@
 """Group commit: many small write transactions from concurrent requests share one.
 
 Each request submits an item and awaits its result. One writer task at a time takes every item
-waiting (up to ``max_batch``), applies them all in one transaction and hands each its result. An
-idle writer starts at once, so a lone request waits for no one; under load the transaction and
-per-statement costs are shared by the whole batch. If a batch fails, its items are applied again
-one by one, each in its own transaction, so one bad item fails alone.
+waiting (up to ``max_batch``), applies them all in one transaction and hands each its result.
+Before it takes them it yields to the event loop for as long as that brings more items (requests
+already under way reach their submit), without a timer: a lone request waits a few loop turns,
+microseconds; under load the transaction and per-statement costs are shared by the whole batch.
+If a batch fails, its items are applied again one by one, each in its own transaction, so one bad
+item fails alone.
 
 ``apply`` is synchronous: the whole batch is one call into the database layer
 (:meth:`Database.run_sync_transaction`), not one await per statement.
@@ -34,12 +36,17 @@ Apply = Callable[[Session, Sequence[T]], Sequence[R]]
 
 
 class GroupCommit(Generic[T, R]):
-    def __init__(self, db: Database, apply: Apply[T, R], max_batch: int = 64) -> None:
+    def __init__(
+        self, db: Database, apply: Apply[T, R], max_batch: int = 64, max_turns: int = 50, patience: int = 8
+    ) -> None:
         """``apply(session, items)`` writes ``items`` in the caller's transaction and returns one
-        result per item, in order."""
+        result per item, in order. ``max_turns`` and ``patience`` bound how long a batch gathers
+        (see :meth:`_gather`)."""
         self.db = db
         self.apply = apply
         self.max_batch = max_batch
+        self.max_turns = max_turns
+        self.patience = patience
         self._waiting: deque[tuple[T, asyncio.Future[R]]] = deque()
         self._writer: asyncio.Task[None] | None = None
         self.batches = 0  # counters for benchmarks and tests
@@ -53,21 +60,35 @@ class GroupCommit(Generic[T, R]):
         return await future
 
     async def _write(self) -> None:
-        while self._waiting:
-            batch = [self._waiting.popleft() for _ in range(min(self.max_batch, len(self._waiting)))]
-            self.batches += 1
-            self.items += len(batch)
-            try:
-                await self._commit(batch)
-            except BaseException as exc:  # cancelled while writing: nobody may wait forever
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(
-                            exc if isinstance(exc, Exception) else RuntimeError("writer stopped")
-                        )
-                if not isinstance(exc, Exception):
-                    self._fail_waiting()
-                    raise
+        batch: list[tuple[T, asyncio.Future[R]]] = []
+        try:
+            while self._waiting:
+                await self._gather()
+                batch = [self._waiting.popleft() for _ in range(min(self.max_batch, len(self._waiting)))]
+                self.batches += 1
+                self.items += len(batch)
+                try:
+                    await self._commit(batch)
+                except Exception as exc:
+                    _fail(batch, exc)
+                batch = []
+        except BaseException:  # cancelled (shutdown): nobody may wait forever
+            _fail(batch, RuntimeError("writer stopped"))
+            _fail(list(self._waiting), RuntimeError("writer stopped"))
+            self._waiting.clear()
+            raise
+
+    async def _gather(self) -> None:
+        """Let requests already under way join the batch: yield to the event loop (no timer) while
+        turns keep bringing new items, up to ``max_turns`` in all and ``patience`` idle turns in a
+        row. A lone request costs a few turns of the loop (microseconds)."""
+        idle = 0
+        for _ in range(self.max_turns):
+            before = len(self._waiting)
+            if before >= self.max_batch or idle >= self.patience:
+                return
+            await asyncio.sleep(0)
+            idle = idle + 1 if len(self._waiting) == before else 0
 
     async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         items = [item for item, _ in batch]
@@ -94,8 +115,8 @@ class GroupCommit(Generic[T, R]):
     def _bound(self, items: Sequence[T]) -> Callable[[Session], Sequence[R]]:
         return lambda session: self.apply(session, items)
 
-    def _fail_waiting(self) -> None:
-        while self._waiting:
-            _, future = self._waiting.popleft()
-            if not future.done():
-                future.set_exception(RuntimeError("writer stopped"))
+
+def _fail(batch: Sequence[tuple[object, asyncio.Future[R]]], exc: Exception) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)
