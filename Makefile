@@ -37,6 +37,7 @@ test: install browser-deps lint
 
 bench: install
 	$(BIN)/python benchmarks/wechat_endpoint.py
+	$(BIN)/python benchmarks/wechat_stages.py
 	$(BIN)/python benchmarks/intents.py
 	$(BIN)/python benchmarks/knowledge.py
 
