@@ -6,9 +6,13 @@ process, finds it), and the reply is stored with it so every retry gets the same
 
 If the answer is not ready within the budget the request is answered ``success`` and the answer
 goes out later through the outbox as customer-service messages. Which of the two happens is
-decided by the database with conditional updates of the key's status (``processing`` →
-``replied`` by the handler, or ``processing`` → ``deferred`` by the request), so exactly one
-wins: nothing is lost and nothing is sent twice.
+decided by the database: the request's deferral is a conditional update ``processing`` →
+``deferred``, and the reply is stored as ``replied`` only for a key read as still ``processing``
+under a row lock (PostgreSQL) or SQLite's write lock, so exactly one wins: nothing is lost and
+nothing is sent twice.
+
+Claims and replies are not written here but submitted to a group commit, which applies those of
+concurrent requests together (``bot/handler/journal.py``, ``bot/storage/groupcommit.py``).
 """
 
 from __future__ import annotations
