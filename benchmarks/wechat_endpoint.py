@@ -143,6 +143,7 @@ async def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="alternate the servers this many times; medians are reported"
     )
+    parser.add_argument("--write", action="store_true", help="put the table into docs/benchmarks.md")
     parser.add_argument(
         "--database-url",
         default="",
@@ -204,11 +205,56 @@ async def main() -> None:
         line = (f"{label:<6} {med['rps']:6.0f} msg/s  p50 {med['p50']:5.1f} ms  p99 {med['p99']:5.1f} ms  "
                 f"CPU {med['cpu_ms']:.2f} ms/msg")
         if label != "echo":
-            ratios = [run["rps"] / echo["rps"] for run, echo in zip(runs, results["echo"], strict=True)]
-            cpu = [echo["cpu_ms"] / run["cpu_ms"] for run, echo in zip(runs, results["echo"], strict=True)]
-            line += (f"  throughput / echo {statistics.median(ratios):.2f} "
-                     f"(CPU-per-message ratio {statistics.median(cpu):.2f})")
+            line += f"  throughput / echo {statistics.median(_ratios(runs, results['echo'])):.2f}"
         print(line)
+    if args.write:
+        write_docs(results, args)
+        print(f"figures written to {DOCS.relative_to(REPO)}")
+
+
+DOCS = REPO / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- wechat_endpoint.py: begin -->", "<!-- wechat_endpoint.py: end -->"
+LABELS = {
+    "echo": "echo (aiohttp + wechatpy)",
+    "click": "full, `click` (no intent engine)",
+    "text": "full, `text` (whole product)",
+}
+
+
+def _ratios(runs: list[dict[str, float]], echo: list[dict[str, float]]) -> list[float]:
+    """Each run's throughput over that of the echo run of its round."""
+    return [run["rps"] / base["rps"] for run, base in zip(runs, echo, strict=True)]
+
+
+def write_docs(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> None:
+    """Replace the block between the markers in docs/benchmarks.md with this run's table."""
+    text = DOCS.read_text(encoding="utf-8")
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{DOCS}: markers {BEGIN!r} … {END!r} not found")
+    database = "PostgreSQL" if args.database_url.startswith("postgresql") else "SQLite"
+
+    def spread(values: list[float], fmt: str) -> str:
+        return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}–{max(values):{fmt}})"
+
+    lines = [
+        BEGIN,
+        f"Medians over {args.rounds} rounds of {args.messages:,} messages, {args.concurrency} connections, "
+        f"{database}, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores (range over the rounds in brackets):",
+        "",
+        "| server | msg/s | p50 | p99 | server CPU per message | throughput / echo of its round |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, runs in results.items():
+        ratio = "—" if label == "echo" else f"**{spread(_ratios(runs, results['echo']), '.2f')}**"
+        lines.append(
+            f"| {LABELS[label]} | {spread([r['rps'] for r in runs], ',.0f')} "
+            f"| {statistics.median(r['p50'] for r in runs):.1f} ms | {statistics.median(r['p99'] for r in runs):.1f} ms "
+            f"| {statistics.median(r['cpu_ms'] for r in runs):.2f} ms | {ratio} |"
+        )
+    lines.append(END)
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    DOCS.write_text(head + "\n".join(lines) + tail, encoding="utf-8")
 
 
 if __name__ == "__main__":
