@@ -238,14 +238,15 @@ def write_docs(results: dict[str, list[dict[str, float]]], args: argparse.Namesp
 
     lines = [
         BEGIN,
-        f"Medians over {args.rounds} rounds of {args.messages:,} messages, {args.concurrency} connections, "
+        f"Medians over {args.rounds} round{'s' if args.rounds != 1 else ''} of {args.messages:,} messages, {args.concurrency} connections, "
         f"{database}, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores (range over the rounds in brackets):",
         "",
         "| server | msg/s | p50 | p99 | server CPU per message | throughput / echo of its round |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for label, runs in results.items():
-        ratio = "—" if label == "echo" else f"**{spread(_ratios(runs, results['echo']), '.2f')}**"
+        ratios = _ratios(runs, results["echo"]) if label != "echo" else []
+        ratio = f"**{statistics.median(ratios):.2f}** ({min(ratios):.2f}–{max(ratios):.2f})" if ratios else "—"
         lines.append(
             f"| {LABELS[label]} | {spread([r['rps'] for r in runs], ',.0f')} "
             f"| {statistics.median(r['p50'] for r in runs):.1f} ms | {statistics.median(r['p99'] for r in runs):.1f} ms "
