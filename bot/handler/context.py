@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.sql import Executable
-
 from bot.handler.state import FSM
 from bot.handler.types import Inbound
 from bot.storage.models import Resident
@@ -28,10 +26,8 @@ class Context:
     extra: dict[str, Any] = field(default_factory=dict)
     text_override: str | None = None  # the text being handled, when not the message's own
     # Written in the same transaction that stores the reply (one commit): message-log rows
-    # (``journal.message_row``), ORM objects, statements.
+    # (``journal.message_row``).
     log_rows: list[dict[str, Any]] = field(default_factory=list)
-    pending_rows: list[Any] = field(default_factory=list)
-    pending_statements: list[Executable] = field(default_factory=list)
     last_inbound_at: datetime | None = None  # the resident's 48-hour window, stored with the reply
 
     @property

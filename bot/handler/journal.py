@@ -202,9 +202,6 @@ class Journal:
             resident_id = ctx.resident.id if ctx is not None and ctx.resident is not None else None
             if ctx is not None:
                 logged.extend(ctx.log_rows)
-                session.add_all(ctx.pending_rows)
-                for statement in ctx.pending_statements:
-                    session.execute(statement)
                 if resident_id is not None and ctx.last_inbound_at is not None:
                     touched.append({"resident": resident_id, "at": ctx.last_inbound_at})
             if f.shown:

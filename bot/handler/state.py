@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -35,10 +34,6 @@ class StateRecord:
 
 class StateStorage(Protocol):
     async def get(self, openid: str) -> StateRecord: ...
-
-    async def get_in(self, session: AsyncSession, openid: str) -> StateRecord | None:
-        """Read within the caller's transaction when the storage is the database, else None."""
-        ...
 
     def read_many(self, session: Session, openids: Collection[str]) -> dict[str, StateRecord] | None:
         """Several residents' states within the caller's (synchronous) transaction when the storage
@@ -62,12 +57,7 @@ class DatabaseStateStorage:
 
     async def get(self, openid: str) -> StateRecord:
         async with self.db.session() as session:
-            record = await self.get_in(session, openid)
-        assert record is not None
-        return record
-
-    async def get_in(self, session: AsyncSession, openid: str) -> StateRecord | None:
-        records = await session.run_sync(self.read_many, [openid])
+            records = await session.run_sync(self.read_many, [openid])
         return records[openid]
 
     def read_many(self, session: Session, openids: Collection[str]) -> dict[str, StateRecord]:
@@ -114,9 +104,6 @@ class RedisStateStorage:
         self.redis = redis
         self.ttl = ttl
         self.prefix = prefix
-
-    async def get_in(self, session: AsyncSession, openid: str) -> StateRecord | None:
-        return None
 
     def read_many(self, session: Session, openids: Collection[str]) -> dict[str, StateRecord] | None:
         return None

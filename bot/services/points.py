@@ -22,9 +22,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.storage.db import dialect_insert
 from bot.storage.models import PointsBalance, PointsEntry
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "rules" / "points.yml"
@@ -114,8 +114,7 @@ def rules() -> Rules:
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return dialect_insert(session.get_bind().dialect.name, table)
 
 
 async def ensure_account(session: AsyncSession, resident_id: int, now: datetime) -> None:

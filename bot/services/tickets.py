@@ -23,14 +23,13 @@ from typing import Any
 
 from rapidfuzz import fuzz
 from sqlalchemy import and_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.handler.types import Out
 from bot.services import points
 from bot.services.dispatch import Rules
 from bot.services.notify import enqueue
+from bot.storage.db import dialect_insert
 from bot.storage.models import Resident, Ticket, TicketCounter, TicketEvent
 
 log = logging.getLogger(__name__)
@@ -101,10 +100,8 @@ def local_day(now: datetime) -> str:
 async def next_number(session: AsyncSession, now: datetime) -> str:
     """``GD<YYYYMMDD>-<NNNN>``: an atomic per-day counter (INSERT … ON CONFLICT DO UPDATE … RETURNING)."""
     day = local_day(now)
-    bind = session.get_bind()
-    insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
     stmt = (
-        insert(TicketCounter)
+        dialect_insert(session.get_bind().dialect.name, TicketCounter)
         .values(day=day, value=1)
         .on_conflict_do_update(index_elements=[TicketCounter.day], set_={"value": TicketCounter.value + 1})
         .returning(TicketCounter.value)

@@ -26,6 +26,11 @@ from sqlalchemy.orm import Session
 R = TypeVar("R")
 
 
+def dialect_insert(dialect: str, table: Any) -> Any:
+    """INSERT for ``dialect`` ("sqlite" or "postgresql"), with ``on_conflict_do_nothing/update``."""
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # Let SQLAlchemy emit BEGIN itself (see _sqlite_begin) instead of the driver's implicit one.
     dbapi_conn.isolation_level = None
@@ -85,9 +90,7 @@ class Database:
 
     def insert(self, table: Any) -> Any:
         """The dialect's INSERT (SQLite or PostgreSQL), which has ``on_conflict_do_nothing/update``."""
-        if self.is_sqlite:
-            return sqlite.insert(table)
-        return postgresql.insert(table)
+        return dialect_insert(self.dialect, table)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -192,14 +192,7 @@ class DatabaseTokenStore(_LeasedStore):
         return StoredToken(row.token, row.expires_at)
 
     async def _ensure_row(self) -> None:
-        if self.db.is_sqlite:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            stmt: Any = sqlite_insert(AccessToken).values(appid=self.appid).on_conflict_do_nothing()
-        else:
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            stmt = pg_insert(AccessToken).values(appid=self.appid).on_conflict_do_nothing()
+        stmt = self.db.insert(AccessToken).values(appid=self.appid).on_conflict_do_nothing()
         async with self.db.transaction() as session:
             await session.execute(stmt)
 
