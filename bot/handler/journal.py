@@ -7,18 +7,21 @@ message log, the resident's last-inbound time). :class:`bot.storage.groupcommit.
 this module every claim and finish waiting at that moment; each kind is applied with a handful of
 set-based statements whatever the batch size.
 
-Statements are built once, with bound parameters (expanding ``IN`` lists, executemany), so running
-one costs SQLAlchemy a cache lookup rather than building and compiling SQL again.
+The frequent statements are :class:`bot.storage.prepared.Prepared`: compiled once, with bound
+parameters (``IN`` lists, executemany), and run on the driver's cursor. The rare ones (a deferred
+reply's outbox rows, notices shown) go through SQLAlchemy as usual, in the same transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from bot.handler.context import Context
@@ -28,6 +31,7 @@ from bot.handler.types import Out
 from bot.services.notify import enqueue_sync
 from bot.storage.db import Database
 from bot.storage.models import InboundKey, Message, OutboxMessage, Resident
+from bot.storage.prepared import Prepared, detached
 
 KEYS = cast(Table, InboundKey.__table__)
 RESIDENTS = cast(Table, Resident.__table__)
@@ -36,19 +40,27 @@ MESSAGES = cast(Table, Message.__table__)
 
 MAX_NOTICES = 5  # undelivered notices shown in front of one answer
 
-_RESIDENTS_BY_OPENID = select(Resident).where(Resident.openid.in_(bindparam("openids", expanding=True)))
-_NOTICES = (
+# Residents are read as Core rows and handed on as detached ORM objects (as if loaded by a session
+# that has closed): loading through the ORM costs more than the rest of the claim.
+_RESIDENT_KEYS = tuple(attr.key for attr in sa_inspect(Resident).column_attrs)
+_RESIDENTS_BY_OPENID = Prepared(
+    select(*(getattr(Resident, key) for key in _RESIDENT_KEYS)).where(
+        Resident.openid.in_(bindparam("openids", expanding=True))
+    )
+)
+_NOTICES = Prepared(
     select(OUTBOX.c.id, OUTBOX.c.openid, OUTBOX.c.payload)
     .where(OUTBOX.c.openid.in_(bindparam("openids", expanding=True)), OUTBOX.c.status == "expired")
     .order_by(OUTBOX.c.id)
 )
-_WAITING = select(KEYS.c.key).where(
+_WAITING_QUERY = select(KEYS.c.key).where(
     KEYS.c.key.in_(bindparam("keys", expanding=True)), KEYS.c.status == "processing"
 )
+_WAITING = Prepared(_WAITING_QUERY)
 # On PostgreSQL a concurrent deferral (the request's budget ran out) either committed before this
 # read, or waits for this transaction and then finds the key no longer processing.
-_WAITING_LOCKED = _WAITING.with_for_update()
-_REPLIED = (
+_WAITING_LOCKED = Prepared(_WAITING_QUERY.with_for_update())
+_REPLIED = Prepared(
     update(KEYS)
     .where(KEYS.c.key == bindparam("k"))
     .values(status="replied", reply=bindparam("reply"), updated_at=bindparam("at"))
@@ -59,12 +71,12 @@ _SHOWN = (
     .where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)), OUTBOX.c.status == "expired")
     .values(status="shown", sent_at=bindparam("at"))
 )
-_TOUCH = (
+_TOUCH = Prepared(
     update(RESIDENTS)
     .where(RESIDENTS.c.id == bindparam("resident"))
     .values(last_inbound_at=bindparam("at"), updated_at=bindparam("at"))
 )
-_LOG = insert(MESSAGES)
+_LOG = Prepared(insert(MESSAGES))
 
 
 def message_row(
@@ -118,24 +130,24 @@ class Journal:
     def __init__(self, db: Database, states: StateStorage) -> None:
         self.states = states
         self.locking = not db.is_sqlite  # SQLite: the transaction holds the write lock already
-        self._claim_keys = (
+        self._claim_keys = Prepared(
             db.insert(KEYS).on_conflict_do_nothing(index_elements=["key"]).returning(KEYS.c.key)
         )
-        self._add_residents = db.insert(RESIDENTS).on_conflict_do_nothing(index_elements=["openid"])
+        self._add_residents = Prepared(db.insert(RESIDENTS).on_conflict_do_nothing(index_elements=["openid"]))
 
-    def apply(self, session: Session, items: Sequence[Claim | Finish]) -> list[Any]:
+    def apply(self, connection: Connection, items: Sequence[Claim | Finish]) -> list[Any]:
         """Claims → ``Preloaded`` (or None: a retry); finishes → the passive reply (``[]``: it goes
         out through the outbox because the request already answered ``success``)."""
         results: dict[int, Any] = {}
         claims = [item for item in items if isinstance(item, Claim)]
         finishes = [item for item in items if isinstance(item, Finish)]
         if claims:
-            self._claim(session, claims, results)
+            self._claim(connection, claims, results)
         if finishes:
-            self._finish(session, finishes, results)
+            self._finish(connection, finishes, results)
         return [results[id(item)] for item in items]
 
-    def _claim(self, session: Session, claims: list[Claim], results: dict[int, Any]) -> None:
+    def _claim(self, connection: Connection, claims: list[Claim], results: dict[int, Any]) -> None:
         """Insert every key at once (one already there is a retry); then read (or create) the
         residents, and read their states and undelivered notices, one query each."""
         rows = [
@@ -148,7 +160,7 @@ class Journal:
             }
             for c in claims
         ]
-        won = set(session.scalars(self._claim_keys, rows))
+        won = {key for (key,) in self._claim_keys.many(connection, rows)}
         winners: list[Claim] = []
         for claim in claims:
             if claim.key in won:
@@ -159,26 +171,25 @@ class Journal:
         if not winners:
             return
         openids = sorted({claim.openid for claim in winners})
-        residents = {row.openid: row for row in session.scalars(_RESIDENTS_BY_OPENID, {"openids": openids})}
+        residents = _read_residents(connection, openids)
         newcomers = [openid for openid in openids if openid not in residents]
         if newcomers:
             # First contact: created here, in the batch, rather than in a transaction each.
             now = winners[0].now
-            session.execute(
-                self._add_residents,
+            self._add_residents.many(
+                connection,
                 [
-                    {"openid": o, "subscribed": True, "subscribed_at": now, "created_at": now}
+                    {"openid": o, "subscribed": True, "subscribed_at": now, "created_at": now, "updated_at": now}
                     for o in newcomers
                 ],
             )
-            for row in session.scalars(_RESIDENTS_BY_OPENID, {"openids": newcomers}):
-                residents[row.openid] = row
-        states = self.states.read_many(session, openids)
+            residents.update(_read_residents(connection, newcomers))
+        states = self.states.read_many(connection, openids)
         notices: dict[str, list[tuple[int, Any]]] = {}
-        for notice in session.execute(_NOTICES, {"openids": openids}):
-            listed = notices.setdefault(notice.openid, [])
+        for notice_id, openid, payload in _NOTICES.rows(connection, {"openids": openids}):
+            listed = notices.setdefault(openid, [])
             if len(listed) < MAX_NOTICES:
-                listed.append((notice.id, notice.payload))
+                listed.append((notice_id, payload))
         for claim in winners:
             results[id(claim)] = Preloaded(
                 resident=residents.get(claim.openid),
@@ -186,13 +197,11 @@ class Journal:
                 notices=list(notices.get(claim.openid, [])),
             )
 
-    def _finish(self, session: Session, finishes: list[Finish], results: dict[int, Any]) -> None:
+    def _finish(self, connection: Connection, finishes: list[Finish], results: dict[int, Any]) -> None:
         """Store each reply with its key if the request still waits for it; otherwise queue it for
         the outbox. The message log and the residents' last-inbound times go in the same commit."""
         waiting: set[str] = set(
-            session.scalars(
-                _WAITING_LOCKED if self.locking else _WAITING, {"keys": [f.key for f in finishes]}
-            )
+            (_WAITING_LOCKED if self.locking else _WAITING).scalars(connection, {"keys": [f.key for f in finishes]})
         )
         replied: list[dict[str, Any]] = []
         logged: list[dict[str, Any]] = []
@@ -205,26 +214,38 @@ class Journal:
                 if resident_id is not None and ctx.last_inbound_at is not None:
                     touched.append({"resident": resident_id, "at": ctx.last_inbound_at})
             if f.shown:
-                session.execute(_SHOWN, {"ids": list(f.shown), "at": f.now})
+                connection.execute(_SHOWN, {"ids": list(f.shown), "at": f.now})
             if f.key in waiting:
                 passive, rest = f.outs[:1], f.outs[1:]
                 replied.append({"k": f.key, "reply": [o.to_dict() for o in passive], "at": f.now})
                 if rest:
-                    enqueue_sync(session, f.openid, rest, dedup_key=f"{f.key}:more", not_before=f.now)
+                    with _orm(connection) as session:
+                        enqueue_sync(session, f.openid, rest, dedup_key=f"{f.key}:more", not_before=f.now)
                 if resident_id is not None:
                     logged.extend(outbound_rows(resident_id, passive, "passive", f.now))
                 results[id(f)] = passive
             else:
                 # The request already answered "success": everything goes out as customer-service messages.
-                enqueue_sync(session, f.openid, f.outs, dedup_key=f.key, not_before=f.now)
-                session.execute(_DONE, {"k": f.key, "at": f.now})
+                with _orm(connection) as session:
+                    enqueue_sync(session, f.openid, f.outs, dedup_key=f.key, not_before=f.now)
+                connection.execute(_DONE, {"k": f.key, "at": f.now})
                 results[id(f)] = []
-        if replied:
-            session.execute(_REPLIED, replied)
-        if logged:
-            session.execute(_LOG, logged)
-        if touched:
-            session.execute(_TOUCH, touched)
+        _REPLIED.many(connection, replied)
+        _LOG.many(connection, logged)
+        _TOUCH.many(connection, touched)
+
+
+def _read_residents(connection: Connection, openids: list[str]) -> dict[str, Resident]:
+    rows = _RESIDENTS_BY_OPENID.rows(connection, {"openids": openids})
+    return {r.openid: r for r in (detached(Resident, _RESIDENT_KEYS, row) for row in rows)}
+
+
+@contextmanager
+def _orm(connection: Connection) -> Iterator[Session]:
+    """An ORM session in the connection's transaction (which it neither commits nor ends)."""
+    with Session(bind=connection, expire_on_commit=False) as session:
+        yield session
+        session.flush()
 
 
 def outbound_rows(resident_id: int, outs: Sequence[Out], via: str, now: datetime) -> list[dict[str, Any]]:

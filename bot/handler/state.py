@@ -12,17 +12,19 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.orm.attributes import flag_modified
 
 from bot.clock import Clock
 from bot.storage.db import Database
 from bot.storage.models import ConversationState
+from bot.storage.prepared import Prepared
 
 _TABLE = ConversationState.__table__
-_STATES = select(_TABLE.c.openid, _TABLE.c.state, _TABLE.c.data, _TABLE.c.updated_at).where(
-    _TABLE.c.openid.in_(bindparam("openids", expanding=True))
+_STATES = Prepared(
+    select(_TABLE.c.openid, _TABLE.c.state, _TABLE.c.data, _TABLE.c.updated_at).where(
+        _TABLE.c.openid.in_(bindparam("openids", expanding=True))
+    )
 )
 
 
@@ -35,7 +37,7 @@ class StateRecord:
 class StateStorage(Protocol):
     async def get(self, openid: str) -> StateRecord: ...
 
-    def read_many(self, session: Session, openids: Collection[str]) -> dict[str, StateRecord] | None:
+    def read_many(self, connection: Connection, openids: Collection[str]) -> dict[str, StateRecord] | None:
         """Several residents' states within the caller's (synchronous) transaction when the storage
         is the database, else None."""
         ...
@@ -56,21 +58,21 @@ class DatabaseStateStorage:
         self.ttl = ttl
 
     async def get(self, openid: str) -> StateRecord:
-        async with self.db.session() as session:
-            records = await session.run_sync(self.read_many, [openid])
+        async with self.db.engine.connect() as connection:
+            records = await connection.run_sync(self.read_many, [openid])
         return records[openid]
 
-    def read_many(self, session: Session, openids: Collection[str]) -> dict[str, StateRecord]:
-        rows = session.execute(_STATES, {"openids": list(openids)}).all()
+    def read_many(self, connection: Connection, openids: Collection[str]) -> dict[str, StateRecord]:
+        rows = _STATES.rows(connection, {"openids": list(openids)})
         now = self.clock.now()
         records = {openid: StateRecord() for openid in openids}
-        for row in rows:
-            if row.state is None:
+        for openid, state, data, updated_at in rows:
+            if state is None:
                 continue
-            if now - row.updated_at > self.ttl:
-                records[row.openid] = StateRecord(state=None, data={"expired_state": row.state})
+            if now - updated_at > self.ttl:
+                records[openid] = StateRecord(state=None, data={"expired_state": state})
             else:
-                records[row.openid] = StateRecord(row.state, dict(row.data or {}))
+                records[openid] = StateRecord(state, dict(data or {}))
         return records
 
     async def set(self, openid: str, record: StateRecord) -> None:
@@ -105,7 +107,7 @@ class RedisStateStorage:
         self.ttl = ttl
         self.prefix = prefix
 
-    def read_many(self, session: Session, openids: Collection[str]) -> dict[str, StateRecord] | None:
+    def read_many(self, connection: Connection, openids: Collection[str]) -> dict[str, StateRecord] | None:
         return None
 
     async def get(self, openid: str) -> StateRecord:

@@ -1,11 +1,12 @@
 """The database handle: an async engine and session factory for SQLite or PostgreSQL.
 
-``run_sync_transaction`` runs a synchronous function in one write transaction. Through the async
-drivers every statement costs a hop to a driver thread (aiosqlite) or the greenlet bridge, about
-0.3 ms of CPU each, while SQLite itself answers a keyed query in microseconds; so on a SQLite file
-the function runs in one dedicated thread on a synchronous connection (one hop per transaction).
-On PostgreSQL it runs through the async session's greenlet bridge. Used by the hot path's group
-commit (``bot/storage/groupcommit.py``).
+``run_sync_transaction`` runs a synchronous function on a Core connection in one write
+transaction. Through the async drivers every statement costs a hop to a driver thread (aiosqlite)
+or the greenlet bridge, about 0.3 ms of CPU each, while SQLite itself answers a keyed query in
+microseconds; so on a SQLite file the function runs in one dedicated thread on a synchronous
+connection (one hop per transaction). On PostgreSQL it runs through the async connection's
+greenlet bridge. Used by the hot path's group commit (``bot/storage/groupcommit.py``), whose
+statements are :class:`bot.storage.prepared.Prepared`.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import Session
 
 R = TypeVar("R")
 
@@ -116,11 +116,16 @@ class Database:
                 await session.rollback()
                 raise
 
-    async def run_sync_transaction(self, fn: Callable[[Session], R]) -> R:
-        """``fn(session)`` in one write transaction (commit on success, rollback on error)."""
-        if self._sync_engine is None or self._write_lock is None:
-            async with self.transaction() as session:
-                return await session.run_sync(fn)
+    async def run_sync_transaction(self, fn: Callable[[Connection], R]) -> R:
+        """``fn(connection)`` in one write transaction (commit on success, rollback on error)."""
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                return await conn.run_sync(fn)
+        if self._sync_engine is None:  # an in-memory database: one connection, through aiosqlite
+            async with self._write_lock, self.engine.connect() as conn:
+                conn = await conn.execution_options(sqlite_immediate=True)
+                async with conn.begin():
+                    return await conn.run_sync(fn)
         if self._sync_thread is None:
             self._sync_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-batch")
         async with self._write_lock:
@@ -128,16 +133,12 @@ class Database:
                 self._sync_thread, self._in_sync_transaction, fn
             )
 
-    def _in_sync_transaction(self, fn: Callable[[Session], R]) -> R:
-        with Session(self._sync_engine, expire_on_commit=False) as session:
-            session.connection(execution_options={"sqlite_immediate": True})
-            try:
-                result = fn(session)
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
-            return result
+    def _in_sync_transaction(self, fn: Callable[[Connection], R]) -> R:
+        assert self._sync_engine is not None
+        with self._sync_engine.connect() as conn:
+            conn.execution_options(sqlite_immediate=True)
+            with conn.begin():
+                return fn(conn)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

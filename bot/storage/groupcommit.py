@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from bot.storage.db import Database
 
@@ -32,14 +32,14 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
-Apply = Callable[[Session, Sequence[T]], Sequence[R]]
+Apply = Callable[[Connection, Sequence[T]], Sequence[R]]
 
 
 class GroupCommit(Generic[T, R]):
     def __init__(
         self, db: Database, apply: Apply[T, R], max_batch: int = 64, max_turns: int = 50, patience: int = 8
     ) -> None:
-        """``apply(session, items)`` writes ``items`` in the caller's transaction and returns one
+        """``apply(connection, items)`` writes ``items`` in the caller's transaction and returns one
         result per item, in order. ``max_turns`` and ``patience`` bound how long a batch gathers
         (see :meth:`_gather`)."""
         self.db = db
@@ -112,8 +112,8 @@ class GroupCommit(Generic[T, R]):
             if not future.done():
                 future.set_result(result)
 
-    def _bound(self, items: Sequence[T]) -> Callable[[Session], Sequence[R]]:
-        return lambda session: self.apply(session, items)
+    def _bound(self, items: Sequence[T]) -> Callable[[Connection], Sequence[R]]:
+        return lambda connection: self.apply(connection, items)
 
 
 def _fail(batch: Sequence[tuple[object, asyncio.Future[R]]], exc: Exception) -> None:

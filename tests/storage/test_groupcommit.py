@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from bot.storage.db import Database
 from bot.storage.groupcommit import GroupCommit
@@ -18,10 +17,10 @@ from bot.storage.migrate import upgrade
 from bot.storage.models import InboundKey, utcnow
 
 
-def write_keys(session: Session, keys: Sequence[str]) -> list[str]:
+def write_keys(connection: Connection, keys: Sequence[str]) -> list[str]:
     now = utcnow()
     for key in keys:
-        session.execute(
+        connection.execute(
             insert(InboundKey).values(key=key, openid="o_gc", status="processing", created_at=now, updated_at=now)
         )
     return [key.upper() for key in keys]

@@ -1,0 +1,149 @@
+"""Prepared statements (the hot path's SQL) store and read exactly what SQLAlchemy would, on SQLite
+(straight on the driver's cursor) and PostgreSQL (through SQLAlchemy)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import inspect as sa_inspect
+
+from bot.storage.db import Database, dialect_insert
+from bot.storage.migrate import upgrade
+from bot.storage.models import InboundKey, Message, Resident
+from bot.storage.prepared import Prepared, detached
+
+T0 = datetime(2026, 12, 5, 8, 30, 15, 123456, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(database_url: str) -> Any:
+    database = Database(database_url)
+    await upgrade(database)
+    yield database
+    await database.dispose()
+
+
+async def test_rows_written_and_read_as_sqlalchemy_would(db: Database) -> None:
+    add = Prepared(dialect_insert(db.dialect, Resident.__table__))
+    log = Prepared(insert(Message.__table__))
+    by_openid = Prepared(
+        select(Resident.openid, Resident.created_at, Resident.profile)
+        .where(Resident.openid.in_(bindparam("openids", expanding=True)), Resident.subscribed.is_(True))
+        .order_by(Resident.openid)
+    )
+    east = datetime(2026, 12, 5, 16, 30, 15, 123456, tzinfo=timezone(timedelta(hours=8)))  # = T0, stored as UTC
+
+    def write(conn: Connection) -> list[list[tuple[Any, ...]]]:
+        add.many(
+            conn,
+            [
+                {"openid": f"o_{i}", "subscribed": i != 2, "subscribed_at": T0, "created_at": T0 + timedelta(hours=i),
+                 "updated_at": T0, "profile": {"楼栋": i, "tags": ["老人"]}}
+                for i in range(4)
+            ],
+        )
+        resident_id = conn.execute(select(Resident.id).where(Resident.openid == "o_0")).scalar_one()
+        log.many(
+            conn,
+            [
+                {"resident_id": resident_id, "direction": "in", "msg_type": "text", "event": None,
+                 "content": "路灯坏了]]>", "payload": {"Content": "路灯坏了"}, "intent": "complaint",
+                 "confidence": 0.91, "dedup_key": "msg:1", "via": None, "created_at": east},
+            ],
+        )
+        # The same statement with IN lists of several lengths; o_2 is not subscribed (a constant).
+        return [by_openid.rows(conn, {"openids": ids}) for ids in (["o_1"], ["o_0", "o_2", "o_3"], ["o_9", "o_3"])]
+
+    one, three, two = await db.run_sync_transaction(write)
+    assert one == [("o_1", T0 + timedelta(hours=1), {"楼栋": 1, "tags": ["老人"]})]
+    assert [r[0] for r in three] == ["o_0", "o_3"] and [r[0] for r in two] == ["o_3"]
+    assert three[1][1] == T0 + timedelta(hours=3) and three[1][1].tzinfo is not None
+
+    async with db.session() as s:  # what the ORM reads back is what it would have written
+        message = (await s.scalars(select(Message))).one()
+        assert (message.content, message.payload, message.confidence) == ("路灯坏了]]>", {"Content": "路灯坏了"}, 0.91)
+        assert message.created_at == east == T0
+        resident = (await s.scalars(select(Resident).where(Resident.openid == "o_3"))).one()
+        assert resident.created_at == T0 + timedelta(hours=3) and resident.profile == {"楼栋": 3, "tags": ["老人"]}
+
+
+async def test_many_returns_what_returning_gives(db: Database) -> None:
+    claim = Prepared(
+        dialect_insert(db.dialect, InboundKey.__table__)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(InboundKey.key)
+    )
+
+    def rows(keys: list[str]) -> list[dict[str, Any]]:
+        return [{"key": k, "openid": "o", "status": "processing", "created_at": T0, "updated_at": T0} for k in keys]
+
+    assert await db.run_sync_transaction(lambda c: claim.many(c, rows(["a", "b"]))) == [("a",), ("b",)]
+    assert await db.run_sync_transaction(lambda c: claim.many(c, rows(["b", "c", "a"]))) == [("c",)]
+    assert await db.run_sync_transaction(lambda c: claim.many(c, [])) == []
+
+
+async def test_statements_needing_defaults_or_missing_parameters_are_refused(db: Database) -> None:
+    add = Prepared(insert(Resident.__table__))
+    with pytest.raises(ValueError, match="updated_at"):
+        # created_at and updated_at have Python-side defaults, which a prepared statement does not apply.
+        await db.run_sync_transaction(lambda c: add.many(c, [{"openid": "o", "subscribed": True}]))
+    find = Prepared(select(Resident.id).where(Resident.openid == bindparam("openid")))
+    with pytest.raises(ValueError, match="openid"):
+        await db.run_sync_transaction(lambda c: find.rows(c, {}))
+    async with db.session() as s:
+        assert (await s.scalars(select(Resident))).all() == []
+
+
+async def test_sqlite_stores_utc_text_in_sqlalchemy_format(sqlite_url: str) -> None:
+    """Datetimes on SQLite are written and parsed by our own processors; the text is SQLAlchemy's
+    format, and older or hand-written forms still read as UTC."""
+    db = Database(sqlite_url)
+    await upgrade(db)
+    try:
+        ist = datetime(2026, 12, 5, 14, 0, 15, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+        async with db.transaction() as s:
+            s.add(Resident(openid="o_t", subscribed=True, created_at=ist, updated_at=ist))
+        forms = ["2026-12-05 08:30:15", "2026-12-05T08:30:15.5", "2026-12-05 16:30:15+08:00", "2026-12-05"]
+
+        def raw(conn: Connection) -> list[Any]:
+            stored = conn.exec_driver_sql("SELECT created_at FROM residents").scalar_one()
+            for i, text in enumerate(forms):
+                conn.exec_driver_sql(
+                    "INSERT INTO residents (openid, subscribed, created_at, updated_at) VALUES (?, 1, ?, ?)",
+                    (f"o_{i}", text, text),
+                )
+            return [stored]
+
+        assert await db.run_sync_transaction(raw) == ["2026-12-05 08:30:15.123456"]
+        async with db.session() as s:
+            read = {r.openid: r.created_at for r in await s.scalars(select(Resident))}
+        assert read == {
+            "o_t": T0,
+            "o_0": T0.replace(microsecond=0),
+            "o_1": T0.replace(microsecond=500000),
+            "o_2": T0.replace(microsecond=0),
+            "o_3": datetime(2026, 12, 5, tzinfo=UTC),
+        }
+    finally:
+        await db.dispose()
+
+
+async def test_detached_objects_behave_like_loaded_ones(db: Database) -> None:
+    keys = tuple(attr.key for attr in sa_inspect(Resident).column_attrs)
+    query = Prepared(select(*(getattr(Resident, k) for k in keys)).where(Resident.openid == bindparam("openid")))
+    async with db.transaction() as s:
+        s.add(Resident(openid="o_d", subscribed=True, created_at=T0, updated_at=T0, profile={"楼栋": 3}))
+    (row,) = await db.run_sync_transaction(lambda c: query.rows(c, {"openid": "o_d"}))
+    resident = detached(Resident, keys, row)
+    state = sa_inspect(resident)
+    assert state.detached and not state.modified
+    assert (resident.openid, resident.created_at, resident.profile) == ("o_d", T0, {"楼栋": 3})
+    async with db.transaction() as s:  # merged like any detached object: an UPDATE, not an INSERT
+        merged = await s.merge(resident)
+        merged.building = "3号楼"
+    async with db.session() as s:
+        rows = (await s.scalars(select(Resident))).all()
+    assert [(r.openid, r.building, r.created_at) for r in rows] == [("o_d", "3号楼", T0)]
