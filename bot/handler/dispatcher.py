@@ -13,7 +13,7 @@ from typing import Any
 
 from bot import texts
 from bot.handler.context import Context
-from bot.handler.router import Registered, Router
+from bot.handler.router import Profile, Registered, Router
 from bot.handler.state import FSM, StateRecord
 from bot.handler.types import Inbound, Out, as_outs
 from bot.logmask import mask_openid
@@ -21,6 +21,8 @@ from bot.runtime import Runtime
 from bot.storage.models import Resident
 
 log = logging.getLogger("bot.dispatch")
+
+MAX_PROFILES = 1024
 
 Next = Callable[[Context], Awaitable[list[Out]]]
 Middleware = Callable[[Context, Next], Awaitable[list[Out]]]
@@ -31,9 +33,20 @@ class Dispatcher:
         self.router = router
         self.middlewares = list(middlewares)
         self._handlers: list[Registered] = router.ordered()
+        self._candidates: dict[Profile, list[Registered]] = {}
+
+    def candidates(self, ctx: Context) -> list[Registered]:
+        """The handlers that could match this message, in routing order (cached per profile)."""
+        profile = Profile.of(ctx)
+        found = self._candidates.get(profile)
+        if found is None:
+            if len(self._candidates) >= MAX_PROFILES:  # unknown event names are unbounded
+                self._candidates.clear()
+            found = self._candidates[profile] = [r for r in self._handlers if r.possible(profile)]
+        return found
 
     async def _route(self, ctx: Context) -> list[Out]:
-        for registered in self._handlers:
+        for registered in self.candidates(ctx):
             matched = registered.check(ctx)
             if matched is True or (matched is not False and await matched):
                 ctx.extra["handler"] = registered.name

@@ -4,6 +4,10 @@ The dispatcher asks the root router for the first handler whose filters all matc
 handlers in phases — conversation state, then menu key, then message/event type, then intent,
 then catch-alls — and within a phase in registration order. So a flow adds itself by
 registering handlers on its own router; nothing central is edited.
+
+Every message would ask every handler; instead each filter also says, from a message's
+:class:`Profile` (type, event, whether a state or a menu key is set, intent), whether it could
+match at all, and the dispatcher asks only the handlers that could, in the same order.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import fnmatch
 import inspect
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bot.handler.types import HandlerResult
 
@@ -24,6 +28,21 @@ Handler = Callable[["Context"], Awaitable[HandlerResult]]
 PHASE_STATE, PHASE_MENU, PHASE_TYPE, PHASE_INTENT, PHASE_ANY = range(5)
 
 
+class Profile(NamedTuple):
+    """The few facts about a message that filters mostly look at, known before any handler runs."""
+
+    msg_type: str
+    event: str | None
+    state: bool  # a conversation state is set
+    menu_key: bool  # a menu key (or scene key) is present
+    intent: str | None
+
+    @classmethod
+    def of(cls, ctx: Context) -> Profile:
+        inbound = ctx.inbound
+        return cls(inbound.msg_type, inbound.event, ctx.state_name is not None, ctx.menu_key is not None, ctx.intent)
+
+
 class Filter:
     """A condition on the context. ``phase`` says how specific the filter is."""
 
@@ -31,6 +50,10 @@ class Filter:
 
     def __call__(self, ctx: Context) -> bool | Awaitable[bool]:
         raise NotImplementedError
+
+    def possible(self, profile: Profile) -> bool:
+        """False only if the filter is false for every message of this profile."""
+        return True
 
     def __and__(self, other: Filter) -> Filter:
         return _And(self, other)
@@ -43,6 +66,9 @@ class _And(Filter):
 
     def __call__(self, ctx: Context) -> bool | Awaitable[bool]:
         return _matches(self.parts, ctx)
+
+    def possible(self, profile: Profile) -> bool:
+        return all(part.possible(profile) for part in self.parts)
 
 
 class State(Filter):
@@ -64,6 +90,9 @@ class State(Filter):
             return False
         return any(fnmatch.fnmatchcase(state, p) for p in self.patterns)
 
+    def possible(self, profile: Profile) -> bool:
+        return profile.state and (profile.msg_type != "event" or self.events)
+
 
 class MenuKey(Filter):
     """A menu CLICK (or a scan/subscribe with a scene key) whose key matches."""
@@ -77,6 +106,9 @@ class MenuKey(Filter):
         key = ctx.menu_key
         return key is not None and any(fnmatch.fnmatchcase(key, p) for p in self.patterns)
 
+    def possible(self, profile: Profile) -> bool:
+        return profile.menu_key
+
 
 class MsgType(Filter):
     phase = PHASE_TYPE
@@ -87,6 +119,9 @@ class MsgType(Filter):
     def __call__(self, ctx: Context) -> bool:
         return ctx.inbound.msg_type in self.types
 
+    def possible(self, profile: Profile) -> bool:
+        return profile.msg_type in self.types
+
 
 class Event(Filter):
     phase = PHASE_TYPE
@@ -96,6 +131,9 @@ class Event(Filter):
 
     def __call__(self, ctx: Context) -> bool:
         return ctx.inbound.msg_type == "event" and (ctx.inbound.event or "") in self.events
+
+    def possible(self, profile: Profile) -> bool:
+        return profile.msg_type == "event" and (profile.event or "") in self.events
 
 
 class Intent(Filter):
@@ -108,6 +146,9 @@ class Intent(Filter):
 
     def __call__(self, ctx: Context) -> bool:
         return ctx.intent is not None and ctx.intent in self.intents
+
+    def possible(self, profile: Profile) -> bool:
+        return profile.intent is not None and profile.intent in self.intents
 
 
 class Text(Filter):
@@ -174,6 +215,9 @@ class Registered:
     phase: int
     order: int
     name: str
+
+    def possible(self, profile: Profile) -> bool:
+        return all(f.possible(profile) for f in self.filters)
 
     def check(self, ctx: Context) -> bool | Awaitable[bool]:
         """Like :meth:`matches`, without a coroutine when every filter is synchronous."""

@@ -1,0 +1,65 @@
+"""The dispatcher asks only the handlers whose filters could match a message's profile: a handler
+left out must be one whose filters are false. Checked for every handler of the product's router
+over a grid of message types, events, menu keys, states, intents and texts."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from bot.flows import build_router
+from bot.handler.context import Context
+from bot.handler.dispatcher import Dispatcher
+from bot.handler.middlewares import MENU_INTENTS
+from bot.handler.router import Intent, Profile, Router, State
+from bot.handler.state import FSM, StateRecord
+from bot.handler.types import Inbound
+
+
+def _filters(router: Router) -> list[Any]:
+    out = []
+    for registered in router.walk():
+        stack = list(registered.filters)
+        while stack:
+            flt = stack.pop()
+            stack.extend(getattr(flt, "parts", ()))
+            out.append(flt)
+    return out
+
+
+def _grid(router: Router) -> list[tuple[Inbound, str | None, str | None]]:
+    filters = _filters(router)
+    states = {None} | {p.replace("*", "x") for f in filters if isinstance(f, State) for p in f.patterns}
+    intents = {None} | {i for f in filters if isinstance(f, Intent) for i in f.intents}
+    kinds: list[dict[str, Any]] = [
+        {"msg_type": t} for t in ("text", "voice", "image", "video", "location", "link")
+    ]
+    events = ["subscribe", "unsubscribe", "scan", "location", "view", "templatesendjobfinish", "unheard_of"]
+    kinds += [{"msg_type": "event", "event": e} for e in events]
+    kinds += [{"msg_type": "event", "event": "subscribe", "event_key": "qrscene_building:3"}]
+    kinds += [{"msg_type": "event", "event": "click", "event_key": k} for k in [*MENU_INTENTS, "UNKNOWN"]]
+    texts = ["", "你好", "是", "1", "下一页", "我的券", "积分商城"]
+    grid = []
+    for kind, text in itertools.product(kinds, texts):
+        if kind["msg_type"] == "event" and text:
+            continue
+        inbound = Inbound(openid="o_grid", account="gh_x", create_time=1, content=text or None, **kind)
+        grid.extend((inbound, state, intent) for state, intent in itertools.product(states, intents))
+    return grid
+
+
+async def test_every_handler_left_out_could_not_have_matched() -> None:
+    router = build_router()
+    dispatcher = Dispatcher(router)
+    checked = 0
+    for inbound, state, intent in _grid(router):
+        fsm = FSM(None, inbound.openid, StateRecord(state, {}))  # type: ignore[arg-type]
+        ctx = Context(inbound=inbound, rt=None, fsm=fsm, intent=intent)  # type: ignore[arg-type]
+        profile = Profile.of(ctx)
+        candidates = {id(r) for r in dispatcher.candidates(ctx)}
+        for registered in dispatcher._handlers:
+            if id(registered) in candidates:
+                continue
+            assert not await registered.matches(ctx), (registered.name, profile)
+            checked += 1
+    assert checked > 10_000  # the grid reached the handlers it should skip
