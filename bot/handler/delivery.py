@@ -45,7 +45,7 @@ class Delivery:
     def __init__(self, rt: Runtime, dispatcher: Dispatcher) -> None:
         self.rt = rt
         self.dispatcher = dispatcher
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[list[Out]]] = set()
         # Claims and replies of concurrent requests share write transactions (group commit).
         self.journal = Journal(rt.db, rt.states)
         self.writes: GroupCommit[Claim | Finish, Any] = GroupCommit(rt.db, self.journal.apply)
@@ -57,18 +57,24 @@ class Delivery:
         preloaded = await self._claim(inbound)
         if preloaded is None:
             return await self._replay(inbound.key, deadline)
-        done: asyncio.Future[list[Out]] = loop.create_future()
-        task = asyncio.create_task(self._process(inbound, done, preloaded))
+        # The handler runs in a task of its own, which goes on when the budget runs out; the
+        # request waits for whichever comes first: the answer, or the deadline (``None``).
+        first: asyncio.Future[list[Out] | None] = loop.create_future()
+        task = asyncio.create_task(self._process(inbound, first, preloaded))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        timer = loop.call_at(deadline, _settle, first, None)
         try:
-            return await asyncio.wait_for(asyncio.shield(done), max(0.0, deadline - loop.time()))
-        except TimeoutError:
-            if await self._defer(inbound.key):
-                log.info("deferred %s: answer goes out as a customer-service message", inbound.log_key)
-                return []
-            # The handler finished in the meantime and stored its reply.
-            return await done
+            passive = await first
+        finally:
+            timer.cancel()
+        if passive is not None:
+            return passive
+        if await self._defer(inbound.key):
+            log.info("deferred %s: answer goes out as a customer-service message", inbound.log_key)
+            return []
+        # The handler finished in the meantime and stored its reply.
+        return await task
 
     async def _claim(self, inbound: Inbound) -> Preloaded | None:
         """Claim the key and read what the dispatcher needs first; None for a retry."""
@@ -102,7 +108,9 @@ class Delivery:
             )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def _process(self, inbound: Inbound, done: asyncio.Future[list[Out]], preloaded: Preloaded) -> None:
+    async def _process(
+        self, inbound: Inbound, first: asyncio.Future[list[Out] | None], preloaded: Preloaded
+    ) -> list[Out]:
         try:
             processed = await self.dispatcher.process(inbound, self.rt, preloaded)
             outs, shown = _with_notices(processed.outs, preloaded.notices)
@@ -110,8 +118,8 @@ class Delivery:
         except Exception:
             log.exception("could not finish %s", inbound.log_key)
             passive = [Out.text(texts.ERROR)]
-        if not done.done():
-            done.set_result(passive)
+        _settle(first, passive)
+        return passive
 
     async def _finish(
         self, inbound: Inbound, outs: list[Out], ctx: Context | None, shown: Sequence[int] = ()
@@ -157,6 +165,11 @@ class Delivery:
         """Wait for handlers still running (graceful shutdown)."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace)
+
+
+def _settle(future: asyncio.Future[list[Out] | None], value: list[Out] | None) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 def _with_notices(outs: list[Out], notices: Sequence[tuple[int, Any]]) -> tuple[list[Out], list[int]]:
