@@ -36,11 +36,19 @@ class Profile(NamedTuple):
     state: bool  # a conversation state is set
     menu_key: bool  # a menu key (or scene key) is present
     intent: str | None
+    text: bool  # there is text to handle (typed, recognised or clarified)
 
     @classmethod
     def of(cls, ctx: Context) -> Profile:
         inbound = ctx.inbound
-        return cls(inbound.msg_type, inbound.event, ctx.state_name is not None, ctx.menu_key is not None, ctx.intent)
+        return cls(
+            inbound.msg_type,
+            inbound.event,
+            ctx.state_name is not None,
+            ctx.menu_key is not None,
+            ctx.intent,
+            bool(ctx.text),
+        )
 
 
 class Filter:
@@ -165,6 +173,9 @@ class Text(Filter):
         if not text:
             return False
         return text in self.words or (self.predicate is not None and self.predicate(text))
+
+    def possible(self, profile: Profile) -> bool:
+        return profile.text
 
 
 class Func(Filter):

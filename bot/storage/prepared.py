@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from sqlalchemy import Insert, bindparam
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm.attributes import instance_state
@@ -32,6 +33,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 M = TypeVar("M")
 Params = Mapping[str, Any]
+MULTIROW_CHUNK = 200  # rows per multi-row INSERT … RETURNING (SQLite allows 32766 parameters)
 Processor = Callable[[Any], Any] | None
 
 
@@ -56,6 +58,7 @@ class Prepared:
         self.statement = statement
         self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
         self._shapes: dict[tuple[str, tuple[str, ...], tuple[int, ...]], _Shape] = {}
+        self._multirows: dict[tuple[int, tuple[str, ...]], Prepared] = {}
 
     def rows(self, connection: Connection, params: Params | None = None) -> list[tuple[Any, ...]]:
         """The rows the statement returns, as tuples of values converted as SQLAlchemy would."""
@@ -78,7 +81,7 @@ class Prepared:
 
     def many(self, connection: Connection, rows: Sequence[Params]) -> list[tuple[Any, ...]]:
         """Execute once per parameter set (all with the same keys and list lengths); the rows a
-        ``RETURNING`` clause gives, in order."""
+        ``RETURNING`` clause gives (an INSERT's in no particular order)."""
         if not rows:
             return []
         dialect = connection.dialect
@@ -92,14 +95,29 @@ class Prepared:
             if not prepared.results:
                 cursor.executemany(shape.sql, [_arguments(shape, r) for r in rows])
                 return []
-            # The driver's executemany drops what RETURNING gives: one execute per set.
-            fetched: list[Any] = []
+            if isinstance(self.statement, Insert):
+                # The driver's executemany drops what RETURNING gives: one INSERT of many rows.
+                fetched: list[tuple[Any, ...]] = []
+                for start in range(0, len(rows), MULTIROW_CHUNK):
+                    chunk = rows[start : start + MULTIROW_CHUNK]
+                    fetched.extend(self._multirow(len(chunk), tuple(chunk[0])).rows(connection, _numbered(chunk)))
+                return fetched
+            raw: list[Any] = []
             for r in rows:
                 cursor.execute(shape.sql, _arguments(shape, r))
-                fetched.extend(cursor.fetchall())
+                raw.extend(cursor.fetchall())
         finally:
             cursor.close()
-        return _converted(prepared.results, fetched)
+        return _converted(prepared.results, raw)
+
+    def _multirow(self, n: int, keys: tuple[str, ...]) -> Prepared:
+        """This INSERT with ``n`` rows of VALUES, parameters ``{key}__{i}`` (see :func:`_numbered`)."""
+        prepared = self._multirows.get((n, keys))
+        if prepared is None:
+            assert isinstance(self.statement, Insert)
+            values: list[dict[str, Any]] = [{k: bindparam(f"{k}__{i}") for k in keys} for i in range(n)]
+            prepared = self._multirows[(n, keys)] = Prepared(self.statement.values(values))
+        return prepared
 
     def _compile(self, dialect: Dialect, params: Params) -> _Compiled:
         key = (dialect.name, tuple(params))
@@ -151,6 +169,10 @@ class Prepared:
                     where[part] = (source, i, None, processor)
         shape = self._shapes[key] = _Shape(expanded.statement, tuple(where[p] for p in expanded.positiontup or ()))
         return shape
+
+
+def _numbered(rows: Sequence[Params]) -> dict[str, Any]:
+    return {f"{k}__{i}": v for i, r in enumerate(rows) for k, v in r.items()}
 
 
 def _arguments(shape: _Shape, params: Params) -> tuple[Any, ...]:

@@ -80,9 +80,13 @@ async def test_many_returns_what_returning_gives(db: Database) -> None:
     def rows(keys: list[str]) -> list[dict[str, Any]]:
         return [{"key": k, "openid": "o", "status": "processing", "created_at": T0, "updated_at": T0} for k in keys]
 
-    assert await db.run_sync_transaction(lambda c: claim.many(c, rows(["a", "b"]))) == [("a",), ("b",)]
+    assert sorted(await db.run_sync_transaction(lambda c: claim.many(c, rows(["a", "b"])))) == [("a",), ("b",)]
     assert await db.run_sync_transaction(lambda c: claim.many(c, rows(["b", "c", "a"]))) == [("c",)]
     assert await db.run_sync_transaction(lambda c: claim.many(c, [])) == []
+    # More rows than one multi-row INSERT takes: every new one is returned once.
+    many = [f"k{i:03d}" for i in range(450)]
+    returned = await db.run_sync_transaction(lambda c: claim.many(c, rows(["a", *many, "c"])))
+    assert sorted(k for (k,) in returned) == many
 
 
 async def test_statements_needing_defaults_or_missing_parameters_are_refused(db: Database) -> None:
