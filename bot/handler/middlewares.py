@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -22,11 +22,17 @@ from bot.storage.models import Resident
 log = logging.getLogger("bot.messages")
 
 
+# The last-inbound time is kept to the minute: a conversation's messages do not each rewrite the
+# resident's row.
+LAST_INBOUND_RESOLUTION = timedelta(minutes=1)
+
+
 async def resident(ctx: Context, nxt: Next) -> list[Out]:
-    """Load (or create) the resident by openid; keep subscription and the 48-hour window current.
+    """Load (or create) the resident by openid; keep subscription and the last-inbound time (the
+    48-hour window) current.
 
     Only a first contact or a (un)subscribe writes here; the last-inbound time is written with
-    the reply, in the same transaction.
+    the reply, in the same transaction, when it moved by a minute or more.
     """
     inbound = ctx.inbound
     now = ctx.rt.clock.now()
@@ -44,7 +50,9 @@ async def resident(ctx: Context, nxt: Next) -> list[Out]:
     if row is None or changes:
         row = await _upsert_resident(ctx, row, changes, now)
     ctx.resident = row
-    ctx.last_inbound_at = now
+    last = row.last_inbound_at
+    if last is None or not timedelta(0) <= now - last < LAST_INBOUND_RESOLUTION:
+        ctx.last_inbound_at = now  # written with the reply
     return await nxt(ctx)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.api.paging import encode_cursor
-from tests.api.conftest import Api, assert_error, check_schema, response_schema
+from bot.clock import ManualClock
+from tests.api.conftest import Api, assert_error, check_schema, make_tokens, response_schema
 
 A, B, C = "oApiTestAlpha0000000000001", "oApiTestBravo0000000000002", "oApiTestCharlie00000000003"
 
@@ -152,3 +153,30 @@ async def test_unknown_residents_and_bad_parameters(api: Api):
     messages = await api.ok(f"/residents/{resident['id']}/messages", limit=1)
     status, body = await api.get("/residents", cursor=messages["next_cursor"])
     assert_error(status, body, 400, "bad_cursor")
+
+
+async def test_last_inbound_time_is_kept_to_the_minute(service_factory, sqlite_url, fake_api):
+    """Each message moves the resident's last-inbound time (the 48-hour window) unless it moved less
+    than a minute ago: a conversation does not rewrite the resident's row with every message."""
+    clock = ManualClock(datetime(2025, 3, 1, 8, 0, tzinfo=UTC))
+    svc = await service_factory(sqlite_url, fake_api, app_kwargs={"clock": clock})
+    api = Api(svc, await make_tokens(sqlite_url))
+    sender = svc.sender("plain")
+
+    async def last_inbound() -> datetime:
+        (resident,) = (await api.ok("/residents"))["items"]
+        return datetime.fromisoformat(resident["last_inbound_at"])
+
+    first = clock.now()
+    assert (await svc.send(sender.text(A, "你好"))).status == 200
+    assert await last_inbound() == first
+    clock.advance(timedelta(seconds=50))
+    assert (await svc.send(sender.event(A, "CLICK", "HELP"))).status == 200
+    assert await last_inbound() == first
+    clock.advance(timedelta(seconds=20))
+    assert (await svc.send(sender.text(A, "谢谢"))).status == 200
+    assert await last_inbound() == clock.now()
+    # A clock that went back (another process's, or corrected) is not "less than a minute ago".
+    clock.advance(timedelta(minutes=-5))
+    assert (await svc.send(sender.text(A, "在吗"))).status == 200
+    assert await last_inbound() == clock.now()
