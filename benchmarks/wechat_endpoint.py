@@ -69,7 +69,7 @@ def message(sender: WeChatSender, kind: str, i: int) -> dict[str, object]:
     if kind == "click":
         # An event's key is sender + CreateTime + event: a distinct second per message of a resident.
         return {**sender.event(openid, "CLICK", "HELP"), "CreateTime": 1_700_000_000 + i // 200}
-    return sender.text(openid, f"你好 {i}")
+    return sender.text(openid, "你好")  # unique by MsgId
 
 
 async def load(

@@ -79,7 +79,7 @@ async def main() -> None:
                 openid = f"o_stage_{i % 200:03d}"
                 if args.message == "click":
                     return {**sender.event(openid, "CLICK", "HELP"), "CreateTime": 1_700_000_000 + i // 200}
-                return sender.text(openid, f"你好 {i}")
+                return sender.text(openid, "你好")  # unique by MsgId
 
             requests = [sender.build(fields(i)) for i in range(n)]
             inbounds: list[Inbound] = []
