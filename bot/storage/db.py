@@ -78,8 +78,15 @@ class Database:
         self._sync_thread: ThreadPoolExecutor | None = None
         if self.dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
             # The same file through the standard library's driver, used from one thread only.
+            # The driver keeps compiled SQL by text; the hot path's statements come in one variant
+            # per batch size (IN lists, multi-row INSERTs): up to 64 each, more in all than the
+            # driver's default of 128 would keep.
             self._sync_engine = create_engine(
-                parsed.set(drivername="sqlite+pysqlite"), hide_parameters=True, pool_size=1, max_overflow=0
+                parsed.set(drivername="sqlite+pysqlite"),
+                hide_parameters=True,
+                pool_size=1,
+                max_overflow=0,
+                connect_args={"cached_statements": 1024},
             )
             event.listen(self._sync_engine, "connect", _sqlite_pragmas)
             event.listen(self._sync_engine, "begin", _sqlite_begin)

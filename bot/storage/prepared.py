@@ -115,7 +115,11 @@ class Prepared:
         prepared = self._multirows.get((n, keys))
         if prepared is None:
             assert isinstance(self.statement, Insert)
-            values: list[dict[str, Any]] = [{k: bindparam(f"{k}__{i}") for k in keys} for i in range(n)]
+            columns = self.statement.table.c
+            # Typed like the columns, so the values go through the columns' bind processors.
+            values: list[dict[str, Any]] = [
+                {k: bindparam(f"{k}__{i}", type_=columns[k].type) for k in keys} for i in range(n)
+            ]
             prepared = self._multirows[(n, keys)] = Prepared(self.statement.values(values))
         return prepared
 

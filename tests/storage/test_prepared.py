@@ -151,3 +151,26 @@ async def test_detached_objects_behave_like_loaded_ones(db: Database) -> None:
     async with db.session() as s:
         rows = (await s.scalars(select(Resident))).all()
     assert [(r.openid, r.building, r.created_at) for r in rows] == [("o_d", "3号楼", T0)]
+
+
+async def test_many_rows_in_one_insert_are_stored_like_one(sqlite_url: str) -> None:
+    """A multi-row INSERT … RETURNING converts its values exactly as a single-row one does."""
+    db = Database(sqlite_url)
+    await upgrade(db)
+    try:
+        claim = Prepared(
+            dialect_insert(db.dialect, InboundKey.__table__)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(InboundKey.key)
+        )
+        ist = T0.astimezone(timezone(timedelta(hours=5, minutes=30)))
+        rows = [{"key": k, "openid": "o", "status": "processing", "created_at": ist, "updated_at": T0} for k in "abc"]
+        await db.run_sync_transaction(lambda c: claim.many(c, rows[:1]))
+        await db.run_sync_transaction(lambda c: claim.many(c, rows[1:]))
+
+        def stored(conn: Connection) -> set[tuple[Any, ...]]:
+            return set(conn.exec_driver_sql("SELECT created_at, updated_at FROM inbound_keys").all())
+
+        assert await db.run_sync_transaction(stored) == {("2026-12-05 08:30:15.123456", "2026-12-05 08:30:15.123456")}
+    finally:
+        await db.dispose()
