@@ -1,9 +1,11 @@
 """Messages per second and latency through HTTP in safe mode: the full pipeline against an echo server.
 
-Each server runs in its own process pinned to one core (``taskset -c 0`` when available); this
-process, on the other core, replays pre-encrypted unique text messages with a fixed number of
-connections. The full pipeline decrypts, dedups, persists (SQLite, WAL), routes, replies and
-encrypts; the echo server only decrypts, parses and encrypts the text back.
+Each server runs in its own process pinned to one core (``taskset -c 0`` when available), one at
+a time; this process, on the other core, replays pre-encrypted unique messages with a fixed number
+of connections. The full pipeline decrypts, dedups, persists (SQLite, WAL), routes, replies and
+encrypts; the echo server only decrypts, parses and encrypts the text back. Every run starts its
+server afresh (the full pipeline on a new SQLite file), and the servers take turns over
+``--rounds``: each full-pipeline run is compared with the echo run of its round.
 
     .venv/bin/python benchmarks/wechat_endpoint.py [--messages 3000] [--concurrency 16]
 """
@@ -162,7 +164,6 @@ async def main() -> None:
         bot_env = {
             **env,
             "BOT_PORT": str(bot_port),
-            "BOT_DATABASE_URL": args.database_url or f"sqlite+aiosqlite:///{tmp}/bench.sqlite3",
             "BOT_DATA_DIR": f"{tmp}/data",
             "BOT_WECHAT_TOKEN": TOKEN,
             "BOT_WECHAT_APPID": APPID,
@@ -182,9 +183,11 @@ async def main() -> None:
             finally:
                 echo.terminate()
                 await echo.wait()
-            bot = await run_server([py, "-m", "bot", "serve"], bot_env, bot_port)
-            try:
-                for kind in kinds:
+            for kind in kinds:
+                # Each kind on a server (and SQLite file) of its own, started like the echo server.
+                database = args.database_url or f"sqlite+aiosqlite:///{tmp}/bench-{r}-{kind}.sqlite3"
+                bot = await run_server([py, "-m", "bot", "serve"], {**bot_env, "BOT_DATABASE_URL": database}, bot_port)
+                try:
                     results[kind].append(
                         await load(
                             f"http://127.0.0.1:{bot_port}/wechat",
@@ -196,9 +199,9 @@ async def main() -> None:
                             r * args.messages,
                         )
                     )
-            finally:
-                bot.terminate()
-                await bot.wait()
+                finally:
+                    bot.terminate()
+                    await bot.wait()
     print(f"\nmedians over {args.rounds} rounds of {args.messages} messages, {args.concurrency} connections:")
     for label, runs in results.items():
         med = {key: statistics.median(run[key] for run in runs) for key in ("rps", "p50", "p99", "cpu_ms")}
