@@ -135,7 +135,7 @@ class Message(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     intent: Mapped[str | None] = mapped_column(String(32), index=True)
     confidence: Mapped[float | None] = mapped_column(Float)
-    dedup_key: Mapped[str | None] = mapped_column(String(160), index=True)
+    dedup_key: Mapped[str | None] = mapped_column(String(160))  # the inbound key (not indexed: see migration 0008)
     via: Mapped[str | None] = mapped_column(String(16))  # outbound: "passive" | "custom"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
