@@ -6,7 +6,7 @@ then catch-alls — and within a phase in registration order. So a flow adds its
 registering handlers on its own router; nothing central is edited.
 
 Every message would ask every handler; instead each filter also says, from a message's
-:class:`Profile` (type, event, whether a state or a menu key is set, intent), whether it could
+:class:`Profile` (type, event, intent, whether a state, a menu key or text is there), whether it could
 match at all, and the dispatcher asks only the handlers that could, in the same order.
 """
 

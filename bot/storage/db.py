@@ -125,14 +125,9 @@ class Database:
 
     async def run_sync_transaction(self, fn: Callable[[Connection], R]) -> R:
         """``fn(connection)`` in one write transaction (commit on success, rollback on error)."""
-        if self._write_lock is None:
+        if self._sync_engine is None or self._write_lock is None:  # PostgreSQL
             async with self.engine.begin() as conn:
                 return await conn.run_sync(fn)
-        if self._sync_engine is None:  # an in-memory database: one connection, through aiosqlite
-            async with self._write_lock, self.engine.connect() as conn:
-                conn = await conn.execution_options(sqlite_immediate=True)
-                async with conn.begin():
-                    return await conn.run_sync(fn)
         if self._sync_thread is None:
             self._sync_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-batch")
         async with self._write_lock:

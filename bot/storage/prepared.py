@@ -3,7 +3,7 @@
 SQLAlchemy's per-execution work (parameter construction, rendering of expanding ``IN`` lists,
 result set-up, events) costs tens of microseconds per statement, more than SQLite itself spends
 on a small one. :class:`Prepared` compiles a Core statement once per dialect and shape (the
-lengths of its ``IN`` lists), keeps SQLAlchemy's own bind and result processors for its column
+lengths of its ``IN`` lists; the number of rows of an ``INSERT … RETURNING``), keeps SQLAlchemy's own bind and result processors for its column
 types, and then only converts the values and calls the DBAPI cursor: what is stored and read back
 is exactly what SQLAlchemy would store and read.
 
@@ -89,21 +89,21 @@ class Prepared:
         if dialect.name != "sqlite":
             result = connection.execute(self.statement, [dict(r) for r in rows])
             return [tuple(row) for row in result] if result.returns_rows else []
+        if prepared.results and isinstance(self.statement, Insert):
+            # The driver's executemany drops what RETURNING gives: one INSERT of many rows.
+            fetched: list[tuple[Any, ...]] = []
+            for start in range(0, len(rows), MULTIROW_CHUNK):
+                chunk = rows[start : start + MULTIROW_CHUNK]
+                fetched.extend(self._multirow(len(chunk), tuple(chunk[0])).rows(connection, _numbered(chunk)))
+            return fetched
         shape = self._shape(prepared, dialect, rows[0])
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             if not prepared.results:
                 cursor.executemany(shape.sql, [_arguments(shape, r) for r in rows])
                 return []
-            if isinstance(self.statement, Insert):
-                # The driver's executemany drops what RETURNING gives: one INSERT of many rows.
-                fetched: list[tuple[Any, ...]] = []
-                for start in range(0, len(rows), MULTIROW_CHUNK):
-                    chunk = rows[start : start + MULTIROW_CHUNK]
-                    fetched.extend(self._multirow(len(chunk), tuple(chunk[0])).rows(connection, _numbered(chunk)))
-                return fetched
             raw: list[Any] = []
-            for r in rows:
+            for r in rows:  # UPDATE … RETURNING: one execute per set
                 cursor.execute(shape.sql, _arguments(shape, r))
                 raw.extend(cursor.fetchall())
         finally:
