@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
 
-import pytest
 from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.storage.db import Database
 from bot.storage.groupcommit import GroupCommit
-from bot.storage.migrate import upgrade
 from bot.storage.models import InboundKey, utcnow
 
 
@@ -29,14 +26,6 @@ def write_keys(connection: Connection, keys: Sequence[str]) -> list[str]:
 async def stored(db: Database) -> set[str]:
     async with db.session() as s:
         return set(await s.scalars(select(InboundKey.key)))
-
-
-@pytest.fixture
-async def db(database_url: str) -> Any:
-    database = Database(database_url)
-    await upgrade(database)
-    yield database
-    await database.dispose()
 
 
 async def test_concurrent_items_share_one_transaction(db: Database) -> None:

@@ -18,14 +18,6 @@ from bot.storage.prepared import Prepared, detached
 T0 = datetime(2026, 12, 5, 8, 30, 15, 123456, tzinfo=UTC)
 
 
-@pytest.fixture
-async def db(database_url: str) -> Any:
-    database = Database(database_url)
-    await upgrade(database)
-    yield database
-    await database.dispose()
-
-
 async def test_rows_written_and_read_as_sqlalchemy_would(db: Database) -> None:
     add = Prepared(dialect_insert(db.dialect, Resident.__table__))
     log = Prepared(insert(Message.__table__))
