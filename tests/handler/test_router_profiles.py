@@ -51,13 +51,14 @@ def _grid(router: Router) -> list[tuple[Inbound, str | None, str | None]]:
 async def test_every_handler_left_out_could_not_have_matched() -> None:
     router = build_router()
     dispatcher = Dispatcher(router)
+    handlers = router.ordered()
     checked = 0
     for inbound, state, intent in _grid(router):
         fsm = FSM(None, inbound.openid, StateRecord(state, {}))  # type: ignore[arg-type]
         ctx = Context(inbound=inbound, rt=None, fsm=fsm, intent=intent)  # type: ignore[arg-type]
         profile = Profile.of(ctx)
         candidates = {id(r) for r in dispatcher.candidates(ctx)}
-        for registered in dispatcher._handlers:
+        for registered in handlers:
             if id(registered) in candidates:
                 continue
             assert not await registered.matches(ctx), (registered.name, profile)
