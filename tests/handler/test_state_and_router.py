@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
+from bot.clock import ManualClock
 from bot.handler.context import Context
 from bot.handler.router import Intent, MenuKey, MsgType, Router, State, Text
+from bot.handler.state import DatabaseStateStorage, StateRecord
+from bot.storage.db import Database
+from bot.storage.migrate import upgrade
 from tests.conftest import REDIS_URL, need_service
 
 
@@ -115,3 +121,23 @@ async def test_takeover_keeps_the_bot_silent(service_factory, sqlite_url):
     await db.dispose()
     reply = await s.send(svc.http, s.text("o_take", "在吗"))
     assert reply.body == "success"
+
+
+async def test_database_state_storage_reads_its_own_writes_and_expires(database_url):
+    """The storage's single-resident read (used when no claim preloaded the state) sees what was
+    set, forgets what was cleared, and reports an idle state as expired."""
+    db = Database(database_url)
+    await upgrade(db)
+    clock = ManualClock(datetime(2026, 12, 5, 8, 0, tzinfo=UTC))
+    states = DatabaseStateStorage(db, clock, ttl=timedelta(hours=2))
+    try:
+        assert await states.get("o_state") == StateRecord()
+        await states.set("o_state", StateRecord("demo:ask_name", {"step": 1, "楼": "3号楼"}))
+        assert await states.get("o_state") == StateRecord("demo:ask_name", {"step": 1, "楼": "3号楼"})
+        assert await states.get("o_other") == StateRecord()
+        clock.advance(timedelta(hours=3))
+        assert await states.get("o_state") == StateRecord(None, {"expired_state": "demo:ask_name"})
+        await states.clear("o_state")
+        assert await states.get("o_state") == StateRecord()
+    finally:
+        await db.dispose()
