@@ -54,9 +54,10 @@ async def wait_ready(port: int) -> None:
     raise RuntimeError(f"server on {port} did not start")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and all its threads (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """User + system CPU time of a process and all its threads, or of one thread (Linux /proc)."""
+    stat = Path(f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat")
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -100,11 +101,12 @@ async def load(
                         errors += 1
                 latencies.append(time.perf_counter() - t0)
 
-        cpu_before = cpu_seconds(pid)
+        cpu_before, loop_before = cpu_seconds(pid), cpu_seconds(pid, pid)
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
         cpu = cpu_seconds(pid) - cpu_before
+        loop_cpu = cpu_seconds(pid, pid) - loop_before  # the main thread: the event loop's
     latencies.sort()
     pct = lambda p: latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000  # noqa: E731
     result = {
@@ -115,11 +117,13 @@ async def load(
         "mean": statistics.fmean(latencies) * 1000,
         "errors": errors,
         "cpu_ms": cpu / n * 1000,
+        "loop_ms": loop_cpu / n * 1000,
     }
     print(
         f"{label:<14} {result['rps']:8.0f} msg/s   p50 {result['p50']:6.1f} ms   p90 {result['p90']:6.1f} ms   "
         f"p99 {result['p99']:6.1f} ms   server CPU {result['cpu_ms']:.2f} ms/msg "
-        f"(= {1000 / max(result['cpu_ms'], 1e-9):.0f} msg/s per core)   errors {errors}"
+        f"(= {1000 / max(result['cpu_ms'], 1e-9):.0f} msg/s per core; event loop's thread "
+        f"{result['loop_ms']:.2f}, other threads {result['cpu_ms'] - result['loop_ms']:.2f})   errors {errors}"
     )
     return result
 
@@ -204,9 +208,9 @@ async def main() -> None:
                     await bot.wait()
     print(f"\nmedians over {args.rounds} rounds of {args.messages} messages, {args.concurrency} connections:")
     for label, runs in results.items():
-        med = {key: statistics.median(run[key] for run in runs) for key in ("rps", "p50", "p99", "cpu_ms")}
+        med = {key: statistics.median(run[key] for run in runs) for key in ("rps", "p50", "p99", "cpu_ms", "loop_ms")}
         line = (f"{label:<6} {med['rps']:6.0f} msg/s  p50 {med['p50']:5.1f} ms  p99 {med['p99']:5.1f} ms  "
-                f"CPU {med['cpu_ms']:.2f} ms/msg")
+                f"CPU {med['cpu_ms']:.2f} ms/msg (event loop's thread {med['loop_ms']:.2f})")
         if label != "echo":
             line += f"  throughput / echo {statistics.median(_ratios(runs, results['echo'])):.2f}"
         print(line)
