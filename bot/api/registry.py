@@ -181,10 +181,15 @@ def _message(error: ValidationError, root: str) -> str:
     return f"{where.lstrip('.') or 'body'}: {error.message}"
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
 def _no_control_chars(value: Any, where: str = "body") -> None:
     if isinstance(value, str):
         if "\x00" in value:
             raise bad_request(f"{where} contains a NUL character", "invalid_body")
+        if _SURROGATE.search(value):  # "\ud800" escapes: not text, and not storable as UTF-8
+            raise bad_request(f"{where} contains an unpaired surrogate (\\ud800-\\udfff)", "invalid_body")
     elif isinstance(value, dict):
         for key, item in value.items():
             _no_control_chars(key, where)

@@ -113,6 +113,8 @@ async def test_valid_body_reaches_the_handler(served):
         ({"text": "x", "colour": "red"}, "invalid_body", "colour"),
         ({"text": "x", "tags": ["a", 1]}, "invalid_body", "tags[1]"),
         ({"text": "x\u0000y"}, "invalid_body", "NUL"),
+        ({"text": "x\ud800y"}, "invalid_body", "surrogate"),
+        ({"text": "x", "tags": ["\udfff"]}, "invalid_body", "tags[0]"),
         ([{"text": "x"}], "invalid_body", "object"),
         ("null", "invalid_body", "object"),
     ],
