@@ -166,3 +166,40 @@ async def test_many_rows_in_one_insert_are_stored_like_one(sqlite_url: str) -> N
         assert await db.run_sync_transaction(stored) == {("2026-12-05 08:30:15.123456", "2026-12-05 08:30:15.123456")}
     finally:
         await db.dispose()
+
+
+async def test_json_keeps_chinese_as_text_and_reads_escaped_rows_too(sqlite_url: str) -> None:
+    """JSON columns are stored with Chinese as UTF-8, by the ORM and by the prepared statements
+    alike; rows written escaped (``\\uXXXX``, as before) read back the same."""
+    db = Database(sqlite_url)
+    await upgrade(db)
+    try:
+        log = Prepared(insert(Message))
+        row = {
+            "resident_id": 0, "direction": "out", "msg_type": "text", "event": None, "content": "您好",
+            "payload": {"kind": "text", "content": "您好"}, "intent": None, "confidence": None,
+            "dedup_key": None, "via": "passive", "created_at": T0,
+        }
+        async with db.transaction() as s:
+            s.add(Resident(openid="o_j", subscribed=True, created_at=T0, updated_at=T0, profile={"楼栋": "3号楼"}))
+            await s.flush()
+            resident_id = (await s.scalars(select(Resident.id))).one()
+
+        def write(conn: Connection) -> list[Any]:
+            log.many(conn, [{**row, "resident_id": resident_id}])
+            conn.exec_driver_sql(
+                "INSERT INTO messages (resident_id, direction, msg_type, payload, created_at) "
+                "VALUES (?, 'in', 'text', ?, '2026-12-05 08:30:15')",
+                (resident_id, '{"Content": "\\u7535\\u68af"}'),
+            )
+            return [
+                conn.exec_driver_sql("SELECT profile FROM residents").scalar_one(),
+                conn.exec_driver_sql("SELECT payload FROM messages WHERE direction = 'out'").scalar_one(),
+            ]
+
+        assert await db.run_sync_transaction(write) == ['{"楼栋": "3号楼"}', '{"kind": "text", "content": "您好"}']
+        async with db.session() as s:
+            payloads = {m.direction: m.payload for m in await s.scalars(select(Message))}
+        assert payloads == {"out": {"kind": "text", "content": "您好"}, "in": {"Content": "电梯"}}
+    finally:
+        await db.dispose()
