@@ -203,3 +203,22 @@ async def test_json_keeps_chinese_as_text_and_reads_escaped_rows_too(sqlite_url:
         assert payloads == {"out": {"kind": "text", "content": "您好"}, "in": {"Content": "电梯"}}
     finally:
         await db.dispose()
+
+
+async def test_sqlite_connections_share_the_settings(sqlite_url: str) -> None:
+    """Both ways into the SQLite file (the async pool and the hot path's thread) run in WAL mode,
+    with foreign keys on and the same checkpoint interval."""
+    from sqlalchemy import text
+
+    from bot.storage.db import WAL_CHECKPOINT_PAGES
+
+    db = Database(sqlite_url)
+    await upgrade(db)
+    pragmas = ("journal_mode", "foreign_keys", "synchronous", "wal_autocheckpoint")
+    try:
+        async with db.session() as s:
+            pooled = [(await s.execute(text(f"PRAGMA {p}"))).scalar_one() for p in pragmas]
+        hot = await db.run_sync_transaction(lambda c: [c.exec_driver_sql(f"PRAGMA {p}").scalar_one() for p in pragmas])
+        assert pooled == hot == ["wal", 1, 1, WAL_CHECKPOINT_PAGES]
+    finally:
+        await db.dispose()
