@@ -57,6 +57,7 @@ PLAIN_CASES = [
     ("empty", "", 400),
     ("wrong root", "<message><MsgType>text</MsgType></message>", 400),
     ("billion laughs", BILLION_LAUGHS, 400),
+    ("deeply nested", "<xml>" + "<a>" * 3000 + "</a>" * 3000 + "</xml>", 400),
     ("xxe", XXE, 400),
     ("no FromUserName", without("FromUserName"), 400),
     ("no MsgType", without("MsgType"), 400),

@@ -251,6 +251,23 @@ async def test_reply_text_cannot_break_the_xml(service_factory, sqlite_url):
         assert "Evil" not in reply.reply or reply.reply.get("Evil") is None
 
 
+async def test_resident_text_with_xml_specials_arrives_intact(service_factory, sqlite_url):
+    """Text that closes a CDATA section, entities and markup-like text reach the handler as typed
+    (the sender splits ``]]>`` across two CDATA sections, as WeChat does)."""
+    router = Router("echo")
+
+    @router.message(Text(predicate=lambda text: text.startswith("回声")))
+    async def echo(ctx):
+        return "收到：" + ctx.text
+
+    svc = await service_factory(sqlite_url, app_kwargs={"routers": [router]})
+    typed = "回声 a]]>b &amp; <c> ]]]]> 尾"
+    for mode in MODES:
+        s = svc.sender(mode)
+        reply = await s.send(svc.http, s.text(f"o_echo_{mode}", typed))
+        assert reply.content == "收到：" + typed, mode
+
+
 async def test_key_rotation_previous_key_still_decrypts(service_factory, sqlite_url):
     new_key = "B" * 43
     svc = await service_factory(sqlite_url, BOT_WECHAT_AES_KEY=new_key, BOT_WECHAT_AES_KEY_PREVIOUS=AES_KEY)
