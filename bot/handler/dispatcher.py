@@ -31,8 +31,13 @@ Middleware = Callable[[Context, Next], Awaitable[list[Out]]]
 class Dispatcher:
     def __init__(self, router: Router, middlewares: Sequence[Middleware] = ()) -> None:
         self.router = router
-        self.middlewares = list(middlewares)
+        self.middlewares = tuple(middlewares)
         self._handlers: list[Registered] = router.ordered()
+        # The chain middlewares → router, linked once (it takes the context as its argument).
+        chain: Next = self._route
+        for mw in reversed(self.middlewares):
+            chain = _bind(mw, chain)
+        self._chain = chain
         self._candidates: dict[Profile, list[Registered]] = {}
 
     def candidates(self, ctx: Context) -> list[Registered]:
@@ -64,10 +69,7 @@ class Dispatcher:
             ctx = Context(inbound=inbound, rt=rt, fsm=FSM(rt.states, inbound.openid, record))
             if preloaded is not None and preloaded.resident is not None:
                 ctx.resident = preloaded.resident
-            call: Next = self._route
-            for mw in reversed(self.middlewares):
-                call = _bind(mw, call)
-            return Processed(await call(ctx), ctx)
+            return Processed(await self._chain(ctx), ctx)
         except Exception:
             log.exception(
                 "handler failed for %s (%s)", mask_openid(inbound.openid), inbound.key.split(":")[0]

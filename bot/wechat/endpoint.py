@@ -84,7 +84,8 @@ async def receive(request: web.Request) -> web.Response:
     xml = render(outs[0], to_user=inbound.openid, from_user=inbound.account)
     if encrypted:
         xml = codec.encrypt(xml, key_index=key_index, nonce=nonce)
-    log.debug("passive reply to %s", mask_openid(inbound.openid))
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("passive reply to %s", mask_openid(inbound.openid))
     return web.Response(text=xml, content_type="application/xml")
 
 
