@@ -7,7 +7,11 @@ encrypts; the echo server only decrypts, parses and encrypts the text back. Ever
 server afresh (the full pipeline on a new SQLite file), and the servers take turns over
 ``--rounds``: each full-pipeline run is compared with the echo run of its round.
 
-    .venv/bin/python benchmarks/wechat_endpoint.py [--messages 3000] [--concurrency 16]
+``--baseline REV`` also runs the full pipeline of another revision (a temporary git worktree, the
+same virtualenv) in every round, taking turns with this one: is a change faster, on a machine
+whose speed drifts between minutes?
+
+    .venv/bin/python benchmarks/wechat_endpoint.py [--messages 3000] [--concurrency 16] [--baseline main~3]
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 import shutil
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -128,9 +133,11 @@ async def load(
     return result
 
 
-async def run_server(cmd: list[str], env: dict[str, str], port: int) -> asyncio.subprocess.Process:
+async def run_server(
+    cmd: list[str], env: dict[str, str], port: int, cwd: Path = REPO
+) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
-        *pinned(cmd), env=env, cwd=REPO, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        *pinned(cmd), env=env, cwd=cwd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
     await wait_ready(port)
     return proc
@@ -155,57 +162,30 @@ async def main() -> None:
         default="",
         help="the full pipeline's database (default: a fresh SQLite file); e.g. postgresql+asyncpg://postgres@127.0.0.1/bench",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        default="",
+        help="also run this git revision's full pipeline in every round, taking turns with this one",
+    )
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})  # the load generator keeps off the servers' core 0
     kinds = ["text", "click"] if args.message == "both" else [args.message]
-    py = sys.executable
     results: dict[str, list[dict[str, float]]] = {"echo": [], **{k: [] for k in kinds}}
+    trees = {kind: REPO for kind in kinds}
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        echo_port = free_port()
-        bot_port = free_port()
-        bot_env = {
-            **env,
-            "BOT_PORT": str(bot_port),
-            "BOT_DATA_DIR": f"{tmp}/data",
-            "BOT_WECHAT_TOKEN": TOKEN,
-            "BOT_WECHAT_APPID": APPID,
-            "BOT_WECHAT_AES_KEY": AES_KEY,
-            "BOT_WECHAT_API_BASE": "http://127.0.0.1:9",  # never called: every reply is passive
-            "BOT_LOG_LEVEL": "WARNING",
-        }
-        echo_cmd = [py, "benchmarks/echo_server.py", "--port", str(echo_port), "--token", TOKEN,
-                    "--aes-key", AES_KEY, "--appid", APPID]
-        # The machine's speed drifts (a shared host): the servers take turns, one running at a
-        # time, and each figure is compared with the echo run next to it.
-        for r in range(args.rounds):
-            echo = await run_server(echo_cmd, env, echo_port)
-            try:
-                echo_url = f"http://127.0.0.1:{echo_port}/wechat"
-                results["echo"].append(await load(echo_url, args.messages, args.concurrency, "echo", echo.pid))
-            finally:
-                echo.terminate()
-                await echo.wait()
+        if args.baseline:
+            baseline = Path(tmp) / "baseline"
+            _git_worktree("add", "--detach", str(baseline), args.baseline)
             for kind in kinds:
-                # Each kind on a server (and SQLite file) of its own, started like the echo server.
-                database = args.database_url or f"sqlite+aiosqlite:///{tmp}/bench-{r}-{kind}.sqlite3"
-                bot = await run_server([py, "-m", "bot", "serve"], {**bot_env, "BOT_DATABASE_URL": database}, bot_port)
-                try:
-                    results[kind].append(
-                        await load(
-                            f"http://127.0.0.1:{bot_port}/wechat",
-                            args.messages,
-                            args.concurrency,
-                            f"full ({kind})",
-                            bot.pid,
-                            kind,
-                            r * args.messages,
-                        )
-                    )
-                finally:
-                    bot.terminate()
-                    await bot.wait()
+                results[f"{kind}@{args.baseline}"] = []
+                trees[f"{kind}@{args.baseline}"] = baseline
+        try:
+            await _rounds(args, kinds, trees, results, tmp)
+        finally:
+            if args.baseline:
+                _git_worktree("remove", "--force", str(baseline))
     print(f"\nmedians over {args.rounds} rounds of {args.messages} messages, {args.concurrency} connections:")
     for label, runs in results.items():
         med = {key: statistics.median(run[key] for run in runs) for key in ("rps", "p50", "p99", "cpu_ms", "loop_ms")}
@@ -226,6 +206,79 @@ LABELS = {
     "click": "full, `click` (no intent engine)",
     "text": "full, `text` (whole product)",
 }
+
+
+def _git_worktree(*args: str) -> None:
+    """``git worktree …`` in this repository; a readable error if it fails."""
+    try:
+        subprocess.run(["git", "-C", str(REPO), "worktree", *args], check=True, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", "") or str(exc)
+        raise SystemExit(f"git worktree {args[0]}: {detail.strip()}") from None
+
+
+async def _rounds(
+    args: argparse.Namespace,
+    kinds: list[str],
+    trees: dict[str, Path],
+    results: dict[str, list[dict[str, float]]],
+    tmp: str,
+) -> None:
+    """The rounds: the echo server, then each kind's full pipeline (and the baseline's, if any)."""
+    py = sys.executable
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    echo_port = free_port()
+    bot_port = free_port()
+    bot_env = {
+        **env,
+        "BOT_PORT": str(bot_port),
+        "BOT_DATA_DIR": f"{tmp}/data",
+        "BOT_WECHAT_TOKEN": TOKEN,
+        "BOT_WECHAT_APPID": APPID,
+        "BOT_WECHAT_AES_KEY": AES_KEY,
+        "BOT_WECHAT_API_BASE": "http://127.0.0.1:9",  # never called: every reply is passive
+        "BOT_LOG_LEVEL": "WARNING",
+    }
+    echo_cmd = [py, "benchmarks/echo_server.py", "--port", str(echo_port), "--token", TOKEN,
+                "--aes-key", AES_KEY, "--appid", APPID]
+    # The machine's speed drifts (a shared host): the servers take turns, one running at a
+    # time, and each figure is compared with the echo run next to it.
+    runs_so_far = 0  # each run's messages are new (never retries), even in one shared database
+    for r in range(args.rounds):
+        echo = await run_server(echo_cmd, env, echo_port)
+        try:
+            echo_url = f"http://127.0.0.1:{echo_port}/wechat"
+            results["echo"].append(await load(echo_url, args.messages, args.concurrency, "echo", echo.pid))
+        finally:
+            echo.terminate()
+            await echo.wait()
+        for kind in kinds:
+            runs = [label for label in trees if label.split("@", 1)[0] == kind]
+            if r % 2:
+                runs.reverse()  # this revision and the baseline take turns going first
+            for label in runs:
+                # Each on a server (and SQLite file) of its own, started like the echo server.
+                tree = trees[label]
+                name = label.replace("@", "-").replace("/", "-").replace("~", "-")
+                database = args.database_url or f"sqlite+aiosqlite:///{tmp}/bench-{r}-{name}.sqlite3"
+                server_env = {**bot_env, "PYTHONPATH": str(tree), "BOT_DATABASE_URL": database}
+                bot = await run_server([py, "-m", "bot", "serve"], server_env, bot_port, cwd=tree)
+                try:
+                    results[label].append(
+                        await load(
+                            f"http://127.0.0.1:{bot_port}/wechat",
+                            args.messages,
+                            args.concurrency,
+                            f"full ({label})",
+                            bot.pid,
+                            kind,
+                            runs_so_far * args.messages,
+                        )
+                    )
+                finally:
+                    bot.terminate()
+                    await bot.wait()
+                runs_so_far += 1
 
 
 def _ratios(runs: list[dict[str, float]], echo: list[dict[str, float]]) -> list[float]:
@@ -255,7 +308,7 @@ def write_docs(results: dict[str, list[dict[str, float]]], args: argparse.Namesp
         ratios = _ratios(runs, results["echo"]) if label != "echo" else []
         ratio = f"**{statistics.median(ratios):.2f}** ({min(ratios):.2f}–{max(ratios):.2f})" if ratios else "—"
         lines.append(
-            f"| {LABELS[label]} | {spread([r['rps'] for r in runs], ',.0f')} "
+            f"| {LABELS.get(label, label)} | {spread([r['rps'] for r in runs], ',.0f')} "
             f"| {statistics.median(r['p50'] for r in runs):.1f} ms | {statistics.median(r['p99'] for r in runs):.1f} ms "
             f"| {statistics.median(r['cpu_ms'] for r in runs):.2f} ms | {ratio} |"
         )
