@@ -27,7 +27,7 @@ def _unsure(ctx: Context) -> bool:
     return ctx.decision == "clarify" and bool(getattr(ctx.understanding, "candidates", None))
 
 
-@router.message(Func(_unsure, phase=PHASE_INTENT))
+@router.message(Func(_unsure, phase=PHASE_INTENT, when=lambda p: p.text))  # the engine ran on text
 async def ask(ctx: Context) -> str:
     candidates = [label for label, _ in ctx.understanding.candidates if label in LABELS]
     await ctx.fsm.set(CLARIFY_STATE, candidates=candidates, text=ctx.text)

@@ -182,7 +182,7 @@ def _is_urgent(ctx: Context) -> bool:
     return bool(ctx.text) and rules(ctx).is_urgent(ctx.text)
 
 
-@router.message(Func(_is_urgent, phase=PHASE_STATE))
+@router.message(Func(_is_urgent, phase=PHASE_STATE, when=lambda p: p.text))
 async def urgent(ctx: Context) -> str:
     """Emergency numbers first, then an urgent ticket with whatever location is known."""
     text = ctx.text
@@ -378,7 +378,7 @@ async def _is_rating(ctx: Context) -> bool:
     return True
 
 
-@router.message(Func(_is_rating, phase=PHASE_MENU))
+@router.message(Func(_is_rating, phase=PHASE_MENU, when=lambda p: p.text))
 async def rating(ctx: Context) -> str:
     m = RATING_RE.match(ctx.text)
     assert m is not None
@@ -406,7 +406,7 @@ def _is_status(ctx: Context) -> bool:
     return bool(ctx.text) and (bool(STATUS_RE.search(ctx.text)) or bool(extract_tickets(ctx.text)))
 
 
-@router.message(Func(_is_status, phase=PHASE_MENU))
+@router.message(Func(_is_status, phase=PHASE_MENU, when=lambda p: p.text or p.menu_key))
 async def status(ctx: Context) -> str:
     if ctx.resident is None:
         return TEXTS["none"]

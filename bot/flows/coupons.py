@@ -294,7 +294,7 @@ def _names_coupon(text: str) -> bool:
     return 2 <= len(text) <= 20 and (text.endswith("券") or text.startswith(("兑换", "我要换", "换")))
 
 
-@router.message(Func(lambda ctx: _names_coupon(ctx.text), phase=PHASE_MENU))
+@router.message(Func(lambda ctx: _names_coupon(ctx.text), phase=PHASE_MENU, when=lambda p: p.text))
 async def by_name(ctx: Context) -> str:
     found = await find(ctx, ctx.text)
     return found or TEXTS["not_found"].format(query=ctx.text.strip()[:20])

@@ -425,7 +425,7 @@ def _names_course(text: str) -> bool:
     return 2 <= len(text) <= 14 and (text.endswith(("课", "课程", "班")) or text.startswith(("预约", "报名")))
 
 
-@router.message(Func(lambda ctx: _names_course(ctx.text), phase=PHASE_MENU))
+@router.message(Func(lambda ctx: _names_course(ctx.text), phase=PHASE_MENU, when=lambda p: p.text))
 async def by_name(ctx: Context) -> str:
     found = await search(ctx, ctx.text)
     return found or TEXTS["not_found"].format(query=ctx.text.strip()[:14])

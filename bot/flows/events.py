@@ -75,7 +75,7 @@ async def silent(ctx: Context) -> None:
     return None
 
 
-@router.message(Func(lambda ctx: ctx.inbound.msg_type == "event"))
+@router.message(Func(lambda ctx: ctx.inbound.msg_type == "event", when=lambda p: p.msg_type == "event"))
 async def unknown_event(ctx: Context) -> None:
     log.info("unhandled event %r from %s", ctx.inbound.event, mask_openid(ctx.openid))
     return None

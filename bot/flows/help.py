@@ -30,7 +30,9 @@ async def voice_without_text(ctx: Context) -> str:
     return TEXTS["voice_off"]
 
 
-@router.message(Func(lambda ctx: ctx.inbound.msg_type in ("text", "voice")))
+@router.message(
+    Func(lambda ctx: ctx.inbound.msg_type in ("text", "voice"), when=lambda p: p.msg_type in ("text", "voice"))
+)
 async def capabilities(ctx: Context) -> str:
     """Any text no other handler took (the last catch-all)."""
     return TEXTS["menu"]

@@ -179,12 +179,25 @@ class Text(Filter):
 
 
 class Func(Filter):
-    def __init__(self, fn: Callable[[Context], bool | Awaitable[bool]], phase: int = PHASE_ANY) -> None:
+    """Any condition. ``when``, if given, is a cheap test on the message's :class:`Profile` that
+    holds whenever ``fn`` could (``lambda p: p.text`` for a condition on the text), so the
+    dispatcher can leave the handler out for other messages without calling ``fn``."""
+
+    def __init__(
+        self,
+        fn: Callable[[Context], bool | Awaitable[bool]],
+        phase: int = PHASE_ANY,
+        when: Callable[[Profile], bool] | None = None,
+    ) -> None:
         self.fn = fn
         self.phase = phase
+        self.when = when
 
     def __call__(self, ctx: Context) -> bool | Awaitable[bool]:
         return self.fn(ctx)
+
+    def possible(self, profile: Profile) -> bool:
+        return self.when is None or self.when(profile)
 
 
 async def _check(flt: Filter, ctx: Context) -> bool:

@@ -38,7 +38,7 @@ def _grid(router: Router) -> list[tuple[Inbound, str | None, str | None]]:
     kinds += [{"msg_type": "event", "event": e} for e in events]
     kinds += [{"msg_type": "event", "event": "subscribe", "event_key": "qrscene_building:3"}]
     kinds += [{"msg_type": "event", "event": "click", "event_key": k} for k in [*MENU_INTENTS, "UNKNOWN"]]
-    texts = ["", "你好", "是", "1", "下一页", "我的券", "积分商城"]
+    texts = ["", "你好", "是", "1", "下一页", "我的券", "积分商城", "书法课", "我的工单"]
     grid = []
     for kind, text in itertools.product(kinds, texts):
         if kind["msg_type"] == "event" and text:
