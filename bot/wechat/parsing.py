@@ -16,7 +16,7 @@ from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, Ext
 
 from bot.handler.types import Inbound
 
-MAX_DEPTH = 8  # <xml><Articles><item><Title>: WeChat's messages nest four deep
+MAX_DEPTH = 8  # WeChat nests five deep at most: <xml><SendPicsInfo><PicList><item><PicMd5Sum>
 
 
 class BadMessage(ValueError):
