@@ -73,10 +73,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if unknown_ids:
         print(f"warning: labels not in the knowledge base: {', '.join(unknown_ids)}", file=sys.stderr)
     print(report.summary())
+    if args.by_style and report.by_style:
+        print(report.style_table())
     if args.show_misses:
         for m in report.misses:
             top = ", ".join(f"{i} {s:.2f}" for i, s in m.top)
-            print(f"  miss [{m.decision}] {m.question!r} expected={m.expected or 'none'} top: {top}")
+            style = f"{m.style}: " if m.style else ""
+            print(f"  miss [{m.decision}] {style}{m.question!r} expected={m.expected or 'none'} top: {top}")
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -187,6 +190,7 @@ def add_commands(subparsers: argparse._SubParsersAction, data_dir: Path) -> None
     p.add_argument("file", nargs="?", default=str(DEFAULT_EVAL_FILE), help="YAML or CSV (default: shipped set)")
     p.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
     p.add_argument("--show-misses", action="store_true", help="list the questions that went wrong")
+    p.add_argument("--by-style", action="store_true", help="figures per style (files grouped by style)")
     p.set_defaults(func=_guarded(cmd_eval))
 
     p = sub.add_parser("import", help="import question–answer pairs (CSV, XLSX or YAML) as entries")

@@ -11,6 +11,10 @@ A content file is a YAML mapping with an ``entries`` list (and optional ``theme`
         alternatives: [居住证明在哪开, ...]
         answer: ...
         tags: [证明, 居住]
+      - id: proof-death
+        question: 家里老人去世了要办哪些手续？
+        sensitive: true      # offered only to questions about it, never as a guess for another worry
+        ...
 
 Every problem is reported as :class:`~knowledge.errors.KnowledgeDataError` naming the file and
 line, so an operator can fix the file; nothing half-loaded is ever returned.
@@ -36,7 +40,7 @@ MAX_ANSWER_CHARS = 300
 _LINE = "__line__"
 REQUIRED = ("id", "question", "answer", "department", "reviewed")
 KNOWN_FIELDS = frozenset(
-    {"id", "question", "alternatives", "answer", "link", "article", "tags", "department", "reviewed"}
+    {"id", "question", "alternatives", "answer", "link", "article", "tags", "department", "reviewed", "sensitive"}
 )
 
 
@@ -53,6 +57,9 @@ class Entry:
     reviewed: dt.date | None = None
     link: str | None = None
     article: str | None = None
+    # A topic that hurts when offered by mistake (a death, a funeral): retrieval answers it or offers
+    # it as a choice only when the question itself is about it (see ``knowledge.base``).
+    sensitive: bool = False
     source: Path | None = field(default=None, compare=False)
     line: int | None = field(default=None, compare=False)
 
@@ -75,6 +82,8 @@ class Entry:
             out["tags"] = list(self.tags)
         out["department"] = self.department
         out["reviewed"] = self.reviewed.isoformat() if self.reviewed else None
+        if self.sensitive:
+            out["sensitive"] = True
         return out
 
 
@@ -136,6 +145,14 @@ def _date(value: Any, path: Path, line: int | None) -> dt.date:
     raise KnowledgeDataError(path, f"field 'reviewed' must be a date like 2026-11-20, got {value!r}", line)
 
 
+def _flag(value: Any, name: str, path: Path, line: int | None) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise KnowledgeDataError(path, f"field '{name}' must be true or false, got {value!r}", line)
+    return value
+
+
 def entry_from_mapping(raw: Mapping[str, Any], path: Path, defaults: Mapping[str, Any] | None = None) -> Entry:
     """Validate one raw entry mapping (file defaults applied) and build an :class:`Entry`."""
     line = raw.get(_LINE) if isinstance(raw.get(_LINE), int) else None
@@ -164,6 +181,7 @@ def entry_from_mapping(raw: Mapping[str, Any], path: Path, defaults: Mapping[str
         reviewed=_date(data["reviewed"], path, line),
         link=_text(data.get("link"), "link", path, line, required=False),
         article=_text(data.get("article"), "article", path, line, required=False),
+        sensitive=_flag(data.get("sensitive"), "sensitive", path, line),
         source=path,
         line=line,
     )
