@@ -3,11 +3,16 @@ per-unit service record of in-service party members (双报到)."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 
-from bot.api.errors import bad_request, not_found
-from bot.api.registry import DATETIME, ID, Call, component, obj, route
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.api.errors import bad_request, conflict, not_found
+from bot.api.registry import DATETIME, ID, Call, component, json_response, obj, route
 from bot.services import courses, points
 from bot.storage.models import PointsEntry, Resident
 
@@ -106,7 +111,10 @@ async def account(call: Call) -> dict[str, Any]:
     description=(
         "Adds (amount > 0) or takes (amount < 0) points with a note; the ledger records the caller's "
         "name as the actor. A balance never goes below zero: taking more than the balance is a 409. "
-        "Repeating a request with the same request_key changes nothing and returns the first entry."
+        "request_key makes the request idempotent for the calling token: repeating it with the same "
+        "resident_id, amount and note (also concurrently) changes nothing and answers the stored "
+        "entry with 201 again (header Idempotent-Replayed: true); the same key with another body is a "
+        "409 (code request_key_reused)."
     ),
     tags=("points",),
     body=obj(
@@ -126,37 +134,90 @@ async def account(call: Call) -> dict[str, Any]:
     response=ENTRY,
     status=201,
 )
-async def adjust(call: Call) -> dict[str, Any]:
-    import secrets
-
-    from bot.api.errors import conflict
-
+async def adjust(call: Call) -> Any:
     assert call.principal is not None
     body = call.body
-    if not body["note"].strip():
-        raise bad_request("note must not be blank", "bad_body")
-    actor = f"{call.principal.name}#{call.principal.id}"
-    key = body.get("request_key") or secrets.token_hex(12)
-    try:
-        async with call.db.transaction() as session:
-            if await session.get(Resident, body["resident_id"]) is None:
-                raise not_found("no such resident")
-            entry = await points.adjust(
-                session,
-                resident_id=body["resident_id"],
-                amount=body["amount"],
-                actor=actor,
-                note=body["note"].strip(),
-                request_key=f"{call.principal.id}:{key}",
-                now=call.now(),
-            )
-            return entry_json(entry)
-    except points.InsufficientPoints as exc:
+    note = body["note"].strip()
+    if not note:
+        raise bad_request("note must not be blank", "bad_body", {"path": ["note"]})
+    # The actor column holds 100 characters: a long token name is cut, its id always kept.
+    suffix = f"#{call.principal.id}"
+    actor = call.principal.name[: 100 - len(suffix)] + suffix
+    given = body.get("request_key")
+    key = f"adjust:{call.principal.id}:{given or secrets.token_hex(12)}"
+    asked = (body["resident_id"], body["amount"], note)
+    for attempt in range(2):
+        try:
+            async with call.db.transaction() as session:
+                entry = await _stored(session, key)
+                created = entry is None
+                if entry is None:
+                    entry, created = await _adjust_once(session, call, actor, note, key)
+                got = _fields(entry)
+                data = entry_json(entry)
+            break
+        except IntegrityError:
+            # A concurrent request with the same key committed its ledger row (which holds the
+            # unique key) first: the second attempt finds that entry and compares it.
+            if attempt or given is None:
+                raise
+        except points.InsufficientPoints as exc:
+            raise conflict(
+                f"the balance is {exc.balance}; cannot take {exc.needed}",
+                "insufficient_points",
+                {"balance": exc.balance},
+            ) from None
+    if not created and got != asked:
         raise conflict(
-            f"the balance is {exc.balance}; cannot take {exc.needed}",
-            "insufficient_points",
-            {"balance": exc.balance},
-        ) from None
+            "request_key was already used for another adjustment (another resident_id, amount or "
+            "note); send a new request_key for a new adjustment",
+            "request_key_reused",
+            {"field": "request_key", "entry_id": data["id"]},
+        )
+    response = json_response(data, 201)
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _fields(entry: PointsEntry) -> tuple[int, int, str | None]:
+    return entry.resident_id, entry.amount, entry.note
+
+
+async def _stored(session: AsyncSession, key: str) -> PointsEntry | None:
+    found: PointsEntry | None = await session.scalar(
+        select(PointsEntry).where(PointsEntry.idempotency_key == key)
+    )
+    return found
+
+
+async def _adjust_once(
+    session: AsyncSession, call: Call, actor: str, note: str, key: str
+) -> tuple[PointsEntry, bool]:
+    """A new adjustment under ``key`` (True) — or, when a concurrent request with the key committed
+    while this one waited, that request's entry (False)."""
+    resident_id = call.body["resident_id"]
+    if await session.get(Resident, resident_id) is None:
+        raise not_found("no such resident")
+    # Concurrent adjustments of one resident queue here (PostgreSQL: FOR UPDATE); a repeat of a
+    # request that committed meanwhile then finds its entry instead of writing a second one.
+    await points.lock_account(session, resident_id, call.now())
+    stored = await _stored(session, key)
+    if stored is not None:
+        return stored, False
+    entry = await points.adjust(
+        session,
+        resident_id=resident_id,
+        amount=call.body["amount"],
+        actor=actor,
+        note=note,
+        request_key=key.removeprefix("adjust:"),
+        now=call.now(),
+    )
+    # points.adjust finds an entry that a concurrent request (of another resident, so not queued
+    # behind the same row) committed under this key after the look-up above: not ours.
+    mine = (entry.resident_id, entry.amount, entry.note) == (resident_id, call.body["amount"], note)
+    return entry, mine
 
 
 @route(
