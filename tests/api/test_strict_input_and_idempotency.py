@@ -89,6 +89,7 @@ async def test_reuse_with_another_body_is_a_409_naming_request_key(service_facto
         status, data, _ = await post(api, ADJUST, {**body, **changed})
         message = assert_error(status, data, 409, "request_key_reused")
         assert "request_key" in message and data["error"]["details"]["field"] == "request_key"
+        assert data["error"]["details"]["entry_id"] == first["id"]
     assert await balance(api, rid) == 40 and await balance(api, other_rid) == 0
     # a debit's key too: a replayed debit is not taken twice, a changed one is refused
     debit = {"resident_id": rid, "amount": -15, "note": "扣回", "request_key": "k-debit"}
