@@ -79,6 +79,12 @@ class Settings:
     @property
     def media_dir(self) -> Path:
         return self.data_dir / "media"
+    @property
+    def accepts_plaintext(self) -> bool:
+        """Whether ``/wechat`` takes unencrypted messages: always without a key (明文模式); with a
+        key only when ``BOT_WECHAT_ALLOW_PLAINTEXT`` is on, while the 公众号 is switched over."""
+        return not self.wechat_aes_key or self.wechat_allow_plaintext
+
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, env_file: Path | None = None) -> Settings:
@@ -141,6 +147,7 @@ class Settings:
             wechat_api_base=api_base,
             wechat_template_ticket=_check_template_id(
                 "BOT_WECHAT_TEMPLATE_TICKET", get("BOT_WECHAT_TEMPLATE_TICKET", "")
+            wechat_allow_plaintext=_flag("BOT_WECHAT_ALLOW_PLAINTEXT", get("BOT_WECHAT_ALLOW_PLAINTEXT", "0")),
             ),
             redis_url=redis_url,
             data_dir=data_dir,
@@ -163,4 +170,13 @@ def _check_template_id(name: str, value: str) -> str:
     value = value.strip()
     if value and not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", value):
         raise ConfigError(f"{name} must be a template id (letters, digits, '-' and '_') or empty")
+def _flag(name: str, value: str) -> bool:
+    value = value.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 0 or 1 (or true/false), got {value!r}")
+
+
     return value

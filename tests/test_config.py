@@ -92,3 +92,14 @@ def test_serve_with_an_unreachable_database_says_so(tmp_path):
     assert proc.returncode == 1
     assert "cannot start" in proc.stderr and "database" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_plaintext_with_a_key_is_off_unless_allowed(tmp_path):
+    key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+    none = tmp_path / "none.env"
+    assert Settings.from_env({}, env_file=none).accepts_plaintext  # 明文模式: no key
+    assert not Settings.from_env({"BOT_WECHAT_AES_KEY": key}, env_file=none).accepts_plaintext
+    switching = Settings.from_env({"BOT_WECHAT_AES_KEY": key, "BOT_WECHAT_ALLOW_PLAINTEXT": "1"}, env_file=none)
+    assert switching.accepts_plaintext
+    with pytest.raises(ConfigError, match="BOT_WECHAT_ALLOW_PLAINTEXT"):
+        Settings.from_env({"BOT_WECHAT_ALLOW_PLAINTEXT": "maybe"}, env_file=none)
