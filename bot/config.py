@@ -59,6 +59,8 @@ class Settings:
     wechat_secret: str = "dev-secret"
     wechat_aes_key: str = ""
     wechat_aes_key_previous: str = ""
+    # With an EncodingAESKey set, unencrypted POSTs are refused unless this is on (a mode switch).
+    wechat_allow_plaintext: bool = False
     wechat_api_base: str = WECHAT_API_BASE
     wechat_template_ticket: str = ""  # template id for ticket updates outside the 48-hour window; "" = none
     redis_url: str = ""
@@ -77,14 +79,14 @@ class Settings:
         return bool(self.wechat_aes_key)
 
     @property
-    def media_dir(self) -> Path:
-        return self.data_dir / "media"
-    @property
     def accepts_plaintext(self) -> bool:
         """Whether ``/wechat`` takes unencrypted messages: always without a key (明文模式); with a
         key only when ``BOT_WECHAT_ALLOW_PLAINTEXT`` is on, while the 公众号 is switched over."""
         return not self.wechat_aes_key or self.wechat_allow_plaintext
 
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, env_file: Path | None = None) -> Settings:
@@ -144,10 +146,10 @@ class Settings:
             wechat_aes_key_previous=_check_aes_key(
                 "BOT_WECHAT_AES_KEY_PREVIOUS", get("BOT_WECHAT_AES_KEY_PREVIOUS", "")
             ),
+            wechat_allow_plaintext=_flag("BOT_WECHAT_ALLOW_PLAINTEXT", get("BOT_WECHAT_ALLOW_PLAINTEXT", "0")),
             wechat_api_base=api_base,
             wechat_template_ticket=_check_template_id(
                 "BOT_WECHAT_TEMPLATE_TICKET", get("BOT_WECHAT_TEMPLATE_TICKET", "")
-            wechat_allow_plaintext=_flag("BOT_WECHAT_ALLOW_PLAINTEXT", get("BOT_WECHAT_ALLOW_PLAINTEXT", "0")),
             ),
             redis_url=redis_url,
             data_dir=data_dir,
@@ -166,10 +168,6 @@ class Settings:
         )
 
 
-def _check_template_id(name: str, value: str) -> str:
-    value = value.strip()
-    if value and not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", value):
-        raise ConfigError(f"{name} must be a template id (letters, digits, '-' and '_') or empty")
 def _flag(name: str, value: str) -> bool:
     value = value.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -179,4 +177,8 @@ def _flag(name: str, value: str) -> bool:
     raise ConfigError(f"{name} must be 0 or 1 (or true/false), got {value!r}")
 
 
+def _check_template_id(name: str, value: str) -> str:
+    value = value.strip()
+    if value and not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", value):
+        raise ConfigError(f"{name} must be a template id (letters, digits, '-' and '_') or empty")
     return value
