@@ -23,22 +23,25 @@ class Inbound:
 
     @property
     def key(self) -> str:
-        """Exactly-once key: MsgId for messages; sender + CreateTime + event (+ key) for events."""
+        """Exactly-once key (at most 160 characters): account + sender + MsgId for messages (a
+        MsgId is not secret, so it alone must not find another resident's reply); sender +
+        CreateTime + event (+ key) for events."""
+        return self._key(self.openid)
+
+    @property
+    def log_key(self) -> str:
+        """The key for log lines: the openid masked."""
+        from bot.logmask import mask_openid
+
+        return self._key(mask_openid(self.openid))
+
+    def _key(self, sender: str) -> str:
         if self.msg_type == "event" or not self.msg_id:
             # The event key too: two different menu clicks within one second are two events,
             # while WeChat's retries of one event repeat it unchanged.
             key = f":{self.event_key[:40]}" if self.event_key else ""
-            return f"ev:{self.openid}:{self.create_time}:{(self.event or self.msg_type)[:32]}{key}"
-        return f"msg:{self.msg_id}"
-
-    @property
-    def log_key(self) -> str:
-        """The key for log lines: an event key's openid masked."""
-        if self.key.startswith("ev:"):
-            from bot.logmask import mask_openid
-
-            return "ev:" + mask_openid(self.openid) + self.key[3 + len(self.openid) :]
-        return self.key
+            return f"ev:{sender}:{self.create_time}:{(self.event or self.msg_type)[:32]}{key}"
+        return f"msg:{self.account}:{sender}:{self.msg_id}"
 
     @property
     def created(self) -> datetime:

@@ -9,6 +9,7 @@ twice, envelope and message: this is a good part of the endpoint's own work). we
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from xml.parsers import expat
 
@@ -17,6 +18,12 @@ from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, Ext
 from bot.handler.types import Inbound
 
 MAX_DEPTH = 8  # WeChat nests five deep at most: <xml><SendPicsInfo><PicList><item><PicMd5Sum>
+# WeChat's largest message is the mass-send report (MASSSENDJOBFINISH) of 8 articles: about 115
+# elements with its copyright-check and article-URL lists; a text message has 7. Beyond the cap the
+# parse stops at once, so a body of thousands of tiny elements costs little.
+MAX_ELEMENTS = 256
+MAX_NUMBER_DIGITS = 20  # CreateTime, MsgId: 64-bit numbers at most
+_USER_NAME = re.compile(r"[^\s:]+")  # openids and original ids: letters, digits, _ and -
 
 
 class BadMessage(ValueError):
@@ -52,6 +59,7 @@ class _Reader:
         self.root: str | None = None
         self.result: dict[str, Any] | str | None = None
         self._stack: list[tuple[str, dict[str, Any] | None, list[str]]] = []
+        self._elements = 0
 
     def parser(self) -> Any:
         """A parser calling these handlers (which do not refer back to it: no reference cycle
@@ -68,6 +76,9 @@ class _Reader:
         return parser
 
     def _start(self, tag: str, _attributes: dict[str, str]) -> None:
+        self._elements += 1
+        if self._elements > MAX_ELEMENTS:
+            raise BadMessage(f"too many XML elements (more than {MAX_ELEMENTS})")
         stack = self._stack
         if stack:
             parent_tag, fields, pieces = stack[-1]
@@ -136,27 +147,37 @@ def _field(data: dict[str, Any], name: str, required: bool = True) -> str:
     return ""
 
 
+def _number(name: str, raw: str) -> int:
+    """A non-negative decimal number of at most 20 ASCII digits (``int`` alone takes ``-1``,
+    ``1_0``, other scripts' digits and thousands of digits)."""
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= MAX_NUMBER_DIGITS):
+        raise BadMessage(f"{name} is not a number")
+    return int(raw)
+
+
 def to_inbound(data: dict[str, Any]) -> Inbound:
     """Normalise a parsed message. Voice uses ``Recognition`` as its text when present."""
     openid = _field(data, "FromUserName")
     account = _field(data, "ToUserName")
     msg_type = _field(data, "MsgType").lower()
-    try:
-        create_time = int(_field(data, "CreateTime"))
-    except ValueError:
-        raise BadMessage("CreateTime is not a number") from None
+    create_time = _number("CreateTime", _field(data, "CreateTime"))
+    if create_time > 253402300799:  # 9999-12-31: later has no date
+        raise BadMessage("CreateTime is out of range")
     if len(openid) > 64 or len(account) > 64:
         raise BadMessage("user name too long")
+    if not (_USER_NAME.fullmatch(openid) and _USER_NAME.fullmatch(account)):
+        raise BadMessage("user name has spaces or ':'")  # both go into the message's key
+    if len(msg_type) > 32:
+        raise BadMessage("MsgType too long")
     msg_id: int | None = None
     raw_id = _field(data, "MsgId", required=False) or _field(data, "MsgID", required=False)
     if raw_id:
-        try:
-            msg_id = int(raw_id)
-        except ValueError:
-            raise BadMessage("MsgId is not a number") from None
+        msg_id = _number("MsgId", raw_id)
     event = event_key = content = None
     if msg_type == "event":
         event = _field(data, "Event").lower()
+        if len(event) > 64:
+            raise BadMessage("Event too long")
         event_key = _field(data, "EventKey", required=False) or None
     elif msg_type == "text":
         content = data.get("Content") if isinstance(data.get("Content"), str) else None
