@@ -194,6 +194,18 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class WeChatNonce(Base):
+    """A (timestamp, nonce) pair a signed ``/wechat`` request used, kept while its timestamp is
+    within the freshness window: the same pair with another body is a replay (``bot/wechat/replay.py``)."""
+
+    __tablename__ = "wechat_nonces"
+
+    timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of the body (hex)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)  # Unix seconds: pruned after
+
+
 class AccessToken(Base):
     """WeChat's access token, shared by every process; ``refreshing_until`` is the refresh lock."""
 
