@@ -134,7 +134,10 @@ class Service:
     def wechat_url(self) -> str:
         return f"{self.base}/wechat"
 
-    def sender(self, mode: str = "plain") -> WeChatSender:
+    def sender(self, mode: str | None = None) -> WeChatSender:
+        """WeChat's side of the wire; by default in the mode the service takes: plaintext without
+        an EncodingAESKey, safe mode with one (plaintext is then refused)."""
+        mode = mode or ("plain" if self.settings.accepts_plaintext else "safe")
         return WeChatSender(
             self.wechat_url,
             self.settings.wechat_token,
@@ -143,7 +146,7 @@ class Service:
             mode=mode,
         )
 
-    async def send(self, fields: dict[str, Any], mode: str = "plain") -> Any:
+    async def send(self, fields: dict[str, Any], mode: str | None = None) -> Any:
         return await self.sender(mode).send(self.http, fields)
 
     async def fake_sent(self, openid: str | None = None) -> list[dict[str, Any]]:

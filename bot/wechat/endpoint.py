@@ -2,27 +2,48 @@
 
 Every rejection is a clean 4xx with a short reason and a log line without secrets; anything we
 read but do not handle is answered ``success`` so WeChat does not retry it.
+
+The checks, in order (each one cheap before the next costs more): the signature (constant time),
+the timestamp's form and freshness, the nonce's form; with an EncodingAESKey, only encrypted
+messages (unless ``BOT_WECHAT_ALLOW_PLAINTEXT``); the whole body, however it arrives, up to
+``BOT_MAX_BODY_BYTES``; safe parsing (no DTDs, capped depth and element count); decryption and
+``msg_signature``; then the (timestamp, nonce) pair must not have come with another body (replay).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import time
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from bot.appkeys import SETTINGS
+from bot.appkeys import RUNTIME, SETTINGS
 from bot.handler.delivery import Delivery
 from bot.logmask import mask_openid
 from bot.wechat.crypto import Codec, CryptoError
 from bot.wechat.parsing import BadMessage, parse_xml, to_inbound
+from bot.wechat.replay import ReplayGuard, Use, digest, expiry, replay_guard
 from bot.wechat.replies import render
 
 log = logging.getLogger("bot.wechat")
 
 CODEC = web.AppKey("codec", Codec)
 DELIVERY = web.AppKey("delivery", Delivery)
+REPLAYS = web.AppKey("replays", ReplayGuard)
 SUCCESS = "success"
+TIMESTAMP = re.compile(r"[0-9]{1,11}")  # Unix seconds (ASCII digits only: int() takes others too)
+NONCE = re.compile(r"[\x21-\x7e]{1,64}")  # WeChat's are digits; printable ASCII, as stored
+BODY_TIMEOUT = 10.0  # seconds for the whole body to arrive (WeChat gives up after 5)
+
+
+class Refused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
 def _reject(status: int, reason: str, request: web.Request) -> web.Response:
@@ -30,40 +51,77 @@ def _reject(status: int, reason: str, request: web.Request) -> web.Response:
     return web.Response(status=status, text=reason)
 
 
-async def verify_url(request: web.Request) -> web.Response:
-    """Server URL verification from the 公众号 settings page: echo ``echostr`` if signed."""
-    codec = request.app[CODEC]
+def _checked_query(request: web.Request) -> tuple[int, str, str]:
+    """Signature, timestamp (form and freshness) and nonce form; (seconds, timestamp, nonce) if
+    all hold (the timestamp as sent: signatures are over the text)."""
     q = request.query
-    if not codec.check(q.get("signature"), q.get("timestamp", ""), q.get("nonce", "")):
-        return _reject(403, "bad signature", request)
-    return web.Response(text=q.get("echostr", ""))
+    timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
+    if not request.app[CODEC].check(q.get("signature"), timestamp, nonce):
+        raise Refused(403, "bad signature")
+    if not TIMESTAMP.fullmatch(timestamp):
+        raise Refused(400, "bad timestamp: expected Unix time in seconds (1-11 digits)")
+    if not NONCE.fullmatch(nonce):
+        raise Refused(400, "bad nonce: expected 1-64 printable ASCII characters")
+    sent_at = int(timestamp)
+    window = request.app[SETTINGS].timestamp_window
+    if window and abs(time.time() - sent_at) > window:
+        raise Refused(403, "stale timestamp")
+    return sent_at, timestamp, nonce
+
+
+async def _first_use(request: web.Request, sent_at: int, nonce: str, body_digest: str) -> None:
+    window = request.app[SETTINGS].timestamp_window
+    use = Use(sent_at, nonce, body_digest, expiry(sent_at, window, time.time()))
+    if not await request.app[REPLAYS].first_use(use):
+        raise Refused(403, "replayed nonce: this timestamp and nonce came with another body")
+
+
+async def verify_url(request: web.Request) -> web.Response:
+    """Server URL verification from the 公众号 settings page: echo ``echostr`` if signed and fresh."""
+    echostr = request.query.get("echostr", "")
+    try:
+        sent_at, _, nonce = _checked_query(request)
+        await _first_use(request, sent_at, nonce, digest(b"GET", echostr.encode("utf-8", "surrogatepass")))
+    except Refused as exc:
+        return _reject(exc.status, exc.reason, request)
+    return web.Response(text=echostr)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, however it arrives (in pieces, chunked), refused past ``limit`` bytes
+    without reading further."""
+    if request.content_length is not None and request.content_length > limit:
+        raise Refused(413, "body too large")
+    pieces: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            while True:
+                piece = await request.content.read(limit + 1 - size)
+                if not piece:
+                    break
+                size += len(piece)
+                if size > limit:
+                    raise Refused(413, "body too large")
+                pieces.append(piece)
+    except TimeoutError:
+        raise Refused(408, "body not received in time") from None
+    except (HttpProcessingError, ConnectionError, asyncio.IncompleteReadError) as exc:
+        raise Refused(400, f"body not received whole ({type(exc).__name__})") from None
+    return b"".join(pieces)
 
 
 async def receive(request: web.Request) -> web.Response:
     codec = request.app[CODEC]
     settings = request.app[SETTINGS]
     q = request.query
-    timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
-    if not codec.check(q.get("signature"), timestamp, nonce):
-        return _reject(403, "bad signature", request)
-    try:
-        sent_at = int(timestamp)
-    except ValueError:
-        return _reject(400, "bad timestamp", request)
-    window = settings.timestamp_window
-    if window and abs(time.time() - sent_at) > window:
-        return _reject(403, "stale timestamp", request)
-
-    limit = settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        return _reject(413, "body too large", request)
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        return _reject(413, "body too large", request)
-
     encrypted = q.get("encrypt_type", "raw").lower() == "aes"
-    key_index = 0
     try:
+        sent_at, timestamp, nonce = _checked_query(request)
+        if not encrypted and not settings.accepts_plaintext:
+            raise Refused(403, "plaintext message refused: only encrypted messages (encrypt_type=aes) are accepted")
+        body = await read_body(request, settings.max_body_bytes)
+        key_index = 0
         data = parse_xml(body)
         if encrypted:
             encrypt = data.get("Encrypt")
@@ -73,6 +131,9 @@ async def receive(request: web.Request) -> web.Response:
             key_index = decrypted.key_index
             data = parse_xml(decrypted.xml)
         inbound = to_inbound(data)
+        await _first_use(request, sent_at, nonce, digest(b"POST", body))
+    except Refused as exc:
+        return _reject(exc.status, exc.reason, request)
     except BadMessage as exc:
         return _reject(400, str(exc), request)
     except CryptoError as exc:
@@ -92,5 +153,7 @@ async def receive(request: web.Request) -> web.Response:
 def setup(app: web.Application, codec: Codec, delivery: Delivery) -> None:
     app[CODEC] = codec
     app[DELIVERY] = delivery
+    rt = app[RUNTIME]
+    app[REPLAYS] = replay_guard(rt.db, rt.redis)
     app.router.add_get("/wechat", verify_url)
     app.router.add_post("/wechat", receive)

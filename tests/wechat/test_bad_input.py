@@ -70,7 +70,7 @@ PLAIN_CASES = [
 
 @pytest.mark.parametrize(("name", "body", "status"), PLAIN_CASES, ids=[c[0] for c in PLAIN_CASES])
 async def test_bad_plain_bodies(service_factory, sqlite_url, caplog, name, body, status):
-    svc = await service_factory(sqlite_url)
+    svc = await service_factory(sqlite_url, BOT_WECHAT_AES_KEY="")  # plaintext mode
     caplog.set_level(logging.INFO)
     async with svc.http.post(svc.wechat_url, params=signed(), data=body.encode()) as resp:
         assert resp.status == status, await resp.text()
@@ -82,7 +82,7 @@ async def test_bad_plain_bodies(service_factory, sqlite_url, caplog, name, body,
 
 
 async def test_signatures_and_timestamps(service_factory, sqlite_url, caplog):
-    svc = await service_factory(sqlite_url, BOT_TIMESTAMP_WINDOW=300)
+    svc = await service_factory(sqlite_url, BOT_TIMESTAMP_WINDOW=300, BOT_WECHAT_AES_KEY="")
     body = xml_of({**GOOD, "CreateTime": int(time.time())}).encode()
     cases = [
         ({}, 403),  # no signature at all
@@ -103,7 +103,7 @@ async def test_signatures_and_timestamps(service_factory, sqlite_url, caplog):
 
 
 async def test_body_over_limit(service_factory, sqlite_url):
-    svc = await service_factory(sqlite_url, BOT_MAX_BODY_BYTES=2048)
+    svc = await service_factory(sqlite_url, BOT_MAX_BODY_BYTES=2048, BOT_WECHAT_AES_KEY="")
     big = xml_of({**GOOD, "Content": "长" * 5000}).encode()
     async with svc.http.post(svc.wechat_url, params=signed(), data=big) as resp:
         assert resp.status == 413
@@ -168,6 +168,6 @@ async def test_unknown_message_type_is_success(service_factory, sqlite_url):
 
 async def test_empty_text_gets_the_menu(service_factory, sqlite_url):
     svc = await service_factory(sqlite_url)
-    sender = svc.sender("plain")
+    sender = svc.sender()
     reply = await sender.send(svc.http, sender.text("o_empty", ""))
     assert reply.status == 200 and "社区服务小助手" in (reply.content or "")

@@ -34,7 +34,9 @@ async def count(url: str, model, *where) -> int:
 
 
 async def test_url_verification_official_vector(service_factory, sqlite_url):
-    svc = await service_factory(sqlite_url, BOT_WECHAT_TOKEN="AAAAA")
+    # Tencent's vector is from 2024: the freshness check is off for it (tests/wechat/test_hardening.py
+    # checks that a stale verification is refused).
+    svc = await service_factory(sqlite_url, BOT_WECHAT_TOKEN="AAAAA", BOT_TIMESTAMP_WINDOW=0)
     params = {
         "signature": "899cf89e464efb63f54ddac96b0a0a235f53aa78",
         "timestamp": "1714037059",
@@ -78,8 +80,14 @@ async def test_tencent_sample_decrypts_to_abcdtet(service_factory, sqlite_url):
     assert content == "abcdteT"
 
 
+def without_key_for_plain(mode: str) -> dict[str, str]:
+    """Plaintext is 明文模式: no EncodingAESKey (with one, the service takes only encrypted messages)."""
+    return {"BOT_WECHAT_AES_KEY": ""} if mode == "plain" else {}
+
+
 @pytest.mark.parametrize("mode", MODES)
-async def test_every_type_in_every_mode(service, mode):
+async def test_every_type_in_every_mode(service_factory, database_url, fake_api, mode):
+    service = await service_factory(database_url, fake_api, **without_key_for_plain(mode))
     s = service.sender(mode)
     oid = f"o_types_{mode}"
     cases = [
@@ -127,7 +135,8 @@ async def test_subscribe_with_scene_binds_building(service):
 
 
 @pytest.mark.parametrize("mode", ["plain", "safe"])
-async def test_retry_gets_same_reply_and_one_record(service, mode):
+async def test_retry_gets_same_reply_and_one_record(service_factory, database_url, fake_api, mode):
+    service = await service_factory(database_url, fake_api, **without_key_for_plain(mode))
     s = service.sender(mode)
     fields = s.text("o_retry", "你好")
     first = await s.send(service.http, fields)
@@ -222,7 +231,7 @@ async def test_long_reply_is_split_and_rest_goes_through_api(service_factory, sq
         return "这是一段很长的说明。" * 500
 
     svc = await service_factory(sqlite_url, fake_api, app_kwargs={"routers": [router]})
-    s = svc.sender("plain")
+    s = svc.sender()
     reply = await s.send(svc.http, s.text("o_long", "长"))
     assert len(reply.content.encode()) <= 2048
     expected = "这是一段很长的说明。" * 500
@@ -243,7 +252,8 @@ async def test_reply_text_cannot_break_the_xml(service_factory, sqlite_url):
     async def evil(ctx):
         return "a]]></Content><Evil>1</Evil>\x00\x07<![CDATA[b"
 
-    svc = await service_factory(sqlite_url, app_kwargs={"routers": [router]})
+    # Plaintext beside the encrypted modes: an operator switching modes allows it explicitly.
+    svc = await service_factory(sqlite_url, app_kwargs={"routers": [router]}, BOT_WECHAT_ALLOW_PLAINTEXT=1)
     for mode in MODES:
         s = svc.sender(mode)
         reply = await s.send(svc.http, s.text("o_evil", "坏"))
@@ -260,7 +270,7 @@ async def test_resident_text_with_xml_specials_arrives_intact(service_factory, s
     async def echo(ctx):
         return "收到：" + ctx.text
 
-    svc = await service_factory(sqlite_url, app_kwargs={"routers": [router]})
+    svc = await service_factory(sqlite_url, app_kwargs={"routers": [router]}, BOT_WECHAT_ALLOW_PLAINTEXT=1)
     typed = "回声 a]]>b &amp; <c> ]]]]> 尾"
     for mode in MODES:
         s = svc.sender(mode)
@@ -281,7 +291,7 @@ async def test_key_rotation_previous_key_still_decrypts(service_factory, sqlite_
 
 
 async def test_two_different_clicks_in_one_second_are_two_events(service):
-    s = service.sender("plain")
+    s = service.sender()
     now = int(time.time())
     first = s.event("o_clicks", "CLICK", "REPORT")
     second = s.event("o_clicks", "CLICK", "POINTS")
