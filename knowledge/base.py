@@ -28,25 +28,29 @@ AnswerKind = Literal["answer", "choices", "unknown"]
 class RetrievalConfig:
     """Retrieval parameters and the thresholds of the answer / choices / don't-know decision.
 
-    * ``answer_threshold``: the best hit is answered directly when its score reaches this and it
-      leads the runner-up by at least ``margin``;
-    * ``choice_threshold``: below ``answer_threshold`` (or without the margin) but at least this,
-      the top hits scoring at least ``choice_floor`` are offered as numbered choices;
-    * below ``choice_threshold`` the knowledge base says it does not know.
+    Scores are in 0..1 and do not shrink with the length of the message (see ``knowledge.index``).
 
-    Whatever the score, an entry is answered only when it covers at least ``answer_coverage`` of
-    the question's topic words (salience-weighted, frame words such as 怎么/办理/在哪 left out),
-    and offered as a choice only when it covers at least ``choice_coverage``: a question about a
-    topic the knowledge base does not hold (驾照, 护照) must not borrow an entry that merely shares
-    its sentence frame.
+    * below ``choice_threshold`` (best hit's score), the knowledge base says it does not know;
+    * the best hit is answered directly when its score reaches ``answer_threshold``, it leads the
+      runner-up by ``margin``, it covers ``answer_coverage`` of the question's topic words
+      (salience-weighted; the request counts more than the story around it) and the question holds
+      ``answer_phrasing`` of the topic of one of the entry's phrasings;
+    * otherwise the hits that plausibly answer are offered as numbered choices, best first: score at
+      least ``choice_floor`` and ``choice_ratio`` of the best, coverage at least ``choice_coverage``.
+
+    An entry marked ``sensitive`` (a death, a funeral) is answered or offered only when the question
+    names its topic: one of the entry's tags, after folding everyday names (过世 → 去世). Someone
+    asking about a missing parent never gets death procedures as a guess.
     """
 
-    answer_threshold: float = 0.40
-    margin: float = 0.04
-    choice_threshold: float = 0.25
+    answer_threshold: float = 0.45
+    margin: float = 0.05
+    choice_threshold: float = 0.30
     choice_floor: float = 0.15
-    answer_coverage: float = 0.9
-    choice_coverage: float = 0.5
+    choice_ratio: float = 0.6
+    answer_coverage: float = 0.6
+    answer_phrasing: float = 0.6
+    choice_coverage: float = 0.15
     max_choices: int = 3
     candidates: int = 30
     k1: float = 1.2
@@ -62,6 +66,7 @@ class Hit:
     entry: Entry
     score: float
     coverage: float = 1.0  # share of the question's topic words the entry covers (0..1)
+    phrasing: float = 1.0  # share of the topic of the entry's best phrasing the question holds (0..1)
 
 
 @dataclass(frozen=True)
@@ -138,22 +143,38 @@ class KnowledgeBase:
         """The ``k`` best entries for ``text``, best first, with scores in 0..1."""
         state = self._state  # one read: the whole search uses one consistent index
         return [
-            Hit(state.index.entries[s.position], round(s.score, 4), round(s.coverage, 4))
+            Hit(
+                state.index.entries[s.position],
+                round(s.score, 4),
+                round(s.coverage, 4),
+                round(s.features.get("phrasing", 0.0), 4),
+            )
             for s in state.index.search(text, k)
         ]
+
+    def _names_topic(self, entry: Entry, text: str) -> bool:
+        """Whether the question itself names the topic of a sensitive entry (one of its tags)."""
+        analyzer = self._state.index.analyzer
+        folded = analyzer.fold(text)
+        return any(analyzer.fold(tag) in folded for tag in entry.tags)
 
     def answer(self, text: str) -> Answer:
         """Decide between answering, offering choices and saying "don't know"."""
         cfg = self.config
-        hits = self.search(text, k=max(cfg.max_choices, 2))
+        hits = self.search(text, k=max(cfg.max_choices, 2) + 2)
+        # A sensitive entry the question does not name is no candidate at all.
+        hits = [h for h in hits if not h.entry.sensitive or self._names_topic(h.entry, text)]
         if not hits or hits[0].score < cfg.choice_threshold or hits[0].coverage < cfg.choice_coverage:
             return Answer("unknown", [])
         runner_up = hits[1].score if len(hits) > 1 else 0.0
         best = hits[0]
-        if best.score >= cfg.answer_threshold and best.score - runner_up >= cfg.margin:
-            if best.coverage >= cfg.answer_coverage:
-                return Answer("answer", hits[: cfg.max_choices])
-        choices = [
-            h for h in hits[: cfg.max_choices] if h.score >= cfg.choice_floor and h.coverage >= cfg.choice_coverage
-        ]
+        if (
+            best.score >= cfg.answer_threshold
+            and best.score - runner_up >= cfg.margin
+            and best.coverage >= cfg.answer_coverage
+            and best.phrasing >= cfg.answer_phrasing
+        ):
+            return Answer("answer", hits[: cfg.max_choices])
+        floor = max(cfg.choice_floor, cfg.choice_ratio * best.score)
+        choices = [h for h in hits if h.score >= floor and h.coverage >= cfg.choice_coverage][: cfg.max_choices]
         return Answer("choices", choices)

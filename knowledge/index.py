@@ -1,5 +1,9 @@
 """The retrieval index: BM25 over words and character bigrams, re-ranked with rapidfuzz.
 
+A question is analysed as a message (``Analyzer.analyse_query``): typos repaired against the
+index's own words (``lexicon``), reduced to its request, topic words marked as said in the request
+(focus) or in the story before it.
+
 First stage (cheap, every entry):
   * word BM25 over each phrasing (canonical question and alternatives), best phrasing per entry;
   * character-bigram BM25 over the phrasings (robust to jieba cutting a typo differently);
@@ -8,10 +12,14 @@ Each is normalised by the query's self score, so it reads as "how much of the qu
 
 Second stage (the best ``candidates`` entries): rapidfuzz similarity between the folded query and
 each phrasing, on the whole text and on the topic words alone (frame words such as 怎么/办理/在哪
-removed), plus a small bonus when the entry shares the question's frame words (申请, 材料). The mix
-is multiplied by a power of the *coverage*: the salience-weighted share of the question's topic
-words the entry holds, so a question about 驾照 cannot ride on an entry that merely shares
-"…到期了怎么换证". Final scores are in 0..1 (weights in ``IndexWeights``).
+removed), plus a small bonus when the entry shares the question's frame words (申请, 材料), and
+the entry's *phrasing coverage*: how much of its best phrasing's topic (salience-weighted) the
+question contains, which does not shrink when the question is long. The mix is multiplied by a power
+of the *coverage*: the salience-weighted share of the question's topic words the entry holds, with
+the request's words counting fully, the story's words little, and words the knowledge base has never
+seen by how much they look like names of things (驾照: much; 冻死, 找不着: little), so a question about
+驾照 cannot ride on an entry that merely shares "…到期了怎么换证" while a long story around a known
+question still finds it. Final scores are in 0..1 (weights in ``IndexWeights``).
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ from rapidfuzz import fuzz, process
 
 from knowledge.bm25 import BM25
 from knowledge.entries import Entry
-from knowledge.text import FRAME_CHARS, FRAME_WORDS, Analyzer, topic_weight
+from knowledge.text import FRAME_CHARS, FRAME_WORDS, STOPWORDS, Analyzer, is_fragment, topic_weight
+from knowledge.typos import Lexicon
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,15 @@ class IndexWeights:
     # Bonus for an entry whose phrasings share the question's frame words (申请, 怎么办, 材料):
     # "高龄补贴怎么申请" prefers the how-to-apply entry to the payment one.
     frame: float = 0.1
+    # Share of the final score given to phrasing coverage (how much of the entry's best phrasing
+    # the question contains); the rest is the BM25/fuzzy mix above.
+    phrasing: float = 0.35
+    # Coverage weights of a topic word by where it was said and whether the knowledge base knows it:
+    # in the story before the request, a known word counts this much ...
+    context: float = 0.3
+    # ... and a word the knowledge base has never seen, in the request / in the story.
+    unseen_focus: float = 1.0
+    unseen_context: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -61,6 +79,14 @@ class Scored:
     @property
     def coverage(self) -> float:
         return self.features.get("coverage", 0.0)
+
+
+def tokens_freq() -> dict[str, int]:
+    """jieba's word counts (general Chinese): how common a two-character span is as a word."""
+    from intents import tokens
+
+    freq: dict[str, int] = tokens.tokenizer().FREQ
+    return freq
 
 
 class SearchIndex:
@@ -125,6 +151,19 @@ class SearchIndex:
         n = max(len(self.entries), 1)
         self._salience = {w: math.log(1.0 + (n - d + 0.5) / (d + 0.5)) for w, d in df.items()}
         self._unknown_salience = math.log(1.0 + (n + 0.5) / 0.5)
+        # Each phrasing's topic words with their weight: what the phrasing is about.
+        self._phrase_terms: list[tuple[tuple[str, float], ...]] = []
+        for pos, entry in enumerate(self.entries):
+            for phrasing in entry.phrasings:
+                topic = dict.fromkeys(self.topic_terms(analyzer.analyse(phrasing).topic))
+                self._phrase_terms.append(tuple((t, self.salience(t)) for t in topic))
+        lexicon_words = {w for words in vocab for w in words}
+        lexicon_words.update(analyzer.synonyms.values())
+        lexicon_words.update(analyzer.synonyms)
+        self.lexicon = Lexicon(
+            (w for w in lexicon_words if w not in STOPWORDS and w not in FRAME_WORDS and not is_fragment(w)),
+            tokens_freq(),
+        )
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -157,6 +196,21 @@ class SearchIndex:
                 out.append(term)
         return out
 
+    def _query_weights(self, topic: Sequence[str], focus: frozenset[str] | None) -> list[tuple[str, float]]:
+        """Topic words of a question with their coverage weights (salience, where said, known or not)."""
+        wt = self.weights
+        out: list[tuple[str, float]] = []
+        for term in topic:
+            weight = self.salience(term)
+            known = term in self._salience
+            in_focus = focus is None or term in focus
+            if known:
+                weight *= 1.0 if in_focus else wt.context
+            else:
+                weight *= wt.unseen_focus if in_focus else wt.unseen_context
+            out.append((term, weight))
+        return out
+
     def coverage(self, topic: Sequence[str], position: int) -> float:
         """Salience-weighted share of the question's topic words that the entry covers (0..1).
 
@@ -180,17 +234,31 @@ class SearchIndex:
                 got += w * 0.5 * sum(p in strong for p in pairs) / len(pairs)
         return got / total if total else 0.0
 
+    def _phrasing_coverage(self, text: str, start: int, end: int) -> float:
+        """How much of the entry's best phrasing's topic (salience-weighted) ``text`` contains."""
+        best = 0.0
+        for terms in self._phrase_terms[start:end]:
+            total = sum(w for _, w in terms)
+            if total:
+                got = sum(w for t, w in terms if t in text)
+                best = max(best, got / total)
+        return best
+
     def search(self, text: str, k: int) -> list[Scored]:
         """Best ``k`` entries for ``text``, best first, scores in 0..1."""
         if not self.entries or k <= 0:
             return []
-        q = self.analyzer.analyse(text)
+        q = self.analyzer.analyse_query(text, self.lexicon)
         if not q.text or (not q.words and not q.grams):
             return []
         n = len(self.entries)
-        w_norm = self._words.self_score(q.words) or 1.0
-        g_norm = self._grams.self_score(q.grams) or 1.0
-        a_norm = self._answers.self_score(q.words) or 1.0
+        # Normalise by what the question says in its request and what the index knows of the
+        # story: a long story of words no entry uses does not shrink the scores.
+        focus = q.focus if q.focus_text else None
+        norm_words = [w for w in q.words if focus is None or w in focus or w in self._words] or list(q.words)
+        w_norm = self._words.self_score(norm_words) or 1.0
+        g_norm = self._grams.self_score([g for g in q.grams if g in self._grams] or q.grams) or 1.0
+        a_norm = self._answers.self_score(norm_words) or 1.0
         words = np.minimum(self._best_phrasing(self._words.scores(q.words)) / w_norm, 1.0)
         grams = np.minimum(self._best_phrasing(self._grams.scores(q.grams)) / g_norm, 1.0)
         answer = np.minimum(self._answers.scores(q.words) / a_norm, 1.0)
@@ -204,16 +272,18 @@ class SearchIndex:
         cand = cand[first[cand] > 0]
         if not len(cand):
             return []
-        # Second stage: fuzzy similarity of the folded query to every phrasing of the candidates,
-        # on the whole text and on the topic words alone (frame words removed).
+        # Second stage: fuzzy similarity of the request to every phrasing of the candidates, on the
+        # whole text and on the topic words alone (frame words removed).
         ends = np.append(self._starts[1:], len(self._owner))
         spans = [(int(self._starts[c]), int(ends[c])) for c in cand]
-        sims = self._fuzzy(q.text, self._phrase_texts, spans)
+        request = q.focus_text or q.text
+        sims = self._fuzzy(request, self._phrase_texts, spans)
         topic = self.topic_terms(q.topic)
+        focus_topic = [t for t in topic if focus is None or t in focus] or topic
         frame_words = [w for w in dict.fromkeys(q.words) if w in FRAME_WORDS]
-        q_topic = "".join(topic)
+        q_topic = "".join(focus_topic)
         topic_sims = self._fuzzy(q_topic, self._phrase_topics, spans) if q_topic else np.zeros_like(sims)
-        weighted = [(term, self.salience(term)) for term in topic]
+        weighted = self._query_weights(topic, focus)
         offsets = np.cumsum([0] + [e - s for s, e in spans[:-1]])
         best_sims = np.maximum.reduceat(sims, offsets).tolist()
         best_topic = np.maximum.reduceat(topic_sims, offsets).tolist()
@@ -223,6 +293,7 @@ class SearchIndex:
             cov = self._coverage(weighted, pos)
             strong = self._strong[pos]
             frame = sum(w in strong for w in frame_words) / len(frame_words) if frame_words else 0.0
+            pcov = self._phrasing_coverage(q.text, *spans[i])
             feats = {
                 "words": float(words[pos]),
                 "grams": float(grams[pos]),
@@ -230,10 +301,12 @@ class SearchIndex:
                 "fuzzy": fz,
                 "topic_fuzzy": tfz,
                 "coverage": cov,
+                "phrasing": pcov,
                 "frame": frame,
             }
             mixed = float(first[pos]) + wt.fuzzy * ((1.0 - wt.topic_fuzzy) * fz + wt.topic_fuzzy * tfz)
             mixed = min(mixed + wt.frame * frame, 1.0)
+            mixed = (1.0 - wt.phrasing) * mixed + wt.phrasing * pcov
             if cov > 0.0:  # an entry sharing none of the question's topic words is no match
                 out.append(Scored(pos, mixed * cov**wt.coverage_power, feats))
         out.sort(key=lambda s: (-s.score, s.position))

@@ -1,8 +1,14 @@
-"""Text analysis for retrieval: normalisation, colloquial synonyms, word tokens and character n-grams.
+"""Text analysis for retrieval: normalisation, everyday names, word tokens and character n-grams.
 
-Word tokens come from the shared jieba tokenizer (``intents.tokens``). Before cutting, colloquial
-and regional variants are folded to one form (咋→怎么, 俺→我, 电瓶车→电动车 …) using
-``knowledge/data/synonyms.yml``, so residents' wording meets the entries' wording.
+Word tokens come from the shared jieba tokenizer (``intents.tokens``). Before cutting, colloquial,
+regional and everyday names are folded to the entries' words (咋→怎么, 俺→我, 农合→城乡居民医保,
+暂住证→居住证 …) using ``knowledge/data/synonyms.yml``, so residents' wording meets the entries'
+wording. A variant is replaced only where it stands as a word: when a longer word of general Chinese
+straddles its edge (国家医保 for 家医, 正在 for 身份正), it is left alone.
+
+A question is analysed as a message (:meth:`Analyzer.analyse_query`): typos repaired against the
+knowledge base's words (``knowledge.typos``), reduced to its request (``knowledge.question``), and
+its topic words marked as in the request (focus) or in the story around it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import yaml
 
 from intents import tokens
 from knowledge.errors import KnowledgeDataError
+from knowledge.question import reduce_message
+from knowledge.typos import Lexicon
 
 SYNONYMS_PATH = Path(__file__).parent / "data" / "synonyms.yml"
 
@@ -32,6 +40,8 @@ STOPWORDS = frozenset(
     这 那 这个 那个 这些 那些 这样 那样 一个 个 些 点 一点 儿 给 被 把 让 对 从 到 向 往 为 为了
     怎么 怎么样 怎样 如何 什么 啥 咋 么样 干啥 干什么 为啥 为什么 谁 知道 告诉 谢谢 麻烦 您好 你好 好 老师
     同志 社区 现在 今天 一般 可能 具体 情况 事 事情 东西 办法 问题 关于
+    就是 那么 这么 然后 反正 其实 已经 一直 还有 而且 但是 可是 因为 所以 如果 的话 时候 之前 以后
+    俺 咱 呗 哈 嘞 咧 噻 撒
     """.split()
 )
 
@@ -57,12 +67,22 @@ _FUNCTION_TAGS = frozenset({"t", "m", "mq", "r", "f", "d", "df", "q", "p", "c", 
 # A word this frequent in general Chinese (jieba's dictionary counts) is not a topic by itself.
 _COMMON_FREQ = 5000
 
+# Two-character pieces that jieba cuts but that name nothing: a pronoun with a verb (我会, 我要) or a
+# verb with a measure word or particle (学个, 装个, 问下). They are never topic words.
+_FRAGMENT_FIRST = frozenset("我你他她它俺咱您")
+_FRAGMENT_LAST = frozenset("个下些点了着过吧呢啊呀嘛")
+
 _PUNCT_CATEGORIES = ("P", "S", "Z", "C")
 _SPLIT_RE = re.compile(r"[\s\W_]+", re.UNICODE)
 
 
 def _is_noise(token: str) -> bool:
     return all(unicodedata.category(ch)[0] in _PUNCT_CATEGORIES for ch in token)
+
+
+def is_fragment(token: str) -> bool:
+    """A jieba piece that names nothing (我会, 学个, 装个)."""
+    return len(token) == 2 and (token[0] in _FRAGMENT_FIRST or token[1] in _FRAGMENT_LAST)
 
 
 def load_synonyms(path: Path = SYNONYMS_PATH) -> dict[str, str]:
@@ -93,16 +113,30 @@ def _word_tags() -> Mapping[str, str]:
     return tags
 
 
+# Last characters of names of things (证件, 卡, 费, 车, 房 …): a word ending so names a thing, whatever
+# jieba's tag says (驾照 is tagged a verb, 超市 too).
+_THING_SUFFIX = frozenset("证照卡费金票车房局站所院馆场店市机表单书本税险款库厅室园校网码箱柜桩梯灯线管")
+# jieba tags of names: nouns of every kind, abbreviations, English.
+_NAME_TAGS = frozenset({"n", "nr", "nr1", "nr2", "nrj", "nrf", "ns", "nsf", "nt", "nz", "nl", "ng", "j", "vn", "eng", "l"})
+
+
 def topic_weight(word: str) -> float:
-    """How likely a word the entries never use names a topic (驾照, 护照: 1) rather than being
-    colloquial filler (今年, 好几年, 每个: low), from jieba's dictionary tags and frequencies."""
+    """How likely a word the entries never use names a topic (驾照, 护照, 公积金: 1) rather than
+    telling the story around it (冻死, 找不着, 黑乎乎: low) or being filler (今年, 好几年, 每个: low),
+    from jieba's dictionary tags and frequencies and the word's last character."""
     tag = _word_tags().get(word)
     freq = tokens.tokenizer().FREQ.get(word)
+    thing = len(word) > 1 and word[-1] in _THING_SUFFIX
     if tag is None and not freq:
-        return 0.5  # coined by jieba's HMM: as often a glued fragment as a real name
-    if (tag and tag in _FUNCTION_TAGS) or (freq or 0) >= _COMMON_FREQ:
-        return 0.2
-    return 1.0
+        return 0.8 if thing else 0.3  # coined by jieba's HMM: as often a glued fragment as a real name
+    if tag and tag in _FUNCTION_TAGS:
+        return 0.1
+    name = thing or tag in _NAME_TAGS
+    if (freq or 0) >= _COMMON_FREQ:  # 汽车, 医院 still name a thing; 东西, 今年 do not
+        return 0.6 if name else 0.1
+    if name:
+        return 1.0
+    return 0.2  # verbs, adjectives, descriptive words: how things are, not what they are
 
 
 @dataclass(frozen=True)
@@ -113,6 +147,8 @@ class Analysis:
     words: tuple[str, ...]  # content words (stopwords removed)
     grams: tuple[str, ...]  # character bigrams of the content words joined
     topic: tuple[str, ...] = ()  # content words without frame words (what the question is about)
+    focus: frozenset[str] = frozenset()  # topic words said in the request itself (questions only)
+    focus_text: str = ""  # the request, as ``text`` (questions only; empty: the whole text)
 
 
 class Analyzer:
@@ -126,20 +162,70 @@ class Analyzer:
         if words:
             tokens.add_words(sorted(words))
 
+    def _replace(self, m: re.Match[str]) -> str:
+        variant, text = m.group(0), m.string
+        i, j = m.start(), m.end()
+        freq = tokens.tokenizer().FREQ
+        # A word of general Chinese straddling an edge of the variant: the variant is not a word here.
+        for a in range(max(0, i - 3), j):
+            for b in range(max(a + 2, i + 1), min(len(text), a + 4) + 1):
+                crosses = (a < i < b < j) or (i < a < j < b)
+                if crosses and freq.get(text[a:b]):
+                    return variant
+        return self.synonyms[variant]
+
     def fold(self, text: str) -> str:
         """Normalise width/case/space and replace colloquial variants by their canonical form."""
         text = tokens.normalize(text)
         if self._synonym_re is not None:
-            text = self._synonym_re.sub(lambda m: self.synonyms[m.group(0)], text)
+            text = self._synonym_re.sub(self._replace, text)
         return text
+
+    def _cut(self, folded: str) -> tuple[list[str], list[str]]:
+        words = [t for t in tokens.cut(folded) if not _is_noise(t)]
+        content = [t for t in words if t not in STOPWORDS and not is_fragment(t)]
+        return content, [t for t in content if t not in FRAME_WORDS]
+
+    @staticmethod
+    def _grams(content: list[str]) -> tuple[str, ...]:
+        joined = "".join(content)
+        return tuple([joined[i : i + 2] for i in range(len(joined) - 1)] or ([joined] if joined else []))
 
     def analyse(self, text: str) -> Analysis:
         folded = self.fold(text)
-        words = [t for t in tokens.cut(folded) if not _is_noise(t)]
-        content = [t for t in words if t not in STOPWORDS]
-        joined = "".join(content)
-        grams = [joined[i : i + 2] for i in range(len(joined) - 1)] or ([joined] if joined else [])
-        topic = tuple(t for t in content if t not in FRAME_WORDS)
+        content, topic = self._cut(folded)
         return Analysis(
-            text="".join(_SPLIT_RE.split(folded)), words=tuple(content), grams=tuple(grams), topic=topic
+            text="".join(_SPLIT_RE.split(folded)),
+            words=tuple(content),
+            grams=self._grams(content),
+            topic=tuple(topic),
+        )
+
+    def analyse_query(self, text: str, lexicon: Lexicon | None = None) -> Analysis:
+        """A resident's message: typos repaired, reduced to its request, topic words of the request
+        marked (``focus``)."""
+        folded = self.fold(text)
+        if lexicon is not None:
+            repaired = lexicon.correct(folded)
+            if repaired != folded:
+                folded = self.fold(repaired)
+        reduced = reduce_message(folded)
+        content: list[str] = []
+        topic: list[str] = []
+        focus: set[str] = set()
+        for clause in reduced.clauses:
+            c_content, c_topic = self._cut(clause.text)
+            content.extend(c_content)
+            topic.extend(c_topic)
+            if clause.focus:
+                focus.update(c_topic)
+        whole = "".join(_SPLIT_RE.split(reduced.text))
+        focus_text = "".join(_SPLIT_RE.split(reduced.focus))
+        return Analysis(
+            text=whole,
+            words=tuple(content),
+            grams=self._grams(content),
+            topic=tuple(topic),
+            focus=frozenset(focus),
+            focus_text="" if focus_text == whole else focus_text,
         )

@@ -1,0 +1,116 @@
+"""Reduce a resident's message to its question.
+
+Long messages tell a story first and ask at the end: 您好，我是阳光小区7栋的住户，今年八十一岁了，
+老伴前几年走了……想请你们帮我问一下这个高龄的补贴我能不能领，怎么领. Elderly and voice-recognised
+text adds filler (那个, 就是, 嗯, 啊, 呢) and runs without punctuation. :func:`reduce_message` splits
+the message into clauses, drops greetings, thanks and pure filler, and marks where the request is:
+
+* **focus**: from the last clause that asks (想问, 请问, 问一下, 咨询 …) to the end; without such a
+  cue, the last clause that is a question (怎么, 哪, 吗, 能不能 …) and what follows it; a short
+  message is all focus;
+* **context**: everything before, including self-introductions (我是…的住户, 我姓李, 今年八十一岁).
+
+Retrieval uses the whole reduced text to find the topic (the topic is often told before the
+request: 失业了…想问问这个钱怎么申请), but judges what the question is about mainly on the
+focus: words of the story that the knowledge base has never seen must not sink an answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Clause boundaries: punctuation and spaces (elderly and voice text often uses spaces).
+_CLAUSE_SPLIT = re.compile(r"[\s,.!?;:，。！？；：、…~～\-—()（）\[\]【】\"'“”‘’]+")
+# Voice text has no punctuation: a request cue starts a new clause.
+_ASK = "想问一下|想问问|想问下|想问|请问一下|请问|问一下|问问|问下|咨询一下|咨询下|咨询|想了解一下|想了解|想知道|请教一下|请教|麻烦告诉我|告诉我一下"
+_ASK_RE = re.compile(f"(?:{_ASK})")
+_ASK_SPLIT = re.compile(f"(?<=.)(?=(?:我)?(?:{_ASK}))")
+# Marks of a question (or a request) in a clause.
+_QUESTION_RE = re.compile(
+    r"怎么|怎样|如何|咋|哪|什么|啥|多少|多久|几|谁|吗|么$|呢$|不$|没$|没有$|能不能|可不可以|是不是|要不要|用不用|"
+    r"有没有|会不会|行不行|可以吗|能否|是否|找谁|要带|需要|办理|申请|帮我|帮忙|求助|请帮"
+)
+# Whole clauses that only greet, thank or fill.
+_GREETING_RE = re.compile(
+    r"^(?:喂|嗯+|哎|诶|哈喽|hello|hi|那个|这个|就是|是这样的?|是这样子|这样的)*"
+    r"(?:(?:尊敬的)?[\u4e00-\u9fff]{0,10}?(?:同志|领导|老师|工作人员|社区|居委会|书记|主任|大姐|大哥|师傅|小姐|先生|姐|哥)?"
+    r"(?:你们|您们|大家|你|您)?(?:好|早|早上好|上午好|中午好|下午好|晚上好)(?:啊|呀|哈)?)?$"
+)
+_POLITE_RE = re.compile(
+    r"(?:打扰了|打扰一下|打扰您了|打扰|麻烦您了|麻烦你了|麻烦了|谢谢您了|谢谢你们|谢谢你|谢谢您|谢谢了|谢谢啦|谢谢|"
+    r"多谢|感谢您|感谢|辛苦了|辛苦你们了|拜托了|拜托|不好意思)"
+)
+# Filler of spoken text (kept out of every clause; 那个/这个 only when not followed by a noun they
+# determine is beyond a regex, but as words they carry no topic either way).
+_FILLER_RE = re.compile(r"嗯+|呃+|额+|哎呀|哎|诶|喂|那个啥|那啥|那个|就是说|就是|然后呢|然后|反正|其实吧")
+# A clause that introduces the writer (我是…的住户/居民/业主, 我姓李, 我叫…, 今年…岁).
+_SELF_RE = re.compile(r"^(?:我|俺|本人)(?:是|叫|姓|今年|住在|家住|住)|^今年.{0,4}岁|^本人")
+SHORT_MESSAGE = 16  # characters: a message this short is all focus
+
+
+@dataclass(frozen=True)
+class Clause:
+    text: str
+    focus: bool
+
+
+@dataclass(frozen=True)
+class Reduced:
+    clauses: tuple[Clause, ...]
+
+    @property
+    def text(self) -> str:
+        """The reduced message: greetings, thanks and filler removed, clauses joined."""
+        return " ".join(c.text for c in self.clauses)
+
+    @property
+    def focus(self) -> str:
+        return " ".join(c.text for c in self.clauses if c.focus)
+
+    @property
+    def context(self) -> str:
+        return " ".join(c.text for c in self.clauses if not c.focus)
+
+
+_LEADING_GREETING_RE = re.compile(r"^(?:喂|嗯|哎|诶|你好|您好|你们好|您们好|大家好)+")
+
+
+def _clean(clause: str) -> str:
+    clause = _LEADING_GREETING_RE.sub("", clause)
+    clause = _POLITE_RE.sub("", clause)
+    clause = _FILLER_RE.sub("", clause)
+    return clause.strip()
+
+
+def reduce_message(text: str) -> Reduced:
+    """Clauses of ``text`` without greetings, thanks and filler, with the request marked as focus."""
+    raw = [c for part in _CLAUSE_SPLIT.split(text) for c in _ASK_SPLIT.split(part) if c]
+    clauses: list[str] = []
+    for c in raw:
+        if _GREETING_RE.match(c):
+            continue
+        c = _clean(c)
+        if c and not _GREETING_RE.match(c):
+            clauses.append(c)
+    if not clauses:
+        return Reduced(())
+    total = sum(len(c) for c in clauses)
+    if total <= SHORT_MESSAGE or len(clauses) == 1:
+        return Reduced(tuple(Clause(c, True) for c in clauses))
+    start = None
+    for i in range(len(clauses) - 1, -1, -1):
+        if _ASK_RE.search(clauses[i]):
+            start = i
+            break
+    if start is None:
+        for i in range(len(clauses) - 1, -1, -1):
+            if _QUESTION_RE.search(clauses[i]) and not _SELF_RE.match(clauses[i]):
+                start = i
+                break
+    if start is None:
+        start = len(clauses) - 1
+    # A focus of a few characters (这个钱怎么申请) leans on the clause before it.
+    while start > 0 and sum(len(c) for c in clauses[start:]) < 8 and not _SELF_RE.match(clauses[start - 1]):
+        start -= 1
+    return Reduced(tuple(Clause(c, i >= start) for i, c in enumerate(clauses)))

@@ -1,0 +1,124 @@
+"""Typo repair below the word level: a misspelt word that sounds like a word of the knowledge base.
+
+Residents type with pinyin input methods and dictate to voice recognition, so their mistakes are
+characters of the same sound: 高领补贴 (高龄), 身分证 (身份证), 夜效 (夜校), 地保 (低保), 医宝 (医保).
+:class:`Lexicon` holds the knowledge base's own vocabulary (words of the entries' phrasings and tags,
+the canonical forms of the synonym list) keyed by toneless pinyin, with the confusions of accents
+and input methods folded (zh/z, ch/c, sh/s, n/l, in/ing, en/eng, an/ang). ``correct`` scans a text
+and replaces a span that is not a known word, but sounds like one and shares a character with it,
+by that word. It never touches a word the knowledge base knows, nor a common word of general
+Chinese of two characters (关心 stays 关心, not 关系).
+
+Pinyin comes from pypinyin's character table (shipped with the package, nothing downloaded); one
+reading per character, cached.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+
+from pypinyin.pinyin_dict import pinyin_dict
+
+_INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"))
+_FINALS = (("ing", "in"), ("eng", "en"), ("ang", "an"))
+# A two-character span this frequent in general Chinese (jieba's counts) is a word in its own right.
+COMMON_WORD_FREQ = 100
+MAX_SPAN = 5
+
+
+@lru_cache(maxsize=20000)
+def sound(ch: str) -> str:
+    """Toneless, accent-folded pinyin of one character; the character itself when it has none."""
+    readings = pinyin_dict.get(ord(ch))
+    if not readings:
+        return ch
+    first = readings.split(",", 1)[0]
+    plain = "".join(c for c in unicodedata.normalize("NFD", first) if not unicodedata.combining(c))
+    plain = plain.replace("ü", "v")
+    for a, b in _INITIALS:
+        if plain.startswith(a):
+            plain = b + plain[len(a) :]
+            break
+    if plain.startswith("l"):
+        plain = "n" + plain[1:]
+    for a, b in _FINALS:
+        if plain.endswith(a):
+            plain = plain[: -len(a)] + b
+            break
+    return plain
+
+
+def _is_han(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff"
+
+
+class Lexicon:
+    """The knowledge base's words by sound; immutable once built."""
+
+    def __init__(self, words: Iterable[str], common: Mapping[str, int] | None = None) -> None:
+        self.words = frozenset(w for w in words if 2 <= len(w) <= MAX_SPAN and all(map(_is_han, w)))
+        self._common = common or {}
+        by_sound: dict[tuple[str, ...], list[str]] = {}
+        for w in sorted(self.words):
+            by_sound.setdefault(tuple(sound(c) for c in w), []).append(w)
+        self._by_sound = by_sound
+        self._lengths = sorted({len(w) for w in self.words}, reverse=True)
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def _repair(self, span: str, sounds: tuple[str, ...]) -> str | None:
+        """The known word ``span`` (of these sounds) is a misspelling of, if any."""
+        found = self._by_sound.get(sounds)
+        if not found:
+            return None
+        if len(span) == 2 and self._common.get(span, 0) >= COMMON_WORD_FREQ:
+            return None
+        best, shared = None, 0
+        for word in found:
+            n = sum(a == b for a, b in zip(span, word, strict=True))
+            if n > shared:
+                best, shared = word, n
+        return best
+
+    def correct(self, text: str) -> str:
+        """``text`` with misspelt knowledge-base words replaced (known words and the rest untouched).
+
+        At each position the longest known word wins, unless a longer span is a misspelling of a
+        known word (社保咔 → 社保卡 although 社保 is known)."""
+        if not self.words:
+            return text
+        sounds = [sound(c) if _is_han(c) else "" for c in text]
+        out: list[str] = []
+        i, n = 0, len(text)
+        while i < n:
+            if not sounds[i]:
+                out.append(text[i])
+                i += 1
+                continue
+            known = 0
+            for length in self._lengths:
+                if i + length <= n and text[i : i + length] in self.words:
+                    known = length
+                    break
+            repaired = None
+            for length in self._lengths:
+                if length <= known:
+                    break
+                if i + length > n or not all(sounds[i : i + length]):
+                    continue
+                repaired = self._repair(text[i : i + length], tuple(sounds[i : i + length]))
+                if repaired is not None:
+                    break
+            if repaired is not None:
+                out.append(repaired)
+                i += len(repaired)
+            elif known:
+                out.append(text[i : i + known])
+                i += known
+            else:
+                out.append(text[i])
+                i += 1
+        return "".join(out)
