@@ -55,7 +55,9 @@ def answers(out: str) -> list[str]:
 
 @pytest.mark.parametrize("mode", ["plain", "compat", "safe"])
 async def test_conversation_over_the_real_wire(service_factory, sqlite_url, fake_api, tmp_path: Path, mode):
-    svc = await service_factory(sqlite_url, fake_api, BOT_SIMULATOR=1)
+    # Plaintext is 明文模式, without an EncodingAESKey (with one the server takes only encrypted messages).
+    keyless = {"BOT_WECHAT_AES_KEY": ""} if mode == "plain" else {}
+    svc = await service_factory(sqlite_url, fake_api, BOT_SIMULATOR=1, **keyless)
     picture = tmp_path / "photo.png"
     picture.write_bytes(PNG)
     script = "\n".join(
@@ -152,6 +154,13 @@ async def test_server_not_running_is_a_readable_error():
     assert f"cannot reach the server at http://127.0.0.1:{port}" in err
     assert "make run" in err
     assert "Traceback" not in err
+
+
+async def test_plaintext_to_a_server_with_a_key_is_explained(service_factory, sqlite_url, fake_api):
+    svc = await service_factory(sqlite_url, fake_api, BOT_SIMULATOR=1)
+    code, _out, err = await chat(["--url", svc.base, "--mode", "plain"], "你好\n", chat_env(svc.settings))
+    assert code == 1
+    assert "HTTP 403" in err and "encrypt_type=aes" in err and "Traceback" not in err
 
 
 async def test_settings_that_differ_from_the_server_are_explained(service_factory, sqlite_url, fake_api):

@@ -141,7 +141,9 @@ class Chat:
         if sent.status != 200:
             self.failures += 1
             hint = ""
-            if sent.status == 403:
+            if sent.status == 403 and "plaintext" in sent.body:
+                hint = " (the server has an EncodingAESKey: leave out --mode plain, or use --mode safe)"
+            elif sent.status == 403:
                 hint = (" (are BOT_WECHAT_TOKEN, BOT_WECHAT_APPID and BOT_WECHAT_AES_KEY the same as the"
                         " server's?)")
             error(f"the server refused the message: HTTP {sent.status} {sent.body.strip()[:200]}{hint}")

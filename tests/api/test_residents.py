@@ -61,7 +61,7 @@ async def test_list_detail_and_filters(api: Api):
 
 
 async def test_paging_walks_every_resident_once(api: Api):
-    sender = api.svc.sender("plain")
+    sender = api.svc.sender()
     openids = [f"oApiPaging{i:016d}" for i in range(7)]
     for openid in openids:
         assert (await api.svc.send(sender.text(openid, "你好"))).status == 200
@@ -146,7 +146,7 @@ async def test_unknown_residents_and_bad_parameters(api: Api):
     message = assert_error(status, body, 400, "unknown_param")
     assert "subscibed" in message and "subscribed" in message
     # a cursor from another list is refused
-    sender = api.svc.sender("plain")
+    sender = api.svc.sender()
     for i in range(3):
         await api.svc.send(sender.text(A, f"hello {i}"))
     resident = (await by_openid(api))[A]
@@ -161,7 +161,7 @@ async def test_last_inbound_time_is_kept_to_the_minute(service_factory, sqlite_u
     clock = ManualClock(datetime(2025, 3, 1, 8, 0, tzinfo=UTC))
     svc = await service_factory(sqlite_url, fake_api, app_kwargs={"clock": clock})
     api = Api(svc, await make_tokens(sqlite_url))
-    sender = svc.sender("plain")
+    sender = svc.sender()
 
     async def last_inbound() -> datetime:
         (resident,) = (await api.ok("/residents"))["items"]

@@ -39,7 +39,7 @@ async def test_intents_route_messages(service):
     assert "工作人员" in await say(service, "o_i5", "转人工")
     assert "帮不上忙" in await say(service, "o_i6", "帮我订一张明天去北京的机票")
     # Voice with recognition is understood like text.
-    s = service.sender("plain")
+    s = service.sender()
     voice = await s.send(service.http, s.voice("o_i7", recognition="转人工"))
     assert "工作人员" in voice.content
     db = Database(service.settings.database_url)

@@ -101,7 +101,7 @@ async def test_handler_error_gets_a_friendly_reply_and_is_logged(service_factory
         raise RuntimeError("boom")
 
     svc = await service_factory(sqlite_url, app_kwargs={"routers": [router]})
-    s = svc.sender("plain")
+    s = svc.sender()
     reply = await s.send(svc.http, s.text("o_boom", "炸"))
     assert reply.status == 200 and "开了个小差" in reply.content
 
@@ -113,7 +113,7 @@ async def test_takeover_keeps_the_bot_silent(service_factory, sqlite_url):
     from bot.storage.models import Resident
 
     svc = await service_factory(sqlite_url)
-    s = svc.sender("plain")
+    s = svc.sender()
     await s.send(svc.http, s.text("o_take", "你好"))
     db = Database(sqlite_url)
     async with db.transaction() as session:

@@ -29,13 +29,13 @@ class Desk:
     db: Database
 
     async def say(self, openid: str, text: str) -> str:
-        s = self.svc.sender("plain")
+        s = self.svc.sender()
         reply = await s.send(self.svc.http, s.text(openid, text))
         assert reply.status == 200, reply.body
         return reply.content or ""
 
     async def send(self, fields: dict[str, Any]) -> str:
-        reply = await self.svc.sender("plain").send(self.svc.http, fields)
+        reply = await self.svc.sender().send(self.svc.http, fields)
         assert reply.status == 200, reply.body
         return reply.content or ""
 

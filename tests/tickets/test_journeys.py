@@ -20,7 +20,7 @@ async def register_media(desk: Desk, content: bytes, ctype: str) -> str:
 
 
 async def test_report_with_photo_and_location_to_closed(desk: Desk) -> None:
-    s = desk.svc.sender("plain")
+    s = desk.svc.sender()
     openid = "o_report1"
     # Where is missing from the text: the bot asks once.
     assert "具体位置" in await desk.say(openid, "楼道灯坏了好几天了一直没人修")
@@ -83,7 +83,7 @@ async def test_unsatisfied_reopens_with_comment(desk: Desk) -> None:
 
 
 async def test_urgent_report_gets_emergency_numbers_first(desk: Desk) -> None:
-    s = desk.svc.sender("plain")
+    s = desk.svc.sender()
     reply = await s.send(desk.svc.http, s.text("o_urgent", "7号楼2单元楼道里燃气味很大"))
     assert reply.status == 200
     first = reply.content or ""

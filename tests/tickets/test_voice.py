@@ -11,7 +11,7 @@ AMR = b"#!AMR\n" + bytes(range(40))
 
 
 async def test_voice_with_recognition_is_stored_and_answers_the_step(desk: Desk) -> None:
-    s = desk.svc.sender("plain")
+    s = desk.svc.sender()
     openid = "o_voice1"
     assert "具体位置" in await desk.say(openid, "楼道里堆满了杂物没人清理")
     media_id = await register_media(desk, AMR, "audio/amr")
@@ -31,7 +31,7 @@ async def test_voice_with_recognition_is_stored_and_answers_the_step(desk: Desk)
 
 
 async def test_voice_without_recognition_is_stored_and_acknowledged(desk: Desk) -> None:
-    s = desk.svc.sender("plain")
+    s = desk.svc.sender()
     openid = "o_voice2"
     assert "具体位置" in await desk.say(openid, "小区门口的路灯晚上一直不亮")
     media_id = await register_media(desk, AMR, "audio/amr")
@@ -49,7 +49,7 @@ async def test_voice_without_recognition_is_stored_and_acknowledged(desk: Desk) 
 
 
 async def test_voice_whose_media_cannot_be_downloaded_is_kept_by_id(desk: Desk) -> None:
-    s = desk.svc.sender("plain")
+    s = desk.svc.sender()
     openid = "o_voice3"
     assert "具体位置" in await desk.say(openid, "楼上天天半夜装修太吵了")
     reply = await desk.send(s.voice(openid, None, media_id="FAKEMEDIA_unknown"))
@@ -57,7 +57,7 @@ async def test_voice_whose_media_cannot_be_downloaded_is_kept_by_id(desk: Desk) 
 
 
 async def test_media_sent_after_an_urgent_ticket_was_created_joins_it(desk: Desk) -> None:
-    s = desk.svc.sender("plain")
+    s = desk.svc.sender()
     openid = "o_urgent_media"
     first = await desk.say(openid, "楼道里燃气味很大")  # urgent: ticket at once, then the place is asked
     assert "119" in first and NUMBER.search(first)
