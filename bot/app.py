@@ -144,11 +144,13 @@ async def _start_wechat_api(
 
 
 async def _maintenance(delivery: Delivery, stop: asyncio.Event) -> None:
-    """Periodic upkeep: messages abandoned by a process that died get an apology."""
+    """Periodic upkeep: messages whose handler's process died are redone (or the resident is asked
+    to send again), checked four times per ``recover_after``."""
+    interval = min(30.0, delivery.rt.settings.recover_after / 4)
     while not stop.is_set():
         try:
             await delivery.recover_stale()
         except Exception:
             log.exception("maintenance failed")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=30)
+            await asyncio.wait_for(stop.wait(), timeout=interval)

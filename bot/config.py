@@ -67,6 +67,7 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: DEFAULT_VAR / "data")
     log_level: str = "INFO"
     reply_budget: float = 4.0
+    recover_after: float = 20.0  # seconds without a heartbeat before a pending message is redone
     timestamp_window: int = 300
     max_body_bytes: int = 64 * 1024
     outbox_interval: float = 1.0
@@ -155,6 +156,7 @@ class Settings:
             data_dir=data_dir,
             log_level=level,
             reply_budget=number("BOT_REPLY_BUDGET", cls.reply_budget, 0.05, 4.8),
+            recover_after=number("BOT_RECOVER_AFTER", cls.recover_after, 0.5, 3600),
             timestamp_window=int(
                 number("BOT_TIMESTAMP_WINDOW", cls.timestamp_window, 0, 86400, integer=True)
             ),

@@ -169,6 +169,7 @@ async def _create(ctx: Context, urgency: str) -> tuple[Ticket, bool]:
         confidence=data.get("c_conf"),
         urgency=urgency,
         contact_phone=data.get("c_phone"),
+        source_key=ctx.inbound.key,
     )
     now = ctx.rt.clock.now()
     async with ctx.rt.db.transaction() as session:

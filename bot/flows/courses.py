@@ -227,6 +227,7 @@ async def _book(ctx: Context, waitlist: bool, *, audience_checked: bool = False)
             session_id=session_id,
             now=ctx.rt.clock.now(),
             waitlist=waitlist,
+            request_key=ctx.inbound.key,
         )
     except courses.BookingError as exc:
         if exc.code == "full" and not waitlist:

@@ -13,6 +13,15 @@ nothing is sent twice.
 
 Claims and replies are not written here but submitted to a group commit, which applies those of
 concurrent requests together (``bot/handler/journal.py``, ``bot/storage/groupcommit.py``).
+
+A process can die between a handler's own commit (a ticket, a redemption, a booking) and the
+stored reply. The claim keeps the message itself with its key, and while a handler runs it beats
+(refreshes the key's ``updated_at``); the maintenance loop of any process takes over a pending key
+whose heartbeat stopped (``processing``, ``deferred``, or ``recovering`` by a process that died
+too) and redoes the message: conversation state is written only with the reply, and tickets and
+bookings made by a message are found again by its key, so the redo repeats nothing and the
+resident gets the answer through the outbox. A handler that is only slow keeps beating and is
+never taken over; a finish whose key was taken over writes nothing.
 """
 
 from __future__ import annotations
@@ -25,10 +34,10 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from bot import texts
+from bot import faults, texts
 from bot.handler.context import Context
 from bot.handler.dispatcher import Dispatcher, Preloaded
-from bot.handler.journal import Claim, Finish, Journal
+from bot.handler.journal import Claim, Finish, Finished, Journal
 from bot.handler.types import Inbound, Out
 from bot.runtime import Runtime
 from bot.storage.groupcommit import GroupCommit
@@ -39,6 +48,9 @@ from bot.wechat.replies import fit
 log = logging.getLogger("bot.delivery")
 
 POLL_SECONDS = 0.05
+PENDING = ("processing", "deferred", "recovering")
+MAX_RECOVERIES = 3  # a message that keeps killing its process is given up after this many redos
+RECOVER_BATCH = 50
 
 
 class Delivery:
@@ -79,7 +91,7 @@ class Delivery:
     async def _claim(self, inbound: Inbound) -> Preloaded | None:
         """Claim the key and read what the dispatcher needs first; None for a retry."""
         preloaded: Preloaded | None = await self.writes.submit(
-            Claim(inbound.key, inbound.openid, self.rt.clock.now())
+            Claim(inbound.key, inbound.openid, self.rt.clock.now(), inbound.to_dict())
         )
         if preloaded is None:
             log.info("retry of %s", inbound.log_key)
@@ -111,46 +123,83 @@ class Delivery:
     async def _process(
         self, inbound: Inbound, first: asyncio.Future[list[Out] | None], preloaded: Preloaded
     ) -> list[Out]:
+        beat = _Heartbeat(self, inbound.key)
         try:
             processed = await self.dispatcher.process(inbound, self.rt, preloaded)
+            await faults.reached("delivery.before_finish")
             outs, shown = _with_notices(processed.outs, preloaded.notices)
             passive = await self._finish(inbound, fit(outs), processed.ctx, shown)
         except Exception:
             log.exception("could not finish %s", inbound.log_key)
             passive = [Out.text(texts.ERROR)]
+        finally:
+            beat.stop()
         _settle(first, passive)
         return passive
 
     async def _finish(
-        self, inbound: Inbound, outs: list[Out], ctx: Context | None, shown: Sequence[int] = ()
+        self,
+        inbound: Inbound,
+        outs: list[Out],
+        ctx: Context | None,
+        shown: Sequence[int] = (),
+        *,
+        recovery: bool = False,
     ) -> list[Out]:
         """Store the reply — as the passive answer if the request still waits, else via the outbox —
         together with what the middlewares and handler left pending, in one transaction."""
-        passive: list[Out] = await self.writes.submit(
-            Finish(inbound.key, inbound.openid, outs, ctx, shown, self.rt.clock.now())
+        finished: Finished = await self.writes.submit(
+            Finish(inbound.key, inbound.openid, outs, ctx, shown, self.rt.clock.now(), recovery)
         )
-        return passive
+        if not finished.owned:
+            log.warning("%s was taken over by a recovery; this answer is dropped", inbound.log_key)
+        elif finished.state is not None:
+            # A storage outside the database (Redis): written once the reply is stored.
+            await self.rt.states.write({inbound.openid: finished.state})
+        return finished.passive
 
-    async def recover_stale(self, older_than: timedelta = timedelta(minutes=2)) -> int:
-        """Keys left ``processing`` by a process that died: tell the resident to send again."""
-        cutoff = self.rt.clock.now() - older_than
+    async def recover_stale(self, older_than: timedelta | None = None) -> int:
+        """Pending keys whose handler stopped beating (its process died): redo the message and send
+        the answer through the outbox, or, when it cannot be redone, ask the resident to send
+        again. Returns how many keys were taken over."""
+        now = self.rt.clock.now()
+        if older_than is None:
+            older_than = timedelta(seconds=self.rt.settings.recover_after)
+        cutoff = now - older_than
         async with self.rt.db.session() as session:
             rows = (
                 await session.execute(
-                    select(InboundKey.key, InboundKey.openid).where(
-                        InboundKey.status == "processing", InboundKey.updated_at < cutoff
-                    )
+                    select(InboundKey.key, InboundKey.openid, InboundKey.inbound, InboundKey.attempts)
+                    .where(InboundKey.status.in_(PENDING), InboundKey.updated_at < cutoff)
+                    .order_by(InboundKey.updated_at)
+                    .limit(RECOVER_BATCH)
                 )
             ).all()
         recovered = 0
-        for key, openid in rows:
+        for row in rows:
+            key: str = row.key
+            openid: str = row.openid
+            stored: Any = row.inbound
+            attempts: int = row.attempts or 0
+            redo = isinstance(stored, dict) and attempts < MAX_RECOVERIES
             async with self.rt.db.transaction() as session:
+                # Taken over only if still pending with a stopped heartbeat: a beat, a finish or
+                # another process's recovery in the meantime wins.
                 result = await session.execute(
                     update(InboundKey)
-                    .where(InboundKey.key == key, InboundKey.status == "processing")
-                    .values(status="abandoned", updated_at=self.rt.clock.now())
+                    .where(
+                        InboundKey.key == key, InboundKey.status.in_(PENDING), InboundKey.updated_at < cutoff
+                    )
+                    .values(
+                        status="recovering" if redo else "abandoned",
+                        attempts=InboundKey.attempts + 1,
+                        inbound=stored if redo else None,
+                        updated_at=self.rt.clock.now(),
+                    )
                 )
-                if result.rowcount:  # type: ignore[attr-defined]
+                if not result.rowcount:  # type: ignore[attr-defined]
+                    continue
+                if not redo:
                     await outbox.enqueue(
                         session,
                         openid,
@@ -158,13 +207,62 @@ class Delivery:
                         dedup_key=f"{key}:abandoned",
                         not_before=self.rt.clock.now(),
                     )
-                    recovered += 1
+            recovered += 1
+            if redo:
+                assert isinstance(stored, dict)
+                await self._redo(Inbound.from_dict(stored))
         return recovered
+
+    async def _redo(self, inbound: Inbound) -> None:
+        log.warning("redoing %s: its handler's process stopped", inbound.log_key)
+        beat = _Heartbeat(self, inbound.key, statuses=("recovering",))
+        try:
+            processed = await self.dispatcher.process(inbound, self.rt, None)
+            await faults.reached("delivery.before_finish")
+            await self._finish(inbound, fit(processed.outs), processed.ctx, recovery=True)
+        except Exception:
+            log.exception("could not redo %s", inbound.log_key)
+        finally:
+            beat.stop()
 
     async def drain(self, grace: float = 10.0) -> None:
         """Wait for handlers still running (graceful shutdown)."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace)
+
+
+class _Heartbeat:
+    """Refreshes a key's ``updated_at`` while its handler runs longer than a beat (a quarter of
+    ``recover_after``); a message answered within that costs one timer."""
+
+    def __init__(self, delivery: Delivery, key: str, statuses: Sequence[str] = ("processing", "deferred")) -> None:
+        self.delivery = delivery
+        self.key = key
+        self.statuses = tuple(statuses)
+        self.interval = delivery.rt.settings.recover_after / 4
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(self.interval, self._fire)
+        self._task: asyncio.Task[None] | None = None
+
+    def _fire(self) -> None:
+        self._task = asyncio.create_task(self._beat())
+        self._timer = self._loop.call_later(self.interval, self._fire)
+
+    async def _beat(self) -> None:
+        try:
+            async with self.delivery.rt.db.transaction() as session:
+                await session.execute(
+                    update(InboundKey)
+                    .where(InboundKey.key == self.key, InboundKey.status.in_(self.statuses))
+                    .values(updated_at=self.delivery.rt.clock.now())
+                )
+        except Exception:
+            log.warning("heartbeat failed", exc_info=True)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 def _settle(future: asyncio.Future[list[Out] | None], value: list[Out] | None) -> None:

@@ -66,7 +66,7 @@ class Dispatcher:
             record = preloaded.state if preloaded is not None else None
             if record is None:
                 record = await rt.states.get(inbound.openid)
-            ctx = Context(inbound=inbound, rt=rt, fsm=FSM(rt.states, inbound.openid, record))
+            ctx = Context(inbound=inbound, rt=rt, fsm=FSM(record))
             if preloaded is not None and preloaded.resident is not None:
                 ctx.resident = preloaded.resident
             return Processed(await self._chain(ctx), ctx)

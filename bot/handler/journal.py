@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from bot.handler.context import Context
 from bot.handler.dispatcher import Preloaded
-from bot.handler.state import StateStorage
+from bot.handler.state import StateRecord, StateStorage
 from bot.handler.types import Out
 from bot.services.notify import enqueue_sync
 from bot.storage.db import Database
@@ -53,19 +53,21 @@ _NOTICES = Prepared(
     .where(OUTBOX.c.openid.in_(bindparam("openids", expanding=True)), OUTBOX.c.status == "expired")
     .order_by(OUTBOX.c.id)
 )
-_WAITING_QUERY = select(KEYS.c.key).where(
-    KEYS.c.key.in_(bindparam("keys", expanding=True)), KEYS.c.status == "processing"
-)
-_WAITING = Prepared(_WAITING_QUERY)
-# On PostgreSQL a concurrent deferral (the request's budget ran out) either committed before this
-# read, or waits for this transaction and then finds the key no longer processing.
-_WAITING_LOCKED = Prepared(_WAITING_QUERY.with_for_update())
+_STATUS_QUERY = select(KEYS.c.key, KEYS.c.status).where(KEYS.c.key.in_(bindparam("keys", expanding=True)))
+_STATUS = Prepared(_STATUS_QUERY)
+# On PostgreSQL a concurrent deferral (the request's budget ran out) or recovery either committed
+# before this read, or waits for this transaction and then finds the key no longer processing.
+_STATUS_LOCKED = Prepared(_STATUS_QUERY.with_for_update())
 _REPLIED = Prepared(
     update(KEYS)
     .where(KEYS.c.key == bindparam("k"))
-    .values(status="replied", reply=bindparam("reply"), updated_at=bindparam("at"))
+    .values(status="replied", reply=bindparam("reply"), inbound=None, updated_at=bindparam("at"))
 )
-_DONE = update(KEYS).where(KEYS.c.key == bindparam("k")).values(status="done", updated_at=bindparam("at"))
+_DONE = (
+    update(KEYS)
+    .where(KEYS.c.key == bindparam("k"))
+    .values(status="done", inbound=None, updated_at=bindparam("at"))
+)
 _SHOWN = (
     update(OUTBOX)
     .where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)), OUTBOX.c.status == "expired")
@@ -114,6 +116,7 @@ class Claim:
     key: str
     openid: str
     now: datetime
+    inbound: dict[str, Any] | None = None  # kept while pending, so another process can redo it
 
 
 @dataclass
@@ -124,6 +127,17 @@ class Finish:
     ctx: Context | None
     shown: Sequence[int]
     now: datetime
+    recovery: bool = False  # a message redone by the maintenance loop (its key is ``recovering``)
+
+
+@dataclass
+class Finished:
+    """What became of a finish: the passive reply (``[]``: it went to the outbox), and whether this
+    request still owned its key (False: a recovery took the message over, and nothing was written)."""
+
+    passive: list[Out]
+    owned: bool = True
+    state: StateRecord | None = None  # a changed state the storage could not write here (Redis)
 
 
 class Journal:
@@ -155,6 +169,7 @@ class Journal:
                 "key": c.key,
                 "openid": c.openid,
                 "status": "processing",
+                "inbound": c.inbound,
                 "created_at": c.now,
                 "updated_at": c.now,
             }
@@ -199,15 +214,28 @@ class Journal:
 
     def _finish(self, connection: Connection, finishes: list[Finish], results: dict[int, Any]) -> None:
         """Store each reply with its key if the request still waits for it; otherwise queue it for
-        the outbox. The message log and the residents' last-inbound times go in the same commit."""
-        waiting: set[str] = set(
-            (_WAITING_LOCKED if self.locking else _WAITING).scalars(connection, {"keys": [f.key for f in finishes]})
+        the outbox. The message log, the conversation states and the residents' last-inbound times
+        go in the same commit. A finish whose key another process took over (its handler was
+        thought dead) writes nothing: that process answers instead."""
+        statuses: dict[str, str] = dict(
+            (_STATUS_LOCKED if self.locking else _STATUS).rows(connection, {"keys": [f.key for f in finishes]})
         )
         replied: list[dict[str, Any]] = []
         logged: list[dict[str, Any]] = []
         touched: list[dict[str, Any]] = []
+        changed: dict[str, StateRecord] = {}
+        changed_by: dict[str, Finish] = {}
         for f in finishes:
+            status = statuses.get(f.key)
+            waiting = status == "processing" and not f.recovery
+            if not waiting and status != ("recovering" if f.recovery else "deferred"):
+                results[id(f)] = Finished([], owned=False)
+                continue
+            statuses[f.key] = "finished"  # the same key twice in one batch: only the first counts
             ctx = f.ctx
+            if ctx is not None and ctx.fsm.changed:
+                changed[f.openid] = ctx.fsm.record
+                changed_by[f.openid] = f
             resident_id = ctx.resident.id if ctx is not None and ctx.resident is not None else None
             if ctx is not None:
                 logged.extend(ctx.log_rows)
@@ -215,7 +243,7 @@ class Journal:
                     touched.append({"resident": resident_id, "at": ctx.last_inbound_at})
             if f.shown:
                 connection.execute(_SHOWN, {"ids": list(f.shown), "at": f.now})
-            if f.key in waiting:
+            if waiting:
                 passive, rest = f.outs[:1], f.outs[1:]
                 replied.append({"k": f.key, "reply": [o.to_dict() for o in passive], "at": f.now})
                 if rest:
@@ -223,13 +251,16 @@ class Journal:
                         enqueue_sync(session, f.openid, rest, dedup_key=f"{f.key}:more", not_before=f.now)
                 if resident_id is not None:
                     logged.extend(outbound_rows(resident_id, passive, "passive", f.now))
-                results[id(f)] = passive
+                results[id(f)] = Finished(passive)
             else:
                 # The request already answered "success": everything goes out as customer-service messages.
                 with _orm(connection) as session:
                     enqueue_sync(session, f.openid, f.outs, dedup_key=f.key, not_before=f.now)
                 connection.execute(_DONE, {"k": f.key, "at": f.now})
-                results[id(f)] = []
+                results[id(f)] = Finished([])
+        if changed and not self.states.write_many(connection, changed, finishes[0].now):
+            for openid, record in changed.items():
+                results[id(changed_by[openid])].state = record
         _REPLIED.many(connection, replied)
         _LOG.many(connection, logged)
         _TOUCH.many(connection, touched)

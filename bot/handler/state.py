@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, bindparam, delete, select
@@ -41,6 +41,14 @@ class StateStorage(Protocol):
         """Several residents' states within the caller's (synchronous) transaction when the storage
         is the database, else None."""
         ...
+
+    def write_many(self, connection: Connection, changes: dict[str, StateRecord], now: datetime) -> bool:
+        """Write changed states within the caller's (synchronous) transaction — the one that stores
+        the message's reply — and return True; False when the storage is not the database (the
+        caller then awaits :meth:`write` after that transaction committed)."""
+        ...
+
+    async def write(self, changes: dict[str, StateRecord]) -> None: ...
 
     async def set(self, openid: str, record: StateRecord) -> None: ...
 
@@ -74,6 +82,37 @@ class DatabaseStateStorage:
             else:
                 records[openid] = StateRecord(state, dict(data or {}))
         return records
+
+    def write_many(self, connection: Connection, changes: dict[str, StateRecord], now: datetime) -> bool:
+        cleared = [openid for openid, record in changes.items() if record.state is None]
+        kept = [
+            {"openid": openid, "state": record.state, "data": dict(record.data), "updated_at": now}
+            for openid, record in changes.items()
+            if record.state is not None
+        ]
+        if cleared:
+            connection.execute(delete(ConversationState).where(ConversationState.openid.in_(cleared)))
+        if kept:
+            upsert = self.db.insert(_TABLE)
+            connection.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=["openid"],
+                    set_={
+                        "state": upsert.excluded.state,
+                        "data": upsert.excluded.data,
+                        "updated_at": upsert.excluded.updated_at,
+                    },
+                ),
+                kept,
+            )
+        return True
+
+    async def write(self, changes: dict[str, StateRecord]) -> None:
+        for openid, record in changes.items():
+            if record.state is None:
+                await self.clear(openid)
+            else:
+                await self.set(openid, record)
 
     async def set(self, openid: str, record: StateRecord) -> None:
         async with self.db.transaction() as session:
@@ -110,6 +149,16 @@ class RedisStateStorage:
     def read_many(self, connection: Connection, openids: Collection[str]) -> dict[str, StateRecord] | None:
         return None
 
+    def write_many(self, connection: Connection, changes: dict[str, StateRecord], now: datetime) -> bool:
+        return False
+
+    async def write(self, changes: dict[str, StateRecord]) -> None:
+        for openid, record in changes.items():
+            if record.state is None and not record.data:
+                await self.clear(openid)
+            else:
+                await self.set(openid, record)
+
     async def get(self, openid: str) -> StateRecord:
         raw = await self.redis.get(self.prefix + openid)
         if not raw:
@@ -129,12 +178,18 @@ class RedisStateStorage:
 
 
 class FSM:
-    """The state of one resident as seen by a handler: read once, written when changed."""
+    """The state of one resident as seen by a handler: read once, changed in memory, and written
+    with the message's reply (in the same transaction when the storage is the database), so a
+    message whose process dies before its reply is stored leaves the conversation where it was
+    and can be redone."""
 
-    def __init__(self, storage: StateStorage, openid: str, record: StateRecord) -> None:
-        self._storage = storage
-        self._openid = openid
+    def __init__(self, record: StateRecord) -> None:
         self._record = record
+        self.changed = False
+
+    @property
+    def record(self) -> StateRecord:
+        return self._record
 
     @property
     def state(self) -> str | None:
@@ -155,11 +210,11 @@ class FSM:
         merged = {k: v for k, v in self._record.data.items() if k != "expired_state"}
         merged.update(data)
         self._record = StateRecord(state, merged)
-        await self._storage.set(self._openid, self._record)
+        self.changed = True
 
     async def update(self, **data: Any) -> None:
         await self.set(self._record.state, **data)
 
     async def clear(self) -> None:
         self._record = StateRecord()
-        await self._storage.clear(self._openid)
+        self.changed = True

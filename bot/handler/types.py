@@ -55,6 +55,35 @@ class Inbound:
         value = self.raw.get(name)
         return value if isinstance(value, str) else default
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, for a pending message kept so that it can be redone (``from_dict``)."""
+        return {
+            "openid": self.openid,
+            "account": self.account,
+            "msg_type": self.msg_type,
+            "create_time": self.create_time,
+            "msg_id": self.msg_id,
+            "event": self.event,
+            "event_key": self.event_key,
+            "content": self.content,
+            "raw": self.raw,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Inbound:
+        msg_id = data.get("msg_id")
+        return cls(
+            openid=str(data["openid"]),
+            account=str(data.get("account") or ""),
+            msg_type=str(data.get("msg_type") or "text"),
+            create_time=int(data.get("create_time") or 0),
+            msg_id=int(msg_id) if msg_id is not None else None,
+            event=data.get("event"),
+            event_key=data.get("event_key"),
+            content=data.get("content"),
+            raw=dict(data.get("raw") or {}),
+        )
+
 
 @dataclass(frozen=True)
 class Out:

@@ -173,18 +173,32 @@ async def confirm_audience(db: Database, *, resident_id: int, audience: str, now
 
 
 async def book(
-    db: Database, *, resident_id: int, session_id: int, now: datetime, waitlist: bool = False
+    db: Database,
+    *,
+    resident_id: int,
+    session_id: int,
+    now: datetime,
+    waitlist: bool = False,
+    request_key: str | None = None,
 ) -> BookingResult:
-    """Book a place (or, with ``waitlist`` and a full session, join the waitlist)."""
+    """Book a place (or, with ``waitlist`` and a full session, join the waitlist).
+
+    ``request_key`` names the request (a resident's message key): the same request again — a
+    message redone after its process died — gets the booking it made, not "already booked"."""
     try:
         async with db.transaction() as session:
-            return await _book(session, resident_id, session_id, now, waitlist)
+            return await _book(session, resident_id, session_id, now, waitlist, request_key)
     except IntegrityError:
         raise BookingError("duplicate") from None
 
 
 async def _book(
-    session: AsyncSession, resident_id: int, session_id: int, now: datetime, waitlist: bool
+    session: AsyncSession,
+    resident_id: int,
+    session_id: int,
+    now: datetime,
+    waitlist: bool,
+    request_key: str | None = None,
 ) -> BookingResult:
     found = (
         await session.execute(
@@ -205,10 +219,17 @@ async def _book(
         select(Booking).where(Booking.session_id == session_id, Booking.resident_id == resident_id)
     )
     if existing is not None and existing.status in ACTIVE:
+        if request_key is not None and existing.request_key == request_key:
+            return BookingResult(existing, sess, activity, await points.balance_of(session, resident_id))
         raise BookingError("duplicate", status=existing.status)
     if existing is None:
         booking = Booking(
-            session_id=session_id, resident_id=resident_id, status="pending", queued_at=now, updated_at=now
+            session_id=session_id,
+            resident_id=resident_id,
+            status="pending",
+            queued_at=now,
+            updated_at=now,
+            request_key=request_key,
         )
         session.add(booking)
         await session.flush()  # the unique (session, resident) row: a concurrent double tap stops here
@@ -225,6 +246,7 @@ async def _book(
                 booked_at=None,
                 points_paid=0,
                 updated_at=now,
+                request_key=request_key,
             )
         )
         if changed.rowcount != 1:  # type: ignore[attr-defined]

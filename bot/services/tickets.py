@@ -183,12 +183,21 @@ class NewTicket:
     urgency: str = "normal"
     contact_phone: str | None = None
     actor: str = "resident"
+    # The message that reports it (its inbound key): the same message handled again — redone
+    # after its process died — finds this ticket instead of making a second one.
+    source_key: str | None = None
 
 
 async def create_ticket(session: AsyncSession, new: NewTicket, rules: Rules, now: datetime) -> Ticket:
-    """Create, dispatch by the table (or leave for triage) and look for a possible duplicate."""
+    """Create, dispatch by the table (or leave for triage) and look for a possible duplicate.
+
+    With ``new.source_key``, a ticket already made by that message is returned as it is."""
     if not new.text.strip():
         raise TicketError("empty_text", "a ticket needs a description")
+    if new.source_key is not None:
+        made = await session.scalar(select(Ticket).where(Ticket.source_key == new.source_key))
+        if made is not None:
+            return made
     building = new.building or (new.resident.building if new.resident else None)
     decision = rules.decide(new.category, new.confidence, building, new.urgency)
     ticket = Ticket(
@@ -211,6 +220,7 @@ async def create_ticket(session: AsyncSession, new: NewTicket, rules: Rules, now
         status="submitted",
         deadline=decision.deadline(now),
         contact_phone=new.contact_phone,
+        source_key=new.source_key,
         resolution_photos=[],
         reopen_count=0,
         created_at=now,

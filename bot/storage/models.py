@@ -22,6 +22,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -146,15 +147,32 @@ class InboundKey(Base):
     """Exactly-once record of an inbound message or event and the reply it got.
 
     ``status``: ``processing`` → ``replied`` (passive reply stored) or ``deferred`` (the request got
-    ``success``; the reply goes out through the outbox) → ``done``.
+    ``success``; the reply goes out through the outbox) → ``done``. A key whose handler stopped
+    beating (its process died) becomes ``recovering`` while another process redoes the message
+    from ``inbound``, then ``done``; ``abandoned`` when it cannot be redone (the resident is asked
+    to send again). ``updated_at`` is the handler's heartbeat while the key is pending.
     """
 
     __tablename__ = "inbound_keys"
+    __table_args__ = (
+        # The maintenance loop's query: pending keys whose heartbeat stopped. Partial, so the
+        # finished majority costs nothing here.
+        Index(
+            "ix_inbound_keys_pending",
+            "status",
+            "updated_at",
+            sqlite_where=sql_text("status IN ('processing', 'deferred', 'recovering')"),
+            postgresql_where=sql_text("status IN ('processing', 'deferred', 'recovering')"),
+        ),
+    )
 
     key: Mapped[str] = mapped_column(String(160), primary_key=True)
     openid: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="processing")
     reply: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    # The message itself (``Inbound.to_dict``) while it is pending, so that it can be redone.
+    inbound: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")  # recoveries
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -435,6 +453,9 @@ class Booking(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The inbound message key (or API request key) that made the current attempt: the same key
+    # booking again finds this booking instead of "already booked".
+    request_key: Mapped[str | None] = mapped_column(String(200))
 
 
 class CheckIn(Base):
@@ -513,6 +534,8 @@ class Ticket(Base):
     reject_reason: Mapped[str | None] = mapped_column(Text)
     rating: Mapped[str | None] = mapped_column(String(16))  # satisfied | basic | unsatisfied
     rating_comment: Mapped[str | None] = mapped_column(Text)
+    # The inbound message key that created the ticket: a message redone after a crash finds it.
+    source_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
     duplicate_score: Mapped[float | None] = mapped_column(Float)
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -54,7 +54,7 @@ async def test_every_handler_left_out_could_not_have_matched() -> None:
     handlers = router.ordered()
     checked = 0
     for inbound, state, intent in _grid(router):
-        fsm = FSM(None, inbound.openid, StateRecord(state, {}))  # type: ignore[arg-type]
+        fsm = FSM(StateRecord(state, {}))
         ctx = Context(inbound=inbound, rt=None, fsm=fsm, intent=intent)  # type: ignore[arg-type]
         profile = Profile.of(ctx)
         candidates = {id(r) for r in dispatcher.candidates(ctx)}
