@@ -3,19 +3,24 @@ verification (核销) route a merchant account calls from the verification page.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from bot.api.errors import bad_request, conflict, forbidden, not_found
+from bot.api.errors import ApiError, bad_request, conflict, forbidden, not_found
 from bot.api.registry import ID, Call, component, obj, route
-from bot.api.tokens import create_token
-from bot.services import coupons
+from bot.api.tokens import TokenError, create_merchant_token
+from bot.services import coupons, ratelimit
+from bot.services.points import rules
 from bot.storage.models import Coupon, IssuedCoupon, Merchant, MerchantAccount
 
 MALL_ROLES = frozenset({"supervisor", "staff"})
+ACCOUNT_ROLES = frozenset({"supervisor"})  # who may mint merchant tokens (admin is implied)
+# Failed verifications (unknown codes) per merchant account before a 429: codes cannot be guessed.
+VERIFY_FAILURES = ratelimit.Limit(attempts=10, window=timedelta(minutes=10))
 READ_ROLES = frozenset({"supervisor", "staff", "operator"})
 NULLABLE_STR: dict[str, Any] = {"type": ["string", "null"]}
 TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
@@ -78,8 +83,11 @@ VERIFICATION = component(
         "properties": {
             "status": {
                 "type": "string",
-                "enum": ["used", "already_used", "expired", "not_found", "other_merchant"],
-                "description": "used: verified now; already_used: verified before (see used_at)",
+                "enum": ["used", "already_used", "expired", "not_found"],
+                "description": (
+                    "used: verified now; already_used: verified before (see used_at); not_found: no such "
+                    "code among this merchant's coupons (another merchant's code answers the same)"
+                ),
             },
             "message": {"type": "string", "description": "what to tell the merchant (Chinese)"},
             "title": {"type": "string"},
@@ -207,25 +215,30 @@ async def update_merchant(call: Call) -> dict[str, Any]:
 @route(
     "POST",
     "/merchants/{id}/accounts",
-    roles=MALL_ROLES,
+    roles=ACCOUNT_ROLES,
     summary="Create a merchant account (API token)",
     tags=("mall",),
     path_params={"id": ID},
     body=obj({"name": TEXT}, required=["name"]),
     response=ACCOUNT,
     status=201,
-    description="A token with role merchant that may verify this merchant's coupons only; shown once.",
+    description=(
+        "A token with role merchant that may verify this merchant's coupons only; shown once. Minting "
+        "credentials is for supervisors (and admins), not staff. The CLI does the same: "
+        "`python -m bot token create --role merchant --merchant ID --name NAME`."
+    ),
 )
 async def create_account(call: Call) -> dict[str, Any]:
     async with call.db.session() as session:
         if await session.get(Merchant, call.path["id"]) is None:
             raise not_found("no such merchant")
     name = call.body["name"].strip()
-    if not name or any(ord(c) < 32 for c in name):
-        raise bad_request("name must be a plain, non-empty text", "invalid_body")
-    secret, info = await create_token(call.db, name, "merchant", call.now())
-    async with call.db.transaction() as session:
-        session.add(MerchantAccount(token_id=info.id, merchant_id=call.path["id"], created_at=call.now()))
+    if not name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise bad_request("name must be a plain, non-empty text", "invalid_body", {"path": ["name"]})
+    try:
+        secret, info = await create_merchant_token(call.db, name, call.path["id"], call.now())
+    except TokenError:  # the merchant was deleted meanwhile
+        raise not_found("no such merchant") from None
     return {"merchant_id": call.path["id"], "name": info.name, "token": secret}
 
 
@@ -354,8 +367,8 @@ VERIFY_TEXTS = {
     "already_used": "这张券已经在{used_at}核销过了，不能重复使用。",
     "expired": "这张券已过期，不能使用。",
     "not_found": "没有这个券码，请核对后重新输入。",
-    "other_merchant": "这张券不是本店的券，不能在本店核销。",
 }
+TOO_MANY_FAILURES = "券码输错次数太多，请在{retry}之后再试。"
 
 
 @route(
@@ -368,7 +381,12 @@ VERIFY_TEXTS = {
     response=VERIFICATION,
     description=(
         "A merchant account marks a resident's coupon used: exactly once, with time and merchant. A second "
-        "attempt answers already_used with when; another merchant's coupon is other_merchant."
+        "attempt answers already_used with when. A code that is not one of this merchant's coupons — "
+        "unknown, or another merchant's — answers not_found, identically. "
+        f"After {VERIFY_FAILURES.attempts} not_found answers within "
+        f"{int(VERIFY_FAILURES.window.total_seconds() // 60)} minutes the account gets 429 "
+        "(code too_many_failures, header Retry-After in seconds, details.retry_at) until the oldest of them "
+        "is that old; the count is shared by every process (database, or Redis when configured)."
     ),
 )
 async def verify(call: Call) -> dict[str, Any]:
@@ -379,15 +397,37 @@ async def verify(call: Call) -> dict[str, Any]:
         )
     if merchant_id is None:
         raise forbidden("this account is not linked to a merchant", "not_a_merchant")
+    limiter = ratelimit.limiter(call.db, call.rt.redis)
+    key, now = f"verify:{call.principal.id}", call.now()
+    try:
+        slot = await limiter.take(key, VERIFY_FAILURES, now)
+    except ratelimit.Blocked as blocked:
+        raise _too_many(blocked.retry_at, now) from None
     result = await coupons.verify(
-        call.db, code=call.body["code"], merchant_id=merchant_id, actor=call.principal.name, now=call.now()
+        call.db, code=call.body["code"], merchant_id=merchant_id, actor=call.principal.name, now=now
     )
-    data: dict[str, Any] = {"status": result.status}
+    status = "not_found" if result.status == "other_merchant" else result.status
+    if status != "not_found":
+        await limiter.give_back(key, slot)
+    data: dict[str, Any] = {"status": status}
     used_at = result.issued.used_at if result.issued is not None else None
-    if result.issued is not None and result.coupon is not None and result.status != "other_merchant":
+    if status != "not_found" and result.issued is not None and result.coupon is not None:
         data.update(title=result.coupon.title, code=result.issued.code, used_at=used_at)
-    from bot.services.points import rules
-
-    shown = used_at.astimezone(rules().tz).strftime("%Y-%m-%d %H:%M") if used_at else ""
-    data["message"] = VERIFY_TEXTS[result.status].format(title=data.get("title", ""), used_at=shown)
+    shown = _local(used_at) if used_at else ""
+    data["message"] = VERIFY_TEXTS[status].format(title=data.get("title", ""), used_at=shown)
     return data
+
+
+def _local(when: datetime) -> str:
+    return when.astimezone(rules().tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _too_many(retry_at: datetime, now: datetime) -> ApiError:
+    seconds = max(1, math.ceil((retry_at - now).total_seconds()))
+    return ApiError(
+        429,
+        "too_many_failures",
+        TOO_MANY_FAILURES.format(retry=_local(retry_at + timedelta(seconds=59))),
+        {"retry_at": retry_at.isoformat(), "retry_after": seconds, "limit": VERIFY_FAILURES.attempts},
+        headers={"Retry-After": str(seconds)},
+    )

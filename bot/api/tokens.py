@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 
 from bot.storage.db import Database
-from bot.storage.models import ApiToken
+from bot.storage.models import ApiToken, Merchant, MerchantAccount
 
 TOKEN_PREFIX = "csb_"
 PREFIX_LENGTH = 12
@@ -89,6 +89,27 @@ async def create_token(db: Database, name: str, role: str, now: datetime) -> tup
     async with db.transaction() as session:
         session.add(row)
         await session.flush()
+        info = TokenInfo.of(row)
+    return secret, info
+
+
+async def create_merchant_token(
+    db: Database, name: str, merchant_id: int, now: datetime
+) -> tuple[str, TokenInfo]:
+    """A token with role ``merchant`` linked to the merchant ``merchant_id`` (it may verify that
+    merchant's coupons only), both in one transaction; raises :class:`TokenError` for an unknown
+    merchant."""
+    name = check_name(name)
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(
+        name=name, role="merchant", token_hash=hash_token(secret), prefix=secret[:PREFIX_LENGTH], created_at=now
+    )
+    async with db.transaction() as session:
+        if not 0 < merchant_id < 2**31 or await session.get(Merchant, merchant_id) is None:
+            raise TokenError(f"no merchant with id {merchant_id}; GET /api/v1/merchants lists them")
+        session.add(row)
+        await session.flush()
+        session.add(MerchantAccount(token_id=row.id, merchant_id=merchant_id, created_at=now))
         info = TokenInfo.of(row)
     return secret, info
 

@@ -1,6 +1,7 @@
 """``python -m bot token create|list|revoke``: API tokens for the JSON API.
 
-``create --name N --role ROLE`` prints the new token once (only its SHA-256 hash is stored);
+``create --name N --role ROLE`` prints the new token once (only its SHA-256 hash is stored); a
+merchant's token names its merchant (``--role merchant --merchant ID``), which it may verify for;
 ``list`` shows id, name, role, prefix, creation, last use and revocation; ``revoke ID|PREFIX`` revokes.
 """
 
@@ -11,7 +12,15 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from bot.api.tokens import ROLE_HELP, ROLES, TokenError, create_token, list_tokens, revoke_token
+from bot.api.tokens import (
+    ROLE_HELP,
+    ROLES,
+    TokenError,
+    create_merchant_token,
+    create_token,
+    list_tokens,
+    revoke_token,
+)
 from bot.clock import Clock
 from bot.config import Settings
 from bot.storage.db import Database
@@ -28,6 +37,12 @@ def register(sub: argparse._SubParsersAction, data_dir: Path) -> None:
     )
     create.add_argument("--name", required=True, help="who or what uses the token (e.g. 'console', 'Li Hua')")
     create.add_argument("--role", required=True, choices=ROLES, help="what the token may do")
+    create.add_argument(
+        "--merchant",
+        type=int,
+        metavar="ID",
+        help="with --role merchant (required there): the merchant whose coupons the token may verify",
+    )
     create.set_defaults(func=_create)
     lst = tsub.add_parser("list", help="list tokens (never their secrets)")
     lst.add_argument("--active", action="store_true", help="leave out revoked tokens")
@@ -49,10 +64,28 @@ def _database_problem(exc: Exception) -> int:
     return 1
 
 
+MERCHANT_USAGE = "python -m bot token create --role merchant --merchant ID --name NAME"
+
+
 async def _create(args: argparse.Namespace) -> int:
+    if args.role == "merchant" and args.merchant is None:
+        print(
+            "token error: a merchant token belongs to one merchant; give its id with --merchant:\n"
+            f"  {MERCHANT_USAGE}\n"
+            "(merchant ids: GET /api/v1/merchants; a supervisor can also create the account with "
+            "POST /api/v1/merchants/ID/accounts)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.merchant is not None and args.role != "merchant":
+        print(f"token error: --merchant goes with --role merchant only: {MERCHANT_USAGE}", file=sys.stderr)
+        return 2
     db = Database(Settings.from_env().database_url)
     try:
-        secret, info = await create_token(db, args.name, args.role, Clock().now())
+        if args.merchant is not None:
+            secret, info = await create_merchant_token(db, args.name, args.merchant, Clock().now())
+        else:
+            secret, info = await create_token(db, args.name, args.role, Clock().now())
     except TokenError as exc:
         print(f"token error: {exc}", file=sys.stderr)
         return 2
@@ -60,7 +93,8 @@ async def _create(args: argparse.Namespace) -> int:
         return _database_problem(exc)
     finally:
         await db.dispose()
-    print(f"created token {info.id} ({info.name!r}, role {info.role}, prefix {info.prefix})")
+    linked = f", merchant {args.merchant}" if args.merchant is not None else ""
+    print(f"created token {info.id} ({info.name!r}, role {info.role}{linked}, prefix {info.prefix})")
     print("copy it now; it is not stored and will not be shown again:")
     print(secret)
     return 0

@@ -598,3 +598,15 @@ class StaffNotification(Base):
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RateLimit(Base):
+    """Recent failures of one caller at one thing (e.g. a merchant account's unknown coupon codes),
+    for a limit that holds in every process: the row is locked while a request takes a slot
+    (``hits``: times and ids of the failures within the window, oldest first)."""
+
+    __tablename__ = "rate_limits"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    hits: Mapped[list[list[str]]] = mapped_column(JSONType, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
