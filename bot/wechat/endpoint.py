@@ -7,7 +7,16 @@ The checks, in order (each one cheap before the next costs more): the signature 
 the timestamp's form and freshness, the nonce's form; with an EncodingAESKey, only encrypted
 messages (unless ``BOT_WECHAT_ALLOW_PLAINTEXT``); the whole body, however it arrives, up to
 ``BOT_MAX_BODY_BYTES``; safe parsing (no DTDs, capped depth and element count); decryption and
-``msg_signature``; then the (timestamp, nonce) pair must not have come with another body (replay).
+``msg_signature``; then, for a plaintext message, the (timestamp, nonce) pair must not have come
+with another body (replay).
+
+Why only plaintext: ``signature`` covers the Token, timestamp and nonce but not the body, so a
+plaintext body can be swapped under a captured query; an encrypted body is covered by
+``msg_signature`` (Token, timestamp, nonce and the ciphertext), so it cannot, and an exact replay
+of an encrypted request is a retry of its message, answered from the stored reply by the
+exactly-once delivery. Remembering pairs costs a write transaction per batch of requests, about a
+quarter more CPU per message in safe mode (docs/benchmarks.md), for no added protection there.
+URL verifications (GET) are remembered too: their query must not carry a plaintext message.
 """
 
 from __future__ import annotations
@@ -131,7 +140,8 @@ async def receive(request: web.Request) -> web.Response:
             key_index = decrypted.key_index
             data = parse_xml(decrypted.xml)
         inbound = to_inbound(data)
-        await _first_use(request, sent_at, nonce, digest(b"POST", body))
+        if not encrypted:  # msg_signature covers an encrypted body: only plaintext can be swapped
+            await _first_use(request, sent_at, nonce, digest(b"POST", body))
     except Refused as exc:
         return _reject(exc.status, exc.reason, request)
     except BadMessage as exc:

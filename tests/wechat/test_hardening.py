@@ -171,14 +171,24 @@ async def test_a_signed_query_with_another_body_is_refused(service_factory, data
     assert stored == (0 if nonce_store else 1)  # with Redis the pairs live there
 
 
-async def test_a_signed_query_is_refused_with_another_encrypted_body(service_factory, database_url, nonce_store):
-    svc = await service_factory(database_url, **nonce_store)
+async def test_a_captured_safe_mode_query_carries_no_other_body(service_factory, database_url):
+    """Safe mode: msg_signature covers the ciphertext, so a captured query takes no other body,
+    encrypted or plaintext; the exact request again is a retry (the stored reply, one message)."""
+    svc = await service_factory(database_url)
     sender = svc.sender("safe")
-    ts, nonce = str(int(time.time())), "5550001"
-    first = await sender.send(svc.http, sender.text("o_safe_replay", "你好"), timestamp=ts, nonce=nonce)
+    query, body = sender.build(sender.text("o_safe_replay", "你好"))
+    async with svc.http.post(svc.wechat_url, params=query, data=body.encode()) as resp:
+        first = sender.read_reply(resp.status, await resp.text())
     assert first.status == 200 and first.content
-    second = await sender.send(svc.http, sender.text("o_safe_replay", "积分"), timestamp=ts, nonce=nonce)
-    assert second.status == 403 and "replayed nonce" in second.body
+    _, other_body = sender.build(sender.text("o_safe_victim", "积分"), query["timestamp"], query["nonce"])
+    plaintext = xml_of(sender.text("o_safe_victim", "积分"))
+    for forged, refusal in ((other_body, "bad msg_signature"), (plaintext, "missing field Encrypt")):
+        async with svc.http.post(svc.wechat_url, params=query, data=forged.encode()) as resp:
+            assert resp.status in (400, 403) and refusal in await resp.text()
+    async with svc.http.post(svc.wechat_url, params=query, data=body.encode()) as resp:
+        assert sender.read_reply(resp.status, await resp.text()).content == first.content
+    assert await count(database_url, Resident, Resident.openid == "o_safe_victim") == 0
+    assert await count(database_url, Message, Message.direction == "in") == 1
 
 
 async def test_url_verification_checks_freshness_and_nonces(service_factory, database_url, nonce_store):
