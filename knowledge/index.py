@@ -34,7 +34,16 @@ from rapidfuzz import fuzz, process
 
 from knowledge.bm25 import BM25
 from knowledge.entries import Entry
-from knowledge.text import FRAME_CHARS, FRAME_WORDS, STOPWORDS, Analyzer, is_fragment, topic_weight
+from knowledge.text import (
+    FRAME_CHARS,
+    FRAME_WORDS,
+    STOPWORDS,
+    Analyzer,
+    is_fragment,
+    is_function_word,
+    names_thing,
+    topic_weight,
+)
 from knowledge.typos import Lexicon
 
 
@@ -64,10 +73,23 @@ class IndexWeights:
     phrasing: float = 0.35
     # Coverage weights of a topic word by where it was said and whether the knowledge base knows it:
     # in the story before the request, a known word counts this much ...
-    context: float = 0.3
+    context: float = 0.1
+    # (when the entry does not hold it; when it does, ``context_match``) ...
+    context_match: float = 0.5
     # ... and a word the knowledge base has never seen, in the request / in the story.
     unseen_focus: float = 1.0
     unseen_context: float = 0.05
+    # Least weight of a never-seen word in the request, when the question holds a whole phrasing.
+    unseen_floor: float = 0.15
+    # ... and the phrasing coverage from which it starts to weigh less.
+    forgive_from: float = 0.6
+    # Salience factor of words the entries use that name no topic (time words, numerals, adverbs).
+    function_word: float = 0.3
+
+
+# A question's topic word: (word, weight if the entry holds it, weight if not, whether a phrasing of
+# the entry held by the question makes it count less: a never-seen word that names no thing)
+_Weighted = tuple[str, float, float, bool]
 
 
 @dataclass(frozen=True)
@@ -153,16 +175,21 @@ class SearchIndex:
         self._unknown_salience = math.log(1.0 + (n + 0.5) / 0.5)
         # Each phrasing's topic words with their weight: what the phrasing is about.
         self._phrase_terms: list[tuple[tuple[str, float], ...]] = []
-        for pos, entry in enumerate(self.entries):
+        for entry in self.entries:
             for phrasing in entry.phrasings:
                 topic = dict.fromkeys(self.topic_terms(analyzer.analyse(phrasing).topic))
                 self._phrase_terms.append(tuple((t, self.salience(t)) for t in topic))
-        lexicon_words = {w for words in vocab for w in words}
+        # Words a typo can be repaired to: the entries' dictionary words and tags, the synonym list
+        # (not the pieces jieba's HMM coins, such as 能办).
+        freq = tokens_freq()
+        lexicon_words = {w for words in vocab for w in words if freq.get(w)}
+        lexicon_words.update(t for e in self.entries for t in e.tags)
         lexicon_words.update(analyzer.synonyms.values())
         lexicon_words.update(analyzer.synonyms)
         self.lexicon = Lexicon(
             (w for w in lexicon_words if w not in STOPWORDS and w not in FRAME_WORDS and not is_fragment(w)),
-            tokens_freq(),
+            freq,
+            {w: float(d) for w, d in df.items()},
         )
 
     def __len__(self) -> int:
@@ -180,6 +207,8 @@ class SearchIndex:
         weight = self._salience.get(term)
         if weight is None:
             weight = self._unknown_salience * topic_weight(term)
+        elif is_function_word(term):  # 晚上, 今年, 一次: the entries use them, they name no topic
+            weight *= self.weights.function_word
         if len(term) == 1:
             weight *= self.weights.single_char
         return float(weight**self.weights.salience_power)
@@ -187,28 +216,41 @@ class SearchIndex:
     def topic_terms(self, topic: Sequence[str]) -> list[str]:
         """The query's topic words, with frame characters jieba glued onto unseen words removed."""
         out: list[str] = []
-        for term in topic:
+        for n, term in enumerate(topic):
+            if n and len(term) == 2 and term[1] in "子儿" and term not in self._salience:
+                joined = topic[n - 1] + term[0]  # 水 + 管子 → 水管
+                if joined in self._salience:
+                    if topic[n - 1] in out:
+                        out.remove(topic[n - 1])
+                    term = joined
             if term not in self._salience:
                 term = term.strip(FRAME_CHARS)
                 if not term or term in FRAME_WORDS:
                     continue
+                if len(term) > 2 and term[-1] in "子儿" and term[:-1] in self._salience:
+                    term = term[:-1]  # 水管子 → 水管, 井盖子 → 井盖
+                else:  # a modifier before a known word: 废旧电池 → 电池, 旧衣服 → 衣服
+                    term = next((term[i:] for i in range(1, len(term) - 1) if term[i:] in self._salience), term)
             if term not in out:
                 out.append(term)
         return out
 
-    def _query_weights(self, topic: Sequence[str], focus: frozenset[str] | None) -> list[tuple[str, float]]:
-        """Topic words of a question with their coverage weights (salience, where said, known or not)."""
+    def _query_weights(self, topic: Sequence[str], focus: frozenset[str] | None) -> list[_Weighted]:
+        """Topic words of a question with their coverage weights. The request's words weigh their
+        salience; the story's words can help an entry that holds them but hardly count against one
+        that does not; see ``_coverage`` for words the knowledge base has never seen."""
         wt = self.weights
-        out: list[tuple[str, float]] = []
+        out: list[_Weighted] = []
         for term in topic:
             weight = self.salience(term)
             known = term in self._salience
-            in_focus = focus is None or term in focus
-            if known:
-                weight *= 1.0 if in_focus else wt.context
+            if focus is None or term in focus:
+                w_in = w_out = weight * (1.0 if known else wt.unseen_focus)
+            elif known:
+                w_in, w_out = weight * wt.context_match, weight * wt.context
             else:
-                weight *= wt.unseen_focus if in_focus else wt.unseen_context
-            out.append((term, weight))
+                w_in = w_out = weight * wt.unseen_context
+            out.append((term, w_in, w_out, not known and not names_thing(term)))
         return out
 
     def coverage(self, topic: Sequence[str], position: int) -> float:
@@ -218,20 +260,34 @@ class SearchIndex:
         counts ``answer_credit``, a longer word of which only some character pairs are found counts
         in proportion; frame words (how, where, apply …) are not topic words. No topic word: 0.
         """
-        return self._coverage([(term, self.salience(term)) for term in topic], position)
+        weighted = [(t, w, w, False) for t in topic for w in (self.salience(t),)]
+        return self._coverage(weighted, position, 0.0)
 
-    def _coverage(self, weighted: Sequence[tuple[str, float]], position: int) -> float:
+    def _coverage(self, weighted: Sequence[_Weighted], position: int, phrasing: float) -> float:
+        """Coverage of the question's weighted topic words by the entry at ``position``.
+
+        A word the knowledge base has never seen that does not name a thing (岁数, 闺女, 箱子) counts
+        against the entry only as far as the question does not hold the entry's own phrasing:
+        "俺今年到岁数了 退休的手续咋办" holds all of "办退休要什么材料", so 岁数 hardly counts. One that
+        names a thing (驾照, 公积金, 游泳馆) always counts: "驾照到期了怎么换证" is not about 残疾证."""
         strong, weak = self._strong[position], self._weak[position]
+        wt = self.weights
+        forgive = min(1.0, max(wt.unseen_floor, (1.0 - phrasing) / (1.0 - wt.forgive_from)))
         total = got = 0.0
-        for term, w in weighted:
-            total += w
+        for term, w_in, w_out, forgivable in weighted:
             if term in strong:
-                got += w
+                credit = 1.0
             elif term in weak:
-                got += w * self.weights.answer_credit
+                credit = self.weights.answer_credit
             elif len(term) > 2:
                 pairs = [term[i : i + 2] for i in range(len(term) - 1)]
-                got += w * 0.5 * sum(p in strong for p in pairs) / len(pairs)
+                credit = 0.5 * sum(p in strong for p in pairs) / len(pairs)
+            else:
+                credit = 0.0
+            if forgivable:
+                w_out *= forgive
+            total += w_in if credit else w_out
+            got += w_in * credit
         return got / total if total else 0.0
 
     def _phrasing_coverage(self, text: str, start: int, end: int) -> float:
@@ -290,10 +346,10 @@ class SearchIndex:
         out: list[Scored] = []
         for i, c in enumerate(cand.tolist()):
             fz, tfz, pos = best_sims[i], best_topic[i], c
-            cov = self._coverage(weighted, pos)
+            pcov = self._phrasing_coverage(q.text, *spans[i])
+            cov = self._coverage(weighted, pos, pcov)
             strong = self._strong[pos]
             frame = sum(w in strong for w in frame_words) / len(frame_words) if frame_words else 0.0
-            pcov = self._phrasing_coverage(q.text, *spans[i])
             feats = {
                 "words": float(words[pos]),
                 "grams": float(grams[pos]),

@@ -41,6 +41,7 @@ STOPWORDS = frozenset(
     怎么 怎么样 怎样 如何 什么 啥 咋 么样 干啥 干什么 为啥 为什么 谁 知道 告诉 谢谢 麻烦 您好 你好 好 老师
     同志 社区 现在 今天 一般 可能 具体 情况 事 事情 东西 办法 问题 关于
     就是 那么 这么 然后 反正 其实 已经 一直 还有 而且 但是 可是 因为 所以 如果 的话 时候 之前 以后
+    个人 有人 别人 人家 这种 那种 这边 那边 这儿 那儿 这里 那里
     俺 咱 呗 哈 嘞 咧 噻 撒
     """.split()
 )
@@ -55,6 +56,7 @@ FRAME_WORDS = frozenset(
     哪 哪里 哪儿 哪个 哪些 在哪 去哪 上哪 到哪 地方 地点 位置 找谁 找 去 来 上 弄 整 搞 做 行 行不行 不行
     怎么办 咋办 怎么弄 多少 多久 多长时间 几 几点 时候 什么时候 时间 能否 是否 不 没 吗 得 用 用不用
     带 准备 交 领 开 拿 提交 手机 网上 帮 帮忙 帮助 处理 解决 办法 途径 方式 方法 有 能 可以
+    不能 能用 不到 找不到 怎么回事 回事 咋回事 管不管 行吗 可不可以 能不能 应该 该 需不需要 要不要
     """.split()
 )
 
@@ -71,6 +73,10 @@ _COMMON_FREQ = 5000
 # verb with a measure word or particle (学个, 装个, 问下). They are never topic words.
 _FRAGMENT_FIRST = frozenset("我你他她它俺咱您")
 _FRAGMENT_LAST = frozenset("个下些点了着过吧呢啊呀嘛")
+
+# A word of general Chinese this frequent (jieba's counts) straddling a synonym variant's edge means
+# the variant is not a word there (国家 in 国家医保 for 家医).
+_STRADDLE_FREQ = 100
 
 _PUNCT_CATEGORIES = ("P", "S", "Z", "C")
 _SPLIT_RE = re.compile(r"[\s\W_]+", re.UNICODE)
@@ -120,6 +126,17 @@ _THING_SUFFIX = frozenset("证照卡费金票车房局站所院馆场店市机�
 _NAME_TAGS = frozenset({"n", "nr", "nr1", "nr2", "nrj", "nrf", "ns", "nsf", "nt", "nz", "nl", "ng", "j", "vn", "eng", "l"})
 
 
+def names_thing(word: str) -> bool:
+    """Whether a word ends like the name of a thing one applies for or goes to (驾照, 公积金, 游泳馆)."""
+    return len(word) > 1 and word[-1] in _THING_SUFFIX
+
+
+def is_function_word(word: str) -> bool:
+    """A word of time, number, place-in-relation or manner (晚上, 今年, 一次, 以后): no topic."""
+    tag = _word_tags().get(word)
+    return bool(tag) and tag in _FUNCTION_TAGS
+
+
 def topic_weight(word: str) -> float:
     """How likely a word the entries never use names a topic (驾照, 护照, 公积金: 1) rather than
     telling the story around it (冻死, 找不着, 黑乎乎: low) or being filler (今年, 好几年, 每个: low),
@@ -156,7 +173,10 @@ class Analyzer:
 
     def __init__(self, synonyms: Mapping[str, str] | None = None, extra_words: Iterable[str] = ()) -> None:
         self.synonyms = dict(synonyms or {})
-        variants = sorted(self.synonyms, key=len, reverse=True)
+        # Canonical forms are matched too (and kept), so that a variant inside one is left alone:
+        # 群众夜校 stays, 夜校 alone becomes 群众夜校.
+        self._keep = {c: c for c in self.synonyms.values() if c not in self.synonyms}
+        variants = sorted({*self.synonyms, *self._keep}, key=len, reverse=True)
         self._synonym_re = re.compile("|".join(map(re.escape, variants))) if variants else None
         words = {w for w in (*self.synonyms.values(), *extra_words) if len(w) > 1}
         if words:
@@ -164,13 +184,15 @@ class Analyzer:
 
     def _replace(self, m: re.Match[str]) -> str:
         variant, text = m.group(0), m.string
+        if variant in self._keep:
+            return variant
         i, j = m.start(), m.end()
         freq = tokens.tokenizer().FREQ
         # A word of general Chinese straddling an edge of the variant: the variant is not a word here.
         for a in range(max(0, i - 3), j):
             for b in range(max(a + 2, i + 1), min(len(text), a + 4) + 1):
                 crosses = (a < i < b < j) or (i < a < j < b)
-                if crosses and freq.get(text[a:b]):
+                if crosses and freq.get(text[a:b], 0) >= _STRADDLE_FREQ:
                     return variant
         return self.synonyms[variant]
 

@@ -7,7 +7,8 @@ the canonical forms of the synonym list) keyed by toneless pinyin, with the conf
 and input methods folded (zh/z, ch/c, sh/s, n/l, in/ing, en/eng, an/ang). ``correct`` scans a text
 and replaces a span that is not a known word, but sounds like one and shares a character with it,
 by that word. It never touches a word the knowledge base knows, nor a common word of general
-Chinese of two characters (关心 stays 关心, not 关系).
+Chinese of two characters (关心 stays 关心, not 关系), nor a span that cuts a common word in two
+(大家上课 has no 加上); a span of two characters must sound exactly alike (no folded confusions).
 
 Pinyin comes from pypinyin's character table (shipped with the package, nothing downloaded); one
 reading per character, cached.
@@ -29,14 +30,22 @@ MAX_SPAN = 5
 
 
 @lru_cache(maxsize=20000)
-def sound(ch: str) -> str:
-    """Toneless, accent-folded pinyin of one character; the character itself when it has none."""
+def plain_sound(ch: str) -> str:
+    """Toneless pinyin of one character (its first reading); the character itself when it has none."""
     readings = pinyin_dict.get(ord(ch))
     if not readings:
         return ch
     first = readings.split(",", 1)[0]
     plain = "".join(c for c in unicodedata.normalize("NFD", first) if not unicodedata.combining(c))
-    plain = plain.replace("ü", "v")
+    return plain.replace("ü", "v")
+
+
+@lru_cache(maxsize=20000)
+def sound(ch: str) -> str:
+    """Toneless pinyin with the confusions of accents and input methods folded (zh/z, n/l, in/ing …)."""
+    plain = plain_sound(ch)
+    if plain == ch:
+        return ch
     for a, b in _INITIALS:
         if plain.startswith(a):
             plain = b + plain[len(a) :]
@@ -57,9 +66,17 @@ def _is_han(ch: str) -> bool:
 class Lexicon:
     """The knowledge base's words by sound; immutable once built."""
 
-    def __init__(self, words: Iterable[str], common: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        words: Iterable[str],
+        common: Mapping[str, int] | None = None,
+        rank: Mapping[str, float] | None = None,
+    ) -> None:
+        """``common``: word counts of general Chinese; ``rank``: how much the knowledge base uses a
+        word (a tie between two words of the same sound goes to the more used one)."""
         self.words = frozenset(w for w in words if 2 <= len(w) <= MAX_SPAN and all(map(_is_han, w)))
         self._common = common or {}
+        self._rank = rank or {}
         by_sound: dict[tuple[str, ...], list[str]] = {}
         for w in sorted(self.words):
             by_sound.setdefault(tuple(sound(c) for c in w), []).append(w)
@@ -76,12 +93,22 @@ class Lexicon:
             return None
         if len(span) == 2 and self._common.get(span, 0) >= COMMON_WORD_FREQ:
             return None
-        best, shared = None, 0
+        best, key = None, (0, 0.0)
         for word in found:
+            if len(span) == 2 and [plain_sound(c) for c in span] != [plain_sound(c) for c in word]:
+                continue
             n = sum(a == b for a, b in zip(span, word, strict=True))
-            if n > shared:
-                best, shared = word, n
+            if n and (n, self._rank.get(word, 0.0)) > key:
+                best, key = word, (n, self._rank.get(word, 0.0))
         return best
+
+    def _cuts_a_word(self, text: str, i: int, j: int) -> bool:
+        """Whether a common word straddles an edge of ``text[i:j]`` (大家 for the span 家上)."""
+        for a in range(max(0, i - 3), j):
+            for b in range(max(a + 2, i + 1), min(len(text), a + 4) + 1):
+                if ((a < i < b < j) or (i < a < j < b)) and self._common.get(text[a:b], 0) >= COMMON_WORD_FREQ:
+                    return True
+        return False
 
     def correct(self, text: str) -> str:
         """``text`` with misspelt knowledge-base words replaced (known words and the rest untouched).
@@ -110,6 +137,8 @@ class Lexicon:
                 if i + length > n or not all(sounds[i : i + length]):
                     continue
                 repaired = self._repair(text[i : i + length], tuple(sounds[i : i + length]))
+                if repaired is not None and self._cuts_a_word(text, i, i + length):
+                    repaired = None
                 if repaired is not None:
                     break
             if repaired is not None:
