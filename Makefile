@@ -3,8 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+comma := ,
 
-.PHONY: install run test lint fmt clean bench browser-deps
+.PHONY: install run test lint fmt clean bench browser-deps mutate
 
 install: $(STAMP)
 
@@ -29,7 +30,7 @@ browser-deps:
 	fi
 
 lint: install
-	$(BIN)/ruff check bot intents knowledge tests benchmarks
+	$(BIN)/ruff check bot intents knowledge tests benchmarks tools
 	$(BIN)/mypy bot intents knowledge
 
 test: install browser-deps lint
@@ -41,9 +42,14 @@ bench: install
 	$(BIN)/python benchmarks/intents.py
 	$(BIN)/python benchmarks/knowledge.py
 
+# Mutation testing of the modules that guard money-like data and the protocol (docs/testing.md);
+# not part of `make test`. MODULES=points,crypto picks some; MUTATE_ARGS="--workers 2" etc.
+mutate: install
+	$(BIN)/python tools/mutate.py $(subst $(comma), ,$(MODULES)) $(MUTATE_ARGS)
+
 fmt: install
-	$(BIN)/ruff check --fix bot intents knowledge tests benchmarks
-	$(BIN)/ruff format bot intents knowledge tests benchmarks
+	$(BIN)/ruff check --fix bot intents knowledge tests benchmarks tools
+	$(BIN)/ruff format bot intents knowledge tests benchmarks tools
 
 clean:
 	rm -rf $(VENV) var build *.egg-info .pytest_cache .mypy_cache .ruff_cache
