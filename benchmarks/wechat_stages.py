@@ -32,7 +32,7 @@ from bot.appkeys import RUNTIME  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.handler.dispatcher import Preloaded  # noqa: E402
 from bot.handler.state import StateRecord  # noqa: E402
-from bot.handler.types import Inbound, Out  # noqa: E402
+from bot.messages import Inbound, Out  # noqa: E402
 from bot.storage.models import Resident  # noqa: E402
 from bot.wechat.endpoint import CODEC, DELIVERY  # noqa: E402
 from bot.wechat.parsing import parse_xml, to_inbound  # noqa: E402

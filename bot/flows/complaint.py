@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.handler.context import Context
 from bot.handler.router import PHASE_MENU, PHASE_STATE, Func, Intent, MsgType, Router, State, Text
-from bot.handler.types import HandlerResult
+from bot.messages import HandlerResult
 from bot.services import tickets as svc
 from bot.services.dispatch import Rules, rules_for
 from bot.services.routing import route

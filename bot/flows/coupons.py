@@ -16,7 +16,7 @@ from bot import qrcodes
 from bot.handler.choices import parse_choice
 from bot.handler.context import Context
 from bot.handler.router import PHASE_MENU, Func, Intent, Router, State, Text
-from bot.handler.types import Out
+from bot.messages import Out
 from bot.services import coupons, notify, points
 from bot.storage.models import Coupon, Merchant
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.handler.state import FSM
-from bot.handler.types import Inbound
+from bot.messages import Inbound
 from bot.storage.models import Resident
 
 if TYPE_CHECKING:

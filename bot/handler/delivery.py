@@ -38,7 +38,7 @@ from bot import faults, texts
 from bot.handler.context import Context
 from bot.handler.dispatcher import Dispatcher, Preloaded
 from bot.handler.journal import Claim, Finish, Finished, Journal
-from bot.handler.types import Inbound, Out
+from bot.messages import Inbound, Out
 from bot.runtime import Runtime
 from bot.storage.groupcommit import GroupCommit
 from bot.storage.models import InboundKey

@@ -15,8 +15,8 @@ from bot import texts
 from bot.handler.context import Context
 from bot.handler.router import Profile, Registered, Router
 from bot.handler.state import FSM, StateRecord
-from bot.handler.types import Inbound, Out, as_outs
 from bot.logmask import mask_openid
+from bot.messages import Inbound, Out, as_outs
 from bot.runtime import Runtime
 from bot.storage.models import Resident
 

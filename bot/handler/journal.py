@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from bot.handler.context import Context
 from bot.handler.dispatcher import Preloaded
 from bot.handler.state import StateRecord, StateStorage
-from bot.handler.types import Out
+from bot.messages import Out
 from bot.services.notify import enqueue_sync
 from bot.storage.db import Database
 from bot.storage.models import InboundKey, Message, OutboxMessage, Resident

@@ -15,8 +15,8 @@ from bot.handler.choices import parse_choice
 from bot.handler.context import Context
 from bot.handler.dispatcher import Middleware, Next
 from bot.handler.journal import message_row
-from bot.handler.types import Out
 from bot.logmask import mask_openid
+from bot.messages import Out
 from bot.storage.models import Resident
 
 log = logging.getLogger("bot.messages")

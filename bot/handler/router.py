@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from bot.handler.types import HandlerResult
+from bot.messages import HandlerResult
 
 if TYPE_CHECKING:
     from bot.handler.context import Context

@@ -22,7 +22,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.handler.types import Out
+from bot.messages import Out
 from bot.services import points
 from bot.services.notify import enqueue
 from bot.storage.db import Database

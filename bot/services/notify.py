@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from bot.handler.types import Out
+from bot.messages import Out
 from bot.storage.models import OutboxMessage
 
 

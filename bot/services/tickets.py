@@ -25,7 +25,7 @@ from rapidfuzz import fuzz
 from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.handler.types import Out
+from bot.messages import Out
 from bot.services import points
 from bot.services.dispatch import Rules
 from bot.services.notify import enqueue

@@ -15,7 +15,7 @@ from xml.parsers import expat
 
 from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 
-from bot.handler.types import Inbound
+from bot.messages import Inbound
 
 MAX_DEPTH = 8  # WeChat nests five deep at most: <xml><SendPicsInfo><PicList><item><PicMd5Sum>
 # WeChat's largest message is the mass-send report (MASSSENDJOBFINISH) of 8 articles: about 115

@@ -7,7 +7,7 @@ import time
 
 from wechatpy.replies import ArticlesReply, ImageReply, TextReply
 
-from bot.handler.types import Out
+from bot.messages import Out
 
 # WeChat accepts about 2048 UTF-8 bytes of text in one message; stay safely under it.
 MAX_TEXT_BYTES = 2000

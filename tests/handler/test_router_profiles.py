@@ -13,7 +13,7 @@ from bot.handler.dispatcher import Dispatcher
 from bot.handler.middlewares import MENU_INTENTS
 from bot.handler.router import Intent, Profile, Router, State
 from bot.handler.state import FSM, StateRecord
-from bot.handler.types import Inbound
+from bot.messages import Inbound
 
 
 def _filters(router: Router) -> list[Any]:

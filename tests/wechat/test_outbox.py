@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.clock import ManualClock
 from bot.config import Settings
-from bot.handler.types import Out
+from bot.messages import Out
 from bot.storage.db import Database
 from bot.storage.models import Message, OutboxMessage, Resident
 from bot.wechat.api import WeChatAPI

@@ -1,4 +1,6 @@
-"""Transport-neutral message types: what arrives from a resident and what goes back."""
+"""Message types every layer may import (the bottom floor: it imports nothing of the package but
+``bot.logmask``): what arrives from a resident (`Inbound`) and what goes back (`Out`, and what a
+handler may return)."""
 
 from __future__ import annotations
 
