@@ -182,7 +182,8 @@ async def _with_api(action: Callable[[WeChatAPI], Awaitable[T]]) -> T | None:
 
     from bot.storage.db import Database
     from bot.storage.migrate import upgrade
-    from bot.wechat.api import WeChatAPI, WeChatAPIError, WeChatUnavailable
+    from bot.wechat.api import WeChatAPI
+    from bot.wechat.errors import WeChatAPIError, WeChatUnavailable
     from bot.wechat.tokens import make_token_store
 
     settings = Settings.from_env()

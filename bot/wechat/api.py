@@ -11,69 +11,39 @@ from __future__ import annotations
 
 import json as jsonlib
 import logging
-import re
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 
 from bot.config import Settings
 from bot.logmask import mask_openid
+from bot.wechat.errors import (
+    SYSTEM_BUSY,
+    MediaTooLarge,
+    WeChatAPIError,
+    WeChatError,
+    WeChatUnavailable,
+    redact,
+)
+from bot.wechat.tokens import InMemoryTokenStore, TokenStore
 
-if TYPE_CHECKING:
-    from bot.wechat.tokens import TokenStore
+# The errors the client raises are defined in bot/wechat/errors.py and importable from here too.
+__all__ = [
+    "DEFAULT_MEDIA_LIMIT",
+    "Media",
+    "MediaTooLarge",
+    "WeChatAPI",
+    "WeChatAPIError",
+    "WeChatError",
+    "WeChatUnavailable",
+    "redact",
+]
 
 log = logging.getLogger(__name__)
 
-TOKEN_ERRORS = frozenset({40001, 40014, 42001})
-WINDOW_CLOSED = 45015
-QUOTA_ERRORS = frozenset({45047, 45009})
-SYSTEM_BUSY = -1
 DEFAULT_MEDIA_LIMIT = 10 * 1024 * 1024
-
-_SECRET_QUERY = re.compile(r"(access_token|secret)=[^&\s\"']+", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """Hide ``access_token=…`` and ``secret=…`` values in a URL or message."""
-    return _SECRET_QUERY.sub(lambda m: f"{m.group(1)}=***", text)
-
-
-class WeChatError(Exception):
-    """Base class of everything this client raises."""
-
-
-class WeChatAPIError(WeChatError):
-    """WeChat answered with a non-zero ``errcode``."""
-
-    def __init__(self, errcode: int, errmsg: str = "") -> None:
-        self.errcode = errcode
-        self.errmsg = redact(errmsg)
-        super().__init__(f"WeChat error {errcode}: {self.errmsg}")
-
-    @property
-    def is_token_error(self) -> bool:
-        """The access token is invalid or expired: refresh it and retry."""
-        return self.errcode in TOKEN_ERRORS
-
-    @property
-    def is_window_closed(self) -> bool:
-        """45015: the resident has not written within 48 hours; customer messages are refused."""
-        return self.errcode == WINDOW_CLOSED
-
-    @property
-    def is_quota(self) -> bool:
-        """45047 (too many messages to this resident) / 45009 (daily API quota): try again later."""
-        return self.errcode in QUOTA_ERRORS
-
-
-class WeChatUnavailable(WeChatError):
-    """WeChat could not be reached or failed on its side (network, timeout, 5xx, system busy)."""
-
-
-class MediaTooLarge(WeChatError):
-    """A media download exceeded the size limit."""
 
 
 @dataclass(frozen=True)
@@ -101,8 +71,6 @@ class WeChatAPI:
         session: aiohttp.ClientSession | None = None,
         timeout: float = 10.0,
     ) -> None:
-        from bot.wechat.tokens import InMemoryTokenStore
-
         self.settings = settings
         self.base = settings.wechat_api_base.rstrip("/")
         self.tokens: TokenStore = token_store or InMemoryTokenStore(settings.wechat_appid)

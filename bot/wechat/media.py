@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from bot.wechat.api import DEFAULT_MEDIA_LIMIT, Media, MediaTooLarge
+from bot.wechat.api import DEFAULT_MEDIA_LIMIT, Media
+from bot.wechat.errors import MediaTooLarge
 
 __all__ = ["MediaDownloader", "MediaStore", "MediaTooLarge", "StoredMedia"]
 

@@ -33,7 +33,7 @@ from bot.logmask import mask_openid
 from bot.services.notify import enqueue
 from bot.storage.db import Database
 from bot.storage.models import Message, OutboxMessage, Resident
-from bot.wechat.api import WeChatAPIError, WeChatUnavailable
+from bot.wechat.errors import WeChatAPIError, WeChatUnavailable
 
 __all__ = ["CustomSender", "OutboxWorker", "enqueue"]
 

@@ -30,7 +30,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.storage.db import Database
 from bot.storage.models import AccessToken
-from bot.wechat.api import WeChatUnavailable
+from bot.wechat.errors import WeChatUnavailable
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
