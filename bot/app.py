@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.api import routes as api_routes
 from bot.appkeys import RUNTIME, SETTINGS
 from bot.clock import Clock
 from bot.config import Settings
@@ -22,9 +23,12 @@ from bot.handler.state import DatabaseStateStorage, RedisStateStorage, StateStor
 from bot.language import Language
 from bot.logmask import quiet_chatty_libraries
 from bot.runtime import Runtime
+from bot.services.jobs import JOBS
+from bot.services.scheduler import Scheduler
 from bot.storage.db import Database
 from bot.storage.migrate import upgrade
-from bot.wechat import endpoint
+from bot.web import pages
+from bot.wechat import endpoint, wiring
 from bot.wechat.crypto import Codec
 
 log = logging.getLogger("bot.app")
@@ -82,7 +86,8 @@ def create_app(
     app[RUNTIME] = rt
     app.router.add_get("/healthz", healthz)
     endpoint.setup(app, codec, delivery)
-    _mount_optional(app)
+    api_routes.setup(app)
+    pages.setup(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         if migrate:
@@ -94,12 +99,8 @@ def create_app(
         if background:
             tasks.append(asyncio.create_task(_maintenance(delivery, stop)))
             tasks.append(asyncio.create_task(language.watch(db, stop)))
-            # --- scheduled jobs (bot/services/jobs.py: ticket reminders, escalation, auto-close) ---
-            from bot.services.scheduler import Scheduler
-
-            tasks.append(asyncio.create_task(Scheduler(rt).run(stop)))
-            # --- end scheduled jobs ---
-        tasks.extend(await _start_wechat_api(app, rt, stop, background))
+            tasks.append(asyncio.create_task(Scheduler(rt, JOBS).run(stop)))
+        tasks.extend(await wiring.start(app, rt, stop, background))
         yield
         stop.set()
         await delivery.drain()
@@ -117,30 +118,6 @@ def create_app(
 
     app.cleanup_ctx.append(lifecycle)
     return app
-
-
-def _mount_optional(app: web.Application) -> None:
-    """JSON API and web pages: mounted when their packages are present."""
-    import importlib
-
-    for name in ("bot.api.routes", "bot.web.pages"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        module.setup(app)
-
-
-async def _start_wechat_api(
-    app: web.Application, rt: Runtime, stop: asyncio.Event, background: bool
-) -> list[asyncio.Task[None]]:
-    try:
-        from bot.wechat.wiring import start
-    except ModuleNotFoundError:
-        return []
-    return await start(app, rt, stop, background)
 
 
 async def _maintenance(delivery: Delivery, stop: asyncio.Event) -> None:

@@ -5,7 +5,8 @@ after moving that time forward with a conditional UPDATE (``WHERE next_run_at <=
 any number of schedulers one runs each due job per interval. The jobs themselves also change each
 ticket with a conditional UPDATE, so even a job run twice acts once per ticket.
 
-Time comes from ``rt.clock``: tests drive it with a ManualClock and call :meth:`Scheduler.tick`.
+The scheduler is given its jobs (the application passes :data:`bot.services.jobs.JOBS`); it knows
+no job itself. Time comes from ``rt.clock``: tests drive it with a ManualClock and call :meth:`Scheduler.tick`.
 """
 
 from __future__ import annotations
@@ -30,11 +31,7 @@ Job = tuple[str, float, JobFn]  # name, interval in seconds, async fn(rt, now) -
 
 
 class Scheduler:
-    def __init__(self, rt: Runtime, jobs: Sequence[Job] | None = None, *, poll: float = 5.0) -> None:
-        if jobs is None:
-            from bot.services.jobs import JOBS
-
-            jobs = JOBS
+    def __init__(self, rt: Runtime, jobs: Sequence[Job], *, poll: float = 5.0) -> None:
         self.rt = rt
         self.jobs = list(jobs)
         self.poll = poll

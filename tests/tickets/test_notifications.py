@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bot.api.tokens import create_token
 from bot.clock import Clock
-from bot.services.jobs import escalate_overdue, remind_assignees
+from bot.services.jobs import JOBS, escalate_overdue, remind_assignees
 from bot.services.scheduler import Scheduler
 from bot.storage.models import StaffNotification
 from tests.api.conftest import assert_error
@@ -28,7 +28,7 @@ async def test_reminder_and_escalation_notify_staff_once(desk: Desk) -> None:
     ticket_id = await report(desk, "o_notice", "家里停水了，8号楼2单元，电话13900001111")
     (ticket,) = await desk.tickets()
     assert ticket.department
-    a, b = Scheduler(rt), Scheduler(rt)
+    a, b = Scheduler(rt, JOBS), Scheduler(rt, JOBS)
 
     desk.clock.advance(timedelta(hours=19, minutes=30))  # most of the 24 h gone
     for _ in range(3):

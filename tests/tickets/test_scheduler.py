@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.runtime import Runtime
+from bot.services.jobs import JOBS
 from bot.services.scheduler import Scheduler
 from bot.storage.models import SchedulerLease
 from tests.tickets.conftest import Desk
@@ -33,7 +34,7 @@ async def test_reminder_then_escalation_once_with_two_schedulers(desk: Desk) -> 
     (ticket,) = await desk.tickets()
     assert ticket.status == "dispatched" and ticket.category == "水电气暖"
     assert (ticket.deadline - ticket.created_at) == timedelta(hours=24)
-    a, b = Scheduler(rt), Scheduler(rt)
+    a, b = Scheduler(rt, JOBS), Scheduler(rt, JOBS)
 
     # Early on: nothing to do.
     desk.clock.advance(timedelta(hours=1))
@@ -86,7 +87,7 @@ async def test_auto_close_unrated_answers(desk: Desk) -> None:
     if ticket.status == "submitted":
         assert (await desk.act(ticket_id, "staff", action="dispatch", department="城管市政科"))[0] == 200
     assert (await desk.act(ticket_id, "staff", action="answer", resolution="路灯已修好"))[0] == 200
-    sched = Scheduler(rt)
+    sched = Scheduler(rt, JOBS)
     desk.clock.advance(timedelta(hours=71))
     await sched.tick()
     assert (await desk.tickets())[0].status == "answered"
