@@ -86,6 +86,7 @@ TICKET_DETAIL = component(
 )
 TICKET_PAGE = component("TicketPage", page_of(TICKET))
 SHORT = {"type": "string", "minLength": 1, "maxLength": 100}
+DEPARTMENT = {"type": "string", "minLength": 1, "maxLength": 64}  # the column's width
 NOTE = {"type": "string", "minLength": 1, "maxLength": 4000}
 
 
@@ -188,7 +189,7 @@ def _refused(exc: svc.TicketError) -> ApiError:
         "action": {"type": "string", "enum": list(svc.TRANSITIONS)},
         "note": NOTE, "reason": NOTE, "resolution": NOTE,
         "photos": {"type": "array", "maxItems": 9, "items": {"type": "string", "maxLength": 500}},
-        "department": SHORT, "assignee": SHORT,
+        "department": DEPARTMENT, "assignee": SHORT,
     }, required=["action"]),
     response=TICKET_DETAIL,
 )
@@ -233,7 +234,7 @@ async def comment_ticket(call: Call) -> dict[str, Any]:
     "POST", "/tickets/{id}/assignment", roles=TICKET_ROLES, summary="Assign a ticket",
     description="Set the department and/or the assignee without changing the status.",
     tags=("tickets",), path_params={"id": ID},
-    body=obj({"department": SHORT, "assignee": SHORT}),
+    body=obj({"department": DEPARTMENT, "assignee": SHORT}),
     response=TICKET_DETAIL,
 )
 async def assign_ticket(call: Call) -> dict[str, Any]:
