@@ -72,6 +72,7 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     outbox_interval: float = 1.0
     simulator: bool = False
+    simulator_public: bool = False  # the simulator on a non-loopback address: a demo exposed on purpose
     intents_dir: Path | None = None  # training data; None = the packaged intents/data
     knowledge_dir: Path | None = None  # entries; None = the packaged knowledge/entries
 
@@ -165,6 +166,7 @@ class Settings:
             ),
             outbox_interval=number("BOT_OUTBOX_INTERVAL", cls.outbox_interval, 0.05, 60),
             simulator=get("BOT_SIMULATOR", "0").lower() in ("1", "true", "yes", "on"),
+            simulator_public=get("BOT_SIMULATOR_PUBLIC", "0").lower() in ("1", "true", "yes", "on"),
             intents_dir=_existing_dir("BOT_INTENTS_DIR", get("BOT_INTENTS_DIR", "")),
             knowledge_dir=_existing_dir("BOT_KNOWLEDGE_DIR", get("BOT_KNOWLEDGE_DIR", "")),
         )
