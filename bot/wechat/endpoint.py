@@ -57,7 +57,10 @@ class Refused(Exception):
 
 def _reject(status: int, reason: str, request: web.Request) -> web.Response:
     log.warning("wechat %s refused (%d): %s from %s", request.method, status, reason, request.remote)
-    return web.Response(status=status, text=reason)
+    response = web.Response(status=status, text=reason)
+    if status in (408, 413):  # the rest of the body is not read: the connection cannot go on
+        response.force_close()
+    return response
 
 
 def _checked_query(request: web.Request) -> tuple[int, str, str]:
