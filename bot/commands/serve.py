@@ -39,6 +39,12 @@ def run(args: argparse.Namespace) -> int:
     if args.demo:
         overrides["simulator"] = True
     settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
+    from bot.web.simulator import exposure_problem
+
+    problem = exposure_problem(settings)
+    if problem is not None:
+        print(f"cannot start: {problem}", file=sys.stderr)
+        return 2
     logging.getLogger().setLevel(settings.log_level)
     try:
         asyncio.run(_serve(settings, demo=args.demo, fake_port=args.fake_api_port))

@@ -1,7 +1,8 @@
 """Mounts the web pages on the application (called by ``bot.app.create_app``).
 
 The resident simulator exists only in demo/simulator mode (``BOT_SIMULATOR=1`` or
-``python -m bot serve --demo``): it needs no API token, so it must never be mounted otherwise.
+``python -m bot serve --demo``): it needs no API token, so it must never be mounted otherwise, and
+only on loopback unless ``BOT_SIMULATOR_PUBLIC=1``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.appkeys import SETTINGS
+from bot.config import ConfigError
 
 
 def setup(app: web.Application) -> None:
@@ -18,4 +20,7 @@ def setup(app: web.Application) -> None:
     if app[SETTINGS].simulator:
         from bot.web import simulator
 
+        problem = simulator.exposure_problem(app[SETTINGS])
+        if problem is not None:  # `serve` says so before starting; this guards other ways in
+            raise ConfigError(problem)
         simulator.setup(app)

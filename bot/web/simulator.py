@@ -5,6 +5,13 @@ safe mode, encrypted) XML with :class:`~bot.wechat.simulate.WeChatSender` and PO
 service's own ``/wechat``. Customer-service messages (deferred answers, pushes) are read back from
 the fake WeChat API's record (``/fake/sent``).
 
+The simulator signs its requests with the real token, so it sends them only to this server's own
+address — the host and port it was told to listen on (a wildcard address becomes loopback), never
+one taken from the request (a forged ``Host`` header would otherwise receive a validly signed
+request to replay). And since its routes need no token, the service refuses to start with the
+simulator on an address other than loopback unless ``BOT_SIMULATOR_PUBLIC=1`` says that this is a
+demo exposed on purpose (:func:`exposure_problem`).
+
 Routes (demo/simulator mode only, no API token):
 
 * ``GET  /simulator``: the page; ``/simulator/static/…`` its script and style
@@ -17,6 +24,7 @@ Routes (demo/simulator mode only, no API token):
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import re
@@ -29,6 +37,7 @@ from typing import Any
 import aiohttp
 import yaml
 from aiohttp import web
+from yarl import URL
 
 from bot.appkeys import SETTINGS
 from bot.config import WECHAT_API_BASE, Settings
@@ -66,6 +75,43 @@ PRESETS: dict[str, Any] = {
 }
 
 HTTP = web.AppKey("simulator_http", aiohttp.ClientSession)
+
+
+_WILDCARDS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
+
+
+def is_loopback(host: str) -> bool:
+    """``host`` (an address to listen on) is loopback only: 127.0.0.0/8, ::1 or localhost."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_problem(settings: Settings) -> str | None:
+    """Why the simulator must not run with these settings (None: it may)."""
+    if not settings.simulator or settings.simulator_public or is_loopback(settings.host):
+        return None
+    return (
+        f"the resident simulator (BOT_SIMULATOR=1 or --demo) needs no token and must not listen on "
+        f"{settings.host or 'every address'!s}: listen on loopback (--host 127.0.0.1, the default), or set "
+        "BOT_SIMULATOR_PUBLIC=1 if this is a demo exposed on purpose"
+    )
+
+
+def own_wechat_url(request: web.Request, settings: Settings) -> str:
+    """This server's own /wechat: the configured host (a wildcard → loopback) and port (when it
+    is 0, the port of the socket this request came in on) — never the request's Host header."""
+    host = settings.host.strip().strip("[]")
+    host = _WILDCARDS.get(host, host)
+    port = settings.port
+    if not port:
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        port = int(sockname[1]) if sockname else 0
+    return str(URL.build(scheme="http", host=host, port=port, path="/wechat"))
 
 
 class BadInput(ValueError):
@@ -118,7 +164,14 @@ def check_mode(value: Any, settings: Settings) -> str:
         raise BadInput(f"mode 必须是 {' / '.join(MODES)} 之一")
     if mode != "plain" and not settings.safe_mode_enabled:
         raise BadInput(f"{mode} 模式需要配置 BOT_WECHAT_AES_KEY")
+    if mode == "plain" and not settings.accepts_plaintext:
+        raise BadInput("配置了 BOT_WECHAT_AES_KEY 时 /wechat 只接受加密消息；明文模式需要 BOT_WECHAT_ALLOW_PLAINTEXT=1")
     return mode
+
+
+def modes(settings: Settings) -> list[str]:
+    """The modes /wechat accepts with these settings."""
+    return [m for m in MODES if (m == "plain" and settings.accepts_plaintext) or (m != "plain" and settings.safe_mode_enabled)]
 
 
 def default_mode(settings: Settings) -> str:
@@ -303,10 +356,9 @@ def _demo_openids() -> list[dict[str, str]]:
 
 async def config(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    modes = list(MODES) if settings.safe_mode_enabled else ["plain"]
     return web.json_response(
         {
-            "modes": modes,
+            "modes": modes(settings),
             "default_mode": default_mode(settings),
             "menu": _menu(),
             "presets": PRESETS,
@@ -336,7 +388,7 @@ async def send(request: web.Request) -> web.Response:
         data = await _json(request)
         openid = check_openid(data.get("openid"))
         mode = check_mode(data.get("mode"), settings)
-        wechat_url = str(request.url.origin().with_path("/wechat"))
+        wechat_url = own_wechat_url(request, settings)
         sender = WeChatSender(
             wechat_url, settings.wechat_token, settings.wechat_appid, settings.wechat_aes_key, mode=mode
         )

@@ -80,7 +80,8 @@ async def test_page_and_assets_are_served_without_cdn(sim):
 async def test_config_lists_modes_menu_and_presets(sim):
     status, data = await call(sim, "GET", "/simulator/api/config")
     assert status == 200
-    assert data["modes"] == ["plain", "compat", "safe"] and data["default_mode"] == "safe"
+    # with a key /wechat takes encrypted messages only (plaintext needs BOT_WECHAT_ALLOW_PLAINTEXT)
+    assert data["modes"] == ["compat", "safe"] and data["default_mode"] == "safe"
     keys = {sub.get("key") for top in data["menu"] for sub in top["sub_button"]}
     assert {"REPORT", "POINTS", "COURSES", "GUIDE", "HANDOFF", "MY_TICKETS"} <= keys
     assert any("新建南路" in p["label"] for p in data["presets"]["locations"])
@@ -97,7 +98,17 @@ async def test_plain_only_without_aes_key(service_factory, sqlite_url, fake_api)
     assert status == 200 and data["mode"] == "plain" and data["reply"]["content"].strip()
 
 
-@pytest.mark.parametrize("mode", ["plain", "compat", "safe"])
+async def test_plain_with_a_key_only_while_plaintext_is_allowed(service_factory, sqlite_url, fake_api, sim):
+    status, data = await send(sim, openid="o_sim_p", mode="plain", type="text", text="你好")
+    assert status == 400 and "BOT_WECHAT_ALLOW_PLAINTEXT" in data["error"]
+    svc = await service_factory(sqlite_url, fake_api, BOT_SIMULATOR=1, BOT_WECHAT_ALLOW_PLAINTEXT=1)
+    status, data = await call(svc, "GET", "/simulator/api/config")
+    assert data["modes"] == ["plain", "compat", "safe"]
+    status, data = await send(svc, openid="o_sim_p", mode="plain", type="text", text="你好")
+    assert status == 200 and data["mode"] == "plain" and data["reply"]["content"].strip()
+
+
+@pytest.mark.parametrize("mode", ["compat", "safe"])
 async def test_every_action_in_every_mode(sim, mode):
     openid = f"o_sim_{mode}"
     status, data = await send(sim, openid=openid, mode=mode, type="text", text="你好")
