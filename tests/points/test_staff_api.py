@@ -67,7 +67,8 @@ async def test_merchants_coupons_and_accounts(service_factory, database_url, fak
     assert [c["id"] for c in listed["items"]] == [coupon["id"]]
     assert (await api.ok(f"/coupons/{coupon['id']}/issued", "staff"))["items"] == []
 
-    status, account = await post(api, f"/merchants/{merchant['id']}/accounts", {"name": "老王"}, "staff")
+    assert_error(*await post(api, f"/merchants/{merchant['id']}/accounts", {"name": "老王"}, "staff"), 403)
+    status, account = await post(api, f"/merchants/{merchant['id']}/accounts", {"name": "老王"}, "supervisor")
     assert status == 201 and account["token"].startswith("csb_")
     me = await api.ok("/me", account["token"])
     assert me["role"] == "merchant"
