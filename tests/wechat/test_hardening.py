@@ -288,8 +288,8 @@ async def test_a_flood_inside_an_encrypted_body_is_refused(service_factory, sqli
 
 
 def mass_send_report(openid: str) -> dict[str, Any]:
-    """MASSSENDJOBFINISH for 8 articles, with the copyright check and article URLs (about 115
-    elements: WeChat's largest message)."""
+    """MASSSENDJOBFINISH for 8 articles, with the copyright check and article URLs (115 elements:
+    WeChat's largest message)."""
     items = "".join(
         f"<item><ArticleIdx>{i}</ArticleIdx><UserDeclareState>0</UserDeclareState><AuditState>2</AuditState>"
         f"<OriginalArticleUrl><![CDATA[Url_{i}]]></OriginalArticleUrl><OriginalArticleType>1</OriginalArticleType>"
@@ -320,7 +320,7 @@ def with_raw(fields: dict[str, Any], raw_names: tuple[str, ...]) -> str:
 async def test_wechats_largest_real_messages_still_pass(service_factory, sqlite_url, fake_api):
     svc = await service_factory(sqlite_url, fake_api)
     s = svc.sender("safe")
-    oid = "o_big_messages"
+    oid = "o_big_messages"  # each message from its own resident below: no conversation carries over
     pics = "".join(f"<item><PicMd5Sum><![CDATA[{i:032x}]]></PicMd5Sum></item>" for i in range(9))
     messages: list[tuple[str, str | None]] = [
         (with_raw(mass_send_report(oid), ("CopyrightCheckResult", "ArticleUrlResult")), None),
@@ -333,7 +333,8 @@ async def test_wechats_largest_real_messages_still_pass(service_factory, sqlite_
         (xml_of({**s.event(oid, "LOCATION"), "Latitude": "40.1", "Longitude": "113.3", "Precision": "30.0"}), None),
         (xml_of({**s.event(oid, "TEMPLATESENDJOBFINISH"), "MsgID": 200163836, "Status": "success"}), None),
     ]
-    for xml, expected in messages:  # the events differ from each other: no two share a key
+    for i, (xml, expected) in enumerate(messages):
+        xml = xml.replace(f"<![CDATA[{oid}]]>", f"<![CDATA[{oid}_{i}]]>")
         reply = await s.send(svc.http, xml)
         assert reply.status == 200, (xml[:200], reply.body)
         if expected is None:
