@@ -17,6 +17,7 @@ from bot.services import courses, points
 from bot.storage.models import PointsEntry, Resident
 
 POINTS_ROLES = frozenset({"supervisor", "staff"})
+MAX_BALANCE = 2**31 - 1
 READ_ROLES = frozenset({"supervisor", "staff", "operator"})
 NULLABLE_STR: dict[str, Any] = {"type": ["string", "null"]}
 
@@ -201,10 +202,16 @@ async def _adjust_once(
         raise not_found("no such resident")
     # Concurrent adjustments of one resident queue here (PostgreSQL: FOR UPDATE); a repeat of a
     # request that committed meanwhile then finds its entry instead of writing a second one.
-    await points.lock_account(session, resident_id, call.now())
+    balance = await points.lock_account(session, resident_id, call.now())
     stored = await _stored(session, key)
     if stored is not None:
         return stored, False
+    if balance + call.body["amount"] > MAX_BALANCE:  # the balance column's range (INTEGER)
+        raise conflict(
+            f"the balance is {balance}; adding {call.body['amount']} would pass the largest balance {MAX_BALANCE}",
+            "balance_limit",
+            {"balance": balance, "field": "amount"},
+        )
     entry = await points.adjust(
         session,
         resident_id=resident_id,

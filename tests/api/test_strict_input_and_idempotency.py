@@ -135,6 +135,22 @@ async def test_concurrent_reuse_with_other_bodies(service_factory, database_url,
     assert await balance(api, ({rid, other_rid} - {winner["resident_id"]}).pop()) == 0
 
 
+async def test_a_balance_past_the_column_is_a_409_not_a_500(service_factory, database_url, fake_api):
+    from sqlalchemy import update
+
+    from bot.storage.models import PointsBalance
+
+    api, (rid, _), _ = await start(service_factory, database_url, fake_api)
+    assert (await post(api, ADJUST, {"resident_id": rid, "amount": 10, "note": "初始"}))[0] == 201
+    db = api.svc.runner.app[RUNTIME].db
+    async with db.transaction() as s:
+        await s.execute(update(PointsBalance).where(PointsBalance.resident_id == rid).values(balance=2**31 - 50))
+    status, data, _ = await post(api, ADJUST, {"resident_id": rid, "amount": 100, "note": "溢出"})
+    assert_error(status, data, 409, "balance_limit")
+    status, entry, _ = await post(api, ADJUST, {"resident_id": rid, "amount": 49, "note": "到顶"})
+    assert status == 201 and entry["balance_after"] == 2**31 - 1
+
+
 def test_a_route_cannot_declare_an_integer_without_bounds():
     """An integer input without minimum and maximum could overflow a column (a 500 on PostgreSQL):
     the registry refuses the declaration, so every route's integers are bounded."""
