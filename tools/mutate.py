@@ -124,7 +124,9 @@ def _export(rev: str, dst: Path) -> None:
             _sync(Path(tmp) / name, dst / name)
 
 
-def prepare(work: Path, target: Target, keep: bool, rev: str | None, overlay: list[str]) -> None:
+def prepare(
+    work: Path, target: Target, keep: bool, rev: str | None, overlay: list[str], deselect: list[str]
+) -> None:
     """A copy of the repository's sources and tests with a [tool.mutmut] section for ``target``."""
     if work.exists() and not keep:
         shutil.rmtree(work)
@@ -141,14 +143,17 @@ def prepare(work: Path, target: Target, keep: bool, rev: str | None, overlay: li
     link = work / "shared"
     if shared.is_dir() and not link.exists():
         link.symlink_to(shared)
-    tests = [t for t in target.tests if (REPO / t).exists()]
+    tests = [t for t in target.tests if (work / t).exists()]
+    pytest_args = ["-p", "no:cacheprovider", "-k", DESELECT]
+    for node in deselect:
+        pytest_args += ["--deselect", node]
     config = (
         "\n\n[tool.mutmut]\n"
         'source_paths = ["bot"]\n'
         'also_copy = ["intents", "knowledge"]\n'
         f"only_mutate = {_toml_list([target.path])}\n"
         f"pytest_add_cli_args_test_selection = {_toml_list(tests)}\n"
-        f"pytest_add_cli_args = {_toml_list(['-p', 'no:cacheprovider', '-k', DESELECT])}\n"
+        f"pytest_add_cli_args = {_toml_list(pytest_args)}\n"
         "use_git_change_detection = false\n"
     )
     pyproject = work / "pyproject.toml"
@@ -260,6 +265,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATH",
         help="with --rev: take PATH from the working tree all the same (repeatable)",
     )
+    parser.add_argument(
+        "--deselect",
+        action="append",
+        default=[],
+        metavar="NODEID",
+        help="leave out a test (one that fails without the mutants, say) (repeatable)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "var" / "mutate", help="work folders")
     args = parser.parse_args(argv)
     names = args.modules or list(TARGETS)
@@ -277,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name}: {target.path} against {' '.join(target.tests)}", flush=True)
         started = time.monotonic()
         retest = previous_survivors(work, target) if args.retest else []
-        prepare(work, target, args.keep or args.retest, args.rev, args.overlay)
+        prepare(work, target, args.keep or args.retest, args.rev, args.overlay, args.deselect)
         code = run(work, args.workers, work / "mutmut.log", retest)
         seconds = time.monotonic() - started
         if code != 0:
