@@ -1,0 +1,428 @@
+"""bot/services/courses.py: booking windows, waitlist order, refunds before the cut-off, reminders,
+check-ins and the 双报到 record, at their boundaries. At the service, where the chat's texts would
+hide which rule answered; the service record's window through the JSON API. Written against the
+mutants that survived the earlier tests (docs/testing.md)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from bot.appkeys import RUNTIME
+from bot.clock import ManualClock
+from bot.services import courses, points
+from bot.storage.db import Database
+from bot.storage.models import Activity, ActivitySession, Booking, CheckIn, OutboxMessage, Resident
+from tests.api.conftest import Api, make_tokens
+from tests.points.helpers import NOW, make_course, make_residents, migrated
+
+CUTOFF = points.rules().cancel_refund_cutoff
+
+
+@pytest.fixture
+async def db(sqlite_url: str):
+    database = await migrated(sqlite_url)
+    yield database
+    await database.dispose()
+
+
+async def set_session(db: Database, session_id: int, **values: Any) -> None:
+    async with db.transaction() as s:
+        await s.execute(update(ActivitySession).where(ActivitySession.id == session_id).values(**values))
+
+
+async def activity_of(db: Database, session_id: int) -> int:
+    async with db.session() as s:
+        sess = await s.get(ActivitySession, session_id)
+        assert sess is not None
+        return sess.activity_id
+
+
+async def set_activity(db: Database, session_id: int, **values: Any) -> None:
+    aid = await activity_of(db, session_id)
+    async with db.transaction() as s:
+        await s.execute(update(Activity).where(Activity.id == aid).values(**values))
+
+
+async def notices(db: Database) -> list[tuple[str, str, str]]:
+    async with db.session() as s:
+        rows = (await s.execute(select(OutboxMessage).order_by(OutboxMessage.id))).scalars().all()
+        return [(r.openid, r.dedup_key or "", r.payload["text"]["content"]) for r in rows]
+
+
+async def openid_of(db: Database, rid: int) -> str:
+    async with db.session() as s:
+        r = await s.get(Resident, rid)
+        assert r is not None
+        return r.openid
+
+
+def test_local_when_and_week_end_are_beijing_time():
+    assert courses.local_when(NOW) == "11月23日 10:00"
+    end = courses.week_end(NOW)  # NOW is a Monday
+    assert end.isoformat() == "2026-11-30T00:00:00+08:00"
+    assert courses.week_end(NOW + timedelta(days=6)) == end  # Sunday 10:00, same week
+
+
+async def test_upcoming_and_my_bookings(db: Database):
+    (rid,) = await make_residents(db, 1)
+    soon = await make_course(db, capacity=5, cost=0, starts_in=timedelta(hours=2))
+    later = await make_course(db, capacity=5, cost=0, starts_in=timedelta(days=3))
+    now_starting = await make_course(db, capacity=5, cost=0, starts_in=timedelta(0))
+    await set_activity(db, later, category="书法")
+    async with db.session() as s:
+        assert [x.id for x, _ in await courses.upcoming(s, NOW)] == [soon, later]
+        until = NOW + timedelta(days=3)  # a session starting exactly then is not before it
+        assert [x.id for x, _ in await courses.upcoming(s, NOW, until=until)] == [soon]
+        assert [x.id for x, _ in await courses.upcoming(s, NOW, category="书法")] == [later]
+        aid = await activity_of(db, soon)
+        assert [x.id for x, _ in await courses.upcoming(s, NOW, activity_id=aid)] == [soon]
+    assert now_starting
+    await courses.book(db, resident_id=rid, session_id=soon, now=NOW)
+    booked_later = await courses.book(db, resident_id=rid, session_id=later, now=NOW)
+    await courses.cancel(db, resident_id=rid, booking_id=booked_later.booking.id, now=NOW)
+    async with db.session() as s:
+        assert [b.session_id for b, _, _ in await courses.my_bookings(s, rid, NOW)] == [soon]
+        ends = NOW + timedelta(hours=4)  # soon ends two hours after it starts
+        assert await courses.my_bookings(s, rid, ends) == []
+        assert [
+            b.session_id for b, _, _ in await courses.my_bookings(s, rid, ends - timedelta(seconds=1))
+        ] == [soon]
+    await set_activity(db, later, active=False)
+    async with db.session() as s:
+        assert [x.id for x, _ in await courses.upcoming(s, NOW)] == [soon]
+
+
+async def test_booking_opens_and_closes_at_its_times(db: Database):
+    (rid,) = await make_residents(db, 1)
+    sid = await make_course(db, capacity=5, cost=0, starts_in=timedelta(hours=5))
+    opens, closes = NOW + timedelta(hours=1), NOW + timedelta(hours=3)
+    await set_session(db, sid, booking_opens_at=opens, booking_closes_at=closes)
+    with pytest.raises(courses.BookingError) as early:
+        await courses.book(db, resident_id=rid, session_id=sid, now=opens - timedelta(seconds=1))
+    assert early.value.code == "not_open" and early.value.info == {"opens_at": opens}
+    with pytest.raises(courses.BookingError) as late:
+        await courses.book(db, resident_id=rid, session_id=sid, now=closes)
+    assert late.value.code == "closed"
+    done = await courses.book(db, resident_id=rid, session_id=sid, now=opens)
+    assert done.booking.status == "booked" and done.booking.booked_at == opens and done.session.booked == 1
+    with pytest.raises(courses.BookingError) as missing:
+        await courses.book(db, resident_id=rid, session_id=999, now=opens)
+    assert missing.value.code == "not_found"
+
+
+async def test_without_a_closing_time_booking_closes_at_the_start(db: Database):
+    (rid,) = await make_residents(db, 1)
+    sid = await make_course(db, capacity=5, cost=0, starts_in=timedelta(hours=5))
+    starts = NOW + timedelta(hours=5)
+    with pytest.raises(courses.BookingError) as late:
+        await courses.book(db, resident_id=rid, session_id=sid, now=starts)
+    assert late.value.code == "closed"
+    await set_session(
+        db, sid, booking_closes_at=starts + timedelta(hours=1)
+    )  # a closing time after the start
+    with pytest.raises(courses.BookingError) as started:
+        await courses.book(db, resident_id=rid, session_id=sid, now=starts)
+    assert started.value.code == "closed"
+    assert (
+        await courses.book(db, resident_id=rid, session_id=sid, now=starts - timedelta(seconds=1))
+    ).booking.id
+
+
+async def test_duplicates_the_same_request_and_booking_again_after_cancelling(db: Database):
+    (rid,) = await make_residents(db, 1, points_each=50)
+    sid = await make_course(db, capacity=5, cost=10)
+    first = await courses.book(db, resident_id=rid, session_id=sid, now=NOW, request_key="msg-1")
+    assert first.balance == 40 and first.booking.points_paid == 10
+    again = await courses.book(db, resident_id=rid, session_id=sid, now=NOW, request_key="msg-1")
+    assert (again.booking.id, again.balance) == (first.booking.id, 40)
+    with pytest.raises(courses.BookingError) as dup:
+        await courses.book(db, resident_id=rid, session_id=sid, now=NOW, request_key="msg-2")
+    assert dup.value.code == "duplicate" and dup.value.info == {"status": "booked"}
+    cancelled = await courses.cancel(db, resident_id=rid, booking_id=first.booking.id, now=NOW)
+    assert (cancelled.refunded, cancelled.previous, cancelled.booking.status) == (10, "booked", "cancelled")
+    assert cancelled.booking.cancelled_at == NOW and cancelled.session.booked == 0
+    rebooked = await courses.book(db, resident_id=rid, session_id=sid, now=NOW + timedelta(minutes=5))
+    b = rebooked.booking
+    assert (b.id, b.status, b.attempt, b.points_paid, b.cancelled_at) == (
+        first.booking.id,
+        "booked",
+        2,
+        10,
+        None,
+    )
+    assert b.queued_at == NOW + timedelta(minutes=5) and rebooked.balance == 40
+
+
+async def test_full_sessions_and_the_waitlist_in_order(db: Database):
+    a, b, c, d = await make_residents(db, 4)
+    sid = await make_course(db, capacity=1, cost=0)
+    await courses.book(db, resident_id=a, session_id=sid, now=NOW)
+    with pytest.raises(courses.BookingError) as full:
+        await courses.book(db, resident_id=b, session_id=sid, now=NOW)
+    assert full.value.code == "full"
+    wb = await courses.book(db, resident_id=b, session_id=sid, now=NOW, waitlist=True)
+    wc = await courses.book(db, resident_id=c, session_id=sid, now=NOW, waitlist=True)
+    wd = await courses.book(db, resident_id=d, session_id=sid, now=NOW - timedelta(seconds=1), waitlist=True)
+    assert wb.booking.status == "waitlisted" and wb.session.booked == 1
+    async with db.session() as s:
+        positions = [await courses.waitlist_position(s, w.booking) for w in (wb, wc, wd)]
+    assert positions == [2, 3, 1]  # queued earlier first; at the same time, the older booking first
+    with pytest.raises(courses.BookingError) as dup:
+        await courses.book(db, resident_id=b, session_id=sid, now=NOW, waitlist=True)
+    assert dup.value.info == {"status": "waitlisted"}
+    left = await courses.cancel(db, resident_id=b, booking_id=wb.booking.id, now=NOW)
+    assert (left.previous, left.refunded, left.promoted) == ("waitlisted", 0, [])
+
+
+async def test_points_are_needed_and_said(db: Database):
+    (rid,) = await make_residents(db, 1, points_each=9)
+    sid = await make_course(db, capacity=5, cost=10)
+    with pytest.raises(courses.BookingError) as short:
+        await courses.book(db, resident_id=rid, session_id=sid, now=NOW)
+    assert short.value.code == "points" and short.value.info == {"balance": 9, "cost": 10}
+    async with db.session() as s:
+        assert (await s.execute(select(Booking))).first() is None
+        sess = await s.get(ActivitySession, sid)
+        assert sess is not None and sess.booked == 0
+
+
+async def test_refund_only_up_to_the_cut_off(db: Database):
+    a, b = await make_residents(db, 2, points_each=30)
+    sid = await make_course(db, capacity=5, cost=10, starts_in=timedelta(days=3))
+    starts = NOW + timedelta(days=3)
+    first = await courses.book(db, resident_id=a, session_id=sid, now=NOW)
+    second = await courses.book(db, resident_id=b, session_id=sid, now=NOW)
+    at_cutoff = await courses.cancel(db, resident_id=a, booking_id=first.booking.id, now=starts - CUTOFF)
+    assert at_cutoff.refunded == 10
+    after = await courses.cancel(
+        db, resident_id=b, booking_id=second.booking.id, now=starts - CUTOFF + timedelta(seconds=1)
+    )
+    assert after.refunded == 0
+    async with db.session() as s:
+        assert await points.balance_of(s, a) == 30 and await points.balance_of(s, b) == 20
+        (refund, *_) = await points.history(s, a)
+        assert (refund.reason, refund.ref_type, refund.ref_id) == ("refund", "booking", str(first.booking.id))
+        assert refund.idempotency_key == f"booking:{first.booking.id}:1:refund"
+
+
+async def test_cancelling_someone_elses_or_a_started_booking(db: Database):
+    a, b = await make_residents(db, 2)
+    sid = await make_course(db, capacity=5, cost=0, starts_in=timedelta(hours=1))
+    mine = await courses.book(db, resident_id=a, session_id=sid, now=NOW)
+    with pytest.raises(courses.BookingError) as other:
+        await courses.cancel(db, resident_id=b, booking_id=mine.booking.id, now=NOW)
+    assert other.value.code == "not_found"
+    with pytest.raises(courses.BookingError) as started:
+        await courses.cancel(db, resident_id=a, booking_id=mine.booking.id, now=NOW + timedelta(hours=1))
+    assert started.value.code == "not_cancellable" and started.value.info == {"status": "booked"}
+    staff = await courses.cancel(db, resident_id=None, booking_id=mine.booking.id, now=NOW)
+    assert staff.booking.status == "cancelled"
+    with pytest.raises(courses.BookingError) as twice:
+        await courses.cancel(db, resident_id=a, booking_id=mine.booking.id, now=NOW)
+    assert twice.value.info == {"status": "cancelled"}
+
+
+async def test_promotion_pays_notifies_and_skips_the_short(db: Database):
+    a, poor, rich = await make_residents(db, 3)
+    async with db.transaction() as s:
+        for rid, amount in ((a, 20), (poor, 3), (rich, 20)):
+            await points.credit(
+                s, resident_id=rid, amount=amount, reason="adjust", ref_type="t", ref_id="t",
+                idempotency_key=f"seed{rid}", now=NOW,
+            )  # fmt: skip
+    sid = await make_course(db, capacity=1, cost=5, starts_in=timedelta(days=3))
+    first = await courses.book(db, resident_id=a, session_id=sid, now=NOW)
+    w_poor = await courses.book(db, resident_id=poor, session_id=sid, now=NOW, waitlist=True)
+    w_rich = await courses.book(
+        db, resident_id=rich, session_id=sid, now=NOW + timedelta(seconds=1), waitlist=True
+    )
+    out = await courses.cancel(db, resident_id=a, booking_id=first.booking.id, now=NOW)
+    assert out.promoted == [w_rich.booking.id]
+    assert out.session.booked == 1
+    when = courses.local_when(NOW + timedelta(days=3))
+    assert await notices(db) == [
+        (
+            await openid_of(db, poor),
+            f"booking:{w_poor.booking.id}:1:no-points#0",
+            f"「花艺入门」（{when}）有空位了，但您的积分不够（需要5分），这次没能为您约上，抱歉。",
+        ),
+        (
+            await openid_of(db, rich),
+            f"booking:{w_rich.booking.id}:1:promoted#0",
+            f"好消息！您候补的「花艺入门」（{when}）有空位了，已为您约上，扣5积分。不能来的话回复“取消预约”。",
+        ),
+    ]
+    async with db.session() as s:
+        promoted = await s.get(Booking, w_rich.booking.id)
+        assert promoted is not None and (promoted.status, promoted.booked_at, promoted.points_paid) == (
+            "booked",
+            NOW,
+            5,
+        )
+        skipped = await s.get(Booking, w_poor.booking.id)
+        assert skipped is not None and (skipped.status, skipped.cancelled_at) == ("cancelled", NOW)
+        assert await points.balance_of(s, rich) == 15 and await points.balance_of(s, poor) == 3
+
+
+async def test_free_promotion_says_nothing_about_points_and_no_promotion_after_the_start(db: Database):
+    a, b = await make_residents(db, 2)
+    sid = await make_course(db, capacity=1, cost=0, starts_in=timedelta(days=3))
+    first = await courses.book(db, resident_id=a, session_id=sid, now=NOW)
+    await courses.book(db, resident_id=b, session_id=sid, now=NOW, waitlist=True)
+    async with db.transaction() as s:
+        assert await courses.promote(s, sid, NOW + timedelta(days=3)) == []
+        assert await courses.promote(s, 999, NOW) == []
+    await courses.cancel(db, resident_id=a, booking_id=first.booking.id, now=NOW)
+    ((_, _, text),) = await notices(db)
+    assert "已为您约上。" in text and "积分" not in text
+
+
+async def test_reminders_within_the_horizon_once(db: Database):
+    a, b = await make_residents(db, 2)
+    horizon = points.rules().remind_before
+    at_horizon = await make_course(db, capacity=5, cost=0, starts_in=horizon)
+    beyond = await make_course(db, capacity=5, cost=0, starts_in=horizon + timedelta(seconds=1))
+    await set_activity(db, beyond, place=None)
+    for sid in (at_horizon, beyond):
+        await courses.book(db, resident_id=a, session_id=sid, now=NOW)
+    await courses.book(db, resident_id=b, session_id=at_horizon, now=NOW)
+    assert await courses.send_reminders(db, NOW) == 2
+    assert await courses.send_reminders(db, NOW) == 0
+    sent = await notices(db)
+    when = courses.local_when(NOW + horizon)
+    assert {o for o, _, _ in sent} == {await openid_of(db, a), await openid_of(db, b)}
+    assert (
+        sent[0][2]
+        == f"温馨提醒：您预约的「花艺入门」将于{when}在社区活动室开始，记得准时参加哦。不能来请回复“取消预约”。"
+    )
+    assert sent[0][1].endswith(":1:remind#0")
+    # the other session, one second further, is reminded a second later; without a place, the default
+    assert await courses.send_reminders(db, NOW + timedelta(seconds=1)) == 1
+    assert "在社区活动室开始" in (await notices(db))[-1][2]
+    assert await courses.send_reminders(db, NOW + horizon * 10) == 0  # started: nothing due
+
+
+async def test_housekeeping_closes_the_waitlist_of_a_started_session_with_a_notice(db: Database):
+    a, b = await make_residents(db, 2)
+    sid = await make_course(db, capacity=1, cost=0, starts_in=timedelta(hours=2))
+    await courses.book(db, resident_id=a, session_id=sid, now=NOW)
+    waiting = await courses.book(db, resident_id=b, session_id=sid, now=NOW, waitlist=True)
+    starts = NOW + timedelta(hours=2)
+    assert await courses.housekeep_waitlists(db, starts - timedelta(seconds=1)) == 0
+    assert await courses.housekeep_waitlists(db, starts) == 1
+    assert await courses.housekeep_waitlists(db, starts) == 0
+    ((openid, key, text),) = await notices(db)
+    assert openid == await openid_of(db, b) and key == f"booking:{waiting.booking.id}:1:closed#0"
+    assert text == f"「花艺入门」（{courses.local_when(starts)}）已经开始，候补没能排上，下次早点来约哦。"
+
+
+async def test_check_in_once_a_day_with_the_days_session_and_points(db: Database):
+    a, b = await make_residents(db, 2)
+    today = await make_course(db, capacity=5, cost=0, starts_in=timedelta(hours=2))
+    aid = await activity_of(db, today)
+    await set_activity(db, today, volunteer_hours=1.5, reward_points=4)
+    await courses.book(db, resident_id=a, session_id=today, now=NOW)
+    await courses.register_work_unit(db, resident_id=a, work_unit="  区 税务局 ", now=NOW, name="张三")
+    first = await courses.check_in(db, resident_id=a, activity_id=aid, now=NOW)
+    again = await courses.check_in(db, resident_id=a, activity_id=aid, now=NOW + timedelta(hours=1))
+    assert (first.created, first.points, first.work_unit) == (True, 4, "区 税务局")
+    assert first.checkin.session_id == today and first.checkin.day == "2026-11-23"
+    assert first.checkin.volunteer_hours == 1.5 and first.checkin.checked_in_at == NOW
+    assert (again.created, again.points, again.checkin.id) == (False, 0, first.checkin.id)
+    async with db.session() as s:
+        booking = await s.scalar(select(Booking).where(Booking.resident_id == a))
+        assert booking is not None and booking.status == "attended"
+        assert await points.balance_of(s, a) == 4
+    with pytest.raises(courses.BookingError) as missing:
+        await courses.check_in(db, resident_id=a, activity_id=999, now=NOW)
+    assert missing.value.code == "not_found"
+    # the next local day is another check-in; a session on another day is not "today's"
+    tomorrow = await courses.check_in(db, resident_id=b, activity_id=aid, now=NOW + timedelta(days=1))
+    assert tomorrow.checkin.session_id is None and tomorrow.work_unit is None and tomorrow.created
+
+
+async def test_check_in_links_a_session_starting_at_midnight_not_one_starting_the_next_midnight(db: Database):
+    (rid,) = await make_residents(db, 1)
+    start, end = points.rules().day_bounds(NOW)
+    sid = await make_course(db, capacity=5, cost=0)
+    aid = await activity_of(db, sid)
+    await set_session(db, sid, starts_at=end, ends_at=end + timedelta(hours=1))
+    assert (await courses.check_in(db, resident_id=rid, activity_id=aid, now=NOW)).checkin.session_id is None
+    await set_session(db, sid, starts_at=start, ends_at=start + timedelta(hours=1))
+    (other,) = await make_residents(db, 1, prefix="oMid")
+    assert (await courses.check_in(db, resident_id=other, activity_id=aid, now=NOW)).checkin.session_id == sid
+
+
+async def test_work_unit_registration(db: Database):
+    (rid,) = await make_residents(db, 1)
+    with pytest.raises(ValueError) as empty:
+        await courses.register_work_unit(db, resident_id=rid, work_unit="   ", now=NOW)
+    assert str(empty.value) == "the work unit must not be empty"
+    sid = await make_course(db, capacity=5, cost=0, starts_in=timedelta(hours=1))
+    aid = await activity_of(db, sid)
+    await courses.check_in(db, resident_id=rid, activity_id=aid, now=NOW)
+    assert (
+        await courses.register_work_unit(db, resident_id=rid, work_unit="单" * 120, now=NOW, name="李四") == 1
+    )
+    assert await courses.register_work_unit(db, resident_id=rid, work_unit="街道办", now=NOW) == 1
+    assert (
+        await courses.register_work_unit(db, resident_id=rid, work_unit="街道办", now=NOW + timedelta(days=1))
+        == 0
+    )
+    async with db.session() as s:
+        row = await s.scalar(select(CheckIn))
+        assert row is not None and row.work_unit == "街道办"
+        records = await courses.service_record(s, "街道办")
+        assert [(r.name, r.activity, r.resident_id) for r in records] == [("李四", "花艺入门", rid)]
+
+
+async def test_audience_is_remembered_once_per_resident(db: Database):
+    (rid,) = await make_residents(db, 1)
+    assert courses.audience_confirmed(None, "60岁以上") is False
+    await courses.confirm_audience(db, resident_id=rid, audience=" 60岁以上 ", now=NOW)
+    await courses.confirm_audience(db, resident_id=rid, audience="60岁以上", now=NOW + timedelta(days=1))
+    await courses.confirm_audience(db, resident_id=999, audience="60岁以上", now=NOW)
+    async with db.session() as s:
+        resident = await s.get(Resident, rid)
+    assert resident is not None
+    assert resident.profile["audiences"] == {"60岁以上": NOW.isoformat()}
+    assert courses.audience_confirmed(resident, "60岁以上 ") is True
+    assert courses.audience_confirmed(resident, "儿童") is False
+
+
+async def test_service_record_window_through_the_api(service_factory, sqlite_url, fake_api):
+    svc = await service_factory(sqlite_url, fake_api, app_kwargs={"clock": ManualClock(NOW)})
+    api = Api(svc, await make_tokens(sqlite_url))
+    db = svc.runner.app[RUNTIME].db
+    a, b = await make_residents(db, 2)
+    sid = await make_course(db, capacity=5, cost=0, starts_in=timedelta(hours=1))
+    aid = await activity_of(db, sid)
+    await set_activity(db, sid, volunteer_hours=2.0)
+    for rid, name in ((a, "张三"), (b, "李四")):
+        await courses.register_work_unit(db, resident_id=rid, work_unit="区税务局", now=NOW, name=name)
+    await courses.check_in(db, resident_id=b, activity_id=aid, now=NOW + timedelta(hours=1))
+    await courses.check_in(db, resident_id=a, activity_id=aid, now=NOW)
+    whole = await api.ok("/points/service-records", "operator", unit="区税务局")
+    assert [i["name"] for i in whole["items"]] == ["张三", "李四"]  # oldest first
+    assert whole["total_hours"] == 4.0
+    first = whole["items"][0]
+    assert (first["day"], first["resident_id"], first["activity"], first["hours"]) == (
+        "2026-11-23",
+        a,
+        "花艺入门",
+        2.0,
+    )
+    at = (NOW + timedelta(hours=1)).isoformat()
+    assert [
+        i["name"]
+        for i in (await api.ok("/points/service-records", "operator", unit="区税务局", since=at))["items"]
+    ] == ["李四"]
+    assert [
+        i["name"]
+        for i in (await api.ok("/points/service-records", "operator", unit="区税务局", until=at))["items"]
+    ] == ["张三"]
+    assert (await api.ok("/points/service-records", "operator", unit="别的单位"))["items"] == []
