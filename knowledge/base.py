@@ -46,17 +46,17 @@ class RetrievalConfig:
     asking about a missing parent never gets death procedures as a guess.
     """
 
-    respond_threshold: float = 0.64
-    confidence_coverage: float = 0.4
-    answer_threshold: float = 0.45
-    margin: float = 0.05
+    respond_threshold: float = 0.58
+    confidence_coverage: float = 0.3
+    answer_threshold: float = 0.5
+    margin: float = 0.08
     choice_floor: float = 0.15
     choice_ratio: float = 0.6
     answer_coverage: float = 0.6
-    answer_phrasing: float = 0.6
+    answer_phrasing: float = 0.5
     choice_coverage: float = 0.3
     max_choices: int = 3
-    candidates: int = 30
+    candidates: int = 20
     k1: float = 1.2
     b: float = 0.75
     weights: IndexWeights = field(default_factory=IndexWeights)
@@ -71,6 +71,7 @@ class Hit:
     score: float
     coverage: float = 1.0  # share of the question's topic words the entry covers (0..1)
     phrasing: float = 1.0  # share of the topic of the entry's best phrasing the question holds (0..1)
+    match: float = 1.0  # how well one phrasing and the request hold each other's topic (0..1)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ class KnowledgeBase:
                 round(s.score, 4),
                 round(s.coverage, 4),
                 round(s.features.get("phrasing", 0.0), 4),
+                round(s.features.get("phrasing_match", 0.0), 4),
             )
             for s in state.index.search(text, k)
         ]

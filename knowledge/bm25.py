@@ -51,6 +51,11 @@ class BM25:
     def idf(self, term: str) -> float:
         return self._idf.get(term, self.unknown_idf)
 
+    def docs(self, term: str) -> npt.NDArray[np.int64]:
+        """Ids of the documents holding ``term``."""
+        found = self._postings.get(term)
+        return found[0] if found is not None else np.zeros(0, dtype=np.int64)
+
     def __contains__(self, term: str) -> bool:
         return term in self._postings
 
@@ -66,6 +71,20 @@ class BM25:
         doc_ids = np.concatenate([p[0] for p in found])
         weights = np.concatenate([p[1] for p in found])
         return np.bincount(doc_ids, weights=weights, minlength=self.n_docs).astype(np.float64, copy=False)
+
+    def sparse_scores(self, terms: Iterable[str]) -> tuple[npt.NDArray[np.int64], FloatArray]:
+        """(ids, scores) of the documents holding any of the (de-duplicated) query terms, ids sorted:
+        the same scores as ``scores`` without touching the documents that score 0."""
+        found = [self._postings[t] for t in dict.fromkeys(terms) if t in self._postings]
+        if not found:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        if len(found) == 1:
+            return found[0]
+        doc_ids = np.concatenate([p[0] for p in found])
+        weights = np.concatenate([p[1] for p in found])
+        ids, inverse = np.unique(doc_ids, return_inverse=True)
+        sums: FloatArray = np.bincount(inverse, weights=weights, minlength=len(ids)).astype(np.float64)
+        return ids.astype(np.int64, copy=False), sums
 
     def self_score(self, terms: Iterable[str]) -> float:
         """Score a single-occurrence, average-length document of the query terms would get."""

@@ -111,6 +111,9 @@ def tokens_freq() -> dict[str, int]:
     return freq
 
 
+MAX_TERM = 6  # longest topic word looked up whole in a question (longer ones count by character pairs)
+
+
 class SearchIndex:
     """Immutable index over a fixed list of entries; build a new one to change content."""
 
@@ -119,7 +122,7 @@ class SearchIndex:
         entries: Sequence[Entry],
         analyzer: Analyzer,
         weights: IndexWeights | None = None,
-        candidates: int = 30,
+        candidates: int = 20,
         k1: float = 1.2,
         b: float = 0.75,
     ) -> None:
@@ -131,6 +134,7 @@ class SearchIndex:
         phrase_grams: list[tuple[str, ...]] = []
         phrase_texts: list[str] = []
         phrase_topics: list[str] = []
+        phrase_topic_words: list[tuple[str, ...]] = []
         owner: list[int] = []
         starts: list[int] = []
         answer_words: list[tuple[str, ...]] = []
@@ -146,6 +150,7 @@ class SearchIndex:
                 phrase_grams.append(a.grams)
                 phrase_texts.append(a.text)
                 phrase_topics.append("".join(a.topic))
+                phrase_topic_words.append(a.topic)
                 owner.append(pos)
                 entry_vocab.update(a.words)
             tags = [analyzer.fold(tag) for tag in entry.tags]
@@ -158,6 +163,7 @@ class SearchIndex:
             vocab.append(entry_vocab)
         self._starts = np.asarray(starts, dtype=np.int64)
         self._owner = np.asarray(owner, dtype=np.int64)
+        self._ends = np.append(self._starts[1:], len(owner)).astype(np.int64)
         self._phrase_texts = phrase_texts
         self._phrase_topics = phrase_topics
         self._strong = strong
@@ -174,11 +180,38 @@ class SearchIndex:
         self._salience = {w: math.log(1.0 + (n - d + 0.5) / (d + 0.5)) for w, d in df.items()}
         self._unknown_salience = math.log(1.0 + (n + 0.5) / 0.5)
         # Each phrasing's topic words with their weight: what the phrasing is about.
+        salience: dict[str, float] = {}
         self._phrase_terms: list[tuple[tuple[str, float], ...]] = []
-        for entry in self.entries:
-            for phrasing in entry.phrasings:
-                topic = dict.fromkeys(self.topic_terms(analyzer.analyse(phrasing).topic))
-                self._phrase_terms.append(tuple((t, self.salience(t)) for t in topic))
+        for topic_words in phrase_topic_words:
+            phrase_terms: list[tuple[str, float]] = []
+            for t in dict.fromkeys(self.topic_terms(topic_words)):
+                if t not in salience:
+                    salience[t] = self.salience(t)
+                phrase_terms.append((t, salience[t]))
+            self._phrase_terms.append(tuple(phrase_terms))
+        # The same as a sparse matrix (phrasing x topic word) for the search's vector arithmetic.
+        self._term_ids: dict[str, int] = {}
+        term_ids: list[int] = []
+        term_weights: list[float] = []
+        rows: list[int] = []
+        for row, pairs_of_row in enumerate(self._phrase_terms):
+            for term, weight in pairs_of_row:
+                term_ids.append(self._term_ids.setdefault(term, len(self._term_ids)))
+                term_weights.append(weight)
+                rows.append(row)
+        self._pt_ids = np.asarray(term_ids, dtype=np.int64)
+        self._pt_w = np.asarray(term_weights, dtype=np.float64)
+        self._pt_rows = np.asarray(rows, dtype=np.int64)
+        self._pt_total = np.bincount(self._pt_rows, weights=self._pt_w, minlength=len(self._phrase_terms))
+        self._pt_start = np.searchsorted(self._pt_rows, np.arange(len(self._phrase_terms) + 1))
+        # Longer topic words by character pair, for partial credit (积分 of 积分商城).
+        self._pair_terms: dict[str, list[tuple[int, float]]] = {}
+        for t, i in self._term_ids.items():
+            if len(t) > 2:
+                pairs = [t[j : j + 2] for j in range(len(t) - 1)]
+                for pair in dict.fromkeys(pairs):
+                    self._pair_terms.setdefault(pair, []).append((i, pairs.count(pair) / len(pairs)))
+        self._max_term = min(MAX_TERM, max((len(t) for t in self._term_ids), default=1))
         # Words a typo can be repaired to: the entries' dictionary words and tags, the synonym list
         # (not the pieces jieba's HMM coins, such as 能办).
         freq = tokens_freq()
@@ -195,11 +228,15 @@ class SearchIndex:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def _best_phrasing(self, doc_scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Best phrasing score per entry; only the phrasings a query term touched are visited."""
+    def _best_phrasing(self, scored: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
+        """Best phrasing score per entry, from the (sorted ids, scores) of the phrasings a query term
+        touched (an entry's phrasings are contiguous, so its touched ones form one run)."""
+        ids, scores = scored
         best = np.zeros(len(self.entries))
-        touched = np.flatnonzero(doc_scores)
-        np.maximum.at(best, self._owner[touched], doc_scores[touched])
+        if len(ids):
+            owners = self._owner[ids]
+            heads = np.concatenate(([0], np.flatnonzero(np.diff(owners)) + 1))
+            best[owners[heads]] = np.maximum.reduceat(scores, heads)
         return best
 
     def salience(self, term: str) -> float:
@@ -290,15 +327,61 @@ class SearchIndex:
             got += w_in * credit
         return got / total if total else 0.0
 
-    def _phrasing_coverage(self, text: str, start: int, end: int) -> float:
-        """How much of the entry's best phrasing's topic (salience-weighted) ``text`` contains."""
-        best = 0.0
-        for terms in self._phrase_terms[start:end]:
-            total = sum(w for _, w in terms)
-            if total:
-                got = sum(w for t, w in terms if t in text)
-                best = max(best, got / total)
-        return best
+    def _held(self, text: str) -> npt.NDArray[np.float64]:
+        """For every phrasing topic word, how far ``text`` holds it: 1 when it contains the word; for
+        a longer word, half the share of its character pairs it contains (积分 of 积分商城); else 0."""
+        held = np.zeros(len(self._term_ids))
+        partial: dict[int, float] = {}
+        for pair in {text[a : a + 2] for a in range(len(text) - 1)}:
+            pair_terms = self._pair_terms.get(pair)
+            if pair_terms:
+                for i, share in pair_terms:
+                    partial[i] = partial.get(i, 0.0) + share
+        for i, share in partial.items():
+            held[i] = 0.5 * min(share, 1.0)
+        term_ids = self._term_ids
+        for a in range(len(text)):  # words longer than MAX_TERM are held only in part
+            for b in range(a + 1, min(len(text), a + self._max_term) + 1):
+                found = term_ids.get(text[a:b])
+                if found is not None:
+                    held[found] = 1.0
+        return held
+
+    def _phrasing_match(
+        self, text: str, asked: Sequence[tuple[str, float]], cand: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Per candidate entry: (phrasing coverage, phrasing match) of its best phrasing.
+
+        Phrasing coverage: how much of the phrasing's topic (salience-weighted) ``text`` holds.
+        Phrasing match: the geometric mean of that share and of the share of the request's known
+        topic words (``asked``) the phrasing has among its words, so that a phrasing of one common
+        word (积分能干嘛) does not match every question about 积分 as well as the phrasing that also
+        holds the rest of the question."""
+        first, last = self._starts[cand], self._ends[cand]  # phrasing rows of each candidate
+        n_rows = last - first
+        offsets = np.concatenate(([0], np.cumsum(n_rows)[:-1]))
+        rows = np.repeat(first - offsets, n_rows) + np.arange(n_rows.sum())
+        # Topic words of those phrasings (contiguous per candidate), summed per phrasing.
+        lo, hi = self._pt_start[first], self._pt_start[last]
+        n_terms = hi - lo
+        nnz = np.repeat(lo - np.concatenate(([0], np.cumsum(n_terms)[:-1])), n_terms) + np.arange(n_terms.sum())
+        local = self._pt_rows[nnz] - np.repeat(first - offsets, n_terms)
+        held = self._held(text)
+        got = np.bincount(local, weights=self._pt_w[nnz] * held[self._pt_ids[nnz]], minlength=len(rows))
+        totals = self._pt_total[rows]
+        cov = np.divide(got, totals, out=np.zeros(len(rows)), where=totals > 0)
+        asked_total = sum(w for _, w in asked)
+        if asked_total:
+            holds = np.zeros(len(rows))
+            for t, w in asked:
+                docs = self._words.docs(t)
+                if len(docs):
+                    at = np.minimum(np.searchsorted(docs, rows), len(docs) - 1)
+                    holds += w * (docs[at] == rows)
+            match = np.sqrt(cov * holds / asked_total)
+        else:
+            match = cov
+        return np.maximum.reduceat(cov, offsets), np.maximum.reduceat(match, offsets)
 
     def search(self, text: str, k: int) -> list[Scored]:
         """Best ``k`` entries for ``text``, best first, scores in 0..1."""
@@ -315,8 +398,8 @@ class SearchIndex:
         w_norm = self._words.self_score(norm_words) or 1.0
         g_norm = self._grams.self_score([g for g in q.grams if g in self._grams] or q.grams) or 1.0
         a_norm = self._answers.self_score(norm_words) or 1.0
-        words = np.minimum(self._best_phrasing(self._words.scores(q.words)) / w_norm, 1.0)
-        grams = np.minimum(self._best_phrasing(self._grams.scores(q.grams)) / g_norm, 1.0)
+        words = np.minimum(self._best_phrasing(self._words.sparse_scores(q.words)) / w_norm, 1.0)
+        grams = np.minimum(self._best_phrasing(self._grams.sparse_scores(q.grams)) / g_norm, 1.0)
         answer = np.minimum(self._answers.scores(q.words) / a_norm, 1.0)
         wt = self.weights
         first = wt.words * words + wt.grams * grams + wt.answer * answer
@@ -330,8 +413,7 @@ class SearchIndex:
             return []
         # Second stage: fuzzy similarity of the request to every phrasing of the candidates, on the
         # whole text and on the topic words alone (frame words removed).
-        ends = np.append(self._starts[1:], len(self._owner))
-        spans = [(int(self._starts[c]), int(ends[c])) for c in cand]
+        spans = list(zip(self._starts[cand].tolist(), self._ends[cand].tolist(), strict=True))
         request = q.focus_text or q.text
         sims = self._fuzzy(request, self._phrase_texts, spans)
         topic = self.topic_terms(q.topic)
@@ -340,13 +422,16 @@ class SearchIndex:
         q_topic = "".join(focus_topic)
         topic_sims = self._fuzzy(q_topic, self._phrase_topics, spans) if q_topic else np.zeros_like(sims)
         weighted = self._query_weights(topic, focus)
+        asked = [(t, w_in) for t, w_in, _, _ in weighted if t in self._salience and (focus is None or t in focus)]
         offsets = np.cumsum([0] + [e - s for s, e in spans[:-1]])
         best_sims = np.maximum.reduceat(sims, offsets).tolist()
         best_topic = np.maximum.reduceat(topic_sims, offsets).tolist()
+        p_cov, p_match = self._phrasing_match(q.text, asked, cand)
+        best_pcov, best_pmatch = p_cov.tolist(), p_match.tolist()
         out: list[Scored] = []
         for i, c in enumerate(cand.tolist()):
             fz, tfz, pos = best_sims[i], best_topic[i], c
-            pcov = self._phrasing_coverage(q.text, *spans[i])
+            pcov, pmatch = best_pcov[i], best_pmatch[i]
             cov = self._coverage(weighted, pos, pcov)
             strong = self._strong[pos]
             frame = sum(w in strong for w in frame_words) / len(frame_words) if frame_words else 0.0
@@ -358,11 +443,14 @@ class SearchIndex:
                 "topic_fuzzy": tfz,
                 "coverage": cov,
                 "phrasing": pcov,
+                "phrasing_match": pmatch,
                 "frame": frame,
             }
             mixed = float(first[pos]) + wt.fuzzy * ((1.0 - wt.topic_fuzzy) * fz + wt.topic_fuzzy * tfz)
             mixed = min(mixed + wt.frame * frame, 1.0)
-            mixed = (1.0 - wt.phrasing) * mixed + wt.phrasing * pcov
+            # Phrasing coverage alone favours entries with a phrasing of one common word; the match
+            # alone, entries whose phrasings repeat the question's frame: half of each.
+            mixed = (1.0 - wt.phrasing) * mixed + wt.phrasing * 0.5 * (pcov + pmatch)
             if cov > 0.0:  # an entry sharing none of the question's topic words is no match
                 out.append(Scored(pos, mixed * cov**wt.coverage_power, feats))
         out.sort(key=lambda s: (-s.score, s.position))
