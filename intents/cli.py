@@ -1,26 +1,37 @@
 """Command line for the intents package, mounted by ``bot/cli.py`` under ``python -m bot``.
 
-Commands: ``intents predict|eval|check`` and ``routing train|predict|eval``. Each handler returns an exit
-code: 0 success, 1 a check that found problems, 2 bad input (printed to stderr, no traceback).
+Commands: ``intents predict|eval|check|train`` and ``routing train|predict|eval``. Each handler returns
+an exit code: 0 success, 1 a check that found problems, 2 bad input (printed to stderr, no traceback).
 
 The intent training data is read from ``<data_dir>/intents/`` when that folder holds ``*.yml`` files
 (an operator's copy), otherwise from the packaged ``intents/data/``; ``--training-dir`` overrides both.
+A community's own labelled messages (``intents train --extra FILE``) are kept in
+``<data_dir>/intents/labelled.jsonl`` and used by every command and by the running bot.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
-from collections.abc import Callable, Iterator
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from intents.errors import IntentsError
+from intents.errors import InputDataError, IntentsError
+
+if TYPE_CHECKING:
+    from intents.engine import IntentEngine
 
 # Building the parser must stay cheap (every ``python -m bot`` start builds it): numpy, scikit-learn,
 # jieba, PyYAML and matplotlib are imported inside the command functions only.
 PACKAGE_DATA_DIR = Path(__file__).parent / "data"  # same as intents.dataset.PACKAGE_DATA_DIR
+LABELLED_FILE = Path("intents") / "labelled.jsonl"  # same as intents.dataset.LABELLED_FILE
+SET_NAMES = ("written", "split", "teddy", "smp")  # same as intents.evalsets.SETS
+DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # as in intents.evalsets
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -34,9 +45,10 @@ def training_dir(data_dir: Path, override: Path | None = None) -> Path:
     return PACKAGE_DATA_DIR
 
 
-def _guard(func: Handler) -> Handler:
+def _guarded(func: Handler) -> Handler:
     """Turn expected errors into a readable message on stderr and exit code 2."""
 
+    @functools.wraps(func)
     def run(args: argparse.Namespace) -> int:
         try:
             return func(args)
@@ -44,7 +56,7 @@ def _guard(func: Handler) -> Handler:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         except OSError as exc:
-            print(f"error: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
+            print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             return 130
@@ -60,193 +72,270 @@ def _lines(path: str | None) -> Iterator[str]:
         return
     p = Path(path)
     if not p.is_file():
-        from intents.errors import InputDataError
-
         raise InputDataError(f"{p}: file not found")
     try:
         with p.open(encoding="utf-8-sig") as fh:
             for line in fh:
                 yield line.rstrip("\r\n")
     except UnicodeDecodeError as exc:
-        from intents.errors import InputDataError
-
         raise InputDataError(f"{p}: not UTF-8 text") from exc
+
+
+def _engine(args: argparse.Namespace) -> IntentEngine:
+    from intents.engine import IntentEngine
+
+    return IntentEngine.load(training_dir(args.data_dir, args.training_dir), labelled=args.data_dir / LABELLED_FILE)
+
+
+# ---------------------------------------------------------------------------------------------- intents
+def cmd_predict(args: argparse.Namespace) -> int:
+    if args.file not in (None, "-") and not Path(args.file).is_file():
+        raise InputDataError(f"{args.file}: file not found")
+    engine = _engine(args)
+    out = sys.stdout
+    for line in _lines(args.file):
+        if not line.strip():
+            continue
+        d = engine.classify(line).to_dict()
+        record = {k: d[k] for k in ("text", "intent", "confidence", "runner_up", "entities", "decision")}
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.flush()
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from intents.dataset import load_dir
+    from intents.evaluate import cross_validate, evaluate, read_labelled
+
+    out_dir = args.out or args.data_dir / "reports" / "intents"
+    if args.sets:
+        return _eval_sets(args, out_dir)
+    tdir = training_dir(args.data_dir, args.training_dir)
+    if args.file:
+        path = Path(args.file)
+        if path.is_dir() or path.suffix.lower() in (".yml", ".yaml"):  # a folder or file of intent YAML
+            from intents.dataset import load_file
+
+            examples = load_dir(path, complete=False).examples if path.is_dir() else load_file(path)[1]
+            rows = [(e.text, e.intent) for e in examples]
+        else:
+            rows = read_labelled(path)
+        engine = _engine(args)
+        texts = [t for t, _ in rows]
+        results = engine.classify_many(texts)
+        report = evaluate(texts, [label for _, label in rows], [c.intent for c in results],
+                          [c.confidence for c in results], labels=engine.intents)
+        report.extra["mode"] = f"held-out file {args.file}"
+        report.extra["decisions"] = dict(Counter(c.decision for c in results))
+    else:
+        report = cross_validate(load_dir(tdir), folds=args.folds)
+    print(report.text(max_errors=args.errors))
+    written = report.save(out_dir, "intents")
+    print("\nwritten: " + ", ".join(str(w) for w in written))
+    return 0
+
+
+def _eval_sets(args: argparse.Namespace, out_dir: Path) -> int:
+    from intents import evalsets
+
+    names = list(evalsets.SETS) if args.sets == "all" else [s.strip() for s in args.sets.split(",") if s.strip()]
+    unknown = [n for n in names if n not in evalsets.SETS]
+    if unknown:
+        raise InputDataError(f"unknown evaluation set {unknown[0]!r} (known: {', '.join(evalsets.SETS)}, all)")
+    engine = _engine(args)
+    skipped: list[str] = []
+    results = evalsets.run(engine, names, args.shared_data, skipped)
+    for r in results:
+        print(f"== {r.name}: {r.description}")
+        print(r.report.text(max_errors=args.errors))
+        print()
+    print("summary")
+    for r in results:
+        print("  " + r.line())
+    for message in skipped:
+        print(f"  {message}")
+    written = []
+    for r in results:
+        r.report.extra["set"] = r.name
+        r.report.extra["figures"] = {k: round(v, 4) for k, v in r.figures.items()}
+        written += r.report.save(out_dir, f"intents_{r.name}")
+    if written:
+        print("\nwritten: " + ", ".join(str(w) for w in written))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from intents.dataset import load_dir
+    from intents.evaluate import check_training_data
+
+    data = load_dir(training_dir(args.data_dir, args.training_dir), args.data_dir / LABELLED_FILE, complete=False)
+    result = check_training_data(data, args.min_examples)
+    print(result.text())
+    return 0 if result.ok else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Add an operator's labelled messages (``--extra``), retrain, and say what changed."""
+    from intents.dataset import merge_labelled, read_extra
+    from intents.engine import IntentEngine
+    from intents.registry import load_registry
+
+    tdir = training_dir(args.data_dir, args.training_dir)
+    stored = args.data_dir / LABELLED_FILE
+    registry = load_registry(tdir)
+    new = []
+    for path in args.extra or []:
+        rows = read_extra(Path(path), registry, args.text_column, args.intent_column)
+        counts = Counter(e.intent for e in rows)
+        print(f"{path}: {len(rows)} labelled messages (" + ", ".join(f"{k} {v}" for k, v in counts.items()) + ")")
+        new.extend(rows)
+    before = None
+    if new:
+        before = IntentEngine.load(tdir, labelled=None if args.replace else stored)
+    if new or args.replace:
+        total, changed = merge_labelled(stored, new, replace_all=args.replace)
+        print(f"stored: {stored} ({total} messages, {changed} added or relabelled)")
+    started = time.perf_counter()
+    engine = IntentEngine.load(tdir, labelled=stored)
+    examples = engine.training_data.examples
+    labelled = sum(e.path == stored for e in examples)
+    print(f"trained on {len(examples) - labelled} examples from {tdir} and {labelled} labelled messages "
+          f"in {time.perf_counter() - started:.1f} s")
+    if before is not None:
+        texts = [e.text for e in new]
+        right_before = sum(c.intent == e.intent for c, e in zip(before.classify_many(texts), new, strict=True))
+        right_after = sum(c.intent == e.intent for c, e in zip(engine.classify_many(texts), new, strict=True))
+        print(f"the new messages classified as labelled: {right_before}/{len(new)} before, {right_after}/{len(new)} now")
+    print("running servers pick this up after: python -m bot intents reload")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- routing
+def cmd_routing_train(args: argparse.Namespace) -> int:
+    from intents.routing import MODEL_FILE, Router, read_table
+
+    texts, labels = read_table(Path(args.file), args.text_column, args.label_column)
+    router = Router.train(texts, labels)
+    out = args.out or args.data_dir / MODEL_FILE
+    router.save(out)
+    counts = {c: labels.count(c) for c in router.categories}
+    print(f"trained on {len(texts)} rows, {len(counts)} categories: "
+          + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    print(f"saved: {out}")
+    return 0
+
+
+def cmd_routing_predict(args: argparse.Namespace) -> int:
+    from intents.classifier import LinearTextClassifier
+    from intents.routing import Router
+
+    if args.model is not None:
+        if not args.model.is_file():
+            raise InputDataError(f"{args.model}: model file not found")
+        router = Router(LinearTextClassifier.load(args.model))
+    else:
+        router = Router.load(args.data_dir)
+    for line in _lines(args.file):
+        if line.strip():
+            record = {"text": line, **router.route(line).to_dict()}
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return 0
+
+
+def cmd_routing_eval(args: argparse.Namespace) -> int:
+    from intents.routing import Router, read_table, split
+
+    texts, labels = read_table(Path(args.file), args.text_column, args.label_column)
+    tr_x, te_x, tr_y, te_y = split(texts, labels, args.test_size, args.seed)
+    report = Router.train(tr_x, tr_y).evaluate(te_x, te_y)
+    report.extra["mode"] = f"stratified split: {len(tr_x)} train / {len(te_x)} test, seed {args.seed}"
+    for e in report.errors:
+        e["text"] = e["text"][:80]
+    print(report.text(max_errors=args.errors))
+    written = report.save(args.out or args.data_dir / "reports" / "routing", "routing")
+    print("\nwritten: " + ", ".join(str(w) for w in written))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- parser
+def _training_dir_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--training-dir", type=Path, default=None,
+                   help="folder of intent YAML files (default: <data_dir>/intents if present, else packaged)")
+
+
+def _columns(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text-column", action="append", required=True,
+                   help="text column; repeat or write 'title+text' to join columns")
+    p.add_argument("--label-column", required=True, help="category/department column")
 
 
 def add_commands(subparsers: argparse._SubParsersAction, data_dir: Path) -> None:
     """Add the ``intents`` and ``routing`` command groups to a ``python -m bot`` parser."""
-    data_dir = Path(data_dir)
+    common = {"data_dir": Path(data_dir)}
+    intents_p = subparsers.add_parser("intents", help="intent classifier: predict, evaluate, check, train")
+    sub = intents_p.add_subparsers(dest="intents_command", metavar="COMMAND")
+    sub.required = True
 
-    # ------------------------------------------------------------------ intents
-    intents_p = subparsers.add_parser("intents", help="intent classifier: predict, evaluate, check training data")
-    isub = intents_p.add_subparsers(dest="intents_command", metavar="COMMAND")
-    isub.required = True
-
-    def add_training_dir(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--training-dir", type=Path, default=None,
-                       help="folder of intent YAML files (default: <data_dir>/intents if present, else packaged)")
-
-    p = isub.add_parser("predict", help="classify messages, one per line (stdin when no FILE) → JSON lines")
+    p = sub.add_parser("predict", help="classify messages, one per line (stdin when no FILE) → JSON lines")
     p.add_argument("file", nargs="?", help="text file, one message per line")
-    add_training_dir(p)
+    _training_dir_option(p)
+    p.set_defaults(func=_guarded(cmd_predict), **common)
 
-    @_guard
-    def predict(args: argparse.Namespace) -> int:
-        from intents.engine import IntentEngine
-
-        engine = IntentEngine.load(training_dir(data_dir, args.training_dir))
-        out = sys.stdout
-        for line in _lines(args.file):
-            if not line.strip():
-                continue
-            c = engine.classify(line)
-            d = c.to_dict()
-            record = {k: d[k] for k in ("text", "intent", "confidence", "runner_up", "entities")}
-            record["decision"] = d["decision"]
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            out.flush()
-        return 0
-
-    p.set_defaults(func=predict)
-
-    p = isub.add_parser("eval", help="evaluate on a labelled CSV/JSONL (text, intent); no FILE: cross-validate")
-    p.add_argument("file", nargs="?", help="labelled CSV/JSONL (text, intent) or a folder of intent YAML files (held-out split)")
+    p = sub.add_parser("eval", help="evaluate on a labelled file, on the built-in sets (--sets), "
+                                    "or cross-validate (neither)")
+    p.add_argument("file", nargs="?",
+                   help="labelled CSV/XLSX/JSONL (text, intent) or a folder or file of intent YAML")
+    p.add_argument("--sets", metavar="NAMES",
+                   help=f"built-in evaluation sets, comma-separated: {', '.join(SET_NAMES)}, or all")
+    p.add_argument("--shared-data", type=Path, default=DEFAULT_SHARED_DATA,
+                   help=f"folder of the real evaluation text (default: {DEFAULT_SHARED_DATA})")
     p.add_argument("--out", type=Path, default=None, help="report folder (default: <data_dir>/reports/intents)")
     p.add_argument("--folds", type=int, default=5, help="folds for cross-validation (no FILE)")
     p.add_argument("--errors", type=int, default=30, help="misclassified examples to print")
-    add_training_dir(p)
+    _training_dir_option(p)
+    p.set_defaults(func=_guarded(cmd_eval), **common)
 
-    @_guard
-    def eval_(args: argparse.Namespace) -> int:
-        from intents.dataset import load_dir
-        from intents.engine import IntentEngine
-        from intents.evaluate import cross_validate, evaluate, read_labelled
-
-        tdir = training_dir(data_dir, args.training_dir)
-        if args.file:
-            path = Path(args.file)
-            if path.is_dir() or path.suffix.lower() in (".yml", ".yaml"):  # held-out YAML split
-                from intents.dataset import load_file
-
-                examples = load_dir(path).examples if path.is_dir() else load_file(path)[1]
-                rows = [(e.text, e.intent) for e in examples]
-            else:
-                rows = read_labelled(path)
-            engine = IntentEngine.load(tdir)
-            texts = [t for t, _ in rows]
-            results = engine.classify_many(texts)
-            report = evaluate(texts, [label for _, label in rows], [c.intent for c in results],
-                              [c.confidence for c in results], labels=engine.intents)
-            report.extra["mode"] = f"held-out file {args.file}"
-            report.extra["decisions"] = {d: sum(c.decision == d for c in results) for d in ("accept", "clarify", "fallback")}
-        else:
-            report = cross_validate(load_dir(tdir), folds=args.folds)
-        print(report.text(max_errors=args.errors))
-        out = args.out or data_dir / "reports" / "intents"
-        written = report.save(out, "intents")
-        print("\nwritten: " + ", ".join(str(w) for w in written))
-        return 0
-
-    p.set_defaults(func=eval_)
-
-    p = isub.add_parser("check", help="find duplicate/conflicting examples and intents with too few examples")
+    p = sub.add_parser("check", help="find duplicate/conflicting examples and intents with too few examples")
     p.add_argument("--min-examples", type=int, default=20)
-    add_training_dir(p)
+    _training_dir_option(p)
+    p.set_defaults(func=_guarded(cmd_check), **common)
 
-    @_guard
-    def check(args: argparse.Namespace) -> int:
-        from intents.dataset import load_dir
-        from intents.evaluate import check_training_data
+    p = sub.add_parser("train", help="add a community's own labelled messages (--extra) and retrain")
+    p.add_argument("--extra", action="append", metavar="FILE",
+                   help="CSV/XLSX/JSONL with a text and an intent column (repeatable); kept in "
+                        f"<data_dir>/{LABELLED_FILE}, a message labelled again takes its new intent")
+    p.add_argument("--text-column", default="text", help="text column (default: text)")
+    p.add_argument("--intent-column", default="intent", help="intent column (default: intent)")
+    p.add_argument("--replace", action="store_true", help="replace the stored labelled messages instead of adding")
+    _training_dir_option(p)
+    p.set_defaults(func=_guarded(cmd_train), **common)
 
-        result = check_training_data(load_dir(training_dir(data_dir, args.training_dir)), args.min_examples)
-        print(result.text())
-        return 0 if result.ok else 1
-
-    p.set_defaults(func=check)
-
-    # ------------------------------------------------------------------ routing
     routing_p = subparsers.add_parser("routing", help="complaint routing classifier: train, predict, evaluate")
     rsub = routing_p.add_subparsers(dest="routing_command", metavar="COMMAND")
     rsub.required = True
 
-    def add_columns(p: argparse.ArgumentParser, label: bool = True) -> None:
-        p.add_argument("--text-column", action="append", required=True,
-                       help="text column; repeat or write 'title+text' to join columns")
-        if label:
-            p.add_argument("--label-column", required=True, help="category/department column")
-
-    p = rsub.add_parser("train", help="train on an operator's tickets (CSV/XLSX)")
+    p = rsub.add_parser("train", help="train on an operator's tickets (CSV/XLSX/JSONL)")
     p.add_argument("file")
-    add_columns(p)
+    _columns(p)
     p.add_argument("--out", type=Path, default=None, help="model file (default: <data_dir>/models/routing.npz)")
-
-    @_guard
-    def rtrain(args: argparse.Namespace) -> int:
-        from intents.routing import MODEL_FILE, Router, read_table
-
-        texts, labels = read_table(Path(args.file), args.text_column, args.label_column)
-        router = Router.train(texts, labels)
-        out = args.out or data_dir / MODEL_FILE
-        router.save(out)
-        counts = {c: labels.count(c) for c in router.categories}
-        print(f"trained on {len(texts)} rows, {len(counts)} categories: "
-              + ", ".join(f"{k} {v}" for k, v in counts.items()))
-        print(f"saved: {out}")
-        return 0
-
-    p.set_defaults(func=rtrain)
+    p.set_defaults(func=_guarded(cmd_routing_train), **common)
 
     p = rsub.add_parser("predict", help="route complaints, one per line (stdin when no FILE) → JSON lines")
     p.add_argument("file", nargs="?")
     p.add_argument("--model", type=Path, default=None, help="model file (default: trained model or built-in)")
+    p.set_defaults(func=_guarded(cmd_routing_predict), **common)
 
-    @_guard
-    def rpredict(args: argparse.Namespace) -> int:
-        from intents.classifier import LinearTextClassifier
-        from intents.errors import InputDataError
-        from intents.routing import Router
-
-        if args.model is not None:
-            if not args.model.is_file():
-                raise InputDataError(f"{args.model}: model file not found")
-            router = Router(LinearTextClassifier.load(args.model))
-        else:
-            router = Router.load(data_dir)
-        for line in _lines(args.file):
-            if line.strip():
-                record = {"text": line, **router.route(line).to_dict()}
-                sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
-        return 0
-
-    p.set_defaults(func=rpredict)
-
-    p = rsub.add_parser("eval", help="train/test split evaluation on a labelled CSV/XLSX")
+    p = rsub.add_parser("eval", help="train/test split evaluation on a labelled CSV/XLSX/JSONL")
     p.add_argument("file")
-    add_columns(p)
+    _columns(p)
     p.add_argument("--test-size", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--out", type=Path, default=None, help="report folder (default: <data_dir>/reports/routing)")
     p.add_argument("--errors", type=int, default=20)
-
-    @_guard
-    def reval(args: argparse.Namespace) -> int:
-        from intents.routing import Router, read_table, split
-
-        texts, labels = read_table(Path(args.file), args.text_column, args.label_column)
-        tr_x, te_x, tr_y, te_y = split(texts, labels, args.test_size, args.seed)
-        report = Router.train(tr_x, tr_y).evaluate(te_x, te_y)
-        report.extra["mode"] = f"stratified split: {len(tr_x)} train / {len(te_x)} test, seed {args.seed}"
-        for e in report.errors:
-            e["text"] = e["text"][:80]
-        print(report.text(max_errors=args.errors))
-        written = report.save(args.out or data_dir / "reports" / "routing", "routing")
-        print("\nwritten: " + ", ".join(str(w) for w in written))
-        return 0
-
-    p.set_defaults(func=reval)
+    p.set_defaults(func=_guarded(cmd_routing_eval), **common)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Stand-alone entry (``python -m intents.cli``) for use before the bot's CLI is wired."""
     pre_parser = argparse.ArgumentParser(add_help=False)
     pre_parser.add_argument("--data-dir", type=Path, default=Path("var"))

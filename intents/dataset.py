@@ -1,4 +1,8 @@
-"""Loading the operator-editable YAML training data: one file per intent.
+"""Loading the operator-editable YAML training data: one file per intent, each intent named in the
+registry (``intents.yml``, see :mod:`intents.registry`); plus, optionally, a community's own labelled
+messages (``python -m bot intents train --extra FILE``).
+
+These files are the data: people edit them, nothing regenerates them.
 
 File format (``intents/data/<intent>.yml``)::
 
@@ -22,12 +26,13 @@ from pathlib import Path
 
 import yaml
 
-from intents.errors import TrainingDataError
+from intents.errors import InputDataError, TrainingDataError
+from intents.registry import REGISTRY_FILE, Registry, load_registry, packaged_registry
 
 PACKAGE_DATA_DIR = Path(__file__).parent / "data"
-INTENTS: tuple[str, ...] = ("complaint", "coupon", "course_booking", "query", "smalltalk", "handoff", "fallback")
-CORE_INTENTS: tuple[str, ...] = ("complaint", "coupon", "course_booking", "query")
 MAX_EXAMPLE_CHARS = 500
+# An operator's labelled messages, relative to the bot's data folder (``intents train --extra``).
+LABELLED_FILE = Path("intents") / "labelled.jsonl"
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -46,6 +51,7 @@ class TrainingData:
     synonyms: dict[str, str] = field(default_factory=dict)  # variant -> canonical
     lookups: dict[str, list[str]] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    registry: Registry = field(default_factory=packaged_registry)
 
     @property
     def intents(self) -> list[str]:
@@ -138,29 +144,116 @@ def load_file(path: Path) -> tuple[str, list[Example], dict[str, str], dict[str,
 
 
 def intent_files(data_dir: Path) -> list[Path]:
-    return sorted(p for p in data_dir.glob("*.yml") if p.is_file()) + sorted(
+    """The intent files of a folder: every ``*.yml``/``*.yaml`` except the registry."""
+    files = sorted(p for p in data_dir.glob("*.yml") if p.is_file()) + sorted(
         p for p in data_dir.glob("*.yaml") if p.is_file())
+    return [p for p in files if p.name != REGISTRY_FILE]
 
 
-def load_dir(data_dir: Path | None = None) -> TrainingData:
-    """Load every ``*.yml`` intent file of ``data_dir`` (default: the packaged data)."""
+def load_dir(data_dir: Path | None = None, labelled: Path | None = None, complete: bool = True) -> TrainingData:
+    """Load the registry and every intent file of ``data_dir`` (default: the packaged data), plus the
+    labelled messages in ``labelled`` (JSONL written by ``intents train --extra``) when that file exists.
+
+    Every intent file must belong to a registered intent and, when ``complete`` (training data, not an
+    evaluation set), every registered intent needs examples.
+    """
     data_dir = PACKAGE_DATA_DIR if data_dir is None else Path(data_dir)
     if not data_dir.is_dir():
         raise TrainingDataError(data_dir, None, "training data directory not found")
+    registry = load_registry(data_dir)
     files = intent_files(data_dir)
     if not files:
         raise TrainingDataError(data_dir, None, "no *.yml intent files")
-    data = TrainingData(files=files)
+    data = TrainingData(files=files, registry=registry)
     seen_intents: dict[str, Path] = {}
     for path in files:
         intent, examples, synonyms, lookups = load_file(path)
         if intent in seen_intents:
             raise TrainingDataError(path, 1, f"intent {intent!r} is already defined in {seen_intents[intent]}")
+        if intent not in registry:
+            raise TrainingDataError(path, 1, f"intent {intent!r} is not in the registry {registry.path} "
+                                    f"(known: {', '.join(registry.names)}); add it there first")
         seen_intents[intent] = path
         data.examples.extend(examples)
         data.synonyms.update(synonyms)
         for name, words in lookups.items():
             data.lookups.setdefault(name, []).extend(words)
-    if len(seen_intents) < 2:
-        raise TrainingDataError(data_dir, None, "need at least two intents to train a classifier")
+    for name in registry.names if complete else ():
+        if not any(e.intent == name for e in data.examples):
+            raise TrainingDataError(registry.path or data_dir, None,
+                                    f"intent {name!r} has no examples (expected a file {name}.yml in {data_dir})")
+    if labelled is not None and Path(labelled).is_file():
+        data.examples.extend(read_labelled_file(Path(labelled), registry))
     return data
+
+
+# ------------------------------------------------------------------------------ an operator's messages
+def read_extra(path: Path, registry: Registry, text_column: str = "text",
+               intent_column: str = "intent") -> list[Example]:
+    """Labelled messages from a CSV, XLSX or JSONL table (columns ``text`` and ``intent``).
+
+    Empty rows are skipped; a missing column, an unknown intent or an over-long text is an
+    :class:`InputDataError` naming the file and the row.
+    """
+    from intents.tables import read_table
+
+    table = read_table(path)
+    table.require(text_column, intent_column)
+    examples = []
+    for line, row in table.rows:
+        text = " ".join(str(row.get(text_column) or "").split())
+        intent = str(row.get(intent_column) or "").strip()
+        if not text and not intent:
+            continue
+        if not text:
+            raise InputDataError(f"{path}:{line}: empty {text_column!r}")
+        if intent not in registry:
+            shown = f"{intent!r}" if intent else "an empty intent"
+            raise InputDataError(f"{path}:{line}: unknown intent {shown} (known: {', '.join(registry.names)})")
+        if len(text) > MAX_EXAMPLE_CHARS:
+            raise InputDataError(f"{path}:{line}: text longer than {MAX_EXAMPLE_CHARS} characters")
+        examples.append(Example(text, intent, path, line))
+    if not examples:
+        raise InputDataError(f"{path}: no labelled rows")
+    return examples
+
+
+def read_labelled_file(path: Path, registry: Registry) -> list[Example]:
+    """The stored labelled messages; rows of intents no longer registered are left out."""
+    from intents.tables import read_table
+
+    table = read_table(path)
+    out = []
+    for line, row in table.rows:
+        text, intent = row.get("text", "").strip(), row.get("intent", "").strip()
+        if text and intent in registry:
+            out.append(Example(text, intent, path, line))
+    return out
+
+
+def merge_labelled(path: Path, new: list[Example], replace_all: bool = False) -> tuple[int, int]:
+    """Add ``new`` to the stored labelled messages (a text labelled again takes its new intent).
+
+    Returns (stored rows, rows added or changed). Written atomically.
+    """
+    import json
+
+    rows: dict[str, str] = {}
+    if path.is_file() and not replace_all:
+        from intents.tables import read_table
+
+        for _, row in read_table(path).rows:
+            if row.get("text", "").strip():
+                rows[row["text"].strip()] = row.get("intent", "").strip()
+    changed = 0
+    for e in new:
+        if rows.get(e.text) != e.intent:
+            changed += 1
+        rows.pop(e.text, None)
+        rows[e.text] = e.intent
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps({"text": t, "intent": i}, ensure_ascii=False) + "\n" for t, i in rows.items()),
+                   encoding="utf-8")
+    tmp.replace(path)
+    return len(rows), changed

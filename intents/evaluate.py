@@ -7,7 +7,6 @@ Reports print as text and save as JSON plus PNG plots (matplotlib, Agg backend).
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -162,7 +161,7 @@ def cross_validate(data: TrainingData, folds: int = 5, seed: int = 13) -> Report
     predicted: list[str] = [""] * len(texts)
     confidence: list[float] = [0.0] * len(texts)
     for train_idx, test_idx in StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(texts, y):
-        part = TrainingData([data.examples[i] for i in train_idx], data.synonyms, data.lookups, data.files)
+        part = TrainingData([data.examples[i] for i in train_idx], data.synonyms, data.lookups, data.files, data.registry)
         engine = IntentEngine.from_data(part)
         for i, c in zip(test_idx, engine.classify_many([texts[i] for i in test_idx]), strict=True):
             predicted[i], confidence[i] = c.intent, c.confidence
@@ -173,37 +172,19 @@ def cross_validate(data: TrainingData, folds: int = 5, seed: int = 13) -> Report
 
 # ------------------------------------------------------------------------------------------ input files
 def read_labelled(path: Path, text_key: str = "text", label_key: str = "intent") -> list[tuple[str, str]]:
-    """Labelled examples from CSV (header row) or JSONL; errors name the file and line."""
-    if not path.is_file():
-        raise InputDataError(f"{path}: file not found")
-    rows: list[tuple[str, str]] = []
-    try:
-        if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-            with path.open(encoding="utf-8") as fh:
-                for n, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise InputDataError(f"{path}:{n}: invalid JSON ({exc.msg})") from exc
-                    if not isinstance(obj, dict) or text_key not in obj or label_key not in obj:
-                        raise InputDataError(f"{path}:{n}: expected an object with '{text_key}' and '{label_key}'")
-                    rows.append((str(obj[text_key]), str(obj[label_key])))
-        else:
-            with path.open(encoding="utf-8-sig", newline="") as fh:
-                reader = csv.DictReader(fh)
-                missing = [k for k in (text_key, label_key) if k not in (reader.fieldnames or [])]
-                if missing:
-                    raise InputDataError(f"{path}:1: missing column(s) {', '.join(missing)} "
-                                         f"(found: {', '.join(reader.fieldnames or [])})")
-                for n, row in enumerate(reader, 2):
-                    text, label = row.get(text_key), row.get(label_key)
-                    if text is None or label is None:
-                        raise InputDataError(f"{path}:{n}: row has too few columns")
-                    rows.append((text, label))
-    except UnicodeDecodeError as exc:
-        raise InputDataError(f"{path}: not UTF-8 text") from exc
+    """Labelled examples from CSV (header row), XLSX or JSONL; errors name the file and line."""
+    from intents.tables import read_table
+
+    table = read_table(path)
+    table.require(text_key, label_key)
+    rows = []
+    for line, row in table.rows:
+        text, label = row.get(text_key, "").strip(), row.get(label_key, "").strip()
+        if not text and not label:
+            continue
+        if not text or not label:
+            raise InputDataError(f"{path}:{line}: empty {text_key if not text else label_key!r}")
+        rows.append((text, label))
     if not rows:
         raise InputDataError(f"{path}: no labelled rows")
     return rows
@@ -249,6 +230,7 @@ def check_training_data(data: TrainingData, min_examples: int = 20) -> CheckResu
             conflicts.append(entry)
         else:
             duplicates.append({**entry, "intent": places[0][0]})
-    counts = Counter(e.intent for e in data.examples)
+    counts = Counter({name: 0 for name in data.registry.names})  # a registered intent without examples
+    counts.update(e.intent for e in data.examples)
     too_few = {k: v for k, v in counts.items() if v < min_examples}
     return CheckResult(duplicates, conflicts, too_few, dict(counts))

@@ -8,7 +8,6 @@ own historical tickets (CSV or XLSX) with ``routing train``; the trained model i
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 import yaml
 from sklearn.model_selection import train_test_split
 
+from intents import tables
 from intents.classifier import LinearTextClassifier, ModelConfig
 from intents.errors import InputDataError, TrainingDataError
 from intents.evaluate import Report, evaluate
@@ -133,34 +133,16 @@ def _parse_text_columns(specs: Sequence[str]) -> list[str]:
 
 
 def read_table(path: Path, text_columns: Sequence[str], label_column: str | None) -> tuple[list[str], list[str]]:
-    """Texts (given columns joined with '。') and labels from a CSV or XLSX file.
+    """Texts (given columns joined with '。') and labels from a CSV, XLSX or JSONL file.
 
     Rows with an empty text or label are skipped; missing columns raise :class:`InputDataError`.
     """
     columns = _parse_text_columns(text_columns)
-    if not path.is_file():
-        raise InputDataError(f"{path}: file not found")
-    rows: list[dict[str, str]]
-    suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm"):
-        rows, header = _read_xlsx(path)
-    else:
-        try:
-            with path.open(encoding="utf-8-sig", newline="") as fh:
-                reader = csv.DictReader(fh)
-                header = list(reader.fieldnames or [])
-                rows = [{k: v for k, v in row.items() if isinstance(k, str)} for row in reader]
-        except UnicodeDecodeError as exc:
-            raise InputDataError(f"{path}: not UTF-8 text (save the CSV as UTF-8)") from exc
-        except csv.Error as exc:
-            raise InputDataError(f"{path}: malformed CSV ({exc})") from exc
-    wanted = columns + ([label_column] if label_column else [])
-    missing = [c for c in wanted if c not in header]
-    if missing:
-        raise InputDataError(f"{path}:1: missing column(s) {', '.join(missing)} (found: {', '.join(header)})")
+    table = tables.read_table(Path(path))
+    table.require(*columns, *([label_column] if label_column else []))
     texts: list[str] = []
     labels: list[str] = []
-    for row in rows:
+    for _, row in table.rows:
         text = JOIN.join(str(row.get(c) or "").strip() for c in columns).strip(JOIN)
         label = str(row.get(label_column) or "").strip() if label_column else ""
         if not text or (label_column and not label):
@@ -170,26 +152,6 @@ def read_table(path: Path, text_columns: Sequence[str], label_column: str | None
     if not texts:
         raise InputDataError(f"{path}: no usable rows")
     return texts, labels
-
-
-def _read_xlsx(path: Path) -> tuple[list[dict[str, str]], list[str]]:
-    import openpyxl
-
-    try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many types for broken files
-        raise InputDataError(f"{path}: cannot read the workbook ({exc})") from exc
-    try:
-        sheet = wb.worksheets[0]
-        it = sheet.iter_rows(values_only=True)
-        first = next(it, None)
-        if first is None:
-            raise InputDataError(f"{path}: the first sheet is empty")
-        header = ["" if h is None else str(h).strip() for h in first]
-        rows = [{h: "" if v is None else str(v) for h, v in zip(header, values, strict=False)} for values in it]
-    finally:
-        wb.close()
-    return rows, header
 
 
 def split(texts: Sequence[str], labels: Sequence[str], test_size: float = 0.2,

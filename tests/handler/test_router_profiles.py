@@ -10,10 +10,10 @@ from typing import Any
 from bot.flows import build_router
 from bot.handler.context import Context
 from bot.handler.dispatcher import Dispatcher
-from bot.handler.middlewares import MENU_INTENTS
 from bot.handler.router import Intent, Profile, Router, State
 from bot.handler.state import FSM, StateRecord
 from bot.messages import Inbound
+from intents.registry import packaged_registry
 
 
 def _filters(router: Router) -> list[Any]:
@@ -37,7 +37,8 @@ def _grid(router: Router) -> list[tuple[Inbound, str | None, str | None]]:
     events = ["subscribe", "unsubscribe", "scan", "location", "view", "templatesendjobfinish", "unheard_of"]
     kinds += [{"msg_type": "event", "event": e} for e in events]
     kinds += [{"msg_type": "event", "event": "subscribe", "event_key": "qrscene_building:3"}]
-    kinds += [{"msg_type": "event", "event": "click", "event_key": k} for k in [*MENU_INTENTS, "UNKNOWN"]]
+    menu_keys = [*packaged_registry().menu_intents(), "UNKNOWN"]
+    kinds += [{"msg_type": "event", "event": "click", "event_key": k} for k in menu_keys]
     texts = ["", "你好", "是", "1", "下一页", "我的券", "积分商城", "书法课", "我的工单"]
     grid = []
     for kind, text in itertools.product(kinds, texts):

@@ -1,0 +1,178 @@
+"""The built-in evaluation sets of the intent engine (``python -m bot intents eval --sets …``).
+
+* ``written``: held-out messages written for evaluation before the training data was extended
+  (``intents/data/eval/written/``), all seven intents;
+* ``split``: the older held-out split of generated examples (``intents/data/test/``);
+* ``teddy``: real citizen message titles, hand-labelled complaint or query
+  (``intents/data/eval/teddy_titles.csv`` holds row numbers and labels; the text is read from
+  ``../shared/data/teddy2020c/titles_train.csv``);
+* ``smp``: real voice-assistant queries, hand-labelled fallback or smalltalk
+  (``intents/data/eval/smp2017.csv``; text from ``../shared/data/smp2017/train.jsonl``); also every
+  out-of-scope query of that file (its own domain labels), for the core-intent leak.
+
+The real text is not part of the repository (it states no licence); when ``../shared/data`` is
+absent those sets are skipped with a message.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from intents.dataset import PACKAGE_DATA_DIR, load_dir
+from intents.engine import IntentEngine
+from intents.errors import InputDataError
+from intents.evaluate import Report, evaluate
+
+EVAL_DIR = PACKAGE_DATA_DIR / "eval"
+DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TEDDY_TITLES = Path("teddy2020c") / "titles_train.csv"
+SMP = Path("smp2017") / "train.jsonl"
+SETS = ("written", "split", "teddy", "smp")
+
+
+class SharedDataMissing(InputDataError):
+    """The real evaluation text is not on this machine."""
+
+
+@dataclass
+class SetResult:
+    name: str
+    description: str
+    n: int
+    figures: dict[str, float]  # headline figures, printed in this order
+    report: Report
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        figures = "  ".join(f"{k} {v:.3f}" for k, v in self.figures.items())
+        return f"{self.name:<8} n={self.n:<5} {figures}"
+
+
+# --------------------------------------------------------------------------------------------- reading
+def written_rows() -> list[tuple[str, str]]:
+    data = load_dir(EVAL_DIR / "written", complete=False)
+    return [(e.text, e.intent) for e in data.examples]
+
+
+def split_rows() -> list[tuple[str, str]]:
+    data = load_dir(PACKAGE_DATA_DIR / "test", complete=False)
+    return [(e.text, e.intent) for e in data.examples]
+
+
+def _labels(name: str) -> list[tuple[int, str]]:
+    path = EVAL_DIR / name
+    with path.open(encoding="utf-8", newline="") as fh:
+        return [(int(r["row"]), r["label"]) for r in csv.DictReader(fh)]
+
+
+def _shared_file(shared: Path, relative: Path) -> Path:
+    path = shared / relative
+    if not path.is_file():
+        raise SharedDataMissing(f"{path}: not found (the real evaluation text is read from ../shared/data)")
+    return path
+
+
+def teddy_rows(shared: Path = DEFAULT_SHARED_DATA) -> list[tuple[str, str]]:
+    path = _shared_file(shared, TEDDY_TITLES)
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        titles = [r["title"] for r in csv.DictReader(fh)]
+    return [(titles[row], label) for row, label in _labels("teddy_titles.csv")]
+
+
+def smp_records(shared: Path = DEFAULT_SHARED_DATA) -> list[dict[str, str]]:
+    path = _shared_file(shared, SMP)
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def smp_rows(shared: Path = DEFAULT_SHARED_DATA) -> list[tuple[str, str]]:
+    records = smp_records(shared)
+    return [(records[row]["text"], label) for row, label in _labels("smp2017.csv")]
+
+
+# ------------------------------------------------------------------------------------------ measuring
+def _report(engine: IntentEngine, rows: list[tuple[str, str]], labels: list[str] | None = None) -> Report:
+    texts = [t for t, _ in rows]
+    results = engine.classify_many(texts)
+    report = evaluate(texts, [label for _, label in rows], [c.intent for c in results],
+                      [c.confidence for c in results], labels=labels)
+    report.extra["decisions"] = dict(Counter(c.decision for c in results))
+    return report
+
+
+def _seven_way(name: str, description: str, engine: IntentEngine, rows: list[tuple[str, str]]) -> SetResult:
+    report = _report(engine, rows, engine.intents)
+    per = {label: m["f1"] for label, m in report.per_label.items() if m["support"]}
+    figures = {"macro-F1": report.macro["f1"], "min F1": min(per.values()), "accuracy": report.accuracy}
+    return SetResult(name, description, report.n, figures, report, {"f1": per})
+
+
+def measure_written(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> SetResult:
+    return _seven_way("written", "held-out messages written before tuning, 7 intents", engine, written_rows())
+
+
+def measure_split(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> SetResult:
+    return _seven_way("split", "held-out split of the generated examples (intents/data/test)", engine, split_rows())
+
+
+def measure_teddy(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> SetResult:
+    rows = teddy_rows(shared)
+    report = _report(engine, rows, ["complaint", "query"])
+    predicted = Counter(e["predicted"] for e in report.errors)
+    n = report.n
+    figures = {
+        "accuracy": report.accuracy,
+        "macro-F1": (report.per_label["complaint"]["f1"] + report.per_label["query"]["f1"]) / 2,
+        "fallback": predicted.get("fallback", 0) / n,
+        "other intent": sum(v for k, v in predicted.items() if k not in ("complaint", "query", "fallback")) / n,
+    }
+    return SetResult("teddy", "real message titles, complaint vs query (hand labels)", n, figures, report)
+
+
+def measure_smp(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> SetResult:
+    rows = smp_rows(shared)
+    report = _report(engine, rows, ["fallback", "smalltalk"])
+    core = set(engine.registry.core)
+    out_rows = [t for t, label in rows if label == "fallback"]
+    leaked = sum(c.intent in core for c in engine.classify_many(out_rows)) / max(1, len(out_rows))
+    every = [r["text"] for r in smp_records(shared) if r["label"] != "chat"]
+    results = engine.classify_many(every)
+    leaked_all = sum(c.intent in core for c in results) / len(every)
+    figures = {
+        "accuracy": report.accuracy,
+        "out of scope → core": leaked,
+        "all non-chat → core": leaked_all,
+        "all non-chat → fallback": sum(c.intent == "fallback" for c in results) / len(every),
+        "smalltalk recall": report.per_label["smalltalk"]["recall"],
+    }
+    return SetResult("smp", "real voice-assistant queries, out of scope or chat (hand labels)", report.n,
+                     figures, report, {"all_non_chat": len(every)})
+
+
+MEASURES: dict[str, Callable[[IntentEngine, Path], SetResult]] = {
+    "written": measure_written,
+    "split": measure_split,
+    "teddy": measure_teddy,
+    "smp": measure_smp,
+}
+
+
+def run(engine: IntentEngine, names: list[str], shared: Path = DEFAULT_SHARED_DATA,
+        skipped: list[str] | None = None) -> list[SetResult]:
+    """Measure ``engine`` on the named sets; sets whose real text is absent are skipped (their
+    messages appended to ``skipped`` when given)."""
+    results = []
+    for name in names:
+        if name not in MEASURES:
+            raise InputDataError(f"unknown evaluation set {name!r} (known: {', '.join(SETS)})")
+        try:
+            results.append(MEASURES[name](engine, shared))
+        except SharedDataMissing as exc:
+            if skipped is not None:
+                skipped.append(f"{name}: skipped, {exc}")
+    return results

@@ -1,0 +1,176 @@
+"""Two decisions over one set of features: is a message for a community assistant at all (scope), and
+if so, which intent.
+
+Both are linear models over the same tf-idf vector (jieba words, word bigrams, character n-grams;
+:mod:`intents.features`), so a message is tokenised once and costs two small dot products:
+
+* the *scope* head separates the out-of-scope examples (``fallback``: weather, music, tickets, …)
+  from everything in scope. It learns what out of scope looks like from its own examples, so a
+  message counts as out of scope because it resembles them — not because it is unlike the in-scope
+  examples;
+* the *intent* head is trained on the in-scope examples only, so an unfamiliar but in-domain message
+  (a formal complaint, a long spoken question) is never pulled towards ``fallback`` by the intent
+  decision: ``fallback`` is not one of its classes.
+
+Each head's confidence is calibrated by temperature scaling, fitted on held-out blocks of the
+training files (see :func:`intents.classifier.calibration_split`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from intents.classifier import (
+    ModelConfig,
+    Vocabulary,
+    _count_matrix,
+    _fit_estimator,
+    _idf,
+    _softmax,
+    _tfidf,
+    calibration_split,
+    fit_temperature,
+)
+from intents.features import FeatureConfig, SynonymRewriter, extract, extract_many
+
+
+@dataclass(frozen=True)
+class _Head:
+    classes: list[str]
+    weights: np.ndarray  # features × classes, pre-multiplied by idf
+    bias: np.ndarray
+    temperature: float
+
+    def proba(self, scores: np.ndarray) -> np.ndarray:
+        return _softmax((scores + self.bias) / self.temperature)
+
+
+def _train_head(counts: sp.csr_matrix, idf: np.ndarray, y: np.ndarray, classes: list[str],
+                mc: ModelConfig) -> _Head:
+    """Fit one linear head on ``counts`` (rows already selected) and calibrate its temperature."""
+    temperature = 1.0
+    if mc.calibrate and counts.shape[0] >= 20:
+        tr, ho = calibration_split(y, mc.calibration_fraction)
+        if len(tr) > mc.calibration_max_train:
+            rng = np.random.default_rng(mc.seed)
+            tr = np.sort(rng.choice(tr, mc.calibration_max_train, replace=False))
+        part_idf = _idf(counts[tr], mc.min_df)
+        w, b = _fit_estimator(_tfidf(counts[tr], part_idf, mc.sublinear_tf), y[tr], len(classes), mc)
+        scores = _tfidf(counts[ho], part_idf, mc.sublinear_tf) @ w + b
+        temperature = fit_temperature(np.asarray(scores), y[ho])
+    w, b = _fit_estimator(_tfidf(counts, idf, mc.sublinear_tf), y, len(classes), mc)
+    return _Head(classes, w * idf[:, None], b, temperature)
+
+
+class ScopedClassifier:
+    """Immutable once trained: safe to share between threads."""
+
+    def __init__(self, vocab: Vocabulary, scope: _Head, intent: _Head, out_label: str,
+                 feature_config: FeatureConfig, sublinear_tf: bool, synonyms: dict[str, str]) -> None:
+        self.vocab = vocab
+        self.scope = scope
+        self.intent = intent
+        self.out_label = out_label
+        self.feature_config = feature_config
+        self.sublinear_tf = sublinear_tf
+        self.synonyms = dict(synonyms)
+        self.rewrite = SynonymRewriter(self.synonyms)
+        self._out = scope.classes.index(out_label)
+
+    @property
+    def classes(self) -> list[str]:
+        """The in-scope intents, then the out-of-scope label."""
+        return [*self.intent.classes, self.out_label]
+
+    # ------------------------------------------------------------------ training
+    @classmethod
+    def train(cls, texts: Sequence[str], labels: Sequence[str], out_label: str,
+              feature_config: FeatureConfig | None = None, intent_model: ModelConfig | None = None,
+              scope_model: ModelConfig | None = None, synonyms: dict[str, str] | None = None,
+              cache: dict[str, list[str]] | None = None) -> ScopedClassifier:
+        fc = feature_config or FeatureConfig()
+        im = intent_model or ModelConfig(kind="svm", c=0.5)
+        sm = scope_model or im
+        if len(texts) != len(labels):
+            raise ValueError("texts and labels differ in length")
+        in_classes = sorted(set(labels) - {out_label})
+        if len(in_classes) < 2 or out_label not in labels:
+            raise ValueError(f"need {out_label!r} examples and at least two in-scope intents")
+        rewrite = SynonymRewriter(synonyms or {})
+        counts, names = _count_matrix(extract_many(texts, fc, rewrite, cache))
+        idf = _idf(counts, im.min_df)
+        keep = np.flatnonzero(idf > 0)
+        counts, idf = counts[:, keep], idf[keep]
+        vocab = Vocabulary({names[j]: i for i, j in enumerate(keep)}, idf)
+
+        label_array = np.asarray(labels)
+        out = label_array == out_label
+        scope_classes = sorted(["in_scope", out_label])
+        y_scope = np.where(out, scope_classes.index(out_label), scope_classes.index("in_scope"))
+        scope = _train_head(counts, idf, y_scope, scope_classes, sm)
+
+        rows = np.flatnonzero(~out)
+        index = {c: i for i, c in enumerate(in_classes)}
+        y_intent = np.fromiter((index[label] for label in label_array[rows]), dtype=np.int64, count=len(rows))
+        intent = _train_head(counts[rows], idf, y_intent, in_classes, im)
+        return cls(vocab, scope, intent, out_label, fc, im.sublinear_tf, synonyms or {})
+
+    # ----------------------------------------------------------------- inference
+    def _vector(self, text: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Feature ids of a message and their tf weights divided by the vector's norm."""
+        index = self.vocab.index
+        counts: dict[int, int] = {}
+        for f in extract(text, self.feature_config, self.rewrite):
+            i = index.get(f)
+            if i is not None:
+                counts[i] = counts.get(i, 0) + 1
+        if not counts:
+            return None
+        ids = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        if self.sublinear_tf:
+            tf = 1.0 + np.log(tf)
+        norm = float(np.sqrt(np.dot(tf * tf, self.vocab.idf[ids] ** 2)))
+        return ids, tf / norm
+
+    def proba(self, text: str) -> tuple[float, np.ndarray]:
+        """(probability that the message is out of scope, in-scope intent probabilities)."""
+        vec = self._vector(text)
+        if vec is None:
+            s_scope = np.zeros(len(self.scope.classes))
+            s_intent = np.zeros(len(self.intent.classes))
+        else:
+            ids, tf = vec
+            s_scope = tf @ self.scope.weights[ids]
+            s_intent = tf @ self.intent.weights[ids]
+        return float(self.scope.proba(s_scope)[self._out]), self.intent.proba(s_intent)
+
+    def proba_many(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        docs = extract_many(texts, self.feature_config, self.rewrite)
+        index = self.vocab.index
+        indices: list[int] = []
+        indptr = [0]
+        for feats in docs:
+            indices.extend([i for i in (index.get(f) for f in feats) if i is not None])
+            indptr.append(len(indices))
+        counts = sp.csr_matrix((np.ones(len(indices)), np.asarray(indices, dtype=np.int32), np.asarray(indptr)),
+                               shape=(len(docs), len(index)))
+        counts.sum_duplicates()
+        x = _normalised_tf(counts, self.vocab.idf, self.sublinear_tf)
+        p_out = self.scope.proba(np.asarray(x @ self.scope.weights))[:, self._out]
+        return p_out, self.intent.proba(np.asarray(x @ self.intent.weights))
+
+
+def _normalised_tf(counts: sp.csr_matrix, idf: np.ndarray, sublinear_tf: bool) -> sp.csr_matrix:
+    """tf weights divided by the norm of the tf-idf vector (the idf itself is in the heads' weights)."""
+    x = counts.copy().astype(np.float64)
+    if sublinear_tf:
+        x.data = 1.0 + np.log(x.data)
+    weighted = x.multiply(idf[None, :])
+    norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return sp.csr_matrix(sp.diags(1.0 / norms) @ x)

@@ -1,1 +1,0 @@
-"""Maintenance scripts for the intent training data (not imported at run time)."""
