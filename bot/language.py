@@ -21,7 +21,9 @@ from sqlalchemy.exc import IntegrityError
 from bot.config import Settings
 from bot.storage.db import Database
 from bot.storage.models import ReloadSignal, utcnow
+from intents.dataset import LABELLED_FILE
 from intents.engine import IntentEngine
+from intents.registry import Registry, packaged_registry
 from knowledge.base import KnowledgeBase
 
 log = logging.getLogger("bot.language")
@@ -29,16 +31,29 @@ log = logging.getLogger("bot.language")
 NAMES = ("intents", "knowledge")
 
 # Building the models costs seconds; a process that starts several apps (tests) builds them once.
-_cache: dict[tuple[str, str], tuple[IntentEngine, KnowledgeBase]] = {}
+_cache: dict[tuple[str, str, str], tuple[IntentEngine, KnowledgeBase]] = {}
 _cache_lock = threading.Lock()
 
 
-def _build(intents_dir: Path | None, knowledge_dir: Path | None) -> tuple[IntentEngine, KnowledgeBase]:
-    key = (str(intents_dir or ""), str(knowledge_dir or ""))
+def labelled_messages(settings: Settings) -> Path:
+    """An operator's labelled messages (``python -m bot intents train --extra FILE``)."""
+    return settings.data_dir / LABELLED_FILE
+
+
+def _build(intents_dir: Path | None, knowledge_dir: Path | None,
+           labelled: Path | None = None) -> tuple[IntentEngine, KnowledgeBase]:
+    labelled_key = str(labelled) if labelled is not None and labelled.is_file() else ""
+    key = (str(intents_dir or ""), str(knowledge_dir or ""), labelled_key)
     with _cache_lock:
         if key not in _cache:
-            _cache[key] = (IntentEngine.load(intents_dir), KnowledgeBase.load(knowledge_dir))
+            _cache[key] = (IntentEngine.load(intents_dir, labelled=labelled), KnowledgeBase.load(knowledge_dir))
         return _cache[key]
+
+
+def intents_registry(rt: object) -> Registry:
+    """The intents of the running engine (a runtime's ``language``), else the packaged list."""
+    language = getattr(rt, "language", None)
+    return language.intents.registry if language is not None else packaged_registry()
 
 
 @dataclass
@@ -49,7 +64,9 @@ class Language:
 
     @classmethod
     async def load(cls, settings: Settings) -> Language:
-        intents, knowledge = await asyncio.to_thread(_build, settings.intents_dir, settings.knowledge_dir)
+        intents, knowledge = await asyncio.to_thread(
+            _build, settings.intents_dir, settings.knowledge_dir, labelled_messages(settings)
+        )
         return cls(intents, knowledge)
 
     async def reload(self, name: str) -> None:

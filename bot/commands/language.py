@@ -40,9 +40,10 @@ def _validate(target: str, settings: Settings) -> str | None:
     """Build the model from the files as a server would; the error (file and line) or None."""
     try:
         if target == "intents":
+            from bot.language import labelled_messages
             from intents.engine import IntentEngine
 
-            IntentEngine.load(settings.intents_dir)
+            IntentEngine.load(settings.intents_dir, labelled=labelled_messages(settings))
         else:
             from knowledge.base import KnowledgeBase
 

@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy import update
 
-from bot.flows.help import TEXTS as HELP
+from bot.flows.help import menu
 from bot.handler.context import Context
 from bot.handler.router import Event, Func, Router
 from bot.logmask import mask_openid
@@ -16,8 +16,8 @@ router = Router("events")
 log = logging.getLogger("bot.events")
 
 TEXTS = {
-    "welcome": "欢迎关注社区服务中心！\n" + HELP["menu"],
-    "welcome_back": "欢迎回来！\n" + HELP["menu"],
+    "welcome": "欢迎关注社区服务中心！\n{menu}",
+    "welcome_back": "欢迎回来！\n{menu}",
     "bound": "已为您登记所在楼栋：{community}{building}。以后反映问题时可以不用再说位置啦。",
     "scan": "扫码成功，谢谢！",
 }
@@ -47,7 +47,7 @@ async def apply_scene(ctx: Context, scene: str) -> str | None:
 @router.message(Event("subscribe"))
 async def subscribe(ctx: Context) -> str:
     bound = await apply_scene(ctx, ctx.inbound.event_key or "")
-    welcome = TEXTS["welcome"]
+    welcome = TEXTS["welcome"].format(menu=menu(ctx.rt))
     return f"{welcome}\n\n{bound}" if bound else welcome
 
 

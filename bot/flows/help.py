@@ -1,4 +1,8 @@
-"""What the assistant can do: the reply to anything no other flow takes."""
+"""What the assistant can do: the reply to anything no other flow takes.
+
+The numbered lines come from the intents' registry (``intents/data/intents.yml``: each intent's
+``help``), so a new intent appears here without a code change.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,23 @@ import logging
 
 from bot.handler.context import Context
 from bot.handler.router import Func, MsgType, Router
+from bot.language import intents_registry
 
 router = Router("help")
 log = logging.getLogger("bot.flows.help")
 
 TEXTS = {
-    "menu": (
-        "您好，我是社区服务小助手，可以帮您：\n"
-        "1. 反映问题：路灯不亮、漏水、噪音、电梯故障等，直接说情况就行\n"
-        "2. 积分商城：查积分、兑换商家优惠券\n"
-        "3. 群众夜校：花艺、中医、书法、乐器等课程报名\n"
-        "4. 办事咨询：证明开具、社保医保、补贴办理等\n"
-        "需要工作人员帮忙，请回复“转人工”。"
-    ),
+    "menu_head": "您好，我是社区服务小助手，可以帮您：",
+    "menu_line": "{n}. {help}",
+    "menu_foot": "需要工作人员帮忙，请回复“转人工”。",
     "voice_off": "抱歉，我暂时听不清语音，麻烦您打字告诉我，谢谢！",
 }
+
+
+def menu(rt: object) -> str:
+    """"您好，我是社区服务小助手，可以帮您：1. … 2. …" for the intents of the running engine."""
+    lines = [TEXTS["menu_line"].format(n=n, help=text) for n, text in enumerate(intents_registry(rt).help_lines(), 1)]
+    return "\n".join([TEXTS["menu_head"], *lines, TEXTS["menu_foot"]])
 
 
 @router.message(MsgType("voice"), Func(lambda ctx: not ctx.text))
@@ -35,4 +41,4 @@ async def voice_without_text(ctx: Context) -> str:
 )
 async def capabilities(ctx: Context) -> str:
     """Any text no other handler took (the last catch-all)."""
-    return TEXTS["menu"]
+    return menu(ctx.rt)

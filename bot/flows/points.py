@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 
-from bot.flows.help import TEXTS as HELP
+from bot.flows.help import menu
 from bot.handler.context import Context
 from bot.handler.router import Func, MenuKey, Router, State, Text
 from bot.logmask import mask_openid
@@ -130,7 +130,7 @@ async def check_in(ctx: Context) -> str:
         total = await points.balance_of(session, ctx.resident.id)
     parts = []
     if ctx.inbound.event == "subscribe":
-        parts.append(HELP["menu"])
+        parts.append(menu(ctx.rt))
     if not result.created:
         parts.append(TEXTS["already_checked_in"].format(title=result.activity.title))
     else:

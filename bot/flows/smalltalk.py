@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.flows.help import TEXTS as HELP
+from bot.flows.help import menu
 from bot.handler.context import Context
 from bot.handler.router import Intent, Router
 
@@ -11,8 +11,8 @@ router = Router("smalltalk")
 TEXTS = {
     "thanks": "不客气！还有什么需要帮忙的，随时跟我说。",
     "bye": "好的，祝您生活愉快！有事随时找我。",
-    "greeting": "您好！" + HELP["menu"].removeprefix("您好，"),
-    "other": "嗯嗯，我在呢。" + HELP["menu"].removeprefix("您好，"),
+    "greeting": "您好！{menu}",
+    "other": "嗯嗯，我在呢。{menu}",
 }
 
 THANKS = ("谢", "感谢", "辛苦", "多谢", "thank")
@@ -27,6 +27,7 @@ async def smalltalk(ctx: Context) -> str:
         return TEXTS["thanks"]
     if any(w in text for w in BYE):
         return TEXTS["bye"]
+    rest = menu(ctx.rt).removeprefix("您好，")
     if any(w in text for w in GREETING) or not text:
-        return TEXTS["greeting"]
-    return TEXTS["other"]
+        return TEXTS["greeting"].format(menu=rest)
+    return TEXTS["other"].format(menu=rest)

@@ -15,6 +15,7 @@ from bot.handler.choices import parse_choice
 from bot.handler.context import Context
 from bot.handler.dispatcher import Middleware, Next
 from bot.handler.journal import message_row
+from bot.language import intents_registry
 from bot.logmask import mask_openid
 from bot.messages import Out
 from bot.storage.models import Resident
@@ -125,18 +126,6 @@ async def takeover(ctx: Context, nxt: Next) -> list[Out]:
     return await nxt(ctx)
 
 
-# Menu CLICK keys are routed like intents (bot/wechat/menu.yml defines the keys).
-MENU_INTENTS = {
-    "REPORT": "complaint",
-    "MY_TICKETS": "complaint",
-    "POINTS": "coupon",
-    "COUPONS": "coupon",
-    "COURSES": "course_booking",
-    "GUIDE": "query",
-    "HANDOFF": "handoff",
-    "HELP": "smalltalk",
-}
-
 CLARIFY_STATE = "clarify:intent"
 
 
@@ -147,9 +136,12 @@ async def understand(ctx: Context, nxt: Next) -> list[Out]:
     if it had said so; anything else is understood afresh.
     """
     language = ctx.rt.language
-    if ctx.inbound.event == "click" and ctx.menu_key in MENU_INTENTS:
-        ctx.intent, ctx.confidence = MENU_INTENTS[ctx.menu_key], 1.0
-        return await nxt(ctx)
+    if ctx.inbound.event == "click" and ctx.menu_key:
+        # Menu CLICK keys are routed like intents: the registry's menu_keys (bot/wechat/menu.yml defines the keys).
+        intent = intents_registry(ctx.rt).menu_intents().get(ctx.menu_key)
+        if intent is not None:
+            ctx.intent, ctx.confidence = intent, 1.0
+            return await nxt(ctx)
     if ctx.fsm.state == CLARIFY_STATE:
         candidates = list(ctx.fsm.data.get("candidates", []))
         original = str(ctx.fsm.data.get("text", ""))
