@@ -59,6 +59,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         print("(no matching entries)")
     for n, hit in enumerate(hits, 1):
         print(f"{n}. {hit.score:.3f}  {hit.entry.id}  {hit.entry.question}")
+    if decision.hits:  # what the resident gets: the answer first, or the numbered choices
+        print("offered: " + ", ".join(h.entry.id for h in decision.hits))
     return 0
 
 

@@ -76,7 +76,7 @@ _FRAGMENT_LAST = frozenset("个下些点了着过吧呢啊呀嘛")
 
 # A word of general Chinese this frequent (jieba's counts) straddling a synonym variant's edge means
 # the variant is not a word there (国家 in 国家医保 for 家医).
-_STRADDLE_FREQ = 100
+_STRADDLE_FREQ = 1000
 
 _PUNCT_CATEGORIES = ("P", "S", "Z", "C")
 _SPLIT_RE = re.compile(r"[\s\W_]+", re.UNICODE)
@@ -232,15 +232,24 @@ class Analyzer:
             if repaired != folded:
                 folded = self.fold(repaired)
         reduced = reduce_message(folded)
+        # One cut of the clauses joined by spaces (jieba never joins across a space); the focus
+        # clauses come last, so a token is in the focus when it starts at or after their offset.
+        joined = reduced.text
+        focus_at = len(joined) - len(reduced.focus) if reduced.focus else len(joined)
         content: list[str] = []
         topic: list[str] = []
         focus: set[str] = set()
-        for clause in reduced.clauses:
-            c_content, c_topic = self._cut(clause.text)
-            content.extend(c_content)
-            topic.extend(c_topic)
-            if clause.focus:
-                focus.update(c_topic)
+        at = 0
+        for token in tokens.tokenizer().cut(joined):
+            start = at
+            at += len(token)
+            if _is_noise(token) or token in STOPWORDS or is_fragment(token):
+                continue
+            content.append(token)
+            if token not in FRAME_WORDS:
+                topic.append(token)
+                if start >= focus_at:
+                    focus.add(token)
         whole = "".join(_SPLIT_RE.split(reduced.text))
         focus_text = "".join(_SPLIT_RE.split(reduced.focus))
         return Analysis(
