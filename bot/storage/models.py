@@ -610,3 +610,33 @@ class RateLimit(Base):
     key: Mapped[str] = mapped_column(String(160), primary_key=True)
     hits: Mapped[list[list[str]]] = mapped_column(JSONType, default=list)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class HandoffRequest(Base):
+    """A resident waiting for a person: asked for one (转人工) or reported an emergency. One open
+    request per resident (a partial unique index); a second ask adds to it. The staff console's
+    handoff queue reads the open ones; claiming and closing them is the console's work."""
+
+    __tablename__ = "handoff_requests"
+    __table_args__ = (
+        Index(
+            "uq_handoff_requests_open_resident",
+            "resident_id",
+            unique=True,
+            sqlite_where=sql_text("status != 'closed'"),
+            postgresql_where=sql_text("status != 'closed'"),
+        ),
+        Index("ix_handoff_requests_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(16))  # asked | urgent (later: not_understood, unhelpful)
+    text: Mapped[str] = mapped_column(Text)  # the resident's words, newest last
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="waiting")  # waiting | claimed | closed
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    asks: Mapped[int] = mapped_column(Integer, default=1)  # how many times the resident asked
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
