@@ -9,6 +9,8 @@ a request key (unique), so a resident double-tapping "确认" gets one coupon.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import secrets
 from collections.abc import Sequence
@@ -21,9 +23,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.services import points
+from bot import qrcodes
+from bot.messages import Out
+from bot.services import notify, points
+from bot.services.attachments import MediaSource
 from bot.storage.db import Database
 from bot.storage.models import Coupon, IssuedCoupon, Merchant
+
+log = logging.getLogger(__name__)
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 CODE_LENGTH = 10
@@ -305,3 +312,30 @@ async def expire(db: Database, now: datetime) -> list[tuple[int, str, int]]:
                 refunded = price if ok else 0
             out.append((resident_id, title, refunded))
     return out
+
+
+QR_UPLOAD_TIMEOUT = 2.5  # seconds; the passive reply waits for it, and WeChat waits 5 s at most
+
+
+async def send_qr(
+    db: Database, media: MediaSource | None, openid: str, issued_id: int, code: str, now: datetime
+) -> bool:
+    """Upload a QR image of an issued coupon's ``code`` and queue it as an image message to the
+    resident (once per coupon). Call after the redemption committed; any failure is logged and
+    the resident keeps the text code. Returns whether the image was queued."""
+    if media is None:
+        return False
+    try:
+        upload = media.upload_image(qrcodes.png(code), f"coupon-{issued_id}.png", "image/png")
+        media_id = await asyncio.wait_for(upload, timeout=QR_UPLOAD_TIMEOUT)
+        async with db.transaction() as session:
+            await notify.enqueue(
+                session, openid, [Out(kind="image", media_id=media_id)],
+                dedup_key=f"coupon-qr:{issued_id}", not_before=now,
+            )
+        return True
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # the redemption stands; only the picture is missing
+        log.warning("QR image of issued coupon %s not sent: %s", issued_id, type(exc).__name__)
+        return False

@@ -24,7 +24,7 @@ import yaml
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.db import dialect_insert
+from bot.storage.db import Database, dialect_insert
 from bot.storage.models import PointsBalance, PointsEntry
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "rules" / "points.yml"
@@ -306,6 +306,14 @@ async def award_registration(session: AsyncSession, resident_id: int, now: datet
         idempotency_key=f"registration:{resident_id}",
         now=now,
     )
+
+
+async def welcome(db: Database, resident_id: int, now: datetime) -> int:
+    """The registration reward at a resident's first use of points (balance, mall, a paid course),
+    in its own transaction; 0 once given. Every place that shows or spends points calls it first,
+    so they all show the same balance."""
+    async with db.transaction() as session:
+        return await award_registration(session, resident_id, now)
 
 
 async def adjust(

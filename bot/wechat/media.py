@@ -1,4 +1,5 @@
-"""Media residents send (photos, voice, video), downloaded from WeChat and kept under ``media_dir``.
+"""Media residents send (photos, voice, video), downloaded from WeChat and kept under ``media_dir``;
+:class:`WeChatMedia` is the runtime's media source for the services (download into the store, upload images).
 
 File names are generated here (kind / year-month / random hex + an extension chosen from the
 content type); nothing from outside ever becomes part of a path. Downloads are size-capped.
@@ -16,10 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from bot.services.attachments import SavedFile
 from bot.wechat.api import DEFAULT_MEDIA_LIMIT, Media
 from bot.wechat.errors import MediaTooLarge
 
-__all__ = ["MediaDownloader", "MediaStore", "MediaTooLarge", "StoredMedia"]
+__all__ = ["MediaAPI", "MediaDownloader", "MediaStore", "MediaTooLarge", "StoredMedia", "WeChatMedia"]
 
 KINDS = frozenset({"image", "voice", "video", "shortvideo", "thumb", "file"})
 EXTENSIONS = {
@@ -42,6 +44,10 @@ _CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9.+-]*/[a-z0-9][a-z0-9.+-]*$")
 
 class MediaDownloader(Protocol):
     async def download_media(self, media_id: str, *, max_bytes: int = ...) -> Media: ...
+
+
+class MediaAPI(MediaDownloader, Protocol):
+    async def upload_media(self, kind: str, content: bytes, filename: str, content_type: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -95,3 +101,19 @@ def _write_atomically(path: Path, content: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+class WeChatMedia:
+    """The runtime's media source (``bot.services.attachments.MediaSource``): WeChat's media API and
+    the local store."""
+
+    def __init__(self, api: MediaAPI, store: MediaStore) -> None:
+        self.api = api
+        self.store = store
+
+    async def fetch(self, media_id: str, kind: str) -> SavedFile:
+        stored = await self.store.download(self.api, media_id, kind)
+        return SavedFile(self.store.relative(stored), stored.content_type, stored.size)
+
+    async def upload_image(self, content: bytes, filename: str, content_type: str) -> str:
+        return await self.api.upload_media("image", content, filename, content_type)

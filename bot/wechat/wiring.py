@@ -1,4 +1,5 @@
-"""Starts the WeChat API client (with the shared token store) and the outbox worker."""
+"""Starts the WeChat API client (with the shared token store), the services' media source and the
+outbox worker."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from aiohttp import web
 
 from bot.runtime import Runtime
 from bot.wechat.api import WeChatAPI
+from bot.wechat.media import MediaStore, WeChatMedia
 from bot.wechat.outbox import OutboxWorker
 from bot.wechat.tokens import make_token_store
 
@@ -16,6 +18,7 @@ async def start(
     app: web.Application, rt: Runtime, stop: asyncio.Event, background: bool
 ) -> list[asyncio.Task[None]]:
     rt.api = WeChatAPI(rt.settings, token_store=make_token_store(rt.settings, rt.db, clock=rt.clock))
+    rt.media = WeChatMedia(rt.api, MediaStore(rt.settings.media_dir))
     if not background:
         return []
     worker = OutboxWorker(rt.db, rt.api, rt.clock)
