@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from rapidfuzz import fuzz
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import Out
@@ -76,6 +76,7 @@ STATUS_LABELS = {
 
 TEXTS = {
     "update": "您的诉求 {number} 有新进展：{what}",
+    "update_note": "您的诉求 {number} 有新进展：{what}。\n工作人员说明：{note}",
     "answered": "您的诉求 {number} 已办结：{resolution}\n请回复“满意”“基本满意”或“不满意”评价，不满意可以直接说原因。",
     "rejected": "您的诉求 {number} 未能受理：{reason}",
     "comment": "您的诉求 {number} 有新回复：{note}",
@@ -262,7 +263,8 @@ async def create_ticket(session: AsyncSession, new: NewTicket, rules: Rules, now
     return ticket
 
 
-def _similarity(a: str, b: str) -> float:
+def similarity(a: str, b: str) -> float:
+    """How alike two reports' words are (0–100), punctuation and spaces ignored."""
     a, b = re.sub(r"\W+", "", a), re.sub(r"\W+", "", b)
     if not a or not b:
         return 0.0
@@ -270,10 +272,17 @@ def _similarity(a: str, b: str) -> float:
 
 
 async def link_duplicate(session: AsyncSession, ticket: Ticket, rules: Rules, now: datetime) -> Ticket | None:
-    """Link (never merge) to an earlier ticket from the same building and category with similar text."""
+    """Link (never merge) to an earlier ticket of another resident from the same building and
+    category with similar text ("neighbours reported this too"); a resident's own repeats are
+    caught before a ticket is made (``reports.own_repeat``)."""
     if not ticket.building or not ticket.category:
         return None
     since = now - timedelta(days=rules.duplicate_days)
+    others = (
+        or_(Ticket.resident_id.is_(None), Ticket.resident_id != ticket.resident_id)
+        if ticket.resident_id is not None
+        else Ticket.id.is_not(None)
+    )
     rows = (
         await session.scalars(
             select(Ticket)
@@ -282,6 +291,7 @@ async def link_duplicate(session: AsyncSession, ticket: Ticket, rules: Rules, no
                 Ticket.category == ticket.category,
                 Ticket.created_at >= since,
                 Ticket.id != ticket.id,
+                others,
             )
             .order_by(Ticket.id)
             .limit(200)
@@ -289,7 +299,7 @@ async def link_duplicate(session: AsyncSession, ticket: Ticket, rules: Rules, no
     ).all()
     best: tuple[float, Ticket] | None = None
     for other in rows:
-        score = _similarity(ticket.text, other.text)
+        score = similarity(ticket.text, other.text)
         if score >= rules.duplicate_similarity and (best is None or score > best[0]):
             best = (score, other)
     if best is None:
@@ -343,8 +353,12 @@ async def transition(
     photos: Sequence[str] = (),
     department: str | None = None,
     assignee: str | None = None,
+    notify: bool = True,
 ) -> TicketEvent:
-    """Apply ``action``; raises :class:`TicketError` (illegal transition or missing field)."""
+    """Apply ``action``; raises :class:`TicketError` (illegal transition or missing field).
+
+    The resident is told by a push (with the staff member's public note), unless ``notify`` is
+    false: the change is the resident's own and the chat has answered it."""
     target = check_transition(ticket, action)
     before = ticket.status
     data: dict[str, Any] = {}
@@ -385,7 +399,12 @@ async def transition(
     ticket.status = target
     ticket.updated_at = now
     if push is None:
-        push = TEXTS["update"].format(number=ticket.number, what=status_label(ticket))
+        staff_note = note.strip() if note and note.strip() and not actor.startswith("system") else None
+        push = (
+            TEXTS["update_note"].format(number=ticket.number, what=status_label(ticket), note=staff_note)
+            if staff_note
+            else TEXTS["update"].format(number=ticket.number, what=status_label(ticket))
+        )
     event = await record(
         session,
         ticket,
@@ -395,7 +414,7 @@ async def transition(
         note=note or reason or resolution,
         from_status=before,
         data=data,
-        push=push,
+        push=push if notify else None,
     )
     if action == "close" and before == "answered":
         await credit_report(session, ticket, rules, now)
@@ -448,7 +467,8 @@ async def rate(
     now: datetime,
     rules: Rules,
 ) -> TicketEvent:
-    """The resident's rating of an answered ticket: satisfied/basic close it; unsatisfied reopens it."""
+    """The resident's rating of an answered ticket: satisfied/basic close it; unsatisfied reopens it.
+    The resident rated in the chat, whose reply says what happened: no push repeats it."""
     if rating not in RATING_LABELS:
         raise TicketError("bad_rating", f"rating must be one of {sorted(RATING_LABELS)}")
     if ticket.status != "answered":
@@ -457,14 +477,15 @@ async def rate(
     await record(session, ticket, "rate", actor="resident", now=now, note=note, data={"rating": rating})
     if rating == "unsatisfied":
         event = await transition(
-            session, ticket, "reopen", actor="resident", now=now, rules=rules, note=note or "居民不满意，重办"
+            session, ticket, "reopen", actor="resident", now=now, rules=rules, note=note or "居民不满意，重办",
+            notify=False,
         )
         ticket.rating = rating
         ticket.rating_comment = note
         return event
     ticket.rating = rating
     ticket.rating_comment = note
-    return await transition(session, ticket, "close", actor="resident", now=now, rules=rules)
+    return await transition(session, ticket, "close", actor="resident", now=now, rules=rules, notify=False)
 
 
 async def credit_report(session: AsyncSession, ticket: Ticket, rules: Rules, now: datetime) -> bool:

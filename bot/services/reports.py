@@ -1,0 +1,249 @@
+"""The resident's side of tickets, for the chat: report, repeat, add to, follow up, list and rate.
+
+Each function is one transaction on ``db`` and returns :class:`Report` snapshots (plain data: the
+flows never hold ORM rows or change ticket fields). A resident only ever reaches their own tickets:
+every lookup is by resident id. The state machine itself is ``bot/services/tickets.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.services import places, tickets
+from bot.services.dispatch import Rules, building_number
+from bot.storage.db import Database
+from bot.storage.models import Ticket
+
+# What 查进度 lists: everything not finished, and answered tickets waiting for the rating.
+LISTED = (*tickets.OPEN_STATUSES, "answered")
+
+
+@dataclass(frozen=True)
+class Report:
+    """A ticket as the resident may see it."""
+
+    id: int
+    number: str
+    text: str
+    status: str
+    status_label: str
+    urgency: str
+    department: str | None
+    assignee: str | None
+    deadline: datetime | None
+    created_at: datetime
+    resolution: str | None = None
+    reject_reason: str | None = None
+    latest_note: str | None = None  # the newest public note on the timeline
+    neighbours: bool = False  # possibly the same problem as another resident's report
+    overdue: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def open(self) -> bool:
+        return self.status in tickets.OPEN_STATUSES
+
+
+async def _snapshot(session: AsyncSession, t: Ticket, now: datetime | None = None, *, neighbours: bool = False) -> Report:
+    event = await tickets.latest_public_event(session, t.id)
+    return Report(
+        id=t.id,
+        number=t.number,
+        text=t.text,
+        status=t.status,
+        status_label=tickets.status_label(t),
+        urgency=t.urgency,
+        department=t.department,
+        assignee=t.assignee,
+        deadline=t.deadline,
+        created_at=t.created_at,
+        resolution=t.resolution,
+        reject_reason=t.reject_reason,
+        latest_note=event.note if event is not None and event.note else None,
+        neighbours=neighbours,
+        overdue=bool(now and t.deadline and t.deadline < now and t.status in tickets.OPEN_STATUSES),
+    )
+
+
+async def _own(session: AsyncSession, ticket_id: int, resident_id: int) -> Ticket | None:
+    return await session.scalar(
+        select(Ticket).where(Ticket.id == ticket_id, Ticket.resident_id == resident_id).with_for_update()
+    )
+
+
+# ------------------------------------------------------------------------------------ new reports
+async def create(db: Database, new: tickets.NewTicket, rules: Rules, now: datetime) -> Report:
+    """A new ticket (dispatched by the table, or left for triage). ``neighbours`` is true when it
+    looks like another resident's recent report (never the same resident's)."""
+    async with db.transaction() as session:
+        ticket = await tickets.create_ticket(session, new, rules, now)
+        neighbours = False
+        if ticket.duplicate_of_id is not None:
+            other = await session.get(Ticket, ticket.duplicate_of_id)
+            neighbours = other is not None and other.resident_id != ticket.resident_id
+        return await _snapshot(session, ticket, now, neighbours=neighbours)
+
+
+def _same_place(a: str | None, b: str | None) -> bool:
+    na, nb = building_number(a), building_number(b)
+    return na is None or nb is None or na == nb
+
+
+async def own_repeat(
+    db: Database, resident_id: int, text: str, building: str | None, rules: Rules
+) -> Report | None:
+    """The resident's own open report this text repeats (same building when both are known,
+    similar words), or None."""
+    async with db.session() as session:
+        rows = (await session.scalars(
+            select(Ticket)
+            .where(Ticket.resident_id == resident_id, Ticket.status.in_(tickets.OPEN_STATUSES))
+            .order_by(Ticket.id.desc())
+            .limit(50)
+        )).all()
+        best: tuple[float, Ticket] | None = None
+        for t in rows:
+            if not _same_place(building, t.building):
+                continue
+            score = tickets.similarity(text, t.text)
+            if score >= rules.duplicate_similarity and (best is None or score > best[0]):
+                best = (score, t)
+        return await _snapshot(session, best[1]) if best is not None else None
+
+
+async def add_repeat(
+    db: Database, ticket_id: int, resident_id: int, text: str, attachments: Sequence[dict[str, Any]], now: datetime
+) -> Report | None:
+    """The resident said it again: their words (and anything sent with them) join the open ticket."""
+    async with db.transaction() as session:
+        ticket = await _own(session, ticket_id, resident_id)
+        if ticket is None:
+            return None
+        for item in attachments:
+            await tickets.add_attachment(session, ticket, dict(item), actor="resident", now=now)
+        ticket.updated_at = now
+        await tickets.record(session, ticket, "resident_repeat", actor="resident", now=now,
+                             note=text[:2000], public=False)
+        return await _snapshot(session, ticket, now)
+
+
+async def add_location(
+    db: Database, ticket_id: int, resident_id: int, place: places.Place, said: str, now: datetime
+) -> Report | None:
+    """Where it is, told after an urgent ticket was made without a place."""
+    async with db.transaction() as session:
+        ticket = await _own(session, ticket_id, resident_id)
+        if ticket is None:
+            return None
+        ticket.building = ticket.building or place.get("building")
+        ticket.unit = ticket.unit or place.get("unit")
+        ticket.room = ticket.room or place.get("room")
+        location = places.location_of(place) or {}
+        ticket.location = {**(ticket.location or {}), **location, "text": said[:200]}
+        ticket.updated_at = now
+        await tickets.record(session, ticket, "location_added", actor="resident", now=now, note=said[:200],
+                             public=False, data={"building": ticket.building, "unit": ticket.unit})
+        return await _snapshot(session, ticket, now)
+
+
+async def attach(db: Database, ticket_id: int, resident_id: int, item: dict[str, Any], now: datetime) -> bool:
+    """A photo, video, voice or location sent after the ticket was made joins it."""
+    async with db.transaction() as session:
+        ticket = await _own(session, ticket_id, resident_id)
+        if ticket is None:
+            return False
+        await tickets.add_attachment(session, ticket, item, actor="resident", now=now)
+        return True
+
+
+# ------------------------------------------------------------------------------------- reading
+async def by_numbers(db: Database, resident_id: int, numbers: Sequence[str], now: datetime) -> list[Report]:
+    async with db.session() as session:
+        rows = (await session.scalars(
+            select(Ticket).where(Ticket.resident_id == resident_id, Ticket.number.in_(list(numbers)))
+            .order_by(Ticket.id.desc())
+        )).all()
+        return [await _snapshot(session, t, now) for t in rows]
+
+
+async def listed(db: Database, resident_id: int, now: datetime, *, offset: int = 0, limit: int = 5) -> tuple[list[Report], int]:
+    """A page of the resident's unfinished tickets (reopened and escalated too, and answered ones
+    waiting for a rating), newest first, and how many there are in all."""
+    condition = (Ticket.resident_id == resident_id, Ticket.status.in_(LISTED))
+    async with db.session() as session:
+        total = int(await session.scalar(select(func.count()).select_from(Ticket).where(*condition)) or 0)
+        rows = (await session.scalars(
+            select(Ticket).where(*condition).order_by(Ticket.id.desc()).offset(offset).limit(limit)
+        )).all()
+        return [await _snapshot(session, t, now) for t in rows], total
+
+
+async def recent(db: Database, resident_id: int, now: datetime, limit: int = 3) -> list[Report]:
+    """The newest tickets whatever their status."""
+    async with db.session() as session:
+        rows = (await session.scalars(
+            select(Ticket).where(Ticket.resident_id == resident_id).order_by(Ticket.id.desc()).limit(limit)
+        )).all()
+        return [await _snapshot(session, t, now) for t in rows]
+
+
+async def has_reports(db: Database, resident_id: int, within: timedelta | None = None, now: datetime | None = None) -> bool:
+    stmt = select(Ticket.id).where(Ticket.resident_id == resident_id)
+    if within is not None and now is not None:
+        stmt = stmt.where(or_(Ticket.created_at >= now - within, Ticket.status.in_(LISTED)))
+    async with db.session() as session:
+        return await session.scalar(stmt.limit(1)) is not None
+
+
+async def followed_up(db: Database, resident_id: int, ticket_ids: Sequence[int], text: str, now: datetime) -> None:
+    """The resident asked how these tickets are doing: a note on their timelines for the staff (催办)."""
+    async with db.transaction() as session:
+        for ticket_id in ticket_ids:
+            ticket = await _own(session, ticket_id, resident_id)
+            if ticket is not None and ticket.status in tickets.OPEN_STATUSES:
+                await tickets.record(session, ticket, "resident_follow_up", actor="resident", now=now,
+                                     note=text[:500], public=False)
+
+
+# ------------------------------------------------------------------------------------- rating
+async def awaiting_rating(db: Database, resident_id: int) -> Report | None:
+    """The resident's most recently answered ticket, if one waits for a rating."""
+    async with db.session() as session:
+        ticket = await session.scalar(
+            select(Ticket).where(Ticket.resident_id == resident_id, Ticket.status == "answered")
+            .order_by(Ticket.answered_at.desc(), Ticket.id.desc()).limit(1)
+        )
+        return await _snapshot(session, ticket) if ticket is not None else None
+
+
+async def rate(
+    db: Database, ticket_id: int, resident_id: int, rating: str, comment: str | None, rules: Rules, now: datetime
+) -> Report | None:
+    """Rate an answered ticket (satisfied/basic close it, unsatisfied reopens it); None when it is
+    not the resident's or no longer answered. The chat's reply is the resident's only message
+    about it: no push repeats it."""
+    async with db.transaction() as session:
+        ticket = await _own(session, ticket_id, resident_id)
+        if ticket is None or ticket.status != "answered":
+            return None
+        await tickets.rate(session, ticket, rating, comment, now=now, rules=rules)
+        return await _snapshot(session, ticket, now)
+
+
+async def comment(db: Database, ticket_id: int, resident_id: int, text: str, now: datetime) -> bool:
+    """The resident's comment after a rating (why they are not satisfied)."""
+    async with db.transaction() as session:
+        ticket = await _own(session, ticket_id, resident_id)
+        if ticket is None:
+            return False
+        ticket.rating_comment = text[:2000]
+        ticket.updated_at = now
+        await tickets.record(session, ticket, "resident_comment", actor="resident", now=now,
+                             note=text[:2000], public=True)
+        return True
