@@ -1,4 +1,5 @@
-"""Numbered choices: how residents answer "回复数字" questions (1, １, 第一个, 一, 1.)."""
+"""How residents answer a question: numbered choices ("回复数字": 1, １, 第一个, 一, 1.), calling it
+off (算了, 不报了 …) and phone numbers (digits or spoken numerals)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,37 @@ def parse_choice(text: str, count: int) -> int | None:
 
 def numbered(lines: list[str]) -> str:
     return "\n".join(f"{i}. {line}" for i, line in enumerate(lines, 1))
+
+
+# ------------------------------------------------------------------ other ways residents answer
+# "Never mind": 算了, 不报了, 不用了, 先不报了, 取消 … alone or with a little filler (那就算了吧, 算了不报了).
+_CANCEL = re.compile(
+    r"^(?:那|那就|就|哦|噢|嗯|呃|好|好吧|还是)*(?:先|暂时|我)?"
+    r"(?:算了|取消|不报了|不用了|不要了|不弄了|不反映了|不投诉了|不说了|不办了|不需要了|不搞了|没事了|撤销|撤回|"
+    r"不想报了|不想反映了|不想投诉了|不想弄了)"
+    r"(?:吧|了|啦|哈|啊|呀|嘛|谢谢|谢谢你|谢了|不报了|不用了|不反映了|不说了|取消吧|取消了|先这样|下次再说|以后再说|再说吧|回头再说)*$"
+)
+_FILLER = re.compile(r"[\s,，.。!！~～、…]+")
+_CN_DIGIT = str.maketrans("零〇一二三四五六七八九幺两", "0012345678912")
+_MOBILE = re.compile(r"(?<!\d)(?:\+?86)?(1[3-9]\d{9})(?!\d)")
+_LANDLINE = re.compile(r"(?<!\d)(0\d{2,3})[-\s](\d{7,8})(?!\d)")
+_LANDLINE_COMPACT = re.compile(r"(?<!\d)(01\d|02\d|0[3-9]\d{2})(\d{7,8})(?!\d)")
+_LOCAL = re.compile(r"(?<!\d)([2-9]\d{6,7})(?!\d)")
+
+
+def is_cancel(text: str) -> bool:
+    """The resident calls off what is going on (算了, 不报了, 不用了, 先不报了, 取消 …)."""
+    compact = _FILLER.sub("", text or "")
+    return bool(compact) and len(compact) <= 14 and _CANCEL.match(compact) is not None
+
+
+def parse_phone(text: str) -> str | None:
+    """A phone number in the answer: a mobile (13812345678, 138 1234 5678, +86…), a landline with
+    its area code (010-62345678) or a local 7–8 digit number; digits may be spoken as Chinese
+    numerals (voice: 一三八一二三四五六七八 …)."""
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKC", text or "").translate(_CN_DIGIT)
+    compact = re.sub(r"(?<=\d)[\s-](?=\d)", "", plain)
+    m = _MOBILE.search(compact) or _LANDLINE.search(plain) or _LANDLINE_COMPACT.search(compact) or _LOCAL.search(compact)
+    return "-".join(g for g in m.groups() if g) if m else None

@@ -13,7 +13,7 @@ from typing import Any
 
 from bot import texts
 from bot.handler.context import Context
-from bot.handler.router import Profile, Registered, Router
+from bot.handler.router import Pass, Profile, Registered, Router
 from bot.handler.state import FSM, StateRecord
 from bot.logmask import mask_openid
 from bot.messages import Inbound, Out, as_outs
@@ -51,13 +51,19 @@ class Dispatcher:
         return found
 
     async def _route(self, ctx: Context) -> list[Out]:
+        notes: list[str] = []
         for registered in self.candidates(ctx):
             matched = registered.check(ctx)
             if matched is True or (matched is not False and await matched):
                 ctx.extra["handler"] = registered.name
-                return as_outs(await registered.handler(ctx))
+                result = await registered.handler(ctx)
+                if isinstance(result, Pass):  # not this handler's after all: the next one answers
+                    if result.note:
+                        notes.append(result.note)
+                    continue
+                return _noted(notes, as_outs(result))
         log.info("no handler for %s/%s", ctx.inbound.msg_type, ctx.inbound.event or "-")
-        return []
+        return _noted(notes, [])
 
     async def process(self, inbound: Inbound, rt: Runtime, preloaded: Preloaded | None = None) -> Processed:
         """Run one message through the middlewares and a handler. Never raises."""
@@ -92,6 +98,16 @@ class Processed:
 
     outs: list[Out]
     ctx: Context | None
+
+
+def _noted(notes: list[str], outs: list[Out]) -> list[Out]:
+    """Notes of handlers that passed, in front of the answer (in its first text when there is one)."""
+    if not notes:
+        return outs
+    head = "\n".join(notes)
+    if outs and outs[0].kind == "text":
+        return [Out.text(f"{head}\n{outs[0].content}"), *outs[1:]]
+    return [Out.text(head), *outs]
 
 
 def _bind(mw: Middleware, nxt: Next) -> Next:

@@ -3,7 +3,8 @@
 The dispatcher asks the root router for the first handler whose filters all match, looking at
 handlers in phases — conversation state, then menu key, then message/event type, then intent,
 then catch-alls — and within a phase in registration order. So a flow adds itself by
-registering handlers on its own router; nothing central is edited.
+registering handlers on its own router; nothing central is edited. A handler may return
+:class:`Pass` to let the next matching handler answer instead.
 
 Every message would ask every handler; instead each filter also says, from a message's
 :class:`Profile` (type, event, intent, whether a state, a menu key or text is there), whether it could
@@ -23,7 +24,19 @@ from bot.messages import HandlerResult
 if TYPE_CHECKING:
     from bot.handler.context import Context
 
-Handler = Callable[["Context"], Awaitable[HandlerResult]]
+
+
+@dataclass(frozen=True)
+class Pass:
+    """What a handler returns when the message is not its to answer after all (a conversation step
+    finds the resident asking something else): the next matching handler answers, with ``note``
+    (e.g. "刚才的反映没有登记") in front of its answer. A handler that passes has usually cleared its
+    conversation state first, so state handlers no longer match."""
+
+    note: str | None = None
+
+
+Handler = Callable[["Context"], Awaitable["HandlerResult | Pass"]]
 
 PHASE_STATE, PHASE_MENU, PHASE_TYPE, PHASE_INTENT, PHASE_ANY = range(5)
 
