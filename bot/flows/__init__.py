@@ -10,6 +10,8 @@ import importlib
 from bot.handler.router import Router
 
 FLOWS = (
+    "bot.flows.urgent",
+    "bot.flows.reports",
     "bot.flows.points",
     "bot.flows.events",
     "bot.flows.media",

@@ -2,28 +2,23 @@
 name with a confirmation, receive a code, list "my coupons".
 
 After a redemption the passive reply is the text with the code; a QR image of the code is then
-made locally, uploaded to WeChat as temporary media (after the redemption committed) and queued as
-an image customer-service message. If that fails the resident still has the text code.
+made and queued as an image message by ``services/coupons.py:send_qr`` (after the redemption
+committed). If that fails the resident still has the text code.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 
-from bot import qrcodes
 from bot.handler.choices import parse_choice
 from bot.handler.context import Context
 from bot.handler.router import PHASE_MENU, Func, Intent, Router, State, Text
-from bot.messages import Out
-from bot.services import coupons, notify, points
+from bot.services import coupons, points
 from bot.storage.models import Coupon, Merchant
 
 router = Router("coupons")
 log = logging.getLogger(__name__)
-
-QR_UPLOAD_TIMEOUT = 2.5  # seconds; the passive reply waits for it, and WeChat waits 5 s at most
 
 PAGE = 5
 
@@ -98,8 +93,10 @@ def _time(when: object) -> str:
 
 
 async def _balance(ctx: Context) -> int:
+    """The balance, after the one-off welcome points (as 查积分 shows it: the same figure everywhere)."""
     if ctx.resident is None:
         return 0
+    await points.welcome(ctx.rt.db, ctx.resident.id, ctx.rt.clock.now())
     async with ctx.rt.db.session() as session:
         return await points.balance_of(session, ctx.resident.id)
 
@@ -188,7 +185,9 @@ async def confirm(ctx: Context) -> str:
     await ctx.fsm.clear()
     if not result.created:
         return TEXTS["redeemed_again"].format(code=result.issued.code)
-    await send_qr(ctx, result.issued.id, result.issued.code)
+    if ctx.resident is not None:
+        await coupons.send_qr(ctx.rt.db, ctx.rt.media, ctx.resident.openid, result.issued.id,
+                              result.issued.code, ctx.rt.clock.now())
     return TEXTS["redeemed"].format(
         title=result.coupon.title,
         code=result.issued.code,
@@ -197,30 +196,6 @@ async def confirm(ctx: Context) -> str:
         price=result.issued.points,
         balance=result.balance,
     )
-
-
-async def send_qr(ctx: Context, issued_id: int, code: str) -> None:
-    """Upload a QR image of ``code`` and queue it as an image message to the resident.
-
-    Runs after the redemption committed; any failure is logged and the resident keeps the text code.
-    """
-    if ctx.rt.api is None or ctx.resident is None:
-        return
-    try:
-        upload = ctx.rt.api.upload_media("image", qrcodes.png(code), f"coupon-{issued_id}.png", "image/png")
-        media_id = await asyncio.wait_for(upload, timeout=QR_UPLOAD_TIMEOUT)
-        async with ctx.rt.db.transaction() as session:
-            await notify.enqueue(
-                session,
-                ctx.resident.openid,
-                [Out(kind="image", media_id=media_id)],
-                dedup_key=f"coupon-qr:{issued_id}",
-                not_before=ctx.rt.clock.now(),
-            )
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # the redemption stands; only the picture is missing
-        log.warning("QR image of issued coupon %s not sent: %s", issued_id, type(exc).__name__)
 
 
 @router.message(State("coupons:confirm"), Text(*NO))

@@ -56,6 +56,7 @@ TEXTS = {
     "mine_waitlisted": "候补第{position}位",
     "mine_tail": "要取消的话回复“取消”加序号，比如“取消1”。",
     "mine_empty": "您现在没有预约。回复“有什么课”看看近期的安排。",
+    "nothing_to_cancel": "您现在没有可以取消的预约，也没有正在办的事。需要帮忙的话直接告诉我。",
     "cancel_which": "要取消哪一个？回复序号。",
     "cancel_confirm": "确定取消「{title}」{when}吗？{refund}\n确定请回复“确认取消”，不取消回复“不了”。",
     "refund_yes": "已付的{paid}积分会退回。",
@@ -90,7 +91,7 @@ LIST_WORDS = (
     "我要上课",
 )
 MINE_WORDS = ("我的预约", "我的课程", "我的报名", "预约记录", "我报的课")
-CANCEL_WORDS = ("取消预约", "取消报名", "退课", "不去了", "取消课程")
+CANCEL_WORDS = ("取消预约", "取消报名", "退课", "不去了", "取消课程", "取消", "取消一下", "取消吧", "我要取消")
 BOOK_WORDS = ("预约", "报名", "我要报名", "我要预约", "好", "好的", "确认", "约", "1")
 WAIT_WORDS = ("候补", "排队", "好", "好的", "要", "是", "是的", "1")
 NO_WORDS = ("算了", "不了", "不排", "不用了", "不", "否", "取消", "2")
@@ -220,6 +221,7 @@ async def _book(ctx: Context, waitlist: bool, *, audience_checked: bool = False)
         ask = await _ask_audience(ctx, session_id, waitlist)
         if ask is not None:
             return ask
+    await points.welcome(ctx.rt.db, ctx.resident.id, ctx.rt.clock.now())  # as 查积分 would show
     try:
         result = await courses.book(
             ctx.rt.db,
@@ -408,7 +410,7 @@ async def cancel_picked(ctx: Context) -> str:
 async def cancel_start(ctx: Context) -> str:
     rows = await _mine_rows(ctx)
     if not rows:
-        return TEXTS["mine_empty"]
+        return TEXTS["nothing_to_cancel"]
     if len(rows) == 1:
         return await _confirm_cancel(ctx, rows[0][0].id)
     listing = await _mine_text(ctx)
@@ -421,9 +423,14 @@ async def list_courses(ctx: Context) -> str:
     return await whats_on(ctx)
 
 
+# 班 in 上班/下班/值班/加班/班车 is about working hours or a bus, not a class (社区服务中心几点上班).
+NOT_A_CLASS = re.compile(r"上班|下班|值班|加班|班车|排班|倒班|轮班|早班|晚班|夜班|几点|什么时候|时间")
+
+
 def _names_course(text: str) -> bool:
     text = text.strip()
-    return 2 <= len(text) <= 14 and (text.endswith(("课", "课程", "班")) or text.startswith(("预约", "报名")))
+    return (2 <= len(text) <= 14 and (text.endswith(("课", "课程", "班")) or text.startswith(("预约", "报名")))
+            and not NOT_A_CLASS.search(text))
 
 
 @router.message(Func(lambda ctx: _names_course(ctx.text), phase=PHASE_MENU, when=lambda p: p.text))
@@ -432,7 +439,7 @@ async def by_name(ctx: Context) -> str:
     return found or TEXTS["not_found"].format(query=ctx.text.strip()[:14])
 
 
-@router.message(Intent("course_booking"), Func(lambda ctx: ctx.decision != "clarify"))
+@router.message(Intent("course_booking"), Func(lambda ctx: ctx.decision != "clarify" and not NOT_A_CLASS.search(ctx.text)))
 async def course_intent(ctx: Context) -> str:
     if ctx.text:
         found = await search(ctx, ctx.text)

@@ -1,21 +1,63 @@
-"""A resident asks for a person: the request is recorded (intent ``handoff`` in the message log,
-where the staff console's queue finds it) and the resident is told what happens next."""
+"""A resident asks for a person: the request goes into the staff's handoff queue
+(``services/handoff.py``; the staff console reads it) and the resident is told truthfully what
+happens next — staff cannot answer in this chat yet, so the reply says how to reach them (the
+centre's phone and office hours from ``bot/rules/office.yml``) and offers what the assistant can do
+now. Recognised by the intent engine and by the words themselves (转人工, 人工客服, 找工作人员 …)."""
 
 from __future__ import annotations
 
+import re
+
 from bot.handler.context import Context
-from bot.handler.router import Intent, Router
+from bot.handler.router import PHASE_MENU, Func, Intent, Router
+from bot.services import handoff, office
 
 router = Router("handoff")
 
 TEXTS = {
-    "handoff": (
-        "好的，已经帮您通知社区工作人员，看到后会尽快在这里回复您（工作日白天回复较快）。\n"
-        "您可以先把想办的事说一下，工作人员来了就能直接处理。"
-    ),
+    "recorded": "好的，已经登记您要找工作人员，工作人员会在后台看到。",
+    "again": "您的请求已经登记过了，工作人员会看到（这是第{asks}次提醒）。",
+    "open_phone": "现在是工作时间，着急的话请直接打社区服务中心电话{phone}，或到服务中心窗口找工作人员。",
+    "open_no_phone": "现在是工作时间，着急的话请直接到社区服务中心窗口找工作人员。",
+    "closed": "现在是下班时间（工作时间：{hours}），工作人员{next}上班后处理。",
+    "closed_phone": "工作时间也可以打社区服务中心电话{phone}。",
+    "emergency": "紧急情况请直接拨打110、119或120。",
+    "offer": "这里还不能和工作人员直接对话。您可以先把事情告诉我：反映问题、查进度、办事咨询，我现在就能帮您登记或解答。",
+    "no_resident": "暂时登记不了，请稍后再试，或直接到社区服务中心窗口。",
 }
+
+WORDS = re.compile(r"^(?:我要|我想|请|帮我|麻烦)?(?:转人工|人工客服|人工服务|找人工|转接人工|人工|真人|找真人|找个真人|客服|"
+                   r"找工作人员|找个工作人员|联系工作人员|工作人员|找社区的人|找个人|有人吗|有没有人)[吧啊呀嘛。.!！?？]*$")
+
+
+def _asks(ctx: Context) -> bool:
+    return bool(WORDS.match(re.sub(r"\s+", "", ctx.text)))
+
+
+async def _answer(ctx: Context) -> str:
+    if ctx.resident is None:
+        return TEXTS["no_resident"]
+    now = ctx.rt.clock.now()
+    recorded = await handoff.request(ctx.rt.db, ctx.resident.id, "asked", ctx.text or "转人工", now)
+    hours = office.hours_for(ctx.rt.settings.data_dir)
+    out = [TEXTS["recorded"] if recorded.created else TEXTS["again"].format(asks=recorded.asks)]
+    if hours.is_open(now):
+        out.append(TEXTS["open_phone"].format(phone=hours.phone) if hours.phone else TEXTS["open_no_phone"])
+    else:
+        out.append(TEXTS["closed"].format(hours=hours.describe(), next=hours.when_next(now)))
+        if hours.phone:
+            out.append(TEXTS["closed_phone"].format(phone=hours.phone))
+        out.append(TEXTS["emergency"])
+    out.append(TEXTS["offer"])
+    return "\n".join(out)
+
+
+@router.message(Func(_asks, phase=PHASE_MENU, when=lambda p: p.text))
+async def asked(ctx: Context) -> str:
+    await ctx.fsm.clear()
+    return await _answer(ctx)
 
 
 @router.message(Intent("handoff"))
-async def handoff(ctx: Context) -> str:
-    return TEXTS["handoff"]
+async def handoff_intent(ctx: Context) -> str:
+    return await _answer(ctx)

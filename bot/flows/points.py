@@ -68,6 +68,16 @@ EARN_WORDS = (
     "积分规则",
 )
 UNIT = re.compile(r"^\s*(?:工作)?单位[\s:：,，]*(.*)$")
+# The same questions in residents' words: 我有多少积分, 积分还剩几个, 查查我的积分 …
+BALANCE_RE = re.compile(
+    r"^(?:我|我的|请问|帮我|麻烦)*(?:有|还有|还剩|剩|现在有|一共有|总共有)?(?:多少|几个|几|啥|多少个)积分"
+    r"|^(?:帮我|给我)?(?:查|看|查查|看看|查一下|看一下|查询)(?:一下)?(?:我的)?积分"
+    r"|^(?:我的)?积分(?:还)?(?:有|剩|是|还有|还剩|余额|够不够)(?:多少|几个|几|多少个)?[了呢吗啊呀]*[?？]?$"
+)
+EARN_RE = re.compile(
+    r"积分.{0,3}(?:怎么|咋|如何|怎样|哪里|从哪|哪儿)(?:能|才能|可以)?(?:挣|赚|攒|得|来|获得|加|拿|积累|弄|多)"
+    r"|(?:怎么|咋|如何|怎样|哪里|在哪)(?:才能|能|可以)?(?:多)?(?:挣|赚|攒|得|获得|拿|积累|弄|领|加)(?:到|点|些)?积分"
+)
 
 
 def _local(ctx: Context, when: object) -> str:
@@ -78,7 +88,11 @@ def _local(ctx: Context, when: object) -> str:
     return f"{local.month}/{local.day}"
 
 
-@router.message(Text(*HISTORY_WORDS, *BALANCE_WORDS))
+def _asks_balance(text: str) -> bool:
+    return bool(BALANCE_RE.search(text)) and not EARN_RE.search(text)
+
+
+@router.message(Text(*HISTORY_WORDS, *BALANCE_WORDS, predicate=_asks_balance))
 async def balance(ctx: Context) -> str:
     if ctx.resident is None:
         return TEXTS["no_resident"]
@@ -100,7 +114,7 @@ async def balance(ctx: Context) -> str:
     return (TEXTS["registration"].format(points=welcome) + "\n" + text) if welcome else text
 
 
-@router.message(Text(*EARN_WORDS))
+@router.message(Text(*EARN_WORDS, predicate=lambda t: bool(EARN_RE.search(t))))
 async def how_to_earn(ctx: Context) -> str:
     r = points.rules()
     return TEXTS["how_to_earn"].format(

@@ -257,7 +257,7 @@ async def test_effects_whose_process_dies_before_the_reply_are_answered_once(
             ticket = await session.scalar(select(Ticket))
             issued = await session.scalar(select(IssuedCoupon))
             assert ticket is not None and issued is not None
-            assert await points.balance_of(session, coupon_rid) == 35
+            assert await points.balance_of(session, coupon_rid) == 35 + 20  # + the mall's welcome points
             assert await points.balance_of(session, course_rid) == 30
             attempts = await session.scalar(
                 select(InboundKey.attempts).where(InboundKey.openid == complainer)

@@ -278,4 +278,4 @@ async def test_double_tap_confirm_through_wechat_gives_one_coupon(service_factor
     async with db.session() as s:
         issued = (await s.scalars(select(IssuedCoupon).where(IssuedCoupon.coupon_id == coupon_id))).all()
         assert len(issued) == 1
-        assert await points.balance_of(s, rid) == 90
+        assert await points.balance_of(s, rid) == 90 + 20  # + the welcome points the mall gives, as 查积分 does

@@ -1,0 +1,288 @@
+"""The resident's own reports: 查进度 (every unfinished one, paged), a ticket number, follow-up
+questions (我报的事怎么样了, 上次说的灯修了没有, 我投诉的事有结果没) and the rating of an answered one.
+
+A follow-up is answered from the resident's tickets — status, who handles it, the deadline — and
+never starts a new report; in the middle of a new report it calls that one off. It is recognised
+by what the resident says (a reference to their own report, a question about its progress), not by
+the intent engine's label.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from rapidfuzz import fuzz
+
+from bot.handler.context import Context
+from bot.handler.router import PHASE_MENU, PHASE_STATE, Func, Router, State, Text
+from bot.services import reports
+from bot.services.dispatch import rules_for
+from bot.services.reports import Report
+from bot.services.tickets import CHINA, RATINGS
+from intents.entities import extract_tickets
+
+router = Router("reports")
+
+PAGE = 5
+LIST_STATE = "reports:list"
+COMMENT_STATE = "reports:comment"
+
+TEXTS = {
+    "none": "您还没有提交过诉求。遇到问题可以直接告诉我，比如“5号楼门口路灯不亮”。",
+    "none_open": "您反映的问题都已经办完了：",
+    "not_found": "没有找到您名下编号为 {number} 的诉求，请核对一下编号。",
+    "head": "您有 {total} 件诉求还在办理：",
+    "head_page": "您的诉求（第 {first}–{last} 件，共 {total} 件）：",
+    "more": "还有 {left} 件，回复“更多”查看。",
+    "no_more": "已经是全部了。",
+    "line": "{number}（{summary}）：{status}",
+    "who": "，{who}负责",
+    "unassigned": "，正在分派",
+    "due": "，预计{when}前办好",
+    "overdue": "，已超过预计时间，已催办",
+    "answer": "：{resolution}。请回复“满意”或“不满意”评价",
+    "latest": "。最新：{note}",
+    "reason": "：{reason}",
+    "followup_one": "您{day}反映的“{summary}”（{number}）：{status}",
+    "followup_head": "您反映的问题：",
+    "no_match": "没有找到您反映过“{subject}”的问题。",
+    "followup_noted": "已把您的催问记在诉求上，办理人员会看到。",
+    "not_new": "好的，这次不登记新的问题。",
+    "rated_ok": "谢谢您的评价！诉求 {number} 已完结。",
+    "rated_bad": "抱歉没让您满意，诉求 {number} 已重新办理，我们会尽快处理。",
+    "ask_comment": "可以说说哪里不满意吗？直接回复，我们转给办理人员。",
+    "comment_kept": "已转给办理人员，谢谢您。",
+}
+
+# 查进度 and friends: a listing of the resident's reports.
+STATUS_RE = re.compile(r"我的诉求|我的工单|我的反映|查进度|查询进度|查一下进度|看看进度|看进度|进度查询|诉求进度|工单进度|办理进度")
+# A reference to the resident's own earlier report.
+OWN_REPORT = re.compile(
+    r"(?:我|俺|咱)(?:们|家)?(?:之前|上次|上回|前几天|前两天|昨天|前天|刚才|刚刚|早上|上午|下午|上周|上个月)?"
+    r"(?:报|反映|投诉|举报|报修|提|说|登记|留言)(?:的|得|过|了的)"
+    r"|上次|上回|之前(?:说|报|反映|提|投诉)|前几天(?:说|报|反映|投诉)|刚才(?:那个|说的|报的|反映的)"
+    r"|那个(?:事|问题|诉求|工单)|那件事|这件事|不是新的|不是新问题|(?:问|查)(?:一下|问)?(?:进度|情况|结果)"
+)
+# A question about progress.
+PROGRESS = re.compile(
+    r"怎么样|咋样|如何了|怎样了|结果|进度|进展|修了没|修好了?没|修好了?吗|修了吗|(?:处理|解决|办|弄|清理?|管)(?:好|完)?了?(?:没有?|吗|么)"
+    r"|有人(?:管|来|处理)|什么时候|啥时候|几时|还没(?:修|处理|解决|人|弄|动静|好|来)|怎么还没|回复|回音|动静|消息|没下文|问问|问一下"
+)
+# What a follow-up says besides its subject, removed before matching the subject to a ticket.
+_NOT_SUBJECT = re.compile(
+    rf"{OWN_REPORT.pattern}|{PROGRESS.pattern}"
+    r"|[我你您们的了吗呢啊呀吧么事情问题那这个件说过报修没有还是就在请帮查看一下诉求工单反映投诉]|[\s\W\d]"
+)
+NEXT_WORDS = ("更多", "下一页", "还有吗", "还有呢", "下页", "继续", "后面的", "还有")
+RATING_RE = re.compile(r"^\s*(不满意|基本满意|非常满意|满意)[\s，,。.!！:：]*(.*)$", re.S)
+
+
+# -------------------------------------------------------------------------------------- texts
+def _summary(text: str, size: int = 12) -> str:
+    return text[:size] + ("…" if len(text) > size else "")
+
+
+def _when(dt: datetime) -> str:
+    local = dt.astimezone(CHINA)
+    return f"{local.month}月{local.day}日{local:%H:%M}"
+
+
+def _day(dt: datetime) -> str:
+    local = dt.astimezone(CHINA)
+    return f"{local.month}月{local.day}日"
+
+
+def _who(r: Report) -> str:
+    name = (r.assignee or r.department or "").replace("-", "")
+    return TEXTS["who"].format(who=name) if name else TEXTS["unassigned"]
+
+
+def describe(r: Report) -> str:
+    """Status, who handles it and by when (or the answer, or the reason it was refused)."""
+    text = r.status_label
+    if r.open:
+        text += _who(r) if r.status != "submitted" else ""
+        if r.overdue:
+            text += TEXTS["overdue"]
+        elif r.deadline is not None:
+            text += TEXTS["due"].format(when=_when(r.deadline))
+    elif r.status == "answered" and r.resolution:
+        text += TEXTS["answer"].format(resolution=r.resolution[:80].rstrip("。"))
+    elif r.status == "rejected" and r.reject_reason:
+        text += TEXTS["reason"].format(reason=r.reject_reason[:80])
+    note = r.latest_note
+    if note and r.open and note not in (r.resolution, r.reject_reason) and not note.startswith("居民不满意"):
+        text += TEXTS["latest"].format(note=note[:60])
+    return text
+
+
+def line(r: Report) -> str:
+    return TEXTS["line"].format(number=r.number, summary=_summary(r.text), status=describe(r))
+
+
+async def _page(ctx: Context, offset: int) -> str:
+    assert ctx.resident is not None
+    now = ctx.rt.clock.now()
+    rows, total = await reports.listed(ctx.rt.db, ctx.resident.id, now, offset=offset, limit=PAGE)
+    if total == 0:
+        await ctx.fsm.clear()
+        done = await reports.recent(ctx.rt.db, ctx.resident.id, now, limit=3)
+        if not done:
+            return TEXTS["none"]
+        return "\n".join([TEXTS["none_open"], *(line(r) for r in done)])
+    if not rows:
+        await ctx.fsm.clear()
+        return TEXTS["no_more"]
+    head = (TEXTS["head"].format(total=total) if total <= PAGE
+            else TEXTS["head_page"].format(first=offset + 1, last=offset + len(rows), total=total))
+    out = [head, *(line(r) for r in rows)]
+    left = total - offset - len(rows)
+    if left > 0:
+        out.append(TEXTS["more"].format(left=left))
+        await ctx.fsm.set(LIST_STATE, offset=offset + len(rows))
+    else:
+        await ctx.fsm.clear()
+    return "\n".join(out)
+
+
+# -------------------------------------------------------------------------------------- status
+def _is_status(ctx: Context) -> bool:
+    if ctx.menu_key == "MY_TICKETS":
+        return True
+    text = ctx.text
+    return bool(text) and len(text) <= 40 and (bool(STATUS_RE.search(text)) or bool(extract_tickets(text)))
+
+
+@router.message(Func(_is_status, phase=PHASE_STATE, when=lambda p: p.text or p.menu_key))
+async def status(ctx: Context) -> str:
+    note = _leave_report(ctx)
+    await ctx.fsm.clear()
+    if ctx.resident is None:
+        return TEXTS["none"]
+    numbers = extract_tickets(ctx.text) if ctx.text else []
+    if numbers:
+        rows = await reports.by_numbers(ctx.rt.db, ctx.resident.id, numbers, ctx.rt.clock.now())
+        if not rows:
+            return TEXTS["not_found"].format(number=numbers[0])
+        return _with(note, "\n".join(line(r) for r in rows))
+    return _with(note, await _page(ctx, 0))
+
+
+@router.message(State(LIST_STATE), Text(*NEXT_WORDS))
+async def more(ctx: Context) -> str:
+    if ctx.resident is None:
+        return TEXTS["none"]
+    return await _page(ctx, int(ctx.fsm.data.get("offset", 0)))
+
+
+def _leave_report(ctx: Context) -> str | None:
+    """Asking about old reports in the middle of a new one: the new one is not filed."""
+    return TEXTS["not_new"] if (ctx.fsm.state or "").startswith("complaint:") else None
+
+
+def _with(note: str | None, text: str) -> str:
+    return f"{note}\n{text}" if note else text
+
+
+# ---------------------------------------------------------------------------------- follow-ups
+def subject(text: str) -> str:
+    """What a follow-up is about once the asking words are gone: "灯" in "上次说的灯修了没有"."""
+    return _NOT_SUBJECT.sub("", text)
+
+
+def _matching(rows: list[Report], text: str) -> list[Report]:
+    about = subject(text)
+    if not about:
+        return []
+    return [r for r in rows if fuzz.partial_ratio(about, r.text) >= 75]
+
+
+async def _is_follow_up(ctx: Context) -> bool:
+    text = ctx.text
+    if not text or len(text) > 60 or ctx.resident is None:
+        return False
+    own, progress = OWN_REPORT.search(text), PROGRESS.search(text)
+    if own and (progress or len(subject(text)) <= 2):
+        return True  # 我报的事怎么样了 / 不是新的 我就是问问刚才那个
+    if not progress:
+        return False
+    # 灯修了没有: a progress question about something the resident has reported.
+    rows, _ = await reports.listed(ctx.rt.db, ctx.resident.id, ctx.rt.clock.now(), limit=50)
+    found = _matching(rows, text)
+    if found:
+        ctx.extra["follow_up"] = [r.id for r in found]
+    return bool(found)
+
+
+@router.message(Func(_is_follow_up, phase=PHASE_STATE, when=lambda p: p.text))
+async def follow_up(ctx: Context) -> str:
+    assert ctx.resident is not None
+    note = _leave_report(ctx)
+    await ctx.fsm.clear()
+    now = ctx.rt.clock.now()
+    rows, total = await reports.listed(ctx.rt.db, ctx.resident.id, now, limit=50)
+    chosen = [r for r in rows if r.id in ctx.extra.get("follow_up", [])] or _matching(rows, ctx.text)
+    out: list[str] = []
+    if not chosen:
+        if total == 0:
+            return _with(note, await _page(ctx, 0))  # nothing open: what was done, or none at all
+        about = subject(ctx.text)
+        if about and len(about) <= 8:
+            out.append(TEXTS["no_match"].format(subject=about))
+        chosen = rows
+    if len(chosen) == 1:
+        r = chosen[0]
+        out += [TEXTS["followup_one"].format(day=_day(r.created_at), summary=_summary(r.text, 16),
+                                            number=r.number, status=describe(r))]
+    else:
+        shown = chosen[:PAGE]
+        out += [TEXTS["followup_head"], *(line(r) for r in shown)]
+        if len(chosen) > PAGE:
+            out.append(TEXTS["more"].format(left=len(chosen) - PAGE))
+            await ctx.fsm.set(LIST_STATE, offset=PAGE)
+    pending = [r.id for r in chosen if r.open]
+    if pending:
+        await reports.followed_up(ctx.rt.db, ctx.resident.id, pending, ctx.text, now)
+        out.append(TEXTS["followup_noted"])
+    return _with(note, "\n".join(out))
+
+
+# -------------------------------------------------------------------------------------- rating
+async def _is_rating(ctx: Context) -> bool:
+    if not ctx.text or ctx.resident is None or not RATING_RE.match(ctx.text):
+        return False
+    ticket = await reports.awaiting_rating(ctx.rt.db, ctx.resident.id)
+    if ticket is None:
+        return False
+    ctx.extra["rating_ticket"] = ticket.id
+    return True
+
+
+@router.message(Func(_is_rating, phase=PHASE_MENU, when=lambda p: p.text))
+async def rating(ctx: Context) -> str:
+    assert ctx.resident is not None
+    m = RATING_RE.match(ctx.text)
+    assert m is not None
+    word = "满意" if m.group(1) == "非常满意" else m.group(1)
+    comment = m.group(2).strip() or None
+    value = RATINGS[word]
+    rated = await reports.rate(ctx.rt.db, int(ctx.extra["rating_ticket"]), ctx.resident.id, value, comment,
+                               rules_for(ctx.rt.settings.data_dir), ctx.rt.clock.now())
+    if rated is None:
+        return TEXTS["none"]
+    if value != "unsatisfied":
+        return TEXTS["rated_ok"].format(number=rated.number)
+    if comment is None:
+        await ctx.fsm.set(COMMENT_STATE, ticket_id=rated.id)
+        return TEXTS["rated_bad"].format(number=rated.number) + "\n" + TEXTS["ask_comment"]
+    return TEXTS["rated_bad"].format(number=rated.number)
+
+
+@router.message(State(COMMENT_STATE))
+async def rating_comment(ctx: Context) -> str:
+    ticket_id = ctx.fsm.data.get("ticket_id")
+    await ctx.fsm.clear()
+    if ctx.text and isinstance(ticket_id, int) and ctx.resident is not None:
+        await reports.comment(ctx.rt.db, ticket_id, ctx.resident.id, ctx.text, ctx.rt.clock.now())
+    return TEXTS["comment_kept"]

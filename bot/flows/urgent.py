@@ -1,0 +1,152 @@
+"""Emergencies: a hazard in any message, in any conversation step, comes first.
+
+The reply is two or three short lines — the number to call first, advice for that hazard only —
+then the urgent ticket (and a request for the place when it is not known). The hazard is
+recognised by ``bot/services/hazards.py`` from the rules in ``bot/rules/hazards.yml``; the resident
+is also put in the staff's handoff queue.
+"""
+
+from __future__ import annotations
+
+from bot.flows.media import attachment
+from bot.handler.choices import is_cancel
+from bot.handler.context import Context
+from bot.handler.router import PHASE_STATE, Func, MsgType, Pass, Router, State
+from bot.messages import HandlerResult
+from bot.services import attachments, handoff, hazards, places, reports
+from bot.services.dispatch import rules_for
+from bot.services.routing import route
+from bot.services.tickets import NewTicket
+from intents.entities import extract_phones
+
+router = Router("urgent")
+
+WHERE_STATE = "urgent:where"
+
+TEXTS = {
+    "created": "已按紧急情况登记（编号 {number}），已通知值班人员，{promise}内响应。",
+    "again": "您刚才已报过（编号 {number}），值班人员正在处理，请按上面的电话先求助。",
+    "ask_where": "请回复具体位置（几号楼几单元，或发送微信位置），方便值班人员赶到。",
+    "where_kept": "位置已补充到 {number}，值班人员会尽快赶到。",
+    "where_again": "请直接回复具体位置，比如“5号楼2单元”，或发送微信位置。",
+    "kept": "收到，已附在您的反映里（{number}）。",
+    "cancel_kept": "好的。紧急登记 {number} 仍然有效，值班人员会联系处理；已经没事的话也可以告诉我们。",
+}
+
+
+def promise(hours: float) -> str:
+    return f"{hours:g}小时" if hours < 24 else f"{hours / 24:g}天"
+
+
+def _hazard(ctx: Context) -> bool:
+    if not ctx.text or (ctx.fsm.state == WHERE_STATE and places.answer(ctx.text) is not None):
+        return False  # the place of the emergency just reported, not another one
+    hazard = hazards.rules_for(ctx.rt.settings.data_dir).recognise(ctx.text)
+    if hazard is None:
+        return False
+    ctx.extra["hazard"] = hazard
+    return True
+
+
+@router.message(Func(_hazard, phase=PHASE_STATE, when=lambda p: p.text))
+async def urgent(ctx: Context) -> str:
+    hazard: hazards.Hazard = ctx.extra["hazard"]
+    rules = rules_for(ctx.rt.settings.data_dir)
+    data = ctx.fsm.data
+    text = ctx.text
+    before = str(data.get("c_text") or "")
+    if (ctx.fsm.state or "").startswith("complaint:") and before and before not in text:
+        text = f"{before}；{text}"  # what the resident was reporting, and now this
+    kept = list(data.get("attachments", []))
+    where = places.locate(ctx.text, kept, ctx.resident) or data.get("c_where")
+    lines = [hazard.first, hazard.advice]
+    resident_id = ctx.resident.id if ctx.resident is not None else None
+    now = ctx.rt.clock.now()
+    if resident_id is not None:
+        earlier = await reports.own_repeat(ctx.rt.db, resident_id, text, (where or {}).get("building"), rules)
+        if earlier is not None and earlier.urgency == "urgent":
+            await reports.add_repeat(ctx.rt.db, earlier.id, resident_id, ctx.text, [], now)
+            await ctx.fsm.clear()
+            return "\n".join([*lines, TEXTS["again"].format(number=earlier.number)])
+    if hazard.category and hazard.category in rules.categories:
+        category, confidence = hazard.category, 1.0
+    else:
+        routed = await route(ctx.rt.settings.data_dir, text)
+        category, confidence = routed.category, routed.confidence
+    stored = [await attachments.keep(ctx.rt.media, a) for a in kept if a.get("kind") != "link"]
+    report = await reports.create(ctx.rt.db, NewTicket(
+        text=text,
+        resident=ctx.resident,
+        attachments=stored,
+        location=places.location_of(where),
+        building=(where or {}).get("building"),
+        unit=(where or {}).get("unit"),
+        room=(where or {}).get("room"),
+        category=category,
+        confidence=confidence,
+        urgency="urgent",
+        contact_phone=next(iter(extract_phones(text)), None),
+        source_key=ctx.inbound.key,
+    ), rules, now)
+    if resident_id is not None:
+        await handoff.request(ctx.rt.db, resident_id, "urgent", ctx.text, now, ticket_id=report.id)
+    lines.append(TEXTS["created"].format(number=report.number, promise=promise(rules.deadlines.get("urgent", 2))))
+    if where is None:
+        await ctx.fsm.set(WHERE_STATE, ticket_id=report.id, number=report.number)
+        lines.append(TEXTS["ask_where"])
+    else:
+        await ctx.fsm.clear()
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------- the place, told afterwards
+def _ticket(ctx: Context) -> tuple[int, str] | None:
+    ticket_id, number = ctx.fsm.data.get("ticket_id"), ctx.fsm.data.get("number")
+    return (ticket_id, str(number)) if isinstance(ticket_id, int) and ctx.resident is not None else None
+
+
+@router.message(State(WHERE_STATE) & MsgType("location"))
+async def where_location(ctx: Context) -> str:
+    found = _ticket(ctx)
+    await ctx.fsm.clear()
+    if found is None or ctx.resident is None:
+        return TEXTS["ask_where"]
+    item = attachment(ctx)
+    await reports.attach(ctx.rt.db, found[0], ctx.resident.id, item, ctx.rt.clock.now())
+    await reports.add_location(ctx.rt.db, found[0], ctx.resident.id, places.from_location(item),
+                               str(item.get("label") or ""), ctx.rt.clock.now())
+    return TEXTS["where_kept"].format(number=found[1])
+
+
+@router.message(State(WHERE_STATE) & MsgType("image", "video", "shortvideo", "voice"))
+async def where_media(ctx: Context) -> HandlerResult | Pass:
+    found = _ticket(ctx)
+    if found is None or ctx.resident is None:
+        await ctx.fsm.clear()
+        return TEXTS["ask_where"]
+    item = await attachments.keep(ctx.rt.media, attachment(ctx))
+    await reports.attach(ctx.rt.db, found[0], ctx.resident.id, item, ctx.rt.clock.now())
+    if ctx.inbound.msg_type == "voice" and ctx.text:
+        return await where_text(ctx)
+    return TEXTS["kept"].format(number=found[1]) + "\n" + TEXTS["ask_where"]
+
+
+@router.message(State(WHERE_STATE))
+async def where_text(ctx: Context) -> HandlerResult | Pass:
+    found = _ticket(ctx)
+    text = ctx.text
+    if found is None or ctx.resident is None or not text:
+        await ctx.fsm.clear()
+        return TEXTS["ask_where"] if found is None else TEXTS["where_again"]
+    if is_cancel(text):
+        await ctx.fsm.clear()
+        return TEXTS["cancel_kept"].format(number=found[1])
+    place = places.answer(text)
+    if place is None:
+        if places.QUESTION.search(text) or ctx.intent not in (None, "complaint", "fallback"):
+            await ctx.fsm.clear()
+            return Pass()  # something else: answered by its own flow; the ticket stands
+        place = {"text": text[:200]}  # in an emergency any description of the place helps
+    await ctx.fsm.clear()
+    await reports.add_location(ctx.rt.db, found[0], ctx.resident.id, place, text, ctx.rt.clock.now())
+    return TEXTS["where_kept"].format(number=found[1])
