@@ -31,8 +31,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from intents.classifier import ModelConfig
 from intents.dataset import TrainingData, load_dir
 from intents.entities import Entities, EntityExtractor
@@ -186,7 +184,7 @@ class IntentEngine:
         """Calibrated probability of every label: ``fallback`` is p_out, an intent (1 - p_out) × p(intent)."""
         model = self._model
         p_out, p_in = model.classifier.proba(text)
-        out = {label: (1.0 - p_out) * float(p) for label, p in zip(model.classifier.intent.classes, p_in, strict=True)}
+        out = {label: (1.0 - p_out) * p for label, p in zip(model.classifier.intent.classes, p_in, strict=True)}
         out[FALLBACK] = p_out
         return out
 
@@ -201,7 +199,7 @@ class IntentEngine:
         if not texts:
             return []
         p_out, p_in = model.classifier.proba_many(texts)
-        return [self._decide(model, t, (float(po), pi) if t.strip() else None, now)
+        return [self._decide(model, t, (float(po), pi.tolist()) if t.strip() else None, now)
                 for t, po, pi in zip(texts, p_out, p_in, strict=True)]
 
     def decide(self, ranked: list[tuple[str, float]]) -> tuple[Decision, str, list[tuple[str, float]]]:
@@ -223,16 +221,13 @@ class IntentEngine:
             return "accept", top, []
         return "fallback", FALLBACK, []
 
-    def _decide(self, model: _Model, text: str, probs: tuple[float, np.ndarray] | None,
+    def _decide(self, model: _Model, text: str, probs: tuple[float, list[float]] | None,
                 now: dt.datetime | None) -> Classification:
         if probs is None:  # empty message
             return Classification(text, FALLBACK, 1.0, None, "fallback", [], Entities(), FALLBACK, 1.0)
         p_out, p_in = probs
         classes = model.classifier.intent.classes
-        order = np.argsort(-p_in)
-        conditional = [(classes[i], float(p_in[i])) for i in order]
-        joint = sorted([(label, (1.0 - p_out) * p) for label, p in conditional] + [(FALLBACK, p_out)],
-                       key=lambda lp: -lp[1])
+        conditional = sorted(zip(classes, p_in, strict=True), key=lambda lp: -lp[1])
         candidates: list[tuple[str, float]] = []
         if p_out >= self.config.scope_threshold:
             decision: Decision = "fallback"
@@ -240,14 +235,16 @@ class IntentEngine:
         else:
             decision, intent, candidates = self.decide(conditional)
         scale = 1.0 - p_out
+        top, p_top = conditional[0]
         if intent == FALLBACK:
-            confidence = p_out if decision == "fallback" and p_out >= self.config.scope_threshold \
-                else 1.0 - conditional[0][1] * scale
+            confidence = p_out if p_out >= self.config.scope_threshold else 1.0 - p_top * scale
+            runner: tuple[str, float] | None = (top, p_top * scale)
         else:
             confidence = dict(conditional)[intent] * scale
-        runner = next((lp for lp in joint if lp[0] != intent), None)
-        raw = joint[0][0]
-        entities = model.extractor.extract(text, now, fuzzy=model.fuzzy.get(conditional[0][0], ()))
+            second = next(((label, p * scale) for label, p in conditional if label != intent), None)
+            runner = (FALLBACK, p_out) if second is None or p_out >= second[1] else second
+        raw = FALLBACK if p_out >= p_top * scale else top
+        entities = model.extractor.extract(text, now, fuzzy=model.fuzzy.get(top, ()))
         return Classification(text, intent, confidence, runner, decision,
                               [(label, p * scale) for label, p in candidates], entities, raw, p_out)
 

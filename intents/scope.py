@@ -18,8 +18,10 @@ training files (see :func:`intents.classifier.calibration_split`).
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -44,6 +46,10 @@ class _Head:
     weights: np.ndarray  # features × classes, pre-multiplied by idf
     bias: np.ndarray
     temperature: float
+    bias_list: list[float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bias_list", [float(b) for b in self.bias])
 
     def proba(self, scores: np.ndarray) -> np.ndarray:
         return _softmax((scores + self.bias) / self.temperature)
@@ -80,6 +86,9 @@ class ScopedClassifier:
         self.synonyms = dict(synonyms)
         self.rewrite = SynonymRewriter(self.synonyms)
         self._out = scope.classes.index(out_label)
+        # Both heads side by side: one gather of the message's rows, one small product.
+        self._weights = np.hstack([scope.weights, intent.weights])
+        self._n_scope = len(scope.classes)
 
     @property
     def classes(self) -> list[str]:
@@ -122,32 +131,28 @@ class ScopedClassifier:
     # ----------------------------------------------------------------- inference
     def _vector(self, text: str) -> tuple[np.ndarray, np.ndarray] | None:
         """Feature ids of a message and their tf weights divided by the vector's norm."""
-        index = self.vocab.index
-        counts: dict[int, int] = {}
-        for f in extract(text, self.feature_config, self.rewrite):
-            i = index.get(f)
-            if i is not None:
-                counts[i] = counts.get(i, 0) + 1
+        get = self.vocab.index.get
+        counts = Counter([i for i in map(get, extract(text, self.feature_config, self.rewrite)) if i is not None])
         if not counts:
             return None
         ids = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
         tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
         if self.sublinear_tf:
             tf = 1.0 + np.log(tf)
-        norm = float(np.sqrt(np.dot(tf * tf, self.vocab.idf[ids] ** 2)))
-        return ids, tf / norm
+        weighted = tf * self.vocab.idf[ids]
+        return ids, tf / float(np.sqrt(np.dot(weighted, weighted)))
 
-    def proba(self, text: str) -> tuple[float, np.ndarray]:
+    def proba(self, text: str) -> tuple[float, list[float]]:
         """(probability that the message is out of scope, in-scope intent probabilities)."""
         vec = self._vector(text)
         if vec is None:
-            s_scope = np.zeros(len(self.scope.classes))
-            s_intent = np.zeros(len(self.intent.classes))
+            scores = [0.0] * self._weights.shape[1]
         else:
             ids, tf = vec
-            s_scope = tf @ self.scope.weights[ids]
-            s_intent = tf @ self.intent.weights[ids]
-        return float(self.scope.proba(s_scope)[self._out]), self.intent.proba(s_intent)
+            scores = (tf @ self._weights[ids]).tolist()
+        k = self._n_scope
+        p_scope = _softmax_list(scores[:k], self.scope.bias_list, self.scope.temperature)
+        return p_scope[self._out], _softmax_list(scores[k:], self.intent.bias_list, self.intent.temperature)
 
     def proba_many(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         docs = extract_many(texts, self.feature_config, self.rewrite)
@@ -163,6 +168,15 @@ class ScopedClassifier:
         x = _normalised_tf(counts, self.vocab.idf, self.sublinear_tf)
         p_out = self.scope.proba(np.asarray(x @ self.scope.weights))[:, self._out]
         return p_out, self.intent.proba(np.asarray(x @ self.intent.weights))
+
+
+def _softmax_list(scores: list[float], bias: list[float], temperature: float) -> list[float]:
+    """Softmax of a few scores in plain Python (cheaper than numpy for one message)."""
+    z = [(s + b) / temperature for s, b in zip(scores, bias, strict=True)]
+    top = max(z)
+    e = [math.exp(v - top) for v in z]
+    total = sum(e)
+    return [v / total for v in e]
 
 
 def _normalised_tf(counts: sp.csr_matrix, idf: np.ndarray, sublinear_tf: bool) -> sp.csr_matrix:
