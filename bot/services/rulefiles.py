@@ -8,6 +8,7 @@ same for the dispatch table.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+log = logging.getLogger(__name__)
 
 PACKAGED = Path(__file__).resolve().parent.parent / "rules"
 RECHECK_SECONDS = 1.0
@@ -51,17 +54,31 @@ _lock = threading.Lock()
 
 
 def cached(name: str, data_dir: Path | None, parse: Callable[[Any, Path], T]) -> T:
-    """The parsed rules of ``name`` for ``data_dir``, re-read when the file changed."""
+    """The parsed rules of ``name`` for ``data_dir``, re-read when the file changed.
+
+    An operator's file that cannot be used is logged (file and line) and the rules in use stay:
+    the last good version, or the packaged file when there was none. A resident is never answered
+    with an error because of an edit in progress."""
     key = (name, str(data_dir or ""))
     now = time.monotonic()
     hit = _cache.get(key)
     if hit is not None and now - hit[0] < RECHECK_SECONDS:
         return hit[3]
     path = path_for(name, data_dir)
-    mtime = path.stat().st_mtime
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:  # removed between the look and the read: the packaged file
+        path, mtime = PACKAGED / name, (PACKAGED / name).stat().st_mtime
     with _lock:
         if hit is None or hit[1] != mtime or hit[2] != str(path):
-            hit = (now, mtime, str(path), load(path, parse))
+            try:
+                hit = (now, mtime, str(path), load(path, parse))
+            except RuleFileError as exc:
+                log.error("%s; keeping the rules in use", exc)
+                if hit is None:
+                    hit = (now, mtime, str(path), load(PACKAGED / name, parse))
+                else:
+                    hit = (now, mtime, str(path), hit[3])  # remember the broken version: no re-read until it changes
         _cache[key] = (now, hit[1], hit[2], hit[3])
     return hit[3]
 
