@@ -19,6 +19,8 @@ Routes (demo/simulator mode only, no API token):
 * ``POST /simulator/api/send``: ``{"openid", "mode", "type", …}`` → the passive reply
 * ``GET  /simulator/api/messages?openid=&since=``: customer-service messages from the fake API
 * ``POST /simulator/api/media?filename=``: image bytes as the body → ``{"media_id"}``
+* ``GET  /simulator/api/media/{media_id}``: an image the assistant sent (a coupon's QR code), fetched
+  from the (fake) WeChat API through the service's client, so the page shows it instead of "[图片]"
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import yaml
 from aiohttp import web
 from yarl import URL
 
-from bot.appkeys import SETTINGS
+from bot.appkeys import RUNTIME, SETTINGS
 from bot.config import WECHAT_API_BASE, Settings
 from bot.logmask import mask_openid
 from bot.wechat.crypto import CryptoError
@@ -445,11 +447,38 @@ async def messages(request: web.Request) -> web.Response:
             "msgtype": m.get("msgtype"),
             "text": describe_custom(m),
             "time": m.get("time"),
+            **_image_of(m),
         }
         for m in data["messages"]
         if isinstance(m, dict)
     ]
     return web.json_response({"messages": out, "last_seq": data.get("last_seq", 0)})
+
+
+def _image_of(message: dict[str, Any]) -> dict[str, str]:
+    """For an image message: the URL the page loads it from."""
+    payload = message.get("payload")
+    image = payload.get("image") if isinstance(payload, dict) and message.get("msgtype") == "image" else None
+    media_id = image.get("media_id") if isinstance(image, dict) else None
+    if isinstance(media_id, str) and MEDIA_ID.match(media_id):
+        return {"image": f"/simulator/api/media/{media_id}"}
+    return {}
+
+
+async def sent_image(request: web.Request) -> web.Response:
+    media_id = request.match_info["media_id"]
+    api = request.app[RUNTIME].api
+    if not MEDIA_ID.match(media_id) or api is None:
+        return web.json_response({"error": "没有这张图片"}, status=404)
+    try:
+        media = await api.download_media(media_id, max_bytes=MAX_IMAGE_BYTES)
+    except Exception as exc:  # WeChat's refusal (expired id), too large, unreachable: no picture
+        log.info("simulator: image %s not shown: %s", media_id[:12], type(exc).__name__)
+        return web.json_response({"error": "图片已过期或无法获取"}, status=404)
+    ctype = image_type(media.content)
+    if ctype is None:
+        return web.json_response({"error": "不是图片"}, status=404)
+    return web.Response(body=media.content, content_type=ctype, headers={"Cache-Control": "private, max-age=3600"})
 
 
 def image_type(content: bytes) -> str | None:
@@ -512,3 +541,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/simulator/api/send", send)
     app.router.add_get("/simulator/api/messages", messages)
     app.router.add_post("/simulator/api/media", media)
+    app.router.add_get("/simulator/api/media/{media_id}", sent_image)

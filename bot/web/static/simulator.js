@@ -76,7 +76,7 @@
       if (entry.image) {
         const img = document.createElement("img");
         img.src = entry.image;
-        img.alt = "发送的图片";
+        img.alt = entry.kind === "me" ? "发送的图片" : "收到的图片";
         box.appendChild(img);
       } else {
         box.appendChild(document.createTextNode(entry.text));
@@ -170,7 +170,8 @@
         state.since = 0; // the fake API restarted: its numbering began again
       } else {
         for (const m of data.messages) {
-          say.custom(m.text);
+          if (m.image) bubble({ kind: "bot", image: m.image, custom: true });
+          else say.custom(m.text);
           state.since = Math.max(state.since, m.seq);
         }
       }
