@@ -171,3 +171,87 @@ def test_routing_bad_input(tmp_path, args):
     r = run(args, tmp_path)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and r.stderr.startswith("error:")
+
+
+# ---------------------------------------------------------------------------- intents train --extra
+PHRASE = "蓝莓芝士蛋糕怎么预订"
+LOCAL = [PHRASE, "蓝莓芝士蛋糕还能预订吗", "预订蓝莓芝士蛋糕", "我要预订一个蓝莓芝士蛋糕", "芝士蛋糕预订",
+         "蓝莓蛋糕怎么订", "帮我预订蓝莓芝士蛋糕", "蓝莓芝士蛋糕预订几号开始"]
+
+
+def _predict(text: str, data_dir: Path) -> str:
+    r = run(["intents", "predict"], data_dir, stdin=text + "\n")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)["intent"]
+
+
+def test_train_extra_changes_a_prediction(tmp_path):
+    """A community's own labelled messages (here: its baking class takes cake orders) teach the model."""
+    assert _predict(PHRASE, tmp_path) != "course_booking"
+    extra = tmp_path / "reviewed.csv"
+    with extra.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["text", "intent"])
+        w.writeheader()
+        w.writerows({"text": t, "intent": "course_booking"} for t in LOCAL)
+        w.writerow({"text": "", "intent": ""})  # an empty row is skipped
+    r = run(["intents", "train", "--extra", str(extra)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f"{len(LOCAL)} labelled messages" in r.stdout and "intents reload" in r.stdout
+    stored = tmp_path / "intents" / "labelled.jsonl"
+    assert len(stored.read_text(encoding="utf-8").splitlines()) == len(LOCAL)
+    assert _predict(PHRASE, tmp_path) == "course_booking"
+    # Relabelling a message replaces its label; --replace starts the stored set afresh.
+    jsonl = tmp_path / "fix.jsonl"
+    jsonl.write_text(json.dumps({"text": PHRASE, "intent": "query"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    r = run(["intents", "train", "--extra", str(jsonl)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in stored.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == len(LOCAL) and {"text": PHRASE, "intent": "query"} in rows
+    r = run(["intents", "train", "--replace"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert stored.read_text(encoding="utf-8") == ""
+    assert _predict(PHRASE, tmp_path) != "course_booking"
+
+
+def test_train_extra_from_xlsx_with_other_column_names(tmp_path):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["留言", "意图"])
+    for t in LOCAL:
+        ws.append([t, "course_booking"])
+    wb.save(tmp_path / "reviewed.xlsx")
+    r = run(["intents", "train", "--extra", str(tmp_path / "reviewed.xlsx"), "--text-column", "留言",
+             "--intent-column", "意图"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "reviewed.xlsx: 8 labelled messages (course_booking 8)" in r.stdout
+    assert "/8 now" in r.stdout
+    rows = (tmp_path / "intents" / "labelled.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(row)["text"] for row in rows] == LOCAL
+
+
+@pytest.mark.parametrize(
+    ("content", "needles"),
+    [
+        ("text,label\n我想报名书法课,course_booking\n", ["missing column(s) intent", "found: text, label"]),
+        ("text,intent\n我想报名书法课,course_booking\n停车月卡怎么办,parking\n", ["bad.csv:3", "unknown intent 'parking'",
+                                                                         "known: complaint"]),
+        ("text,intent\n,course_booking\n", ["bad.csv:2", "empty 'text'"]),
+        ("text,intent\n", ["no labelled rows"]),
+    ],
+)
+def test_train_extra_bad_files(tmp_path, content, needles):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(content, encoding="utf-8")
+    r = run(["intents", "train", "--extra", str(bad)], tmp_path)
+    assert r.returncode == 2, r.stdout
+    assert "Traceback" not in r.stderr
+    for needle in needles:
+        assert needle in r.stderr
+    assert not (tmp_path / "intents" / "labelled.jsonl").exists()
+
+
+def test_train_extra_missing_file(tmp_path):
+    r = run(["intents", "train", "--extra", str(tmp_path / "nope.csv")], tmp_path)
+    assert r.returncode == 2 and "nope.csv: file not found" in r.stderr
