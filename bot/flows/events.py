@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import update
-
 from bot.flows.help import menu
 from bot.handler.context import Context
 from bot.handler.router import Event, Func, Router
 from bot.logmask import mask_openid
-from bot.storage.models import Resident
+from bot.services import residents
 
 router = Router("events")
 log = logging.getLogger("bot.events")
@@ -22,26 +20,14 @@ TEXTS = {
     "scan": "扫码成功，谢谢！",
 }
 
-BUILDING_SCENE = "building:"
-
-
 async def apply_scene(ctx: Context, scene: str) -> str | None:
     """Record a QR scene key; ``building:<社区>/<楼栋>`` binds the resident to a building."""
-    scene = scene.removeprefix("qrscene_").strip()[:128]
-    if not scene or ctx.resident is None:
+    if ctx.resident is None:
         return None
-    values: dict[str, str | None] = {"scene": scene}
-    bound = None
-    if scene.startswith(BUILDING_SCENE):
-        community, _, building = scene[len(BUILDING_SCENE) :].partition("/")
-        if community and building:
-            values.update(community=community[:64], building=building[:64])
-            bound = TEXTS["bound"].format(community=community, building=building)
-    async with ctx.rt.db.transaction() as session:
-        await session.execute(update(Resident).where(Resident.id == ctx.resident.id).values(**values))
-    for name, value in values.items():
-        setattr(ctx.resident, name, value)
-    return bound
+    found = await residents.apply_scene(ctx.rt.db, ctx.resident, scene)
+    if found is None or not found.building:
+        return None
+    return TEXTS["bound"].format(community=found.community, building=found.building)
 
 
 @router.message(Event("subscribe"))

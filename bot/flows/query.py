@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
-
 from bot.handler.choices import numbered, parse_choice
 from bot.handler.context import Context
 from bot.handler.router import Func, Intent, Router, State
-from bot.storage.models import KnowledgeQuery
+from bot.services import knowledge_log
 
 router = Router("query")
 
@@ -35,19 +33,8 @@ NOT_HELPFUL = {"没用", "没有用", "无用", "没帮助", "没有帮助", "�
 
 
 async def _log_query(ctx: Context, decision: str, hits: list[Any]) -> int:
-    async with ctx.rt.db.transaction() as session:
-        row = KnowledgeQuery(
-            resident_id=ctx.resident.id if ctx.resident else None,
-            question=ctx.text[:2000],
-            decision=decision,
-            entry_id=hits[0].entry.id if decision == "answer" and hits else None,
-            score=float(hits[0].score) if hits else None,
-            candidates=[[h.entry.id, round(float(h.score), 4)] for h in hits],
-            created_at=ctx.rt.clock.now(),
-        )
-        session.add(row)
-        await session.flush()
-        return int(row.id)
+    resident_id = ctx.resident.id if ctx.resident else None
+    return await knowledge_log.record(ctx.rt.db, resident_id, ctx.text, decision, hits, ctx.rt.clock.now())
 
 
 async def _answer_entry(ctx: Context, entry: Any, query_id: int) -> str:
@@ -73,10 +60,7 @@ async def chosen(ctx: Context) -> str:
     if entry is None:  # removed by a reload meanwhile
         await ctx.fsm.clear()
         return TEXTS["unknown"]
-    async with ctx.rt.db.transaction() as session:
-        await session.execute(
-            update(KnowledgeQuery).where(KnowledgeQuery.id == query_id).values(entry_id=entry_id)
-        )
+    await knowledge_log.chosen(ctx.rt.db, query_id, entry_id)
     return await _answer_entry(ctx, entry, query_id)
 
 
@@ -93,12 +77,7 @@ def _feedback_word(ctx: Context) -> bool | None:
 async def feedback(ctx: Context) -> str:
     helpful = _feedback_word(ctx)
     query_id = int(ctx.fsm.data.get("query_id", 0))
-    async with ctx.rt.db.transaction() as session:
-        await session.execute(
-            update(KnowledgeQuery)
-            .where(KnowledgeQuery.id == query_id)
-            .values(helpful=helpful, feedback_at=ctx.rt.clock.now())
-        )
+    await knowledge_log.feedback(ctx.rt.db, query_id, bool(helpful), ctx.rt.clock.now())
     await ctx.fsm.clear()
     return TEXTS["helpful"] if helpful else TEXTS["not_helpful"]
 
