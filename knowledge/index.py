@@ -122,7 +122,7 @@ class SearchIndex:
         entries: Sequence[Entry],
         analyzer: Analyzer,
         weights: IndexWeights | None = None,
-        candidates: int = 20,
+        candidates: int = 15,
         k1: float = 1.2,
         b: float = 0.75,
     ) -> None:
@@ -212,6 +212,7 @@ class SearchIndex:
                 for pair in dict.fromkeys(pairs):
                     self._pair_terms.setdefault(pair, []).append((i, pairs.count(pair) / len(pairs)))
         self._max_term = min(MAX_TERM, max((len(t) for t in self._term_ids), default=1))
+        self._term_starts = frozenset(t[0] for t in self._term_ids)
         # Words a typo can be repaired to: the entries' dictionary words and tags, the synonym list
         # (not the pieces jieba's HMM coins, such as 能办).
         freq = tokens_freq()
@@ -339,8 +340,10 @@ class SearchIndex:
                     partial[i] = partial.get(i, 0.0) + share
         for i, share in partial.items():
             held[i] = 0.5 * min(share, 1.0)
-        term_ids = self._term_ids
+        term_ids, starts = self._term_ids, self._term_starts
         for a in range(len(text)):  # words longer than MAX_TERM are held only in part
+            if text[a] not in starts:
+                continue
             for b in range(a + 1, min(len(text), a + self._max_term) + 1):
                 found = term_ids.get(text[a:b])
                 if found is not None:

@@ -82,6 +82,9 @@ class Lexicon:
             by_sound.setdefault(tuple(sound(c) for c in w), []).append(w)
         self._by_sound = by_sound
         self._lengths = sorted({len(w) for w in self.words}, reverse=True)
+        # The first two characters / sounds of every word: where no word can start, skip.
+        self._heads = frozenset(w[:2] for w in self.words)
+        self._sound_heads = frozenset(key[:2] for key in by_sound)
 
     def __len__(self) -> int:
         return len(self.words)
@@ -126,12 +129,14 @@ class Lexicon:
                 i += 1
                 continue
             known = 0
-            for length in self._lengths:
-                if i + length <= n and text[i : i + length] in self.words:
-                    known = length
-                    break
+            if text[i : i + 2] in self._heads:
+                for length in self._lengths:
+                    if i + length <= n and text[i : i + length] in self.words:
+                        known = length
+                        break
             repaired = None
-            for length in self._lengths:
+            can_repair = i + 1 < n and (sounds[i], sounds[i + 1]) in self._sound_heads
+            for length in self._lengths if can_repair else ():
                 if length <= known:
                     break
                 if i + length > n or not all(sounds[i : i + length]):
