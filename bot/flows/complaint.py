@@ -65,6 +65,8 @@ _GENERIC = re.compile(r"我要|我想|要|想|投诉|反映|举报|报修|报个
 # Other requests a step answer can turn out to be (the rest are found by the intent engine).
 _OTHER = re.compile(r"积分|优惠券|商城|兑换|课程|报名|预约|夜校|转人工|人工|真人|客服|工作人员|查进度|我的诉求")
 MEDIA_KINDS = ("image", "video", "shortvideo")
+# Reports about people or fees, not a place: nobody is sent anywhere, so the place is not asked.
+NO_PLACE = re.compile(r"态度|服务差|不作为|工作人员|网格员|物业费|收费|乱收费|办事效率|推诿|不回复|不理人")
 STEP_STATES = ("complaint:what", "complaint:where", "complaint:phone")
 
 
@@ -126,7 +128,7 @@ async def _start(ctx: Context, text: str) -> str:
         c_where=where,
         c_phone=parse_phone(text),
         attachments=kept,
-        c_asked_where=bool(data.get("c_asked_where")),
+        c_asked_where=bool(data.get("c_asked_where")) or bool(NO_PLACE.search(text)),
     )
     return await _proceed(ctx)
 

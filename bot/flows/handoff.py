@@ -26,12 +26,14 @@ TEXTS = {
     "no_resident": "暂时登记不了，请稍后再试，或直接到社区服务中心窗口。",
 }
 
-WORDS = re.compile(r"^(?:我要|我想|请|帮我|麻烦)?(?:转人工|人工客服|人工服务|找人工|转接人工|人工|真人|找真人|找个真人|客服|"
-                   r"找工作人员|找个工作人员|联系工作人员|工作人员|找社区的人|找个人|有人吗|有没有人)[吧啊呀嘛。.!！?？]*$")
+WORDS = re.compile(r"^(?:我要|我想|请|帮我|麻烦)?(?:人工|客服|工作人员)[吧啊呀嘛。.!！?？]*$")
+ANYWHERE = re.compile(r"转人工|人工客服|人工服务|找人工|要人工|转接人工|真人|找(?:个|一下)?工作人员|联系工作人员|"
+                      r"找社区的人|有人吗|有没有人")
 
 
 def _asks(ctx: Context) -> bool:
-    return bool(WORDS.match(re.sub(r"\s+", "", ctx.text)))
+    text = re.sub(r"\s+", "", ctx.text)
+    return len(text) <= 20 and bool(WORDS.match(text) or ANYWHERE.search(text))
 
 
 async def _answer(ctx: Context) -> str:

@@ -68,12 +68,9 @@ EARN_WORDS = (
     "积分规则",
 )
 UNIT = re.compile(r"^\s*(?:工作)?单位[\s:：,，]*(.*)$")
-# The same questions in residents' words: 我有多少积分, 积分还剩几个, 查查我的积分 …
-BALANCE_RE = re.compile(
-    r"^(?:我|我的|请问|帮我|麻烦)*(?:有|还有|还剩|剩|现在有|一共有|总共有)?(?:多少|几个|几|啥|多少个)积分"
-    r"|^(?:帮我|给我)?(?:查|看|查查|看看|查一下|看一下|查询)(?:一下)?(?:我的)?积分"
-    r"|^(?:我的)?积分(?:还)?(?:有|剩|是|还有|还剩|余额|够不够)(?:多少|几个|几|多少个)?[了呢吗啊呀]*[?？]?$"
-)
+# The same questions in residents' words: 我有多少积分, 积分还剩几个, 查查我的积分, 我积分多少啊 …
+BALANCE_ASK = re.compile(r"多少|几个|几分|有几|余额|还剩|剩下|剩多少|还有|查|看看|看一下|够不够")
+NOT_BALANCE = re.compile(r"换|兑|商城|用|花|买|券")
 EARN_RE = re.compile(
     r"积分.{0,3}(?:怎么|咋|如何|怎样|哪里|从哪|哪儿)(?:能|才能|可以)?(?:挣|赚|攒|得|来|获得|加|拿|积累|弄|多)"
     r"|(?:怎么|咋|如何|怎样|哪里|在哪)(?:才能|能|可以)?(?:多)?(?:挣|赚|攒|得|获得|拿|积累|弄|领|加)(?:到|点|些)?积分"
@@ -89,7 +86,8 @@ def _local(ctx: Context, when: object) -> str:
 
 
 def _asks_balance(text: str) -> bool:
-    return bool(BALANCE_RE.search(text)) and not EARN_RE.search(text)
+    return (len(text) <= 16 and "积分" in text and bool(BALANCE_ASK.search(text))
+            and not NOT_BALANCE.search(text) and not EARN_RE.search(text))
 
 
 @router.message(Text(*HISTORY_WORDS, *BALANCE_WORDS, predicate=_asks_balance))

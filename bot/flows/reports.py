@@ -56,11 +56,16 @@ TEXTS = {
 }
 
 # 查进度 and friends: a listing of the resident's reports.
-STATUS_RE = re.compile(r"我的诉求|我的工单|我的反映|查进度|查询进度|查一下进度|看看进度|看进度|进度查询|诉求进度|工单进度|办理进度")
+STATUS_RE = re.compile(
+    r"我的诉求|我的工单|我的反映|查进度|查询进度|查一下进度|看看进度|看进度|进度查询|诉求进度|工单进度|办理进度"
+    r"|^(?:有)?进(?:度|展)(?:如何|怎样|怎么样|咋样|呢|吗|了吗)?[?？。！!]*$"
+)
 # A reference to the resident's own earlier report.
 OWN_REPORT = re.compile(
     r"(?:我|俺|咱)(?:们|家)?(?:之前|上次|上回|前几天|前两天|昨天|前天|刚才|刚刚|早上|上午|下午|上周|上个月)?"
     r"(?:报|反映|投诉|举报|报修|提|说|登记|留言)(?:的|得|过|了的)"
+    r"|(?:我|俺|咱)的(?:投诉|反映|诉求|报修|工单|举报)"
+    r"|(?:报修|报|反映|投诉|举报)(?:的|过的)(?:那个|那件|事|问题)"
     r"|上次|上回|之前(?:说|报|反映|提|投诉)|前几天(?:说|报|反映|投诉)|刚才(?:那个|说的|报的|反映的)"
     r"|那个(?:事|问题|诉求|工单)|那件事|这件事|不是新的|不是新问题|(?:问|查)(?:一下|问)?(?:进度|情况|结果)"
 )
@@ -72,7 +77,8 @@ PROGRESS = re.compile(
 # What a follow-up says besides its subject, removed before matching the subject to a ticket.
 _NOT_SUBJECT = re.compile(
     rf"{OWN_REPORT.pattern}|{PROGRESS.pattern}"
-    r"|[我你您们的了吗呢啊呀吧么事情问题那这个件说过报修没有还是就在请帮查看一下诉求工单反映投诉]|[\s\W\d]"
+    r"|[我你您们的了吗呢啊呀吧么嘛哦哎咋怎样啥什时候到底一直都也又才再来去人事情问题那这个件说过报修没有还是就在请帮查看一下诉求工单反映投诉]"
+    r"|[\s\W\d]"
 )
 NEXT_WORDS = ("更多", "下一页", "还有吗", "还有呢", "下页", "继续", "后面的", "还有")
 RATING_RE = re.compile(r"^\s*(不满意|基本满意|非常满意|满意)[\s，,。.!！:：]*(.*)$", re.S)
@@ -94,8 +100,11 @@ def _day(dt: datetime) -> str:
 
 
 def _who(r: Report) -> str:
+    """Who handles it, unless the status already says (已派给城管市政科)."""
     name = (r.assignee or r.department or "").replace("-", "")
-    return TEXTS["who"].format(who=name) if name else TEXTS["unassigned"]
+    if not name:
+        return TEXTS["unassigned"]
+    return "" if name in r.status_label else TEXTS["who"].format(who=name)
 
 
 def describe(r: Report) -> str:
@@ -192,10 +201,16 @@ def subject(text: str) -> str:
 
 
 def _matching(rows: list[Report], text: str) -> list[Report]:
+    """The reports whose text holds most of what the follow-up is about ("灯" → 路灯不亮)."""
     about = subject(text)
     if not about:
         return []
-    return [r for r in rows if fuzz.partial_ratio(about, r.text) >= 75]
+    found = []
+    for r in rows:
+        shared = sum(ch in r.text for ch in about) / len(about)
+        if shared >= 0.5 or fuzz.partial_ratio(about, r.text) >= 75:
+            found.append(r)
+    return found
 
 
 async def _is_follow_up(ctx: Context) -> bool:

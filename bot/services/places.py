@@ -22,8 +22,10 @@ PLACE_WORDS = re.compile(
     r"车库|车棚|停车|地下|楼下|楼上|楼道|楼梯|走廊|电梯|家|屋|厨房|卫生间|厕所|阳台|对面|旁边|附近|"
     r"超市|菜市场|市场|学校|幼儿园|医院|站|桥|河边|绿地|草坪|健身|垃圾站|垃圾桶|配电|水房|锅炉|物业|"
     r"居委会|社区|服务中心|活动中心|门卫|岗亭|便利店|底商|商铺|店|操场|球场|凉亭|花坛|围墙|天台|屋顶|"
-    r"地库|入口|出口|路口|拐角|那边|这边|那里|这里|西边|东边|南边|北边|后面|前面|里面"
+    r"地库|入口|出口|路口|拐角|那边|这边|那里|这里|西边|东边|南边|北边|后面|前面|里面|[东西南北中]区|片区|园区"
 )
+# Not an answer about the place, though it mentions one: "在哪个楼我也说不清".
+NOT_PLACE = re.compile(r"哪个|哪栋|哪一|说不清|不知道|不清楚|记不得|记不清|忘了")
 QUESTION = re.compile(r"[?？]|吗|么$|呢$|怎么|什么|为什么|哪里|哪儿|几点|多少|是不是|能不能|可不可以|有没有")
 LOCATION_FIELDS = ("label", "latitude", "longitude", "text")
 
@@ -70,7 +72,8 @@ def answer(text: str) -> Place | None:
     if found is not None:
         return found
     compact = re.sub(r"\s+", "", text or "")
-    if not compact or len(compact) > 60 or QUESTION.search(compact) or not PLACE_WORDS.search(compact):
+    if (not compact or len(compact) > 60 or QUESTION.search(compact) or NOT_PLACE.search(compact)
+            or not PLACE_WORDS.search(compact)):
         return None
     return {"text": compact[:200], "label": compact[:200]}
 
