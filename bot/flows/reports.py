@@ -53,6 +53,7 @@ TEXTS = {
     "rated_bad": "抱歉没让您满意，诉求 {number} 已重新办理，我们会尽快处理。",
     "ask_comment": "可以说说哪里不满意吗？直接回复，我们转给办理人员。",
     "comment_kept": "已转给办理人员，谢谢您。",
+    "nothing_to_rate": "目前没有等您评价的诉求。如果问题还没解决，直接说说情况，我帮您登记；发“查进度”可以看看办理情况。",
 }
 
 # 查进度 and friends: a listing of the resident's reports.
@@ -292,6 +293,17 @@ async def rating(ctx: Context) -> str:
         await ctx.fsm.set(COMMENT_STATE, ticket_id=rated.id)
         return TEXTS["rated_bad"].format(number=rated.number) + "\n" + TEXTS["ask_comment"]
     return TEXTS["rated_bad"].format(number=rated.number)
+
+
+def _rating_without_ticket(ctx: Context) -> bool:
+    m = RATING_RE.match(ctx.text or "")
+    return m is not None and len(m.group(2)) <= 8
+
+
+@router.message(Func(_rating_without_ticket, phase=PHASE_MENU, when=lambda p: p.text))
+async def nothing_to_rate(ctx: Context) -> str:
+    """满意/不满意 with no answered report waiting: say so (a bare 不满意 is no new report)."""
+    return TEXTS["nothing_to_rate"]
 
 
 @router.message(State(COMMENT_STATE))
