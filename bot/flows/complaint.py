@@ -42,6 +42,7 @@ TEXTS = {
     "ask_where": "请告诉我具体位置：几号楼几单元，或者发送微信位置。",
     "ask_where_again": "还需要知道具体在哪里：比如“3号楼2单元”“小区东门”，或者发送微信位置。不报了回复“算了”。",
     "ask_phone": "这类问题需要工作人员上门查看，请留一个联系电话。不方便留的话回复“不留”。",
+    "place_corrected": "好的，位置改为{place}。",
     "bad_phone": "没有认出电话号码，请再发一次（如 13812345678），或回复“不留”。",
     "media_kept": "收到您的{what}了，已附在您的反映里。还有要补充的可以继续发。",
     "voice_kept": "收到您的语音，已附在您的反映里。方便的话也可以打字说明一下。",
@@ -275,6 +276,11 @@ async def phone(ctx: Context) -> HandlerResult | Pass:
     if number is not None:
         await ctx.fsm.update(c_phone=number)
         return await _proceed(ctx)
+    corrected = places.from_text(text)
+    if corrected is not None and not places.QUESTION.search(text):
+        # "不对，是5号楼": a correction of the place, then the phone question again.
+        await ctx.fsm.update(c_where=corrected)
+        return TEXTS["place_corrected"].format(place=places.label_of(corrected)) + TEXTS["ask_phone"]
     if text and _elsewhere(ctx):
         return await _leave(ctx)
     again = await _reask(ctx, "bad_phone")
