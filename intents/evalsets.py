@@ -6,6 +6,8 @@
 * ``teddy``: real citizen message titles, hand-labelled complaint or query
   (``intents/data/eval/teddy_titles.csv`` holds row numbers and labels; the text is read from
   ``../shared/data/teddy2020c/titles_train.csv``);
+* ``holdout``: more real titles labelled the same way after the training data was developed against
+  ``teddy`` (``intents/data/eval/teddy_titles_holdout.csv``), whose errors were never read while tuning;
 * ``smp``: real voice-assistant queries, hand-labelled fallback or smalltalk
   (``intents/data/eval/smp2017.csv``; text from ``../shared/data/smp2017/train.jsonl``); also every
   out-of-scope query of that file (its own domain labels), for the core-intent leak.
@@ -33,7 +35,7 @@ EVAL_DIR = PACKAGE_DATA_DIR / "eval"
 DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TEDDY_TITLES = Path("teddy2020c") / "titles_train.csv"
 SMP = Path("smp2017") / "train.jsonl"
-SETS = ("written", "split", "teddy", "smp")
+SETS = ("written", "split", "teddy", "holdout", "smp")
 
 
 class SharedDataMissing(InputDataError):
@@ -78,11 +80,11 @@ def _shared_file(shared: Path, relative: Path) -> Path:
     return path
 
 
-def teddy_rows(shared: Path = DEFAULT_SHARED_DATA) -> list[tuple[str, str]]:
+def teddy_rows(shared: Path = DEFAULT_SHARED_DATA, labels: str = "teddy_titles.csv") -> list[tuple[str, str]]:
     path = _shared_file(shared, TEDDY_TITLES)
     with path.open(encoding="utf-8-sig", newline="") as fh:
         titles = [r["title"] for r in csv.DictReader(fh)]
-    return [(titles[row], label) for row, label in _labels("teddy_titles.csv")]
+    return [(titles[row], label) for row, label in _labels(labels)]
 
 
 def smp_records(shared: Path = DEFAULT_SHARED_DATA) -> list[dict[str, str]]:
@@ -121,7 +123,16 @@ def measure_split(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> S
 
 
 def measure_teddy(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> SetResult:
-    rows = teddy_rows(shared)
+    return _complaint_or_query("teddy", "real message titles, complaint vs query (hand labels; development set)",
+                               engine, teddy_rows(shared))
+
+
+def measure_holdout(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> SetResult:
+    return _complaint_or_query("holdout", "more real titles, complaint vs query, labelled after development",
+                               engine, teddy_rows(shared, "teddy_titles_holdout.csv"))
+
+
+def _complaint_or_query(name: str, description: str, engine: IntentEngine, rows: list[tuple[str, str]]) -> SetResult:
     report = _report(engine, rows, ["complaint", "query"])
     predicted = Counter(e["predicted"] for e in report.errors)
     n = report.n
@@ -131,7 +142,7 @@ def measure_teddy(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> S
         "fallback": predicted.get("fallback", 0) / n,
         "other intent": sum(v for k, v in predicted.items() if k not in ("complaint", "query", "fallback")) / n,
     }
-    return SetResult("teddy", "real message titles, complaint vs query (hand labels)", n, figures, report)
+    return SetResult(name, description, n, figures, report)
 
 
 def measure_smp(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> SetResult:
@@ -158,6 +169,7 @@ MEASURES: dict[str, Callable[[IntentEngine, Path], SetResult]] = {
     "written": measure_written,
     "split": measure_split,
     "teddy": measure_teddy,
+    "holdout": measure_holdout,
     "smp": measure_smp,
 }
 
