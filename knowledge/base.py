@@ -56,7 +56,7 @@ class RetrievalConfig:
     answer_phrasing: float = 0.5
     choice_coverage: float = 0.3
     max_choices: int = 3
-    candidates: int = 15
+    candidates: int = 12
     k1: float = 1.2
     b: float = 0.75
     weights: IndexWeights = field(default_factory=IndexWeights)

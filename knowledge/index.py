@@ -122,7 +122,7 @@ class SearchIndex:
         entries: Sequence[Entry],
         analyzer: Analyzer,
         weights: IndexWeights | None = None,
-        candidates: int = 15,
+        candidates: int = 12,
         k1: float = 1.2,
         b: float = 0.75,
     ) -> None:
