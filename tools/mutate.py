@@ -147,6 +147,9 @@ def prepare(
     if work.exists() and not keep:
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
+    mutated = work / "mutants" / target.path
+    if mutated.is_file() and mutated.stat().st_size == 0:
+        mutated.unlink()  # a run stopped while writing it: mutmut would take it as up to date
     if rev:
         _export(rev, work)
         for path in overlay:
