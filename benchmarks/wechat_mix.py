@@ -1,0 +1,512 @@
+"""The realistic mix: residents' conversations through ``/wechat`` in safe mode, against the echo server.
+
+Every resident holds one conversation, its messages sent one after another (each waits for the
+previous reply), while ``--concurrency`` connections serve many residents at once. The
+conversations cover every intent and carry multi-turn flows to their end:
+
+* points and the mall: balance, the mall, a redemption confirmed, "my coupons" (points seeded
+  through the JSON API before the measured phase: ``POST /api/v1/points/adjustments``);
+* courses: a question about a course, a search, details, a booking, "my bookings";
+* complaints: a report asked for its place and phone until it is a ticket, a report with the place
+  in it, progress (查进度);
+* knowledge questions (and their "was this useful" answer), thanks, 转人工, out of scope.
+
+Before the measured phase (not timed): the schema and the demo data (``python -m bot demo load``),
+a supervisor token (``python -m bot token create``), the demo coupon's stock and course sessions'
+capacity raised through the API (so 2,000 residents are not all told "sold out"), every resident
+following the account (a ``subscribe`` event, which creates the resident), and 100 points for the
+residents who will redeem. After it, every reply is decrypted and checked against what the step
+expects (a ticket number, 兑换成功, 预约成功 …): a benchmark whose flows stopped half-way would
+measure something else.
+
+The echo server (``echo_server.py``: aiohttp + wechatpy, no storage) answers the same messages in
+the same run. ``--secondary`` adds the old rows: a greeting only and a menu click only
+(``wechat_endpoint.load``). Server CPU per message counts every process of the server (with
+``--workers``, the supervisor and its workers).
+
+    .venv/bin/python benchmarks/wechat_mix.py [--residents 2000] [--concurrency 32] [--rounds 1]
+        [--database-url postgresql+asyncpg://postgres@127.0.0.1/bench_mix --redis-url redis://127.0.0.1:6379/7]
+        [--workers 2] [--secondary] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from wechat_endpoint import (  # noqa: E402
+    AES_KEY,
+    APPID,
+    TOKEN,
+    cpu_seconds,
+    free_port,
+    load,
+    run_server,
+)
+
+from bot.wechat.simulate import WeChatSender  # noqa: E402
+
+ACCOUNT = "gh_community0001"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One message of a conversation and what its reply must show (a regular expression)."""
+
+    say: str
+    expect: str = ""
+    kind: str = "text"  # text, or "subscribe" (the event)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    name: str
+    weight: int  # how many of every 20 residents hold it
+    steps: tuple[Step, ...]
+    seed_points: int = 0  # points added through the API before the measured phase
+
+
+def _conversations() -> list[Conversation]:
+    """Residents' conversations; ``{b}`` is a building number, ``{phone}`` a phone number."""
+    thanks = Step("谢谢", "不客气")
+    return [
+        Conversation(
+            "points and a redemption",
+            4,
+            (
+                Step("你好", "小助手"),
+                Step("我还有多少积分", "积分"),
+                Step("积分商城", "积分商城"),
+                Step("兑换理发立减10元", "确认"),
+                Step("确认", "兑换成功"),
+                Step("我的券", "理发立减10元"),
+                thanks,
+            ),
+            seed_points=100,
+        ),
+        Conversation(
+            "a course booking",
+            3,
+            (
+                Step("书法课什么时候上课", ""),
+                Step("我想报名花艺课", "花艺入门"),
+                Step("1", "预约"),
+                Step("预约", "预约成功"),
+                Step("我的预约", "已预约"),
+                thanks,
+            ),
+        ),
+        Conversation(
+            "a complaint asked for its place and phone",
+            3,
+            (
+                Step("楼道灯坏了好几天了一直没人修", "具体位置"),
+                Step("{b}号楼", "联系电话"),
+                Step("{phone}", r"GD\d{8}"),
+                Step("查进度", r"GD\d{8}"),
+                thanks,
+            ),
+        ),
+        Conversation(
+            "a complaint with its place",
+            2,
+            (
+                Step("{b}号楼电梯又停了", r"GD\d{8}"),
+                Step("谢谢你啊", "不客气"),
+            ),
+        ),
+        Conversation(
+            "knowledge questions",
+            5,
+            (
+                Step("怎么开居住证明", "居住证明"),
+                Step("1", ""),
+                Step("社保卡丢了怎么补办", "社保卡"),
+                Step("老年证怎么办理", "优待证"),
+                Step("谢谢", "不客气|反馈"),  # thanks after an answer is also its feedback
+            ),
+        ),
+        Conversation(
+            "out of scope, 转人工, a question on coupons",
+            3,
+            (
+                Step("今天天气怎么样", "帮不上"),
+                Step("转人工", "工作人员"),
+                Step("理发券还有吗", "理发"),
+            ),
+        ),
+    ]
+
+
+CONVERSATIONS = _conversations()
+PLAN = [c for c in CONVERSATIONS for _ in range(c.weight)]
+
+
+@dataclass
+class Resident:
+    openid: str
+    conversation: Conversation
+    number: int
+    requests: list[tuple[dict[str, str], str]] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)
+
+
+def residents(n: int, tag: str) -> list[Resident]:
+    out = []
+    for i in range(n):
+        conv = PLAN[i % len(PLAN)]
+        out.append(Resident(f"o_mix_{tag}_{i:05d}", conv, i))
+    return out
+
+
+def build_requests(sender: WeChatSender, people: list[Resident]) -> int:
+    """Every resident's messages, signed and encrypted now (outside the measured time)."""
+    total = 0
+    for r in people:
+        b = r.number % 30 + 1
+        phone = f"138{r.number:08d}"
+        r.requests = [sender.build(sender.text(r.openid, s.say.format(b=b, phone=phone))) for s in r.conversation.steps]
+        r.replies = []
+        total += len(r.requests)
+    return total
+
+
+async def converse(
+    url: str, people: list[Resident], concurrency: int, pid: int, label: str, keep: bool
+) -> dict[str, float]:
+    """Each worker takes the next resident and holds its whole conversation, message by message."""
+    latencies: list[float] = []
+    errors = 0
+    queue = list(reversed(people))
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def worker() -> None:
+            nonlocal errors
+            while queue:
+                r = queue.pop()
+                for q, body in r.requests:
+                    t0 = time.perf_counter()
+                    async with http.post(url, params=q, data=body.encode()) as resp:
+                        text = await resp.text()
+                    latencies.append(time.perf_counter() - t0)
+                    if resp.status != 200 or "<Encrypt>" not in text:
+                        errors += 1
+                    if keep:
+                        r.replies.append(text)
+
+        cpu_before = tree_cpu(pid)
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+        cpu = tree_cpu(pid) - cpu_before
+    n = len(latencies)
+    latencies.sort()
+    pct = lambda p: latencies[min(n - 1, int(p / 100 * n))] * 1000  # noqa: E731
+    result = {
+        "rps": n / elapsed,
+        "p50": pct(50),
+        "p90": pct(90),
+        "p99": pct(99),
+        "errors": errors,
+        "cpu_ms": cpu / n * 1000,
+        "messages": n,
+    }
+    print(
+        f"{label:<22} {result['rps']:7.0f} msg/s  p50 {result['p50']:6.1f} ms  p90 {result['p90']:6.1f} ms  "
+        f"p99 {result['p99']:6.1f} ms  server CPU {result['cpu_ms']:.2f} ms/msg  ({n} messages, errors {errors})",
+        flush=True,
+    )
+    return result
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and every process below it (a supervisor and its workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += cpu_seconds(p)
+        except OSError:
+            continue
+        todo.extend(children.get(p, []))
+    return total
+
+
+def check_replies(sender: WeChatSender, people: list[Resident]) -> Counter[str]:
+    """Decrypt every reply and compare with its step's expectation: misses per conversation step."""
+    misses: Counter[str] = Counter()
+    for r in people:
+        for i, (step, raw) in enumerate(zip(r.conversation.steps, r.replies, strict=False)):
+            reply = sender.read_reply(200, raw)
+            content = reply.content or ""
+            if step.expect and not re.search(step.expect, content):
+                misses[f"{r.conversation.name} / step {i + 1} {step.say!r}"] += 1
+    return misses
+
+
+# --- preparing a server (not measured) --------------------------------------------------------
+
+
+def bot(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", *args], env=env, cwd=REPO, capture_output=True, text=True, check=False
+    )
+    if done.returncode:
+        raise SystemExit(f"python -m bot {' '.join(args)} failed: {done.stderr.strip()[-500:]}")
+    return done.stdout
+
+
+def prepare_database(env: dict[str, str]) -> str:
+    """Schema, demo data and a supervisor token for the API; returns the token."""
+    Path(env["BOT_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    bot(env, "db", "upgrade")
+    bot(env, "demo", "load")
+    out = bot(env, "token", "create", "--role", "supervisor", "--name", "benchmark")
+    return out.strip().splitlines()[-1]
+
+
+async def prepare_residents(base: str, token: str, sender: WeChatSender, people: list[Resident]) -> None:
+    """Raise stock and capacity, let every resident follow, seed points for redemptions."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(base_url=base, headers=headers) as http:
+
+        async def api(method: str, path: str, **kw: Any) -> Any:
+            async with http.request(method, f"/api/v1{path}", **kw) as resp:
+                if resp.status >= 300:
+                    raise SystemExit(f"{method} {path}: {resp.status} {await resp.text()}")
+                return await resp.json()
+
+        for coupon in (await api("GET", "/coupons"))["items"]:
+            await api("PATCH", f"/coupons/{coupon['id']}", json={"stock": 1_000_000})
+        for activity in (await api("GET", "/activities"))["items"]:
+            for s in (await api("GET", f"/activities/{activity['id']}/sessions"))["items"]:
+                await api("PATCH", f"/sessions/{s['id']}", json={"capacity": 100_000})
+        queue = list(people)
+
+        async def follow() -> None:
+            while queue:
+                r = queue.pop()
+                reply = await sender.send(http, sender.event(r.openid, "subscribe"))
+                if reply.status != 200:
+                    raise SystemExit(f"subscribe of {r.openid}: {reply.status}")
+
+        await asyncio.gather(*(follow() for _ in range(16)))
+        wanted = {r.openid: r.conversation.seed_points for r in people if r.conversation.seed_points}
+        ids: dict[str, int] = {}
+        cursor = None
+        prefix = people[0].openid.rsplit("_", 1)[0]
+        while True:
+            params = {"q": prefix, "limit": "200", **({"cursor": cursor} if cursor else {})}
+            page = await api("GET", "/residents", params=params)
+            ids.update({item["openid"]: item["id"] for item in page["items"]})
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        todo = list(wanted.items())
+
+        async def seed() -> None:
+            while todo:
+                openid, amount = todo.pop()
+                await api(
+                    "POST",
+                    "/points/adjustments",
+                    json={"resident_id": ids[openid], "amount": amount, "note": "benchmark seed"},
+                )
+
+        await asyncio.gather(*(seed() for _ in range(8)))
+
+
+async def fresh_postgres(url: str) -> None:
+    """Drop and create the benchmark's PostgreSQL database (its name must start with 'bench')."""
+    import asyncpg
+
+    name = url.rsplit("/", 1)[1].split("?")[0]
+    if not name.startswith("bench"):
+        raise SystemExit("--database-url: the database's name must start with 'bench' (it is dropped)")
+    admin = url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--residents", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=1, help="echo and the pipeline take turns this many times")
+    parser.add_argument("--database-url", default="", help="default: a fresh SQLite file per round")
+    parser.add_argument("--redis-url", default="", help="e.g. redis://127.0.0.1:6379/7 (default: none)")
+    parser.add_argument("--workers", type=int, default=1, help="python -m bot serve --workers N")
+    parser.add_argument("--secondary", action="store_true", help="also greeting-only and click-only rows")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the server to core 0")
+    parser.add_argument("--write", action="store_true", help="put the table into docs/benchmarks.md")
+    args = parser.parse_args()
+    if args.residents < 20:
+        parser.error("--residents must be at least 20 (one of each conversation)")
+    pin = not args.no_pin and args.workers == 1
+    if pin and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {1})  # the load generator keeps off the server's core 0
+    results: dict[str, list[dict[str, float]]] = {"echo": [], "mix": []}
+    if args.secondary:
+        results.update({"text": [], "click": []})
+    all_misses: Counter[str] = Counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            all_misses += await one_round(args, r, tmp, results, pin)
+    describe(args, results, all_misses)
+
+
+async def one_round(
+    args: argparse.Namespace, r: int, tmp: str, results: dict[str, list[dict[str, float]]], pin: bool
+) -> Counter[str]:
+    import wechat_endpoint
+
+    if not pin:
+        wechat_endpoint.pinned = lambda cmd: cmd  # type: ignore[assignment]
+    py = sys.executable
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    port = free_port()
+    tag = f"{int(time.time()) % 100000}{r}"
+    people = residents(args.residents, tag)
+    url = f"http://127.0.0.1:{port}/wechat"
+    sender = WeChatSender(url, TOKEN, APPID, AES_KEY, mode="safe", account=ACCOUNT)
+
+    # The echo server, the same messages.
+    total = build_requests(sender, people)
+    echo = await run_server(
+        [py, "benchmarks/echo_server.py", "--port", str(port), "--token", TOKEN, "--aes-key", AES_KEY, "--appid", APPID],
+        env,
+        port,
+    )
+    try:
+        print(f"round {r + 1}: {len(people)} residents, {total} messages", flush=True)
+        results["echo"].append(await converse(url, people, args.concurrency, echo.pid, "echo", keep=False))
+    finally:
+        echo.terminate()
+        await echo.wait()
+
+    database = args.database_url or f"sqlite+aiosqlite:///{tmp}/mix-{r}.sqlite3"
+    if database.startswith("postgresql"):
+        await fresh_postgres(database)
+    server_env = {
+        **env,
+        "BOT_PORT": str(port),
+        "BOT_DATA_DIR": f"{tmp}/data-{r}",
+        "BOT_DATABASE_URL": database,
+        "BOT_REDIS_URL": args.redis_url,
+        "BOT_WECHAT_TOKEN": TOKEN,
+        "BOT_WECHAT_APPID": APPID,
+        "BOT_WECHAT_AES_KEY": AES_KEY,
+        "BOT_WECHAT_API_BASE": "http://127.0.0.1:9",  # pushes wait in the outbox: no WeChat here
+        "BOT_LOG_LEVEL": "WARNING",
+    }
+    token = prepare_database(server_env)
+    cmd = [py, "-m", "bot", "serve"] + (["--workers", str(args.workers)] if args.workers > 1 else [])
+    server = await run_server(cmd, server_env, port)
+    try:
+        await prepare_residents(f"http://127.0.0.1:{port}", token, sender, people)
+        build_requests(sender, people)  # fresh timestamps after the preparation
+        await asyncio.sleep(1)
+        label = f"mix ({args.workers} worker{'s' if args.workers > 1 else ''})"
+        results["mix"].append(await converse(url, people, args.concurrency, server.pid, label, keep=True))
+        if args.secondary:
+            for kind in ("text", "click"):
+                results[kind].append(
+                    await load(url, args.residents * 3, args.concurrency, kind, server.pid, kind, first=r * 10**6)
+                )
+    finally:
+        server.terminate()
+        await server.wait()
+    misses = check_replies(sender, people)
+    return misses
+
+
+LABELS = {
+    "echo": "echo (aiohttp + wechatpy)",
+    "mix": "**the mix** (residents' conversations)",
+    "text": "greeting only (`你好`)",
+    "click": "menu click only (帮助)",
+}
+DOCS = REPO / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- wechat_mix.py: begin -->", "<!-- wechat_mix.py: end -->"
+
+
+def describe(args: argparse.Namespace, results: dict[str, list[dict[str, float]]], misses: Counter[str]) -> None:
+    database = "PostgreSQL" if args.database_url.startswith("postgresql") else "SQLite"
+    where = database + (" + Redis" if args.redis_url else "")
+    head = (
+        f"{args.rounds} round{'s' if args.rounds > 1 else ''}, {args.residents:,} residents, "
+        f"{args.concurrency} connections, safe mode, {where}, {args.workers} worker process"
+        f"{'es' if args.workers > 1 else ''}, {time.strftime('%Y-%m-%d')}, load average before: "
+        f"{os.getloadavg()[0]:.1f}"
+    )
+    lines = [
+        head,
+        "",
+        "| server | msg/s | p50 | p99 | server CPU per message | throughput / echo of its round |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, runs in results.items():
+        if not runs:
+            continue
+        ratios = [run["rps"] / base["rps"] for run, base in zip(runs, results["echo"], strict=True)]
+        ratio = "—" if label == "echo" else f"**{statistics.median(ratios):.2f}**"
+        if label != "echo" and len(ratios) > 1:
+            ratio += f" ({min(ratios):.2f}–{max(ratios):.2f})"
+        lines.append(
+            f"| {LABELS[label]} | {statistics.median(r['rps'] for r in runs):,.0f} "
+            f"| {statistics.median(r['p50'] for r in runs):.1f} ms | {statistics.median(r['p99'] for r in runs):.1f} ms "
+            f"| {statistics.median(r['cpu_ms'] for r in runs):.2f} ms | {ratio} |"
+        )
+    print("\n" + "\n".join(lines))
+    errors = sum(int(run["errors"]) for runs in results.values() for run in runs)
+    if misses or errors:
+        print(f"\n{errors} HTTP errors; replies not as the conversation expects:")
+        for what, count in misses.most_common():
+            print(f"  {count:5d}  {what}")
+    else:
+        print("\nevery reply as the conversation expects (tickets, redemptions, bookings made)")
+    if args.write:
+        text = DOCS.read_text(encoding="utf-8")
+        if BEGIN not in text or END not in text:
+            raise SystemExit(f"{DOCS}: markers {BEGIN!r} … {END!r} not found")
+        before, rest = text.split(BEGIN, 1)
+        _, after = rest.split(END, 1)
+        DOCS.write_text(before + BEGIN + "\n" + "\n".join(lines) + "\n" + END + after, encoding="utf-8")
+        print(f"figures written to {DOCS.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
