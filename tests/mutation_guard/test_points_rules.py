@@ -122,7 +122,7 @@ def test_local_day_and_its_bounds_are_beijing_days():
     assert rules.local_day(NOW) == "2026-11-23"
     assert rules.local_day(NOW.replace(hour=16)) == "2026-11-24"
     assert rules.local_day(NOW.replace(hour=15, minute=59, second=59)) == "2026-11-23"
-    start, end = rules.day_bounds(NOW)
+    start, end = rules.day_bounds(NOW + timedelta(hours=1, minutes=23, seconds=45, microseconds=678))
     assert start == NOW.replace(hour=0) - timedelta(hours=8)
     assert start.isoformat() == "2026-11-23T00:00:00+08:00"
     assert end - start == timedelta(days=1)
@@ -237,11 +237,17 @@ async def test_debit_beyond_the_balance_says_how_much_there_is(sqlite_url: str):
         err = exc.value
         assert (err.code, err.balance, err.needed, str(err)) == ("points", 9, 10, "balance 9 is less than 10")
         assert err.info == {"balance": 9, "needed": 10}
-        assert await _debit(db, rid, "d2", amount=4, actor="李", note="扣回") == 5
+        async with db.transaction() as s:
+            assert await points.debit(
+                s, resident_id=rid, amount=4, idempotency_key="d2", now=NOW + timedelta(hours=1),
+                actor="李", note="扣回", **ENTRY,
+            ) == 5  # fmt: skip
+            row = await s.get(PointsBalance, rid)
+            assert row is not None and row.updated_at == NOW + timedelta(hours=1)
         async with db.session() as s:
             newest = (await points.history(s, rid))[0]
             assert (newest.amount, newest.balance_after, newest.actor, newest.note) == (-4, 5, "李", "扣回")
-            assert (newest.idempotency_key, newest.created_at) == ("d2", NOW)
+            assert (newest.idempotency_key, newest.created_at) == ("d2", NOW + timedelta(hours=1))
     finally:
         await db.dispose()
 
@@ -288,6 +294,18 @@ async def test_daily_cap_with_nothing_earned_yet_gives_all_of_it(sqlite_url: str
         async with db.transaction() as s:
             assert await points.earned_today(s, rid, "activity", NOW) == cap
             assert await points.earned_today(s, rid, "activity", end) == 0
+    finally:
+        await db.dispose()
+
+
+async def test_the_last_point_under_the_cap_is_credited(sqlite_url: str):
+    db = await migrated(sqlite_url)
+    try:
+        (rid,) = await make_residents(db, 1)
+        cap = points.rules().daily_caps["activity"]
+        assert await _earn(db, rid, "most", amount=cap - 1) == cap - 1
+        assert await _earn(db, rid, "last") == 1
+        assert await _earn(db, rid, "over") == 0
     finally:
         await db.dispose()
 
@@ -388,6 +406,14 @@ async def test_adjustment_entries_say_who_why_and_which_request(sqlite_url: str)
         assert (plus.actor, plus.note) == ("王", "补录")
         assert (minus.amount, minus.balance_after, minus.actor, minus.note) == (-5, 7, "李", "扣回")
         assert again.id == minus.id
+        async with db.transaction() as s:
+            one = await points.adjust(
+                s, resident_id=rid, amount=1, actor="王", note="一分", request_key="o1", now=NOW
+            )
+            less = await points.adjust(
+                s, resident_id=rid, amount=-1, actor="王", note="一分", request_key="o2", now=NOW
+            )
+        assert (one.amount, one.balance_after, less.amount, less.balance_after) == (1, 8, -1, 7)
         async with db.session() as s:
             assert await points.balance_of(s, rid) == 7
     finally:
@@ -416,6 +442,11 @@ async def test_account_of_a_resident_without_points_and_newest_entries_first(
     account = await api.ok(f"/points/residents/{rid}", "operator", limit=2)
     assert account["balance"] == 9
     assert [e["amount"] for e in account["entries"]] == [3, 2]
+    for i in range(3, 12):
+        await _credit(db, rid, f"h{i}", amount=1)
+    async with db.session() as s:  # ten entries unless asked for more
+        assert len(await points.history(s, rid)) == 10
+        assert len(await points.history(s, rid, limit=20)) == 13
 
 
 def run_cli(args: list[str], database_url: str) -> subprocess.CompletedProcess[str]:
