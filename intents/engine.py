@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -63,9 +64,16 @@ class Classification:
     runner_up: tuple[str, float] | None
     decision: Decision
     candidates: list[tuple[str, float]]
-    entities: Entities
+    found: Entities | Callable[[], Entities]  # the entities, or how to find them when first asked for
     raw_intent: str
     out_of_scope: float = 0.0  # p_out: the probability that the message is not for this assistant
+
+    @property
+    def entities(self) -> Entities:
+        """Entities of the message, extracted on first use (most replies never ask)."""
+        if not isinstance(self.found, Entities):
+            self.found = self.found()
+        return self.found
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -244,7 +252,9 @@ class IntentEngine:
             second = next(((label, p * scale) for label, p in conditional if label != intent), None)
             runner = (FALLBACK, p_out) if second is None or p_out >= second[1] else second
         raw = FALLBACK if p_out >= p_top * scale else top
-        entities = model.extractor.extract(text, now, fuzzy=model.fuzzy.get(top, ()))
+        def entities() -> Entities:
+            return model.extractor.extract(text, now, fuzzy=model.fuzzy.get(top, ()))
+
         return Classification(text, intent, confidence, runner, decision,
                               [(label, p * scale) for label, p in candidates], entities, raw, p_out)
 

@@ -46,13 +46,13 @@ class SynonymRewriter:
 def extract(text: str, config: FeatureConfig, rewrite: SynonymRewriter | None = None) -> list[str]:
     """Feature strings of one message (duplicates kept; the vectoriser uses presence)."""
     text = rewrite(text) if rewrite is not None else normalize(text)
-    text = text[: config.max_chars]
-    words = [_DIGIT_RE.sub("0", w) for w in cut(text, normalized=True, hmm=False)]
-    words = [w for w in words if not _PUNCT_RE.fullmatch(w)]
+    text = _DIGIT_RE.sub("0", text[: config.max_chars])  # digits folded once, before cutting
+    fullmatch = _PUNCT_RE.fullmatch
+    words = [w for w in cut(text, normalized=True, hmm=False) if not fullmatch(w)]
     feats = ["w" + w for w in words]
     if config.word_bigrams:
         feats.extend("b" + a + "_" + b for a, b in itertools.pairwise(words))
-    chars = "^" + _DIGIT_RE.sub("0", _PUNCT_RE.sub("", text)) + "$"
+    chars = "^" + _PUNCT_RE.sub("", text) + "$"
     n = len(chars)
     for size in range(config.char_min, config.char_max + 1):
         feats.extend("c" + chars[i : i + size] for i in range(n - size + 1))
