@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import logsetup, metrics
 from bot.api import routes as api_routes
 from bot.appkeys import RUNTIME, SETTINGS
 from bot.clock import Clock
@@ -43,15 +44,34 @@ def _redis(settings: Settings) -> Any:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Alive: the process answers HTTP (nothing else is checked; see ``/readyz``)."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready to serve: the database and (when configured) Redis answer; 503 naming what does not."""
     rt = request.app[RUNTIME]
     from sqlalchemy import text
 
+    problems: dict[str, str] = {}
     try:
-        async with rt.db.session() as session:
-            await session.execute(text("SELECT 1"))
-    except Exception as exc:  # a health check reports, it does not raise
-        return web.json_response({"status": "error", "database": type(exc).__name__}, status=503)
-    return web.json_response({"status": "ok"})
+        async with asyncio.timeout(2.0):
+            async with rt.db.session() as session:
+                await session.execute(text("SELECT 1"))
+    except Exception as exc:  # a readiness check reports, it does not raise
+        problems["database"] = type(exc).__name__
+    if rt.redis is not None:
+        try:
+            async with asyncio.timeout(2.0):
+                await rt.redis.ping()
+        except Exception as exc:
+            problems["redis"] = type(exc).__name__
+    if problems:
+        names = " and ".join(problems)
+        return web.json_response(
+            {"status": "unavailable", "message": f"{names} not reachable", "unavailable": problems}, status=503
+        )
+    return web.json_response({"status": "ok", "database": "ok", "redis": "ok" if rt.redis is not None else "not used"})
 
 
 def create_app(
@@ -81,13 +101,17 @@ def create_app(
         settings.wechat_aes_key_previous,
     )
 
-    app = web.Application(client_max_size=max(settings.max_body_bytes, 1024 * 1024))
+    app = web.Application(
+        client_max_size=max(settings.max_body_bytes, 1024 * 1024), middlewares=[logsetup.request_ids]
+    )
     app[SETTINGS] = settings
     app[RUNTIME] = rt
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    metrics.setup(app)
     endpoint.setup(app, codec, delivery)
-    api_routes.setup(app)
-    pages.setup(app)
+    api = api_routes.setup(app)
+    pages.setup(app, api)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         if migrate:
@@ -109,6 +133,10 @@ def create_app(
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if background and "outbox" in rt.extras:  # what is due now goes out before the process ends
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(max(1.0, settings.shutdown_timeout / 2)):
+                    await rt.extras["outbox"].run_once()
         if rt.api is not None:
             await rt.api.close()
         await states.close()

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "bot.commands.db",
     "bot.commands.chat",
     "bot.commands.token",
+    "bot.commands.user",
     "bot.commands.menu",
     "bot.commands.demo",
     "bot.commands.language",

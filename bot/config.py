@@ -75,6 +75,13 @@ class Settings:
     simulator_public: bool = False  # the simulator on a non-loopback address: a demo exposed on purpose
     intents_dir: Path | None = None  # training data; None = the packaged intents/data
     knowledge_dir: Path | None = None  # entries; None = the packaged knowledge/entries
+    takeover_idle: float = 30.0  # minutes without activity before a console takeover goes back to the bot
+    console_secure_cookie: bool = True  # the console's session cookie is Secure (off only behind plain HTTP)
+    log_format: str = "text"  # text or json (one JSON object a line, with request ids)
+    workers: int = 1  # server processes of `serve` sharing the listening socket
+    shutdown_timeout: float = 30.0  # seconds a stopping worker gets to finish requests and flush
+    resident_rate: int = 30  # messages one resident may send per minute (0 = no limit)
+    outbox_rate: int = 100  # customer-service messages sent per second, all processes together
 
     @property
     def safe_mode_enabled(self) -> bool:
@@ -169,7 +176,20 @@ class Settings:
             simulator_public=get("BOT_SIMULATOR_PUBLIC", "0").lower() in ("1", "true", "yes", "on"),
             intents_dir=_existing_dir("BOT_INTENTS_DIR", get("BOT_INTENTS_DIR", "")),
             knowledge_dir=_existing_dir("BOT_KNOWLEDGE_DIR", get("BOT_KNOWLEDGE_DIR", "")),
+            takeover_idle=number("BOT_TAKEOVER_IDLE", cls.takeover_idle, 0.05, 24 * 60),
+            console_secure_cookie=_flag("BOT_CONSOLE_SECURE_COOKIE", get("BOT_CONSOLE_SECURE_COOKIE", "1")),
+            log_format=_choice("BOT_LOG_FORMAT", get("BOT_LOG_FORMAT", "text").lower(), ("text", "json")),
+            workers=int(number("BOT_WORKERS", cls.workers, 1, 64, integer=True)),
+            shutdown_timeout=number("BOT_SHUTDOWN_TIMEOUT", cls.shutdown_timeout, 0.1, 600),
+            resident_rate=int(number("BOT_RESIDENT_RATE", cls.resident_rate, 0, 100000, integer=True)),
+            outbox_rate=int(number("BOT_OUTBOX_RATE", cls.outbox_rate, 1, 100000, integer=True)),
         )
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
 
 
 def _flag(name: str, value: str) -> bool:

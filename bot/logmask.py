@@ -18,6 +18,11 @@ def mask_openid(openid: str | None) -> str:
     return f"{openid[:4]}…{openid[-3:]}"
 
 
+def mask_phones(text: str | None) -> str:
+    """Mobile numbers masked (``138****5678``), nothing else: what the console shows staff."""
+    return _PHONE.sub(r"\1****\2", text) if text else ""
+
+
 def mask_text(text: str | None, keep: int = 0) -> str:
     """Free text with phone numbers and house numbers masked; cut to ``keep`` characters if given."""
     if not text:
@@ -27,6 +32,18 @@ def mask_text(text: str | None, keep: int = 0) -> str:
     if keep and len(masked) > keep:
         masked = masked[:keep] + "…"
     return masked
+
+
+# WeChat openids: 28 characters, "o" then letters, digits, "-" and "_" (test ids are shorter).
+_OPENID = re.compile(r"(?<![A-Za-z0-9_-])(o[A-Za-z0-9_-]{3})[A-Za-z0-9_-]{18,30}([A-Za-z0-9_-]{3})(?![A-Za-z0-9_-])")
+
+
+def mask_line(text: str) -> str:
+    """A whole log line: phone numbers and openid-shaped tokens masked (a safety net under the log
+    calls, which mask what they pass; house numbers are left, a line needs its places)."""
+    if not text:
+        return text
+    return _OPENID.sub(r"\1…\2", _PHONE.sub(r"\1****\2", text))
 
 
 # Libraries whose debug or info output carries SQL, query parameters or payloads (openids, phone

@@ -37,6 +37,7 @@ class Principal:
     id: int
     name: str
     role: str
+    merchant_id: int | None = None  # a console merchant account's merchant (tokens: merchant_accounts)
 
     def may(self, roles: Iterable[str]) -> bool:
         return self.role == ADMIN or self.role in set(roles)

@@ -391,14 +391,18 @@ TOO_MANY_FAILURES = "券码输错次数太多，请在{retry}之后再试。"
 )
 async def verify(call: Call) -> dict[str, Any]:
     assert call.principal is not None
-    async with call.db.session() as session:
-        merchant_id = await session.scalar(
-            select(MerchantAccount.merchant_id).where(MerchantAccount.token_id == call.principal.id)
-        )
+    if call.principal.kind == "session":  # a console merchant account (the /merchant page)
+        merchant_id = call.principal.merchant_id
+    else:
+        async with call.db.session() as session:
+            merchant_id = await session.scalar(
+                select(MerchantAccount.merchant_id).where(MerchantAccount.token_id == call.principal.id)
+            )
     if merchant_id is None:
         raise forbidden("this account is not linked to a merchant", "not_a_merchant")
     limiter = ratelimit.limiter(call.db, call.rt.redis)
-    key, now = f"verify:{call.principal.id}", call.now()
+    account = str(call.principal.id) if call.principal.kind == "token" else f"{call.principal.kind}:{call.principal.id}"
+    key, now = f"verify:{account}", call.now()
     try:
         slot = await limiter.take(key, VERIFY_FAILURES, now)
     except ratelimit.Blocked as blocked:

@@ -371,6 +371,16 @@ async def _load(args: argparse.Namespace) -> int:
         return 1
     summary = ", ".join(f"{c.seen} {name} ({c.added} new)" for name, c in totals.items())
     print(f"demo data loaded: {summary or 'nothing'}")
+    from bot.services.accounts import ROLE_LABELS, demo_users
+
+    db = Database(settings.database_url)
+    try:
+        users = await demo_users(db, utcnow())
+    finally:
+        await db.dispose()
+    print("console accounts (log in at http://127.0.0.1:8080/login; new passwords on every load):")
+    for name, role, password in users:
+        print(f"  {name:<8} {password}   {role} ({ROLE_LABELS[role]})")
     return 0
 
 

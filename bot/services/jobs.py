@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, select
 
 from bot.runtime import Runtime
-from bot.services import staff_notices
+from bot.services import staff_notices, takeover
 from bot.services import tickets as svc
 from bot.services.dispatch import rules_for
 from bot.services.points_jobs import POINTS_JOBS
@@ -110,4 +110,5 @@ JOBS: list[Job] = [
     ("tickets.escalate", 60.0, escalate_overdue),
     ("tickets.auto_close", 300.0, auto_close),
     *POINTS_JOBS,
+    ("takeover.release_idle", 30.0, takeover.release_idle_job),
 ]

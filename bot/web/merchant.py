@@ -1,22 +1,16 @@
-"""The merchants' verification (核销) page: a mobile-friendly form that posts the code to
-``POST /api/v1/mall/verify`` with the merchant account's API token (kept in the browser); and
-``/merchant/qr.png?code=…``, a QR image of a redemption code for the pages to show."""
+"""``/merchant/qr.png?code=…``, a QR image of a redemption code for the pages to show. The
+merchants' verification page itself is the console's (``bot/web/console/merchant_page.py``): a
+merchant account logs in like staff."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from aiohttp import web
 
 from bot import qrcodes
 
-PAGE = Path(__file__).resolve().parent / "static" / "merchant.html"
 CODE = re.compile(r"[A-Za-z0-9-]{4,32}")
-
-
-async def page(request: web.Request) -> web.StreamResponse:
-    return web.FileResponse(PAGE, headers={"Cache-Control": "no-cache", "X-Frame-Options": "DENY"})
 
 
 async def qr(request: web.Request) -> web.Response:
@@ -30,5 +24,4 @@ async def qr(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/merchant", page)
     app.router.add_get("/merchant/qr.png", qr)

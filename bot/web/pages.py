@@ -13,10 +13,11 @@ from bot.appkeys import SETTINGS
 from bot.config import ConfigError
 
 
-def setup(app: web.Application) -> None:
-    from bot.web import merchant
+def setup(app: web.Application, api: web.Application | None = None) -> None:
+    from bot.web import console, merchant
 
-    merchant.setup(app)  # the merchants' coupon verification page (authenticated by API token)
+    merchant.setup(app)  # coupon codes' QR images
+    console.setup(app, api)  # the staff console, its login and the merchants' page (/merchant)
     if app[SETTINGS].simulator:
         from bot.web import simulator
 

@@ -1,0 +1,69 @@
+"""The staff console: server-rendered pages (aiohttp-jinja2, one layout) with a small script for the
+live parts; every asset from the package (``bot/web/static``). See docs/architecture.md, *Consoles*.
+
+Every route is declared with :func:`bot.web.console.access.page` and its roles; the JSON API also
+accepts a console session (CSRF header required for anything but GET)."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from bot.api.auth import AUTHENTICATORS, Principal
+from bot.api.errors import forbidden
+from bot.appkeys import SETTINGS
+from bot.logmask import mask_openid, mask_phones
+from bot.services import accounts
+from bot.web.console.access import ROUTES, current_session
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE.parent / "templates"
+STATIC = HERE.parent / "static"
+MODULES = ("login", "conversations", "tickets", "merchants", "merchant_page")
+
+
+async def session_login(request: web.Request) -> Principal | None:
+    """The console's session cookie as an API credential; a state-changing call needs the CSRF header."""
+    info = await current_session(request)
+    if info is None:
+        return None
+    if request.method not in ("GET", "HEAD", "OPTIONS") and not accounts.same_token(
+        request.headers.get("X-CSRF-Token"), info.csrf
+    ):
+        raise forbidden("a console session needs the X-CSRF-Token header for this request", "csrf")
+    u = info.user
+    return Principal("session", u.id, u.name, u.role, merchant_id=u.merchant_id)
+
+
+def _local_time(value: object, fmt: str = "%m-%d %H:%M") -> str:
+    from datetime import datetime
+
+    from bot.services.tickets import CHINA
+
+    if not isinstance(value, datetime):
+        return ""
+    return value.astimezone(CHINA).strftime(fmt)
+
+
+def setup(app: web.Application, api: web.Application | None) -> None:
+    env = aiohttp_jinja2.setup(
+        app, loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=jinja2.select_autoescape(default=True),
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["phones"] = mask_phones
+    env.filters["openid"] = mask_openid
+    env.filters["local"] = _local_time
+    env.globals["secure_cookie"] = app[SETTINGS].console_secure_cookie
+    app.router.add_static("/static", STATIC, show_index=False, follow_symlinks=False)
+    for name in MODULES:
+        module = importlib.import_module(f"bot.web.console.{name}")
+        if hasattr(module, "setup"):
+            module.setup(app)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
+    if api is not None:
+        api[AUTHENTICATORS].append(session_login)

@@ -1,0 +1,402 @@
+"""Residents' conversations in the console: the handoff queue, the inbox, one conversation (claim,
+reply, notes, canned replies, a ticket from the conversation, release), and the live event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import func, select
+
+from bot.appkeys import RUNTIME
+from bot.services import handoff, reports, staff_notices, takeover
+from bot.services import tickets as ticket_svc
+from bot.services.dispatch import rules_for
+from bot.storage.models import (
+    HandoffRequest,
+    Message,
+    PointsBalance,
+    Resident,
+    StaffNotification,
+    Ticket,
+)
+from bot.web.console.access import CONVERSATIONS, SECURITY_HEADERS, form_of, page, render, user_of
+
+REASONS = {"asked": "居民要求人工", "urgent": "紧急情况", "not_understood": "连续两次没听懂",
+           "unhelpful": "回答被评为没用"}
+HANDOFF_STATUS = {"waiting": "等待接管", "claimed": "已接管", "closed": "已结束"}
+POLL = 1.0
+KEEPALIVE = 15.0
+
+
+def _int(raw: str, default: int | None = None) -> int | None:
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        return default
+    return value if 0 < value < 2**31 else default
+
+
+@dataclass
+class QueueItem:
+    request: HandoffRequest
+    resident: Resident
+
+    @property
+    def reason_label(self) -> str:
+        return REASONS.get(self.request.reason, self.request.reason)
+
+    @property
+    def status_label(self) -> str:
+        return HANDOFF_STATUS.get(self.request.status, self.request.status)
+
+
+async def queue(request: web.Request) -> list[QueueItem]:
+    db = request.config_dict[RUNTIME].db
+    rows = await handoff.open_requests(db)
+    async with db.session() as session:
+        ids = {r.resident_id for r in rows}
+        residents = {r.id: r for r in (await session.scalars(select(Resident).where(Resident.id.in_(ids)))).all()}
+    return [QueueItem(r, residents[r.resident_id]) for r in rows if r.resident_id in residents]
+
+
+@page("GET", "/console", CONVERSATIONS | {"merchant"})
+async def home(request: web.Request) -> web.StreamResponse:
+    from bot.web.console.login import home_of
+
+    raise web.HTTPSeeOther(home_of(user_of(request).role))
+
+
+@page("GET", "/console/handoffs", CONVERSATIONS)
+async def handoffs(request: web.Request) -> web.StreamResponse:
+    return render(request, "handoffs.html", title="转人工队列", items=await queue(request))
+
+
+@page("GET", "/console/handoffs/rows", CONVERSATIONS)
+async def handoff_rows(request: web.Request) -> web.StreamResponse:
+    """The queue's rows, for the live page."""
+    return render(request, "_handoff_rows.html", items=await queue(request))
+
+
+@dataclass
+class InboxItem:
+    resident: Resident
+    last: Message
+    open_tickets: int
+    points: int
+    intents: list[tuple[str, float]]
+
+
+async def inbox_items(request: web.Request, limit: int = 50) -> list[InboxItem]:
+    db = request.config_dict[RUNTIME].db
+    async with db.session() as session:
+        latest = (await session.execute(
+            select(Message.resident_id, func.max(Message.id).label("last"))
+            .group_by(Message.resident_id).order_by(func.max(Message.id).desc()).limit(limit)
+        )).all()
+        ids = [r.resident_id for r in latest]
+        if not ids:
+            return []
+        residents = {r.id: r for r in (await session.scalars(select(Resident).where(Resident.id.in_(ids)))).all()}
+        last = {m.id: m for m in (await session.scalars(
+            select(Message).where(Message.id.in_([r.last for r in latest])))).all()}
+        open_counts = {int(rid or 0): int(n) for rid, n in (await session.execute(
+            select(Ticket.resident_id, func.count()).where(
+                Ticket.resident_id.in_(ids), Ticket.status.in_(ticket_svc.OPEN_STATUSES))
+            .group_by(Ticket.resident_id))).all()}
+        balances: dict[int, int] = dict((await session.execute(
+            select(PointsBalance.resident_id, PointsBalance.balance).where(PointsBalance.resident_id.in_(ids))
+        )).all())
+        recent = (await session.execute(
+            select(Message.resident_id, Message.intent, Message.confidence)
+            .where(Message.resident_id.in_(ids), Message.direction == "in", Message.intent.is_not(None),
+                   Message.id > max(0, min(r.last for r in latest) - 2000))
+            .order_by(Message.id.desc())
+        )).all()
+    intents: dict[int, list[tuple[str, float]]] = {}
+    for rid, intent, conf in recent:
+        got = intents.setdefault(rid, [])
+        if len(got) < 3:
+            got.append((str(intent), conf or 0.0))
+    return [
+        InboxItem(residents[r.resident_id], last[r.last], open_counts.get(r.resident_id, 0),
+                  balances.get(r.resident_id, 0), intents.get(r.resident_id, []))
+        for r in latest if r.resident_id in residents and r.last in last
+    ]
+
+
+@page("GET", "/console/inbox", CONVERSATIONS)
+async def inbox(request: web.Request) -> web.StreamResponse:
+    return render(request, "inbox.html", title="会话", items=await inbox_items(request))
+
+
+@page("GET", "/console/inbox/rows", CONVERSATIONS)
+async def inbox_rows(request: web.Request) -> web.StreamResponse:
+    return render(request, "_inbox_rows.html", items=await inbox_items(request))
+
+
+async def _resident(request: web.Request) -> Resident:
+    rid = _int(request.match_info.get("id", ""))
+    if rid is None:
+        raise web.HTTPNotFound()
+    async with request.config_dict[RUNTIME].db.session() as session:
+        resident = await session.get(Resident, rid)
+    if resident is None:
+        raise web.HTTPNotFound()
+    return resident
+
+
+async def _messages(request: web.Request, resident_id: int, limit: int = 100) -> list[Message]:
+    async with request.config_dict[RUNTIME].db.session() as session:
+        rows = list((await session.scalars(
+            select(Message).where(Message.resident_id == resident_id).order_by(Message.id.desc()).limit(limit)
+        )).all())
+    rows.reverse()
+    return rows
+
+
+async def conversation_view(request: web.Request, *, error: str = "", status: int = 200,
+                            draft: str = "") -> web.Response:
+    rt = request.config_dict[RUNTIME]
+    resident = await _resident(request)
+    now = rt.clock.now()
+    async with rt.db.session() as session:
+        balance = await session.scalar(
+            select(PointsBalance.balance).where(PointsBalance.resident_id == resident.id)) or 0
+        open_request = await session.scalar(
+            select(HandoffRequest).where(HandoffRequest.resident_id == resident.id,
+                                         HandoffRequest.status.in_(handoff.OPEN)))
+        tickets = list((await session.scalars(
+            select(Ticket).where(Ticket.resident_id == resident.id).order_by(Ticket.id.desc()).limit(10))).all())
+    claim = await takeover.holder(rt.db, resident.id)
+    window = takeover.window(resident, now)
+    rules = rules_for(rt.settings.data_dir)
+    return render(
+        request, "conversation.html", status=status, title="会话详情", resident=resident,
+        messages=await _messages(request, resident.id), notes=await takeover.notes(rt.db, resident.id),
+        canned=await takeover.canned(rt.db), claim=claim, window=window, now=now, balance=balance,
+        open_request=open_request, reasons=REASONS, tickets=tickets, error=error, draft=draft,
+        categories=sorted(rules.categories), mine=claim is not None and claim.user_name == user_of(request).name,
+        statuses=STATUS_LABELS,
+    )
+
+
+STATUS_LABELS = {
+    "submitted": "待分派", "dispatched": "已派单", "accepted": "已接单", "in_progress": "处理中",
+    "answered": "已答复", "closed": "已完结", "reopened": "重新办理", "escalated": "已督办", "rejected": "不予受理",
+}
+
+
+@page("GET", "/console/conversations/{id}", CONVERSATIONS)
+async def conversation(request: web.Request) -> web.StreamResponse:
+    return await conversation_view(request)
+
+
+@page("GET", "/console/conversations/{id}/messages", CONVERSATIONS)
+async def conversation_messages(request: web.Request) -> web.StreamResponse:
+    resident = await _resident(request)
+    return render(request, "_messages.html", messages=await _messages(request, resident.id), resident=resident)
+
+
+def _back(resident: Resident, anchor: str = "") -> web.HTTPSeeOther:
+    return web.HTTPSeeOther(f"/console/conversations/{resident.id}{anchor}")
+
+
+@page("POST", "/console/conversations/{id}/claim", CONVERSATIONS)
+async def claim(request: web.Request) -> web.StreamResponse:
+    rt = request.config_dict[RUNTIME]
+    resident = await _resident(request)
+    try:
+        await takeover.claim(rt.db, resident.id, user_of(request).name, rt.clock.now())
+    except takeover.TakeoverError as exc:
+        return await conversation_view(request, error=exc.message, status=409)
+    raise _back(resident)
+
+
+@page("POST", "/console/conversations/{id}/release", CONVERSATIONS)
+async def release(request: web.Request) -> web.StreamResponse:
+    rt = request.config_dict[RUNTIME]
+    resident = await _resident(request)
+    me = user_of(request)
+    who = None if me.role in ("supervisor", "admin") else me.name
+    try:
+        await takeover.release(rt.db, resident.id, who, rt.clock.now())
+    except takeover.TakeoverError as exc:
+        return await conversation_view(request, error=exc.message, status=409)
+    raise _back(resident)
+
+
+@page("POST", "/console/conversations/{id}/reply", CONVERSATIONS)
+async def reply(request: web.Request) -> web.StreamResponse:
+    rt = request.config_dict[RUNTIME]
+    resident = await _resident(request)
+    text = (await form_of(request)).get("text", "")
+    try:
+        await takeover.reply(rt.db, resident.id, user_of(request).name, text, rt.clock.now())
+    except takeover.TakeoverError as exc:
+        return await conversation_view(request, error=exc.message, status=409, draft=text[:takeover.MAX_REPLY])
+    raise _back(resident, "#reply")
+
+
+@page("POST", "/console/conversations/{id}/notes", CONVERSATIONS)
+async def note(request: web.Request) -> web.StreamResponse:
+    rt = request.config_dict[RUNTIME]
+    resident = await _resident(request)
+    try:
+        await takeover.add_note(rt.db, resident.id, user_of(request).name,
+                                (await form_of(request)).get("text", ""), rt.clock.now())
+    except takeover.TakeoverError as exc:
+        return await conversation_view(request, error=exc.message, status=400)
+    raise _back(resident, "#notes")
+
+
+@page("POST", "/console/conversations/{id}/ticket", CONVERSATIONS - {"operator"})
+async def ticket_from_conversation(request: web.Request) -> web.StreamResponse:
+    rt = request.config_dict[RUNTIME]
+    resident = await _resident(request)
+    form = await form_of(request)
+    rules = rules_for(rt.settings.data_dir)
+    text = form.get("text", "").strip()
+    category = form.get("category") or None
+    if not text or len(text) > 2000:
+        return await conversation_view(request, error="工单内容需要1到2000个字。", status=400)
+    if category is not None and category not in rules.categories:
+        return await conversation_view(request, error="请选择列表中的类别。", status=400)
+    urgency = "urgent" if form.get("urgency") == "urgent" else "normal"
+    new = ticket_svc.NewTicket(
+        text=text, resident=resident, channel="console", building=resident.building, category=category,
+        confidence=1.0 if category else None, urgency=urgency, actor=f"session:{user_of(request).name}",
+    )
+    try:
+        report = await reports.create(rt.db, new, rules, rt.clock.now())
+    except ticket_svc.TicketError as exc:
+        return await conversation_view(request, error=exc.message, status=400)
+    raise web.HTTPSeeOther(f"/console/tickets/{report.id}")
+
+
+# -- canned replies ----------------------------------------------------------------------------
+
+
+@page("GET", "/console/canned", CONVERSATIONS)
+async def canned(request: web.Request) -> web.StreamResponse:
+    return render(request, "canned.html", title="快捷回复", items=await takeover.canned(request.config_dict[RUNTIME].db))
+
+
+@page("POST", "/console/canned", CONVERSATIONS)
+async def save_canned(request: web.Request) -> web.StreamResponse:
+    rt = request.config_dict[RUNTIME]
+    form = await form_of(request)
+    try:
+        if form.get("delete"):
+            reply_id = _int(form.get("id", ""))
+            if reply_id is not None:
+                await takeover.delete_canned(rt.db, reply_id)
+        else:
+            await takeover.save_canned(rt.db, _int(form.get("id", "")), form.get("title", ""),
+                                       form.get("text", ""), user_of(request).name, rt.clock.now())
+    except takeover.TakeoverError as exc:
+        return render(request, "canned.html", status=400, title="快捷回复", error=exc.message,
+                      items=await takeover.canned(rt.db))
+    raise web.HTTPSeeOther("/console/canned")
+
+
+# -- notifications and the live stream -----------------------------------------------------------
+
+
+def _visible(user: Any) -> Any:
+    return staff_notices.visible_to(user.role, user.name, user.role == "admin") if user.department is None else (
+        staff_notices.visible_to(user.role, user.name, user.role == "admin")
+        | (StaffNotification.assignee == user.department)
+    )
+
+
+@page("GET", "/console/notifications", CONVERSATIONS)
+async def notifications(request: web.Request) -> web.StreamResponse:
+    user = user_of(request)
+    async with request.config_dict[RUNTIME].db.session() as session:
+        rows = list((await session.scalars(
+            select(StaffNotification).where(_visible(user)).order_by(StaffNotification.id.desc()).limit(100)
+        )).all())
+    return render(request, "notifications.html", title="通知", items=rows)
+
+
+@page("POST", "/console/notifications/{nid}/read", CONVERSATIONS)
+async def read_notification(request: web.Request) -> web.StreamResponse:
+    rt = request.config_dict[RUNTIME]
+    nid = _int(request.match_info["nid"])
+    if nid is not None:
+        async with rt.db.transaction() as session:
+            await staff_notices.mark_read(session, nid, _visible(user_of(request)), rt.clock.now())
+    raise web.HTTPSeeOther("/console/notifications")
+
+
+async def _marks(request: web.Request, user: Any) -> dict[str, Any]:
+    async with request.config_dict[RUNTIME].db.session() as session:
+        message = await session.scalar(select(func.max(Message.id))) or 0
+        queue_mark = (await session.execute(
+            select(func.count(), func.max(HandoffRequest.updated_at)).where(HandoffRequest.status.in_(handoff.OPEN))
+        )).one()
+        notice = await session.scalar(select(func.max(StaffNotification.id)).where(_visible(user))) or 0
+    return {"message": message, "handoff": f"{queue_mark[0]}:{queue_mark[1]}", "notice": notice}
+
+
+@page("GET", "/console/events", CONVERSATIONS)
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: ``message`` (resident ids with new messages), ``handoff`` (the queue
+    changed), ``notification`` (a new notice's text). Every process polls the database, so a change
+    made through any process reaches every console."""
+    user = user_of(request)
+    db = request.config_dict[RUNTIME].db
+    response = web.StreamResponse(headers={
+        **SECURITY_HEADERS, "Content-Type": "text/event-stream", "X-Accel-Buffering": "no",
+    })
+    await response.prepare(request)
+    marks = await _marks(request, user)
+    await response.write(b"retry: 2000\nevent: ready\ndata: {}\n\n")
+    idle = 0.0
+    with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
+        while True:
+            await asyncio.sleep(POLL)
+            idle += POLL
+            now = await _marks(request, user)
+            out: list[bytes] = []
+            if now["message"] > marks["message"]:
+                async with db.session() as session:
+                    ids = sorted(set((await session.scalars(
+                        select(Message.resident_id).where(Message.id > marks["message"]).limit(500))).all()))
+                out.append(_event("message", {"residents": ids}))
+            if now["handoff"] != marks["handoff"]:
+                out.append(_event("handoff", {}))
+            if now["notice"] > marks["notice"]:
+                async with db.session() as session:
+                    rows = (await session.scalars(select(StaffNotification).where(
+                        StaffNotification.id > marks["notice"], _visible(user)).order_by(StaffNotification.id))).all()
+                for row in rows:
+                    out.append(_event("notification", {"id": row.id, "text": row.text}))
+            marks = now
+            if not out and idle >= KEEPALIVE:
+                out.append(b": keep-alive\n\n")
+            if out:
+                idle = 0.0
+                await response.write(b"".join(out))
+    return response
+
+
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def hours_left(closes_at: datetime | None, now: datetime) -> str:
+    if closes_at is None:
+        return ""
+    left = closes_at - now
+    if left <= timedelta(0):
+        return "已关闭"
+    hours = int(left.total_seconds() // 3600)
+    minutes = int(left.total_seconds() % 3600 // 60)
+    return f"还剩{hours}小时{minutes}分钟"

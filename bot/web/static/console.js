@@ -1,0 +1,116 @@
+// The console's live parts: server-sent events refresh lists and conversations, notices pop up;
+// the merchant page verifies through the JSON API with the session's CSRF token. No framework.
+"use strict";
+(function () {
+  const csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  const page = document.body.dataset.page;
+
+  async function refresh(id) {
+    const el = document.getElementById(id);
+    if (!el || !el.dataset.src) return;
+    const resp = await fetch(el.dataset.src, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" });
+    if (!resp.ok) return;
+    const before = new Set([...el.querySelectorAll("[data-resident]")].map((r) => r.dataset.resident));
+    const stick = el.scrollTop + el.clientHeight >= el.scrollHeight - 30;
+    el.innerHTML = await resp.text();
+    el.querySelectorAll("[data-resident]").forEach((r) => { if (!before.has(r.dataset.resident)) r.classList.add("fresh"); });
+    if (id === "messages" && stick) el.scrollTop = el.scrollHeight;
+  }
+
+  function toast(text) {
+    const box = document.getElementById("toasts");
+    if (!box) return;
+    const t = document.createElement("div");
+    t.className = "toast";
+    t.textContent = text;
+    box.appendChild(t);
+    setTimeout(() => t.remove(), 8000);
+  }
+
+  function bump(id) {
+    const b = document.getElementById(id);
+    if (!b) return;
+    b.hidden = false;
+    b.textContent = String((parseInt(b.textContent || "0", 10) || 0) + 1);
+  }
+
+  function live() {
+    if (!window.EventSource || page === "merchant" || !document.querySelector(".nav a[href='/console/handoffs']")) return;
+    const source = new EventSource("/console/events");
+    source.addEventListener("ready", () => { document.body.dataset.live = "1"; });
+    source.addEventListener("handoff", () => {
+      if (page === "handoffs") refresh("handoff-rows"); else bump("handoff-count");
+    });
+    source.addEventListener("message", (event) => {
+      const data = JSON.parse(event.data);
+      if (page === "inbox") refresh("inbox-rows");
+      if (page === "conversation" && data.residents.map(String).includes(document.body.dataset.resident)) refresh("messages");
+    });
+    source.addEventListener("notification", (event) => {
+      const data = JSON.parse(event.data);
+      toast(data.text);
+      bump("notice-count");
+    });
+  }
+
+  function conversation() {
+    const list = document.getElementById("messages");
+    if (list) list.scrollTop = list.scrollHeight;
+    const canned = document.getElementById("canned-select");
+    const text = document.getElementById("reply-text");
+    if (canned && text) canned.addEventListener("change", () => { if (canned.value) { text.value = canned.value; text.focus(); } });
+  }
+
+  function ticket() {
+    const select = document.getElementById("action");
+    if (!select) return;
+    const show = () => document.querySelectorAll("[data-for]").forEach((el) => {
+      el.style.display = el.dataset.for === select.value ? "contents" : "none";
+    });
+    select.addEventListener("change", show);
+    show();
+  }
+
+  function merchant() {
+    const form = document.getElementById("verify");
+    const result = document.getElementById("result");
+    const code = document.getElementById("code");
+    if (!form) return;
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const value = code.value.trim();
+      if (value.length < 4) { show(false, "请输入完整的券码。"); return; }
+      const button = form.querySelector("button");
+      button.disabled = true;
+      try {
+        const resp = await fetch("/api/v1/mall/verify", {
+          method: "POST", credentials: "same-origin",
+          headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+          body: JSON.stringify({ code: value }),
+        });
+        const data = await resp.json().catch(() => ({}));
+        if (resp.ok) {
+          show(data.status === "used", data.message || "已处理。");
+          if (data.status === "used") { code.value = ""; refresh("today"); }
+        } else if (resp.status === 401) {
+          location.href = "/login?next=%2Fmerchant";
+        } else {
+          show(false, (data.error && data.error.message) || data.message || "核销失败，请稍后再试。");
+        }
+      } catch (e) {
+        show(false, "网络异常，请检查网络后重试。");
+      } finally {
+        button.disabled = false;
+      }
+    });
+    function show(ok, text) { result.hidden = false; result.className = ok ? "ok" : "bad"; result.textContent = text; }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    live();
+    if (page === "conversation") conversation();
+    if (page === "ticket") ticket();
+    if (page === "merchant") merchant();
+    document.body.dataset.ready = "1";
+  });
+})();

@@ -1,0 +1,95 @@
+"""Helpers for the console's tests: accounts made through the service, logging in over HTTP with
+the cookies read from the headers (the session cookie is Secure, which a client jar would keep
+from plain http://127.0.0.1)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+from typing import Any
+
+import aiohttp
+
+from bot.clock import Clock
+from bot.services import accounts
+from bot.storage.db import Database
+
+PASSWORD = "correct-horse-9"
+
+
+async def add_users(database_url: str, *users: tuple[str, str, dict[str, Any]]) -> None:
+    db = Database(database_url)
+    try:
+        for name, role, extra in users:
+            await accounts.add_user(db, name, role, PASSWORD, Clock().now(), **extra)
+    finally:
+        await db.dispose()
+
+
+def cookies_of(resp: aiohttp.ClientResponse) -> dict[str, SimpleCookie]:
+    found: dict[str, SimpleCookie] = {}
+    for header in resp.headers.getall("Set-Cookie", []):
+        jar: SimpleCookie = SimpleCookie()
+        jar.load(header)
+        for name in jar:
+            found[name] = jar
+    return found
+
+
+@dataclass
+class Client:
+    """A logged-in console user over HTTP."""
+
+    base: str
+    http: aiohttp.ClientSession
+    session: str
+    csrf: str
+
+    @property
+    def cookie(self) -> dict[str, str]:
+        return {"Cookie": f"csb_session={self.session}"}
+
+    async def get(self, path: str, **kw: Any) -> tuple[int, str, aiohttp.ClientResponse]:
+        async with self.http.get(self.base + path, headers=self.cookie, allow_redirects=False, **kw) as r:
+            return r.status, await r.text(), r
+
+    async def post(self, path: str, data: dict[str, str] | None = None, csrf: bool = True,
+                   **kw: Any) -> tuple[int, str, aiohttp.ClientResponse]:
+        form = dict(data or {})
+        if csrf:
+            form["csrf"] = self.csrf
+        async with self.http.post(self.base + path, data=form, headers=self.cookie, allow_redirects=False,
+                                  **kw) as r:
+            return r.status, await r.text(), r
+
+
+async def login_form(http: aiohttp.ClientSession, base: str) -> tuple[str, str]:
+    async with http.get(base + "/login") as r:
+        html = await r.text()
+        cookie = cookies_of(r)["csb_login_csrf"]["csb_login_csrf"].value
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match
+    return match.group(1), cookie
+
+
+async def try_login(http: aiohttp.ClientSession, base: str, name: str, password: str,
+                    old_session: str | None = None) -> aiohttp.ClientResponse:
+    csrf, cookie = await login_form(http, base)
+    cookies = f"csb_login_csrf={cookie}" + (f"; csb_session={old_session}" if old_session else "")
+    async with http.post(base + "/login", data={"csrf": csrf, "name": name, "password": password},
+                         headers={"Cookie": cookies}, allow_redirects=False) as r:
+        await r.read()
+        return r
+
+
+async def login(http: aiohttp.ClientSession, base: str, name: str, password: str = PASSWORD) -> Client:
+    r = await try_login(http, base, name, password)
+    assert r.status == 303, r.status
+    session = cookies_of(r)["csb_session"]["csb_session"].value
+    client = Client(base, http, session, "")
+    _status, html, _ = await client.get("/console/canned" if name != "shop" else "/merchant")
+    match = re.search(r'name="csrf-token" content="([^"]+)"', html)
+    assert match, html[:300]
+    client.csrf = match.group(1)
+    return client
