@@ -1,14 +1,28 @@
-"""``python -m bot serve``: run the service (upgrading the schema first)."""
+"""``python -m bot serve``: run the service (upgrading the schema first).
+
+With ``--workers N`` (or ``BOT_WORKERS``) this process becomes a small supervisor: it upgrades the
+schema once, opens the listening socket and starts N worker processes (``serve --worker-fd``) that
+accept connections from that one socket; a worker that dies is started again. SIGTERM or SIGINT
+stops the service gracefully, in every mode: the socket stops accepting, requests in flight are
+finished (up to ``BOT_SHUTDOWN_TIMEOUT`` seconds), deferred answers are queued and what the outbox
+has due is sent before the process ends.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import gc
-import logging
+import os
+import shutil
+import signal
 import socket
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 from aiohttp import web
@@ -26,6 +40,13 @@ def register(sub: argparse._SubParsersAction, data_dir: Path) -> None:
         help="also run a fake WeChat API on loopback and open the resident simulator at /simulator",
     )
     p.add_argument("--fake-api-port", type=int, default=0, help="port of the fake WeChat API in --demo")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="server processes sharing the listening socket (default BOT_WORKERS or 1); "
+        "use PostgreSQL (and Redis) with more than one",
+    )
+    p.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)  # a worker of the supervisor
     p.set_defaults(func=run)
 
 
@@ -38,6 +59,11 @@ def run(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     if args.demo:
         overrides["simulator"] = True
+    if args.workers is not None:
+        if not 1 <= args.workers <= 64:
+            print("cannot start: --workers must be between 1 and 64", file=sys.stderr)
+            return 2
+        overrides["workers"] = args.workers
     settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
     from bot.web.simulator import exposure_problem
 
@@ -45,9 +71,16 @@ def run(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"cannot start: {problem}", file=sys.stderr)
         return 2
-    logging.getLogger().setLevel(settings.log_level)
+    from bot.logsetup import configure
+
+    configure(settings.log_level, settings.log_format)
+    if settings.workers > 1 and args.worker_fd is None:
+        if args.demo:
+            print("cannot start: --demo runs one process; leave out --workers", file=sys.stderr)
+            return 2
+        return _supervise(settings)
     try:
-        asyncio.run(_serve(settings, demo=args.demo, fake_port=args.fake_api_port))
+        asyncio.run(_serve(settings, demo=args.demo, fake_port=args.fake_api_port, fd=args.worker_fd))
     except StartupError as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
@@ -60,8 +93,13 @@ class StartupError(Exception):
     """The service could not start; the message says which part failed (no secrets)."""
 
 
-async def _serve(settings: Settings, *, demo: bool, fake_port: int) -> None:
+async def _serve(settings: Settings, *, demo: bool, fake_port: int, fd: int | None = None) -> None:
     from bot.app import create_app
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
 
     runners: list[web.AppRunner] = []
     if demo:
@@ -69,13 +107,17 @@ async def _serve(settings: Settings, *, demo: bool, fake_port: int) -> None:
 
         fake = web.AppRunner(make_fake_app({settings.wechat_appid: settings.wechat_secret}), access_log=None)
         await fake.setup()
-        site = web.TCPSite(fake, "127.0.0.1", fake_port)
-        await site.start()
+        fake_site = web.TCPSite(fake, "127.0.0.1", fake_port)
+        await fake_site.start()
         runners.append(fake)
-        port = _bound_port(site)
+        port = _bound_port(fake_site)
         settings = dataclasses.replace(settings, wechat_api_base=f"http://127.0.0.1:{port}")
         print(f"fake WeChat API on http://127.0.0.1:{port}")
-    runner = web.AppRunner(create_app(settings), access_log=None)
+    runner = web.AppRunner(
+        create_app(settings, migrate=fd is None),  # a worker's supervisor has upgraded the schema
+        access_log=None,
+        shutdown_timeout=settings.shutdown_timeout,
+    )
     try:
         await runner.setup()  # migrations, language models, background loops
     except Exception as exc:
@@ -86,7 +128,11 @@ async def _serve(settings: Settings, *, demo: bool, fake_port: int) -> None:
             f"the database ({where}) or the language data could not be set up: {type(exc).__name__}: "
             f"{getattr(exc, 'strerror', None) or str(exc).splitlines()[0][:200]}"
         ) from None
-    site = web.TCPSite(runner, settings.host, settings.port)
+    site: web.BaseSite
+    if fd is not None:
+        site = web.SockSite(runner, socket.socket(fileno=fd))
+    else:
+        site = web.TCPSite(runner, settings.host, settings.port)
     try:
         await site.start()
     except OSError as exc:
@@ -100,18 +146,115 @@ async def _serve(settings: Settings, *, demo: bool, fake_port: int) -> None:
     # it again and again while serving.
     gc.collect()
     gc.freeze()
-    base = f"http://{settings.host}:{_bound_port(site)}"
-    print(f"社区服务助手 serving on {base}  (WeChat endpoint: {base}/wechat)", flush=True)
-    if settings.simulator:
-        print(f"resident simulator: {base}/simulator", flush=True)
+    if fd is None:
+        base = f"http://{settings.host}:{_bound_port(site)}"
+        print(f"社区服务助手 serving on {base}  (WeChat endpoint: {base}/wechat)", flush=True)
+        if settings.simulator:
+            print(f"resident simulator: {base}/simulator", flush=True)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
+        # Stop accepting, finish requests in flight (up to shutdown_timeout), then the app's
+        # cleanup: deferred answers queued, the outbox's due messages sent, connections closed.
         for r in reversed(runners):
             await r.cleanup()
 
 
-def _bound_port(site: web.TCPSite) -> int:
+def _bound_port(site: web.BaseSite) -> int:
     server = site._server
     sockets: list[socket.socket] = list(getattr(server, "sockets", None) or [])
     return int(sockets[0].getsockname()[1]) if sockets else 0
+
+
+# --- several processes --------------------------------------------------------------------------
+
+RESTART_GIVE_UP = 5  # a worker that dies this many times in a row within seconds of starting
+
+
+def _supervise(settings: Settings) -> int:
+    """Upgrade once, open the socket, run ``settings.workers`` workers until SIGTERM/SIGINT."""
+    from bot.storage.db import Database
+    from bot.storage.migrate import upgrade
+
+    async def upgrade_once() -> None:
+        db = Database(settings.database_url)
+        try:
+            await upgrade(db)
+        finally:
+            await db.dispose()
+
+    try:
+        asyncio.run(upgrade_once())
+    except Exception as exc:
+        where = settings.database_url.split("://", 1)[0]
+        print(f"cannot start: the database ({where}) could not be upgraded: {type(exc).__name__}: "
+              f"{str(exc).splitlines()[0][:200] if str(exc) else ''}", file=sys.stderr)
+        return 1
+    try:
+        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+        sock = socket.create_server((settings.host, settings.port), family=family, backlog=1024)
+    except OSError as exc:
+        print(f"cannot start: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    sock.set_inheritable(True)
+    own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="bot-metrics-")
+    for stale in Path(metrics_dir).glob("*.db"):  # a previous run's counters
+        stale.unlink()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir, "BOT_WORKERS": str(settings.workers)}
+    cmd = [sys.executable, "-m", "bot", "serve", "--worker-fd", str(sock.fileno())]
+
+    def start() -> tuple[subprocess.Popen[bytes], float]:
+        return subprocess.Popen(cmd, env=env, pass_fds=(sock.fileno(),)), time.monotonic()
+
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    workers = [start() for _ in range(settings.workers)]
+    base = f"http://{settings.host}:{sock.getsockname()[1]}"
+    print(f"社区服务助手 serving on {base}  (WeChat endpoint: {base}/wechat), {settings.workers} workers", flush=True)
+    quick_deaths = 0
+    code = 0
+    try:
+        while not stopping:
+            time.sleep(0.2)
+            for i, (proc, started) in enumerate(workers):
+                if proc.poll() is None or stopping:
+                    continue
+                _forget_metrics(proc.pid)
+                quick_deaths = quick_deaths + 1 if time.monotonic() - started < 10 else 0
+                if quick_deaths >= RESTART_GIVE_UP:
+                    print(f"cannot start: workers keep exiting (last with code {proc.returncode}); stopping",
+                          file=sys.stderr, flush=True)
+                    stopping, code = True, 1
+                    break
+                print(f"worker {proc.pid} exited with code {proc.returncode}; starting another", file=sys.stderr, flush=True)
+                workers[i] = start()
+    finally:
+        sock.close()  # the workers hold their own copies; new connections wait in the backlog
+        for proc, _ in workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + settings.shutdown_timeout + 10
+        for proc, _ in workers:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if own_metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return code
+
+
+def _forget_metrics(pid: int) -> None:
+    """A dead worker's live gauges go; its counters stay in the sums (prometheus-client's rule)."""
+    with contextlib.suppress(Exception):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)

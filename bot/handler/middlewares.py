@@ -18,6 +18,7 @@ from bot.handler.journal import message_row
 from bot.language import intents_registry
 from bot.logmask import mask_openid
 from bot.messages import Out
+from bot.metrics import count_message
 from bot.storage.models import Resident
 
 log = logging.getLogger("bot.messages")
@@ -106,6 +107,7 @@ async def log_message(ctx: Context, nxt: Next) -> list[Out]:
                     dedup_key=inbound.key,
                 )
             )
+        count_message(ctx.intent, ctx.extra.get("handler"))
         if log.isEnabledFor(logging.INFO):  # every message passes here: build nothing unless logged
             log.info(
                 "in %s %s%s intent=%s conf=%s handler=%s",

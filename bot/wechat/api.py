@@ -19,6 +19,7 @@ import aiohttp
 
 from bot.config import Settings
 from bot.logmask import mask_openid
+from bot.metrics import WECHAT_API_ERRORS
 from bot.wechat.errors import (
     SYSTEM_BUSY,
     MediaTooLarge,
@@ -212,6 +213,18 @@ class WeChatAPI:
         return aiohttp.ClientTimeout(total=self.timeout)
 
     async def _request(
+        self, method: str, path: str, *, params: dict[str, str], json: Any = None
+    ) -> dict[str, Any]:
+        try:
+            return await self._request_once(method, path, params=params, json=json)
+        except WeChatUnavailable:
+            WECHAT_API_ERRORS.labels("unavailable").inc()
+            raise
+        except WeChatAPIError:
+            WECHAT_API_ERRORS.labels("errcode").inc()
+            raise
+
+    async def _request_once(
         self, method: str, path: str, *, params: dict[str, str], json: Any = None
     ) -> dict[str, Any]:
         url = self.base + path

@@ -32,7 +32,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from bot.appkeys import RUNTIME, SETTINGS
 from bot.handler.delivery import Delivery
 from bot.logmask import mask_openid
+from bot.messages import Out
 from bot.wechat.crypto import Codec, CryptoError
+from bot.wechat.fairness import TOO_FAST, ResidentLimits
 from bot.wechat.parsing import BadMessage, parse_xml, to_inbound
 from bot.wechat.replay import ReplayGuard, Use, digest, expiry, replay_guard
 from bot.wechat.replies import render
@@ -42,6 +44,7 @@ log = logging.getLogger("bot.wechat")
 CODEC = web.AppKey("codec", Codec)
 DELIVERY = web.AppKey("delivery", Delivery)
 REPLAYS = web.AppKey("replays", ReplayGuard)
+LIMITS = web.AppKey("resident_limits", ResidentLimits)
 SUCCESS = "success"
 TIMESTAMP = re.compile(r"[0-9]{1,11}")  # Unix seconds (ASCII digits only: int() takes others too)
 NONCE = re.compile(r"[\x21-\x7e]{1,64}")  # WeChat's are digits; printable ASCII, as stored
@@ -152,7 +155,12 @@ async def receive(request: web.Request) -> web.Response:
     except CryptoError as exc:
         return _reject(403 if "signature" in str(exc) else 400, str(exc), request)
 
-    outs = await request.app[DELIVERY].handle(inbound)
+    verdict = await request.app[LIMITS].check(inbound.openid)
+    if verdict == "ok":
+        outs = await request.app[DELIVERY].handle(inbound)
+    else:  # one resident flooding: told once per window, then answered with nothing
+        log.warning("resident %s over the message rate limit (%s)", mask_openid(inbound.openid), verdict)
+        outs = [Out.text(TOO_FAST)] if verdict == "tell" else []
     if not outs:
         return web.Response(text=SUCCESS)
     xml = render(outs[0], to_user=inbound.openid, from_user=inbound.account)
@@ -168,5 +176,7 @@ def setup(app: web.Application, codec: Codec, delivery: Delivery) -> None:
     app[DELIVERY] = delivery
     rt = app[RUNTIME]
     app[REPLAYS] = replay_guard(rt.db, rt.redis)
+    settings = app[SETTINGS]
+    app[LIMITS] = ResidentLimits(settings.resident_rate, redis=rt.redis, share=settings.workers)
     app.router.add_get("/wechat", verify_url)
     app.router.add_post("/wechat", receive)

@@ -85,6 +85,8 @@ class OutboxWorker:
         self.claim_ttl = claim_ttl
         self.base_backoff = base_backoff
         self.max_backoff = max_backoff
+        # WeChat's quota on customer-service messages, all processes together (wechat/fairness.py).
+        self.limiter: Any = None
 
     def backoff(self, attempts: int) -> timedelta:
         """Delay before the next try after ``attempts`` failed ones: base · 2^(attempts-1), capped."""
@@ -200,6 +202,8 @@ class OutboxWorker:
         payload = replacement if replacement is not None else (row.payload or {})
         extra: dict[str, Any] = {} if replacement is None else {"payload": replacement}
         is_template = payload.get("kind") == "template"
+        if self.limiter is not None:
+            await self.limiter.wait()
         try:
             if is_template:
                 await self.api.send_template(_template_body(payload))

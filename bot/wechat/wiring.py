@@ -9,6 +9,7 @@ from aiohttp import web
 
 from bot.runtime import Runtime
 from bot.wechat.api import WeChatAPI
+from bot.wechat.fairness import WindowLimiter
 from bot.wechat.media import MediaStore, WeChatMedia
 from bot.wechat.outbox import OutboxWorker
 from bot.wechat.tokens import make_token_store
@@ -22,5 +23,7 @@ async def start(
     if not background:
         return []
     worker = OutboxWorker(rt.db, rt.api, rt.clock)
+    settings = rt.settings
+    worker.limiter = WindowLimiter("outbox", settings.outbox_rate, 1.0, redis=rt.redis, share=settings.workers)
     rt.extras["outbox"] = worker
     return [asyncio.create_task(worker.run_forever(stop))]
