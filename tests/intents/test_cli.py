@@ -255,3 +255,14 @@ def test_train_extra_bad_files(tmp_path, content, needles):
 def test_train_extra_missing_file(tmp_path):
     r = run(["intents", "train", "--extra", str(tmp_path / "nope.csv")], tmp_path)
     assert r.returncode == 2 and "nope.csv: file not found" in r.stderr
+
+
+def test_eval_sets_skip_real_text_cleanly_when_absent(tmp_path):
+    r = run(["intents", "eval", "--sets", "written,teddy,smp", "--shared-data", str(tmp_path / "none"),
+             "--errors", "0", "--out", str(tmp_path / "reports")], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "written  n=569" in r.stdout
+    assert "teddy: skipped" in r.stdout and "smp: skipped" in r.stdout and "Traceback" not in r.stderr
+    assert (tmp_path / "reports" / "intents_written.json").is_file()
+    r = run(["intents", "eval", "--sets", "nonsense"], tmp_path)
+    assert r.returncode == 2 and "unknown evaluation set 'nonsense'" in r.stderr

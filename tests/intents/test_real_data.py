@@ -11,7 +11,8 @@ from .conftest import SHARED
 
 SMP = SHARED / "smp2017" / "train.jsonl"
 TEDDY = SHARED / "teddy2020c"
-TEDDY_ACCURACY = 0.87  # measured 0.881 (docs/benchmarks.md); the issue aims at 0.93
+# Measured 0.914 (development titles) and 0.922 (hold-out), docs/benchmarks.md; the issue aims at 0.93.
+TEDDY_ACCURACY = 0.90
 NO_SHARED = "shared evaluation data (../shared/data) not present"
 
 
@@ -31,6 +32,13 @@ def test_generated_split(engine):
 def test_real_titles_complaint_or_query(engine):
     result = evalsets.measure_teddy(engine, SHARED)
     assert result.figures["accuracy"] >= TEDDY_ACCURACY, result.report.text(max_errors=60)
+    assert result.figures["fallback"] <= 0.05
+
+
+@pytest.mark.skipif(not (TEDDY / "titles_train.csv").is_file(), reason=NO_SHARED)
+def test_hold_out_titles_complaint_or_query(engine):
+    result = evalsets.measure_holdout(engine, SHARED)
+    assert result.figures["accuracy"] >= TEDDY_ACCURACY, result.report.text(max_errors=0)
     assert result.figures["fallback"] <= 0.05
 
 
