@@ -35,7 +35,8 @@ class RetrievalConfig:
       on the development sets: either alone separates answerable from unanswerable questions less
       well);
     * the best hit is answered directly when its score reaches ``answer_threshold``, it leads the
-      runner-up by ``margin``, it covers ``answer_coverage`` of the question's topic words
+      runner-up by ``margin`` (``ambiguous_margin`` when the runner-up covers the question's topic
+      words as well: the question does not tell them apart), it covers ``answer_coverage`` of the question's topic words
       (salience-weighted; the request counts more than the story around it) and the question holds
       ``answer_phrasing`` of the topic of one of the entry's phrasings;
     * otherwise the hits that plausibly answer are offered as numbered choices, best first: score at
@@ -49,7 +50,8 @@ class RetrievalConfig:
     respond_threshold: float = 0.58
     confidence_coverage: float = 0.3
     answer_threshold: float = 0.5
-    margin: float = 0.08
+    margin: float = 0.05
+    ambiguous_margin: float = 0.15
     choice_floor: float = 0.15
     choice_ratio: float = 0.6
     answer_coverage: float = 0.6
@@ -72,6 +74,7 @@ class Hit:
     coverage: float = 1.0  # share of the question's topic words the entry covers (0..1)
     phrasing: float = 1.0  # share of the topic of the entry's best phrasing the question holds (0..1)
     match: float = 1.0  # how well one phrasing and the request hold each other's topic (0..1)
+    raw: float = 0.0  # the score before it is capped at 1 (the lead of a strong answer is taken on it)
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,7 @@ class KnowledgeBase:
                 round(s.coverage, 4),
                 round(s.features.get("phrasing", 0.0), 4),
                 round(s.features.get("phrasing_match", 0.0), 4),
+                round(s.features.get("raw", s.score), 4),
             )
             for s in state.index.search(text, k)
         ]
@@ -172,11 +176,17 @@ class KnowledgeBase:
         hits = [h for h in hits if not h.entry.sensitive or self._names_topic(h.entry, text)]
         if not hits or hits[0].score + cfg.confidence_coverage * hits[0].coverage < cfg.respond_threshold:
             return Answer("unknown", [])
-        runner_up = hits[1].score if len(hits) > 1 else 0.0
         best = hits[0]
+        second = hits[1] if len(hits) > 1 else None
+        runner_up = second.raw if second else 0.0
+        # When the runner-up holds the question's topic words as well as the best hit (补贴怎么申请:
+        # every entry with 补贴), the question does not tell them apart: a wider lead is needed.
+        margin = cfg.margin
+        if second is not None and second.coverage >= best.coverage:
+            margin = cfg.ambiguous_margin
         if (
             best.score >= cfg.answer_threshold
-            and best.score - runner_up >= cfg.margin
+            and best.raw - runner_up >= margin
             and best.coverage >= cfg.answer_coverage
             and best.phrasing >= cfg.answer_phrasing
         ):

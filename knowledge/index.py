@@ -450,13 +450,15 @@ class SearchIndex:
                 "frame": frame,
             }
             mixed = float(first[pos]) + wt.fuzzy * ((1.0 - wt.topic_fuzzy) * fz + wt.topic_fuzzy * tfz)
-            mixed = min(mixed + wt.frame * frame, 1.0)
+            mixed = mixed + wt.frame * frame
             # Phrasing coverage alone favours entries with a phrasing of one common word; the match
             # alone, entries whose phrasings repeat the question's frame: half of each.
             mixed = (1.0 - wt.phrasing) * mixed + wt.phrasing * 0.5 * (pcov + pmatch)
             if cov > 0.0:  # an entry sharing none of the question's topic words is no match
-                out.append(Scored(pos, mixed * cov**wt.coverage_power, feats))
-        out.sort(key=lambda s: (-s.score, s.position))
+                raw = mixed * cov**wt.coverage_power
+                feats["raw"] = raw  # unclipped: two strong matches still differ (the answer's lead)
+                out.append(Scored(pos, min(raw, 1.0), feats))
+        out.sort(key=lambda s: (-s.features["raw"], s.position))
         return out[:k]
 
     @staticmethod

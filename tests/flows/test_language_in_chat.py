@@ -58,7 +58,7 @@ async def test_query_answer_and_feedback(service):
     reply = await say(service, "o_q1", "居住证明咋开")
     assert "有帮助吗" in reply and "居住" in reply
     assert "谢谢您的反馈" in await say(service, "o_q1", "1")
-    reply = await say(service, "o_q1", "低保咋申请")
+    reply = await say(service, "o_q1", "低保申请要带哪些材料")
     assert "有帮助吗" in reply
     assert "抱歉没帮上忙" in await say(service, "o_q1", "没用")
     rows = await queries(service.settings.database_url)
