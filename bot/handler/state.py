@@ -7,6 +7,7 @@ several server processes share a conversation however WeChat spreads its request
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from bot.storage.db import Database
 from bot.storage.models import ConversationState
 from bot.storage.prepared import Prepared
 
+_log = logging.getLogger("bot.handler.state")
 _TABLE = ConversationState.__table__
 _STATES = Prepared(
     select(_TABLE.c.openid, _TABLE.c.state, _TABLE.c.data, _TABLE.c.updated_at).where(
@@ -138,6 +140,13 @@ class DatabaseStateStorage:
         return None
 
 
+def _redis_down(exc: Exception, what: str) -> None:
+    """Redis unreachable (its own errors, or the socket's): say so; anything else is a bug."""
+    if not isinstance(exc, OSError | TimeoutError) and type(exc).__module__.split(".")[0] != "redis":
+        raise exc
+    _log.warning("conversation state: Redis unavailable (%s), %s skipped", type(exc).__name__, what)
+
+
 class RedisStateStorage:
     """State as a JSON value per resident with a TTL."""
 
@@ -159,8 +168,15 @@ class RedisStateStorage:
             else:
                 await self.set(openid, record)
 
+    # While Redis cannot be reached, residents are still answered: a conversation's state reads as
+    # empty (a resident mid-flow is asked again) and its changes are not kept; logged as warnings.
+
     async def get(self, openid: str) -> StateRecord:
-        raw = await self.redis.get(self.prefix + openid)
+        try:
+            raw = await self.redis.get(self.prefix + openid)
+        except Exception as exc:
+            _redis_down(exc, "read")
+            return StateRecord()
         if not raw:
             return StateRecord()
         value = json.loads(raw)
@@ -168,10 +184,16 @@ class RedisStateStorage:
 
     async def set(self, openid: str, record: StateRecord) -> None:
         payload = json.dumps({"state": record.state, "data": record.data}, ensure_ascii=False)
-        await self.redis.set(self.prefix + openid, payload, ex=int(self.ttl.total_seconds()))
+        try:
+            await self.redis.set(self.prefix + openid, payload, ex=int(self.ttl.total_seconds()))
+        except Exception as exc:
+            _redis_down(exc, "write")
 
     async def clear(self, openid: str) -> None:
-        await self.redis.delete(self.prefix + openid)
+        try:
+            await self.redis.delete(self.prefix + openid)
+        except Exception as exc:
+            _redis_down(exc, "clear")
 
     async def close(self) -> None:
         return None

@@ -8,7 +8,8 @@ and has control endpoints under ``/fake/``:
 * ``GET /fake/sent?openid=&since=``: recorded customer and template messages (``msgtype``
   ``"template"``), each with an increasing ``seq``
 * ``POST /fake/errors``: ``{"endpoint": "message/custom/send", "count": 3, "errcode": 45015}``
-  (or ``"status": 503``, or ``"hang": 5.0`` seconds) makes the next calls fail that way
+  (or ``"status": 503``, or ``"hang": 5.0`` seconds) makes the next calls fail that way; with
+  ``"seconds": 60`` instead of a count, every call fails that way for that long (an outage)
 * ``POST /fake/reset``, ``POST /fake/expire_tokens``, ``GET /fake/menu``, ``GET /fake/calls``
 * ``POST /fake/media?filename=x.jpg`` with the bytes as body and their Content-Type: registers a
   media file and answers ``{"media_id": …}``
@@ -49,6 +50,7 @@ class Injection:
     errmsg: str = ""
     status: int = 0
     hang: float = 0.0
+    until: float = 0.0  # with "seconds": every call fails this way until then (count is ignored)
 
 
 @dataclass
@@ -106,11 +108,14 @@ async def _count_and_inject(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     state.calls[path] += 1
     queue = state.injections.get(path)
+    while queue and queue[0].until and time.time() >= queue[0].until:
+        queue.pop(0)  # an outage that is over
     if queue:
         rule = queue[0]
-        rule.count -= 1
-        if rule.count <= 0:
-            queue.pop(0)
+        if not rule.until:
+            rule.count -= 1
+            if rule.count <= 0:
+                queue.pop(0)
         if rule.hang:
             await asyncio.sleep(rule.hang)
         if rule.status:
@@ -330,6 +335,7 @@ async def fake_errors(request: web.Request) -> web.Response:
             errmsg=str(body.get("errmsg", "")),
             status=int(body.get("status", 0)),
             hang=float(body.get("hang", 0.0)),
+            until=time.time() + float(body["seconds"]) if "seconds" in body else 0.0,
         )
     except (TypeError, ValueError):
         return web.json_response({"error": "count/errcode/status must be integers, hang a number"}, status=400)

@@ -126,10 +126,27 @@ class DatabaseReplayGuard:
 
 
 class RedisReplayGuard:
-    def __init__(self, redis: Any) -> None:
+    """Pairs in Redis; while Redis cannot be reached, in the database (``fallback``), so plaintext
+    messages are still checked and answered rather than refused for an outage."""
+
+    def __init__(self, redis: Any, fallback: ReplayGuard | None = None) -> None:
         self.redis = redis
+        self.fallback = fallback
 
     async def first_use(self, use: Use) -> bool:
+        if self.fallback is None:
+            return await self._first_use(use)
+        try:
+            return await self._first_use(use)
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            log.warning("replay guard: Redis unavailable (%s), using the database", type(exc).__name__)
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] != "redis":
+                raise
+            log.warning("replay guard: Redis unavailable (%s), using the database", type(exc).__name__)
+        return await self.fallback.first_use(use)
+
+    async def _first_use(self, use: Use) -> bool:
         key = f"{REDIS_PREFIX}{use.timestamp}:{use.nonce}"
         ttl = max(1, use.expires_at - int(time.time()))
         if await self.redis.set(key, use.digest, nx=True, ex=ttl):
@@ -141,4 +158,4 @@ class RedisReplayGuard:
 
 
 def replay_guard(db: Database, redis: Any = None) -> ReplayGuard:
-    return RedisReplayGuard(redis) if redis is not None else DatabaseReplayGuard(db)
+    return RedisReplayGuard(redis, DatabaseReplayGuard(db)) if redis is not None else DatabaseReplayGuard(db)
