@@ -172,6 +172,7 @@ async def test_entries_out_of_range_are_refused_and_write_nothing(
     db = await migrated(sqlite_url)
     try:
         (rid,) = await make_residents(db, 1, points_each=10)
+        fields = dict(fields)  # the parameter is shared by every run of this case
         key = fields.pop("key", "refused")
         for write in (_credit, _debit):
             with pytest.raises(ValueError) as exc:
