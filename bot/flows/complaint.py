@@ -46,7 +46,8 @@ TEXTS = {
     "bad_phone": "没有认出电话号码，请再发一次（如 13812345678），或回复“不留”。",
     "media_kept": "收到您的{what}了，已附在您的反映里。还有要补充的可以继续发。",
     "voice_kept": "收到您的语音，已附在您的反映里。方便的话也可以打字说明一下。",
-    "media_failed": "附件没能保存下来，您可以稍后再发一次，文字说明也可以。",
+    "media_failed": "{what}没能保存下来，您可以稍后再发一次，文字说明也可以。",
+    "link_kept": "收到您分享的链接，已附在您的反映里。",
     "location_kept": "收到您的位置：{label}。",
     "media_ask": "收到您的{what}了。请说说是什么问题、在哪个位置，比如“3号楼门口路灯不亮”。不是要反映问题的话回复“算了”。",
     "location_ask": "收到您的位置：{label}。这里有什么问题需要反映？请说说情况，比如“路灯不亮”“垃圾没人清”。",
@@ -63,6 +64,12 @@ TEXTS = {
 NO_PHONE = re.compile(r"^(?:不留|不用留|不用|不方便|不需要|不想留|没有|没电话|没有电话|不给|保密|算了不留|不留了|不要)[了吧啊呀。.！!]*$")
 # Words that only say "I want to report" without saying what.
 _GENERIC = re.compile(r"我要|我想|要|想|投诉|反映|举报|报修|报个|一下|个|问题|情况|你好|您好|请问|有|事|的|了|啊|呀|吗|找|帮我|我")
+# What a problem is described with, when the intent engine does not say "complaint".
+PROBLEM = re.compile(
+    r"坏|不亮|不灵|漏|渗|堵|吵|噪|脏|臭|乱|没人|破|塌|裂|掉|堆|占|扰|违|断|积水|垃圾|损|松|歪|倒了|不通|不热|"
+    r"没水|没电|停电|停水|不能用|不好用|故障|问题|投诉|举报|反映|报修|维修|太黑|黑乎乎|危险|隐患|蚊子|虫|老鼠|"
+    r"野狗|流浪|噪音|装修|油烟|树枝|井盖|路灯|电梯|楼道|下水|水管|暖气|燃气|物业|停车|飞线|充电"
+)
 # Other requests a step answer can turn out to be (the rest are found by the intent engine).
 _OTHER = re.compile(r"积分|优惠券|商城|兑换|课程|报名|预约|夜校|转人工|人工|真人|客服|工作人员|查进度|我的诉求")
 MEDIA_KINDS = ("image", "video", "shortvideo")
@@ -83,6 +90,12 @@ def describes(text: str) -> bool:
     """More than an address or "我要投诉": a description a ticket can start from."""
     rest = _GENERIC.sub("", places.strip_address(text))
     return len(re.sub(r"\W+", "", rest)) >= 2
+
+
+def _is_report(ctx: Context) -> bool:
+    """The text reports a problem: the engine says so, or it names one."""
+    raw = getattr(ctx.understanding, "raw_intent", None)
+    return ctx.intent == "complaint" or raw == "complaint" or bool(PROBLEM.search(ctx.text))
 
 
 def _elsewhere(ctx: Context) -> bool:
@@ -112,7 +125,7 @@ async def _start(ctx: Context, text: str) -> str:
     if ctx.resident is not None:
         earlier = await reports.own_repeat(ctx.rt.db, ctx.resident.id, text, (where or {}).get("building"), rules(ctx))
         if earlier is not None:
-            stored = [await attachments.keep(ctx.rt.media, a) for a in kept if a.get("kind") != "link"]
+            stored = [await attachments.keep(ctx.rt.media, a) for a in kept]
             now = ctx.rt.clock.now()
             await reports.add_repeat(ctx.rt.db, earlier.id, ctx.resident.id, text, stored, now)
             await ctx.fsm.clear()
@@ -153,7 +166,7 @@ async def _proceed(ctx: Context) -> str:
 
 async def _create(ctx: Context) -> reports.Report:
     data = ctx.fsm.data
-    stored = [await attachments.keep(ctx.rt.media, a) for a in data.get("attachments", []) if a.get("kind") != "link"]
+    stored = [await attachments.keep(ctx.rt.media, a) for a in data.get("attachments", [])]
     where = data.get("c_where") or {}
     report = await reports.create(ctx.rt.db, NewTicket(
         text=str(data.get("c_text") or ""),
@@ -203,7 +216,7 @@ async def _keep(ctx: Context, item: dict[str, Any]) -> dict[str, Any]:
 async def media(ctx: Context) -> str:
     item = await _keep(ctx, await attachments.keep(ctx.rt.media, attachment(ctx)))
     what = "图片" if ctx.inbound.msg_type == "image" else "视频"
-    return TEXTS["media_failed"] if item.get("download_error") else TEXTS["media_kept"].format(what=what)
+    return TEXTS["media_failed" if item.get("download_error") else "media_kept"].format(what=what)
 
 
 @router.message(State("complaint:*") & MsgType("voice"))
@@ -212,7 +225,7 @@ async def voice(ctx: Context) -> HandlerResult | Pass:
     answer to the current step, as if typed."""
     item = await _keep(ctx, await attachments.keep(ctx.rt.media, attachment(ctx)))
     if not ctx.text:
-        return TEXTS["media_failed"] if item.get("download_error") else TEXTS["voice_kept"]
+        return TEXTS["media_failed"].format(what="语音") if item.get("download_error") else TEXTS["voice_kept"]
     if is_cancel(ctx.text):
         return await cancel(ctx)
     step = STEPS.get(ctx.fsm.state or "")
@@ -234,13 +247,17 @@ async def location_in_flow(ctx: Context) -> str:
     return TEXTS["location_kept"].format(label=label)
 
 
-@router.message(State("complaint:what"))
+@router.message(State("complaint:what") & MsgType("text"))
 async def what(ctx: Context) -> HandlerResult | Pass:
     text = ctx.text
-    if text and describes(text):
+    if text and describes(text) and _is_report(ctx):
         return await _start(ctx, text)
     if text and _elsewhere(ctx):
         return await _leave(ctx)
+    if text and ctx.fsm.data.get("c_offered"):
+        # We asked after a photo or location sent on its own; this is about something else.
+        await ctx.fsm.clear()
+        return Pass()
     again = await _reask(ctx, "ask_what_again")
     if again is None:
         await ctx.fsm.clear()
@@ -248,7 +265,7 @@ async def what(ctx: Context) -> HandlerResult | Pass:
     return again
 
 
-@router.message(State("complaint:where"))
+@router.message(State("complaint:where") & MsgType("text"))
 async def where(ctx: Context) -> HandlerResult | Pass:
     text = ctx.text
     place = places.answer(text) if text else None
@@ -267,7 +284,7 @@ async def where(ctx: Context) -> HandlerResult | Pass:
     return again if again is not None else await _proceed(ctx)
 
 
-@router.message(State("complaint:phone"))
+@router.message(State("complaint:phone") & MsgType("text"))
 async def phone(ctx: Context) -> HandlerResult | Pass:
     text = ctx.text
     if NO_PHONE.match(re.sub(r"\s+", "", text)):
@@ -292,9 +309,14 @@ STEPS = {"complaint:what": what, "complaint:where": where, "complaint:phone": ph
 
 @router.message(State("complaint:*"))
 async def other_in_flow(ctx: Context) -> str:
-    """Anything else inside the flow (a link …): keep going."""
-    if ctx.fsm.state == "complaint:what":
-        return TEXTS["ask_what"]
+    """Anything else inside the flow (a link …): kept with the report, and the step's question again."""
+    if ctx.inbound.msg_type == "link":
+        await _keep(ctx, attachment(ctx))
+        ctx.extra["complaint_note"] = TEXTS["link_kept"]
+    question = {"complaint:what": "ask_what", "complaint:where": "ask_where", "complaint:phone": "ask_phone"}
+    key = question.get(ctx.fsm.state or "")
+    if key is not None:
+        return "\n".join([*_intro(ctx), TEXTS[key]])
     return await _proceed(ctx)
 
 
@@ -304,7 +326,7 @@ async def media_alone(ctx: Context) -> str:
     """A photo or video sent on its own: most likely of a problem, so ask what and where; it
     joins the report."""
     item = await attachments.keep(ctx.rt.media, attachment(ctx))
-    await ctx.fsm.set("complaint:what",
+    await ctx.fsm.set("complaint:what", c_offered=True,
                       attachments=attachments.added(list(ctx.fsm.data.get("attachments", [])), item))
     return TEXTS["media_ask"].format(what="图片" if ctx.inbound.msg_type == "image" else "视频")
 
@@ -318,6 +340,7 @@ async def location(ctx: Context) -> str:
         attachments=attachments.added(list(ctx.fsm.data.get("attachments", [])), item),
         c_where=places.from_location(item),
         c_asked_where=True,
+        c_offered=True,
     )
     return TEXTS["location_ask"].format(label=item.get("label") or "已记录")
 
@@ -370,6 +393,6 @@ async def unsure_report(ctx: Context) -> str:
 @router.message(Intent("complaint"))
 async def start(ctx: Context) -> str:
     if not ctx.text or not describes(ctx.text):
-        await ctx.fsm.set("complaint:what", attachments=list(ctx.fsm.data.get("attachments", [])))
+        await ctx.fsm.set("complaint:what", attachments=list(ctx.fsm.data.get("attachments", [])), c_offered=False)
         return TEXTS["ask_what"]
     return await _start(ctx, ctx.text)

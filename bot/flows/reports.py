@@ -201,17 +201,15 @@ def subject(text: str) -> str:
     return _NOT_SUBJECT.sub("", text)
 
 
+def _about(about: str, report_text: str) -> bool:
+    """Whether a report's text holds most of what a follow-up is about ("灯" → 路灯不亮)."""
+    shared = sum(ch in report_text for ch in about) / len(about)
+    return shared >= 0.5 or fuzz.partial_ratio(about, report_text) >= 75
+
+
 def _matching(rows: list[Report], text: str) -> list[Report]:
-    """The reports whose text holds most of what the follow-up is about ("灯" → 路灯不亮)."""
     about = subject(text)
-    if not about:
-        return []
-    found = []
-    for r in rows:
-        shared = sum(ch in r.text for ch in about) / len(about)
-        if shared >= 0.5 or fuzz.partial_ratio(about, r.text) >= 75:
-            found.append(r)
-    return found
+    return [r for r in rows if _about(about, r.text)] if about else []
 
 
 async def _is_follow_up(ctx: Context) -> bool:
@@ -224,10 +222,12 @@ async def _is_follow_up(ctx: Context) -> bool:
     if not progress:
         return False
     # 灯修了没有: a progress question about something the resident has reported.
-    rows, _ = await reports.listed(ctx.rt.db, ctx.resident.id, ctx.rt.clock.now(), limit=50)
-    found = _matching(rows, text)
+    about = subject(text)
+    if not about:
+        return False
+    found = [i for i, t in await reports.listed_texts(ctx.rt.db, ctx.resident.id) if _about(about, t)]
     if found:
-        ctx.extra["follow_up"] = [r.id for r in found]
+        ctx.extra["follow_up"] = found
     return bool(found)
 
 

@@ -73,7 +73,7 @@ async def urgent(ctx: Context) -> str:
     else:
         routed = await route(ctx.rt.settings.data_dir, text)
         category, confidence = routed.category, routed.confidence
-    stored = [await attachments.keep(ctx.rt.media, a) for a in kept if a.get("kind") != "link"]
+    stored = [await attachments.keep(ctx.rt.media, a) for a in kept]
     report = await reports.create(ctx.rt.db, NewTicket(
         text=text,
         resident=ctx.resident,

@@ -184,6 +184,18 @@ async def listed(db: Database, resident_id: int, now: datetime, *, offset: int =
         return [await _snapshot(session, t, now) for t in rows], total
 
 
+async def listed_texts(db: Database, resident_id: int, limit: int = 50) -> list[tuple[int, str]]:
+    """(id, text) of the unfinished tickets, newest first: one cheap query for "is this about one of them?"."""
+    async with db.session() as session:
+        rows = await session.execute(
+            select(Ticket.id, Ticket.text)
+            .where(Ticket.resident_id == resident_id, Ticket.status.in_(LISTED))
+            .order_by(Ticket.id.desc())
+            .limit(limit)
+        )
+        return [(int(i), str(t)) for i, t in rows.all()]
+
+
 async def recent(db: Database, resident_id: int, now: datetime, limit: int = 3) -> list[Report]:
     """The newest tickets whatever their status."""
     async with db.session() as session:
