@@ -33,7 +33,7 @@ def test_get(kb: KnowledgeBase) -> None:
     [
         ("俺想问下咋开居住证明", "proof-residence"),
         ("暖气一点也不热了找谁", "heating-not-warm"),
-        ("低保咋申请要带啥", "dibao-apply"),
+        ("低保申请要带哪些材料", "dibao-apply"),
     ],
 )
 def test_clear_questions_are_answered(kb: KnowledgeBase, text: str, expected: str) -> None:
