@@ -1,8 +1,9 @@
 """``python -m bot serve``: run the service (upgrading the schema first).
 
 With ``--workers N`` (or ``BOT_WORKERS``) this process becomes a small supervisor: it upgrades the
-schema once, opens the listening socket and starts N worker processes (``serve --worker-fd``) that
-accept connections from that one socket; a worker that dies is started again. SIGTERM or SIGINT
+schema once, reserves the port and starts N worker processes (``serve --worker``), each listening
+on it with ``SO_REUSEPORT`` so the kernel spreads new connections over them; a worker that dies is
+started again. SIGTERM or SIGINT
 stops the service gracefully, in every mode: the socket stops accepting, requests in flight are
 finished (up to ``BOT_SHUTDOWN_TIMEOUT`` seconds), deferred answers are queued and what the outbox
 has due is sent before the process ends.
@@ -46,7 +47,7 @@ def register(sub: argparse._SubParsersAction, data_dir: Path) -> None:
         help="server processes sharing the listening socket (default BOT_WORKERS or 1); "
         "use PostgreSQL (and Redis) with more than one",
     )
-    p.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)  # a worker of the supervisor
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a worker of the supervisor
     p.set_defaults(func=run)
 
 
@@ -74,13 +75,13 @@ def run(args: argparse.Namespace) -> int:
     from bot.logsetup import configure
 
     configure(settings.log_level, settings.log_format)
-    if settings.workers > 1 and args.worker_fd is None:
+    if settings.workers > 1 and not args.worker:
         if args.demo:
             print("cannot start: --demo runs one process; leave out --workers", file=sys.stderr)
             return 2
         return _supervise(settings)
     try:
-        asyncio.run(_serve(settings, demo=args.demo, fake_port=args.fake_api_port, fd=args.worker_fd))
+        asyncio.run(_serve(settings, demo=args.demo, fake_port=args.fake_api_port, worker=args.worker))
     except StartupError as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
@@ -93,7 +94,7 @@ class StartupError(Exception):
     """The service could not start; the message says which part failed (no secrets)."""
 
 
-async def _serve(settings: Settings, *, demo: bool, fake_port: int, fd: int | None = None) -> None:
+async def _serve(settings: Settings, *, demo: bool, fake_port: int, worker: bool = False) -> None:
     from bot.app import create_app
 
     stop = asyncio.Event()
@@ -114,7 +115,7 @@ async def _serve(settings: Settings, *, demo: bool, fake_port: int, fd: int | No
         settings = dataclasses.replace(settings, wechat_api_base=f"http://127.0.0.1:{port}")
         print(f"fake WeChat API on http://127.0.0.1:{port}")
     runner = web.AppRunner(
-        create_app(settings, migrate=fd is None),  # a worker's supervisor has upgraded the schema
+        create_app(settings, migrate=not worker),  # a worker's supervisor has upgraded the schema
         access_log=None,
         shutdown_timeout=settings.shutdown_timeout,
     )
@@ -128,11 +129,7 @@ async def _serve(settings: Settings, *, demo: bool, fake_port: int, fd: int | No
             f"the database ({where}) or the language data could not be set up: {type(exc).__name__}: "
             f"{getattr(exc, 'strerror', None) or str(exc).splitlines()[0][:200]}"
         ) from None
-    site: web.BaseSite
-    if fd is not None:
-        site = web.SockSite(runner, socket.socket(fileno=fd))
-    else:
-        site = web.TCPSite(runner, settings.host, settings.port)
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=worker or None, backlog=1024)
     try:
         await site.start()
     except OSError as exc:
@@ -146,7 +143,7 @@ async def _serve(settings: Settings, *, demo: bool, fake_port: int, fd: int | No
     # it again and again while serving.
     gc.collect()
     gc.freeze()
-    if fd is None:
+    if not worker:
         base = f"http://{settings.host}:{_bound_port(site)}"
         print(f"社区服务助手 serving on {base}  (WeChat endpoint: {base}/wechat)", flush=True)
         if settings.simulator:
@@ -160,7 +157,7 @@ async def _serve(settings: Settings, *, demo: bool, fake_port: int, fd: int | No
             await r.cleanup()
 
 
-def _bound_port(site: web.BaseSite) -> int:
+def _bound_port(site: web.TCPSite) -> int:
     server = site._server
     sockets: list[socket.socket] = list(getattr(server, "sockets", None) or [])
     return int(sockets[0].getsockname()[1]) if sockets else 0
@@ -190,22 +187,28 @@ def _supervise(settings: Settings) -> int:
         print(f"cannot start: the database ({where}) could not be upgraded: {type(exc).__name__}: "
               f"{str(exc).splitlines()[0][:200] if str(exc) else ''}", file=sys.stderr)
         return 1
+    # The port is held by a bound socket that never listens (port 0 picks one); the workers listen
+    # on it themselves with SO_REUSEPORT.
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-        sock = socket.create_server((settings.host, settings.port), family=family, backlog=1024)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((settings.host, settings.port))
     except OSError as exc:
+        sock.close()
         print(f"cannot start: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    sock.set_inheritable(True)
+    port = sock.getsockname()[1]
     own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="bot-metrics-")
     for stale in Path(metrics_dir).glob("*.db"):  # a previous run's counters
         stale.unlink()
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir, "BOT_WORKERS": str(settings.workers)}
-    cmd = [sys.executable, "-m", "bot", "serve", "--worker-fd", str(sock.fileno())]
+    cmd = [sys.executable, "-m", "bot", "serve", "--worker", "--host", settings.host, "--port", str(port)]
 
     def start() -> tuple[subprocess.Popen[bytes], float]:
-        return subprocess.Popen(cmd, env=env, pass_fds=(sock.fileno(),)), time.monotonic()
+        return subprocess.Popen(cmd, env=env), time.monotonic()
 
     stopping = False
 
@@ -216,7 +219,7 @@ def _supervise(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     workers = [start() for _ in range(settings.workers)]
-    base = f"http://{settings.host}:{sock.getsockname()[1]}"
+    base = f"http://{settings.host}:{port}"
     print(f"社区服务助手 serving on {base}  (WeChat endpoint: {base}/wechat), {settings.workers} workers", flush=True)
     quick_deaths = 0
     code = 0
@@ -236,7 +239,7 @@ def _supervise(settings: Settings) -> int:
                 print(f"worker {proc.pid} exited with code {proc.returncode}; starting another", file=sys.stderr, flush=True)
                 workers[i] = start()
     finally:
-        sock.close()  # the workers hold their own copies; new connections wait in the backlog
+        sock.close()
         for proc, _ in workers:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

@@ -1,0 +1,234 @@
+"""Operations through real processes: ``serve --workers`` (one port, several processes, graceful
+stop), ``/healthz``, ``/readyz``, ``/metrics``, JSON logs, the per-resident limit, and two separate
+server processes on one PostgreSQL and Redis (WeChat's retries spread over both, a published
+knowledge base reaching both)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from sqlalchemy import func, select
+
+from bot.storage.db import Database
+from bot.storage.models import InboundKey, Message, Ticket
+from bot.wechat.fairness import TOO_FAST
+from bot.wechat.simulate import next_msg_id
+from tests.conftest import REDIS_URL, REPO, create_pg_database, drop_pg_database, need_service
+from tests.ops.helpers import Cluster, metric
+
+pytestmark = pytest.mark.slow
+
+NUMBER = re.compile(r"GD\d{8}-\d{4}")
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, fake_api: str) -> AsyncIterator[Cluster]:
+    async with aiohttp.ClientSession() as http:
+        c = Cluster(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}", fake_api, http)
+        try:
+            yield c
+        finally:
+            await c.close()
+
+
+@pytest.fixture
+async def pg_cluster(tmp_path: Path, fake_api: str) -> AsyncIterator[Cluster]:
+    """Processes on one fresh PostgreSQL database and the test Redis database (emptied)."""
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    need_service("Redis", "127.0.0.1", 6379)
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(REDIS_URL)
+    await client.flushdb()
+    await client.aclose()
+    name = await create_pg_database()
+    async with aiohttp.ClientSession() as http:
+        c = Cluster(tmp_path, f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", fake_api, http, REDIS_URL)
+        try:
+            yield c
+        finally:
+            await c.close()
+            await drop_pg_database(name)
+
+
+async def test_workers_share_one_port_log_json_and_stop_gracefully(cluster: Cluster) -> None:
+    # Every message's handler takes a second: the stop below comes while they are in flight.
+    server = await cluster.serve(
+        "--workers", "2", BOT_LOG_FORMAT="json", BOT_FAULT="delivery.before_finish:sleep=1.0"
+    )
+    async with cluster.http.get(f"{server.base}/healthz") as resp:
+        assert resp.status == 200
+    async with cluster.http.get(f"{server.base}/readyz") as resp:
+        assert resp.status == 200 and (await resp.json())["database"] == "ok"
+        assert re.fullmatch(r"[0-9a-f]{16}", resp.headers["X-Request-Id"])
+    async with cluster.http.get(f"{server.base}/healthz", headers={"X-Request-Id": "nginx-req-42"}) as resp:
+        assert resp.headers["X-Request-Id"] == "nginx-req-42"
+
+    # New connections from many residents are spread over both workers by the kernel.
+    first = await asyncio.gather(
+        *(cluster.say(server, f"oWorker{i:024d}", "你好") for i in range(24))
+    )
+    assert all(status == 200 and "小助手" in text for status, text in first)
+    text = await cluster.metrics(server)
+    assert metric(text, "bot_intents_total", intent="smalltalk") == 24  # summed over the workers
+    assert metric(text, "bot_http_requests_total", route="/wechat", status="200") == 24
+
+    # A report with a phone number, and the stop while messages are being handled.
+    flight = [
+        asyncio.create_task(cluster.say(server, f"oFlight{i:025d}", f"{i + 1}号楼电梯坏了 电话1391234{i:04d}"))
+        for i in range(6)
+    ]
+    await asyncio.sleep(0.5)
+    code = await server.stop()
+    assert code == 0, server.log.read_text()[-3000:]
+    for i, task in enumerate(flight):
+        status, reply = await task
+        assert status == 200 and NUMBER.search(reply), (i, reply)  # finished, not cut off
+
+    lines = [line for line in server.lines() if line.startswith("{")]
+    records = [json.loads(line) for line in lines]
+    handled = [r for r in records if r["logger"] == "bot.messages"]
+    assert len(handled) == 30
+    assert len({r["pid"] for r in handled}) == 2, "both workers handled messages"
+    assert all(re.fullmatch(r"[0-9a-f]{16}", r["request_id"]) for r in handled)
+    assert len({r["request_id"] for r in handled}) == 30
+    log_text = server.log.read_text()
+    assert "1391234" not in log_text.replace("139****", "")  # phone numbers masked
+    assert "oFlight" + "0" * 10 not in log_text  # openids masked
+
+
+async def test_readyz_names_what_is_unreachable(cluster: Cluster, tmp_path: Path) -> None:
+    redis_server = shutil.which("redis-server")
+    if redis_server is None:
+        pytest.skip("redis-server not installed")
+    from tests.conftest import free_port
+
+    port = free_port()
+    start = [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(tmp_path), "--daemonize", "no"]  # fmt: skip
+    redis_proc = await asyncio.create_subprocess_exec(*start, stdout=asyncio.subprocess.DEVNULL)
+    try:
+        cluster.redis_url = f"redis://127.0.0.1:{port}/0"
+        server = await cluster.serve()
+        status, reply = await cluster.say(server, "oReady" + "0" * 22, "楼道灯坏了")
+        assert "具体位置" in reply
+        redis_proc.terminate()
+        await redis_proc.wait()
+        async with cluster.http.get(f"{server.base}/readyz") as resp:
+            assert resp.status == 503
+            body = await resp.json()
+            assert body["unavailable"].keys() == {"redis"} and "redis" in body["message"]
+        async with cluster.http.get(f"{server.base}/healthz") as resp:
+            assert resp.status == 200
+        # Redis away: residents are still answered (a conversation in progress starts again).
+        for text in ("3号楼", "你好"):
+            status, reply = await cluster.say(server, "oReady" + "0" * 22, text)
+            assert status == 200 and reply, reply
+        redis_proc = await asyncio.create_subprocess_exec(*start, stdout=asyncio.subprocess.DEVNULL)
+        for _ in range(100):
+            async with cluster.http.get(f"{server.base}/readyz") as resp:
+                if resp.status == 200:
+                    break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("not ready again after Redis came back")
+        # Back: a conversation keeps its state across messages again.
+        assert "具体位置" in (await cluster.say(server, "oReady" + "0" * 22, "路灯不亮了"))[1]
+        assert NUMBER.search((await cluster.say(server, "oReady" + "0" * 22, "5号楼"))[1])
+    finally:
+        if redis_proc.returncode is None:
+            redis_proc.terminate()
+            await redis_proc.wait()
+
+
+async def test_one_flooding_resident_is_limited_across_processes(pg_cluster: Cluster) -> None:
+    a = await pg_cluster.serve(BOT_RESIDENT_RATE="4")
+    b = await pg_cluster.serve(BOT_RESIDENT_RATE="4")
+    flooder = "oFlood" + "0" * 22
+    replies = []
+    for i in range(10):  # alternating between the two processes
+        replies.append(await pg_cluster.say(a if i % 2 else b, flooder, "你好"))  # new MsgIds
+    assert all(status == 200 for status, _ in replies)
+    texts = [text for _, text in replies]
+    assert all("小助手" in t for t in texts[:4]), texts
+    assert texts[4] == TOO_FAST  # told once
+    assert texts[5:] == [""] * 5  # then answered with nothing ("success")
+    # Others are not held back by the flood.
+    for i in range(3):
+        status, text = await pg_cluster.say(a if i % 2 else b, f"oCalm{i:023d}", "你好")
+        assert status == 200 and "小助手" in text
+    assert metric(await pg_cluster.metrics(a), "bot_rate_limited_total", limit="resident") >= 1
+
+
+async def test_retries_spread_over_two_processes_make_one_record_and_one_reply(pg_cluster: Cluster) -> None:
+    a = await pg_cluster.serve()
+    b = await pg_cluster.serve()
+    openid = "oRetry" + "0" * 22
+    msg_id = next_msg_id()
+    sender = pg_cluster.sender(a)
+    fields = sender.text(openid, "7号楼门口路灯不亮了", msg_id=msg_id)
+    query, body = sender.build(fields)
+
+    async def post(base: str) -> str:
+        async with pg_cluster.http.post(f"{base}/wechat", params=query, data=body.encode()) as resp:
+            assert resp.status == 200
+            return str(sender.read_reply(resp.status, await resp.text()).content or "")
+
+    # WeChat's first request and its retries, at once and then again, on both processes.
+    replies = await asyncio.gather(*(post(s.base) for s in (a, b, a, b)))
+    replies += [await post(b.base), await post(a.base)]
+    numbers = {m.group(0) for r in replies if (m := NUMBER.search(r))}
+    assert len(numbers) == 1, replies
+    assert len(set(replies)) == 1, "every retry replays the one stored reply"
+    db = Database(pg_cluster.database_url)
+    try:
+        async with db.session() as session:
+            assert await session.scalar(select(func.count()).select_from(Ticket)) == 1
+            assert await session.scalar(select(func.count()).select_from(InboundKey)) == 1
+            inbound = select(func.count()).select_from(Message).where(Message.direction == "in")
+            assert await session.scalar(inbound) == 1
+    finally:
+        await db.dispose()
+    assert await pg_cluster.sent_texts(openid) == []  # answered passively, nothing pushed twice
+
+
+async def test_a_published_knowledge_base_reaches_both_processes(pg_cluster: Cluster, tmp_path: Path) -> None:
+    entries = tmp_path / "entries"
+    shutil.copytree(REPO / "knowledge" / "entries", entries)
+    a = await pg_cluster.serve(BOT_KNOWLEDGE_DIR=str(entries))
+    b = await pg_cluster.serve(BOT_KNOWLEDGE_DIR=str(entries))
+    question = "社区的游泳馆几点开门"
+    for i, s in enumerate((a, b)):
+        assert "周二到周日" not in (await pg_cluster.say(s, f"oPool{i:023d}", question))[1]
+    (entries / "pool.yml").write_text(
+        "theme: 游泳馆\ndefaults:\n  department: 社区服务中心\n  reviewed: 2026-12-01\nentries:\n"
+        "  - id: pool-hours\n    question: 社区游泳馆几点开门？\n"
+        "    alternatives: [游泳馆开放时间, 游泳馆什么时候开, 去游泳馆几点能进]\n"
+        "    answer: 社区游泳馆周二到周日 9:00–21:00 开放，周一闭馆清洁。\n"
+        "    tags: [游泳馆, 开放时间]\n",
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
+    env.update(BOT_DATABASE_URL=pg_cluster.database_url, BOT_KNOWLEDGE_DIR=str(entries))
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "bot", "kb", "reload"], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    for i, s in enumerate((a, b)):
+        for attempt in range(300):
+            _, reply = await pg_cluster.say(s, f"oPoolAfter{i}{attempt:017d}", question)
+            if "周二到周日" in reply:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise AssertionError(f"process {i} still answers the old knowledge base: {reply}")
