@@ -232,3 +232,53 @@ async def test_a_published_knowledge_base_reaches_both_processes(pg_cluster: Clu
             await asyncio.sleep(0.2)
         else:
             raise AssertionError(f"process {i} still answers the old knowledge base: {reply}")
+
+
+@pytest.mark.parametrize("outage", [{"status": 503, "seconds": 4}, {"hang": 11, "seconds": 12}], ids=["failing", "timing-out"])
+async def test_wechat_api_outage_loses_no_answer(cluster: Cluster, outage: dict[str, float]) -> None:
+    # Every answer goes out as a customer-service message (the reply budget runs out first), while
+    # WeChat's API fails (or hangs past the client's 10-second timeout) for a while.
+    server = await cluster.serve(BOT_REPLY_BUDGET="0.1", BOT_FAULT="delivery.before_finish:sleep=0.3")
+    async with cluster.http.post(
+        f"{cluster.fake_api}/fake/errors", json={"endpoint": "message/custom/send", **outage}
+    ) as resp:
+        assert resp.status == 200
+    residents = [f"oOutage{i:021d}" for i in range(3)]
+    for i, openid in enumerate(residents):
+        status, reply = await cluster.say(server, openid, f"{i + 2}号楼门口路灯不亮了")
+        assert status == 200 and reply == ""  # "success": the answer follows through the outbox
+    # Meanwhile the service keeps answering what it can (a question answered from the database).
+    status, _ = await cluster.say(server, "oMeanwhile" + "0" * 18, "你好")
+    assert status == 200
+    for _ in range(600):
+        sent = {openid: await cluster.sent_texts(openid) for openid in residents}
+        if all(sent.values()):
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # nothing more arrives: each answer once
+    for openid in residents:
+        texts = await cluster.sent_texts(openid)
+        assert len(texts) == 1 and NUMBER.search(texts[0]), (openid, texts)
+    assert metric(await cluster.metrics(server), "bot_wechat_api_errors_total", kind="unavailable") >= 1
+
+
+async def test_postgres_connections_dropped_mid_conversation(pg_cluster: Cluster) -> None:
+    import asyncpg
+
+    server = await pg_cluster.serve()
+    openid = "oDropped" + "0" * 20
+    assert "具体位置" in (await pg_cluster.say(server, openid, "楼道灯坏了好几天了"))[1]
+    name = pg_cluster.database_url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+    try:
+        killed = await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1", name
+        )
+    finally:
+        await conn.close()
+    assert killed >= 1
+    status, reply = await pg_cluster.say(server, openid, "6号楼")
+    assert status == 200 and NUMBER.search(reply), reply  # the conversation went on to its ticket
+    for i in range(5):
+        status, reply = await pg_cluster.say(server, f"oAfterDrop{i:018d}", "你好")
+        assert status == 200 and "小助手" in reply
