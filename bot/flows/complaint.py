@@ -101,6 +101,8 @@ def _is_report(ctx: Context) -> bool:
 def _elsewhere(ctx: Context) -> bool:
     """The answer is another request or a question, not the answer to this step."""
     text = ctx.text
+    if not places.meaningful(text):
+        return False  # "？？？" or an emoji: asked again, not taken for another request
     if _OTHER.search(text) or places.QUESTION.search(text):
         return True
     return ctx.intent not in (None, "complaint", "smalltalk", "fallback") and ctx.decision == "accept"

@@ -141,6 +141,8 @@ async def where_text(ctx: Context) -> HandlerResult | Pass:
     if is_cancel(text):
         await ctx.fsm.clear()
         return TEXTS["cancel_kept"].format(number=found[1])
+    if not places.meaningful(text):
+        return TEXTS["where_again"]  # "？" or an emoji: still waiting for the place
     place = places.answer(text)
     if place is None:
         if places.QUESTION.search(text) or ctx.intent not in (None, "complaint", "fallback"):

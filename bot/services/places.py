@@ -78,6 +78,11 @@ def answer(text: str) -> Place | None:
     return {"text": compact[:200], "label": compact[:200]}
 
 
+def meaningful(text: str) -> bool:
+    """Whether the text says anything at all (not only punctuation, emoji or spaces)."""
+    return bool(re.search(r"[\u4e00-\u9fffA-Za-z0-9]", text or ""))
+
+
 def strip_address(text: str) -> str:
     """The text without its addresses (to see what else it says)."""
     rest = text or ""
