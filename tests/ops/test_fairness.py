@@ -1,0 +1,55 @@
+"""The global limit on customer-service messages: all processes together send at most
+``BOT_OUTBOX_RATE`` per second (WeChat's quota), and none is dropped for it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from bot.appkeys import RUNTIME
+from bot.config import ConfigError, Settings
+from bot.messages import Out
+from bot.services.notify import enqueue
+from tests.conftest import ServiceFactory
+
+
+async def test_outbox_sends_at_most_the_rate_per_second(service_factory: ServiceFactory, database_url: str, fake_api: str) -> None:
+    # Two service instances on one database, each with its own outbox worker: together 3 a second.
+    extra: dict[str, Any] = {}
+    if database_url.startswith("postgresql"):
+        from tests.conftest import REDIS_URL, need_service
+
+        need_service("Redis", "127.0.0.1", 6379)
+        extra["BOT_REDIS_URL"] = REDIS_URL
+        extra["BOT_WORKERS"] = "2"
+    else:
+        extra["BOT_WORKERS"] = "2"  # without Redis each of the two takes its share (1 a second)
+    a = await service_factory(database_url, fake_api, BOT_OUTBOX_RATE="3", **extra)
+    b = await service_factory(database_url, fake_api, BOT_OUTBOX_RATE="3", **extra)
+    rt = a.runner.app[RUNTIME]
+    async with rt.db.transaction() as session:
+        for i in range(12):
+            await enqueue(session, f"oRate{i:023d}", [Out.text(f"第{i}条通知")], f"rate-{i}", not_before=rt.clock.now())
+    for _ in range(400):
+        async with a.http.get(f"{fake_api}/fake/sent") as resp:
+            sent = (await resp.json())["messages"]
+        if len(sent) >= 12:
+            break
+        await asyncio.sleep(0.05)
+    assert len(sent) == 12, "every message is sent, only later"
+    per_second = Counter(int(m["time"]) for m in sent)
+    limit = 3 if "BOT_REDIS_URL" in extra else 2  # two processes x a share of 1
+    assert max(per_second.values()) <= limit, per_second
+    assert b is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("BOT_LOG_FORMAT", "yaml"), ("BOT_WORKERS", "0"), ("BOT_RESIDENT_RATE", "-1"), ("BOT_OUTBOX_RATE", "0")],
+)
+def test_bad_operations_settings_are_named(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_mapping({name: value})
