@@ -475,20 +475,24 @@ def describe(args: argparse.Namespace, results: dict[str, list[dict[str, float]]
     lines = [
         head,
         "",
-        "| server | msg/s | p50 | p99 | server CPU per message | throughput / echo of its round |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| server | msg/s | p50 | p99 | server CPU per message | throughput / echo of its round "
+        "| echo's CPU / this CPU per message |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for label, runs in results.items():
         if not runs:
             continue
         ratios = [run["rps"] / base["rps"] for run, base in zip(runs, results["echo"], strict=True)]
         ratio = "—" if label == "echo" else f"**{statistics.median(ratios):.2f}**"
+        # What one core could do, whatever else the machine was doing: CPU per message compared.
+        cpu_ratios = [base["cpu_ms"] / run["cpu_ms"] for run, base in zip(runs, results["echo"], strict=True)]
+        cpu_ratio = "—" if label == "echo" else f"{statistics.median(cpu_ratios):.2f}"
         if label != "echo" and len(ratios) > 1:
             ratio += f" ({min(ratios):.2f}–{max(ratios):.2f})"
         lines.append(
             f"| {LABELS[label]} | {statistics.median(r['rps'] for r in runs):,.0f} "
             f"| {statistics.median(r['p50'] for r in runs):.1f} ms | {statistics.median(r['p99'] for r in runs):.1f} ms "
-            f"| {statistics.median(r['cpu_ms'] for r in runs):.2f} ms | {ratio} |"
+            f"| {statistics.median(r['cpu_ms'] for r in runs):.2f} ms | {ratio} | {cpu_ratio} |"
         )
     print("\n" + "\n".join(lines))
     errors = sum(int(run["errors"]) for runs in results.values() for run in runs)
