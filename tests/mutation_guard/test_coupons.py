@@ -78,6 +78,9 @@ async def test_matching_a_request_to_coupons():
     ]
     assert [c.id for c, _ in coupons.match_coupons("我要换理发券", items)] == [1, 3]
     assert [c.id for c, _ in coupons.match_coupons("包子", items)] == [2]
+    assert [c.id for c, _ in coupons.match_coupons("老王包子店", items)] == [
+        2
+    ]  # close to the merchant's name
     assert [c.id for c, _ in coupons.match_coupons("兑换优惠券", items)] == []  # nothing but filler
     # one character matches too much: "理" is two thirds of the category 理发, but counts 60 at most
     lone = [item(4, "立减10元", "理发", "阿芳美店")]
@@ -132,7 +135,7 @@ async def test_limit_points_and_unknown_coupons(db: Database):
         await coupons.redeem(db, resident_id=rich, coupon_id=cid, request_key=key, now=NOW)
     with pytest.raises(coupons.CouponError) as limit:
         await coupons.redeem(db, resident_id=rich, coupon_id=cid, request_key="l3", now=NOW)
-    assert limit.value.code == "limit" and limit.value.info == {"limit": 2}
+    assert limit.value.code == "limit" and limit.value.info == {"limit": 2} and str(limit.value) == "limit"
     with pytest.raises(coupons.CouponError) as short:
         await coupons.redeem(db, resident_id=poor, coupon_id=cid, request_key="p1", now=NOW)
     assert short.value.code == "points" and short.value.info == {"balance": 0, "price": 10}
@@ -188,6 +191,7 @@ async def test_verification_outcomes(db: Database):
     assert used.issued.used_by == "店" * 100
     again = await coupons.verify(db, code=code, merchant_id=shop, actor="店员", now=NOW)
     assert again.status == "already_used" and again.issued is not None and again.issued.used_by == "店" * 100
+    assert again.coupon is not None and again.coupon.id == cid
 
 
 async def test_a_coupon_is_void_from_its_expiry_on(db: Database):
@@ -202,7 +206,8 @@ async def test_a_coupon_is_void_from_its_expiry_on(db: Database):
     assert before.status == "used"
     other = await coupons.redeem(db, resident_id=rid, coupon_id=cid, request_key="x2", now=NOW)
     at_end = await coupons.verify(db, code=other.issued.code, merchant_id=shop, actor="a", now=ends)
-    assert at_end.status == "expired"
+    assert at_end.status == "expired" and at_end.issued is not None and at_end.issued.id == other.issued.id
+    assert at_end.coupon is not None and at_end.coupon.id == cid
     assert await coupons.expire(db, ends - timedelta(seconds=1)) == []
     assert await coupons.expire(db, ends) == [(rid, "理发立减10元", 0)]
     async with db.session() as s:
@@ -234,3 +239,31 @@ async def test_expired_coupons_are_refunded_when_the_rules_say_so(db: Database, 
         )
         assert refund.idempotency_key == f"coupon:{a.issued.id}:expired-refund"
     assert await coupons.expire(db, later) == []
+
+
+async def test_the_limit_counts_this_coupon_only_and_a_one_point_coupon_is_paid(db: Database):
+    (rid,) = await make_residents(db, 1, points_each=10)
+    first = await make_coupon(db, stock=5, price=1, limit=1)
+    second = await make_coupon(db, stock=5, price=1, limit=1, title="洗车立减5元")
+    a = await coupons.redeem(db, resident_id=rid, coupon_id=first, request_key="c1", now=NOW)
+    b = await coupons.redeem(db, resident_id=rid, coupon_id=second, request_key="c2", now=NOW)
+    assert (a.balance, b.balance, b.issued.seq) == (9, 8, 1)
+    async with db.session() as s:
+        paid = (await points.history(s, rid))[0]
+        assert (paid.amount, paid.reason, paid.ref_type, paid.ref_id) == (
+            -1,
+            "coupon",
+            "issued_coupon",
+            str(b.issued.id),
+        )
+        assert paid.idempotency_key == f"coupon:{b.issued.id}"
+
+
+async def test_my_coupons_shows_twenty_unless_asked(db: Database):
+    (rid,) = await make_residents(db, 1)
+    cid = await make_coupon(db, stock=30, price=0, limit=30)
+    for i in range(21):
+        await coupons.redeem(db, resident_id=rid, coupon_id=cid, request_key=f"f{i}", now=NOW)
+    async with db.session() as s:
+        assert len(await coupons.my_coupons(s, rid)) == 20
+        assert len(await coupons.my_coupons(s, rid, limit=25)) == 21
