@@ -49,7 +49,7 @@ def pinned(cmd: list[str]) -> list[str]:
 
 
 async def wait_ready(port: int) -> None:
-    for _ in range(300):
+    for _ in range(1800):  # up to 3 minutes: loading the language models on a loaded machine
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.close()
@@ -139,7 +139,12 @@ async def run_server(
     proc = await asyncio.create_subprocess_exec(
         *pinned(cmd), env=env, cwd=cwd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
-    await wait_ready(port)
+    try:
+        await wait_ready(port)
+    except BaseException:
+        proc.terminate()  # never leave a server behind
+        await proc.wait()
+        raise
     return proc
 
 

@@ -372,6 +372,7 @@ async def main() -> None:
     parser.add_argument("--secondary", action="store_true", help="also greeting-only and click-only rows")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the server to core 0")
     parser.add_argument("--write", action="store_true", help="put the table into docs/benchmarks.md")
+    parser.add_argument("--profile", metavar="FILE", help="run the server under cProfile, written to FILE at its stop")
     args = parser.parse_args()
     if args.residents < 20:
         parser.error("--residents must be at least 20 (one of each conversation)")
@@ -433,7 +434,8 @@ async def one_round(
         "BOT_LOG_LEVEL": "WARNING",
     }
     token = prepare_database(server_env)
-    cmd = [py, "-m", "bot", "serve"] + (["--workers", str(args.workers)] if args.workers > 1 else [])
+    profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
+    cmd = [py, *profile, "-m", "bot", "serve"] + (["--workers", str(args.workers)] if args.workers > 1 else [])
     server = await run_server(cmd, server_env, port)
     try:
         await prepare_residents(f"http://127.0.0.1:{port}", token, sender, people)

@@ -13,6 +13,7 @@ Earning rules (amounts, daily caps, cut-offs) live in ``bot/rules/points.yml``.
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -308,12 +309,23 @@ async def award_registration(session: AsyncSession, resident_id: int, now: datet
     )
 
 
+# Residents whose registration reward this process knows to be in the ledger, per database: the
+# reward is given once, so a later ``welcome`` is a no-op that needs no write transaction (on
+# SQLite one would queue behind every other writer on each balance or mall view).
+_WELCOMED: weakref.WeakKeyDictionary[Database, set[int]] = weakref.WeakKeyDictionary()
+
+
 async def welcome(db: Database, resident_id: int, now: datetime) -> int:
     """The registration reward at a resident's first use of points (balance, mall, a paid course),
     in its own transaction; 0 once given. Every place that shows or spends points calls it first,
     so they all show the same balance."""
+    known = _WELCOMED.setdefault(db, set())
+    if resident_id in known:
+        return 0
     async with db.transaction() as session:
-        return await award_registration(session, resident_id, now)
+        given = await award_registration(session, resident_id, now)
+    known.add(resident_id)  # committed now, or found already given
+    return given
 
 
 async def adjust(
