@@ -194,6 +194,7 @@ async def converse(
     """Each worker takes the next resident and holds its whole conversation, message by message."""
     latencies: list[float] = []
     errors = 0
+    failures: Counter[str] = Counter()  # what came back instead of an encrypted reply
     queue = list(reversed(people))
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -209,6 +210,7 @@ async def converse(
                     latencies.append(time.perf_counter() - t0)
                     if resp.status != 200 or "<Encrypt>" not in text:
                         errors += 1
+                        failures[f"HTTP {resp.status}" if resp.status != 200 else f"200 {text[:20]!r}"] += 1
                     if keep:
                         r.replies.append(text)
 
@@ -234,6 +236,8 @@ async def converse(
         f"p99 {result['p99']:6.1f} ms  server CPU {result['cpu_ms']:.2f} ms/msg  ({n} messages, errors {errors})",
         flush=True,
     )
+    if failures:
+        print("    not an encrypted reply: " + ", ".join(f"{k} × {v}" for k, v in failures.most_common()), flush=True)
     return result
 
 
