@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -197,20 +198,25 @@ def test_train_extra_changes_a_prediction(tmp_path):
     r = run(["intents", "train", "--extra", str(extra)], tmp_path)
     assert r.returncode == 0, r.stderr
     assert f"{len(LOCAL)} labelled messages" in r.stdout and "intents reload" in r.stdout
+    before, now = (int(n) for n in re.findall(r"(\d+)/8 (?:before|now)", r.stdout))
+    assert before < now == len(LOCAL)
     stored = tmp_path / "intents" / "labelled.jsonl"
     assert len(stored.read_text(encoding="utf-8").splitlines()) == len(LOCAL)
     assert _predict(PHRASE, tmp_path) == "course_booking"
-    # Relabelling a message replaces its label; --replace starts the stored set afresh.
-    jsonl = tmp_path / "fix.jsonl"
-    jsonl.write_text(json.dumps({"text": PHRASE, "intent": "query"}, ensure_ascii=False) + "\n", encoding="utf-8")
-    r = run(["intents", "train", "--extra", str(jsonl)], tmp_path)
-    assert r.returncode == 0, r.stderr
+
+
+def test_stored_labels_merge_relabel_and_replace(tmp_path):
+    from intents.dataset import Example, merge_labelled
+
+    stored = tmp_path / "labelled.jsonl"
+    src = tmp_path / "src.csv"
+    assert merge_labelled(stored, [Example(t, "course_booking", src, 2) for t in LOCAL]) == (8, 8)
+    # A message labelled again takes its new intent; the same label again changes nothing.
+    assert merge_labelled(stored, [Example(PHRASE, "query", src, 2), Example(LOCAL[1], "course_booking", src, 3)]) == (8, 1)
     rows = [json.loads(line) for line in stored.read_text(encoding="utf-8").splitlines()]
-    assert len(rows) == len(LOCAL) and {"text": PHRASE, "intent": "query"} in rows
-    r = run(["intents", "train", "--replace"], tmp_path)
-    assert r.returncode == 0, r.stderr
+    assert {"text": PHRASE, "intent": "query"} in rows and len(rows) == 8
+    assert merge_labelled(stored, [], replace_all=True) == (0, 0)
     assert stored.read_text(encoding="utf-8") == ""
-    assert _predict(PHRASE, tmp_path) != "course_booking"
 
 
 def test_train_extra_from_xlsx_with_other_column_names(tmp_path):
