@@ -176,7 +176,7 @@ async def test_intents_reload_without_restart(service_factory, sqlite_url, fake_
     shutil.copytree(REPO / "intents" / "data", data, ignore=shutil.ignore_patterns("test"))
     svc = await service_factory(sqlite_url, fake_api, BOT_INTENTS_DIR=data)
     phrase = "蓝莓芝士蛋糕"
-    assert "还不能和工作人员直接对话" not in await say(svc, "o_r2", phrase)
+    assert "工作人员接手后会直接在这里回复您" not in await say(svc, "o_r2", phrase)
     handoff = data / "handoff.yml"
     extra = "".join(
         f"- {phrase}{suffix}\n" for suffix in ("", "来一个", "帮我叫", "快点", "找人", "呼叫", "马上", "现在")
@@ -188,7 +188,7 @@ async def test_intents_reload_without_restart(service_factory, sqlite_url, fake_
     assert ok.returncode == 0, ok.stderr
     for _ in range(150):
         reply = await say(svc, "o_r2", phrase)
-        if "还不能和工作人员直接对话" in reply:
+        if "工作人员接手后会直接在这里回复您" in reply:
             break
         await asyncio.sleep(0.2)
-    assert "还不能和工作人员直接对话" in reply
+    assert "工作人员接手后会直接在这里回复您" in reply
