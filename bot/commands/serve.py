@@ -148,6 +148,8 @@ async def _serve(settings: Settings, *, demo: bool, fake_port: int, worker: bool
         print(f"社区服务助手 serving on {base}  (WeChat endpoint: {base}/wechat)", flush=True)
         if settings.simulator:
             print(f"resident simulator: {base}/simulator", flush=True)
+    else:
+        print(f"worker {os.getpid()} listening", flush=True)  # the supervisor's log shows each worker ready
     try:
         await stop.wait()
     finally:

@@ -74,6 +74,12 @@ async def test_workers_share_one_port_log_json_and_stop_gracefully(cluster: Clus
     async with cluster.http.get(f"{server.base}/healthz", headers={"X-Request-Id": "nginx-req-42"}) as resp:
         assert resp.headers["X-Request-Id"] == "nginx-req-42"
 
+    # Both workers listening (each prints one line when ready; a worker still loading its models
+    # would leave every connection to the other).
+    for _ in range(1200):
+        if server.log.read_text().count(" listening") >= 2:
+            break
+        await asyncio.sleep(0.1)
     # New connections from many residents are spread over both workers by the kernel.
     first = await asyncio.gather(
         *(cluster.say(server, f"oWorker{i:024d}", "你好") for i in range(24))
