@@ -32,7 +32,6 @@ from bot.wechat.simulate import WeChatSender
 from tests.conftest import (
     AES_KEY,
     APPID,
-    REDIS_URL,
     REPO,
     SECRET,
     TOKEN,
@@ -205,10 +204,12 @@ async def stores(request: pytest.FixtureRequest, harness: Harness) -> str:
         need_service("Redis", "127.0.0.1", 6379)
         import redis.asyncio as aioredis
 
-        client = aioredis.from_url(REDIS_URL)
+        # A database of its own: other tests flush the shared one (15) when they start.
+        url = "redis://127.0.0.1:6379/12"
+        client = aioredis.from_url(url)
         await client.flushdb()
         await client.aclose()
-        harness.redis_url = REDIS_URL
+        harness.redis_url = url
     return str(request.param)
 
 
