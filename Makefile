@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 comma := ,
 
-.PHONY: install run test lint fmt clean bench browser-deps mutate
+.PHONY: install run test lint fmt clean bench browser-deps mutate screenshots
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ lint: install
 
 test: install browser-deps lint
 	$(BIN)/python -m pytest -q -ra
+
+# The console screenshots in docs/screenshots/, taken by the browser tests (not by `make test`).
+screenshots: install browser-deps
+	BOT_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/web/test_console_browser.py
 
 bench: install
 	$(BIN)/python benchmarks/wechat_endpoint.py

@@ -40,9 +40,16 @@ async def test_outbox_sends_at_most_the_rate_per_second(service_factory: Service
             break
         await asyncio.sleep(0.05)
     assert len(sent) == 12, "every message is sent, only later"
-    per_second = Counter(int(m["time"]) for m in sent)
     limit = 3 if "BOT_REDIS_URL" in extra else 2  # two processes x a share of 1
-    assert max(per_second.values()) <= limit, per_second
+    # The senders count in one-second windows; the fake API stamps a message when it arrives, so a
+    # send at the end of one window and one at the start of the next may arrive in the same second.
+    # What holds whatever the network does: 12 messages at `limit` a window fill 12/limit windows,
+    # whose first and last sends lie at least 12/limit - 2 whole windows apart, and no arrival
+    # second holds more than two windows' worth. (Unlimited, all 12 go out within a tenth of a second.)
+    times = sorted(float(m["time"]) for m in sent)
+    assert times[-1] - times[0] >= 12 / limit - 2 - 0.5, times
+    per_second = Counter(int(t) for t in times)
+    assert max(per_second.values()) <= 2 * limit, per_second
     assert b is not None
 
 

@@ -37,7 +37,14 @@
   function live() {
     if (!window.EventSource || page === "merchant" || !document.querySelector(".nav a[href='/console/handoffs']")) return;
     const source = new EventSource("/console/events");
-    source.addEventListener("ready", () => { document.body.dataset.live = "1"; });
+    source.addEventListener("ready", async () => {
+      // What changed between rendering the page and this stream's start is not in the stream:
+      // fetch the live lists once, then follow the events.
+      if (page === "conversation") await refresh("messages");
+      if (page === "inbox") await refresh("inbox-rows");
+      if (page === "handoffs") await refresh("handoff-rows");
+      document.body.dataset.live = "1";
+    });
     source.addEventListener("handoff", () => {
       if (page === "handoffs") refresh("handoff-rows"); else bump("handoff-count");
     });
