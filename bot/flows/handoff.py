@@ -1,12 +1,15 @@
 """A resident asks for a person: the request goes into the staff's handoff queue
 (``services/handoff.py``; the staff console reads it) and the resident is told truthfully what
-happens next — staff cannot answer in this chat yet, so the reply says how to reach them (the
-centre's phone and office hours from ``bot/rules/office.yml``) and offers what the assistant can do
-now. Recognised by the intent engine and by the words themselves (转人工, 人工客服, 找工作人员 …)."""
+happens next — a staff member answers in this chat once one takes over, outside office hours (from
+``bot/rules/office.yml``) when the centre opens; the centre's phone for what cannot wait — and what
+the assistant can do now. Recognised by the intent engine and by the words themselves (转人工,
+人工客服, 找工作人员 …). :func:`answer_when` is the sentence every flow that queues a resident says
+(not understood twice, two unhelpful answers, an urgent report)."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from bot.handler.context import Context
 from bot.handler.router import PHASE_MENU, Func, Intent, Router
@@ -24,11 +27,23 @@ TEXTS = {
     "emergency": "紧急情况请直接拨打110、119或120。",
     "offer": "工作人员接手后会直接在这里回复您。等待的时候，您也可以先把事情告诉我：反映问题、查进度、办事咨询，我现在就能帮您登记或解答。",
     "no_resident": "暂时登记不了，请稍后再试，或直接到社区服务中心窗口。",
+    # When a person will answer in this chat: said by every flow that puts a resident in the queue.
+    "answer_here": "工作人员接手后会直接在这里回复您。",
+    "answer_later": "现在是下班时间，工作人员{next}上班后会在这里回复您。",
 }
 
 WORDS = re.compile(r"^(?:我要|我想|请|帮我|麻烦)?(?:人工|客服|工作人员)[吧啊呀嘛。.!！?？]*$")
 ANYWHERE = re.compile(r"转人工|人工客服|人工服务|找人工|要人工|转接人工|真人|找(?:个|一下)?工作人员|联系工作人员|"
                       r"找社区的人|有人吗|有没有人")
+
+
+def answer_when(ctx: Context, now: datetime) -> str:
+    """When a staff member will answer in this chat: once one takes over, or outside office hours
+    (``bot/rules/office.yml``) when the centre opens ("明天（周二）8:30")."""
+    hours = office.hours_for(ctx.rt.settings.data_dir)
+    if hours.is_open(now):
+        return TEXTS["answer_here"]
+    return TEXTS["answer_later"].format(next=hours.when_next(now))
 
 
 def _asks(ctx: Context) -> bool:

@@ -1,15 +1,20 @@
 """Questions for the knowledge base: the answer, numbered choices, or an honest "don't know" with a
 person offered. After an answer the resident can say whether it helped (有用/没用, or 1/2); every
-question, its decision and the feedback are kept in ``knowledge_queries`` for operators."""
+question, its decision and the feedback are kept in ``knowledge_queries`` for operators. Two
+answers in a row rated 没用 (within the conversation's idle time) put the resident in the staff's
+handoff queue (reason ``unhelpful``), with the questions, and the resident is told when a person
+will answer."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from bot.flows.handoff import answer_when
 from bot.handler.choices import numbered, parse_choice
 from bot.handler.context import Context
 from bot.handler.router import Func, Intent, Router, State
-from bot.services import knowledge_log
+from bot.services import handoff, knowledge_log
 
 router = Router("query")
 
@@ -24,10 +29,12 @@ TEXTS = {
     ),
     "helpful": "谢谢您的反馈！还有其他问题随时问我。",
     "not_helpful": "抱歉没帮上忙。您可以换个说法再问一次，或回复“转人工”找工作人员。",
+    "handoff": "抱歉又没帮上忙，已经请工作人员来为您解答。{when}",
 }
 
 CHOICES_STATE = "query:choices"
 FEEDBACK_STATE = "query:feedback"
+IN_A_ROW = timedelta(hours=2)  # two 没用 this far apart are still one conversation (the state's idle time)
 HELPFUL = {"有用", "有帮助", "有", "好的有用", "1", "１", "满意", "对", "是的", "谢谢"}
 NOT_HELPFUL = {"没用", "没有用", "无用", "没帮助", "没有帮助", "不对", "2", "２", "不满意", "不是"}
 
@@ -77,9 +84,18 @@ def _feedback_word(ctx: Context) -> bool | None:
 async def feedback(ctx: Context) -> str:
     helpful = _feedback_word(ctx)
     query_id = int(ctx.fsm.data.get("query_id", 0))
-    await knowledge_log.feedback(ctx.rt.db, query_id, bool(helpful), ctx.rt.clock.now())
+    now = ctx.rt.clock.now()
+    await knowledge_log.feedback(ctx.rt.db, query_id, bool(helpful), now)
     await ctx.fsm.clear()
-    return TEXTS["helpful"] if helpful else TEXTS["not_helpful"]
+    if helpful:
+        return TEXTS["helpful"]
+    if ctx.resident is not None:
+        questions = await knowledge_log.unhelpful_in_a_row(ctx.rt.db, ctx.resident.id, query_id, now, IN_A_ROW)
+        if len(questions) >= 2:
+            words = "\n".join(f"没用：{q[:200]}" for q in reversed(questions[:2]))
+            await handoff.request(ctx.rt.db, ctx.resident.id, "unhelpful", words, now)
+            return TEXTS["handoff"].format(when=answer_when(ctx, now))
+    return TEXTS["not_helpful"]
 
 
 @router.message(Intent("query"), Func(lambda ctx: bool(ctx.text)))

@@ -3,11 +3,12 @@
 The reply is two or three short lines — the number to call first, advice for that hazard only —
 then the urgent ticket (and a request for the place when it is not known). The hazard is
 recognised by ``bot/services/hazards.py`` from the rules in ``bot/rules/hazards.yml``; the resident
-is also put in the staff's handoff queue.
+is also put in the staff's handoff queue and told when a person will answer in this chat.
 """
 
 from __future__ import annotations
 
+from bot.flows.handoff import answer_when
 from bot.flows.media import attachment
 from bot.handler.choices import is_cancel
 from bot.handler.context import Context
@@ -88,9 +89,10 @@ async def urgent(ctx: Context) -> str:
         contact_phone=next(iter(extract_phones(text)), None),
         source_key=ctx.inbound.key,
     ), rules, now)
+    lines.append(TEXTS["created"].format(number=report.number, promise=promise(rules.deadlines.get("urgent", 2))))
     if resident_id is not None:
         await handoff.request(ctx.rt.db, resident_id, "urgent", ctx.text, now, ticket_id=report.id)
-    lines.append(TEXTS["created"].format(number=report.number, promise=promise(rules.deadlines.get("urgent", 2))))
+        lines.append(answer_when(ctx, now))
     if where is None:
         await ctx.fsm.set(WHERE_STATE, ticket_id=report.id, number=report.number)
         lines.append(TEXTS["ask_where"])

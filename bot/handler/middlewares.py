@@ -1,4 +1,4 @@
-"""The standard middlewares, in order: resident, log, takeover, understand.
+"""The standard middlewares, in order: resident, log, takeover, recall, understand.
 
 (Exactly-once delivery, the dedup step, wraps the whole dispatcher: see ``delivery.py``.)
 """
@@ -128,6 +128,22 @@ async def takeover(ctx: Context, nxt: Next) -> list[Out]:
     return await nxt(ctx)
 
 
+MARK = "mark:"
+
+
+async def recall(ctx: Context, nxt: Next) -> list[Out]:
+    """A state named ``mark:<what>`` is no conversation step: a handler left it to remember what
+    its reply was (``mark:fallback``: "I did not understand"). It is taken off before routing —
+    into ``ctx.extra["mark"]`` as ``(what, data)`` — so the next message routes as if there were
+    no state, and it is gone after that message unless the handler sets it again. So a mark says
+    what the previous reply was, within the state's idle time (two hours)."""
+    state = ctx.fsm.state
+    if state is not None and state.startswith(MARK):
+        ctx.extra["mark"] = (state[len(MARK):], dict(ctx.fsm.data))
+        await ctx.fsm.clear()
+    return await nxt(ctx)
+
+
 CLARIFY_STATE = "clarify:intent"
 
 
@@ -164,4 +180,4 @@ async def understand(ctx: Context, nxt: Next) -> list[Out]:
     return await nxt(ctx)
 
 
-STANDARD: tuple[Middleware, ...] = (resident, log_message, takeover, understand)
+STANDARD: tuple[Middleware, ...] = (resident, log_message, takeover, recall, understand)

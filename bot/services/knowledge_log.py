@@ -4,10 +4,10 @@ decision (answer, choices, unknown), the entry given, and whether the resident f
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bot.storage.db import Database
 from bot.storage.models import KnowledgeQuery
@@ -43,3 +43,25 @@ async def feedback(db: Database, query_id: int, helpful: bool, now: datetime) ->
         await session.execute(
             update(KnowledgeQuery).where(KnowledgeQuery.id == query_id).values(helpful=helpful, feedback_at=now)
         )
+
+
+async def unhelpful_in_a_row(db: Database, resident_id: int, query_id: int, now: datetime,
+                             within: timedelta) -> list[str]:
+    """The questions of the resident's ratings, newest first, that were all 没用, ending at the
+    rating of ``query_id``: one question when the rating before (within ``within``) was 有用 or
+    there was none, two or more when the answers before were not useful either. Called on a 没用
+    only (rare), so the table needs no index by resident."""
+    async with db.session() as session:
+        rows = (await session.execute(
+            select(KnowledgeQuery.question, KnowledgeQuery.helpful)
+            .where(KnowledgeQuery.resident_id == resident_id, KnowledgeQuery.id <= query_id,
+                   KnowledgeQuery.helpful.is_not(None), KnowledgeQuery.feedback_at >= now - within)
+            .order_by(KnowledgeQuery.id.desc())
+            .limit(5)
+        )).all()
+    questions: list[str] = []
+    for question, helpful in rows:
+        if helpful:
+            break
+        questions.append(str(question))
+    return questions
