@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.messages import Out
@@ -27,6 +27,7 @@ from bot.storage.models import (
     ConversationNote,
     HandoffRequest,
     Resident,
+    UTCDateTime,
 )
 
 WINDOW = timedelta(hours=48)  # WeChat accepts customer-service messages this long after the resident's last message
@@ -91,7 +92,8 @@ async def claim(db: Database, resident_id: int, user: str, now: datetime) -> Non
             await session.execute(
                 update(HandoffRequest)
                 .where(HandoffRequest.resident_id == resident_id, HandoffRequest.status.in_(OPEN))
-                .values(status="claimed", claimed_by=user, updated_at=now)
+                .values(status="claimed", claimed_by=user, updated_at=now,
+                        claimed_at=func.coalesce(HandoffRequest.claimed_at, literal(now, UTCDateTime())))
             )
     except IntegrityError:  # claimed concurrently by someone else
         raise TakeoverError("held", "该会话刚刚被其他工作人员接管。") from None

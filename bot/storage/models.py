@@ -301,6 +301,7 @@ class PointsEntry(Base):
     __table_args__ = (
         CheckConstraint("amount <> 0", name="amount_not_zero"),
         Index("ix_points_ledger_resident_created", "resident_id", "created_at"),
+        Index("ix_points_ledger_created_at", "created_at"),  # the dashboard's periods
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -374,6 +375,8 @@ class IssuedCoupon(Base):
         UniqueConstraint("coupon_id", "resident_id", "seq", name="uq_issued_coupons_holding"),
         Index("ix_issued_coupons_resident_status", "resident_id", "status"),
         Index("ix_issued_coupons_status_expires", "status", "expires_at"),
+        Index("ix_issued_coupons_issued_at", "issued_at"),  # the dashboard's periods
+        Index("ix_issued_coupons_used_at", "used_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -465,6 +468,7 @@ class CheckIn(Base):
     __table_args__ = (
         UniqueConstraint("activity_id", "resident_id", "day", name="uq_check_ins_once_a_day"),
         Index("ix_check_ins_work_unit", "work_unit"),
+        Index("ix_check_ins_checked_in_at", "checked_in_at"),  # the dashboard's periods
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -552,7 +556,10 @@ class TicketEvent(Base):
     resident (and pushed), private ones are staff notes. ``push_key`` is the outbox row's key."""
 
     __tablename__ = "ticket_events"
-    __table_args__ = (Index("ix_ticket_events_ticket_at", "ticket_id", "at"),)
+    __table_args__ = (
+        Index("ix_ticket_events_ticket_at", "ticket_id", "at"),
+        Index("ix_ticket_events_action_ticket", "action", "ticket_id", "at"),  # the dashboard's first response
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
@@ -627,6 +634,7 @@ class HandoffRequest(Base):
             postgresql_where=sql_text("status != 'closed'"),
         ),
         Index("ix_handoff_requests_status_created", "status", "created_at"),
+        Index("ix_handoff_requests_created_at", "created_at"),  # the dashboard's periods
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -636,6 +644,7 @@ class HandoffRequest(Base):
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(16), default="waiting")  # waiting | claimed | closed
     claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the first claim: pick-up time
     asks: Mapped[int] = mapped_column(Integer, default=1)  # how many times the resident asked
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -719,3 +728,5 @@ class CannedReply(Base):
     text: Mapped[str] = mapped_column(Text)
     updated_by: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+from bot.storage import tuning_models as tuning_models  # noqa: E402  (the tuning loop tables, same metadata)

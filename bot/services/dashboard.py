@@ -1,0 +1,568 @@
+"""The dashboard (驾驶舱, issue 16): how residents were served in a period and the period before it.
+
+A period is a range of China dates ``[start, end)``; the previous period has the same length and
+ends where this one starts. Every figure is aggregated in SQL (``GROUP BY``, window functions for
+the median and the 90th percentile, day buckets in China time) on SQLite and PostgreSQL alike, so
+the cost is a handful of indexed range scans and no rows are loaded into Python.
+
+Three sections, each ``{"figures": {...}, "tables": [...]}``:
+
+* ``tickets``: new per day, by category, department and grid; open and overdue now; response and
+  resolution times; 响应率, 解决率, 满意率 and the reopen rate (definitions in :data:`DEFINITIONS`).
+* ``residents``: active residents, messages per day by intent, handoffs and how fast staff picked
+  them up, the bot's resolution rate (conversations that needed no person).
+* ``services``: points issued and spent, coupons redeemed and verified per merchant, course fill
+  rates, volunteer check-ins (双报到 by work unit).
+
+A figure is ``{"label", "unit", "current", "previous"}`` (``None`` when undefined, e.g. a rate of
+nothing); a table is ``{"name", "title", "columns": [{"key", "label"}], "rows": [{...}], "chart"}``,
+the same data the console draws, shows and exports (CSV, XLSX).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, case, distinct, extract, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from bot.services.tickets import CHINA, OPEN_STATUSES
+from bot.storage.db import Database
+from bot.storage.models import (
+    Activity,
+    ActivitySession,
+    Booking,
+    CheckIn,
+    Coupon,
+    HandoffRequest,
+    IssuedCoupon,
+    Merchant,
+    Message,
+    PartyMember,
+    PointsEntry,
+    Ticket,
+    TicketEvent,
+)
+
+SECTIONS = ("tickets", "residents", "services")
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
+RESOLVED = ("answered", "closed")
+# Staff's first move on a ticket: the response time runs from submission to the first of these.
+RESPONSE_ACTIONS = ("accept", "start", "answer", "reject")
+NO_INTENT = "（未识别）"
+NONE_LABEL = "（未填）"
+
+DEFINITIONS = {
+    "response_rate": "响应率：已答复或已过期限的工单中，在期限内答复的比例",
+    "resolution_rate": "解决率：期间新建工单中已办结（已答复或已完结）的比例",
+    "satisfaction_rate": "满意率：已评价工单中“满意”或“基本满意”的比例",
+    "reopen_rate": "重办率：期间新建工单中被重新办理过的比例",
+    "response_time": "响应时长：从提交到工作人员第一次接单、处理、答复或退回",
+    "resolution_time": "办结时长：从提交到答复",
+    "bot_resolution_rate": "机器人解决率：居民每天的会话中，没有转人工的比例",
+    "pickup_time": "接入时长：从居民转人工到工作人员接管",
+}
+
+
+class PeriodError(ValueError):
+    """A bad ``start`` or ``end``: ``field`` names which."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date  # China date, included
+    end: date  # China date, excluded
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    @property
+    def previous(self) -> Period:
+        return Period(self.start - timedelta(days=self.days), self.start)
+
+    @property
+    def lo(self) -> datetime:
+        return datetime.combine(self.start, time(), CHINA).astimezone(UTC)
+
+    @property
+    def hi(self) -> datetime:
+        return datetime.combine(self.end, time(), CHINA).astimezone(UTC)
+
+    def day_list(self) -> list[str]:
+        return [(self.start + timedelta(days=i)).isoformat() for i in range(self.days)]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "days": self.days}
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _date(field: str, raw: str) -> date:
+    text = raw.strip()
+    try:
+        value = date.fromisoformat(text) if _DATE.fullmatch(text) else None
+    except ValueError:
+        value = None
+    if value is None or not 2000 <= value.year <= 2100:
+        raise PeriodError(field, f"{field} must be a date YYYY-MM-DD (China time) between 2000 and 2100, "
+                                 f"got {raw[:40]!r}")
+    return value
+
+
+def period_of(start: str | None, end: str | None, now: datetime) -> Period:
+    """The period asked for: dates ``YYYY-MM-DD`` in China time, ``end`` excluded. Without ``end``
+    it ends after today; without ``start`` it is :data:`DEFAULT_DAYS` long."""
+    end_day = _date("end", end) if end else now.astimezone(CHINA).date() + timedelta(days=1)
+    start_day = _date("start", start) if start else end_day - timedelta(days=DEFAULT_DAYS)
+    if end_day <= start_day:
+        raise PeriodError("end", "end must be after start (end is excluded: one day is start=D&end=D+1)")
+    if (end_day - start_day).days > MAX_DAYS:
+        raise PeriodError("end", f"end: a period is at most {MAX_DAYS} days long")
+    return Period(start_day, end_day)
+
+
+# ------------------------------------------------------------------------------- SQL on both dialects
+class _Sql:
+    """Expressions that differ between SQLite and PostgreSQL."""
+
+    def __init__(self, dialect: str) -> None:
+        self.pg = dialect == "postgresql"
+
+    def day(self, col: Any) -> ColumnElement[str]:
+        """The China date of a UTC timestamp, as text ``YYYY-MM-DD`` (China has no daylight saving)."""
+        if self.pg:
+            return func.to_char(func.timezone("Asia/Shanghai", col), "YYYY-MM-DD")
+        return func.strftime("%Y-%m-%d", col, "+8 hours")
+
+    def seconds(self, later: Any, earlier: Any) -> ColumnElement[Any]:
+        if self.pg:
+            return extract("epoch", later) - extract("epoch", earlier)
+        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+
+
+def _which(col: Any, p: Period) -> ColumnElement[str]:
+    """'c' for the current period, 'p' for the previous (the query keeps to both)."""
+    return case((col >= p.lo, literal("c")), else_=literal("p"))
+
+
+def _within(col: Any, p: Period) -> ColumnElement[bool]:
+    return and_(col >= p.previous.lo, col < p.hi)
+
+
+async def _rows(session: AsyncSession, stmt: Any) -> list[Any]:
+    return [tuple(row) for row in await session.execute(stmt)]
+
+
+def _count_if(condition: Any) -> ColumnElement[int]:
+    return func.sum(case((condition, 1), else_=0))
+
+
+async def _percentiles(session: AsyncSession, durations: Any) -> dict[str, dict[str, Any]]:
+    """Median and 90th percentile (nearest rank) per period of ``durations`` (columns ``p`` and
+    ``d``, seconds), with window functions: at most four rows come back."""
+    sub = durations.subquery()
+    ranked = select(
+        sub.c.p,
+        sub.c.d,
+        func.row_number().over(partition_by=sub.c.p, order_by=sub.c.d).label("rn"),
+        func.count().over(partition_by=sub.c.p).label("n"),
+    ).where(sub.c.d.is_not(None)).subquery()
+    stmt = select(ranked.c.p, ranked.c.rn, ranked.c.n, ranked.c.d).where(
+        or_(ranked.c.rn == (ranked.c.n * 50 + 99) // 100, ranked.c.rn == (ranked.c.n * 90 + 99) // 100)
+    )
+    out: dict[str, dict[str, Any]] = {w: {"median": None, "p90": None, "n": 0} for w in ("c", "p")}
+    for which, rn, n, d in await _rows(session, stmt):
+        entry = out[which]
+        entry["n"] = int(n)
+        value = round(max(float(d), 0.0), 1)
+        if rn == (n * 50 + 99) // 100:
+            entry["median"] = value
+        if rn == (n * 90 + 99) // 100:
+            entry["p90"] = value
+    return out
+
+
+def _rate(numerator: int | None, denominator: int | None) -> float | None:
+    if not denominator:
+        return None
+    return round((numerator or 0) / denominator, 4)
+
+
+def _figure(label: str, current: Any, previous: Any, unit: str = "") -> dict[str, Any]:
+    return {"label": label, "unit": unit, "current": current, "previous": previous}
+
+
+def _table(name: str, title: str, columns: Sequence[tuple[str, str]], rows: list[dict[str, Any]],
+           chart: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "title": title, "columns": [{"key": k, "label": v} for k, v in columns],
+            "rows": rows, "chart": chart}
+
+
+def _by_period(rows: Any) -> dict[str, Any]:
+    found = {row[0]: row for row in rows}
+    return {w: found.get(w) for w in ("c", "p")}
+
+
+def _int(value: Any) -> int:
+    return int(value or 0)
+
+
+# ------------------------------------------------------------------------------------------ tickets
+async def _ticket_groups(session: AsyncSession, p: Period, col: Any, sql: _Sql, now: datetime) -> list[dict[str, Any]]:
+    """Tickets per value of ``col``: new in each period, open and overdue now."""
+    inner = select(_which(Ticket.created_at, p).label("p"), func.coalesce(col, NONE_LABEL).label("k")).where(
+        _within(Ticket.created_at, p)
+    ).subquery()
+    stmt = select(inner.c.k, _count_if(inner.c.p == "c"), _count_if(inner.c.p == "p")).group_by(inner.c.k)
+    rows: dict[str, dict[str, Any]] = {}
+    for key, current, previous in await _rows(session, stmt):
+        rows[key] = {"name": key, "current": _int(current), "previous": _int(previous), "open": 0, "overdue": 0}
+    open_inner = select(
+        func.coalesce(col, NONE_LABEL).label("k"),
+        case((and_(Ticket.deadline.is_not(None), Ticket.deadline < now), 1), else_=0).label("late"),
+    ).where(Ticket.status.in_(OPEN_STATUSES)).subquery()
+    open_stmt = select(open_inner.c.k, func.count(), func.sum(open_inner.c.late)).group_by(open_inner.c.k)
+    for key, n_open, n_late in await _rows(session, open_stmt):
+        row = rows.setdefault(key, {"name": key, "current": 0, "previous": 0, "open": 0, "overdue": 0})
+        row["open"], row["overdue"] = _int(n_open), _int(n_late)
+    return sorted(rows.values(), key=lambda r: (-r["current"], -r["open"], r["name"]))
+
+
+async def tickets(db: Database, p: Period, now: datetime) -> dict[str, Any]:
+    sql = _Sql(db.dialect)
+    t = Ticket
+    async with db.session() as session:
+        inner = select(
+            _which(t.created_at, p).label("p"), t.status, t.rating, t.reopen_count, t.answered_at, t.deadline
+        ).where(_within(t.created_at, p)).subquery()
+        c = inner.c
+        summary = _by_period(await _rows(session, select(
+            c.p,
+            func.count(),
+            _count_if(c.status.in_(RESOLVED)),
+            _count_if(c.status == "rejected"),
+            _count_if(c.reopen_count > 0),
+            _count_if(c.rating.is_not(None)),
+            _count_if(c.rating.in_(("satisfied", "basic"))),
+            _count_if(c.rating == "satisfied"),
+            _count_if(or_(c.answered_at.is_not(None), and_(c.deadline.is_not(None), c.deadline < now))),
+            _count_if(and_(c.answered_at.is_not(None), or_(c.deadline.is_(None), c.answered_at <= c.deadline))),
+        ).group_by(c.p)))
+
+        day_inner = select(sql.day(t.created_at).label("day")).where(t.created_at >= p.lo, t.created_at < p.hi).subquery()
+        per_day = {d: _int(n) for d, n in await _rows(session,
+            select(day_inner.c.day, func.count()).group_by(day_inner.c.day))}
+
+        ((now_open, now_overdue),) = await _rows(session, select(
+            func.count(), _count_if(and_(t.deadline.is_not(None), t.deadline < now))
+        ).where(t.status.in_(OPEN_STATUSES)))
+
+        first = (
+            select(_which(t.created_at, p).label("p"), sql.seconds(func.min(TicketEvent.at), t.created_at).label("d"))
+            .select_from(t)
+            .join(TicketEvent, and_(TicketEvent.ticket_id == t.id, TicketEvent.action.in_(RESPONSE_ACTIONS)))
+            .where(_within(t.created_at, p))
+            .group_by(t.id, t.created_at)
+        )
+        response = await _percentiles(session, first)
+        resolution = await _percentiles(session, select(
+            _which(t.created_at, p).label("p"), sql.seconds(t.answered_at, t.created_at).label("d")
+        ).where(_within(t.created_at, p), t.answered_at.is_not(None)))
+
+        groups = {
+            "category": await _ticket_groups(session, p, t.category, sql, now),
+            "department": await _ticket_groups(session, p, t.department, sql, now),
+            "grid": await _ticket_groups(session, p, t.grid, sql, now),
+        }
+
+    def pick(which: str, index: int) -> int:
+        row = summary[which]
+        return _int(row[index]) if row is not None else 0
+
+    def both(fn: Any) -> tuple[Any, Any]:
+        return fn("c"), fn("p")
+
+    figures = {
+        "new": _figure("新建工单", *both(lambda w: pick(w, 1)), "件"),
+        "open_now": _figure("当前未办结", _int(now_open), None, "件"),
+        "overdue_now": _figure("当前超期", _int(now_overdue), None, "件"),
+        "resolved": _figure("已办结", *both(lambda w: pick(w, 2)), "件"),
+        "response_rate": _figure("响应率", *both(lambda w: _rate(pick(w, 9), pick(w, 8))), "%"),
+        "resolution_rate": _figure("解决率", *both(lambda w: _rate(pick(w, 2), pick(w, 1))), "%"),
+        "satisfaction_rate": _figure("满意率", *both(lambda w: _rate(pick(w, 6), pick(w, 5))), "%"),
+        "reopen_rate": _figure("重办率", *both(lambda w: _rate(pick(w, 4), pick(w, 1))), "%"),
+        "rated": _figure("已评价", *both(lambda w: pick(w, 5)), "件"),
+        "satisfied": _figure("满意", *both(lambda w: pick(w, 7)), "件"),
+        "rejected": _figure("退回", *both(lambda w: pick(w, 3)), "件"),
+        "response_median": _figure("响应时长中位数", response["c"]["median"], response["p"]["median"], "s"),
+        "response_p90": _figure("响应时长P90", response["c"]["p90"], response["p"]["p90"], "s"),
+        "resolution_median": _figure("办结时长中位数", resolution["c"]["median"], resolution["p"]["median"], "s"),
+        "resolution_p90": _figure("办结时长P90", resolution["c"]["p90"], resolution["p"]["p90"], "s"),
+    }
+    group_columns = (("name", "{}"), ("current", "本期"), ("previous", "上期"), ("open", "未办结"), ("overdue", "超期"))
+    tables = [
+        _table("tickets_per_day", "每日新建工单", (("day", "日期"), ("count", "新建")),
+               [{"day": d, "count": per_day.get(d, 0)} for d in p.day_list()],
+               {"type": "line", "x": "day", "series": ["count"]}),
+    ]
+    for key, title in (("category", "类别"), ("department", "部门"), ("grid", "网格")):
+        cols = tuple((k, v.format(title)) for k, v in group_columns)
+        tables.append(_table(f"tickets_by_{key}", f"按{title}", cols, groups[key],
+                             {"type": "bar", "x": "name", "series": ["current", "previous"]}))
+    tables.append(_table("tickets_figures", "工单指标", (("label", "指标"), ("current", "本期"), ("previous", "上期"), ("unit", "单位")),
+                         [{k: f[k] for k in ("label", "current", "previous", "unit")} for f in figures.values()]))
+    return {"figures": figures, "tables": tables}
+
+
+# ---------------------------------------------------------------------------------------- residents
+async def residents(db: Database, p: Period, now: datetime) -> dict[str, Any]:
+    sql = _Sql(db.dialect)
+    m = Message
+    h = HandoffRequest
+    async with db.session() as session:
+        inbound = and_(m.direction == "in", _within(m.created_at, p))
+        summary = _by_period(await _rows(session, _grouped_messages(p)))
+
+        day_intent = select(sql.day(m.created_at).label("day"), func.coalesce(m.intent, NO_INTENT).label("intent")).where(
+            m.direction == "in", m.created_at >= p.lo, m.created_at < p.hi
+        ).subquery()
+        per_day_intent = [(d, i, _int(n)) for d, i, n in await _rows(session,
+            select(day_intent.c.day, day_intent.c.intent, func.count()).group_by(day_intent.c.day, day_intent.c.intent))]
+
+        intents_inner = select(_which(m.created_at, p).label("p"), func.coalesce(m.intent, NO_INTENT).label("intent")).where(
+            inbound).subquery()
+        intent_totals = [(i, _int(c), _int(pv)) for i, c, pv in await _rows(session,
+            select(intents_inner.c.intent, _count_if(intents_inner.c.p == "c"), _count_if(intents_inner.c.p == "p"))
+            .group_by(intents_inner.c.intent))]
+
+        # A conversation: a resident writing on a China day. It needed a person if the resident
+        # asked for one (a handoff request) that day.
+        conv = select(m.resident_id, sql.day(m.created_at).label("day")).where(inbound).distinct().subquery()
+        conversations = await _count_days(session, conv, p)
+        hconv = select(h.resident_id, sql.day(h.created_at).label("day")).where(_within(h.created_at, p)).distinct().subquery()
+        with_person = await _count_days(session, hconv, p)
+
+        hinner = select(_which(h.created_at, p).label("p"), h.reason, h.status, h.claimed_at).where(
+            _within(h.created_at, p)).subquery()
+        handoffs = _by_period(await _rows(session, select(
+            hinner.c.p, func.count(), _count_if(hinner.c.claimed_at.is_not(None))).group_by(hinner.c.p)))
+        reasons = [(r, _int(c), _int(pv)) for r, c, pv in await _rows(session,
+            select(hinner.c.reason, _count_if(hinner.c.p == "c"), _count_if(hinner.c.p == "p")).group_by(hinner.c.reason))]
+        waiting = _int(await session.scalar(select(func.count()).where(h.status == "waiting")))
+        pickup = await _percentiles(session, select(
+            _which(h.created_at, p).label("p"), sql.seconds(h.claimed_at, h.created_at).label("d")
+        ).where(_within(h.created_at, p), h.claimed_at.is_not(None)))
+
+    def s(which: str, index: int) -> int:
+        row = summary[which]
+        return _int(row[index]) if row is not None else 0
+
+    def hs(which: str, index: int) -> int:
+        row = handoffs[which]
+        return _int(row[index]) if row is not None else 0
+
+    def bot_rate(which: str) -> float | None:
+        total = conversations.get(which, 0)
+        return _rate(total - min(with_person.get(which, 0), total), total)
+
+    figures = {
+        "active_residents": _figure("活跃居民", s("c", 2), s("p", 2), "人"),
+        "messages": _figure("居民消息", s("c", 1), s("p", 1), "条"),
+        "conversations": _figure("会话（居民·天）", conversations.get("c", 0), conversations.get("p", 0), "个"),
+        "handoffs": _figure("转人工", hs("c", 1), hs("p", 1), "次"),
+        "handoffs_picked": _figure("已接入", hs("c", 2), hs("p", 2), "次"),
+        "handoffs_waiting": _figure("当前等待接入", waiting, None, "人"),
+        "pickup_median": _figure("接入时长中位数", pickup["c"]["median"], pickup["p"]["median"], "s"),
+        "pickup_p90": _figure("接入时长P90", pickup["c"]["p90"], pickup["p"]["p90"], "s"),
+        "bot_resolution_rate": _figure("机器人解决率", bot_rate("c"), bot_rate("p"), "%"),
+    }
+    intents = sorted({i for _, i, _ in per_day_intent} | {i for i, c, _ in intent_totals if c})
+    counts = {(d, i): n for d, i, n in per_day_intent}
+    day_rows = [{"day": d, **{i: counts.get((d, i), 0) for i in intents}} for d in p.day_list()]
+    tables = [
+        _table("messages_per_day", "每日居民消息（按意图）", (("day", "日期"), *((i, i) for i in intents)), day_rows,
+               {"type": "stack", "x": "day", "series": intents}),
+        _table("messages_by_intent", "按意图", (("name", "意图"), ("current", "本期"), ("previous", "上期")),
+               sorted(({"name": i, "current": c, "previous": pv} for i, c, pv in intent_totals),
+                      key=lambda r: (-r["current"], r["name"])),
+               {"type": "bar", "x": "name", "series": ["current", "previous"]}),
+        _table("handoffs_by_reason", "转人工原因", (("name", "原因"), ("current", "本期"), ("previous", "上期")),
+               [{"name": r, "current": c, "previous": pv} for r, c, pv in sorted(reasons)]),
+        _table("residents_figures", "居民指标", (("label", "指标"), ("current", "本期"), ("previous", "上期"), ("unit", "单位")),
+               [{k: f[k] for k in ("label", "current", "previous", "unit")} for f in figures.values()]),
+    ]
+    return {"figures": figures, "tables": tables}
+
+
+def _grouped_messages(p: Period) -> Select[Any]:
+    m = Message
+    inner = select(_which(m.created_at, p).label("p"), m.resident_id).where(
+        m.direction == "in", _within(m.created_at, p)).subquery()
+    return select(inner.c.p, func.count(), func.count(distinct(inner.c.resident_id))).group_by(inner.c.p)
+
+
+async def _count_days(session: AsyncSession, days: Any, p: Period) -> dict[str, int]:
+    """Rows of ``days`` (a subquery with a ``day`` column) per period."""
+    inner = select(case((days.c.day >= p.start.isoformat(), "c"), else_="p").label("w")).subquery()
+    return {w: _int(n) for w, n in await _rows(session, select(inner.c.w, func.count()).group_by(inner.c.w))}
+
+
+# ----------------------------------------------------------------------------------------- services
+async def services(db: Database, p: Period, now: datetime) -> dict[str, Any]:
+    sql = _Sql(db.dialect)
+    pe = PointsEntry
+    ic = IssuedCoupon
+    async with db.session() as session:
+        pinner = select(_which(pe.created_at, p).label("p"), pe.amount, pe.reason).where(_within(pe.created_at, p)).subquery()
+        issued = case((pinner.c.amount > 0, pinner.c.amount), else_=0)
+        spent = case((pinner.c.amount < 0, -pinner.c.amount), else_=0)
+        points = _by_period(await _rows(session,
+            select(pinner.c.p, func.sum(issued), func.sum(spent)).group_by(pinner.c.p)))
+        reasons = [(r, w, _int(i), _int(s)) for r, w, i, s in await _rows(session,
+            select(pinner.c.reason, pinner.c.p, func.sum(issued), func.sum(spent)).group_by(pinner.c.reason, pinner.c.p))]
+        pday = select(sql.day(pe.created_at).label("day"), pe.amount).where(pe.created_at >= p.lo, pe.created_at < p.hi).subquery()
+        points_days = {d: (_int(i), _int(s)) for d, i, s in await _rows(session, select(
+            pday.c.day, func.sum(case((pday.c.amount > 0, pday.c.amount), else_=0)),
+            func.sum(case((pday.c.amount < 0, -pday.c.amount), else_=0))).group_by(pday.c.day))}
+
+        redeemed_inner = (
+            select(_which(ic.issued_at, p).label("p"), Coupon.merchant_id.label("mid"), ic.points)
+            .join(Coupon, Coupon.id == ic.coupon_id).where(_within(ic.issued_at, p)).subquery()
+        )
+        redeemed = [(mid, _int(c), _int(pv), _int(pts)) for mid, c, pv, pts in await _rows(session, select(
+            redeemed_inner.c.mid, _count_if(redeemed_inner.c.p == "c"), _count_if(redeemed_inner.c.p == "p"),
+            func.sum(case((redeemed_inner.c.p == "c", redeemed_inner.c.points), else_=0)),
+        ).group_by(redeemed_inner.c.mid))]
+        verified_inner = (
+            select(_which(ic.used_at, p).label("p"), func.coalesce(ic.merchant_id, Coupon.merchant_id).label("mid"))
+            .join(Coupon, Coupon.id == ic.coupon_id).where(ic.used_at.is_not(None), _within(ic.used_at, p)).subquery()
+        )
+        verified = [(mid, _int(c), _int(pv)) for mid, c, pv in await _rows(session, select(
+            verified_inner.c.mid, _count_if(verified_inner.c.p == "c"), _count_if(verified_inner.c.p == "p"),
+        ).group_by(verified_inner.c.mid))]
+        merchant_ids = {r[0] for r in redeemed} | {r[0] for r in verified}
+        names: dict[Any, Any] = dict(await _rows(
+            session, select(Merchant.id, Merchant.name).where(Merchant.id.in_(merchant_ids)))) if merchant_ids else {}
+
+        sinner = select(
+            _which(ActivitySession.starts_at, p).label("p"), ActivitySession.capacity, ActivitySession.booked
+        ).where(_within(ActivitySession.starts_at, p)).subquery()
+        seats = _by_period(await _rows(session, select(
+            sinner.c.p, func.count(), func.sum(sinner.c.capacity), func.sum(sinner.c.booked)).group_by(sinner.c.p)))
+        attended = (
+            select(Booking.session_id, _count_if(Booking.status == "attended").label("attended"))
+            .group_by(Booking.session_id).subquery()
+        )
+        courses = [
+            {"name": title, "kind": kind, "sessions": _int(n), "capacity": _int(cap), "booked": _int(booked),
+             "attended": _int(att), "fill_rate": _rate(_int(booked), _int(cap))}
+            for title, kind, n, cap, booked, att in await _rows(session,
+                select(Activity.title, Activity.kind, func.count(), func.sum(ActivitySession.capacity),
+                       func.sum(ActivitySession.booked), func.sum(func.coalesce(attended.c.attended, 0)))
+                .select_from(ActivitySession)
+                .join(Activity, Activity.id == ActivitySession.activity_id)
+                .outerjoin(attended, attended.c.session_id == ActivitySession.id)
+                .where(ActivitySession.starts_at >= p.lo, ActivitySession.starts_at < p.hi)
+                .group_by(Activity.id, Activity.title, Activity.kind)
+            )
+        ]
+
+        ck = CheckIn
+        cinner = select(_which(ck.checked_in_at, p).label("p"), ck.resident_id, ck.volunteer_hours, ck.work_unit).where(
+            _within(ck.checked_in_at, p)).subquery()
+        checkins = _by_period(await _rows(session, select(
+            cinner.c.p, func.count(), func.count(distinct(cinner.c.resident_id)), func.sum(cinner.c.volunteer_hours),
+            _count_if(cinner.c.work_unit.is_not(None)),
+            func.sum(case((cinner.c.work_unit.is_not(None), cinner.c.volunteer_hours), else_=0.0)),
+        ).group_by(cinner.c.p)))
+        units = [(u, _int(c), _int(pv), _int(r), float(hrs or 0)) for u, c, pv, r, hrs in await _rows(session, select(
+            cinner.c.work_unit, _count_if(cinner.c.p == "c"), _count_if(cinner.c.p == "p"),
+            func.count(distinct(case((cinner.c.p == "c", cinner.c.resident_id)))),
+            func.sum(case((cinner.c.p == "c", cinner.c.volunteer_hours), else_=0.0)),
+        ).where(cinner.c.work_unit.is_not(None)).group_by(cinner.c.work_unit))]
+        members: dict[Any, Any] = dict(await _rows(
+            session, select(PartyMember.work_unit, func.count()).group_by(PartyMember.work_unit)))
+
+    def v(rows: dict[str, Any], which: str, index: int) -> int:
+        row = rows[which]
+        return _int(row[index]) if row is not None else 0
+
+    def hours(which: str, index: int) -> float:
+        row = checkins[which]
+        return round(float(row[index] or 0), 1) if row is not None else 0.0
+
+    figures = {
+        "points_issued": _figure("发放积分", v(points, "c", 1), v(points, "p", 1), "分"),
+        "points_spent": _figure("使用积分", v(points, "c", 2), v(points, "p", 2), "分"),
+        "coupons_redeemed": _figure("兑换优惠券", sum(r[1] for r in redeemed), sum(r[2] for r in redeemed), "张"),
+        "coupons_verified": _figure("核销优惠券", sum(r[1] for r in verified), sum(r[2] for r in verified), "张"),
+        "course_sessions": _figure("课程场次", v(seats, "c", 1), v(seats, "p", 1), "场"),
+        "course_fill_rate": _figure("课程满座率", _rate(v(seats, "c", 3), v(seats, "c", 2)),
+                                    _rate(v(seats, "p", 3), v(seats, "p", 2)), "%"),
+        "checkins": _figure("志愿签到", v(checkins, "c", 1), v(checkins, "p", 1), "次"),
+        "volunteers": _figure("签到居民", v(checkins, "c", 2), v(checkins, "p", 2), "人"),
+        "volunteer_hours": _figure("志愿时长", hours("c", 3), hours("p", 3), "小时"),
+        "dual_checkins": _figure("双报到签到", v(checkins, "c", 4), v(checkins, "p", 4), "次"),
+        "dual_hours": _figure("双报到时长", hours("c", 5), hours("p", 5), "小时"),
+    }
+    by_reason: dict[str, dict[str, Any]] = {}
+    for reason, which, i, s in reasons:
+        row = by_reason.setdefault(reason, {"name": reason, "issued": 0, "spent": 0, "issued_prev": 0, "spent_prev": 0})
+        suffix = "" if which == "c" else "_prev"
+        row["issued" + suffix] += i
+        row["spent" + suffix] += s
+    merchants: dict[int, dict[str, Any]] = {}
+    for mid, c, pv, pts in redeemed:
+        merchants[mid] = {"name": names.get(mid, f"#{mid}"), "redeemed": c, "redeemed_prev": pv, "points": pts,
+                          "verified": 0, "verified_prev": 0}
+    for mid, c, pv in verified:
+        row = merchants.setdefault(mid, {"name": names.get(mid, f"#{mid}"), "redeemed": 0, "redeemed_prev": 0,
+                                         "points": 0, "verified": 0, "verified_prev": 0})
+        row["verified"], row["verified_prev"] = c, pv
+    tables = [
+        _table("points_per_day", "每日积分", (("day", "日期"), ("issued", "发放"), ("spent", "使用")),
+               [{"day": d, "issued": points_days.get(d, (0, 0))[0], "spent": points_days.get(d, (0, 0))[1]}
+                for d in p.day_list()], {"type": "line", "x": "day", "series": ["issued", "spent"]}),
+        _table("points_by_reason", "积分按事由", (("name", "事由"), ("issued", "发放"), ("spent", "使用"),
+                                                ("issued_prev", "上期发放"), ("spent_prev", "上期使用")),
+               sorted(by_reason.values(), key=lambda r: (-r["issued"] - r["spent"], r["name"]))),
+        _table("coupons_by_merchant", "优惠券（按商户）", (("name", "商户"), ("redeemed", "兑换"), ("verified", "核销"),
+                                                      ("points", "兑换积分"), ("redeemed_prev", "上期兑换"),
+                                                      ("verified_prev", "上期核销")),
+               sorted(merchants.values(), key=lambda r: (-r["redeemed"], r["name"])),
+               {"type": "bar", "x": "name", "series": ["redeemed", "verified"]}),
+        _table("courses", "课程与活动满座率", (("name", "名称"), ("kind", "类型"), ("sessions", "场次"), ("capacity", "名额"),
+                                              ("booked", "已报名"), ("attended", "已签到"), ("fill_rate", "满座率")),
+               sorted(courses, key=lambda r: (-r["booked"], r["name"])),
+               {"type": "bar", "x": "name", "series": ["fill_rate"]}),
+        _table("checkins_by_work_unit", "双报到（按单位）", (("name", "单位"), ("checkins", "签到"), ("residents", "党员"),
+                                                          ("hours", "时长"), ("previous", "上期签到"), ("members", "报到党员")),
+               sorted(({"name": u, "checkins": c, "residents": r, "hours": round(hrs, 1), "previous": pv,
+                        "members": _int(members.get(u))} for u, c, pv, r, hrs in units),
+                      key=lambda r: (-r["checkins"], r["name"]))),
+        _table("services_figures", "积分、课程与志愿指标", (("label", "指标"), ("current", "本期"), ("previous", "上期"), ("unit", "单位")),
+               [{k: f[k] for k in ("label", "current", "previous", "unit")} for f in figures.values()]),
+    ]
+    return {"figures": figures, "tables": tables}
+
+
+BUILDERS = {"tickets": tickets, "residents": residents, "services": services}
+
+
+async def section(db: Database, name: str, p: Period, now: datetime) -> dict[str, Any]:
+    data = await BUILDERS[name](db, p, now)
+    return {"section": name, "period": p.as_json(), "previous": p.previous.as_json(),
+            "generated_at": now.isoformat(), **data}
