@@ -15,7 +15,6 @@ from bot.handler.choices import parse_choice
 from bot.handler.context import Context
 from bot.handler.router import PHASE_MENU, Func, Intent, Router, State, Text
 from bot.services import coupons, points
-from bot.storage.models import Coupon, Merchant
 
 router = Router("coupons")
 log = logging.getLogger(__name__)
@@ -96,15 +95,11 @@ async def _balance(ctx: Context) -> int:
     """The balance, after the one-off welcome points (as 查积分 shows it: the same figure everywhere)."""
     if ctx.resident is None:
         return 0
-    await points.welcome(ctx.rt.db, ctx.resident.id, ctx.rt.clock.now())
-    async with ctx.rt.db.session() as session:
-        return await points.balance_of(session, ctx.resident.id)
+    return await points.welcomed_balance(ctx.rt.db, ctx.resident.id, ctx.rt.clock.now())
 
 
 async def show_page(ctx: Context, category: str | None, page: int) -> str:
-    now = ctx.rt.clock.now()
-    async with ctx.rt.db.session() as session:
-        items = await coupons.catalogue(session, now, category)
+    items = await coupons.offers(ctx.rt.db, ctx.rt.clock.now(), category)
     label = f"·{category}" if category else ""
     if not items:
         await ctx.fsm.clear()
@@ -113,19 +108,19 @@ async def show_page(ctx: Context, category: str | None, page: int) -> str:
     page = min(max(page, 0), pages - 1)
     shown = items[page * PAGE : (page + 1) * PAGE]
     lines = [TEXTS["list_head"].format(category=label, balance=await _balance(ctx))]
-    for n, (c, m) in enumerate(shown, 1):
-        lines.append(TEXTS["item"].format(n=n, title=c.title, merchant=m.name, price=c.price, stock=c.stock))
+    for n, o in enumerate(shown, 1):
+        lines.append(TEXTS["item"].format(n=n, title=o.title, merchant=o.merchant, price=o.price, stock=o.stock))
     lines.append(TEXTS["list_tail"].format(more=TEXTS["more"] if page + 1 < pages else ""))
-    await ctx.fsm.set("coupons:browse", category=category, page=page, ids=[c.id for c, _ in shown])
+    await ctx.fsm.set("coupons:browse", category=category, page=page, ids=[o.id for o in shown])
     return "\n".join(lines)
 
 
-async def offer(ctx: Context, coupon: Coupon, merchant: Merchant) -> str:
+async def offer(ctx: Context, coupon: coupons.Offer) -> str:
     await ctx.fsm.set("coupons:confirm", coupon_id=coupon.id, request_key=secrets.token_hex(8))
     return TEXTS["confirm"].format(
         title=coupon.title,
-        merchant=merchant.name,
-        address=f"（{merchant.address}）" if merchant.address else "",
+        merchant=coupon.merchant,
+        address=f"（{coupon.merchant_address}）" if coupon.merchant_address else "",
         price=coupon.price,
         balance=await _balance(ctx),
         until=_day(coupon.valid_until),
@@ -136,20 +131,18 @@ async def offer(ctx: Context, coupon: Coupon, merchant: Merchant) -> str:
 
 async def find(ctx: Context, query: str) -> str | None:
     """Offer the coupon ``query`` names (fuzzy); a short numbered list when several fit."""
-    now = ctx.rt.clock.now()
-    async with ctx.rt.db.session() as session:
-        items = await coupons.catalogue(session, now)
-    found = coupons.match_coupons(query, items)
+    items = await coupons.offers(ctx.rt.db, ctx.rt.clock.now())
+    found = coupons.match_offers(query, items)
     if not found:
         return None
-    if len(found) == 1 or query.strip() in (found[0][0].title,):
-        return await offer(ctx, *found[0])
+    if len(found) == 1 or query.strip() in (found[0].title,):
+        return await offer(ctx, found[0])
     shown = found[:PAGE]
     lines = [TEXTS["choose"]]
-    for n, (c, m) in enumerate(shown, 1):
-        lines.append(TEXTS["item"].format(n=n, title=c.title, merchant=m.name, price=c.price, stock=c.stock))
+    for n, o in enumerate(shown, 1):
+        lines.append(TEXTS["item"].format(n=n, title=o.title, merchant=o.merchant, price=o.price, stock=o.stock))
     lines.append(TEXTS["list_tail"].format(more=""))
-    await ctx.fsm.set("coupons:browse", category=None, page=0, ids=[c.id for c, _ in shown], search=True)
+    await ctx.fsm.set("coupons:browse", category=None, page=0, ids=[o.id for o in shown], search=True)
     return "\n".join(lines)
 
 
@@ -174,8 +167,7 @@ async def confirm(ctx: Context) -> str:
         )
     except coupons.CouponError as exc:
         await ctx.fsm.clear()
-        async with ctx.rt.db.session() as session:
-            coupon = await session.get(Coupon, int(data["coupon_id"]))
+        coupon = await coupons.offer(ctx.rt.db, int(data["coupon_id"]))
         return TEXTS[f"error_{exc.code}"].format(
             title=coupon.title if coupon else "",
             price=exc.info.get("price", coupon.price if coupon else 0),
@@ -208,23 +200,20 @@ async def decline(ctx: Context) -> str:
 async def mine(ctx: Context) -> str:
     if ctx.resident is None:
         return TEXTS["mine_empty"]
-    async with ctx.rt.db.session() as session:
-        rows = await coupons.my_coupons(session, ctx.resident.id)
+    rows = await coupons.held_by(ctx.rt.db, ctx.resident.id)
     if not rows:
         return TEXTS["mine_empty"]
     now = ctx.rt.clock.now()
     lines = [TEXTS["mine_head"]]
-    for n, (issued, coupon, merchant) in enumerate(rows, 1):
-        if issued.status == "used" and issued.used_at is not None:
-            status = TEXTS["status_used"].format(used=_time(issued.used_at))
-        elif issued.status == "expired" or issued.expires_at <= now:
+    for n, held in enumerate(rows, 1):
+        if held.status == "used" and held.used_at is not None:
+            status = TEXTS["status_used"].format(used=_time(held.used_at))
+        elif held.status == "expired" or held.expires_at <= now:
             status = TEXTS["status_expired"]
         else:
-            status = TEXTS["status_issued"].format(until=_day(issued.expires_at))
+            status = TEXTS["status_issued"].format(until=_day(held.expires_at))
         lines.append(
-            TEXTS["mine_item"].format(
-                n=n, title=coupon.title, merchant=merchant.name, code=issued.code, status=status
-            )
+            TEXTS["mine_item"].format(n=n, title=held.title, merchant=held.merchant, code=held.code, status=status)
         )
     return "\n".join(lines)
 
@@ -246,12 +235,10 @@ async def pick(ctx: Context) -> str:
     ids = list(ctx.fsm.data.get("ids", []))
     choice = parse_choice(ctx.text, len(ids))
     assert choice is not None
-    async with ctx.rt.db.session() as session:
-        coupon = await session.get(Coupon, int(ids[choice - 1]))
-        merchant = await session.get(Merchant, coupon.merchant_id) if coupon else None
-    if coupon is None or merchant is None:
+    coupon = await coupons.offer(ctx.rt.db, int(ids[choice - 1]))
+    if coupon is None:
         return TEXTS["error_not_found"]
-    return await offer(ctx, coupon, merchant)
+    return await offer(ctx, coupon)
 
 
 @router.message(State("coupons:browse"), Func(lambda ctx: _category_of(ctx.text) is not None))

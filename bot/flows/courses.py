@@ -10,13 +10,10 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from rapidfuzz import fuzz
-
 from bot.handler.choices import parse_choice
 from bot.handler.context import Context
 from bot.handler.router import PHASE_MENU, Func, Intent, Router, State, Text
 from bot.services import courses, points
-from bot.storage.models import Activity, ActivitySession, Booking
 
 router = Router("courses")
 
@@ -112,30 +109,27 @@ def clock_time(dt: datetime) -> str:
     return f"{dt.astimezone(points.rules().tz):%H:%M}"
 
 
-def _line(n: int, sess: ActivitySession, act: Activity) -> str:
-    left = sess.capacity - sess.booked
+def _line(n: int, row: courses.Listing) -> str:
+    left = row.capacity - row.booked
     return TEXTS["item"].format(
         n=n,
-        when=when(sess.starts_at),
-        title=act.title,
-        place=act.place or "社区",
-        cost=TEXTS["cost"].format(cost=act.points_cost) if act.points_cost else TEXTS["cost_free"],
+        when=when(row.starts_at),
+        title=row.title,
+        place=row.place or "社区",
+        cost=TEXTS["cost"].format(cost=row.points_cost) if row.points_cost else TEXTS["cost_free"],
         left=TEXTS["left"].format(left=left) if left > 0 else TEXTS["full"],
     )
 
 
-async def _list(ctx: Context, rows: list[tuple[ActivitySession, Activity]], head: str) -> str:
+async def _list(ctx: Context, rows: list[courses.Listing], head: str) -> str:
     rows = rows[:8]
-    lines = [head] + [_line(n, s, a) for n, (s, a) in enumerate(rows, 1)] + [TEXTS["list_tail"]]
-    await ctx.fsm.set("courses:browse", ids=[s.id for s, _ in rows])
+    lines = [head] + [_line(n, row) for n, row in enumerate(rows, 1)] + [TEXTS["list_tail"]]
+    await ctx.fsm.set("courses:browse", ids=[row.session_id for row in rows])
     return "\n".join(lines)
 
 
 async def whats_on(ctx: Context) -> str:
-    now = ctx.rt.clock.now()
-    async with ctx.rt.db.session() as session:
-        week = await courses.upcoming(session, now, until=courses.week_end(now))
-        rows = week or await courses.upcoming(session, now, until=now + timedelta(days=30))
+    rows, week = await courses.whats_on(ctx.rt.db, ctx.rt.clock.now())
     if not rows:
         await ctx.fsm.clear()
         return TEXTS["none"]
@@ -148,44 +142,30 @@ async def search(ctx: Context, text: str) -> str | None:
     if not query:
         return None
     now = ctx.rt.clock.now()
-    async with ctx.rt.db.session() as session:
-        rows = await courses.upcoming(session, now, until=now + timedelta(days=60))
-    found = []
-    for s, a in rows:
-        score = (
-            100.0
-            if (query in a.title or query == a.category)
-            else max(fuzz.partial_ratio(query, a.title), fuzz.ratio(query, a.category))
-        )
-        if len(query) == 1:
-            score = min(score, 60.0)
-        if score >= 75:
-            found.append((s, a))
+    found = courses.match_listings(query, await courses.listings(ctx.rt.db, now, until=now + timedelta(days=60)))
     if not found:
         return None
     if len(found) == 1:
-        return await detail(ctx, found[0][0].id)
+        return await detail(ctx, found[0].session_id)
     return await _list(ctx, found, TEXTS["found_head"])
 
 
 async def detail(ctx: Context, session_id: int) -> str:
-    async with ctx.rt.db.session() as session:
-        sess = await session.get(ActivitySession, session_id)
-        act = await session.get(Activity, sess.activity_id) if sess else None
-    if sess is None or act is None:
+    act = await courses.listing(ctx.rt.db, session_id)
+    if act is None:
         return TEXTS["error_not_found"]
     await ctx.fsm.set("courses:detail", session_id=session_id)
     return TEXTS["detail"].format(
         title=act.title,
         category=f"（{act.category}）" if act.category else "",
         description=f"{act.description}\n" if act.description else "",
-        when=when(sess.starts_at),
-        end=clock_time(sess.ends_at),
+        when=when(act.starts_at),
+        end=clock_time(act.ends_at),
         place=act.place or "社区",
         organiser=f"老师/组织：{act.organiser}\n" if act.organiser else "",
         audience=f"适合：{act.audience}\n" if act.audience else "",
-        capacity=sess.capacity,
-        booked=sess.booked,
+        capacity=act.capacity,
+        booked=act.booked,
         cost=TEXTS["cost"].format(cost=act.points_cost) if act.points_cost else TEXTS["cost_free"],
     )
 
@@ -198,9 +178,7 @@ def _audience_label(audience: str) -> str:
 
 async def _ask_audience(ctx: Context, session_id: int, waitlist: bool) -> str | None:
     """Ask once whether the resident fits the course's audience; None when there is nothing to ask."""
-    async with ctx.rt.db.session() as session:
-        sess = await session.get(ActivitySession, session_id)
-        act = await session.get(Activity, sess.activity_id) if sess else None
+    act = await courses.listing(ctx.rt.db, session_id)
     if act is None or not (act.audience or "").strip() or courses.audience_confirmed(ctx.resident, act.audience or ""):
         return None
     audience = (act.audience or "").strip()
@@ -233,12 +211,10 @@ async def _book(ctx: Context, waitlist: bool, *, audience_checked: bool = False)
         )
     except courses.BookingError as exc:
         if exc.code == "full" and not waitlist:
-            async with ctx.rt.db.session() as session:
-                sess = await session.get(ActivitySession, session_id)
-                act = await session.get(Activity, sess.activity_id) if sess else None
-            if sess is not None and act is not None:
+            act = await courses.listing(ctx.rt.db, session_id)
+            if act is not None:
                 await ctx.fsm.set("courses:waitlist", session_id=session_id)
-                return TEXTS["full_ask"].format(title=act.title, when=when(sess.starts_at))
+                return TEXTS["full_ask"].format(title=act.title, when=when(act.starts_at))
         await ctx.fsm.clear()
         opens = exc.info.get("opens_at")
         return TEXTS[f"error_{exc.code}"].format(
@@ -250,8 +226,7 @@ async def _book(ctx: Context, waitlist: bool, *, audience_checked: bool = False)
     await ctx.fsm.clear()
     b, s, a = result.booking, result.session, result.activity
     if b.status == "waitlisted":
-        async with ctx.rt.db.session() as session:
-            position = await courses.waitlist_position(session, b)
+        position = await courses.waitlist_place(ctx.rt.db, b)
         note = TEXTS["cost_note"].format(cost=a.points_cost) if a.points_cost else ""
         return TEXTS["waitlisted"].format(position=position, cost_note=note)
     paid = TEXTS["paid"].format(cost=b.points_paid, balance=result.balance) if b.points_paid else ""
@@ -284,9 +259,7 @@ async def audience_yes(ctx: Context) -> str:
 async def audience_no(ctx: Context) -> str:
     data = dict(ctx.fsm.data)
     await ctx.fsm.clear()
-    async with ctx.rt.db.session() as session:
-        sess = await session.get(ActivitySession, int(data.get("session_id", 0)))
-        act = await session.get(Activity, sess.activity_id) if sess else None
+    act = await courses.listing(ctx.rt.db, int(data.get("session_id", 0)))
     return TEXTS["audience_no"].format(
         title=act.title if act else "这门课", audience=_audience_label(str(data.get("audience", "")))
     )
@@ -311,11 +284,10 @@ async def pick(ctx: Context) -> str:
     return await detail(ctx, int(ids[choice - 1]))
 
 
-async def _mine_rows(ctx: Context) -> list[tuple[Booking, ActivitySession, Activity]]:
+async def _mine_rows(ctx: Context, *, positions: bool = False) -> list[courses.MyBooking]:
     if ctx.resident is None:
         return []
-    async with ctx.rt.db.session() as session:
-        return await courses.my_bookings(session, ctx.resident.id, ctx.rt.clock.now())
+    return await courses.bookings_of(ctx.rt.db, ctx.resident.id, ctx.rt.clock.now(), positions=positions)
 
 
 @router.message(Text(*MINE_WORDS))
@@ -324,41 +296,38 @@ async def mine(ctx: Context) -> str:
 
 
 async def _mine_text(ctx: Context) -> str:
-    rows = await _mine_rows(ctx)
+    rows = await _mine_rows(ctx, positions=True)
     if not rows:
         return TEXTS["mine_empty"]
     lines = [TEXTS["mine_head"]]
-    async with ctx.rt.db.session() as session:
-        for n, (b, s, a) in enumerate(rows, 1):
-            if b.status == "waitlisted":
-                status = TEXTS["mine_waitlisted"].format(position=await courses.waitlist_position(session, b))
-            else:
-                status = TEXTS["mine_booked"]
-            lines.append(
-                TEXTS["mine_item"].format(
-                    n=n, when=when(s.starts_at), title=a.title, place=a.place or "社区", status=status
-                )
-            )
+    for n, b in enumerate(rows, 1):
+        if b.status == "waitlisted":
+            status = TEXTS["mine_waitlisted"].format(position=b.position)
+        else:
+            status = TEXTS["mine_booked"]
+        lines.append(
+            TEXTS["mine_item"].format(n=n, when=when(b.starts_at), title=b.title, place=b.place or "社区", status=status)
+        )
     lines.append(TEXTS["mine_tail"])
-    await ctx.fsm.set("courses:mine", ids=[b.id for b, _, _ in rows])
+    await ctx.fsm.set("courses:mine", ids=[b.booking_id for b in rows])
     return "\n".join(lines)
 
 
 async def _confirm_cancel(ctx: Context, booking_id: int) -> str:
-    rows = {b.id: (b, s, a) for b, s, a in await _mine_rows(ctx)}
+    rows = {b.booking_id: b for b in await _mine_rows(ctx)}
     if booking_id not in rows:
         await ctx.fsm.clear()
         return TEXTS["cancel_failed"]
-    b, s, a = rows[booking_id]
+    b = rows[booking_id]
     refund = ""
     if b.status == "booked" and b.points_paid:
         cutoff = points.rules().cancel_refund_cutoff
-        if ctx.rt.clock.now() <= s.starts_at - cutoff:
+        if ctx.rt.clock.now() <= b.starts_at - cutoff:
             refund = TEXTS["refund_yes"].format(paid=b.points_paid)
         else:
             refund = TEXTS["refund_no"].format(paid=b.points_paid, hours=int(cutoff.total_seconds() // 3600))
     await ctx.fsm.set("courses:cancel", booking_id=booking_id)
-    return TEXTS["cancel_confirm"].format(title=a.title, when=when(s.starts_at), refund=refund)
+    return TEXTS["cancel_confirm"].format(title=b.title, when=when(b.starts_at), refund=refund)
 
 
 @router.message(State("courses:cancel"), Text(*CANCEL_YES))
@@ -378,8 +347,7 @@ async def do_cancel(ctx: Context) -> str:
         return TEXTS["left_waitlist"].format(title=title, when=at)
     refund = ""
     if result.refunded:
-        async with ctx.rt.db.session() as session:
-            balance = await points.balance_of(session, ctx.resident.id)
+        balance = await points.balance(ctx.rt.db, ctx.resident.id)
         refund = TEXTS["refunded"].format(points=result.refunded, balance=balance)
     return TEXTS["cancelled"].format(title=title, when=at, refund=refund)
 
@@ -412,9 +380,9 @@ async def cancel_start(ctx: Context) -> str:
     if not rows:
         return TEXTS["nothing_to_cancel"]
     if len(rows) == 1:
-        return await _confirm_cancel(ctx, rows[0][0].id)
+        return await _confirm_cancel(ctx, rows[0].booking_id)
     listing = await _mine_text(ctx)
-    await ctx.fsm.set("courses:cancel_pick", ids=[b.id for b, _, _ in rows])
+    await ctx.fsm.set("courses:cancel_pick", ids=[b.booking_id for b in rows])
     return listing.replace(TEXTS["mine_tail"], TEXTS["cancel_which"])
 
 

@@ -94,15 +94,11 @@ def _asks_balance(text: str) -> bool:
 async def balance(ctx: Context) -> str:
     if ctx.resident is None:
         return TEXTS["no_resident"]
-    now = ctx.rt.clock.now()
-    async with ctx.rt.db.transaction() as session:
-        welcome = await points.award_registration(session, ctx.resident.id, now)
-    async with ctx.rt.db.session() as session:
-        value = await points.balance_of(session, ctx.resident.id)
-        entries = await points.history(session, ctx.resident.id, limit=5)
-    if entries:
+    shown = await points.statement(ctx.rt.db, ctx.resident.id, ctx.rt.clock.now(), entries=5)
+    welcome, value = shown.welcome, shown.balance
+    if shown.entries:
         lines = [TEXTS["recent_head"]]
-        for e in entries:
+        for e in shown.entries:
             sign = "+" if e.amount > 0 else ""
             lines.append(f"{_local(ctx, e.created_at)} {REASONS.get(e.reason, e.reason)} {sign}{e.amount}")
         recent = "\n".join(lines)
@@ -136,10 +132,8 @@ async def check_in(ctx: Context) -> str:
         )
     except courses.BookingError:
         return TEXTS["no_activity"]
-    async with ctx.rt.db.transaction() as session:
-        welcome = await points.award_registration(session, ctx.resident.id, now)
-    async with ctx.rt.db.session() as session:
-        total = await points.balance_of(session, ctx.resident.id)
+    shown = await points.statement(ctx.rt.db, ctx.resident.id, now)
+    welcome, total = shown.welcome, shown.balance
     parts = []
     if ctx.inbound.event == "subscribe":
         parts.append(menu(ctx.rt))

@@ -69,6 +69,42 @@ class Verification:
     coupon: Coupon | None = None
 
 
+@dataclass(frozen=True)
+class Offer:
+    """A coupon and its merchant as the chat shows them (plain data)."""
+
+    id: int
+    title: str
+    category: str
+    price: int
+    stock: int
+    valid_until: datetime
+    terms: str | None
+    per_resident_limit: int
+    merchant: str
+    merchant_address: str | None
+
+    @classmethod
+    def of(cls, coupon: Coupon, merchant: Merchant) -> Offer:
+        return cls(
+            id=coupon.id, title=coupon.title, category=coupon.category, price=coupon.price, stock=coupon.stock,
+            valid_until=coupon.valid_until, terms=coupon.terms, per_resident_limit=coupon.per_resident_limit,
+            merchant=merchant.name, merchant_address=merchant.address,
+        )
+
+
+@dataclass(frozen=True)
+class Held:
+    """A coupon a resident redeemed, as "my coupons" lists it."""
+
+    code: str
+    status: str  # issued | used | expired
+    expires_at: datetime
+    used_at: datetime | None
+    title: str
+    merchant: str
+
+
 def new_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
@@ -110,20 +146,27 @@ def match_coupons(
         return []
     scored = []
     for coupon, merchant in items:
-        if q in coupon.title or q == coupon.category or q in merchant.name:
-            score = 100.0
-        else:
-            score = max(
-                fuzz.partial_ratio(q, coupon.title),
-                fuzz.partial_ratio(q, merchant.name),
-                fuzz.ratio(q, coupon.category),
-            )
-            if len(q) == 1:
-                score = min(score, 60.0)  # one character matches too much
+        score = _score(q, coupon.title, merchant.name, coupon.category)
         if score >= threshold:
             scored.append((score, coupon.id, coupon, merchant))
     scored.sort(key=lambda s: (-s[0], s[1]))
     return [(c, m) for _, _, c, m in scored]
+
+
+def _score(q: str, title: str, merchant: str, category: str) -> float:
+    if q in title or q == category or q in merchant:
+        return 100.0
+    score = max(fuzz.partial_ratio(q, title), fuzz.partial_ratio(q, merchant), fuzz.ratio(q, category))
+    return min(score, 60.0) if len(q) == 1 else score  # one character matches too much
+
+
+def match_offers(query: str, items: Sequence[Offer], threshold: float = 70) -> list[Offer]:
+    """:func:`match_coupons` for :class:`Offer` s."""
+    q = _FILLER.sub("", query).strip()
+    if not q:
+        return []
+    scored = [(_score(q, o.title, o.merchant, o.category), o) for o in items]
+    return [o for score, o in sorted(scored, key=lambda s: (-s[0], s[1].id)) if score >= threshold]
 
 
 async def redeem(
@@ -236,6 +279,27 @@ async def my_coupons(
         .limit(limit)
     )
     return [(i, c, m) for i, c, m in (await session.execute(stmt)).all()]
+
+
+async def offers(db: Database, now: datetime, category: str | None = None) -> list[Offer]:
+    """:func:`catalogue` as plain data."""
+    async with db.session() as session:
+        return [Offer.of(c, m) for c, m in await catalogue(session, now, category)]
+
+
+async def offer(db: Database, coupon_id: int) -> Offer | None:
+    """One coupon with its merchant, whatever its stock or dates (None when either is gone)."""
+    async with db.session() as session:
+        coupon = await session.get(Coupon, coupon_id)
+        merchant = await session.get(Merchant, coupon.merchant_id) if coupon else None
+        return Offer.of(coupon, merchant) if coupon is not None and merchant is not None else None
+
+
+async def held_by(db: Database, resident_id: int, limit: int = 20) -> list[Held]:
+    """:func:`my_coupons` as plain data, newest first."""
+    async with db.session() as session:
+        rows = await my_coupons(session, resident_id, limit)
+    return [Held(i.code, i.status, i.expires_at, i.used_at, c.title, m.name) for i, c, m in rows]
 
 
 async def verify(db: Database, *, code: str, merchant_id: int, actor: str, now: datetime) -> Verification:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from rapidfuzz import fuzz
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -72,6 +73,47 @@ class CheckInResult:
     created: bool  # False: this resident had already checked in today
     points: int
     work_unit: str | None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A session of a course or activity as the chat shows it (plain data)."""
+
+    session_id: int
+    activity_id: int
+    title: str
+    category: str
+    description: str | None
+    organiser: str | None
+    place: str | None
+    audience: str | None
+    points_cost: int
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    booked: int
+
+    @classmethod
+    def of(cls, sess: ActivitySession, activity: Activity) -> Listing:
+        return cls(
+            session_id=sess.id, activity_id=activity.id, title=activity.title, category=activity.category,
+            description=activity.description, organiser=activity.organiser, place=activity.place,
+            audience=activity.audience, points_cost=activity.points_cost, starts_at=sess.starts_at,
+            ends_at=sess.ends_at, capacity=sess.capacity, booked=sess.booked,
+        )
+
+
+@dataclass(frozen=True)
+class MyBooking:
+    """One of a resident's bookings (booked or on the waitlist) as "my bookings" lists it."""
+
+    booking_id: int
+    status: str  # booked | waitlisted
+    points_paid: int
+    title: str
+    place: str | None
+    starts_at: datetime
+    position: int | None = None  # on the waitlist, when asked for
 
 
 def local_when(when: datetime) -> str:
@@ -143,6 +185,60 @@ async def waitlist_position(session: AsyncSession, booking: Booking) -> int:
         )
     )
     return int(ahead or 0) + 1
+
+
+async def listings(db: Database, now: datetime, *, until: datetime) -> list[Listing]:
+    """:func:`upcoming` until ``until``, as plain data."""
+    async with db.session() as session:
+        return [Listing.of(s, a) for s, a in await upcoming(session, now, until=until)]
+
+
+async def whats_on(db: Database, now: datetime) -> tuple[list[Listing], bool]:
+    """This week's sessions, or when there are none the next 30 days'; and whether they are this week's."""
+    async with db.session() as session:
+        week = await upcoming(session, now, until=week_end(now))
+        rows = week or await upcoming(session, now, until=now + timedelta(days=30))
+    return [Listing.of(s, a) for s, a in rows], bool(week)
+
+
+def match_listings(query: str, rows: Sequence[Listing], threshold: float = 75) -> list[Listing]:
+    """The sessions whose title or category fit ``query`` (a word or two: 书法, 太极), in their order."""
+    found = []
+    for row in rows:
+        score = (
+            100.0
+            if (query in row.title or query == row.category)
+            else max(fuzz.partial_ratio(query, row.title), fuzz.ratio(query, row.category))
+        )
+        if len(query) == 1:
+            score = min(score, 60.0)
+        if score >= threshold:
+            found.append(row)
+    return found
+
+
+async def listing(db: Database, session_id: int) -> Listing | None:
+    """One session with its activity, whatever its date or state (None when either is gone)."""
+    async with db.session() as session:
+        sess = await session.get(ActivitySession, session_id)
+        activity = await session.get(Activity, sess.activity_id) if sess else None
+        return Listing.of(sess, activity) if sess is not None and activity is not None else None
+
+
+async def bookings_of(db: Database, resident_id: int, now: datetime, *, positions: bool = False) -> list[MyBooking]:
+    """:func:`my_bookings` as plain data; with ``positions``, each waitlisted one's place in the queue."""
+    async with db.session() as session:
+        out = []
+        for b, s, a in await my_bookings(session, resident_id, now):
+            position = await waitlist_position(session, b) if positions and b.status == "waitlisted" else None
+            out.append(MyBooking(b.id, b.status, b.points_paid, a.title, a.place, s.starts_at, position))
+        return out
+
+
+async def waitlist_place(db: Database, booking: Booking) -> int:
+    """:func:`waitlist_position` in its own session."""
+    async with db.session() as session:
+        return await waitlist_position(session, booking)
 
 
 # -- booking ---------------------------------------------------------------------------------------

@@ -384,6 +384,49 @@ async def history(session: AsyncSession, resident_id: int, limit: int = 10) -> S
     return (await session.scalars(stmt)).all()
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One ledger line as the resident sees it."""
+
+    amount: int
+    reason: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Statement:
+    """What the chat shows of a resident's points: the registration reward given just now (0 when
+    given before), the balance and the newest ledger lines."""
+
+    welcome: int
+    balance: int
+    entries: tuple[Entry, ...] = ()
+
+
+async def balance(db: Database, resident_id: int) -> int:
+    """The resident's balance, read in its own session."""
+    async with db.session() as session:
+        return await balance_of(session, resident_id)
+
+
+async def welcomed_balance(db: Database, resident_id: int, now: datetime) -> int:
+    """The balance after the one-off welcome points (:func:`welcome`): the same figure everywhere."""
+    await welcome(db, resident_id, now)
+    return await balance(db, resident_id)
+
+
+async def statement(db: Database, resident_id: int, now: datetime, *, entries: int = 0) -> Statement:
+    """The registration reward (given in its own transaction if it was not yet), then the balance
+    and the ``entries`` newest ledger lines."""
+    async with db.transaction() as session:
+        given = await award_registration(session, resident_id, now)
+    async with db.session() as session:
+        value = await balance_of(session, resident_id)
+        rows = await history(session, resident_id, limit=entries) if entries > 0 else ()
+        lines = tuple(Entry(e.amount, e.reason, e.created_at) for e in rows)
+    return Statement(given, value, lines)
+
+
 async def ledger_mismatches(session: AsyncSession) -> list[tuple[int, int, int]]:
     """(resident_id, ledger sum, balance) wherever the ledger and the balances disagree."""
     sums = dict(
