@@ -116,7 +116,7 @@ def create_app(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         if migrate:
             await upgrade(db)
-        language = await Language.load(settings)
+        language = await Language.load(settings, db)
         rt.language = language
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []

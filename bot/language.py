@@ -1,26 +1,37 @@
 """The language packages as the service uses them: loaded once, reloaded on an operator's signal.
 
-``python -m bot intents reload`` / ``kb reload`` (and later the console) bump a generation in the
-``reload_signals`` table; every server process polls it and rebuilds in a worker thread. The
+``python -m bot intents reload`` / ``kb reload`` and the console's tuning loop bump a generation in
+the ``reload_signals`` table; every server process polls it and rebuilds in a worker thread. The
 packages swap their model atomically, so classification never sees a half-built one, and a
 broken data file leaves the old one serving.
+
+When the tuning loop has published a version (``tuning_state.active_version``), a process serves the
+data files with that version's overlay applied, written to a folder of its own under
+``<data_dir>/tuning/`` (:func:`bot.services.tuning_data.materialize`); each poll also compares the
+active version with the one served, so a process that missed a signal still switches.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
+import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from bot.config import Settings
+from bot.services import tuning_data
 from bot.storage.db import Database
 from bot.storage.models import ReloadSignal, utcnow
+from bot.storage.tuning_models import TuningState, TuningVersion
 from intents.dataset import LABELLED_FILE
 from intents.engine import IntentEngine
 from intents.registry import Registry, packaged_registry
@@ -56,23 +67,76 @@ def intents_registry(rt: object) -> Registry:
     return language.intents.registry if language is not None else packaged_registry()
 
 
+_folders = itertools.count(1)
+
+
+def sources_of(settings: Settings) -> tuning_data.Sources:
+    """The data files a server starts from (configured folders or the packaged ones)."""
+    return tuning_data.Sources.of(settings.intents_dir, settings.knowledge_dir, labelled_messages(settings))
+
+
+async def active_number(db: Database) -> int | None:
+    """The published tuning version every process should serve (None: the files as they are)."""
+    async with db.session() as session:
+        state = await session.get(TuningState, 1)
+        return state.active_version if state is not None else None
+
+
+async def overlay_of(db: Database, number: int | None) -> dict[str, Any]:
+    if number is None:
+        return tuning_data.empty()
+    async with db.session() as session:
+        row = await session.get(TuningVersion, number)
+        return tuning_data.normalized(row.overlay if row is not None else None)
+
+
 @dataclass
 class Language:
     intents: IntentEngine
     knowledge: KnowledgeBase
     generations: dict[str, int] = field(default_factory=dict)
+    version: int | None = None  # the tuning version served (None: the files as they are)
+    settings: Settings | None = None
+    folder: Path | None = None  # this process's materialized copy of ``version``
 
     @classmethod
-    async def load(cls, settings: Settings) -> Language:
-        intents, knowledge = await asyncio.to_thread(
-            _build, settings.intents_dir, settings.knowledge_dir, labelled_messages(settings)
-        )
-        return cls(intents, knowledge)
+    async def load(cls, settings: Settings, db: Database | None = None) -> Language:
+        number = None
+        if db is not None:
+            try:
+                number = await active_number(db)
+            except SQLAlchemyError:  # a database without the tuning tables (not migrated): the files
+                log.warning("no tuning state in the database; serving the data files")
+        if number is None:
+            intents, knowledge = await asyncio.to_thread(
+                _build, settings.intents_dir, settings.knowledge_dir, labelled_messages(settings)
+            )
+            return cls(intents, knowledge, settings=settings)
+        overlay = await overlay_of(db, number) if db is not None else tuning_data.empty()
+        folder = _folder(settings, number)
+        files = await asyncio.to_thread(tuning_data.materialize, overlay, sources_of(settings), folder)
+        intents, knowledge = await asyncio.to_thread(_build, files.intents, files.knowledge, files.labelled)
+        return cls(intents, knowledge, version=number, settings=settings, folder=folder)
 
     async def reload(self, name: str) -> None:
         """Rebuild one package's model from its files; raises its data error, old model kept."""
         target: Callable[[], None] = self.intents.reload if name == "intents" else self.knowledge.reload
         await asyncio.to_thread(target)
+
+    async def switch(self, number: int | None, overlay: dict[str, Any], names: tuple[str, ...] = NAMES) -> None:
+        """Serve tuning version ``number`` (the files with ``overlay``): materialize it in a folder of
+        this process's own, rebuild ``names`` from it, then drop the folder served before."""
+        if self.settings is None:
+            raise RuntimeError("a Language made without settings cannot switch versions")
+        folder = _folder(self.settings, number or 0)
+        files = await asyncio.to_thread(tuning_data.materialize, overlay, sources_of(self.settings), folder)
+        if "intents" in names:
+            await asyncio.to_thread(self.intents.retarget, files.intents, files.labelled)
+        if "knowledge" in names:
+            await asyncio.to_thread(self.knowledge.retarget, files.knowledge)
+        old, self.folder, self.version = self.folder, folder, number
+        if old is not None and old != folder:
+            await asyncio.to_thread(shutil.rmtree, old, True)
 
     async def watch(self, db: Database, stop: asyncio.Event, interval: float = 1.0) -> None:
         """Follow reload signals until ``stop``; the first look only records the generations."""
@@ -91,17 +155,34 @@ class Language:
     async def _check(self, db: Database, first: bool) -> None:
         async with db.session() as session:
             rows = (await session.execute(select(ReloadSignal.name, ReloadSignal.generation))).all()
+        moved: list[str] = []
         for name, generation in rows:
             if name not in NAMES or self.generations.get(name) == generation:
                 continue
             self.generations[name] = generation
-            if first:
-                continue
+            if not first:
+                moved.append(name)
+        number = await active_number(db) if self.settings is not None else self.version
+        if number != self.version:
             try:
-                await self.reload(name)
-                log.info("reloaded %s (generation %d)", name, generation)
+                await self.switch(number, await overlay_of(db, number))
+                log.info("serving tuning version %s", number)
+            except Exception as exc:  # the package names file and line; the old model keeps serving
+                log.error("could not switch to tuning version %s, keeping %s: %s", number, self.version, exc)
+            return
+        for name in moved:
+            try:
+                if self.version is not None:
+                    await self.switch(self.version, await overlay_of(db, self.version), (name,))
+                else:
+                    await self.reload(name)
+                log.info("reloaded %s (generation %d)", name, self.generations[name])
             except Exception as exc:  # the package names file and line; the old model keeps serving
                 log.error("could not reload %s, keeping the previous one: %s", name, exc)
+
+
+def _folder(settings: Settings, number: int) -> Path:
+    return settings.data_dir / "tuning" / f"v{number}-{os.getpid()}-{next(_folders)}"
 
 
 async def request_reload(db: Database, name: str) -> int:

@@ -146,13 +146,15 @@ class IntentEngine:
         config = config or EngineConfig()
         return cls(_train(data, config, None), None, config)
 
-    def _build(self) -> _Model:
-        data = load_dir(self.data_dir, self.labelled)
+    def _build(self, data_dir: Path | Literal[False] | None = False,
+               labelled: Path | Literal[False] | None = False) -> _Model:
+        data = load_dir(self.data_dir if data_dir is False else data_dir,
+                        self.labelled if labelled is False else labelled)
         add_words([w for words in data.lookups.values() for w in words])
         if data.synonyms != self._cache_synonyms:  # cached features depend on the synonym rewriting
             self._feature_cache = {}
             self._cache_synonyms = dict(data.synonyms)
-        model = _train(data, self.config, self.labelled, self._feature_cache)
+        model = _train(data, self.config, self.labelled if labelled is False else labelled, self._feature_cache)
         live = set(data.texts())
         if len(self._feature_cache) > 2 * len(live):
             self._feature_cache = {k: v for k, v in self._feature_cache.items() if k in live}
@@ -166,6 +168,14 @@ class IntentEngine:
         with self._reload_lock:
             model = self._build()
             self._model = model  # a single reference assignment: atomic for readers
+
+    def retarget(self, data_dir: Path | None, labelled: Path | None = None) -> None:
+        """Rebuild from another data folder (and labelled file) and serve it from now on; on a
+        malformed file raise :class:`intents.errors.TrainingDataError` and keep the old model and folder."""
+        with self._reload_lock:
+            model = self._build(data_dir, labelled)
+            self.data_dir, self.labelled = data_dir, labelled
+            self._model = model
 
     # ---------------------------------------------------------------- properties
     @property

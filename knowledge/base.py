@@ -137,6 +137,14 @@ class KnowledgeBase:
             state = self._build(self.entries_dir, self.config)  # raises KnowledgeDataError
             self._state = state
 
+    def retarget(self, entries_dir: Path) -> None:
+        """Rebuild from another entries folder and serve it from now on (the old index and folder
+        stay on error)."""
+        with self._reload_lock:
+            state = self._build(entries_dir, self.config)
+            self.entries_dir = entries_dir
+            self._state = state
+
     @property
     def entries(self) -> tuple[Entry, ...]:
         return self._state.entries
