@@ -1,0 +1,128 @@
+"""The dashboard page (驾驶舱) for operators and admins: the figures and tables of
+``services/dashboard.py`` for a period beside the previous one, drawn by Apache ECharts (vendored
+under ``static/vendor``), every table downloadable as CSV or XLSX."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from bot.appkeys import RUNTIME
+from bot.services import dashboard
+from bot.web.console.access import error_page, page, render
+
+ROLES = frozenset({"operator"})  # admin is implied
+SECTION_TITLES = {"tickets": "工单", "residents": "居民与会话", "services": "积分、优惠券与课程"}
+FORMATS = {"csv": "text/csv; charset=utf-8",
+           "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def show(figure: dict[str, Any], which: str = "current") -> str:
+    """A figure's value as people read it: rates in %, durations in minutes or hours."""
+    value = figure[which]
+    if value is None:
+        return "—"
+    unit = figure["unit"]
+    if unit == "%":
+        return f"{value * 100:.1f}%"
+    if unit == "s":
+        if value < 60:
+            return f"{value:.0f} 秒"
+        if value < 3600:
+            return f"{value / 60:.1f} 分钟"
+        return f"{value / 3600:.1f} 小时"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.1f} {unit}"
+    return f"{int(value)} {unit}"
+
+
+def cell(value: Any, key: str) -> str:
+    if value is None:
+        return "—"
+    if key.endswith("rate") and isinstance(value, int | float):
+        return f"{value * 100:.1f}%"
+    return str(value)
+
+
+def _period(request: web.Request) -> dashboard.Period:
+    rt = request.config_dict[RUNTIME]
+    return dashboard.period_of(request.query.get("start") or None, request.query.get("end") or None, rt.clock.now())
+
+
+@page("GET", "/console/dashboard", ROLES)
+async def view(request: web.Request) -> web.StreamResponse:
+    rt = request.config_dict[RUNTIME]
+    try:
+        period = _period(request)
+    except dashboard.PeriodError as exc:
+        return error_page(request, 400, f"日期不正确（{exc.field}）：{exc.message}")
+    now = rt.clock.now()
+    sections = {name: await dashboard.section(rt.db, name, period, now) for name in dashboard.SECTIONS}
+    charts = {t["name"]: {"chart": t["chart"], "rows": t["rows"], "columns": t["columns"]}
+              for s in sections.values() for t in s["tables"] if t["chart"]}
+    query = {"start": period.start.isoformat(), "end": period.end.isoformat()}
+    today = now.astimezone(dashboard.CHINA).date()
+    presets = [(label, urlencode({"start": (today - timedelta(days=days - 1)).isoformat(),
+                                  "end": (today + timedelta(days=1)).isoformat()}))
+               for label, days in (("近7天", 7), ("近30天", 30), ("近90天", 90))]
+    return render(
+        request, "dashboard.html", title="驾驶舱", period=period, sections=sections, titles=SECTION_TITLES,
+        show=show, cell=cell, query=urlencode(query), presets=presets, definitions=dashboard.DEFINITIONS,
+        chart_data=json.dumps(charts, ensure_ascii=False).replace("</", "<\\/"),
+        last_day=(period.end - timedelta(days=1)).isoformat(),
+    )
+
+
+@page("GET", "/console/dashboard/export", ROLES)
+async def export(request: web.Request) -> web.StreamResponse:
+    """One table as CSV (UTF-8 with a byte-order mark, which Excel needs for Chinese) or XLSX."""
+    rt = request.config_dict[RUNTIME]
+    name = request.query.get("section", "")
+    fmt = request.query.get("format", "")
+    if name not in dashboard.SECTIONS:
+        return error_page(request, 400, "没有这个栏目（section）。")
+    if fmt not in FORMATS:
+        return error_page(request, 400, "格式（format）只能是 csv 或 xlsx。")
+    try:
+        period = _period(request)
+    except dashboard.PeriodError as exc:
+        return error_page(request, 400, f"日期不正确（{exc.field}）：{exc.message}")
+    data = await dashboard.section(rt.db, name, period, rt.clock.now())
+    table = next((t for t in data["tables"] if t["name"] == request.query.get("table")), None)
+    if table is None:
+        return error_page(request, 400, "这个栏目没有这张表（table）。")
+    header = [c["label"] for c in table["columns"]]
+    rows = [[row.get(c["key"]) for c in table["columns"]] for row in table["rows"]]
+    filename = f"dashboard-{table['name']}-{period.start.isoformat()}_{period.end.isoformat()}.{fmt}"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow([f"{table['title']}（{period.start.isoformat()} 至 {period.end.isoformat()}，不含）"])
+        writer.writerow(header)
+        writer.writerows(["" if v is None else v for v in r] for r in rows)
+        body = ("\ufeff" + out.getvalue()).encode("utf-8")
+    else:
+        body = _xlsx(table["title"], header, rows)
+    return web.Response(body=body, headers={
+        "Content-Type": FORMATS[fmt],
+        "Content-Disposition": f'attachment; filename="{filename}"',
+    })
+
+
+def _xlsx(title: str, header: list[str], rows: list[list[Any]]) -> bytes:
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(title=title[:31])
+    sheet.append(header)
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
