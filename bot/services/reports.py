@@ -107,13 +107,7 @@ async def own_repeat(
             .order_by(Ticket.id.desc())
             .limit(50)
         )).all()
-        best: tuple[float, Ticket] | None = None
-        for t in rows:
-            if not _same_place(building, t.building):
-                continue
-            score = tickets.similarity(text, t.text)
-            if score >= rules.duplicate_similarity and (best is None or score > best[0]):
-                best = (score, t)
+        best = tickets.most_similar(text, [t for t in rows if _same_place(building, t.building)], rules)
         return await _snapshot(session, best[1]) if best is not None else None
 
 
@@ -141,14 +135,9 @@ async def add_location(
         ticket = await _own(session, ticket_id, resident_id)
         if ticket is None:
             return None
-        ticket.building = ticket.building or place.get("building")
-        ticket.unit = ticket.unit or place.get("unit")
-        ticket.room = ticket.room or place.get("room")
-        location = places.location_of(place) or {}
-        ticket.location = {**(ticket.location or {}), **location, "text": said[:200]}
-        ticket.updated_at = now
-        await tickets.record(session, ticket, "location_added", actor="resident", now=now, note=said[:200],
-                             public=False, data={"building": ticket.building, "unit": ticket.unit})
+        await tickets.add_place(session, ticket, building=place.get("building"), unit=place.get("unit"),
+                                room=place.get("room"), location=places.location_of(place), said=said,
+                                actor="resident", now=now)
         return await _snapshot(session, ticket, now)
 
 

@@ -271,6 +271,18 @@ def similarity(a: str, b: str) -> float:
     return float(fuzz.WRatio(a, b))
 
 
+def most_similar(text: str, candidates: Sequence[Ticket], rules: Rules) -> tuple[float, Ticket] | None:
+    """The candidate whose text is most like ``text`` (the first of equals), with its score, if it
+    reaches the table's ``duplicate_similarity``: what counts as the same report, for neighbours'
+    duplicates and for a resident's own repeats alike."""
+    best: tuple[float, Ticket] | None = None
+    for other in candidates:
+        score = similarity(text, other.text)
+        if score >= rules.duplicate_similarity and (best is None or score > best[0]):
+            best = (score, other)
+    return best
+
+
 async def link_duplicate(session: AsyncSession, ticket: Ticket, rules: Rules, now: datetime) -> Ticket | None:
     """Link (never merge) to an earlier ticket of another resident from the same building and
     category with similar text ("neighbours reported this too"); a resident's own repeats are
@@ -297,11 +309,7 @@ async def link_duplicate(session: AsyncSession, ticket: Ticket, rules: Rules, no
             .limit(200)
         )
     ).all()
-    best: tuple[float, Ticket] | None = None
-    for other in rows:
-        score = similarity(ticket.text, other.text)
-        if score >= rules.duplicate_similarity and (best is None or score > best[0]):
-            best = (score, other)
+    best = most_similar(ticket.text, rows, rules)
     if best is None:
         return None
     score, other = best
@@ -503,6 +511,29 @@ async def credit_report(session: AsyncSession, ticket: Ticket, rules: Rules, now
         now=now,
     )
     return credited > 0
+
+
+async def add_place(
+    session: AsyncSession,
+    ticket: Ticket,
+    *,
+    building: str | None,
+    unit: str | None,
+    room: str | None,
+    location: dict[str, Any] | None,
+    said: str,
+    actor: str,
+    now: datetime,
+) -> TicketEvent:
+    """Where it is, told after the ticket was made: fills what the ticket does not know yet (the
+    building, unit and room it has stay), adds to its location with the words said (``text``)."""
+    ticket.building = ticket.building or building
+    ticket.unit = ticket.unit or unit
+    ticket.room = ticket.room or room
+    ticket.location = {**(ticket.location or {}), **(location or {}), "text": said[:200]}
+    ticket.updated_at = now
+    return await record(session, ticket, "location_added", actor=actor, now=now, note=said[:200], public=False,
+                        data={"building": ticket.building, "unit": ticket.unit})
 
 
 async def add_attachment(
