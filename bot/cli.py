@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "bot.commands.demo",
     "bot.commands.language",
     "bot.commands.points",
+    "bot.commands.tuning",
 )
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import sys
 import zipfile
 from typing import Any
 
@@ -103,6 +105,15 @@ async def test_label_evaluate_publish_rollback_export(api: Api):
         (v2, "test operator", 0), (v1, "test operator", None)]
 
 
+async def cli(api: Api, *args: str) -> tuple[int, str]:
+    env = {**os.environ, "BOT_DATABASE_URL": api.svc.settings.database_url,
+           "BOT_DATA_DIR": str(api.svc.settings.data_dir)}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", *args, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    return int(proc.returncode or 0), out.decode()
+
+
 async def _zip(api: Api) -> bytes:
     async with api.svc.http.get(api.base + "/tuning/export", headers={
             "Authorization": f"Bearer {api.tokens['operator']}"}) as resp:
@@ -133,6 +144,14 @@ async def test_unknown_question_becomes_an_entry(api: Api):
     await served(api, body["version"])
     after = await say(api, UNKNOWN_QUESTION, "oTuningApi0000000000000005")
     assert "游泳馆每天9:00-21:00开放" in after
+    # the published entry, exported to files to commit, on the command line
+    out = api.svc.settings.data_dir / "export"
+    code, text = await cli(api, "tuning", "export", "--to", str(out))
+    assert code == 0, text
+    exported = (out / "knowledge" / "tuning.yml").read_text(encoding="utf-8")
+    assert "id: community-pool" in exported and UNKNOWN_QUESTION in exported
+    code, text = await cli(api, "tuning", "versions")
+    assert code == 0 and "test operator" in text and "entries 1" in text, text
     # a new phrasing for the entry, from another reviewed question
     status, body = await post(api, "/tuning/review", {"kind": "knowledge", "texts": ["泳池开放吗"],
                                                       "action": "phrasing", "entry_id": "community-pool"})
