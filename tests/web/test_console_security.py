@@ -76,6 +76,11 @@ async def test_every_console_route_refuses_anonymous_and_wrong_roles(svc):
     clients = {name: await login(svc.http, svc.base, name) for name, _, _ in USERS}
     roles = {name: role for name, role, _ in USERS}
     paths = {(r.method, r.path) for r in ROUTES}
+    # the tuning loop (issue 16): operators and admins only, every page and action enumerated below
+    tuning = {r.path: r.roles for r in ROUTES if r.path.startswith("/console/tuning")}
+    assert {"/console/tuning", "/console/tuning/review", "/console/tuning/publish", "/console/tuning/rollback",
+            "/console/tuning/evaluation/figures", "/console/tuning/entries", "/console/tuning/changes"} <= set(tuning)
+    assert set(tuning.values()) == {frozenset({"operator"})}
     # Everything under /console, /merchant and /logout in the router is declared with its roles.
     for resource in svc.runner.app.router.resources():
         info = resource.get_info()

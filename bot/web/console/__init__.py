@@ -23,7 +23,7 @@ from bot.web.console.access import ROUTES, current_session
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE.parent / "templates"
 STATIC = HERE.parent / "static"
-MODULES = ("login", "conversations", "tickets", "merchants", "merchant_page", "dashboard")
+MODULES = ("login", "conversations", "tickets", "merchants", "merchant_page", "dashboard", "tuning")
 
 
 async def session_login(request: web.Request) -> Principal | None:

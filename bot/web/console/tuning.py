@@ -1,0 +1,241 @@
+"""The tuning loop's console pages (operators and admins): the review queue, the draft with its
+conflicts, the intent and knowledge editors, the evaluation beside the published version with the
+confirmed publish, and the versions with rollback and export. Every page calls the functions the
+JSON API calls (``bot/api/tuning.py`` → ``bot/services/tuning*.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from bot.api import tuning as api
+from bot.appkeys import RUNTIME
+from bot.language import sources_of
+from bot.runtime import Runtime
+from bot.services import tuning, tuning_data
+from bot.services.tuning_data import OverlayError
+from bot.services.tuning_review import INTENT_REASONS, KNOWLEDGE_REASONS
+from bot.web.console.access import form_of, page, render, user_of
+
+TUNING = frozenset({"operator"})
+MAX_EXAMPLES_SHOWN = 300
+
+
+def _rt(request: web.Request) -> Runtime:
+    rt: Runtime = request.config_dict[RUNTIME]
+    return rt
+
+
+def _labels(rt: Runtime) -> dict[str, str]:
+    """Intent → the label operators read (the registry's clarifying choice, else the name)."""
+    registry = api.intents_registry(rt)
+    labels = registry.labels()
+    return {name: f"{name} · {labels[name]}" if name in labels else name for name in registry.names}
+
+
+def _to(path: str, **params: str) -> web.HTTPSeeOther:
+    """A redirect to a console page, with a notice or an error line for it to show."""
+    sep = "&" if "?" in path else "?"
+    return web.HTTPSeeOther(path + (sep + urlencode(params) if params else ""))
+
+
+# ------------------------------------------------------------------------------------ review queue
+@page("GET", "/console/tuning", TUNING)
+async def review(request: web.Request) -> web.StreamResponse:
+    return await _review(request)
+
+
+async def _review(request: web.Request, error: str = "", notice: str = "", status: int = 200) -> web.Response:
+    rt = _rt(request)
+    kind = request.query.get("kind", "intent")
+    if kind not in ("intent", "knowledge"):
+        kind = "intent"
+    groups = [g.to_dict() for g in (await api.queue(rt, kind))[:100]]
+    d = await tuning.draft(rt.db)
+    entries: list[Any] = []
+    if kind == "knowledge":
+        entries = await asyncio.to_thread(tuning_data.draft_entries, d.overlay, sources_of(rt.settings))
+    return render(request, "tuning_review.html", status=status, title="调优 · 待复核", kind=kind, groups=groups,
+                  intents=_labels(rt), reasons={**INTENT_REASONS, **KNOWLEDGE_REASONS}, draft=d,
+                  summary=tuning_data.summary(d.overlay), entries=sorted(e.id for e in entries),
+                  error=error or request.query.get("error", ""), notice=notice or request.query.get("notice", ""))
+
+
+@page("POST", "/console/tuning/review", TUNING)
+async def decide(request: web.Request) -> web.StreamResponse:
+    rt = _rt(request)
+    form = await form_of(request)
+    kind = form.get("kind", "intent")
+    texts = [t for t in form.get("texts", "").split("\n") if t.strip()]
+    action = form.get("action", "")
+    entry = None
+    if action == "entry":
+        entry = {
+            "id": form.get("entry_id", "").strip(), "question": form.get("question", "").strip(),
+            "answer": form.get("answer", "").strip(), "department": form.get("department", "").strip(),
+            "tags": [t for t in form.get("tags", "").replace("，", ",").split(",") if t.strip()],
+        }
+    try:
+        decided = await tuning.resolve(
+            rt.db, kind, texts, action, user_of(request).name, rt.clock.now(), intents=api.names(rt),
+            intent=form.get("intent"), entry=entry, entry_id=form.get("entry_id", "").strip() or None,
+            current_entry=lambda entry_id: api.entry_of(rt, entry_id))
+    except (tuning.TuningError, OverlayError) as exc:
+        return await _review(request, error=f"没有保存：{exc}", status=400)
+    words = {"intent": "已标注", "noise": "已标为噪音", "entry": "已写入新条目", "phrasing": "已加为问法"}
+    raise _to("/console/tuning", kind=kind, notice=f"{words.get(action, '已保存')}{decided}条，在草稿中，评估后发布")
+
+
+# ------------------------------------------------------------------------------------------ draft
+@page("GET", "/console/tuning/draft", TUNING)
+async def draft_page(request: web.Request) -> web.StreamResponse:
+    rt = _rt(request)
+    d = await tuning.draft(rt.db)
+    problems = await api.problems(rt)
+    return render(request, "tuning_draft.html", title="调优 · 草稿", draft=d, overlay=d.overlay,
+                  summary=tuning_data.summary(d.overlay), problems=problems, intents=_labels(rt),
+                  notice=request.query.get("notice", ""))
+
+
+@page("POST", "/console/tuning/changes", TUNING)
+async def change(request: web.Request) -> web.StreamResponse:
+    """One editor change from a form: example, synonym or lookup word (added or removed), a
+    reviewed label taken back, or a knowledge entry removed."""
+    rt = _rt(request)
+    form = await form_of(request)
+    item: dict[str, Any] = {"op": form.get("op", "")}
+    for key in ("intent", "text", "canonical", "name", "word", "id"):
+        if form.get(key):
+            item[key] = form[key]
+    item["add"] = form.get("add", "1") == "1"
+    if item["op"] == "label":
+        item.setdefault("intent", "")
+        item.pop("add")
+    if item["op"] == "entry_delete":
+        item.pop("add")
+    back = form.get("back", "/console/tuning/draft")
+    if not back.startswith("/console/tuning"):
+        back = "/console/tuning/draft"
+    try:
+        await tuning.change(rt.db, [item], api.names(rt), user_of(request).name, rt.clock.now())
+    except OverlayError as exc:
+        raise _to(back, error=f"没有保存：{exc}") from None
+    raise web.HTTPSeeOther(back)
+
+
+@page("POST", "/console/tuning/discard", TUNING)
+async def discard(request: web.Request) -> web.StreamResponse:
+    rt = _rt(request)
+    await tuning.discard(rt.db, user_of(request).name, rt.clock.now())
+    raise _to("/console/tuning/draft", notice="草稿已清空，回到当前发布版本")
+
+
+@page("GET", "/console/tuning/intents/{intent}", TUNING)
+async def intent_editor(request: web.Request) -> web.StreamResponse:
+    rt = _rt(request)
+    intent = request.match_info["intent"]
+    if intent not in api.names(rt):
+        raise web.HTTPNotFound()
+    d = await tuning.draft(rt.db)
+    view = await asyncio.to_thread(tuning_data.intent_view, d.overlay, sources_of(rt.settings), intent)
+    q = request.query.get("q", "").strip()
+    examples = [e for e in view["examples"] if not q or q in e]
+    problems = await api.problems(rt)
+    conflicts = [c for c in problems["conflicts"] if intent in c["intents"]]
+    duplicates = [c for c in problems["duplicates"] if intent in c["intents"]]
+    return render(request, "tuning_intent.html", title=f"调优 · {intent}", intent=intent, view=view, q=q,
+                  examples=examples[:MAX_EXAMPLES_SHOWN], total=len(examples), intents=_labels(rt),
+                  conflicts=conflicts, duplicates=duplicates, error=request.query.get("error", ""))
+
+
+@page("GET", "/console/tuning/entries", TUNING)
+async def entries_page(request: web.Request) -> web.StreamResponse:
+    rt = _rt(request)
+    d = await tuning.draft(rt.db)
+    entries = await asyncio.to_thread(tuning_data.draft_entries, d.overlay, sources_of(rt.settings))
+    q = request.query.get("q", "").strip()
+    shown = [e for e in entries if not q or q in e.id or any(q in p for p in e.phrasings) or q in e.answer]
+    chosen = next((e for e in entries if e.id == request.query.get("id")), None)
+    problems = await api.problems(rt)
+    return render(request, "tuning_entries.html", title="调优 · 知识库条目", entries=shown[:200], total=len(shown),
+                  q=q, entry=chosen, changed=set(d.overlay["entries"]), problems=problems["knowledge"],
+                  error=request.query.get("error", ""), notice=request.query.get("notice", ""))
+
+
+@page("POST", "/console/tuning/entries", TUNING)
+async def save_entry(request: web.Request) -> web.StreamResponse:
+    rt = _rt(request)
+    form = await form_of(request)
+    def split(value: str) -> list[str]:
+        return [p.strip() for p in value.replace("，", ",").replace("\n", ",").split(",") if p.strip()]
+    entry_id = form.get("id", "").strip()
+    entry: dict[str, Any] = {"id": entry_id, "question": form.get("question", "").strip(),
+             "alternatives": split(form.get("alternatives", "")), "answer": form.get("answer", "").strip(),
+             "department": form.get("department", "").strip(), "tags": split(form.get("tags", "")),
+             "link": form.get("link", "").strip() or None, "sensitive": form.get("sensitive") == "1"}
+    if form.get("reviewed"):
+        entry["reviewed"] = form["reviewed"]
+    try:
+        await tuning.change(rt.db, [{"op": "entry", "entry": entry}], api.names(rt), user_of(request).name,
+                            rt.clock.now())
+    except OverlayError as exc:
+        raise _to("/console/tuning/entries", id=entry_id, error=f"没有保存：{exc}") from None
+    raise _to("/console/tuning/entries", id=entry_id, notice="已保存到草稿")
+
+
+# ------------------------------------------------------------------------------------- evaluation
+@page("GET", "/console/tuning/evaluation", TUNING)
+async def evaluation_page(request: web.Request) -> web.StreamResponse:
+    """The page comes at once; its figures are fetched by the script (training takes seconds)."""
+    rt = _rt(request)
+    d = await tuning.draft(rt.db)
+    return render(request, "tuning_evaluation.html", title="调优 · 评估与发布", draft=d,
+                  summary=tuning_data.summary(d.overlay), error=request.query.get("error", ""))
+
+
+@page("GET", "/console/tuning/evaluation/figures", TUNING)
+async def evaluation_figures(request: web.Request) -> web.StreamResponse:
+    result = await api.evaluation(_rt(request))
+    return render(request, "_tuning_figures.html", result=result)
+
+
+@page("POST", "/console/tuning/publish", TUNING)
+async def publish(request: web.Request) -> web.StreamResponse:
+    rt = _rt(request)
+    form = await form_of(request)
+    if form.get("confirm") != "1":
+        raise _to("/console/tuning/evaluation", error="请先勾选确认，再发布")
+    expected = form.get("expected_active", "")
+    try:
+        number = await tuning.publish(rt.db, user_of(request).name, form.get("note", "").strip(), rt.clock.now(),
+                                      int(expected) if expected.isdigit() else None)
+    except tuning.TuningError as exc:
+        raise _to("/console/tuning/evaluation", error=f"没有发布：{exc}") from None
+    raise _to("/console/tuning/versions", notice=f"已发布 v{number}，各服务进程几秒内切换")
+
+
+# --------------------------------------------------------------------------------------- versions
+@page("GET", "/console/tuning/versions", TUNING)
+async def versions_page(request: web.Request) -> web.StreamResponse:
+    rt = _rt(request)
+    d = await tuning.draft(rt.db)
+    rows = [{"v": v, "summary": tuning_data.summary(v.overlay)} for v in await tuning.versions(rt.db)]
+    served = rt.language.version if rt.language is not None else None
+    return render(request, "tuning_versions.html", title="调优 · 版本", rows=rows, draft=d, served=served,
+                  notice=request.query.get("notice", ""), error=request.query.get("error", ""))
+
+
+@page("POST", "/console/tuning/rollback", TUNING)
+async def rollback(request: web.Request) -> web.StreamResponse:
+    rt = _rt(request)
+    form = await form_of(request)
+    to = form.get("to", "")
+    try:
+        number = await tuning.rollback(rt.db, user_of(request).name, rt.clock.now(),
+                                       int(to) if to.isdigit() else None)
+    except tuning.TuningError as exc:
+        raise _to("/console/tuning/versions", error=f"没有回滚：{exc}") from None
+    raise _to("/console/tuning/versions", notice=f"已回滚，当前为 v{number}")

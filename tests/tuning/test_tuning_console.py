@@ -1,0 +1,77 @@
+"""The tuning loop's console pages over HTTP (SQLite and PostgreSQL): an operator decides a
+reviewed group in the form, edits an intent and an entry, sees conflicts flagged, the evaluation
+fragment, publishes only when confirming, rolls back; staff are refused."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+
+from tests.web.console_util import add_users, login
+
+NOT_UNDERSTOOD = "帮我看看宽带为啥这么慢"
+
+
+async def test_operator_pages(service):
+    await add_users(service.settings.database_url, ("yun", "operator", {}), ("li", "staff", {"department": "物业"}))
+    sender = service.sender()
+    assert (await service.send(sender.text("oTuningConsole000000000001", NOT_UNDERSTOOD, msg_id=88001))).status == 200
+    op = await login(service.http, service.base, "yun")
+    staff = await login(service.http, service.base, "li")
+    status, page, _ = await staff.get("/console/tuning")
+    assert status == 403
+    status, page, _ = await op.get("/console/tuning")
+    assert status == 200 and NOT_UNDERSTOOD in page and 'href="/console/tuning"' in page and "没听懂" in page
+    texts = html.unescape(re.search(r'name="texts" value="([^"]*)"', page).group(1))  # type: ignore[union-attr]
+    status, _, resp = await op.post("/console/tuning/review", {"kind": "intent", "texts": texts, "intent": "complaint",
+                                                               "action": "intent"})
+    assert status == 303 and resp.headers["Location"].startswith("/console/tuning?kind=intent&notice=")
+    status, page, _ = await op.get("/console/tuning")
+    assert NOT_UNDERSTOOD not in page and "已标注 1 条" in page
+
+    # editors: an example under another intent is a conflict, shown on the draft and the intent page
+    status, _, resp = await op.post("/console/tuning/changes", {"op": "example", "intent": "query", "text": NOT_UNDERSTOOD,
+                                                                "back": "/console/tuning/intents/query"})
+    assert status == 303 and resp.headers["Location"] == "/console/tuning/intents/query"
+    status, page, _ = await op.get("/console/tuning/intents/query")
+    assert status == 200 and "冲突" in page and NOT_UNDERSTOOD in page
+    status, page, _ = await op.get("/console/tuning/draft")
+    assert "冲突" in page and "+ 样例 query：" + NOT_UNDERSTOOD in page
+    await op.post("/console/tuning/changes", {"op": "example", "intent": "query", "text": NOT_UNDERSTOOD, "add": "0",
+                                              "back": "/console/tuning/intents/query"})
+    status, page, _ = await op.get("/console/tuning/draft")
+    assert "冲突" not in page
+    status, _, resp = await op.post("/console/tuning/entries", {
+        "id": "community-pool", "question": "社区游泳馆的开放时间？", "answer": "每天9:00-21:00开放。",
+        "department": "社区服务中心", "tags": "游泳馆", "alternatives": "游泳馆几点开门\n泳池开放吗"})
+    assert status == 303
+    status, page, _ = await op.get("/console/tuning/entries?id=community-pool")
+    assert "泳池开放吗" in page and "修改 community-pool" in page
+    status, _, resp = await op.post("/console/tuning/entries", {"id": "Bad Id", "question": "x", "answer": "y",
+                                                                "department": "z"})
+    assert "error=" in resp.headers["Location"]
+
+    status, page, _ = await op.get("/console/tuning/evaluation")
+    assert status == 200 and 'data-src="/console/tuning/evaluation/figures"' in page and 'name="confirm"' in page
+    status, figures, _ = await op.get("/console/tuning/evaluation/figures")
+    assert status == 200 and "混淆矩阵" in figures and "已复核的消息" in figures and "知识库开发集" in figures
+    row = re.search(r'<tr><td>' + NOT_UNDERSTOOD + r'</td><td>([a-z_]+) [\d.]+</td><td class="up">([a-z_]+)', figures)
+    assert row and row.groups() == ("fallback", "complaint")
+
+    status, _, resp = await op.post("/console/tuning/publish", {"note": "宽带", "expected_active": "0"})
+    assert "error=" in resp.headers["Location"]  # not confirmed: nothing published
+    status, page, _ = await op.get("/console/tuning/versions")
+    assert "还没有发布过版本" in page
+    status, _, resp = await op.post("/console/tuning/publish", {"note": "宽带", "expected_active": "0", "confirm": "1"})
+    assert status == 303 and "notice=" in resp.headers["Location"]
+    while "本进程正在使用 v1" not in (await op.get("/console/tuning/versions"))[1]:  # noqa: ASYNC110 - the watcher
+        await asyncio.sleep(0.2)
+    status, page, _ = await op.get("/console/tuning/versions")
+    assert "yun" in page and 'data-version="1"' in page and "宽带" in page
+    status, _, resp = await op.post("/console/tuning/rollback", {})
+    assert status == 303
+    while "本进程正在使用 v2" not in (await op.get("/console/tuning/versions"))[1]:  # noqa: ASYNC110 - the watcher
+        await asyncio.sleep(0.2)
+    async with service.http.get(service.base + "/api/v1/tuning/export", headers=op.cookie) as r:
+        assert r.status == 200 and r.content_type == "application/zip"
