@@ -5,7 +5,7 @@
 - services never import the WeChat edge, the flows or the layers above them;
 - ``intents`` and ``knowledge`` never import ``bot``.
 
-Every import counts, also one inside a function.
+Every import counts, one inside a function too.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FLOWS = sorted((REPO / "bot" / "flows").glob("*.py"))
-SERVICES = sorted((REPO / "bot" / "services").glob("*.py"))
+FLOWS = sorted((REPO / "bot" / "flows").rglob("*.py"))
+SERVICES = sorted((REPO / "bot" / "services").rglob("*.py"))
 LANGUAGE = sorted([*(REPO / "intents").rglob("*.py"), *(REPO / "knowledge").rglob("*.py")])
 
 FLOW_FORBIDDEN = ("sqlalchemy", "bot.storage", "bot.wechat")
