@@ -293,3 +293,39 @@ async def test_admin_sets_up_a_merchant_who_verifies_on_a_phone(browser, service
     await shot(page, "merchant-phone")
     assert not problems, problems
     await context.close()
+
+
+async def test_canned_reply_edited_then_picked_fills_the_reply(browser, service_factory, sqlite_url, fake_api):
+    svc = await service_factory(sqlite_url, fake_api)
+    await add_users(sqlite_url, ("li", "staff", {"department": "物业服务中心"}))
+    openid = "o_console_canned_b_01"
+    assert await say(svc, openid, "转人工")
+    context, page, problems = await open_page(browser, LAPTOP)
+    await log_in(page, svc.base, "li")
+    await page.wait_for_url("**/console/handoffs", timeout=TIMEOUT)
+
+    # Add one, edit its text on the page.
+    await page.goto(f"{svc.base}/console/canned")
+    add = page.locator("form.card", has_text="新增快捷回复")
+    await add.locator("input[name=title]").fill("维修预约")
+    await add.locator("textarea[name=text]").fill("师傅明天上午上门，请家里留人。")
+    await add.locator("button").click()
+    mine = page.locator("form.card:has(input[name=title][value='维修预约'])")
+    await mine.wait_for(timeout=TIMEOUT)
+    await mine.locator("textarea[name=text]").fill("师傅明天下午两点上门，请家里留人。")
+    await mine.locator("button", has_text="保存").click()
+    await page.wait_for_url("**/console/canned", timeout=TIMEOUT)
+    assert await page.locator("form.card:has(input[name=title][value='维修预约']) textarea").input_value() \
+        == "师傅明天下午两点上门，请家里留人。"
+
+    # Picking it in a conversation fills the reply, which is sent as written.
+    await page.goto(f"{svc.base}/console/handoffs")
+    await page.locator("#handoff-rows tr.handoff a.button").first.click()
+    await page.click("#claim-btn")
+    await page.locator("#claim-state", has_text="li 接管中").wait_for(timeout=TIMEOUT)
+    await page.select_option("#canned-select", label="维修预约")
+    assert await page.input_value("#reply-text") == "师傅明天下午两点上门，请家里留人。"
+    await page.click("#send-btn")
+    await wait_sent(svc, openid, "师傅明天下午两点上门")
+    assert not problems, problems
+    await context.close()
