@@ -27,7 +27,21 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, case, distinct, extract, func, literal, or_, select
+from sqlalchemy import (
+    Date,
+    Select,
+    and_,
+    case,
+    cast,
+    distinct,
+    extract,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -46,15 +60,12 @@ from bot.storage.models import (
     PartyMember,
     PointsEntry,
     Ticket,
-    TicketEvent,
 )
 
 SECTIONS = ("tickets", "residents", "services")
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
 RESOLVED = ("answered", "closed")
-# Staff's first move on a ticket: the response time runs from submission to the first of these.
-RESPONSE_ACTIONS = ("accept", "start", "answer", "reject")
 NO_INTENT = "（未识别）"
 NONE_LABEL = "（未填）"
 
@@ -141,16 +152,35 @@ class _Sql:
     def __init__(self, dialect: str) -> None:
         self.pg = dialect == "postgresql"
 
-    def day(self, col: Any) -> ColumnElement[str]:
-        """The China date of a UTC timestamp, as text ``YYYY-MM-DD`` (China has no daylight saving)."""
+    async def prepare(self, session: AsyncSession) -> None:
+        """PostgreSQL compiles large queries just in time by their estimated cost, which costs a
+        dashboard call more (tens of milliseconds of compiling) than it saves: not here."""
         if self.pg:
-            return func.to_char(func.timezone("Asia/Shanghai", col), "YYYY-MM-DD")
-        return func.strftime("%Y-%m-%d", col, "+8 hours")
+            await session.execute(text("SET LOCAL jit = off"))
+
+    def day(self, col: Any) -> ColumnElement[Any]:
+        """The China date of a UTC timestamp (China has no daylight saving): a ``date`` on
+        PostgreSQL, text ``YYYY-MM-DD`` on SQLite; :func:`_day_text` reads either."""
+        if self.pg:
+            return cast(func.timezone(literal_column("'Asia/Shanghai'"), col), Date)
+        return func.strftime(literal_column("'%Y-%m-%d'"), col, literal_column("'+8 hours'"))
+
+    def day_value(self, day: date) -> Any:
+        """``day`` as :meth:`day` gives it, to compare with."""
+        return day if self.pg else day.isoformat()
 
     def seconds(self, later: Any, earlier: Any) -> ColumnElement[Any]:
         if self.pg:
             return extract("epoch", later) - extract("epoch", earlier)
         return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+
+
+def _day_text(value: Any) -> str:
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+# Inbound messages: a literal, so that the partial index ix_messages_inbound matches every plan.
+INBOUND: ColumnElement[Any] = literal_column("'in'")
 
 
 def _which(col: Any, p: Period) -> ColumnElement[str]:
@@ -170,10 +200,23 @@ def _count_if(condition: Any) -> ColumnElement[int]:
     return func.sum(case((condition, 1), else_=0))
 
 
-async def _percentiles(session: AsyncSession, durations: Any) -> dict[str, dict[str, Any]]:
+async def _percentiles(session: AsyncSession, sql: _Sql, durations: Any) -> dict[str, dict[str, Any]]:
     """Median and 90th percentile (nearest rank) per period of ``durations`` (columns ``p`` and
-    ``d``, seconds), with window functions: at most four rows come back."""
+    ``d``, seconds): PostgreSQL's ``percentile_disc``; on SQLite window functions (rank ⌈p·n⌉), at
+    most four rows."""
     sub = durations.subquery()
+    out: dict[str, dict[str, Any]] = {w: {"median": None, "p90": None, "n": 0} for w in ("c", "p")}
+    if sql.pg:
+        stmt = select(
+            sub.c.p,
+            func.count(sub.c.d),
+            func.percentile_disc(0.5).within_group(sub.c.d),
+            func.percentile_disc(0.9).within_group(sub.c.d),
+        ).where(sub.c.d.is_not(None)).group_by(sub.c.p)
+        for which, n, median, p90 in await _rows(session, stmt):
+            out[which] = {"n": int(n), "median": round(max(float(median), 0.0), 1),
+                          "p90": round(max(float(p90), 0.0), 1)}
+        return out
     ranked = select(
         sub.c.p,
         sub.c.d,
@@ -183,7 +226,6 @@ async def _percentiles(session: AsyncSession, durations: Any) -> dict[str, dict[
     stmt = select(ranked.c.p, ranked.c.rn, ranked.c.n, ranked.c.d).where(
         or_(ranked.c.rn == (ranked.c.n * 50 + 99) // 100, ranked.c.rn == (ranked.c.n * 90 + 99) // 100)
     )
-    out: dict[str, dict[str, Any]] = {w: {"median": None, "p90": None, "n": 0} for w in ("c", "p")}
     for which, rn, n, d in await _rows(session, stmt):
         entry = out[which]
         entry["n"] = int(n)
@@ -245,6 +287,7 @@ async def tickets(db: Database, p: Period, now: datetime) -> dict[str, Any]:
     sql = _Sql(db.dialect)
     t = Ticket
     async with db.session() as session:
+        await sql.prepare(session)
         inner = select(
             _which(t.created_at, p).label("p"), t.status, t.rating, t.reopen_count, t.answered_at, t.deadline
         ).where(_within(t.created_at, p)).subquery()
@@ -263,22 +306,17 @@ async def tickets(db: Database, p: Period, now: datetime) -> dict[str, Any]:
         ).group_by(c.p)))
 
         day_inner = select(sql.day(t.created_at).label("day")).where(t.created_at >= p.lo, t.created_at < p.hi).subquery()
-        per_day = {d: _int(n) for d, n in await _rows(session,
+        per_day = {_day_text(d): _int(n) for d, n in await _rows(session,
             select(day_inner.c.day, func.count()).group_by(day_inner.c.day))}
 
         ((now_open, now_overdue),) = await _rows(session, select(
             func.count(), _count_if(and_(t.deadline.is_not(None), t.deadline < now))
         ).where(t.status.in_(OPEN_STATUSES)))
 
-        first = (
-            select(_which(t.created_at, p).label("p"), sql.seconds(func.min(TicketEvent.at), t.created_at).label("d"))
-            .select_from(t)
-            .join(TicketEvent, and_(TicketEvent.ticket_id == t.id, TicketEvent.action.in_(RESPONSE_ACTIONS)))
-            .where(_within(t.created_at, p))
-            .group_by(t.id, t.created_at)
-        )
-        response = await _percentiles(session, first)
-        resolution = await _percentiles(session, select(
+        response = await _percentiles(session, sql, select(
+            _which(t.created_at, p).label("p"), sql.seconds(t.responded_at, t.created_at).label("d")
+        ).where(_within(t.created_at, p), t.responded_at.is_not(None)))
+        resolution = await _percentiles(session, sql, select(
             _which(t.created_at, p).label("p"), sql.seconds(t.answered_at, t.created_at).label("d")
         ).where(_within(t.created_at, p), t.answered_at.is_not(None)))
 
@@ -333,13 +371,14 @@ async def residents(db: Database, p: Period, now: datetime) -> dict[str, Any]:
     m = Message
     h = HandoffRequest
     async with db.session() as session:
-        inbound = and_(m.direction == "in", _within(m.created_at, p))
+        await sql.prepare(session)
+        inbound = and_(m.direction == INBOUND, _within(m.created_at, p))
         summary = _by_period(await _rows(session, _grouped_messages(p)))
 
         day_intent = select(sql.day(m.created_at).label("day"), func.coalesce(m.intent, NO_INTENT).label("intent")).where(
-            m.direction == "in", m.created_at >= p.lo, m.created_at < p.hi
+            m.direction == INBOUND, m.created_at >= p.lo, m.created_at < p.hi
         ).subquery()
-        per_day_intent = [(d, i, _int(n)) for d, i, n in await _rows(session,
+        per_day_intent = [(_day_text(d), i, _int(n)) for d, i, n in await _rows(session,
             select(day_intent.c.day, day_intent.c.intent, func.count()).group_by(day_intent.c.day, day_intent.c.intent))]
 
         intents_inner = select(_which(m.created_at, p).label("p"), func.coalesce(m.intent, NO_INTENT).label("intent")).where(
@@ -351,9 +390,9 @@ async def residents(db: Database, p: Period, now: datetime) -> dict[str, Any]:
         # A conversation: a resident writing on a China day. It needed a person if the resident
         # asked for one (a handoff request) that day.
         conv = select(m.resident_id, sql.day(m.created_at).label("day")).where(inbound).distinct().subquery()
-        conversations = await _count_days(session, conv, p)
+        conversations = await _count_days(session, sql, conv, p)
         hconv = select(h.resident_id, sql.day(h.created_at).label("day")).where(_within(h.created_at, p)).distinct().subquery()
-        with_person = await _count_days(session, hconv, p)
+        with_person = await _count_days(session, sql, hconv, p)
 
         hinner = select(_which(h.created_at, p).label("p"), h.reason, h.status, h.claimed_at).where(
             _within(h.created_at, p)).subquery()
@@ -362,7 +401,7 @@ async def residents(db: Database, p: Period, now: datetime) -> dict[str, Any]:
         reasons = [(r, _int(c), _int(pv)) for r, c, pv in await _rows(session,
             select(hinner.c.reason, _count_if(hinner.c.p == "c"), _count_if(hinner.c.p == "p")).group_by(hinner.c.reason))]
         waiting = _int(await session.scalar(select(func.count()).where(h.status == "waiting")))
-        pickup = await _percentiles(session, select(
+        pickup = await _percentiles(session, sql, select(
             _which(h.created_at, p).label("p"), sql.seconds(h.claimed_at, h.created_at).label("d")
         ).where(_within(h.created_at, p), h.claimed_at.is_not(None)))
 
@@ -410,13 +449,13 @@ async def residents(db: Database, p: Period, now: datetime) -> dict[str, Any]:
 def _grouped_messages(p: Period) -> Select[Any]:
     m = Message
     inner = select(_which(m.created_at, p).label("p"), m.resident_id).where(
-        m.direction == "in", _within(m.created_at, p)).subquery()
+        m.direction == INBOUND, _within(m.created_at, p)).subquery()
     return select(inner.c.p, func.count(), func.count(distinct(inner.c.resident_id))).group_by(inner.c.p)
 
 
-async def _count_days(session: AsyncSession, days: Any, p: Period) -> dict[str, int]:
+async def _count_days(session: AsyncSession, sql: _Sql, days: Any, p: Period) -> dict[str, int]:
     """Rows of ``days`` (a subquery with a ``day`` column) per period."""
-    inner = select(case((days.c.day >= p.start.isoformat(), "c"), else_="p").label("w")).subquery()
+    inner = select(case((days.c.day >= sql.day_value(p.start), "c"), else_="p").label("w")).subquery()
     return {w: _int(n) for w, n in await _rows(session, select(inner.c.w, func.count()).group_by(inner.c.w))}
 
 
@@ -426,6 +465,7 @@ async def services(db: Database, p: Period, now: datetime) -> dict[str, Any]:
     pe = PointsEntry
     ic = IssuedCoupon
     async with db.session() as session:
+        await sql.prepare(session)
         pinner = select(_which(pe.created_at, p).label("p"), pe.amount, pe.reason).where(_within(pe.created_at, p)).subquery()
         issued = case((pinner.c.amount > 0, pinner.c.amount), else_=0)
         spent = case((pinner.c.amount < 0, -pinner.c.amount), else_=0)
@@ -434,7 +474,7 @@ async def services(db: Database, p: Period, now: datetime) -> dict[str, Any]:
         reasons = [(r, w, _int(i), _int(s)) for r, w, i, s in await _rows(session,
             select(pinner.c.reason, pinner.c.p, func.sum(issued), func.sum(spent)).group_by(pinner.c.reason, pinner.c.p))]
         pday = select(sql.day(pe.created_at).label("day"), pe.amount).where(pe.created_at >= p.lo, pe.created_at < p.hi).subquery()
-        points_days = {d: (_int(i), _int(s)) for d, i, s in await _rows(session, select(
+        points_days = {_day_text(d): (_int(i), _int(s)) for d, i, s in await _rows(session, select(
             pday.c.day, func.sum(case((pday.c.amount > 0, pday.c.amount), else_=0)),
             func.sum(case((pday.c.amount < 0, -pday.c.amount), else_=0))).group_by(pday.c.day))}
 

@@ -46,6 +46,8 @@ STATUSES = (
     "escalated",
     "rejected",
 )
+# Staff's first move on a ticket (``tickets.responded_at``, the dashboard's response time).
+RESPONSE_ACTIONS = frozenset({"accept", "start", "answer", "reject"})
 OPEN_STATUSES = ("submitted", "dispatched", "accepted", "in_progress", "reopened", "escalated")
 RATINGS = {"满意": "satisfied", "基本满意": "basic", "不满意": "unsatisfied"}
 RATING_LABELS = {v: k for k, v in RATINGS.items()}
@@ -369,6 +371,8 @@ async def transition(
     false: the change is the resident's own and the chat has answered it."""
     target = check_transition(ticket, action)
     before = ticket.status
+    if action in RESPONSE_ACTIONS and ticket.responded_at is None:
+        ticket.responded_at = now
     data: dict[str, Any] = {}
     push: str | None = None
     if action == "dispatch":

@@ -127,7 +127,18 @@ class Message(Base):
     """Every inbound and outbound message, with its type and, when known, intent and confidence."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_resident_created", "resident_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_messages_resident_created", "resident_id", "created_at"),
+        # The dashboard's counts of inbound messages by day, intent and resident (index-only scans).
+        Index(
+            "ix_messages_inbound",
+            "created_at",
+            "intent",
+            "resident_id",
+            sqlite_where=sql_text("direction = 'in'"),
+            postgresql_where=sql_text("direction = 'in'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))
@@ -545,6 +556,8 @@ class Ticket(Base):
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Staff's first move (accept, start, answer or reject), kept across reopening: the response time.
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
@@ -556,10 +569,7 @@ class TicketEvent(Base):
     resident (and pushed), private ones are staff notes. ``push_key`` is the outbox row's key."""
 
     __tablename__ = "ticket_events"
-    __table_args__ = (
-        Index("ix_ticket_events_ticket_at", "ticket_id", "at"),
-        Index("ix_ticket_events_action_ticket", "action", "ticket_id", "at"),  # the dashboard's first response
-    )
+    __table_args__ = (Index("ix_ticket_events_ticket_at", "ticket_id", "at"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
