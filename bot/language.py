@@ -182,7 +182,24 @@ class Language:
 
 
 def _folder(settings: Settings, number: int) -> Path:
-    return settings.data_dir / "tuning" / f"v{number}-{os.getpid()}-{next(_folders)}"
+    root = settings.data_dir / "tuning"
+    if root.is_dir():
+        _sweep(root)
+    return root / f"v{number}-{os.getpid()}-{next(_folders)}"
+
+
+def _sweep(root: Path) -> None:
+    """Remove the folders of processes that are gone (``v<N>-<pid>-<k>``)."""
+    for path in root.iterdir():
+        parts = path.name.split("-")
+        if len(parts) < 3 or not parts[1].isdigit() or int(parts[1]) == os.getpid():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue  # alive (another user's process) or not ours to judge
 
 
 async def request_reload(db: Database, name: str) -> int:
