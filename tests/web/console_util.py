@@ -14,8 +14,23 @@ import aiohttp
 from bot.clock import Clock
 from bot.services import accounts
 from bot.storage.db import Database
+from tests.conftest import REDIS_URL, need_service
 
 PASSWORD = "correct-horse-9"
+
+
+async def redis_with(database_url: str) -> str:
+    """On PostgreSQL the console's tests also run the service with Redis (emptied first), as in
+    production; on SQLite without."""
+    if not database_url.startswith("postgresql"):
+        return ""
+    need_service("Redis", "127.0.0.1", 6379)
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(REDIS_URL)
+    await client.flushdb()
+    await client.aclose()
+    return REDIS_URL
 
 
 async def add_users(database_url: str, *users: tuple[str, str, dict[str, Any]]) -> None:

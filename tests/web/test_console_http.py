@@ -16,8 +16,7 @@ import pytest
 
 from bot.clock import ManualClock
 from bot.services.takeover import TEXTS as TAKEOVER_TEXTS
-from tests.conftest import REDIS_URL, need_service
-from tests.web.console_util import Client, add_users, login
+from tests.web.console_util import Client, add_users, login, redis_with
 
 USERS = (
     ("zhang", "supervisor", {}),
@@ -42,19 +41,6 @@ async def console(service_factory: Any, database_url: str, fake_api: str) -> Any
         return svc
 
     return make
-
-
-async def redis_with(database_url: str) -> str:
-    """On PostgreSQL the service also uses Redis (emptied first), as in production."""
-    if not database_url.startswith("postgresql"):
-        return ""
-    need_service("Redis", "127.0.0.1", 6379)
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(REDIS_URL)
-    await client.flushdb()
-    await client.aclose()
-    return REDIS_URL
 
 
 async def say(svc: Any, openid: str, text: str) -> str | None:

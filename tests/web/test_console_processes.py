@@ -1,15 +1,29 @@
-"""Two services on one database: a claim made through one silences the bot in the other, and a
-release through the other gives the conversation back to the bot in both."""
+"""Several servers on one database: a claim made through one silences the bot in the other, and a
+release through it gives the conversation back to the bot in both. Once with two services in this
+process (SQLite, and PostgreSQL with Redis), once with two real ``python -m bot serve`` processes
+on PostgreSQL and Redis: the console is used through process A, the resident writes to process B."""
 
 from __future__ import annotations
 
-from tests.web.console_util import add_users, login
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import REDIS_URL, create_pg_database, drop_pg_database, need_service
+from tests.ops.helpers import Cluster
+from tests.web.console_util import add_users, login, redis_with
 
 
-async def test_claim_in_one_service_silences_the_bot_in_the_other(service_factory, sqlite_url, fake_api):
-    a = await service_factory(sqlite_url, fake_api)
-    b = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, ("zhang", "supervisor", {}))
+async def test_claim_in_one_service_silences_the_bot_in_the_other(service_factory, database_url, fake_api):
+    redis = await redis_with(database_url)
+    extra = {"BOT_REDIS_URL": redis} if redis else {}
+    a = await service_factory(database_url, fake_api, **extra)
+    b = await service_factory(database_url, fake_api, **extra)
+    await add_users(database_url, ("zhang", "supervisor", {}))
     s = b.sender()
     openid = "o_console_two_0001"
     reply = await s.send(b.http, s.text(openid, "转人工"))
@@ -17,8 +31,6 @@ async def test_claim_in_one_service_silences_the_bot_in_the_other(service_factor
     client = await login(a.http, a.base, "zhang")
     status, html, _ = await client.get("/console/handoffs")
     assert status == 200
-    import re
-
     resident = re.search(r"/console/conversations/(\d+)", html)
     assert resident
     status, _, _ = await client.post(f"/console/conversations/{resident.group(1)}/claim")
@@ -29,3 +41,61 @@ async def test_claim_in_one_service_silences_the_bot_in_the_other(service_factor
     assert status == 303
     again = await s.send(b.http, s.text(openid, "你好"))
     assert again.content
+
+
+@pytest.fixture
+async def pg_cluster(tmp_path: Path, fake_api: str) -> AsyncIterator[Cluster]:
+    """Server processes on one fresh PostgreSQL database and the test Redis database (emptied)."""
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    need_service("Redis", "127.0.0.1", 6379)
+    await redis_with("postgresql://")
+    name = await create_pg_database()
+    async with aiohttp.ClientSession() as http:
+        c = Cluster(tmp_path, f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", fake_api, http, REDIS_URL)
+        try:
+            yield c
+        finally:
+            await c.close()
+            await drop_pg_database(name)
+
+
+@pytest.mark.slow
+async def test_claim_through_one_process_silences_the_bot_in_another(pg_cluster: Cluster) -> None:
+    a = await pg_cluster.serve()
+    b = await pg_cluster.serve()  # after a: the schema is upgraded once
+    assert a.proc.pid != b.proc.pid
+    await add_users(pg_cluster.database_url, ("zhang", "supervisor", {}))
+    openid = "o_console_procs_0001"
+    status, answer = await pg_cluster.say(b, openid, "转人工")
+    assert status == 200 and "登记" in answer
+
+    # The queue of process A shows the request made through process B; claim it there.
+    zhang = await login(pg_cluster.http, a.base, "zhang")
+    _, page, _ = await zhang.get("/console/handoffs")
+    resident = re.search(r"/console/conversations/(\d+)", page)
+    assert resident, page
+    rid = resident.group(1)
+    status, _, _ = await zhang.post(f"/console/conversations/{rid}/claim")
+    assert status == 303
+
+    # Process B stays silent; the message is still logged, and A's console shows it.
+    status, answer = await pg_cluster.say(b, openid, "楼道的灯坏了三天了")
+    assert status == 200 and answer == ""
+    _, page, _ = await zhang.get(f"/console/conversations/{rid}/messages")
+    assert "楼道的灯坏了三天了" in page
+    status, _, _ = await zhang.post(f"/console/conversations/{rid}/reply", {"text": "您好，我是社区的张主管。"})
+    assert status == 303
+    for _ in range(300):  # sent by whichever process's outbox claims it
+        if any("张主管" in t for t in await pg_cluster.sent_texts(openid)):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"the reply was not sent: {await pg_cluster.sent_texts(openid)}")
+
+    # Released through A: B answers again.
+    status, _, _ = await zhang.post(f"/console/conversations/{rid}/release")
+    assert status == 303
+    status, answer = await pg_cluster.say(b, openid, "你好")
+    assert status == 200 and answer
+    for server in (a, b):
+        assert await server.stop() == 0

@@ -13,7 +13,7 @@ import pytest
 from bot.api.registry import API
 from bot.services.accounts import ROLES, User
 from bot.web.console.access import ROUTES, allowed
-from tests.web.console_util import PASSWORD, add_users, cookies_of, login, try_login
+from tests.web.console_util import PASSWORD, add_users, cookies_of, login, redis_with, try_login
 
 USERS = (
     ("li", "staff", {"department": "物业服务中心"}),
@@ -24,9 +24,11 @@ USERS = (
 
 
 @pytest.fixture
-async def svc(service_factory, sqlite_url, fake_api):
-    service = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, *USERS)
+async def svc(service_factory, database_url, fake_api):
+    """The service on SQLite, and on PostgreSQL with Redis."""
+    redis = await redis_with(database_url)
+    service = await service_factory(database_url, fake_api, **({"BOT_REDIS_URL": redis} if redis else {}))
+    await add_users(database_url, *USERS)
     return service
 
 
