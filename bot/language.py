@@ -98,6 +98,7 @@ class Language:
     version: int | None = None  # the tuning version served (None: the files as they are)
     settings: Settings | None = None
     folder: Path | None = None  # this process's materialized copy of ``version``
+    shared: bool = False  # the models come from the process-wide cache: never changed in place by a switch
 
     @classmethod
     async def load(cls, settings: Settings, db: Database | None = None) -> Language:
@@ -111,11 +112,12 @@ class Language:
             intents, knowledge = await asyncio.to_thread(
                 _build, settings.intents_dir, settings.knowledge_dir, labelled_messages(settings)
             )
-            return cls(intents, knowledge, settings=settings)
+            return cls(intents, knowledge, settings=settings, shared=True)
         overlay = await overlay_of(db, number) if db is not None else tuning_data.empty()
         folder = _folder(settings, number)
         files = await asyncio.to_thread(tuning_data.materialize, overlay, sources_of(settings), folder)
-        intents, knowledge = await asyncio.to_thread(_build, files.intents, files.knowledge, files.labelled)
+        intents = await asyncio.to_thread(IntentEngine.load, files.intents, None, files.labelled)
+        knowledge = await asyncio.to_thread(KnowledgeBase.load, files.knowledge)
         return cls(intents, knowledge, version=number, settings=settings, folder=folder)
 
     async def reload(self, name: str) -> None:
@@ -130,10 +132,15 @@ class Language:
             raise RuntimeError("a Language made without settings cannot switch versions")
         folder = _folder(self.settings, number or 0)
         files = await asyncio.to_thread(tuning_data.materialize, overlay, sources_of(self.settings), folder)
-        if "intents" in names:
-            await asyncio.to_thread(self.intents.retarget, files.intents, files.labelled)
-        if "knowledge" in names:
-            await asyncio.to_thread(self.knowledge.retarget, files.knowledge)
+        if self.shared:  # the cached models other apps of this process use: build this one's own
+            intents = await asyncio.to_thread(IntentEngine.load, files.intents, None, files.labelled)
+            knowledge = await asyncio.to_thread(KnowledgeBase.load, files.knowledge)
+            self.intents, self.knowledge, self.shared = intents, knowledge, False
+        else:
+            if "intents" in names:
+                await asyncio.to_thread(self.intents.retarget, files.intents, files.labelled)
+            if "knowledge" in names:
+                await asyncio.to_thread(self.knowledge.retarget, files.knowledge)
         old, self.folder, self.version = self.folder, folder, number
         if old is not None and old != folder:
             await asyncio.to_thread(shutil.rmtree, old, True)
