@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import (
     Date,
-    Select,
+    String,
     and_,
     case,
     cast,
@@ -41,6 +41,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -153,10 +154,12 @@ class _Sql:
         self.pg = dialect == "postgresql"
 
     async def prepare(self, session: AsyncSession) -> None:
-        """PostgreSQL compiles large queries just in time by their estimated cost, which costs a
-        dashboard call more (tens of milliseconds of compiling) than it saves: not here."""
+        """For this transaction on PostgreSQL: no just-in-time compiling (chosen by estimated cost, it
+        costs a dashboard call tens of milliseconds more than it saves), and memory enough for the
+        groupings to stay off disk."""
         if self.pg:
             await session.execute(text("SET LOCAL jit = off"))
+            await session.execute(text("SET LOCAL work_mem = '64MB'"))
 
     def day(self, col: Any) -> ColumnElement[Any]:
         """The China date of a UTC timestamp (China has no daylight saving): a ``date`` on
@@ -237,6 +240,10 @@ async def _percentiles(session: AsyncSession, sql: _Sql, durations: Any) -> dict
     return out
 
 
+def _seconds(value: Any) -> float | None:
+    return None if value is None else round(max(float(value), 0.0), 1)
+
+
 def _rate(numerator: int | None, denominator: int | None) -> float | None:
     if not denominator:
         return None
@@ -263,24 +270,48 @@ def _int(value: Any) -> int:
 
 
 # ------------------------------------------------------------------------------------------ tickets
-async def _ticket_groups(session: AsyncSession, p: Period, col: Any, sql: _Sql, now: datetime) -> list[dict[str, Any]]:
-    """Tickets per value of ``col``: new in each period, open and overdue now."""
-    inner = select(_which(Ticket.created_at, p).label("p"), func.coalesce(col, NONE_LABEL).label("k")).where(
-        _within(Ticket.created_at, p)
-    ).subquery()
-    stmt = select(inner.c.k, _count_if(inner.c.p == "c"), _count_if(inner.c.p == "p")).group_by(inner.c.k)
-    rows: dict[str, dict[str, Any]] = {}
-    for key, current, previous in await _rows(session, stmt):
-        rows[key] = {"name": key, "current": _int(current), "previous": _int(previous), "open": 0, "overdue": 0}
-    open_inner = select(
-        func.coalesce(col, NONE_LABEL).label("k"),
-        case((and_(Ticket.deadline.is_not(None), Ticket.deadline < now), 1), else_=0).label("late"),
-    ).where(Ticket.status.in_(OPEN_STATUSES)).subquery()
-    open_stmt = select(open_inner.c.k, func.count(), func.sum(open_inner.c.late)).group_by(open_inner.c.k)
-    for key, n_open, n_late in await _rows(session, open_stmt):
-        row = rows.setdefault(key, {"name": key, "current": 0, "previous": 0, "open": 0, "overdue": 0})
-        row["open"], row["overdue"] = _int(n_open), _int(n_late)
-    return sorted(rows.values(), key=lambda r: (-r["current"], -r["open"], r["name"]))
+def _kind(name: str) -> Any:
+    return literal_column(f"'{name}'").label("kind")
+
+
+async def _ticket_groups(session: AsyncSession, sql: _Sql, p: Period, now: datetime) -> dict[str, Any]:
+    """In one statement: tickets per day (this period), per category, department and grid (new in
+    each period), and open and overdue now in total and per category, department and grid."""
+    t = Ticket
+    tr = select(
+        _which(t.created_at, p).label("p"), sql.day(t.created_at).label("day"), t.category, t.department, t.grid
+    ).where(_within(t.created_at, p)).cte("tr")
+    late = case((and_(t.deadline.is_not(None), t.deadline < now), 1), else_=0)
+    op = select(t.category, t.department, t.grid, late.label("late")).where(t.status.in_(OPEN_STATUSES)).cte("op")
+    zero: ColumnElement[Any] = literal_column("0")
+    day_text = cast(tr.c.day, String) if sql.pg else tr.c.day
+    branches: list[Any] = [
+        select(_kind("day"), day_text.label("k"), func.count().label("v1"), zero.label("v2"))
+        .where(tr.c.p == "c").group_by(tr.c.day),
+        select(_kind("open"), literal_column("NULL").label("k"), func.count(), func.coalesce(func.sum(op.c.late), 0)),
+    ]
+    for name in ("category", "department", "grid"):
+        branches.append(select(_kind(name), tr.c[name], _count_if(tr.c.p == "c"), _count_if(tr.c.p == "p"))
+                        .group_by(tr.c[name]))
+        branches.append(select(_kind("open_" + name), op.c[name], func.count(), func.sum(op.c.late))
+                        .group_by(op.c[name]))
+    out: dict[str, Any] = {"day": {}, "open": (0, 0), "category": {}, "department": {}, "grid": {}}
+    for kind, key, v1, v2 in await _rows(session, union_all(*branches)):
+        if kind == "day":
+            out["day"][_day_text(key)] = _int(v1)
+        elif kind == "open":
+            out["open"] = (_int(v1), _int(v2))
+        else:
+            name = kind.removeprefix("open_")
+            row = out[name].setdefault(key or NONE_LABEL, {"name": key or NONE_LABEL, "current": 0, "previous": 0,
+                                                           "open": 0, "overdue": 0})
+            if kind.startswith("open_"):
+                row["open"], row["overdue"] = _int(v1), _int(v2)
+            else:
+                row["current"], row["previous"] = _int(v1), _int(v2)
+    for name in ("category", "department", "grid"):
+        out[name] = sorted(out[name].values(), key=lambda r: (-r["current"], -r["open"], r["name"]))
+    return out
 
 
 async def tickets(db: Database, p: Period, now: datetime) -> dict[str, Any]:
@@ -289,10 +320,12 @@ async def tickets(db: Database, p: Period, now: datetime) -> dict[str, Any]:
     async with db.session() as session:
         await sql.prepare(session)
         inner = select(
-            _which(t.created_at, p).label("p"), t.status, t.rating, t.reopen_count, t.answered_at, t.deadline
+            _which(t.created_at, p).label("p"), t.status, t.rating, t.reopen_count, t.answered_at, t.deadline,
+            sql.seconds(t.responded_at, t.created_at).label("response"),
+            sql.seconds(t.answered_at, t.created_at).label("resolution"),
         ).where(_within(t.created_at, p)).subquery()
         c = inner.c
-        summary = _by_period(await _rows(session, select(
+        columns: list[Any] = [
             c.p,
             func.count(),
             _count_if(c.status.in_(RESOLVED)),
@@ -303,28 +336,22 @@ async def tickets(db: Database, p: Period, now: datetime) -> dict[str, Any]:
             _count_if(c.rating == "satisfied"),
             _count_if(or_(c.answered_at.is_not(None), and_(c.deadline.is_not(None), c.deadline < now))),
             _count_if(and_(c.answered_at.is_not(None), or_(c.deadline.is_(None), c.answered_at <= c.deadline))),
-        ).group_by(c.p)))
-
-        day_inner = select(sql.day(t.created_at).label("day")).where(t.created_at >= p.lo, t.created_at < p.hi).subquery()
-        per_day = {_day_text(d): _int(n) for d, n in await _rows(session,
-            select(day_inner.c.day, func.count()).group_by(day_inner.c.day))}
-
-        ((now_open, now_overdue),) = await _rows(session, select(
-            func.count(), _count_if(and_(t.deadline.is_not(None), t.deadline < now))
-        ).where(t.status.in_(OPEN_STATUSES)))
-
-        response = await _percentiles(session, sql, select(
-            _which(t.created_at, p).label("p"), sql.seconds(t.responded_at, t.created_at).label("d")
-        ).where(_within(t.created_at, p), t.responded_at.is_not(None)))
-        resolution = await _percentiles(session, sql, select(
-            _which(t.created_at, p).label("p"), sql.seconds(t.answered_at, t.created_at).label("d")
-        ).where(_within(t.created_at, p), t.answered_at.is_not(None)))
-
-        groups = {
-            "category": await _ticket_groups(session, p, t.category, sql, now),
-            "department": await _ticket_groups(session, p, t.department, sql, now),
-            "grid": await _ticket_groups(session, p, t.grid, sql, now),
-        }
+        ]
+        if sql.pg:  # the percentiles in the same scan (ordered-set aggregates skip NULLs)
+            columns += [func.percentile_disc(q).within_group(col) for col in (c.response, c.resolution)
+                        for q in (0.5, 0.9)]
+        summary = _by_period(await _rows(session, select(*columns).group_by(c.p)))
+        if sql.pg:
+            def pct(index: int) -> dict[str, Any]:
+                return {w: {"median": _seconds(summary[w][index] if summary[w] else None),
+                            "p90": _seconds(summary[w][index + 1] if summary[w] else None)} for w in ("c", "p")}
+            response, resolution = pct(10), pct(12)
+        else:
+            response = await _percentiles(session, sql, select(c.p, c.response.label("d")))
+            resolution = await _percentiles(session, sql, select(c.p, c.resolution.label("d")))
+        groups = await _ticket_groups(session, sql, p, now)
+    per_day = groups["day"]
+    now_open, now_overdue = groups["open"]
 
     def pick(which: str, index: int) -> int:
         row = summary[which]
@@ -368,29 +395,15 @@ async def tickets(db: Database, p: Period, now: datetime) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------- residents
 async def residents(db: Database, p: Period, now: datetime) -> dict[str, Any]:
     sql = _Sql(db.dialect)
-    m = Message
     h = HandoffRequest
     async with db.session() as session:
         await sql.prepare(session)
-        inbound = and_(m.direction == INBOUND, _within(m.created_at, p))
-        summary = _by_period(await _rows(session, _grouped_messages(p)))
-
-        day_intent = select(sql.day(m.created_at).label("day"), func.coalesce(m.intent, NO_INTENT).label("intent")).where(
-            m.direction == INBOUND, m.created_at >= p.lo, m.created_at < p.hi
-        ).subquery()
-        per_day_intent = [(_day_text(d), i, _int(n)) for d, i, n in await _rows(session,
-            select(day_intent.c.day, day_intent.c.intent, func.count()).group_by(day_intent.c.day, day_intent.c.intent))]
-
-        intents_inner = select(_which(m.created_at, p).label("p"), func.coalesce(m.intent, NO_INTENT).label("intent")).where(
-            inbound).subquery()
-        intent_totals = [(i, _int(c), _int(pv)) for i, c, pv in await _rows(session,
-            select(intents_inner.c.intent, _count_if(intents_inner.c.p == "c"), _count_if(intents_inner.c.p == "p"))
-            .group_by(intents_inner.c.intent))]
-
-        # A conversation: a resident writing on a China day. It needed a person if the resident
-        # asked for one (a handoff request) that day.
-        conv = select(m.resident_id, sql.day(m.created_at).label("day")).where(inbound).distinct().subquery()
-        conversations = await _count_days(session, sql, conv, p)
+        counted = await _message_counts(session, sql, p)
+        summary = counted["total"]
+        per_day_intent = counted["day_intent"]
+        intent_totals = counted["intent"]
+        conversations = counted["conversations"]
+        # A conversation needed a person if the resident asked for one (a handoff request) that day.
         hconv = select(h.resident_id, sql.day(h.created_at).label("day")).where(_within(h.created_at, p)).distinct().subquery()
         with_person = await _count_days(session, sql, hconv, p)
 
@@ -446,11 +459,48 @@ async def residents(db: Database, p: Period, now: datetime) -> dict[str, Any]:
     return {"figures": figures, "tables": tables}
 
 
-def _grouped_messages(p: Period) -> Select[Any]:
+async def _message_counts(session: AsyncSession, sql: _Sql, p: Period) -> dict[str, Any]:
+    """Inbound messages, in one statement over two index-only scans of ix_messages_inbound: counts
+    per day and intent (both periods: a few hundred rows, summed here per period and intent), and
+    per period the conversations (a resident writing on a China day) and the residents who wrote."""
     m = Message
-    inner = select(_which(m.created_at, p).label("p"), m.resident_id).where(
-        m.direction == INBOUND, _within(m.created_at, p)).subquery()
-    return select(inner.c.p, func.count(), func.count(distinct(inner.c.resident_id))).group_by(inner.c.p)
+    day = sql.day(m.created_at)
+    inbound = and_(m.direction == INBOUND, _within(m.created_at, p))
+    none: ColumnElement[Any] = literal_column("NULL")
+    day_intent = select(day.label("day"), m.intent, func.count().label("n")).where(inbound).group_by(day, m.intent) \
+        .subquery("day_intent")
+    resident_days = select(day.label("day"), m.resident_id.label("rid")).where(inbound).group_by(day, m.resident_id) \
+        .subquery("resident_days")
+    labelled = select(
+        case((resident_days.c.day >= sql.day_value(p.start), literal_column("'c'")), else_=literal_column("'p'"))
+        .label("p"),
+        resident_days.c.rid,
+    ).subquery("labelled")
+    stmt = union_all(
+        select(_kind("day_intent"), (cast(day_intent.c.day, String) if sql.pg else day_intent.c.day).label("k1"),
+               day_intent.c.intent.label("k2"), day_intent.c.n.label("v1"), literal_column("0").label("v2")),
+        select(_kind("people"), labelled.c.p, none, func.count(), func.count(distinct(labelled.c.rid)))
+        .group_by(labelled.c.p),
+    )
+    start = p.start.isoformat()
+    messages = {"c": 0, "p": 0}
+    residents = {"c": 0, "p": 0}
+    conversations: dict[str, int] = {}
+    per_day_intent: list[tuple[str, str, int]] = []
+    intents: dict[str, list[int]] = {}
+    for kind, k1, k2, v1, v2 in await _rows(session, stmt):
+        if kind == "people":
+            conversations[k1], residents[k1] = _int(v1), _int(v2)
+            continue
+        which = "c" if _day_text(k1) >= start else "p"
+        intent = k2 or NO_INTENT
+        messages[which] += _int(v1)
+        counts = intents.setdefault(intent, [0, 0])
+        counts[0 if which == "c" else 1] += _int(v1)
+        if which == "c":
+            per_day_intent.append((_day_text(k1), intent, _int(v1)))
+    return {"total": {w: (w, messages[w], residents[w]) for w in ("c", "p")}, "conversations": conversations,
+            "day_intent": per_day_intent, "intent": [(i, c, pv) for i, (c, pv) in intents.items()]}
 
 
 async def _count_days(session: AsyncSession, sql: _Sql, days: Any, p: Period) -> dict[str, int]:
@@ -466,17 +516,24 @@ async def services(db: Database, p: Period, now: datetime) -> dict[str, Any]:
     ic = IssuedCoupon
     async with db.session() as session:
         await sql.prepare(session)
-        pinner = select(_which(pe.created_at, p).label("p"), pe.amount, pe.reason).where(_within(pe.created_at, p)).subquery()
-        issued = case((pinner.c.amount > 0, pinner.c.amount), else_=0)
-        spent = case((pinner.c.amount < 0, -pinner.c.amount), else_=0)
-        points = _by_period(await _rows(session,
-            select(pinner.c.p, func.sum(issued), func.sum(spent)).group_by(pinner.c.p)))
-        reasons = [(r, w, _int(i), _int(s)) for r, w, i, s in await _rows(session,
-            select(pinner.c.reason, pinner.c.p, func.sum(issued), func.sum(spent)).group_by(pinner.c.reason, pinner.c.p))]
-        pday = select(sql.day(pe.created_at).label("day"), pe.amount).where(pe.created_at >= p.lo, pe.created_at < p.hi).subquery()
-        points_days = {_day_text(d): (_int(i), _int(s)) for d, i, s in await _rows(session, select(
-            pday.c.day, func.sum(case((pday.c.amount > 0, pday.c.amount), else_=0)),
-            func.sum(case((pday.c.amount < 0, -pday.c.amount), else_=0))).group_by(pday.c.day))}
+        # The ledger per day and reason (a few hundred rows), summed here per period, reason and day.
+        pday = select(sql.day(pe.created_at).label("day"), pe.reason, pe.amount).where(_within(pe.created_at, p)) \
+            .subquery()
+        ledger = await _rows(session, select(
+            pday.c.day, pday.c.reason, func.sum(case((pday.c.amount > 0, pday.c.amount), else_=0)),
+            func.sum(case((pday.c.amount < 0, -pday.c.amount), else_=0))).group_by(pday.c.day, pday.c.reason))
+        points: dict[str, Any] = {"c": ("c", 0, 0), "p": ("p", 0, 0)}
+        reasons: list[tuple[str, str, int, int]] = []
+        points_days: dict[str, tuple[int, int]] = {}
+        for d, reason, i, sp in ledger:
+            day_text = _day_text(d)
+            which = "c" if day_text >= p.start.isoformat() else "p"
+            _, total_i, total_s = points[which]
+            points[which] = (which, total_i + _int(i), total_s + _int(sp))
+            reasons.append((reason, which, _int(i), _int(sp)))
+            if which == "c":
+                before = points_days.get(day_text, (0, 0))
+                points_days[day_text] = (before[0] + _int(i), before[1] + _int(sp))
 
         redeemed_inner = (
             select(_which(ic.issued_at, p).label("p"), Coupon.merchant_id.label("mid"), ic.points)

@@ -312,7 +312,7 @@ class PointsEntry(Base):
     __table_args__ = (
         CheckConstraint("amount <> 0", name="amount_not_zero"),
         Index("ix_points_ledger_resident_created", "resident_id", "created_at"),
-        Index("ix_points_ledger_created_at", "created_at"),  # the dashboard's periods
+        Index("ix_points_ledger_dashboard", "created_at", "reason", "amount"),  # the dashboard (index-only)
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

@@ -24,7 +24,7 @@ depends_on: str | Sequence[str] | None = None
 
 INDEXES = (
     ("handoff_requests", "ix_handoff_requests_created_at", ["created_at"]),
-    ("points_ledger", "ix_points_ledger_created_at", ["created_at"]),
+    ("points_ledger", "ix_points_ledger_dashboard", ["created_at", "reason", "amount"]),
     ("issued_coupons", "ix_issued_coupons_issued_at", ["issued_at"]),
     ("issued_coupons", "ix_issued_coupons_used_at", ["used_at"]),
     ("check_ins", "ix_check_ins_checked_in_at", ["checked_in_at"]),
