@@ -71,19 +71,34 @@ async def drop_pg_database(name: str) -> None:
         await conn.close()
 
 
+_PG_MADE: list[str] = []
+
+
 @pytest.fixture(scope="session")
 def _pg_databases() -> Iterator[list[str]]:
-    """PostgreSQL databases made by tests, dropped at the end of the session — after every
-    service using them has stopped (a test's own fixtures may tear down in any order)."""
-    names: list[str] = []
-    yield names
+    """PostgreSQL databases made by tests. They are dropped when the whole run has finished
+    (``pytest_sessionfinish``), after every service using them has stopped — a test's own fixtures
+    may tear down in any order — and outside any test's timeout: a run on PostgreSQL makes
+    hundreds of them."""
+    yield _PG_MADE
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not _PG_MADE:
+        return
 
     async def drop_all() -> None:
-        for name in names:
-            await drop_pg_database(name)
+        names = list(dict.fromkeys(_PG_MADE))
+        _PG_MADE.clear()
+        limit = asyncio.Semaphore(4)
 
-    if names:
-        asyncio.run(drop_all())
+        async def drop(name: str) -> None:
+            async with limit:
+                await drop_pg_database(name)
+
+        await asyncio.gather(*(drop(name) for name in names))
+
+    asyncio.run(drop_all())
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
