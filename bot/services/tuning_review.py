@@ -12,6 +12,7 @@ draft are left out.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections import Counter
@@ -19,7 +20,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rapidfuzz import fuzz
+import numpy as np
+from rapidfuzz import fuzz, process
+from scipy import sparse
 from sqlalchemy import or_, select
 
 from bot.storage.db import Database
@@ -28,6 +31,8 @@ from bot.storage.tuning_models import TuningReview
 from intents.tokens import cut, normalize
 
 WINDOW = 5000  # the most recent inbound messages / questions looked at
+MAX_TEXTS = 2000  # distinct texts grouped (the most frequent): a 2000 x 2000 similarity matrix
+SIMILAR_QUESTIONS = 85  # stricter for questions: one group becomes one entry's phrasings
 SIMILAR = 72  # a text joins a group when its similarity to the group's first text reaches this (0..100)
 CHOICE = re.compile(r"^\s*[1-9]\s*[.。、)]?\s*$")
 INTENT_REASONS = {"fallback": "没听懂", "low": "把握不大", "clarified": "反问后选择", "handoff": "随后转人工"}
@@ -81,28 +86,44 @@ def _key(text: str) -> str:
     return " ".join(text.split())[:500]
 
 
-def _similarity(a: str, b: str, ta: list[str], tb: list[str]) -> float:
-    score = fuzz.ratio(a, b)
-    if min(len(ta), len(tb)) >= 2:
-        score = max(score, fuzz.token_set_ratio(" ".join(ta), " ".join(tb)))
-    return float(score)
+def _jaccard(tokens: Sequence[Sequence[str]]) -> np.ndarray:
+    """Word-set overlap (intersection over union) of every pair; 0 for texts of fewer than two words."""
+    vocabulary: dict[str, int] = {}
+    rows, cols = [], []
+    for r, words in enumerate(tokens):
+        for w in set(words) if len(set(words)) >= 2 else ():
+            rows.append(r)
+            cols.append(vocabulary.setdefault(w, len(vocabulary)))
+    matrix = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)),
+                               shape=(len(tokens), max(1, len(vocabulary))))
+    inter = (matrix @ matrix.T).toarray()
+    sizes = np.asarray(matrix.sum(axis=1)).ravel()
+    union = sizes[:, None] + sizes[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def group(items: Iterable[Item], threshold: float = SIMILAR) -> list[Group]:
-    """Greedy grouping, most frequent text first: a text joins the first group whose first text is
-    similar enough (character ratio, or token-set overlap of the segmented words)."""
-    ordered = sorted(items, key=lambda i: (-i.count, i.text))
-    groups: list[tuple[str, list[str], list[Item]]] = []
-    for item in ordered:
-        norm = normalize(item.text)
-        tokens = [t for t in cut(norm, normalized=True) if t.strip() and not re.fullmatch(r"\W+", t)]
-        for head, head_tokens, members in groups:
-            if _similarity(norm, head, tokens, head_tokens) >= threshold:
-                members.append(item)
-                break
-        else:
-            groups.append((norm, tokens, [item]))
-    out = [Group(hashlib.sha1(members[0].text.encode()).hexdigest()[:12], members) for _, _, members in groups]
+def group(items: Iterable[Item], threshold: float = SIMILAR, limit: int = MAX_TEXTS) -> list[Group]:
+    """Leader grouping, most frequent text first: a text joins the group of the first (most frequent)
+    text similar enough to it — character ratio, or, when both have two words or more, the
+    overlap (intersection over union) of their segmented words. The ``limit`` most frequent distinct texts are
+    grouped (similarities computed as one matrix by rapidfuzz). Synchronous: call it in a thread."""
+    ordered = sorted(items, key=lambda i: (-i.count, i.text))[:limit]
+    if not ordered:
+        return []
+    norms = [normalize(i.text) for i in ordered]
+    tokens = [[t for t in cut(n, normalized=True) if t.strip() and not re.fullmatch(r"\W+", t)] for n in norms]
+    scores = process.cdist(norms, norms, scorer=fuzz.ratio, dtype=np.uint8, workers=1)
+    similar = (scores >= threshold) | (_jaccard(tokens) * 100 >= threshold)
+    free = np.ones(len(ordered), dtype=bool)
+    out = []
+    for i in range(len(ordered)):
+        if not free[i]:
+            continue
+        members = np.flatnonzero(similar[i] & free)
+        members = members[members >= i]
+        free[members] = False
+        group_items = [ordered[int(j)] for j in members]
+        out.append(Group(hashlib.sha1(ordered[i].text.encode()).hexdigest()[:12], group_items))
     out.sort(key=lambda g: -g.count)
     return out
 
@@ -152,7 +173,7 @@ async def intent_queue(db: Database, threshold: float, skip: Sequence[str] = (),
             if suggestion:
                 item.suggestions[suggestion] += 1
             item.confidence = m.confidence
-    return group(items.values())
+    return await asyncio.to_thread(group, list(items.values()))
 
 
 async def knowledge_queue(db: Database, window: int = WINDOW) -> list[Group]:
@@ -182,4 +203,4 @@ async def knowledge_queue(db: Database, window: int = WINDOW) -> list[Group]:
             if isinstance(candidate, list | tuple) and candidate:
                 item.suggestions[str(candidate[0])] += 1
         item.confidence = row.score
-    return group(items.values())
+    return await asyncio.to_thread(group, list(items.values()), SIMILAR_QUESTIONS)
