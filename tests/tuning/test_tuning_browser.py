@@ -1,5 +1,5 @@
 """Issue 16's "done when" for the tuning loop, in real Chromium against two server processes on
-one database (``python -m bot serve`` twice): an operator labels a reviewed message, sees the
+one database (``python -m bot serve`` twice; SQLite and PostgreSQL): an operator labels a reviewed message, sees the
 evaluation change, publishes, and both running servers classify that message the new way without
 a restart; rollback restores the previous behaviour in both; a "don't know" question becomes a
 new knowledge entry and is answered afterwards. With BOT_UPDATE_SCREENSHOTS=1 the pages go to
@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.conftest import create_pg_database, drop_pg_database, need_service
 from tests.ops.helpers import Cluster, Server
 from tests.web.console_util import add_users
 from tests.web.test_console_browser import LAPTOP, TIMEOUT, log_in, open_page, shot
@@ -28,14 +29,24 @@ _openids = (f"oTuningBrowser{n:012d}" for n in itertools.count(1))
 _msg_ids = itertools.count(77_000_001)
 
 
-@pytest.fixture
-async def cluster(tmp_path: Path, fake_api: str) -> AsyncIterator[Cluster]:
+@pytest.fixture(params=["sqlite", "postgres"])
+async def cluster(request: pytest.FixtureRequest, tmp_path: Path, fake_api: str) -> AsyncIterator[Cluster]:
+    """Server processes on one database: a SQLite file, or a fresh PostgreSQL database."""
+    name = ""
+    if request.param == "postgres":
+        need_service("PostgreSQL", "127.0.0.1", 5432)
+        name = await create_pg_database()
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
     async with aiohttp.ClientSession() as http:
-        c = Cluster(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}", fake_api, http)
+        c = Cluster(tmp_path, url, fake_api, http)
         try:
             yield c
         finally:
             await c.close()
+            if name:
+                await drop_pg_database(name)
 
 
 async def intent_of(page: Any, cluster: Cluster, server: Server, text: str) -> str:
