@@ -14,7 +14,8 @@ from typing import Any
 from tests.api.conftest import Api, assert_error, check_schema, response_schema
 
 NOT_UNDERSTOOD = "帮我看看宽带为啥这么慢"  # fallback with the packaged data; a complaint once labelled
-UNKNOWN_QUESTION = "社区游泳馆几点开门"  # routed to the knowledge base, which has no answer for it
+UNKNOWN_QUESTION = "社区游泳馆几点开门"
+CLARIFIED = "活动证明"  # between query and course_booking: the bot asks which  # routed to the knowledge base, which has no answer for it
 POOL = {
     "id": "community-pool", "question": "社区游泳馆的开放时间？", "answer": "社区游泳馆每天9:00-21:00开放，周一下午闭馆清洁。",
     "department": "社区服务中心", "tags": ["游泳馆", "开放时间"],
@@ -56,6 +57,15 @@ async def test_label_evaluate_publish_rollback_export(api: Api):
     group = next(g for g in queue["groups"] if any(i["text"] == NOT_UNDERSTOOD for i in g["items"]))
     assert group["count"] == 2 and "fallback" in group["reasons"]  # the two phrasings, one group
     texts = [i["text"] for i in group["items"]]
+
+    # a clarifying question answered with a number: the choice is the suggestion, the number no message
+    asked = await say(api, CLARIFIED, "oTuningApi0000000000000009")
+    assert "1." in asked or "1、" in asked or "1 " in asked, asked
+    await say(api, "1", "oTuningApi0000000000000009")
+    queue = await api.ok("/tuning/review", "operator", kind="intent")
+    clarified = next(g for g in queue["groups"] if g["text"] == CLARIFIED)
+    assert "clarified" in clarified["reasons"] and clarified["suggestion"] in ("query", "course_booking")
+    assert not any(i["text"] == "1" for g in queue["groups"] for i in g["items"])
 
     status, body = await post(api, "/tuning/review", {"kind": "intent", "texts": texts, "action": "intent",
                                                       "intent": "nonsense"})
