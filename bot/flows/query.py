@@ -39,17 +39,29 @@ HELPFUL = {"有用", "有帮助", "有", "好的有用", "1", "１", "满意", "
 NOT_HELPFUL = {"没用", "没有用", "无用", "没帮助", "没有帮助", "不对", "2", "２", "不满意", "不是"}
 
 
-async def _log_query(ctx: Context, decision: str, hits: list[Any]) -> int:
+def _log_query(ctx: Context, decision: str, hits: list[Any]) -> None:
+    """Log the question with the reply; its id goes into the state the reply leaves (feedback and
+    choices refer to it)."""
     resident_id = ctx.resident.id if ctx.resident else None
-    return await knowledge_log.record(ctx.rt.db, resident_id, ctx.text, decision, hits, ctx.rt.clock.now())
+    text, now = ctx.text, ctx.rt.clock.now()
+
+    def write(connection: Any) -> None:
+        query_id = knowledge_log.record_in(connection, resident_id, text, decision, hits, now)
+        if ctx.fsm.state in (CHOICES_STATE, FEEDBACK_STATE):
+            ctx.fsm.fill(query_id=query_id)
+
+    ctx.with_reply(write)
 
 
-async def _answer_entry(ctx: Context, entry: Any, query_id: int) -> str:
+async def _answer_entry(ctx: Context, entry: Any, query_id: int | None = None) -> str:
     parts = [TEXTS["answer"].format(answer=entry.answer.strip())]
     if entry.link:
         parts.append(TEXTS["link"].format(link=entry.link))
     parts.append(TEXTS["ask_feedback"])
-    await ctx.fsm.set(FEEDBACK_STATE, query_id=query_id, entry_id=entry.id)
+    if query_id is None:
+        await ctx.fsm.set(FEEDBACK_STATE, entry_id=entry.id)  # its query_id is filled in with the reply
+    else:
+        await ctx.fsm.set(FEEDBACK_STATE, query_id=query_id, entry_id=entry.id)
     return "\n\n".join(parts)
 
 
@@ -67,7 +79,7 @@ async def chosen(ctx: Context) -> str:
     if entry is None:  # removed by a reload meanwhile
         await ctx.fsm.clear()
         return TEXTS["unknown"]
-    await knowledge_log.chosen(ctx.rt.db, query_id, entry_id)
+    ctx.with_reply(lambda connection: knowledge_log.chosen_in(connection, query_id, entry_id))
     return await _answer_entry(ctx, entry, query_id)
 
 
@@ -85,10 +97,11 @@ async def feedback(ctx: Context) -> str:
     helpful = _feedback_word(ctx)
     query_id = int(ctx.fsm.data.get("query_id", 0))
     now = ctx.rt.clock.now()
-    await knowledge_log.feedback(ctx.rt.db, query_id, bool(helpful), now)
     await ctx.fsm.clear()
-    if helpful:
+    if helpful:  # the common answer: stored with the reply
+        ctx.with_reply(lambda connection: knowledge_log.feedback_in(connection, query_id, True, now))
         return TEXTS["helpful"]
+    await knowledge_log.feedback(ctx.rt.db, query_id, False, now)  # read back at once below
     if ctx.resident is not None:
         questions = await knowledge_log.unhelpful_in_a_row(ctx.rt.db, ctx.resident.id, query_id, now, IN_A_ROW)
         if len(questions) >= 2:
@@ -101,12 +114,12 @@ async def feedback(ctx: Context) -> str:
 @router.message(Intent("query"), Func(lambda ctx: bool(ctx.text)))
 async def ask(ctx: Context) -> str:
     result = ctx.rt.language.knowledge.answer(ctx.text)
-    query_id = await _log_query(ctx, result.kind, result.hits)
+    _log_query(ctx, result.kind, result.hits)
     if result.kind == "answer":
-        return await _answer_entry(ctx, result.hits[0].entry, query_id)
+        return await _answer_entry(ctx, result.hits[0].entry)
     if result.kind == "choices":
         hits = result.hits[:3]
-        await ctx.fsm.set(CHOICES_STATE, choices=[h.entry.id for h in hits], query_id=query_id)
+        await ctx.fsm.set(CHOICES_STATE, choices=[h.entry.id for h in hits])  # query_id: with the reply
         return TEXTS["choices"].format(choices=numbered([h.entry.question for h in hits]))
     await ctx.fsm.clear()
     return TEXTS["unknown"]

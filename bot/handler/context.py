@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -11,7 +12,12 @@ from bot.messages import Inbound
 from bot.storage.models import Resident
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from bot.runtime import Runtime
+
+# A small write that goes with the reply: run in the transaction that stores it (``journal``).
+ReplyWrite = Callable[["Connection"], None]
 
 
 @dataclass
@@ -29,6 +35,15 @@ class Context:
     # (``journal.message_row``).
     log_rows: list[dict[str, Any]] = field(default_factory=list)
     last_inbound_at: datetime | None = None  # the resident's 48-hour window, stored with the reply
+    # A flow's small writes that need nothing back before the reply (a knowledge question logged,
+    # feedback): applied, in order, in the transaction that stores the reply and the state, before
+    # the state is taken (a write may still fill it in) — so they are written exactly when the reply
+    # is, and cost no transaction of their own. Add them with :meth:`with_reply`.
+    reply_writes: list[ReplyWrite] = field(default_factory=list)
+
+    def with_reply(self, write: ReplyWrite) -> None:
+        """Write ``write(connection)`` in the reply's transaction (see ``reply_writes``)."""
+        self.reply_writes.append(write)
 
     @property
     def openid(self) -> str:

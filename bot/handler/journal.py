@@ -233,6 +233,9 @@ class Journal:
                 continue
             statuses[f.key] = "finished"  # the same key twice in one batch: only the first counts
             ctx = f.ctx
+            if ctx is not None:
+                for write in ctx.reply_writes:  # before the state is taken: a write may fill it in
+                    write(connection)
             if ctx is not None and ctx.fsm.changed:
                 changed[f.openid] = ctx.fsm.record
                 changed_by[f.openid] = f

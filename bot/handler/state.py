@@ -237,6 +237,12 @@ class FSM:
     async def update(self, **data: Any) -> None:
         await self.set(self._record.state, **data)
 
+    def fill(self, **data: Any) -> None:
+        """Add ``data`` to the current state without moving it: for a value known only when the
+        reply is stored (a write of ``Context.with_reply``, e.g. the id of a row it inserted)."""
+        self._record = StateRecord(self._record.state, {**self._record.data, **data})
+        self.changed = True
+
     async def clear(self) -> None:
         self._record = StateRecord()
         self.changed = True

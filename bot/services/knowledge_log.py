@@ -1,5 +1,9 @@
 """The questions residents ask the knowledge base, kept for operators (``knowledge_queries``): the
-decision (answer, choices, unknown), the entry given, and whether the resident found it useful."""
+decision (answer, choices, unknown), the entry given, and whether the resident found it useful.
+
+The chat's writes (:func:`record_in`, :func:`chosen_in`, :func:`feedback_in`) take a Core
+connection in the caller's transaction: the chat stores them with the message's reply, so a
+question costs no transaction of its own (and a message redone after a crash logs it once)."""
 
 from __future__ import annotations
 
@@ -7,42 +11,56 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, insert, select, update
 
 from bot.storage.db import Database
 from bot.storage.models import KnowledgeQuery
 
 
-async def record(
-    db: Database, resident_id: int | None, question: str, decision: str, hits: Sequence[Any], now: datetime
+def _row(resident_id: int | None, question: str, decision: str, hits: Sequence[Any], now: datetime) -> dict[str, Any]:
+    return {
+        "resident_id": resident_id,
+        "question": question[:2000],
+        "decision": decision,
+        "entry_id": hits[0].entry.id if decision == "answer" and hits else None,
+        "score": float(hits[0].score) if hits else None,
+        "candidates": [[h.entry.id, round(float(h.score), 4)] for h in hits],
+        "created_at": now,
+    }
+
+
+def record_in(
+    connection: Connection,
+    resident_id: int | None,
+    question: str,
+    decision: str,
+    hits: Sequence[Any],
+    now: datetime,
 ) -> int:
-    """One question and what the knowledge base made of it (``hits``: scored entries, best first)."""
-    async with db.transaction() as session:
-        row = KnowledgeQuery(
-            resident_id=resident_id,
-            question=question[:2000],
-            decision=decision,
-            entry_id=hits[0].entry.id if decision == "answer" and hits else None,
-            score=float(hits[0].score) if hits else None,
-            candidates=[[h.entry.id, round(float(h.score), 4)] for h in hits],
-            created_at=now,
-        )
-        session.add(row)
-        await session.flush()
-        return int(row.id)
+    """One question and what the knowledge base made of it (``hits``: scored entries, best first),
+    in the caller's transaction; returns its id."""
+    row = _row(resident_id, question, decision, hits, now)
+    return int(connection.execute(insert(KnowledgeQuery).values(**row).returning(KnowledgeQuery.id)).scalar_one())
 
 
-async def chosen(db: Database, query_id: int, entry_id: str) -> None:
-    """The resident picked one of the offered entries."""
-    async with db.transaction() as session:
-        await session.execute(update(KnowledgeQuery).where(KnowledgeQuery.id == query_id).values(entry_id=entry_id))
+def chosen_in(connection: Connection, query_id: int, entry_id: str) -> None:
+    """The resident picked one of the offered entries (in the caller's transaction)."""
+    connection.execute(update(KnowledgeQuery).where(KnowledgeQuery.id == query_id).values(entry_id=entry_id))
+
+
+def feedback_in(connection: Connection, query_id: int, helpful: bool, now: datetime) -> None:
+    """The resident's rating of an answer (in the caller's transaction)."""
+    connection.execute(
+        update(KnowledgeQuery).where(KnowledgeQuery.id == query_id).values(helpful=helpful, feedback_at=now)
+    )
 
 
 async def feedback(db: Database, query_id: int, helpful: bool, now: datetime) -> None:
+    """:func:`feedback_in` in a transaction of its own (a 没用, read back at once by
+    :func:`unhelpful_in_a_row`)."""
     async with db.transaction() as session:
-        await session.execute(
-            update(KnowledgeQuery).where(KnowledgeQuery.id == query_id).values(helpful=helpful, feedback_at=now)
-        )
+        connection = await session.connection()
+        await connection.run_sync(feedback_in, query_id, helpful, now)
 
 
 async def unhelpful_in_a_row(db: Database, resident_id: int, query_id: int, now: datetime,
