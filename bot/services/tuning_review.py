@@ -3,8 +3,9 @@ knowledge base could not answer well, grouped by similarity so one decision cove
 
 Intent side (``messages``, the last :data:`WINDOW` inbound texts): ``fallback`` (not understood),
 ``low`` (confidence under the engine's threshold), ``clarified`` (the resident answered a clarifying
-question: the chosen intent is the suggestion) and ``handoff`` (the resident's next message asked for
-a person: the bot's answer did not help, the nearest record of a staff correction we have).
+question: the chosen intent is the suggestion), ``handoff`` (the resident's next message asked for
+a person: the bot's answer did not help) and ``staff`` (staff made a ticket from the conversation
+within two hours after a message the bot did not take for a report: suggestion ``complaint``).
 Knowledge side (``knowledge_queries``): ``unknown`` (不知道), ``not_chosen`` (choices offered, none
 taken) and ``unhelpful`` (rated 没用). Texts already decided (``tuning_reviews``) or labelled in the
 draft are left out.
@@ -18,6 +19,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -26,7 +28,7 @@ from scipy import sparse
 from sqlalchemy import or_, select
 
 from bot.storage.db import Database
-from bot.storage.models import KnowledgeQuery, Message
+from bot.storage.models import KnowledgeQuery, Message, Ticket
 from bot.storage.tuning_models import TuningReview
 from intents.tokens import cut, normalize
 
@@ -35,7 +37,9 @@ MAX_TEXTS = 2000  # distinct texts grouped (the most frequent): a 2000 x 2000 si
 SIMILAR_QUESTIONS = 85  # stricter for questions: one group becomes one entry's phrasings
 SIMILAR = 72  # a text joins a group when its similarity to the group's first text reaches this (0..100)
 CHOICE = re.compile(r"^\s*[1-9]\s*[.。、)]?\s*$")
-INTENT_REASONS = {"fallback": "没听懂", "low": "把握不大", "clarified": "反问后选择", "handoff": "随后转人工"}
+INTENT_REASONS = {"fallback": "没听懂", "low": "把握不大", "clarified": "反问后选择", "handoff": "随后转人工",
+                  "staff": "工作人员改建工单"}
+STAFF_WINDOW = timedelta(hours=2)  # a message this long before staff made a ticket for the resident
 KNOWLEDGE_REASONS = {"unknown": "不知道", "not_chosen": "未选选项", "unhelpful": "评为没用"}
 
 
@@ -136,12 +140,22 @@ async def _decided(db: Database, kind: str) -> set[str]:
 async def intent_queue(db: Database, threshold: float, skip: Sequence[str] = (), window: int = WINDOW) -> list[Group]:
     """Groups of poorly understood messages (see the module's docstring)."""
     async with db.session() as session:
+        tickets = (await session.execute(
+            select(Ticket.resident_id, Ticket.created_at).where(Ticket.channel == "console",
+                                                                Ticket.resident_id.is_not(None))
+            .order_by(Ticket.id.desc()).limit(window)
+        )).all()
         rows = (await session.execute(
-            select(Message.id, Message.resident_id, Message.content, Message.intent, Message.confidence)
+            select(Message.id, Message.resident_id, Message.content, Message.intent, Message.confidence,
+                   Message.created_at)
             .where(Message.direction == "in", Message.msg_type.in_(("text", "voice")), Message.content.is_not(None))
             .order_by(Message.id.desc()).limit(window)
         )).all()
     done = await _decided(db, "intent") | {_key(t) for t in skip}
+    made: dict[int, list[datetime]] = {}  # staff made a ticket from the conversation: the bot missed a report
+    for resident_id, created_at in tickets:
+        if resident_id is not None:
+            made.setdefault(resident_id, []).append(created_at)
     by_resident: dict[int, list[Any]] = {}
     for row in reversed(rows):
         by_resident.setdefault(row.resident_id, []).append(row)
@@ -163,6 +177,10 @@ async def intent_queue(db: Database, threshold: float, skip: Sequence[str] = (),
                 suggestion = nxt.intent
             if nxt is not None and nxt.intent == "handoff" and m.intent != "handoff":
                 reasons.append("handoff")
+            if m.intent != "complaint" and any(
+                    timedelta(0) <= t - m.created_at <= STAFF_WINDOW for t in made.get(m.resident_id, ())):
+                reasons.append("staff")
+                suggestion = suggestion or "complaint"
             if not reasons:
                 continue
             item = items.setdefault(text, Item(text))

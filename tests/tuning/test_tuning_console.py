@@ -11,6 +11,7 @@ import re
 from tests.web.console_util import add_users, login
 
 NOT_UNDERSTOOD = "帮我看看宽带为啥这么慢"
+STAFF_CORRECTED = "哎真是烦死了天天这样"  # small talk to the bot: staff saw a report in it
 
 
 async def test_operator_pages(service):
@@ -21,9 +22,20 @@ async def test_operator_pages(service):
     staff = await login(service.http, service.base, "li")
     status, page, _ = await staff.get("/console/tuning")
     assert status == 403
+    # staff make a ticket from a conversation the bot did not take for a report: a staff correction
+    openid = "oTuningConsole000000000002"
+    assert (await service.send(sender.text(openid, STAFF_CORRECTED, msg_id=88002))).status == 200
+    status, inbox, _ = await staff.get("/console/inbox")
+    resident = re.findall(r"/console/conversations/(\d+)", inbox)[0]  # the newest conversation first
+    status, _, _ = await staff.post(f"/console/conversations/{resident}/ticket", {"text": STAFF_CORRECTED})
+    assert status == 303
     status, page, _ = await op.get("/console/tuning")
     assert status == 200 and NOT_UNDERSTOOD in page and 'href="/console/tuning"' in page and "没听懂" in page
-    texts = html.unescape(re.search(r'name="texts" value="([^"]*)"', page).group(1))  # type: ignore[union-attr]
+    group = page[page.index(STAFF_CORRECTED):].split("</section>")[0]
+    assert "工作人员改建工单" in group and '<option value="complaint" selected>' in group
+    mine = page[page.index("<h2>" + NOT_UNDERSTOOD):]
+    texts = html.unescape(re.search(r'name="texts" value="([^"]*)"', mine).group(1))  # type: ignore[union-attr]
+    assert texts == NOT_UNDERSTOOD
     status, _, resp = await op.post("/console/tuning/review", {"kind": "intent", "texts": texts, "intent": "complaint",
                                                                "action": "intent"})
     assert status == 303 and resp.headers["Location"].startswith("/console/tuning?kind=intent&notice=")
