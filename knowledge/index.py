@@ -263,7 +263,7 @@ class SearchIndex:
                     term = joined
             if term not in self._salience:
                 term = term.strip(FRAME_CHARS)
-                if not term or term in FRAME_WORDS:
+                if not term or term in FRAME_WORDS or is_fragment(term):
                     continue
                 if len(term) > 2 and term[-1] in "子儿" and term[:-1] in self._salience:
                     term = term[:-1]  # 水管子 → 水管, 井盖子 → 井盖

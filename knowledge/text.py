@@ -91,6 +91,19 @@ def is_fragment(token: str) -> bool:
     return len(token) == 2 and (token[0] in _FRAGMENT_FIRST or token[1] in _FRAGMENT_LAST)
 
 
+def split_glued(token: str) -> list[str]:
+    """A word jieba's HMM coined from a topic word and a frame character (哪办, 能领, 费在, 养狗要) in
+    its pieces: 哪 + 办, 能 + 领, 费 + 在. Dictionary words (哪里, 能力, 现在) stay whole."""
+    if len(token) < 2 or (token[0] not in FRAME_CHARS and token[-1] not in FRAME_CHARS):
+        return [token]
+    if tokens.tokenizer().FREQ.get(token):
+        return [token]
+    head = [ch for ch in token[:1] if ch in FRAME_CHARS]
+    tail = [ch for ch in token[-1:] if ch in FRAME_CHARS and len(token) - len(head) > 1]
+    core = token[len(head) : len(token) - len(tail)]
+    return [*head, *([core] if core else []), *tail]
+
+
 def load_synonyms(path: Path = SYNONYMS_PATH) -> dict[str, str]:
     """``variant → canonical`` from a YAML mapping ``canonical: [variant, ...]``."""
     try:
@@ -137,10 +150,27 @@ def is_function_word(word: str) -> bool:
     return bool(tag) and tag in _FUNCTION_TAGS
 
 
+# People and the body a resident tells about (俺老伴, 俺闺女, 俺腿脚不好, 公家给钱): who is asking or for
+# whom, not what about. When the entries never use such a word it weighs as little as a function
+# word; an entry that does use it (孩子, 老人, 邻居) keeps its weight.
+STORY_WORDS = frozenset(
+    """
+    老伴 老伴儿 老头 老头子 老太 老太太 老汉 老婆 老婆子 老婆儿 老公 媳妇 媳妇儿 婆姨 丈夫 爱人 对象 男人 女人
+    儿子 闺女 女儿 姑娘 小子 孙子 孙女 外孙 外孙子 外孙女 外甥 侄子 侄女 儿媳 儿媳妇 女婿 娃子 后生
+    爸 妈 爸爸 妈妈 父亲 母亲 爹 娘 老爹 老娘 老爷子 公公 婆婆 岳父 岳母 丈母娘 老丈人 爷爷 奶奶 姥姥 姥爷
+    外公 外婆 哥 姐 哥哥 姐姐 弟弟 妹妹 兄弟 姐妹 亲戚 朋友 同事 家人 家里人 一家人 老两口 两口子 自个 自个儿
+    腿脚 腿 脚 腰 眼睛 眼神 耳朵 身子 身子骨 脑子 手脚 公家 国家 政府 上面 上头 人家 街坊
+    毛病 老毛病 病根 不利索 厨房 屋里 屋子 客厅 卧室 炕 炕上 院子 院里 家门口
+    """.split()
+)
+
+
 def topic_weight(word: str) -> float:
     """How likely a word the entries never use names a topic (驾照, 护照, 公积金: 1) rather than
     telling the story around it (冻死, 找不着, 黑乎乎: low) or being filler (今年, 好几年, 每个: low),
     from jieba's dictionary tags and frequencies and the word's last character."""
+    if word in STORY_WORDS:
+        return 0.1
     tag = _word_tags().get(word)
     freq = tokens.tokenizer().FREQ.get(word)
     thing = len(word) > 1 and word[-1] in _THING_SUFFIX
@@ -204,7 +234,7 @@ class Analyzer:
         return text
 
     def _cut(self, folded: str) -> tuple[list[str], list[str]]:
-        words = [t for t in tokens.cut(folded) if not _is_noise(t)]
+        words = [p for t in tokens.cut(folded) if not _is_noise(t) for p in split_glued(t)]
         content = [t for t in words if t not in STOPWORDS and not is_fragment(t)]
         return content, [t for t in content if t not in FRAME_WORDS]
 
@@ -223,6 +253,14 @@ class Analyzer:
             topic=tuple(topic),
         )
 
+    @staticmethod
+    def _take(token: str, in_focus: bool, content: list[str], topic: list[str], focus: set[str]) -> None:
+        content.append(token)
+        if token not in FRAME_WORDS:
+            topic.append(token)
+            if in_focus:
+                focus.add(token)
+
     def analyse_query(self, text: str, lexicon: Lexicon | None = None) -> Analysis:
         """A resident's message: typos repaired, reduced to its request, topic words of the request
         marked (``focus``)."""
@@ -240,16 +278,13 @@ class Analyzer:
         topic: list[str] = []
         focus: set[str] = set()
         at = 0
-        for token in tokens.tokenizer().cut(joined):
+        for piece in tokens.tokenizer().cut(joined):
             start = at
-            at += len(token)
-            if _is_noise(token) or token in STOPWORDS or is_fragment(token):
-                continue
-            content.append(token)
-            if token not in FRAME_WORDS:
-                topic.append(token)
-                if start >= focus_at:
-                    focus.add(token)
+            at += len(piece)
+            for token in split_glued(piece):
+                if _is_noise(token) or token in STOPWORDS or is_fragment(token):
+                    continue
+                self._take(token, start >= focus_at, content, topic, focus)
         whole = "".join(_SPLIT_RE.split(reduced.text))
         focus_text = "".join(_SPLIT_RE.split(reduced.focus))
         return Analysis(
