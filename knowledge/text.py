@@ -91,16 +91,24 @@ def is_fragment(token: str) -> bool:
     return len(token) == 2 and (token[0] in _FRAGMENT_FIRST or token[1] in _FRAGMENT_LAST)
 
 
+# jieba's dictionary holds some glued pieces with tiny counts (又坏了: 3); below this they are split.
+_GLUED_FREQ = 20
+
+
 def split_glued(token: str) -> list[str]:
     """A word jieba's HMM coined from a topic word and a frame character (哪办, 能领, 费在, 养狗要) in
     its pieces: 哪 + 办, 能 + 领, 费 + 在. Dictionary words (哪里, 能力, 现在) stay whole."""
     if len(token) < 2 or (token[0] not in FRAME_CHARS and token[-1] not in FRAME_CHARS):
         return [token]
-    if tokens.tokenizer().FREQ.get(token):
+    freq = tokens.tokenizer().FREQ
+    if freq.get(token, 0) >= _GLUED_FREQ:
         return [token]
     head = [ch for ch in token[:1] if ch in FRAME_CHARS]
     tail = [ch for ch in token[-1:] if ch in FRAME_CHARS and len(token) - len(head) > 1]
     core = token[len(head) : len(token) - len(tail)]
+    # A core that is no dictionary word either loses a trailing 了 (坏了 of 又坏了: 坏).
+    if len(core) > 1 and core[-1] == "了" and not freq.get(core):
+        return [*head, core[:-1], "了", *tail]
     return [*head, *([core] if core else []), *tail]
 
 
@@ -160,7 +168,7 @@ STORY_WORDS = frozenset(
     爸 妈 爸爸 妈妈 父亲 母亲 爹 娘 老爹 老娘 老爷子 公公 婆婆 岳父 岳母 丈母娘 老丈人 爷爷 奶奶 姥姥 姥爷
     外公 外婆 哥 姐 哥哥 姐姐 弟弟 妹妹 兄弟 姐妹 亲戚 朋友 同事 家人 家里人 一家人 老两口 两口子 自个 自个儿
     腿脚 腿 脚 腰 眼睛 眼神 耳朵 身子 身子骨 脑子 手脚 公家 国家 政府 上面 上头 人家 街坊
-    毛病 老毛病 病根 不利索 厨房 屋里 屋子 客厅 卧室 炕 炕上 院子 院里 家门口
+    毛病 老毛病 病根 不利索 股子 厨房 屋里 屋子 客厅 卧室 炕 炕上 院子 院里 家门口
     """.split()
 )
 
@@ -198,6 +206,28 @@ class Analysis:
     focus_text: str = ""  # the request, as ``text`` (questions only; empty: the whole text)
 
 
+# Heads of names that residents often join to their modifier with 的 (未婚的证明, 高龄的补贴, 老年的
+#证): a synonym variant or canonical form ending so also matches with that 的.
+_DE_HEADS = ("证明", "补贴", "补助", "津贴", "证", "卡", "费")
+
+
+def _variant_pattern(variant: str) -> str:
+    for head in _DE_HEADS:
+        if variant.endswith(head) and len(variant) - len(head) >= 2 and variant[-len(head) - 1] != "的":
+            return re.escape(variant[: -len(head)]) + "的?" + re.escape(head)
+    return re.escape(variant)
+
+
+def _without_de(found: str, *known: Mapping[str, str]) -> str:
+    """The variant or canonical form a match with an inserted 的 stands for."""
+    for i, ch in enumerate(found):
+        if ch == "的":
+            plain = found[:i] + found[i + 1 :]
+            if any(plain in k for k in known):
+                return plain
+    return found
+
+
 class Analyzer:
     """Turns text into :class:`Analysis`; one instance per index (synonyms are fixed at build)."""
 
@@ -207,7 +237,7 @@ class Analyzer:
         # 群众夜校 stays, 夜校 alone becomes 群众夜校.
         self._keep = {c: c for c in self.synonyms.values() if c not in self.synonyms}
         variants = sorted({*self.synonyms, *self._keep}, key=len, reverse=True)
-        self._synonym_re = re.compile("|".join(map(re.escape, variants))) if variants else None
+        self._synonym_re = re.compile("|".join(map(_variant_pattern, variants))) if variants else None
         words = {w for w in (*self.synonyms.values(), *extra_words) if len(w) > 1}
         if words:
             tokens.add_words(sorted(words))
@@ -216,6 +246,10 @@ class Analyzer:
         variant, text = m.group(0), m.string
         if variant in self._keep:
             return variant
+        if variant not in self.synonyms:  # said with 的 before its head: 未婚的证明
+            variant = _without_de(variant, self.synonyms, self._keep)
+            if variant in self._keep:
+                return variant
         i, j = m.start(), m.end()
         freq = tokens.tokenizer().FREQ
         # A word of general Chinese straddling an edge of the variant: the variant is not a word here.
