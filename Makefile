@@ -38,7 +38,7 @@ test: install browser-deps lint
 
 # The console screenshots in docs/screenshots/, taken by the browser tests (not by `make test`).
 screenshots: install browser-deps
-	BOT_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/web/test_console_browser.py
+	BOT_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/web/test_console_browser.py tests/web/test_dashboard_browser.py
 
 bench: install
 	$(BIN)/python benchmarks/wechat_endpoint.py
