@@ -4,8 +4,24 @@ Written against mutants that survived the earlier tests (docs/testing.md)."""
 
 from __future__ import annotations
 
-from bot.handler.delivery import _with_notices
-from bot.messages import Out
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot import texts
+from bot.clock import ManualClock
+from bot.handler.delivery import MAX_RECOVERIES, RECOVER_BATCH, Delivery, _with_notices
+from bot.handler.router import Router, Text
+from bot.logmask import mask_openid
+from bot.messages import Inbound, Out
+from bot.storage.db import Database
+from bot.storage.models import InboundKey, Message, OutboxMessage, Resident
+from bot.wechat.endpoint import DELIVERY
 
 
 def text(content: str) -> dict:
@@ -37,11 +53,395 @@ def test_before_an_answer_that_is_not_text_each_notice_is_a_message_of_its_own()
     assert (outs, shown) == ([Out.text("通知一"), Out.text("通知二"), image], [1, 2])
 
 
-async def test_a_retry_gets_the_stored_answer(service_factory, sqlite_url, fake_api):
+def said(caplog: Any, level: str, opening: str, openid: str) -> list[str]:
+    """The delivery step's log lines at ``level`` that begin with ``opening`` and name the message by
+    its key with the openid masked (an operator follows a message by them; no openid in logs)."""
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.delivery" and r.levelname == level]
+    found = [m for m in lines if m.startswith(opening)]
+    assert all(mask_openid(openid) in m and openid not in m for m in found), found
+    return found
+
+
+async def test_a_retry_gets_the_stored_answer(service_factory, sqlite_url, fake_api, caplog):
+    caplog.set_level(logging.INFO, logger="bot.delivery")
     svc = await service_factory(sqlite_url, fake_api, BOT_WECHAT_AES_KEY="")
     sender = svc.sender()
-    fields = sender.text("o_retry_guard", "你好")
+    fields = sender.text("o_retry_guard_openid", "你好")
     first = await sender.send(svc.http, fields)
+    assert said(caplog, "INFO", "retry of msg:", "o_retry_guard_openid") == []
     again = await sender.send(svc.http, fields)
     assert first.status == again.status == 200 and first.content
     assert again.content == first.content
+    assert len(said(caplog, "INFO", "retry of msg:", "o_retry_guard_openid")) == 1
+
+
+# -- recovery of messages whose handler's process died (the maintenance loop's recover_stale) ------
+#
+# A process that died mid-handler leaves its key pending with a stopped heartbeat; the rows below
+# are what such a process leaves (the crash itself, with real processes, is
+# tests/handler/test_crash_recovery.py, whose servers run outside the test's own process). The
+# service runs without its background loops, on a manual clock, so each recovery is the test's.
+
+START = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
+
+
+@dataclass
+class Recovery:
+    svc: Any
+    clock: ManualClock
+    delivery: Delivery
+    db: Database
+
+    async def pending(
+        self,
+        openid: str,
+        text: str,
+        *,
+        age: float,
+        status: str = "processing",
+        attempts: int = 0,
+        stored: bool = True,
+    ) -> str:
+        """A key as a process left it that stopped beating ``age`` seconds ago."""
+        msg_id = 1000 + sum(map(ord, openid))
+        inbound = Inbound(
+            openid=openid,
+            account="gh_test",
+            msg_type="text",
+            create_time=1700000000,
+            msg_id=msg_id,
+            content=text,
+        )
+        at = self.clock.now() - timedelta(seconds=age)
+        async with self.db.transaction() as s:
+            s.add(
+                InboundKey(
+                    key=inbound.key,
+                    openid=openid,
+                    status=status,
+                    inbound=inbound.to_dict() if stored else None,
+                    attempts=attempts,
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
+        return inbound.key
+
+    async def key(self, key: str) -> InboundKey:
+        async with self.db.session() as s:
+            row = await s.get(InboundKey, key)
+            assert row is not None
+            return row
+
+    async def logged(self, openid: str) -> list[str]:
+        async with self.db.session() as s:
+            rows = await s.scalars(
+                select(Message.direction)
+                .join(Resident, Resident.id == Message.resident_id)
+                .where(Resident.openid == openid)
+                .order_by(Message.id)
+            )
+            return list(rows.all())
+
+    async def queued(self, openid: str) -> list[tuple[str, str | None, datetime]]:
+        async with self.db.session() as s:
+            rows = (
+                await s.scalars(
+                    select(OutboxMessage).where(OutboxMessage.openid == openid).order_by(OutboxMessage.id)
+                )
+            ).all()
+        return [(r.payload["text"]["content"], r.dedup_key, r.next_attempt_at) for r in rows]
+
+
+def blocking_router(
+    gate: asyncio.Event, started: asyncio.Event, clock: ManualClock | None = None, once: bool = False
+) -> Router:
+    """``等一等`` waits for ``gate`` (only the first time, with ``once``: a handler stuck in a process
+    that died, whose redo then answers); ``稍等`` waits for ``later``; ``出错`` fails."""
+    router = Router("blocking-test")
+    calls = []
+
+    @router.message(Text("等一等"))
+    async def blocked(ctx: Any) -> str:
+        calls.append(1)
+        started.set()
+        if clock is not None and len(calls) == 1:
+            clock.advance(timedelta(seconds=10))  # the handler takes a while before the budget runs out
+        if not once or len(calls) == 1:
+            await gate.wait()
+        return "好了，这是您的答复。"
+
+    @router.message(Text("出错"))
+    async def broken(ctx: Any) -> str:
+        raise RuntimeError("handler failed")
+
+    return router
+
+
+async def make_desk(
+    service_factory: Any,
+    sqlite_url: str,
+    fake_api: str,
+    router: Router | None = None,
+    clock: ManualClock | None = None,
+    **env: Any,
+) -> Recovery:
+    clock = clock or ManualClock(START)
+    kwargs: dict[str, Any] = {"clock": clock, "background": False}
+    if router is not None:
+        kwargs["routers"] = [router]
+    svc = await service_factory(sqlite_url, fake_api, app_kwargs=kwargs, BOT_WECHAT_AES_KEY="", **env)
+    return Recovery(svc, clock, svc.runner.app[DELIVERY], Database(sqlite_url))
+
+
+@pytest.fixture
+async def rdesk(service_factory: Any, sqlite_url: str, fake_api: str) -> Any:
+    d = await make_desk(service_factory, sqlite_url, fake_api)
+    yield d
+    await d.db.dispose()
+
+
+async def test_pending_keys_whose_heartbeat_stopped_are_redone_once(rdesk: Recovery, caplog: Any) -> None:
+    caplog.set_level(logging.INFO, logger="bot.delivery")
+    assert rdesk.svc.settings.recover_after == 20
+    on_time = await rdesk.pending("o_rc_a", "你好", age=20)  # exactly at the cut-off: not yet
+    processing = await rdesk.pending("o_rc_b", "你好", age=21)
+    deferred = await rdesk.pending("o_rc_c", "你好", age=21, status="deferred")
+    recovering = await rdesk.pending("o_rc_d", "你好", age=21, status="recovering", attempts=1)
+    replied = await rdesk.pending("o_rc_e", "你好", age=600, status="replied")
+    done = await rdesk.pending("o_rc_f", "你好", age=600, status="done")
+
+    assert await rdesk.delivery.recover_stale() == 3
+    lines = said(caplog, "WARNING", "redoing msg:", "o_rc_b")
+    assert len(lines) == 3 and all(m.endswith(": its handler's process stopped") for m in lines)
+    for key, openid, attempts in (
+        (processing, "o_rc_b", 1),
+        (deferred, "o_rc_c", 1),
+        (recovering, "o_rc_d", 2),
+    ):
+        row = await rdesk.key(key)
+        assert (row.status, row.attempts, row.inbound) == ("done", attempts, None)
+        answer = await rdesk.queued(openid)
+        assert len(answer) == 1 and answer[0][0] and answer[0][0] != texts.ABANDONED
+        assert await rdesk.logged(openid) == ["in"]  # the redo logs the message (its answer: when sent)
+    for key, status in ((on_time, "processing"), (replied, "replied"), (done, "done")):
+        row = await rdesk.key(key)
+        assert (row.status, row.attempts) == (status, 0)
+        assert row.updated_at < rdesk.clock.now()
+    assert await rdesk.queued("o_rc_a") == await rdesk.queued("o_rc_e") == []
+
+    assert await rdesk.delivery.recover_stale() == 0  # nothing is redone twice
+    assert len(await rdesk.queued("o_rc_b")) == 1
+    assert await rdesk.delivery.recover_stale(timedelta(seconds=19)) == 1  # a shorter wait, asked for
+    assert (await rdesk.key(on_time)).status == "done" and len(await rdesk.queued("o_rc_a")) == 1
+
+
+async def test_a_message_that_cannot_be_redone_is_given_up_with_an_apology(rdesk: Recovery) -> None:
+    last_try = await rdesk.pending("o_gu_a", "你好", age=30, status="recovering", attempts=MAX_RECOVERIES - 1)
+    given_up = await rdesk.pending("o_gu_b", "你好", age=30, status="recovering", attempts=MAX_RECOVERIES)
+    lost = await rdesk.pending("o_gu_c", "你好", age=30, stored=False)
+    rdesk.clock.advance(timedelta(seconds=1))  # the apology is due when the key is given up
+
+    assert await rdesk.delivery.recover_stale() == 3
+    row = await rdesk.key(last_try)
+    assert (row.status, row.attempts) == ("done", MAX_RECOVERIES)
+    (answer,) = await rdesk.queued("o_gu_a")
+    assert answer[0] != texts.ABANDONED
+    for key, openid, attempts in ((given_up, "o_gu_b", MAX_RECOVERIES + 1), (lost, "o_gu_c", 1)):
+        row = await rdesk.key(key)
+        assert (row.status, row.attempts, row.inbound) == ("abandoned", attempts, None)
+        assert row.updated_at == rdesk.clock.now()
+        assert await rdesk.queued(openid) == [(texts.ABANDONED, f"{key}:abandoned#0", rdesk.clock.now())]
+    assert await rdesk.delivery.recover_stale(timedelta(0)) == 0  # abandoned is final
+
+
+async def test_recovery_takes_the_oldest_keys_in_batches(rdesk: Recovery) -> None:
+    # Given up at once (no redo), so that a batch is cheap; the youngest is left for the next round.
+    keys = [
+        await rdesk.pending(f"o_bt_{i:02d}", "你好", age=100 + i, attempts=MAX_RECOVERIES)
+        for i in range(RECOVER_BATCH + 1)
+    ]
+    assert await rdesk.delivery.recover_stale() == RECOVER_BATCH
+    assert (await rdesk.key(keys[0])).status == "processing"  # the youngest
+    assert {(await rdesk.key(k)).status for k in keys[1:]} == {"abandoned"}
+    assert await rdesk.delivery.recover_stale() == 1
+    assert (await rdesk.key(keys[0])).status == "abandoned"
+
+
+def no_tasks(desk: Recovery) -> Any:
+    async def check() -> bool:
+        return not desk.delivery._tasks  # finished handlers are not kept
+
+    return check
+
+
+async def wait_for(check: Any, what: str) -> None:
+    for _ in range(400):
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def test_a_slow_handler_or_redo_beats_and_is_not_taken_over(
+    service_factory: Any, sqlite_url: str, fake_api: str, caplog: Any
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.delivery")
+    gate, started = asyncio.Event(), asyncio.Event()
+    clock = ManualClock(START)
+    desk = await make_desk(
+        service_factory,
+        sqlite_url,
+        fake_api,
+        blocking_router(gate, started, clock),
+        clock=clock,
+        BOT_RECOVER_AFTER=1.0,  # a beat every 0.25 s
+        BOT_REPLY_BUDGET=0.2,
+    )
+    try:
+        sender = desk.svc.sender()
+        fields = sender.text("o_slow_guard", "等一等")
+        # The request is answered when the budget runs out, not when the handler is done (the
+        # bound only keeps a wrong answer from hanging the test).
+        reply = await asyncio.wait_for(sender.send(desk.svc.http, fields), 60)
+        assert reply.status == 200 and reply.body == "success"  # the budget ran out: deferred
+        assert started.is_set()
+        async with desk.db.session() as s:
+            (key,) = (
+                await s.scalars(select(InboundKey.key).where(InboundKey.openid == "o_slow_guard"))
+            ).all()
+        row = await desk.key(key)
+        assert row.status == "deferred"
+        assert row.updated_at == START + timedelta(seconds=10)  # the deferral counts as a beat
+        (line,) = said(caplog, "INFO", "deferred msg:", "o_slow_guard")
+        assert line.endswith(": answer goes out as a customer-service message")
+
+        # Long past recover_after: only its beats keep the key, and they keep no other key alive.
+        dead = await desk.pending("o_dead_guard", "你好", age=5)
+        for _ in range(2):  # beat after beat
+            desk.clock.advance(timedelta(seconds=30))
+            now = desk.clock.now()
+
+            async def beaten(now: datetime = now) -> bool:
+                return (await desk.key(key)).updated_at == now
+
+            await wait_for(beaten, "the handler's heartbeat")
+            assert await desk.delivery.recover_stale() == (1 if dead else 0)
+            assert (await desk.key(key)).status == "deferred"
+            if dead:
+                assert (await desk.key(dead)).status == "done"
+                dead = ""
+
+        gate.set()
+
+        async def finished() -> bool:
+            return (await desk.key(key)).status == "done"
+
+        await wait_for(finished, "the deferred answer")
+        assert [t for t, _, _ in await desk.queued("o_slow_guard")] == ["好了，这是您的答复。"]
+        await wait_for(no_tasks(desk), "the finished handler let go")
+        desk.clock.advance(timedelta(seconds=30))
+        assert await desk.delivery.recover_stale() == 0  # a finished key is not beaten or taken
+
+        # A redo whose handler fails answers with the apology, and the recovery goes on to the
+        # next key.
+        broken = await desk.pending("o_redo_x", "出错", age=5)
+        fine = await desk.pending("o_redo_y", "你好", age=4)
+        assert await desk.delivery.recover_stale() == 2
+        assert ((await desk.key(broken)).status, (await desk.key(fine)).status) == ("done", "done")
+        assert [t for t, _, _ in await desk.queued("o_redo_x")] == [texts.ERROR]
+
+        # A slow redo beats too (its key is recovering): the next round leaves it alone.
+        gate.clear()
+        started.clear()
+        slow = await desk.pending("o_redo_z", "等一等", age=5)
+        first = asyncio.create_task(desk.delivery.recover_stale(timedelta(seconds=2)))
+        await asyncio.wait_for(started.wait(), 20)
+        desk.clock.advance(timedelta(seconds=30))
+        now = desk.clock.now()
+
+        async def redo_beaten() -> bool:
+            return (await desk.key(slow)).updated_at == now
+
+        await wait_for(redo_beaten, "the redo's heartbeat")
+        assert (await desk.key(slow)).status == "recovering"
+        gate.set()
+        await asyncio.wait_for(first, 20)
+        assert (await desk.key(slow)).status == "done"
+        assert [t for t, _, _ in await desk.queued("o_redo_z")] == ["好了，这是您的答复。"]
+    finally:
+        gate.set()
+        await desk.db.dispose()
+
+
+async def test_a_stuck_handler_is_taken_over_from_the_stored_message_and_its_late_answer_dropped(
+    service_factory: Any, sqlite_url: str, fake_api: str, caplog: Any
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.delivery")
+    # A handler stuck in a process that died: no beats (a beat every 15 minutes), the budget runs
+    # out, and recovery redoes the message from what the claim stored with its key.
+    gate, started = asyncio.Event(), asyncio.Event()
+    desk = await make_desk(
+        service_factory,
+        sqlite_url,
+        fake_api,
+        blocking_router(gate, started, once=True),
+        BOT_RECOVER_AFTER=3600,
+        BOT_REPLY_BUDGET=0.2,
+    )
+    try:
+        sender = desk.svc.sender()
+        fields = sender.text("o_stuck", "等一等")
+        reply = await asyncio.wait_for(sender.send(desk.svc.http, fields), 60)
+        assert reply.body == "success"
+        async with desk.db.session() as s:
+            (row,) = (await s.scalars(select(InboundKey).where(InboundKey.openid == "o_stuck"))).all()
+        assert row.status == "deferred" and row.inbound is not None
+        assert Inbound.from_dict(row.inbound).content == "等一等"
+
+        desk.clock.advance(timedelta(seconds=3601))
+        assert await desk.delivery.recover_stale() == 1
+        assert (await desk.key(row.key)).status == "done"
+        assert [t for t, _, _ in await desk.queued("o_stuck")] == ["好了，这是您的答复。"]
+
+        gate.set()  # the stuck handler ends after all: its answer is not sent a second time
+        await wait_for(no_tasks(desk), "the stuck handler ended")
+        assert [t for t, _, _ in await desk.queued("o_stuck")] == ["好了，这是您的答复。"]
+        assert (await desk.key(row.key)).status == "done"
+        (line,) = said(caplog, "WARNING", "msg:", "o_stuck")
+        assert line.endswith(" was taken over by a recovery; this answer is dropped")
+    finally:
+        gate.set()
+        await desk.db.dispose()
+
+
+async def test_one_message_running_out_of_time_defers_only_itself(
+    service_factory: Any, sqlite_url: str, fake_api: str
+) -> None:
+    slow_gate, slow_started = asyncio.Event(), asyncio.Event()
+    other_gate, other_started = asyncio.Event(), asyncio.Event()
+    router = blocking_router(slow_gate, slow_started)
+
+    @router.message(Text("稍等"))
+    async def other(ctx: Any) -> str:
+        other_started.set()
+        await other_gate.wait()
+        return "这是另一条答复。"
+
+    desk = await make_desk(service_factory, sqlite_url, fake_api, router, BOT_REPLY_BUDGET=2.0)
+    try:
+        sender = desk.svc.sender()
+        slow = asyncio.create_task(sender.send(desk.svc.http, sender.text("o_defer_a", "等一等")))
+        await asyncio.wait_for(slow_started.wait(), 30)
+        await asyncio.sleep(1.0)  # the second message's budget ends a second after the first's
+        second = asyncio.create_task(sender.send(desk.svc.http, sender.text("o_defer_b", "稍等")))
+        await asyncio.wait_for(other_started.wait(), 30)
+        assert (await asyncio.wait_for(slow, 60)).body == "success"
+        other_gate.set()  # the second message's handler is done within its own budget
+        reply = await asyncio.wait_for(second, 60)
+        assert reply.content == "这是另一条答复。"
+        assert await desk.queued("o_defer_b") == []
+    finally:
+        slow_gate.set()
+        other_gate.set()
+        await desk.db.dispose()

@@ -130,3 +130,20 @@ def test_events_and_voice():
     assert to_inbound(message(MsgType="voice", Recognition=" 你好 ")).content == "你好"
     assert to_inbound(message(MsgType="voice", Recognition="")).content is None
     assert to_inbound(message(MsgType="voice")).content is None
+
+
+def test_a_long_text_in_many_lines_is_kept_whole():
+    # expat hands over long character data in several pieces (at line ends and entities, past its
+    # 8 KB buffer): they are joined as they came.
+    line = "第3行 &amp; <![CDATA[<b>]]>楼道灯坏了\n"
+    body = "<xml><Content>" + line * 1000 + "</Content></xml>"
+    assert parse_xml(body) == {"Content": ("第3行 & <b>楼道灯坏了\n" * 1000).strip()}
+
+
+def test_a_text_message_whose_content_has_elements_is_refused():
+    data = parse_xml(
+        "<xml><ToUserName>gh_acc</ToUserName><FromUserName>o_user-1</FromUserName>"
+        "<CreateTime>1700000000</CreateTime><MsgType>text</MsgType><Content><a>1</a></Content></xml>"
+    )
+    assert data["Content"] == {"a": "1"}
+    assert inbound_refused(data) == "missing field Content"
