@@ -1,9 +1,10 @@
 """The points mall in the chat: browse coupons (paged, numbered, by category), redeem by number or
 name with a confirmation, receive a code, list "my coupons".
 
-After a redemption the passive reply is the text with the code; a QR image of the code is then
-made and queued as an image message by ``services/coupons.py:send_qr`` (after the redemption
-committed). If that fails the resident still has the text code.
+After a redemption the passive reply is the text with the code; an image message with a QR code of
+it is queued with the reply (``services/coupons.py:queue_qr_in``) and the outbox worker makes and
+uploads the image when it sends it, off the reply's path. If that fails the resident still has the
+text code.
 """
 
 from __future__ import annotations
@@ -177,9 +178,8 @@ async def confirm(ctx: Context) -> str:
     await ctx.fsm.clear()
     if not result.created:
         return TEXTS["redeemed_again"].format(code=result.issued.code)
-    if ctx.resident is not None:
-        await coupons.send_qr(ctx.rt.db, ctx.rt.media, ctx.resident.openid, result.issued.id,
-                              result.issued.code, ctx.rt.clock.now())
+    openid, issued_id, code, now = ctx.openid, result.issued.id, result.issued.code, ctx.rt.clock.now()
+    ctx.with_reply(lambda connection: coupons.queue_qr_in(connection, openid, issued_id, code, now))
     return TEXTS["redeemed"].format(
         title=result.coupon.title,
         code=result.issued.code,

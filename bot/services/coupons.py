@@ -9,7 +9,6 @@ a request key (unique), so a resident double-tapping "确认" gets one coupon.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import secrets
@@ -19,14 +18,13 @@ from datetime import datetime
 from typing import Any
 
 from rapidfuzz import fuzz
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from bot import qrcodes
 from bot.messages import Out
 from bot.services import notify, points
-from bot.services.attachments import MediaSource
 from bot.storage.db import Database
 from bot.storage.models import Coupon, IssuedCoupon, Merchant
 
@@ -378,28 +376,13 @@ async def expire(db: Database, now: datetime) -> list[tuple[int, str, int]]:
     return out
 
 
-QR_UPLOAD_TIMEOUT = 2.5  # seconds; the passive reply waits for it, and WeChat waits 5 s at most
-
-
-async def send_qr(
-    db: Database, media: MediaSource | None, openid: str, issued_id: int, code: str, now: datetime
-) -> bool:
-    """Upload a QR image of an issued coupon's ``code`` and queue it as an image message to the
-    resident (once per coupon). Call after the redemption committed; any failure is logged and
-    the resident keeps the text code. Returns whether the image was queued."""
-    if media is None:
-        return False
-    try:
-        upload = media.upload_image(qrcodes.png(code), f"coupon-{issued_id}.png", "image/png")
-        media_id = await asyncio.wait_for(upload, timeout=QR_UPLOAD_TIMEOUT)
-        async with db.transaction() as session:
-            await notify.enqueue(
-                session, openid, [Out(kind="image", media_id=media_id)],
-                dedup_key=f"coupon-qr:{issued_id}", not_before=now,
-            )
-        return True
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # the redemption stands; only the picture is missing
-        log.warning("QR image of issued coupon %s not sent: %s", issued_id, type(exc).__name__)
-        return False
+def queue_qr_in(connection: Connection, openid: str, issued_id: int, code: str, now: datetime) -> None:
+    """Queue an image message with a QR code of an issued coupon's ``code`` to the resident, once
+    per coupon, in the caller's transaction (the chat's: the reply's). The outbox worker makes the
+    image and uploads it when it sends the message, so the reply never waits for WeChat's media
+    upload; if the upload keeps failing the resident still has the text code."""
+    with Session(bind=connection) as session:
+        notify.enqueue_sync(
+            session, openid, [Out(kind="image")], dedup_key=f"coupon-qr:{issued_id}", not_before=now,
+            make={"qr": code, "filename": f"coupon-{issued_id}.png"},
+        )

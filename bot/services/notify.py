@@ -39,6 +39,7 @@ def enqueue_sync(
     *,
     not_before: datetime,
     template: tuple[str, Mapping[str, str]] | None = None,
+    make: Mapping[str, str] | None = None,
 ) -> list[OutboxMessage]:
     """Queue ``outs`` for ``openid`` in the caller's transaction, due from ``not_before`` (the
     service clock's now, as a rule: the worker compares it with that clock).
@@ -47,7 +48,9 @@ def enqueue_sync(
     however often this is called. ``template`` = (name, fields), e.g. ``("ticket", {"number": …})``:
     when WeChat refuses the message because the resident's 48-hour window has closed and a template
     of that name is configured (``BOT_WECHAT_TEMPLATE_TICKET``), the worker sends a template
-    notification with these fields instead.
+    notification with these fields instead. ``make``: the image the worker makes and uploads as
+    WeChat media when it sends the message (``{"qr": text, "filename": name}``: a QR code of
+    ``text``), for an image ``Out`` without a media_id — the upload stays off the reply's path.
     """
     rows: list[OutboxMessage] = []
     for i, out in enumerate(outs):
@@ -60,6 +63,8 @@ def enqueue_sync(
         if template is not None:
             name, fields = template
             payload["fallback"] = {"kind": "template", "template": name, "fields": dict(fields)}
+        if make is not None:
+            payload["make"] = dict(make)
         row = OutboxMessage(
             openid=openid,
             payload=payload,

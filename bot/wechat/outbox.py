@@ -28,6 +28,7 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from bot import qrcodes
 from bot.clock import Clock
 from bot.logmask import mask_openid
 from bot.services.notify import enqueue
@@ -47,8 +48,18 @@ class CustomSender(Protocol):
 
     async def send_template(self, payload: dict[str, Any]) -> int | None: ...
 
+    async def upload_media(self, kind: str, content: bytes, filename: str, content_type: str) -> str: ...
 
-INTERNAL_KEYS = frozenset({"fallback", "kind"})  # ours, never sent to WeChat
+
+INTERNAL_KEYS = frozenset({"fallback", "kind", "make"})  # ours, never sent to WeChat
+
+
+def _made(payload: dict[str, Any]) -> tuple[bytes, str] | None:
+    """The image a queued message asks the worker to make (``make``, see ``notify.enqueue_sync``)."""
+    make = payload.get("make")
+    if not isinstance(make, dict) or "qr" not in make:
+        return None
+    return qrcodes.png(str(make["qr"])), str(make.get("filename") or "qr.png")
 
 
 def _custom_body(payload: dict[str, Any]) -> dict[str, Any]:
@@ -208,6 +219,12 @@ class OutboxWorker:
             if is_template:
                 await self.api.send_template(_template_body(payload))
             else:
+                image = _made(payload)
+                if image is not None:  # made and uploaded now, off the reply's path; stored once uploaded
+                    media_id = await self.api.upload_media("image", image[0], image[1], "image/png")
+                    payload = {k: v for k, v in payload.items() if k != "make"}
+                    payload["image"] = {"media_id": media_id}
+                    extra = {"payload": payload}
                 await self.api.send_custom(_custom_body(payload))
         except WeChatAPIError as exc:
             now = self.clock.now()

@@ -1,10 +1,12 @@
-"""After a redemption in the chat the resident also gets a QR image of the code: a PNG made locally,
-uploaded as WeChat media after the redemption committed, sent as an image customer-service message.
-If the upload fails the resident still has the text code and the redemption stands."""
+"""After a redemption in the chat the resident also gets a QR image of the code: queued with the
+reply, made locally as a PNG and uploaded as WeChat media by the outbox worker (off the reply's
+path), sent as an image customer-service message. If the upload fails the resident still has the
+text code, the redemption stands and the worker tries the upload again later."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -65,20 +67,41 @@ async def test_redemption_sends_a_qr_image_of_the_code(service_factory: Any, dat
         assert resp.status == 400
 
 
-async def test_upload_failure_keeps_the_text_code(service_factory: Any, database_url: str, fake_api: str) -> None:
-    svc, _clock, db = await start(service_factory, database_url, fake_api)
+async def test_upload_failure_keeps_the_text_code_and_is_retried(
+    service_factory: Any, database_url: str, fake_api: str
+) -> None:
+    svc, clock, db = await start(service_factory, database_url, fake_api)
     await make_coupon(db, stock=5, price=15)
     async with svc.http.post(f"{fake_api}/fake/errors", json={"endpoint": "media/upload", "count": 1, "status": 503}) as resp:
         assert resp.status == 200
     openid = "oCouponQrBravo00000000002"
     code, rid = await redeem(svc, db, openid)
 
-    async with svc.http.get(f"{fake_api}/fake/calls") as resp:
-        assert (await resp.json()).get("/cgi-bin/media/upload") == 1  # tried, failed, not retried
+    for _ in range(200):  # the worker tries the upload after the reply, and it fails
+        async with svc.http.get(f"{fake_api}/fake/calls") as resp:
+            if (await resp.json()).get("/cgi-bin/media/upload") == 1:
+                break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the QR image was never uploaded")
     async with db.session() as s:
         issued = await s.scalar(select(IssuedCoupon).where(IssuedCoupon.code == code))
         assert issued is not None and issued.status == "issued" and issued.resident_id == rid
         assert await points.balance_of(s, rid) == 85 + 20  # + the welcome points the mall gives, as 查积分 does
-        queued = (await s.scalars(select(OutboxMessage).where(OutboxMessage.openid == openid))).all()
-        assert [q for q in queued if q.payload.get("msgtype") == "image"] == []
     assert code in await Chat(svc, openid).say("我的券")
+    assert [m for m in await svc.fake_sent(openid) if m["msgtype"] == "image"] == []
+
+    clock.advance(timedelta(minutes=1))  # past the worker's backoff: uploaded and sent this time
+    images = await images_sent(svc, openid)
+    assert len(images) == 1
+    async with svc.http.get(f"{fake_api}/fake/calls") as resp:
+        assert (await resp.json()).get("/cgi-bin/media/upload") == 2
+    statuses: list[str] = []
+    for _ in range(200):  # the worker records the outcome right after the send
+        async with db.session() as s:
+            queued = (await s.scalars(select(OutboxMessage).where(OutboxMessage.openid == openid))).all()
+        statuses = [q.status for q in queued if q.payload.get("msgtype") == "image"]
+        if statuses == ["sent"]:
+            break
+        await asyncio.sleep(0.05)
+    assert statuses == ["sent"]
