@@ -111,6 +111,8 @@ def tokens_freq() -> dict[str, int]:
     return freq
 
 
+COMMENT_RATIO = 0.5  # see SearchIndex._comment_only
+COMMENT_LENGTH = 30  # characters: a spoken question this short, not a long story
 MAX_TERM = 6  # longest topic word looked up whole in a question (longer ones count by character pairs)
 
 
@@ -273,6 +275,14 @@ class SearchIndex:
                 out.append(term)
         return out
 
+    def _comment_only(self, topic: Sequence[str], focus: frozenset[str]) -> bool:
+        """Whether the request only comments on a topic told before it (俺退休金要刷脸 俺眼神不好
+        能去社区给弄不): its words the knowledge base knows weigh far less than those of the clause
+        before it, so the whole message is the request."""
+        said = sum(self.salience(t) for t in focus if t in self._salience)
+        told = sum(self.salience(t) for t in topic if t not in focus and t in self._salience)
+        return said < COMMENT_RATIO * told
+
     def _query_weights(self, topic: Sequence[str], focus: frozenset[str] | None) -> list[_Weighted]:
         """Topic words of a question with their coverage weights. The request's words weigh their
         salience; the story's words can help an entry that holds them but hardly count against one
@@ -397,6 +407,8 @@ class SearchIndex:
         # Normalise by what the question says in its request and what the index knows of the
         # story: a long story of words no entry uses does not shrink the scores.
         focus = q.focus if q.focus_text else None
+        if focus is not None and len(q.text) <= COMMENT_LENGTH and self._comment_only(q.topic, focus):
+            focus = None
         norm_words = [w for w in q.words if focus is None or w in focus or w in self._words] or list(q.words)
         w_norm = self._words.self_score(norm_words) or 1.0
         g_norm = self._grams.self_score([g for g in q.grams if g in self._grams] or q.grams) or 1.0
