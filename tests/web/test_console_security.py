@@ -151,6 +151,7 @@ async def test_no_full_phone_or_secret_in_pages_or_logs(svc, caplog):
     s = svc.sender()
     openid = "o_console_phone_0001"
     await s.send(svc.http, s.text(openid, f"转人工，我的电话是{phone}"))
+    await s.send(svc.http, s.text("o_console_phone_0002", f"门口那个东西谁放的，我电话{phone}"))  # to review
     client = await login(svc.http, svc.base, "zhang")
     pages = []
     for path in ("/console/handoffs", "/console/inbox", "/console/handoffs/rows", "/console/inbox/rows"):
@@ -160,6 +161,10 @@ async def test_no_full_phone_or_secret_in_pages_or_logs(svc, caplog):
     resident = re.search(r"/console/conversations/(\d+)", pages[0])
     assert resident, pages[0]
     status, html, _ = await client.get(f"/console/conversations/{resident.group(1)}")
+    pages.append(html)
+    operator = await login(svc.http, svc.base, "yun")
+    status, html, _ = await operator.get("/console/tuning")
+    assert status == 200 and "门口那个东西谁放的，我电话138****5678" in html
     pages.append(html)
     joined = "\n".join(pages)
     assert "138****5678" in joined
