@@ -99,6 +99,7 @@ class Language:
     settings: Settings | None = None
     folder: Path | None = None  # this process's materialized copy of ``version``
     shared: bool = False  # the models come from the process-wide cache: never changed in place by a switch
+    failed: int | None = None  # a version whose files did not load here: tried again on the next signal only
 
     @classmethod
     async def load(cls, settings: Settings, db: Database | None = None) -> Language:
@@ -170,11 +171,13 @@ class Language:
             if not first:
                 moved.append(name)
         number = await active_number(db) if self.settings is not None else self.version
-        if number != self.version:
+        if number != self.version and (number != self.failed or moved):
             try:
                 await self.switch(number, await overlay_of(db, number))
+                self.failed = None
                 log.info("serving tuning version %s", number)
             except Exception as exc:  # the package names file and line; the old model keeps serving
+                self.failed = number
                 log.error("could not switch to tuning version %s, keeping %s: %s", number, self.version, exc)
             return
         for name in moved:

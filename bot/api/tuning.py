@@ -135,6 +135,15 @@ async def problems(rt: Runtime) -> dict[str, Any]:
     return await asyncio.to_thread(run)
 
 
+async def publish_checked(rt: Runtime, user: str, note: str, now: Any, expected: int | None) -> int:
+    """Publish the draft unless its files do not load (a server would keep the old version);
+    conflicts and duplicates are the operator's call (shown beside the evaluation)."""
+    found = await problems(rt)
+    if found["error"]:
+        raise tuning.TuningError(f"the draft's data does not load: {found['error']}")
+    return await tuning.publish(rt.db, user, note, now, expected)
+
+
 def export_zip(files: dict[str, str]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -259,8 +268,8 @@ async def publish(call: Call) -> dict[str, Any]:
     ``expected_active``: the active version the caller evaluated against (0: none); a different
     one is a 409."""
     try:
-        number = await tuning.publish(call.db, user(call), call.body.get("note", ""), call.now(),
-                                      call.body.get("expected_active"))
+        number = await publish_checked(call.rt, user(call), call.body.get("note", ""), call.now(),
+                                       call.body.get("expected_active"))
     except tuning.TuningError as exc:
         raise conflict(str(exc)) from None
     return {"version": number}

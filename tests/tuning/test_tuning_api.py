@@ -198,6 +198,15 @@ async def test_editors_and_their_checks(api: Api):
     problems = await api.ok("/tuning/draft/problems", "operator")
     assert [(c["text"], c["intents"]) for c in problems["conflicts"]] == [("社区菜园怎么申请", ["complaint", "query"])]
     assert any("pool-copy" in p["message"] and "community-pool" in p["message"] for p in problems["knowledge"])
+    # a draft whose files would not load (an intent left without examples) is never published
+    handoff = (await api.ok("/tuning/intents/handoff", "operator"))["examples"]
+    status, body = await post(api, "/tuning/draft/changes", {"changes": [
+        {"op": "example", "intent": "handoff", "text": t, "add": False} for t in handoff]})
+    assert status == 200, body
+    assert "handoff" in (await api.ok("/tuning/draft/problems", "operator"))["error"]
+    status, body = await post(api, "/tuning/publish", {"confirm": True})
+    assert "does not load" in assert_error(status, body, 409)
+    assert (await api.ok("/tuning/versions", "operator"))["items"] == []
     status, body = await post(api, "/tuning/draft/discard", {})
     assert status == 200 and not body["pending"] and body["summary"]["examples"] == 0
     # staff may not tune

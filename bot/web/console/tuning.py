@@ -210,8 +210,8 @@ async def publish(request: web.Request) -> web.StreamResponse:
         raise _to("/console/tuning/evaluation", error="请先勾选确认，再发布")
     expected = form.get("expected_active", "")
     try:
-        number = await tuning.publish(rt.db, user_of(request).name, form.get("note", "").strip(), rt.clock.now(),
-                                      int(expected) if expected.isdigit() else None)
+        number = await api.publish_checked(rt, user_of(request).name, form.get("note", "").strip(), rt.clock.now(),
+                                           int(expected) if expected.isdigit() else None)
     except tuning.TuningError as exc:
         raise _to("/console/tuning/evaluation", error=f"没有发布：{exc}") from None
     raise _to("/console/tuning/versions", notice=f"已发布 v{number}，各服务进程几秒内切换")
