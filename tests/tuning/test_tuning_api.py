@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import shutil
 import sys
 import zipfile
 from typing import Any
 
+from intents.dataset import PACKAGE_DATA_DIR
+from knowledge.entries import DEFAULT_ENTRIES_DIR
 from tests.api.conftest import Api, assert_error, check_schema, response_schema
 
 NOT_UNDERSTOOD = "帮我看看宽带为啥这么慢"  # fallback with the packaged data; a complaint once labelled
@@ -115,9 +118,9 @@ async def test_label_evaluate_publish_rollback_export(api: Api):
         (v2, "test operator", 0), (v1, "test operator", None)]
 
 
-async def cli(api: Api, *args: str) -> tuple[int, str]:
+async def cli(api: Api, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     env = {**os.environ, "BOT_DATABASE_URL": api.svc.settings.database_url,
-           "BOT_DATA_DIR": str(api.svc.settings.data_dir)}
+           "BOT_DATA_DIR": str(api.svc.settings.data_dir), **(env or {})}
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", *args, env=env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await proc.communicate()
@@ -162,6 +165,15 @@ async def test_unknown_question_becomes_an_entry(api: Api):
     assert "id: community-pool" in exported and UNKNOWN_QUESTION in exported
     code, text = await cli(api, "tuning", "versions")
     assert code == 0 and "test operator" in text and "entries 1" in text, text
+    # over a checkout's data folders: written once, then the files hold the change (nothing more to export)
+    folders = api.svc.settings.data_dir / "checkout"
+    shutil.copytree(PACKAGE_DATA_DIR, folders / "intents")
+    shutil.copytree(DEFAULT_ENTRIES_DIR, folders / "entries")
+    dirs = {"BOT_INTENTS_DIR": str(folders / "intents"), "BOT_KNOWLEDGE_DIR": str(folders / "entries")}
+    code, text = await cli(api, "tuning", "export", env=dirs)
+    assert code == 0 and "entries/tuning.yml" in text, text
+    code, text = await cli(api, "tuning", "export", env=dirs)
+    assert code == 0 and "nothing to export" in text, text
     # a new phrasing for the entry, from another reviewed question
     status, body = await post(api, "/tuning/review", {"kind": "knowledge", "texts": ["泳池开放吗"],
                                                       "action": "phrasing", "entry_id": "community-pool"})
