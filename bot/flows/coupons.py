@@ -99,8 +99,12 @@ async def _balance(ctx: Context) -> int:
     return await points.welcomed_balance(ctx.rt.db, ctx.resident.id, ctx.rt.clock.now())
 
 
-async def show_page(ctx: Context, category: str | None, page: int) -> str:
-    items = await coupons.offers(ctx.rt.db, ctx.rt.clock.now(), category)
+async def show_page(
+    ctx: Context, category: str | None, page: int, items: list[coupons.Offer] | None = None
+) -> str:
+    """A page of the mall; ``items``: the whole catalogue when the caller has just read it."""
+    if items is None:
+        items = await coupons.offers(ctx.rt.db, ctx.rt.clock.now(), category)
     label = f"·{category}" if category else ""
     if not items:
         await ctx.fsm.clear()
@@ -130,9 +134,10 @@ async def offer(ctx: Context, coupon: coupons.Offer) -> str:
     )
 
 
-async def find(ctx: Context, query: str) -> str | None:
+async def find(ctx: Context, query: str, items: list[coupons.Offer] | None = None) -> str | None:
     """Offer the coupon ``query`` names (fuzzy); a short numbered list when several fit."""
-    items = await coupons.offers(ctx.rt.db, ctx.rt.clock.now())
+    if items is None:
+        items = await coupons.offers(ctx.rt.db, ctx.rt.clock.now())
     found = coupons.match_offers(query, items)
     if not found:
         return None
@@ -264,8 +269,9 @@ async def by_name(ctx: Context) -> str:
 
 @router.message(Intent("coupon"), Func(lambda ctx: ctx.decision != "clarify"))
 async def coupon_intent(ctx: Context) -> str:
+    items = await coupons.offers(ctx.rt.db, ctx.rt.clock.now())  # read once for both
     if ctx.text:
-        found = await find(ctx, ctx.text)
+        found = await find(ctx, ctx.text, items)
         if found:
             return found
-    return await show_page(ctx, None, 0)
+    return await show_page(ctx, None, 0, items)

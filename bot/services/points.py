@@ -411,19 +411,25 @@ async def balance(db: Database, resident_id: int) -> int:
 
 async def welcomed_balance(db: Database, resident_id: int, now: datetime) -> int:
     """The balance after the one-off welcome points (:func:`welcome`): the same figure everywhere."""
-    await welcome(db, resident_id, now)
-    return await balance(db, resident_id)
+    return (await statement(db, resident_id, now)).balance
 
 
 async def statement(db: Database, resident_id: int, now: datetime, *, entries: int = 0) -> Statement:
-    """The registration reward (given in its own transaction if it was not yet), then the balance
-    and the ``entries`` newest ledger lines."""
-    async with db.transaction() as session:
-        given = await award_registration(session, resident_id, now)
-    async with db.session() as session:
-        value = await balance_of(session, resident_id)
-        rows = await history(session, resident_id, limit=entries) if entries > 0 else ()
-        lines = tuple(Entry(e.amount, e.reason, e.created_at) for e in rows)
+    """The registration reward (:func:`welcome`), then the balance and the ``entries`` newest ledger
+    lines: read in the reward's transaction when it is given, else in one read session."""
+    known = _WELCOMED.setdefault(db, set())
+    if resident_id in known:
+        given = 0
+        async with db.session() as session:
+            value = await balance_of(session, resident_id)
+            rows = await history(session, resident_id, limit=entries) if entries > 0 else ()
+    else:
+        async with db.transaction() as session:
+            given = await award_registration(session, resident_id, now)
+            value = await balance_of(session, resident_id)
+            rows = await history(session, resident_id, limit=entries) if entries > 0 else ()
+        known.add(resident_id)  # committed now, or found already given
+    lines = tuple(Entry(e.amount, e.reason, e.created_at) for e in rows)
     return Statement(given, value, lines)
 
 
