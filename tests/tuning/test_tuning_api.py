@@ -44,6 +44,17 @@ async def served(api: Api, version: int) -> None:
         await asyncio.sleep(0.2)
 
 
+async def evaluated(api: Api) -> Any:
+    """The evaluation's figures: a 202 ("computing") while the draft trains, asked again until 200."""
+    for _ in range(600):
+        status, body = await api.get("/tuning/evaluation", "operator")
+        if status == 200:
+            return body
+        assert status == 202 and body == {"status": "computing"}, (status, body)
+        await asyncio.sleep(0.5)
+    raise AssertionError("the evaluation never finished")
+
+
 async def post(api: Api, path: str, body: Any, token: str = "operator") -> tuple[int, Any]:
     status, data, _ = await api.call("POST", path, token, json=body)
     return status, data
@@ -80,7 +91,7 @@ async def test_label_evaluate_publish_rollback_export(api: Api):
     queue = await api.ok("/tuning/review", "operator", kind="intent")
     assert not any(i["text"] in texts for g in queue["groups"] for i in g["items"])  # decided: gone
 
-    evaluation = await api.ok("/tuning/evaluation", "operator")
+    evaluation = await evaluated(api)
     draft, published = evaluation["draft"]["intents"], evaluation["published"]["intents"]
     assert {"written", "split", "reviewed"} <= set(draft)
     assert published["reviewed"]["per_label"]["complaint"]["recall"] == 0.0
@@ -149,7 +160,7 @@ async def test_unknown_question_becomes_an_entry(api: Api):
     entries = await api.ok("/tuning/entries", "operator", q="游泳馆")
     assert [e["id"] for e in entries["items"]] == ["community-pool"]
     assert UNKNOWN_QUESTION in entries["items"][0]["alternatives"]
-    evaluation = await api.ok("/tuning/evaluation", "operator")
+    evaluation = await evaluated(api)
     assert evaluation["published"]["knowledge"]["reviewed"]["right_entry"] == 0.0
     assert evaluation["draft"]["knowledge"]["reviewed"]["right_entry"] == 1.0
     status, body = await post(api, "/tuning/publish", {"confirm": True})
@@ -221,5 +232,21 @@ async def test_editors_and_their_checks(api: Api):
     assert (await api.ok("/tuning/versions", "operator"))["items"] == []
     status, body = await post(api, "/tuning/draft/discard", {})
     assert status == 200 and not body["pending"] and body["summary"]["examples"] == 0
+    # noise: decided (out of the queue), nothing learnt
+    status, body = await post(api, "/tuning/review", {"kind": "intent", "texts": ["嗯嗯那个啥"], "action": "noise"})
+    assert status == 200 and body["decided"] == 1 and body["draft"]["summary"]["labelled"] == 0
     # staff may not tune
     assert (await api.get("/tuning/draft", "staff"))[0] == 403
+
+
+async def test_evaluation_answers_202_while_it_computes(api: Api, monkeypatch):
+    # A draft's training takes seconds; the API answers at once that it is computing, the work
+    # goes on, and asking again returns the figures (no request held for the whole training).
+    import bot.api.tuning as tuning_api
+
+    monkeypatch.setattr(tuning_api, "EVALUATION_WAIT", 0.0)
+    status, body = await api.get("/tuning/evaluation", "operator")
+    assert (status, body) == (202, {"status": "computing"})
+    monkeypatch.setattr(tuning_api, "EVALUATION_WAIT", 5.0)
+    figures = await evaluated(api)
+    assert {"draft", "published"} <= set(figures)
