@@ -2,8 +2,9 @@
 
 Run: .venv/bin/python benchmarks/knowledge.py [--entries 5000] [--queries 2000]
 Prints median and p99 of ``KnowledgeBase.search`` and ``answer``, plus the figures on the shipped eval
-sets: questions.yml and dev.yml (the project's own paraphrases), residents_dev.yml (residents' styles,
-tuned on) and residents_heldout.yml (residents' styles, written before tuning and never tuned on).
+sets: questions.yml and dev.yml (the project's own paraphrases), residents_dev.yml and residents_dev2.yml
+(residents' styles, tuned on) and residents_heldout.yml (residents' styles, written before tuning and
+never tuned on).
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ from knowledge.entries import Entry  # noqa: E402
 from knowledge.evaluation import DEFAULT_EVAL_FILE, evaluate, load_questions  # noqa: E402
 
 DEV_FILE = DEFAULT_EVAL_FILE.parent / "dev.yml"
-RESIDENTS_FILES = [DEFAULT_EVAL_FILE.parent / "residents_dev.yml", DEFAULT_EVAL_FILE.parent / "residents_heldout.yml"]
+RESIDENTS_FILES = [
+    DEFAULT_EVAL_FILE.parent / "residents_dev.yml",
+    DEFAULT_EVAL_FILE.parent / "residents_dev2.yml",
+    DEFAULT_EVAL_FILE.parent / "residents_heldout.yml",
+]
 
 
 def synthesise(base: list[Entry], n: int, seed: int = 7) -> list[Entry]:

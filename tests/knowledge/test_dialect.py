@@ -1,0 +1,58 @@
+"""Elderly and dialect speech of northern China (issue 13, round 2): 俺/甚/多会儿/中不中, everyday
+names (八十岁的钱, 流感针, 签个大夫), names said with 的 (单身的证明), requests that only comment on the
+topic told before them; questions without an answer still declined.
+
+The questions here are written for these tests, apart from the evaluation sets."""
+
+from __future__ import annotations
+
+import pytest
+
+from knowledge.base import KnowledgeBase
+from knowledge.question import reduce_message
+from knowledge.text import Analyzer, load_synonyms, split_glued
+
+ANSWERABLE = [
+    # people and the body of the story (老伴, 男人, 腿脚) weigh little; 签个大夫上门 is a family doctor
+    ("俺男人腿脚不好 想签个大夫上门瞧病 中不中", "family-doctor"),
+    ("俺老伴去世了 还有啥手续要办", "proof-death"),
+    # everyday names: the old people's allowance, a flu jab, the toilet
+    ("那个老人的补贴 俺老爹今年八十五了 能领不", "elderly-allowance"),
+    ("流感针老年人要钱不", "vaccine-adult"),
+    ("俺家厕所想装个扶手 社区给弄不", "elderly-home-adaptation"),
+    # the request (咋弄) comments on the topic told before it (养老钱要认证)
+    ("俺那个养老钱要年年认证 俺闺女不在家 咋弄", "proof-alive-certification"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), ANSWERABLE, ids=[e for _, e in ANSWERABLE])
+def test_elderly_speech_gets_the_right_entry(kb: KnowledgeBase, text: str, expected: str) -> None:
+    answer = kb.answer(text)
+    assert answer.kind != "unknown", text
+    assert answer.hits[0].entry.id == expected, [h.entry.id for h in answer.hits]
+
+
+@pytest.mark.parametrize("text", ["俺想打问打问宅基地咋分", "俺家闺女想办护照 上哪办", "俺的公积金多会儿能取"])
+def test_elderly_speech_without_an_answer_is_declined(kb: KnowledgeBase, text: str) -> None:
+    assert kb.answer(text).kind == "unknown"
+
+
+def test_dialect_folds_to_the_entries_words() -> None:
+    analyzer = Analyzer(load_synonyms())
+    assert analyzer.fold("多会儿烧暖气") == analyzer.fold("什么时候供暖")
+    assert analyzer.fold("俺想打问一下") == "我想问一下"
+    assert analyzer.fold("我要开个单身的证明") == "我要开个婚姻状况证明"  # 的 before the head
+    assert analyzer.fold("八十岁的钱") == "高龄补贴"
+    assert analyzer.fold("我的证明") == "我的证明"  # no name of the list: left alone
+
+
+def test_words_glued_to_a_frame_character_are_split() -> None:
+    assert split_glued("哪办") == ["哪", "办"]
+    assert split_glued("能领") == ["能", "领"]
+    assert split_glued("哪里") == ["哪里"]  # a dictionary word stays whole
+    assert split_glued("残疾证") == ["残疾证"]
+
+
+def test_a_clause_ending_in_hao_is_a_greeting_only_when_it_greets_someone() -> None:
+    assert "腿脚不好" in reduce_message("社区你好 俺腿脚不好 你们能上门来办不").text
+    assert "你好" not in reduce_message("社区你好 俺腿脚不好 你们能上门来办不").text
