@@ -253,11 +253,38 @@ async def decide_review(call: Call) -> dict[str, Any]:
 
 @route("GET", "/tuning/evaluation", roles=TUNING_ROLES, summary="The draft beside the published version",
        tags=TAGS)
-async def get_evaluation(call: Call) -> dict[str, Any]:
+async def get_evaluation(call: Call) -> dict[str, Any] | web.Response:
     """Per-intent precision, recall and F1, confusion matrix and confidence histogram, and the
     knowledge figures, for the draft and for the published version, on the evaluation sets and on
-    everything reviewed so far. Training the draft takes seconds (done in a worker thread)."""
-    return await evaluation(call.rt)
+    everything reviewed so far. Training the draft takes seconds (done in a worker thread): when
+    the figures are not ready within a few seconds the answer is 202 ``{"status": "computing"}``
+    with ``Retry-After``, the work goes on, and asking again returns them."""
+    rt = call.rt
+    task = _evaluations.get(id(rt))
+    if task is None:
+        task = asyncio.ensure_future(evaluation(rt))
+        _evaluations[id(rt)] = task
+        task.add_done_callback(_forget_evaluation(id(rt)))
+    done, _ = await asyncio.wait({task}, timeout=EVALUATION_WAIT)
+    if not done:
+        return web.json_response({"status": "computing"}, status=202, headers={"Retry-After": "2"})
+    return task.result()
+
+
+EVALUATION_WAIT = 5.0  # seconds an API call waits for the figures before answering 202
+# One evaluation in progress per application; a finished one is forgotten (computing the same
+# draft again is cheap: the compared models are cached by their version).
+_evaluations: dict[int, asyncio.Future[dict[str, Any]]] = {}
+
+
+def _forget_evaluation(key: int) -> Any:
+    def forget(task: asyncio.Future[dict[str, Any]]) -> None:
+        if _evaluations.get(key) is task:
+            del _evaluations[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here when no caller is waiting any more
+
+    return forget
 
 
 @route("POST", "/tuning/publish", roles=TUNING_ROLES, summary="Publish the draft", tags=TAGS,
