@@ -228,6 +228,12 @@ def _without_de(found: str, *known: Mapping[str, str]) -> str:
     return found
 
 
+def _names_nothing(word: str) -> bool:
+    """Whether jieba's dictionary cuts ``word`` into words that carry no topic (什么时候: 什么 + 时候)."""
+    pieces = tokens.cut(word, normalized=True, hmm=False)
+    return len(pieces) > 1 and all(p in STOPWORDS or p in FRAME_WORDS for p in pieces)
+
+
 class Analyzer:
     """Turns text into :class:`Analysis`; one instance per index (synonyms are fixed at build)."""
 
@@ -238,7 +244,9 @@ class Analyzer:
         self._keep = {c: c for c in self.synonyms.values() if c not in self.synonyms}
         variants = sorted({*self.synonyms, *self._keep}, key=len, reverse=True)
         self._synonym_re = re.compile("|".join(map(_variant_pattern, variants))) if variants else None
-        words = {w for w in (*self.synonyms.values(), *extra_words) if len(w) > 1}
+        # Canonical names are kept whole by jieba (城乡居民医保); a canonical form of words that name
+        # nothing (什么时候) is not added: the shared tokenizer also cuts the intents' messages.
+        words = {w for w in (*self.synonyms.values(), *extra_words) if len(w) > 1 and not _names_nothing(w)}
         if words:
             tokens.add_words(sorted(words))
 
