@@ -445,3 +445,64 @@ async def test_one_message_running_out_of_time_defers_only_itself(
         slow_gate.set()
         other_gate.set()
         await desk.db.dispose()
+
+
+async def test_a_graceful_stop_waits_for_a_handler_still_running(
+    service_factory: Any, sqlite_url: str, fake_api: str
+) -> None:
+    gate, started = asyncio.Event(), asyncio.Event()
+    desk = await make_desk(
+        service_factory, sqlite_url, fake_api, blocking_router(gate, started), BOT_REPLY_BUDGET=0.2
+    )
+    try:
+        sender = desk.svc.sender()
+        reply = await asyncio.wait_for(sender.send(desk.svc.http, sender.text("o_drain", "等一等")), 60)
+        assert reply.body == "success"
+        asyncio.get_running_loop().call_later(0.3, gate.set)  # the handler ends during the stop
+        await desk.svc.runner.cleanup()
+        async with desk.db.session() as s:
+            (row,) = (await s.scalars(select(InboundKey).where(InboundKey.openid == "o_drain"))).all()
+        assert row.status == "done"  # its answer was stored before the process ended
+        assert [t for t, _, _ in await desk.queued("o_drain")] == ["好了，这是您的答复。"]
+    finally:
+        gate.set()
+        await desk.db.dispose()
+
+
+def failing_write_router() -> Router:
+    """``写不进``: the handler answers, but a write that goes with its reply fails (the database
+    refusing the reply's transaction)."""
+    router = Router("failing-write-test")
+
+    @router.message(Text("写不进"))
+    async def failing(ctx: Any) -> str:
+        def write(connection: Any) -> None:
+            raise RuntimeError("the reply's transaction failed")
+
+        ctx.with_reply(write)
+        return "这条答复存不下来。"
+
+    return router
+
+
+async def test_an_answer_that_cannot_be_stored_is_an_apology_and_a_redo_that_cannot_is_left_pending(
+    service_factory: Any, sqlite_url: str, fake_api: str, caplog: Any
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.delivery")
+    desk = await make_desk(service_factory, sqlite_url, fake_api, failing_write_router())
+    try:
+        sender = desk.svc.sender()
+        reply = await sender.send(desk.svc.http, sender.text("o_unstored", "写不进"))
+        assert reply.status == 200 and reply.content == texts.ERROR
+        assert len(said(caplog, "ERROR", "could not finish msg:", "o_unstored")) == 1
+
+        key = await desk.pending("o_unredone", "写不进", age=30)
+        assert await desk.delivery.recover_stale() == 1
+        assert (await desk.key(key)).status == "recovering"  # taken again after its wait
+        assert await desk.queued("o_unredone") == []
+        assert len(said(caplog, "ERROR", "could not redo msg:", "o_unredone")) == 1
+        desk.clock.advance(timedelta(seconds=1))
+        # Both keys stay pending: the next rounds take them again (until MAX_RECOVERIES).
+        assert await desk.delivery.recover_stale(timedelta(0)) == 2
+    finally:
+        await desk.db.dispose()
