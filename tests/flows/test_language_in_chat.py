@@ -103,6 +103,12 @@ async def test_clarifying_question_for_unsure_intent(service_factory, sqlite_url
         "电梯",
         "证明",
         "老年人",
+        "活动证明",
+        "养老",
+        "课程",
+        "优惠",
+        "补贴",
+        "预约",
     ]
     text = next((t for t in pool if engine.classify(t).decision == "clarify"), None)
     assert text is not None, "no unsure text in the pool"
