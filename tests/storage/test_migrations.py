@@ -21,3 +21,14 @@ async def test_migrations_match_models_and_are_idempotent(database_url):
         assert await current(db) is not None
     finally:
         await db.dispose()
+
+
+def test_one_head() -> None:
+    # Branches made in parallel are merged before they land: `db current` prints one revision,
+    # and the next migration has one place to start from.
+    from alembic.script import ScriptDirectory
+
+    from bot.storage.migrate import alembic_config
+
+    heads = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
+    assert len(heads) == 1, heads
