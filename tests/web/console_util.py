@@ -4,6 +4,7 @@ from plain http://127.0.0.1)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
@@ -108,3 +109,26 @@ async def login(http: aiohttp.ClientSession, base: str, name: str, password: str
     assert match, html[:300]
     client.csrf = match.group(1)
     return client
+
+
+async def say(svc: Any, openid: str, text: str) -> str | None:
+    """Send ``text`` as the resident through /wechat; the passive reply's text (None: ``success``)."""
+    s = svc.sender()
+    reply = await s.send(svc.http, s.text(openid, text))
+    assert reply.status == 200, reply.body
+    return reply.content
+
+
+async def sent_texts(svc: Any, openid: str) -> list[str]:
+    """The texts the fake WeChat API has received for the resident, in order."""
+    return [str((m.get("payload") or {}).get("text", {}).get("content", "")) for m in await svc.fake_sent(openid)]
+
+
+async def wait_sent(svc: Any, openid: str, fragment: str) -> list[str]:
+    """What the resident has received, once ``fragment`` is among it (the outbox sends in order)."""
+    for _ in range(300):
+        texts = await sent_texts(svc, openid)
+        if any(fragment in t for t in texts):
+            return texts
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{fragment!r} not sent to the resident: {await sent_texts(svc, openid)}")

@@ -21,7 +21,7 @@ from bot.services.dispatch import rules_for
 from bot.storage.db import Database
 from bot.storage.models import Coupon, Resident
 from tests.conftest import REPO
-from tests.web.console_util import PASSWORD, add_users
+from tests.web.console_util import PASSWORD, add_users, say, wait_sent
 
 pytestmark = pytest.mark.browser
 
@@ -56,25 +56,6 @@ async def shot(page: Any, name: str) -> None:
         return
     SHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
-
-
-async def say(svc: Any, openid: str, text: str) -> str | None:
-    s = svc.sender()
-    reply = await s.send(svc.http, s.text(openid, text))
-    assert reply.status == 200, reply.body
-    return reply.content
-
-
-async def sent_texts(svc: Any, openid: str) -> list[str]:
-    return [str((m.get("payload") or {}).get("text", {}).get("content", "")) for m in await svc.fake_sent(openid)]
-
-
-async def wait_sent(svc: Any, openid: str, fragment: str) -> None:
-    for _ in range(100):
-        if any(fragment in t for t in await sent_texts(svc, openid)):
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{fragment!r} not sent to the resident: {await sent_texts(svc, openid)}")
 
 
 async def test_handoff_claim_reply_release_and_48_hours(browser, service_factory, sqlite_url, fake_api):

@@ -6,7 +6,6 @@ goes through /wechat as WeChat sends it; what the resident receives, through the
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
 from datetime import timedelta
@@ -16,7 +15,7 @@ import pytest
 
 from bot.clock import ManualClock
 from bot.services.takeover import TEXTS as TAKEOVER_TEXTS
-from tests.web.console_util import Client, add_users, login, redis_with
+from tests.web.console_util import Client, add_users, login, redis_with, say, wait_sent
 
 USERS = (
     ("zhang", "supervisor", {}),
@@ -41,27 +40,6 @@ async def console(service_factory: Any, database_url: str, fake_api: str) -> Any
         return svc
 
     return make
-
-
-async def say(svc: Any, openid: str, text: str) -> str | None:
-    s = svc.sender()
-    reply = await s.send(svc.http, s.text(openid, text))
-    assert reply.status == 200, reply.body
-    return reply.content
-
-
-async def sent_texts(svc: Any, openid: str) -> list[str]:
-    return [str((m.get("payload") or {}).get("text", {}).get("content", "")) for m in await svc.fake_sent(openid)]
-
-
-async def wait_sent(svc: Any, openid: str, fragment: str) -> list[str]:
-    """What the resident has received, once ``fragment`` is among it (the outbox sends in order)."""
-    for _ in range(300):
-        texts = await sent_texts(svc, openid)
-        if any(fragment in t for t in texts):
-            return texts
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{fragment!r} not sent to the resident: {await sent_texts(svc, openid)}")
 
 
 async def resident_id(client: Client) -> int:
