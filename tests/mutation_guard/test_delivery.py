@@ -261,6 +261,8 @@ async def test_recovery_takes_the_oldest_keys_in_batches(rdesk: Recovery) -> Non
         await rdesk.pending(f"o_bt_{i:02d}", "你好", age=100 + i, attempts=MAX_RECOVERIES)
         for i in range(RECOVER_BATCH + 1)
     ]
+    for i in range(RECOVER_BATCH):  # older finished keys take no place in a batch
+        await rdesk.pending(f"o_fin_{i:02d}", "你好", age=1000 + i, status="done")
     assert await rdesk.delivery.recover_stale() == RECOVER_BATCH
     assert (await rdesk.key(keys[0])).status == "processing"  # the youngest
     assert {(await rdesk.key(k)).status for k in keys[1:]} == {"abandoned"}
@@ -340,6 +342,7 @@ async def test_a_slow_handler_or_redo_beats_and_is_not_taken_over(
         await wait_for(finished, "the deferred answer")
         assert [t for t, _, _ in await desk.queued("o_slow_guard")] == ["好了，这是您的答复。"]
         await wait_for(no_tasks(desk), "the finished handler let go")
+        assert said(caplog, "WARNING", "msg:", "o_slow_guard") == []  # its own key: not taken over
         desk.clock.advance(timedelta(seconds=30))
         assert await desk.delivery.recover_stale() == 0  # a finished key is not beaten or taken
 
