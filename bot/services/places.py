@@ -26,7 +26,10 @@ PLACE_WORDS = re.compile(
 )
 # Not an answer about the place, though it mentions one: "在哪个楼我也说不清".
 NOT_PLACE = re.compile(r"哪个|哪栋|哪一|说不清|不知道|不清楚|记不得|记不清|忘了")
-QUESTION = re.compile(r"[?？]|吗|么$|呢$|怎么|什么|为什么|哪里|哪儿|几点|多少|是不是|能不能|可不可以|有没有")
+QUESTION = re.compile(
+    r"[?？]|吗|么$|呢$|怎么|什么|为什么|哪里|哪儿|几点|多少|是不是|能不能|可不可以|有没有|"
+    r"为啥|咋|啥|怎样|如何|多久|几时|多会儿|行不行|中不中|好不好|能否|是否|请问"  # spoken and dialect
+)
 LOCATION_FIELDS = ("label", "latitude", "longitude", "text")
 
 
