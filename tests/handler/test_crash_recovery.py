@@ -41,11 +41,13 @@ from tests.conftest import (
 )
 from tests.points.helpers import NOW, assert_ledger_matches, make_coupon, make_course, make_residents
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]  # several servers start in a test
 
 NUMBER = re.compile(r"GD\d{8}-\d{4}")
 CODE = re.compile(r"券码[：:]\s*([A-Z2-9]{10})")
 RECOVER_AFTER = 1.0  # seconds: a stopped heartbeat is noticed within about this (20 by default)
+
+START_TIMEOUT = 120.0  # seconds for a server to start (it trains its models; a loaded machine is slow)
 
 
 @dataclass
@@ -101,7 +103,8 @@ class Harness:
             )  # fmt: skip
         server = Server(proc, f"http://127.0.0.1:{port}", log)
         self.servers.append(server)
-        for _ in range(600):
+        deadline = asyncio.get_running_loop().time() + START_TIMEOUT
+        while asyncio.get_running_loop().time() < deadline:
             if proc.returncode is not None:
                 raise AssertionError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
             try:
