@@ -509,3 +509,31 @@ async def test_an_answer_that_cannot_be_stored_is_an_apology_and_a_redo_that_can
         assert await desk.delivery.recover_stale(timedelta(0)) == 2
     finally:
         await desk.db.dispose()
+
+
+async def test_a_redo_whose_process_dies_too_is_redone_again_from_the_stored_message(
+    service_factory: Any, sqlite_url: str, fake_api: str
+) -> None:
+    gate, started = asyncio.Event(), asyncio.Event()
+    desk = await make_desk(
+        service_factory,
+        sqlite_url,
+        fake_api,
+        blocking_router(gate, started, once=True),
+        BOT_RECOVER_AFTER=3600,  # no beat within the test: the first redo looks dead
+    )
+    try:
+        key = await desk.pending("o_redo_dies", "等一等", age=3601)
+        first = asyncio.create_task(desk.delivery.recover_stale())  # this redo gets stuck
+        await asyncio.wait_for(started.wait(), 30)
+        desk.clock.advance(timedelta(seconds=3601))
+        assert await desk.delivery.recover_stale() == 1
+        row = await desk.key(key)
+        assert (row.status, row.attempts) == ("done", 2)
+        assert [t for t, _, _ in await desk.queued("o_redo_dies")] == ["好了，这是您的答复。"]
+        gate.set()  # the stuck redo ends after all: nothing more is sent
+        assert await asyncio.wait_for(first, 30) == 1
+        assert [t for t, _, _ in await desk.queued("o_redo_dies")] == ["好了，这是您的答复。"]
+    finally:
+        gate.set()
+        await desk.db.dispose()
