@@ -131,7 +131,7 @@ class Delivery:
             passive = await self._finish(inbound, fit(outs), processed.ctx, shown)
         except Exception:
             log.exception("could not finish %s", inbound.log_key)
-            passive = [Out.text(texts.ERROR)]
+            passive = [Out.text(texts.DELAYED)]  # the key stays pending: the recovery answers
         finally:
             beat.stop()
         _settle(first, passive)
