@@ -94,6 +94,17 @@ class StartupError(Exception):
     """The service could not start; the message says which part failed (no secrets)."""
 
 
+async def _watch_parent(stop: asyncio.Event, every: float = 1.0) -> None:
+    """A worker whose supervisor is gone (killed with SIGKILL, say, so it could not stop its
+    workers) stops too, gracefully, instead of serving on alone as an orphan."""
+    parent = os.getppid()
+    while not stop.is_set():
+        await asyncio.sleep(every)
+        if os.getppid() != parent:
+            print(f"worker {os.getpid()}: the supervisor is gone; stopping", flush=True)
+            stop.set()
+
+
 async def _serve(settings: Settings, *, demo: bool, fake_port: int, worker: bool = False) -> None:
     from bot.app import create_app
 
@@ -150,9 +161,12 @@ async def _serve(settings: Settings, *, demo: bool, fake_port: int, worker: bool
             print(f"resident simulator: {base}/simulator", flush=True)
     else:
         print(f"worker {os.getpid()} listening", flush=True)  # the supervisor's log shows each worker ready
+    watch = asyncio.create_task(_watch_parent(stop)) if worker else None
     try:
         await stop.wait()
     finally:
+        if watch is not None:
+            watch.cancel()
         # Stop accepting, finish requests in flight (up to shutdown_timeout), then the app's
         # cleanup: deferred answers queued, the outbox's due messages sent, connections closed.
         for r in reversed(runners):

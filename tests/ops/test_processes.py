@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -288,3 +289,34 @@ async def test_postgres_connections_dropped_mid_conversation(pg_cluster: Cluster
     for i in range(5):
         status, reply = await pg_cluster.say(server, f"oAfterDrop{i:018d}", "你好")
         assert status == 200 and "小助手" in reply
+
+
+async def test_workers_stop_when_their_supervisor_is_killed(cluster: Cluster) -> None:
+    # SIGKILL leaves the supervisor no chance to stop its workers: they notice and stop on their
+    # own instead of serving on as orphans.
+    server = await cluster.serve("--workers", "2")
+    pids: list[int] = []
+    for _ in range(1200):
+        pids = [int(m) for m in re.findall(r"worker (\d+) listening", server.log.read_text())]
+        if len(pids) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert len(pids) == 2, server.log.read_text()[-2000:]
+    server.proc.kill()
+    await server.proc.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    for _ in range(600):
+        if not any(alive(pid) for pid in pids):
+            break
+        await asyncio.sleep(0.1)
+    left = [pid for pid in pids if alive(pid)]
+    for pid in left:  # don't leave them behind even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "workers kept serving after their supervisor was killed"
