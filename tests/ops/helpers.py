@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
 import signal
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,18 @@ from typing import Any
 import aiohttp
 
 from bot.wechat.simulate import WeChatSender
-from tests.conftest import AES_KEY, APPID, REPO, SECRET, TOKEN, free_port
+from tests.conftest import (
+    AES_KEY,
+    APPID,
+    REDIS_URL,
+    REPO,
+    SECRET,
+    TOKEN,
+    create_pg_database,
+    drop_pg_database,
+    free_port,
+    need_service,
+)  # fmt: skip
 
 
 @dataclass
@@ -104,6 +118,17 @@ class Cluster:
             assert resp.status == 200
             return await resp.text()
 
+    async def worker_pids(self, server: Server, count: int = 2) -> list[int]:
+        """The pids of ``serve --workers`` processes, once ``count`` of them listen (each prints one
+        line when ready; a worker still loading its models takes no connections)."""
+        pids: list[int] = []
+        for _ in range(1200):
+            pids = [int(m) for m in re.findall(r"worker (\d+) listening", server.log.read_text())]
+            if len(pids) >= count:
+                return pids
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{len(pids)} of {count} workers listening:\n{server.log.read_text()[-2000:]}")
+
     async def close(self) -> None:
         for server in self.servers:
             if server.proc.returncode is None:
@@ -125,3 +150,39 @@ def metric(text: str, name: str, **labels: str) -> float:
         if all(f'{k}="{v}"' in have for k, v in labels.items()):
             total += float(value)
     return total
+
+
+@contextlib.asynccontextmanager
+async def sqlite_cluster(tmp: Path, fake_api: str) -> AsyncIterator[Cluster]:
+    """Server processes on one SQLite file."""
+    async with aiohttp.ClientSession() as http:
+        c = Cluster(tmp, f"sqlite+aiosqlite:///{tmp / 'bot.sqlite3'}", fake_api, http)
+        try:
+            yield c
+        finally:
+            await c.close()
+
+
+@contextlib.asynccontextmanager
+async def pg_cluster(tmp: Path, fake_api: str, *, redis: bool = True) -> AsyncIterator[Cluster]:
+    """Server processes on one fresh PostgreSQL database, and the test Redis database (emptied)."""
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    redis_url = ""
+    if redis:
+        need_service("Redis", "127.0.0.1", 6379)
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(REDIS_URL)
+        await client.flushdb()
+        await client.aclose()
+        redis_url = REDIS_URL
+    name = await create_pg_database()
+    try:
+        async with aiohttp.ClientSession() as http:
+            c = Cluster(tmp, f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", fake_api, http, redis_url)
+            try:
+                yield c
+            finally:
+                await c.close()
+    finally:
+        await drop_pg_database(name)

@@ -16,7 +16,6 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 from sqlalchemy import func, select
 
@@ -24,8 +23,9 @@ from bot.storage.db import Database
 from bot.storage.models import InboundKey, Message, Ticket
 from bot.wechat.fairness import TOO_FAST
 from bot.wechat.simulate import next_msg_id
-from tests.conftest import REDIS_URL, REPO, create_pg_database, drop_pg_database, need_service
-from tests.ops.helpers import Cluster, metric
+from tests.conftest import REPO
+from tests.ops.helpers import Cluster, metric, sqlite_cluster
+from tests.ops.helpers import pg_cluster as open_pg_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -34,32 +34,15 @@ NUMBER = re.compile(r"GD\d{8}-\d{4}")
 
 @pytest.fixture
 async def cluster(tmp_path: Path, fake_api: str) -> AsyncIterator[Cluster]:
-    async with aiohttp.ClientSession() as http:
-        c = Cluster(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}", fake_api, http)
-        try:
-            yield c
-        finally:
-            await c.close()
+    async with sqlite_cluster(tmp_path, fake_api) as c:
+        yield c
 
 
 @pytest.fixture
 async def pg_cluster(tmp_path: Path, fake_api: str) -> AsyncIterator[Cluster]:
     """Processes on one fresh PostgreSQL database and the test Redis database (emptied)."""
-    need_service("PostgreSQL", "127.0.0.1", 5432)
-    need_service("Redis", "127.0.0.1", 6379)
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(REDIS_URL)
-    await client.flushdb()
-    await client.aclose()
-    name = await create_pg_database()
-    async with aiohttp.ClientSession() as http:
-        c = Cluster(tmp_path, f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", fake_api, http, REDIS_URL)
-        try:
-            yield c
-        finally:
-            await c.close()
-            await drop_pg_database(name)
+    async with open_pg_cluster(tmp_path, fake_api) as c:
+        yield c
 
 
 async def test_workers_share_one_port_log_json_and_stop_gracefully(cluster: Cluster) -> None:
@@ -75,12 +58,7 @@ async def test_workers_share_one_port_log_json_and_stop_gracefully(cluster: Clus
     async with cluster.http.get(f"{server.base}/healthz", headers={"X-Request-Id": "nginx-req-42"}) as resp:
         assert resp.headers["X-Request-Id"] == "nginx-req-42"
 
-    # Both workers listening (each prints one line when ready; a worker still loading its models
-    # would leave every connection to the other).
-    for _ in range(1200):
-        if server.log.read_text().count(" listening") >= 2:
-            break
-        await asyncio.sleep(0.1)
+    await cluster.worker_pids(server)  # both listening: one still loading would leave every connection to the other
     # New connections from many residents are spread over both workers by the kernel.
     first = await asyncio.gather(
         *(cluster.say(server, f"oWorker{i:024d}", "你好") for i in range(24))
@@ -295,13 +273,7 @@ async def test_workers_stop_when_their_supervisor_is_killed(cluster: Cluster) ->
     # SIGKILL leaves the supervisor no chance to stop its workers: they notice and stop on their
     # own instead of serving on as orphans.
     server = await cluster.serve("--workers", "2")
-    pids: list[int] = []
-    for _ in range(1200):
-        pids = [int(m) for m in re.findall(r"worker (\d+) listening", server.log.read_text())]
-        if len(pids) >= 2:
-            break
-        await asyncio.sleep(0.1)
-    assert len(pids) == 2, server.log.read_text()[-2000:]
+    pids = await cluster.worker_pids(server)
     server.proc.kill()
     await server.proc.wait()
 

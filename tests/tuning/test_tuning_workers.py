@@ -9,11 +9,10 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from tests.api.conftest import make_tokens
-from tests.ops.helpers import Cluster
+from tests.ops.helpers import Cluster, sqlite_cluster
 
 NOT_UNDERSTOOD = "帮我看看宽带为啥这么慢"
 _msg_ids = itertools.count(66_000_001)
@@ -21,19 +20,14 @@ _msg_ids = itertools.count(66_000_001)
 
 @pytest.fixture
 async def cluster(tmp_path: Path, fake_api: str) -> AsyncIterator[Cluster]:
-    async with aiohttp.ClientSession() as http:
-        c = Cluster(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}", fake_api, http)
-        try:
-            yield c
-        finally:
-            await c.close()
+    async with sqlite_cluster(tmp_path, fake_api) as c:
+        yield c
 
 
 @pytest.mark.timeout(300)
 async def test_every_worker_serves_the_published_version(cluster: Cluster) -> None:
     server = await cluster.serve("--workers", "2", BOT_LOG_FORMAT="json")
-    while server.log.read_text().count(" listening") < 2:  # noqa: ASYNC110 - both workers up
-        await asyncio.sleep(0.1)
+    await cluster.worker_pids(server)
     token = (await make_tokens(cluster.database_url))["operator"]
     auth = {"Authorization": f"Bearer {token}", "Connection": "close"}  # a new connection each: any worker
 

@@ -10,11 +10,10 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from tests.conftest import REDIS_URL, create_pg_database, drop_pg_database, need_service
 from tests.ops.helpers import Cluster
+from tests.ops.helpers import pg_cluster as open_pg_cluster
 from tests.web.console_util import add_users, login, redis_with
 
 
@@ -46,17 +45,8 @@ async def test_claim_in_one_service_silences_the_bot_in_the_other(service_factor
 @pytest.fixture
 async def pg_cluster(tmp_path: Path, fake_api: str) -> AsyncIterator[Cluster]:
     """Server processes on one fresh PostgreSQL database and the test Redis database (emptied)."""
-    need_service("PostgreSQL", "127.0.0.1", 5432)
-    need_service("Redis", "127.0.0.1", 6379)
-    await redis_with("postgresql://")
-    name = await create_pg_database()
-    async with aiohttp.ClientSession() as http:
-        c = Cluster(tmp_path, f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", fake_api, http, REDIS_URL)
-        try:
-            yield c
-        finally:
-            await c.close()
-            await drop_pg_database(name)
+    async with open_pg_cluster(tmp_path, fake_api) as c:
+        yield c
 
 
 @pytest.mark.slow
