@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -178,27 +178,51 @@ def blocking_router(
     return router
 
 
-async def make_desk(
-    service_factory: Any,
-    sqlite_url: str,
-    fake_api: str,
-    router: Router | None = None,
-    clock: ManualClock | None = None,
-    **env: Any,
-) -> Recovery:
-    clock = clock or ManualClock(START)
-    kwargs: dict[str, Any] = {"clock": clock, "background": False}
-    if router is not None:
-        kwargs["routers"] = [router]
-    svc = await service_factory(sqlite_url, fake_api, app_kwargs=kwargs, BOT_WECHAT_AES_KEY="", **env)
-    return Recovery(svc, clock, svc.runner.app[DELIVERY], Database(sqlite_url))
+@dataclass
+class Desks:
+    """The desks a test opens (services without background loops, on a manual clock), and the
+    events its handlers wait on. When the test ends, however it ends, every event is set (no
+    handler is left blocked while its service stops) and every desk's database handle is closed."""
+
+    service_factory: Any
+    sqlite_url: str
+    fake_api: str
+    opened: list[Recovery] = field(default_factory=list)
+    events: list[asyncio.Event] = field(default_factory=list)
+
+    def event(self) -> asyncio.Event:
+        made = asyncio.Event()
+        self.events.append(made)
+        return made
+
+    async def open(
+        self, router: Router | None = None, clock: ManualClock | None = None, **env: Any
+    ) -> Recovery:
+        clock = clock or ManualClock(START)
+        kwargs: dict[str, Any] = {"clock": clock, "background": False}
+        if router is not None:
+            kwargs["routers"] = [router]
+        svc = await self.service_factory(
+            self.sqlite_url, self.fake_api, app_kwargs=kwargs, BOT_WECHAT_AES_KEY="", **env
+        )
+        desk = Recovery(svc, clock, svc.runner.app[DELIVERY], Database(self.sqlite_url))
+        self.opened.append(desk)
+        return desk
 
 
 @pytest.fixture
-async def rdesk(service_factory: Any, sqlite_url: str, fake_api: str) -> Any:
-    d = await make_desk(service_factory, sqlite_url, fake_api)
-    yield d
-    await d.db.dispose()
+async def desks(service_factory: Any, sqlite_url: str, fake_api: str) -> Any:
+    made = Desks(service_factory, sqlite_url, fake_api)
+    yield made
+    for event in made.events:
+        event.set()
+    for desk in made.opened:
+        await desk.db.dispose()
+
+
+@pytest.fixture
+async def rdesk(desks: Desks) -> Recovery:
+    return await desks.open()
 
 
 async def test_pending_keys_whose_heartbeat_stopped_are_redone_once(rdesk: Recovery, caplog: Any) -> None:
@@ -285,144 +309,124 @@ async def wait_for(check: Any, what: str) -> None:
     raise AssertionError(f"never happened: {what}")
 
 
-async def test_a_slow_handler_or_redo_beats_and_is_not_taken_over(
-    service_factory: Any, sqlite_url: str, fake_api: str, caplog: Any
-) -> None:
+async def test_a_slow_handler_or_redo_beats_and_is_not_taken_over(desks: Desks, caplog: Any) -> None:
     caplog.set_level(logging.INFO, logger="bot.delivery")
-    gate, started = asyncio.Event(), asyncio.Event()
+    gate, started = desks.event(), desks.event()
     clock = ManualClock(START)
-    desk = await make_desk(
-        service_factory,
-        sqlite_url,
-        fake_api,
+    desk = await desks.open(
         blocking_router(gate, started, clock),
         clock=clock,
         BOT_RECOVER_AFTER=1.0,  # a beat every 0.25 s
         BOT_REPLY_BUDGET=0.2,
     )
-    try:
-        sender = desk.svc.sender()
-        fields = sender.text("o_slow_guard", "等一等")
-        # The request is answered when the budget runs out, not when the handler is done (the
-        # bound only keeps a wrong answer from hanging the test).
-        reply = await asyncio.wait_for(sender.send(desk.svc.http, fields), 60)
-        assert reply.status == 200 and reply.body == "success"  # the budget ran out: deferred
-        assert started.is_set()
-        async with desk.db.session() as s:
-            (key,) = (
-                await s.scalars(select(InboundKey.key).where(InboundKey.openid == "o_slow_guard"))
-            ).all()
-        row = await desk.key(key)
-        assert row.status == "deferred"
-        assert row.updated_at == START + timedelta(seconds=10)  # the deferral counts as a beat
-        (line,) = said(caplog, "INFO", "deferred msg:", "o_slow_guard")
-        assert line.endswith(": answer goes out as a customer-service message")
+    sender = desk.svc.sender()
+    fields = sender.text("o_slow_guard", "等一等")
+    # The request is answered when the budget runs out, not when the handler is done (the
+    # bound only keeps a wrong answer from hanging the test).
+    reply = await asyncio.wait_for(sender.send(desk.svc.http, fields), 60)
+    assert reply.status == 200 and reply.body == "success"  # the budget ran out: deferred
+    assert started.is_set()
+    async with desk.db.session() as s:
+        (key,) = (await s.scalars(select(InboundKey.key).where(InboundKey.openid == "o_slow_guard"))).all()
+    row = await desk.key(key)
+    assert row.status == "deferred"
+    assert row.updated_at == START + timedelta(seconds=10)  # the deferral counts as a beat
+    (line,) = said(caplog, "INFO", "deferred msg:", "o_slow_guard")
+    assert line.endswith(": answer goes out as a customer-service message")
 
-        # Long past recover_after: only its beats keep the key, and they keep no other key alive.
-        dead = await desk.pending("o_dead_guard", "你好", age=5)
-        for _ in range(2):  # beat after beat
-            desk.clock.advance(timedelta(seconds=30))
-            now = desk.clock.now()
-
-            async def beaten(now: datetime = now) -> bool:
-                return (await desk.key(key)).updated_at == now
-
-            await wait_for(beaten, "the handler's heartbeat")
-            assert await desk.delivery.recover_stale() == (1 if dead else 0)
-            assert (await desk.key(key)).status == "deferred"
-            if dead:
-                assert (await desk.key(dead)).status == "done"
-                dead = ""
-
-        gate.set()
-
-        async def finished() -> bool:
-            return (await desk.key(key)).status == "done"
-
-        await wait_for(finished, "the deferred answer")
-        assert [t for t, _, _ in await desk.queued("o_slow_guard")] == ["好了，这是您的答复。"]
-        await wait_for(no_tasks(desk), "the finished handler let go")
-        assert said(caplog, "WARNING", "msg:", "o_slow_guard") == []  # its own key: not taken over
-        desk.clock.advance(timedelta(seconds=30))
-        assert await desk.delivery.recover_stale() == 0  # a finished key is not beaten or taken
-
-        # A redo whose handler fails answers with the apology, and the recovery goes on to the
-        # next key.
-        broken = await desk.pending("o_redo_x", "出错", age=5)
-        fine = await desk.pending("o_redo_y", "你好", age=4)
-        assert await desk.delivery.recover_stale() == 2
-        assert ((await desk.key(broken)).status, (await desk.key(fine)).status) == ("done", "done")
-        assert [t for t, _, _ in await desk.queued("o_redo_x")] == [texts.ERROR]
-
-        # A slow redo beats too (its key is recovering): the next round leaves it alone.
-        gate.clear()
-        started.clear()
-        slow = await desk.pending("o_redo_z", "等一等", age=5)
-        first = asyncio.create_task(desk.delivery.recover_stale(timedelta(seconds=2)))
-        await asyncio.wait_for(started.wait(), 20)
+    # Long past recover_after: only its beats keep the key, and they keep no other key alive.
+    dead = await desk.pending("o_dead_guard", "你好", age=5)
+    for _ in range(2):  # beat after beat
         desk.clock.advance(timedelta(seconds=30))
         now = desk.clock.now()
 
-        async def redo_beaten() -> bool:
-            return (await desk.key(slow)).updated_at == now
+        async def beaten(now: datetime = now) -> bool:
+            return (await desk.key(key)).updated_at == now
 
-        await wait_for(redo_beaten, "the redo's heartbeat")
-        assert (await desk.key(slow)).status == "recovering"
-        gate.set()
-        await asyncio.wait_for(first, 20)
-        assert (await desk.key(slow)).status == "done"
-        assert [t for t, _, _ in await desk.queued("o_redo_z")] == ["好了，这是您的答复。"]
-    finally:
-        gate.set()
-        await desk.db.dispose()
+        await wait_for(beaten, "the handler's heartbeat")
+        assert await desk.delivery.recover_stale() == (1 if dead else 0)
+        assert (await desk.key(key)).status == "deferred"
+        if dead:
+            assert (await desk.key(dead)).status == "done"
+            dead = ""
+
+    gate.set()
+
+    async def finished() -> bool:
+        return (await desk.key(key)).status == "done"
+
+    await wait_for(finished, "the deferred answer")
+    assert [t for t, _, _ in await desk.queued("o_slow_guard")] == ["好了，这是您的答复。"]
+    await wait_for(no_tasks(desk), "the finished handler let go")
+    assert said(caplog, "WARNING", "msg:", "o_slow_guard") == []  # its own key: not taken over
+    desk.clock.advance(timedelta(seconds=30))
+    assert await desk.delivery.recover_stale() == 0  # a finished key is not beaten or taken
+
+    # A redo whose handler fails answers with the apology, and the recovery goes on to the
+    # next key.
+    broken = await desk.pending("o_redo_x", "出错", age=5)
+    fine = await desk.pending("o_redo_y", "你好", age=4)
+    assert await desk.delivery.recover_stale() == 2
+    assert ((await desk.key(broken)).status, (await desk.key(fine)).status) == ("done", "done")
+    assert [t for t, _, _ in await desk.queued("o_redo_x")] == [texts.ERROR]
+
+    # A slow redo beats too (its key is recovering): the next round leaves it alone.
+    gate.clear()
+    started.clear()
+    slow = await desk.pending("o_redo_z", "等一等", age=5)
+    first = asyncio.create_task(desk.delivery.recover_stale(timedelta(seconds=2)))
+    await asyncio.wait_for(started.wait(), 20)
+    desk.clock.advance(timedelta(seconds=30))
+    now = desk.clock.now()
+
+    async def redo_beaten() -> bool:
+        return (await desk.key(slow)).updated_at == now
+
+    await wait_for(redo_beaten, "the redo's heartbeat")
+    assert (await desk.key(slow)).status == "recovering"
+    gate.set()
+    await asyncio.wait_for(first, 20)
+    assert (await desk.key(slow)).status == "done"
+    assert [t for t, _, _ in await desk.queued("o_redo_z")] == ["好了，这是您的答复。"]
 
 
 async def test_a_stuck_handler_is_taken_over_from_the_stored_message_and_its_late_answer_dropped(
-    service_factory: Any, sqlite_url: str, fake_api: str, caplog: Any
+    desks: Desks, caplog: Any
 ) -> None:
     caplog.set_level(logging.INFO, logger="bot.delivery")
     # A handler stuck in a process that died: no beats (a beat every 15 minutes), the budget runs
     # out, and recovery redoes the message from what the claim stored with its key.
-    gate, started = asyncio.Event(), asyncio.Event()
-    desk = await make_desk(
-        service_factory,
-        sqlite_url,
-        fake_api,
+    gate, started = desks.event(), desks.event()
+    desk = await desks.open(
         blocking_router(gate, started, once=True),
         BOT_RECOVER_AFTER=3600,
         BOT_REPLY_BUDGET=0.2,
     )
-    try:
-        sender = desk.svc.sender()
-        fields = sender.text("o_stuck", "等一等")
-        reply = await asyncio.wait_for(sender.send(desk.svc.http, fields), 60)
-        assert reply.body == "success"
-        async with desk.db.session() as s:
-            (row,) = (await s.scalars(select(InboundKey).where(InboundKey.openid == "o_stuck"))).all()
-        assert row.status == "deferred" and row.inbound is not None
-        assert Inbound.from_dict(row.inbound).content == "等一等"
+    sender = desk.svc.sender()
+    fields = sender.text("o_stuck", "等一等")
+    reply = await asyncio.wait_for(sender.send(desk.svc.http, fields), 60)
+    assert reply.body == "success"
+    async with desk.db.session() as s:
+        (row,) = (await s.scalars(select(InboundKey).where(InboundKey.openid == "o_stuck"))).all()
+    assert row.status == "deferred" and row.inbound is not None
+    assert Inbound.from_dict(row.inbound).content == "等一等"
 
-        desk.clock.advance(timedelta(seconds=3601))
-        assert await desk.delivery.recover_stale() == 1
-        assert (await desk.key(row.key)).status == "done"
-        assert [t for t, _, _ in await desk.queued("o_stuck")] == ["好了，这是您的答复。"]
+    desk.clock.advance(timedelta(seconds=3601))
+    assert await desk.delivery.recover_stale() == 1
+    assert (await desk.key(row.key)).status == "done"
+    assert [t for t, _, _ in await desk.queued("o_stuck")] == ["好了，这是您的答复。"]
 
-        gate.set()  # the stuck handler ends after all: its answer is not sent a second time
-        await wait_for(no_tasks(desk), "the stuck handler ended")
-        assert [t for t, _, _ in await desk.queued("o_stuck")] == ["好了，这是您的答复。"]
-        assert (await desk.key(row.key)).status == "done"
-        (line,) = said(caplog, "WARNING", "msg:", "o_stuck")
-        assert line.endswith(" was taken over by a recovery; this answer is dropped")
-    finally:
-        gate.set()
-        await desk.db.dispose()
+    gate.set()  # the stuck handler ends after all: its answer is not sent a second time
+    await wait_for(no_tasks(desk), "the stuck handler ended")
+    assert [t for t, _, _ in await desk.queued("o_stuck")] == ["好了，这是您的答复。"]
+    assert (await desk.key(row.key)).status == "done"
+    (line,) = said(caplog, "WARNING", "msg:", "o_stuck")
+    assert line.endswith(" was taken over by a recovery; this answer is dropped")
 
 
-async def test_one_message_running_out_of_time_defers_only_itself(
-    service_factory: Any, sqlite_url: str, fake_api: str
-) -> None:
-    slow_gate, slow_started = asyncio.Event(), asyncio.Event()
-    other_gate, other_started = asyncio.Event(), asyncio.Event()
+async def test_one_message_running_out_of_time_defers_only_itself(desks: Desks) -> None:
+    slow_gate, slow_started = desks.event(), desks.event()
+    other_gate, other_started = desks.event(), desks.event()
     router = blocking_router(slow_gate, slow_started)
 
     @router.message(Text("稍等"))
@@ -431,45 +435,32 @@ async def test_one_message_running_out_of_time_defers_only_itself(
         await other_gate.wait()
         return "这是另一条答复。"
 
-    desk = await make_desk(service_factory, sqlite_url, fake_api, router, BOT_REPLY_BUDGET=2.0)
-    try:
-        sender = desk.svc.sender()
-        slow = asyncio.create_task(sender.send(desk.svc.http, sender.text("o_defer_a", "等一等")))
-        await asyncio.wait_for(slow_started.wait(), 30)
-        await asyncio.sleep(1.0)  # the second message's budget ends a second after the first's
-        second = asyncio.create_task(sender.send(desk.svc.http, sender.text("o_defer_b", "稍等")))
-        await asyncio.wait_for(other_started.wait(), 30)
-        assert (await asyncio.wait_for(slow, 60)).body == "success"
-        other_gate.set()  # the second message's handler is done within its own budget
-        reply = await asyncio.wait_for(second, 60)
-        assert reply.content == "这是另一条答复。"
-        assert await desk.queued("o_defer_b") == []
-    finally:
-        slow_gate.set()
-        other_gate.set()
-        await desk.db.dispose()
+    desk = await desks.open(router, BOT_REPLY_BUDGET=2.0)
+    sender = desk.svc.sender()
+    slow = asyncio.create_task(sender.send(desk.svc.http, sender.text("o_defer_a", "等一等")))
+    await asyncio.wait_for(slow_started.wait(), 30)
+    await asyncio.sleep(1.0)  # the second message's budget ends a second after the first's
+    second = asyncio.create_task(sender.send(desk.svc.http, sender.text("o_defer_b", "稍等")))
+    await asyncio.wait_for(other_started.wait(), 30)
+    assert (await asyncio.wait_for(slow, 60)).body == "success"
+    other_gate.set()  # the second message's handler is done within its own budget
+    reply = await asyncio.wait_for(second, 60)
+    assert reply.content == "这是另一条答复。"
+    assert await desk.queued("o_defer_b") == []
 
 
-async def test_a_graceful_stop_waits_for_a_handler_still_running(
-    service_factory: Any, sqlite_url: str, fake_api: str
-) -> None:
-    gate, started = asyncio.Event(), asyncio.Event()
-    desk = await make_desk(
-        service_factory, sqlite_url, fake_api, blocking_router(gate, started), BOT_REPLY_BUDGET=0.2
-    )
-    try:
-        sender = desk.svc.sender()
-        reply = await asyncio.wait_for(sender.send(desk.svc.http, sender.text("o_drain", "等一等")), 60)
-        assert reply.body == "success"
-        asyncio.get_running_loop().call_later(0.3, gate.set)  # the handler ends during the stop
-        await desk.svc.runner.cleanup()
-        async with desk.db.session() as s:
-            (row,) = (await s.scalars(select(InboundKey).where(InboundKey.openid == "o_drain"))).all()
-        assert row.status == "done"  # its answer was stored before the process ended
-        assert [t for t, _, _ in await desk.queued("o_drain")] == ["好了，这是您的答复。"]
-    finally:
-        gate.set()
-        await desk.db.dispose()
+async def test_a_graceful_stop_waits_for_a_handler_still_running(desks: Desks) -> None:
+    gate, started = desks.event(), desks.event()
+    desk = await desks.open(blocking_router(gate, started), BOT_REPLY_BUDGET=0.2)
+    sender = desk.svc.sender()
+    reply = await asyncio.wait_for(sender.send(desk.svc.http, sender.text("o_drain", "等一等")), 60)
+    assert reply.body == "success"
+    asyncio.get_running_loop().call_later(0.3, gate.set)  # the handler ends during the stop
+    await desk.svc.runner.cleanup()
+    async with desk.db.session() as s:
+        (row,) = (await s.scalars(select(InboundKey).where(InboundKey.openid == "o_drain"))).all()
+    assert row.status == "done"  # its answer was stored before the process ended
+    assert [t for t, _, _ in await desk.queued("o_drain")] == ["好了，这是您的答复。"]
 
 
 def failing_write_router() -> Router:
@@ -489,51 +480,39 @@ def failing_write_router() -> Router:
 
 
 async def test_an_answer_that_cannot_be_stored_is_an_apology_and_a_redo_that_cannot_is_left_pending(
-    service_factory: Any, sqlite_url: str, fake_api: str, caplog: Any
+    desks: Desks, caplog: Any
 ) -> None:
     caplog.set_level(logging.INFO, logger="bot.delivery")
-    desk = await make_desk(service_factory, sqlite_url, fake_api, failing_write_router())
-    try:
-        sender = desk.svc.sender()
-        reply = await sender.send(desk.svc.http, sender.text("o_unstored", "写不进"))
-        assert reply.status == 200 and reply.content == texts.DELAYED  # no "send again": it is redone
-        assert len(said(caplog, "ERROR", "could not finish msg:", "o_unstored")) == 1
+    desk = await desks.open(failing_write_router())
+    sender = desk.svc.sender()
+    reply = await sender.send(desk.svc.http, sender.text("o_unstored", "写不进"))
+    assert reply.status == 200 and reply.content == texts.DELAYED  # no "send again": it is redone
+    assert len(said(caplog, "ERROR", "could not finish msg:", "o_unstored")) == 1
 
-        key = await desk.pending("o_unredone", "写不进", age=30)
-        assert await desk.delivery.recover_stale() == 1
-        assert (await desk.key(key)).status == "recovering"  # taken again after its wait
-        assert await desk.queued("o_unredone") == []
-        assert len(said(caplog, "ERROR", "could not redo msg:", "o_unredone")) == 1
-        desk.clock.advance(timedelta(seconds=1))
-        # Both keys stay pending: the next rounds take them again (until MAX_RECOVERIES).
-        assert await desk.delivery.recover_stale(timedelta(0)) == 2
-    finally:
-        await desk.db.dispose()
+    key = await desk.pending("o_unredone", "写不进", age=30)
+    assert await desk.delivery.recover_stale() == 1
+    assert (await desk.key(key)).status == "recovering"  # taken again after its wait
+    assert await desk.queued("o_unredone") == []
+    assert len(said(caplog, "ERROR", "could not redo msg:", "o_unredone")) == 1
+    desk.clock.advance(timedelta(seconds=1))
+    # Both keys stay pending: the next rounds take them again (until MAX_RECOVERIES).
+    assert await desk.delivery.recover_stale(timedelta(0)) == 2
 
 
-async def test_a_redo_whose_process_dies_too_is_redone_again_from_the_stored_message(
-    service_factory: Any, sqlite_url: str, fake_api: str
-) -> None:
-    gate, started = asyncio.Event(), asyncio.Event()
-    desk = await make_desk(
-        service_factory,
-        sqlite_url,
-        fake_api,
+async def test_a_redo_whose_process_dies_too_is_redone_again_from_the_stored_message(desks: Desks) -> None:
+    gate, started = desks.event(), desks.event()
+    desk = await desks.open(
         blocking_router(gate, started, once=True),
         BOT_RECOVER_AFTER=3600,  # no beat within the test: the first redo looks dead
     )
-    try:
-        key = await desk.pending("o_redo_dies", "等一等", age=3601)
-        first = asyncio.create_task(desk.delivery.recover_stale())  # this redo gets stuck
-        await asyncio.wait_for(started.wait(), 30)
-        desk.clock.advance(timedelta(seconds=3601))
-        assert await desk.delivery.recover_stale() == 1
-        row = await desk.key(key)
-        assert (row.status, row.attempts) == ("done", 2)
-        assert [t for t, _, _ in await desk.queued("o_redo_dies")] == ["好了，这是您的答复。"]
-        gate.set()  # the stuck redo ends after all: nothing more is sent
-        assert await asyncio.wait_for(first, 30) == 1
-        assert [t for t, _, _ in await desk.queued("o_redo_dies")] == ["好了，这是您的答复。"]
-    finally:
-        gate.set()
-        await desk.db.dispose()
+    key = await desk.pending("o_redo_dies", "等一等", age=3601)
+    first = asyncio.create_task(desk.delivery.recover_stale())  # this redo gets stuck
+    await asyncio.wait_for(started.wait(), 30)
+    desk.clock.advance(timedelta(seconds=3601))
+    assert await desk.delivery.recover_stale() == 1
+    row = await desk.key(key)
+    assert (row.status, row.attempts) == ("done", 2)
+    assert [t for t, _, _ in await desk.queued("o_redo_dies")] == ["好了，这是您的答复。"]
+    gate.set()  # the stuck redo ends after all: nothing more is sent
+    assert await asyncio.wait_for(first, 30) == 1
+    assert [t for t, _, _ in await desk.queued("o_redo_dies")] == ["好了，这是您的答复。"]
