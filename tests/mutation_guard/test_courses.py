@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from bot.appkeys import RUNTIME
 from bot.clock import ManualClock
@@ -410,11 +411,12 @@ async def test_service_record_window_through_the_api(service_factory, sqlite_url
     assert [i["name"] for i in whole["items"]] == ["张三", "李四"]  # oldest first
     assert whole["total_hours"] == 4.0
     first = whole["items"][0]
-    assert (first["day"], first["resident_id"], first["activity"], first["hours"]) == (
+    assert (first["day"], first["resident_id"], first["activity"], first["hours"], first["points"]) == (
         "2026-11-23",
         a,
         "花艺入门",
         2.0,
+        points.rules().earn["activity"],
     )
     at = (NOW + timedelta(hours=1)).isoformat()
     assert [
@@ -426,3 +428,294 @@ async def test_service_record_window_through_the_api(service_factory, sqlite_url
         for i in (await api.ok("/points/service-records", "operator", unit="区税务局", until=at))["items"]
     ] == ["张三"]
     assert (await api.ok("/points/service-records", "operator", unit="别的单位"))["items"] == []
+
+
+# -- what the chat lists: this week's sessions, a search by name, one session, my bookings ---------
+
+
+def a_listing(n: int, title: str, category: str) -> courses.Listing:
+    starts = NOW + timedelta(days=n)
+    return courses.Listing(
+        session_id=n, activity_id=n, title=title, category=category, description=None, organiser=None,
+        place="社区活动室", audience=None, points_cost=0, starts_at=starts, ends_at=starts + timedelta(hours=1),
+        capacity=10, booked=0,
+    )  # fmt: skip
+
+
+def test_a_search_finds_courses_by_name_category_or_a_near_miss_but_not_by_one_character():
+    calligraphy = a_listing(1, "老年书法入门班", "书法")
+    flowers = a_listing(2, "插花入门", "花艺")
+    morning = a_listing(3, "晨练", "太极拳")
+    choir = a_listing(4, "社区合唱团", "音乐")
+    rows = [calligraphy, flowers, morning, choir]
+
+    def found(query: str) -> list[courses.Listing]:
+        return courses.match_listings(query, rows)
+
+    assert found("书法") == [calligraphy]  # a word of the title
+    assert found("太极拳") == [morning]  # the category, not in the title
+    assert found("书法入们") == [calligraphy]  # a typo: partial match of the title scores 75, just enough
+    assert found("花艺课") == [flowers]  # close to the category (80), far from the title (40)
+    assert found("入门") == [calligraphy, flowers]  # in the listing's order
+    assert courses.match_listings("入门", rows[::-1]) == [flowers, calligraphy]
+    assert found("国画") == []
+    assert found("书") == []  # one character matches too much to mean anything
+    assert courses.match_listings("书", rows, threshold=60) == [calligraphy]  # it counts as 60 at most
+    assert courses.match_listings("书法入们", rows, threshold=76) == []
+
+
+async def test_whats_on_is_this_weeks_sessions_or_else_the_next_30_days(db: Database):
+    assert await courses.whats_on(db, NOW) == ([], False)
+    week_end = courses.week_end(NOW)  # NOW is Monday 10:00: the week ends in 6 days 14 hours
+    await make_course(db, capacity=5, cost=0, starts_in=-timedelta(hours=1))  # started: never listed
+    next_monday = await make_course(db, capacity=5, cost=0, starts_in=week_end - NOW)
+    last_day = await make_course(db, capacity=5, cost=0, starts_in=timedelta(days=30) - timedelta(seconds=1))
+    await make_course(db, capacity=5, cost=0, starts_in=timedelta(days=30))  # beyond the 30 days
+    rows, this_week = await courses.whats_on(db, NOW)
+    assert ([r.session_id for r in rows], this_week) == ([next_monday, last_day], False)
+    sunday_night = await make_course(db, capacity=3, cost=2, starts_in=week_end - NOW - timedelta(seconds=1))
+    await set_activity(db, sunday_night, audience="60岁以上")
+    (resident,) = await make_residents(db, 1, points_each=5)
+    await courses.book(db, resident_id=resident, session_id=sunday_night, now=NOW)
+    rows, this_week = await courses.whats_on(db, NOW)
+    assert ([r.session_id for r in rows], this_week) == ([sunday_night], True)
+    (row,) = rows
+    assert (row.title, row.category, row.description, row.organiser, row.place, row.audience) == (
+        "花艺入门", "花艺", "插花基础", "王老师", "社区活动室", "60岁以上",
+    )  # fmt: skip
+    assert (row.points_cost, row.capacity, row.booked) == (2, 3, 1)
+    assert row.starts_at == week_end - timedelta(seconds=1)
+    assert row.activity_id == await activity_of(db, sunday_night)
+
+
+async def test_listings_until_a_time_and_one_listing_whatever_its_state(db: Database):
+    soon = await make_course(db, capacity=5, cost=0, starts_in=timedelta(hours=1))
+    later = await make_course(db, capacity=5, cost=0, starts_in=timedelta(days=60))
+    until = NOW + timedelta(days=60)  # a session starting exactly then is not before it
+    assert [r.session_id for r in await courses.listings(db, NOW, until=until)] == [soon]
+    assert [r.session_id for r in await courses.listings(db, NOW, until=until + timedelta(seconds=1))] == [
+        soon,
+        later,
+    ]
+    assert await courses.listings(db, NOW + timedelta(hours=1), until=until) == []  # soon has started
+    started = await courses.listing(db, soon)  # a started session is still shown when asked for
+    assert started is not None and (started.session_id, started.title, started.capacity) == (
+        soon,
+        "花艺入门",
+        5,
+    )
+    assert started.activity_id == await activity_of(db, soon)
+    assert await courses.listing(db, 999) is None
+
+
+async def test_my_bookings_with_the_place_in_the_waitlist(db: Database):
+    me, first, ahead = await make_residents(db, 3, points_each=20)
+    mine = await make_course(db, capacity=5, cost=3, starts_in=timedelta(days=1))
+    full = await make_course(db, capacity=1, cost=0, starts_in=timedelta(days=2))
+    await set_activity(db, full, title="太极拳", place=None)
+    later = await make_course(db, capacity=5, cost=0, starts_in=timedelta(days=4))
+    await courses.book(db, resident_id=me, session_id=later, now=NOW)  # listed by start, not by booking
+    await courses.book(db, resident_id=me, session_id=mine, now=NOW)
+    another_full = await make_course(db, capacity=0, cost=0, starts_in=timedelta(days=3))
+    await courses.book(
+        db, resident_id=ahead, session_id=another_full, now=NOW - timedelta(hours=1), waitlist=True
+    )
+    await courses.book(db, resident_id=first, session_id=full, now=NOW)
+    await courses.book(db, resident_id=ahead, session_id=full, now=NOW, waitlist=True)
+    waiting = await courses.book(db, resident_id=me, session_id=full, now=NOW, waitlist=True)
+    booked = await courses.bookings_of(db, me, NOW, positions=True)
+    assert [(b.status, b.points_paid, b.title, b.place, b.starts_at, b.position) for b in booked] == [
+        ("booked", 3, "花艺入门", "社区活动室", NOW + timedelta(days=1), None),
+        ("waitlisted", 0, "太极拳", None, NOW + timedelta(days=2), 2),
+        ("booked", 0, "花艺入门", "社区活动室", NOW + timedelta(days=4), None),
+    ]
+    assert booked[1].booking_id == waiting.booking.id  # second in its own queue, whatever other queues hold
+    assert [b.position for b in await courses.bookings_of(db, me, NOW)] == [None, None, None]
+    assert await courses.waitlist_place(db, waiting.booking) == 2
+    assert await courses.bookings_of(db, first, NOW + timedelta(days=3)) == []  # over: no longer listed
+
+
+async def test_a_check_in_that_loses_the_race_with_its_duplicate_reports_the_winner(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+):
+    """Two taps of one check-in at once (PostgreSQL, READ COMMITTED): both miss each other's row, the
+    second insert fails on the once-a-day key, and that resident is told they are checked in — the
+    first tap's check-in, no second points. SQLite's writers take turns, so the race is staged: the
+    second attempt inserts its row without looking first, as the loser of the race does."""
+    me, neighbour = await make_residents(db, 2)
+    sid = await make_course(db, capacity=5, cost=0, starts_in=timedelta(hours=1))
+    aid = await activity_of(db, sid)
+    other_activity = await activity_of(db, await make_course(db, capacity=5, cost=0))
+    await set_activity(db, sid, reward_points=4, title="太极拳")
+    await courses.register_work_unit(db, resident_id=me, work_unit="区税务局", now=NOW)
+    # check-ins that are not the one racing: the day before, another activity, another resident
+    yesterday = await courses.check_in(db, resident_id=me, activity_id=aid, now=NOW - timedelta(days=1))
+    await courses.check_in(db, resident_id=me, activity_id=other_activity, now=NOW)
+    await courses.check_in(db, resident_id=neighbour, activity_id=aid, now=NOW)
+    winner = await courses.check_in(db, resident_id=me, activity_id=aid, now=NOW)
+    assert winner.created and winner.points == 4 and yesterday.created
+    async with db.session() as s:
+        balance = await points.balance_of(s, me)
+
+    async def insert_without_looking(session, resident_id, activity_id, now, day):  # type: ignore[no-untyped-def]
+        session.add(CheckIn(activity_id=activity_id, resident_id=resident_id, day=day, checked_in_at=now))
+        await session.flush()
+        raise AssertionError("the once-a-day key let a second check-in in")
+
+    monkeypatch.setattr(courses, "_check_in", insert_without_looking)
+    loser = await courses.check_in(db, resident_id=me, activity_id=aid, now=NOW + timedelta(minutes=1))
+    assert (loser.created, loser.points, loser.checkin.id) == (False, 0, winner.checkin.id)
+    assert (loser.work_unit, loser.activity.title) == ("区税务局", "太极拳")
+    async with db.session() as s:
+        assert await points.balance_of(s, me) == balance
+        assert len((await s.scalars(select(CheckIn).where(CheckIn.resident_id == me))).all()) == 3
+
+
+async def test_a_database_error_that_is_not_a_duplicate_check_in_is_not_hidden(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+):
+    (rid,) = await make_residents(db, 1)
+    aid = await activity_of(db, await make_course(db, capacity=5, cost=0))
+
+    async def broken(session, resident_id, activity_id, now, day):  # type: ignore[no-untyped-def]
+        session.add(CheckIn(activity_id=activity_id, resident_id=resident_id, day=day, checked_in_at=now))
+        session.add(CheckIn(activity_id=activity_id, resident_id=resident_id, day=day, checked_in_at=now))
+        await session.flush()
+
+    monkeypatch.setattr(courses, "_check_in", broken)
+    with pytest.raises(IntegrityError):  # not "already checked in": there was no check-in
+        await courses.check_in(db, resident_id=rid, activity_id=aid, now=NOW)
+
+
+async def add_session(db: Database, activity_id: int, starts_in: timedelta, capacity: int = 5) -> int:
+    """Another session of the same activity."""
+    async with db.transaction() as s:
+        sess = ActivitySession(
+            activity_id=activity_id, starts_at=NOW + starts_in, ends_at=NOW + starts_in + timedelta(hours=1),
+            capacity=capacity, booked=0, created_at=NOW,
+        )  # fmt: skip
+        s.add(sess)
+        await s.flush()
+        return sess.id
+
+
+async def test_check_in_is_once_per_activity_resident_and_day_and_recorded_in_the_ledger(db: Database):
+    a, b = await make_residents(db, 2)
+    tai_chi = await activity_of(db, await make_course(db, capacity=5, cost=0))
+    choir = await activity_of(db, await make_course(db, capacity=5, cost=0))
+    first = await courses.check_in(db, resident_id=a, activity_id=tai_chi, now=NOW)
+    other_activity = await courses.check_in(db, resident_id=a, activity_id=choir, now=NOW)
+    neighbour = await courses.check_in(db, resident_id=b, activity_id=tai_chi, now=NOW)
+    next_day = await courses.check_in(db, resident_id=a, activity_id=tai_chi, now=NOW + timedelta(days=1))
+    earned = points.rules().earn["activity"]
+    for result in (first, other_activity, neighbour, next_day):
+        assert result.created and result.points == earned and result.checkin.points == earned
+    assert len({r.checkin.id for r in (first, other_activity, neighbour, next_day)}) == 4
+    async with db.session() as s:
+        assert await points.balance_of(s, a) == 3 * earned
+        entries = sorted(await points.history(s, a), key=lambda e: e.id)
+        stored = (await s.scalars(select(CheckIn).where(CheckIn.resident_id == a).order_by(CheckIn.id))).all()
+    assert [c.points for c in stored] == [earned] * 3  # what the service record shows
+    assert [(e.reason, e.ref_type, e.ref_id, e.amount) for e in entries] == [
+        ("activity", "check_in", str(c.id), earned)
+        for c in (first.checkin, other_activity.checkin, next_day.checkin)
+    ]
+    assert entries[0].idempotency_key == f"checkin:{tai_chi}:{a}:2026-11-23"
+
+
+async def test_check_in_takes_the_first_of_todays_sessions_of_that_activity_and_marks_only_that_booking(
+    db: Database,
+):
+    me, booked, waiting = await make_residents(db, 3)
+    evening = await make_course(db, capacity=2, cost=0, starts_in=timedelta(hours=9))  # 19:00 today
+    aid = await activity_of(db, evening)
+    afternoon = await add_session(db, aid, timedelta(hours=4), capacity=2)  # 14:00 today, added later
+    await add_session(db, aid, -timedelta(days=1))  # yesterday
+    next_week = await add_session(db, aid, timedelta(days=7))
+    for sid in (afternoon, next_week):
+        await courses.book(db, resident_id=me, session_id=sid, now=NOW)
+    await courses.book(db, resident_id=booked, session_id=afternoon, now=NOW)
+    await courses.book(db, resident_id=waiting, session_id=afternoon, now=NOW, waitlist=True)
+
+    mine = await courses.check_in(db, resident_id=me, activity_id=aid, now=NOW + timedelta(hours=4))
+    assert mine.checkin.session_id == afternoon
+    theirs = await courses.check_in(db, resident_id=waiting, activity_id=aid, now=NOW + timedelta(hours=4))
+    assert theirs.checkin.session_id == afternoon
+    async with db.session() as s:
+        rows = (await s.scalars(select(Booking).order_by(Booking.id))).all()
+    assert [(r.resident_id, r.session_id, r.status) for r in rows] == [
+        (me, afternoon, "attended"),
+        (me, next_week, "booked"),  # next week's place is still theirs
+        (booked, afternoon, "booked"),  # not checked in (yet)
+        (waiting, afternoon, "waitlisted"),  # came without a place: no place is counted as used
+    ]
+    assert rows[0].updated_at == NOW + timedelta(hours=4)
+
+    # An activity whose only sessions are another day's, while another activity has one today.
+    (other,) = await make_residents(db, 1, prefix="oOther")
+    yesterday_only = await activity_of(
+        db, await make_course(db, capacity=5, cost=0, starts_in=-timedelta(days=1))
+    )
+    assert (
+        await courses.check_in(db, resident_id=other, activity_id=yesterday_only, now=NOW)
+    ).checkin.session_id is None
+
+
+async def test_booking_a_withdrawn_activity_and_what_a_booking_answers(db: Database):
+    a, b, c = await make_residents(db, 3, points_each=30)
+    sid = await make_course(db, capacity=1, cost=10)
+    other = await make_course(db, capacity=5, cost=0)
+    await set_activity(db, sid, title="书法入门")
+    first = await courses.book(db, resident_id=a, session_id=sid, now=NOW, request_key="msg-a")
+    assert (first.session.id, first.session.booked, first.activity.title, first.balance) == (
+        sid,
+        1,
+        "书法入门",
+        20,
+    )
+    again = await courses.book(db, resident_id=a, session_id=sid, now=NOW, request_key="msg-a")
+    assert (again.session.id, again.activity.title, again.balance) == (sid, "书法入门", 20)
+    queued = await courses.book(db, resident_id=b, session_id=sid, now=NOW, waitlist=True)
+    assert (queued.session.id, queued.activity.title, queued.balance) == (sid, "书法入门", 30)
+    assert queued.booking.points_paid == 0
+    async with db.session() as s:
+        untouched = await s.get(ActivitySession, other)
+        assert untouched is not None and untouched.booked == 0  # another session's places are its own
+    await set_activity(db, other, active=False)
+    with pytest.raises(courses.BookingError) as withdrawn:
+        await courses.book(db, resident_id=c, session_id=other, now=NOW)
+    assert withdrawn.value.code == "not_found"
+
+
+async def test_booking_again_after_cancelling_is_a_new_attempt_in_every_way(db: Database):
+    a, b = await make_residents(db, 2, points_each=30)
+    horizon = points.rules().remind_before
+    sid = await make_course(db, capacity=1, cost=10, starts_in=horizon)
+    first = await courses.book(db, resident_id=a, session_id=sid, now=NOW - timedelta(days=2))
+    assert await courses.send_reminders(db, NOW) == 1
+    await courses.cancel(db, resident_id=a, booking_id=first.booking.id, now=NOW)
+    again = await courses.book(db, resident_id=a, session_id=sid, now=NOW, request_key="msg-2")
+    assert again.booking.reminded_at is None
+    assert await courses.send_reminders(db, NOW) == 1  # reminded of the new booking too
+    # the same message redone (its process died after the booking) finds this booking
+    redone = await courses.book(db, resident_id=a, session_id=sid, now=NOW, request_key="msg-2")
+    assert (redone.booking.id, redone.balance) == (again.booking.id, 20)
+    # a rebooking that lands on the waitlist has paid nothing and holds no place
+    await courses.cancel(db, resident_id=a, booking_id=again.booking.id, now=NOW)
+    await courses.book(db, resident_id=b, session_id=sid, now=NOW)
+    waiting = await courses.book(db, resident_id=a, session_id=sid, now=NOW, waitlist=True)
+    assert (waiting.booking.status, waiting.booking.points_paid, waiting.booking.booked_at) == (
+        "waitlisted", 0, None,
+    )  # fmt: skip
+    assert [(m.status, m.points_paid) for m in await courses.bookings_of(db, a, NOW)] == [("waitlisted", 0)]
+
+
+async def test_no_reminder_for_a_session_starting_right_now(db: Database):
+    late, early = await make_residents(db, 2)
+    starting = await make_course(db, capacity=5, cost=0, starts_in=timedelta(hours=1))
+    soon = await make_course(db, capacity=5, cost=0, starts_in=timedelta(hours=2))
+    await courses.book(db, resident_id=late, session_id=starting, now=NOW)
+    await courses.book(db, resident_id=early, session_id=soon, now=NOW)
+    # the job did not run before: at the first session's start only the other one is still ahead
+    assert await courses.send_reminders(db, NOW + timedelta(hours=1)) == 1
+    assert [o for o, _, _ in await notices(db)] == [await openid_of(db, early)]
