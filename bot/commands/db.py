@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction, data_dir: Path) -> None:
     up.set_defaults(func=_upgrade)
     cur = dsub.add_parser("current", help="print the schema revision")
     cur.set_defaults(func=_current)
+    roll = dsub.add_parser("rollup", help="bring the dashboard's daily roll-ups up to date (the scheduler does it "
+                                          "every few minutes; the first run fills every finished day)")
+    roll.set_defaults(func=_rollup)
 
 
 async def _upgrade(args: argparse.Namespace) -> int:
@@ -42,6 +45,21 @@ async def _current(args: argparse.Namespace) -> int:
     db = Database(Settings.from_env().database_url)
     try:
         print(await current(db) or "empty")
+    finally:
+        await db.dispose()
+    return 0
+
+
+async def _rollup(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from bot.services.dashboard_rollup import rollup
+    from bot.storage.db import Database
+
+    db = Database(Settings.from_env().database_url)
+    try:
+        days = await rollup(db, datetime.now(UTC))
+        print(f"rolled up {days} day(s)")
     finally:
         await db.dispose()
     return 0

@@ -22,10 +22,10 @@ the same data the console draws, shows and exports (CSV, XLSX).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Date,
@@ -34,6 +34,7 @@ from sqlalchemy import (
     case,
     cast,
     distinct,
+    exists,
     extract,
     func,
     literal,
@@ -41,12 +42,23 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from bot.services.dashboard_rollup import COUNT_COLUMNS, GROUPS, ticket_counts
+from bot.services.dashboard_rollup import durations as rollup_durations
 from bot.services.tickets import CHINA, OPEN_STATUSES
+from bot.storage.dashboard_models import (
+    DashboardMessageDay,
+    DashboardResidentDay,
+    DashboardRollup,
+    DashboardTicketDay,
+    DashboardTicketDuration,
+    TakeoverEvent,
+)
 from bot.storage.db import Database
 from bot.storage.models import (
     Activity,
@@ -62,6 +74,8 @@ from bot.storage.models import (
     PointsEntry,
     Ticket,
 )
+
+_T = TypeVar("_T")
 
 SECTIONS = ("tickets", "residents", "services")
 DEFAULT_DAYS = 30
@@ -274,27 +288,55 @@ def _kind(name: str) -> Any:
     return literal_column(f"'{name}'").label("kind")
 
 
-async def _ticket_groups(session: AsyncSession, sql: _Sql, p: Period, now: datetime) -> dict[str, Any]:
+async def _rollup_state(session: AsyncSession, name: str) -> tuple[Any, ...]:
+    row = (await session.execute(select(DashboardRollup.through, DashboardRollup.watermark, DashboardRollup.version)
+                                 .where(DashboardRollup.name == name))).first()
+    return tuple(row) if row is not None else (None, None, None)
+
+
+async def _consistent(session: AsyncSession, name: str, read: Callable[[tuple[Any, ...]], Awaitable[_T]]) -> _T:
+    """``read(state)`` of the roll-up ``name``, again if the roll-up moved on meanwhile (its rows and
+    its state change in one transaction: an unchanged version means the reads saw one of them)."""
+    state = await _rollup_state(session, name)
+    for _ in range(5):
+        result = await read(state)
+        again = await _rollup_state(session, name)
+        if again == state:
+            break
+        state = again
+    return result
+
+
+def _split(p: Period, through: date | None) -> date:
+    """The first day of the two periods not held by a roll-up that holds days up to ``through``."""
+    if through is None:
+        return p.previous.start
+    return min(max(through + timedelta(days=1), p.previous.start), p.end)
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(), CHINA).astimezone(UTC)
+
+
+async def _ticket_groups(session: AsyncSession, p: Period, tr: Any, now: datetime) -> dict[str, Any]:
     """In one statement: tickets per day (this period), per category, department and grid (new in
-    each period), and open and overdue now in total and per category, department and grid."""
+    each period; from ``tr``, the roll-up's rows and the raw ones' alike), and open and overdue now in
+    total and per category, department and grid."""
     t = Ticket
-    tr = select(
-        _which(t.created_at, p).label("p"), sql.day(t.created_at).label("day"), t.category, t.department, t.grid
-    ).where(_within(t.created_at, p)).cte("tr")
     late = case((and_(t.deadline.is_not(None), t.deadline < now), 1), else_=0)
     op = select(t.category, t.department, t.grid, late.label("late")).where(t.status.in_(OPEN_STATUSES)).cte("op")
     zero: ColumnElement[Any] = literal_column("0")
-    day_text = cast(tr.c.day, String) if sql.pg else tr.c.day
+    current = tr.c.day >= p.start
     branches: list[Any] = [
-        select(_kind("day"), day_text.label("k"), func.count().label("v1"), zero.label("v2"))
-        .where(tr.c.p == "c").group_by(tr.c.day),
+        select(_kind("day"), cast(tr.c.day, String).label("k"), func.sum(tr.c.n).label("v1"), zero.label("v2"))
+        .where(current).group_by(tr.c.day),
         select(_kind("open"), literal_column("NULL").label("k"), func.count(), func.coalesce(func.sum(op.c.late), 0)),
     ]
     for name in ("category", "department", "grid"):
-        branches.append(select(_kind(name), tr.c[name], _count_if(tr.c.p == "c"), _count_if(tr.c.p == "p"))
-                        .group_by(tr.c[name]))
-        branches.append(select(_kind("open_" + name), op.c[name], func.count(), func.sum(op.c.late))
-                        .group_by(op.c[name]))
+        branches.append(select(_kind(name), tr.c[name], func.sum(case((current, tr.c.n), else_=0)),
+                               func.sum(case((current, 0), else_=tr.c.n))).group_by(tr.c[name]))
+        branches.append(select(_kind("open_" + name), func.coalesce(op.c[name], literal_column("''")), func.count(),
+                               func.sum(op.c.late)).group_by(func.coalesce(op.c[name], literal_column("''"))))
     out: dict[str, Any] = {"day": {}, "open": (0, 0), "category": {}, "department": {}, "grid": {}}
     for kind, key, v1, v2 in await _rows(session, union_all(*branches)):
         if kind == "day":
@@ -306,50 +348,84 @@ async def _ticket_groups(session: AsyncSession, sql: _Sql, p: Period, now: datet
             row = out[name].setdefault(key or NONE_LABEL, {"name": key or NONE_LABEL, "current": 0, "previous": 0,
                                                            "open": 0, "overdue": 0})
             if kind.startswith("open_"):
-                row["open"], row["overdue"] = _int(v1), _int(v2)
+                row["open"], row["overdue"] = row["open"] + _int(v1), row["overdue"] + _int(v2)
             else:
-                row["current"], row["previous"] = _int(v1), _int(v2)
+                row["current"], row["previous"] = row["current"] + _int(v1), row["previous"] + _int(v2)
     for name in ("category", "department", "grid"):
         out[name] = sorted(out[name].values(), key=lambda r: (-r["current"], -r["open"], r["name"]))
     return out
 
 
+async def _ticket_reads(session: AsyncSession, sql: _Sql, p: Period, now: datetime,
+                        state: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The ticket figures' reads: the roll-up's days, and the raw tickets of the days it does not hold
+    (after ``through``, and the days of tickets changed since its ``watermark``)."""
+    t = Ticket
+    through, watermark, _ = state
+    split = _split(p, through)
+    split_at = _day_start(split)
+    dirty: list[date] = []
+    if through is not None and watermark is not None and split > p.previous.start:
+        changed = await session.scalars(select(t.created_at).where(
+            t.updated_at >= watermark, t.created_at >= p.previous.lo, t.created_at < split_at))
+        dirty = sorted({c.astimezone(CHINA).date() for c in changed})
+    day = sql.day(t.created_at)
+    live: ColumnElement[bool] = and_(t.created_at >= split_at, t.created_at < p.hi)
+    if dirty:
+        live = or_(live, and_(t.created_at >= _day_start(dirty[0]), t.created_at < _day_start(dirty[-1] + timedelta(days=1)),
+                              day.in_([sql.day_value(d) for d in dirty])))
+    rd, rdur = DashboardTicketDay, DashboardTicketDuration
+
+    def rolled(col: Any) -> ColumnElement[bool]:
+        held = and_(col >= p.previous.start, col < split)
+        return and_(held, col.not_in(dirty)) if dirty else held
+
+    keys = [func.coalesce(getattr(t, g), literal_column("''")) for g in GROUPS]
+    tr = union_all(
+        select(rd.day, rd.category, rd.department, rd.grid, *(getattr(rd, c) for c in COUNT_COLUMNS))
+        .where(rolled(rd.day)),
+        select(day, *keys, *ticket_counts(sql)).where(live).group_by(day, *keys),
+    ).cte("tr")
+    current = tr.c.day >= p.start
+    which = case((current, literal("c")), else_=literal("p"))
+    summary = _by_period(await _rows(session, select(
+        which, *(func.sum(tr.c[c]) for c in COUNT_COLUMNS)).group_by(which)))
+    # Not answered yet and past the deadline now: counted in 响应率 (not rolled up: it depends on now).
+    late = select(_which(t.created_at, p).label("w")).where(
+        _within(t.created_at, p), t.answered_at.is_(None), t.deadline.is_not(None), t.deadline < now).subquery()
+    overdue = {w: _int(n) for w, n in await _rows(session, select(late.c.w, func.count()).group_by(late.c.w))}
+    durations = union_all(
+        select(case((rdur.day >= p.start, literal("c")), else_=literal("p")).label("p"), rdur.response,
+               rdur.resolution).where(rolled(rdur.day)),
+        select(_which(t.created_at, p), *rollup_durations(sql)).where(live),
+    ).subquery("durations")
+    d = durations.c
+    if sql.pg:  # each column sorted once for both quantiles (ordered-set aggregates skip NULLs)
+        quantiles: ColumnElement[Any] = literal_column("ARRAY[0.5, 0.9]")
+        found = {w: (r, s) for w, r, s in await _rows(session, select(
+            d.p, func.percentile_disc(quantiles).within_group(d.response),
+            func.percentile_disc(quantiles).within_group(d.resolution)).group_by(d.p))}
+
+        def pct(index: int) -> dict[str, Any]:
+            out = {}
+            for w in ("c", "p"):
+                values = found.get(w, (None, None))[index] or [None, None]
+                out[w] = {"median": _seconds(values[0]), "p90": _seconds(values[1])}
+            return out
+        response, resolution = pct(0), pct(1)
+    else:
+        response = await _percentiles(session, sql, select(d.p, d.response.label("d")))
+        resolution = await _percentiles(session, sql, select(d.p, d.resolution.label("d")))
+    groups = await _ticket_groups(session, p, tr, now)
+    return summary, overdue, response, resolution, groups
+
+
 async def tickets(db: Database, p: Period, now: datetime) -> dict[str, Any]:
     sql = _Sql(db.dialect)
-    t = Ticket
     async with db.session() as session:
         await sql.prepare(session)
-        inner = select(
-            _which(t.created_at, p).label("p"), t.status, t.rating, t.reopen_count, t.answered_at, t.deadline,
-            sql.seconds(t.responded_at, t.created_at).label("response"),
-            sql.seconds(t.answered_at, t.created_at).label("resolution"),
-        ).where(_within(t.created_at, p)).subquery()
-        c = inner.c
-        columns: list[Any] = [
-            c.p,
-            func.count(),
-            _count_if(c.status.in_(RESOLVED)),
-            _count_if(c.status == "rejected"),
-            _count_if(c.reopen_count > 0),
-            _count_if(c.rating.is_not(None)),
-            _count_if(c.rating.in_(("satisfied", "basic"))),
-            _count_if(c.rating == "satisfied"),
-            _count_if(or_(c.answered_at.is_not(None), and_(c.deadline.is_not(None), c.deadline < now))),
-            _count_if(and_(c.answered_at.is_not(None), or_(c.deadline.is_(None), c.answered_at <= c.deadline))),
-        ]
-        if sql.pg:  # the percentiles in the same scan (ordered-set aggregates skip NULLs)
-            columns += [func.percentile_disc(q).within_group(col) for col in (c.response, c.resolution)
-                        for q in (0.5, 0.9)]
-        summary = _by_period(await _rows(session, select(*columns).group_by(c.p)))
-        if sql.pg:
-            def pct(index: int) -> dict[str, Any]:
-                return {w: {"median": _seconds(summary[w][index] if summary[w] else None),
-                            "p90": _seconds(summary[w][index + 1] if summary[w] else None)} for w in ("c", "p")}
-            response, resolution = pct(10), pct(12)
-        else:
-            response = await _percentiles(session, sql, select(c.p, c.response.label("d")))
-            resolution = await _percentiles(session, sql, select(c.p, c.resolution.label("d")))
-        groups = await _ticket_groups(session, sql, p, now)
+        summary, overdue, response, resolution, groups = await _consistent(
+            session, "tickets", lambda state: _ticket_reads(session, sql, p, now, state))
     per_day = groups["day"]
     now_open, now_overdue = groups["open"]
 
@@ -365,7 +441,7 @@ async def tickets(db: Database, p: Period, now: datetime) -> dict[str, Any]:
         "open_now": _figure("当前未办结", _int(now_open), None, "件"),
         "overdue_now": _figure("当前超期", _int(now_overdue), None, "件"),
         "resolved": _figure("已办结", *both(lambda w: pick(w, 2)), "件"),
-        "response_rate": _figure("响应率", *both(lambda w: _rate(pick(w, 9), pick(w, 8))), "%"),
+        "response_rate": _figure("响应率", *both(lambda w: _rate(pick(w, 9), pick(w, 8) + overdue.get(w, 0))), "%"),
         "resolution_rate": _figure("解决率", *both(lambda w: _rate(pick(w, 2), pick(w, 1))), "%"),
         "satisfaction_rate": _figure("满意率", *both(lambda w: _rate(pick(w, 6), pick(w, 5))), "%"),
         "reopen_rate": _figure("重办率", *both(lambda w: _rate(pick(w, 4), pick(w, 1))), "%"),
@@ -398,14 +474,12 @@ async def residents(db: Database, p: Period, now: datetime) -> dict[str, Any]:
     h = HandoffRequest
     async with db.session() as session:
         await sql.prepare(session)
-        counted = await _message_counts(session, sql, p)
+        counted = await _consistent(session, "messages", lambda state: _message_counts(session, sql, p, state))
         summary = counted["total"]
         per_day_intent = counted["day_intent"]
         intent_totals = counted["intent"]
         conversations = counted["conversations"]
-        # A conversation needed a person if the resident asked for one (a handoff request) that day.
-        hconv = select(h.resident_id, sql.day(h.created_at).label("day")).where(_within(h.created_at, p)).distinct().subquery()
-        with_person = await _count_days(session, sql, hconv, p)
+        with_person = counted["with_person"]
 
         hinner = select(_which(h.created_at, p).label("p"), h.reason, h.status, h.claimed_at).where(
             _within(h.created_at, p)).subquery()
@@ -459,54 +533,81 @@ async def residents(db: Database, p: Period, now: datetime) -> dict[str, Any]:
     return {"figures": figures, "tables": tables}
 
 
-async def _message_counts(session: AsyncSession, sql: _Sql, p: Period) -> dict[str, Any]:
-    """Inbound messages, in one statement over two index-only scans of ix_messages_inbound: counts
-    per day and intent (both periods: a few hundred rows, summed here per period and intent), and
-    per period the conversations (a resident writing on a China day) and the residents who wrote."""
-    m = Message
+async def _message_counts(session: AsyncSession, sql: _Sql, p: Period, state: tuple[Any, ...]) -> dict[str, Any]:
+    """Inbound messages, in one statement: counts per day and intent (both periods: a few thousand
+    rows, summed here per period and intent), and per period the conversations (a resident writing
+    on a China day), those that needed a person (the resident asked for one, or staff took the
+    conversation over or wrote in it, that day) and the residents who wrote. The days the roll-up
+    holds come from it, the rest (today among them) from the messages (index-only scans of
+    ix_messages_inbound)."""
+    m, h, te = Message, HandoffRequest, TakeoverEvent
+    md, rdays = DashboardMessageDay, DashboardResidentDay
+    split = _split(p, state[0])
     day = sql.day(m.created_at)
-    inbound = and_(m.direction == INBOUND, _within(m.created_at, p))
+    intent = func.coalesce(m.intent, literal_column("''"))
+    live = and_(m.direction == INBOUND, m.created_at >= _day_start(split), m.created_at < p.hi)
     none: ColumnElement[Any] = literal_column("NULL")
-    day_intent = select(day.label("day"), m.intent, func.count().label("n")).where(inbound).group_by(day, m.intent) \
-        .subquery("day_intent")
-    resident_days = select(day.label("day"), m.resident_id.label("rid")).where(inbound).group_by(day, m.resident_id) \
-        .subquery("resident_days")
+    day_intent = union_all(
+        select(md.day, md.intent, md.n).where(md.day >= p.previous.start, md.day < split),
+        select(day, intent, func.count()).where(live).group_by(day, intent),
+    ).subquery("day_intent")
+    live_days = select(day.label("day"), m.resident_id.label("rid")).where(live).group_by(day, m.resident_id) \
+        .subquery("live_days")
+    resident_days = union_all(
+        select(rdays.day, rdays.resident_id.label("rid")).where(rdays.day >= p.previous.start, rdays.day < split),
+        select(live_days.c.day, live_days.c.rid),
+    ).subquery("resident_days")
     labelled = select(
-        case((resident_days.c.day >= sql.day_value(p.start), literal_column("'c'")), else_=literal_column("'p'"))
-        .label("p"),
+        case((resident_days.c.day >= p.start, literal_column("'c'")), else_=literal_column("'p'")).label("p"),
         resident_days.c.rid,
     ).subquery("labelled")
+    # Resident-days with a person (a handoff request, or staff took over or wrote) that were
+    # conversations: looked up in the roll-up's primary key, or among today's and other live days.
+    person = union(
+        select(h.resident_id.label("rid"), sql.day(h.created_at).label("day")).where(_within(h.created_at, p)),
+        select(te.resident_id, sql.day(te.at)).where(_within(te.at, p)),
+    ).subquery("person")
+    split_value = sql.day_value(split)
+    hits = union_all(
+        select(person.c.day).where(person.c.day < split_value, exists().where(
+            rdays.day == person.c.day, rdays.resident_id == person.c.rid)),
+        select(person.c.day).join(live_days, and_(live_days.c.rid == person.c.rid, live_days.c.day == person.c.day))
+        .where(person.c.day >= split_value),
+    ).subquery("hits")
+    hit = select(case((hits.c.day >= sql.day_value(p.start), literal_column("'c'")), else_=literal_column("'p'"))
+                 .label("p")).subquery("hit")
     stmt = union_all(
-        select(_kind("day_intent"), (cast(day_intent.c.day, String) if sql.pg else day_intent.c.day).label("k1"),
-               day_intent.c.intent.label("k2"), day_intent.c.n.label("v1"), literal_column("0").label("v2")),
+        select(_kind("day_intent"), cast(day_intent.c.day, String).label("k1"), day_intent.c.intent.label("k2"),
+               day_intent.c.n.label("v1"), literal_column("0").label("v2")),
         select(_kind("people"), labelled.c.p, none, func.count(), func.count(distinct(labelled.c.rid)))
         .group_by(labelled.c.p),
+        select(_kind("person"), hit.c.p, none, func.count(), literal_column("0")).group_by(hit.c.p),
     )
     start = p.start.isoformat()
     messages = {"c": 0, "p": 0}
     residents = {"c": 0, "p": 0}
     conversations: dict[str, int] = {}
-    per_day_intent: list[tuple[str, str, int]] = []
+    with_person: dict[str, int] = {}
+    per_day_intent: dict[tuple[str, str], int] = {}
     intents: dict[str, list[int]] = {}
     for kind, k1, k2, v1, v2 in await _rows(session, stmt):
         if kind == "people":
             conversations[k1], residents[k1] = _int(v1), _int(v2)
             continue
+        if kind == "person":
+            with_person[k1] = _int(v1)
+            continue
         which = "c" if _day_text(k1) >= start else "p"
-        intent = k2 or NO_INTENT
+        name = k2 or NO_INTENT
         messages[which] += _int(v1)
-        counts = intents.setdefault(intent, [0, 0])
+        counts = intents.setdefault(name, [0, 0])
         counts[0 if which == "c" else 1] += _int(v1)
         if which == "c":
-            per_day_intent.append((_day_text(k1), intent, _int(v1)))
+            key = (_day_text(k1), name)
+            per_day_intent[key] = per_day_intent.get(key, 0) + _int(v1)
     return {"total": {w: (w, messages[w], residents[w]) for w in ("c", "p")}, "conversations": conversations,
-            "day_intent": per_day_intent, "intent": [(i, c, pv) for i, (c, pv) in intents.items()]}
-
-
-async def _count_days(session: AsyncSession, sql: _Sql, days: Any, p: Period) -> dict[str, int]:
-    """Rows of ``days`` (a subquery with a ``day`` column) per period."""
-    inner = select(case((days.c.day >= sql.day_value(p.start), "c"), else_="p").label("w")).subquery()
-    return {w: _int(n) for w, n in await _rows(session, select(inner.c.w, func.count()).group_by(inner.c.w))}
+            "with_person": with_person, "day_intent": [(d, i, n) for (d, i), n in per_day_intent.items()],
+            "intent": [(i, c, pv) for i, (c, pv) in intents.items()]}
 
 
 # ----------------------------------------------------------------------------------------- services

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, select
 
 from bot.runtime import Runtime
-from bot.services import staff_notices, takeover
+from bot.services import dashboard_rollup, staff_notices, takeover
 from bot.services import tickets as svc
 from bot.services.dispatch import rules_for
 from bot.services.points_jobs import POINTS_JOBS
@@ -111,4 +111,5 @@ JOBS: list[Job] = [
     ("tickets.auto_close", 300.0, auto_close),
     *POINTS_JOBS,
     ("takeover.release_idle", 30.0, takeover.release_idle_job),
+    ("dashboard.rollup", dashboard_rollup.INTERVAL, dashboard_rollup.rollup_job),
 ]

@@ -6,6 +6,10 @@ message, in every process: the bot stays silent while the conversation is held (
 deduplicated and logged). A reply goes to the outbox (the customer-service API) unless WeChat would
 refuse it: the resident's last message is older than 48 hours. Releasing (or the idle job) gives
 the conversation back to the bot and closes the resident's open handoff request.
+
+Every claim and every staff reply is also kept in ``takeover_events`` (claims are deleted on
+release): the dashboard counts such a conversation as one that needed a person, whether or not the
+resident asked for one.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from bot.messages import Out
 from bot.runtime import Runtime
 from bot.services.handoff import OPEN
 from bot.services.notify import enqueue
+from bot.storage.dashboard_models import TakeoverEvent
 from bot.storage.db import Database
 from bot.storage.models import (
     CannedReply,
@@ -88,6 +93,7 @@ async def claim(db: Database, resident_id: int, user: str, now: datetime) -> Non
                                               last_activity_at=now))
             else:
                 current.last_activity_at = now
+            session.add(TakeoverEvent(resident_id=resident_id, user_name=user, action="claim", at=now))
             await session.execute(update(Resident).where(Resident.id == resident_id).values(takeover_by=user))
             await session.execute(
                 update(HandoffRequest)
@@ -141,6 +147,7 @@ async def reply(db: Database, resident_id: int, user: str, text: str, now: datet
         if not win.open:
             raise TakeoverError("window_closed", win.reason())
         current.last_activity_at = now
+        session.add(TakeoverEvent(resident_id=resident_id, user_name=user, action="reply", at=now))
         await enqueue(session, resident.openid, [Out.text(text)], not_before=now)
 
 

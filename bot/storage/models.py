@@ -522,6 +522,14 @@ class Ticket(Base):
         Index("ix_tickets_status_deadline", "status", "deadline"),
         Index("ix_tickets_resident_created", "resident_id", "created_at"),
         Index("ix_tickets_building_category", "building", "category"),
+        # The dashboard's tickets not answered (yet) by creation time: overdue ones count in 响应率.
+        Index(
+            "ix_tickets_unanswered",
+            "created_at",
+            "deadline",
+            sqlite_where=sql_text("answered_at IS NULL"),
+            postgresql_where=sql_text("answered_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -561,7 +569,8 @@ class Ticket(Base):
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Every change sets it: the dashboard's roll-up finds the tickets changed since it was made.
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
 class TicketEvent(Base):
@@ -739,4 +748,5 @@ class CannedReply(Base):
     updated_by: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
+from bot.storage import dashboard_models as dashboard_models  # noqa: E402  (the dashboard's roll-ups, same metadata)
 from bot.storage import tuning_models as tuning_models  # noqa: E402  (the tuning loop tables, same metadata)
