@@ -49,6 +49,9 @@ TEXTS = {
     "no_match": "没有找到您反映过“{subject}”的问题。",
     "followup_noted": "已把您的催问记在诉求上，办理人员会看到。",
     "not_new": "好的，这次不登记新的问题。",
+    "draft": "您刚才说的“{summary}”还没有登记好，",
+    "draft_where": "还差具体位置：请告诉我几号楼几单元，或者发送微信位置。",
+    "draft_phone": "还差一个联系电话：请留一个电话，不方便留的话回复“不留”，我马上帮您登记。",
     "rated_ok": "谢谢您的评价！诉求 {number} 已完结。",
     "rated_bad": "抱歉没让您满意，诉求 {number} 已重新办理，我们会尽快处理。",
     "ask_comment": "可以说说哪里不满意吗？直接回复，我们转给办理人员。",
@@ -81,6 +84,10 @@ _NOT_SUBJECT = re.compile(
     r"|[我你您们的了吗呢啊呀吧么嘛哦哎咋怎样啥什时候到底一直都也又才再来去人事情问题那这个件说过报修没有还是就在请帮查看一下诉求工单反映投诉]"
     r"|[\s\W\d]"
 )
+# "It is not a new report": the resident asks about an earlier one, not the one being told.
+NOT_NEW = re.compile(r"不是新的|不是新问题|不是这个|之前的|以前的|上次|上回")
+# The report being told, by the step it waits at: what is still missing.
+DRAFT_STEPS = {"complaint:where": "draft_where", "complaint:phone": "draft_phone"}
 NEXT_WORDS = ("更多", "下一页", "还有吗", "还有呢", "下页", "继续", "后面的", "还有")
 RATING_RE = re.compile(r"^\s*(不满意|基本满意|非常满意|满意)[\s，,。.!！:：]*(.*)$", re.S)
 
@@ -225,19 +232,37 @@ async def _is_follow_up(ctx: Context) -> bool:
     about = subject(text)
     if not about:
         return False
+    if ctx.fsm.state in DRAFT_STEPS and _about(about, str(ctx.fsm.data.get("c_text") or "")):
+        return True  # about the report being told (answered by _about_draft)
     found = [i for i, t in await reports.listed_texts(ctx.rt.db, ctx.resident.id) if _about(about, t)]
     if found:
         ctx.extra["follow_up"] = found
     return bool(found)
 
 
+def _about_draft(ctx: Context, rows: list[Report]) -> str | None:
+    """A progress question about the report being told right now ("刚才说的漏水有人处理没" while
+    the phone is asked): it is not filed yet, so say what is missing and keep the report going."""
+    step = DRAFT_STEPS.get(ctx.fsm.state or "")
+    draft = str(ctx.fsm.data.get("c_text") or "")
+    about = subject(ctx.text)
+    if step is None or not draft or not about or NOT_NEW.search(ctx.text) or not _about(about, draft):
+        return None
+    if any(_about(about, r.text) for r in rows):
+        return None  # an earlier report of the same thing: that is the one asked about
+    return TEXTS["draft"].format(summary=_summary(draft, 16)) + TEXTS[step]
+
+
 @router.message(Func(_is_follow_up, phase=PHASE_STATE, when=lambda p: p.text))
 async def follow_up(ctx: Context) -> str:
     assert ctx.resident is not None
-    note = _leave_report(ctx)
-    await ctx.fsm.clear()
     now = ctx.rt.clock.now()
     rows, total = await reports.listed(ctx.rt.db, ctx.resident.id, now, limit=50)
+    draft = _about_draft(ctx, rows)
+    if draft is not None:
+        return draft
+    note = _leave_report(ctx)
+    await ctx.fsm.clear()
     chosen = [r for r in rows if r.id in ctx.extra.get("follow_up", [])] or _matching(rows, ctx.text)
     out: list[str] = []
     if not chosen:
