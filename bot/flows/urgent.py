@@ -40,11 +40,14 @@ def promise(hours: float) -> str:
 
 
 def _hazard(ctx: Context) -> bool:
-    if not ctx.text or (ctx.fsm.state == WHERE_STATE and places.answer(ctx.text) is not None):
-        return False  # the place of the emergency just reported, not another one
+    if not ctx.text:
+        return False
     hazard = hazards.rules_for(ctx.rt.settings.data_dir).recognise(ctx.text)
     if hazard is None:
         return False
+    if (ctx.fsm.state == WHERE_STATE and ctx.fsm.data.get("hazard") in (None, hazard.id)
+            and places.answer(ctx.text) is not None):
+        return False  # the place of the emergency just reported ("3号楼2单元，烟很大"), not another one
     ctx.extra["hazard"] = hazard
     return True
 
@@ -94,7 +97,7 @@ async def urgent(ctx: Context) -> str:
         await handoff.request(ctx.rt.db, resident_id, "urgent", ctx.text, now, ticket_id=report.id)
         lines.append(answer_when(ctx, now))
     if where is None:
-        await ctx.fsm.set(WHERE_STATE, ticket_id=report.id, number=report.number)
+        await ctx.fsm.set(WHERE_STATE, ticket_id=report.id, number=report.number, hazard=hazard.id)
         lines.append(TEXTS["ask_where"])
     else:
         await ctx.fsm.clear()
