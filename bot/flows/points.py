@@ -85,7 +85,16 @@ def _local(ctx: Context, when: object) -> str:
     return f"{local.month}/{local.day}"
 
 
+# "Points" left out, as people say it: 我有多少分, 我还剩几分了, 俺现在有多少分啊.
+BARE_BALANCE = re.compile(
+    r"^(?:我|俺|咱)(?:的|家|现在|目前|还|一共|总共)*(?:有|剩|剩下|还有|还剩|攒了|攒|存了)(?:多少|几)分"
+    r"(?:了|啊|呀|呢|吗|哇)*[?？。！!]*$"
+)
+
+
 def _asks_balance(text: str) -> bool:
+    if BARE_BALANCE.match(text):
+        return True
     return (len(text) <= 16 and "积分" in text and bool(BALANCE_ASK.search(text))
             and not NOT_BALANCE.search(text) and not EARN_RE.search(text))
 
