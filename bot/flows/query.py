@@ -35,6 +35,11 @@ TEXTS = {
 CHOICES_STATE = "query:choices"
 FEEDBACK_STATE = "query:feedback"
 IN_A_ROW = timedelta(hours=2)  # two 没用 this far apart are still one conversation (the state's idle time)
+# Out of scope to the intent engine, yet the knowledge base has the answer with a high score
+# ("老人卡怎么办": 怎么办 reads like small talk to the engine): the answer wins. Only when a question
+# is the engine's best in-scope guess, and above every score the knowledge base gives the
+# out-of-scope voice-assistant queries of smp2017 (at most 0.81: 张培的电话号码是多少, 春熙路怎么走).
+KNOWN_ANSWER_SCORE = 0.85
 HELPFUL = {"有用", "有帮助", "有", "好的有用", "1", "１", "满意", "对", "是的", "谢谢"}
 NOT_HELPFUL = {"没用", "没有用", "无用", "没帮助", "没有帮助", "不对", "2", "２", "不满意", "不是"}
 
@@ -109,6 +114,25 @@ async def feedback(ctx: Context) -> str:
             await handoff.request(ctx.rt.db, ctx.resident.id, "unhelpful", words, now)
             return TEXTS["handoff"].format(when=answer_when(ctx, now))
     return TEXTS["not_helpful"]
+
+
+def _known_answer(ctx: Context) -> bool:
+    runner_up = getattr(ctx.understanding, "runner_up", None)
+    if not ctx.text or runner_up is None or runner_up[0] != "query":
+        return False
+    result = ctx.rt.language.knowledge.answer(ctx.text)
+    if result.kind != "answer" or result.hits[0].score < KNOWN_ANSWER_SCORE:
+        return False
+    ctx.extra["knowledge_answer"] = result
+    return True
+
+
+@router.message(Intent("fallback"), Func(_known_answer))
+async def known_answer(ctx: Context) -> str:
+    result = ctx.extra["knowledge_answer"]
+    ctx.intent = "query"
+    _log_query(ctx, result.kind, result.hits)
+    return await _answer_entry(ctx, result.hits[0].entry)
 
 
 @router.message(Intent("query"), Func(lambda ctx: bool(ctx.text)))
