@@ -44,6 +44,19 @@ class Vocabulary:
         self.index = index
         self.idf = idf
 
+    def count_matrix(self, docs: Sequence[Sequence[str]]) -> sp.csr_matrix:
+        """Counts of the known features of each document (unknown features are dropped)."""
+        index = self.index
+        indices: list[int] = []
+        indptr = [0]
+        for feats in docs:
+            indices.extend([i for i in (index.get(f) for f in feats) if i is not None])
+            indptr.append(len(indices))
+        counts = sp.csr_matrix((np.ones(len(indices)), np.asarray(indices, dtype=np.int32), np.asarray(indptr)),
+                               shape=(len(docs), len(index)))
+        counts.sum_duplicates()
+        return counts
+
 
 def _count_matrix(docs: Sequence[Sequence[str]]) -> tuple[sp.csr_matrix, list[str]]:
     """Raw count matrix over every feature seen in ``docs`` (one Python pass, the rest in numpy)."""
@@ -240,16 +253,7 @@ class LinearTextClassifier:
         return _softmax(self.scores(text) / self.temperature)
 
     def predict_proba_many(self, texts: Sequence[str]) -> np.ndarray:
-        docs = extract_many(texts, self.feature_config, self.rewrite)
-        index = self.vocab.index
-        indices: list[int] = []
-        indptr = [0]
-        for feats in docs:
-            indices.extend([i for i in (index.get(f) for f in feats) if i is not None])
-            indptr.append(len(indices))
-        counts = sp.csr_matrix((np.ones(len(indices)), np.asarray(indices, dtype=np.int32), np.asarray(indptr)),
-                               shape=(len(docs), len(index)))
-        counts.sum_duplicates()
+        counts = self.vocab.count_matrix(extract_many(texts, self.feature_config, self.rewrite))
         x = _tfidf(counts, self.vocab.idf, self.model_config.sublinear_tf)
         return _softmax(np.asarray(x @ self.weights + self.bias) / self.temperature)
 

@@ -155,16 +155,7 @@ class ScopedClassifier:
         return p_scope[self._out], _softmax_list(scores[k:], self.intent.bias_list, self.intent.temperature)
 
     def proba_many(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        docs = extract_many(texts, self.feature_config, self.rewrite)
-        index = self.vocab.index
-        indices: list[int] = []
-        indptr = [0]
-        for feats in docs:
-            indices.extend([i for i in (index.get(f) for f in feats) if i is not None])
-            indptr.append(len(indices))
-        counts = sp.csr_matrix((np.ones(len(indices)), np.asarray(indices, dtype=np.int32), np.asarray(indptr)),
-                               shape=(len(docs), len(index)))
-        counts.sum_duplicates()
+        counts = self.vocab.count_matrix(extract_many(texts, self.feature_config, self.rewrite))
         x = _normalised_tf(counts, self.vocab.idf, self.sublinear_tf)
         p_out = self.scope.proba(np.asarray(x @ self.scope.weights))[:, self._out]
         return p_out, self.intent.proba(np.asarray(x @ self.intent.weights))
