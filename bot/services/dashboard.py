@@ -318,6 +318,17 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time(), CHINA).astimezone(UTC)
 
 
+def _runs(days: list[date]) -> list[tuple[date, date]]:
+    """Sorted days as runs of consecutive days, (first, last) each."""
+    runs: list[tuple[date, date]] = []
+    for d in days:
+        if runs and runs[-1][1] + timedelta(days=1) == d:
+            runs[-1] = (runs[-1][0], d)
+        else:
+            runs.append((d, d))
+    return runs
+
+
 async def _ticket_groups(session: AsyncSession, p: Period, tr: Any, now: datetime) -> dict[str, Any]:
     """In one statement: tickets per day (this period), per category, department and grid (new in
     each period; from ``tr``, the roll-up's rows and the raw ones' alike), and open and overdue now in
@@ -371,9 +382,8 @@ async def _ticket_reads(session: AsyncSession, sql: _Sql, p: Period, now: dateti
         dirty = sorted({c.astimezone(CHINA).date() for c in changed})
     day = sql.day(t.created_at)
     live: ColumnElement[bool] = and_(t.created_at >= split_at, t.created_at < p.hi)
-    if dirty:
-        live = or_(live, and_(t.created_at >= _day_start(dirty[0]), t.created_at < _day_start(dirty[-1] + timedelta(days=1)),
-                              day.in_([sql.day_value(d) for d in dirty])))
+    for first, last in _runs(dirty):  # index ranges of the changed days (not one range across them)
+        live = or_(live, and_(t.created_at >= _day_start(first), t.created_at < _day_start(last + timedelta(days=1))))
     rd, rdur = DashboardTicketDay, DashboardTicketDuration
 
     def rolled(col: Any) -> ColumnElement[bool]:
