@@ -59,6 +59,7 @@ from wechat_endpoint import (  # noqa: E402
     free_port,
     load,
     run_server,
+    wait_ready,
 )
 
 from bot.wechat.simulate import WeChatSender  # noqa: E402
@@ -422,6 +423,27 @@ async def one_round(
         echo.terminate()
         await echo.wait()
 
+    # WeChat's API as in production: reachable, so the outbox sends the deferred answers and the
+    # QR images once (the fake API of the tests, in a process of its own, its CPU not counted).
+    # Unreachable, the outbox's retries and access-token attempts would run beside the messages.
+    api_port = free_port()
+    fake_api = await asyncio.create_subprocess_exec(
+        py, "-m", "bot.wechat.fake_api", "--port", str(api_port), "--appid", APPID, env=env, cwd=REPO,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await wait_ready(api_port)
+        return await _mix_server(args, r, tmp, env, py, port, url, sender, people, results, api_port)
+    finally:
+        fake_api.terminate()
+        await fake_api.wait()
+
+
+async def _mix_server(
+    args: argparse.Namespace, r: int, tmp: str, env: dict[str, str], py: str, port: int, url: str,
+    sender: WeChatSender, people: list[Resident], results: dict[str, list[dict[str, float]]], api_port: int,
+) -> Counter[str]:
+    """The product's round: a fresh database, the server, the mix, then every reply checked."""
     database = args.database_url or f"sqlite+aiosqlite:///{tmp}/mix-{r}.sqlite3"
     if database.startswith("postgresql"):
         await fresh_postgres(database)
@@ -434,7 +456,7 @@ async def one_round(
         "BOT_WECHAT_TOKEN": TOKEN,
         "BOT_WECHAT_APPID": APPID,
         "BOT_WECHAT_AES_KEY": AES_KEY,
-        "BOT_WECHAT_API_BASE": "http://127.0.0.1:9",  # pushes wait in the outbox: no WeChat here
+        "BOT_WECHAT_API_BASE": f"http://127.0.0.1:{api_port}",
         "BOT_LOG_LEVEL": "WARNING",
     }
     token = prepare_database(server_env)
