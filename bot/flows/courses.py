@@ -28,6 +28,8 @@ TEXTS = {
     "full": "，已满可候补",
     "list_tail": "回复数字看详情和报名。",
     "none": "近期还没有安排课程和活动，过几天再来看看吧。",
+    "next_week_head": "下周的课程和活动：",
+    "next_week_none": "下周还没有安排课程和活动。",
     "not_found": "没找到“{query}”相关的课程。回复“有什么课”看看近期的安排。",
     "detail": (
         "「{title}」{category}\n{description}时间：{when}–{end}\n地点：{place}\n{organiser}{audience}"
@@ -96,6 +98,9 @@ CANCEL_YES = ("确认取消", "确定", "确认", "是", "是的", "取消", "1"
 CANCEL_PICK = re.compile(r"^\s*取消\s*(?:第)?\s*([0-9一二两三四五六七八九])\s*(?:个|项)?\s*$")
 AUDIENCE_YES = ("是", "是的", "符合", "我符合", "对", "对的", "嗯", "好", "好的", "确认", "继续", "1")
 AUDIENCE_NO = ("不是", "否", "不符合", "我不符合", "不", "不对", "算了", "不了", "没有", "2")
+# A question about what is on: 有啥课, 有没有…的课, 哪些课, 都有什么活动.
+WHATS_ON_ASK = re.compile(r"有(?:什么|啥|哪些|没有|木有|没)|什么|啥|哪些|哪个|几个|多少")
+NEXT_WEEK = re.compile(r"下周|下个?星期|下个?礼拜")
 SEARCH = re.compile(r"^(?:我想|我要|想)?(?:预约|报名|报|学|上)?(.{1,12}?)(?:课|课程|班|活动)?$")
 
 
@@ -134,6 +139,22 @@ async def whats_on(ctx: Context) -> str:
         await ctx.fsm.clear()
         return TEXTS["none"]
     return await _list(ctx, rows, TEXTS["week_head"] if week else TEXTS["soon_head"])
+
+
+async def next_week(ctx: Context) -> str:
+    start = courses.week_end(ctx.rt.clock.now())
+    rows = await courses.listings(ctx.rt.db, start, until=start + timedelta(days=7))
+    if rows:
+        return await _list(ctx, rows, TEXTS["next_week_head"])
+    return TEXTS["next_week_none"] + "\n" + await whats_on(ctx)
+
+
+async def generic(ctx: Context, text: str) -> str | None:
+    """A question about what is on rather than a course's name (下周有啥课, 有没有适合老年人的课):
+    the listing (next week's when it says so); None when the message names something."""
+    if NEXT_WEEK.search(text):
+        return await next_week(ctx)
+    return await whats_on(ctx) if WHATS_ON_ASK.search(text) else None
 
 
 async def search(ctx: Context, text: str) -> str | None:
@@ -403,7 +424,7 @@ def _names_course(text: str) -> bool:
 
 @router.message(Func(lambda ctx: _names_course(ctx.text), phase=PHASE_MENU, when=lambda p: p.text))
 async def by_name(ctx: Context) -> str:
-    found = await search(ctx, ctx.text)
+    found = await search(ctx, ctx.text) or await generic(ctx, ctx.text)
     return found or TEXTS["not_found"].format(query=ctx.text.strip()[:14])
 
 
@@ -413,4 +434,6 @@ async def course_intent(ctx: Context) -> str:
         found = await search(ctx, ctx.text)
         if found:
             return found
+        if NEXT_WEEK.search(ctx.text):
+            return await next_week(ctx)
     return await whats_on(ctx)
