@@ -78,6 +78,11 @@ PROGRESS = re.compile(
     r"怎么样|咋样|如何了|怎样了|结果|进度|进展|修了没|修好了?没|修好了?吗|修了吗|(?:处理|解决|办|弄|清理?|管)(?:好|完)?了?(?:没有?|吗|么)"
     r"|有人(?:管|来|处理)|什么时候|啥时候|几时|还没(?:修|处理|解决|人|弄|动静|好|来)|怎么还没|回复|回音|动静|消息|没下文|问问|问一下"
 )
+# Urging without naming anything (能不能快点处理, 麻烦尽快, 怎么这么慢): about the open reports.
+URGE = re.compile(r"快点|快些|快一点|尽快|赶紧|抓紧|赶快|催一下|催催|催一催|太慢|这么慢|等多久|等到什么时候|多久能")
+_URGE_WORDS = re.compile(
+    rf"{URGE.pattern}|能不能|能否|可不可以|可以|麻烦|帮忙|一点|处理|解决|弄|办|修|给|们|呀|啦|哈|呗|吧|好|行|不"
+)
 # What a follow-up says besides its subject, removed before matching the subject to a ticket.
 _NOT_SUBJECT = re.compile(
     rf"{OWN_REPORT.pattern}|{PROGRESS.pattern}"
@@ -226,6 +231,11 @@ async def _is_follow_up(ctx: Context) -> bool:
     own, progress = OWN_REPORT.search(text), PROGRESS.search(text)
     if own and (progress or len(subject(text)) <= 2):
         return True  # 我报的事怎么样了 / 不是新的 我就是问问刚才那个
+    if URGE.search(text) and len(_URGE_WORDS.sub("", subject(text))) <= 1:
+        found = [i for i, _ in await reports.listed_texts(ctx.rt.db, ctx.resident.id)]
+        if found:
+            ctx.extra["follow_up"] = found  # 能不能快点处理: every open report is urged
+        return bool(found)
     if not progress:
         return False
     # 灯修了没有: a progress question about something the resident has reported.
