@@ -3,7 +3,9 @@
 A period is a range of China dates ``[start, end)``; the previous period has the same length and
 ends where this one starts. Every figure is aggregated in SQL (``GROUP BY``, window functions for
 the median and the 90th percentile, day buckets in China time) on SQLite and PostgreSQL alike, so
-the cost is a handful of indexed range scans and no rows are loaded into Python.
+the cost is a handful of indexed range scans and no rows are loaded into Python. The tickets and
+residents sections read the daily roll-ups (:mod:`bot.services.dashboard_rollup`) for the days
+they hold and the raw rows for the others, so the figures equal the raw data.
 
 Three sections, each ``{"figures": {...}, "tables": [...]}``:
 
@@ -91,7 +93,7 @@ DEFINITIONS = {
     "reopen_rate": "重办率：期间新建工单中被重新办理过的比例",
     "response_time": "响应时长：从提交到工作人员第一次接单、处理、答复或退回",
     "resolution_time": "办结时长：从提交到答复",
-    "bot_resolution_rate": "机器人解决率：居民每天的会话中，没有转人工的比例",
+    "bot_resolution_rate": "机器人解决率：居民每天的会话中，没有转人工、也没有工作人员接管或回复的比例",
     "pickup_time": "接入时长：从居民转人工到工作人员接管",
 }
 
