@@ -563,6 +563,15 @@ async def test_a_new_ticket_keeps_what_it_was_told(db: Database) -> None:
         # Without a resident: the building given, no community.
         t = await tickets.create_ticket(s, tickets.NewTicket(text="路灯不亮了", building="5"), rules, START)
         assert (t.resident_id, t.community, t.building, t.channel, t.urgency) == (None, None, "5", "wechat", "normal")
+        # No category: the triage queue, with a private note on the timeline.
+        assert (t.status, t.department, t.assignee) == ("submitted", None, None)
+        events = (await s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == t.id)
+                                  .order_by(TicketEvent.id))).all()
+        assert [(e.action, e.actor, e.at, e.from_status, e.to_status, e.public, e.note, e.data) for e in events] == [
+            ("submitted", "resident", START, "", "submitted", True, None,
+             {"category": None, "confidence": None, "urgency": "normal"}),
+            ("triage", "system", START, None, None, False, "分类不确定，进入人工分派队列", {}),
+        ]
 
 
 async def test_duplicates_need_a_building_and_a_category_and_count_reports_without_a_resident(db: Database) -> None:
