@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import io
 import json
 import shutil
 from collections.abc import Iterable
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ruamel.yaml import YAML
 
 from intents.dataset import PACKAGE_DATA_DIR, intent_files, load_dir, read_labelled_file
 from intents.errors import TrainingDataError
@@ -144,37 +146,48 @@ def validate_entry(raw: dict[str, Any]) -> Entry:
 
 
 # ------------------------------------------------------------------------------------------- files
+def _edit_list(items: list[Any], add: Iterable[str], remove: Iterable[str]) -> bool:
+    """Append ``add`` not there yet, delete ``remove``, in place (a round-trip list keeps the
+    comments of the items left); True when anything changed."""
+    changed = False
+    for text in add:
+        if text not in (str(i) for i in items):
+            items.append(text)
+            changed = True
+    gone = set(remove)
+    for index in reversed([i for i, item in enumerate(items) if str(item) in gone]):
+        del items[index]
+        changed = True
+    return changed
+
+
 def _edit_intent_doc(doc: dict[str, Any], intent: str, overlay: dict[str, Any]) -> bool:
-    """Apply the overlay's list changes that belong to ``intent``'s file; True when anything changed."""
+    """Apply the overlay's list changes that belong to ``intent``'s file, in place; True when
+    anything changed."""
     changed = False
     ex = overlay["examples"].get(intent)
     if ex:
-        examples = [str(e) for e in doc.get("examples") or []]
-        for text in ex.get("add", []):
-            if text not in examples:
-                examples.append(text)
-                changed = True
-        for text in ex.get("remove", []):
-            if text in examples:
-                examples = [e for e in examples if e != text]
-                changed = True
-        doc["examples"] = examples
+        if doc.get("examples") is None:
+            doc["examples"] = []
+        changed |= _edit_list(doc["examples"], ex.get("add", []), ex.get("remove", []))
     for key in ("synonyms", "lookups"):
         for name, bucket in overlay[key].items():
             if bucket.get("intent") != intent:
                 continue
-            table = dict(doc.get(key) or {})
-            words = [str(w) for w in table.get(name) or []]
-            before = list(words)
-            words += [w for w in bucket.get("add", []) if w not in words]
-            words = [w for w in words if w not in bucket.get("remove", [])]
-            if words != before:
-                changed = True
-                if words:
-                    table[name] = words
-                else:
-                    table.pop(name, None)
-                doc[key] = table
+            table = doc.get(key)
+            if table is None:
+                table = {}
+            words = table.get(name)
+            if words is None:
+                words = []
+            if not _edit_list(words, bucket.get("add", []), bucket.get("remove", [])):
+                continue
+            changed = True
+            if words:
+                table[name] = words
+            else:
+                table.pop(name, None)
+            doc[key] = table
     return changed
 
 
@@ -187,8 +200,32 @@ def _header(text: str) -> str:
     return "".join(lines)
 
 
-def _dump(doc: Any) -> str:
-    return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False, width=100)
+def _round_trip(sequence: int = 2, offset: int = 0) -> YAML:
+    """ruamel.yaml's round trip: a file written back keeps its comments, order, flow lists and
+    quoting (a long line is not folded); ``sequence``/``offset`` are the file's list indentation."""
+    rt = YAML()
+    rt.width = 4096
+    rt.allow_unicode = True
+    rt.preserve_quotes = True
+    rt.indent(mapping=2, sequence=sequence, offset=offset)
+    return rt
+
+
+def _load_round_trip(text: str) -> tuple[Any, YAML]:
+    """The document and the round trip that writes it back as it was (the project's files indent
+    lists either way: ``key:\n- item`` or ``key:\n  - item``)."""
+    for sequence, offset in ((2, 0), (4, 2)):
+        rt = _round_trip(sequence, offset)
+        doc = rt.load(text)
+        if _round_trip_dump(doc, rt) == text:
+            return doc, rt
+    return _round_trip().load(text), _round_trip()
+
+
+def _round_trip_dump(doc: Any, rt: YAML) -> str:
+    out = io.StringIO()
+    rt.dump(doc, out)
+    return out.getvalue()
 
 
 def _intent_changes(base: Path, overlay: dict[str, Any], with_labelled: bool) -> dict[str, str]:
@@ -200,7 +237,8 @@ def _intent_changes(base: Path, overlay: dict[str, Any], with_labelled: bool) ->
             extra.setdefault(intent, []).append(text)
     for path in intent_files(base):
         text = path.read_text(encoding="utf-8")
-        doc = yaml.safe_load(text) or {}
+        doc, rt = _load_round_trip(text)
+        doc = doc or {}
         intent = str(doc.get("intent") or path.stem)
         o = overlay
         if extra.get(intent):
@@ -210,7 +248,7 @@ def _intent_changes(base: Path, overlay: dict[str, Any], with_labelled: bool) ->
                 if t not in bucket.get("remove", []):
                     bucket.setdefault("add", []).append(t)
         if _edit_intent_doc(doc, intent, o):
-            out[path.name] = _header(text) + _dump(doc)
+            out[path.name] = _round_trip_dump(doc, rt)
     return out
 
 
@@ -239,8 +277,32 @@ def _entry_changes(base: Path, overlay: dict[str, Any]) -> dict[str, str]:
             "# Entries written in the console's tuning loop (python -m bot tuning export).\n",
             NEW_ENTRIES_THEME, [], []))
         files[NEW_ENTRIES_FILE] = (header, theme, before, [*after, *new])
-    return {rel: header + dump_entries(after, theme) for rel, (header, theme, before, after) in files.items()
+    return {rel: _entries_text(base / rel, header, theme, before, after)
+            for rel, (header, theme, before, after) in files.items()
             if [e.to_dict() for e in after] != [e.to_dict() for e in before]}
+
+
+def _entries_text(path: Path, header: str, theme: str | None, before: list[Entry], after: list[Entry]) -> str:
+    """The knowledge file with ``after``'s entries: an existing file is edited in place (entries
+    changed replaced where they stand, deleted ones removed, new ones appended), so the comments
+    of the rest are kept; a new file is written whole."""
+    doc, rt = _load_round_trip(path.read_text(encoding="utf-8")) if path.is_file() else (None, _round_trip())
+    items = doc.get("entries") if isinstance(doc, dict) else None
+    if not isinstance(items, list) or len(items) != len(before):
+        return header + dump_entries(after, theme)
+    old = {e.id: (i, e.to_dict()) for i, e in enumerate(before)}
+    keep = {e.id for e in after}
+    for index in reversed([i for e_id, (i, _) in old.items() if e_id not in keep]):
+        del items[index]
+    position = {e_id: i - sum(1 for other, (j, _) in old.items() if other not in keep and j < i)
+                for e_id, (i, _) in old.items() if e_id in keep}
+    for e in after:
+        data = e.to_dict()
+        if e.id not in position:
+            items.append(data)
+        elif data != old[e.id][1]:
+            items[position[e.id]] = data
+    return _round_trip_dump(doc, rt)
 
 
 @dataclass(frozen=True)
