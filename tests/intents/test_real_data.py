@@ -65,4 +65,5 @@ def test_routing_messages_macro_f1():
     texts, labels = read_table(TEDDY / "messages_train.csv", ["title+text"], "label")
     tr_x, te_x, tr_y, te_y = split(texts, labels, 0.2, 42)
     report = Router.train(tr_x, tr_y).evaluate(te_x, te_y)
-    assert report.macro["f1"] >= 0.91  # measured 0.917; plain TF-IDF + LinearSVC baseline 0.908 (aim 0.93)
+    # measured 0.924 with per-category offsets (0.917 without); plain TF-IDF + LinearSVC 0.908 (aim 0.93)
+    assert report.macro["f1"] >= 0.92
