@@ -243,6 +243,8 @@ async def test_each_step_is_on_the_timeline_and_told_to_the_resident(desk: Desk)
     assert last_event(body)["note"] == "转交物业"
     assert await new_pushes(desk, openid, sent) == [f"您的诉求 {number} 未能受理：属于物业合同纠纷"]
     assert (await row(desk, tid)).responded_at == START + timedelta(minutes=10)  # still the first
+    status, body = await desk.act(tid, action="reopen")
+    assert status == 200 and body["reopen_count"] == 2, body  # counted again
 
 
 async def test_a_rejected_ticket_closed_earns_no_points_and_a_note_from_the_system_is_not_shown(desk: Desk) -> None:
