@@ -549,9 +549,11 @@ async def test_a_new_ticket_keeps_what_it_was_told(db: Database) -> None:
             "水电气暖服务中心", "dispatched", START + timedelta(hours=2), "msg:1")
         assert (t.resolution_photos, t.reopen_count, t.created_at, t.updated_at) == ([], 0, START, START)
         events = (await s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == tid).order_by(TicketEvent.id))).all()
-        assert [(e.action, e.actor, e.from_status, e.to_status, e.public, e.data) for e in events] == [
-            ("submitted", "session:王", "", "submitted", True, {"category": "水电气暖", "confidence": 0.9, "urgency": "urgent"}),
-            ("dispatch", "system", "submitted", "dispatched", True, {"department": "水电气暖服务中心", "assignee": None}),
+        assert [(e.action, e.actor, e.at, e.from_status, e.to_status, e.public, e.data) for e in events] == [
+            ("submitted", "session:王", START, "", "submitted", True,
+             {"category": "水电气暖", "confidence": 0.9, "urgency": "urgent"}),
+            ("dispatch", "system", START, "submitted", "dispatched", True,
+             {"department": "水电气暖服务中心", "assignee": None}),
         ]
     # The same message handled again finds its ticket; no number is used up.
     async with db.transaction() as s:
