@@ -567,6 +567,10 @@ async def test_a_new_ticket_keeps_what_it_was_told(db: Database) -> None:
         # Without a resident: the building given, no community.
         t = await tickets.create_ticket(s, tickets.NewTicket(text="路灯不亮了", building="5"), rules, START)
         assert (t.resident_id, t.community, t.building, t.channel, t.urgency) == (None, None, "5", "wechat", "normal")
+        # A category handled in the grid: the grid's worker is the assignee.
+        noise = await tickets.create_ticket(
+            s, tickets.NewTicket(text="半夜装修太吵", building="10", category="噪音扰民", confidence=0.9), rules, START)
+        assert (noise.department, noise.assignee, noise.grid) == ("综合执法队", "网格员-王芳", "第三网格")
         # No category: the triage queue, with a private note on the timeline.
         assert (t.status, t.department, t.assignee) == ("submitted", None, None)
         events = (await s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == t.id)
