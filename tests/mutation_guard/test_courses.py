@@ -66,6 +66,7 @@ def test_local_when_and_week_end_are_beijing_time():
     end = courses.week_end(NOW)  # NOW is a Monday
     assert end.isoformat() == "2026-11-30T00:00:00+08:00"
     assert courses.week_end(NOW + timedelta(days=6)) == end  # Sunday 10:00, same week
+    assert courses.week_end(NOW + timedelta(hours=3, minutes=25, seconds=7, microseconds=5)) == end
 
 
 async def test_upcoming_and_my_bookings(db: Database):
@@ -489,8 +490,10 @@ async def test_whats_on_is_this_weeks_sessions_or_else_the_next_30_days(db: Data
 
 
 async def test_listings_until_a_time_and_one_listing_whatever_its_state(db: Database):
-    soon = await make_course(db, capacity=5, cost=0, starts_in=timedelta(hours=1))
     later = await make_course(db, capacity=5, cost=0, starts_in=timedelta(days=60))
+    soon = await make_course(
+        db, capacity=5, cost=0, starts_in=timedelta(hours=1)
+    )  # added later, listed first
     until = NOW + timedelta(days=60)  # a session starting exactly then is not before it
     assert [r.session_id for r in await courses.listings(db, NOW, until=until)] == [soon]
     assert [r.session_id for r in await courses.listings(db, NOW, until=until + timedelta(seconds=1))] == [
@@ -649,7 +652,6 @@ async def test_check_in_takes_the_first_of_todays_sessions_of_that_activity_and_
         (booked, afternoon, "booked"),  # not checked in (yet)
         (waiting, afternoon, "waitlisted"),  # came without a place: no place is counted as used
     ]
-    assert rows[0].updated_at == NOW + timedelta(hours=4)
 
     # An activity whose only sessions are another day's, while another activity has one today.
     (other,) = await make_residents(db, 1, prefix="oOther")
@@ -719,3 +721,104 @@ async def test_no_reminder_for_a_session_starting_right_now(db: Database):
     # the job did not run before: at the first session's start only the other one is still ahead
     assert await courses.send_reminders(db, NOW + timedelta(hours=1)) == 1
     assert [o for o, _, _ in await notices(db)] == [await openid_of(db, early)]
+
+
+async def test_a_freed_place_goes_to_the_first_in_this_sessions_queue_only(db: Database):
+    holder, late_joiner, early_joiner, elsewhere = await make_residents(db, 4, points_each=5)
+    sid = await make_course(db, capacity=1, cost=1)
+    other = await make_course(db, capacity=1, cost=0)
+    roomy = await make_course(db, capacity=5, cost=0)  # other sessions with free places change nothing
+    assert roomy
+    taken = await courses.book(db, resident_id=holder, session_id=sid, now=NOW)
+    await courses.book(db, resident_id=holder, session_id=other, now=NOW)
+    await courses.book(
+        db, resident_id=elsewhere, session_id=other, now=NOW - timedelta(hours=1), waitlist=True
+    )
+    late = await courses.book(db, resident_id=late_joiner, session_id=sid, now=NOW, waitlist=True)
+    # joined the queue earlier (a staff booking on their behalf, say), though booked later
+    early = await courses.book(
+        db, resident_id=early_joiner, session_id=sid, now=NOW - timedelta(minutes=1), waitlist=True
+    )
+    out = await courses.cancel(db, resident_id=holder, booking_id=taken.booking.id, now=NOW)
+    assert out.refunded == 1  # a one-point course is refunded too
+    assert out.promoted == [early.booking.id]
+    async with db.session() as s:
+        statuses = {
+            b.resident_id: b.status
+            for b in (await s.scalars(select(Booking).where(Booking.session_id == sid)))
+        }
+        queued_elsewhere = await s.scalar(select(Booking.status).where(Booking.resident_id == elsewhere))
+    assert statuses == {holder: "cancelled", early_joiner: "booked", late_joiner: "waitlisted"}
+    assert queued_elsewhere == "waitlisted"  # the place was in another session
+    assert late.booking.status == "waitlisted"
+
+
+async def test_no_promotion_into_a_session_that_has_started_even_with_a_free_place(db: Database):
+    a, b = await make_residents(db, 2)
+    sid = await make_course(db, capacity=1, cost=0, starts_in=timedelta(hours=1))
+    await courses.book(db, resident_id=a, session_id=sid, now=NOW)
+    await courses.book(db, resident_id=b, session_id=sid, now=NOW, waitlist=True)
+    await set_session(db, sid, capacity=2)  # staff add a place
+    async with db.transaction() as s:
+        assert await courses.promote(s, sid, NOW + timedelta(hours=1)) == []
+    async with db.transaction() as s:
+        assert await courses.promote(s, sid, NOW + timedelta(hours=1) - timedelta(seconds=1)) != []
+
+
+async def test_housekeeping_fills_places_staff_added_and_closes_only_started_waitlists(db: Database):
+    residents = await make_residents(db, 5)
+    first_future = await make_course(db, capacity=0, cost=0, starts_in=timedelta(days=2))  # places to come
+    second_future = await make_course(db, capacity=0, cost=0, starts_in=timedelta(days=3))
+    still_full = await make_course(db, capacity=0, cost=0, starts_in=timedelta(days=4))
+    started = await make_course(db, capacity=0, cost=0, starts_in=timedelta(hours=1))
+    for rid, sid in zip(residents, (first_future, second_future, still_full, started, started), strict=True):
+        await courses.book(db, resident_id=rid, session_id=sid, now=NOW, waitlist=True)
+    await set_session(db, first_future, capacity=1)
+    await set_session(db, second_future, capacity=1)
+    # two places filled, two waitlists entries closed; the full session's queue stays
+    assert await courses.housekeep_waitlists(db, NOW + timedelta(hours=1)) == 4
+    async with db.session() as s:
+        rows = (await s.scalars(select(Booking).order_by(Booking.id))).all()
+    assert [r.status for r in rows] == ["booked", "booked", "waitlisted", "cancelled", "cancelled"]
+
+
+async def test_payments_and_balances_of_bookings(db: Database):
+    a, b, c = await make_residents(db, 3, points_each=30)
+    free = await make_course(db, capacity=5, cost=0)
+    paid = await make_course(db, capacity=1, cost=7)
+    assert (await courses.book(db, resident_id=a, session_id=free, now=NOW)).balance == 30  # costs nothing
+    booking_id = (await courses.book(db, resident_id=a, session_id=paid, now=NOW)).booking.id
+    async with db.session() as s:
+        (payment, *_) = await points.history(s, a)
+    assert (payment.amount, payment.reason, payment.ref_type, payment.ref_id) == (
+        -7,
+        "course",
+        "booking",
+        str(booking_id),
+    )
+    # someone else's cancelled booking of the session does not stop a rebooking
+    earlier = await courses.book(db, resident_id=b, session_id=free, now=NOW)
+    await courses.cancel(db, resident_id=b, booking_id=earlier.booking.id, now=NOW)
+    mine = await courses.book(db, resident_id=c, session_id=free, now=NOW)
+    await courses.cancel(db, resident_id=c, booking_id=mine.booking.id, now=NOW)
+    again = await courses.book(db, resident_id=c, session_id=free, now=NOW + timedelta(minutes=1))
+    assert (again.booking.id, again.booking.status, again.booking.attempt) == (mine.booking.id, "booked", 2)
+
+
+async def test_registering_a_work_unit_again_and_only_ones_own_check_ins_get_it(db: Database):
+    me, neighbour = await make_residents(db, 2)
+    aid = await activity_of(db, await make_course(db, capacity=5, cost=0))
+    await courses.check_in(db, resident_id=me, activity_id=aid, now=NOW)
+    await courses.check_in(db, resident_id=neighbour, activity_id=aid, now=NOW)
+    assert (
+        await courses.register_work_unit(db, resident_id=me, work_unit="税" * 120, now=NOW, name="张三") == 1
+    )
+    await courses.register_work_unit(db, resident_id=me, work_unit="区税务局", now=NOW, name="张三丰")
+    async with db.session() as s:
+        units = {c.resident_id: c.work_unit for c in await s.scalars(select(CheckIn))}
+        (record,) = await courses.service_record(s, "区税务局")
+    assert units == {me: "区税务局", neighbour: None}
+    assert record.name == "张三丰"  # the name given last
+    await courses.register_work_unit(db, resident_id=me, work_unit="税" * 120, now=NOW)
+    async with db.session() as s:
+        assert len(await s.scalar(select(CheckIn.work_unit).where(CheckIn.resident_id == me)) or "") == 100
