@@ -600,6 +600,27 @@ async def test_duplicates_need_a_building_and_a_category_and_count_reports_witho
     assert (second.duplicate_of_id, second.duplicate_score) == (anonymous.id, 100.0)
     mine = await make(building="3", category="环境卫生", resident=person)  # the anonymous reports count
     assert mine.duplicate_of_id == anonymous.id
+    async with db.session() as s:
+        event = (await s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == second.id,
+                                                           TicketEvent.action == "possible_duplicate"))).one()
+        assert (event.actor, event.at, event.public, event.note, event.data) == (
+            "system", START, False, f"可能与 {anonymous.number} 重复", {"other": anonymous.id, "score": 100.0})
+    # One's own earlier report is no duplicate; another resident's is.
+    own = await make(building="4", category="环境卫生", resident=person)
+    assert (await make(building="4", category="环境卫生", resident=person)).duplicate_of_id is None
+    neighbour = await resident(db, "o_direct2b")
+    assert (await make(building="4", category="环境卫生", resident=neighbour)).duplicate_of_id == own.id
+
+    # Reports of the last three days count, to the second.
+    async def made_at(building: str, when: datetime) -> Ticket:
+        async with db.transaction() as s:
+            new = tickets.NewTicket(text=text, confidence=0.9, building=building, category="环境卫生")
+            return await tickets.create_ticket(s, new, rules, when)
+
+    old = await made_at("7", START - timedelta(days=3))
+    older = await made_at("8", START - timedelta(days=3, seconds=1))
+    assert (await made_at("7", START)).duplicate_of_id == old.id
+    assert (await made_at("8", START)).duplicate_of_id is None and older.id
 
 
 def test_similarity_ignores_punctuation_and_most_similar_takes_the_first_at_the_threshold() -> None:
