@@ -610,6 +610,7 @@ async def test_duplicates_need_a_building_and_a_category_and_count_reports_witho
     assert (await make(building="4", category="环境卫生", resident=person)).duplicate_of_id is None
     neighbour = await resident(db, "o_direct2b")
     assert (await make(building="4", category="环境卫生", resident=neighbour)).duplicate_of_id == own.id
+    assert (await make(building="4", category="环境卫生")).duplicate_of_id == own.id  # an anonymous one too
 
     # Reports of the last three days count, to the second.
     async def made_at(building: str, when: datetime) -> Ticket:
