@@ -545,7 +545,7 @@ async def test_a_check_in_that_loses_the_race_with_its_duplicate_reports_the_win
     second insert fails on the once-a-day key, and that resident is told they are checked in — the
     first tap's check-in, no second points. SQLite's writers take turns, so the race is staged: the
     second attempt inserts its row without looking first, as the loser of the race does."""
-    me, neighbour = await make_residents(db, 2)
+    neighbour, me = await make_residents(db, 2)  # the neighbour first: found first by the unique index
     sid = await make_course(db, capacity=5, cost=0, starts_in=timedelta(hours=1))
     aid = await activity_of(db, sid)
     other_activity = await activity_of(db, await make_course(db, capacity=5, cost=0))
