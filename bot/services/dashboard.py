@@ -50,11 +50,12 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from bot.services.dashboard_rollup import COUNT_COLUMNS, GROUPS, ticket_counts
+from bot.services.dashboard_rollup import COUNT_COLUMNS, GROUPS, points_sums, ticket_counts
 from bot.services.dashboard_rollup import durations as rollup_durations
 from bot.services.tickets import CHINA, OPEN_STATUSES
 from bot.storage.dashboard_models import (
     DashboardMessageDay,
+    DashboardPointsDay,
     DashboardResidentDay,
     DashboardRollup,
     DashboardTicketDay,
@@ -623,18 +624,29 @@ async def _message_counts(session: AsyncSession, sql: _Sql, p: Period, state: tu
 
 
 # ----------------------------------------------------------------------------------------- services
+async def _ledger(session: AsyncSession, sql: _Sql, p: Period, state: tuple[Any, ...]) -> list[Any]:
+    """(day, reason, issued, spent) over both periods."""
+    pe, pd = PointsEntry, DashboardPointsDay
+    split = _split(p, state[0])
+    day = sql.day(pe.created_at)
+    pday = union_all(
+        select(pd.day.label("day"), pd.reason.label("reason"), pd.issued.label("i"), pd.spent.label("s"))
+        .where(pd.day >= p.previous.start, pd.day < split),
+        select(day, pe.reason, *points_sums(pe.amount))
+        .where(pe.created_at >= _day_start(split), pe.created_at < p.hi).group_by(day, pe.reason),
+    ).subquery("pday")
+    return await _rows(session, select(pday.c.day, pday.c.reason, func.sum(pday.c.i), func.sum(pday.c.s))
+                       .group_by(pday.c.day, pday.c.reason))
+
+
 async def services(db: Database, p: Period, now: datetime) -> dict[str, Any]:
     sql = _Sql(db.dialect)
-    pe = PointsEntry
     ic = IssuedCoupon
     async with db.session() as session:
         await sql.prepare(session)
-        # The ledger per day and reason (a few hundred rows), summed here per period, reason and day.
-        pday = select(sql.day(pe.created_at).label("day"), pe.reason, pe.amount).where(_within(pe.created_at, p)) \
-            .subquery()
-        ledger = await _rows(session, select(
-            pday.c.day, pday.c.reason, func.sum(case((pday.c.amount > 0, pday.c.amount), else_=0)),
-            func.sum(case((pday.c.amount < 0, -pday.c.amount), else_=0))).group_by(pday.c.day, pday.c.reason))
+        # The ledger per day and reason (a few hundred rows), summed here per period, reason and day:
+        # the days the roll-up holds from it, the rest (today among them) from the ledger.
+        ledger = await _consistent(session, "points", lambda state: _ledger(session, sql, p, state))
         points: dict[str, Any] = {"c": ("c", 0, 0), "p": ("p", 0, 0)}
         reasons: list[tuple[str, str, int, int]] = []
         points_days: dict[str, tuple[int, int]] = {}

@@ -4,6 +4,8 @@ otherwise aggregate from every message and ticket of a period (a year's call rea
 * ``dashboard_message_days``: inbound messages per day and intent; ``dashboard_resident_days``: who
   wrote on which day (distinct residents over a period do not add up across days: they are counted
   over these rows). Messages are never changed, so a finished day is rolled up once.
+* ``dashboard_points_days``: points issued and spent per day and reason (the ledger never changes
+  an entry's day, reason or amount), rolled up once like the messages.
 * ``dashboard_ticket_days``: tickets per creation day, category, department and grid with the
   counts the ticket figures add up. Tickets change (answered, rated, reopened …) long after the day
   they were created, and every change sets ``updated_at``: the roll-up's ``watermark`` says since
@@ -23,20 +25,21 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, literal_column, select
+from sqlalchemy import and_, case, delete, func, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.runtime import Runtime
 from bot.services.tickets import CHINA
 from bot.storage.dashboard_models import (
     DashboardMessageDay,
+    DashboardPointsDay,
     DashboardResidentDay,
     DashboardRollup,
     DashboardTicketDay,
     DashboardTicketDuration,
 )
 from bot.storage.db import Database
-from bot.storage.models import Message, Ticket
+from bot.storage.models import Message, PointsEntry, Ticket
 
 MARGIN = timedelta(minutes=10)
 INTERVAL = 300.0  # seconds between runs of the job
@@ -100,6 +103,39 @@ async def rollup_messages(db: Database, now: datetime) -> int:
             ["day", "intent", "n"], select(day, intent, func.count()).where(inbound).group_by(day, intent)))
         await session.execute(insert(DashboardResidentDay).from_select(
             ["day", "resident_id"], select(day, m.resident_id).where(inbound).group_by(day, m.resident_id)))
+        state.through, state.version, state.updated_at = target, state.version + 1, now
+        return (target - first).days + 1
+
+
+def points_sums(amount: Any) -> list[Any]:
+    """Points issued (positive amounts) and spent (negative ones, summed as positive)."""
+    return [func.sum(case((amount > 0, amount), else_=0)), func.sum(case((amount < 0, -amount), else_=0))]
+
+
+async def rollup_points(db: Database, now: datetime) -> int:
+    """Roll up the points ledger's finished days not rolled up yet; returns how many."""
+    from bot.services.dashboard import _Sql
+
+    sql = _Sql(db.dialect)
+    pe = PointsEntry
+    target = last_full_day(now)
+    async with db.transaction() as session:
+        state = await _state(session, "points", now)
+        if state.through is not None and state.through >= target:
+            return 0
+        first = state.through + timedelta(days=1) if state.through is not None else \
+            await _first_day(session, pe.created_at)
+        if first is None or first > target:
+            state.through, state.version, state.updated_at = target, state.version + 1, now
+            return 0
+        day = sql.day(pe.created_at)
+        await session.execute(delete(DashboardPointsDay).where(DashboardPointsDay.day >= first,
+                                                               DashboardPointsDay.day <= target))
+        await session.execute(insert(DashboardPointsDay).from_select(
+            ["day", "reason", "issued", "spent"],
+            select(day, pe.reason, *points_sums(pe.amount))
+            .where(pe.created_at >= day_start(first), pe.created_at < day_start(target + timedelta(days=1)))
+            .group_by(day, pe.reason)))
         state.through, state.version, state.updated_at = target, state.version + 1, now
         return (target - first).days + 1
 
@@ -173,8 +209,8 @@ async def rollup_tickets(db: Database, now: datetime) -> int:
 
 
 async def rollup(db: Database, now: datetime) -> int:
-    """Bring both roll-ups up to date; returns the days rolled up."""
-    return await rollup_messages(db, now) + await rollup_tickets(db, now)
+    """Bring every roll-up up to date; returns the days rolled up."""
+    return await rollup_messages(db, now) + await rollup_tickets(db, now) + await rollup_points(db, now)
 
 
 async def rollup_job(rt: Runtime, now: datetime) -> int:

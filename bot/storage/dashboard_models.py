@@ -24,7 +24,7 @@ class DashboardRollup(Base):
 
     __tablename__ = "dashboard_rollups"
 
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)  # "messages" | "tickets"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)  # "messages" | "tickets" | "points"
     through: Mapped[date | None] = mapped_column(Date)
     watermark: Mapped[datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(Integer, default=0)  # one more with every change of the roll-up
@@ -49,6 +49,18 @@ class DashboardResidentDay(Base):
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     resident_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class DashboardPointsDay(Base):
+    """Points issued (positive entries) and spent (negative ones, as a positive sum) per China day and
+    reason. Ledger entries never change the day, reason or amount they were written with."""
+
+    __tablename__ = "dashboard_points_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    issued: Mapped[int] = mapped_column(BigInteger)
+    spent: Mapped[int] = mapped_column(BigInteger)
 
 
 class DashboardTicketDay(Base):

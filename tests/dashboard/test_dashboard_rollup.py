@@ -15,19 +15,21 @@ from bot.services.dashboard_rollup import rollup
 from bot.services.tickets import CHINA
 from bot.storage.dashboard_models import (
     DashboardMessageDay,
+    DashboardPointsDay,
     DashboardResidentDay,
     DashboardRollup,
     DashboardTicketDay,
     DashboardTicketDuration,
 )
-from bot.storage.models import Message, Resident, Ticket
+from bot.storage.models import Message, PointsEntry, Resident, Ticket
 from tests.dashboard.test_dashboard_api import dashboard, figure, report, table
 from tests.tickets.conftest import START, Desk
 from tests.web.console_util import add_users, login
 
 D0 = START.astimezone(CHINA).date()  # 2026-11-22
 D1, D2, D3 = (D0 + timedelta(days=n) for n in (1, 2, 3))
-ROLLUPS = (DashboardMessageDay, DashboardResidentDay, DashboardTicketDay, DashboardTicketDuration, DashboardRollup)
+ROLLUPS = (DashboardMessageDay, DashboardResidentDay, DashboardTicketDay, DashboardTicketDuration, DashboardPointsDay,
+           DashboardRollup)
 
 
 def china(day: Any, hour: int, minute: int = 0) -> datetime:
@@ -41,7 +43,7 @@ def periods() -> list[dict[str, str]]:
 
 async def figures(desk: Desk) -> list[Any]:
     out = []
-    for section in ("tickets", "residents"):
+    for section in ("tickets", "residents", "services"):
         for params in periods():
             data = await dashboard(desk, section, **params)
             data.pop("generated_at")
@@ -51,8 +53,8 @@ async def figures(desk: Desk) -> list[Any]:
 
 async def rolled_days(desk: Desk) -> int:
     async with desk.db.session() as s:
-        return int(await s.scalar(select(func.count()).select_from(DashboardMessageDay)) or 0) + \
-            int(await s.scalar(select(func.count()).select_from(DashboardTicketDay)) or 0)
+        return sum([int(await s.scalar(select(func.count()).select_from(model)) or 0)
+                    for model in (DashboardMessageDay, DashboardTicketDay, DashboardPointsDay)])
 
 
 async def check(desk: Desk) -> None:
@@ -77,6 +79,8 @@ async def check(desk: Desk) -> None:
             new = await s.scalar(select(func.count()).where(Ticket.created_at >= lo, Ticket.created_at < hi))
             answered = await s.scalar(select(func.count()).where(
                 Ticket.created_at >= lo, Ticket.created_at < hi, Ticket.status.in_(("answered", "closed"))))
+            issued = await s.scalar(select(func.coalesce(func.sum(PointsEntry.amount), 0)).where(
+                PointsEntry.amount > 0, PointsEntry.created_at >= lo, PointsEntry.created_at < hi))
         res = await dashboard(desk, "residents", **params)
         assert figure(res, "messages")[0] == messages, params
         assert figure(res, "active_residents")[0] == residents, params
@@ -84,6 +88,9 @@ async def check(desk: Desk) -> None:
         tic = await dashboard(desk, "tickets", **params)
         assert figure(tic, "new")[0] == new and figure(tic, "resolved")[0] == answered, params
         assert sum(r["count"] for r in table(tic, "tickets_per_day")) == new
+        svc = await dashboard(desk, "services", **params)
+        assert figure(svc, "points_issued")[0] == issued, params
+        assert sum(r["issued"] for r in table(svc, "points_per_day")) == issued
 
 
 async def test_rollups_equal_the_raw_data(desk: Desk) -> None:
@@ -92,6 +99,7 @@ async def test_rollups_equal_the_raw_data(desk: Desk) -> None:
     await report(desk, "o_roll_b", "7号楼楼道里堆满了杂物")
     await desk.say("o_roll_c", "社区医院几点开门")
     await desk.say("o_roll_d", "转人工")
+    await desk.say("o_roll_c", "查积分")  # the first points view: the welcome points
     await check(desk)  # nothing rolled up yet: day 0 is today's partial day
 
     # Day 1, 10:00: day 0 is rolled up; then a day-0 ticket is answered (its day is read from the
@@ -104,13 +112,16 @@ async def test_rollups_equal_the_raw_data(desk: Desk) -> None:
     assert (await desk.act(t1, "staff", action="answer", resolution="已更换灯泡"))[0] == 200
     await report(desk, "o_roll_c", "9号楼门口路灯不亮了")
     await desk.say("o_roll_a", "谢谢")
+    await desk.say("o_roll_a", "查积分")
     await check(desk)
 
     # Day 1 just before midnight, day 2 in the margin after it, and after: rolled up in turn.
     desk.clock.set(china(D1, 23, 59))
     await desk.say("o_roll_b", "你好")
+    await desk.say("o_roll_b", "查积分")
     desk.clock.set(china(D2, 0, 5))
     await desk.say("o_roll_b", "你好")
+    await desk.say("o_roll_d", "查积分")
     assert "已完结" in await desk.say("o_roll_a", "满意")  # rates the day-0 ticket on day 2
     await rollup(desk.db, desk.clock.now())
     await check(desk)
