@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from intents import evalsets
 from intents.routing import Router, read_table, split
 
-from .conftest import SHARED
+from .conftest import REPO, SHARED
 
 SMP = SHARED / "smp2017" / "train.jsonl"
 TEDDY = SHARED / "teddy2020c"
@@ -61,9 +67,16 @@ def test_routing_titles_macro_f1():
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.skipif(not TEDDY.is_dir(), reason="shared evaluation data not present")
-def test_routing_messages_macro_f1():
-    texts, labels = read_table(TEDDY / "messages_train.csv", ["title+text"], "label")
-    tr_x, te_x, tr_y, te_y = split(texts, labels, 0.2, 42)
-    report = Router.train(tr_x, tr_y).evaluate(te_x, te_y)
+def test_routing_messages_macro_f1(tmp_path: Path) -> None:
+    """Through the CLI, in a process of its own: words other tests add to the shared jieba
+    dictionary change the features (0.9196 after the whole suite against 0.924 alone)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "routing", "eval", str(TEDDY / "messages_train.csv"),
+         "--text-column", "title+text", "--label-column", "label", "--seed", "42", "--out", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=800,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("BOT_")}, "BOT_DATA_DIR": str(tmp_path / "data")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    macro_f1 = json.loads((tmp_path / "routing.json").read_text(encoding="utf-8"))["macro"]["f1"]
     # measured 0.924 with per-category offsets (0.917 without); plain TF-IDF + LinearSVC 0.908 (aim 0.93)
-    assert report.macro["f1"] >= 0.92
+    assert macro_f1 >= 0.92
