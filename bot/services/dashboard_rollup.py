@@ -1,5 +1,5 @@
-"""The dashboard's daily roll-ups: per China day, what its residents and tickets sections would
-otherwise aggregate from every message and ticket of a period (a year's call read two years of rows).
+"""The dashboard's daily roll-ups: per China day, what its sections would otherwise aggregate
+from every message, ticket and points entry of a period (a year's call read two years of rows).
 
 * ``dashboard_message_days``: inbound messages per day and intent; ``dashboard_resident_days``: who
   wrote on which day (distinct residents over a period do not add up across days: they are counted
