@@ -22,6 +22,7 @@ every finished day (``python -m bot db rollup`` does the same by hand).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -73,38 +74,45 @@ async def _first_day(session: AsyncSession, column: Any, *where: Any) -> date | 
     return None if first is None else first.astimezone(CHINA).date()
 
 
-async def rollup_messages(db: Database, now: datetime) -> int:
-    """Roll up the finished days not rolled up yet; returns how many."""
-    from bot.services.dashboard import INBOUND, _Sql
+async def _rollup_once(db: Database, name: str, now: datetime, column: Any, where: tuple[Any, ...],
+                       fill: Callable[[AsyncSession, Any, date, date], Awaitable[None]]) -> int:
+    """Roll up the finished days not rolled up yet of rows never changed once written (their time
+    is ``column``); ``fill(session, sql, first, last)`` writes the days ``first``..``last``.
+    Returns how many days."""
+    from bot.services.dashboard import _Sql
 
-    sql = _Sql(db.dialect)
-    m = Message
     target = last_full_day(now)
     async with db.transaction() as session:
-        state = await _state(session, "messages", now)
+        state = await _state(session, name, now)
         if state.through is not None and state.through >= target:
             return 0
-        if state.through is not None:
-            first: date | None = state.through + timedelta(days=1)
-        else:
-            first = await _first_day(session, m.created_at, m.direction == INBOUND)
-        if first is None or first > target:
-            state.through, state.version, state.updated_at = target, state.version + 1, now
-            return 0
-        lo, hi = day_start(first), day_start(target + timedelta(days=1))
-        inbound = and_(m.direction == INBOUND, m.created_at >= lo, m.created_at < hi)
+        first = state.through + timedelta(days=1) if state.through is not None else \
+            await _first_day(session, column, *where)
+        if first is not None and first <= target:
+            await fill(session, _Sql(db.dialect), first, target)
+        state.through, state.version, state.updated_at = target, state.version + 1, now
+        return 0 if first is None or first > target else (target - first).days + 1
+
+
+async def rollup_messages(db: Database, now: datetime) -> int:
+    """Roll up the finished days not rolled up yet; returns how many."""
+    from bot.services.dashboard import INBOUND
+
+    m = Message
+
+    async def fill(session: AsyncSession, sql: Any, first: date, last: date) -> None:
+        inbound = and_(m.direction == INBOUND, m.created_at >= day_start(first),
+                       m.created_at < day_start(last + timedelta(days=1)))
         day = sql.day(m.created_at)
         intent = func.coalesce(m.intent, literal_column("''"))
-        await session.execute(delete(DashboardMessageDay).where(DashboardMessageDay.day >= first,
-                                                                DashboardMessageDay.day <= target))
-        await session.execute(delete(DashboardResidentDay).where(DashboardResidentDay.day >= first,
-                                                                 DashboardResidentDay.day <= target))
+        for model in (DashboardMessageDay, DashboardResidentDay):
+            await session.execute(delete(model).where(model.day >= first, model.day <= last))
         await session.execute(insert(DashboardMessageDay).from_select(
             ["day", "intent", "n"], select(day, intent, func.count()).where(inbound).group_by(day, intent)))
         await session.execute(insert(DashboardResidentDay).from_select(
             ["day", "resident_id"], select(day, m.resident_id).where(inbound).group_by(day, m.resident_id)))
-        state.through, state.version, state.updated_at = target, state.version + 1, now
-        return (target - first).days + 1
+
+    return await _rollup_once(db, "messages", now, m.created_at, (m.direction == INBOUND,), fill)
 
 
 def points_sums(amount: Any) -> list[Any]:
@@ -114,30 +122,19 @@ def points_sums(amount: Any) -> list[Any]:
 
 async def rollup_points(db: Database, now: datetime) -> int:
     """Roll up the points ledger's finished days not rolled up yet; returns how many."""
-    from bot.services.dashboard import _Sql
-
-    sql = _Sql(db.dialect)
     pe = PointsEntry
-    target = last_full_day(now)
-    async with db.transaction() as session:
-        state = await _state(session, "points", now)
-        if state.through is not None and state.through >= target:
-            return 0
-        first = state.through + timedelta(days=1) if state.through is not None else \
-            await _first_day(session, pe.created_at)
-        if first is None or first > target:
-            state.through, state.version, state.updated_at = target, state.version + 1, now
-            return 0
+
+    async def fill(session: AsyncSession, sql: Any, first: date, last: date) -> None:
         day = sql.day(pe.created_at)
         await session.execute(delete(DashboardPointsDay).where(DashboardPointsDay.day >= first,
-                                                               DashboardPointsDay.day <= target))
+                                                               DashboardPointsDay.day <= last))
         await session.execute(insert(DashboardPointsDay).from_select(
             ["day", "reason", "issued", "spent"],
             select(day, pe.reason, *points_sums(pe.amount))
-            .where(pe.created_at >= day_start(first), pe.created_at < day_start(target + timedelta(days=1)))
+            .where(pe.created_at >= day_start(first), pe.created_at < day_start(last + timedelta(days=1)))
             .group_by(day, pe.reason)))
-        state.through, state.version, state.updated_at = target, state.version + 1, now
-        return (target - first).days + 1
+
+    return await _rollup_once(db, "points", now, pe.created_at, (), fill)
 
 
 def ticket_counts(sql: Any) -> list[Any]:
