@@ -181,18 +181,27 @@ def build_requests(sender: WeChatSender, people: list[Resident]) -> int:
     """Every resident's messages, signed and encrypted now (outside the measured time)."""
     total = 0
     for r in people:
-        b = r.number % 30 + 1
-        phone = f"138{r.number:08d}"
-        r.requests = [sender.build(sender.text(r.openid, s.say.format(b=b, phone=phone))) for s in r.conversation.steps]
-        r.replies = []
+        sign(sender, r)
         total += len(r.requests)
     return total
 
 
+def sign(sender: WeChatSender, r: Resident) -> None:
+    """The resident's messages signed and encrypted with the current time, as WeChat does when it
+    sends: a run longer than the server's timestamp window (``BOT_TIMESTAMP_WINDOW``, 5 minutes)
+    would otherwise send its last residents' messages stale (refused with 403)."""
+    b = r.number % 30 + 1
+    phone = f"138{r.number:08d}"
+    r.requests = [sender.build(sender.text(r.openid, s.say.format(b=b, phone=phone))) for s in r.conversation.steps]
+    r.replies = []
+
+
 async def converse(
-    url: str, people: list[Resident], concurrency: int, pid: int, label: str, keep: bool
+    url: str, people: list[Resident], concurrency: int, pid: int, label: str, keep: bool,
+    backstage: Backstage | None = None, sender: WeChatSender | None = None,
 ) -> dict[str, float]:
-    """Each worker takes the next resident and holds its whole conversation, message by message."""
+    """Each worker takes the next resident and holds its whole conversation, message by message
+    (signed when the conversation starts when ``sender`` is given)."""
     latencies: list[float] = []
     errors = 0
     failures: Counter[str] = Counter()  # what came back instead of an encrypted reply
@@ -204,6 +213,8 @@ async def converse(
             nonlocal errors
             while queue:
                 r = queue.pop()
+                if sender is not None:
+                    sign(sender, r)
                 for q, body in r.requests:
                     t0 = time.perf_counter()
                     async with http.post(url, params=q, data=body.encode()) as resp:
@@ -215,11 +226,17 @@ async def converse(
                     if keep:
                         r.replies.append(text)
 
+        if backstage is not None:
+            await backstage.start()
         cpu_before = tree_cpu(pid)
+        queued_before = run_queue_seconds(tree_pids(pid))
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
         cpu = tree_cpu(pid) - cpu_before
+        queued = run_queue_seconds(tree_pids(pid)) - queued_before
+        if backstage is not None:
+            await backstage.stop()
     n = len(latencies)
     latencies.sort()
     pct = lambda p: latencies[min(n - 1, int(p / 100 * n))] * 1000  # noqa: E731
@@ -230,13 +247,22 @@ async def converse(
         "p99": pct(99),
         "errors": errors,
         "cpu_ms": cpu / n * 1000,
+        "queued_ms": queued / n * 1000,
         "messages": n,
+        "load": os.getloadavg()[0],
     }
     print(
         f"{label:<22} {result['rps']:7.0f} msg/s  p50 {result['p50']:6.1f} ms  p90 {result['p90']:6.1f} ms  "
         f"p99 {result['p99']:6.1f} ms  server CPU {result['cpu_ms']:.2f} ms/msg  ({n} messages, errors {errors})",
         flush=True,
     )
+    print(
+        f"    server waited {result['queued_ms']:.2f} ms/msg for a core (run queue, all threads); "
+        f"CPU {cpu / elapsed:.2f} cores; load average {result['load']:.1f}",
+        flush=True,
+    )
+    if backstage is not None:
+        result.update(backstage.report(n, elapsed))
     if failures:
         print("    not an encrypted reply: " + ", ".join(f"{k} × {v}" for k, v in failures.most_common()), flush=True)
     return result
@@ -244,6 +270,17 @@ async def converse(
 
 def tree_cpu(pid: int) -> float:
     """CPU seconds of ``pid`` and every process below it (a supervisor and its workers)."""
+    total = 0.0
+    for p in tree_pids(pid):
+        try:
+            total += cpu_seconds(p)
+        except OSError:
+            continue
+    return total
+
+
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -252,26 +289,235 @@ def tree_cpu(pid: int) -> float:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0.0, [pid]
+    out, todo = [], [pid]
     while todo:
         p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def run_queue_seconds(pids: list[int]) -> float:
+    """Seconds the threads of ``pids`` spent runnable but waiting for a core (``schedstat``)."""
+    total = 0
+    for p in pids:
         try:
-            total += cpu_seconds(p)
+            tasks = list(Path(f"/proc/{p}/task").iterdir())
         except OSError:
             continue
-        todo.extend(children.get(p, []))
-    return total
+        for t in tasks:
+            try:
+                total += int((t / "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return total / 1e9
+
+
+class Backstage:
+    """What the database and Redis did during the measured phase (PostgreSQL + Redis runs).
+
+    * PostgreSQL: ``pg_stat_database`` deltas of the benchmark's database (commits, rollbacks,
+      sessions opened, time its backends were active and idle in a transaction), the CPU of its
+      backend processes (``/proc``, sampled every 0.2 s by their command line, so a backend that
+      lives less than that is counted from its first sample), and how many backends were waiting
+      on a lock or idle inside a transaction at each sample; ``pg_stat_user_tables`` deltas
+      (rows written, index and sequential scans).
+    * Redis: ``INFO commandstats`` deltas (calls and Redis's own microseconds per command) and the
+      server's CPU (``INFO cpu``). Redis is shared by the machine's other users: its figures count
+      every database, so run it alone.
+    """
+
+    def __init__(self, database_url: str, redis_url: str) -> None:
+        self.pg = (
+            database_url.replace("postgresql+asyncpg://", "postgresql://")
+            if database_url.startswith("postgresql")
+            else ""
+        )
+        self.dbname = self.pg.rsplit("/", 1)[1].split("?")[0] if self.pg else ""
+        self.redis_url = redis_url
+        self.before: dict[str, Any] = {}
+        self.after: dict[str, Any] = {}
+        self.backend_cpu: dict[int, tuple[float, float]] = {}  # pid -> (first seen, last seen)
+        self.samples = 0
+        self.lock_waits = 0
+        self.idle_in_tx = 0
+        self.active = 0
+        self._task: asyncio.Task[None] | None = None
+        self._conn: Any = None
+
+    async def _snapshot(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self._conn is not None:
+            row = await self._conn.fetchrow(
+                "select xact_commit, xact_rollback, sessions, active_time, idle_in_transaction_time,"
+                " tup_inserted, tup_updated, tup_deleted, tup_fetched from pg_stat_database where datname = $1",
+                self.dbname,
+            )
+            out["pg"] = dict(row)
+            tables = await self._conn.fetch(
+                "select relname, coalesce(seq_scan,0) seq, coalesce(idx_scan,0) idx,"
+                " n_tup_ins + n_tup_upd + n_tup_del + n_tup_hot_upd * 0 written from pg_stat_user_tables"
+            )
+            out["tables"] = {t["relname"]: (t["seq"], t["idx"], t["written"]) for t in tables}
+        if self.redis_url:
+            import redis.asyncio as aioredis
+
+            client = aioredis.Redis.from_url(self.redis_url)
+            try:
+                out["commands"] = {
+                    k: (v["calls"], v["usec"]) for k, v in (await client.info("commandstats")).items()
+                }
+                cpu = await client.info("cpu")
+                out["redis_cpu"] = float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+            finally:
+                await client.aclose()
+        return out
+
+    def _backends(self) -> dict[int, float]:
+        found: dict[int, float] = {}
+        marker = f" {self.dbname} ".encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if (
+                    marker in (entry / "cmdline").read_bytes()
+                    and b"postgres:" in (entry / "cmdline").read_bytes()
+                ):
+                    found[int(entry.name)] = cpu_seconds(int(entry.name))
+            except OSError:
+                continue
+        return found
+
+    async def start(self) -> None:
+        if self.pg:
+            import asyncpg
+
+            self._conn = await asyncpg.connect(self.pg)
+            await self._conn.execute("select pg_stat_clear_snapshot()")
+        self.before = await self._snapshot()
+        for pid, cpu in self._backends().items():
+            self.backend_cpu[pid] = (cpu, cpu)
+        self._task = asyncio.create_task(self._sample())
+
+    async def _sample(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            for pid, cpu in self._backends().items():
+                first = self.backend_cpu.get(pid, (0.0, 0.0))[0]  # a new backend: counted from 0
+                self.backend_cpu[pid] = (first, cpu)
+            if self._conn is not None:
+                rows = await self._conn.fetch(
+                    "select state, wait_event_type from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()",
+                    self.dbname,
+                )
+                self.samples += 1
+                self.lock_waits += sum(1 for r in rows if r["wait_event_type"] == "Lock")
+                self.idle_in_tx += sum(
+                    1 for r in rows if (r["state"] or "").startswith("idle in transaction")
+                )
+                self.active += sum(
+                    1 for r in rows if r["state"] == "active" and r["wait_event_type"] != "Lock"
+                )
+
+    async def stop(self) -> None:
+        for pid, cpu in self._backends().items():
+            self.backend_cpu[pid] = (self.backend_cpu.get(pid, (0.0, 0.0))[0], cpu)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._conn is not None:
+            await self._conn.execute("select pg_stat_clear_snapshot()")
+            await asyncio.sleep(0.6)  # the statistics of backends that just went idle reach the collector
+        self.after = await self._snapshot()
+        if self._conn is not None:
+            await self._conn.close()
+
+    def report(self, messages: int, seconds: float) -> dict[str, float]:
+        """Per-message figures, printed and returned."""
+        out: dict[str, float] = {}
+        lines = []
+        if "pg" in self.after:
+            d = {k: self.after["pg"][k] - self.before["pg"][k] for k in self.after["pg"]}
+            cpu = sum(last - first for first, last in self.backend_cpu.values())
+            out.update(
+                pg_cpu_ms=cpu / messages * 1000,
+                commits=d["xact_commit"] / messages,
+                commits_per_s=d["xact_commit"] / seconds,
+                rollbacks=d["xact_rollback"] / messages,
+                sessions=d["sessions"],
+                pg_active_ms=d["active_time"] / messages,
+                pg_idle_in_tx_ms=d["idle_in_transaction_time"] / messages,
+                lock_waiting=self.lock_waits / max(1, self.samples),
+                idle_in_tx=self.idle_in_tx / max(1, self.samples),
+                pg_busy=self.active / max(1, self.samples),
+            )
+            lines.append(
+                f"    PostgreSQL: backend CPU {out['pg_cpu_ms']:.2f} ms/msg ({len(self.backend_cpu)} backends seen), "
+                f"{out['commits']:.2f} commits/msg ({out['commits_per_s']:.0f}/s), {out['rollbacks']:.2f} rollbacks/msg, "
+                f"{d['sessions']} sessions opened; per message {out['pg_active_ms']:.2f} ms active and "
+                f"{out['pg_idle_in_tx_ms']:.2f} ms idle in a transaction; backends on average: "
+                f"{out['pg_busy']:.1f} active, {out['lock_waiting']:.2f} waiting on a lock, {out['idle_in_tx']:.1f} idle in a transaction"
+            )
+            tb, ta = self.before.get("tables", {}), self.after.get("tables", {})
+            rows = []
+            for name, (seq, idx, written) in ta.items():
+                s0, i0, w0 = tb.get(name, (0, 0, 0))
+                if (seq - s0) + (idx - i0) + (written - w0):
+                    rows.append(
+                        (name, (seq - s0) / messages, (idx - i0) / messages, (written - w0) / messages)
+                    )
+            rows.sort(key=lambda r: -(r[1] + r[2] + r[3]))
+            out["scans"] = sum(r[1] + r[2] for r in rows)
+            out["rows_written"] = sum(r[3] for r in rows)
+            lines.append(
+                f"    per message: {out['scans']:.1f} table scans (index + sequential), {out['rows_written']:.1f} rows written; "
+                + ", ".join(f"{n} {i + s:.2f}/{w:.2f}" for n, s, i, w in rows[:8])
+            )
+        if "commands" in self.after:
+            cb, ca = self.before.get("commands", {}), self.after["commands"]
+            diffs = []
+            for name, (calls, usec) in ca.items():
+                c0, u0 = cb.get(name, (0, 0))
+                if calls - c0:
+                    diffs.append((name.removeprefix("cmdstat_"), calls - c0, usec - u0))
+            diffs.sort(key=lambda x: -x[1])
+            calls = sum(c for _, c, _ in diffs)
+            usec = sum(u for _, _, u in diffs)
+            rcpu = self.after["redis_cpu"] - self.before["redis_cpu"]
+            out.update(
+                redis_ops=calls / messages,
+                redis_usec=usec / messages,
+                redis_cpu_ms=rcpu / messages * 1000,
+                redis_ops_per_s=calls / seconds,
+            )
+            lines.append(
+                f"    Redis: {out['redis_ops']:.2f} commands/msg ({out['redis_ops_per_s']:.0f}/s), {out['redis_usec']:.1f} µs/msg "
+                f"inside Redis, server CPU {out['redis_cpu_ms']:.3f} ms/msg; "
+                + ", ".join(f"{n} {c / messages:.2f} ({u / max(1, c):.1f} µs)" for n, c, u in diffs[:10])
+            )
+        for line in lines:
+            print(line, flush=True)
+        return out
 
 
 def check_replies(sender: WeChatSender, people: list[Resident]) -> Counter[str]:
     """Decrypt every reply and compare with its step's expectation: misses per conversation step."""
     misses: Counter[str] = Counter()
+    shown: set[str] = set()
     for r in people:
         for i, (step, raw) in enumerate(zip(r.conversation.steps, r.replies, strict=False)):
             reply = sender.read_reply(200, raw)
             content = reply.content or ""
             if step.expect and not re.search(step.expect, content):
-                misses[f"{r.conversation.name} / step {i + 1} {step.say!r}"] += 1
+                what = f"{r.conversation.name} / step {i + 1} {step.say!r}"
+                misses[what] += 1
+                if what not in shown:  # one example of each, to see what came instead
+                    shown.add(what)
+                    print(f"  {what}: got {content[:120]!r}", flush=True)
     return misses
 
 
@@ -465,10 +711,14 @@ async def _mix_server(
     server = await run_server(cmd, server_env, port)
     try:
         await prepare_residents(f"http://127.0.0.1:{port}", token, sender, people)
-        build_requests(sender, people)  # fresh timestamps after the preparation
         await asyncio.sleep(1)
         label = f"mix ({args.workers} worker{'s' if args.workers > 1 else ''})"
-        results["mix"].append(await converse(url, people, args.concurrency, server.pid, label, keep=True))
+        backstage = Backstage(database, args.redis_url) if database.startswith("postgresql") else None
+        results["mix"].append(
+            await converse(
+                url, people, args.concurrency, server.pid, label, keep=True, backstage=backstage, sender=sender
+            )
+        )
         if args.secondary:
             for kind in ("text", "click"):
                 results[kind].append(
