@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.storage.db import Database
@@ -39,38 +40,61 @@ async def request(
     *,
     ticket_id: int | None = None,
 ) -> Recorded:
-    """Open a request for ``resident_id`` or add to the open one; safe under concurrent asks."""
+    """Open a request for ``resident_id`` or add to the open one; safe under concurrent asks.
+
+    One synchronous transaction (:meth:`Database.run_sync_transaction`: one hop to the database's
+    thread, not one per statement through the async driver)."""
     if reason not in REASONS:
         raise ValueError(f"unknown handoff reason {reason!r}")
     words = (text or "").strip()[:500]
     for attempt in range(2):
         try:
-            async with db.transaction() as session:
-                row = await session.scalar(
-                    select(HandoffRequest)
-                    .where(HandoffRequest.resident_id == resident_id, HandoffRequest.status.in_(OPEN))
-                    .with_for_update()
-                )
-                if row is not None:
-                    row.asks = (row.asks or 1) + 1
-                    if words and words not in row.text:
-                        row.text = (f"{row.text}\n{words}" if row.text else words)[-MAX_TEXT:]
-                    if reason == "urgent" and row.reason != "urgent":
-                        row.reason = "urgent"  # the more pressing reason is the one the queue shows
-                    row.ticket_id = ticket_id or row.ticket_id
-                    row.updated_at = now
-                    return Recorded(row.id, False, row.asks, row.status)
-                row = HandoffRequest(
-                    resident_id=resident_id, reason=reason, text=words, ticket_id=ticket_id,
-                    status="waiting", asks=1, created_at=now, updated_at=now,
-                )
-                session.add(row)
-                await session.flush()
-                return Recorded(row.id, True, 1, row.status)
+            return await db.run_sync_transaction(
+                lambda connection: request_in(connection, resident_id, reason, words, now, ticket_id=ticket_id)
+            )
         except IntegrityError:
             if attempt:
                 raise  # opened concurrently by another request: the second pass adds to it
     raise AssertionError("unreachable")
+
+
+_TABLE = cast(Table, HandoffRequest.__table__)
+
+
+def request_in(
+    connection: Connection,
+    resident_id: int,
+    reason: str,
+    words: str,
+    now: datetime,
+    *,
+    ticket_id: int | None = None,
+) -> Recorded:
+    """:func:`request` in the caller's transaction (``words`` already trimmed)."""
+    t = _TABLE.c
+    row = connection.execute(
+        select(t.id, t.asks, t.text, t.reason, t.ticket_id, t.status)
+        .where(t.resident_id == resident_id, t.status.in_(OPEN))
+        .with_for_update()
+    ).first()
+    if row is not None:
+        asks = (row.asks or 1) + 1
+        changes: dict[str, object] = {"asks": asks, "updated_at": now, "ticket_id": ticket_id or row.ticket_id}
+        if words and words not in row.text:
+            changes["text"] = (f"{row.text}\n{words}" if row.text else words)[-MAX_TEXT:]
+        if reason == "urgent" and row.reason != "urgent":
+            changes["reason"] = "urgent"  # the more pressing reason is the one the queue shows
+        connection.execute(update(_TABLE).where(t.id == row.id).values(**changes))
+        return Recorded(int(row.id), False, asks, str(row.status))
+    new_id: int = connection.execute(
+        insert(_TABLE)
+        .values(
+            resident_id=resident_id, reason=reason, text=words, ticket_id=ticket_id,
+            status="waiting", asks=1, created_at=now, updated_at=now,
+        )
+        .returning(t.id)
+    ).scalar_one()
+    return Recorded(int(new_id), True, 1, "waiting")
 
 
 async def open_requests(db: Database, limit: int = 100) -> list[HandoffRequest]:
