@@ -92,63 +92,87 @@ def _time(when: object) -> str:
     return f"{local.month}月{local.day}日{local:%H:%M}"
 
 
+def _shown(ctx: Context, shown: points.Statement) -> int:
+    """The balance to show; a registration reward shown for the first time is written with the reply."""
+    if shown.pending and ctx.resident is not None and not ctx.extra.get("welcome_written"):
+        ctx.extra["welcome_written"] = True
+        ctx.with_reply(points.registration_writer(ctx.resident.id, ctx.rt.clock.now()))
+    return shown.balance
+
+
 async def _balance(ctx: Context) -> int:
-    """The balance, after the one-off welcome points (as 查积分 shows it: the same figure everywhere)."""
+    """The balance, with the one-off welcome points (as 查积分 shows it: the same figure everywhere)."""
     if ctx.resident is None:
         return 0
-    return await points.welcomed_balance(ctx.rt.db, ctx.resident.id, ctx.rt.clock.now())
+    return _shown(ctx, await points.statement(ctx.rt.db, ctx.resident.id, ctx.rt.clock.now()))
+
+
+async def _shop(ctx: Context, category: str | None = None) -> tuple[list[coupons.Offer], points.Statement | None]:
+    """The catalogue and the resident's points, read together."""
+    now = ctx.rt.clock.now()
+    if ctx.resident is None:
+        return await coupons.offers(ctx.rt.db, now, category), None
+    return await coupons.shop(ctx.rt.db, now, ctx.resident.id, category)
 
 
 async def show_page(
-    ctx: Context, category: str | None, page: int, items: list[coupons.Offer] | None = None
+    ctx: Context,
+    category: str | None,
+    page: int,
+    items: list[coupons.Offer] | None = None,
+    shown: points.Statement | None = None,
 ) -> str:
-    """A page of the mall; ``items``: the whole catalogue when the caller has just read it."""
+    """A page of the mall; ``items`` (and ``shown``): the whole catalogue (and the resident's
+    points) when the caller has just read them."""
     if items is None:
-        items = await coupons.offers(ctx.rt.db, ctx.rt.clock.now(), category)
+        items, shown = await _shop(ctx, category)
     label = f"·{category}" if category else ""
     if not items:
         await ctx.fsm.clear()
         return TEXTS["empty"].format(category=label)
     pages = (len(items) + PAGE - 1) // PAGE
     page = min(max(page, 0), pages - 1)
-    shown = items[page * PAGE : (page + 1) * PAGE]
-    lines = [TEXTS["list_head"].format(category=label, balance=await _balance(ctx))]
-    for n, o in enumerate(shown, 1):
+    shown_items = items[page * PAGE : (page + 1) * PAGE]
+    balance = _shown(ctx, shown) if shown is not None else await _balance(ctx)
+    lines = [TEXTS["list_head"].format(category=label, balance=balance)]
+    for n, o in enumerate(shown_items, 1):
         lines.append(TEXTS["item"].format(n=n, title=o.title, merchant=o.merchant, price=o.price, stock=o.stock))
     lines.append(TEXTS["list_tail"].format(more=TEXTS["more"] if page + 1 < pages else ""))
-    await ctx.fsm.set("coupons:browse", category=category, page=page, ids=[o.id for o in shown])
+    await ctx.fsm.set("coupons:browse", category=category, page=page, ids=[o.id for o in shown_items])
     return "\n".join(lines)
 
 
-async def offer(ctx: Context, coupon: coupons.Offer) -> str:
+async def offer(ctx: Context, coupon: coupons.Offer, shown: points.Statement | None = None) -> str:
     await ctx.fsm.set("coupons:confirm", coupon_id=coupon.id, request_key=secrets.token_hex(8))
     return TEXTS["confirm"].format(
         title=coupon.title,
         merchant=coupon.merchant,
         address=f"（{coupon.merchant_address}）" if coupon.merchant_address else "",
         price=coupon.price,
-        balance=await _balance(ctx),
+        balance=_shown(ctx, shown) if shown is not None else await _balance(ctx),
         until=_day(coupon.valid_until),
         terms=f"使用说明：{coupon.terms}\n" if coupon.terms else "",
         limit=coupon.per_resident_limit,
     )
 
 
-async def find(ctx: Context, query: str, items: list[coupons.Offer] | None = None) -> str | None:
+async def find(
+    ctx: Context, query: str, items: list[coupons.Offer] | None = None, shown: points.Statement | None = None
+) -> str | None:
     """Offer the coupon ``query`` names (fuzzy); a short numbered list when several fit."""
     if items is None:
-        items = await coupons.offers(ctx.rt.db, ctx.rt.clock.now())
+        items, shown = await _shop(ctx)
     found = coupons.match_offers(query, items)
     if not found:
         return None
     if len(found) == 1 or query.strip() in (found[0].title,):
-        return await offer(ctx, found[0])
-    shown = found[:PAGE]
+        return await offer(ctx, found[0], shown)
+    listed = found[:PAGE]
     lines = [TEXTS["choose"]]
-    for n, o in enumerate(shown, 1):
+    for n, o in enumerate(listed, 1):
         lines.append(TEXTS["item"].format(n=n, title=o.title, merchant=o.merchant, price=o.price, stock=o.stock))
     lines.append(TEXTS["list_tail"].format(more=""))
-    await ctx.fsm.set("coupons:browse", category=None, page=0, ids=[o.id for o in shown], search=True)
+    await ctx.fsm.set("coupons:browse", category=None, page=0, ids=[o.id for o in listed], search=True)
     return "\n".join(lines)
 
 
@@ -269,9 +293,9 @@ async def by_name(ctx: Context) -> str:
 
 @router.message(Intent("coupon"), Func(lambda ctx: ctx.decision != "clarify"))
 async def coupon_intent(ctx: Context) -> str:
-    items = await coupons.offers(ctx.rt.db, ctx.rt.clock.now())  # read once for both
+    items, shown = await _shop(ctx)  # read once for both
     if ctx.text:
-        found = await find(ctx, ctx.text, items)
+        found = await find(ctx, ctx.text, items, shown)
         if found:
             return found
-    return await show_page(ctx, None, 0, items)
+    return await show_page(ctx, None, 0, items, shown)

@@ -175,7 +175,8 @@ async def detail(ctx: Context, session_id: int) -> str:
     act = await courses.listing(ctx.rt.db, session_id)
     if act is None:
         return TEXTS["error_not_found"]
-    await ctx.fsm.set("courses:detail", session_id=session_id)
+    # The audience goes with the state: booking asks about it without reading the session again.
+    await ctx.fsm.set("courses:detail", session_id=session_id, audience=(act.audience or "").strip())
     return TEXTS["detail"].format(
         title=act.title,
         category=f"（{act.category}）" if act.category else "",
@@ -198,11 +199,16 @@ def _audience_label(audience: str) -> str:
 
 
 async def _ask_audience(ctx: Context, session_id: int, waitlist: bool) -> str | None:
-    """Ask once whether the resident fits the course's audience; None when there is nothing to ask."""
-    act = await courses.listing(ctx.rt.db, session_id)
-    if act is None or not (act.audience or "").strip() or courses.audience_confirmed(ctx.resident, act.audience or ""):
+    """Ask once whether the resident fits the course's audience; None when there is nothing to ask.
+    (The audience shown with the details is in the state; read again when it is not.)"""
+    known = ctx.fsm.data.get("audience")
+    if isinstance(known, str):
+        audience = known
+    else:
+        act = await courses.listing(ctx.rt.db, session_id)
+        audience = ((act.audience if act is not None else None) or "").strip()
+    if not audience or courses.audience_confirmed(ctx.resident, audience):
         return None
-    audience = (act.audience or "").strip()
     await ctx.fsm.set("courses:audience", session_id=session_id, waitlist=waitlist, audience=audience)
     return TEXTS["audience_ask"].format(audience=_audience_label(audience))
 
@@ -220,7 +226,6 @@ async def _book(ctx: Context, waitlist: bool, *, audience_checked: bool = False)
         ask = await _ask_audience(ctx, session_id, waitlist)
         if ask is not None:
             return ask
-    await points.welcome(ctx.rt.db, ctx.resident.id, ctx.rt.clock.now())  # as 查积分 would show
     try:
         result = await courses.book(
             ctx.rt.db,
@@ -229,12 +234,13 @@ async def _book(ctx: Context, waitlist: bool, *, audience_checked: bool = False)
             now=ctx.rt.clock.now(),
             waitlist=waitlist,
             request_key=ctx.inbound.key,
+            welcome=True,  # the registration reward first, as 查积分 would show it
         )
     except courses.BookingError as exc:
         if exc.code == "full" and not waitlist:
             act = await courses.listing(ctx.rt.db, session_id)
             if act is not None:
-                await ctx.fsm.set("courses:waitlist", session_id=session_id)
+                await ctx.fsm.set("courses:waitlist", session_id=session_id, audience=(act.audience or "").strip())
                 return TEXTS["full_ask"].format(title=act.title, when=when(act.starts_at))
         await ctx.fsm.clear()
         opens = exc.info.get("opens_at")

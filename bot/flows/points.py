@@ -103,7 +103,10 @@ def _asks_balance(text: str) -> bool:
 async def balance(ctx: Context) -> str:
     if ctx.resident is None:
         return TEXTS["no_resident"]
-    shown = await points.statement(ctx.rt.db, ctx.resident.id, ctx.rt.clock.now(), entries=5)
+    now = ctx.rt.clock.now()
+    shown = await points.statement(ctx.rt.db, ctx.resident.id, now, entries=5)
+    if shown.pending:  # the reward shown now is written with this reply
+        ctx.with_reply(points.registration_writer(ctx.resident.id, now))
     welcome, value = shown.welcome, shown.balance
     if shown.entries:
         lines = [TEXTS["recent_head"]]
@@ -142,6 +145,8 @@ async def check_in(ctx: Context) -> str:
     except courses.BookingError:
         return TEXTS["no_activity"]
     shown = await points.statement(ctx.rt.db, ctx.resident.id, now)
+    if shown.pending:  # the reward shown now is written with this reply
+        ctx.with_reply(points.registration_writer(ctx.resident.id, now))
     welcome, total = shown.welcome, shown.balance
     parts = []
     if ctx.inbound.event == "subscribe":

@@ -202,9 +202,6 @@ async def _redeem(
     db: Database, resident_id: int, coupon_id: int, request_key: str, now: datetime
 ) -> Redemption:
     async with db.transaction() as session:
-        earlier = await session.scalar(select(IssuedCoupon.id).where(IssuedCoupon.request_key == request_key))
-        if earlier is not None:
-            raise _Replay(earlier)
         coupon = await session.get(Coupon, coupon_id)
         merchant = await session.get(Merchant, coupon.merchant_id) if coupon is not None else None
         if coupon is None or merchant is None or not coupon.active or not merchant.active:
@@ -218,7 +215,8 @@ async def _redeem(
         )
         if taken.rowcount != 1:  # type: ignore[attr-defined]
             raise CouponError("sold_out")
-        # Holding the coupon's row lock now: earlier redemptions of it are committed and visible.
+        # Holding the coupon's row lock now: earlier redemptions of it are committed and visible (a
+        # replay's stock taken above is rolled back with the rest).
         earlier = await session.scalar(select(IssuedCoupon.id).where(IssuedCoupon.request_key == request_key))
         if earlier is not None:
             raise _Replay(earlier)
@@ -279,18 +277,60 @@ async def my_coupons(
     return [(i, c, m) for i, c, m in (await session.execute(stmt)).all()]
 
 
+_OFFER_COLUMNS = (
+    Coupon.id, Coupon.title, Coupon.category, Coupon.price, Coupon.stock, Coupon.valid_until, Coupon.terms,
+    Coupon.per_resident_limit, Merchant.name, Merchant.address,
+)  # fmt: skip
+
+
+def _offer(row: Sequence[Any]) -> Offer:
+    return Offer(*row)
+
+
+def _offers_query(now: datetime, category: str | None) -> Any:
+    """:func:`catalogue`'s query for the columns an :class:`Offer` shows (rows, not ORM objects)."""
+    stmt = (
+        select(*_OFFER_COLUMNS)
+        .join(Merchant, Merchant.id == Coupon.merchant_id)
+        .where(*available(now), Merchant.active.is_(True))
+        .order_by(Coupon.id)
+    )
+    return stmt.where(Coupon.category == category) if category else stmt
+
+
+async def read_offers(session: AsyncSession, now: datetime, category: str | None = None) -> list[Offer]:
+    """:func:`catalogue` as plain data, in the caller's session."""
+    return [_offer(row) for row in await session.execute(_offers_query(now, category))]
+
+
 async def offers(db: Database, now: datetime, category: str | None = None) -> list[Offer]:
     """:func:`catalogue` as plain data."""
     async with db.session() as session:
-        return [Offer.of(c, m) for c, m in await catalogue(session, now, category)]
+        return await read_offers(session, now, category)
+
+
+async def shop(
+    db: Database, now: datetime, resident_id: int, category: str | None = None
+) -> tuple[list[Offer], points.Statement]:
+    """The mall as a resident sees it, in one read session: :func:`offers` and their points
+    (:func:`points.read_statement`: a registration reward not given yet is ``pending``)."""
+    async with db.session() as session:
+        items = await read_offers(session, now, category)
+        shown = await points.read_statement(session, resident_id, now)
+    if not shown.pending:
+        points.welcomed(db, resident_id)
+    return items, shown
 
 
 async def offer(db: Database, coupon_id: int) -> Offer | None:
     """One coupon with its merchant, whatever its stock or dates (None when either is gone)."""
     async with db.session() as session:
-        coupon = await session.get(Coupon, coupon_id)
-        merchant = await session.get(Merchant, coupon.merchant_id) if coupon else None
-        return Offer.of(coupon, merchant) if coupon is not None and merchant is not None else None
+        row = (
+            await session.execute(
+                select(*_OFFER_COLUMNS).join(Merchant, Merchant.id == Coupon.merchant_id).where(Coupon.id == coupon_id)
+            )
+        ).first()
+    return _offer(row) if row is not None else None
 
 
 async def held_by(db: Database, resident_id: int, limit: int = 20) -> list[Held]:

@@ -187,18 +187,41 @@ async def waitlist_position(session: AsyncSession, booking: Booking) -> int:
     return int(ahead or 0) + 1
 
 
+# The columns a Listing shows, in its fields' order: read as rows, not ORM objects.
+_LISTING_COLUMNS = (
+    ActivitySession.id, Activity.id, Activity.title, Activity.category, Activity.description,
+    Activity.organiser, Activity.place, Activity.audience, Activity.points_cost, ActivitySession.starts_at,
+    ActivitySession.ends_at, ActivitySession.capacity, ActivitySession.booked,
+)  # fmt: skip
+
+
+def _listing(row: Sequence[Any]) -> Listing:
+    return Listing(*row)
+
+
+async def _upcoming_listings(session: AsyncSession, now: datetime, until: datetime) -> list[Listing]:
+    """:func:`upcoming` until ``until`` as plain data, in one statement."""
+    stmt = (
+        select(*_LISTING_COLUMNS)
+        .join(Activity, Activity.id == ActivitySession.activity_id)
+        .where(Activity.active.is_(True), ActivitySession.starts_at > now, ActivitySession.starts_at < until)
+        .order_by(ActivitySession.starts_at, ActivitySession.id)
+    )
+    return [_listing(row) for row in await session.execute(stmt)]
+
+
 async def listings(db: Database, now: datetime, *, until: datetime) -> list[Listing]:
     """:func:`upcoming` until ``until``, as plain data."""
     async with db.session() as session:
-        return [Listing.of(s, a) for s, a in await upcoming(session, now, until=until)]
+        return await _upcoming_listings(session, now, until)
 
 
 async def whats_on(db: Database, now: datetime) -> tuple[list[Listing], bool]:
     """This week's sessions, or when there are none the next 30 days'; and whether they are this week's."""
     async with db.session() as session:
-        week = await upcoming(session, now, until=week_end(now))
-        rows = week or await upcoming(session, now, until=now + timedelta(days=30))
-    return [Listing.of(s, a) for s, a in rows], bool(week)
+        week = await _upcoming_listings(session, now, week_end(now))
+        rows = week or await _upcoming_listings(session, now, now + timedelta(days=30))
+    return rows, bool(week)
 
 
 def match_listings(query: str, rows: Sequence[Listing], threshold: float = 75) -> list[Listing]:
@@ -220,9 +243,14 @@ def match_listings(query: str, rows: Sequence[Listing], threshold: float = 75) -
 async def listing(db: Database, session_id: int) -> Listing | None:
     """One session with its activity, whatever its date or state (None when either is gone)."""
     async with db.session() as session:
-        sess = await session.get(ActivitySession, session_id)
-        activity = await session.get(Activity, sess.activity_id) if sess else None
-        return Listing.of(sess, activity) if sess is not None and activity is not None else None
+        row = (
+            await session.execute(
+                select(*_LISTING_COLUMNS)
+                .join(Activity, Activity.id == ActivitySession.activity_id)
+                .where(ActivitySession.id == session_id)
+            )
+        ).first()
+    return _listing(row) if row is not None else None
 
 
 async def bookings_of(db: Database, resident_id: int, now: datetime, *, positions: bool = False) -> list[MyBooking]:
@@ -276,16 +304,31 @@ async def book(
     now: datetime,
     waitlist: bool = False,
     request_key: str | None = None,
+    welcome: bool = False,
 ) -> BookingResult:
     """Book a place (or, with ``waitlist`` and a full session, join the waitlist).
 
     ``request_key`` names the request (a resident's message key): the same request again — a
-    message redone after its process died — gets the booking it made, not "already booked"."""
+    message redone after its process died — gets the booking it made, not "already booked".
+    ``welcome``: give the one-off registration reward first (:func:`points.welcome`, as the chat
+    does at a resident's first use of points), in the booking's transaction; a refused booking
+    gives it in a transaction of its own."""
     try:
         async with db.transaction() as session:
-            return await _book(session, resident_id, session_id, now, waitlist, request_key)
+            if welcome:
+                await points.welcome_in(session, db, resident_id, now)
+            result = await _book(session, resident_id, session_id, now, waitlist, request_key)
     except IntegrityError:
+        if welcome:
+            await points.welcome(db, resident_id, now)
         raise BookingError("duplicate") from None
+    except BookingError:
+        if welcome:
+            await points.welcome(db, resident_id, now)
+        raise
+    if welcome:
+        points.welcomed(db, resident_id)
+    return result
 
 
 async def _book(

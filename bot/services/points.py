@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.db import Database, dialect_insert
@@ -141,6 +141,56 @@ def _check_entry(amount: int, reason: str, ref_type: str, ref_id: str, key: str)
         raise ValueError("idempotency_key must be 1 to 160 characters")
 
 
+def _credit_statements(
+    dialect: str,
+    *,
+    resident_id: int,
+    amount: int,
+    reason: str,
+    ref_type: str,
+    ref_id: str,
+    idempotency_key: str,
+    now: datetime,
+    actor: str | None = None,
+    note: str | None = None,
+) -> tuple[Any, Any, Any]:
+    """A credit's statements: the balance raised (its row created when missing) returning the new
+    balance; the ledger row (``:balance_after`` bound) unless its key is there, returning its id;
+    the raise undone when it was."""
+    raise_balance = (
+        dialect_insert(dialect, PointsBalance)
+        .values(resident_id=resident_id, balance=amount, updated_at=now)
+        .on_conflict_do_update(
+            index_elements=["resident_id"],
+            set_={"balance": PointsBalance.balance + amount, "updated_at": now},
+        )
+        .returning(PointsBalance.balance)
+    )
+    entry = (
+        dialect_insert(dialect, PointsEntry)
+        .values(
+            resident_id=resident_id,
+            amount=amount,
+            balance_after=bindparam("balance_after"),
+            reason=reason,
+            ref_type=ref_type,
+            ref_id=ref_id,
+            idempotency_key=idempotency_key,
+            actor=actor,
+            note=note,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(PointsEntry.id)
+    )
+    undo = (
+        update(PointsBalance)
+        .where(PointsBalance.resident_id == resident_id)
+        .values(balance=PointsBalance.balance - amount)
+    )
+    return raise_balance, entry, undo
+
+
 async def credit(
     session: AsyncSession,
     *,
@@ -154,38 +204,44 @@ async def credit(
     actor: str | None = None,
     note: str | None = None,
 ) -> bool:
-    """Add ``amount`` points in the caller's transaction; False when this key was already credited."""
+    """Add ``amount`` points in the caller's transaction; False when this key was already credited.
+
+    Two statements: the balance row raised (an upsert, which also takes its lock on PostgreSQL),
+    then the ledger row with the new balance; when the key was already credited the ledger insert
+    does nothing and the raise is undone (a third)."""
     _check_entry(amount, reason, ref_type, ref_id, idempotency_key)
-    await ensure_account(session, resident_id, now)
-    stmt = (
-        _insert(session, PointsEntry)
-        .values(
-            resident_id=resident_id,
-            amount=amount,
-            balance_after=0,
-            reason=reason,
-            ref_type=ref_type,
-            ref_id=ref_id,
-            idempotency_key=idempotency_key,
-            actor=actor,
-            note=note,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(PointsEntry.id)
-    )
-    entry_id = (await session.execute(stmt)).scalar_one_or_none()
-    if entry_id is None:
+    raise_balance, entry, undo = _credit_statements(
+        session.get_bind().dialect.name, resident_id=resident_id, amount=amount, reason=reason,
+        ref_type=ref_type, ref_id=ref_id, idempotency_key=idempotency_key, now=now, actor=actor, note=note,
+    )  # fmt: skip
+    balance: int = (await session.execute(raise_balance)).scalar_one()
+    if (await session.execute(entry, {"balance_after": balance})).scalar_one_or_none() is None:
+        await session.execute(undo)
         return False
-    balance = (
-        await session.execute(
-            update(PointsBalance)
-            .where(PointsBalance.resident_id == resident_id)
-            .values(balance=PointsBalance.balance + amount, updated_at=now)
-            .returning(PointsBalance.balance)
-        )
-    ).scalar_one()
-    await session.execute(update(PointsEntry).where(PointsEntry.id == entry_id).values(balance_after=balance))
+    return True
+
+
+def credit_in(
+    connection: Connection,
+    *,
+    resident_id: int,
+    amount: int,
+    reason: str,
+    ref_type: str,
+    ref_id: str,
+    idempotency_key: str,
+    now: datetime,
+) -> bool:
+    """:func:`credit` on a synchronous connection, in its transaction (a reply's: ``ctx.with_reply``)."""
+    _check_entry(amount, reason, ref_type, ref_id, idempotency_key)
+    raise_balance, entry, undo = _credit_statements(
+        connection.dialect.name, resident_id=resident_id, amount=amount, reason=reason,
+        ref_type=ref_type, ref_id=ref_id, idempotency_key=idempotency_key, now=now,
+    )  # fmt: skip
+    balance: int = connection.execute(raise_balance).scalar_one()
+    if connection.execute(entry, {"balance_after": balance}).scalar_one_or_none() is None:
+        connection.execute(undo)
+        return False
     return True
 
 
@@ -208,7 +264,7 @@ async def debit(
     ``idempotency_key`` is an IntegrityError that rolls the caller's transaction back.
     """
     _check_entry(amount, reason, ref_type, ref_id, idempotency_key)
-    await ensure_account(session, resident_id, now)
+    # No balance row yet is a balance of 0: the UPDATE finds nothing and the debit is refused.
     balance = (
         await session.execute(
             update(PointsBalance)
@@ -219,8 +275,8 @@ async def debit(
     ).scalar_one_or_none()
     if balance is None:
         raise InsufficientPoints(await balance_of(session, resident_id), amount)
-    session.add(
-        PointsEntry(
+    await session.execute(
+        insert(PointsEntry).values(
             resident_id=resident_id,
             amount=-amount,
             balance_after=balance,
@@ -233,7 +289,6 @@ async def debit(
             created_at=now,
         )
     )
-    await session.flush()
     return int(balance)
 
 
@@ -270,16 +325,17 @@ async def earn(
     points = the_rules.earn.get(rule, 0) if amount is None else amount
     if points <= 0:
         return 0
-    # Lock the resident's balance row first: concurrent earnings of one resident then see each
-    # other's ledger rows when the cap is computed.
-    await lock_account(session, resident_id, now)
-    already = await session.scalar(
-        select(PointsEntry.id).where(PointsEntry.idempotency_key == idempotency_key)
-    )
-    if already is not None:
-        return 0
     cap = the_rules.daily_caps.get(rule)
     if cap is not None:
+        # Lock the resident's balance row first: concurrent earnings of one resident then see each
+        # other's ledger rows when the cap is computed. (Without a cap the credit alone decides:
+        # its ledger insert does nothing for a key already credited.)
+        await lock_account(session, resident_id, now)
+        already = await session.scalar(
+            select(PointsEntry.id).where(PointsEntry.idempotency_key == idempotency_key)
+        )
+        if already is not None:
+            return 0
         points = min(points, cap - await earned_today(session, resident_id, rule, now))
         if points <= 0:
             return 0
@@ -296,29 +352,52 @@ async def earn(
     return points if credited else 0
 
 
+def _registration(resident_id: int) -> dict[str, Any]:
+    return {
+        "reason": "registration",
+        "ref_type": "resident",
+        "ref_id": str(resident_id),
+        "idempotency_key": f"registration:{resident_id}",
+    }
+
+
+def registration_points() -> int:
+    """What the one-off registration reward gives (``earn.registration``; 0: none)."""
+    return max(rules().earn.get("registration", 0), 0)
+
+
 async def award_registration(session: AsyncSession, resident_id: int, now: datetime) -> int:
-    """The one-off registration reward (0 if already given)."""
+    """The one-off registration reward in the caller's transaction (0 if already given)."""
+    key = _registration(resident_id)
     return await earn(
         session,
         resident_id=resident_id,
         rule="registration",
-        ref_type="resident",
-        ref_id=str(resident_id),
-        idempotency_key=f"registration:{resident_id}",
+        ref_type=key["ref_type"],
+        ref_id=key["ref_id"],
+        idempotency_key=key["idempotency_key"],
         now=now,
     )
 
 
+def award_registration_in(connection: Connection, resident_id: int, now: datetime) -> int:
+    """:func:`award_registration` on a synchronous connection (the reply's transaction: a flow
+    that showed the reward as :attr:`Statement.pending` writes it with ``ctx.with_reply``)."""
+    amount = registration_points()
+    if amount <= 0:
+        return 0
+    credited = credit_in(connection, resident_id=resident_id, amount=amount, now=now, **_registration(resident_id))
+    return amount if credited else 0
+
+
 # Residents whose registration reward this process knows to be in the ledger, per database: the
-# reward is given once, so a later ``welcome`` is a no-op that needs no write transaction (on
-# SQLite one would queue behind every other writer on each balance or mall view).
+# reward is given once, so a later ``welcome`` is a no-op that needs no statement.
 _WELCOMED: weakref.WeakKeyDictionary[Database, set[int]] = weakref.WeakKeyDictionary()
 
 
 async def welcome(db: Database, resident_id: int, now: datetime) -> int:
-    """The registration reward at a resident's first use of points (balance, mall, a paid course),
-    in its own transaction; 0 once given. Every place that shows or spends points calls it first,
-    so they all show the same balance."""
+    """The registration reward at a resident's first use of points, in its own transaction; 0
+    once given. (A booking gives it in its own transaction: :func:`welcome_in`.)"""
     known = _WELCOMED.setdefault(db, set())
     if resident_id in known:
         return 0
@@ -326,6 +405,19 @@ async def welcome(db: Database, resident_id: int, now: datetime) -> int:
         given = await award_registration(session, resident_id, now)
     known.add(resident_id)  # committed now, or found already given
     return given
+
+
+async def welcome_in(session: AsyncSession, db: Database, resident_id: int, now: datetime) -> int:
+    """:func:`welcome` in the caller's transaction (it is remembered only if that commits: call
+    :func:`welcomed` after it)."""
+    if resident_id in _WELCOMED.setdefault(db, set()):
+        return 0
+    return await award_registration(session, resident_id, now)
+
+
+def welcomed(db: Database, resident_id: int) -> None:
+    """Remember that the resident's registration reward is in the ledger (committed)."""
+    _WELCOMED.setdefault(db, set()).add(resident_id)
 
 
 async def adjust(
@@ -395,12 +487,16 @@ class Entry:
 
 @dataclass(frozen=True)
 class Statement:
-    """What the chat shows of a resident's points: the registration reward given just now (0 when
-    given before), the balance and the newest ledger lines."""
+    """What the chat shows of a resident's points: the registration reward given with this answer
+    (0 when given before), the balance (with it) and the newest ledger lines (it among them).
+
+    ``pending``: the reward is shown but not written yet; the flow writes it in the reply's
+    transaction (``ctx.with_reply(registration_writer(...))``), exactly once by its ledger key."""
 
     welcome: int
     balance: int
     entries: tuple[Entry, ...] = ()
+    pending: bool = False
 
 
 async def balance(db: Database, resident_id: int) -> int:
@@ -409,28 +505,53 @@ async def balance(db: Database, resident_id: int) -> int:
         return await balance_of(session, resident_id)
 
 
-async def welcomed_balance(db: Database, resident_id: int, now: datetime) -> int:
-    """The balance after the one-off welcome points (:func:`welcome`): the same figure everywhere."""
-    return (await statement(db, resident_id, now)).balance
+async def read_statement(
+    session: AsyncSession, resident_id: int, now: datetime, *, entries: int = 0
+) -> Statement:
+    """The balance and whether the registration reward is in the ledger (one statement), and the
+    ``entries`` newest ledger lines (another); a reward not given yet is shown as ``pending``."""
+    found = (
+        await session.execute(
+            select(
+                select(PointsBalance.balance).where(PointsBalance.resident_id == resident_id).scalar_subquery(),
+                exists().where(PointsEntry.idempotency_key == f"registration:{resident_id}"),
+            )
+        )
+    ).one()
+    value, given = int(found[0] or 0), bool(found[1])
+    lines: tuple[Entry, ...] = ()
+    if entries > 0:
+        rows = await session.execute(
+            select(PointsEntry.amount, PointsEntry.reason, PointsEntry.created_at)
+            .where(PointsEntry.resident_id == resident_id)
+            .order_by(PointsEntry.id.desc())
+            .limit(entries)
+        )
+        lines = tuple(Entry(amount, reason, created_at) for amount, reason, created_at in rows)
+    reward = registration_points()
+    if given or reward <= 0:
+        return Statement(0, value, lines)
+    lines = ((Entry(reward, "registration", now), *lines)[:entries]) if entries > 0 else ()
+    return Statement(reward, value + reward, lines, pending=True)
 
 
 async def statement(db: Database, resident_id: int, now: datetime, *, entries: int = 0) -> Statement:
-    """The registration reward (:func:`welcome`), then the balance and the ``entries`` newest ledger
-    lines: read in the reward's transaction when it is given, else in one read session."""
-    known = _WELCOMED.setdefault(db, set())
-    if resident_id in known:
-        given = 0
-        async with db.session() as session:
-            value = await balance_of(session, resident_id)
-            rows = await history(session, resident_id, limit=entries) if entries > 0 else ()
-    else:
-        async with db.transaction() as session:
-            given = await award_registration(session, resident_id, now)
-            value = await balance_of(session, resident_id)
-            rows = await history(session, resident_id, limit=entries) if entries > 0 else ()
-        known.add(resident_id)  # committed now, or found already given
-    lines = tuple(Entry(e.amount, e.reason, e.created_at) for e in rows)
-    return Statement(given, value, lines)
+    """:func:`read_statement` in a read session of its own (no write: a reward not given yet is
+    ``pending``, for the caller to write with its reply)."""
+    async with db.session() as session:
+        shown = await read_statement(session, resident_id, now, entries=entries)
+    if not shown.pending:
+        welcomed(db, resident_id)
+    return shown
+
+
+def registration_writer(resident_id: int, now: datetime) -> Callable[[Connection], None]:
+    """The write of a :attr:`Statement.pending` reward, for ``ctx.with_reply``."""
+
+    def write(connection: Connection) -> None:
+        award_registration_in(connection, resident_id, now)
+
+    return write
 
 
 async def ledger_mismatches(session: AsyncSession) -> list[tuple[int, int, int]]:
