@@ -30,6 +30,7 @@ TEXTS = {
     "helpful": "谢谢您的反馈！还有其他问题随时问我。",
     "not_helpful": "抱歉没帮上忙。您可以换个说法再问一次，或回复“转人工”找工作人员。",
     "handoff": "抱歉又没帮上忙，已经请工作人员来为您解答。{when}",
+    "aside": "好的。关于“{question}”，还有不清楚的地方可以接着问我；需要工作人员帮忙，请回复“转人工”。",
 }
 
 CHOICES_STATE = "query:choices"
@@ -114,6 +115,27 @@ async def feedback(ctx: Context) -> str:
             await handoff.request(ctx.rt.db, ctx.resident.id, "unhelpful", words, now)
             return TEXTS["handoff"].format(when=answer_when(ctx, now))
     return TEXTS["not_helpful"]
+
+
+# What a resident says in passing right after an answer ("我今年82了" after the 高龄补贴 answer, "好吧")
+# is about that answer: it gets a word back on it, not the greeting menu. Greetings, thanks and
+# goodbyes still go to small talk.
+SMALLTALK_OWN = ("谢", "再见", "拜拜", "你好", "您好", "在吗", "在不在")
+
+
+def _aside(ctx: Context) -> bool:
+    text = ctx.text.strip()
+    if not text or any(w in text for w in SMALLTALK_OWN):
+        return False
+    entry = ctx.rt.language.knowledge.get(str(ctx.fsm.data.get("entry_id", "")))  # None: reloaded away
+    ctx.extra["answered_entry"] = entry
+    return entry is not None
+
+
+@router.message(State(FEEDBACK_STATE), Intent("smalltalk"), Func(_aside))
+async def aside(ctx: Context) -> str:
+    question = ctx.extra["answered_entry"].question.rstrip("？?")
+    return TEXTS["aside"].format(question=question)  # the feedback question stays open
 
 
 def _known_answer(ctx: Context) -> bool:

@@ -12,7 +12,8 @@ TEXTS = {
     "thanks": "不客气！还有什么需要帮忙的，随时跟我说。",
     "bye": "好的，祝您生活愉快！有事随时找我。",
     "greeting": "您好！{menu}",
-    "other": "嗯嗯，我在呢。{menu}",
+    # Anything else said in passing (好吧, 不留, 我今年82了): a word back, not the whole menu again.
+    "other": "嗯嗯，我在呢。有什么需要帮忙的，直接跟我说就行；回复“帮助”看看我能做什么。",
 }
 
 THANKS = ("谢", "感谢", "辛苦", "多谢", "thank")
@@ -27,7 +28,6 @@ async def smalltalk(ctx: Context) -> str:
         return TEXTS["thanks"]
     if any(w in text for w in BYE):
         return TEXTS["bye"]
-    rest = menu(ctx.rt).removeprefix("您好，")
     if any(w in text for w in GREETING) or not text:
-        return TEXTS["greeting"].format(menu=rest)
-    return TEXTS["other"].format(menu=rest)
+        return TEXTS["greeting"].format(menu=menu(ctx.rt).removeprefix("您好，"))
+    return TEXTS["other"]
