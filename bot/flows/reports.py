@@ -72,6 +72,7 @@ OWN_REPORT = re.compile(
     r"|(?:报修|报|反映|投诉|举报)(?:的|过的)(?:那个|那件|事|问题)"
     r"|上次|上回|之前(?:说|报|反映|提|投诉)|前几天(?:说|报|反映|投诉)|刚才(?:那个|说的|报的|反映的)"
     r"|那个(?:事|问题|诉求|工单)|那件事|这件事|不是新的|不是新问题|(?:问|查)(?:一下|问)?(?:进度|情况|结果)"
+    r"|(?:我|俺|咱)(?:们|家)?(?:的)?那(?:个|件)\S{1,8}?的?(?:事|问题)"
 )
 # A question about progress.
 PROGRESS = re.compile(
@@ -263,6 +264,20 @@ def _about_draft(ctx: Context, rows: list[Report]) -> str | None:
     return TEXTS["draft"].format(summary=_summary(draft, 16)) + TEXTS[step]
 
 
+def _draft_kept(ctx: Context) -> tuple[str, dict[str, object]] | None:
+    """A question about an earlier report in the middle of telling a new one ("我那个噪音的事咋样了"
+    while the place of 楼道灯坏了 is asked): both are answered — the earlier report's progress, then
+    the new one's missing part again. "不是新的 / 上次那个", or a question about the same thing as
+    the new one, calls the new one off."""
+    state, draft = ctx.fsm.state or "", str(ctx.fsm.data.get("c_text") or "")
+    if state not in DRAFT_STEPS or not draft or NOT_NEW.search(ctx.text):
+        return None
+    about = subject(ctx.text)
+    if about and _about(about, draft):
+        return None  # "垃圾清了没有" while telling of more 垃圾: the new one was the old one again
+    return state, dict(ctx.fsm.data)
+
+
 @router.message(Func(_is_follow_up, phase=PHASE_STATE, when=lambda p: p.text))
 async def follow_up(ctx: Context) -> str:
     assert ctx.resident is not None
@@ -271,13 +286,24 @@ async def follow_up(ctx: Context) -> str:
     draft = _about_draft(ctx, rows)
     if draft is not None:
         return draft
-    note = _leave_report(ctx)
+    kept = _draft_kept(ctx)
+    note = None if kept is not None else _leave_report(ctx)
     await ctx.fsm.clear()
+    answer = await _follow_up_answer(ctx, rows, total, now, paged=kept is None)
+    if kept is not None:
+        state, data = kept
+        await ctx.fsm.set(state, **data)
+        answer += "\n" + TEXTS["draft"].format(summary=_summary(str(data["c_text"]), 16)) + TEXTS[DRAFT_STEPS[state]]
+    return _with(note, answer)
+
+
+async def _follow_up_answer(ctx: Context, rows: list[Report], total: int, now: datetime, paged: bool) -> str:
+    assert ctx.resident is not None
     chosen = [r for r in rows if r.id in ctx.extra.get("follow_up", [])] or _matching(rows, ctx.text)
     out: list[str] = []
     if not chosen:
         if total == 0:
-            return _with(note, await _page(ctx, 0))  # nothing open: what was done, or none at all
+            return await _page(ctx, 0)  # nothing open: what was done, or none at all
         about = subject(ctx.text)
         if about and len(about) <= 8:
             out.append(TEXTS["no_match"].format(subject=about))
@@ -289,14 +315,14 @@ async def follow_up(ctx: Context) -> str:
     else:
         shown = chosen[:PAGE]
         out += [TEXTS["followup_head"], *(line(r) for r in shown)]
-        if len(chosen) > PAGE:
+        if len(chosen) > PAGE and paged:  # (not while a new report waits for its answer)
             out.append(TEXTS["more"].format(left=len(chosen) - PAGE))
             await ctx.fsm.set(LIST_STATE, offset=PAGE)
     pending = [r.id for r in chosen if r.open]
     if pending:
         await reports.followed_up(ctx.rt.db, ctx.resident.id, pending, ctx.text, now)
         out.append(TEXTS["followup_noted"])
-    return _with(note, "\n".join(out))
+    return "\n".join(out)
 
 
 # -------------------------------------------------------------------------------------- rating
