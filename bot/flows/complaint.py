@@ -17,6 +17,7 @@ from typing import Any
 from bot.flows.media import attachment
 from bot.handler.choices import is_cancel, parse_phone
 from bot.handler.context import Context
+from bot.handler.middlewares import MARK
 from bot.handler.router import (
     PHASE_INTENT,
     PHASE_MENU,
@@ -28,6 +29,7 @@ from bot.handler.router import (
     Router,
     State,
 )
+from bot.logmask import mask_phones
 from bot.messages import HandlerResult
 from bot.services import attachments, places, reports
 from bot.services.dispatch import Rules, rules_for
@@ -59,6 +61,9 @@ TEXTS = {
     "nothing": "好的。现在没有正在办的事，有需要随时找我。",
     "switched": "刚才的问题先不登记了，需要时再告诉我。",
     "expired": "您刚才反映的问题因为太久没有回复，已经先取消了。需要的话请重新说一下情况。",
+    "contact_kept": "好的，已把联系电话 {phone} 记到诉求 {number} 上，工作人员需要时会联系您。",
+    "contact_none": "好的，不留也没关系，诉求 {number} 已经登记了。",
+    "contact_late": "收到。诉求 {number} 已经办结了，如果问题还在，请直接说说情况。",
 }
 
 NO_PHONE = re.compile(r"^(?:不留|不用留|不用|不方便|不需要|不想留|没有|没电话|没有电话|不给|保密|算了不留|不留了|不要)[了吧啊呀。.！!]*$")
@@ -120,21 +125,11 @@ def _local(dt: Any) -> str:
 
 # ---------------------------------------------------------------------------------- the steps
 async def _start(ctx: Context, text: str) -> str:
-    """A description arrived: check it is not the resident's own open report again, then collect."""
+    """A description arrived: collect it, unless it is the resident's own open report again (looked
+    for with the ticket's creation when nothing needs asking: one transaction)."""
     data = ctx.fsm.data
     kept = list(data.get("attachments", []))
     where = places.from_text(text) or data.get("c_where") or places.locate(text, kept, ctx.resident)
-    if ctx.resident is not None:
-        earlier = await reports.own_repeat(ctx.rt.db, ctx.resident.id, text, (where or {}).get("building"), rules(ctx))
-        if earlier is not None:
-            stored = [await attachments.keep(ctx.rt.media, a) for a in kept]
-            now = ctx.rt.clock.now()
-            await reports.add_repeat(ctx.rt.db, earlier.id, ctx.resident.id, text, stored, now)
-            await ctx.fsm.clear()
-            from bot.flows.reports import describe
-
-            return "\n".join([*_intro(ctx), TEXTS["repeat"].format(
-                when=_local(earlier.created_at), number=earlier.number, status=describe(earlier))])
     routed = await route(ctx.rt.settings.data_dir, text)
     await ctx.fsm.set(
         "complaint:collect",
@@ -146,18 +141,45 @@ async def _start(ctx: Context, text: str) -> str:
         attachments=kept,
         c_asked_where=bool(data.get("c_asked_where")) or bool(NO_PLACE.search(text)),
     )
-    return await _proceed(ctx)
+    return await _proceed(ctx, first=True)
 
 
-async def _proceed(ctx: Context) -> str:
+def _question(ctx: Context) -> str | None:
+    """What must be asked before the ticket can be made: the place, the phone, or nothing."""
     data = ctx.fsm.data
     if not data.get("c_where") and not data.get("c_asked_where"):
+        return "where"
+    if rules(ctx).needs_visit(data.get("c_category")) and not data.get("c_phone") and not data.get("c_asked_phone"):
+        return "phone"
+    return None
+
+
+async def _proceed(ctx: Context, first: bool = False) -> str:
+    """Ask what is missing, or make the ticket. ``first``: the description has just arrived, so it
+    may be the resident's own open report again, which then gets these words instead."""
+    data = ctx.fsm.data
+    question = _question(ctx)
+    if question is not None and first and ctx.resident is not None:
+        where = data.get("c_where") or {}
+        earlier = await reports.own_repeat(ctx.rt.db, ctx.resident.id, str(data.get("c_text") or ""),
+                                           where.get("building"), rules(ctx))
+        if earlier is not None:
+            stored = [await attachments.keep(ctx.rt.media, a) for a in data.get("attachments", [])]
+            await reports.add_repeat(ctx.rt.db, earlier.id, ctx.resident.id, str(data.get("c_text") or ""), stored,
+                                     ctx.rt.clock.now())
+            await ctx.fsm.clear()
+            return _repeated(ctx, earlier)
+    if question == "where":
         await ctx.fsm.set("complaint:where", c_asked_where=True, c_reasks=0)
         return "\n".join([*_intro(ctx), TEXTS["ask_where"]])
-    if rules(ctx).needs_visit(data.get("c_category")) and not data.get("c_phone") and not data.get("c_asked_phone"):
+    if question == "phone":
         await ctx.fsm.set("complaint:phone", c_asked_phone=True, c_reasks=0)
         return "\n".join([*_intro(ctx), TEXTS["ask_phone"]])
-    report = await _create(ctx)
+    report = await _create(ctx, unless_repeated=first)
+    if report.repeated:
+        return _repeated(ctx, report)
+    if not data.get("c_phone"):  # a phone sent next is this report's contact
+        await ctx.fsm.set(MARK + FILED, ticket_id=report.id, number=report.number)
     hours = (report.deadline - report.created_at).total_seconds() / 3600 if report.deadline else 168
     key = "created_triage" if report.department is None and report.assignee is None else "created"
     out = [*_intro(ctx), TEXTS[key].format(number=report.number, promise=promise(hours))]
@@ -166,7 +188,16 @@ async def _proceed(ctx: Context) -> str:
     return "\n".join(out)
 
 
-async def _create(ctx: Context) -> reports.Report:
+def _repeated(ctx: Context, earlier: reports.Report) -> str:
+    from bot.flows.reports import describe
+
+    return "\n".join([*_intro(ctx), TEXTS["repeat"].format(
+        when=_local(earlier.created_at), number=earlier.number, status=describe(earlier))])
+
+
+async def _create(ctx: Context, unless_repeated: bool = False) -> reports.Report:
+    """The ticket (or, ``unless_repeated``, the resident's own open report it repeats: see
+    ``reports.create``); the conversation ends either way."""
     data = ctx.fsm.data
     stored = [await attachments.keep(ctx.rt.media, a) for a in data.get("attachments", [])]
     where = data.get("c_where") or {}
@@ -183,7 +214,7 @@ async def _create(ctx: Context) -> reports.Report:
         urgency="normal",
         contact_phone=data.get("c_phone"),
         source_key=ctx.inbound.key,
-    ), rules(ctx), ctx.rt.clock.now())
+    ), rules(ctx), ctx.rt.clock.now(), unless_repeated=unless_repeated)
     await ctx.fsm.clear()
     return report
 
@@ -358,6 +389,42 @@ async def expired(ctx: Context) -> str:
         ctx.extra["complaint_note"] = TEXTS["expired"]
         return await _start(ctx, ctx.text)
     return TEXTS["expired"]
+
+
+# Right after a report was filed without a phone (none asked, or 不留): a number sent next is its
+# contact, and 不留 needs only a word back.
+FILED = "filed"
+_NO_PHONE_SAID = re.compile(r"^(?:不留|不用留|不想留|没电话|没有电话|电话不留|不留电话|算了不留|不留了)[了吧啊呀。.！!]*$")
+_NOT_PHONE = re.compile(r"[\d一二三四五六七八九零〇幺两+\-－()（）]|我的|电话|手机|号码|联系|方式|是|留|个|吧|[\W_]")
+
+
+def _contact_after_filing(ctx: Context) -> bool:
+    mark = ctx.extra.get("mark")
+    if not mark or mark[0] != FILED or not ctx.text:
+        return False
+    text = re.sub(r"\s+", "", ctx.text)
+    if _NO_PHONE_SAID.match(text):
+        ctx.extra["contact"] = None
+        return True
+    number = parse_phone(text)
+    if number is None or _NOT_PHONE.sub("", text):
+        return False  # more than a number: understood as a message of its own
+    ctx.extra["contact"] = number
+    return True
+
+
+@router.message(Func(_contact_after_filing, phase=PHASE_STATE, when=lambda p: p.text))
+async def contact_after_filing(ctx: Context) -> str:
+    data = ctx.extra["mark"][1]
+    number, phone = str(data.get("number", "")), ctx.extra["contact"]
+    if phone is None:
+        return TEXTS["contact_none"].format(number=number)
+    assert ctx.resident is not None
+    report = await reports.add_contact(ctx.rt.db, int(data.get("ticket_id", 0)), ctx.resident.id, phone,
+                                       ctx.rt.clock.now())
+    if report is None:
+        return TEXTS["contact_late"].format(number=number)
+    return TEXTS["contact_kept"].format(phone=mask_phones(phone), number=number)
 
 
 _COURSE_CANCEL = re.compile(r"预约|报名|课|候补|活动")

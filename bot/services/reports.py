@@ -3,23 +3,31 @@
 Each function is one transaction on ``db`` and returns :class:`Report` snapshots (plain data: the
 flows never hold ORM rows or change ticket fields). A resident only ever reaches their own tickets:
 every lookup is by resident id. The state machine itself is ``bot/services/tickets.py``.
+
+What a conversation does on every report — look for the resident's own open report, make the
+ticket, list the open ones — runs synchronously on the database's connection in one hop
+(:meth:`Database.run_sync_transaction`): through the async driver each statement would cost a hop
+of its own (about 0.3 ms of CPU on SQLite, which answers the statement itself in microseconds).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Connection, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.services import places, tickets
 from bot.services.dispatch import Rules, building_number
 from bot.storage.db import Database
-from bot.storage.models import Ticket
+from bot.storage.models import Ticket, TicketEvent
 
+R = TypeVar("R")
 # What 查进度 lists: everything not finished, and answered tickets waiting for the rating.
 LISTED = (*tickets.OPEN_STATUSES, "answered")
 
@@ -43,6 +51,8 @@ class Report:
     latest_note: str | None = None  # the newest public note on the timeline
     neighbours: bool = False  # possibly the same problem as another resident's report
     overdue: bool = False
+    # Not a new ticket: the resident's own open report, which these words (and attachments) joined.
+    repeated: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -52,6 +62,13 @@ class Report:
 
 async def _snapshot(session: AsyncSession, t: Ticket, now: datetime | None = None, *, neighbours: bool = False) -> Report:
     event = await tickets.latest_public_event(session, t.id)
+    return _report(t, event.note if event is not None else None, now, neighbours=neighbours)
+
+
+def _report(
+    t: Ticket, latest_note: str | None, now: datetime | None = None, *, neighbours: bool = False,
+    repeated: bool = False,
+) -> Report:
     return Report(
         id=t.id,
         number=t.number,
@@ -65,10 +82,37 @@ async def _snapshot(session: AsyncSession, t: Ticket, now: datetime | None = Non
         created_at=t.created_at,
         resolution=t.resolution,
         reject_reason=t.reject_reason,
-        latest_note=event.note if event is not None and event.note else None,
+        latest_note=latest_note or None,
         neighbours=neighbours,
         overdue=bool(now and t.deadline and t.deadline < now and t.status in tickets.OPEN_STATUSES),
+        repeated=repeated,
     )
+
+
+def _snapshots_sync(session: Session, rows: Sequence[Ticket], now: datetime | None = None) -> list[Report]:
+    """Snapshots of several tickets, their newest public notes read in one query."""
+    if not rows:
+        return []
+    newest = (
+        select(func.max(TicketEvent.id))
+        .where(TicketEvent.ticket_id.in_([t.id for t in rows]), TicketEvent.public.is_(True))
+        .group_by(TicketEvent.ticket_id)
+    )
+    found = session.execute(select(TicketEvent.ticket_id, TicketEvent.note).where(TicketEvent.id.in_(newest)))
+    notes = {ticket_id: note for ticket_id, note in found}
+    return [_report(t, notes.get(t.id), now) for t in rows]
+
+
+async def _sync(db: Database, fn: Callable[[Session], R]) -> R:
+    """``fn`` with an ORM session on the database's synchronous connection, in one transaction."""
+
+    def run(connection: Connection) -> R:
+        with Session(bind=connection, expire_on_commit=False, autoflush=False) as session:
+            result = fn(session)
+            session.flush()
+            return result
+
+    return await db.run_sync_transaction(run)
 
 
 async def _own(session: AsyncSession, ticket_id: int, resident_id: int) -> Ticket | None:
@@ -77,17 +121,42 @@ async def _own(session: AsyncSession, ticket_id: int, resident_id: int) -> Ticke
     )
 
 
+def _own_sync(session: Session, ticket_id: int, resident_id: int) -> Ticket | None:
+    return session.scalar(
+        select(Ticket).where(Ticket.id == ticket_id, Ticket.resident_id == resident_id).with_for_update()
+    )
+
+
 # ------------------------------------------------------------------------------------ new reports
-async def create(db: Database, new: tickets.NewTicket, rules: Rules, now: datetime) -> Report:
+async def create(
+    db: Database, new: tickets.NewTicket, rules: Rules, now: datetime, *, unless_repeated: bool = False
+) -> Report:
     """A new ticket (dispatched by the table, or left for triage). ``neighbours`` is true when it
-    looks like another resident's recent report (never the same resident's)."""
-    async with db.transaction() as session:
-        ticket = await tickets.create_ticket(session, new, rules, now)
-        neighbours = False
-        if ticket.duplicate_of_id is not None:
-            other = await session.get(Ticket, ticket.duplicate_of_id)
-            neighbours = other is not None and other.resident_id != ticket.resident_id
-        return await _snapshot(session, ticket, now, neighbours=neighbours)
+    looks like another resident's recent report (never the same resident's).
+
+    With ``unless_repeated``, the resident's own open report that the text repeats (as
+    :func:`own_repeat` finds it) gets the words and attachments instead, and comes back with
+    ``repeated`` true; no ticket is made. All of it is one transaction."""
+    return await _sync(db, lambda session: _create_sync(session, new, rules, now, unless_repeated))
+
+
+def _create_sync(session: Session, new: tickets.NewTicket, rules: Rules, now: datetime, unless_repeated: bool) -> Report:
+    if unless_repeated and new.resident is not None and new.source_key is not None:
+        made = session.scalar(select(Ticket.id).where(Ticket.source_key == new.source_key))
+        unless_repeated = made is None  # the same message redone: its ticket, not a repeat of it
+    if unless_repeated and new.resident is not None:
+        earlier = _own_repeat_sync(session, new.resident.id, new.text, new.building, rules)
+        if earlier is not None:
+            _add_repeat_sync(session, earlier, new.resident.id, new.text, new.attachments, now)
+            return dataclasses.replace(_snapshots_sync(session, [earlier], now)[0], repeated=True)
+    ticket, made_now = tickets.create_ticket_sync(session, new, rules, now)
+    neighbours = False
+    if ticket.duplicate_of_id is not None:
+        other = session.get(Ticket, ticket.duplicate_of_id)  # usually already loaded: no query
+        neighbours = other is not None and other.resident_id != ticket.resident_id
+    if made_now:  # its public entries (submitted, dispatched) have no note
+        return _report(ticket, None, now, neighbours=neighbours)
+    return dataclasses.replace(_snapshots_sync(session, [ticket], now)[0], neighbours=neighbours)
 
 
 def _same_place(a: str | None, b: str | None) -> bool:
@@ -100,31 +169,51 @@ async def own_repeat(
 ) -> Report | None:
     """The resident's own open report this text repeats (same building when both are known,
     similar words), or None."""
-    async with db.session() as session:
-        rows = (await session.scalars(
-            select(Ticket)
-            .where(Ticket.resident_id == resident_id, Ticket.status.in_(tickets.OPEN_STATUSES))
-            .order_by(Ticket.id.desc())
-            .limit(50)
-        )).all()
-        best = tickets.most_similar(text, [t for t in rows if _same_place(building, t.building)], rules)
-        return await _snapshot(session, best[1]) if best is not None else None
+
+    def find(session: Session) -> Report | None:
+        best = _own_repeat_sync(session, resident_id, text, building, rules)
+        return _snapshots_sync(session, [best])[0] if best is not None else None
+
+    return await _sync(db, find)
+
+
+def _own_repeat_sync(
+    session: Session, resident_id: int, text: str, building: str | None, rules: Rules
+) -> Ticket | None:
+    rows = session.scalars(
+        select(Ticket)
+        .where(Ticket.resident_id == resident_id, Ticket.status.in_(tickets.OPEN_STATUSES))
+        .order_by(Ticket.id.desc())
+        .limit(50)
+    ).all()
+    best = tickets.most_similar(text, [t for t in rows if _same_place(building, t.building)], rules)
+    return best[1] if best is not None else None
+
+
+def _add_repeat_sync(
+    session: Session, ticket: Ticket, resident_id: int, text: str, attachments: Sequence[dict[str, Any]],
+    now: datetime,
+) -> None:
+    for item in attachments:
+        tickets.add_attachment_sync(session, ticket, dict(item), actor="resident", now=now)
+    ticket.updated_at = now
+    tickets.record_sync(session, ticket, "resident_repeat", actor="resident", now=now, note=text[:2000],
+                        public=False)
 
 
 async def add_repeat(
     db: Database, ticket_id: int, resident_id: int, text: str, attachments: Sequence[dict[str, Any]], now: datetime
 ) -> Report | None:
     """The resident said it again: their words (and anything sent with them) join the open ticket."""
-    async with db.transaction() as session:
-        ticket = await _own(session, ticket_id, resident_id)
+
+    def add(session: Session) -> Report | None:
+        ticket = _own_sync(session, ticket_id, resident_id)
         if ticket is None:
             return None
-        for item in attachments:
-            await tickets.add_attachment(session, ticket, dict(item), actor="resident", now=now)
-        ticket.updated_at = now
-        await tickets.record(session, ticket, "resident_repeat", actor="resident", now=now,
-                             note=text[:2000], public=False)
-        return await _snapshot(session, ticket, now)
+        _add_repeat_sync(session, ticket, resident_id, text, attachments, now)
+        return _snapshots_sync(session, [ticket], now)[0]
+
+    return await _sync(db, add)
 
 
 async def add_location(
@@ -153,30 +242,38 @@ async def attach(db: Database, ticket_id: int, resident_id: int, item: dict[str,
 
 # ------------------------------------------------------------------------------------- reading
 async def by_numbers(db: Database, resident_id: int, numbers: Sequence[str], now: datetime) -> list[Report]:
-    async with db.session() as session:
-        rows = (await session.scalars(
+    def read(session: Session) -> list[Report]:
+        rows = session.scalars(
             select(Ticket).where(Ticket.resident_id == resident_id, Ticket.number.in_(list(numbers)))
             .order_by(Ticket.id.desc())
-        )).all()
-        return [await _snapshot(session, t, now) for t in rows]
+        ).all()
+        return _snapshots_sync(session, rows, now)
+
+    return await _sync(db, read)
 
 
 async def listed(db: Database, resident_id: int, now: datetime, *, offset: int = 0, limit: int = 5) -> tuple[list[Report], int]:
     """A page of the resident's unfinished tickets (reopened and escalated too, and answered ones
     waiting for a rating), newest first, and how many there are in all."""
     condition = (Ticket.resident_id == resident_id, Ticket.status.in_(LISTED))
-    async with db.session() as session:
-        total = int(await session.scalar(select(func.count()).select_from(Ticket).where(*condition)) or 0)
-        rows = (await session.scalars(
+
+    def read(session: Session) -> tuple[list[Report], int]:
+        total = int(session.scalar(select(func.count()).select_from(Ticket).where(*condition)) or 0)
+        if total <= offset:
+            return [], total
+        rows = session.scalars(
             select(Ticket).where(*condition).order_by(Ticket.id.desc()).offset(offset).limit(limit)
-        )).all()
-        return [await _snapshot(session, t, now) for t in rows], total
+        ).all()
+        return _snapshots_sync(session, rows, now), total
+
+    return await _sync(db, read)
 
 
 async def listed_texts(db: Database, resident_id: int, limit: int = 50) -> list[tuple[int, str]]:
     """(id, text) of the unfinished tickets, newest first: one cheap query for "is this about one of them?"."""
-    async with db.session() as session:
-        rows = await session.execute(
+
+    def read(session: Session) -> list[tuple[int, str]]:
+        rows = session.execute(
             select(Ticket.id, Ticket.text)
             .where(Ticket.resident_id == resident_id, Ticket.status.in_(LISTED))
             .order_by(Ticket.id.desc())
@@ -184,14 +281,19 @@ async def listed_texts(db: Database, resident_id: int, limit: int = 50) -> list[
         )
         return [(int(i), str(t)) for i, t in rows.all()]
 
+    return await _sync(db, read)
+
 
 async def recent(db: Database, resident_id: int, now: datetime, limit: int = 3) -> list[Report]:
     """The newest tickets whatever their status."""
-    async with db.session() as session:
-        rows = (await session.scalars(
+
+    def read(session: Session) -> list[Report]:
+        rows = session.scalars(
             select(Ticket).where(Ticket.resident_id == resident_id).order_by(Ticket.id.desc()).limit(limit)
-        )).all()
-        return [await _snapshot(session, t, now) for t in rows]
+        ).all()
+        return _snapshots_sync(session, rows, now)
+
+    return await _sync(db, read)
 
 
 async def has_reports(db: Database, resident_id: int, within: timedelta | None = None, now: datetime | None = None) -> bool:
@@ -210,6 +312,19 @@ async def followed_up(db: Database, resident_id: int, ticket_ids: Sequence[int],
             if ticket is not None and ticket.status in tickets.OPEN_STATUSES:
                 await tickets.record(session, ticket, "resident_follow_up", actor="resident", now=now,
                                      note=text[:500], public=False)
+
+
+async def add_contact(db: Database, ticket_id: int, resident_id: int, phone: str, now: datetime) -> Report | None:
+    """A phone number sent right after a report was filed without one: kept as the ticket's contact
+    (a timeline entry says so, without the number). None when the ticket is not the resident's or
+    no longer open."""
+    async with db.transaction() as session:
+        ticket = await _own(session, ticket_id, resident_id)
+        if ticket is None or ticket.status not in tickets.OPEN_STATUSES:
+            return None
+        ticket.contact_phone = phone
+        await tickets.record(session, ticket, "resident_contact", actor="resident", now=now, public=False)
+        return await _snapshot(session, ticket, now)
 
 
 # ------------------------------------------------------------------------------------- rating
