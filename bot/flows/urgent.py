@@ -8,10 +8,13 @@ is also put in the staff's handoff queue and told when a person will answer in t
 
 from __future__ import annotations
 
+import re
+
 from bot.flows.handoff import answer_when
 from bot.flows.media import attachment
 from bot.handler.choices import is_cancel
 from bot.handler.context import Context
+from bot.handler.middlewares import MARK
 from bot.handler.router import PHASE_STATE, Func, MsgType, Pass, Router, State
 from bot.messages import HandlerResult
 from bot.services import attachments, handoff, hazards, places, reports
@@ -32,7 +35,16 @@ TEXTS = {
     "where_again": "请直接回复具体位置，比如“5号楼2单元”，或发送微信位置。",
     "kept": "收到，已附在您的反映里（{number}）。",
     "cancel_kept": "好的。紧急登记 {number} 仍然有效，值班人员会联系处理；已经没事的话也可以告诉我们。",
+    "update_kept": "收到，已补充到紧急登记 {number}，值班人员会看到。有新情况随时告诉我。",
+    "update_closed": "收到。紧急登记 {number} 已经办结了；如果还有危险，请马上打电话求助。",
 }
+# Right after an emergency was registered (and its place known), what the resident says of it —
+# help called, help arrived, the danger over — is news for the duty staff, not a new report.
+REPORTED = "urgent"
+UPDATE = re.compile(
+    r"120|110|119|96777|急救|救护车|消防|警察|民警|派出所|医院|报警|报了警|打了|打过|叫了|来了|到了|赶到|赶过来|送去|送到|送医"
+    r"|没事了|没大碍|好了|好多了|灭了|关了|关掉了|醒了|找到了|回来了|控制住|处理好了|救出来|出来了|放出来"
+)
 
 
 def promise(hours: float) -> str:
@@ -100,8 +112,32 @@ async def urgent(ctx: Context) -> str:
         await ctx.fsm.set(WHERE_STATE, ticket_id=report.id, number=report.number, hazard=hazard.id)
         lines.append(TEXTS["ask_where"])
     else:
-        await ctx.fsm.clear()
+        await _reported(ctx, report.id, report.number)
     return "\n".join(lines)
+
+
+async def _reported(ctx: Context, ticket_id: int, number: str) -> None:
+    await ctx.fsm.set(MARK + REPORTED, ticket_id=ticket_id, number=number)
+
+
+def _update(ctx: Context) -> bool:
+    mark, text = ctx.extra.get("mark"), ctx.text
+    if not mark or mark[0] != REPORTED or not text or len(text) > 40 or ctx.resident is None:
+        return False
+    return UPDATE.search(text) is not None and not places.QUESTION.search(text) and not is_cancel(text)
+
+
+@router.message(Func(_update, phase=PHASE_STATE, when=lambda p: p.text))
+async def update(ctx: Context) -> str:
+    """"已经打了120了" after the emergency's registration: a note for the staff on duty."""
+    assert ctx.resident is not None
+    data = ctx.extra["mark"][1]
+    number = str(data.get("number", ""))
+    if not await reports.add_update(ctx.rt.db, int(data.get("ticket_id", 0)), ctx.resident.id, ctx.text,
+                                    ctx.rt.clock.now()):
+        return TEXTS["update_closed"].format(number=number)
+    await _reported(ctx, int(data.get("ticket_id", 0)), number)  # more news may follow
+    return TEXTS["update_kept"].format(number=number)
 
 
 # ------------------------------------------------------------------- the place, told afterwards
@@ -120,6 +156,7 @@ async def where_location(ctx: Context) -> str:
     await reports.attach(ctx.rt.db, found[0], ctx.resident.id, item, ctx.rt.clock.now())
     await reports.add_location(ctx.rt.db, found[0], ctx.resident.id, places.from_location(item),
                                str(item.get("label") or ""), ctx.rt.clock.now())
+    await _reported(ctx, found[0], found[1])
     return TEXTS["where_kept"].format(number=found[1])
 
 
@@ -154,6 +191,6 @@ async def where_text(ctx: Context) -> HandlerResult | Pass:
             await ctx.fsm.clear()
             return Pass()  # something else: answered by its own flow; the ticket stands
         place = {"text": text[:200]}  # in an emergency any description of the place helps
-    await ctx.fsm.clear()
     await reports.add_location(ctx.rt.db, found[0], ctx.resident.id, place, text, ctx.rt.clock.now())
+    await _reported(ctx, found[0], found[1])
     return TEXTS["where_kept"].format(number=found[1])

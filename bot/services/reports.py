@@ -327,6 +327,19 @@ async def add_contact(db: Database, ticket_id: int, resident_id: int, phone: str
         return await _snapshot(session, ticket, now)
 
 
+async def add_update(db: Database, ticket_id: int, resident_id: int, text: str, now: datetime) -> bool:
+    """What the resident says of an emergency right after reporting it ("已经打了120了", "人送医院了"):
+    a note on the ticket's timeline for the staff on duty. False when the ticket is not the
+    resident's or no longer open."""
+    async with db.transaction() as session:
+        ticket = await _own(session, ticket_id, resident_id)
+        if ticket is None or ticket.status not in tickets.OPEN_STATUSES:
+            return False
+        await tickets.record(session, ticket, "resident_update", actor="resident", now=now, note=text[:500],
+                             public=False)
+        return True
+
+
 # ------------------------------------------------------------------------------------- rating
 async def awaiting_rating(db: Database, resident_id: int) -> Report | None:
     """The resident's most recently answered ticket, if one waits for a rating."""

@@ -25,7 +25,8 @@ ACTION_LABELS = {
     "reopen": "重新办理", "escalate": "上报督办", "close": "完结",
 }
 EVENT_LABELS = {**ACTION_LABELS, "create": "创建", "comment": "备注/回复", "assign": "指派", "reminder": "提醒",
-                "rate": "评价", "resident_follow_up": "居民催办", "resident_contact": "居民补充联系电话", "resident_repeat": "居民再次反映"}
+                "rate": "评价", "resident_follow_up": "居民催办", "resident_contact": "居民补充联系电话",
+                "resident_update": "居民补充情况", "resident_repeat": "居民再次反映"}
 URGENCY = {"normal": "普通", "urgent": "紧急"}
 NUMBER = re.compile(r"GD\d{8}-\d{4}", re.IGNORECASE)
 PAGE_SIZE = 50
