@@ -211,10 +211,27 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- routing
+def _routing_extra(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """Rows of the ``--extra`` files (their own ``--extra-text-column``, else the main ``--text-column``)."""
+    from intents.routing import read_table
+
+    texts: list[str] = []
+    labels: list[str] = []
+    for path in args.extra or []:
+        x, y = read_table(Path(path), args.extra_text_column or args.text_column, args.label_column)
+        texts.extend(x)
+        labels.extend(y)
+    return texts, labels
+
+
 def cmd_routing_train(args: argparse.Namespace) -> int:
     from intents.routing import MODEL_FILE, Router, read_table
 
     texts, labels = read_table(Path(args.file), args.text_column, args.label_column)
+    extra_x, extra_y = _routing_extra(args)
+    if extra_x:
+        print(f"extra: {len(extra_x)} rows from {len(args.extra)} file(s)")
+    texts, labels = texts + extra_x, labels + extra_y
     router = Router.train(texts, labels)
     out = args.out or args.data_dir / MODEL_FILE
     router.save(out)
@@ -243,12 +260,18 @@ def cmd_routing_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_routing_eval(args: argparse.Namespace) -> int:
-    from intents.routing import Router, read_table, split
+    from intents.routing import Router, drop_overlapping, read_table, split
 
     texts, labels = read_table(Path(args.file), args.text_column, args.label_column)
     tr_x, te_x, tr_y, te_y = split(texts, labels, args.test_size, args.seed)
+    mode = f"stratified split: {len(tr_x)} train / {len(te_x)} test, seed {args.seed}"
+    extra_x, extra_y = _routing_extra(args)
+    if extra_x:
+        extra_x, extra_y, dropped = drop_overlapping(extra_x, extra_y, te_x)
+        mode += f"; extra: {len(extra_x)} rows trained on, {dropped} left out as repeating a test row"
+        tr_x, tr_y = tr_x + extra_x, tr_y + extra_y
     report = Router.train(tr_x, tr_y).evaluate(te_x, te_y)
-    report.extra["mode"] = f"stratified split: {len(tr_x)} train / {len(te_x)} test, seed {args.seed}"
+    report.extra["mode"] = mode
     for e in report.errors:
         e["text"] = e["text"][:80]
     print(report.text(max_errors=args.errors))
@@ -267,6 +290,10 @@ def _columns(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-column", action="append", required=True,
                    help="text column; repeat or write 'title+text' to join columns")
     p.add_argument("--label-column", required=True, help="category/department column")
+    p.add_argument("--extra", action="append", metavar="FILE",
+                   help="more labelled tickets to train on (repeatable; same label column)")
+    p.add_argument("--extra-text-column", action="append", metavar="COLUMN",
+                   help="text column(s) of the --extra files (default: the --text-column)")
 
 
 def add_commands(subparsers: argparse._SubParsersAction, data_dir: Path) -> None:

@@ -151,6 +151,51 @@ def test_routing_model_and_reports_live_in_bot_data_dir(tmp_path):
     assert (data_dir / "reports" / "routing" / "routing.json").is_file()
 
 
+def _write_extra(path: Path, rows: list[tuple[str, str]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["留言", "类别"])
+        w.writeheader()
+        w.writerows({"留言": text, "类别": label} for text, label in rows)
+
+
+def test_routing_train_extra_file_changes_a_prediction(tmp_path):
+    f = tmp_path / "tickets.csv"
+    _write_tickets(f)
+    message = "共享单车堆满人行道"
+    r = run(["routing", "train", str(f), "--text-column", "标题+内容", "--label-column", "类别",
+             "--out", str(tmp_path / "plain.npz")], tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = run(["routing", "predict", "--model", str(tmp_path / "plain.npz")], tmp_path, stdin=message + "\n")
+    before = json.loads(r.stdout)["category"]
+    assert before != "环境"
+    extra = tmp_path / "more.csv"
+    _write_extra(extra, [(f"{t}，请管一管", "环境") for t in ["共享单车堆满人行道", "单车乱停堵住路", "人行道上全是共享单车",
+                                                         "共享单车倒了一地", "小区门口单车成堆"]])
+    r = run(["routing", "train", str(f), "--text-column", "标题+内容", "--label-column", "类别",
+             "--extra", str(extra), "--extra-text-column", "留言", "--out", str(tmp_path / "more.npz")], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "extra: 5 rows" in r.stdout
+    r = run(["routing", "predict", "--model", str(tmp_path / "more.npz")], tmp_path, stdin=message + "\n")
+    assert json.loads(r.stdout)["category"] == "环境"
+
+
+def test_routing_eval_extra_rows_repeating_a_test_row_are_left_out(tmp_path):
+    """The extra file holds the same tickets as whole messages: none of them may reach training."""
+    f = tmp_path / "tickets.csv"
+    _write_tickets(f)
+    with f.open(encoding="utf-8") as fh:
+        tickets = list(csv.DictReader(fh))
+    extra = tmp_path / "messages.csv"
+    _write_extra(extra, [(f"{t['标题']}。{t['内容']}", t["类别"]) for t in tickets])
+    r = run(["routing", "eval", str(f), "--text-column", "标题", "--label-column", "类别", "--extra", str(extra),
+             "--extra-text-column", "留言", "--test-size", "0.5", "--out", str(tmp_path / "rep")], tmp_path)
+    assert r.returncode == 0, r.stderr
+    mode = json.loads((tmp_path / "rep" / "routing.json").read_text(encoding="utf-8"))["mode"]
+    kept, dropped = (int(n) for n in re.findall(r"extra: (\d+) rows trained on, (\d+) left out", mode)[0])
+    assert kept + dropped == len(tickets)
+    assert dropped >= len(tickets) // 2  # at least every test row's own message
+
+
 def test_routing_default_model_predicts_our_categories(tmp_path):
     r = run(["routing", "predict"], tmp_path, stdin="楼顶有人私搭乱建\n")
     assert r.returncode == 0, r.stderr
