@@ -201,27 +201,37 @@ async def _replayed(db: Database, issued_id: int) -> Redemption:
 async def _redeem(
     db: Database, resident_id: int, coupon_id: int, request_key: str, now: datetime
 ) -> Redemption:
-    async with db.transaction() as session:
-        coupon = await session.get(Coupon, coupon_id)
-        merchant = await session.get(Merchant, coupon.merchant_id) if coupon is not None else None
+    """The redemption as one synchronous transaction (:meth:`Database.run_sync_transaction`: one
+    hop to the database's thread rather than one per statement)."""
+    return await db.run_sync_transaction(
+        lambda connection: _redeem_in(connection, resident_id, coupon_id, request_key, now)
+    )
+
+
+def _redeem_in(
+    connection: Connection, resident_id: int, coupon_id: int, request_key: str, now: datetime
+) -> Redemption:
+    with Session(bind=connection, expire_on_commit=False) as session:
+        coupon = session.get(Coupon, coupon_id)
+        merchant = session.get(Merchant, coupon.merchant_id) if coupon is not None else None
         if coupon is None or merchant is None or not coupon.active or not merchant.active:
             raise CouponError("not_found")
         if now < coupon.valid_from:
             raise CouponError("not_started", valid_from=coupon.valid_from)
         if now >= coupon.valid_until:
             raise CouponError("ended")
-        taken = await session.execute(
+        taken = session.execute(
             update(Coupon).where(Coupon.id == coupon_id, Coupon.stock > 0).values(stock=Coupon.stock - 1)
         )
         if taken.rowcount != 1:  # type: ignore[attr-defined]
             raise CouponError("sold_out")
         # Holding the coupon's row lock now: earlier redemptions of it are committed and visible (a
         # replay's stock taken above is rolled back with the rest).
-        earlier = await session.scalar(select(IssuedCoupon.id).where(IssuedCoupon.request_key == request_key))
+        earlier = session.scalar(select(IssuedCoupon.id).where(IssuedCoupon.request_key == request_key))
         if earlier is not None:
             raise _Replay(earlier)
         held = int(
-            await session.scalar(
+            session.scalar(
                 select(func.count())
                 .select_from(IssuedCoupon)
                 .where(IssuedCoupon.coupon_id == coupon_id, IssuedCoupon.resident_id == resident_id)
@@ -242,11 +252,11 @@ async def _redeem(
             expires_at=coupon.valid_until,
         )
         session.add(issued)
-        await session.flush()
+        session.flush()
         if coupon.price > 0:
             try:
-                balance = await points.debit(
-                    session,
+                balance = points.debit_in(
+                    connection,
                     resident_id=resident_id,
                     amount=coupon.price,
                     reason="coupon",
@@ -258,8 +268,8 @@ async def _redeem(
             except points.InsufficientPoints as exc:
                 raise CouponError("points", balance=exc.balance, price=coupon.price) from None
         else:
-            balance = await points.balance_of(session, resident_id)
-        await session.refresh(coupon)
+            balance = points.balance_in(connection, resident_id)
+        session.refresh(coupon)
         return Redemption(issued, coupon, merchant, balance, created=True)
 
 

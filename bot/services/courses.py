@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rapidfuzz import fuzz
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.messages import Out
 from bot.services import points
@@ -313,11 +314,18 @@ async def book(
     ``welcome``: give the one-off registration reward first (:func:`points.welcome`, as the chat
     does at a resident's first use of points), in the booking's transaction; a refused booking
     gives it in a transaction of its own."""
+    give = welcome and not points.is_welcomed(db, resident_id)
+
+    def run(connection: Connection) -> BookingResult:
+        if give:
+            points.award_registration_in(connection, resident_id, now)
+        with Session(bind=connection, expire_on_commit=False) as session:
+            return _book(session, connection, resident_id, session_id, now, waitlist, request_key)
+
     try:
-        async with db.transaction() as session:
-            if welcome:
-                await points.welcome_in(session, db, resident_id, now)
-            result = await _book(session, resident_id, session_id, now, waitlist, request_key)
+        # One synchronous transaction (:meth:`Database.run_sync_transaction`): one hop to the
+        # database's thread rather than one per statement.
+        result = await db.run_sync_transaction(run)
     except IntegrityError:
         if welcome:
             await points.welcome(db, resident_id, now)
@@ -331,20 +339,19 @@ async def book(
     return result
 
 
-async def _book(
-    session: AsyncSession,
+def _book(
+    session: Session,
+    connection: Connection,
     resident_id: int,
     session_id: int,
     now: datetime,
     waitlist: bool,
     request_key: str | None = None,
 ) -> BookingResult:
-    found = (
-        await session.execute(
-            select(ActivitySession, Activity)
-            .join(Activity, Activity.id == ActivitySession.activity_id)
-            .where(ActivitySession.id == session_id, Activity.active.is_(True))
-        )
+    found = session.execute(
+        select(ActivitySession, Activity)
+        .join(Activity, Activity.id == ActivitySession.activity_id)
+        .where(ActivitySession.id == session_id, Activity.active.is_(True))
     ).first()
     if found is None:
         raise BookingError("not_found")
@@ -354,12 +361,12 @@ async def _book(
     closes = sess.booking_closes_at or sess.starts_at
     if now >= closes or now >= sess.starts_at:
         raise BookingError("closed")
-    existing = await session.scalar(
+    existing = session.scalar(
         select(Booking).where(Booking.session_id == session_id, Booking.resident_id == resident_id)
     )
     if existing is not None and existing.status in ACTIVE:
         if request_key is not None and existing.request_key == request_key:
-            return BookingResult(existing, sess, activity, await points.balance_of(session, resident_id))
+            return BookingResult(existing, sess, activity, points.balance_in(connection, resident_id))
         raise BookingError("duplicate", status=existing.status)
     if existing is None:
         booking = Booking(
@@ -371,9 +378,9 @@ async def _book(
             request_key=request_key,
         )
         session.add(booking)
-        await session.flush()  # the unique (session, resident) row: a concurrent double tap stops here
+        session.flush()  # the unique (session, resident) row: a concurrent double tap stops here
     else:
-        changed = await session.execute(
+        changed = session.execute(
             update(Booking)
             .where(Booking.id == existing.id, Booking.status == "cancelled")
             .values(
@@ -390,9 +397,9 @@ async def _book(
         )
         if changed.rowcount != 1:  # type: ignore[attr-defined]
             raise BookingError("duplicate")
-        await session.refresh(existing)
+        session.refresh(existing)
         booking = existing
-    taken = await session.execute(
+    taken = session.execute(
         update(ActivitySession)
         .where(ActivitySession.id == session_id, ActivitySession.booked < ActivitySession.capacity)
         .values(booked=ActivitySession.booked + 1)
@@ -401,13 +408,29 @@ async def _book(
         if not waitlist:
             raise BookingError("full")
         booking.status = "waitlisted"
-        await session.flush()
-        return BookingResult(booking, sess, activity, await points.balance_of(session, resident_id))
-    balance = await _pay(session, booking, activity, now)
+        session.flush()
+        return BookingResult(booking, sess, activity, points.balance_in(connection, resident_id))
+    if activity.points_cost <= 0:
+        balance = points.balance_in(connection, resident_id)
+    else:
+        try:
+            balance = points.debit_in(
+                connection,
+                resident_id=resident_id,
+                amount=activity.points_cost,
+                reason="course",
+                ref_type="booking",
+                ref_id=str(booking.id),
+                idempotency_key=f"booking:{booking.id}:{booking.attempt}:pay",
+                now=now,
+            )
+        except points.InsufficientPoints as exc:
+            raise BookingError("points", balance=exc.balance, cost=activity.points_cost) from None
+        booking.points_paid = activity.points_cost
     booking.status = "booked"
     booking.booked_at = now
-    await session.flush()
-    await session.refresh(sess)
+    session.flush()
+    session.refresh(sess)
     return BookingResult(booking, sess, activity, balance)
 
 

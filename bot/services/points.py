@@ -292,6 +292,53 @@ async def debit(
     return int(balance)
 
 
+def debit_in(
+    connection: Connection,
+    *,
+    resident_id: int,
+    amount: int,
+    reason: str,
+    ref_type: str,
+    ref_id: str,
+    idempotency_key: str,
+    now: datetime,
+) -> int:
+    """:func:`debit` on a synchronous connection, in its transaction; returns the new balance.
+
+    Raises :class:`InsufficientPoints` (nothing written) when the balance is too low; a repeated
+    ``idempotency_key`` is an IntegrityError."""
+    _check_entry(amount, reason, ref_type, ref_id, idempotency_key)
+    balance = connection.execute(
+        update(PointsBalance)
+        .where(PointsBalance.resident_id == resident_id, PointsBalance.balance >= amount)
+        .values(balance=PointsBalance.balance - amount, updated_at=now)
+        .returning(PointsBalance.balance)
+    ).scalar_one_or_none()
+    if balance is None:
+        raise InsufficientPoints(balance_in(connection, resident_id), amount)
+    connection.execute(
+        insert(PointsEntry).values(
+            resident_id=resident_id,
+            amount=-amount,
+            balance_after=balance,
+            reason=reason,
+            ref_type=ref_type,
+            ref_id=ref_id,
+            idempotency_key=idempotency_key,
+            created_at=now,
+        )
+    )
+    return int(balance)
+
+
+def balance_in(connection: Connection, resident_id: int) -> int:
+    """:func:`balance_of` on a synchronous connection."""
+    value = connection.execute(
+        select(PointsBalance.balance).where(PointsBalance.resident_id == resident_id)
+    ).scalar_one_or_none()
+    return int(value or 0)
+
+
 async def earned_today(session: AsyncSession, resident_id: int, reason: str, now: datetime) -> int:
     start, end = rules().day_bounds(now)
     total = await session.scalar(
@@ -397,7 +444,7 @@ _WELCOMED: weakref.WeakKeyDictionary[Database, set[int]] = weakref.WeakKeyDictio
 
 async def welcome(db: Database, resident_id: int, now: datetime) -> int:
     """The registration reward at a resident's first use of points, in its own transaction; 0
-    once given. (A booking gives it in its own transaction: :func:`welcome_in`.)"""
+    once given. (A booking gives it in its own transaction: ``courses.book(welcome=True)``.)"""
     known = _WELCOMED.setdefault(db, set())
     if resident_id in known:
         return 0
@@ -407,12 +454,9 @@ async def welcome(db: Database, resident_id: int, now: datetime) -> int:
     return given
 
 
-async def welcome_in(session: AsyncSession, db: Database, resident_id: int, now: datetime) -> int:
-    """:func:`welcome` in the caller's transaction (it is remembered only if that commits: call
-    :func:`welcomed` after it)."""
-    if resident_id in _WELCOMED.setdefault(db, set()):
-        return 0
-    return await award_registration(session, resident_id, now)
+def is_welcomed(db: Database, resident_id: int) -> bool:
+    """Whether this process knows the resident's registration reward is in the ledger."""
+    return resident_id in _WELCOMED.setdefault(db, set())
 
 
 def welcomed(db: Database, resident_id: int) -> None:
