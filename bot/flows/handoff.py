@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from bot.handler.choices import is_cancel
 from bot.handler.context import Context
-from bot.handler.router import PHASE_MENU, Func, Intent, Router
+from bot.handler.middlewares import MARK
+from bot.handler.router import PHASE_MENU, PHASE_STATE, Func, Intent, Router
 from bot.services import handoff, office
 
 router = Router("handoff")
@@ -30,7 +32,12 @@ TEXTS = {
     # When a person will answer in this chat: said by every flow that puts a resident in the queue.
     "answer_here": "工作人员接手后会直接在这里回复您。",
     "answer_later": "现在是下班时间，工作人员{next}上班后会在这里回复您。",
+    "withdrawn": "好的，已取消转人工。有需要随时找我。",
+    "nothing_withdrawn": "好的，有需要随时找我。",
 }
+# Right after 转人工, "算了不用了" withdraws the request (while nobody has taken it yet).
+ASKED = "handoff"
+NOT_NEEDED = re.compile(r"不用(?:转)?人工了?|不找(?:人工|工作人员)了|不用找(?:人工|工作人员)了?|取消(?:转)?人工")
 
 WORDS = re.compile(r"^(?:我要|我想|请|帮我|麻烦)?(?:人工|客服|工作人员)[吧啊呀嘛。.!！?？]*$")
 ANYWHERE = re.compile(r"转人工|人工客服|人工服务|找人工|要人工|转接人工|真人|找(?:个|一下)?工作人员|联系工作人员|"
@@ -66,7 +73,25 @@ async def _answer(ctx: Context) -> str:
             out.append(TEXTS["closed_phone"].format(phone=hours.phone))
         out.append(TEXTS["emergency"])
     out.append(TEXTS["offer"])
+    await ctx.fsm.set(MARK + ASKED)  # "算了不用了" next withdraws it
     return "\n".join(out)
+
+
+def _not_needed(ctx: Context) -> bool:
+    if ctx.resident is None or not ctx.text:
+        return False
+    if NOT_NEEDED.search(ctx.text):
+        return True
+    mark = ctx.extra.get("mark")
+    return mark is not None and mark[0] == ASKED and is_cancel(ctx.text)
+
+
+@router.message(Func(_not_needed, phase=PHASE_STATE, when=lambda p: p.text))
+async def not_needed(ctx: Context) -> str:
+    assert ctx.resident is not None
+    withdrawn = await handoff.withdraw(ctx.rt.db, ctx.resident.id, ctx.rt.clock.now())
+    await ctx.fsm.clear()
+    return TEXTS["withdrawn" if withdrawn else "nothing_withdrawn"]
 
 
 @router.message(Func(_asks, phase=PHASE_MENU, when=lambda p: p.text))

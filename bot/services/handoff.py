@@ -99,6 +99,19 @@ def request_in(
     return Recorded(int(new_id), True, 1, "waiting")
 
 
+async def withdraw(db: Database, resident_id: int, now: datetime) -> bool:
+    """The resident no longer needs a person (算了不用了 right after 转人工): their request is closed
+    if nobody has claimed it yet and it was only asked for (an urgent report's request stays)."""
+    async with db.transaction() as session:
+        result = await session.execute(
+            update(HandoffRequest)
+            .where(HandoffRequest.resident_id == resident_id, HandoffRequest.status == "waiting",
+                   HandoffRequest.reason == "asked")
+            .values(status="closed", closed_at=now, updated_at=now)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+
 async def open_requests(db: Database, limit: int = 100) -> list[HandoffRequest]:
     """Open requests, urgent first, then oldest first: the queue a staff member works through."""
     async with db.session() as session:
