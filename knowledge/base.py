@@ -90,11 +90,18 @@ class Answer:
     hits: list[Hit]
 
 
+ANSWERS_KEPT = 2048  # recent questions whose decision is kept (per index: a reload starts afresh)
+
+
 @dataclass(frozen=True)
 class _State:
     entries: tuple[Entry, ...]
     by_id: dict[str, Entry]
     index: SearchIndex
+    # Decisions by question text: residents ask the same things in the same words (怎么开居住证明),
+    # and a search costs a few hundred microseconds of CPU. Belongs to this index, so a reload or
+    # retarget, which swaps the whole state, never serves a decision of the old content.
+    answers: dict[str, Answer] = field(default_factory=dict)
 
 
 class KnowledgeBase:
@@ -178,6 +185,16 @@ class KnowledgeBase:
 
     def answer(self, text: str) -> Answer:
         """Decide between answering, offering choices and saying "don't know"."""
+        state = self._state
+        known = state.answers.get(text)
+        if known is None:
+            known = self._decide(text)
+            if len(state.answers) >= ANSWERS_KEPT:
+                state.answers.clear()  # simpler than an LRU, and rare: the questions asked repeat
+            state.answers[text] = known
+        return Answer(known.kind, list(known.hits))  # the caller's own list
+
+    def _decide(self, text: str) -> Answer:
         cfg = self.config
         hits = self.search(text, k=max(cfg.max_choices, 2) + 2)
         # A sensitive entry the question does not name is no candidate at all.
