@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -142,7 +142,7 @@ async def create(
 
 def _create_sync(session: Session, new: tickets.NewTicket, rules: Rules, now: datetime, unless_repeated: bool) -> Report:
     if unless_repeated and new.resident is not None and new.source_key is not None:
-        made = session.scalar(select(Ticket.id).where(Ticket.source_key == new.source_key))
+        made = session.scalar(tickets.BY_SOURCE_KEY, {"key": new.source_key})
         unless_repeated = made is None  # the same message redone: its ticket, not a repeat of it
     if unless_repeated and new.resident is not None:
         earlier = _own_repeat_sync(session, new.resident.id, new.text, new.building, rules)
@@ -152,7 +152,7 @@ def _create_sync(session: Session, new: tickets.NewTicket, rules: Rules, now: da
     ticket, made_now = tickets.create_ticket_sync(session, new, rules, now)
     neighbours = False
     if ticket.duplicate_of_id is not None:
-        other = session.get(Ticket, ticket.duplicate_of_id)  # usually already loaded: no query
+        other = session.execute(select(Ticket.resident_id).where(Ticket.id == ticket.duplicate_of_id)).first()
         neighbours = other is not None and other.resident_id != ticket.resident_id
     if made_now:  # its public entries (submitted, dispatched) have no note
         return _report(ticket, None, now, neighbours=neighbours)
@@ -177,15 +177,18 @@ async def own_repeat(
     return await _sync(db, find)
 
 
+_OPEN_OF_RESIDENT = (
+    select(Ticket)
+    .where(Ticket.resident_id == bindparam("resident"), Ticket.status.in_(tickets.OPEN_STATUSES))
+    .order_by(Ticket.id.desc())
+    .limit(50)
+)
+
+
 def _own_repeat_sync(
     session: Session, resident_id: int, text: str, building: str | None, rules: Rules
 ) -> Ticket | None:
-    rows = session.scalars(
-        select(Ticket)
-        .where(Ticket.resident_id == resident_id, Ticket.status.in_(tickets.OPEN_STATUSES))
-        .order_by(Ticket.id.desc())
-        .limit(50)
-    ).all()
+    rows = session.scalars(_OPEN_OF_RESIDENT, {"resident": resident_id}).all()
     best = tickets.most_similar(text, [t for t in rows if _same_place(building, t.building)], rules)
     return best[1] if best is not None else None
 

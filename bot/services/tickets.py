@@ -1,7 +1,10 @@
 """Tickets: numbers, the state machine, the timeline, pushes to the resident, duplicates, rating.
 
 Every function works inside the caller's transaction (``session``) and takes ``now`` from the
-caller's clock. Each status change appends a :class:`TicketEvent` and, for public changes, queues a
+caller's clock. Creating a ticket and writing its timeline are synchronous underneath
+(``create_ticket_sync``, ``record_sync`` on an ORM :class:`Session`): the chat runs them on the
+database's synchronous connection in one hop (``services/reports.py``), the async API through
+``AsyncSession.run_sync``. Each status change appends a :class:`TicketEvent` and, for public changes, queues a
 customer-service message to the resident in the same transaction (outbox). When WeChat's 48-hour
 window is closed the outbox marks that message ``expired``, and the delivery step shows it in front
 of the resident's next passive reply (``bot/handler/delivery.py``).
@@ -19,16 +22,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from rapidfuzz import fuzz
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.messages import Out
 from bot.services import points
-from bot.services.dispatch import Rules
-from bot.services.notify import enqueue
+from bot.services.dispatch import Decision, Rules
+from bot.services.notify import enqueue_sync
 from bot.storage.db import dialect_insert
 from bot.storage.models import Resident, Ticket, TicketCounter, TicketEvent
 
@@ -102,25 +106,29 @@ def local_day(now: datetime) -> str:
 
 async def next_number(session: AsyncSession, now: datetime) -> str:
     """``GD<YYYYMMDD>-<NNNN>``: an atomic per-day counter (INSERT … ON CONFLICT DO UPDATE … RETURNING)."""
+    return await session.run_sync(next_number_sync, now)
+
+
+_COUNTERS: dict[str, Any] = {}  # dialect name → the counter's upsert, built once (not per ticket)
+
+
+def next_number_sync(session: Session, now: datetime) -> str:
     day = local_day(now)
-    stmt = (
-        dialect_insert(session.get_bind().dialect.name, TicketCounter)
-        .values(day=day, value=1)
-        .on_conflict_do_update(index_elements=[TicketCounter.day], set_={"value": TicketCounter.value + 1})
-        .returning(TicketCounter.value)
-    )
-    value = int((await session.execute(stmt)).scalar_one())
+    dialect = session.get_bind().dialect.name
+    stmt = _COUNTERS.get(dialect)
+    if stmt is None:
+        stmt = _COUNTERS[dialect] = (
+            dialect_insert(dialect, TicketCounter)
+            .values(day=bindparam("day"), value=1)
+            .on_conflict_do_update(index_elements=[TicketCounter.day], set_={"value": TicketCounter.value + 1})
+            .returning(TicketCounter.value)
+        )
+    value = int(session.execute(stmt, {"day": day}).scalar_one())
     return f"GD{day}-{value:04d}"
 
 
 def status_label(ticket: Ticket) -> str:
     return STATUS_LABELS.get(ticket.status, ticket.status).format(department=ticket.department or "相关部门")
-
-
-async def _resident_openid(session: AsyncSession, ticket: Ticket) -> str | None:
-    if ticket.resident_id is None:
-        return None
-    return await session.scalar(select(Resident.openid).where(Resident.id == ticket.resident_id))
 
 
 async def record(
@@ -137,25 +145,53 @@ async def record(
     push: str | None = None,
 ) -> TicketEvent:
     """Append a timeline event; with ``push`` (a text), queue it to the resident in this transaction."""
-    event = TicketEvent(
+    return await session.run_sync(
+        lambda sync: record_sync(sync, ticket, action, actor=actor, now=now, note=note, public=public,
+                                 from_status=from_status, data=data, push=push)
+    )
+
+
+def _event(
+    ticket: Ticket, action: str, *, actor: str, now: datetime, note: str | None = None, public: bool = True,
+    from_status: str | None = None, to_status: str | None = None, data: dict[str, Any] | None = None,
+) -> TicketEvent:
+    return TicketEvent(
         ticket_id=ticket.id,
         at=now,
         actor=actor[:100],
         action=action,
         from_status=from_status,
-        to_status=ticket.status if from_status is not None else None,
+        to_status=to_status,
         note=note,
         public=public,
         data=data or {},
     )
+
+
+def record_sync(
+    session: Session,
+    ticket: Ticket,
+    action: str,
+    *,
+    actor: str,
+    now: datetime,
+    note: str | None = None,
+    public: bool = True,
+    from_status: str | None = None,
+    data: dict[str, Any] | None = None,
+    push: str | None = None,
+) -> TicketEvent:
+    """:func:`record` on a synchronous session (the event is flushed: it has its id)."""
+    event = _event(ticket, action, actor=actor, now=now, note=note, public=public, from_status=from_status,
+                   to_status=ticket.status if from_status is not None else None, data=data)
     session.add(event)
-    await session.flush()
-    if push and public:
-        openid = await _resident_openid(session, ticket)
+    session.flush()
+    if push and public and ticket.resident_id is not None:
+        openid = session.scalar(select(Resident.openid).where(Resident.id == ticket.resident_id))
         if openid:
             key = f"ticket:{ticket.id}:event:{event.id}"
-            await enqueue(session, openid, [Out.text(push)], dedup_key=key, not_before=now,
-                          template=("ticket", template_fields(ticket, push, now)))
+            enqueue_sync(session, openid, [Out.text(push)], dedup_key=key, not_before=now,
+                         template=("ticket", template_fields(ticket, push, now)))
             event.push_key = f"{key}#0"
     return event
 
@@ -191,23 +227,41 @@ class NewTicket:
     source_key: str | None = None
 
 
+# The ticket a message made (its inbound key).
+BY_SOURCE_KEY = select(Ticket).where(Ticket.source_key == bindparam("key"))
+
+
 async def create_ticket(session: AsyncSession, new: NewTicket, rules: Rules, now: datetime) -> Ticket:
     """Create, dispatch by the table (or leave for triage) and look for a possible duplicate.
 
     With ``new.source_key``, a ticket already made by that message is returned as it is."""
+    return await session.run_sync(lambda sync: create_ticket_sync(sync, new, rules, now)[0])
+
+
+def create_ticket_sync(session: Session, new: NewTicket, rules: Rules, now: datetime) -> tuple[Ticket, bool]:
+    """:func:`create_ticket` on a synchronous session; also whether the ticket was made now (False:
+    the message that reports it had made it already).
+
+    Five statements whatever the outcome: the message's earlier ticket looked up, the day's
+    counter, a neighbour's report looked for, the ticket (in its final status, with its duplicate
+    link) and its timeline entries (one multi-row INSERT)."""
     if not new.text.strip():
         raise TicketError("empty_text", "a ticket needs a description")
     if new.source_key is not None:
-        made = await session.scalar(select(Ticket).where(Ticket.source_key == new.source_key))
+        made = session.scalar(BY_SOURCE_KEY, {"key": new.source_key})
         if made is not None:
-            return made
+            return made, False
     building = new.building or (new.resident.building if new.resident else None)
     decision = rules.decide(new.category, new.confidence, building, new.urgency)
+    resident_id = new.resident.id if new.resident else None
+    text = new.text.strip()[:4000]
+    number = next_number_sync(session, now)
+    duplicate = _duplicate_sync(session, text, building, new.category, resident_id, rules, now)
     ticket = Ticket(
-        number=await next_number(session, now),
-        resident_id=new.resident.id if new.resident else None,
+        number=number,
+        resident_id=resident_id,
         channel=new.channel,
-        text=new.text.strip()[:4000],
+        text=text,
         attachments=list(new.attachments),
         location=new.location,
         community=new.resident.community if new.resident else None,
@@ -220,7 +274,7 @@ async def create_ticket(session: AsyncSession, new: NewTicket, rules: Rules, now
         department=decision.department,
         assignee=decision.assignee,
         urgency=new.urgency,
-        status="submitted",
+        status="submitted" if decision.triage else "dispatched",
         deadline=decision.deadline(now),
         contact_phone=new.contact_phone,
         source_key=new.source_key,
@@ -229,40 +283,37 @@ async def create_ticket(session: AsyncSession, new: NewTicket, rules: Rules, now
         created_at=now,
         updated_at=now,
     )
+    if duplicate is not None:
+        score, other = duplicate
+        ticket.duplicate_of_id = other.duplicate_of_id or other.id
+        ticket.duplicate_score = round(score, 1)
     session.add(ticket)
-    await session.flush()
-    await record(
-        session,
-        ticket,
-        "submitted",
-        actor=new.actor,
-        now=now,
-        from_status="",
-        data={"category": new.category, "confidence": new.confidence, "urgency": new.urgency},
-    )
+    session.flush()
+    session.add_all(_first_events(ticket, new, decision, duplicate, now))
+    session.flush()
+    return ticket, True
+
+
+def _first_events(
+    ticket: Ticket, new: NewTicket, decision: Decision, duplicate: tuple[float, Candidate] | None, now: datetime
+) -> list[TicketEvent]:
+    """A new ticket's timeline: submitted, then dispatched (or left for triage), then a possible
+    duplicate — as if each had been recorded in turn."""
+    events = [_event(ticket, "submitted", actor=new.actor, now=now, from_status="", to_status="submitted",
+                     data={"category": new.category, "confidence": new.confidence, "urgency": new.urgency})]
     if decision.triage:
-        await record(
-            session,
-            ticket,
-            "triage",
-            actor="system",
-            now=now,
-            public=False,
-            note="分类不确定，进入人工分派队列",
-        )
+        events.append(_event(ticket, "triage", actor="system", now=now, public=False,
+                             note="分类不确定，进入人工分派队列"))
     else:
-        ticket.status = "dispatched"
-        await record(
-            session,
-            ticket,
-            "dispatch",
-            actor="system",
-            now=now,
-            from_status="submitted",
-            data={"department": ticket.department, "assignee": ticket.assignee},
-        )
-    await link_duplicate(session, ticket, rules, now)
-    return ticket
+        events.append(_event(ticket, "dispatch", actor="system", now=now, from_status="submitted",
+                             to_status="dispatched",
+                             data={"department": ticket.department, "assignee": ticket.assignee}))
+    if duplicate is not None:
+        other = duplicate[1]
+        events.append(_event(ticket, "possible_duplicate", actor="system", now=now, public=False,
+                             note=f"可能与 {other.number} 重复",
+                             data={"other": other.id, "score": ticket.duplicate_score}))
+    return events
 
 
 def similarity(a: str, b: str) -> float:
@@ -273,11 +324,19 @@ def similarity(a: str, b: str) -> float:
     return float(fuzz.WRatio(a, b))
 
 
-def most_similar(text: str, candidates: Sequence[Ticket], rules: Rules) -> tuple[float, Ticket] | None:
-    """The candidate whose text is most like ``text`` (the first of equals), with its score, if it
-    reaches the table's ``duplicate_similarity``: what counts as the same report, for neighbours'
-    duplicates and for a resident's own repeats alike."""
-    best: tuple[float, Ticket] | None = None
+class _Texted(Protocol):
+    @property
+    def text(self) -> str: ...
+
+
+T = TypeVar("T", bound=_Texted)
+
+
+def most_similar(text: str, candidates: Sequence[T], rules: Rules) -> tuple[float, T] | None:
+    """The candidate (a ticket, or a row with its text) whose text is most like ``text`` (the first
+    of equals), with its score, if it reaches the table's ``duplicate_similarity``: what counts as
+    the same report, for neighbours' duplicates and for a resident's own repeats alike."""
+    best: tuple[float, T] | None = None
     for other in candidates:
         score = similarity(text, other.text)
         if score >= rules.duplicate_similarity and (best is None or score > best[0]):
@@ -285,49 +344,49 @@ def most_similar(text: str, candidates: Sequence[Ticket], rules: Rules) -> tuple
     return best
 
 
-async def link_duplicate(session: AsyncSession, ticket: Ticket, rules: Rules, now: datetime) -> Ticket | None:
-    """Link (never merge) to an earlier ticket of another resident from the same building and
-    category with similar text ("neighbours reported this too"); a resident's own repeats are
-    caught before a ticket is made (``reports.own_repeat``)."""
-    if not ticket.building or not ticket.category:
+class Candidate(NamedTuple):
+    """What duplicate detection reads of an earlier ticket (a plain row: loading whole tickets
+    would cost more than comparing their texts)."""
+
+    id: int
+    number: str
+    text: str
+    resident_id: int | None
+    duplicate_of_id: int | None
+
+
+_CANDIDATES = (
+    select(Ticket.id, Ticket.number, Ticket.text, Ticket.resident_id, Ticket.duplicate_of_id)
+    .where(
+        Ticket.building == bindparam("building"),
+        Ticket.category == bindparam("category"),
+        Ticket.created_at >= bindparam("since"),
+    )
+    .order_by(Ticket.id)
+    .limit(200)
+)
+# Another resident's (or nobody's) tickets only.
+_CANDIDATES_OF_OTHERS = _CANDIDATES.where(
+    or_(Ticket.resident_id.is_(None), Ticket.resident_id != bindparam("resident"))
+)
+
+
+def _duplicate_sync(
+    session: Session, text: str, building: str | None, category: str | None, resident_id: int | None,
+    rules: Rules, now: datetime,
+) -> tuple[float, Candidate] | None:
+    """An earlier ticket of another resident from the same building and category with similar
+    text ("neighbours reported this too"), with its score: the new ticket is linked to it (never
+    merged). A resident's own repeats are caught before a ticket is made (``reports.own_repeat``)."""
+    if not building or not category:
         return None
     since = now - timedelta(days=rules.duplicate_days)
-    others = (
-        or_(Ticket.resident_id.is_(None), Ticket.resident_id != ticket.resident_id)
-        if ticket.resident_id is not None
-        else Ticket.id.is_not(None)
-    )
-    rows = (
-        await session.scalars(
-            select(Ticket)
-            .where(
-                Ticket.building == ticket.building,
-                Ticket.category == ticket.category,
-                Ticket.created_at >= since,
-                Ticket.id != ticket.id,
-                others,
-            )
-            .order_by(Ticket.id)
-            .limit(200)
-        )
-    ).all()
-    best = most_similar(ticket.text, rows, rules)
-    if best is None:
-        return None
-    score, other = best
-    ticket.duplicate_of_id = other.duplicate_of_id or other.id
-    ticket.duplicate_score = round(score, 1)
-    await record(
-        session,
-        ticket,
-        "possible_duplicate",
-        actor="system",
-        now=now,
-        public=False,
-        note=f"可能与 {other.number} 重复",
-        data={"other": other.id, "score": ticket.duplicate_score},
-    )
-    return other
+    params: dict[str, Any] = {"building": building, "category": category, "since": since}
+    if resident_id is not None:
+        params["resident"] = resident_id
+    stmt = _CANDIDATES_OF_OTHERS if resident_id is not None else _CANDIDATES
+    rows = [Candidate(*row) for row in session.execute(stmt, params)]
+    return most_similar(text, rows, rules)
 
 
 async def load_for_update(session: AsyncSession, ticket_id: int) -> Ticket | None:
@@ -544,11 +603,15 @@ async def add_attachment(
     session: AsyncSession, ticket: Ticket, item: dict[str, Any], *, actor: str, now: datetime
 ) -> None:
     """A photo, video or voice the resident sent after the ticket was created joins it."""
+    await session.run_sync(lambda sync: add_attachment_sync(sync, ticket, item, actor=actor, now=now))
+
+
+def add_attachment_sync(session: Session, ticket: Ticket, item: dict[str, Any], *, actor: str, now: datetime) -> None:
     if any(a.get("msg_key") == item.get("msg_key") for a in ticket.attachments or []):
         return  # already attached (a retry)
     ticket.attachments = [*(ticket.attachments or []), item]
     ticket.updated_at = now
-    await record(session, ticket, "attachment", actor=actor, now=now, public=False, data={"kind": item.get("kind")})
+    record_sync(session, ticket, "attachment", actor=actor, now=now, public=False, data={"kind": item.get("kind")})
 
 
 async def tickets_of(session: AsyncSession, resident_id: int, limit: int = 5) -> list[Ticket]:
