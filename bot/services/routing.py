@@ -21,5 +21,7 @@ def _load(data_dir: Path | None) -> Router:
 
 
 async def route(data_dir: Path | None, text: str) -> Route:
-    router = await asyncio.to_thread(_load, data_dir)
+    router = _routers.get(str(data_dir or ""))  # loaded: no thread hop just to look it up
+    if router is None:
+        router = await asyncio.to_thread(_load, data_dir)
     return await asyncio.to_thread(router.route, text)
