@@ -22,7 +22,15 @@ measure something else.
 The echo server (``echo_server.py``: aiohttp + wechatpy, no storage) answers the same messages in
 the same run. ``--secondary`` adds the old rows: a greeting only and a menu click only
 (``wechat_endpoint.load``). Server CPU per message counts every process of the server (with
-``--workers``, the supervisor and its workers).
+``--workers``, the supervisor and its workers); beside it, the time the server's threads spent
+runnable but waiting for a core (``/proc/<pid>/task/*/schedstat``): on a loaded machine, what
+looks like waiting on the database is often this.
+
+On PostgreSQL + Redis it also prints what the database and Redis did per message
+(:class:`Backstage`): the backends' own CPU, commits and rollbacks (``pg_stat_database``), table
+scans and rows written (``pg_stat_user_tables``), backends waiting on a lock or idle inside a
+transaction, and Redis's commands with their cost inside Redis (``INFO commandstats``) and Redis's
+CPU. Redis's figures count the whole server: run it without other users of that Redis.
 
     .venv/bin/python benchmarks/wechat_mix.py [--residents 2000] [--concurrency 32] [--rounds 1]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1/bench_mix --redis-url redis://127.0.0.1:6379/7]
@@ -327,7 +335,7 @@ class Backstage:
       every database, so run it alone.
     """
 
-    def __init__(self, database_url: str, redis_url: str) -> None:
+    def __init__(self, database_url: str, redis_url: str, counts: Path | None = None) -> None:
         self.pg = (
             database_url.replace("postgresql+asyncpg://", "postgresql://")
             if database_url.startswith("postgresql")
@@ -335,6 +343,7 @@ class Backstage:
         )
         self.dbname = self.pg.rsplit("/", 1)[1].split("?")[0] if self.pg else ""
         self.redis_url = redis_url
+        self.counts = counts  # the server's statement counts (--count-statements), one file per process
         self.before: dict[str, Any] = {}
         self.after: dict[str, Any] = {}
         self.backend_cpu: dict[int, tuple[float, float]] = {}  # pid -> (first seen, last seen)
@@ -343,12 +352,20 @@ class Backstage:
         self.idle_in_tx = 0
         self.active = 0
         self._task: asyncio.Task[None] | None = None
-        self._conn: Any = None
+        self._conn: Any = None  # to the benchmark's database: its tables' statistics
+        self._watch: Any = None  # to "postgres": the sampling, so it adds no commits to the benchmark's database
 
     async def _snapshot(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        if self.counts is not None:
+            total = [0, 0, 0, 0]
+            for f in self.counts.iterdir():
+                if f.name.isdigit():
+                    for i, v in enumerate(f.read_text().split()):
+                        total[i] += int(v)
+            out["sql"] = total
         if self._conn is not None:
-            row = await self._conn.fetchrow(
+            row = await self._watch.fetchrow(
                 "select xact_commit, xact_rollback, sessions, active_time, idle_in_transaction_time,"
                 " tup_inserted, tup_updated, tup_deleted, tup_fetched from pg_stat_database where datname = $1",
                 self.dbname,
@@ -394,7 +411,7 @@ class Backstage:
             import asyncpg
 
             self._conn = await asyncpg.connect(self.pg)
-            await self._conn.execute("select pg_stat_clear_snapshot()")
+            self._watch = await asyncpg.connect(self.pg.rsplit("/", 1)[0] + "/postgres")
         self.before = await self._snapshot()
         for pid, cpu in self._backends().items():
             self.backend_cpu[pid] = (cpu, cpu)
@@ -406,8 +423,8 @@ class Backstage:
             for pid, cpu in self._backends().items():
                 first = self.backend_cpu.get(pid, (0.0, 0.0))[0]  # a new backend: counted from 0
                 self.backend_cpu[pid] = (first, cpu)
-            if self._conn is not None:
-                rows = await self._conn.fetch(
+            if self._watch is not None:
+                rows = await self._watch.fetch(
                     "select state, wait_event_type from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()",
                     self.dbname,
                 )
@@ -430,11 +447,11 @@ class Backstage:
             except asyncio.CancelledError:
                 pass
         if self._conn is not None:
-            await self._conn.execute("select pg_stat_clear_snapshot()")
             await asyncio.sleep(0.6)  # the statistics of backends that just went idle reach the collector
         self.after = await self._snapshot()
         if self._conn is not None:
             await self._conn.close()
+            await self._watch.close()
 
     def report(self, messages: int, seconds: float) -> dict[str, float]:
         """Per-message figures, printed and returned."""
@@ -498,6 +515,15 @@ class Backstage:
                 f"    Redis: {out['redis_ops']:.2f} commands/msg ({out['redis_ops_per_s']:.0f}/s), {out['redis_usec']:.1f} µs/msg "
                 f"inside Redis, server CPU {out['redis_cpu_ms']:.3f} ms/msg; "
                 + ", ".join(f"{n} {c / messages:.2f} ({u / max(1, c):.1f} µs)" for n, c, u in diffs[:10])
+            )
+        if "sql" in self.after:
+            statements, begins, commits, rollbacks = (
+                (a - b) / messages for a, b in zip(self.after["sql"], self.before["sql"], strict=True)
+            )
+            out.update(statements=statements, begins=begins)
+            lines.append(
+                f"    SQLAlchemy in the server: {statements:.2f} statements/msg, {begins:.2f} transactions begun, "
+                f"{commits:.2f} committed, {rollbacks:.2f} rolled back"
             )
         for line in lines:
             print(line, flush=True)
@@ -621,6 +647,11 @@ async def main() -> None:
     parser.add_argument("--redis-url", default="", help="e.g. redis://127.0.0.1:6379/7 (default: none)")
     parser.add_argument("--workers", type=int, default=1, help="python -m bot serve --workers N")
     parser.add_argument("--secondary", action="store_true", help="also greeting-only and click-only rows")
+    parser.add_argument(
+        "--count-statements",
+        action="store_true",
+        help="count the server's SQL statements and transactions (benchmarks/counting; costs some CPU)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin the server to core 0")
     parser.add_argument("--write", action="store_true", help="put the table into docs/benchmarks.md")
     parser.add_argument("--profile", metavar="FILE", help="run the server under cProfile, written to FILE at its stop")
@@ -705,6 +736,12 @@ async def _mix_server(
         "BOT_WECHAT_API_BASE": f"http://127.0.0.1:{api_port}",
         "BOT_LOG_LEVEL": "WARNING",
     }
+    counts = None
+    if args.count_statements:
+        counts = Path(tmp) / f"counts-{r}"
+        counts.mkdir()
+        server_env["PYTHONPATH"] = f"{REPO / 'benchmarks' / 'counting'}{os.pathsep}{REPO}"
+        server_env["BENCH_COUNTS"] = str(counts)
     token = prepare_database(server_env)
     profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
     cmd = [py, *profile, "-m", "bot", "serve"] + (["--workers", str(args.workers)] if args.workers > 1 else [])
@@ -713,7 +750,7 @@ async def _mix_server(
         await prepare_residents(f"http://127.0.0.1:{port}", token, sender, people)
         await asyncio.sleep(1)
         label = f"mix ({args.workers} worker{'s' if args.workers > 1 else ''})"
-        backstage = Backstage(database, args.redis_url) if database.startswith("postgresql") else None
+        backstage = Backstage(database, args.redis_url, counts) if database.startswith("postgresql") else None
         results["mix"].append(
             await converse(
                 url, people, args.concurrency, server.pid, label, keep=True, backstage=backstage, sender=sender
