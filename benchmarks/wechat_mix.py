@@ -547,6 +547,84 @@ def check_replies(sender: WeChatSender, people: list[Resident]) -> Counter[str]:
     return misses
 
 
+async def unit_costs(database_url: str, redis_url: str, n: int = 2000) -> None:
+    """What one round trip costs the server's process (its CPU: ``time.process_time``) and the
+    other side (the backend's or redis-server's CPU from ``/proc``), through the same clients as
+    the server (SQLAlchemy + asyncpg, redis-py), one after another (``--unit-costs``)."""
+    import redis.asyncio as aioredis
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    def proc_cpu(pid: int) -> float:
+        return cpu_seconds(pid) if pid else 0.0
+
+    async def measure(name: str, op: Any, other: int, what: str, count: int = n) -> None:
+        await op()
+        c0, o0, t0 = time.process_time(), proc_cpu(other), time.perf_counter()
+        for _ in range(count):
+            await op()
+        c, o, t = time.process_time() - c0, proc_cpu(other) - o0, time.perf_counter() - t0
+        print(
+            f"    {name:<34} client CPU {c / count * 1000:.3f} ms, {what} CPU {o / count * 1000:.3f} ms, "
+            f"wall {t / count * 1000:.3f} ms",
+            flush=True,
+        )
+
+    print(f"unit costs ({n} each, load average {os.getloadavg()[0]:.1f}):", flush=True)
+    if redis_url:
+        r = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        rpid = _redis_server_pid()
+
+        async def pipeline() -> None:
+            async with r.pipeline(transaction=False) as pipe:
+                pipe.incrby("bench:unit:n", 1)
+                pipe.expire("bench:unit:n", 60)
+                await pipe.execute()
+
+        await r.set("bench:unit:x", "{}", ex=60)
+        await measure("Redis GET", lambda: r.get("bench:unit:x"), rpid, "redis-server")
+        await measure("Redis SET … EX", lambda: r.set("bench:unit:y", "{}", ex=60), rpid, "redis-server")
+        await measure("Redis INCRBY + EXPIRE (a pipeline)", pipeline, rpid, "redis-server")
+        await r.delete("bench:unit:x", "bench:unit:y", "bench:unit:n")
+        await r.aclose()
+    if database_url.startswith("postgresql"):
+        engine = create_async_engine(database_url, pool_size=1)
+        async with engine.connect() as conn:
+            backend = (await conn.execute(text("select pg_backend_pid()"))).scalar_one()
+            await conn.execute(text("create temporary table unit (id int primary key, n int)"))
+            await conn.execute(text("insert into unit values (1, 0)"))
+            await conn.commit()
+
+            async def keyed() -> None:
+                await conn.execute(text("select n from unit where id = :i"), {"i": 1})
+
+            async def read_tx() -> None:
+                await keyed()
+                await conn.commit()
+
+            async def write_tx() -> None:
+                await conn.execute(text("update unit set n = n + 1 where id = :i"), {"i": 1})
+                await conn.commit()
+
+            await measure("PostgreSQL keyed SELECT", keyed, backend, "backend")
+            await conn.commit()
+            await measure("PostgreSQL BEGIN, SELECT, COMMIT", read_tx, backend, "backend")
+            await measure("PostgreSQL BEGIN, UPDATE, COMMIT", write_tx, backend, "backend", n // 2)
+        await engine.dispose()
+
+
+def _redis_server_pid() -> int:
+    pids = (int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit())
+    return next((p for p in pids if _cmdline(p).startswith(b"redis-server")), 0)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 # --- preparing a server (not measured) --------------------------------------------------------
 
 
@@ -648,6 +726,11 @@ async def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="python -m bot serve --workers N")
     parser.add_argument("--secondary", action="store_true", help="also greeting-only and click-only rows")
     parser.add_argument(
+        "--unit-costs",
+        action="store_true",
+        help="afterwards, the cost of one PostgreSQL statement and transaction and of one Redis command",
+    )
+    parser.add_argument(
         "--count-statements",
         action="store_true",
         help="count the server's SQL statements and transactions (benchmarks/counting; costs some CPU)",
@@ -669,6 +752,8 @@ async def main() -> None:
         for r in range(args.rounds):
             all_misses += await one_round(args, r, tmp, results, pin)
     describe(args, results, all_misses)
+    if args.unit_costs:
+        await unit_costs(args.database_url, args.redis_url)
 
 
 async def one_round(
