@@ -7,13 +7,14 @@ will answer."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
 from bot.flows.handoff import answer_when
 from bot.handler.choices import numbered, parse_choice
 from bot.handler.context import Context
-from bot.handler.router import Func, Intent, Router, State
+from bot.handler.router import PHASE_STATE, Func, Intent, Router, State
 from bot.services import handoff, knowledge_log
 
 router = Router("query")
@@ -30,6 +31,7 @@ TEXTS = {
     "helpful": "谢谢您的反馈！还有其他问题随时问我。",
     "not_helpful": "抱歉没帮上忙。您可以换个说法再问一次，或回复“转人工”找工作人员。",
     "handoff": "抱歉又没帮上忙，已经请工作人员来为您解答。{when}",
+    "same": "还是“{question}”这件事：\n",
     "aside": "好的。关于“{question}”，还有不清楚的地方可以接着问我；需要工作人员帮忙，请回复“转人工”。",
 }
 
@@ -157,12 +159,63 @@ async def known_answer(ctx: Context) -> str:
     return await _answer_entry(ctx, result.hits[0].entry)
 
 
+# A short question right after an answer ("那要带啥材料", "在哪办") asks more about the same thing:
+# when it finds no answer alone, it is asked again together with the answered entry's question.
+FOLLOW_UP_MAX = 15
+
+
+def _with_context(ctx: Context, result: Any) -> tuple[Any, str | None]:
+    if result.kind == "answer" or ctx.fsm.state != FEEDBACK_STATE or len(ctx.text.strip()) > FOLLOW_UP_MAX:
+        return result, None
+    entry = ctx.rt.language.knowledge.get(str(ctx.fsm.data.get("entry_id", "")))
+    if entry is None:
+        return result, None
+    again = ctx.rt.language.knowledge.answer(f"{entry.question.rstrip('？?')}，{ctx.text}")
+    if again.kind != "answer":
+        return result, None
+    return again, (entry.question.rstrip("？?") if again.hits[0].entry.id == entry.id else None)
+
+
+# What such a question asks about, besides the thing itself ("要带什么", "多少钱一个月", "在哪办"):
+# a message made only of these and small words is about the answer just given, whatever the
+# intent engine makes of it ("要带什么" reads like a course question on its own).
+ASPECT = re.compile(
+    r"材料|资料|证件|手续|带|哪里|哪儿|哪|地方|地址|几点|时间|多久|多长时间|电话|多少钱|多少|钱|费用|收费|一个月|每个?月|一年|每年"
+    r"|条件|资格|流程|步骤|网上|线上|手机上|代办|代领|家属|家里人|本人|要求|能不能|可以|可不可以|需要|要|办|领|交|去|找谁|谁"
+)
+_SMALL = re.compile(r"[那这还就都也又我俺你您的了吗呢啊呀吧么嘛啥什么怎么咋样些个一下请问得是在给能到\s\W\d]")
+
+
+def _elliptical(ctx: Context) -> bool:
+    text = ctx.text.strip()
+    if not text or len(text) > FOLLOW_UP_MAX or not ASPECT.search(text) or _SMALL.sub("", ASPECT.sub("", text)):
+        return False
+    result, _same = _with_context(ctx, ctx.rt.language.knowledge.answer(text))
+    if result.kind != "answer":
+        return False
+    ctx.extra["knowledge_answer"] = result
+    return True
+
+
+@router.message(State(FEEDBACK_STATE), Func(_elliptical, phase=PHASE_STATE, when=lambda p: p.text))
+async def more_on_answer(ctx: Context) -> str:
+    result = ctx.extra["knowledge_answer"]
+    entry = ctx.rt.language.knowledge.get(str(ctx.fsm.data.get("entry_id", "")))
+    ctx.intent = "query"
+    _log_query(ctx, result.kind, result.hits)
+    answer = await _answer_entry(ctx, result.hits[0].entry)
+    if entry is not None and result.hits[0].entry.id == entry.id:
+        return TEXTS["same"].format(question=entry.question.rstrip("？?")) + answer
+    return answer
+
+
 @router.message(Intent("query"), Func(lambda ctx: bool(ctx.text)))
 async def ask(ctx: Context) -> str:
-    result = ctx.rt.language.knowledge.answer(ctx.text)
+    result, same = _with_context(ctx, ctx.rt.language.knowledge.answer(ctx.text))
     _log_query(ctx, result.kind, result.hits)
     if result.kind == "answer":
-        return await _answer_entry(ctx, result.hits[0].entry)
+        answer = await _answer_entry(ctx, result.hits[0].entry)
+        return TEXTS["same"].format(question=same) + answer if same else answer
     if result.kind == "choices":
         hits = result.hits[:3]
         await ctx.fsm.set(CHOICES_STATE, choices=[h.entry.id for h in hits])  # query_id: with the reply
