@@ -345,9 +345,20 @@ async def offer(db: Database, coupon_id: int) -> Offer | None:
 
 async def held_by(db: Database, resident_id: int, limit: int = 20) -> list[Held]:
     """:func:`my_coupons` as plain data, newest first."""
+    stmt = (
+        select(
+            IssuedCoupon.code, IssuedCoupon.status, IssuedCoupon.expires_at, IssuedCoupon.used_at,
+            Coupon.title, Merchant.name,
+        )
+        .join(Coupon, Coupon.id == IssuedCoupon.coupon_id)
+        .join(Merchant, Merchant.id == Coupon.merchant_id)
+        .where(IssuedCoupon.resident_id == resident_id)
+        .order_by(IssuedCoupon.id.desc())
+        .limit(limit)
+    )  # :func:`my_coupons`' rows, as plain rows rather than ORM objects
     async with db.session() as session:
-        rows = await my_coupons(session, resident_id, limit)
-    return [Held(i.code, i.status, i.expires_at, i.used_at, c.title, m.name) for i, c, m in rows]
+        rows = (await session.execute(stmt)).all()
+    return [Held(code, status, expires, used, title, merchant) for code, status, expires, used, title, merchant in rows]
 
 
 async def verify(db: Database, *, code: str, merchant_id: int, actor: str, now: datetime) -> Verification:

@@ -256,11 +256,28 @@ async def listing(db: Database, session_id: int) -> Listing | None:
 
 async def bookings_of(db: Database, resident_id: int, now: datetime, *, positions: bool = False) -> list[MyBooking]:
     """:func:`my_bookings` as plain data; with ``positions``, each waitlisted one's place in the queue."""
+    stmt = (
+        select(
+            Booking.id, Booking.status, Booking.points_paid, Activity.title, Activity.place,
+            ActivitySession.starts_at, Booking.session_id, Booking.queued_at,
+        )
+        .join(ActivitySession, ActivitySession.id == Booking.session_id)
+        .join(Activity, Activity.id == ActivitySession.activity_id)
+        .where(
+            Booking.resident_id == resident_id,
+            Booking.status.in_(("booked", "waitlisted")),
+            ActivitySession.ends_at > now,
+        )
+        .order_by(ActivitySession.starts_at)
+    )  # :func:`my_bookings`' rows, as plain rows rather than ORM objects
     async with db.session() as session:
         out = []
-        for b, s, a in await my_bookings(session, resident_id, now):
-            position = await waitlist_position(session, b) if positions and b.status == "waitlisted" else None
-            out.append(MyBooking(b.id, b.status, b.points_paid, a.title, a.place, s.starts_at, position))
+        for booking_id, status, paid, title, place, starts_at, session_id, queued_at in await session.execute(stmt):
+            position = None
+            if positions and status == "waitlisted":
+                queued = Booking(id=booking_id, session_id=session_id, queued_at=queued_at)
+                position = await waitlist_position(session, queued)
+            out.append(MyBooking(booking_id, status, paid, title, place, starts_at, position))
         return out
 
 
