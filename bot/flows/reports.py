@@ -21,6 +21,7 @@ from bot.services.dispatch import rules_for
 from bot.services.reports import Report
 from bot.services.tickets import CHINA, RATINGS
 from intents.entities import extract_tickets
+from knowledge.question import reduce_message
 
 router = Router("reports")
 
@@ -99,8 +100,19 @@ RATING_RE = re.compile(r"^\s*(不满意|基本满意|非常满意|满意)[\s，,
 
 
 # -------------------------------------------------------------------------------------- texts
+# What a report starts with before it says anything ("喂 你好 我跟你说个事 …"): left out of its summary.
+_LEAD_IN = re.compile(r"^(?:我|俺)?(?:想|要)?(?:跟|和|给)?(?:你|您|你们)?(?:说|讲|反映|反应|投诉)(?:一下|下|个|件)?(?:事|事儿|情况|问题)?$")
+
+_AND_ALSO = re.compile(r"^(?:对了|还有|另外|再就是|顺便说一下|顺便)+")
+
+
 def _summary(text: str, size: int = 12) -> str:
-    return text[:size] + ("…" if len(text) > size else "")
+    """The first words of a report, greetings, filler and lead-ins left out."""
+    clauses = [c.text for c in reduce_message(text).clauses if not _LEAD_IN.match(c.text)]
+    joined = " ".join(clauses) or text.strip()
+    stripped = _AND_ALSO.sub("", joined)
+    short = stripped if len(stripped) >= 4 else joined
+    return short[:size] + ("…" if len(short) > size else "")
 
 
 def _when(dt: datetime) -> str:
