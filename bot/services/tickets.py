@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from rapidfuzz import fuzz
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -355,11 +355,17 @@ class Candidate(NamedTuple):
     duplicate_of_id: int | None
 
 
+# The oldest id among the window's tickets, read from the creation-time index (``id + 0`` keeps
+# SQLite from answering min(id) by walking the table from its first row): with it the candidates
+# are read from the building/category index as an id range, so the look-up costs what the window
+# holds, not every report the building ever made in that category.
+_WINDOW_START = select(func.min(Ticket.id + 0)).where(Ticket.created_at >= bindparam("since")).scalar_subquery()
 _CANDIDATES = (
     select(Ticket.id, Ticket.number, Ticket.text, Ticket.resident_id, Ticket.duplicate_of_id)
     .where(
         Ticket.building == bindparam("building"),
         Ticket.category == bindparam("category"),
+        Ticket.id >= _WINDOW_START,
         Ticket.created_at >= bindparam("since"),
     )
     .order_by(Ticket.id)
