@@ -4,6 +4,7 @@ The choices are the intents' ``label`` in the registry (``intents/data/intents.y
 
 from __future__ import annotations
 
+from bot.flows.query import answer_if_known
 from bot.handler.choices import numbered
 from bot.handler.context import Context
 from bot.handler.middlewares import CLARIFY_STATE
@@ -23,6 +24,9 @@ def _unsure(ctx: Context) -> bool:
 
 @router.message(Func(_unsure, phase=PHASE_INTENT, when=lambda p: p.text))  # the engine ran on text
 async def ask(ctx: Context) -> str:
+    answered = await answer_if_known(ctx)
+    if answered is not None:
+        return answered
     labels = intents_registry(ctx.rt).labels()
     candidates = [label for label, _ in ctx.understanding.candidates if label in labels]
     await ctx.fsm.set(CLARIFY_STATE, candidates=candidates, text=ctx.text)

@@ -11,6 +11,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
+from bot.flows.complaint import PROBLEM
 from bot.flows.handoff import answer_when
 from bot.handler.choices import numbered, parse_choice
 from bot.handler.context import Context
@@ -127,8 +128,8 @@ SMALLTALK_OWN = ("谢", "再见", "拜拜", "你好", "您好", "在吗", "在�
 
 def _aside(ctx: Context) -> bool:
     text = ctx.text.strip()
-    if not text or any(w in text for w in SMALLTALK_OWN):
-        return False
+    if not text or any(w in text for w in SMALLTALK_OWN) or _ASKS.search(text):
+        return False  # (a question, "那水费呢", is asked for itself)
     entry = ctx.rt.language.knowledge.get(str(ctx.fsm.data.get("entry_id", "")))  # None: reloaded away
     ctx.extra["answered_entry"] = entry
     return entry is not None
@@ -207,6 +208,25 @@ async def more_on_answer(ctx: Context) -> str:
     if entry is not None and result.hits[0].entry.id == entry.id:
         return TEXTS["same"].format(question=entry.question.rstrip("？?")) + answer
     return answer
+
+
+# The intent engine unsure between, say, small talk and a report ("你们这能帮我交电费不", "那水费呢"),
+# yet the message asks a question the knowledge base answers by its own gate: the answer, not
+# "您是想：1. 随便聊聊 2. 反映问题". Never for a message that describes a problem: that one may be
+# a report, and the clarifying question stays.
+_ASKS = re.compile(r"[?？]|[吗么呢不没]$|怎么|咋|如何|哪|什么|啥|能不能|可不可以|能否|找谁|多少|几点|多久|有没有")
+
+
+async def answer_if_known(ctx: Context) -> str | None:
+    text = ctx.text.strip()
+    if not text or not _ASKS.search(text) or PROBLEM.search(text):
+        return None
+    result = ctx.rt.language.knowledge.answer(text)
+    if result.kind != "answer":
+        return None
+    ctx.intent = "query"
+    _log_query(ctx, result.kind, result.hits)
+    return await _answer_entry(ctx, result.hits[0].entry)
 
 
 @router.message(Intent("query"), Func(lambda ctx: bool(ctx.text)))

@@ -13,11 +13,15 @@ TEXTS = {
     "bye": "好的，祝您生活愉快！有事随时找我。",
     "greeting": "您好！{menu}",
     # Anything else said in passing (好吧, 不留, 我今年82了): a word back, not the whole menu again.
+    "robot": "我是社区服务小助手，一个智能助手，白天晚上都在。需要真人帮忙，请回复“转人工”。",
+    "unsure_phone": "没关系，慢慢来。直接打几个字或者发语音，说说您要办的事就行；也可以回复“转人工”，请工作人员帮您。",
     "other": "嗯嗯，我在呢。有什么需要帮忙的，直接跟我说就行；回复“帮助”看看我能做什么。",
 }
 
 THANKS = ("谢", "感谢", "辛苦", "多谢", "thank")
 BYE = ("再见", "拜拜", "晚安", "bye")
+ROBOT = ("机器人", "是真人", "真人吗", "是人吗", "人工智能", "你是谁", "你是哪位", "智能客服")
+UNSURE_PHONE = ("不会用手机", "不会用这个", "不会打字", "不会弄", "不会用微信", "看不清", "眼神不好", "眼睛不好", "字太小", "不会操作")
 GREETING = ("你好", "您好", "在吗", "在不在", "哈喽", "hello", "hi", "早上好", "下午好", "晚上好")
 
 
@@ -28,6 +32,10 @@ async def smalltalk(ctx: Context) -> str:
         return TEXTS["thanks"]
     if any(w in text for w in BYE):
         return TEXTS["bye"]
+    if any(w in text for w in ROBOT):
+        return TEXTS["robot"]
+    if any(w in text for w in UNSURE_PHONE):
+        return TEXTS["unsure_phone"]
     if any(w in text for w in GREETING) or not text:
         return TEXTS["greeting"].format(menu=menu(ctx.rt).removeprefix("您好，"))
     return TEXTS["other"]
