@@ -47,9 +47,26 @@ RATE_LIMITED = Counter("bot_rate_limited_total", "Requests held back by a rate l
 SCRAPE_CACHE_SECONDS = 5.0
 
 
+# Children by label values, looked up once: ``labels()`` builds and checks its key and takes a lock
+# on every call, three times per message. The values are bounded (routes' patterns, statuses,
+# intents), and a cache past ``MAX_CHILDREN`` is simply dropped.
+_children: dict[tuple[Any, ...], Any] = {}
+MAX_CHILDREN = 4096
+
+
+def _child(metric: Any, *values: str) -> Any:
+    key = (id(metric), *values)
+    child = _children.get(key)
+    if child is None:
+        if len(_children) >= MAX_CHILDREN:
+            _children.clear()
+        child = _children[key] = metric.labels(*values)
+    return child
+
+
 def count_message(intent: str | None, handler: str | None) -> None:
     """One resident's message handled: its intent and whether it asked for a person."""
-    INTENTS.labels(intent or "none").inc()
+    _child(INTENTS, intent or "none").inc()
     if handler and handler.startswith("handoff"):
         HANDOFFS.inc()
 
@@ -74,8 +91,8 @@ async def measure(request: web.Request, handler: Callable[[web.Request], Awaitab
         raise
     finally:
         route = route_of(request)
-        REQUESTS.labels(route, request.method, str(status)).inc()
-        LATENCY.labels(route).observe(time.perf_counter() - start)
+        _child(REQUESTS, route, request.method, str(status)).inc()
+        _child(LATENCY, route).observe(time.perf_counter() - start)
 
 
 class _Fixed(Collector):
