@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Connection, Table, insert, literal_column, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.storage.db import Database
@@ -59,6 +59,24 @@ async def request(
 
 
 _TABLE = cast(Table, HandoffRequest.__table__)
+_C = _TABLE.c
+# Built once and executed with parameters, so SQLAlchemy reuses their compiled form.
+_OPEN = (
+    select(_C.id, _C.asks, _C.text, _C.reason, _C.ticket_id, _C.status)
+    # The literal term lets SQLite use the partial unique index (its WHERE, implied only by the
+    # same term as written): with ``status IN (…)`` alone it walked every waiting request.
+    .where(_C.resident_id == bindparam("resident"), _C.status.in_(OPEN), _C.status != literal_column("'closed'"))
+    .with_for_update()
+)
+_ADD = (
+    update(_TABLE)
+    .where(_C.id == bindparam("request"))
+    .values(
+        asks=bindparam("asked"), text=bindparam("words"), reason=bindparam("why"),
+        ticket_id=bindparam("ticket"), updated_at=bindparam("at"),
+    )
+)
+_NEW = insert(_TABLE).returning(_C.id)
 
 
 def request_in(
@@ -71,31 +89,25 @@ def request_in(
     ticket_id: int | None = None,
 ) -> Recorded:
     """:func:`request` in the caller's transaction (``words`` already trimmed)."""
-    t = _TABLE.c
-    row = connection.execute(
-        select(t.id, t.asks, t.text, t.reason, t.ticket_id, t.status)
-        # The literal term lets SQLite use the partial unique index (its WHERE, implied only by the
-        # same term as written): with ``status IN (…)`` alone it walked every waiting request.
-        .where(t.resident_id == resident_id, t.status.in_(OPEN), t.status != literal_column("'closed'"))
-        .with_for_update()
-    ).first()
+    row = connection.execute(_OPEN, {"resident": resident_id}).first()
     if row is not None:
         asks = (row.asks or 1) + 1
-        changes: dict[str, object] = {"asks": asks, "updated_at": now, "ticket_id": ticket_id or row.ticket_id}
-        if words and words not in row.text:
-            changes["text"] = (f"{row.text}\n{words}" if row.text else words)[-MAX_TEXT:]
-        if reason == "urgent" and row.reason != "urgent":
-            changes["reason"] = "urgent"  # the more pressing reason is the one the queue shows
-        connection.execute(update(_TABLE).where(t.id == row.id).values(**changes))
-        return Recorded(int(row.id), False, asks, str(row.status))
-    new_id: int = connection.execute(
-        insert(_TABLE)
-        .values(
-            resident_id=resident_id, reason=reason, text=words, ticket_id=ticket_id,
-            status="waiting", asks=1, created_at=now, updated_at=now,
+        text = row.text
+        if words and words not in text:
+            text = (f"{text}\n{words}" if text else words)[-MAX_TEXT:]
+        # The more pressing reason is the one the queue shows.
+        why = "urgent" if reason == "urgent" else row.reason
+        connection.execute(
+            _ADD,
+            {"request": row.id, "asked": asks, "words": text, "why": why,
+             "ticket": ticket_id or row.ticket_id, "at": now},
         )
-        .returning(t.id)
-    ).scalar_one()
+        return Recorded(int(row.id), False, asks, str(row.status))
+    values = {
+        "resident_id": resident_id, "reason": reason, "text": words, "ticket_id": ticket_id,
+        "status": "waiting", "asks": 1, "created_at": now, "updated_at": now,
+    }
+    new_id: int = connection.execute(_NEW, values).scalar_one()
     return Recorded(int(new_id), True, 1, "waiting")
 
 
