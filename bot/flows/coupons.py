@@ -33,6 +33,10 @@ TEXTS = {
         "「{title}」\n商家：{merchant}{address}\n需要{price}积分（您有{balance}积分）\n"
         "有效期至{until}\n{terms}每人限换{limit}张。\n\n确认兑换请回复“确认”，不换了回复“取消”。"
     ),
+    "short": (
+        "「{title}」\n商家：{merchant}{address}\n需要{price}积分，您现在有{balance}积分，还差{missing}积分，暂时换不了。\n"
+        "发送“怎么赚积分”看看怎么获得，回复“积分商城”看看别的。"
+    ),
     "not_found": "没找到“{query}”这样的优惠券。回复“积分商城”看看都有哪些。",
     "choose": "找到几张相关的优惠券：",
     "redeemed": "兑换成功！\n「{title}」券码：{code}\n到{merchant}出示这个券码就能用，有效期至{until}。\n扣{price}积分，还剩{balance}积分。\n发送“我的券”可以随时查看。",
@@ -143,17 +147,22 @@ async def show_page(
 
 
 async def offer(ctx: Context, coupon: coupons.Offer, shown: points.Statement | None = None) -> str:
-    await ctx.fsm.set("coupons:confirm", coupon_id=coupon.id, request_key=secrets.token_hex(8))
-    return TEXTS["confirm"].format(
+    balance = _shown(ctx, shown) if shown is not None else await _balance(ctx)
+    details = dict(
         title=coupon.title,
         merchant=coupon.merchant,
         address=f"（{coupon.merchant_address}）" if coupon.merchant_address else "",
         price=coupon.price,
-        balance=_shown(ctx, shown) if shown is not None else await _balance(ctx),
+        balance=balance,
         until=_day(coupon.valid_until),
         terms=f"使用说明：{coupon.terms}\n" if coupon.terms else "",
         limit=coupon.per_resident_limit,
     )
+    if balance < coupon.price:  # no confirmation asked for what cannot be had
+        await ctx.fsm.clear()
+        return TEXTS["short"].format(missing=coupon.price - balance, **details)
+    await ctx.fsm.set("coupons:confirm", coupon_id=coupon.id, request_key=secrets.token_hex(8))
+    return TEXTS["confirm"].format(**details)
 
 
 async def find(
