@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from bot.flows.help import menu
 from bot.handler.context import Context
-from bot.handler.router import Intent, Router
+from bot.handler.router import PHASE_MENU, Func, Intent, Router
 
 router = Router("smalltalk")
 
@@ -12,9 +14,10 @@ TEXTS = {
     "thanks": "不客气！还有什么需要帮忙的，随时跟我说。",
     "bye": "好的，祝您生活愉快！有事随时找我。",
     "greeting": "您好！{menu}",
-    # Anything else said in passing (好吧, 不留, 我今年82了): a word back, not the whole menu again.
     "robot": "我是社区服务小助手，一个智能助手，白天晚上都在。需要真人帮忙，请回复“转人工”。",
     "unsure_phone": "没关系，慢慢来。直接打几个字或者发语音，说说您要办的事就行；也可以回复“转人工”，请工作人员帮您。",
+    "praise": "谢谢您的肯定！您的话工作人员会在后台看到，我们会继续努力。",
+    # Anything else said in passing (好吧, 不留, 我今年82了): a word back, not the whole menu again.
     "other": "嗯嗯，我在呢。有什么需要帮忙的，直接跟我说就行；回复“帮助”看看我能做什么。",
 }
 
@@ -22,7 +25,21 @@ THANKS = ("谢", "感谢", "辛苦", "多谢", "thank")
 BYE = ("再见", "拜拜", "晚安", "bye")
 ROBOT = ("机器人", "是真人", "真人吗", "是人吗", "人工智能", "你是谁", "你是哪位", "智能客服")
 UNSURE_PHONE = ("不会用手机", "不会用这个", "不会打字", "不会弄", "不会用微信", "看不清", "眼神不好", "眼睛不好", "字太小", "不会操作")
+# Praise for someone's work (表扬网格员小李, 服务特别好): thanked, whatever the engine makes of it.
+PRAISE = re.compile(r"表扬|点赞|夸一?夸|(?:服务|态度|效率)(?:特别|非常|很|真|挺|太)?好|办得(?:特别|非常|很|真|挺)?(?:好|快)|负责任")
+NOT_PRAISE = re.compile(r"差|不|没|投诉|举报|怎么|吗|？|\?")
 GREETING = ("你好", "您好", "在吗", "在不在", "哈喽", "hello", "hi", "早上好", "下午好", "晚上好")
+
+
+def _praise(ctx: Context) -> bool:
+    text = ctx.text
+    return bool(text) and len(text) <= 60 and bool(PRAISE.search(text)) and not NOT_PRAISE.search(text)
+
+
+@router.message(Func(_praise, phase=PHASE_MENU, when=lambda p: p.text))
+async def praise(ctx: Context) -> str:
+    ctx.intent = "smalltalk"
+    return TEXTS["praise"]
 
 
 @router.message(Intent("smalltalk"))
