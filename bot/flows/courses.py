@@ -57,6 +57,9 @@ TEXTS = {
     "mine_empty": "您现在没有预约。回复“有什么课”看看近期的安排。",
     "nothing_to_cancel": "您现在没有可以取消的预约，也没有正在办的事。需要帮忙的话直接告诉我。",
     "cancel_which": "要取消哪一个？回复序号。",
+    "nothing_booked": "您现在没有预约课程或活动，不用取消。想看看近期的安排，回复“有什么课”。",
+    "not_that_one": "您没有预约“{named}”相关的课。",
+    "pick_first": "请先回复数字（1–{n}）选一节，看了详情再预约。",
     "cancel_confirm": "确定取消「{title}」{when}吗？{refund}\n确定请回复“确认取消”，不取消回复“不了”。",
     "refund_yes": "已付的{paid}积分会退回。",
     "refund_no": "开课前{hours}小时内取消，已付的{paid}积分不退。",
@@ -411,6 +414,41 @@ async def cancel_start(ctx: Context) -> str:
     listing = await _mine_text(ctx)
     await ctx.fsm.set("courses:cancel_pick", ids=[b.booking_id for b in rows])
     return listing.replace(TEXTS["mine_tail"], TEXTS["cancel_which"])
+
+
+# "I can't come" about a class (明天那个花艺课我去不了了): the cancellation of that booking.
+CANT_COME = re.compile(r"去不了|来不了|参加不了|上不了|不能去|不能来|去不成|来不成|不去了|不来了|请个?假")
+CLASS_WORD = re.compile(r"课|班|活动|讲座|培训|夜校")
+_NOT_TITLE = re.compile(rf"{CANT_COME.pattern}|{CLASS_WORD.pattern}|[我的了那个这明后今天周星期一二三四五六日下午上晚早点\s\W\d]")
+
+
+def _cant_come(ctx: Context) -> bool:
+    text = ctx.text or ""
+    return len(text) <= 30 and CANT_COME.search(text) is not None and CLASS_WORD.search(text) is not None
+
+
+@router.message(Func(_cant_come, phase=PHASE_MENU, when=lambda p: p.text))
+async def cant_come(ctx: Context) -> str:
+    rows = await _mine_rows(ctx)
+    if not rows:
+        return TEXTS["nothing_booked"]
+    named = _NOT_TITLE.sub("", ctx.text)
+    matching = [b for b in rows if named and sum(ch in b.title for ch in named) >= min(2, len(named))]
+    if len(matching) == 1:
+        return await _confirm_cancel(ctx, matching[0].booking_id)
+    listing = await _mine_text(ctx)
+    await ctx.fsm.set("courses:cancel_pick", ids=[b.booking_id for b in rows])
+    head = TEXTS["not_that_one"].format(named=named) if named and not matching else ""
+    return head + listing.replace(TEXTS["mine_tail"], TEXTS["cancel_which"])
+
+
+@router.message(State("courses:browse"), Text(*BOOK_WORDS[:4]))
+async def book_from_list(ctx: Context) -> str:
+    """预约 said at a list: a session is picked first (the only one is shown)."""
+    ids = list(ctx.fsm.data.get("ids", []))
+    if len(ids) == 1:
+        return await detail(ctx, int(ids[0]))
+    return TEXTS["pick_first"].format(n=len(ids))
 
 
 @router.message(Text(*LIST_WORDS))
