@@ -213,3 +213,17 @@ async def test_a_tickets_photos_and_location_are_shown(console):
     where = html.unescape(page.split('id="location"', 1)[1].split("</div>", 1)[0])
     assert "新建南社区3号楼" in where and "39.91234" in where and "116.40567" in where
     assert "13812345678" not in page  # the phone is masked on the page
+    assert "<b>受理</b>" in page and "<b>submitted</b>" not in page  # every timeline entry in words
+    assert "<b>location_added</b>" not in page
+
+
+async def test_a_tickets_place_reads_as_residents_say_it(console):
+    svc = await console()
+    reply = await say(svc, "o_console_place_0001", "3号楼2单元401门口的楼道灯坏了")
+    number = re.search(r"GD\d{8}-\d{4}", reply or "")
+    assert number, reply
+    zhang = await login(svc.http, svc.base, "zhang")
+    status, _, resp = await zhang.get(f"/console/tickets?number={number.group(0)}")
+    status, page, _ = await zhang.get(resp.headers["Location"])
+    assert status == 200
+    assert "3号楼2单元401室" in page, page

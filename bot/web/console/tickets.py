@@ -24,7 +24,9 @@ ACTION_LABELS = {
     "dispatch": "派单", "accept": "接单", "start": "开始处理", "answer": "答复办结", "reject": "不予受理",
     "reopen": "重新办理", "escalate": "上报督办", "close": "完结",
 }
-EVENT_LABELS = {**ACTION_LABELS, "create": "创建", "comment": "备注/回复", "assign": "指派", "reminder": "提醒",
+EVENT_LABELS = {**ACTION_LABELS, "create": "创建", "submitted": "受理", "triage": "待人工分派",
+                "possible_duplicate": "可能重复", "attachment": "附件", "location_added": "补充位置",
+                "resident_comment": "居民意见", "comment": "备注/回复", "assign": "指派", "reminder": "提醒",
                 "rate": "评价", "resident_follow_up": "居民催办", "resident_contact": "居民补充联系电话",
                 "resident_update": "居民补充情况", "resident_repeat": "居民再次反映"}
 URGENCY = {"normal": "普通", "urgent": "紧急"}
