@@ -4,7 +4,8 @@
 ``delivery.before_finish:sleep=0.5:exit`` — wait half a second, then end the process at once
 (``os._exit``: no cleanup, no flush, as a kill -9 would) — or ``delivery.before_finish:sleep=3``
 (a handler that is only slow); ``skip=N`` lets the first N arrivals pass (a conversation's earlier
-messages). Points are reached by :func:`reached`; with ``BOT_FAULT`` unset
+messages); ``wait=N`` holds each arrival until N have arrived (several handlers caught at the point
+together, however slow the machine; at most a minute) before the sleep and the exit. Points are reached by :func:`reached`; with ``BOT_FAULT`` unset
 (always, outside tests) a point costs one comparison.
 
 Points:
@@ -31,6 +32,7 @@ class Fault:
     sleep: float = 0.0
     exit: bool = False
     skip: int = 0
+    wait: int = 0
 
 
 def parse(spec: str) -> Fault | None:
@@ -48,12 +50,17 @@ def parse(spec: str) -> Fault | None:
             fault.sleep = float(value)
         elif name == "skip" and value.isdigit():
             fault.skip = int(value)
+        elif name == "wait" and value.isdigit():
+            fault.wait = int(value)
         else:
-            raise ValueError(f"BOT_FAULT: unknown action {action!r} (use skip=N, sleep=SECONDS or exit)")
+            raise ValueError(f"BOT_FAULT: unknown action {action!r} (use skip=N, wait=N, sleep=SECONDS or exit)")
     return fault
 
 
 _FAULT = parse(os.environ.get("BOT_FAULT", ""))
+WAIT_AT_MOST = 60.0  # seconds an arrival is held for the others (wait=N)
+_arrivals = 0
+_all_arrived: asyncio.Event | None = None
 
 
 async def reached(point: str) -> None:
@@ -65,7 +72,22 @@ async def reached(point: str) -> None:
         fault.skip -= 1
         return
     log.warning("fault injected at %s: %s", point, fault)
+    if fault.wait:
+        await _gather(fault.wait)
     if fault.sleep:
         await asyncio.sleep(fault.sleep)
     if fault.exit:
         os._exit(EXIT_CODE)
+
+
+async def _gather(count: int) -> None:
+    global _arrivals, _all_arrived
+    if _all_arrived is None:
+        _all_arrived = asyncio.Event()
+    _arrivals += 1
+    if _arrivals >= count:
+        _all_arrived.set()
+    try:
+        await asyncio.wait_for(_all_arrived.wait(), WAIT_AT_MOST)
+    except TimeoutError:
+        log.warning("fault: %d of %d arrivals after %.0f s; going on", _arrivals, count, WAIT_AT_MOST)

@@ -231,9 +231,9 @@ async def test_effects_whose_process_dies_before_the_reply_are_answered_once(
             f"oCrashCoupon{0:022d}",
             f"oCrashCourse{0:022d}",
         )
-        # Four messages pass; the three last ones all reach the fault, which waits for the others
-        # to get there too and then ends the process.
-        dying = await h.serve("delivery.before_finish:skip=4:sleep=0.5:exit")
+        # Four messages pass; the three last ones all reach the fault, which holds each until all
+        # three are there (however loaded the machine) and then ends the process.
+        dying = await h.serve("delivery.before_finish:skip=4:wait=3:sleep=0.2:exit")
         assert "理发立减10元" in await h.say(dying, buyer, "积分商城", msg_id=7_000_010)
         assert "确认" in await h.say(dying, buyer, "1", msg_id=7_000_011)
         assert "花艺入门" in await h.say(dying, learner, "有什么课", msg_id=7_000_020)
@@ -243,7 +243,8 @@ async def test_effects_whose_process_dies_before_the_reply_are_answered_once(
             h.say_and_die(dying, buyer, "确认", msg_id=7_000_012),
             h.say_and_die(dying, learner, "预约", msg_id=7_000_022),
         )
-        assert lost == [None, None, None]
+        # None answered: the connection dropped, or "success" when the reply budget ran out first.
+        assert not any(lost), lost
         # Each handler's effect committed; no reply did.
         assert await _count(db, Ticket) == 1
         assert await _count(db, IssuedCoupon) == 1
