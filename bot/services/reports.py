@@ -115,6 +115,17 @@ async def _sync(db: Database, fn: Callable[[Session], R]) -> R:
     return await db.run_sync_transaction(run)
 
 
+async def _read(db: Database, fn: Callable[[Session], R]) -> R:
+    """``fn`` with an ORM session on the database's synchronous connection, reading only (no write
+    lock: "怎么样" in a message looks up the resident's open reports, however often it is said)."""
+
+    def run(connection: Connection) -> R:
+        with Session(bind=connection, expire_on_commit=False, autoflush=False) as session:
+            return fn(session)
+
+    return await db.run_sync_read(run)
+
+
 async def _own(session: AsyncSession, ticket_id: int, resident_id: int) -> Ticket | None:
     return await session.scalar(
         select(Ticket).where(Ticket.id == ticket_id, Ticket.resident_id == resident_id).with_for_update()
@@ -174,7 +185,7 @@ async def own_repeat(
         best = _own_repeat_sync(session, resident_id, text, building, rules)
         return _snapshots_sync(session, [best])[0] if best is not None else None
 
-    return await _sync(db, find)
+    return await _read(db, find)
 
 
 _OPEN_OF_RESIDENT = (
@@ -252,7 +263,7 @@ async def by_numbers(db: Database, resident_id: int, numbers: Sequence[str], now
         ).all()
         return _snapshots_sync(session, rows, now)
 
-    return await _sync(db, read)
+    return await _read(db, read)
 
 
 async def listed(db: Database, resident_id: int, now: datetime, *, offset: int = 0, limit: int = 5) -> tuple[list[Report], int]:
@@ -269,7 +280,7 @@ async def listed(db: Database, resident_id: int, now: datetime, *, offset: int =
         ).all()
         return _snapshots_sync(session, rows, now), total
 
-    return await _sync(db, read)
+    return await _read(db, read)
 
 
 async def listed_texts(db: Database, resident_id: int, limit: int = 50) -> list[tuple[int, str]]:
@@ -284,7 +295,7 @@ async def listed_texts(db: Database, resident_id: int, limit: int = 50) -> list[
         )
         return [(int(i), str(t)) for i, t in rows.all()]
 
-    return await _sync(db, read)
+    return await _read(db, read)
 
 
 async def recent(db: Database, resident_id: int, now: datetime, limit: int = 3) -> list[Report]:
@@ -296,7 +307,7 @@ async def recent(db: Database, resident_id: int, now: datetime, limit: int = 3) 
         ).all()
         return _snapshots_sync(session, rows, now)
 
-    return await _sync(db, read)
+    return await _read(db, read)
 
 
 async def has_reports(db: Database, resident_id: int, within: timedelta | None = None, now: datetime | None = None) -> bool:

@@ -167,6 +167,22 @@ class Database:
                 self._sync_thread, self._in_sync_transaction, fn
             )
 
+    async def run_sync_read(self, fn: Callable[[Connection], R]) -> R:
+        """``fn(connection)`` in one read transaction: like :meth:`run_sync_transaction` (one hop
+        to the database's thread on SQLite) but without the write lock or a write-locking BEGIN,
+        and rolled back, so ``fn`` must not write."""
+        if self._sync_engine is None or self._write_lock is None:  # PostgreSQL
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(fn)  # rolled back when the connection is returned
+        if self._sync_thread is None:
+            self._sync_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-batch")
+        return await asyncio.get_running_loop().run_in_executor(self._sync_thread, self._in_sync_read, fn)
+
+    def _in_sync_read(self, fn: Callable[[Connection], R]) -> R:
+        assert self._sync_engine is not None
+        with self._sync_engine.connect() as conn:  # a deferred BEGIN: reads only, rolled back on close
+            return fn(conn)
+
     def _in_sync_transaction(self, fn: Callable[[Connection], R]) -> R:
         assert self._sync_engine is not None
         with self._sync_engine.connect() as conn:
