@@ -187,9 +187,16 @@ ASPECT = re.compile(
 _SMALL = re.compile(r"[那这还就都也又我俺你您的了吗呢啊呀吧么嘛啥什么怎么咋样些个一下请问得是在给能到\s\W\d]")
 
 
+# Words that only ask whether or how ("可以", "要", "能不能"): alone they are a yes or a no, not a
+# question about the answer.
+_MODAL = {"能不能", "可以", "可不可以", "需要", "要", "办", "领", "交", "去"}
+
+
 def _elliptical(ctx: Context) -> bool:
     text = ctx.text.strip()
-    if not text or len(text) > FOLLOW_UP_MAX or not ASPECT.search(text) or _SMALL.sub("", ASPECT.sub("", text)):
+    if not text or len(text) > FOLLOW_UP_MAX or _SMALL.sub("", ASPECT.sub("", text)):
+        return False
+    if all(word in _MODAL for word in ASPECT.findall(text)):
         return False
     result, _same = _with_context(ctx, ctx.rt.language.knowledge.answer(text))
     if result.kind != "answer":
