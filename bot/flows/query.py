@@ -168,6 +168,8 @@ FOLLOW_UP_MAX = 15
 def _with_context(ctx: Context, result: Any) -> tuple[Any, str | None]:
     if result.kind == "answer" or ctx.fsm.state != FEEDBACK_STATE or len(ctx.text.strip()) > FOLLOW_UP_MAX:
         return result, None
+    if _yes_or_no(ctx.text):
+        return result, None
     entry = ctx.rt.language.knowledge.get(str(ctx.fsm.data.get("entry_id", "")))
     if entry is None:
         return result, None
@@ -192,11 +194,14 @@ _SMALL = re.compile(r"[那这还就都也又我俺你您的了吗呢啊呀吧么
 _MODAL = {"能不能", "可以", "可不可以", "需要", "要", "办", "领", "交", "去"}
 
 
+def _yes_or_no(text: str) -> bool:
+    """Only small words and words that ask whether or how: "可以", "要", "能不能"."""
+    return not _SMALL.sub("", ASPECT.sub("", text)) and all(w in _MODAL for w in ASPECT.findall(text))
+
+
 def _elliptical(ctx: Context) -> bool:
     text = ctx.text.strip()
-    if not text or len(text) > FOLLOW_UP_MAX or _SMALL.sub("", ASPECT.sub("", text)):
-        return False
-    if all(word in _MODAL for word in ASPECT.findall(text)):
+    if not text or len(text) > FOLLOW_UP_MAX or _SMALL.sub("", ASPECT.sub("", text)) or _yes_or_no(text):
         return False
     result, _same = _with_context(ctx, ctx.rt.language.knowledge.answer(text))
     if result.kind != "answer":
