@@ -209,16 +209,10 @@ async def credit(
     Two statements: the balance row raised (an upsert, which also takes its lock on PostgreSQL),
     then the ledger row with the new balance; when the key was already credited the ledger insert
     does nothing and the raise is undone (a third)."""
-    _check_entry(amount, reason, ref_type, ref_id, idempotency_key)
-    raise_balance, entry, undo = _credit_statements(
-        session.get_bind().dialect.name, resident_id=resident_id, amount=amount, reason=reason,
-        ref_type=ref_type, ref_id=ref_id, idempotency_key=idempotency_key, now=now, actor=actor, note=note,
-    )  # fmt: skip
-    balance: int = (await session.execute(raise_balance)).scalar_one()
-    if (await session.execute(entry, {"balance_after": balance})).scalar_one_or_none() is None:
-        await session.execute(undo)
-        return False
-    return True
+    return await session.run_sync(lambda sync: credit_in(
+        sync.connection(), resident_id=resident_id, amount=amount, reason=reason, ref_type=ref_type,
+        ref_id=ref_id, idempotency_key=idempotency_key, now=now, actor=actor, note=note,
+    ))  # fmt: skip
 
 
 def credit_in(
@@ -231,12 +225,14 @@ def credit_in(
     ref_id: str,
     idempotency_key: str,
     now: datetime,
+    actor: str | None = None,
+    note: str | None = None,
 ) -> bool:
     """:func:`credit` on a synchronous connection, in its transaction (a reply's: ``ctx.with_reply``)."""
     _check_entry(amount, reason, ref_type, ref_id, idempotency_key)
     raise_balance, entry, undo = _credit_statements(
         connection.dialect.name, resident_id=resident_id, amount=amount, reason=reason,
-        ref_type=ref_type, ref_id=ref_id, idempotency_key=idempotency_key, now=now,
+        ref_type=ref_type, ref_id=ref_id, idempotency_key=idempotency_key, now=now, actor=actor, note=note,
     )  # fmt: skip
     balance: int = connection.execute(raise_balance).scalar_one()
     if connection.execute(entry, {"balance_after": balance}).scalar_one_or_none() is None:
@@ -263,33 +259,10 @@ async def debit(
     Raises :class:`InsufficientPoints` (nothing written) when the balance is too low. A repeated
     ``idempotency_key`` is an IntegrityError that rolls the caller's transaction back.
     """
-    _check_entry(amount, reason, ref_type, ref_id, idempotency_key)
-    # No balance row yet is a balance of 0: the UPDATE finds nothing and the debit is refused.
-    balance = (
-        await session.execute(
-            update(PointsBalance)
-            .where(PointsBalance.resident_id == resident_id, PointsBalance.balance >= amount)
-            .values(balance=PointsBalance.balance - amount, updated_at=now)
-            .returning(PointsBalance.balance)
-        )
-    ).scalar_one_or_none()
-    if balance is None:
-        raise InsufficientPoints(await balance_of(session, resident_id), amount)
-    await session.execute(
-        insert(PointsEntry).values(
-            resident_id=resident_id,
-            amount=-amount,
-            balance_after=balance,
-            reason=reason,
-            ref_type=ref_type,
-            ref_id=ref_id,
-            idempotency_key=idempotency_key,
-            actor=actor,
-            note=note,
-            created_at=now,
-        )
-    )
-    return int(balance)
+    return await session.run_sync(lambda sync: debit_in(
+        sync.connection(), resident_id=resident_id, amount=amount, reason=reason, ref_type=ref_type,
+        ref_id=ref_id, idempotency_key=idempotency_key, now=now, actor=actor, note=note,
+    ))  # fmt: skip
 
 
 def debit_in(
@@ -302,12 +275,15 @@ def debit_in(
     ref_id: str,
     idempotency_key: str,
     now: datetime,
+    actor: str | None = None,
+    note: str | None = None,
 ) -> int:
     """:func:`debit` on a synchronous connection, in its transaction; returns the new balance.
 
     Raises :class:`InsufficientPoints` (nothing written) when the balance is too low; a repeated
     ``idempotency_key`` is an IntegrityError."""
     _check_entry(amount, reason, ref_type, ref_id, idempotency_key)
+    # No balance row yet is a balance of 0: the UPDATE finds nothing and the debit is refused.
     balance = connection.execute(
         update(PointsBalance)
         .where(PointsBalance.resident_id == resident_id, PointsBalance.balance >= amount)
@@ -325,6 +301,8 @@ def debit_in(
             ref_type=ref_type,
             ref_id=ref_id,
             idempotency_key=idempotency_key,
+            actor=actor,
+            note=note,
             created_at=now,
         )
     )
