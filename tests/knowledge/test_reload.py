@@ -29,6 +29,21 @@ def test_reload_picks_up_new_entries(entries_copy: Path) -> None:
     assert kb.search("图书角几点开门")[0].entry.id == "test-extra-topic"
 
 
+def test_an_answer_given_before_a_reload_is_not_served_after_it(entries_copy: Path) -> None:
+    """Decisions are kept per question text; a reload starts afresh (no answer of the old content)."""
+    kb = KnowledgeBase.load(entries_copy)
+    first = kb.answer("社区图书角几点开放")
+    assert first.kind == kb.answer("社区图书角几点开放").kind  # the kept decision
+    assert not first.hits or first.hits[0].entry.id != "test-extra-topic"
+    kept = kb.answer("咋开居住证明")
+    kept.hits.clear()  # the caller's own list: the kept decision is untouched
+    assert kb.answer("咋开居住证明").hits[0].entry.id == "proof-residence"
+    (entries_copy / "extra.yml").write_text(EXTRA, encoding="utf-8")
+    kb.reload()
+    after = kb.answer("社区图书角几点开放")
+    assert after.kind == "answer" and after.hits[0].entry.id == "test-extra-topic"
+
+
 @pytest.mark.parametrize(
     ("content", "line", "needle"),
     [
