@@ -427,23 +427,7 @@ def _book(
         booking.status = "waitlisted"
         session.flush()
         return BookingResult(booking, sess, activity, points.balance_in(connection, resident_id))
-    if activity.points_cost <= 0:
-        balance = points.balance_in(connection, resident_id)
-    else:
-        try:
-            balance = points.debit_in(
-                connection,
-                resident_id=resident_id,
-                amount=activity.points_cost,
-                reason="course",
-                ref_type="booking",
-                ref_id=str(booking.id),
-                idempotency_key=f"booking:{booking.id}:{booking.attempt}:pay",
-                now=now,
-            )
-        except points.InsufficientPoints as exc:
-            raise BookingError("points", balance=exc.balance, cost=activity.points_cost) from None
-        booking.points_paid = activity.points_cost
+    balance = _pay_in(connection, booking, activity, now)
     booking.status = "booked"
     booking.booked_at = now
     session.flush()
@@ -451,12 +435,14 @@ def _book(
     return BookingResult(booking, sess, activity, balance)
 
 
-async def _pay(session: AsyncSession, booking: Booking, activity: Activity, now: datetime) -> int:
+def _pay_in(connection: Connection, booking: Booking, activity: Activity, now: datetime) -> int:
+    """The booking's price taken from its resident (in the caller's transaction); the new balance.
+    Raises :class:`BookingError` ``points`` when the balance is too low."""
     if activity.points_cost <= 0:
-        return await points.balance_of(session, booking.resident_id)
+        return points.balance_in(connection, booking.resident_id)
     try:
-        balance = await points.debit(
-            session,
+        balance = points.debit_in(
+            connection,
             resident_id=booking.resident_id,
             amount=activity.points_cost,
             reason="course",
@@ -469,6 +455,10 @@ async def _pay(session: AsyncSession, booking: Booking, activity: Activity, now:
         raise BookingError("points", balance=exc.balance, cost=activity.points_cost) from None
     booking.points_paid = activity.points_cost
     return balance
+
+
+async def _pay(session: AsyncSession, booking: Booking, activity: Activity, now: datetime) -> int:
+    return await session.run_sync(lambda sync: _pay_in(sync.connection(), booking, activity, now))
 
 
 async def cancel(db: Database, *, resident_id: int | None, booking_id: int, now: datetime) -> CancelResult:
