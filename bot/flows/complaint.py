@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from bot.flows.media import attachment
-from bot.handler.choices import is_cancel, parse_phone
+from bot.handler.choices import is_cancel, parse_phone, phone_alone
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK
 from bot.handler.router import (
@@ -395,7 +395,6 @@ async def expired(ctx: Context) -> str:
 # contact, and 不留 needs only a word back.
 FILED = "filed"
 _NO_PHONE_SAID = re.compile(r"^(?:不留|不用留|不想留|没电话|没有电话|电话不留|不留电话|算了不留|不留了)[了吧啊呀。.！!]*$")
-_NOT_PHONE = re.compile(r"[\d一二三四五六七八九零〇幺两+\-－()（）]|我的|电话|手机|号码|联系|方式|是|留|个|吧|[\W_]")
 
 
 def _contact_after_filing(ctx: Context) -> bool:
@@ -406,8 +405,8 @@ def _contact_after_filing(ctx: Context) -> bool:
     if _NO_PHONE_SAID.match(text):
         ctx.extra["contact"] = None
         return True
-    number = parse_phone(text)
-    if number is None or _NOT_PHONE.sub("", text):
+    number = phone_alone(text)
+    if number is None:
         return False  # more than a number: understood as a message of its own
     ctx.extra["contact"] = number
     return True

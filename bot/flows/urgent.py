@@ -12,10 +12,11 @@ import re
 
 from bot.flows.handoff import answer_when
 from bot.flows.media import attachment
-from bot.handler.choices import is_cancel
+from bot.handler.choices import is_cancel, phone_alone
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK
 from bot.handler.router import PHASE_STATE, Func, MsgType, Pass, Router, State
+from bot.logmask import mask_phones
 from bot.messages import HandlerResult
 from bot.services import attachments, handoff, hazards, places, reports
 from bot.services.dispatch import rules_for
@@ -37,6 +38,7 @@ TEXTS = {
     "cancel_kept": "好的。紧急登记 {number} 仍然有效，值班人员会联系处理；已经没事的话也可以告诉我们。",
     "update_kept": "收到，已补充到紧急登记 {number}，值班人员会看到。有新情况随时告诉我。",
     "update_closed": "收到。紧急登记 {number} 已经办结了；如果还有危险，请马上打电话求助。",
+    "contact_kept": "好的，已把联系电话 {phone} 记到紧急登记 {number}，值班人员需要时会打给您。",
 }
 # Right after an emergency was registered (and its place known), what the resident says of it —
 # help called, help arrived, the danger over — is news for the duty staff, not a new report.
@@ -120,6 +122,32 @@ async def _reported(ctx: Context, ticket_id: int, number: str) -> None:
     await ctx.fsm.set(MARK + REPORTED, ticket_id=ticket_id, number=number)
 
 
+def _contact(ctx: Context) -> bool:
+    mark = ctx.extra.get("mark")
+    if not mark or mark[0] != REPORTED or ctx.resident is None:
+        return False
+    ctx.extra["contact"] = phone_alone(ctx.text)
+    return ctx.extra["contact"] is not None
+
+
+@router.message(Func(_contact, phase=PHASE_STATE, when=lambda p: p.text))
+async def contact(ctx: Context) -> str:
+    """A phone number alone right after the emergency's registration: the duty staff's way back."""
+    data = ctx.extra["mark"][1]
+    number = str(data.get("number", ""))
+    reply = await _add_contact(ctx, int(data.get("ticket_id", 0)), number)
+    await _reported(ctx, int(data.get("ticket_id", 0)), number)
+    return reply
+
+
+async def _add_contact(ctx: Context, ticket_id: int, number: str) -> str:
+    assert ctx.resident is not None
+    phone = str(ctx.extra["contact"])
+    if await reports.add_contact(ctx.rt.db, ticket_id, ctx.resident.id, phone, ctx.rt.clock.now()) is None:
+        return TEXTS["update_closed"].format(number=number)
+    return TEXTS["contact_kept"].format(phone=mask_phones(phone), number=number)
+
+
 def _update(ctx: Context) -> bool:
     mark, text = ctx.extra.get("mark"), ctx.text
     if not mark or mark[0] != REPORTED or not text or len(text) > 40 or ctx.resident is None:
@@ -185,6 +213,9 @@ async def where_text(ctx: Context) -> HandlerResult | Pass:
         return TEXTS["cancel_kept"].format(number=found[1])
     if not places.meaningful(text):
         return TEXTS["where_again"]  # "？" or an emoji: still waiting for the place
+    ctx.extra["contact"] = phone_alone(text)
+    if ctx.extra["contact"] is not None:  # a number to call back, not the place: kept, and still asked
+        return await _add_contact(ctx, found[0], found[1]) + "\n" + TEXTS["where_again"]
     place = places.answer(text)
     if place is None:
         if places.QUESTION.search(text) or ctx.intent not in (None, "complaint", "fallback"):

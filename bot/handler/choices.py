@@ -57,3 +57,14 @@ def parse_phone(text: str) -> str | None:
     compact = re.sub(r"(?<=\d)[\s-](?=\d)", "", plain)
     m = _MOBILE.search(compact) or _LANDLINE.search(plain) or _LANDLINE_COMPACT.search(compact) or _LOCAL.search(compact)
     return "-".join(g for g in m.groups() if g) if m else None
+
+
+_NOT_PHONE = re.compile(r"[\d一二三四五六七八九零〇幺两+\-－()（）]|我的|电话|手机|号码|联系|方式|是|留|个|吧|[\W_]")
+
+
+def phone_alone(text: str) -> str | None:
+    """The phone number when the message is nothing but one ("13812345678", "我的电话是138…吧"):
+    None when there is no number or the message says more than that."""
+    compact = re.sub(r"\s+", "", text or "")
+    number = parse_phone(compact)
+    return None if number is None or _NOT_PHONE.sub("", compact) else number
