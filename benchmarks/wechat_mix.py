@@ -20,7 +20,10 @@ expects (a ticket number, 兑换成功, 预约成功 …): a benchmark whose flo
 measure something else.
 
 The echo server (``echo_server.py``: aiohttp + wechatpy, no storage) answers the same messages in
-the same run. ``--secondary`` adds the old rows: a greeting only and a menu click only
+the same run. ``--by-step`` then has as many other residents hold the same conversations in
+lockstep (step k of every conversation, all replies in, then step k + 1), reading the server's CPU
+between steps: a table of server CPU per message for each (conversation, step) and its share of the
+total, to see where the mix's CPU goes. ``--secondary`` adds the old rows: a greeting only and a menu click only
 (``wechat_endpoint.load``). Server CPU per message counts every process of the server (with
 ``--workers``, the supervisor and its workers); beside it, the time the server's threads spent
 runnable but waiting for a core (``/proc/<pid>/task/*/schedstat``): on a loaded machine, what
@@ -34,7 +37,7 @@ CPU. Redis's figures count the whole server: run it without other users of that 
 
     .venv/bin/python benchmarks/wechat_mix.py [--residents 2000] [--concurrency 32] [--rounds 1]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1/bench_mix --redis-url redis://127.0.0.1:6379/7]
-        [--workers 2] [--secondary] [--write]
+        [--workers 2] [--secondary] [--by-step] [--write]
 """
 
 from __future__ import annotations
@@ -198,10 +201,14 @@ def sign(sender: WeChatSender, r: Resident) -> None:
     """The resident's messages signed and encrypted with the current time, as WeChat does when it
     sends: a run longer than the server's timestamp window (``BOT_TIMESTAMP_WINDOW``, 5 minutes)
     would otherwise send its last residents' messages stale (refused with 403)."""
-    b = r.number % 30 + 1
-    phone = f"138{r.number:08d}"
-    r.requests = [sender.build(sender.text(r.openid, s.say.format(b=b, phone=phone))) for s in r.conversation.steps]
+    r.requests = [request(sender, r, k) for k in range(len(r.conversation.steps))]
     r.replies = []
+
+
+def request(sender: WeChatSender, r: Resident, k: int) -> tuple[dict[str, str], str]:
+    """Step ``k`` of the resident's conversation, signed and encrypted now."""
+    say = r.conversation.steps[k].say.format(b=r.number % 30 + 1, phone=f"138{r.number:08d}")
+    return sender.build(sender.text(r.openid, say))
 
 
 async def converse(
@@ -274,6 +281,99 @@ async def converse(
     if failures:
         print("    not an encrypted reply: " + ", ".join(f"{k} × {v}" for k, v in failures.most_common()), flush=True)
     return result
+
+
+@dataclass
+class StepCost:
+    conversation: Conversation
+    step: int  # 0-based
+    messages: int
+    cpu: float  # server CPU seconds between the step's first request and its last reply
+    seconds: float
+    p99: float  # ms
+
+
+async def converse_by_step(
+    url: str, people: list[Resident], concurrency: int, pid: int, sender: WeChatSender
+) -> list[StepCost]:
+    """``--by-step``: the same conversations in lockstep, for attribution. For each step k, and
+    within it each conversation in turn, every resident holding that conversation sends its step k
+    (signed now) over ``concurrency`` connections; when all replies are in, the server's CPU time is
+    read. It is counted in clock ticks (10 ms; per-thread ``schedstat`` would be finer but loses the
+    threads that end, such as an overflow connection's aiosqlite thread), so a step's figure is
+    good to about 10 ms over its messages: 2,000 residents give each step 200 messages or more. So each (conversation, step) gets the server CPU it cost, all else being equal
+    (the same residents, the same concurrency). Idle work in between (pollers, the outbox sending a
+    deferred answer or a QR image) lands in the step that is running when it happens."""
+    groups = {c.name: [r for r in people if r.conversation is c] for c in CONVERSATIONS}
+    costs: list[StepCost] = []
+    errors = 0
+
+    async def phase(http: aiohttp.ClientSession, conv: Conversation, k: int) -> None:
+        nonlocal errors
+        group = groups[conv.name]
+        queue = [(r, request(sender, r, k)) for r in reversed(group)]
+        replies: dict[str, str] = {}
+        latencies: list[float] = []
+
+        async def worker() -> None:
+            nonlocal errors
+            while queue:
+                r, (q, body) = queue.pop()
+                t0 = time.perf_counter()
+                async with http.post(url, params=q, data=body.encode()) as resp:
+                    text = await resp.text()
+                latencies.append(time.perf_counter() - t0)
+                if resp.status != 200 or "<Encrypt>" not in text:
+                    errors += 1
+                replies[r.openid] = text
+
+        n = len(queue)
+        cpu_before, start = tree_cpu(pid), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds, cpu = time.perf_counter() - start, tree_cpu(pid) - cpu_before
+        for r in group:
+            r.replies.append(replies.get(r.openid, ""))
+        latencies.sort()
+        costs.append(StepCost(conv, k, n, cpu, seconds, latencies[min(n - 1, int(0.99 * n))] * 1000))
+
+    for r in people:
+        r.replies = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
+        for k in range(max(len(c.steps) for c in CONVERSATIONS)):
+            for conv in CONVERSATIONS:
+                if k < len(conv.steps) and groups[conv.name]:
+                    await phase(http, conv, k)
+    print_by_step(costs, errors)
+    return costs
+
+
+def print_by_step(costs: list[StepCost], errors: int) -> None:
+    total_cpu = sum(c.cpu for c in costs)
+    total_n = sum(c.messages for c in costs)
+    print(
+        f"\nby step (lockstep, {total_n} messages, errors {errors}): server CPU "
+        f"{total_cpu / max(1, total_n) * 1000:.2f} ms/msg over all; load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+    print(f"  {'conversation':<44} {'step':<22} {'msgs':>5} {'CPU ms/msg':>10} {'share':>6} {'p99 ms':>7}")
+    for c in sorted(costs, key=lambda c: (CONVERSATIONS.index(c.conversation), c.step)):
+        print(
+            f"  {_column(c.conversation.name, 44)} {c.step + 1:>2} {_column(c.conversation.steps[c.step].say, 19)} "
+            f"{c.messages:>5} {c.cpu / c.messages * 1000:10.2f} {c.cpu / max(total_cpu, 1e-9) * 100:5.1f}% "
+            f"{c.p99:7.1f}",
+            flush=True,
+        )
+
+
+def _column(text: str, width: int) -> str:
+    """``text`` cut and padded to ``width`` terminal columns (CJK characters take two)."""
+    out, used = "", 0
+    for ch in text:
+        w = 2 if ord(ch) > 0x2E80 else 1
+        if used + w > width:
+            break
+        out, used = out + ch, used + w
+    return out + " " * (width - used)
 
 
 def tree_cpu(pid: int) -> float:
@@ -726,6 +826,12 @@ async def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="python -m bot serve --workers N")
     parser.add_argument("--secondary", action="store_true", help="also greeting-only and click-only rows")
     parser.add_argument(
+        "--by-step",
+        action="store_true",
+        help="after the mix, as many other residents hold the same conversations in lockstep: "
+        "server CPU per message of each (conversation, step) and its share of the total",
+    )
+    parser.add_argument(
         "--unit-costs",
         action="store_true",
         help="afterwards, the cost of one PostgreSQL statement and transaction and of one Redis command",
@@ -846,10 +952,17 @@ async def _mix_server(
                 results[kind].append(
                     await load(url, args.residents * 3, args.concurrency, kind, server.pid, kind, first=r * 10**6)
                 )
+        lockstep: list[Resident] = []
+        if args.by_step:
+            lockstep = residents(args.residents, people[0].openid.split("_")[2] + "s")
+            await prepare_residents(f"http://127.0.0.1:{port}", token, sender, lockstep)
+            await asyncio.sleep(1)
+            await converse_by_step(url, lockstep, args.concurrency, server.pid, sender)
     finally:
         server.terminate()
         await server.wait()
     misses = check_replies(sender, people)
+    misses.update({f"(by step) {k}": v for k, v in check_replies(sender, lockstep).items()})
     return misses
 
 
