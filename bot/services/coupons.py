@@ -9,6 +9,7 @@ a request key (unique), so a resident double-tapping "确认" gets one coupon.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
@@ -18,15 +19,14 @@ from datetime import datetime
 from typing import Any
 
 from rapidfuzz import fuzz
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Integer, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from bot.messages import Out
-from bot.services import notify, points
-from bot.storage.db import Database
-from bot.storage.models import Coupon, IssuedCoupon, Merchant
+from bot.services import points
+from bot.storage.db import Database, dialect_insert
+from bot.storage.models import Coupon, IssuedCoupon, Merchant, OutboxMessage, UTCDateTime
 
 log = logging.getLogger(__name__)
 
@@ -208,69 +208,105 @@ async def _redeem(
     )
 
 
+def _row_object(model: Any, table: Any, row: Any) -> Any:
+    """A detached ORM object of ``model`` from a row of all ``table``'s columns (plain data: a
+    redemption's result is read, never written back through a session)."""
+    return model(**{column.key: row[column.key] for column in table.columns})
+
+
+_COUPON_TABLE, _MERCHANT_TABLE = Coupon.__table__, Merchant.__table__
+# A redemption's statements, built once and executed with parameters (SQLAlchemy reuses their
+# cache key and compiled form), run on one synchronous connection.
+_COUPON_AND_MERCHANT = (
+    select(*_COUPON_TABLE.columns, *(c.label(f"m_{c.key}") for c in _MERCHANT_TABLE.columns))
+    .join_from(_COUPON_TABLE, _MERCHANT_TABLE, _MERCHANT_TABLE.c.id == _COUPON_TABLE.c.merchant_id)
+    .where(_COUPON_TABLE.c.id == bindparam("p_coupon"))
+)
+_TAKE_STOCK = (
+    update(Coupon)
+    .where(Coupon.id == bindparam("p_coupon"), Coupon.stock > 0)
+    .values(stock=Coupon.stock - 1)
+    .returning(Coupon.stock)
+)
+_EARLIER_AND_HELD = select(
+    select(IssuedCoupon.id).where(IssuedCoupon.request_key == bindparam("p_key")).scalar_subquery(),
+    select(func.count())
+    .select_from(IssuedCoupon)
+    .where(IssuedCoupon.coupon_id == bindparam("p_coupon"), IssuedCoupon.resident_id == bindparam("p_resident"))
+    .scalar_subquery(),
+)  # the request key's earlier redemption (a replay) and how many of the coupon the resident holds
+_ISSUE = (
+    insert(IssuedCoupon)
+    .values(
+        coupon_id=bindparam("p_coupon"), resident_id=bindparam("p_resident"), seq=bindparam("p_seq"),
+        code=bindparam("p_code"), request_key=bindparam("p_key"), status="issued", points=bindparam("p_points"),
+        issued_at=bindparam("p_now", type_=UTCDateTime()), expires_at=bindparam("p_expires", type_=UTCDateTime()),
+    )
+    .returning(IssuedCoupon.id)
+)  # fmt: skip
+
+
 def _redeem_in(
     connection: Connection, resident_id: int, coupon_id: int, request_key: str, now: datetime
 ) -> Redemption:
-    with Session(bind=connection, expire_on_commit=False) as session:
-        coupon = session.get(Coupon, coupon_id)
-        merchant = session.get(Merchant, coupon.merchant_id) if coupon is not None else None
-        if coupon is None or merchant is None or not coupon.active or not merchant.active:
-            raise CouponError("not_found")
-        if now < coupon.valid_from:
-            raise CouponError("not_started", valid_from=coupon.valid_from)
-        if now >= coupon.valid_until:
-            raise CouponError("ended")
-        taken = session.execute(
-            update(Coupon).where(Coupon.id == coupon_id, Coupon.stock > 0).values(stock=Coupon.stock - 1)
-        )
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
-            raise CouponError("sold_out")
-        # Holding the coupon's row lock now: earlier redemptions of it are committed and visible (a
-        # replay's stock taken above is rolled back with the rest).
-        earlier = session.scalar(select(IssuedCoupon.id).where(IssuedCoupon.request_key == request_key))
-        if earlier is not None:
-            raise _Replay(earlier)
-        held = int(
-            session.scalar(
-                select(func.count())
-                .select_from(IssuedCoupon)
-                .where(IssuedCoupon.coupon_id == coupon_id, IssuedCoupon.resident_id == resident_id)
+    found = connection.execute(_COUPON_AND_MERCHANT, {"p_coupon": coupon_id}).mappings().first()
+    if found is None or not found["active"] or not found["m_active"]:
+        raise CouponError("not_found")
+    coupon: Coupon = _row_object(Coupon, _COUPON_TABLE, found)
+    merchant: Merchant = Merchant(**{c.key: found[f"m_{c.key}"] for c in _MERCHANT_TABLE.columns})
+    if now < coupon.valid_from:
+        raise CouponError("not_started", valid_from=coupon.valid_from)
+    if now >= coupon.valid_until:
+        raise CouponError("ended")
+    stock = connection.execute(_TAKE_STOCK, {"p_coupon": coupon_id}).scalar_one_or_none()
+    if stock is None:
+        raise CouponError("sold_out")
+    coupon.stock = int(stock)
+    # Holding the coupon's row lock now: earlier redemptions of it are committed and visible (a
+    # replay's stock taken above is rolled back with the rest).
+    found_held: Any = connection.execute(
+        _EARLIER_AND_HELD, {"p_key": request_key, "p_coupon": coupon_id, "p_resident": resident_id}
+    ).one()
+    if found_held[0] is not None:
+        raise _Replay(int(found_held[0]))
+    held = int(found_held[1] or 0)
+    if held >= coupon.per_resident_limit:
+        raise CouponError("limit", limit=coupon.per_resident_limit)
+    issued = IssuedCoupon(
+        coupon_id=coupon_id,
+        resident_id=resident_id,
+        seq=held + 1,
+        code=new_code(),
+        request_key=request_key,
+        status="issued",
+        points=coupon.price,
+        issued_at=now,
+        expires_at=coupon.valid_until,
+    )
+    issued.id = connection.execute(
+        _ISSUE,
+        {
+            "p_coupon": coupon_id, "p_resident": resident_id, "p_seq": issued.seq, "p_code": issued.code,
+            "p_key": request_key, "p_points": issued.points, "p_now": now, "p_expires": issued.expires_at,
+        },
+    ).scalar_one()  # fmt: skip
+    if coupon.price > 0:
+        try:
+            balance = points.debit_in(
+                connection,
+                resident_id=resident_id,
+                amount=coupon.price,
+                reason="coupon",
+                ref_type="issued_coupon",
+                ref_id=str(issued.id),
+                idempotency_key=f"coupon:{issued.id}",
+                now=now,
             )
-            or 0
-        )
-        if held >= coupon.per_resident_limit:
-            raise CouponError("limit", limit=coupon.per_resident_limit)
-        issued = IssuedCoupon(
-            coupon_id=coupon_id,
-            resident_id=resident_id,
-            seq=held + 1,
-            code=new_code(),
-            request_key=request_key,
-            status="issued",
-            points=coupon.price,
-            issued_at=now,
-            expires_at=coupon.valid_until,
-        )
-        session.add(issued)
-        session.flush()
-        if coupon.price > 0:
-            try:
-                balance = points.debit_in(
-                    connection,
-                    resident_id=resident_id,
-                    amount=coupon.price,
-                    reason="coupon",
-                    ref_type="issued_coupon",
-                    ref_id=str(issued.id),
-                    idempotency_key=f"coupon:{issued.id}",
-                    now=now,
-                )
-            except points.InsufficientPoints as exc:
-                raise CouponError("points", balance=exc.balance, price=coupon.price) from None
-        else:
-            balance = points.balance_in(connection, resident_id)
-        session.refresh(coupon)
-        return Redemption(issued, coupon, merchant, balance, created=True)
+        except points.InsufficientPoints as exc:
+            raise CouponError("points", balance=exc.balance, price=coupon.price) from None
+    else:
+        balance = points.balance_in(connection, resident_id)
+    return Redemption(issued, coupon, merchant, balance, created=True)
 
 
 async def my_coupons(
@@ -297,36 +333,57 @@ def _offer(row: Sequence[Any]) -> Offer:
     return Offer(*row)
 
 
-def _offers_query(now: datetime, category: str | None) -> Any:
-    """:func:`catalogue`'s query for the columns an :class:`Offer` shows (rows, not ORM objects)."""
-    stmt = (
-        select(*_OFFER_COLUMNS)
-        .join(Merchant, Merchant.id == Coupon.merchant_id)
-        .where(*available(now), Merchant.active.is_(True))
-        .order_by(Coupon.id)
+def _available_now() -> Any:
+    now = bindparam("p_now", type_=UTCDateTime())
+    return (Coupon.active.is_(True), Coupon.valid_from <= now, Coupon.valid_until > now, Coupon.stock > 0)
+
+
+# The chat's reads, built once and executed with parameters (SQLAlchemy reuses their compiled form).
+_OFFERS = (
+    select(*_OFFER_COLUMNS)
+    .join(Merchant, Merchant.id == Coupon.merchant_id)
+    .where(*_available_now(), Merchant.active.is_(True))
+    .order_by(Coupon.id)
+)  # :func:`catalogue`'s query for the columns an :class:`Offer` shows (rows, not ORM objects)
+_OFFERS_OF_CATEGORY = _OFFERS.where(Coupon.category == bindparam("p_category"))
+_OFFER = select(*_OFFER_COLUMNS).join(Merchant, Merchant.id == Coupon.merchant_id).where(Coupon.id == bindparam("p_coupon"))
+_HELD = (
+    select(
+        IssuedCoupon.code, IssuedCoupon.status, IssuedCoupon.expires_at, IssuedCoupon.used_at,
+        Coupon.title, Merchant.name,
     )
-    return stmt.where(Coupon.category == category) if category else stmt
+    .join(Coupon, Coupon.id == IssuedCoupon.coupon_id)
+    .join(Merchant, Merchant.id == Coupon.merchant_id)
+    .where(IssuedCoupon.resident_id == bindparam("p_resident"))
+    .order_by(IssuedCoupon.id.desc())
+    .limit(bindparam("p_limit", type_=Integer()))
+)  # :func:`my_coupons`' rows, as plain rows rather than ORM objects  # fmt: skip
 
 
-async def read_offers(session: AsyncSession, now: datetime, category: str | None = None) -> list[Offer]:
-    """:func:`catalogue` as plain data, in the caller's session."""
-    return [_offer(row) for row in await session.execute(_offers_query(now, category))]
+def read_offers_in(connection: Connection, now: datetime, category: str | None = None) -> list[Offer]:
+    """:func:`catalogue` as plain data, on the caller's synchronous connection."""
+    if category:
+        rows = connection.execute(_OFFERS_OF_CATEGORY, {"p_now": now, "p_category": category})
+    else:
+        rows = connection.execute(_OFFERS, {"p_now": now})
+    return [_offer(row) for row in rows]
 
 
 async def offers(db: Database, now: datetime, category: str | None = None) -> list[Offer]:
-    """:func:`catalogue` as plain data."""
-    async with db.session() as session:
-        return await read_offers(session, now, category)
+    """:func:`catalogue` as plain data (one read on the database's synchronous connection)."""
+    return await db.run_sync_read(lambda connection: read_offers_in(connection, now, category))
 
 
 async def shop(
     db: Database, now: datetime, resident_id: int, category: str | None = None
 ) -> tuple[list[Offer], points.Statement]:
-    """The mall as a resident sees it, in one read session: :func:`offers` and their points
-    (:func:`points.read_statement`: a registration reward not given yet is ``pending``)."""
-    async with db.session() as session:
-        items = await read_offers(session, now, category)
-        shown = await points.read_statement(session, resident_id, now)
+    """The mall as a resident sees it, in one read: :func:`offers` and their points
+    (:func:`points.read_statement_in`: a registration reward not given yet is ``pending``)."""
+
+    def read(connection: Connection) -> tuple[list[Offer], points.Statement]:
+        return read_offers_in(connection, now, category), points.read_statement_in(connection, resident_id, now)
+
+    items, shown = await db.run_sync_read(read)
     if not shown.pending:
         points.welcomed(db, resident_id)
     return items, shown
@@ -334,30 +391,15 @@ async def shop(
 
 async def offer(db: Database, coupon_id: int) -> Offer | None:
     """One coupon with its merchant, whatever its stock or dates (None when either is gone)."""
-    async with db.session() as session:
-        row = (
-            await session.execute(
-                select(*_OFFER_COLUMNS).join(Merchant, Merchant.id == Coupon.merchant_id).where(Coupon.id == coupon_id)
-            )
-        ).first()
+    row = await db.run_sync_read(lambda connection: connection.execute(_OFFER, {"p_coupon": coupon_id}).first())
     return _offer(row) if row is not None else None
 
 
 async def held_by(db: Database, resident_id: int, limit: int = 20) -> list[Held]:
     """:func:`my_coupons` as plain data, newest first."""
-    stmt = (
-        select(
-            IssuedCoupon.code, IssuedCoupon.status, IssuedCoupon.expires_at, IssuedCoupon.used_at,
-            Coupon.title, Merchant.name,
-        )
-        .join(Coupon, Coupon.id == IssuedCoupon.coupon_id)
-        .join(Merchant, Merchant.id == Coupon.merchant_id)
-        .where(IssuedCoupon.resident_id == resident_id)
-        .order_by(IssuedCoupon.id.desc())
-        .limit(limit)
-    )  # :func:`my_coupons`' rows, as plain rows rather than ORM objects
-    async with db.session() as session:
-        rows = (await session.execute(stmt)).all()
+    rows = await db.run_sync_read(
+        lambda connection: connection.execute(_HELD, {"p_resident": resident_id, "p_limit": limit}).all()
+    )
     return [Held(code, status, expires, used, title, merchant) for code, status, expires, used, title, merchant in rows]
 
 
@@ -437,13 +479,29 @@ async def expire(db: Database, now: datetime) -> list[tuple[int, str, int]]:
     return out
 
 
+@functools.cache
+def _queue_qr(dialect: str) -> Any:
+    """The QR image message's outbox row, unless its key is queued already (built once per dialect)."""
+    return (
+        dialect_insert(dialect, OutboxMessage)
+        .values(
+            openid=bindparam("p_openid"), payload=bindparam("p_payload", type_=OutboxMessage.payload.type),
+            dedup_key=bindparam("p_key"), status="pending", attempts=0,
+            next_attempt_at=bindparam("p_now", type_=UTCDateTime()),
+        )
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+    )  # fmt: skip
+
+
 def queue_qr_in(connection: Connection, openid: str, issued_id: int, code: str, now: datetime) -> None:
     """Queue an image message with a QR code of an issued coupon's ``code`` to the resident, once
     per coupon, in the caller's transaction (the chat's: the reply's). The outbox worker makes the
     image and uploads it when it sends the message, so the reply never waits for WeChat's media
-    upload; if the upload keeps failing the resident still has the text code."""
-    with Session(bind=connection) as session:
-        notify.enqueue_sync(
-            session, openid, [Out(kind="image")], dedup_key=f"coupon-qr:{issued_id}", not_before=now,
-            make={"qr": code, "filename": f"coupon-{issued_id}.png"},
-        )
+    upload; if the upload keeps failing the resident still has the text code. (The row
+    ``notify.enqueue_sync`` would queue for ``[Out(kind="image")]`` with ``make``, in one statement.)"""
+    payload = Out(kind="image").to_custom_payload(openid)
+    payload["make"] = {"qr": code, "filename": f"coupon-{issued_id}.png"}
+    connection.execute(
+        _queue_qr(connection.dialect.name),
+        {"p_openid": openid, "p_payload": payload, "p_key": f"coupon-qr:{issued_id}#0", "p_now": now},
+    )

@@ -22,11 +22,11 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from sqlalchemy import Connection, bindparam, exists, func, insert, select, update
+from sqlalchemy import Connection, Integer, bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.db import Database, dialect_insert
-from bot.storage.models import PointsBalance, PointsEntry
+from bot.storage.models import PointsBalance, PointsEntry, UTCDateTime
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "rules" / "points.yml"
 MAX_AMOUNT = 1_000_000
@@ -141,54 +141,85 @@ def _check_entry(amount: int, reason: str, ref_type: str, ref_id: str, key: str)
         raise ValueError("idempotency_key must be 1 to 160 characters")
 
 
-def _credit_statements(
-    dialect: str,
-    *,
-    resident_id: int,
-    amount: int,
-    reason: str,
-    ref_type: str,
-    ref_id: str,
-    idempotency_key: str,
-    now: datetime,
-    actor: str | None = None,
-    note: str | None = None,
-) -> tuple[Any, Any, Any]:
-    """A credit's statements: the balance raised (its row created when missing) returning the new
-    balance; the ledger row (``:balance_after`` bound) unless its key is there, returning its id;
-    the raise undone when it was."""
+def _now_param() -> Any:
+    return bindparam("p_now", type_=UTCDateTime())
+
+
+def _amount_param() -> Any:
+    return bindparam("p_amount", type_=Integer())
+
+
+@functools.cache
+def _credit_statements(dialect: str) -> tuple[Any, Any, Any]:
+    """A credit's statements, built once per dialect and executed with parameters (SQLAlchemy then
+    reuses their cache key and compiled form): the balance raised (its row created when missing)
+    returning the new balance; the ledger row unless its key is there, returning its id; the raise
+    undone when it was."""
     raise_balance = (
         dialect_insert(dialect, PointsBalance)
-        .values(resident_id=resident_id, balance=amount, updated_at=now)
+        .values(resident_id=bindparam("p_resident"), balance=_amount_param(), updated_at=_now_param())
         .on_conflict_do_update(
             index_elements=["resident_id"],
-            set_={"balance": PointsBalance.balance + amount, "updated_at": now},
+            set_={"balance": PointsBalance.balance + _amount_param(), "updated_at": _now_param()},
         )
         .returning(PointsBalance.balance)
     )
     entry = (
         dialect_insert(dialect, PointsEntry)
         .values(
-            resident_id=resident_id,
-            amount=amount,
-            balance_after=bindparam("balance_after"),
-            reason=reason,
-            ref_type=ref_type,
-            ref_id=ref_id,
-            idempotency_key=idempotency_key,
-            actor=actor,
-            note=note,
-            created_at=now,
+            resident_id=bindparam("p_resident"),
+            amount=_amount_param(),
+            balance_after=bindparam("p_balance"),
+            reason=bindparam("p_reason"),
+            ref_type=bindparam("p_ref_type"),
+            ref_id=bindparam("p_ref_id"),
+            idempotency_key=bindparam("p_key"),
+            actor=bindparam("p_actor"),
+            note=bindparam("p_note"),
+            created_at=_now_param(),
         )
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(PointsEntry.id)
     )
     undo = (
         update(PointsBalance)
-        .where(PointsBalance.resident_id == resident_id)
-        .values(balance=PointsBalance.balance - amount)
+        .where(PointsBalance.resident_id == bindparam("p_resident"))
+        .values(balance=PointsBalance.balance - _amount_param())
     )
     return raise_balance, entry, undo
+
+
+# A debit's statements (built once; see _credit_statements): the balance lowered if it is enough,
+# returning the new balance; the ledger row.
+_DEBIT_BALANCE = (
+    update(PointsBalance)
+    .where(PointsBalance.resident_id == bindparam("p_resident"), PointsBalance.balance >= _amount_param())
+    .values(balance=PointsBalance.balance - _amount_param(), updated_at=_now_param())
+    .returning(PointsBalance.balance)
+)
+_DEBIT_ENTRY = insert(PointsEntry).values(
+    resident_id=bindparam("p_resident"),
+    amount=-_amount_param(),
+    balance_after=bindparam("p_balance"),
+    reason=bindparam("p_reason"),
+    ref_type=bindparam("p_ref_type"),
+    ref_id=bindparam("p_ref_id"),
+    idempotency_key=bindparam("p_key"),
+    actor=bindparam("p_actor"),
+    note=bindparam("p_note"),
+    created_at=_now_param(),
+)
+_BALANCE = select(PointsBalance.balance).where(PointsBalance.resident_id == bindparam("p_resident"))
+
+
+def _entry_params(
+    resident_id: int, amount: int, reason: str, ref_type: str, ref_id: str, key: str, now: datetime,
+    actor: str | None, note: str | None,
+) -> dict[str, Any]:
+    return {
+        "p_resident": resident_id, "p_amount": amount, "p_reason": reason, "p_ref_type": ref_type,
+        "p_ref_id": ref_id, "p_key": key, "p_now": now, "p_actor": actor, "p_note": note,
+    }  # fmt: skip
 
 
 async def credit(
@@ -230,13 +261,11 @@ def credit_in(
 ) -> bool:
     """:func:`credit` on a synchronous connection, in its transaction (a reply's: ``ctx.with_reply``)."""
     _check_entry(amount, reason, ref_type, ref_id, idempotency_key)
-    raise_balance, entry, undo = _credit_statements(
-        connection.dialect.name, resident_id=resident_id, amount=amount, reason=reason,
-        ref_type=ref_type, ref_id=ref_id, idempotency_key=idempotency_key, now=now, actor=actor, note=note,
-    )  # fmt: skip
-    balance: int = connection.execute(raise_balance).scalar_one()
-    if connection.execute(entry, {"balance_after": balance}).scalar_one_or_none() is None:
-        connection.execute(undo)
+    raise_balance, entry, undo = _credit_statements(connection.dialect.name)
+    params = _entry_params(resident_id, amount, reason, ref_type, ref_id, idempotency_key, now, actor, note)
+    balance: int = connection.execute(raise_balance, params).scalar_one()
+    if connection.execute(entry, {**params, "p_balance": balance}).scalar_one_or_none() is None:
+        connection.execute(undo, params)
         return False
     return True
 
@@ -284,36 +313,17 @@ def debit_in(
     ``idempotency_key`` is an IntegrityError."""
     _check_entry(amount, reason, ref_type, ref_id, idempotency_key)
     # No balance row yet is a balance of 0: the UPDATE finds nothing and the debit is refused.
-    balance = connection.execute(
-        update(PointsBalance)
-        .where(PointsBalance.resident_id == resident_id, PointsBalance.balance >= amount)
-        .values(balance=PointsBalance.balance - amount, updated_at=now)
-        .returning(PointsBalance.balance)
-    ).scalar_one_or_none()
+    params = _entry_params(resident_id, amount, reason, ref_type, ref_id, idempotency_key, now, actor, note)
+    balance = connection.execute(_DEBIT_BALANCE, params).scalar_one_or_none()
     if balance is None:
         raise InsufficientPoints(balance_in(connection, resident_id), amount)
-    connection.execute(
-        insert(PointsEntry).values(
-            resident_id=resident_id,
-            amount=-amount,
-            balance_after=balance,
-            reason=reason,
-            ref_type=ref_type,
-            ref_id=ref_id,
-            idempotency_key=idempotency_key,
-            actor=actor,
-            note=note,
-            created_at=now,
-        )
-    )
+    connection.execute(_DEBIT_ENTRY, {**params, "p_balance": balance})
     return int(balance)
 
 
 def balance_in(connection: Connection, resident_id: int) -> int:
     """:func:`balance_of` on a synchronous connection."""
-    value = connection.execute(
-        select(PointsBalance.balance).where(PointsBalance.resident_id == resident_id)
-    ).scalar_one_or_none()
+    value = connection.execute(_BALANCE, {"p_resident": resident_id}).scalar_one_or_none()
     return int(value or 0)
 
 
@@ -527,28 +537,32 @@ async def balance(db: Database, resident_id: int) -> int:
         return await balance_of(session, resident_id)
 
 
-async def read_statement(
-    session: AsyncSession, resident_id: int, now: datetime, *, entries: int = 0
-) -> Statement:
+_HEAD = select(
+    select(PointsBalance.balance).where(PointsBalance.resident_id == bindparam("p_resident")).scalar_subquery(),
+    exists().where(PointsEntry.idempotency_key == bindparam("p_key")),
+)  # the balance and whether the registration reward is in the ledger
+
+
+@functools.cache
+def _lines(entries: int) -> Any:
+    return (
+        select(PointsEntry.amount, PointsEntry.reason, PointsEntry.created_at)
+        .where(PointsEntry.resident_id == bindparam("p_resident"))
+        .order_by(PointsEntry.id.desc())
+        .limit(entries)
+    )
+
+
+def read_statement_in(connection: Connection, resident_id: int, now: datetime, *, entries: int = 0) -> Statement:
     """The balance and whether the registration reward is in the ledger (one statement), and the
     ``entries`` newest ledger lines (another); a reward not given yet is shown as ``pending``."""
-    found = (
-        await session.execute(
-            select(
-                select(PointsBalance.balance).where(PointsBalance.resident_id == resident_id).scalar_subquery(),
-                exists().where(PointsEntry.idempotency_key == f"registration:{resident_id}"),
-            )
-        )
+    found = connection.execute(
+        _HEAD, {"p_resident": resident_id, "p_key": _registration(resident_id)["idempotency_key"]}
     ).one()
     value, given = int(found[0] or 0), bool(found[1])
     lines: tuple[Entry, ...] = ()
     if entries > 0:
-        rows = await session.execute(
-            select(PointsEntry.amount, PointsEntry.reason, PointsEntry.created_at)
-            .where(PointsEntry.resident_id == resident_id)
-            .order_by(PointsEntry.id.desc())
-            .limit(entries)
-        )
+        rows: Any = connection.execute(_lines(entries), {"p_resident": resident_id})
         lines = tuple(Entry(amount, reason, created_at) for amount, reason, created_at in rows)
     reward = registration_points()
     if given or reward <= 0:
@@ -558,10 +572,9 @@ async def read_statement(
 
 
 async def statement(db: Database, resident_id: int, now: datetime, *, entries: int = 0) -> Statement:
-    """:func:`read_statement` in a read session of its own (no write: a reward not given yet is
-    ``pending``, for the caller to write with its reply)."""
-    async with db.session() as session:
-        shown = await read_statement(session, resident_id, now, entries=entries)
+    """:func:`read_statement_in` in one read on the database's synchronous connection (no write: a
+    reward not given yet is ``pending``, for the caller to write with its reply)."""
+    shown = await db.run_sync_read(lambda connection: read_statement_in(connection, resident_id, now, entries=entries))
     if not shown.pending:
         welcomed(db, resident_id)
     return shown
