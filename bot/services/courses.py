@@ -19,10 +19,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rapidfuzz import fuzz
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from bot.messages import Out
 from bot.services import points
@@ -172,19 +171,34 @@ async def my_bookings(
     return [(b, s, a) for b, s, a in (await session.execute(stmt)).all()]
 
 
-async def waitlist_position(session: AsyncSession, booking: Booking) -> int:
-    ahead = await session.scalar(
-        select(func.count())
-        .select_from(Booking)
-        .where(
-            Booking.session_id == booking.session_id,
-            Booking.status == "waitlisted",
-            or_(
-                Booking.queued_at < booking.queued_at,
-                and_(Booking.queued_at == booking.queued_at, Booking.id < booking.id),
-            ),
-        )
+# How many are ahead of a waitlisted booking (queued earlier; at the same time, the older booking).
+_AHEAD = (
+    select(func.count())
+    .select_from(Booking)
+    .where(
+        Booking.session_id == bindparam("session_id"),
+        Booking.status == "waitlisted",
+        or_(
+            Booking.queued_at < bindparam("queued_at"),
+            and_(Booking.queued_at == bindparam("queued_at"), Booking.id < bindparam("booking_id")),
+        ),
     )
+)
+
+
+def _position_params(booking: Booking) -> dict[str, Any]:
+    return {"session_id": booking.session_id, "queued_at": booking.queued_at, "booking_id": booking.id}
+
+
+async def waitlist_position(session: AsyncSession, booking: Booking) -> int:
+    ahead = await session.scalar(_AHEAD, _position_params(booking))
+    return int(ahead or 0) + 1
+
+
+def _waitlist_position_in(connection: Connection, session_id: int, queued_at: datetime, booking_id: int) -> int:
+    ahead = connection.execute(
+        _AHEAD, {"session_id": session_id, "queued_at": queued_at, "booking_id": booking_id}
+    ).scalar()
     return int(ahead or 0) + 1
 
 
@@ -200,29 +214,50 @@ def _listing(row: Sequence[Any]) -> Listing:
     return Listing(*row)
 
 
-async def _upcoming_listings(session: AsyncSession, now: datetime, until: datetime) -> list[Listing]:
-    """:func:`upcoming` until ``until`` as plain data, in one statement."""
-    stmt = (
-        select(*_LISTING_COLUMNS)
-        .join(Activity, Activity.id == ActivitySession.activity_id)
-        .where(Activity.active.is_(True), ActivitySession.starts_at > now, ActivitySession.starts_at < until)
-        .order_by(ActivitySession.starts_at, ActivitySession.id)
+# The chat's reads are built once and run on the database's synchronous connection, each in one
+# hop (:meth:`Database.run_sync_read`): through the async driver every statement costs several.
+_LISTINGS = select(*_LISTING_COLUMNS).join(Activity, Activity.id == ActivitySession.activity_id)
+_UPCOMING = _LISTINGS.where(
+    Activity.active.is_(True),
+    ActivitySession.starts_at > bindparam("now"),
+    ActivitySession.starts_at < bindparam("until"),
+).order_by(ActivitySession.starts_at, ActivitySession.id)
+_ONE_LISTING = _LISTINGS.where(ActivitySession.id == bindparam("session_id"))
+# :func:`my_bookings`' rows, as plain rows rather than ORM objects.
+_MINE = (
+    select(
+        Booking.id, Booking.status, Booking.points_paid, Activity.title, Activity.place,
+        ActivitySession.starts_at, Booking.session_id, Booking.queued_at,
     )
-    return [_listing(row) for row in await session.execute(stmt)]
+    .join(ActivitySession, ActivitySession.id == Booking.session_id)
+    .join(Activity, Activity.id == ActivitySession.activity_id)
+    .where(
+        Booking.resident_id == bindparam("resident"),
+        Booking.status.in_(("booked", "waitlisted")),
+        ActivitySession.ends_at > bindparam("now"),
+    )
+    .order_by(ActivitySession.starts_at)
+)  # fmt: skip
+
+
+def _upcoming_in(connection: Connection, now: datetime, until: datetime) -> list[Listing]:
+    """:func:`upcoming` until ``until`` as plain data, in one statement."""
+    return [_listing(row) for row in connection.execute(_UPCOMING, {"now": now, "until": until})]
 
 
 async def listings(db: Database, now: datetime, *, until: datetime) -> list[Listing]:
     """:func:`upcoming` until ``until``, as plain data."""
-    async with db.session() as session:
-        return await _upcoming_listings(session, now, until)
+    return await db.run_sync_read(lambda connection: _upcoming_in(connection, now, until))
 
 
 async def whats_on(db: Database, now: datetime) -> tuple[list[Listing], bool]:
     """This week's sessions, or when there are none the next 30 days'; and whether they are this week's."""
-    async with db.session() as session:
-        week = await _upcoming_listings(session, now, week_end(now))
-        rows = week or await _upcoming_listings(session, now, now + timedelta(days=30))
-    return rows, bool(week)
+
+    def read(connection: Connection) -> tuple[list[Listing], bool]:
+        week = _upcoming_in(connection, now, week_end(now))
+        return week or _upcoming_in(connection, now, now + timedelta(days=30)), bool(week)
+
+    return await db.run_sync_read(read)
 
 
 def match_listings(query: str, rows: Sequence[Listing], threshold: float = 75) -> list[Listing]:
@@ -243,48 +278,36 @@ def match_listings(query: str, rows: Sequence[Listing], threshold: float = 75) -
 
 async def listing(db: Database, session_id: int) -> Listing | None:
     """One session with its activity, whatever its date or state (None when either is gone)."""
-    async with db.session() as session:
-        row = (
-            await session.execute(
-                select(*_LISTING_COLUMNS)
-                .join(Activity, Activity.id == ActivitySession.activity_id)
-                .where(ActivitySession.id == session_id)
-            )
-        ).first()
-    return _listing(row) if row is not None else None
+
+    def read(connection: Connection) -> Listing | None:
+        row = connection.execute(_ONE_LISTING, {"session_id": session_id}).first()
+        return _listing(row) if row is not None else None
+
+    return await db.run_sync_read(read)
 
 
 async def bookings_of(db: Database, resident_id: int, now: datetime, *, positions: bool = False) -> list[MyBooking]:
     """:func:`my_bookings` as plain data; with ``positions``, each waitlisted one's place in the queue."""
-    stmt = (
-        select(
-            Booking.id, Booking.status, Booking.points_paid, Activity.title, Activity.place,
-            ActivitySession.starts_at, Booking.session_id, Booking.queued_at,
-        )
-        .join(ActivitySession, ActivitySession.id == Booking.session_id)
-        .join(Activity, Activity.id == ActivitySession.activity_id)
-        .where(
-            Booking.resident_id == resident_id,
-            Booking.status.in_(("booked", "waitlisted")),
-            ActivitySession.ends_at > now,
-        )
-        .order_by(ActivitySession.starts_at)
-    )  # :func:`my_bookings`' rows, as plain rows rather than ORM objects
-    async with db.session() as session:
+
+    def read(connection: Connection) -> list[MyBooking]:
         out = []
-        for booking_id, status, paid, title, place, starts_at, session_id, queued_at in await session.execute(stmt):
+        rows = connection.execute(_MINE, {"resident": resident_id, "now": now}).all()
+        for booking_id, status, paid, title, place, starts_at, session_id, queued_at in rows:
             position = None
             if positions and status == "waitlisted":
-                queued = Booking(id=booking_id, session_id=session_id, queued_at=queued_at)
-                position = await waitlist_position(session, queued)
+                position = _waitlist_position_in(connection, session_id, queued_at, booking_id)
             out.append(MyBooking(booking_id, status, paid, title, place, starts_at, position))
         return out
 
+    return await db.run_sync_read(read)
+
 
 async def waitlist_place(db: Database, booking: Booking) -> int:
-    """:func:`waitlist_position` in its own session."""
-    async with db.session() as session:
-        return await waitlist_position(session, booking)
+    """:func:`waitlist_position` in one read."""
+    session_id, queued_at, booking_id = booking.session_id, booking.queued_at, booking.id
+    return await db.run_sync_read(
+        lambda connection: _waitlist_position_in(connection, session_id, queued_at, booking_id)
+    )
 
 
 # -- booking ---------------------------------------------------------------------------------------
@@ -336,8 +359,7 @@ async def book(
     def run(connection: Connection) -> BookingResult:
         if give:
             points.award_registration_in(connection, resident_id, now)
-        with Session(bind=connection, expire_on_commit=False) as session:
-            return _book(session, connection, resident_id, session_id, now, waitlist, request_key)
+        return _book(connection, resident_id, session_id, now, waitlist, request_key)
 
     try:
         # One synchronous transaction (:meth:`Database.run_sync_transaction`): one hop to the
@@ -356,8 +378,52 @@ async def book(
     return result
 
 
+_SESSIONS, _ACTIVITIES, _BOOKINGS = ActivitySession.__table__, Activity.__table__, Booking.__table__
+_SESSION_COLUMNS, _ACTIVITY_COLUMNS, _BOOKING_COLUMNS = tuple(_SESSIONS.c), tuple(_ACTIVITIES.c), tuple(_BOOKINGS.c)
+# The session, its activity and the resident's booking of it (if any), in one statement.
+_BOOKABLE = (
+    select(*_SESSION_COLUMNS, *_ACTIVITY_COLUMNS, *_BOOKING_COLUMNS)
+    .select_from(_SESSIONS)
+    .join(_ACTIVITIES, _ACTIVITIES.c.id == _SESSIONS.c.activity_id)
+    .outerjoin(
+        _BOOKINGS,
+        and_(_BOOKINGS.c.session_id == _SESSIONS.c.id, _BOOKINGS.c.resident_id == bindparam("resident")),
+    )
+    .where(_SESSIONS.c.id == bindparam("session_id"), _ACTIVITIES.c.active.is_(True))
+)
+# A place taken (never beyond the capacity), returning how many are booked now.
+_TAKE_PLACE = (
+    update(ActivitySession)
+    .where(ActivitySession.id == bindparam("session_id"), ActivitySession.booked < ActivitySession.capacity)
+    .values(booked=ActivitySession.booked + 1)
+    .returning(ActivitySession.booked)
+)
+_NEW_BOOKING = insert(Booking).returning(*_BOOKING_COLUMNS)
+# A cancelled booking booked again: its next attempt.
+_REBOOK = (
+    update(Booking)
+    .where(Booking.id == bindparam("booking_id"), Booking.status == "cancelled")
+    .values(
+        status=bindparam("new_status"),
+        attempt=Booking.attempt + 1,
+        queued_at=bindparam("now"),
+        cancelled_at=None,
+        reminded_at=None,
+        booked_at=bindparam("new_booked_at"),
+        points_paid=bindparam("new_paid"),
+        updated_at=bindparam("now"),
+        request_key=bindparam("key"),
+    )
+    .returning(*_BOOKING_COLUMNS)
+)
+
+
+def _entity(model: Any, columns: Sequence[Any], values: Sequence[Any]) -> Any:
+    """A detached ``model`` instance holding a row's values (what the caller reads of it)."""
+    return model(**{column.key: value for column, value in zip(columns, values, strict=True)})
+
+
 def _book(
-    session: Session,
     connection: Connection,
     resident_id: int,
     session_id: int,
@@ -365,74 +431,50 @@ def _book(
     waitlist: bool,
     request_key: str | None = None,
 ) -> BookingResult:
-    found = session.execute(
-        select(ActivitySession, Activity)
-        .join(Activity, Activity.id == ActivitySession.activity_id)
-        .where(ActivitySession.id == session_id, Activity.active.is_(True))
-    ).first()
-    if found is None:
+    """The booking in Core statements: the session with the resident's booking of it, the place
+    taken, the booking written in its final status (inserted, or a cancelled one booked again), the
+    price debited; anything refused raises and the caller's transaction rolls it all back."""
+    row = connection.execute(_BOOKABLE, {"resident": resident_id, "session_id": session_id}).first()
+    if row is None:
         raise BookingError("not_found")
-    sess, activity = found
+    split, tail = len(_SESSION_COLUMNS), len(_SESSION_COLUMNS) + len(_ACTIVITY_COLUMNS)
+    sess: ActivitySession = _entity(ActivitySession, _SESSION_COLUMNS, row[:split])
+    activity: Activity = _entity(Activity, _ACTIVITY_COLUMNS, row[split:tail])
+    existing: Booking | None = _entity(Booking, _BOOKING_COLUMNS, row[tail:]) if row[tail] is not None else None
     if sess.booking_opens_at is not None and now < sess.booking_opens_at:
         raise BookingError("not_open", opens_at=sess.booking_opens_at)
     closes = sess.booking_closes_at or sess.starts_at
     if now >= closes or now >= sess.starts_at:
         raise BookingError("closed")
-    existing = session.scalar(
-        select(Booking).where(Booking.session_id == session_id, Booking.resident_id == resident_id)
-    )
     if existing is not None and existing.status in ACTIVE:
         if request_key is not None and existing.request_key == request_key:
             return BookingResult(existing, sess, activity, points.balance_in(connection, resident_id))
         raise BookingError("duplicate", status=existing.status)
+    booked = connection.execute(_TAKE_PLACE, {"session_id": session_id}).scalar_one_or_none()
+    if booked is None and not waitlist:
+        raise BookingError("full")
+    if booked is not None:
+        sess.booked = booked
+    status = "booked" if booked is not None else "waitlisted"
+    booked_at = now if booked is not None else None
+    paid = max(activity.points_cost, 0) if booked is not None else 0  # debited below, or all rolled back
     if existing is None:
-        booking = Booking(
-            session_id=session_id,
-            resident_id=resident_id,
-            status="pending",
-            queued_at=now,
-            updated_at=now,
-            request_key=request_key,
-        )
-        session.add(booking)
-        session.flush()  # the unique (session, resident) row: a concurrent double tap stops here
+        values = connection.execute(_NEW_BOOKING, {
+            "session_id": session_id, "resident_id": resident_id, "status": status, "points_paid": paid,
+            "queued_at": now, "booked_at": booked_at, "updated_at": now, "request_key": request_key,
+        }).one()  # the unique (session, resident) row: a concurrent double tap stops here  # fmt: skip
     else:
-        changed = session.execute(
-            update(Booking)
-            .where(Booking.id == existing.id, Booking.status == "cancelled")
-            .values(
-                status="pending",
-                attempt=Booking.attempt + 1,
-                queued_at=now,
-                cancelled_at=None,
-                reminded_at=None,
-                booked_at=None,
-                points_paid=0,
-                updated_at=now,
-                request_key=request_key,
-            )
-        )
-        if changed.rowcount != 1:  # type: ignore[attr-defined]
+        again = connection.execute(_REBOOK, {
+            "booking_id": existing.id, "new_status": status, "now": now, "new_booked_at": booked_at,
+            "new_paid": paid, "key": request_key,
+        }).first()  # fmt: skip
+        if again is None:
             raise BookingError("duplicate")
-        session.refresh(existing)
-        booking = existing
-    taken = session.execute(
-        update(ActivitySession)
-        .where(ActivitySession.id == session_id, ActivitySession.booked < ActivitySession.capacity)
-        .values(booked=ActivitySession.booked + 1)
-    )
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
-        if not waitlist:
-            raise BookingError("full")
-        booking.status = "waitlisted"
-        session.flush()
+        values = again
+    booking: Booking = _entity(Booking, _BOOKING_COLUMNS, values)
+    if booked is None:
         return BookingResult(booking, sess, activity, points.balance_in(connection, resident_id))
-    balance = _pay_in(connection, booking, activity, now)
-    booking.status = "booked"
-    booking.booked_at = now
-    session.flush()
-    session.refresh(sess)
-    return BookingResult(booking, sess, activity, balance)
+    return BookingResult(booking, sess, activity, _pay_in(connection, booking, activity, now))
 
 
 def _pay_in(connection: Connection, booking: Booking, activity: Activity, now: datetime) -> int:
