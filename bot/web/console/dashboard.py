@@ -16,9 +16,18 @@ from aiohttp import web
 from bot.appkeys import RUNTIME
 from bot.services import dashboard
 from bot.web.console.access import error_page, page, render
+from bot.web.console.conversations import REASONS as HANDOFF_REASONS
+from bot.web.console.labels import POINTS_REASONS, intent_name
 
 ROLES = frozenset({"operator"})  # admin is implied
 SECTION_TITLES = {"tickets": "工单", "residents": "居民与会话", "services": "积分、优惠券与课程"}
+# Tables whose rows are named by a code: the name people read instead.
+NAMES: dict[str, Any] = {
+    "messages_by_intent": intent_name,
+    "handoffs_by_reason": lambda code: HANDOFF_REASONS.get(code, code),
+    "points_by_reason": lambda code: POINTS_REASONS.get(code, code),
+}
+UNITS = {"s": "秒", "%": "比例（1 = 100%）"}
 FORMATS = {"csv": "text/csv; charset=utf-8",
            "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
@@ -50,6 +59,29 @@ def cell(value: Any, key: str) -> str:
     return str(value)
 
 
+def readable(table: dict[str, Any]) -> dict[str, Any]:
+    """A table of ``services/dashboard.py`` with intents, reasons and units in words (the API keeps
+    the codes); numbers unchanged. For the page and the downloads."""
+    columns = table["columns"]
+    rows = table["rows"]
+    if table["name"] == "messages_per_day":  # one column per intent
+        columns = [c if c["key"] == "day" else {**c, "label": intent_name(c["key"])} for c in columns]
+    name = NAMES.get(table["name"])
+    if name is not None:
+        rows = [{**r, "name": name(r["name"])} for r in rows]
+    if any(c["key"] == "unit" for c in columns):
+        rows = [{**r, "unit": UNITS.get(r["unit"], r["unit"])} for r in rows]
+    return {**table, "columns": columns, "rows": rows}
+
+
+def figures_table(table: dict[str, Any]) -> dict[str, Any]:
+    """A table of figures (label, current, previous, unit) as the cards read: 100.0%, 56 秒."""
+    if not any(c["key"] == "unit" for c in table["columns"]):
+        return table
+    rows = [{"label": r["label"], "current": show(r), "previous": show(r, "previous")} for r in table["rows"]]
+    return {**table, "columns": [c for c in table["columns"] if c["key"] != "unit"], "rows": rows}
+
+
 def _period(request: web.Request) -> dashboard.Period:
     rt = request.config_dict[RUNTIME]
     return dashboard.period_of(request.query.get("start") or None, request.query.get("end") or None, rt.clock.now())
@@ -64,6 +96,8 @@ async def view(request: web.Request) -> web.StreamResponse:
         return error_page(request, 400, f"日期不正确（{exc.field}）：{exc.message}")
     now = rt.clock.now()
     sections = {name: await dashboard.section(rt.db, name, period, now) for name in dashboard.SECTIONS}
+    for data in sections.values():
+        data["tables"] = [readable(figures_table(t)) for t in data["tables"]]
     charts = {t["name"]: {"chart": t["chart"], "rows": t["rows"], "columns": t["columns"]}
               for s in sections.values() for t in s["tables"] if t["chart"]}
     query = {"start": period.start.isoformat(), "end": period.end.isoformat()}
@@ -97,6 +131,7 @@ async def export(request: web.Request) -> web.StreamResponse:
     table = next((t for t in data["tables"] if t["name"] == request.query.get("table")), None)
     if table is None:
         return error_page(request, 400, "这个栏目没有这张表（table）。")
+    table = readable(table)
     header = [c["label"] for c in table["columns"]]
     rows = [[row.get(c["key"]) for c in table["columns"]] for row in table["rows"]]
     filename = f"dashboard-{table['name']}-{period.start.isoformat()}_{period.end.isoformat()}.{fmt}"

@@ -138,7 +138,8 @@ async def detail_view(request: web.Request, *, error: str = "", status: int = 20
     return render(request, "ticket.html", status=status, title=f"工单 {ticket.number}", t=ticket, events=events,
                   resident=resident, actions=allowed_actions(user, ticket), action_labels=ACTION_LABELS,
                   event_labels=EVENT_LABELS, statuses=STATUS_LABELS, urgency=URGENCY, error=error,
-                  departments=departments, photos=photos, now=rt.clock.now(), open_statuses=svc.OPEN_STATUSES)
+                  departments=departments, photos=photos, now=rt.clock.now(), open_statuses=svc.OPEN_STATUSES,
+                  ratings=svc.RATING_LABELS)
 
 
 @page("GET", "/console/tickets/{id}", STAFF)

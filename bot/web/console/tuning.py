@@ -19,6 +19,7 @@ from bot.services import tuning, tuning_data
 from bot.services.tuning_data import OverlayError
 from bot.services.tuning_review import INTENT_REASONS, KNOWLEDGE_REASONS
 from bot.web.console.access import form_of, page, render, user_of
+from bot.web.console.labels import INTENT_NAMES
 
 TUNING = frozenset({"operator"})
 MAX_EXAMPLES_SHOWN = 300
@@ -30,9 +31,10 @@ def _rt(request: web.Request) -> Runtime:
 
 
 def _labels(rt: Runtime) -> dict[str, str]:
-    """Intent → the label operators read (the registry's clarifying choice, else the name)."""
+    """Intent → the label operators read (the registry's clarifying choice, else the console's
+    short name, else the name)."""
     registry = api.intents_registry(rt)
-    labels = registry.labels()
+    labels = {**INTENT_NAMES, **registry.labels()}
     return {name: f"{name} · {labels[name]}" if name in labels else name for name in registry.names}
 
 

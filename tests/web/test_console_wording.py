@@ -1,0 +1,112 @@
+"""The console speaks Chinese to its users: a ticket's timeline names who acted (居民, 系统, the staff
+member) and the resident's rating, the inbox and a conversation name intents and messages without
+text in words, the dashboard names intents and reasons and shows its figures' tables as the cards
+do (100.0%, 秒), the review queue says what the bot took a message for. Over HTTP on SQLite; the
+resident's side goes through /wechat as WeChat sends it."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from typing import Any
+
+from tests.web.console_util import add_users, login, say
+
+USERS = (("zhang", "supervisor", {}), ("yun", "operator", {}))
+
+
+async def start(service_factory: Any, sqlite_url: str, fake_api: str) -> Any:
+    svc = await service_factory(sqlite_url, fake_api)
+    await add_users(sqlite_url, *USERS)
+    return svc
+
+
+def timeline(page: str) -> str:
+    return html.unescape(page.split('id="timeline"', 1)[1].split("</ol>", 1)[0])
+
+
+async def test_a_tickets_timeline_names_who_acted_and_the_rating(service_factory, sqlite_url, fake_api):
+    svc = await start(service_factory, sqlite_url, fake_api)
+    openid = "o_wording_ticket_0001"
+    reply = await say(svc, openid, "3号楼2单元楼道灯坏了好几天了")
+    number = re.search(r"GD\d{8}-\d{4}", reply or "")
+    assert number, reply
+    zhang = await login(svc.http, svc.base, "zhang")
+    _, _, resp = await zhang.get(f"/console/tickets?number={number.group(0)}")
+    ticket = resp.headers["Location"]
+    _, page, _ = await zhang.get(ticket)
+    if "<option value=\"dispatch\">" in page and "待分派" in page:
+        status, _, _ = await zhang.post(f"{ticket}/transition", {"action": "dispatch", "department": "物业服务中心"})
+        assert status == 303
+    status, _, _ = await zhang.post(f"{ticket}/transition", {"action": "answer", "resolution": "已更换灯泡"})
+    assert status == 303
+    assert "评价" in (await say(svc, openid, "满意") or "")
+    _, page, _ = await zhang.get(ticket)
+    events = timeline(page)
+    assert "session:" not in events and "resident" not in events and "system" not in events, events
+    assert "居民" in events and "zhang" in events
+    assert re.search(r"<b>评价</b>\s*满意", events), events
+
+
+async def test_intents_and_messages_without_text_are_named(service_factory, sqlite_url, fake_api):
+    svc = await start(service_factory, sqlite_url, fake_api)
+    openid = "o_wording_inbox_0001"
+    s = svc.sender()
+    assert (await s.send(svc.http, s.event(openid, "subscribe"))).status == 200
+    assert await say(svc, openid, "转人工")
+    zhang = await login(svc.http, svc.base, "zhang")
+    _, inbox, _ = await zhang.get("/console/inbox")
+    rid = re.search(r'data-resident="(\d+)"', inbox)
+    assert rid
+    assert ">转人工 0." in inbox and ">handoff " not in inbox, inbox
+    _, page, _ = await zhang.get(f"/console/conversations/{rid.group(1)}")
+    messages = page.split('id="messages"', 1)[1].split("</ul>", 1)[0]
+    assert "[关注公众号]" in messages and "[event" not in messages, messages
+    assert ">转人工 0." in messages and "· handoff" not in messages, messages
+
+
+async def test_the_dashboard_names_intents_reasons_and_units(service_factory, sqlite_url, fake_api):
+    svc = await start(service_factory, sqlite_url, fake_api)
+    await say(svc, "o_wording_dash_0001", "3号楼楼道灯坏了好几天了")
+    await say(svc, "o_wording_dash_0002", "转人工")
+    yun = await login(svc.http, svc.base, "yun")
+    status, page, _ = await yun.get("/console/dashboard")
+    assert status == 200
+    data = json.loads(html.unescape(page.split('id="dashboard-data">', 1)[1].split("</script>", 1)[0]))
+    names = {r["name"] for r in data["messages_by_intent"]["rows"]}
+    assert {"反映问题", "转人工"} <= names and not names & {"complaint", "handoff"}, names
+    stack = {c["label"] for c in data["messages_per_day"]["columns"]}
+    assert "反映问题" in stack and "complaint" not in stack, stack
+
+    def table(name: str) -> str:
+        return html.unescape(page.split(f'id="table-{name}"', 1)[1].split("</table>", 1)[0])
+
+    assert "居民要求人工" in table("handoffs_by_reason") and ">asked<" not in table("handoffs_by_reason")
+    figures = table("residents_figures")
+    assert re.search(r'data-key="current">\d+ 人<', figures), figures  # 活跃居民, with its unit
+    assert re.search(r'data-key="current">\d+\.\d%<', figures), figures  # 机器人解决率 as a percentage
+    assert ">s<" not in figures and ">%<" not in figures, figures
+    # The download keeps the numbers (rates as fractions) and names the rows and units in words.
+    async with svc.http.get(svc.base + "/console/dashboard/export",
+                            params={"section": "residents", "table": "messages_by_intent", "format": "csv"},
+                            headers=yun.cookie) as r:
+        body = (await r.read()).decode("utf-8-sig")
+    assert "反映问题," in body and "complaint" not in body, body
+    async with svc.http.get(svc.base + "/console/dashboard/export",
+                            params={"section": "residents", "table": "residents_figures", "format": "csv"},
+                            headers=yun.cookie) as r:
+        body = (await r.read()).decode("utf-8-sig")
+    assert "接入时长中位数" in body and ",秒" in body and ",s\r" not in body and ",s\n" not in body, body
+
+
+async def test_the_review_queue_says_what_the_bot_took_a_message_for(service_factory, sqlite_url, fake_api):
+    svc = await start(service_factory, sqlite_url, fake_api)
+    for n in range(2):
+        await say(svc, f"o_wording_review_000{n}", "阿巴阿巴咕噜咕噜")
+    yun = await login(svc.http, svc.base, "yun")
+    status, page, _ = await yun.get("/console/tuning")
+    assert status == 200
+    said = re.findall(r"机器人理解为：([^<]*)", page)
+    assert said, page
+    assert all(re.search(r"[\u4e00-\u9fff]", s) for s in said), said
