@@ -1,8 +1,13 @@
 """Tokenisation shared by the language packages: text normalisation and jieba with a community dictionary.
 
-One jieba ``Tokenizer`` instance per process, built lazily, with the words in
+One jieba ``Tokenizer`` per vocabulary and process, built lazily, with the words in
 ``intents/data/community_dict.txt`` added so that domain terms (网格员, 积分商城, 物业费 …)
-stay whole. Nothing here touches the network: jieba ships its dictionary.
+stay whole. Each package that teaches jieba words of its own has its own vocabulary: the intent
+engine and routing add lookup words (course and merchant names) to ``intents``, the knowledge
+base adds its synonyms to ``knowledge``. Sharing one would make a model's features depend on which
+other package happened to load, or reload, after it was trained: a served model would cut text
+differently from the one that was trained and measured. Nothing here touches the network: jieba
+ships its dictionary.
 """
 
 from __future__ import annotations
@@ -16,8 +21,12 @@ import jieba
 
 DICT_PATH = Path(__file__).parent / "data" / "community_dict.txt"
 
+INTENTS = "intents"
+KNOWLEDGE = "knowledge"
+VOCABULARIES = (INTENTS, KNOWLEDGE)
+
 _lock = threading.Lock()
-_tokenizer: jieba.Tokenizer | None = None
+_tokenizers: dict[str, jieba.Tokenizer] = {}
 
 jieba.setLogLevel(logging.WARNING)
 
@@ -45,32 +54,36 @@ def load_user_words(path: Path = DICT_PATH) -> list[tuple[str, int | None, str |
     return words
 
 
-def tokenizer() -> jieba.Tokenizer:
-    """The process-wide jieba tokenizer with the community dictionary loaded."""
-    global _tokenizer
-    if _tokenizer is None:
+def tokenizer(vocabulary: str = INTENTS) -> jieba.Tokenizer:
+    """The process-wide jieba tokenizer of ``vocabulary``, with the community dictionary loaded."""
+    tok = _tokenizers.get(vocabulary)
+    if tok is None:
+        if vocabulary not in VOCABULARIES:
+            raise ValueError(f"unknown vocabulary {vocabulary!r}")
         with _lock:
-            if _tokenizer is None:
+            tok = _tokenizers.get(vocabulary)
+            if tok is None:
                 tok = jieba.Tokenizer()
                 tok.initialize()
                 for word, freq, tag in load_user_words():
                     tok.add_word(word, freq, tag)
-                _tokenizer = tok
-    return _tokenizer
+                _tokenizers[vocabulary] = tok
+    return tok
 
 
-def add_words(words: list[str]) -> None:
-    """Teach the tokenizer extra words (course names, merchant names from lookup lists)."""
-    tok = tokenizer()
+def add_words(words: list[str], vocabulary: str = INTENTS) -> None:
+    """Teach a vocabulary's tokenizer extra words (course names, merchant names, synonyms)."""
+    tok = tokenizer(vocabulary)
     for word in words:
         if word:
             tok.add_word(word)
 
 
-def cut(text: str, normalized: bool = False, hmm: bool = True) -> list[str]:
+def cut(text: str, normalized: bool = False, hmm: bool = True, vocabulary: str = INTENTS) -> list[str]:
     """Normalised jieba tokens without whitespace-only pieces.
 
     ``hmm=False`` keeps to dictionary words (no HMM guessing of unknown words) and is about a third
     faster; the intent features use it because their character n-grams already cover unknown words.
     """
-    return [t for t in tokenizer().lcut(text if normalized else normalize(text), HMM=hmm) if t.strip()]
+    words = tokenizer(vocabulary).lcut(text if normalized else normalize(text), HMM=hmm)
+    return [t for t in words if t.strip()]

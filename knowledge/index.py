@@ -107,7 +107,7 @@ def tokens_freq() -> dict[str, int]:
     """jieba's word counts (general Chinese): how common a two-character span is as a word."""
     from intents import tokens
 
-    freq: dict[str, int] = tokens.tokenizer().FREQ
+    freq: dict[str, int] = tokens.tokenizer(tokens.KNOWLEDGE).FREQ
     return freq
 
 

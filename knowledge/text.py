@@ -100,7 +100,7 @@ def split_glued(token: str) -> list[str]:
     its pieces: 哪 + 办, 能 + 领, 费 + 在. Dictionary words (哪里, 能力, 现在) stay whole."""
     if len(token) < 2 or (token[0] not in FRAME_CHARS and token[-1] not in FRAME_CHARS):
         return [token]
-    freq = tokens.tokenizer().FREQ
+    freq = tokens.tokenizer(tokens.KNOWLEDGE).FREQ
     if freq.get(token, 0) >= _GLUED_FREQ:
         return [token]
     head = [ch for ch in token[:1] if ch in FRAME_CHARS]
@@ -136,7 +136,7 @@ def load_synonyms(path: Path = SYNONYMS_PATH) -> dict[str, str]:
 def _word_tags() -> Mapping[str, str]:
     import jieba.posseg
 
-    tags: Mapping[str, str] = jieba.posseg.POSTokenizer(tokens.tokenizer()).word_tag_tab
+    tags: Mapping[str, str] = jieba.posseg.POSTokenizer(tokens.tokenizer(tokens.KNOWLEDGE)).word_tag_tab
     return tags
 
 
@@ -180,7 +180,7 @@ def topic_weight(word: str) -> float:
     if word in STORY_WORDS:
         return 0.1
     tag = _word_tags().get(word)
-    freq = tokens.tokenizer().FREQ.get(word)
+    freq = tokens.tokenizer(tokens.KNOWLEDGE).FREQ.get(word)
     thing = len(word) > 1 and word[-1] in _THING_SUFFIX
     if tag is None and not freq:
         return 0.8 if thing else 0.3  # coined by jieba's HMM: as often a glued fragment as a real name
@@ -230,7 +230,7 @@ def _without_de(found: str, *known: Mapping[str, str]) -> str:
 
 def _names_nothing(word: str) -> bool:
     """Whether jieba's dictionary cuts ``word`` into words that carry no topic (什么时候: 什么 + 时候)."""
-    pieces = tokens.cut(word, normalized=True, hmm=False)
+    pieces = tokens.cut(word, normalized=True, hmm=False, vocabulary=tokens.KNOWLEDGE)
     return len(pieces) > 1 and all(p in STOPWORDS or p in FRAME_WORDS for p in pieces)
 
 
@@ -244,11 +244,11 @@ class Analyzer:
         self._keep = {c: c for c in self.synonyms.values() if c not in self.synonyms}
         variants = sorted({*self.synonyms, *self._keep}, key=len, reverse=True)
         self._synonym_re = re.compile("|".join(map(_variant_pattern, variants))) if variants else None
-        # Canonical names are kept whole by jieba (城乡居民医保); a canonical form of words that name
-        # nothing (什么时候) is not added: the shared tokenizer also cuts the intents' messages.
+        # Canonical names are kept whole by the knowledge base's own jieba vocabulary (城乡居民医保); a
+        # canonical form of words that name nothing (什么时候) is not added, so it stays two frame words.
         words = {w for w in (*self.synonyms.values(), *extra_words) if len(w) > 1 and not _names_nothing(w)}
         if words:
-            tokens.add_words(sorted(words))
+            tokens.add_words(sorted(words), tokens.KNOWLEDGE)
 
     def _replace(self, m: re.Match[str]) -> str:
         variant, text = m.group(0), m.string
@@ -259,7 +259,7 @@ class Analyzer:
             if variant in self._keep:
                 return variant
         i, j = m.start(), m.end()
-        freq = tokens.tokenizer().FREQ
+        freq = tokens.tokenizer(tokens.KNOWLEDGE).FREQ
         # A word of general Chinese straddling an edge of the variant: the variant is not a word here.
         for a in range(max(0, i - 3), j):
             for b in range(max(a + 2, i + 1), min(len(text), a + 4) + 1):
@@ -276,7 +276,7 @@ class Analyzer:
         return text
 
     def _cut(self, folded: str) -> tuple[list[str], list[str]]:
-        words = [p for t in tokens.cut(folded) if not _is_noise(t) for p in split_glued(t)]
+        words = [p for t in tokens.cut(folded, vocabulary=tokens.KNOWLEDGE) if not _is_noise(t) for p in split_glued(t)]
         content = [t for t in words if t not in STOPWORDS and not is_fragment(t)]
         return content, [t for t in content if t not in FRAME_WORDS]
 
@@ -320,7 +320,7 @@ class Analyzer:
         topic: list[str] = []
         focus: set[str] = set()
         at = 0
-        for piece in tokens.tokenizer().cut(joined):
+        for piece in tokens.tokenizer(tokens.KNOWLEDGE).cut(joined):
             start = at
             at += len(piece)
             for token in split_glued(piece):
