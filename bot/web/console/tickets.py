@@ -28,7 +28,7 @@ EVENT_LABELS = {**ACTION_LABELS, "create": "创建", "submitted": "受理", "tri
                 "possible_duplicate": "可能重复", "attachment": "附件", "location_added": "补充位置",
                 "resident_comment": "居民意见", "comment": "备注/回复", "assign": "指派", "reminder": "提醒",
                 "rate": "评价", "resident_follow_up": "居民催办", "resident_contact": "居民补充联系电话",
-                "resident_update": "居民补充情况", "resident_repeat": "居民再次反映"}
+                "resident_update": "居民补充情况", "resident_repeat": "居民再次反映", "revisit": "回访"}
 URGENCY = {"normal": "普通", "urgent": "紧急"}
 NUMBER = re.compile(r"GD\d{8}-\d{4}", re.IGNORECASE)
 PAGE_SIZE = 50
@@ -197,6 +197,7 @@ ERRORS = {
     "missing_reason": "不予受理需要填写原因。",
     "missing_resolution": "答复办结需要填写答复内容。",
     "empty_text": "内容不能为空。",
+    "missing_rating": "请选择居民的评价：满意、基本满意或不满意。",
 }
 
 
@@ -260,3 +261,25 @@ async def comment(request: web.Request) -> web.StreamResponse:
     return await _change(request, work)
 
 
+
+
+@page("POST", "/console/tickets/{id}/revisit", STAFF)
+async def revisit(request: web.Request) -> web.StreamResponse:
+    """回访: staff called the resident about an answered ticket and record their rating (满意 and
+    基本满意 close it, 不满意 reopens it), as if the resident had rated in the chat; for residents
+    who do not rate there, e.g. the elderly."""
+    rt = request.config_dict[RUNTIME]
+    rules = rules_for(rt.settings.data_dir)
+
+    async def work(session: Any, ticket: Ticket, form: dict[str, str]) -> None:
+        rating = form.get("rating", "")
+        if rating not in svc.RATING_LABELS:
+            raise svc.TicketError("missing_rating", "")
+        if ticket.status != "answered":
+            raise svc.TicketError("illegal_transition", "")
+        now = rt.clock.now()
+        await svc.record(session, ticket, "revisit", actor=_actor(request), now=now, public=False,
+                         data={"rating": rating})
+        await svc.rate(session, ticket, rating, form.get("note", ""), now=now, rules=rules)
+
+    return await _change(request, work)

@@ -1,0 +1,60 @@
+"""回访 in the console: after a ticket is answered, staff who called the resident record the
+resident's rating on the ticket's page (满意 / 基本满意 close it, 不满意 reopens it), for residents
+who do not rate in the chat. Over HTTP on SQLite; the resident reports through /wechat."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from tests.web.console_util import Client, add_users, login, say
+
+
+async def answered_ticket(svc: Any, zhang: Client, openid: str, text: str) -> str:
+    reply = await say(svc, openid, text)
+    if reply and "联系电话" in reply:  # a report staff visit for asks for a phone first
+        reply = await say(svc, openid, "不留")
+    number = re.search(r"GD\d{8}-\d{4}", reply or "")
+    assert number, reply
+    _, _, resp = await zhang.get(f"/console/tickets?number={number.group(0)}")
+    ticket = str(resp.headers["Location"])
+    _, page, _ = await zhang.get(ticket)
+    if "待分派" in page:
+        status, _, _ = await zhang.post(f"{ticket}/transition", {"action": "dispatch", "department": "物业服务中心"})
+        assert status == 303
+    status, page, _ = await zhang.post(f"{ticket}/transition", {"action": "answer", "resolution": "已更换灯泡"})
+    assert status == 303, page
+    return ticket
+
+
+async def test_staff_record_the_residents_rating_after_a_call(service_factory, sqlite_url, fake_api):
+    svc = await service_factory(sqlite_url, fake_api)
+    await add_users(sqlite_url, ("zhang", "supervisor", {}), ("li", "staff", {"department": "物业服务中心"}))
+    zhang = await login(svc.http, svc.base, "zhang")
+    ticket = await answered_ticket(svc, zhang, "o_revisit_0001", "3号楼2单元楼道灯坏了好几天了")
+    li = await login(svc.http, svc.base, "li")
+    _, page, _ = await li.get(ticket)
+    assert 'id="revisit"' in page and "记录回访结果" in page  # staff of the department see it too
+
+    status, page, _ = await li.post(f"{ticket}/revisit", {"note": "没选评价"})
+    assert status == 400 and "请选择居民的评价" in page
+    status, page, _ = await li.post(f"{ticket}/revisit", {"rating": "basic", "note": "修好了，就是晚了两天"})
+    assert status == 303, page
+    _, page, _ = await li.get(ticket)
+    text = html.unescape(page)
+    assert 'id="ticket-status">已完结' in text
+    assert "<dt>居民评价</dt><dd>基本满意 修好了，就是晚了两天</dd>" in text
+    timeline = text.split('id="timeline"', 1)[1].split("</ol>", 1)[0]
+    assert re.search(r"<b>回访</b>\s*基本满意", timeline) and "li" in timeline, timeline
+    assert 'id="revisit"' not in page
+    status, page, _ = await li.post(f"{ticket}/revisit", {"rating": "satisfied"})
+    assert status == 409 and "状态已经变化" in page  # rated already
+
+    # 不满意 reopens the ticket for another round.
+    other = await answered_ticket(svc, zhang, "o_revisit_0002", "5号楼楼道灯也坏了好几天了")
+    status, page, _ = await zhang.post(f"{other}/revisit", {"rating": "unsatisfied", "note": "灯还是不亮"})
+    assert status == 303, page
+    _, page, _ = await zhang.get(other)
+    text = html.unescape(page)
+    assert "<dt>居民评价</dt><dd>不满意 灯还是不亮</dd>" in text and 'id="ticket-status">重新办理' in text, text
