@@ -5,6 +5,9 @@ may run: a row is claimed with a conditional UPDATE (``pending`` and due, or ``s
 expired claim) that bumps ``attempts``, and ``attempts`` then fences the final UPDATE, so a worker
 whose claim was taken over cannot overwrite the newer outcome. Messages to one resident go out in
 order: a row is only claimed when no earlier row for the same openid is still pending or sending.
+A round claims every due row at once (one transaction), sends them concurrently (at most one per
+resident) and records each outcome in a transaction of its own as soon as it is known; a row whose
+claim ran out while the worker waited for the send quota is left to whichever worker claims it next.
 
 Outcomes: sent → ``sent`` (+ an outbound ``Message`` row); WeChat unavailable, quota (45047/45009)
 or a token error → back to ``pending`` with exponential backoff; 45015 (48-hour window closed) →
@@ -20,12 +23,12 @@ the text is still shown on the resident's next message; quota/unavailable → re
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, exists, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, Integer, String, Text, and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from bot import qrcodes
@@ -33,7 +36,7 @@ from bot.clock import Clock
 from bot.logmask import mask_openid
 from bot.services.notify import enqueue
 from bot.storage.db import Database
-from bot.storage.models import Message, OutboxMessage, Resident
+from bot.storage.models import JSONType, Message, OutboxMessage, Resident, UTCDateTime
 from bot.wechat.errors import WeChatAPIError, WeChatUnavailable
 
 __all__ = ["CustomSender", "OutboxWorker", "enqueue"]
@@ -70,6 +73,72 @@ def _template_body(payload: dict[str, Any]) -> dict[str, Any]:
     return {k: payload[k] for k in ("touser", "template_id", "url", "data") if k in payload}
 
 
+def _now() -> Any:
+    return bindparam("p_now", type_=UTCDateTime())
+
+
+def _due() -> Any:
+    return or_(
+        and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= _now()),
+        and_(OutboxMessage.status == "sending", OutboxMessage.claimed_until < _now()),
+    )
+
+
+# The worker's statements, built once and executed with parameters (SQLAlchemy reuses their cache
+# key and compiled form), each transaction one hop to the database's synchronous connection.
+_EARLIER = aliased(OutboxMessage)
+_CANDIDATES = (
+    select(OutboxMessage.id)
+    .where(
+        _due(),
+        ~exists().where(
+            _EARLIER.openid == OutboxMessage.openid,
+            _EARLIER.id < OutboxMessage.id,
+            _EARLIER.status.in_(("pending", "sending")),
+        ),
+    )
+    .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+    .limit(bindparam("p_limit", type_=Integer()))
+)  # due rows, each the earliest of its resident's unsent ones (messages to one resident in order)
+_CLAIM = (
+    update(OutboxMessage)
+    .where(OutboxMessage.id.in_(bindparam("p_ids", expanding=True)), _due())
+    .values(
+        status="sending",
+        claimed_until=bindparam("p_until", type_=UTCDateTime()),
+        attempts=OutboxMessage.attempts + 1,
+    )
+    .returning(OutboxMessage.id, OutboxMessage.openid, OutboxMessage.payload, OutboxMessage.attempts)
+)
+_RECORD = insert(Message).from_select(
+    ["resident_id", "direction", "msg_type", "content", "payload", "via", "created_at"],
+    select(
+        Resident.id,
+        bindparam("p_direction", type_=String()),
+        bindparam("p_type", type_=String()),
+        bindparam("p_content", type_=Text()),
+        bindparam("p_payload", type_=JSONType()),
+        bindparam("p_via", type_=String()),
+        _now(),
+    ).where(Resident.openid == bindparam("p_openid", type_=String())),
+)  # the sent message in the resident's log (nothing for an openid that is no resident)
+_OUTCOME_TYPES: dict[str, Any] = {"payload": JSONType(), "sent_at": UTCDateTime(), "next_attempt_at": UTCDateTime()}
+
+
+@functools.cache
+def _finish_statement(keys: tuple[str, ...]) -> Any:
+    """The fenced outcome update setting ``keys`` (and clearing the claim)."""
+    return (
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == bindparam("p_id"),
+            OutboxMessage.status == "sending",
+            OutboxMessage.attempts == bindparam("p_attempts"),
+        )
+        .values(claimed_until=None, **{k: bindparam(f"v_{k}", type_=_OUTCOME_TYPES.get(k)) for k in keys})
+    )
+
+
 class OutboxWorker:
     """Sends due outbox rows through ``api.send_custom``; safe to run in several processes at once."""
 
@@ -104,85 +173,47 @@ class OutboxWorker:
         delay = self.base_backoff * (2 ** max(0, min(attempts - 1, 30)))
         return min(delay, self.max_backoff)
 
-    def _due(self, now: datetime) -> Any:
-        return or_(
-            and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now),
-            and_(OutboxMessage.status == "sending", OutboxMessage.claimed_until < now),
-        )
+    def _claim_due(self, connection: Connection, now: datetime, limit: int) -> list[OutboxMessage]:
+        """Claim up to ``limit`` due rows (conditional UPDATE: a row another worker claimed first is
+        not due any more) and return them, ``attempts`` bumped (the fence of their outcome)."""
+        ids = list(connection.execute(_CANDIDATES, {"p_now": now, "p_limit": limit}).scalars())
+        if not ids:
+            return []
+        claimed = connection.execute(_CLAIM, {"p_ids": ids, "p_now": now, "p_until": now + self.claim_ttl}).all()
+        until = now + self.claim_ttl
+        rows = [OutboxMessage(id=i, openid=o, payload=p, attempts=a, claimed_until=until) for i, o, p, a in claimed]
+        return sorted(rows, key=lambda row: ids.index(row.id))
 
-    async def _candidates(self, now: datetime, limit: int) -> list[int]:
-        earlier = aliased(OutboxMessage)
-        blocked = exists().where(
-            earlier.openid == OutboxMessage.openid,
-            earlier.id < OutboxMessage.id,
-            earlier.status.in_(("pending", "sending")),
-        )
-        stmt = (
-            select(OutboxMessage.id)
-            .where(self._due(now), ~blocked)
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-            .limit(limit)
-        )
-        async with self.db.session() as session:
-            return list((await session.scalars(stmt)).all())
-
-    async def _claim(self, row_id: int, now: datetime) -> OutboxMessage | None:
-        async with self.db.transaction() as session:
-            result: Any = await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row_id, self._due(now))
-                .values(
-                    status="sending",
-                    claimed_until=now + self.claim_ttl,
-                    attempts=OutboxMessage.attempts + 1,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount != 1:
-                return None
-            return await session.get(OutboxMessage, row_id)
+    async def _claim(self, now: datetime, limit: int) -> list[OutboxMessage]:
+        return await self.db.run_sync_transaction(lambda connection: self._claim_due(connection, now, limit))
 
     async def _finish(self, row: OutboxMessage, values: dict[str, Any], now: datetime) -> str:
         """Apply the outcome if our claim still stands (fenced by ``attempts``); returns the status."""
-        async with self.db.transaction() as session:
-            result: Any = await session.execute(
-                update(OutboxMessage)
-                .where(
-                    OutboxMessage.id == row.id,
-                    OutboxMessage.status == "sending",
-                    OutboxMessage.attempts == row.attempts,
-                )
-                .values(claimed_until=None, **values)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount != 1:
-                log.warning("outbox %s: claim was taken over before the outcome was recorded", row.id)
-                return ""
-            status = str(values["status"])
-            if status == "sent":
-                await self._record_message(session, row, now, values.get("payload") or row.payload or {})
-            return status
+        return await self.db.run_sync_transaction(lambda connection: self._finish_in(connection, row, values, now))
 
-    async def _record_message(
-        self, session: AsyncSession, row: OutboxMessage, now: datetime, payload: dict[str, Any]
-    ) -> None:
-        resident_id = await session.scalar(select(Resident.id).where(Resident.openid == row.openid))
-        if resident_id is None:
-            return
+    def _finish_in(self, connection: Connection, row: OutboxMessage, values: dict[str, Any], now: datetime) -> str:
+        keys = tuple(sorted(values))
+        params = {"p_id": row.id, "p_attempts": row.attempts, **{f"v_{k}": values[k] for k in keys}}
+        result: Any = connection.execute(_finish_statement(keys), params)
+        if result.rowcount != 1:
+            log.warning("outbox %s: claim was taken over before the outcome was recorded", row.id)
+            return ""
+        status = str(values["status"])
+        if status == "sent":
+            self._record_message(connection, row, now, values.get("payload") or row.payload or {})
+        return status
+
+    def _record_message(self, connection: Connection, row: OutboxMessage, now: datetime, payload: dict[str, Any]) -> None:
         msg_type = str(payload.get("msgtype") or "text")
         body = payload.get("text")
         content = body.get("content") if isinstance(body, dict) and msg_type in ("text", "template") else None
-        session.add(
-            Message(
-                resident_id=resident_id,
-                direction="out",
-                msg_type=msg_type,
-                content=content if isinstance(content, str) else None,
-                payload=payload,
-                via="custom",
-                created_at=now,
-            )
-        )
+        connection.execute(
+            _RECORD,
+            {
+                "p_direction": "out", "p_type": msg_type, "p_content": content if isinstance(content, str) else None,
+                "p_payload": payload, "p_via": "custom", "p_now": now, "p_openid": row.openid,
+            },
+        )  # fmt: skip
 
     def _template_payload(self, row: OutboxMessage, payload: dict[str, Any]) -> dict[str, Any] | None:
         """The template message to send instead of ``payload``, if it has one and it is configured."""
@@ -215,6 +246,9 @@ class OutboxWorker:
         is_template = payload.get("kind") == "template"
         if self.limiter is not None:
             await self.limiter.wait()
+            if row.claimed_until is not None and self.clock.now() >= row.claimed_until:
+                log.info("outbox %s to %s: claim expired while waiting for the send quota", row.id, who)
+                return ""  # due again: sent by whichever worker claims it next
         try:
             if is_template:
                 await self.api.send_template(_template_body(payload))
@@ -280,25 +314,22 @@ class OutboxWorker:
         )
 
     async def run_once(self) -> int:
-        """Send what is due now; returns the number of messages sent."""
+        """Send what is due now; returns the number of messages sent.
+
+        Each round claims the due rows in one transaction and sends them concurrently (at most one
+        per resident: a resident's later rows wait for the earlier ones' outcome, so they go out in
+        order), each outcome recorded as soon as it is known."""
         sent = 0
         claims = 0
         while claims < self.batch_size:
-            now = self.clock.now()
-            ids = await self._candidates(now, self.batch_size - claims)
-            if not ids:
+            rows = await self._claim(self.clock.now(), self.batch_size - claims)
+            if not rows:
                 break
-            progressed = False
-            for row_id in ids:
-                row = await self._claim(row_id, self.clock.now())
-                if row is None:
-                    continue  # another worker got it
-                claims += 1
-                status = await self._send(row)
-                sent += status == "sent"
-                # A final outcome unblocks the resident's next message; a retry keeps it waiting.
-                progressed = progressed or status in ("sent", "failed", "expired")
-            if not progressed:
+            claims += len(rows)
+            statuses = await asyncio.gather(*(self._send(row) for row in rows))
+            sent += sum(status == "sent" for status in statuses)
+            # A final outcome unblocks the resident's next message; a retry keeps it waiting.
+            if not any(status in ("sent", "failed", "expired") for status in statuses):
                 break  # only retries this round: the rest waits for its backoff
         return sent
 

@@ -235,3 +235,35 @@ async def test_run_forever_until_stopped(wx_db: Database, wx_api: WeChatAPI, wx_
     stop.set()
     await asyncio.wait_for(task, 30)
     assert contents(await wx_fake.sent()) == ["后台发送"]
+
+
+class SlowQuota:
+    """A send quota that makes each send wait longer than a claim lasts (the worker's clock moves on)."""
+
+    def __init__(self, clock: ManualClock, wait: timedelta) -> None:
+        self.clock, self.delay, self.slow = clock, wait, True
+
+    async def wait(self) -> None:
+        if self.slow:
+            self.clock.advance(self.delay)
+
+
+async def test_a_claim_that_expires_waiting_for_the_quota_is_not_sent_by_its_worker(
+    wx_dbs: Databases, wx_api: WeChatAPI, wx_fake: FakeControl, wx_clock: ManualClock
+) -> None:
+    """A round claims its rows together; one whose claim ran out while the worker waited for the send
+    quota may already be another worker's, so this worker leaves it: each message still goes once."""
+    db = wx_dbs.opened[0]
+    for i in range(3):
+        await queue(db, f"oQuota{i:021d}", f"配额{i}")
+    worker = OutboxWorker(db, wx_api, wx_clock)
+    quota = SlowQuota(wx_clock, worker.claim_ttl + timedelta(seconds=1))
+    worker.limiter = quota
+    assert await worker.run_once() == 0
+    assert await wx_fake.sent() == []
+    assert {r.status for r in await rows(db)} == {"sending"}  # due again for any worker
+    quota.slow = False
+    other = OutboxWorker(wx_dbs.open(), wx_api, wx_clock)
+    assert await other.run_once() == 3
+    assert sorted(contents(await wx_fake.sent())) == ["配额0", "配额1", "配额2"]
+    assert {(r.status, r.attempts) for r in await rows(db)} == {("sent", 2)}
