@@ -225,13 +225,15 @@ async def more_on_answer(ctx: Context) -> str:
 # The intent engine unsure between, say, small talk and a report ("你们这能帮我交电费不", "那水费呢"),
 # yet the message asks a question the knowledge base answers by its own gate: the answer, not
 # "您是想：1. 随便聊聊 2. 反映问题". Never for a message that describes a problem: that one may be
-# a report, and the clarifying question stays.
+# a report, and the clarifying question stays; unless the resident says outright that they are
+# asking ("我想问一下我们小区的垃圾什么时候收": 垃圾 names a topic here, not a problem).
 _ASKS = re.compile(r"[?？]|[吗么呢不没]$|怎么|咋|如何|哪|什么|啥|能不能|可不可以|能否|找谁|多少|几点|多久|有没有")
+_ASKING = re.compile(r"^(?:您好|你好|那个|就是)?[，,\s]*(?:我)?(?:想|要)?(?:问一下|问下|问问|请问|咨询一下|咨询|打听一下|打听)")
 
 
 async def answer_if_known(ctx: Context) -> str | None:
     text = ctx.text.strip()
-    if not text or not _ASKS.search(text) or PROBLEM.search(text):
+    if not text or not _ASKS.search(text) or (PROBLEM.search(text) and not _ASKING.search(text)):
         return None
     result = ctx.rt.language.knowledge.answer(text)
     if result.kind != "answer":
