@@ -21,6 +21,7 @@ import copy
 import datetime as dt
 import io
 import json
+import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -228,6 +229,10 @@ def _round_trip_dump(doc: Any, rt: YAML) -> str:
     return out.getvalue()
 
 
+# A training file's top-level ``intent:`` line (``load_dir`` reads the same key).
+_INTENT_KEY = re.compile(r"^intent:[ \t]*[\"']?([A-Za-z0-9_\-]+)[\"']?[ \t]*(?:#.*)?$", re.MULTILINE)
+
+
 def _intent_changes(base: Path, overlay: dict[str, Any], with_labelled: bool) -> dict[str, str]:
     """New text of every intent file the overlay changes, by file name."""
     out: dict[str, str] = {}
@@ -235,8 +240,13 @@ def _intent_changes(base: Path, overlay: dict[str, Any], with_labelled: bool) ->
     if with_labelled:
         for text, intent in overlay["labelled"].items():
             extra.setdefault(intent, []).append(text)
+    touched = set(overlay["examples"]) | set(extra) | {
+        b.get("intent") for key in ("synonyms", "lookups") for b in overlay[key].values()}
     for path in intent_files(base):
         text = path.read_text(encoding="utf-8")
+        named = _INTENT_KEY.search(text)
+        if named is not None and named.group(1) not in touched:
+            continue  # nothing to change; the round trip parse costs ~0.2 s per file
         doc, rt = _load_round_trip(text)
         doc = doc or {}
         intent = str(doc.get("intent") or path.stem)
