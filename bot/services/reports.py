@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -93,14 +93,19 @@ def _snapshots_sync(session: Session, rows: Sequence[Ticket], now: datetime | No
     """Snapshots of several tickets, their newest public notes read in one query."""
     if not rows:
         return []
-    newest = (
-        select(func.max(TicketEvent.id))
-        .where(TicketEvent.ticket_id.in_([t.id for t in rows]), TicketEvent.public.is_(True))
-        .group_by(TicketEvent.ticket_id)
-    )
-    found = session.execute(select(TicketEvent.ticket_id, TicketEvent.note).where(TicketEvent.id.in_(newest)))
+    found = session.connection().execute(_NEWEST_PUBLIC_NOTES, {"tickets": [t.id for t in rows]})
     notes = {ticket_id: note for ticket_id, note in found}
     return [_report(t, notes.get(t.id), now) for t in rows]
+
+
+# The newest public timeline entry's note of each of some tickets.
+_NEWEST_PUBLIC_NOTES = select(TicketEvent.ticket_id, TicketEvent.note).where(
+    TicketEvent.id.in_(
+        select(func.max(TicketEvent.id))
+        .where(TicketEvent.ticket_id.in_(bindparam("tickets", expanding=True)), TicketEvent.public.is_(True))
+        .group_by(TicketEvent.ticket_id)
+    )
+)
 
 
 async def _sync(db: Database, fn: Callable[[Session], R]) -> R:
@@ -152,22 +157,35 @@ async def create(
 
 
 def _create_sync(session: Session, new: tickets.NewTicket, rules: Rules, now: datetime, unless_repeated: bool) -> Report:
-    if unless_repeated and new.resident is not None and new.source_key is not None:
-        made = session.scalar(tickets.BY_SOURCE_KEY, {"key": new.source_key})
-        unless_repeated = made is None  # the same message redone: its ticket, not a repeat of it
-    if unless_repeated and new.resident is not None:
+    connection = session.connection()
+    made = None  # the ticket this message made already (redone after its process died), looked up once
+    if new.source_key is not None:
+        row = connection.execute(tickets.BY_SOURCE_KEY_ROW, {"key": new.source_key}).first()
+        made = tickets.detached(row) if row is not None else None
+    if made is None and unless_repeated and new.resident is not None:
         earlier = _own_repeat_sync(session, new.resident.id, new.text, new.building, rules)
         if earlier is not None:
             _add_repeat_sync(session, earlier, new.resident.id, new.text, new.attachments, now)
             return dataclasses.replace(_snapshots_sync(session, [earlier], now)[0], repeated=True)
-    ticket, made_now = tickets.create_ticket_sync(session, new, rules, now)
-    neighbours = False
-    if ticket.duplicate_of_id is not None:
-        other = session.execute(select(Ticket.resident_id).where(Ticket.id == ticket.duplicate_of_id)).first()
-        neighbours = other is not None and other.resident_id != ticket.resident_id
-    if made_now:  # its public entries (submitted, dispatched) have no note
-        return _report(ticket, None, now, neighbours=neighbours)
-    return dataclasses.replace(_snapshots_sync(session, [ticket], now)[0], neighbours=neighbours)
+    if made is None:
+        ticket, duplicate = tickets.make_ticket_in(connection, new, rules, now)
+        # Its public entries (submitted, dispatched) have no note.
+        return _report(ticket, None, now, neighbours=_neighbours(connection, ticket, duplicate))
+    return dataclasses.replace(_snapshots_sync(session, [made], now)[0], neighbours=_neighbours(connection, made))
+
+
+_RESIDENT_OF = select(Ticket.resident_id).where(Ticket.id == bindparam("ticket"))
+
+
+def _neighbours(connection: Connection, ticket: Ticket, candidate: tickets.Candidate | None = None) -> bool:
+    """Whether the report ``ticket`` is linked to as a possible duplicate is another resident's
+    (read from the candidate when the link is to it, else looked up)."""
+    if ticket.duplicate_of_id is None:
+        return False
+    if candidate is not None and candidate.id == ticket.duplicate_of_id:
+        return candidate.resident_id != ticket.resident_id
+    other = connection.execute(_RESIDENT_OF, {"ticket": ticket.duplicate_of_id}).first()
+    return other is not None and other.resident_id != ticket.resident_id
 
 
 def _same_place(a: str | None, b: str | None) -> bool:
@@ -188,8 +206,16 @@ async def own_repeat(
     return await _read(db, find)
 
 
+class _Open(NamedTuple):
+    """What the own-repeat check reads of an open report (the ticket itself is loaded when it is one)."""
+
+    id: int
+    text: str
+    building: str | None
+
+
 _OPEN_OF_RESIDENT = (
-    select(Ticket)
+    select(Ticket.id, Ticket.text, Ticket.building)
     .where(Ticket.resident_id == bindparam("resident"), Ticket.status.in_(tickets.OPEN_STATUSES))
     .order_by(Ticket.id.desc())
     .limit(50)
@@ -199,9 +225,9 @@ _OPEN_OF_RESIDENT = (
 def _own_repeat_sync(
     session: Session, resident_id: int, text: str, building: str | None, rules: Rules
 ) -> Ticket | None:
-    rows = session.scalars(_OPEN_OF_RESIDENT, {"resident": resident_id}).all()
+    rows = [_Open(*row) for row in session.connection().execute(_OPEN_OF_RESIDENT, {"resident": resident_id})]
     best = tickets.most_similar(text, [t for t in rows if _same_place(building, t.building)], rules)
-    return best[1] if best is not None else None
+    return session.get(Ticket, best[1].id) if best is not None else None
 
 
 def _add_repeat_sync(
@@ -266,18 +292,31 @@ async def by_numbers(db: Database, resident_id: int, numbers: Sequence[str], now
     return await _read(db, read)
 
 
+_LISTED_OF_RESIDENT = (Ticket.resident_id == bindparam("resident"), Ticket.status.in_(LISTED))
+_LISTED_PAGE = (
+    select(*tickets.TICKET_COLUMNS)
+    .where(*_LISTED_OF_RESIDENT)
+    .order_by(Ticket.id.desc())
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+_LISTED_COUNT = select(func.count()).select_from(Ticket).where(*_LISTED_OF_RESIDENT)
+
+
 async def listed(db: Database, resident_id: int, now: datetime, *, offset: int = 0, limit: int = 5) -> tuple[list[Report], int]:
     """A page of the resident's unfinished tickets (reopened and escalated too, and answered ones
     waiting for a rating), newest first, and how many there are in all."""
-    condition = (Ticket.resident_id == resident_id, Ticket.status.in_(LISTED))
+    params = {"resident": resident_id, "offset": offset, "limit": limit}
 
     def read(session: Session) -> tuple[list[Report], int]:
-        total = int(session.scalar(select(func.count()).select_from(Ticket).where(*condition)) or 0)
+        connection = session.connection()
+        rows = [tickets.detached(row) for row in connection.execute(_LISTED_PAGE, params)]
+        if offset == 0 and len(rows) < limit:
+            total = len(rows)  # the whole list is on this page
+        else:
+            total = int(connection.execute(_LISTED_COUNT, params).scalar() or 0)
         if total <= offset:
             return [], total
-        rows = session.scalars(
-            select(Ticket).where(*condition).order_by(Ticket.id.desc()).offset(offset).limit(limit)
-        ).all()
         return _snapshots_sync(session, rows, now), total
 
     return await _read(db, read)

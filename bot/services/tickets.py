@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from rapidfuzz import fuzz
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -113,8 +113,13 @@ _COUNTERS: dict[str, Any] = {}  # dialect name → the counter's upsert, built o
 
 
 def next_number_sync(session: Session, now: datetime) -> str:
+    return next_number_in(session.connection(), now)
+
+
+def next_number_in(connection: Connection, now: datetime) -> str:
+    """:func:`next_number` on a synchronous connection, in its transaction."""
     day = local_day(now)
-    dialect = session.get_bind().dialect.name
+    dialect = connection.dialect.name
     stmt = _COUNTERS.get(dialect)
     if stmt is None:
         stmt = _COUNTERS[dialect] = (
@@ -123,7 +128,7 @@ def next_number_sync(session: Session, now: datetime) -> str:
             .on_conflict_do_update(index_elements=[TicketCounter.day], set_={"value": TicketCounter.value + 1})
             .returning(TicketCounter.value)
         )
-    value = int(session.execute(stmt, {"day": day}).scalar_one())
+    value = int(connection.execute(stmt, {"day": day}).scalar_one())
     return f"GD{day}-{value:04d}"
 
 
@@ -151,21 +156,30 @@ async def record(
     )
 
 
+def _event_values(
+    ticket_id: int, action: str, *, actor: str, now: datetime, note: str | None = None, public: bool = True,
+    from_status: str | None = None, to_status: str | None = None, data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A timeline entry's columns."""
+    return {
+        "ticket_id": ticket_id,
+        "at": now,
+        "actor": actor[:100],
+        "action": action,
+        "from_status": from_status,
+        "to_status": to_status,
+        "note": note,
+        "public": public,
+        "data": data or {},
+    }
+
+
 def _event(
     ticket: Ticket, action: str, *, actor: str, now: datetime, note: str | None = None, public: bool = True,
     from_status: str | None = None, to_status: str | None = None, data: dict[str, Any] | None = None,
 ) -> TicketEvent:
-    return TicketEvent(
-        ticket_id=ticket.id,
-        at=now,
-        actor=actor[:100],
-        action=action,
-        from_status=from_status,
-        to_status=to_status,
-        note=note,
-        public=public,
-        data=data or {},
-    )
+    return TicketEvent(**_event_values(ticket.id, action, actor=actor, now=now, note=note, public=public,
+                                       from_status=from_status, to_status=to_status, data=data))
 
 
 def record_sync(
@@ -229,6 +243,17 @@ class NewTicket:
 
 # The ticket a message made (its inbound key).
 BY_SOURCE_KEY = select(Ticket).where(Ticket.source_key == bindparam("key"))
+TICKET_COLUMNS = tuple(Ticket.__table__.c)
+# The same as a plain row (every column, in :data:`TICKET_COLUMNS`' order).
+BY_SOURCE_KEY_ROW = select(*TICKET_COLUMNS).where(Ticket.source_key == bindparam("key"))
+_NEW_TICKET = insert(Ticket).returning(*TICKET_COLUMNS)
+_NEW_EVENTS = insert(TicketEvent)
+
+
+def detached(row: Sequence[Any]) -> Ticket:
+    """A ticket's row (every column, in :data:`TICKET_COLUMNS`' order) as a detached :class:`Ticket`:
+    what is read of it, without the ORM's loading (nothing set on it is written)."""
+    return Ticket(**{column.key: value for column, value in zip(TICKET_COLUMNS, row, strict=True)})
 
 
 async def create_ticket(session: AsyncSession, new: NewTicket, rules: Rules, now: datetime) -> Ticket:
@@ -239,80 +264,100 @@ async def create_ticket(session: AsyncSession, new: NewTicket, rules: Rules, now
 
 
 def create_ticket_sync(session: Session, new: NewTicket, rules: Rules, now: datetime) -> tuple[Ticket, bool]:
-    """:func:`create_ticket` on a synchronous session; also whether the ticket was made now (False:
-    the message that reports it had made it already).
+    """:func:`create_ticket` on a synchronous session (the ticket loaded into it); also whether
+    the ticket was made now (False: the message that reports it had made it already)."""
+    made, made_now = create_ticket_in(session.connection(), new, rules, now)
+    ticket = session.get(Ticket, made.id)
+    assert ticket is not None
+    return ticket, made_now
+
+
+def create_ticket_in(connection: Connection, new: NewTicket, rules: Rules, now: datetime) -> tuple[Ticket, bool]:
+    """:func:`create_ticket` in Core statements on a synchronous connection, in its transaction;
+    the ticket comes back detached (:func:`detached`).
 
     Five statements whatever the outcome: the message's earlier ticket looked up, the day's
     counter, a neighbour's report looked for, the ticket (in its final status, with its duplicate
-    link) and its timeline entries (one multi-row INSERT)."""
+    link, returning its row) and its timeline entries (one multi-row INSERT)."""
     if not new.text.strip():
         raise TicketError("empty_text", "a ticket needs a description")
     if new.source_key is not None:
-        made = session.scalar(BY_SOURCE_KEY, {"key": new.source_key})
+        made = connection.execute(BY_SOURCE_KEY_ROW, {"key": new.source_key}).first()
         if made is not None:
-            return made, False
+            return detached(made), False
+    return make_ticket_in(connection, new, rules, now)[0], True
+
+
+def make_ticket_in(
+    connection: Connection, new: NewTicket, rules: Rules, now: datetime
+) -> tuple[Ticket, Candidate | None]:
+    """The ticket made, without looking for one ``new.source_key`` made before (the caller has);
+    also the earlier report it is linked to as a possible duplicate."""
+    if not new.text.strip():
+        raise TicketError("empty_text", "a ticket needs a description")
     building = new.building or (new.resident.building if new.resident else None)
     decision = rules.decide(new.category, new.confidence, building, new.urgency)
     resident_id = new.resident.id if new.resident else None
     text = new.text.strip()[:4000]
-    number = next_number_sync(session, now)
-    duplicate = _duplicate_sync(session, text, building, new.category, resident_id, rules, now)
-    ticket = Ticket(
-        number=number,
-        resident_id=resident_id,
-        channel=new.channel,
-        text=text,
-        attachments=list(new.attachments),
-        location=new.location,
-        community=new.resident.community if new.resident else None,
-        building=building,
-        unit=new.unit,
-        room=new.room,
-        grid=decision.grid,
-        category=new.category,
-        category_confidence=new.confidence,
-        department=decision.department,
-        assignee=decision.assignee,
-        urgency=new.urgency,
-        status="submitted" if decision.triage else "dispatched",
-        deadline=decision.deadline(now),
-        contact_phone=new.contact_phone,
-        source_key=new.source_key,
-        resolution_photos=[],
-        reopen_count=0,
-        created_at=now,
-        updated_at=now,
-    )
+    number = next_number_in(connection, now)
+    duplicate = _duplicate_in(connection, text, building, new.category, resident_id, rules, now)
+    values: dict[str, Any] = {
+        "number": number,
+        "resident_id": resident_id,
+        "channel": new.channel,
+        "text": text,
+        "attachments": list(new.attachments),
+        "location": new.location,
+        "community": new.resident.community if new.resident else None,
+        "building": building,
+        "unit": new.unit,
+        "room": new.room,
+        "grid": decision.grid,
+        "category": new.category,
+        "category_confidence": new.confidence,
+        "department": decision.department,
+        "assignee": decision.assignee,
+        "urgency": new.urgency,
+        "status": "submitted" if decision.triage else "dispatched",
+        "deadline": decision.deadline(now),
+        "contact_phone": new.contact_phone,
+        "source_key": new.source_key,
+        "resolution_photos": [],
+        "reopen_count": 0,
+        "duplicate_of_id": None,
+        "duplicate_score": None,
+        "created_at": now,
+        "updated_at": now,
+    }
     if duplicate is not None:
         score, other = duplicate
-        ticket.duplicate_of_id = other.duplicate_of_id or other.id
-        ticket.duplicate_score = round(score, 1)
-    session.add(ticket)
-    session.flush()
-    session.add_all(_first_events(ticket, new, decision, duplicate, now))
-    session.flush()
-    return ticket, True
+        values["duplicate_of_id"] = other.duplicate_of_id or other.id
+        values["duplicate_score"] = round(score, 1)
+    ticket = detached(connection.execute(_NEW_TICKET, values).one())
+    connection.execute(_NEW_EVENTS, _first_events(ticket, new, decision, duplicate, now))
+    return ticket, duplicate[1] if duplicate is not None else None
 
 
 def _first_events(
     ticket: Ticket, new: NewTicket, decision: Decision, duplicate: tuple[float, Candidate] | None, now: datetime
-) -> list[TicketEvent]:
+) -> list[dict[str, Any]]:
     """A new ticket's timeline: submitted, then dispatched (or left for triage), then a possible
     duplicate — as if each had been recorded in turn."""
-    events = [_event(ticket, "submitted", actor=new.actor, now=now, from_status="", to_status="submitted",
-                     data={"category": new.category, "confidence": new.confidence, "urgency": new.urgency})]
+    tid = ticket.id
+    events = [_event_values(tid, "submitted", actor=new.actor, now=now, from_status="", to_status="submitted",
+                            data={"category": new.category, "confidence": new.confidence, "urgency": new.urgency})]
     if decision.triage:
-        events.append(_event(ticket, "triage", actor="system", now=now, public=False,
-                             note="分类不确定，进入人工分派队列"))
+        events.append(_event_values(tid, "triage", actor="system", now=now, public=False,
+                                    note="分类不确定，进入人工分派队列"))
     else:
-        events.append(_event(ticket, "dispatch", actor="system", now=now, from_status="submitted",
-                             to_status="dispatched",
-                             data={"department": ticket.department, "assignee": ticket.assignee}))
+        events.append(_event_values(tid, "dispatch", actor="system", now=now, from_status="submitted",
+                                    to_status="dispatched",
+                                    data={"department": ticket.department, "assignee": ticket.assignee}))
     if duplicate is not None:
         other = duplicate[1]
-        events.append(_event(ticket, "possible_duplicate", actor="system", now=now, public=False,
-                             note=f"可能与 {other.number} 重复",
-                             data={"other": other.id, "score": ticket.duplicate_score}))
+        events.append(_event_values(tid, "possible_duplicate", actor="system", now=now, public=False,
+                                    note=f"可能与 {other.number} 重复",
+                                    data={"other": other.id, "score": ticket.duplicate_score}))
     return events
 
 
@@ -377,8 +422,8 @@ _CANDIDATES_OF_OTHERS = _CANDIDATES.where(
 )
 
 
-def _duplicate_sync(
-    session: Session, text: str, building: str | None, category: str | None, resident_id: int | None,
+def _duplicate_in(
+    connection: Connection, text: str, building: str | None, category: str | None, resident_id: int | None,
     rules: Rules, now: datetime,
 ) -> tuple[float, Candidate] | None:
     """An earlier ticket of another resident from the same building and category with similar
@@ -391,7 +436,7 @@ def _duplicate_sync(
     if resident_id is not None:
         params["resident"] = resident_id
     stmt = _CANDIDATES_OF_OTHERS if resident_id is not None else _CANDIDATES
-    rows = [Candidate(*row) for row in session.execute(stmt, params)]
+    rows = [Candidate(*row) for row in connection.execute(stmt, params)]
     return most_similar(text, rows, rules)
 
 
