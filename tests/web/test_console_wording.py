@@ -9,8 +9,10 @@ from __future__ import annotations
 import html
 import json
 import re
+from datetime import timedelta
 from typing import Any
 
+from bot.clock import ManualClock
 from tests.web.console_util import add_users, login, say
 
 USERS = (("zhang", "supervisor", {}), ("yun", "operator", {}))
@@ -110,3 +112,16 @@ async def test_the_review_queue_says_what_the_bot_took_a_message_for(service_fac
     said = re.findall(r"机器人理解为：([^<]*)", page)
     assert said, page
     assert all(re.search(r"[\u4e00-\u9fff]", s) for s in said), said
+
+
+async def test_the_queue_says_how_long_a_resident_has_waited(service_factory, sqlite_url, fake_api):
+    clock = ManualClock()
+    svc = await service_factory(sqlite_url, fake_api, app_kwargs={"clock": clock})
+    await add_users(sqlite_url, *USERS)
+    assert await say(svc, "o_wording_wait_0001", "转人工")
+    clock.advance(timedelta(minutes=7, seconds=20))
+    zhang = await login(svc.http, svc.base, "zhang")
+    for path in ("/console/handoffs", "/console/handoffs/rows"):
+        _, page, _ = await zhang.get(path)
+        waited = re.search(r'class="waited">([^<]*)<', page)
+        assert waited and waited.group(1) == "7分钟", page

@@ -19,7 +19,7 @@ from bot.appkeys import SETTINGS
 from bot.logmask import mask_openid, mask_phones
 from bot.services import accounts
 from bot.web.console.access import ROUTES, current_session
-from bot.web.console.labels import actor_name, intent_name, message_kind
+from bot.web.console.labels import actor_name, duration, intent_name, message_kind
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE.parent / "templates"
@@ -61,6 +61,7 @@ def setup(app: web.Application, api: web.Application | None) -> None:
     env.filters["intent"] = intent_name
     env.filters["actor"] = actor_name
     env.globals["message_kind"] = message_kind
+    env.globals["duration"] = duration
     env.globals["secure_cookie"] = app[SETTINGS].console_secure_cookie
     app.router.add_static("/static", STATIC, show_index=False, follow_symlinks=False)
     for name in MODULES:

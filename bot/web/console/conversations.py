@@ -74,13 +74,15 @@ async def home(request: web.Request) -> web.StreamResponse:
 
 @page("GET", "/console/handoffs", CONVERSATIONS)
 async def handoffs(request: web.Request) -> web.StreamResponse:
-    return render(request, "handoffs.html", title="转人工队列", items=await queue(request))
+    return render(request, "handoffs.html", title="转人工队列", items=await queue(request),
+                  now=request.config_dict[RUNTIME].clock.now())
 
 
 @page("GET", "/console/handoffs/rows", CONVERSATIONS)
 async def handoff_rows(request: web.Request) -> web.StreamResponse:
     """The queue's rows, for the live page."""
-    return render(request, "_handoff_rows.html", items=await queue(request))
+    return render(request, "_handoff_rows.html", items=await queue(request),
+                  now=request.config_dict[RUNTIME].clock.now())
 
 
 @dataclass

@@ -3,6 +3,8 @@ types, points reasons. Staff read Chinese; the codes stay in the database, the A
 
 from __future__ import annotations
 
+from datetime import datetime
+
 # Short names for tags and charts (the registry's clarifying labels are questions to residents).
 INTENT_NAMES = {
     "complaint": "反映问题",
@@ -52,3 +54,18 @@ def message_kind(msg_type: str | None, event: str | None = None) -> str:
     if msg_type == "event" and event:
         return f"[{EVENTS.get(event, EVENTS.get(event.upper(), '事件'))}]"
     return f"[{MESSAGE_TYPES.get(msg_type or '', '消息')}]"
+
+
+def duration(start: datetime | None, end: datetime | None) -> str:
+    """How long from ``start`` to ``end`` as people say it: 刚刚, 5分钟, 2小时10分钟, 3天."""
+    if start is None or end is None:
+        return ""
+    minutes = int((end - start).total_seconds() // 60)
+    if minutes < 1:
+        return "不到1分钟"
+    if minutes < 60:
+        return f"{minutes}分钟"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}小时{minutes}分钟" if minutes else f"{hours}小时"
+    return f"{hours // 24}天{hours % 24}小时" if hours % 24 else f"{hours // 24}天"
