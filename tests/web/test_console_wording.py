@@ -125,3 +125,17 @@ async def test_the_queue_says_how_long_a_resident_has_waited(service_factory, sq
         _, page, _ = await zhang.get(path)
         waited = re.search(r'class="waited">([^<]*)<', page)
         assert waited and waited.group(1) == "7分钟", page
+
+
+async def test_a_missing_page_is_said_in_chinese(service_factory, sqlite_url, fake_api):
+    svc = await start(service_factory, sqlite_url, fake_api)
+    zhang = await login(svc.http, svc.base, "zhang")
+    for path in ("/console/tickets/99999", "/console/tickets/abc", "/console/conversations/99999",
+                 "/console/nothing-here", "/merchant/nothing-here"):
+        status, page, resp = await zhang.get(path)
+        assert status == 404 and "没有找到这个页面" in page and "Not Found" not in page, (path, page)
+        assert resp.headers["X-Frame-Options"] == "DENY"
+    status, page, _ = await zhang.get("/logout")  # a form's address opened as a link
+    assert status == 405 and "不能这样打开" in page, page
+    async with svc.http.get(svc.base + "/api/v1/nothing-here") as r:  # the API keeps its JSON errors
+        assert r.status == 404 and "没有找到这个页面" not in await r.text()

@@ -18,7 +18,7 @@ from bot.api.errors import forbidden
 from bot.appkeys import SETTINGS
 from bot.logmask import mask_openid, mask_phones
 from bot.services import accounts
-from bot.web.console.access import ROUTES, current_session
+from bot.web.console.access import ROUTES, Handler, current_session, error_page
 from bot.web.console.labels import actor_name, duration, intent_name, message_kind
 
 HERE = Path(__file__).resolve().parent
@@ -50,6 +50,24 @@ def _local_time(value: object, fmt: str = "%m-%d %H:%M") -> str:
     return value.astimezone(CHINA).strftime(fmt)
 
 
+# The console's own paths: a missing page there is the console's page in Chinese, not aiohttp's
+# plain "404: Not Found" (an old link, a ticket number typed into the address bar).
+PATHS = ("/console", "/merchant", "/login", "/logout")
+NOT_FOUND = "没有找到这个页面：链接可能有误，或者内容已经不存在了。"
+
+
+@web.middleware
+async def console_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith(PATHS):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return error_page(request, 404, NOT_FOUND)
+    except web.HTTPMethodNotAllowed:
+        return error_page(request, 405, "这个地址不能这样打开，请从页面上的链接或按钮进入。")
+
+
 def setup(app: web.Application, api: web.Application | None) -> None:
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=jinja2.select_autoescape(default=True),
@@ -64,6 +82,7 @@ def setup(app: web.Application, api: web.Application | None) -> None:
     env.globals["duration"] = duration
     env.globals["secure_cookie"] = app[SETTINGS].console_secure_cookie
     app.router.add_static("/static", STATIC, show_index=False, follow_symlinks=False)
+    app.middlewares.append(console_errors)
     for name in MODULES:
         module = importlib.import_module(f"bot.web.console.{name}")
         if hasattr(module, "setup"):
