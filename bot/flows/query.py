@@ -15,7 +15,8 @@ from bot.flows.complaint import PROBLEM
 from bot.flows.handoff import answer_when
 from bot.handler.choices import numbered, parse_choice
 from bot.handler.context import Context
-from bot.handler.router import PHASE_STATE, Func, Intent, Router, State
+from bot.handler.router import PHASE_STATE, PHASE_TYPE, Func, Intent, Pass, Router, State
+from bot.messages import HandlerResult
 from bot.services import handoff, knowledge_log
 
 router = Router("query")
@@ -241,6 +242,20 @@ async def answer_if_known(ctx: Context) -> str | None:
     ctx.intent = "query"
     _log_query(ctx, result.kind, result.hits)
     return await _answer_entry(ctx, result.hits[0].entry)
+
+
+# A question the engine files as a report because of how it is said ("俺有老年证了 坐那个公交车还要钱不",
+# "俺家那个电表没钱了 上哪交电费啊": elderly speech reads like the complaints' examples) is answered,
+# when it asks, names no problem and the knowledge base answers it by its own gate. Asked before the
+# intent handlers (the complaint flow would ask where the problem is).
+def _question_as_report(ctx: Context) -> bool:
+    return ctx.intent == "complaint" and ctx.fsm.state in (None, FEEDBACK_STATE) and bool(ctx.text)
+
+
+@router.message(Func(_question_as_report, phase=PHASE_TYPE, when=lambda p: p.text))
+async def question_as_report(ctx: Context) -> HandlerResult | Pass:
+    answered = await answer_if_known(ctx)
+    return Pass() if answered is None else answered
 
 
 @router.message(Intent("query"), Func(lambda ctx: bool(ctx.text)))
