@@ -68,6 +68,8 @@ async def test_operator_pages(service):
     assert status == 200 and 'data-src="/console/tuning/evaluation/figures"' in page and 'name="confirm"' in page
     status, figures, _ = await op.get("/console/tuning/evaluation/figures")
     assert status == 200 and "混淆矩阵" in figures and "已复核的消息" in figures and "知识库开发集" in figures
+    matrix = figures.split('class="matrix"', 1)[1].split("</table>", 1)[0]
+    assert '<th title="complaint">反映问题</th>' in matrix and ">compla<" not in matrix  # names, not cut codes
     row = re.search(r'<tr><td>' + NOT_UNDERSTOOD + r'</td><td>([a-z_]+) [\d.]+</td><td class="up">([a-z_]+)', figures)
     assert row and row.groups() == ("fallback", "complaint")
 
