@@ -89,11 +89,12 @@ def _report(
     )
 
 
-def _snapshots_sync(session: Session, rows: Sequence[Ticket], now: datetime | None = None) -> list[Report]:
+def _snapshots_sync(session: Session | Connection, rows: Sequence[Ticket], now: datetime | None = None) -> list[Report]:
     """Snapshots of several tickets, their newest public notes read in one query."""
     if not rows:
         return []
-    found = session.connection().execute(_NEWEST_PUBLIC_NOTES, {"tickets": [t.id for t in rows]})
+    connection = session.connection() if isinstance(session, Session) else session
+    found = connection.execute(_NEWEST_PUBLIC_NOTES, {"tickets": [t.id for t in rows]})
     notes = {ticket_id: note for ticket_id, note in found}
     return [_report(t, notes.get(t.id), now) for t in rows]
 
@@ -153,25 +154,28 @@ async def create(
     With ``unless_repeated``, the resident's own open report that the text repeats (as
     :func:`own_repeat` finds it) gets the words and attachments instead, and comes back with
     ``repeated`` true; no ticket is made. All of it is one transaction."""
-    return await _sync(db, lambda session: _create_sync(session, new, rules, now, unless_repeated))
+    return await db.run_sync_transaction(lambda connection: _create_in(connection, new, rules, now, unless_repeated))
 
 
-def _create_sync(session: Session, new: tickets.NewTicket, rules: Rules, now: datetime, unless_repeated: bool) -> Report:
-    connection = session.connection()
+def _create_in(connection: Connection, new: tickets.NewTicket, rules: Rules, now: datetime, unless_repeated: bool) -> Report:
     made = None  # the ticket this message made already (redone after its process died), looked up once
     if new.source_key is not None:
         row = connection.execute(tickets.BY_SOURCE_KEY_ROW, {"key": new.source_key}).first()
         made = tickets.detached(row) if row is not None else None
     if made is None and unless_repeated and new.resident is not None:
-        earlier = _own_repeat_sync(session, new.resident.id, new.text, new.building, rules)
-        if earlier is not None:
-            _add_repeat_sync(session, earlier, new.resident.id, new.text, new.attachments, now)
-            return dataclasses.replace(_snapshots_sync(session, [earlier], now)[0], repeated=True)
+        earlier_id = _own_repeat_in(connection, new.resident.id, new.text, new.building, rules)
+        if earlier_id is not None:
+            with Session(bind=connection, expire_on_commit=False, autoflush=False) as session:
+                earlier = session.get(Ticket, earlier_id)
+                assert earlier is not None
+                _add_repeat_sync(session, earlier, new.resident.id, new.text, new.attachments, now)
+                session.flush()
+                return dataclasses.replace(_snapshots_sync(session, [earlier], now)[0], repeated=True)
     if made is None:
         ticket, duplicate = tickets.make_ticket_in(connection, new, rules, now)
         # Its public entries (submitted, dispatched) have no note.
         return _report(ticket, None, now, neighbours=_neighbours(connection, ticket, duplicate))
-    return dataclasses.replace(_snapshots_sync(session, [made], now)[0], neighbours=_neighbours(connection, made))
+    return dataclasses.replace(_snapshots_sync(connection, [made], now)[0], neighbours=_neighbours(connection, made))
 
 
 _RESIDENT_OF = select(Ticket.resident_id).where(Ticket.id == bindparam("ticket"))
@@ -199,11 +203,14 @@ async def own_repeat(
     """The resident's own open report this text repeats (same building when both are known,
     similar words), or None."""
 
-    def find(session: Session) -> Report | None:
-        best = _own_repeat_sync(session, resident_id, text, building, rules)
-        return _snapshots_sync(session, [best])[0] if best is not None else None
+    def find(connection: Connection) -> Report | None:
+        best = _own_repeat_in(connection, resident_id, text, building, rules)
+        if best is None:
+            return None
+        row = connection.execute(_TICKET_BY_ID, {"ticket": best}).first()
+        return _snapshots_sync(connection, [tickets.detached(row)])[0] if row is not None else None
 
-    return await _read(db, find)
+    return await db.run_sync_read(find)
 
 
 class _Open(NamedTuple):
@@ -222,12 +229,14 @@ _OPEN_OF_RESIDENT = (
 )
 
 
-def _own_repeat_sync(
-    session: Session, resident_id: int, text: str, building: str | None, rules: Rules
-) -> Ticket | None:
-    rows = [_Open(*row) for row in session.connection().execute(_OPEN_OF_RESIDENT, {"resident": resident_id})]
+_TICKET_BY_ID = select(*tickets.TICKET_COLUMNS).where(Ticket.id == bindparam("ticket"))
+
+
+def _own_repeat_in(connection: Connection, resident_id: int, text: str, building: str | None, rules: Rules) -> int | None:
+    """The id of the resident's own open report ``text`` repeats (see :func:`own_repeat`), or None."""
+    rows = [_Open(*row) for row in connection.execute(_OPEN_OF_RESIDENT, {"resident": resident_id})]
     best = tickets.most_similar(text, [t for t in rows if _same_place(building, t.building)], rules)
-    return session.get(Ticket, best[1].id) if best is not None else None
+    return best[1].id if best is not None else None
 
 
 def _add_repeat_sync(
@@ -308,8 +317,7 @@ async def listed(db: Database, resident_id: int, now: datetime, *, offset: int =
     waiting for a rating), newest first, and how many there are in all."""
     params = {"resident": resident_id, "offset": offset, "limit": limit}
 
-    def read(session: Session) -> tuple[list[Report], int]:
-        connection = session.connection()
+    def read(connection: Connection) -> tuple[list[Report], int]:
         rows = [tickets.detached(row) for row in connection.execute(_LISTED_PAGE, params)]
         if offset == 0 and len(rows) < limit:
             total = len(rows)  # the whole list is on this page
@@ -317,24 +325,27 @@ async def listed(db: Database, resident_id: int, now: datetime, *, offset: int =
             total = int(connection.execute(_LISTED_COUNT, params).scalar() or 0)
         if total <= offset:
             return [], total
-        return _snapshots_sync(session, rows, now), total
+        return _snapshots_sync(connection, rows, now), total
 
-    return await _read(db, read)
+    return await db.run_sync_read(read)
 
 
 async def listed_texts(db: Database, resident_id: int, limit: int = 50) -> list[tuple[int, str]]:
     """(id, text) of the unfinished tickets, newest first: one cheap query for "is this about one of them?"."""
 
-    def read(session: Session) -> list[tuple[int, str]]:
-        rows = session.execute(
-            select(Ticket.id, Ticket.text)
-            .where(Ticket.resident_id == resident_id, Ticket.status.in_(LISTED))
-            .order_by(Ticket.id.desc())
-            .limit(limit)
-        )
+    def read(connection: Connection) -> list[tuple[int, str]]:
+        rows = connection.execute(_LISTED_TEXTS, {"resident": resident_id, "limit": limit})
         return [(int(i), str(t)) for i, t in rows.all()]
 
-    return await _read(db, read)
+    return await db.run_sync_read(read)
+
+
+_LISTED_TEXTS = (
+    select(Ticket.id, Ticket.text)
+    .where(*_LISTED_OF_RESIDENT)
+    .order_by(Ticket.id.desc())
+    .limit(bindparam("limit"))
+)
 
 
 async def recent(db: Database, resident_id: int, now: datetime, limit: int = 3) -> list[Report]:
