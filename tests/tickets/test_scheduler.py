@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select
 
 from bot.runtime import Runtime
 from bot.services.jobs import JOBS
@@ -99,3 +100,25 @@ async def test_auto_close_unrated_answers(desk: Desk) -> None:
     async with desk.db.session() as s:
         names = set((await s.scalars(select(SchedulerLease.name))).all())
     assert {"tickets.remind", "tickets.escalate", "tickets.auto_close"} <= names
+
+
+async def test_a_tick_with_nothing_due_writes_nothing(desk: Desk) -> None:
+    """Between due times a tick reads the leases and writes nothing: no write transaction per job
+    every few seconds (on SQLite each would hold the write lock that messages' commits wait for)."""
+    rt = runtime(desk)
+    sched = Scheduler(rt, JOBS)
+    await sched.tick()  # every job has its lease now (taken here or by the service's own scheduler)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()).upper())
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        desk.clock.advance(timedelta(seconds=1))
+        assert await sched.tick() == {}
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    assert any("FROM SCHEDULER_LEASES" in s for s in statements)  # it did look
+    assert not [s for s in statements if s.startswith(("UPDATE SCHEDULER_LEASES", "INSERT INTO SCHEDULER_LEASES"))]
+    assert sched.next_run is not None and sched.next_run > desk.clock.now()
