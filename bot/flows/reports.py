@@ -15,6 +15,7 @@ from datetime import datetime
 from rapidfuzz import fuzz
 
 from bot.handler.context import Context
+from bot.handler.middlewares import MARK
 from bot.handler.router import PHASE_MENU, PHASE_STATE, Func, Router, State, Text
 from bot.services import reports
 from bot.services.dispatch import rules_for
@@ -49,6 +50,7 @@ TEXTS = {
     "followup_head": "您反映的问题：",
     "no_match": "没有找到您反映过“{subject}”的问题。",
     "followup_noted": "已把您的催问记在诉求上，办理人员会看到。",
+    "urged_again": "好的，已再次催办（{numbers}），办理人员会看到。着急的话可以回复“转人工”找工作人员。",
     "not_new": "好的，这次不登记新的问题。",
     "draft": "您刚才说的“{summary}”还没有登记好，",
     "draft_where": "还差具体位置：请告诉我几号楼几单元，或者发送微信位置。",
@@ -91,6 +93,14 @@ _NOT_SUBJECT = re.compile(
     r"|[我你您们的了吗呢啊呀吧么嘛哦哎咋怎样啥什时候到底一直都也又才再来去人事情问题那这个件说过报修没有还是就在请帮查看一下诉求工单反映投诉]"
     r"|[\s\W\d]"
 )
+# Right after a reply about the resident's open reports (查进度, 我报的事咋样了), more of the same with
+# no new subject ("怎么还没人来", "都三天了", "太慢了吧") urges those reports again: it is no new report.
+FOLLOWED = "followed"
+AGAIN = re.compile(
+    r"还没|还不|怎么还|咋还|都.{0,3}[天周月]了|等了|没人来|没人管|没来|没动静|太慢|这么慢|什么时候|啥时候|多久|几时"
+    r"|快点|快些|尽快|赶紧|抓紧|催"
+)
+_WAITED = re.compile(r"[一二两三四五六七八九十几半多好整]|上午|下午|早上|晚上|天|周|月|星期|礼拜|小时|钟头|等|来|能")
 # "It is not a new report": the resident asks about an earlier one, not the one being told.
 NOT_NEW = re.compile(r"不是新的|不是新问题|不是这个|之前的|以前的|上次|上回")
 # The report being told, by the step it waits at: what is still missing.
@@ -169,6 +179,7 @@ async def _page(ctx: Context, offset: int) -> str:
     if not rows:
         await ctx.fsm.clear()
         return TEXTS["no_more"]
+    ctx.extra["followed"] = [(r.id, r.number) for r in rows if r.open]
     head = (TEXTS["head"].format(total=total) if total <= PAGE
             else TEXTS["head_page"].format(first=offset + 1, last=offset + len(rows), total=total))
     out = [head, *(line(r) for r in rows)]
@@ -200,8 +211,12 @@ async def status(ctx: Context) -> str:
         rows = await reports.by_numbers(ctx.rt.db, ctx.resident.id, numbers, ctx.rt.clock.now())
         if not rows:
             return TEXTS["not_found"].format(number=numbers[0])
+        ctx.extra["followed"] = [(r.id, r.number) for r in rows if r.open]
+        await _remember(ctx)
         return _with(note, "\n".join(line(r) for r in rows))
-    return _with(note, await _page(ctx, 0))
+    page = await _page(ctx, 0)
+    await _remember(ctx)
+    return _with(note, page)
 
 
 @router.message(State(LIST_STATE), Text(*NEXT_WORDS))
@@ -209,6 +224,31 @@ async def more(ctx: Context) -> str:
     if ctx.resident is None:
         return TEXTS["none"]
     return await _page(ctx, int(ctx.fsm.data.get("offset", 0)))
+
+
+async def _remember(ctx: Context) -> None:
+    """After a reply about open reports (and no other step set): remember them for a word more."""
+    followed = ctx.extra.get("followed")
+    if followed and ctx.fsm.state is None:
+        await ctx.fsm.set(MARK + FOLLOWED, tickets=[[i, n] for i, n in followed])
+
+
+def _again(ctx: Context) -> bool:
+    mark, text = ctx.extra.get("mark"), ctx.text
+    if not mark or mark[0] != FOLLOWED or not text or len(text) > 30 or ctx.resident is None:
+        return False
+    return bool(AGAIN.search(text)) and len(_WAITED.sub("", _URGE_WORDS.sub("", subject(text)))) <= 1
+
+
+@router.message(Func(_again, phase=PHASE_STATE, when=lambda p: p.text))
+async def again(ctx: Context) -> str:
+    """"怎么还没人来" right after the reports' progress: urged again, not taken for a new report."""
+    assert ctx.resident is not None
+    followed = [(int(i), str(n)) for i, n in ctx.extra["mark"][1].get("tickets", [])]
+    await reports.followed_up(ctx.rt.db, ctx.resident.id, [i for i, _ in followed], ctx.text, ctx.rt.clock.now())
+    ctx.extra["followed"] = followed
+    await _remember(ctx)
+    return TEXTS["urged_again"].format(numbers="、".join(n for _, n in followed))
 
 
 def _leave_report(ctx: Context) -> str | None:
@@ -302,6 +342,8 @@ async def follow_up(ctx: Context) -> str:
     note = None if kept is not None else _leave_report(ctx)
     await ctx.fsm.clear()
     answer = await _follow_up_answer(ctx, rows, total, now, paged=kept is None)
+    if kept is None:
+        await _remember(ctx)
     if kept is not None:
         state, data = kept
         await ctx.fsm.set(state, **data)
@@ -331,6 +373,7 @@ async def _follow_up_answer(ctx: Context, rows: list[Report], total: int, now: d
             out.append(TEXTS["more"].format(left=len(chosen) - PAGE))
             await ctx.fsm.set(LIST_STATE, offset=PAGE)
     pending = [r.id for r in chosen if r.open]
+    ctx.extra["followed"] = [(r.id, r.number) for r in chosen if r.open]
     if pending:
         await reports.followed_up(ctx.rt.db, ctx.resident.id, pending, ctx.text, now)
         out.append(TEXTS["followup_noted"])
