@@ -27,10 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 R = TypeVar("R")
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False)  # built once: json.dumps with options builds one per call
+
+
 def json_dumps(value: Any) -> str:
     """JSON columns as text: Chinese kept as UTF-8 (a third of its ``\\uXXXX`` size); any JSON
-    reads back alike."""
-    return json.dumps(value, ensure_ascii=False)
+    reads back alike. The same text as ``json.dumps(value, ensure_ascii=False)``."""
+    return _JSON.encode(value)
 
 
 def dialect_insert(dialect: str, table: Any) -> Any:

@@ -160,8 +160,9 @@ class Prepared:
             if bind.key in params:
                 given[name] = params[bind.key]
                 sources[name] = (bind.key, None, processor)
-            else:
-                sources[name] = (None, bind.effective_value, processor)
+            else:  # a value written into the statement: converted once, here
+                constant = bind.effective_value
+                sources[name] = (None, processor(constant) if processor is not None else constant, None)
         expanded = compiled.construct_expanded_state(given)
         where: dict[str, tuple[str | None, int | None, Any, Processor]] = {}
         for name, (source, constant, processor) in sources.items():

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 from sqlalchemy import inspect as sa_inspect
 
 from bot.storage.db import Database, dialect_insert
@@ -79,6 +79,39 @@ async def test_many_returns_what_returning_gives(db: Database) -> None:
     many = [f"k{i:03d}" for i in range(450)]
     returned = await db.run_sync_transaction(lambda c: claim.many(c, rows(["a", *many, "c"])))
     assert sorted(k for (k,) in returned) == many
+
+
+async def test_values_written_into_a_statement_are_stored_as_sqlalchemy_would(db: Database) -> None:
+    """Constants in a statement (converted once, when it is first prepared) are stored exactly like
+    the same statement run through SQLAlchemy, row after row."""
+    table = InboundKey.__table__
+    claim = Prepared(insert(table))
+    finished = (
+        update(table)
+        .where(table.c.key == bindparam("k"))
+        .values(status="replied", inbound=None, reply=[{"text": "好的"}], updated_at=T0 + timedelta(hours=1))
+    )
+    prepared = Prepared(finished)
+
+    def write(conn: Connection) -> list[tuple[Any, ...]]:
+        claim.many(
+            conn,
+            [
+                {"key": k, "openid": "o", "status": "processing", "inbound": {"Content": "你好"}, "reply": None,
+                 "attempts": 0, "created_at": T0, "updated_at": T0}
+                for k in ("a", "b", "c")
+            ],
+        )
+        prepared.many(conn, [{"k": "a"}, {"k": "b"}])
+        conn.execute(finished, {"k": "c"})  # the same statement through SQLAlchemy
+        raw = text("select key, status, inbound, reply, updated_at from inbound_keys order by key")
+        return [tuple(r) for r in conn.execute(raw)]
+
+    a, b, c = await db.run_sync_transaction(write)
+    assert a[1:] == b[1:] == c[1:]
+    async with db.session() as s:
+        row = await s.get(InboundKey, "a")
+        assert row is not None and row.reply == [{"text": "好的"}] and row.updated_at == T0 + timedelta(hours=1)
 
 
 async def test_statements_needing_defaults_or_missing_parameters_are_refused(db: Database) -> None:
