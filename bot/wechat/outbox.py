@@ -5,9 +5,10 @@ may run: a row is claimed with a conditional UPDATE (``pending`` and due, or ``s
 expired claim) that bumps ``attempts``, and ``attempts`` then fences the final UPDATE, so a worker
 whose claim was taken over cannot overwrite the newer outcome. Messages to one resident go out in
 order: a row is only claimed when no earlier row for the same openid is still pending or sending.
-A round claims every due row at once (one transaction), sends them concurrently (at most one per
-resident) and records each outcome in a transaction of its own as soon as it is known; a row whose
-claim ran out while the worker waited for the send quota is left to whichever worker claims it next.
+A round looks the due rows up (a read: an idle round writes nothing), claims them at once (one
+transaction), sends them concurrently (at most one per resident) and records each outcome in a
+transaction of its own as soon as it is known; a row whose claim ran out while the worker waited
+for the send quota is left to whichever worker claims it next.
 
 Outcomes: sent → ``sent`` (+ an outbound ``Message`` row); WeChat unavailable, quota (45047/45009)
 or a token error → back to ``pending`` with exponential backoff; 45015 (48-hour window closed) →
@@ -173,19 +174,24 @@ class OutboxWorker:
         delay = self.base_backoff * (2 ** max(0, min(attempts - 1, 30)))
         return min(delay, self.max_backoff)
 
-    def _claim_due(self, connection: Connection, now: datetime, limit: int) -> list[OutboxMessage]:
-        """Claim up to ``limit`` due rows (conditional UPDATE: a row another worker claimed first is
-        not due any more) and return them, ``attempts`` bumped (the fence of their outcome)."""
-        ids = list(connection.execute(_CANDIDATES, {"p_now": now, "p_limit": limit}).scalars())
-        if not ids:
-            return []
-        claimed = connection.execute(_CLAIM, {"p_ids": ids, "p_now": now, "p_until": now + self.claim_ttl}).all()
+    def _claim_in(self, connection: Connection, ids: list[int], now: datetime) -> list[OutboxMessage]:
+        """Claim the rows ``ids`` that are still due (conditional UPDATE: a row another worker claimed
+        first is not due any more) and return them in that order, ``attempts`` bumped (the fence of
+        their outcome)."""
         until = now + self.claim_ttl
+        claimed = connection.execute(_CLAIM, {"p_ids": ids, "p_now": now, "p_until": until}).all()
         rows = [OutboxMessage(id=i, openid=o, payload=p, attempts=a, claimed_until=until) for i, o, p, a in claimed]
         return sorted(rows, key=lambda row: ids.index(row.id))
 
     async def _claim(self, now: datetime, limit: int) -> list[OutboxMessage]:
-        return await self.db.run_sync_transaction(lambda connection: self._claim_due(connection, now, limit))
+        """Up to ``limit`` due rows, claimed. The look-up is a read (no write lock): a round that
+        finds nothing, as most do, writes nothing."""
+        ids: list[int] = await self.db.run_sync_read(
+            lambda connection: list(connection.execute(_CANDIDATES, {"p_now": now, "p_limit": limit}).scalars())
+        )
+        if not ids:
+            return []
+        return await self.db.run_sync_transaction(lambda connection: self._claim_in(connection, ids, now))
 
     async def _finish(self, row: OutboxMessage, values: dict[str, Any], now: datetime) -> str:
         """Apply the outcome if our claim still stands (fenced by ``attempts``); returns the status."""
