@@ -1,6 +1,6 @@
 """The console's forms in real Chromium on a phone and a laptop: a radio button or checkbox sits on
 the line of its words (the note-or-reply choice on a ticket, 紧急 on a ticket made from a
-conversation), and no page scrolls sideways."""
+conversation), and no page scrolls sideways; the dashboard's figures sit two a row on a small phone."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from tests.web.console_util import add_users, say
 from tests.web.test_console_browser import LAPTOP, PHONE, TIMEOUT, log_in, open_page
 
 pytestmark = pytest.mark.browser
+SMALL_PHONE = {"width": 360, "height": 740}
 
 
 async def same_line(page: Any, label: Any) -> None:
@@ -49,3 +50,19 @@ async def test_choices_sit_beside_their_words(browser, service_factory, sqlite_u
         assert await page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
         assert not problems, problems
         await context.close()
+
+
+async def test_the_dashboards_figures_sit_two_a_row_on_a_small_phone(browser, service_factory, sqlite_url, fake_api):
+    svc = await service_factory(sqlite_url, fake_api)
+    await add_users(sqlite_url, ("yun", "operator", {}))
+    context, page, problems = await open_page(browser, SMALL_PHONE)
+    await log_in(page, svc.base, "yun")
+    await page.wait_for_url(lambda url: "/login" not in url, timeout=TIMEOUT)
+    await page.goto(f"{svc.base}/console/dashboard")
+    cards = page.locator("#section-tickets .figure")
+    first, second = await cards.nth(0).bounding_box(), await cards.nth(1).bounding_box()
+    assert first and second
+    assert abs(first["y"] - second["y"]) < 2 and second["x"] > first["x"] + first["width"] - 1, (first, second)
+    assert await page.evaluate("document.documentElement.scrollWidth") <= SMALL_PHONE["width"]
+    assert not problems, problems
+    await context.close()
