@@ -21,6 +21,8 @@ TEXTS = {
     "week_head": "本周的课程和活动：",
     "soon_head": "近期的课程和活动：",
     "found_head": "找到这些课程和活动：",
+    "not_on": "近期没有{name}的课，",
+    "when_listed": "每一节的日期、星期和钟点都写在上面了，比如第1个是{first}。回复数字看详情和报名。",
     "item": "{n}. {when} {title}（{place}）{cost}{left}",
     "cost_free": "免费",
     "cost": "{cost}积分",
@@ -95,6 +97,8 @@ LIST_WORDS = (
 MINE_WORDS = ("我的预约", "我的课程", "我的报名", "预约记录", "我报的课")
 CANCEL_WORDS = ("取消预约", "取消报名", "退课", "不去了", "取消课程", "取消", "取消一下", "取消吧", "我要取消")
 BOOK_WORDS = ("预约", "报名", "我要报名", "我要预约", "好", "好的", "确认", "约", "1")
+# Booking said in other words (报个名, 我想报一个, 给俺约上吧); at a list it means "which one?" first.
+BOOK_SAID = re.compile(r"^(?:给)?(?:我|俺)?(?:要|想)?(?:预约|报名|报|约)(?:一个|一下|个名|个|名|上)?(?:吧|啊|呀)?$")
 WAIT_WORDS = ("候补", "排队", "好", "好的", "要", "是", "是的", "1")
 NO_WORDS = ("算了", "不了", "不排", "不用了", "不", "否", "取消", "2")
 CANCEL_YES = ("确认取消", "确定", "确认", "是", "是的", "取消", "1")
@@ -263,7 +267,7 @@ async def _book(ctx: Context, waitlist: bool, *, audience_checked: bool = False)
     return TEXTS["booked"].format(title=a.title, when=when(s.starts_at), place=a.place or "社区", paid=paid)
 
 
-@router.message(State("courses:detail"), Text(*BOOK_WORDS))
+@router.message(State("courses:detail"), Text(*BOOK_WORDS, predicate=lambda t: bool(BOOK_SAID.match(t.strip()))))
 async def book(ctx: Context) -> str:
     return await _book(ctx, waitlist=False)
 
@@ -442,7 +446,7 @@ async def cant_come(ctx: Context) -> str:
     return head + listing.replace(TEXTS["mine_tail"], TEXTS["cancel_which"])
 
 
-@router.message(State("courses:browse"), Text(*BOOK_WORDS[:4]))
+@router.message(State("courses:browse"), Text(predicate=lambda t: bool(BOOK_SAID.match(t.strip()))))
 async def book_from_list(ctx: Context) -> str:
     """预约 said at a list: a session is picked first (the only one is shown)."""
     ids = list(ctx.fsm.data.get("ids", []))
@@ -451,13 +455,26 @@ async def book_from_list(ctx: Context) -> str:
     return TEXTS["pick_first"].format(n=len(ids))
 
 
+# 周几上课 / 几点开始 at a list: the list says it; pointed to rather than searched for as a course.
+_WHEN_ASKED = re.compile(r"周几|星期几|礼拜几|哪天|几号|几点|什么时候|啥时候|时间")
+
+
+@router.message(State("courses:browse"), Func(lambda ctx: len(ctx.text) <= 12 and bool(_WHEN_ASKED.search(ctx.text))))
+async def when_at_list(ctx: Context) -> str:
+    ids = list(ctx.fsm.data.get("ids", []))
+    first = await courses.listing(ctx.rt.db, int(ids[0])) if ids else None
+    if first is None:
+        return await whats_on(ctx)
+    return TEXTS["when_listed"].format(first=when(first.starts_at))
+
+
 @router.message(Text(*LIST_WORDS))
 async def list_courses(ctx: Context) -> str:
     return await whats_on(ctx)
 
 
 # 班 in 上班/下班/值班/加班/班车 is about working hours or a bus, not a class (社区服务中心几点上班).
-NOT_A_CLASS = re.compile(r"上班|下班|值班|加班|班车|排班|倒班|轮班|早班|晚班|夜班|几点|什么时候|时间")
+NOT_A_CLASS = re.compile(r"上班|下班|值班|加班|班车|排班|倒班|轮班|早班|晚班|夜班|几点|什么时候|时间|周几|星期几|礼拜几|哪天|几号")
 
 
 def _names_course(text: str) -> bool:
@@ -480,4 +497,11 @@ async def course_intent(ctx: Context) -> str:
             return found
         if NEXT_WEEK.search(ctx.text):
             return await next_week(ctx)
+        named = list(getattr(getattr(ctx.understanding, "entities", None), "courses", None) or [])
+        for name in named:  # 俺想学个太极拳 有没有: the course it names, else say it is not on
+            found = await search(ctx, name)
+            if found:
+                return found
+        if named:
+            return TEXTS["not_on"].format(name=named[0]) + await whats_on(ctx)
     return await whats_on(ctx)
