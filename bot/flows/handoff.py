@@ -32,6 +32,7 @@ TEXTS = {
     # When a person will answer in this chat: said by every flow that puts a resident in the queue.
     "answer_here": "工作人员接手后会直接在这里回复您。",
     "answer_later": "现在是下班时间，工作人员{next}上班后会在这里回复您。",
+    "waiting": "您找工作人员的请求已经登记了，正在排队，已经再提醒一次。",
     "withdrawn": "好的，已取消转人工。有需要随时找我。",
     "nothing_withdrawn": "好的，有需要随时找我。",
 }
@@ -75,6 +76,31 @@ async def _answer(ctx: Context) -> str:
     out.append(TEXTS["offer"])
     await ctx.fsm.set(MARK + ASKED)  # "算了不用了" next withdraws it
     return "\n".join(out)
+
+
+# Right after 转人工, "人呢" / "怎么没人理我" / "还要等多久" ask after the request: it stands, and
+# the staff are reminded (the request counts the asks), not a knowledge answer about 转人工.
+WAITING = re.compile(
+    r"人呢|人在哪|(?:怎么|咋|为啥|为什么)?(?:还)?没(?:有)?人(?:理|回|管|接|来|说话)?|有人吗|有人没|在吗|在不在|还要等|等多久|要等|多久"
+    r"|什么时候(?:回|理|来)|啥时候(?:回|理|来)|快点|急死|咋还没|怎么还没|还没好"
+)
+
+
+def _waiting(ctx: Context) -> bool:
+    mark = ctx.extra.get("mark")
+    if mark is None or mark[0] != ASKED or ctx.resident is None or not ctx.text:
+        return False
+    text = re.sub(r"\s+", "", ctx.text)
+    return len(text) <= 20 and WAITING.search(text) is not None
+
+
+@router.message(Func(_waiting, phase=PHASE_STATE, when=lambda p: p.text))
+async def waiting(ctx: Context) -> str:
+    assert ctx.resident is not None
+    now = ctx.rt.clock.now()
+    await handoff.request(ctx.rt.db, ctx.resident.id, "asked", ctx.text, now)
+    await ctx.fsm.set(MARK + ASKED)  # still withdrawable, still waiting
+    return TEXTS["waiting"] + "\n" + answer_when(ctx, now)
 
 
 def _not_needed(ctx: Context) -> bool:
