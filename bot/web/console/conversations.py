@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from bot.appkeys import RUNTIME
 from bot.services import handoff, reports, staff_notices, takeover
@@ -341,16 +341,26 @@ async def _marks(request: web.Request, user: Any) -> dict[str, Any]:
     async with request.config_dict[RUNTIME].db.session() as session:
         message = await session.scalar(select(func.max(Message.id))) or 0
         queue_mark = (await session.execute(
-            select(func.count(), func.max(HandoffRequest.updated_at)).where(HandoffRequest.status.in_(handoff.OPEN))
+            select(func.count(), func.max(HandoffRequest.updated_at),
+                   func.sum(case((HandoffRequest.status == "waiting", 1), else_=0)))
+            .where(HandoffRequest.status.in_(handoff.OPEN))
         )).one()
         notice = await session.scalar(select(func.max(StaffNotification.id)).where(_visible(user))) or 0
-    return {"message": message, "handoff": f"{queue_mark[0]}:{queue_mark[1]}", "notice": notice}
+    return {"message": message, "handoff": f"{queue_mark[0]}:{queue_mark[1]}", "notice": notice,
+            "waiting": int(queue_mark[2] or 0)}
+
+
+async def _unread(request: web.Request, user: Any) -> int:
+    async with request.config_dict[RUNTIME].db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(StaffNotification).where(
+            _visible(user), StaffNotification.read_at.is_(None))) or 0)
 
 
 @page("GET", "/console/events", CONVERSATIONS)
 async def events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: ``message`` (resident ids with new messages), ``handoff`` (the queue
-    changed), ``notification`` (a new notice's text). Every process polls the database, so a change
+    """Server-sent events: ``ready`` (residents waiting for a person, the user's unread notices),
+    ``message`` (resident ids with new messages), ``handoff`` (the queue changed; how many wait
+    now), ``notification`` (a new notice's text). Every process polls the database, so a change
     made through any process reaches every console."""
     user = user_of(request)
     db = request.config_dict[RUNTIME].db
@@ -359,7 +369,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     })
     await response.prepare(request)
     marks = await _marks(request, user)
-    await response.write(b"retry: 2000\nevent: ready\ndata: {}\n\n")
+    ready = _event("ready", {"waiting": marks["waiting"], "unread": await _unread(request, user)})
+    await response.write(b"retry: 2000\n" + ready)
     idle = 0.0
     with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
         while True:
@@ -373,7 +384,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                         select(Message.resident_id).where(Message.id > marks["message"]).limit(500))).all()))
                 out.append(_event("message", {"residents": ids}))
             if now["handoff"] != marks["handoff"]:
-                out.append(_event("handoff", {}))
+                out.append(_event("handoff", {"waiting": now["waiting"]}))
             if now["notice"] > marks["notice"]:
                 async with db.session() as session:
                     rows = (await session.scalars(select(StaffNotification).where(

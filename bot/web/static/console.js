@@ -27,6 +27,13 @@
     setTimeout(() => t.remove(), 8000);
   }
 
+  function count(id, n) {
+    const b = document.getElementById(id);
+    if (!b || typeof n !== "number") return;
+    b.hidden = n <= 0;
+    b.textContent = String(n);
+  }
+
   function bump(id) {
     const b = document.getElementById(id);
     if (!b) return;
@@ -37,7 +44,10 @@
   function live() {
     if (!window.EventSource || page === "merchant" || !document.querySelector(".nav a[href='/console/handoffs']")) return;
     const source = new EventSource("/console/events");
-    source.addEventListener("ready", async () => {
+    source.addEventListener("ready", async (event) => {
+      const counts = JSON.parse(event.data || "{}");
+      count("handoff-count", counts.waiting);
+      count("notice-count", counts.unread);
       // What changed between rendering the page and this stream's start is not in the stream:
       // fetch the live lists once, then follow the events.
       if (page === "conversation") await refresh("messages");
@@ -45,8 +55,9 @@
       if (page === "handoffs") await refresh("handoff-rows");
       document.body.dataset.live = "1";
     });
-    source.addEventListener("handoff", () => {
-      if (page === "handoffs") refresh("handoff-rows"); else bump("handoff-count");
+    source.addEventListener("handoff", (event) => {
+      count("handoff-count", JSON.parse(event.data || "{}").waiting);  // residents waiting now
+      if (page === "handoffs") refresh("handoff-rows");
     });
     source.addEventListener("message", (event) => {
       const data = JSON.parse(event.data);
