@@ -15,9 +15,9 @@ from bot.flows.complaint import PROBLEM
 from bot.flows.handoff import answer_when
 from bot.handler.choices import numbered, parse_choice
 from bot.handler.context import Context
-from bot.handler.router import PHASE_STATE, PHASE_TYPE, Func, Intent, Pass, Router, State
+from bot.handler.router import PHASE_MENU, PHASE_STATE, PHASE_TYPE, Func, Intent, Pass, Router, State
 from bot.messages import HandlerResult
-from bot.services import handoff, knowledge_log
+from bot.services import handoff, knowledge_log, office
 
 router = Router("query")
 
@@ -242,6 +242,51 @@ async def answer_if_known(ctx: Context) -> str | None:
     ctx.intent = "query"
     _log_query(ctx, result.kind, result.hits)
     return await _answer_entry(ctx, result.hits[0].entry)
+
+
+# The centre's own hours and phone (bot/rules/office.yml, an operator's <data_dir>/office.yml): asked
+# for (社区几点下班, 周六有人上班吗, 居委会电话多少), they are said as configured, not as the knowledge
+# base's general advice.
+OFFICE_HOURS = re.compile(
+    r"几点(?:上班|下班|开门|关门|办公|有人)|(?:上班|下班|办公|工作|开门|关门|营业)(?:的)?时间|什么时候(?:上班|下班|开门|关门)"
+    r"|(?:周[六日末]|星期[六天日]|礼拜[六天日]|中午|午休|晚上|节假日|放假)\S{0,6}?(?:上班|开门|有人|办公|办事|能办)"
+)
+OFFICE_PHONE = re.compile(r"(?:社区|居委会|服务中心|办事处|你们)(?:的)?(?:电话|联系电话|座机)")
+_OFFICE_PLACE = re.compile(r"社区|居委会|服务中心|办事大厅|窗口|你们|工作人员")
+_OFFICE_SMALL = re.compile(r"上班|办公|开门|办事|有人|[的吗呢啊呀吧么嘛不没有是还都也就请问一下想我俺那个这\s\W]")
+TEXTS_OFFICE = {
+    "hours": "社区服务中心工作时间：{hours}。",
+    "open_now": "现在正在上班。",
+    "closed_now": "现在已经下班了，{next}上班。",
+    "phone": "电话：{phone}。",
+    "no_phone": "有事可以直接在这里留言，或回复“转人工”找工作人员。",
+}
+
+
+def _office(ctx: Context) -> bool:
+    text = ctx.text
+    if not text or len(text) > 25:
+        return False
+    found = OFFICE_HOURS.search(text)
+    # the centre named, or nothing else named (几点下班 / 周六有人上班吗), not 医院几点开门
+    hours = found is not None and (_OFFICE_PLACE.search(text) is not None
+                                   or not _OFFICE_SMALL.sub("", text[: found.start()] + text[found.end():]))
+    phone = OFFICE_PHONE.search(text) is not None
+    if phone and not office.hours_for(ctx.rt.settings.data_dir).phone:
+        return hours  # no number configured: the knowledge base says how to reach the centre
+    return hours or phone
+
+
+@router.message(Func(_office, phase=PHASE_MENU, when=lambda p: p.text))
+async def office_hours(ctx: Context) -> str:
+    hours, now = office.hours_for(ctx.rt.settings.data_dir), ctx.rt.clock.now()
+    ctx.intent = "query"
+    await ctx.fsm.clear()
+    lines = [TEXTS_OFFICE["hours"].format(hours=hours.describe())]
+    lines.append(TEXTS_OFFICE["open_now"] if hours.is_open(now)
+                 else TEXTS_OFFICE["closed_now"].format(next=hours.when_next(now)))
+    lines.append(TEXTS_OFFICE["phone"].format(phone=hours.phone) if hours.phone else TEXTS_OFFICE["no_phone"])
+    return "".join(lines)
 
 
 # A question the engine files as a report because of how it is said ("俺有老年证了 坐那个公交车还要钱不",
