@@ -56,6 +56,7 @@ async def test_intents_and_messages_without_text_are_named(service_factory, sqli
     openid = "o_wording_inbox_0001"
     s = svc.sender()
     assert (await s.send(svc.http, s.event(openid, "subscribe"))).status == 200
+    assert (await s.send(svc.http, s.location(openid, 40.0768, 113.3001, "新建南社区3号楼"))).status == 200
     assert await say(svc, openid, "转人工")
     zhang = await login(svc.http, svc.base, "zhang")
     _, inbox, _ = await zhang.get("/console/inbox")
@@ -65,6 +66,7 @@ async def test_intents_and_messages_without_text_are_named(service_factory, sqli
     _, page, _ = await zhang.get(f"/console/conversations/{rid.group(1)}")
     messages = page.split('id="messages"', 1)[1].split("</ul>", 1)[0]
     assert "[关注公众号]" in messages and "[event" not in messages, messages
+    assert "[位置] 新建南社区3号楼" in messages, messages
     assert ">转人工 0." in messages and "· handoff" not in messages, messages
 
 

@@ -4,6 +4,7 @@ types, points reasons. Staff read Chinese; the codes stay in the database, the A
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 # Short names for tags and charts (the registry's clarifying labels are questions to residents).
 INTENT_NAMES = {
@@ -49,11 +50,13 @@ def actor_name(actor: str | None) -> str:
     return actor
 
 
-def message_kind(msg_type: str | None, event: str | None = None) -> str:
-    """What a message without text was, in brackets: ``[图片]``, ``[关注公众号]``."""
+def message_kind(msg_type: str | None, event: str | None = None, payload: dict[str, Any] | None = None) -> str:
+    """What a message without text was, in brackets: ``[图片]``, ``[关注公众号]``, ``[位置] 3号楼``."""
     if msg_type == "event" and event:
         return f"[{EVENTS.get(event, EVENTS.get(event.upper(), '事件'))}]"
-    return f"[{MESSAGE_TYPES.get(msg_type or '', '消息')}]"
+    kind = f"[{MESSAGE_TYPES.get(msg_type or '', '消息')}]"
+    detail = (payload or {}).get({"location": "Label", "link": "Title"}.get(msg_type or "", ""), "")
+    return f"{kind} {str(detail)[:200]}" if detail else kind
 
 
 def duration(start: datetime | None, end: datetime | None) -> str:
