@@ -174,12 +174,14 @@ async def search(ctx: Context, text: str) -> str | None:
     if not found:
         return None
     if len(found) == 1:
-        return await detail(ctx, found[0].session_id)
+        return await detail(ctx, found[0].session_id, found[0])  # just read: not read again
     return await _list(ctx, found, TEXTS["found_head"])
 
 
-async def detail(ctx: Context, session_id: int) -> str:
-    act = await courses.listing(ctx.rt.db, session_id)
+async def detail(ctx: Context, session_id: int, act: courses.Listing | None = None) -> str:
+    """The session's details (``act``: its listing when the caller has just read it)."""
+    if act is None:
+        act = await courses.listing(ctx.rt.db, session_id)
     if act is None:
         return TEXTS["error_not_found"]
     # The audience goes with the state: booking asks about it without reading the session again.
