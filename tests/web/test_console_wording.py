@@ -16,6 +16,7 @@ from bot.clock import ManualClock
 from tests.web.console_util import add_users, login, say
 
 USERS = (("zhang", "supervisor", {}), ("yun", "operator", {}))
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 async def start(service_factory: Any, sqlite_url: str, fake_api: str) -> Any:
@@ -141,3 +142,29 @@ async def test_a_missing_page_is_said_in_chinese(service_factory, sqlite_url, fa
     assert status == 405 and "不能这样打开" in page, page
     async with svc.http.get(svc.base + "/api/v1/nothing-here") as r:  # the API keeps its JSON errors
         assert r.status == 404 and "没有找到这个页面" not in await r.text()
+
+
+async def test_a_picture_the_resident_sent_is_shown_in_the_conversation(service_factory, sqlite_url, fake_api):
+    svc = await start(service_factory, sqlite_url, fake_api)
+    openid = "o_wording_picture_0001"
+    assert await say(svc, openid, "转人工")
+    async with svc.http.post(f"{svc.fake_api}/fake/media", data=PNG, headers={"Content-Type": "image/png"}) as r:
+        media_id = str((await r.json())["media_id"])
+    s = svc.sender()
+    assert (await s.send(svc.http, s.image(openid, media_id))).status == 200
+    zhang = await login(svc.http, svc.base, "zhang")
+    _, inbox, _ = await zhang.get("/console/inbox")
+    rid = re.search(r'data-resident="(\d+)"', inbox)
+    assert rid
+    _, page, _ = await zhang.get(f"/console/conversations/{rid.group(1)}")
+    src = re.search(r'<img class="msg-image" src="(/console/conversations/\d+/images/\d+)"', page)
+    assert src, page
+    async with svc.http.get(svc.base + src.group(1), headers=zhang.cookie) as r:
+        assert r.status == 200 and r.content_type == "image/png"
+        assert await r.read() == PNG
+    # Another resident's address, or a message that is no picture: not found.
+    status, _, _ = await zhang.get(src.group(1).replace(f"/conversations/{rid.group(1)}/", "/conversations/99999/"))
+    assert status == 404
+    mid = int(src.group(1).rsplit("/", 1)[1])
+    status, _, _ = await zhang.get(f"/console/conversations/{rid.group(1)}/images/{mid - 1}")
+    assert status == 404

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from sqlalchemy import case, func, select
 
@@ -25,12 +27,14 @@ from bot.storage.models import (
     StaffNotification,
     Ticket,
 )
-from bot.web.console.access import CONVERSATIONS, SECURITY_HEADERS, form_of, page, render, user_of
+from bot.web.console.access import CONVERSATIONS, SECURITY_HEADERS, error_page, form_of, page, render, user_of
+from bot.wechat.errors import WeChatError
 
 REASONS = {"asked": "居民要求人工", "urgent": "紧急情况", "not_understood": "连续两次没听懂",
            "unhelpful": "回答被评为没用"}
 HANDOFF_STATUS = {"waiting": "等待接管", "claimed": "已接管", "closed": "已结束"}
 POLL = 1.0
+log = logging.getLogger("bot.web.console")
 KEEPALIVE = 15.0
 
 
@@ -203,6 +207,40 @@ async def conversation(request: web.Request) -> web.StreamResponse:
 async def conversation_messages(request: web.Request) -> web.StreamResponse:
     resident = await _resident(request)
     return render(request, "_messages.html", messages=await _messages(request, resident.id), resident=resident)
+
+
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+IMAGE_MAX = 10 * 1024 * 1024  # WeChat's limit for an image message
+
+
+@page("GET", "/console/conversations/{id}/images/{mid}", CONVERSATIONS)
+async def conversation_image(request: web.Request) -> web.StreamResponse:
+    """A picture the resident sent, fetched from WeChat's media API (WeChat keeps it 3 days), so
+    staff who took the conversation over see what the resident showed them; not stored here."""
+    rt = request.config_dict[RUNTIME]
+    resident = await _resident(request)
+    mid = _int(request.match_info["mid"])
+    message = None
+    if mid is not None:
+        async with rt.db.session() as session:
+            message = await session.get(Message, mid)
+    if (message is None or message.resident_id != resident.id or message.direction != "in"
+            or message.msg_type != "image"):
+        raise web.HTTPNotFound()
+    media_id = str((message.payload or {}).get("MediaId") or "")
+    gone = "这张图片已经取不到了（微信只保存3天）。"
+    if not media_id or rt.api is None:
+        return error_page(request, 404, gone)
+    try:
+        media = await rt.api.download_media(media_id, max_bytes=IMAGE_MAX)
+    except (WeChatError, aiohttp.ClientError, TimeoutError) as exc:
+        log.info("console: image of message %s not fetched: %s", message.id, type(exc).__name__)
+        return error_page(request, 404, gone)
+    content_type = media.content_type.split(";")[0].strip().lower()
+    if content_type not in IMAGE_TYPES:
+        return error_page(request, 404, gone)
+    return web.Response(body=media.content, content_type=content_type,
+                        headers={"Cache-Control": "private, max-age=3600"})
 
 
 def _back(resident: Resident, anchor: str = "") -> web.HTTPSeeOther:
