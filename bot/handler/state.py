@@ -20,6 +20,7 @@ from bot.clock import Clock
 from bot.storage.db import Database
 from bot.storage.models import ConversationState
 from bot.storage.prepared import Prepared
+from bot.storage.redisbatch import Command, RedisBatch, command
 
 _log = logging.getLogger("bot.handler.state")
 _TABLE = ConversationState.__table__
@@ -148,12 +149,15 @@ def _redis_down(exc: Exception, what: str) -> None:
 
 
 class RedisStateStorage:
-    """State as a JSON value per resident with a TTL."""
+    """State as a JSON value per resident with a TTL. The reads and writes of concurrent messages
+    go to Redis in one pipeline (:mod:`bot.storage.redisbatch`): a message's state is read after
+    its claim and written after its reply, so the messages of one group commit arrive together."""
 
     def __init__(self, redis: Any, ttl: timedelta = timedelta(hours=2), prefix: str = "bot:state:") -> None:
         self.redis = redis
         self.ttl = ttl
         self.prefix = prefix
+        self.batch = RedisBatch(redis)
 
     def read_many(self, connection: Connection, openids: Collection[str]) -> dict[str, StateRecord] | None:
         return None
@@ -162,18 +166,24 @@ class RedisStateStorage:
         return False
 
     async def write(self, changes: dict[str, StateRecord]) -> None:
-        for openid, record in changes.items():
-            if record.state is None and not record.data:
-                await self.clear(openid)
-            else:
-                await self.set(openid, record)
+        commands = [
+            self._delete(openid) if record.state is None and not record.data else self._set(openid, record)
+            for openid, record in changes.items()
+        ]
+        try:
+            results = await self.batch.execute(*commands)
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+        except Exception as exc:
+            _redis_down(exc, "write")
 
     # While Redis cannot be reached, residents are still answered: a conversation's state reads as
     # empty (a resident mid-flow is asked again) and its changes are not kept; logged as warnings.
 
     async def get(self, openid: str) -> StateRecord:
         try:
-            raw = await self.redis.get(self.prefix + openid)
+            raw = await self.batch.call("get", self.prefix + openid)
         except Exception as exc:
             _redis_down(exc, "read")
             return StateRecord()
@@ -183,17 +193,28 @@ class RedisStateStorage:
         return StateRecord(value.get("state"), value.get("data") or {})
 
     async def set(self, openid: str, record: StateRecord) -> None:
-        payload = json.dumps({"state": record.state, "data": record.data}, ensure_ascii=False)
         try:
-            await self.redis.set(self.prefix + openid, payload, ex=int(self.ttl.total_seconds()))
+            await self._one(self._set(openid, record))
         except Exception as exc:
             _redis_down(exc, "write")
 
     async def clear(self, openid: str) -> None:
         try:
-            await self.redis.delete(self.prefix + openid)
+            await self._one(self._delete(openid))
         except Exception as exc:
             _redis_down(exc, "clear")
+
+    async def _one(self, cmd: Command) -> None:
+        (result,) = await self.batch.execute(cmd)
+        if isinstance(result, Exception):
+            raise result
+
+    def _set(self, openid: str, record: StateRecord) -> Command:
+        payload = json.dumps({"state": record.state, "data": record.data}, ensure_ascii=False)
+        return command("set", self.prefix + openid, payload, ex=int(self.ttl.total_seconds()))
+
+    def _delete(self, openid: str) -> Command:
+        return command("delete", self.prefix + openid)
 
     async def close(self) -> None:
         return None

@@ -4,7 +4,7 @@ second (WeChat's quota).
 
 Both are counts in fixed windows. With Redis (``BOT_REDIS_URL``, the production pair) a window is
 one key changed by ``INCR`` (and given its expiry when new), shared by every process on every
-machine. Without Redis each process counts for itself and allows its share of the limit
+machine; the counts of concurrent requests go in one pipeline (:mod:`bot.storage.redisbatch`). Without Redis each process counts for itself and allows its share of the limit
 (``limit / workers``, ``BOT_WORKERS`` of ``python -m bot serve --workers``): exact for one process,
 and for several processes on one machine as long as the supervisor's socket spreads requests evenly.
 If Redis cannot be reached the count falls back to the process's share rather than refusing
@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from bot.metrics import RATE_LIMITED
+from bot.storage.redisbatch import RedisBatch, command
 
 log = logging.getLogger("bot.wechat.fairness")
 
@@ -31,6 +32,8 @@ class WindowLimiter:
         self.limit = limit
         self.window = window
         self.redis = redis
+        # Concurrent requests' counts go to Redis in one pipeline (storage/redisbatch.py).
+        self._batch = RedisBatch(redis) if redis is not None else None
         self.local_limit = max(1, limit // max(1, share))
         self._local: dict[str, tuple[int, int]] = {}  # key → (window index, count)
         self._redis_broken_until = 0.0
@@ -43,13 +46,14 @@ class WindowLimiter:
         when counted in Redis, this process's share when counted locally)."""
         now = time.time()
         index = self._index(now)
-        if self.redis is not None and now >= self._redis_broken_until:
+        if self._batch is not None and now >= self._redis_broken_until:
             name = f"fair:{self.name}:{key}:{index}"
             try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.incr(name)
-                    pipe.expire(name, int(self.window) + 2, nx=True)
-                    count, _ = await pipe.execute()
+                count, _ = await self._batch.execute(
+                    command("incr", name), command("expire", name, int(self.window) + 2, nx=True)
+                )
+                if isinstance(count, Exception):
+                    raise count
                 return int(count), self.limit
             except Exception as exc:  # Redis away: count locally for a while, never refuse for it
                 self._redis_broken_until = now + 5.0
