@@ -1,6 +1,7 @@
 """回访 in the console: after a ticket is answered, staff who called the resident record the
 resident's rating on the ticket's page (满意 / 基本满意 close it, 不满意 reopens it), for residents
-who do not rate in the chat. Over HTTP on SQLite; the resident reports through /wechat."""
+who do not rate in the chat; a refused ticket form comes back as it was sent. Over HTTP on SQLite;
+the resident reports through /wechat."""
 
 from __future__ import annotations
 
@@ -58,3 +59,20 @@ async def test_staff_record_the_residents_rating_after_a_call(service_factory, s
     _, page, _ = await zhang.get(other)
     text = html.unescape(page)
     assert "<dt>居民评价</dt><dd>不满意 灯还是不亮</dd>" in text and 'id="ticket-status">重新办理' in text, text
+
+
+async def test_a_refused_form_comes_back_as_it_was_sent(service_factory, sqlite_url, fake_api):
+    svc = await service_factory(sqlite_url, fake_api)
+    await add_users(sqlite_url, ("zhang", "supervisor", {}))
+    zhang = await login(svc.http, svc.base, "zhang")
+    reply = await say(svc, "o_revisit_form_0001", "3号楼2单元楼道灯坏了好几天了")
+    number = re.search(r"GD\d{8}-\d{4}", reply or "")
+    assert number, reply
+    _, _, resp = await zhang.get(f"/console/tickets?number={number.group(0)}")
+    ticket = str(resp.headers["Location"])
+    # 不予受理 without its reason: refused, with 不予受理 still chosen and the note still there.
+    status, page, _ = await zhang.post(f"{ticket}/transition", {"action": "reject", "note": "先电话问过居民了"})
+    assert status == 400 and "不予受理需要填写原因" in page
+    assert re.search(r'<option value="reject"\s+selected>', page), page
+    assert "先电话问过居民了</textarea>" in page
+    assert 'aria-label="内容"></textarea>' in page  # the other forms stay empty

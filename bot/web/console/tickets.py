@@ -135,11 +135,14 @@ async def detail_view(request: web.Request, *, error: str = "", status: int = 20
     rules = rules_for(rt.settings.data_dir)
     departments = sorted({c.department for c in rules.categories.values() if c.department})
     photos = [i for i, a in enumerate(ticket.attachments or []) if a.get("kind") == "image" and a.get("file")]
+    # A refused form comes back as it was sent (the action chosen, the words typed), not reset.
+    kept = await form_of(request) if request.method == "POST" else {}
+    kept_for = request.path.rsplit("/", 1)[-1] if kept else ""
     return render(request, "ticket.html", status=status, title=f"工单 {ticket.number}", t=ticket, events=events,
                   resident=resident, actions=allowed_actions(user, ticket), action_labels=ACTION_LABELS,
                   event_labels=EVENT_LABELS, statuses=STATUS_LABELS, urgency=URGENCY, error=error,
                   departments=departments, photos=photos, now=rt.clock.now(), open_statuses=svc.OPEN_STATUSES,
-                  ratings=svc.RATING_LABELS)
+                  ratings=svc.RATING_LABELS, kept=kept, kept_for=kept_for)
 
 
 @page("GET", "/console/tickets/{id}", STAFF)
