@@ -19,6 +19,10 @@ TEXTS = {
     "praise": "谢谢您的肯定！您的话工作人员会在后台看到，我们会继续努力。",
     # Anything else said in passing (好吧, 不留, 我今年82了): a word back, not the whole menu again.
     "other": "嗯嗯，我在呢。有什么需要帮忙的，直接跟我说就行；回复“帮助”看看我能做什么。",
+    # A message of only emoji or marks (👍, 🙏, ？？？): a word back, not "I can't help with that".
+    "nod": "收到😊 有需要随时跟我说。",
+    "marks": "有什么需要帮忙的，直接打字或者发语音告诉我就行；回复“帮助”看看我能做什么。",
+    "sad": "怎么了？遇到什么难处了，跟我说说，我帮您想办法。",
 }
 
 THANKS = ("谢", "感谢", "辛苦", "多谢", "thank")
@@ -29,6 +33,42 @@ UNSURE_PHONE = ("不会用手机", "不会用这个", "不会打字", "不会弄
 PRAISE = re.compile(r"表扬|点赞|夸一?夸|(?:服务|态度|效率)(?:特别|非常|很|真|挺|太)?好|办得(?:特别|非常|很|真|挺)?(?:好|快)|负责任")
 NOT_PRAISE = re.compile(r"差|不|没|投诉|举报|怎么|吗|？|\?")
 GREETING = ("你好", "您好", "在吗", "在不在", "哈喽", "hello", "hi", "早上好", "下午好", "晚上好")
+
+
+# "What is this for?" (你们这个是干啥的, 你能干什么, 这个公众号怎么用): what the assistant can do.
+WHAT_FOR = re.compile(r"干啥的|干什么的|干嘛的|做什么的|做啥的|能干啥|能干什么|能做什么|能做啥|会干啥|会干什么|会什么|有什么用|有啥用|怎么用")
+ABOUT_US = re.compile(r"你|您|这个|这是|小助手|公众号|助手|这里|这儿")
+# Only emoji, pictographs and marks: nothing to understand, nothing misunderstood either.
+_NOT_WORDS = re.compile(r"[\s\W_\u2600-\u27bf\U0001f000-\U0001faff\ufe0f\u200d]+")
+# WeChat's own faces arrive as their names in brackets ([微笑], [强], [抱拳]).
+_WECHAT_FACE = re.compile(r"\[[\u4e00-\u9fffA-Za-z]{1,4}\]")
+_NOD = re.compile(r"[👍👌🙏❤💕😊😀😁😄🙂☺🌹💐✌👏🤝🥰😘]|\[(?:微笑|强|OK|抱拳|玫瑰|握手|爱心|胜利|鼓掌|愉快|憨笑|呲牙|好的|耶)\]")
+_SAD = re.compile(r"[😭😢😡😠💔😞😔😩😫]|\[(?:流泪|大哭|快哭了|难过|发怒|委屈|心碎|衰|抓狂)\]")
+
+
+def _what_for(ctx: Context) -> bool:
+    text = ctx.text
+    return bool(text) and len(text) <= 16 and bool(WHAT_FOR.search(text)) and bool(ABOUT_US.search(text))
+
+
+@router.message(Func(_what_for, phase=PHASE_MENU, when=lambda p: p.text))
+async def what_for(ctx: Context) -> str:
+    ctx.intent = "smalltalk"
+    return menu(ctx.rt)
+
+
+def _only_marks(ctx: Context) -> bool:
+    text = ctx.text
+    return (bool(text) and not any(ch.isdigit() for ch in text)
+            and not _NOT_WORDS.sub("", _WECHAT_FACE.sub("", text)))
+
+
+@router.message(Func(_only_marks, phase=PHASE_MENU, when=lambda p: p.text))
+async def only_marks(ctx: Context) -> str:
+    ctx.intent = "smalltalk"
+    if _SAD.search(ctx.text):
+        return TEXTS["sad"]
+    return TEXTS["nod"] if _NOD.search(ctx.text) else TEXTS["marks"]
 
 
 def _praise(ctx: Context) -> bool:
