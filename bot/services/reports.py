@@ -281,12 +281,15 @@ async def add_location(
 
 async def attach(db: Database, ticket_id: int, resident_id: int, item: dict[str, Any], now: datetime) -> bool:
     """A photo, video, voice or location sent after the ticket was made joins it."""
-    async with db.transaction() as session:
-        ticket = await _own(session, ticket_id, resident_id)
+
+    def add(session: Session) -> bool:
+        ticket = _own_sync(session, ticket_id, resident_id)
         if ticket is None:
             return False
-        await tickets.add_attachment(session, ticket, item, actor="resident", now=now)
+        tickets.add_attachment_sync(session, ticket, item, actor="resident", now=now)
         return True
+
+    return await _sync(db, add)
 
 
 # ------------------------------------------------------------------------------------- reading
@@ -364,55 +367,71 @@ async def has_reports(db: Database, resident_id: int, within: timedelta | None =
     stmt = select(Ticket.id).where(Ticket.resident_id == resident_id)
     if within is not None and now is not None:
         stmt = stmt.where(or_(Ticket.created_at >= now - within, Ticket.status.in_(LISTED)))
-    async with db.session() as session:
-        return await session.scalar(stmt.limit(1)) is not None
+    return await db.run_sync_read(lambda connection: connection.execute(stmt.limit(1)).first() is not None)
 
 
 async def followed_up(db: Database, resident_id: int, ticket_ids: Sequence[int], text: str, now: datetime) -> None:
     """The resident asked how these tickets are doing: a note on their timelines for the staff (催办)."""
-    async with db.transaction() as session:
+
+    def note(session: Session) -> None:
         for ticket_id in ticket_ids:
-            ticket = await _own(session, ticket_id, resident_id)
+            ticket = _own_sync(session, ticket_id, resident_id)
             if ticket is not None and ticket.status in tickets.OPEN_STATUSES:
-                await tickets.record(session, ticket, "resident_follow_up", actor="resident", now=now,
-                                     note=text[:500], public=False)
+                tickets.record_sync(session, ticket, "resident_follow_up", actor="resident", now=now,
+                                    note=text[:500], public=False)
+
+    await _sync(db, note)
 
 
 async def add_contact(db: Database, ticket_id: int, resident_id: int, phone: str, now: datetime) -> Report | None:
     """A phone number sent right after a report was filed without one: kept as the ticket's contact
     (a timeline entry says so, without the number). None when the ticket is not the resident's or
     no longer open."""
-    async with db.transaction() as session:
-        ticket = await _own(session, ticket_id, resident_id)
+
+    def keep(session: Session) -> Report | None:
+        ticket = _own_sync(session, ticket_id, resident_id)
         if ticket is None or ticket.status not in tickets.OPEN_STATUSES:
             return None
         ticket.contact_phone = phone
-        await tickets.record(session, ticket, "resident_contact", actor="resident", now=now, public=False)
-        return await _snapshot(session, ticket, now)
+        tickets.record_sync(session, ticket, "resident_contact", actor="resident", now=now, public=False)
+        return _snapshots_sync(session, [ticket], now)[0]
+
+    return await _sync(db, keep)
 
 
 async def add_update(db: Database, ticket_id: int, resident_id: int, text: str, now: datetime) -> bool:
     """What the resident says of an emergency right after reporting it ("已经打了120了", "人送医院了"):
     a note on the ticket's timeline for the staff on duty. False when the ticket is not the
     resident's or no longer open."""
-    async with db.transaction() as session:
-        ticket = await _own(session, ticket_id, resident_id)
+
+    def note(session: Session) -> bool:
+        ticket = _own_sync(session, ticket_id, resident_id)
         if ticket is None or ticket.status not in tickets.OPEN_STATUSES:
             return False
-        await tickets.record(session, ticket, "resident_update", actor="resident", now=now, note=text[:500],
-                             public=False)
+        tickets.record_sync(session, ticket, "resident_update", actor="resident", now=now, note=text[:500],
+                            public=False)
         return True
+
+    return await _sync(db, note)
 
 
 # ------------------------------------------------------------------------------------- rating
 async def awaiting_rating(db: Database, resident_id: int) -> Report | None:
     """The resident's most recently answered ticket, if one waits for a rating."""
-    async with db.session() as session:
-        ticket = await session.scalar(
-            select(Ticket).where(Ticket.resident_id == resident_id, Ticket.status == "answered")
-            .order_by(Ticket.answered_at.desc(), Ticket.id.desc()).limit(1)
-        )
-        return await _snapshot(session, ticket) if ticket is not None else None
+
+    def read(connection: Connection) -> Report | None:
+        row = connection.execute(_AWAITING_RATING, {"resident": resident_id}).first()
+        return _snapshots_sync(connection, [tickets.detached(row)])[0] if row is not None else None
+
+    return await db.run_sync_read(read)
+
+
+_AWAITING_RATING = (
+    select(*tickets.TICKET_COLUMNS)
+    .where(Ticket.resident_id == bindparam("resident"), Ticket.status == "answered")
+    .order_by(Ticket.answered_at.desc(), Ticket.id.desc())
+    .limit(1)
+)
 
 
 async def rate(
