@@ -168,3 +168,27 @@ async def test_a_picture_the_resident_sent_is_shown_in_the_conversation(service_
     mid = int(src.group(1).rsplit("/", 1)[1])
     status, _, _ = await zhang.get(f"/console/conversations/{rid.group(1)}/images/{mid - 1}")
     assert status == 404
+
+
+async def test_a_ticket_from_a_conversation_has_its_place(service_factory, sqlite_url, fake_api):
+    svc = await start(service_factory, sqlite_url, fake_api)
+    openid = "o_wording_place_0001"
+    await say(svc, openid, "我家卫生间漏水了，楼下都湿了")
+    assert await say(svc, openid, "转人工")
+    zhang = await login(svc.http, svc.base, "zhang")
+    _, inbox, _ = await zhang.get("/console/inbox")
+    rid = re.search(r'data-resident="(\d+)"', inbox)
+    assert rid
+    conversation = f"/console/conversations/{rid.group(1)}"
+    _, page, _ = await zhang.get(conversation)
+    # The report is offered as the ticket's text, not the 转人工 that followed it.
+    assert re.search(r'id="ticket-text"[^>]*>我家卫生间漏水了，楼下都湿了</textarea>', page), page
+    assert 'name="place"' in page
+    _, _, resp = await zhang.post(f"{conversation}/ticket", {"text": "卫生间漏水到楼下", "category": "物业服务",
+                                                             "place": "5号楼2单元301"})
+    _, page, _ = await zhang.get(resp.headers["Location"])
+    assert "<dt>地点</dt><dd>5号楼2单元301室</dd>" in page, page
+    _, _, resp = await zhang.post(f"{conversation}/ticket", {"text": "东门的路灯不亮", "category": "市政设施",
+                                                             "place": "小区东门"})
+    _, page, _ = await zhang.get(resp.headers["Location"])
+    assert "<dt>地点</dt><dd>小区东门</dd>" in page, page

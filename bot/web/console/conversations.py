@@ -16,7 +16,7 @@ from aiohttp import web
 from sqlalchemy import case, func, select
 
 from bot.appkeys import RUNTIME
-from bot.services import handoff, reports, staff_notices, takeover
+from bot.services import handoff, places, reports, staff_notices, takeover
 from bot.services import tickets as ticket_svc
 from bot.services.dispatch import rules_for
 from bot.storage.models import (
@@ -308,9 +308,15 @@ async def ticket_from_conversation(request: web.Request) -> web.StreamResponse:
     if category is not None and category not in rules.categories:
         return await conversation_view(request, error="请选择列表中的类别。", status=400)
     urgency = "urgent" if form.get("urgency") == "urgent" else "normal"
+    # Where: what staff wrote under 地点 (楼栋单元室 or any place), else an address in the text, else
+    # the resident's building.
+    where = " ".join(form.get("place", "").split())[:200]
+    place = places.from_text(where) or places.from_text(text) or {}
     new = ticket_svc.NewTicket(
-        text=text, resident=resident, channel="console", building=resident.building, category=category,
-        confidence=1.0 if category else None, urgency=urgency, actor=f"session:{user_of(request).name}",
+        text=text, resident=resident, channel="console", building=place.get("building") or resident.building,
+        unit=place.get("unit"), room=place.get("room"), location={"text": where} if where else None,
+        category=category, confidence=1.0 if category else None, urgency=urgency,
+        actor=f"session:{user_of(request).name}",
     )
     try:
         report = await reports.create(rt.db, new, rules, rt.clock.now())
