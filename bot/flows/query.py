@@ -268,9 +268,9 @@ def _office(ctx: Context) -> bool:
     if not text or len(text) > 25:
         return False
     found = OFFICE_HOURS.search(text)
-    # the centre named, or nothing else named (几点下班 / 周六有人上班吗), not 医院几点开门
-    hours = found is not None and (_OFFICE_PLACE.search(text) is not None
-                                   or not _OFFICE_SMALL.sub("", text[: found.start()] + text[found.end():]))
+    # nothing named but the centre (社区几点下班, 周六有人上班吗), not 医院几点开门 or 社区图书室周末几点开门
+    rest = "" if found is None else _OFFICE_PLACE.sub("", text[: found.start()] + text[found.end():])
+    hours = found is not None and not _OFFICE_SMALL.sub("", rest)
     phone = OFFICE_PHONE.search(text) is not None
     if phone and not office.hours_for(ctx.rt.settings.data_dir).phone:
         return hours  # no number configured: the knowledge base says how to reach the centre
