@@ -72,11 +72,19 @@ async def test_operator_sees_the_figures_charts_and_downloads(browser, service_f
     assert await value("resolution_rate") == "33.3%"
     assert await value("reopen_rate") == "33.3%"
     assert await value("rated") == "2 件"
-    # Every chart is drawn on a canvas by ECharts.
+    # Every chart with data is drawn on a canvas by ECharts; one without says so instead of empty axes.
     charts = page.locator(".chart[data-chart]")
     assert await charts.count() >= 6
     for i in range(await charts.count()):
-        await charts.nth(i).locator("canvas").first.wait_for(timeout=TIMEOUT)
+        chart = charts.nth(i)
+        if "chart-empty" in (await chart.get_attribute("class") or ""):
+            assert await chart.inner_text() == "这段时间没有数据。"
+            assert await chart.locator("canvas").count() == 0
+        else:
+            await chart.locator("canvas").first.wait_for(timeout=TIMEOUT)
+    await page.locator("#table-tickets_per_day .chart canvas").first.wait_for(timeout=TIMEOUT)
+    empty = page.locator("#table-coupons_by_merchant .chart")  # no coupon redeemed in this test
+    assert await empty.inner_text() == "这段时间没有数据。", await empty.inner_html()
     await shot(page, "dashboard")
 
     # CSV: the tickets per category, this period's counts add up to the three reports.

@@ -37,7 +37,13 @@
     var tables = JSON.parse(source.textContent);
     document.querySelectorAll(".chart[data-chart]").forEach(function (el) {
       var table = tables[el.getAttribute("data-chart")];
-      if (table) { draw(el, table); }
+      if (!table) { return; }
+      if (!table.rows.length) {  // empty axes read as a broken chart
+        el.classList.add("chart-empty");
+        el.textContent = "这段时间没有数据。";
+        return;
+      }
+      draw(el, table);
     });
     document.body.setAttribute("data-charts", "1");
   }
