@@ -6,11 +6,15 @@ text code, the redemption stands and the worker tries the upload again later."""
 from __future__ import annotations
 
 import asyncio
+import io
 from datetime import timedelta
 from typing import Any
 
+import segno
+from PIL import Image
 from sqlalchemy import select
 
+from bot import qrcodes
 from bot.appkeys import RUNTIME
 from bot.qrcodes import PNG_SIGNATURE
 from bot.services import points
@@ -36,6 +40,19 @@ async def redeem(svc: Service, db: Database, openid: str) -> tuple[str, int]:
     return match[1], rid
 
 
+def pixels(image: bytes) -> tuple[tuple[int, int], list[Any]]:
+    with Image.open(io.BytesIO(image)) as img:
+        grey = img.convert("L")
+        return grey.size, [grey.getpixel((x, y)) for y in range(grey.height) for x in range(grey.width)]
+
+
+def qr_pixels(code: str) -> tuple[tuple[int, int], list[Any]]:
+    """The QR symbol of ``code`` as segno's own PNG writer draws it (scale 8, a border of 4)."""
+    out = io.BytesIO()
+    segno.make(code, error="m", micro=False, mask=qrcodes.MASK).save(out, kind="png", scale=8, border=4)
+    return pixels(out.getvalue())
+
+
 async def images_sent(svc: Service, openid: str) -> list[dict[str, Any]]:
     for _ in range(200):
         images = [m for m in await svc.fake_sent(openid) if m["msgtype"] == "image"]
@@ -58,6 +75,7 @@ async def test_redemption_sends_a_qr_image_of_the_code(service_factory: Any, dat
         assert (await resp.json()).get("/cgi-bin/media/upload") == 1
     uploaded = await svc.runner.app[RUNTIME].api.download_media(media_id)
     assert uploaded.content.startswith(PNG_SIGNATURE) and uploaded.content_type == "image/png"
+    assert pixels(uploaded.content) == qr_pixels(code)  # the code's QR symbol, 8 pixels a module
 
     # The route the pages use renders the same kind of image for a code.
     async with svc.http.get(svc.base + "/merchant/qr.png", params={"code": code}) as resp:
