@@ -37,6 +37,7 @@ async def test_staff_record_the_residents_rating_after_a_call(service_factory, s
     li = await login(svc.http, svc.base, "li")
     _, page, _ = await li.get(ticket)
     assert 'id="revisit"' in page and "记录回访结果" in page  # staff of the department see it too
+    assert "没有您可以做的操作" not in page  # the 回访 is what they can do
 
     status, page, _ = await li.post(f"{ticket}/revisit", {"note": "没选评价"})
     assert status == 400 and "请选择居民的评价" in page
