@@ -1,8 +1,11 @@
 """The navigation's 转人工 badge in real Chromium: it shows how many residents wait for a person
-when any page opens, and follows the queue live (a claim takes one off; a claim is no new request)."""
+when any page opens, and follows the queue live (a claim takes one off; a claim is no new request);
+the live stream behind it, left as it starts, logs no error."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 
 import pytest
@@ -41,3 +44,17 @@ async def test_the_badge_counts_the_residents_waiting(browser, service_factory, 
     assert await badge.inner_text() == "1"
     assert not problems, problems
     await context.close()
+
+
+async def test_a_page_left_while_its_stream_starts_is_no_error(service_factory, sqlite_url, fake_api, caplog):
+    svc = await service_factory(sqlite_url, fake_api)
+    await add_users(sqlite_url, ("li", "staff", {"department": "物业服务中心"}))
+    li = await login(svc.http, svc.base, "li")
+    caplog.set_level(logging.ERROR)
+    for _ in range(5):  # the console's live stream, left as soon as its headers arrive
+        async with svc.http.get(svc.base + "/console/events", headers=li.cookie) as r:
+            assert r.status == 200
+        await asyncio.sleep(0.3)
+    await asyncio.sleep(0.5)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]

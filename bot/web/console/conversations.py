@@ -414,9 +414,10 @@ async def events(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     marks = await _marks(request, user)
     ready = _event("ready", {"waiting": marks["waiting"], "unread": await _unread(request, user)})
-    await response.write(b"retry: 2000\n" + ready)
     idle = 0.0
+    # A page left while the stream starts is no error (ConnectionResetError, also aiohttp's).
     with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
+        await response.write(b"retry: 2000\n" + ready)
         while True:
             await asyncio.sleep(POLL)
             idle += POLL
