@@ -77,3 +77,13 @@ async def test_a_refused_form_comes_back_as_it_was_sent(service_factory, sqlite_
     assert re.search(r'<option value="reject"\s+selected>', page), page
     assert "先电话问过居民了</textarea>" in page
     assert 'aria-label="内容"></textarea>' in page  # the other forms stay empty
+    # A department not in the dispatch table is refused; control characters never reach the database
+    # (PostgreSQL refuses a NUL).
+    status, page, _ = await zhang.post(f"{ticket}/assignment", {"department": "不存在的部门", "assignee": ""})
+    assert status == 400 and "请选择列表中的部门" in page
+    status, page, _ = await zhang.post(f"{ticket}/transition", {"action": "dispatch", "department": "\x00"})
+    assert status == 400 and "请选择列表中的部门" in page
+    status, page, _ = await zhang.post(f"{ticket}/assignment", {"department": "物业服务中心", "assignee": "小\x00王\x01"})
+    assert status == 303, page
+    _, page, _ = await zhang.get(ticket)
+    assert "<dt>处理人</dt><dd>小王</dd>" in page and "\x00" not in page

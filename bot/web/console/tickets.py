@@ -201,11 +201,33 @@ ERRORS = {
     "missing_resolution": "答复办结需要填写答复内容。",
     "empty_text": "内容不能为空。",
     "missing_rating": "请选择居民的评价：满意、基本满意或不满意。",
+    "unknown_department": "请选择列表中的部门。",
 }
 
 
 def _explain(exc: svc.TicketError) -> str:
     return ERRORS.get(exc.code, "操作未完成：" + exc.message)
+
+
+def _departments(request: web.Request) -> set[str]:
+    rules = rules_for(request.config_dict[RUNTIME].settings.data_dir)
+    return ({c.department for c in rules.categories.values() if c.department}
+            | {d for _, (_, d) in rules.grids.items() if d})
+
+
+def _department(request: web.Request, form: dict[str, str]) -> str | None:
+    """The department chosen in a form: one of the dispatch table's, or None for 不变."""
+    department = form.get("department", "").strip()
+    if not department:
+        return None
+    if department not in _departments(request):
+        raise svc.TicketError("unknown_department", "")
+    return department
+
+
+def _person(form: dict[str, str]) -> str | None:
+    """The assignee typed in a form, without control characters (PostgreSQL refuses NUL)."""
+    return "".join(ch for ch in form.get("assignee", "") if ch.isprintable()).strip()[:100] or None
 
 
 def _actor(request: web.Request) -> str:
@@ -225,14 +247,14 @@ async def transition(request: web.Request) -> web.StreamResponse:
             if action in SUPERVISOR_ACTIONS and not sees_all(user):
                 raise Refused("这个操作需要主管权限。")
             raise svc.TicketError("illegal_transition", "")
-        department = form.get("department", "").strip() or None
+        department = _department(request, form)
         if department and not sees_all(user) and department != user.department:
             raise Refused("只有主管可以把工单派给其他部门。")
         await svc.transition(
             session, ticket, action, actor=_actor(request), now=request.config_dict[RUNTIME].clock.now(), rules=rules,
             note=form.get("note", "").strip() or None, reason=form.get("reason", "").strip() or None,
             resolution=form.get("resolution", "").strip() or None,
-            department=department, assignee=form.get("assignee", "").strip()[:100] or None,
+            department=department, assignee=_person(form),
         )
 
     return await _change(request, work)
@@ -243,11 +265,11 @@ async def assignment(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
 
     async def work(session: Any, ticket: Ticket, form: dict[str, str]) -> None:
-        department = form.get("department", "").strip()[:64] or None
+        department = _department(request, form)
         if department and department != ticket.department and not sees_all(user):
             raise Refused("只有主管可以把工单转给其他部门。")
         await svc.assign(session, ticket, actor=_actor(request), now=request.config_dict[RUNTIME].clock.now(),
-                         department=department, assignee=form.get("assignee", "").strip()[:100] or None)
+                         department=department, assignee=_person(form))
 
     return await _change(request, work)
 
