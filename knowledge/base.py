@@ -209,6 +209,10 @@ class KnowledgeBase:
         margin = cfg.margin
         if second is not None and second.coverage >= best.coverage:
             margin = cfg.ambiguous_margin
+        elif second is not None and best.coverage >= 0.99 and second.coverage < best.coverage - 0.05:
+            # The best hit holds every topic word and the runner-up lacks one (积分会过期吗: only one
+            # entry has 过期): the question itself tells them apart, so half the lead will do.
+            margin = cfg.margin / 2
         if (
             best.score >= cfg.answer_threshold
             and best.raw - runner_up >= margin

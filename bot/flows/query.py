@@ -293,8 +293,15 @@ async def office_hours(ctx: Context) -> str:
 # "俺家那个电表没钱了 上哪交电费啊": elderly speech reads like the complaints' examples) is answered,
 # when it asks, names no problem and the knowledge base answers it by its own gate. Asked before the
 # intent handlers (the complaint flow would ask where the problem is).
+# The same for a question about how points work filed under `coupon` ("积分会过期吗", "积分能转给家人吗"):
+# answered from the knowledge base unless it asks for what the mall shows live (换, 券, 余额, 明细 …).
+_MALL_ASKS = re.compile(r"换|兑|券|商城|优惠|买|折|明细|余额|多少|少了|扣|查|记录|没加|没到|没给")
+
+
 def _question_as_report(ctx: Context) -> bool:
-    return ctx.intent == "complaint" and ctx.fsm.state in (None, FEEDBACK_STATE) and bool(ctx.text)
+    if ctx.fsm.state not in (None, FEEDBACK_STATE) or not ctx.text:
+        return False
+    return ctx.intent == "complaint" or (ctx.intent == "coupon" and not _MALL_ASKS.search(ctx.text))
 
 
 @router.message(Func(_question_as_report, phase=PHASE_TYPE, when=lambda p: p.text))
