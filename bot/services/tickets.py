@@ -1,10 +1,12 @@
 """Tickets: numbers, the state machine, the timeline, pushes to the resident, duplicates, rating.
 
 Every function works inside the caller's transaction (``session``) and takes ``now`` from the
-caller's clock. Creating a ticket and writing its timeline are synchronous underneath
-(``create_ticket_sync``, ``record_sync`` on an ORM :class:`Session`): the chat runs them on the
-database's synchronous connection in one hop (``services/reports.py``), the async API through
-``AsyncSession.run_sync``. Each status change appends a :class:`TicketEvent` and, for public changes, queues a
+caller's clock. Creating a ticket and writing its timeline are synchronous underneath: a ticket is
+made in Core statements on a connection (``create_ticket_in``: the row inserted returning every
+column, its first timeline entries in one multi-row INSERT, the ticket handed back detached), a
+later entry through an ORM :class:`Session` (``record_sync``). The chat runs them on the database's
+synchronous connection in one hop (``services/reports.py``), the async API through
+``AsyncSession.run_sync`` (``create_ticket`` loads the made ticket into its session). Each status change appends a :class:`TicketEvent` and, for public changes, queues a
 customer-service message to the resident in the same transaction (outbox). When WeChat's 48-hour
 window is closed the outbox marks that message ``expired``, and the delivery step shows it in front
 of the resident's next passive reply (``bot/handler/delivery.py``).
