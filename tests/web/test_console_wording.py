@@ -39,7 +39,7 @@ async def test_a_tickets_timeline_names_who_acted_and_the_rating(service_factory
     _, _, resp = await zhang.get(f"/console/tickets?number={number.group(0)}")
     ticket = resp.headers["Location"]
     _, page, _ = await zhang.get(ticket)
-    if "<option value=\"dispatch\">" in page and "待分派" in page:
+    if "待分派" in page:
         status, _, _ = await zhang.post(f"{ticket}/transition", {"action": "dispatch", "department": "物业服务中心"})
         assert status == 303
     status, _, _ = await zhang.post(f"{ticket}/transition", {"action": "answer", "resolution": "已更换灯泡"})
