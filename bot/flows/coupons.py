@@ -10,6 +10,7 @@ text code.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 
 from bot.handler.choices import parse_choice
@@ -38,6 +39,7 @@ TEXTS = {
         "发送“怎么赚积分”看看怎么获得，回复“积分商城”看看别的。"
     ),
     "not_found": "没找到“{query}”这样的优惠券。回复“积分商城”看看都有哪些。",
+    "how_to_use": "到券上写的商家，结账前出示券码（兑换时发给您的二维码也行）就能用，一张券用一次。发送“我的券”可以看券码和有效期。",
     "choose": "找到几张相关的优惠券：",
     "redeemed": "兑换成功！\n「{title}」券码：{code}\n到{merchant}出示这个券码就能用，有效期至{until}。\n扣{price}积分，还剩{balance}积分。\n发送“我的券”可以随时查看。",
     "redeemed_again": "这张券刚才已经兑换好了，券码：{code}，不会重复扣积分。",
@@ -289,6 +291,24 @@ async def mall(ctx: Context) -> str:
     return await show_page(ctx, None, 0)
 
 
+# "What can I get?" said at the mall or anywhere (能换个啥, 我能换什么, 换点啥): the mall.
+CAN_GET = re.compile(r"^(?:我|俺)?(?:的积分)?(?:能|可以|还能)?换(?:个|点|些)?(?:啥|什么|哪些|哪个)(?:呀|啊|呢|东西)?[?？]?$")
+# How a coupon is used (这个券咋用, 优惠券怎么使用).
+HOW_TO_USE = re.compile(r"券.{0,4}(?:怎么|咋|如何|怎样)(?:用|使用|花)|(?:怎么|咋|如何|怎样)(?:用|使用).{0,4}券")
+# What a redemption request says besides the coupon's name (换那个理发的 → 理发).
+_REQUEST_WORDS = re.compile(r"^(?:我|俺)?(?:要|想)?(?:兑换|换)(?:一张|一个|个|张)?(?:那个|这个|那张|这张)?|(?:的|吧|啊|呀)+$")
+
+
+@router.message(Text(predicate=lambda t: bool(CAN_GET.match(t.strip()))))
+async def can_get(ctx: Context) -> str:
+    return await show_page(ctx, None, 0)
+
+
+@router.message(Text(predicate=lambda t: len(t) <= 20 and bool(HOW_TO_USE.search(t))))
+async def how_to_use(ctx: Context) -> str:
+    return TEXTS["how_to_use"]
+
+
 def _names_coupon(text: str) -> bool:
     text = text.strip()
     return 2 <= len(text) <= 20 and (text.endswith("券") or text.startswith(("兑换", "我要换", "换")))
@@ -297,6 +317,9 @@ def _names_coupon(text: str) -> bool:
 @router.message(Func(lambda ctx: _names_coupon(ctx.text), phase=PHASE_MENU, when=lambda p: p.text))
 async def by_name(ctx: Context) -> str:
     found = await find(ctx, ctx.text)
+    named = _REQUEST_WORDS.sub("", ctx.text.strip())
+    if found is None and named and named != ctx.text.strip():
+        found = await find(ctx, named)
     return found or TEXTS["not_found"].format(query=ctx.text.strip()[:20])
 
 

@@ -42,6 +42,7 @@ TEXTS = {
     "unit_empty": "请在“单位”后面写上工作单位名称，比如“单位 区税务局”。",
     "no_activity": "这个活动码已经失效了，请向现场工作人员确认一下。",
     "no_resident": "暂时查不到您的信息，请稍后再试。",
+    "missing": "活动积分是在现场扫活动码签到后自动加上的；上面的记录里没有的话，回复“转人工”，请工作人员帮您核对补上。",
 }
 
 REASONS = {
@@ -77,6 +78,14 @@ EARN_RE = re.compile(
 )
 
 
+# Points that did not arrive (我上周扫了楼道 积分怎么没加上, 积分少了): the balance with its record, and
+# how activity points are credited and who can put it right.
+MISSING = re.compile(
+    r"积分.{0,8}(?:没加|没到|没给|没记|没有加|没算|没上|少了|不对|没变|没涨)"
+    r"|(?:没加|没给加|少给|没记上|没给记).{0,3}积分"
+)
+
+
 def _local(ctx: Context, when: object) -> str:
     from datetime import datetime
 
@@ -99,8 +108,18 @@ def _asks_balance(text: str) -> bool:
             and not NOT_BALANCE.search(text) and not EARN_RE.search(text))
 
 
+@router.message(Text(predicate=lambda t: len(t) <= 40 and bool(MISSING.search(t))))
+async def missing(ctx: Context) -> str:
+    shown = await _balance(ctx)
+    return shown if ctx.resident is None else shown + "\n" + TEXTS["missing"]
+
+
 @router.message(Text(*HISTORY_WORDS, *BALANCE_WORDS, predicate=_asks_balance))
 async def balance(ctx: Context) -> str:
+    return await _balance(ctx)
+
+
+async def _balance(ctx: Context) -> str:
     if ctx.resident is None:
         return TEXTS["no_resident"]
     now = ctx.rt.clock.now()
