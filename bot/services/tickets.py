@@ -269,6 +269,7 @@ async def create_ticket(session: AsyncSession, new: NewTicket, rules: Rules, now
 def create_ticket_sync(session: Session, new: NewTicket, rules: Rules, now: datetime) -> tuple[Ticket, bool]:
     """:func:`create_ticket` on a synchronous session (the ticket loaded into it); also whether
     the ticket was made now (False: the message that reports it had made it already)."""
+    session.flush()  # what the caller added first is written first (its resident, say), as before
     made, made_now = create_ticket_in(session.connection(), new, rules, now)
     ticket = session.get(Ticket, made.id)
     assert ticket is not None
