@@ -63,9 +63,25 @@ def of_resident(resident: Resident | None) -> Place | None:
     return None
 
 
+# A shared place of the estate named in a report (小区东门的路灯不亮了, 地下车库漏水): where it is,
+# without a building number. Only places everyone in the community knows; "门口" or "楼下" alone
+# (whose door? which building?) is not one.
+LANDMARK = re.compile(
+    r"小区(?:的)?(?:[东西南北]?(?:门口|大门)|[东西南北]门(?:口)?|侧门|后门|广场|花园|凉亭|车棚|停车场|健身(?:区|器材|场)|垃圾站|门卫(?:室)?)"
+    r"|(?<![\d号楼栋])[东西南北](?:大)?门(?:口)?|地下车库|地下停车场|(?:小区)?(?:自行车|电动车)棚"
+)
+
+
+def landmark(text: str) -> Place | None:
+    """A shared place of the estate named in the text (小区东门, 地下车库), or None."""
+    found = LANDMARK.search(text or "")
+    return None if found is None else {"text": found.group(0), "label": found.group(0)}
+
+
 def locate(text: str, attachments: Sequence[dict[str, Any]], resident: Resident | None) -> Place | None:
-    """Where a report is: an address in the text, else a location sent with it, else the resident's building."""
-    return from_text(text) or from_attachments(attachments) or of_resident(resident)
+    """Where a report is: an address in the text, else a location sent with it, else a shared place
+    of the estate it names, else the resident's building."""
+    return from_text(text) or from_attachments(attachments) or landmark(text) or of_resident(resident)
 
 
 def answer(text: str) -> Place | None:

@@ -33,7 +33,7 @@ async def test_voice_with_recognition_is_stored_and_answers_the_step(desk: Desk)
 async def test_voice_without_recognition_is_stored_and_acknowledged(desk: Desk) -> None:
     s = desk.svc.sender()
     openid = "o_voice2"
-    assert "具体位置" in await desk.say(openid, "小区门口的路灯晚上一直不亮")
+    assert "具体位置" in await desk.say(openid, "门口的路灯晚上一直不亮")
     media_id = await register_media(desk, AMR, "audio/amr")
     reply = await desk.send(s.voice(openid, None, media_id=media_id))
     assert "收到您的语音" in reply
