@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from bot.flows.media import attachment
+from bot.flows.urgent import REPORTED as URGENT_REPORTED
 from bot.handler.choices import is_cancel, parse_phone, phone_alone
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK
@@ -62,6 +63,7 @@ TEXTS = {
     "switched": "刚才的问题先不登记了，需要时再告诉我。",
     "expired": "您刚才反映的问题因为太久没有回复，已经先取消了。需要的话请重新说一下情况。",
     "contact_kept": "好的，已把联系电话 {phone} 记到诉求 {number} 上，工作人员需要时会联系您。",
+    "media_added": "收到，{what}已补充到诉求 {number}，办理人员会看到。",
     "contact_none": "好的，不留也没关系，诉求 {number} 已经登记了。",
     "contact_late": "收到。诉求 {number} 已经办结了，如果问题还在，请直接说说情况。",
 }
@@ -354,6 +356,25 @@ async def other_in_flow(ctx: Context) -> str:
 
 
 # ------------------------------------------------------------------------------ outside a flow
+# A photo or video right after a report was filed (or an emergency registered) shows that report:
+# it joins its ticket, not a new report asked what it shows.
+def _media_after_filing(ctx: Context) -> bool:
+    mark = ctx.extra.get("mark")
+    return mark is not None and mark[0] in (FILED, URGENT_REPORTED) and ctx.resident is not None
+
+
+@router.message(MsgType(*MEDIA_KINDS), Func(_media_after_filing))
+async def media_after_filing(ctx: Context) -> HandlerResult | Pass:
+    assert ctx.resident is not None
+    what, data = ctx.extra["mark"]
+    ticket_id, number = int(data.get("ticket_id", 0)), str(data.get("number", ""))
+    item = await attachments.keep(ctx.rt.media, attachment(ctx))
+    if not await reports.attach(ctx.rt.db, ticket_id, ctx.resident.id, item, ctx.rt.clock.now()):
+        return await media_alone(ctx)  # not the resident's, or gone: a report of its own
+    await ctx.fsm.set(MARK + what, ticket_id=ticket_id, number=number)  # more may follow
+    return TEXTS["media_added"].format(what="图片" if ctx.inbound.msg_type == "image" else "视频", number=number)
+
+
 @router.message(MsgType(*MEDIA_KINDS))
 async def media_alone(ctx: Context) -> str:
     """A photo or video sent on its own: most likely of a problem, so ask what and where; it
