@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.flows.handoff import asks_for_person, request_person
 from bot.flows.media import attachment
 from bot.flows.urgent import REPORTED as URGENT_REPORTED
 from bot.handler.choices import is_cancel, parse_phone, phone_alone
@@ -311,6 +312,8 @@ async def where(ctx: Context) -> HandlerResult | Pass:
             await ctx.fsm.update(c_text=text if not describes(before) else f"{before}；{text}")
         await ctx.fsm.update(c_where=place)
         return await _proceed(ctx)
+    if text and asks_for_person(ctx):
+        return await request_person(ctx)  # 转人工 while the place is asked: queued, this report kept
     if text and _elsewhere(ctx):
         return await _leave(ctx)
     if text and describes(text):  # more about the problem, still no place: keep it, ask again
@@ -333,6 +336,8 @@ async def phone(ctx: Context) -> HandlerResult | Pass:
         # "不对，是5号楼": a correction of the place, then the phone question again.
         await ctx.fsm.update(c_where=corrected)
         return TEXTS["place_corrected"].format(place=places.label_of(corrected)) + TEXTS["ask_phone"]
+    if text and asks_for_person(ctx):
+        return await request_person(ctx)  # 转人工 while the phone is asked: queued, this report kept
     if text and _elsewhere(ctx):
         return await _leave(ctx)
     again = await _reask(ctx, "bad_phone")

@@ -34,6 +34,9 @@ TEXTS = {
     "answer_later": "现在是下班时间，工作人员{next}上班后会在这里回复您。",
     "waiting": "您找工作人员的请求已经登记了，正在排队，已经再提醒一次。",
     "withdrawn": "好的，已取消转人工。有需要随时找我。",
+    # 转人工 while a report waits for its place or phone: the report is kept and its question asked again.
+    "draft_where": "您刚才反映的问题我先记着，还差具体位置：请告诉我几号楼几单元，或者发送微信位置。",
+    "draft_phone": "您刚才反映的问题我先记着，还差一个联系电话：请留一个电话，不方便留的话回复“不留”。",
     "nothing_withdrawn": "好的，有需要随时找我。",
 }
 # Right after 转人工, "算了不用了" withdraws the request (while nobody has taken it yet).
@@ -59,7 +62,17 @@ def _asks(ctx: Context) -> bool:
     return len(text) <= 20 and bool(WORDS.match(text) or ANYWHERE.search(text))
 
 
-async def _answer(ctx: Context) -> str:
+def asks_for_person(ctx: Context) -> bool:
+    """The message asks for a member of staff (转人工, 找工作人员), by its words or its intent."""
+    return bool(ctx.text) and (_asks(ctx) or (ctx.intent == "handoff" and ctx.decision == "accept"))
+
+
+# A report being told when 转人工 comes (bot/flows/complaint.py's steps): kept, and asked again.
+DRAFT_STEPS = {"complaint:where": "draft_where", "complaint:phone": "draft_phone"}
+
+
+async def request_person(ctx: Context) -> str:
+    """Put the resident in the staff's queue and say what happens next (a report being told is kept)."""
     if ctx.resident is None:
         return TEXTS["no_resident"]
     now = ctx.rt.clock.now()
@@ -73,8 +86,12 @@ async def _answer(ctx: Context) -> str:
         if hours.phone:
             out.append(TEXTS["closed_phone"].format(phone=hours.phone))
         out.append(TEXTS["emergency"])
-    out.append(TEXTS["offer"])
-    await ctx.fsm.set(MARK + ASKED)  # "算了不用了" next withdraws it
+    draft = DRAFT_STEPS.get(ctx.fsm.state or "")
+    if draft is not None:
+        out.append(TEXTS[draft])  # the report goes on; staff see the conversation when they take it
+    else:
+        out.append(TEXTS["offer"])
+        await ctx.fsm.set(MARK + ASKED)  # "算了不用了" next withdraws it
     return "\n".join(out)
 
 
@@ -122,10 +139,11 @@ async def not_needed(ctx: Context) -> str:
 
 @router.message(Func(_asks, phase=PHASE_MENU, when=lambda p: p.text))
 async def asked(ctx: Context) -> str:
-    await ctx.fsm.clear()
-    return await _answer(ctx)
+    if (ctx.fsm.state or "") not in DRAFT_STEPS:
+        await ctx.fsm.clear()
+    return await request_person(ctx)
 
 
 @router.message(Intent("handoff"))
 async def handoff_intent(ctx: Context) -> str:
-    return await _answer(ctx)
+    return await request_person(ctx)
