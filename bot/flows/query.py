@@ -142,12 +142,27 @@ async def aside(ctx: Context) -> str:
     return TEXTS["aside"].format(question=question)  # the feedback question stays open
 
 
+# When only the scope threshold made it out of scope — the engine's own pick was a question
+# (`raw_intent` query: 旧沙发怎么扔 at 0.33 out of scope) — the knowledge base's own gate decides: its
+# answer, or its choices when one entry leads clearly. Over smp2017's 3,069 voice-assistant queries
+# this applies to one (choices at 0.44, below the floor); over the five knowledge evaluation sets it
+# gives 18 right answers, no wrong one, and choices offered to one question the base cannot answer.
+KNOWN_CHOICES_SCORE = 0.5
+KNOWN_CHOICES_LEAD = 0.3
+
+
 def _known_answer(ctx: Context) -> bool:
     runner_up = getattr(ctx.understanding, "runner_up", None)
     if not ctx.text or runner_up is None or runner_up[0] != "query":
         return False
     result = ctx.rt.language.knowledge.answer(ctx.text)
-    if result.kind != "answer" or result.hits[0].score < KNOWN_ANSWER_SCORE:
+    if getattr(ctx.understanding, "raw_intent", None) == "query":
+        hits = result.hits
+        lead = hits[0].score - (hits[1].score if len(hits) > 1 else 0.0) if hits else 0.0
+        if not (result.kind == "answer" or (result.kind == "choices" and hits[0].score >= KNOWN_CHOICES_SCORE
+                                            and lead >= KNOWN_CHOICES_LEAD)):
+            return False
+    elif result.kind != "answer" or result.hits[0].score < KNOWN_ANSWER_SCORE:
         return False
     ctx.extra["knowledge_answer"] = result
     return True
@@ -158,6 +173,10 @@ async def known_answer(ctx: Context) -> str:
     result = ctx.extra["knowledge_answer"]
     ctx.intent = "query"
     _log_query(ctx, result.kind, result.hits)
+    if result.kind == "choices":
+        hits = result.hits[:3]
+        await ctx.fsm.set(CHOICES_STATE, choices=[h.entry.id for h in hits])
+        return TEXTS["choices"].format(choices=numbered([h.entry.question for h in hits]))
     return await _answer_entry(ctx, result.hits[0].entry)
 
 
