@@ -211,6 +211,17 @@ def request(sender: WeChatSender, r: Resident, k: int) -> tuple[dict[str, str], 
     return sender.build(sender.text(r.openid, say))
 
 
+async def post_timed(
+    http: aiohttp.ClientSession, url: str, q: dict[str, str], body: str, latencies: list[float]
+) -> tuple[int, str]:
+    """POST one signed message; its latency goes into ``latencies``; (status, reply body)."""
+    t0 = time.perf_counter()
+    async with http.post(url, params=q, data=body.encode()) as resp:
+        text = await resp.text()
+    latencies.append(time.perf_counter() - t0)
+    return resp.status, text
+
+
 async def converse(
     url: str, people: list[Resident], concurrency: int, pid: int, label: str, keep: bool,
     backstage: Backstage | None = None, sender: WeChatSender | None = None,
@@ -231,13 +242,10 @@ async def converse(
                 if sender is not None:
                     sign(sender, r)
                 for q, body in r.requests:
-                    t0 = time.perf_counter()
-                    async with http.post(url, params=q, data=body.encode()) as resp:
-                        text = await resp.text()
-                    latencies.append(time.perf_counter() - t0)
-                    if resp.status != 200 or "<Encrypt>" not in text:
+                    status, text = await post_timed(http, url, q, body, latencies)
+                    if status != 200 or "<Encrypt>" not in text:
                         errors += 1
-                        failures[f"HTTP {resp.status}" if resp.status != 200 else f"200 {text[:20]!r}"] += 1
+                        failures[f"HTTP {status}" if status != 200 else f"200 {text[:20]!r}"] += 1
                     if keep:
                         r.replies.append(text)
 
@@ -319,11 +327,8 @@ async def converse_by_step(
             nonlocal errors
             while queue:
                 r, (q, body) = queue.pop()
-                t0 = time.perf_counter()
-                async with http.post(url, params=q, data=body.encode()) as resp:
-                    text = await resp.text()
-                latencies.append(time.perf_counter() - t0)
-                if resp.status != 200 or "<Encrypt>" not in text:
+                status, text = await post_timed(http, url, q, body, latencies)
+                if status != 200 or "<Encrypt>" not in text:
                     errors += 1
                 replies[r.openid] = text
 

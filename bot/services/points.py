@@ -150,6 +150,22 @@ def _amount_param() -> Any:
 
 
 @functools.cache
+def _entry_values(amount: Any) -> dict[str, Any]:
+    """A ledger row's columns as bound parameters (a credit's or a debit's ``amount``)."""
+    return {
+        "resident_id": bindparam("p_resident"),
+        "amount": amount,
+        "balance_after": bindparam("p_balance"),
+        "reason": bindparam("p_reason"),
+        "ref_type": bindparam("p_ref_type"),
+        "ref_id": bindparam("p_ref_id"),
+        "idempotency_key": bindparam("p_key"),
+        "actor": bindparam("p_actor"),
+        "note": bindparam("p_note"),
+        "created_at": _now_param(),
+    }
+
+
 def _credit_statements(dialect: str) -> tuple[Any, Any, Any]:
     """A credit's statements, built once per dialect and executed with parameters (SQLAlchemy then
     reuses their cache key and compiled form): the balance raised (its row created when missing)
@@ -166,18 +182,7 @@ def _credit_statements(dialect: str) -> tuple[Any, Any, Any]:
     )
     entry = (
         dialect_insert(dialect, PointsEntry)
-        .values(
-            resident_id=bindparam("p_resident"),
-            amount=_amount_param(),
-            balance_after=bindparam("p_balance"),
-            reason=bindparam("p_reason"),
-            ref_type=bindparam("p_ref_type"),
-            ref_id=bindparam("p_ref_id"),
-            idempotency_key=bindparam("p_key"),
-            actor=bindparam("p_actor"),
-            note=bindparam("p_note"),
-            created_at=_now_param(),
-        )
+        .values(**_entry_values(_amount_param()))
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(PointsEntry.id)
     )
@@ -197,18 +202,7 @@ _DEBIT_BALANCE = (
     .values(balance=PointsBalance.balance - _amount_param(), updated_at=_now_param())
     .returning(PointsBalance.balance)
 )
-_DEBIT_ENTRY = insert(PointsEntry).values(
-    resident_id=bindparam("p_resident"),
-    amount=-_amount_param(),
-    balance_after=bindparam("p_balance"),
-    reason=bindparam("p_reason"),
-    ref_type=bindparam("p_ref_type"),
-    ref_id=bindparam("p_ref_id"),
-    idempotency_key=bindparam("p_key"),
-    actor=bindparam("p_actor"),
-    note=bindparam("p_note"),
-    created_at=_now_param(),
-)
+_DEBIT_ENTRY = insert(PointsEntry).values(**_entry_values(-_amount_param()))
 _BALANCE = select(PointsBalance.balance).where(PointsBalance.resident_id == bindparam("p_resident"))
 
 
