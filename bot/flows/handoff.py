@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from bot.flows.reports import DRAFT_STEPS, draft_reminder
 from bot.handler.choices import is_cancel
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK
@@ -34,9 +35,6 @@ TEXTS = {
     "answer_later": "现在是下班时间，工作人员{next}上班后会在这里回复您。",
     "waiting": "您找工作人员的请求已经登记了，正在排队，已经再提醒一次。",
     "withdrawn": "好的，已取消转人工。有需要随时找我。",
-    # 转人工 while a report waits for its place or phone: the report is kept and its question asked again.
-    "draft_where": "您刚才反映的问题我先记着，还差具体位置：请告诉我几号楼几单元，或者发送微信位置。",
-    "draft_phone": "您刚才反映的问题我先记着，还差一个联系电话：请留一个电话，不方便留的话回复“不留”。",
     "nothing_withdrawn": "好的，有需要随时找我。",
 }
 # Right after 转人工, "算了不用了" withdraws the request (while nobody has taken it yet).
@@ -67,9 +65,6 @@ def asks_for_person(ctx: Context) -> bool:
     return bool(ctx.text) and (_asks(ctx) or (ctx.intent == "handoff" and ctx.decision == "accept"))
 
 
-# A report being told when 转人工 comes (bot/flows/complaint.py's steps): kept, and asked again.
-DRAFT_STEPS = {"complaint:where": "draft_where", "complaint:phone": "draft_phone"}
-
 
 async def request_person(ctx: Context) -> str:
     """Put the resident in the staff's queue and say what happens next (a report being told is kept)."""
@@ -86,9 +81,11 @@ async def request_person(ctx: Context) -> str:
         if hours.phone:
             out.append(TEXTS["closed_phone"].format(phone=hours.phone))
         out.append(TEXTS["emergency"])
-    draft = DRAFT_STEPS.get(ctx.fsm.state or "")
+    # A report being told when 转人工 comes (the complaint flow's place or phone step): it goes on,
+    # its question asked again; staff see the conversation when they take it.
+    draft = draft_reminder(ctx.fsm.state or "", ctx.fsm.data)
     if draft is not None:
-        out.append(TEXTS[draft])  # the report goes on; staff see the conversation when they take it
+        out.append(draft)
     else:
         out.append(TEXTS["offer"])
         await ctx.fsm.set(MARK + ASKED)  # "算了不用了" next withdraws it
@@ -139,7 +136,7 @@ async def not_needed(ctx: Context) -> str:
 
 @router.message(Func(_asks, phase=PHASE_MENU, when=lambda p: p.text))
 async def asked(ctx: Context) -> str:
-    if (ctx.fsm.state or "") not in DRAFT_STEPS:
+    if (ctx.fsm.state or "") not in DRAFT_STEPS:  # a report being told stays
         await ctx.fsm.clear()
     return await request_person(ctx)
 

@@ -10,6 +10,7 @@ the intent engine's label.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 
 from rapidfuzz import fuzz
@@ -303,6 +304,15 @@ async def _is_follow_up(ctx: Context) -> bool:
     return bool(found)
 
 
+def draft_reminder(state: str, data: Mapping[str, object]) -> str | None:
+    """"您刚才说的“楼道灯坏了”还没有登记好，还差具体位置：…" for a report waiting at ``state``
+    (the complaint flow's place or phone step); None at any other step."""
+    step = DRAFT_STEPS.get(state)
+    if step is None:
+        return None
+    return TEXTS["draft"].format(summary=_summary(str(data.get("c_text") or ""), 16)) + TEXTS[step]
+
+
 def _about_draft(ctx: Context, rows: list[Report]) -> str | None:
     """A progress question about the report being told right now ("刚才说的漏水有人处理没" while
     the phone is asked): it is not filed yet, so say what is missing and keep the report going."""
@@ -313,7 +323,7 @@ def _about_draft(ctx: Context, rows: list[Report]) -> str | None:
         return None
     if any(_about(about, r.text) for r in rows):
         return None  # an earlier report of the same thing: that is the one asked about
-    return TEXTS["draft"].format(summary=_summary(draft, 16)) + TEXTS[step]
+    return draft_reminder(ctx.fsm.state or "", ctx.fsm.data)
 
 
 def _draft_kept(ctx: Context) -> tuple[str, dict[str, object]] | None:
@@ -347,7 +357,7 @@ async def follow_up(ctx: Context) -> str:
     if kept is not None:
         state, data = kept
         await ctx.fsm.set(state, **data)
-        answer += "\n" + TEXTS["draft"].format(summary=_summary(str(data["c_text"]), 16)) + TEXTS[DRAFT_STEPS[state]]
+        answer += "\n" + (draft_reminder(state, data) or "")
     return _with(note, answer)
 
 
