@@ -16,7 +16,8 @@ from typing import Any
 
 from bot.flows.handoff import asks_for_person, request_person
 from bot.flows.media import attachment
-from bot.flows.urgent import REPORTED as URGENT_REPORTED
+from bot.flows.reports import FILED
+from bot.flows.reports import URGENT as URGENT_REPORTED
 from bot.handler.choices import is_cancel, parse_phone, phone_alone
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK
@@ -181,8 +182,8 @@ async def _proceed(ctx: Context, first: bool = False) -> str:
     report = await _create(ctx, unless_repeated=first)
     if report.repeated:
         return _repeated(ctx, report)
-    if not data.get("c_phone"):  # a phone sent next is this report's contact
-        await ctx.fsm.set(MARK + FILED, ticket_id=report.id, number=report.number)
+    # A phone sent next is this report's contact, a photo joins it, a chase urges it.
+    await ctx.fsm.set(MARK + FILED, ticket_id=report.id, number=report.number)
     hours = (report.deadline - report.created_at).total_seconds() / 3600 if report.deadline else 168
     key = "created_triage" if report.department is None and report.assignee is None else "created"
     out = [*_intro(ctx), TEXTS[key].format(number=report.number, promise=promise(hours))]
@@ -417,9 +418,8 @@ async def expired(ctx: Context) -> str:
     return TEXTS["expired"]
 
 
-# Right after a report was filed without a phone (none asked, or 不留): a number sent next is its
-# contact, and 不留 needs only a word back.
-FILED = "filed"
+# Right after a report was filed (the mark FILED): a number sent next is its contact, and 不留 needs
+# only a word back.
 _NO_PHONE_SAID = re.compile(r"^(?:不留|不用留|不想留|没电话|没有电话|电话不留|不留电话|算了不留|不留了)[了吧啊呀。.！!]*$")
 
 
@@ -442,6 +442,7 @@ def _contact_after_filing(ctx: Context) -> bool:
 async def contact_after_filing(ctx: Context) -> str:
     data = ctx.extra["mark"][1]
     number, phone = str(data.get("number", "")), ctx.extra["contact"]
+    await ctx.fsm.set(MARK + FILED, **data)  # a chase or a photo may still follow
     if phone is None:
         return TEXTS["contact_none"].format(number=number)
     assert ctx.resident is not None

@@ -33,6 +33,8 @@ TEXTS = {
     # When a person will answer in this chat: said by every flow that puts a resident in the queue.
     "answer_here": "工作人员接手后会直接在这里回复您。",
     "answer_later": "现在是下班时间，工作人员{next}上班后会在这里回复您。",
+    # An emergency outside office hours: the staff on duty come first; the office follows up.
+    "answer_later_urgent": "现在是下班时间，值班人员会先处理，其他工作人员{next}上班后也会在这里跟进。",
     "waiting": "您找工作人员的请求已经登记了，正在排队，已经再提醒一次。",
     "withdrawn": "好的，已取消转人工。有需要随时找我。",
     "nothing_withdrawn": "好的，有需要随时找我。",
@@ -46,13 +48,14 @@ ANYWHERE = re.compile(r"转人工|人工客服|人工服务|找人工|要人工|
                       r"找社区的人|有人吗|有没有人")
 
 
-def answer_when(ctx: Context, now: datetime) -> str:
+def answer_when(ctx: Context, now: datetime, *, urgent: bool = False) -> str:
     """When a staff member will answer in this chat: once one takes over, or outside office hours
-    (``bot/rules/office.yml``) when the centre opens ("明天（周二）8:30")."""
+    (``bot/rules/office.yml``) when the centre opens ("明天（周二）8:30"); for an emergency the
+    staff on duty first, whatever the hour."""
     hours = office.hours_for(ctx.rt.settings.data_dir)
     if hours.is_open(now):
         return TEXTS["answer_here"]
-    return TEXTS["answer_later"].format(next=hours.when_next(now))
+    return TEXTS["answer_later_urgent" if urgent else "answer_later"].format(next=hours.when_next(now))
 
 
 def _asks(ctx: Context) -> bool:

@@ -52,6 +52,7 @@ TEXTS = {
     "no_match": "没有找到您反映过“{subject}”的问题。",
     "followup_noted": "已把您的催问记在诉求上，办理人员会看到。",
     "urged_again": "好的，已再次催办（{numbers}），办理人员会看到。着急的话可以回复“转人工”找工作人员。",
+    "urged_urgent": "已再次通知值班人员。情况危急请直接拨打110、119或120，不要等。",
     "not_new": "好的，这次不登记新的问题。",
     "draft": "您刚才说的“{summary}”还没有登记好，",
     "draft_where": "还差具体位置：请告诉我几号楼几单元，或者发送微信位置。",
@@ -94,9 +95,12 @@ _NOT_SUBJECT = re.compile(
     r"|[我你您们的了吗呢啊呀吧么嘛哦哎咋怎样啥什时候到底一直都也又才再来去人事情问题那这个件说过报修没有还是就在请帮查看一下诉求工单反映投诉]"
     r"|[\s\W\d]"
 )
-# Right after a reply about the resident's open reports (查进度, 我报的事咋样了), more of the same with
-# no new subject ("怎么还没人来", "都三天了", "太慢了吧") urges those reports again: it is no new report.
-FOLLOWED = "followed"
+# Right after a reply about the resident's open reports (查进度, 我报的事咋样了), or right after a report
+# was filed or an emergency registered, more of the same with no new subject ("怎么还没人来", "都三天了",
+# "太慢了吧") urges those reports again: it is no new report. The marks' names (bot.handler.middlewares.MARK):
+FOLLOWED = "followed"  # the reply listed the resident's open reports
+FILED = "filed"  # the reply filed a report (the complaint flow)
+URGENT = "urgent"  # the reply registered an emergency (the urgent flow)
 AGAIN = re.compile(
     r"还没|还不|怎么还|咋还|都.{0,3}[天周月]了|等了|没人来|没人管|没来|没动静|太慢|这么慢|什么时候|啥时候|多久|几时"
     r"|快点|快些|尽快|赶紧|抓紧|催"
@@ -238,6 +242,11 @@ def _again(ctx: Context) -> bool:
     mark, text = ctx.extra.get("mark"), ctx.text
     if not mark or mark[0] != FOLLOWED or not text or len(text) > 30 or ctx.resident is None:
         return False
+    return _chases(text)
+
+
+def _chases(text: str) -> bool:
+    """"怎么还没人来", "都等了三天了": a chase that names nothing new."""
     return bool(AGAIN.search(text)) and len(_WAITED.sub("", _URGE_WORDS.sub("", subject(text)))) <= 1
 
 
@@ -250,6 +259,13 @@ async def again(ctx: Context) -> str:
     ctx.extra["followed"] = followed
     await _remember(ctx)
     return TEXTS["urged_again"].format(numbers="、".join(n for _, n in followed))
+
+
+def _just_filed(ctx: Context) -> int | None:
+    """The report the previous reply filed (or the emergency it registered), if it did."""
+    mark = ctx.extra.get("mark")
+    ticket_id = mark[1].get("ticket_id") if mark and mark[0] in (FILED, URGENT) else None
+    return ticket_id if isinstance(ticket_id, int) else None
 
 
 def _leave_report(ctx: Context) -> str | None:
@@ -283,6 +299,10 @@ async def _is_follow_up(ctx: Context) -> bool:
     if not text or len(text) > 60 or ctx.resident is None:
         return False
     own, progress = OWN_REPORT.search(text), PROGRESS.search(text)
+    filed = _just_filed(ctx)
+    if filed is not None and len(text) <= 30 and _chases(text):
+        ctx.extra["follow_up"] = [filed]  # 怎么还没人来管, right after it was filed
+        return True
     if own and (progress or len(subject(text)) <= 2):
         return True  # 我报的事怎么样了 / 不是新的 我就是问问刚才那个
     if URGE.search(text) and len(_URGE_WORDS.sub("", subject(text))) <= 1:
@@ -352,6 +372,9 @@ async def follow_up(ctx: Context) -> str:
     note = None if kept is not None else _leave_report(ctx)
     await ctx.fsm.clear()
     answer = await _follow_up_answer(ctx, rows, total, now, paged=kept is None)
+    mark = ctx.extra.get("mark")
+    if mark and mark[0] == URGENT and ctx.extra.get("follow_up"):
+        answer += "\n" + TEXTS["urged_urgent"]  # an emergency chased: who to call meanwhile
     if kept is None:
         await _remember(ctx)
     if kept is not None:

@@ -12,6 +12,7 @@ import re
 
 from bot.flows.handoff import answer_when
 from bot.flows.media import attachment
+from bot.flows.reports import URGENT
 from bot.handler.choices import is_cancel, phone_alone
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK
@@ -42,7 +43,7 @@ TEXTS = {
 }
 # Right after an emergency was registered (and its place known), what the resident says of it —
 # help called, help arrived, the danger over — is news for the duty staff, not a new report.
-REPORTED = "urgent"
+REPORTED = URGENT  # the mark left after an emergency is registered
 UPDATE = re.compile(
     r"120|110|119|96777|急救|救护车|消防|警察|民警|派出所|医院|报警|报了警|打了|打过|叫了|来了|到了|赶到|赶过来|送去|送到|送医"
     r"|没事了|没大碍|好了|好多了|灭了|关了|关掉了|醒了|找到了|回来了|控制住|处理好了|救出来|出来了|放出来"
@@ -109,7 +110,7 @@ async def urgent(ctx: Context) -> str:
     lines.append(TEXTS["created"].format(number=report.number, promise=promise(rules.deadlines.get("urgent", 2))))
     if resident_id is not None:
         await handoff.request(ctx.rt.db, resident_id, "urgent", ctx.text, now, ticket_id=report.id)
-        lines.append(answer_when(ctx, now))
+        lines.append(answer_when(ctx, now, urgent=True))
     if where is None:
         await ctx.fsm.set(WHERE_STATE, ticket_id=report.id, number=report.number, hazard=hazard.id)
         lines.append(TEXTS["ask_where"])
