@@ -96,6 +96,8 @@ LIST_WORDS = (
 )
 MINE_WORDS = ("我的预约", "我的课程", "我的报名", "预约记录", "我报的课")
 CANCEL_WORDS = ("取消预约", "取消报名", "退课", "不去了", "取消课程", "取消", "取消一下", "取消吧", "我要取消")
+# The cancellation said with more words (我不想去了 取消预约, 帮我把报名取消了, 退个课).
+CANCEL_SAID = re.compile(r"取消(?:一下)?(?:我的|那个|这个|刚才的|掉)?(?:预约|报名|课程?)|(?:预约|报名)(?:给我)?取消|退(?:个|掉)?课")
 BOOK_WORDS = ("预约", "报名", "我要报名", "我要预约", "好", "好的", "确认", "约", "1")
 # Booking said in other words (报个名, 我想报一个, 给俺约上吧); at a list it means "which one?" first.
 BOOK_SAID = re.compile(r"^(?:给)?(?:我|俺)?(?:要|想)?(?:预约|报名|报|约)(?:一个|一下|个名|个|名|上)?(?:吧|啊|呀)?$")
@@ -410,7 +412,11 @@ async def cancel_picked(ctx: Context) -> str:
     return await _confirm_cancel(ctx, int(ids[choice - 1]))
 
 
-@router.message(Text(*CANCEL_WORDS))
+def _cancel_said(text: str) -> bool:
+    return len(text) <= 20 and CANCEL_SAID.search(text) is not None
+
+
+@router.message(Text(*CANCEL_WORDS, predicate=_cancel_said))
 async def cancel_start(ctx: Context) -> str:
     rows = await _mine_rows(ctx)
     if not rows:
