@@ -26,6 +26,7 @@ from bot.storage.models import (
     Resident,
     StaffNotification,
     Ticket,
+    TicketEvent,
 )
 from bot.web.console.access import CONVERSATIONS, SECURITY_HEADERS, error_page, form_of, page, render, user_of
 from bot.wechat.errors import WeChatError
@@ -390,8 +391,9 @@ async def _marks(request: web.Request, user: Any) -> dict[str, Any]:
             .where(HandoffRequest.status.in_(handoff.OPEN))
         )).one()
         notice = await session.scalar(select(func.max(StaffNotification.id)).where(_visible(user))) or 0
+        ticket = await session.scalar(select(func.max(TicketEvent.id))) or 0
     return {"message": message, "handoff": f"{queue_mark[0]}:{queue_mark[1]}", "notice": notice,
-            "waiting": int(queue_mark[2] or 0)}
+            "waiting": int(queue_mark[2] or 0), "ticket": ticket}
 
 
 async def _unread(request: web.Request, user: Any) -> int:
@@ -404,8 +406,10 @@ async def _unread(request: web.Request, user: Any) -> int:
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: ``ready`` (residents waiting for a person, the user's unread notices),
     ``message`` (resident ids with new messages), ``handoff`` (the queue changed; how many wait
-    now), ``notification`` (a new notice's text). Every process polls the database, so a change
-    made through any process reaches every console."""
+    now), ``notification`` (a new notice's text), ``ticket`` (ids of tickets with a new event: a
+    new ticket, a resident's message on one, any change by staff or the scheduler; every change to
+    a ticket writes an event). Every process polls the database, so a change made through any
+    process reaches every console."""
     user = user_of(request)
     db = request.config_dict[RUNTIME].db
     response = web.StreamResponse(headers={
@@ -428,6 +432,11 @@ async def events(request: web.Request) -> web.StreamResponse:
                     ids = sorted(set((await session.scalars(
                         select(Message.resident_id).where(Message.id > marks["message"]).limit(500))).all()))
                 out.append(_event("message", {"residents": ids}))
+            if now["ticket"] > marks["ticket"]:
+                async with db.session() as session:
+                    changed = sorted(set((await session.scalars(
+                        select(TicketEvent.ticket_id).where(TicketEvent.id > marks["ticket"]).limit(500))).all()))
+                out.append(_event("ticket", {"tickets": changed}))
             if now["handoff"] != marks["handoff"]:
                 out.append(_event("handoff", {"waiting": now["waiting"]}))
             if now["notice"] > marks["notice"]:

@@ -17,6 +17,70 @@
     if (id === "messages" && stick) el.scrollTop = el.scrollHeight;
   }
 
+  // A page fetched again and parsed: tickets refresh from their own pages, so what staff see live
+  // is what a reload shows (same filters, same permissions).
+  async function fetchPage(url) {
+    const resp = await fetch(url, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" });
+    if (!resp.ok || resp.redirected) return null;
+    return new DOMParser().parseFromString(await resp.text(), "text/html");
+  }
+
+  // One refresh at a time; events arriving meanwhile make one more afterwards.
+  function serial(fn) {
+    let running = false, again = false;
+    return async () => {
+      if (running) { again = true; return; }
+      running = true;
+      try { do { again = false; await fn(); } while (again); } finally { running = false; }
+    };
+  }
+
+  const refreshTickets = serial(async () => {
+    const body = document.querySelector("#ticket-list tbody");
+    if (!body) return;
+    const doc = await fetchPage(location.pathname + location.search);
+    const fresh = doc && doc.querySelector("#ticket-list tbody");
+    if (!fresh) return;
+    const before = new Map([...body.querySelectorAll("tr[data-ticket]")].map((r) => [r.dataset.ticket, r.dataset.state]));
+    body.replaceWith(fresh);
+    fresh.querySelectorAll("tr[data-ticket]").forEach((r) => { if (before.get(r.dataset.ticket) !== r.dataset.state) r.classList.add("fresh"); });
+    const more = document.getElementById("ticket-more");
+    const newMore = doc.getElementById("ticket-more");
+    if (more && newMore) more.replaceWith(newMore);
+  });
+
+  // The form staff have started filling in on a ticket's page is never replaced under them; a
+  // page that came back with an error keeps its form as sent too.
+  let ticketDirty = false;
+
+  const refreshTicket = serial(async () => {
+    const main = document.getElementById("ticket-main");
+    if (!main) return;
+    const doc = await fetchPage(location.pathname);
+    const newMain = doc && doc.getElementById("ticket-main");
+    if (!newMain || newMain.dataset.version === main.dataset.version) return;
+    const seen = new Set([...main.querySelectorAll("[data-event]")].map((e) => e.dataset.event));
+    main.replaceWith(newMain);
+    newMain.querySelectorAll("[data-event]").forEach((e) => { if (!seen.has(e.dataset.event)) e.classList.add("fresh"); });
+    const head = document.getElementById("ticket-head");
+    const newHead = doc.getElementById("ticket-head");
+    if (head && newHead) head.replaceWith(newHead);
+    const side = document.getElementById("ticket-side");
+    const newSide = doc.getElementById("ticket-side");
+    if (!side || !newSide || side.dataset.state === newSide.dataset.state) return;
+    const notice = document.getElementById("ticket-changed");
+    const status = (newHead && newHead.querySelector("#ticket-status")) || {};
+    if (ticketDirty || document.getElementById("error")) {
+      notice.textContent = "这张工单刚刚有了变化（现在：" + (status.textContent || "") + "），您填写的内容还没有提交。请核对后再提交，或刷新页面看能做的操作。";
+      notice.hidden = false;
+      return;
+    }
+    side.replaceWith(newSide);
+    ticket();
+    notice.textContent = "这张工单刚刚有了变化（现在：" + (status.textContent || "") + "），可以做的操作已经更新。";
+    notice.hidden = false;
+  });
+
   function toast(text) {
     const box = document.getElementById("toasts");
     if (!box) return;
@@ -53,6 +117,8 @@
       if (page === "conversation") await refresh("messages");
       if (page === "inbox") await refresh("inbox-rows");
       if (page === "handoffs") await refresh("handoff-rows");
+      if (page === "tickets") await refreshTickets();
+      if (page === "ticket") await refreshTicket();
       document.body.dataset.live = "1";
     });
     source.addEventListener("handoff", (event) => {
@@ -63,6 +129,11 @@
       const data = JSON.parse(event.data);
       if (page === "inbox") refresh("inbox-rows");
       if (page === "conversation" && data.residents.map(String).includes(document.body.dataset.resident)) refresh("messages");
+    });
+    source.addEventListener("ticket", (event) => {
+      const ids = (JSON.parse(event.data || "{}").tickets || []).map(String);
+      if (page === "tickets") refreshTickets();
+      if (page === "ticket" && ids.includes(document.body.dataset.ticket)) refreshTicket();
     });
     source.addEventListener("notification", (event) => {
       const data = JSON.parse(event.data);
@@ -80,6 +151,12 @@
   }
 
   function ticket() {
+    const side = document.getElementById("ticket-side");
+    if (side) {
+      const dirty = () => { ticketDirty = true; };
+      side.addEventListener("input", dirty);
+      side.addEventListener("change", dirty);
+    }
     const select = document.getElementById("action");
     if (!select) return;
     const show = () => document.querySelectorAll("[data-for]").forEach((el) => {

@@ -1,0 +1,68 @@
+"""Tickets live in real Chromium: the board shows a resident's new report without a reload, and a
+ticket's page follows what another staff member does to it (status, timeline, the actions that
+are possible now) without throwing away a form the user has started filling in."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.web.console_util import add_users, login, say
+from tests.web.test_console_browser import LAPTOP, TIMEOUT, log_in, open_page
+
+pytestmark = pytest.mark.browser
+
+DEPARTMENT = "物业服务中心"
+
+
+async def test_the_board_and_a_ticket_follow_changes_live(browser, service_factory, sqlite_url, fake_api):
+    svc = await service_factory(sqlite_url, fake_api)
+    await add_users(sqlite_url, ("zhang", "supervisor", {}), ("li", "staff", {"department": DEPARTMENT}))
+    context, page, problems = await open_page(browser, LAPTOP)
+    await log_in(page, svc.base, "zhang")
+    await page.wait_for_url("**/console/handoffs", timeout=TIMEOUT)
+    await page.goto(f"{svc.base}/console/tickets")
+    await page.wait_for_selector("body[data-live='1']", timeout=TIMEOUT)
+    assert await page.locator("#ticket-list tr.empty").count() == 1
+
+    # A resident reports: the row appears on the open board.
+    answer = await say(svc, "o_live_tickets_0001", "5号楼2单元楼道的灯坏了好几天了，晚上很黑")
+    assert answer and "GD" in answer, answer
+    number = re.search(r"GD\d{8}-\d{4}", answer)
+    assert number
+    row = page.locator(f"#ticket-list tr[data-number='{number.group(0)}']")
+    await row.wait_for(timeout=TIMEOUT)
+    assert await page.locator("#ticket-list tr.empty").count() == 0
+
+    # The supervisor opens it; a colleague dispatches it from another session.
+    await row.locator("a").click()
+    await page.wait_for_url("**/console/tickets/*", timeout=TIMEOUT)
+    await page.wait_for_selector("body[data-live='1']", timeout=TIMEOUT)
+    ticket_id = await page.get_attribute("body", "data-ticket")
+    other = await login(svc.http, svc.base, "zhang")
+    status, _, _ = await other.post(f"/console/tickets/{ticket_id}/transition",
+                                    {"action": "dispatch", "department": DEPARTMENT})
+    assert status == 303
+    await page.locator("#ticket-status", has_text="已派单").wait_for(timeout=TIMEOUT)
+    await page.locator("#timeline li", has_text="派单").wait_for(timeout=TIMEOUT)
+    await page.locator("#action option[value='accept']").wait_for(state="attached", timeout=TIMEOUT)
+    assert "可以做的操作已经更新" in await page.inner_text("#ticket-changed")
+
+    # A note started here is kept when the department accepts meanwhile: the page says so.
+    await page.fill("#note", "已电话联系居民")
+    li = await login(svc.http, svc.base, "li")
+    status, _, _ = await li.post(f"/console/tickets/{ticket_id}/transition", {"action": "accept"})
+    assert status == 303
+    await page.locator("#ticket-status", has_text="已接单").wait_for(timeout=TIMEOUT)
+    await page.locator("#ticket-changed", has_text="还没有提交").wait_for(timeout=TIMEOUT)
+    assert await page.input_value("#note") == "已电话联系居民"
+
+    # Back on the board, the row shows the department's acceptance when it changes again.
+    await page.goto(f"{svc.base}/console/tickets")
+    await page.wait_for_selector("body[data-live='1']", timeout=TIMEOUT)
+    status, _, _ = await li.post(f"/console/tickets/{ticket_id}/transition", {"action": "start"})
+    assert status == 303
+    await row.locator("td.status", has_text="处理中").wait_for(timeout=TIMEOUT)
+    assert not problems, problems
+    await context.close()
