@@ -7,6 +7,8 @@ accepts a console session (CSRF header required for anything but GET)."""
 from __future__ import annotations
 
 import importlib
+import logging
+import traceback
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -54,6 +56,16 @@ def _local_time(value: object, fmt: str = "%m-%d %H:%M") -> str:
 # plain "404: Not Found" (an old link, a ticket number typed into the address bar).
 PATHS = ("/console", "/merchant", "/login", "/logout")
 NOT_FOUND = "没有找到这个页面：链接可能有误，或者内容已经不存在了。"
+BROKEN = "系统出错了，这次操作可能没有完成。请稍后刷新页面查看；如果一直这样，请联系管理员。"
+HTTP_MESSAGES = {
+    400: "请求的内容不完整或格式不对，请返回上一页重新填写。",
+    401: "请先登录。",
+    403: "您的账号没有权限访问这个页面。",
+    405: "这个地址不能这样打开，请从页面上的链接或按钮进入。",
+    413: "提交的内容太大了，请删减文字或换一张小一点的图片后重试。",
+    429: "操作太频繁了，请稍等一会儿再试。",
+}
+log = logging.getLogger("bot.web.console")
 
 
 @web.middleware
@@ -64,8 +76,27 @@ async def console_errors(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     except web.HTTPNotFound:
         return error_page(request, 404, NOT_FOUND)
-    except web.HTTPMethodNotAllowed:
-        return error_page(request, 405, "这个地址不能这样打开，请从页面上的链接或按钮进入。")
+    except web.HTTPException as exc:  # aiohttp's own (a body too large, a bad form): its page is English
+        if exc.status < 400:
+            raise
+        if exc.status >= 500:
+            _log_bug(request, exc)
+            return error_page(request, exc.status, BROKEN)
+        return error_page(request, exc.status,
+                          HTTP_MESSAGES.get(exc.status, f"请求没有完成（错误码 {exc.status}），请返回上一页重试。"))
+    except ConnectionResetError:  # the browser left; nobody to answer
+        raise
+    except Exception as exc:  # a bug, or the database gone: the console's page, never aiohttp's English one
+        _log_bug(request, exc)
+        return error_page(request, 500, BROKEN)
+
+
+def _log_bug(request: web.Request, exc: BaseException) -> None:
+    """The place (route template, frames), not the message: it may hold personal data from SQL parameters."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    resource = request.match_info.route.resource
+    log.error("unhandled %s in %s %s\n%s", type(exc).__name__, request.method,
+              resource.canonical if resource is not None else "?", frames)
 
 
 def setup(app: web.Application, api: web.Application | None) -> None:
