@@ -26,7 +26,7 @@ from bot.web.console.labels import actor_name, duration, intent_name, message_ki
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE.parent / "templates"
 STATIC = HERE.parent / "static"
-MODULES = ("login", "conversations", "tickets", "merchants", "merchant_page", "dashboard", "tuning")
+MODULES = ("login", "conversations", "tickets", "merchants", "merchant_page", "dashboard", "tuning", "points")
 
 
 async def session_login(request: web.Request) -> Principal | None:

@@ -1,0 +1,87 @@
+"""A resident's points in the console, over HTTP: staff credit volunteer points with a reason the
+ledger keeps (with who did it), a resent form counts once, a form missing something says which
+field, more than the balance cannot be taken, operators read the ledger but cannot adjust."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from tests.web.console_util import add_users, login, say
+
+USERS = (("li", "staff", {"department": "物业服务中心"}), ("yun", "operator", {}))
+
+
+def balance(page: str) -> int:
+    found = re.search(r'id="balance">(\d+)<', page)
+    assert found, page
+    return int(found.group(1))
+
+
+def form_key(page: str) -> str:
+    found = re.search(r'name="key" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def error(page: str) -> str:
+    found = re.search(r'id="error">([^<]*)<', page)
+    return html.unescape(found.group(1)) if found else ""
+
+
+async def test_staff_credit_points_with_a_reason_and_operators_only_read(service_factory, sqlite_url, fake_api):
+    svc = await service_factory(sqlite_url, fake_api)
+    await add_users(sqlite_url, *USERS)
+    assert await say(svc, "o_points_console_0001", "转人工")
+    li = await login(svc.http, svc.base, "li")
+    _, inbox, _ = await li.get("/console/inbox")
+    rid = re.search(r'data-resident="(\d+)"', inbox)
+    assert rid
+    _, conversation, _ = await li.get(f"/console/conversations/{rid.group(1)}")
+    path = f"/console/residents/{rid.group(1)}/points"
+    assert f'href="{path}"' in conversation
+    status, page, _ = await li.get(path)
+    assert status == 200
+    start = balance(page)
+
+    # Credited with a reason: the balance and the ledger say so, with who did it.
+    key = form_key(page)
+    sent = {"direction": "add", "amount": "15", "note": "12月6日楼道清扫志愿服务", "key": key}
+    status, _, resp = await li.post(path, sent)
+    assert status == 303, status
+    _, page, _ = await li.get(resp.headers["Location"])
+    assert balance(page) == start + 15
+    assert "已增加15积分" in page
+    row = re.search(r'<tbody>\s*<tr>(.*?)</tr>', page, re.S)
+    assert row, page
+    cells = [html.unescape(c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)]
+    assert cells[1:] == ["+15", str(start + 15), "工作人员调整", "12月6日楼道清扫志愿服务", "li"], cells
+    # The same form sent again (a double click, a reload): one adjustment.
+    status, _, _ = await li.post(path, sent)
+    assert status == 303
+    _, page, _ = await li.get(path)
+    assert balance(page) == start + 15
+
+    # What is missing or wrong is named, and what was typed stays.
+    key = form_key(page)
+    status, page, _ = await li.post(path, {"direction": "add", "amount": "10", "note": "  ", "key": key})
+    assert status == 400 and error(page).startswith("调整原因"), error(page)
+    assert 'value="10"' in page
+    status, page, _ = await li.post(path, {"direction": "add", "amount": "十", "note": "补记", "key": key})
+    assert status == 400 and error(page).startswith("积分数"), error(page)
+    assert "补记</textarea>" in page
+    status, page, _ = await li.post(path, {"direction": "take", "amount": str(start + 16), "note": "误发",
+                                           "key": key})
+    assert status == 409 and f"现有{start + 15}分" in error(page), error(page)
+    _, page, _ = await li.get(path)
+    assert balance(page) == start + 15
+
+    # An operator reads the ledger, without the form, and may not adjust.
+    yun = await login(svc.http, svc.base, "yun")
+    status, page, _ = await yun.get(path)
+    assert status == 200 and balance(page) == start + 15 and 'id="adjust-form"' not in page
+    status, _, _ = await yun.post(path, {"direction": "add", "amount": "5", "note": "x", "key": form_key(
+        (await li.get(path))[1])})
+    assert status == 403
+    status, _, _ = await li.get("/console/residents/99999/points")
+    assert status == 404
