@@ -442,9 +442,9 @@ def _contact_after_filing(ctx: Context) -> bool:
 async def contact_after_filing(ctx: Context) -> str:
     data = ctx.extra["mark"][1]
     number, phone = str(data.get("number", "")), ctx.extra["contact"]
-    await ctx.fsm.set(MARK + FILED, **data)  # a chase or a photo may still follow
     if phone is None:
         return TEXTS["contact_none"].format(number=number)
+    await ctx.fsm.set(MARK + FILED, **data)  # a chase or a photo may still follow
     assert ctx.resident is not None
     report = await reports.add_contact(ctx.rt.db, int(data.get("ticket_id", 0)), ctx.resident.id, phone,
                                        ctx.rt.clock.now())

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from rapidfuzz import fuzz
 
+from bot.handler.choices import is_cancel, numbered, parse_choice
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK
 from bot.handler.router import PHASE_MENU, PHASE_STATE, Func, Router, State, Text
@@ -54,6 +55,12 @@ TEXTS = {
     "urged_again": "好的，已再次催办（{numbers}），办理人员会看到。着急的话可以回复“转人工”找工作人员。",
     "urged_urgent": "已再次通知值班人员。情况危急请直接拨打110、119或120，不要等。",
     "not_new": "好的，这次不登记新的问题。",
+    "withdraw_ask": "要撤回诉求 {number}（{summary}）吗？撤回后就不再派人处理了。回复“确认”撤回，回复“不用”继续办理。",
+    "withdraw_which": "您要撤回哪一件？回复数字：\n{lines}",
+    "withdrawn": "好的，诉求 {number} 已撤回，工作人员会看到您说的情况。以后有事随时找我。",
+    "withdraw_kept": "好的，诉求 {number} 继续办理。",
+    "withdraw_late": "诉求 {number} 已经办结或不在办理中，不用撤回了。",
+    "withdraw_none": "您现在没有在办的诉求，不用撤回。",
     "draft": "您刚才说的“{summary}”还没有登记好，",
     "draft_where": "还差具体位置：请告诉我几号楼几单元，或者发送微信位置。",
     "draft_phone": "还差一个联系电话：请留一个电话，不方便留的话回复“不留”，我马上帮您登记。",
@@ -266,6 +273,81 @@ def _just_filed(ctx: Context) -> int | None:
     mark = ctx.extra.get("mark")
     ticket_id = mark[1].get("ticket_id") if mark and mark[0] in (FILED, URGENT) else None
     return ticket_id if isinstance(ticket_id, int) else None
+
+
+# ----------------------------------------------------------------------------------- withdrawal
+# The resident calls a filed report off (撤回): right after it was filed ("算了 已经好了"), or naming it
+# ("刚才那个投诉撤了吧 已经清了", "GD20261207-0005 不用来了"). Asked once before it is closed.
+WITHDRAW = re.compile(
+    r"撤(?:销|回|掉|了|单|诉求|投诉)|不用(?:来|修|管|处理|弄|派人|来人)了|不需要(?:处理|来人|修|管)了"
+    r"|已经(?:有人|被|给)?(?:好|修|弄|清|清理|收拾|处理|解决|没事)(?:好|完|掉|走)?了|自己(?:找人)?(?:修|弄|处理|解决)(?:好)?了"
+)
+# "算了 …" / "不用了 …" with whatever reason follows.
+_CALL_OFF = re.compile(r"^(?:那|那就|哦|嗯|好)?(?:算了|不用了|不需要了|不报了|不要了)")
+_REFERS = re.compile(r"刚才|刚刚|上次|之前|那个|这个|那件|投诉|诉求|工单|报修|反映的|报的|GD\d{8}", re.I)
+WITHDRAW_STATE = "reports:withdraw"
+_WITHDRAW_YES = {"确认", "确定", "确认撤回", "撤回", "撤吧", "撤", "是", "是的", "对", "对的", "嗯", "好", "好的", "行", "1"}
+_WITHDRAW_NO = {"不", "不用", "不撤", "不撤了", "不要", "算了", "不了", "否", "2", "继续", "继续办", "继续办理"}
+
+
+def _withdraws(ctx: Context) -> bool:
+    text = ctx.text
+    if not text or len(text) > 40 or ctx.resident is None or ctx.fsm.state is not None:
+        return False
+    mark = ctx.extra.get("mark")
+    if mark and mark[0] == URGENT:
+        return False  # "已经好了" after an emergency is news for the duty staff (the urgent flow)
+    said = WITHDRAW.search(text) is not None or is_cancel(text) or _CALL_OFF.match(text) is not None
+    return said and (_just_filed(ctx) is not None or _REFERS.search(text) is not None)
+
+
+@router.message(Func(_withdraws, phase=PHASE_STATE, when=lambda p: p.text and not p.state))
+async def withdraw_start(ctx: Context) -> str:
+    assert ctx.resident is not None
+    now = ctx.rt.clock.now()
+    filed, numbers = _just_filed(ctx), extract_tickets(ctx.text)
+    if numbers:
+        rows = [r for r in await reports.by_numbers(ctx.rt.db, ctx.resident.id, numbers, now) if r.open]
+    else:
+        rows, _total = await reports.listed(ctx.rt.db, ctx.resident.id, now, limit=50)
+        rows = [r for r in rows if r.open]
+        if filed is not None:
+            rows = [r for r in rows if r.id == filed] or rows
+        elif len(rows) > 1:
+            rows = _matching(rows, ctx.text) or rows
+    if not rows:
+        return TEXTS["withdraw_none"]
+    reason = ctx.text.strip()[:200]
+    await ctx.fsm.set(WITHDRAW_STATE, ids=[r.id for r in rows[:PAGE]], numbers=[r.number for r in rows[:PAGE]],
+                      reason=reason)
+    if len(rows) == 1:
+        return TEXTS["withdraw_ask"].format(number=rows[0].number, summary=_summary(rows[0].text, 16))
+    return TEXTS["withdraw_which"].format(lines=numbered([f"{r.number}（{_summary(r.text)}）" for r in rows[:PAGE]]))
+
+
+def _withdraw_answer(ctx: Context) -> bool:
+    ids = ctx.fsm.data.get("ids") or []
+    word = re.sub(r"[\s,，.。!！~～吧啊呀]+", "", ctx.text)
+    if len(ids) > 1:
+        return parse_choice(ctx.text, len(ids)) is not None or word in _WITHDRAW_NO
+    return word in _WITHDRAW_YES or word in _WITHDRAW_NO
+
+
+@router.message(State(WITHDRAW_STATE), Func(_withdraw_answer, phase=PHASE_STATE, when=lambda p: p.text))
+async def withdraw_answer(ctx: Context) -> str:
+    assert ctx.resident is not None
+    data = dict(ctx.fsm.data)
+    await ctx.fsm.clear()
+    ids, numbers = [int(i) for i in data.get("ids", [])], [str(n) for n in data.get("numbers", [])]
+    word = re.sub(r"[\s,，.。!！~～吧啊呀]+", "", ctx.text)
+    if word in _WITHDRAW_NO:
+        return TEXTS["withdraw_kept"].format(number="、".join(numbers))
+    index = (parse_choice(ctx.text, len(ids)) or 1) - 1 if len(ids) > 1 else 0
+    report = await reports.withdraw(ctx.rt.db, ids[index], ctx.resident.id, str(data.get("reason") or ""),
+                                    ctx.rt.clock.now())
+    if report is None:
+        return TEXTS["withdraw_late"].format(number=numbers[index])
+    return TEXTS["withdrawn"].format(number=report.number)
 
 
 def _leave_report(ctx: Context) -> str | None:

@@ -415,6 +415,27 @@ async def add_update(db: Database, ticket_id: int, resident_id: int, text: str, 
     return await _sync(db, note)
 
 
+async def withdraw(db: Database, ticket_id: int, resident_id: int, reason: str, now: datetime) -> Report | None:
+    """The resident calls an open report off (撤回: "已经清了", "不用来了"): the ticket is closed with
+    the resident's words as its resolution and a timeline entry for the staff; no push (the chat has
+    answered). None when the ticket is not the resident's or no longer open."""
+
+    def close(session: Session) -> Report | None:
+        ticket = _own_sync(session, ticket_id, resident_id)
+        if ticket is None or ticket.status not in tickets.OPEN_STATUSES:
+            return None
+        before = ticket.status
+        ticket.status = "closed"
+        ticket.closed_at = now
+        ticket.updated_at = now
+        ticket.resolution = f"居民撤回：{reason[:200]}" if reason else "居民撤回"
+        tickets.record_sync(session, ticket, "resident_withdrew", actor="resident", now=now, note=reason[:500] or None,
+                            from_status=before, public=False)
+        return _snapshots_sync(session, [ticket], now)[0]
+
+    return await _sync(db, close)
+
+
 # ------------------------------------------------------------------------------------- rating
 async def awaiting_rating(db: Database, resident_id: int) -> Report | None:
     """The resident's most recently answered ticket, if one waits for a rating."""

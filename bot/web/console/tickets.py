@@ -27,7 +27,7 @@ ACTION_LABELS = {
 EVENT_LABELS = {**ACTION_LABELS, "create": "创建", "submitted": "受理", "triage": "待人工分派",
                 "possible_duplicate": "可能重复", "attachment": "附件", "location_added": "补充位置",
                 "resident_comment": "居民意见", "comment": "备注/回复", "assign": "指派", "reminder": "提醒",
-                "rate": "评价", "resident_follow_up": "居民催办", "resident_contact": "居民补充联系电话",
+                "rate": "评价", "resident_follow_up": "居民催办", "resident_withdrew": "居民撤回", "resident_contact": "居民补充联系电话",
                 "resident_update": "居民补充情况", "resident_repeat": "居民再次反映", "revisit": "回访"}
 URGENCY = {"normal": "普通", "urgent": "紧急"}
 NUMBER = re.compile(r"GD\d{8}-\d{4}", re.IGNORECASE)
