@@ -60,9 +60,14 @@ async def test_operator_pages(service):
     assert status == 303
     status, page, _ = await op.get("/console/tuning/entries?id=community-pool")
     assert "泳池开放吗" in page and "修改 community-pool" in page
-    status, _, resp = await op.post("/console/tuning/entries", {"id": "Bad Id", "question": "x", "answer": "y",
-                                                                "department": "z"})
-    assert "error=" in resp.headers["Location"]
+    status, page, resp = await op.post("/console/tuning/entries", {"id": "Bad Id", "question": "x", "answer": "y",
+                                                                   "department": "z"})
+    # Refused in Chinese naming the field, the form as it was sent.
+    assert status == 400 and "没有保存：编号「Bad Id」只能用小写英文字母" in html.unescape(page)
+    assert 'name="id" value="Bad Id"' in page and "y</textarea>" in page
+    status, page, resp = await op.post("/console/tuning/entries", {"id": "community-gym", "question": "健身房在哪",
+                                                                   "answer": "在活动中心二楼。", "department": ""})
+    assert status == 400 and "没有保存：请填写负责部门。" in page and "在活动中心二楼。</textarea>" in page
 
     status, page, _ = await op.get("/console/tuning/evaluation")
     assert status == 200 and 'data-src="/console/tuning/evaluation/figures"' in page and 'name="confirm"' in page

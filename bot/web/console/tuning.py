@@ -6,6 +6,8 @@ JSON API calls (``bot/api/tuning.py`` → ``bot/services/tuning*.py``)."""
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,6 +25,69 @@ from bot.web.console.labels import INTENT_NAMES
 
 TUNING = frozenset({"operator"})
 MAX_EXAMPLES_SHOWN = 300
+
+
+# What the tuning services and the knowledge loader refuse with (English, for the API and the log),
+# as operators read it: the field named as the form names it.
+FIELDS = {
+    "id": "编号", "question": "标准问题", "answer": "答案", "department": "负责部门", "reviewed": "核对日期",
+    "alternatives": "其他问法", "tags": "标签", "link": "链接", "sensitive": "敏感条目", "article": "条文",
+    "text": "消息文字", "example": "样例", "synonym name": "同义词的标准词", "synonym word": "同义词",
+    "lookup name": "词表名", "lookup word": "词表中的词", "entry id": "条目编号",
+}
+
+
+def _field(name: str) -> str:
+    return FIELDS.get(name.strip(), name.strip())
+
+
+AGAIN = "操作没有完成，请刷新页面后重试。"
+SAYINGS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    (re.compile(r"entry is missing required field\(s\): (.+)"),
+     lambda m: "请填写" + "、".join(_field(f) for f in m.group(1).split(",")) + "。"),
+    (re.compile(r"missing or empty field '([^']+)'"), lambda m: f"请填写{_field(m.group(1))}。"),
+    (re.compile(r"id '(.*)' must be lowercase ASCII letters.*"),
+     lambda m: f"编号「{m.group(1)}」只能用小写英文字母、数字和 . _ -，比如 garbage.sorting。"),
+    (re.compile(r"field 'reviewed' must be a date.*"), lambda m: "核对日期要写成 2026-11-20 这样的日期。"),
+    (re.compile(r"field '([^']+)' must be a list of texts"), lambda m: f"{_field(m.group(1))}要填一组文字。"),
+    (re.compile(r"field '([^']+)' must be true or false.*"), lambda m: f"{_field(m.group(1))}只能选是或否。"),
+    (re.compile(r"field '([^']+)' must be text.*"), lambda m: f"{_field(m.group(1))}要填文字。"),
+    (re.compile(r"unknown field\(s\): (.+)"), lambda m: f"条目里有不认识的项：{m.group(1)}。"),
+    (re.compile(r"(.+) is empty"), lambda m: f"{_field(m.group(1))}不能为空。"),
+    (re.compile(r"(.+) is longer than (\d+) characters"), lambda m: f"{_field(m.group(1))}最多{m.group(2)}个字。"),
+    (re.compile(r"unknown intent '(.*)'"), lambda m: f"没有这个意图：{m.group(1) or '（未选择）'}。请从列表中选择。"),
+    (re.compile(r"the draft has no changes to publish"), lambda m: "草稿里没有改动，不需要发布。"),
+    (re.compile(r"another version was published meanwhile.*"),
+     lambda m: "在您查看评估期间，别人已经发布了新版本。请重新看一遍评估结果再发布。"),
+    (re.compile(r"nothing has been published yet"), lambda m: "还没有发布过版本，没有可以回滚的。"),
+    (re.compile(r"no version (\d+)"), lambda m: f"没有第{m.group(1)}版。"),
+    (re.compile(r"nothing to decide"), lambda m: "请先勾选要处理的消息。"),
+    (re.compile(r"a new entry needs its fields"), lambda m: "新条目需要填写编号、标准问题、答案和负责部门。"),
+    (re.compile(r"no knowledge entry '(.*)'"), lambda m: f"知识库里没有这个条目：{m.group(1)}。"),
+    (re.compile(r"the draft's data does not load: (.*)"),
+     lambda m: f"草稿的数据无法加载，请撤销最近的改动（{m.group(1)}）。"),
+    (re.compile(r"unknown (decision|review kind|change) .*|entry must be a mapping"), lambda m: AGAIN),
+]
+SIMILAR = re.compile(r"\S+ (\S+) and \S+ (\S+): '(.*)' ~ '(.*)' \((\d+)%\)")
+
+
+def chinese(exc: Exception | str) -> str:
+    """A refusal of the tuning loop in Chinese; one not known here keeps its words after a general line."""
+    text = str(exc).strip()
+    for pattern, say in SAYINGS:
+        found = pattern.fullmatch(text)
+        if found:
+            return say(found)
+    return f"请检查填写的内容（{text}）。"
+
+
+def similar(message: str) -> str:
+    """A duplicate or near-duplicate knowledge phrasing as operators read it."""
+    found = SIMILAR.fullmatch(message)
+    if not found:
+        return message
+    a, b, p, q, percent = found.groups()
+    return f"条目 {a} 和 {b} 的问法「{p}」与「{q}」相似度{percent}%"
 
 
 def _rt(request: web.Request) -> Runtime:
@@ -86,7 +151,7 @@ async def decide(request: web.Request) -> web.StreamResponse:
             intent=form.get("intent"), entry=entry, entry_id=form.get("entry_id", "").strip() or None,
             current_entry=lambda entry_id: api.entry_of(rt, entry_id))
     except (tuning.TuningError, OverlayError) as exc:
-        return await _review(request, error=f"没有保存：{exc}", status=400)
+        return await _review(request, error=f"没有保存：{chinese(exc)}", status=400)
     words = {"intent": "已标注", "noise": "已标为噪音", "entry": "已写入新条目", "phrasing": "已加为问法"}
     raise _to("/console/tuning", kind=kind, notice=f"{words.get(action, '已保存')}{decided}条，在草稿中，评估后发布")
 
@@ -99,7 +164,7 @@ async def draft_page(request: web.Request) -> web.StreamResponse:
     problems = await api.problems(rt)
     return render(request, "tuning_draft.html", title="调优 · 草稿", draft=d, overlay=d.overlay,
                   summary=tuning_data.summary(d.overlay), problems=problems, intents=_labels(rt),
-                  notice=request.query.get("notice", ""))
+                  notice=request.query.get("notice", ""), similar=similar)
 
 
 @page("POST", "/console/tuning/changes", TUNING)
@@ -124,7 +189,7 @@ async def change(request: web.Request) -> web.StreamResponse:
     try:
         await tuning.change(rt.db, [item], api.names(rt), user_of(request).name, rt.clock.now())
     except OverlayError as exc:
-        raise _to(back, error=f"没有保存：{exc}") from None
+        raise _to(back, error=f"没有保存：{chinese(exc)}") from None
     raise web.HTTPSeeOther(back)
 
 
@@ -155,16 +220,31 @@ async def intent_editor(request: web.Request) -> web.StreamResponse:
 
 @page("GET", "/console/tuning/entries", TUNING)
 async def entries_page(request: web.Request) -> web.StreamResponse:
+    return await _entries(request)
+
+
+async def _entries(request: web.Request, error: str = "", status: int = 200,
+                   kept: dict[str, Any] | None = None) -> web.Response:
+    """The entries and the editor: the entry chosen (``?id=``), or a refused form as it was sent."""
     rt = _rt(request)
     d = await tuning.draft(rt.db)
     entries = await asyncio.to_thread(tuning_data.draft_entries, d.overlay, sources_of(rt.settings))
     q = request.query.get("q", "").strip()
     shown = [e for e in entries if not q or q in e.id or any(q in p for p in e.phrasings) or q in e.answer]
-    chosen = next((e for e in entries if e.id == request.query.get("id")), None)
+    chosen = next((e for e in entries if e.id == (kept or {}).get("id", request.query.get("id"))), None)
+    if kept is not None:
+        form = kept
+    elif chosen is not None:
+        form = {"id": chosen.id, "question": chosen.question, "alternatives": "\n".join(chosen.alternatives),
+                "answer": chosen.answer, "department": chosen.department, "tags": ", ".join(chosen.tags),
+                "link": chosen.link or "", "sensitive": chosen.sensitive}
+    else:
+        form = {}
     problems = await api.problems(rt)
-    return render(request, "tuning_entries.html", title="调优 · 知识库条目", entries=shown[:200], total=len(shown),
-                  q=q, entry=chosen, changed=set(d.overlay["entries"]), problems=problems["knowledge"],
-                  error=request.query.get("error", ""), notice=request.query.get("notice", ""))
+    return render(request, "tuning_entries.html", status=status, title="调优 · 知识库条目", entries=shown[:200],
+                  total=len(shown), q=q, entry=chosen, form=form, changed=set(d.overlay["entries"]),
+                  problems=[{**p, "message": similar(p["message"])} for p in problems["knowledge"]],
+                  error=error or request.query.get("error", ""), notice=request.query.get("notice", ""))
 
 
 @page("POST", "/console/tuning/entries", TUNING)
@@ -184,7 +264,10 @@ async def save_entry(request: web.Request) -> web.StreamResponse:
         await tuning.change(rt.db, [{"op": "entry", "entry": entry}], api.names(rt), user_of(request).name,
                             rt.clock.now())
     except OverlayError as exc:
-        raise _to("/console/tuning/entries", id=entry_id, error=f"没有保存：{exc}") from None
+        kept: dict[str, Any] = {k: form.get(k, "") for k in ("id", "question", "alternatives", "answer",
+                                                             "department", "tags", "link")}
+        kept["sensitive"] = form.get("sensitive") == "1"
+        return await _entries(request, error=f"没有保存：{chinese(exc)}", status=400, kept=kept)
     raise _to("/console/tuning/entries", id=entry_id, notice="已保存到草稿")
 
 
@@ -215,7 +298,7 @@ async def publish(request: web.Request) -> web.StreamResponse:
         number = await api.publish_checked(rt, user_of(request).name, form.get("note", "").strip(), rt.clock.now(),
                                            int(expected) if expected.isdigit() else None)
     except tuning.TuningError as exc:
-        raise _to("/console/tuning/evaluation", error=f"没有发布：{exc}") from None
+        raise _to("/console/tuning/evaluation", error=f"没有发布：{chinese(exc)}") from None
     raise _to("/console/tuning/versions", notice=f"已发布 v{number}，各服务进程几秒内切换")
 
 
@@ -239,5 +322,5 @@ async def rollback(request: web.Request) -> web.StreamResponse:
         number = await tuning.rollback(rt.db, user_of(request).name, rt.clock.now(),
                                        int(to) if to.isdigit() else None)
     except tuning.TuningError as exc:
-        raise _to("/console/tuning/versions", error=f"没有回滚：{exc}") from None
+        raise _to("/console/tuning/versions", error=f"没有回滚：{chinese(exc)}") from None
     raise _to("/console/tuning/versions", notice=f"已回滚，当前为 v{number}")
