@@ -27,6 +27,9 @@ TEXTS = {
     "list_head": "积分商城{category}（您有{balance}积分）：",
     "item": "{n}. {title}（{merchant}）{price}积分，剩{stock}张",
     "list_tail": "回复数字查看并兑换{more}；回复“餐饮”“理发”“超市”“交通”按类别看。",
+    # Which of the listed coupons the resident's points reach (elderly residents ask 我积分够换啥).
+    "affordable": "您的积分够换第{numbers}项。",
+    "affordable_none": "您的积分还不够换这几项，发“怎么赚积分”看看怎么攒。",
     "more": "，回复“下一页”看更多",
     "empty": "积分商城{category}暂时没有可兑换的优惠券，过几天再来看看吧。",
     "no_more": "已经是最后一页了。回复数字查看并兑换。",
@@ -143,9 +146,20 @@ async def show_page(
     lines = [TEXTS["list_head"].format(category=label, balance=balance)]
     for n, o in enumerate(shown_items, 1):
         lines.append(TEXTS["item"].format(n=n, title=o.title, merchant=o.merchant, price=o.price, stock=o.stock))
+    reach = _within_reach(shown_items, balance)
+    if reach:
+        lines.append(reach)
     lines.append(TEXTS["list_tail"].format(more=TEXTS["more"] if page + 1 < pages else ""))
     await ctx.fsm.set("coupons:browse", category=category, page=page, ids=[o.id for o in shown_items])
     return "\n".join(lines)
+
+
+def _within_reach(listed: list[coupons.Offer], balance: int) -> str | None:
+    """Which listed coupons the balance reaches, when that is news: not when it reaches them all."""
+    reached = [str(n) for n, o in enumerate(listed, 1) if o.price <= balance and o.stock > 0]
+    if len(reached) == len(listed):
+        return None
+    return TEXTS["affordable"].format(numbers="、".join(reached)) if reached else TEXTS["affordable_none"]
 
 
 async def offer(ctx: Context, coupon: coupons.Offer, shown: points.Statement | None = None) -> str:
@@ -292,7 +306,9 @@ async def mall(ctx: Context) -> str:
 
 
 # "What can I get?" said at the mall or anywhere (能换个啥, 我能换什么, 换点啥): the mall.
-CAN_GET = re.compile(r"^(?:我|俺)?(?:的积分)?(?:能|可以|还能)?换(?:个|点|些)?(?:啥|什么|哪些|哪个)(?:呀|啊|呢|东西)?[?？]?$")
+CAN_GET = re.compile(
+    r"^(?:我|俺)?(?:的)?(?:这些|这点)?(?:积分|分)?(?:能|可以|还能|够|能够|够不够)?换(?:个|点|些)?(?:啥|什么|哪些|哪个)(?:呀|啊|呢|东西)?[?？]?$"
+)
 # How a coupon is used (这个券咋用, 优惠券怎么使用).
 HOW_TO_USE = re.compile(r"券.{0,4}(?:怎么|咋|如何|怎样)(?:用|使用|花)|(?:怎么|咋|如何|怎样)(?:用|使用).{0,4}券")
 # What a redemption request says besides the coupon's name (换那个理发的 → 理发).
