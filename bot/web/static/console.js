@@ -190,7 +190,7 @@
         } else if (resp.status === 401) {
           location.href = "/login?next=%2Fmerchant";
         } else {
-          show(false, (data.error && data.error.message) || data.message || "核销失败，请稍后再试。");
+          show(false, refusal(resp.status, data.error || {}));
         }
       } catch (e) {
         show(false, "网络异常，请检查网络后重试。");
@@ -199,6 +199,19 @@
       }
     });
     function show(ok, text) { result.hidden = false; result.className = ok ? "ok" : "bad"; result.textContent = text; }
+    // The API's refusals are for programs (English, but for the rate limit's): said here in Chinese.
+    function refusal(status, error) {
+      const words = {
+        csrf: "页面已过期，请刷新页面后再核销。",
+        not_a_merchant: "这个账号没有关联商户，请联系社区管理员。",
+        forbidden: "这个账号不能核销优惠券，请用商户账号登录。",
+        invalid_body: "券码格式不对：请输入4到32位的字母、数字或短横线。",
+        bad_request: "券码格式不对：请输入4到32位的字母、数字或短横线。",
+      };
+      if (words[error.code]) return words[error.code];
+      if (/[\u4e00-\u9fff]/.test(error.message || "")) return error.message;
+      return status >= 500 ? "系统出错了，请稍后再试。" : "核销失败，请刷新页面后再试。";
+    }
   }
 
   document.addEventListener("DOMContentLoaded", () => {
