@@ -94,3 +94,9 @@ async def test_operator_pages(service):
         await asyncio.sleep(0.2)
     async with service.http.get(service.base + "/api/v1/tuning/export", headers=op.cookie) as r:
         assert r.status == 200 and r.content_type == "application/zip"
+    # The pages' download links are the console's own: a refusal there is a page in Chinese.
+    assert 'href="/console/tuning/export?what=active"' in (await op.get("/console/tuning/versions"))[1]
+    async with service.http.get(service.base + "/console/tuning/export?what=draft", headers=op.cookie) as r:
+        assert r.status == 200 and r.content_type == "application/zip"
+    status, page, _ = await staff.get("/console/tuning/export?what=draft")
+    assert status == 403 and "没有权限" in page

@@ -313,6 +313,13 @@ async def versions_page(request: web.Request) -> web.StreamResponse:
                   notice=request.query.get("notice", ""), error=request.query.get("error", ""))
 
 
+@page("GET", "/console/tuning/export", TUNING)
+async def export(request: web.Request) -> web.StreamResponse:
+    """The zip of the data files to commit, from the console (the API's export answers a lapsed
+    session or a failure in JSON, in English)."""
+    return await api.export(_rt(request), "draft" if request.query.get("what") == "draft" else "active")
+
+
 @page("POST", "/console/tuning/rollback", TUNING)
 async def rollback(request: web.Request) -> web.StreamResponse:
     rt = _rt(request)
