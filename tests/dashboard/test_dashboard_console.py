@@ -10,10 +10,12 @@ async def test_bad_period_and_export_requests(service_factory, sqlite_url, fake_
     svc = await service_factory(sqlite_url, fake_api)
     await add_users(sqlite_url, ("yun", "operator", {}))
     client = await login(svc.http, svc.base, "yun")
+    # A wrong period: the dashboard for the usual period, with a line naming the field in Chinese.
     status, html, _ = await client.get("/console/dashboard?start=2026-02-30")
-    assert status == 400 and "start" in html
+    assert status == 400 and "开始日期要写成 2026-11-20 这样的日期" in html and 'id="section-tickets"' in html
+    assert "must be" not in html
     status, html, _ = await client.get("/console/dashboard?start=2026-12-01&end=2026-11-01")
-    assert status == 400 and "end" in html
+    assert status == 400 and "结束日期要晚于开始日期" in html and "must be" not in html
     status, html, _ = await client.get("/console/dashboard?start=2026-11-01&end=2026-12-01")
     assert status == 200 and 'id="table-tickets_by_category"' in html and "echarts.min.js" in html
     for query, word in (("section=nope&table=x&format=csv", "section"),

@@ -87,13 +87,28 @@ def _period(request: web.Request) -> dashboard.Period:
     return dashboard.period_of(request.query.get("start") or None, request.query.get("end") or None, rt.clock.now())
 
 
+PERIOD_FIELDS = {"start": "开始日期", "end": "结束日期"}
+
+
+def period_problem(exc: dashboard.PeriodError) -> str:
+    """The service's refusal (English, for the API) as operators read it, naming the field."""
+    label = PERIOD_FIELDS.get(exc.field, exc.field)
+    if "must be after start" in exc.message:
+        return "结束日期要晚于开始日期（结束日期当天不算在内，只看一天就选第二天）。"
+    if "at most" in exc.message:
+        return f"一次最多看{dashboard.MAX_DAYS}天，请缩短开始日期到结束日期的范围。"
+    return f"{label}要写成 2026-11-20 这样的日期（2000年到2100年之间）。"
+
+
 @page("GET", "/console/dashboard", ROLES)
 async def view(request: web.Request) -> web.StreamResponse:
     rt = request.config_dict[RUNTIME]
+    error = ""
     try:
         period = _period(request)
-    except dashboard.PeriodError as exc:
-        return error_page(request, 400, f"日期不正确（{exc.field}）：{exc.message}")
+    except dashboard.PeriodError as exc:  # the dashboard for the usual period, with what was wrong
+        error = period_problem(exc)
+        period = dashboard.period_of(None, None, rt.clock.now())
     now = rt.clock.now()
     sections = {name: await dashboard.section(rt.db, name, period, now) for name in dashboard.SECTIONS}
     for data in sections.values():
@@ -109,7 +124,7 @@ async def view(request: web.Request) -> web.StreamResponse:
         request, "dashboard.html", title="驾驶舱", period=period, sections=sections, titles=SECTION_TITLES,
         show=show, cell=cell, query=urlencode(query), presets=presets, definitions=dashboard.DEFINITIONS,
         chart_data=json.dumps(charts, ensure_ascii=False).replace("</", "<\\/"),
-        last_day=(period.end - timedelta(days=1)).isoformat(),
+        last_day=(period.end - timedelta(days=1)).isoformat(), error=error, status=400 if error else 200,
     )
 
 
@@ -126,7 +141,7 @@ async def export(request: web.Request) -> web.StreamResponse:
     try:
         period = _period(request)
     except dashboard.PeriodError as exc:
-        return error_page(request, 400, f"日期不正确（{exc.field}）：{exc.message}")
+        return error_page(request, 400, period_problem(exc))
     data = await dashboard.section(rt.db, name, period, rt.clock.now())
     table = next((t for t in data["tables"] if t["name"] == request.query.get("table")), None)
     if table is None:

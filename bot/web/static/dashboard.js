@@ -25,7 +25,7 @@
       legend: { type: "scroll", top: 0 },
       grid: { left: 48, right: 16, top: 36, bottom: 56 },
       xAxis: { type: "category", data: x, axisLabel: { hideOverlap: true } },
-      yAxis: { type: "value", axisLabel: percent ? { formatter: "{value}%" } : {} },
+      yAxis: { type: "value", minInterval: percent ? 0 : 1, axisLabel: percent ? { formatter: "{value}%" } : {} },
       dataZoom: x.length > 40 ? [{ type: "inside" }, { type: "slider", height: 16, bottom: 8 }] : [],
       series: series
     });
