@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rapidfuzz import fuzz
 
@@ -147,6 +147,13 @@ def _day(dt: datetime) -> str:
     return f"{local.month}月{local.day}日"
 
 
+def _due(r: Report) -> str:
+    """When a report should be done: the hour for a short deadline (an emergency's 2 hours), the
+    day for days ("12月14日", not "12月14日06:18")."""
+    assert r.deadline is not None
+    return _when(r.deadline) if r.deadline - r.created_at <= timedelta(hours=24) else _day(r.deadline)
+
+
 def _who(r: Report) -> str:
     """Who handles it, unless the status already says (已派给城管市政科)."""
     name = (r.assignee or r.department or "").replace("-", "")
@@ -163,7 +170,7 @@ def describe(r: Report) -> str:
         if r.overdue:
             text += TEXTS["overdue"]
         elif r.deadline is not None:
-            text += TEXTS["due"].format(when=_when(r.deadline))
+            text += TEXTS["due"].format(when=_due(r))
     elif r.status == "answered" and r.resolution:
         text += TEXTS["answer"].format(resolution=r.resolution[:80].rstrip("。"))
     elif r.status == "rejected" and r.reject_reason:
