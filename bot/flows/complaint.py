@@ -83,7 +83,10 @@ PROBLEM = re.compile(
 _OTHER = re.compile(r"积分|优惠券|商城|兑换|课程|报名|预约|夜校|转人工|人工|真人|客服|工作人员|查进度|我的诉求")
 MEDIA_KINDS = ("image", "video", "shortvideo")
 # Reports about people or fees, not a place: nobody is sent anywhere, so the place is not asked.
-NO_PLACE = re.compile(r"态度|服务差|不作为|工作人员|网格员|物业费|收费|乱收费|办事效率|推诿|不回复|不理人")
+NO_PLACE = re.compile(
+    r"态度|服务差|不作为|工作人员|网格员|物业费|收费|乱收费|办事效率|推诿|不回复|不理人"
+    r"|公开|公示|明细|账目|维修基金|业委会|业主大会|换物业|选聘"
+)
 STEP_STATES = ("complaint:what", "complaint:where", "complaint:phone")
 
 

@@ -67,7 +67,8 @@ def of_resident(resident: Resident | None) -> Place | None:
 # without a building number. Only places everyone in the community knows; "门口" or "楼下" alone
 # (whose door? which building?) is not one.
 LANDMARK = re.compile(
-    r"小区(?:的)?(?:[东西南北]?(?:门口|大门)|[东西南北]门(?:口)?|侧门|后门|广场|花园|凉亭|车棚|停车场|健身(?:区|器材|场)|垃圾站|门卫(?:室)?)"
+    r"小区(?:里|里面|内)?(?:的)?(?:[东西南北]?(?:门口|大门)|[东西南北]门(?:口)?|侧门|后门|广场|花园|凉亭|车棚|停车场"
+    r"|健身(?:区|器材|场|设施)|垃圾站|门卫(?:室)?|(?:儿童)?游乐(?:区|场|设施)|滑梯|篮球场|活动中心|绿化带|草坪|围墙|主干道|消防通道)"
     r"|(?<![\d号楼栋])[东西南北](?:大)?门(?:口)?|地下车库|地下停车场|(?:小区)?(?:自行车|电动车)棚"
 )
 
