@@ -1,6 +1,7 @@
 """Tickets live in real Chromium: the board shows a resident's new report without a reload, and a
 ticket's page follows what another staff member does to it (status, timeline, the actions that
-are possible now) without throwing away a form the user has started filling in."""
+are possible now, the usual next one first) without throwing away a form the user has started
+filling in."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ async def test_the_board_and_a_ticket_follow_changes_live(browser, service_facto
     await page.locator("#timeline li", has_text="派单").wait_for(timeout=TIMEOUT)
     await page.locator("#action option[value='accept']").wait_for(state="attached", timeout=TIMEOUT)
     assert "可以做的操作已经更新" in await page.inner_text("#ticket-changed")
+    assert await page.input_value("#action") == "accept"  # the usual next step is offered first
 
     # A note started here is kept when the department accepts meanwhile: the page says so.
     await page.fill("#note", "已电话联系居民")

@@ -30,6 +30,9 @@ EVENT_LABELS = {**ACTION_LABELS, "create": "创建", "submitted": "受理", "tri
                 "rate": "评价", "resident_follow_up": "居民催办", "resident_withdrew": "居民撤回", "resident_contact": "居民补充联系电话",
                 "resident_update": "居民补充情况", "resident_repeat": "居民再次反映", "revisit": "回访"}
 URGENCY = {"normal": "普通", "urgent": "紧急"}
+# The step a ticket usually takes next in each status: the action offered first on its page.
+NEXT_ACTION = {"submitted": "dispatch", "dispatched": "accept", "accepted": "start", "in_progress": "answer",
+               "reopened": "accept", "escalated": "dispatch"}
 NUMBER = re.compile(r"GD\d{8}-\d{4}", re.IGNORECASE)
 PAGE_SIZE = 50
 TEXT_MAX = 4000
@@ -133,8 +136,10 @@ async def detail_view(request: web.Request, *, error: str = "", status: int = 20
             select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id))).all())
         resident = await session.get(Resident, ticket.resident_id) if ticket.resident_id else None
     rules = rules_for(rt.settings.data_dir)
-    departments = sorted({c.department for c in rules.categories.values() if c.department})
+    departments = sorted(_departments(request))
     photos = [i for i, a in enumerate(ticket.attachments or []) if a.get("kind") == "image" and a.get("file")]
+    rule = rules.categories.get(ticket.category or "")
+    suggested = rule.department if rule is not None and rule.department != ticket.department else None
     # A refused form comes back as it was sent (the action chosen, the words typed), not reset.
     kept = await form_of(request) if request.method == "POST" else {}
     kept_for = request.path.rsplit("/", 1)[-1] if kept else ""
@@ -142,7 +147,8 @@ async def detail_view(request: web.Request, *, error: str = "", status: int = 20
                   resident=resident, actions=allowed_actions(user, ticket), action_labels=ACTION_LABELS,
                   event_labels=EVENT_LABELS, statuses=STATUS_LABELS, urgency=URGENCY, error=error,
                   departments=departments, photos=photos, now=rt.clock.now(), open_statuses=svc.OPEN_STATUSES,
-                  ratings=svc.RATING_LABELS, kept=kept, kept_for=kept_for)
+                  ratings=svc.RATING_LABELS, kept=kept, kept_for=kept_for, suggested=suggested,
+                  next_action=NEXT_ACTION.get(ticket.status, ""))
 
 
 @page("GET", "/console/tickets/{id}", STAFF)
