@@ -166,6 +166,7 @@ def _entry_values(amount: Any) -> dict[str, Any]:
     }
 
 
+@functools.cache
 def _credit_statements(dialect: str) -> tuple[Any, Any, Any]:
     """A credit's statements, built once per dialect and executed with parameters (SQLAlchemy then
     reuses their cache key and compiled form): the balance raised (its row created when missing)
