@@ -321,8 +321,9 @@ async def ticket_from_conversation(request: web.Request) -> web.StreamResponse:
     )
     try:
         report = await reports.create(rt.db, new, rules, rt.clock.now())
-    except ticket_svc.TicketError as exc:
-        return await conversation_view(request, error=exc.message, status=400)
+    except ticket_svc.TicketError as exc:  # its message is English, for the API
+        return await conversation_view(request, status=400, error="工单内容需要1到2000个字。"
+                                       if exc.code == "empty_text" else "工单没有创建，请刷新页面后重试。")
     raise web.HTTPSeeOther(f"/console/tickets/{report.id}")
 
 

@@ -208,11 +208,13 @@ ERRORS = {
     "empty_text": "内容不能为空。",
     "missing_rating": "请选择居民的评价：满意、基本满意或不满意。",
     "unknown_department": "请选择列表中的部门。",
+    "unknown_action": "请选择列表中的操作。",
+    "bad_rating": "请选择居民的评价：满意、基本满意或不满意。",
 }
 
 
 def _explain(exc: svc.TicketError) -> str:
-    return ERRORS.get(exc.code, "操作未完成：" + exc.message)
+    return ERRORS.get(exc.code, "操作没有完成，请刷新页面后重试。")  # the service's message is English
 
 
 def _departments(request: web.Request) -> set[str]:
