@@ -335,9 +335,11 @@ async def phone(ctx: Context) -> HandlerResult | Pass:
     if number is not None:
         await ctx.fsm.update(c_phone=number)
         return await _proceed(ctx)
-    corrected = places.from_text(text)
-    if corrected is not None and not places.QUESTION.search(text):
-        # "不对，是5号楼": a correction of the place, then the phone question again.
+    told = places.from_text(text)
+    if told is not None and not places.QUESTION.search(text):
+        # "不对，是5号楼": a correction of the place ("3单元": its unit), then the phone question again.
+        current = ctx.fsm.data.get("c_where")
+        corrected = places.refined(current if isinstance(current, dict) else None, told)
         await ctx.fsm.update(c_where=corrected)
         return TEXTS["place_corrected"].format(place=places.label_of(corrected)) + TEXTS["ask_phone"]
     if text and asks_for_person(ctx):

@@ -124,6 +124,17 @@ def location_of(place: Place | None) -> dict[str, Any] | None:
     return location or None
 
 
+def refined(current: Place | None, told: Place) -> Place:
+    """The place after the resident names part of it again: a new building replaces the place (a
+    correction, "不对，是5号楼"); a unit or room without a building completes the building already
+    known ("8号楼" then "3单元" is 8号楼3单元)."""
+    if told.get("building") or not current or not current.get("building"):
+        return told
+    merged: Place = {"building": current["building"], "unit": told.get("unit") or current.get("unit"),
+                     "room": told.get("room") or current.get("room")}
+    return {**merged, "text": label_of(merged)}
+
+
 def label_of(place: Place | None) -> str:
     """How to say the place back to the resident: "3号楼2单元", "小区东门" or ""."""
     if not place:
