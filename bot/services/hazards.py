@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,21 @@ class HazardRules:
     hazards: tuple[Hazard, ...]
     not_now: tuple[re.Pattern[str], ...]
     source: str = ""
+    # Every alternative's first pattern in one expression: a message none of them matches (nearly
+    # every message) is no hazard, found in one search instead of one per pattern.
+    _any_first: re.Pattern[str] | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        alternatives = [alt for hazard in self.hazards for alt in hazard.when]
+        if alternatives and all(alt.all for alt in alternatives):
+            object.__setattr__(self, "_any_first", _either(alt.all[0] for alt in alternatives))
 
     def recognise(self, text: str) -> Hazard | None:
         """The first hazard the message reports, or None (also for hypotheticals and past events)."""
         compact = normalise(text)
-        if not compact or any(p.search(compact) for p in self.not_now):
+        if not compact or (self._any_first is not None and self._any_first.search(compact) is None):
+            return None
+        if any(p.search(compact) for p in self.not_now):
             return None
         for hazard in self.hazards:
             if any(alt.matches(compact) for alt in hazard.when):
@@ -72,6 +83,21 @@ class HazardRules:
 
     def line(self, key: str) -> Line | None:
         return self.lines.get(key)
+
+
+_BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P=")
+
+
+def _either(patterns: Iterable[re.Pattern[str]]) -> re.Pattern[str] | None:
+    """One expression matching wherever one of ``patterns`` would (None if they cannot be joined:
+    back-references or flags of their own)."""
+    listed = list(patterns)
+    if not listed or any(p.flags != listed[0].flags or _BACKREFERENCE.search(p.pattern) for p in listed):
+        return None
+    try:
+        return re.compile("|".join(f"(?:{p.pattern})" for p in listed), listed[0].flags)
+    except re.error:
+        return None
 
 
 def normalise(text: str) -> str:
