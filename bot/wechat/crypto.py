@@ -10,10 +10,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import secrets
+import struct
 import time
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from wechatpy.crypto import PrpCrypto
 from wechatpy.exceptions import InvalidAppIdException
 
@@ -44,6 +47,11 @@ class Codec:
         self.token = token
         self.appid = appid
         self._ciphers = [PrpCrypto(_key(k)) for k in (aes_key, previous_aes_key) if k]
+        # Replies are encrypted here, as wechatpy's PrpCrypto does it (AES-256-CBC, the IV the
+        # key's first 16 bytes, 16 random bytes, the length, the text, the AppID, padding to 32
+        # bytes), with each key's cipher set up once instead of per message.
+        self._encrypters = [_cbc(_key(k)) for k in (aes_key, previous_aes_key) if k]
+        self._appid = appid.encode("utf-8")
 
     @property
     def can_decrypt(self) -> bool:
@@ -72,8 +80,7 @@ class Codec:
         self, xml: str, key_index: int = 0, timestamp: str | None = None, nonce: str | None = None
     ) -> str:
         """The safe-mode envelope for a reply."""
-        cipher = self._ciphers[min(key_index, len(self._ciphers) - 1)]
-        encrypt = cipher.encrypt(xml, self.appid).decode("ascii")
+        encrypt = self._encrypt(xml, key_index)
         timestamp = timestamp or str(int(time.time()))
         nonce = nonce or secrets.token_hex(8)
         sig = signature(self.token, timestamp, nonce, encrypt)
@@ -82,6 +89,17 @@ class Codec:
             f"<MsgSignature><![CDATA[{sig}]]></MsgSignature>"
             f"<TimeStamp>{timestamp}</TimeStamp><Nonce><![CDATA[{nonce}]]></Nonce></xml>"
         )
+
+    def _encrypt(self, xml: str, key_index: int) -> str:
+        text = xml.encode("utf-8")
+        plain = b"".join((os.urandom(16), struct.pack(">I", len(text)), text, self._appid))
+        pad = 32 - len(plain) % 32
+        encryptor = self._encrypters[min(key_index, len(self._encrypters) - 1)].encryptor()
+        return base64.b64encode(encryptor.update(plain + bytes((pad,)) * pad) + encryptor.finalize()).decode("ascii")
+
+
+def _cbc(key: bytes) -> Cipher[modes.CBC]:
+    return Cipher(algorithms.AES(key), modes.CBC(key[:16]))
 
 
 def _key(aes_key: str) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from wechatpy.replies import ArticlesReply, ImageReply, TextReply
+from wechatpy.replies import ArticlesReply, ImageReply
 
 from bot.messages import Out
 
@@ -61,12 +61,17 @@ def fit(outs: list[Out]) -> list[Out]:
 def render(out: Out, *, to_user: str, from_user: str, create_time: int | None = None) -> str:
     """The passive-reply XML for one message."""
     when = create_time or int(time.time())
-    reply: TextReply | ImageReply | ArticlesReply
+    reply: ImageReply | ArticlesReply
     if out.kind == "image":
         reply = ImageReply(target=to_user, source=from_user, time=when, media_id=out.media_id)
     elif out.kind == "news":
         articles = [{k: cdata_safe(v) for k, v in a.items()} for a in out.articles[:8]]
         reply = ArticlesReply(target=to_user, source=from_user, time=when, articles=articles)
     else:
-        reply = TextReply(target=to_user, source=from_user, time=when, content=cdata_safe(out.content))
+        # Nearly every reply: the same XML wechatpy's TextReply renders, without building one.
+        return (
+            f"<xml>\n<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[{cdata_safe(out.content)}]]></Content>\n"
+            f"<FromUserName><![CDATA[{from_user}]]></FromUserName>\n<ToUserName><![CDATA[{to_user}]]></ToUserName>\n"
+            f"<CreateTime>{when}</CreateTime>\n</xml>"
+        )
     return str(reply.render())
