@@ -27,6 +27,14 @@ VOCABULARIES = (INTENTS, KNOWLEDGE)
 
 _lock = threading.Lock()
 _tokenizers: dict[str, jieba.Tokenizer] = {}
+# Bumped whenever a tokenizer is built or taught words: text cut before may be cut differently now,
+# so whatever was computed from it (a classifier's cached answers) must not be reused.
+_generation = 0
+
+
+def generation() -> int:
+    """Changes whenever any vocabulary's tokenizer may cut a text differently than before."""
+    return _generation
 
 jieba.setLogLevel(logging.WARNING)
 
@@ -68,7 +76,13 @@ def tokenizer(vocabulary: str = INTENTS) -> jieba.Tokenizer:
                 for word, freq, tag in load_user_words():
                     tok.add_word(word, freq, tag)
                 _tokenizers[vocabulary] = tok
+                _bump()
     return tok
+
+
+def _bump() -> None:
+    global _generation
+    _generation += 1
 
 
 def add_words(words: list[str], vocabulary: str = INTENTS) -> None:
@@ -77,6 +91,7 @@ def add_words(words: list[str], vocabulary: str = INTENTS) -> None:
     for word in words:
         if word:
             tok.add_word(word)
+    _bump()
 
 
 def cut(text: str, normalized: bool = False, hmm: bool = True, vocabulary: str = INTENTS) -> list[str]:
