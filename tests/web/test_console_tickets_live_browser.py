@@ -1,7 +1,7 @@
 """Tickets live in real Chromium: the board shows a resident's new report without a reload, and a
 ticket's page follows what another staff member does to it (status, timeline, the actions that
 are possible now, the usual next one first) without throwing away a form the user has started
-filling in."""
+filling in; a page whose session ended (logout in another tab) says it is no longer live."""
 
 from __future__ import annotations
 
@@ -67,4 +67,31 @@ async def test_the_board_and_a_ticket_follow_changes_live(browser, service_facto
     assert status == 303
     await row.locator("td.status", has_text="处理中").wait_for(timeout=TIMEOUT)
     assert not problems, problems
+    await context.close()
+
+
+async def test_a_page_whose_session_ended_says_it_is_no_longer_live(browser, service_factory, sqlite_url, fake_api):
+    svc = await service_factory(sqlite_url, fake_api)
+    await add_users(sqlite_url, ("zhang", "supervisor", {}))
+    context, page, problems = await open_page(browser, LAPTOP)
+    await log_in(page, svc.base, "zhang")
+    await page.wait_for_url("**/console/handoffs", timeout=TIMEOUT)
+    await page.goto(f"{svc.base}/console/tickets")
+    await page.wait_for_selector("body[data-live='1']", timeout=TIMEOUT)
+    # Logged out elsewhere in the browser (another tab): this page stays, its stream ends.
+    status = await page.evaluate("""async () => {
+        const csrf = document.querySelector('meta[name="csrf-token"]').content;
+        const r = await fetch('/logout', {method: 'POST', body: new URLSearchParams({csrf}), redirect: 'manual'});
+        return r.type === 'opaqueredirect' ? 303 : r.status;
+    }""")
+    assert status == 303
+    lost = page.locator("#live-lost", has_text="页面已停止自动更新")
+    await lost.wait_for(timeout=TIMEOUT)
+    assert await lost.locator("a").get_attribute("href") == "/login?next=%2Fconsole%2Ftickets"
+    # A report made now does not reach the page: it says so instead of looking live.
+    assert await say(svc, "o_live_lost_0001", "5号楼2单元楼道的灯坏了")
+    await page.wait_for_timeout(2500)
+    assert await page.locator("#ticket-list tr[data-ticket]").count() == 0
+    # Chromium logs the refused reconnection (the 401 page is no event stream): that is the point here.
+    assert not [p for p in problems if "EventSource's response" not in p], problems
     await context.close()

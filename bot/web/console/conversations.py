@@ -28,7 +28,16 @@ from bot.storage.models import (
     Ticket,
     TicketEvent,
 )
-from bot.web.console.access import CONVERSATIONS, SECURITY_HEADERS, error_page, form_of, page, render, user_of
+from bot.web.console.access import (
+    CONVERSATIONS,
+    SECURITY_HEADERS,
+    current_session,
+    error_page,
+    form_of,
+    page,
+    render,
+    user_of,
+)
 from bot.wechat.errors import WeChatError
 
 REASONS = {"asked": "居民要求人工", "urgent": "紧急情况", "not_understood": "连续两次没听懂",
@@ -37,6 +46,7 @@ HANDOFF_STATUS = {"waiting": "等待接管", "claimed": "已接管", "closed": "
 POLL = 1.0
 log = logging.getLogger("bot.web.console")
 KEEPALIVE = 15.0
+SESSION_CHECK = 5.0  # an open stream ends this long at most after its session does (logout, expiry)
 
 
 def _int(raw: str, default: int | None = None) -> int | None:
@@ -419,13 +429,18 @@ async def events(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     marks = await _marks(request, user)
     ready = _event("ready", {"waiting": marks["waiting"], "unread": await _unread(request, user)})
-    idle = 0.0
+    idle = unchecked = 0.0
     # A page left while the stream starts is no error (ConnectionResetError, also aiohttp's).
     with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
         await response.write(b"retry: 2000\n" + ready)
         while True:
             await asyncio.sleep(POLL)
             idle += POLL
+            unchecked += POLL
+            if unchecked >= SESSION_CHECK:
+                unchecked = 0.0
+                if await current_session(request) is None:
+                    break  # logged out or expired: the browser's reconnection is refused (401)
             now = await _marks(request, user)
             out: list[bytes] = []
             if now["message"] > marks["message"]:

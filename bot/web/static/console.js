@@ -130,6 +130,22 @@
       if (page === "inbox") refresh("inbox-rows");
       if (page === "conversation" && data.residents.map(String).includes(document.body.dataset.resident)) refresh("messages");
     });
+    // A refused reconnection (the session ended: logout elsewhere, expiry) closes the stream for
+    // good; a dropped connection (a restart) reconnects by itself. Say so rather than go stale.
+    source.addEventListener("error", () => {
+      if (source.readyState !== EventSource.CLOSED || document.getElementById("live-lost")) return;
+      const note = document.createElement("p");
+      note.id = "live-lost";
+      note.className = "warn";
+      note.setAttribute("role", "alert");
+      note.append("页面已停止自动更新，登录可能已过期。");
+      const link = document.createElement("a");
+      link.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+      link.textContent = "重新登录";
+      note.append(link);
+      const main = document.querySelector("main");
+      if (main) main.prepend(note);
+    });
     source.addEventListener("ticket", (event) => {
       const ids = (JSON.parse(event.data || "{}").tickets || []).map(String);
       if (page === "tickets") refreshTickets();
