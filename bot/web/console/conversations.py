@@ -358,8 +358,9 @@ async def save_canned(request: web.Request) -> web.StreamResponse:
             await takeover.save_canned(rt.db, _int(form.get("id", "")), form.get("title", ""),
                                        form.get("text", ""), user_of(request).name, rt.clock.now())
     except takeover.TakeoverError as exc:
+        kept = {} if form.get("id") else {"title": form.get("title", "")[:64], "text": form.get("text", "")[:600]}
         return render(request, "canned.html", status=400, title="快捷回复", error=exc.message,
-                      items=await takeover.canned(rt.db))
+                      items=await takeover.canned(rt.db), kept=kept)
     raise web.HTTPSeeOther("/console/canned")
 
 
