@@ -59,35 +59,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _sqlite_inline_pragmas(dbapi_conn: Any, record: Any) -> None:
-    # The event loop's own connection never waits for another process's lock: it answers
-    # "database is locked" at once, and the caller waits on the database's thread instead.
-    _sqlite_pragmas(dbapi_conn, record)
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA busy_timeout=0")
-    cur.close()
-
-
-def _locked(error: exc.OperationalError) -> bool:
-    """SQLITE_BUSY: another connection holds the lock this one needs."""
-    return "database is locked" in str(error.orig) or "database is busy" in str(error.orig)
-
-
-def _sync_sqlite_engine(url: Any, on_connect: Callable[[Any, Any], None]) -> Engine:
-    """A synchronous engine of one connection on the SQLite file (the standard library's driver)."""
-    engine = create_engine(
-        url,
-        hide_parameters=True,
-        pool_size=1,
-        max_overflow=0,
-        connect_args={"cached_statements": 1024},
-        json_serializer=json_dumps,
-    )
-    event.listen(engine, "connect", on_connect)
-    event.listen(engine, "begin", _sqlite_begin)
-    return engine
-
-
 def _sqlite_begin(conn: Any) -> None:
     # Writers take SQLite's write lock up front so read-then-write cannot interleave, even across
     # processes; readers begin deferred.
@@ -138,17 +109,22 @@ class Database:
         # SQLite allows one writer; serialising writers in-process avoids busy-wait storms.
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self._sync_engine: Engine | None = None
-        self._inline_engine: Engine | None = None
         self._sync_thread: ThreadPoolExecutor | None = None
         if self.dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
-            # The same file through the standard library's driver, twice: one connection used on
-            # the event loop's own thread, which never waits for a lock (busy_timeout 0), and one
-            # used from a thread of its own, for when the file is locked by another process. The
-            # driver keeps compiled SQL by text; the hot path's statements come in one variant
+            # The same file through the standard library's driver, used from one thread only.
+            # The driver keeps compiled SQL by text; the hot path's statements come in one variant
             # per batch size (IN lists, multi-row INSERTs): up to 64 each, more in all than the
             # driver's default of 128 would keep.
-            self._sync_engine = _sync_sqlite_engine(parsed.set(drivername="sqlite+pysqlite"), _sqlite_pragmas)
-            self._inline_engine = _sync_sqlite_engine(parsed.set(drivername="sqlite+pysqlite"), _sqlite_inline_pragmas)
+            self._sync_engine = create_engine(
+                parsed.set(drivername="sqlite+pysqlite"),
+                hide_parameters=True,
+                pool_size=1,
+                max_overflow=0,
+                connect_args={"cached_statements": 1024},
+                json_serializer=json_dumps,
+            )
+            event.listen(self._sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self._sync_engine, "begin", _sqlite_begin)
 
     @property
     def is_sqlite(self) -> bool:
@@ -184,42 +160,26 @@ class Database:
 
     async def run_sync_transaction(self, fn: Callable[[Connection], R]) -> R:
         """``fn(connection)`` in one write transaction (commit on success, rollback on error)."""
-        if self._sync_engine is None or self._inline_engine is None or self._write_lock is None:  # PostgreSQL
+        if self._sync_engine is None or self._write_lock is None:  # PostgreSQL
             async with self.engine.begin() as conn:
                 return await conn.run_sync(fn)
-        async with self._write_lock:
-            with self._inline_engine.connect() as conn:
-                conn.execution_options(sqlite_immediate=True)
-                try:
-                    transaction = conn.begin()
-                except exc.OperationalError as error:
-                    if not _locked(error):
-                        raise
-                else:
-                    with transaction:
-                        return fn(conn)
-            # Another process holds the write lock: wait for it on the database's thread.
-            return await self._on_thread(self._in_sync_transaction, fn)
-
-    async def run_sync_read(self, fn: Callable[[Connection], R]) -> R:
-        """``fn(connection)`` in one read transaction: like :meth:`run_sync_transaction` but without
-        the write lock or a write-locking BEGIN, and rolled back, so ``fn`` must not write."""
-        if self._sync_engine is None or self._inline_engine is None:  # PostgreSQL
-            async with self.engine.connect() as conn:
-                return await conn.run_sync(fn)  # rolled back when the connection is returned
-        try:
-            with self._inline_engine.connect() as conn:  # a deferred BEGIN: rolled back on close
-                return fn(conn)
-        except exc.OperationalError as error:
-            if not _locked(error):
-                raise
-        # The file is busy (recovery, a checkpoint resetting the log): wait on the database's thread.
-        return await self._on_thread(self._in_sync_read, fn)
-
-    async def _on_thread(self, call: Callable[[Callable[[Connection], R]], R], fn: Callable[[Connection], R]) -> R:
         if self._sync_thread is None:
             self._sync_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-batch")
-        return await asyncio.get_running_loop().run_in_executor(self._sync_thread, call, fn)
+        async with self._write_lock:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._sync_thread, self._in_sync_transaction, fn
+            )
+
+    async def run_sync_read(self, fn: Callable[[Connection], R]) -> R:
+        """``fn(connection)`` in one read transaction: like :meth:`run_sync_transaction` (one hop
+        to the database's thread on SQLite) but without the write lock or a write-locking BEGIN,
+        and rolled back, so ``fn`` must not write."""
+        if self._sync_engine is None or self._write_lock is None:  # PostgreSQL
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(fn)  # rolled back when the connection is returned
+        if self._sync_thread is None:
+            self._sync_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-batch")
+        return await asyncio.get_running_loop().run_in_executor(self._sync_thread, self._in_sync_read, fn)
 
     def _in_sync_read(self, fn: Callable[[Connection], R]) -> R:
         assert self._sync_engine is not None
@@ -235,8 +195,6 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self._inline_engine is not None:
-            self._inline_engine.dispose()
         if self._sync_thread is not None and self._sync_engine is not None:
             # Connections are closed by the thread that opened them (sqlite3's thread check).
             await asyncio.get_running_loop().run_in_executor(self._sync_thread, self._sync_engine.dispose)

@@ -1,6 +1,5 @@
-"""On SQLite, ``run_sync_transaction`` and ``run_sync_read`` run on the event loop's own thread,
-on a connection that never waits for a lock: while another process holds the file's write lock,
-the transaction waits for it on the database's thread instead, and the event loop keeps serving."""
+"""On SQLite, ``run_sync_transaction`` waits for another process's write lock on the database's
+thread: the event loop keeps serving meanwhile."""
 
 from __future__ import annotations
 
@@ -31,7 +30,7 @@ async def test_a_write_waits_for_another_connections_lock_without_blocking_the_l
     db = Database(sqlite_url)
     await upgrade(db)
     try:
-        assert await db.run_sync_transaction(add_key("first")) == 1  # on the loop's thread
+        assert await db.run_sync_transaction(add_key("first")) == 1
         path = sqlite_url.split(":///", 1)[1]
         other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         other.execute("BEGIN IMMEDIATE")  # another process's writer, as far as SQLite can tell
