@@ -22,6 +22,13 @@ ANSWERABLE = [
     ("俺家厕所想装个扶手 社区给弄不", "elderly-home-adaptation"),
     # the request (咋弄) comments on the topic told before it (养老钱要认证)
     ("俺那个养老钱要年年认证 俺闺女不在家 咋弄", "proof-alive-certification"),
+    # round 3: 五保 alone, a jab "against colds", a prepaid electricity card, a bedridden spouse,
+    # a doctor coming round to take the blood pressure
+    ("俺舅舅一个人过 没儿没女 能进五保不", "tekun-support"),
+    ("入冬了 俺想去打个防感冒的针", "vaccine-adult"),
+    ("俺家电卡没钱了 去哪充", "electricity-service"),
+    ("俺老头瘫在炕上 俺一个人照顾不过来", "elderly-home-care"),
+    ("大夫能定期上门给量量血压不", "family-doctor"),
 ]
 
 
