@@ -66,6 +66,7 @@ TEXTS = {
     "expired": "您刚才反映的问题因为太久没有回复，已经先取消了。需要的话请重新说一下情况。",
     "contact_kept": "好的，已把联系电话 {phone} 记到诉求 {number} 上，工作人员需要时会联系您。",
     "media_added": "收到，{what}已补充到诉求 {number}，办理人员会看到。",
+    "place_added": "好的，位置{place}已补充到诉求 {number}，办理人员会看到。",
     "contact_none": "好的，不留也没关系，诉求 {number} 已经登记了。",
     "contact_late": "收到。诉求 {number} 已经办结了，如果问题还在，请直接说说情况。",
 }
@@ -456,6 +457,35 @@ async def contact_after_filing(ctx: Context) -> str:
     if report is None:
         return TEXTS["contact_late"].format(number=number)
     return TEXTS["contact_kept"].format(phone=mask_phones(phone), number=number)
+
+
+# Right after a report was filed, a building alone ("2号楼", "在12号楼3单元") says where it is more
+# exactly (小区门口 → which building's door): it completes that report, it starts no new one.
+_PLACE_FILLER = re.compile(r"[在是就那的啊呀吧哦嗯了\s\W]")
+
+
+def _place_after_filing(ctx: Context) -> bool:
+    mark = ctx.extra.get("mark")
+    if not mark or mark[0] != FILED or not ctx.text or len(ctx.text) > 20 or ctx.resident is None:
+        return False
+    told = places.from_text(ctx.text)
+    if told is None or places.QUESTION.search(ctx.text) or _PLACE_FILLER.sub("", places.strip_address(ctx.text)):
+        return False
+    ctx.extra["place_told"] = told
+    return True
+
+
+@router.message(Func(_place_after_filing, phase=PHASE_STATE, when=lambda p: p.text))
+async def place_after_filing(ctx: Context) -> str:
+    assert ctx.resident is not None
+    data = ctx.extra["mark"][1]
+    number, told = str(data.get("number", "")), ctx.extra["place_told"]
+    report = await reports.add_location(ctx.rt.db, int(data.get("ticket_id", 0)), ctx.resident.id, told, ctx.text,
+                                        ctx.rt.clock.now())
+    if report is None:
+        return TEXTS["contact_late"].format(number=number)
+    await ctx.fsm.set(MARK + FILED, **data)  # a phone, a photo or a chase may still follow
+    return TEXTS["place_added"].format(place=places.label_of(told), number=number)
 
 
 _COURSE_CANCEL = re.compile(r"预约|报名|课|候补|活动")
