@@ -150,8 +150,13 @@ def test_dev_set_targets(kb: KnowledgeBase) -> None:
 RESIDENTS_FILES = [DEV_FILE.parent / "residents_dev.yml", DEV_FILE.parent / "residents_heldout.yml"]
 
 
+MORE_DEV_FILES = [DEV_FILE.parent / f"{name}.yml" for name in ("residents_dev2", "residents_dev3", "residents_gov")]
+
+
 @pytest.mark.parametrize(
-    "path", [DEFAULT_EVAL_FILE, DEV_FILE, *RESIDENTS_FILES], ids=["questions", "dev", "residents_dev", "heldout"]
+    "path",
+    [DEFAULT_EVAL_FILE, DEV_FILE, *RESIDENTS_FILES, *MORE_DEV_FILES],
+    ids=["questions", "dev", "residents_dev", "heldout", "residents_dev2", "residents_dev3", "residents_gov"],
 )
 def test_eval_questions_are_not_copies_of_entry_phrasings(path: Path) -> None:
     phrasings = {"".join(p.split()).strip("？?。") for e in load_entries() for p in e.phrasings}
