@@ -60,12 +60,26 @@ async def test_the_board_and_a_ticket_follow_changes_live(browser, service_facto
     await page.locator("#ticket-changed", has_text="还没有提交").wait_for(timeout=TIMEOUT)
     assert await page.input_value("#note") == "已电话联系居民"
 
-    # Back on the board, the row shows the department's acceptance when it changes again.
-    await page.goto(f"{svc.base}/console/tickets")
+    # A refused form's page (at the form's address) follows the ticket too, keeping the form.
+    await page.goto(f"{svc.base}/console/tickets/{ticket_id}")
+    await page.select_option("#action", "answer")
+    await page.fill("#note", "答复前先核实")
+    await page.click("#transition-btn")
+    await page.locator("#error", has_text="答复办结需要填写答复内容").wait_for(timeout=TIMEOUT)
     await page.wait_for_selector("body[data-live='1']", timeout=TIMEOUT)
     status, _, _ = await li.post(f"/console/tickets/{ticket_id}/transition", {"action": "start"})
     assert status == 303
-    await row.locator("td.status", has_text="处理中").wait_for(timeout=TIMEOUT)
+    await page.locator("#ticket-status", has_text="处理中").wait_for(timeout=TIMEOUT)
+    await page.locator("#ticket-changed", has_text="还没有提交").wait_for(timeout=TIMEOUT)
+    assert await page.input_value("#note") == "答复前先核实"
+
+    # Back on the board, the row shows the answer when the department gives it.
+    await page.goto(f"{svc.base}/console/tickets")
+    await page.wait_for_selector("body[data-live='1']", timeout=TIMEOUT)
+    status, _, _ = await li.post(f"/console/tickets/{ticket_id}/transition",
+                                 {"action": "answer", "resolution": "已更换灯泡。"})
+    assert status == 303
+    await row.locator("td.status", has_text="已答复").wait_for(timeout=TIMEOUT)
     assert not problems, problems
     await context.close()
 

@@ -56,7 +56,8 @@
   const refreshTicket = serial(async () => {
     const main = document.getElementById("ticket-main");
     if (!main) return;
-    const doc = await fetchPage(location.pathname);
+    // The ticket's own address: a refused form's page is at the form's (POST-only) address.
+    const doc = await fetchPage("/console/tickets/" + encodeURIComponent(document.body.dataset.ticket));
     const newMain = doc && doc.getElementById("ticket-main");
     if (!newMain || newMain.dataset.version === main.dataset.version) return;
     const seen = new Set([...main.querySelectorAll("[data-event]")].map((e) => e.dataset.event));
