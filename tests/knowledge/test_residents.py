@@ -72,33 +72,6 @@ def test_long_and_typo_questions_through_the_cli() -> None:
         assert offered.removeprefix("offered: ").split(", ")[0] == expected, res.stdout
 
 
-# Government services residents ask the community about (issue 13: 证件, 医保报销, 计生, 公积金, 资格证,
-# 学籍): answered by their own entries, each in a resident's words.
-GOVERNMENT = [
-    ("孩子九月份上一年级 报名要准备啥", "school-enrollment"),
-    ("学校叫开个学籍证明 上哪开", "student-status-proof"),
-    ("考教师资格证在哪报名", "teacher-qualification"),
-    ("育婴师证在哪考", "vocational-certificate"),
-    ("单位到底给没给我交公积金 咋查", "housing-fund-query"),
-    ("俺退休了 那个公积金能取出来不", "housing-fund-withdraw"),
-    ("用公积金贷款买房要啥条件", "housing-fund-loan"),
-    ("俺老伴住院花了两万多 医保能报多少", "medical-insurance-reimburse"),
-    ("独生子女光荣证丢了咋补", "only-child-certificate"),
-    ("准备要孩子 听说有免费的孕前检查", "family-planning-services"),
-    ("户口本叫我弄丢了", "hukou-book-replace"),
-    ("孩子出生证明丢了咋补", "birth-certificate"),
-    ("办个港澳通行证要带啥", "passport-travel-permit"),
-    ("驾驶本到期了咋换", "driving-license"),
-]
-
-
-@pytest.mark.parametrize(("text", "expected"), GOVERNMENT, ids=[e for _, e in GOVERNMENT])
-def test_government_services_are_answered(kb: KnowledgeBase, text: str, expected: str) -> None:
-    answer = kb.answer(text)
-    assert answer.kind == "answer", (text, kb.search(text))
-    assert answer.hits[0].entry.id == expected
-
-
 MISSING_PERSON = [
     "家里老人走丢了社区能帮忙找吗",
     "俺老头子走丢了 咋办啊",
@@ -125,12 +98,12 @@ def test_death_procedures_answered_when_asked(kb: KnowledgeBase) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "健康证到期了怎么换证",
-        "个人所得税怎么退",
-        "营业执照在哪办",
+        "驾照到期了怎么换证",
+        "公积金怎么提取",
+        "港澳通行证在哪办",
         "游泳馆周末几点开门",
-        "您好，我是幸福里的居民，前几年在这边买了套二手房，一直没顾上办证，现在想把房产证办下来，"
-        "想问一下不动产登记去哪里办",
+        "您好，我是幸福里的居民，我在单位交了十来年住房公积金，现在想在这边买套房子，首付还差一些，"
+        "想问一下公积金怎么提出来用",
         "俺想坐火车去看闺女 那个火车票咋买啊",
     ],
 )
@@ -217,8 +190,6 @@ def test_residents_sets_targets(kb: KnowledgeBase, path: Path) -> None:
     report = evaluate(kb, questions)
     assert report.right_entry >= 0.80
     assert report.false_unknown <= 0.15
-    # The development set's unanswerable questions changed in round 3: 8 of its 36 got entries (公积金, 护照,
-    # 驾照, 入学) and 8 new ones were written; 30 of 36 are declined (0.83) and one more sits on the line.
-    assert report.unknown_recall >= (0.80 if path == RESIDENTS_DEV else 0.85)
+    assert report.unknown_recall >= 0.85
     assert report.confident_wrong_rate <= 0.03
     assert report.sensitive_offered == 0

@@ -58,7 +58,7 @@ def test_ambiguous_question_offers_choices(kb: KnowledgeBase) -> None:
     assert scores == sorted(scores, reverse=True)
 
 
-@pytest.mark.parametrize("text", ["明天大同天气怎么样", "给我讲个笑话", "", "   ", "？？？", "营业执照在哪办"])
+@pytest.mark.parametrize("text", ["明天大同天气怎么样", "给我讲个笑话", "", "   ", "？？？", "港澳通行证在哪办"])
 def test_unanswerable_questions_get_unknown(kb: KnowledgeBase, text: str) -> None:
     assert kb.answer(text) == Answer("unknown", [])
 
@@ -68,11 +68,11 @@ def test_unanswerable_questions_get_unknown(kb: KnowledgeBase, text: str) -> Non
     [
         # The sentence frame of a real entry (…到期了怎么换证, …怎么办理, …在哪办) with a topic
         # no entry covers: no answer, and no choices of entries that merely share the frame.
-        "健康证到期了怎么换证",
+        "驾照到期了怎么换证",
         "房产证怎么办理",
-        "营业执照在哪里办",
+        "护照在哪里办",
         "社区图书室周末几点开门",
-        "房产证丢了怎么补办",
+        "驾驶证丢了怎么补办",
     ],
 )
 def test_uncovered_topic_in_a_familiar_frame_gets_unknown(kb: KnowledgeBase, text: str) -> None:
@@ -106,7 +106,7 @@ def test_hits_report_topic_coverage(kb: KnowledgeBase) -> None:
     hits = kb.search("老年证丢了怎么补办", k=3)
     assert hits[0].coverage == 1.0
     assert all(0.0 < h.coverage <= 1.0 for h in hits)
-    assert kb.search("签证", k=3) == []
+    assert kb.search("护照", k=3) == []
 
 
 def test_scores_are_normalised_and_ordered(kb: KnowledgeBase) -> None:
@@ -150,13 +150,8 @@ def test_dev_set_targets(kb: KnowledgeBase) -> None:
 RESIDENTS_FILES = [DEV_FILE.parent / "residents_dev.yml", DEV_FILE.parent / "residents_heldout.yml"]
 
 
-MORE_DEV_FILES = [DEV_FILE.parent / f"{name}.yml" for name in ("residents_dev2", "residents_dev3", "residents_gov")]
-
-
 @pytest.mark.parametrize(
-    "path",
-    [DEFAULT_EVAL_FILE, DEV_FILE, *RESIDENTS_FILES, *MORE_DEV_FILES],
-    ids=["questions", "dev", "residents_dev", "heldout", "residents_dev2", "residents_dev3", "residents_gov"],
+    "path", [DEFAULT_EVAL_FILE, DEV_FILE, *RESIDENTS_FILES], ids=["questions", "dev", "residents_dev", "heldout"]
 )
 def test_eval_questions_are_not_copies_of_entry_phrasings(path: Path) -> None:
     phrasings = {"".join(p.split()).strip("？?。") for e in load_entries() for p in e.phrasings}
