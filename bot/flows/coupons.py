@@ -222,7 +222,7 @@ async def confirm(ctx: Context) -> str:
         )
     except coupons.CouponError as exc:
         await ctx.fsm.clear()
-        coupon = await coupons.offer(ctx.rt.db, int(data["coupon_id"]))
+        coupon = await coupons.offer(ctx.rt.db, int(data["coupon_id"]), ctx.rt.clock.now())
         return TEXTS[f"error_{exc.code}"].format(
             title=coupon.title if coupon else "",
             price=exc.info.get("price", coupon.price if coupon else 0),
@@ -289,7 +289,7 @@ async def pick(ctx: Context) -> str:
     ids = list(ctx.fsm.data.get("ids", []))
     choice = parse_choice(ctx.text, len(ids))
     assert choice is not None
-    coupon = await coupons.offer(ctx.rt.db, int(ids[choice - 1]))
+    coupon = await coupons.offer(ctx.rt.db, int(ids[choice - 1]), ctx.rt.clock.now())
     if coupon is None:
         return TEXTS["error_not_found"]
     return await offer(ctx, coupon)

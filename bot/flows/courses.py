@@ -183,7 +183,7 @@ async def search(ctx: Context, text: str) -> str | None:
 async def detail(ctx: Context, session_id: int, act: courses.Listing | None = None) -> str:
     """The session's details (``act``: its listing when the caller has just read it)."""
     if act is None:
-        act = await courses.listing(ctx.rt.db, session_id)
+        act = await courses.listing(ctx.rt.db, session_id, ctx.rt.clock.now())
     if act is None:
         return TEXTS["error_not_found"]
     # The audience goes with the state: booking asks about it without reading the session again.
@@ -216,7 +216,7 @@ async def _ask_audience(ctx: Context, session_id: int, waitlist: bool) -> str | 
     if isinstance(known, str):
         audience = known
     else:
-        act = await courses.listing(ctx.rt.db, session_id)
+        act = await courses.listing(ctx.rt.db, session_id, ctx.rt.clock.now())
         audience = ((act.audience if act is not None else None) or "").strip()
     if not audience or courses.audience_confirmed(ctx.resident, audience):
         return None
@@ -249,7 +249,7 @@ async def _book(ctx: Context, waitlist: bool, *, audience_checked: bool = False)
         )
     except courses.BookingError as exc:
         if exc.code == "full" and not waitlist:
-            act = await courses.listing(ctx.rt.db, session_id)
+            act = await courses.listing(ctx.rt.db, session_id, ctx.rt.clock.now())
             if act is not None:
                 await ctx.fsm.set("courses:waitlist", session_id=session_id, audience=(act.audience or "").strip())
                 return TEXTS["full_ask"].format(title=act.title, when=when(act.starts_at))
@@ -297,7 +297,7 @@ async def audience_yes(ctx: Context) -> str:
 async def audience_no(ctx: Context) -> str:
     data = dict(ctx.fsm.data)
     await ctx.fsm.clear()
-    act = await courses.listing(ctx.rt.db, int(data.get("session_id", 0)))
+    act = await courses.listing(ctx.rt.db, int(data.get("session_id", 0)), ctx.rt.clock.now())
     return TEXTS["audience_no"].format(
         title=act.title if act else "这门课", audience=_audience_label(str(data.get("audience", "")))
     )
@@ -470,7 +470,7 @@ _WHEN_ASKED = re.compile(r"周几|星期几|礼拜几|哪天|几号|几点|什�
 @router.message(State("courses:browse"), Func(lambda ctx: len(ctx.text) <= 12 and bool(_WHEN_ASKED.search(ctx.text))))
 async def when_at_list(ctx: Context) -> str:
     ids = list(ctx.fsm.data.get("ids", []))
-    first = await courses.listing(ctx.rt.db, int(ids[0])) if ids else None
+    first = await courses.listing(ctx.rt.db, int(ids[0]), ctx.rt.clock.now()) if ids else None
     if first is None:
         return await whats_on(ctx)
     return TEXTS["when_listed"].format(first=when(first.starts_at))

@@ -9,6 +9,7 @@ a request key (unique), so a resident double-tapping "确认" gets one coupon.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
@@ -16,15 +17,27 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from rapidfuzz import fuzz
-from sqlalchemy import Connection, Integer, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import Out
-from bot.services import points
+from bot.services import points, readmostly
 from bot.storage.db import Database, dialect_insert
 from bot.storage.models import Coupon, IssuedCoupon, Merchant, OutboxMessage, UTCDateTime
 
@@ -33,6 +46,7 @@ log = logging.getLogger(__name__)
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
 CODE_LENGTH = 10
 CATEGORIES = ("餐饮", "理发", "超市", "交通", "生活", "其他")
+assert 256 % len(CODE_ALPHABET) == 0  # new_code's bytes map evenly onto the alphabet
 
 
 class CouponError(Exception):
@@ -104,7 +118,9 @@ class Held:
 
 
 def new_code() -> str:
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    # 32 symbols: a random byte modulo 32 is uniform over them, as secrets.choice is (one call
+    # for the code's bytes instead of one per symbol).
+    return "".join(CODE_ALPHABET[b % len(CODE_ALPHABET)] for b in secrets.token_bytes(CODE_LENGTH))
 
 
 def normalise_code(text: str) -> str:
@@ -172,7 +188,9 @@ async def redeem(
 ) -> Redemption:
     """Spend points on one coupon; raises :class:`CouponError` with nothing written."""
     try:
-        return await _redeem(db, resident_id, coupon_id, request_key, now)
+        done = await _redeem(db, resident_id, coupon_id, request_key, now)
+        _stock_taken(db, coupon_id, done.coupon.stock)
+        return done
     except _Replay as replay:
         return await _replayed(db, replay.issued_id)
     except IntegrityError:
@@ -208,25 +226,38 @@ async def _redeem(
     )
 
 
-def _row_object(model: Any, table: Any, row: Any) -> Any:
-    """A detached ORM object of ``model`` from a row of all ``table``'s columns (plain data: a
-    redemption's result is read, never written back through a session)."""
-    return model(**{column.key: row[column.key] for column in table.columns})
-
-
-_COUPON_TABLE, _MERCHANT_TABLE = Coupon.__table__, Merchant.__table__
+_COUPON_TABLE, _MERCHANT_TABLE = cast(Table, Coupon.__table__), cast(Table, Merchant.__table__)
+_ISSUED_TABLE = cast(Table, IssuedCoupon.__table__)
 # A redemption's statements, built once and executed with parameters (SQLAlchemy reuses their
-# cache key and compiled form), run on one synchronous connection.
+# cache key and compiled form), run on one synchronous connection. On the way that succeeds there
+# are four: the stock taken, the coupon issued, the points debited (two); a refusal is explained by
+# the statements that say why (:func:`_refused`).
 _COUPON_AND_MERCHANT = (
     select(*_COUPON_TABLE.columns, *(c.label(f"m_{c.key}") for c in _MERCHANT_TABLE.columns))
     .join_from(_COUPON_TABLE, _MERCHANT_TABLE, _MERCHANT_TABLE.c.id == _COUPON_TABLE.c.merchant_id)
     .where(_COUPON_TABLE.c.id == bindparam("p_coupon"))
 )
-_TAKE_STOCK = (
-    update(Coupon)
-    .where(Coupon.id == bindparam("p_coupon"), Coupon.stock > 0)
-    .values(stock=Coupon.stock - 1)
-    .returning(Coupon.stock)
+# One in stock taken from a coupon that can be redeemed now (active, started, not ended, its
+# merchant active), returning the coupon and its merchant as they are after it. (On PostgreSQL the
+# row's lock serialises the coupon's redemptions until the commit.)
+_TAKE = (
+    update(_COUPON_TABLE)
+    .where(
+        _COUPON_TABLE.c.id == bindparam("p_coupon"),
+        _COUPON_TABLE.c.stock > 0,
+        _COUPON_TABLE.c.active.is_(True),
+        _COUPON_TABLE.c.valid_from <= bindparam("p_now", type_=UTCDateTime()),
+        _COUPON_TABLE.c.valid_until > bindparam("p_now", type_=UTCDateTime()),
+        _COUPON_TABLE.c.merchant_id.in_(select(_MERCHANT_TABLE.c.id).where(_MERCHANT_TABLE.c.active.is_(True))),
+    )
+    .values(stock=_COUPON_TABLE.c.stock - 1)
+    .returning(
+        *_COUPON_TABLE.columns,
+        *(
+            select(c).where(_MERCHANT_TABLE.c.id == _COUPON_TABLE.c.merchant_id).scalar_subquery().label(f"m_{c.key}")
+            for c in _MERCHANT_TABLE.columns
+        ),
+    )
 )
 _EARLIER_AND_HELD = select(
     select(IssuedCoupon.id).where(IssuedCoupon.request_key == bindparam("p_key")).scalar_subquery(),
@@ -235,47 +266,60 @@ _EARLIER_AND_HELD = select(
     .where(IssuedCoupon.coupon_id == bindparam("p_coupon"), IssuedCoupon.resident_id == bindparam("p_resident"))
     .scalar_subquery(),
 )  # the request key's earlier redemption (a replay) and how many of the coupon the resident holds
+_HELD_NOW = (
+    select(func.count().label("n"))
+    .select_from(_ISSUED_TABLE)
+    .where(_ISSUED_TABLE.c.coupon_id == bindparam("p_coupon"), _ISSUED_TABLE.c.resident_id == bindparam("p_resident"))
+    .subquery()
+)
+# The coupon issued as the resident's next holding of it, unless the request key has redeemed
+# already (a replay) or the resident holds the limit: then nothing is inserted (and
+# :data:`_EARLIER_AND_HELD` says which). Holding the coupon's row lock (:data:`_TAKE`), the
+# earlier redemptions of it are committed and visible; the unique (coupon, resident, seq) and
+# request key back it against anything concurrent.
 _ISSUE = (
-    insert(IssuedCoupon)
-    .values(
-        coupon_id=bindparam("p_coupon"), resident_id=bindparam("p_resident"), seq=bindparam("p_seq"),
-        code=bindparam("p_code"), request_key=bindparam("p_key"), status="issued", points=bindparam("p_points"),
-        issued_at=bindparam("p_now", type_=UTCDateTime()), expires_at=bindparam("p_expires", type_=UTCDateTime()),
+    insert(_ISSUED_TABLE)
+    .from_select(
+        ["coupon_id", "resident_id", "seq", "code", "request_key", "status", "points", "issued_at", "expires_at"],
+        select(
+            bindparam("p_coupon", type_=Integer()), bindparam("p_resident", type_=Integer()), _HELD_NOW.c.n + 1,
+            bindparam("p_code", type_=String()), bindparam("p_key", type_=String()), literal("issued"),
+            bindparam("p_points", type_=Integer()), bindparam("p_now", type_=UTCDateTime()),
+            bindparam("p_expires", type_=UTCDateTime()),
+        ).where(
+            _HELD_NOW.c.n < bindparam("p_limit", type_=Integer()),
+            ~exists().where(_ISSUED_TABLE.c.request_key == bindparam("p_key", type_=String())),
+        ),
     )
-    .returning(IssuedCoupon.id)
+    .returning(_ISSUED_TABLE.c.id, _ISSUED_TABLE.c.seq)
 )  # fmt: skip
+_COUPON_COLUMNS, _MERCHANT_COLUMNS = tuple(_COUPON_TABLE.columns), tuple(_MERCHANT_TABLE.columns)
+
+
+def _refused(connection: Connection, coupon_id: int, now: datetime) -> CouponError:
+    """Why the stock could not be taken: the coupon or its merchant gone (or switched off), not
+    started, ended, or none left (in that order)."""
+    found = connection.execute(_COUPON_AND_MERCHANT, {"p_coupon": coupon_id}).mappings().first()
+    if found is None or not found["active"] or not found["m_active"]:
+        return CouponError("not_found")
+    if now < found["valid_from"]:
+        return CouponError("not_started", valid_from=found["valid_from"])
+    if now >= found["valid_until"]:
+        return CouponError("ended")
+    return CouponError("sold_out")
 
 
 def _redeem_in(
     connection: Connection, resident_id: int, coupon_id: int, request_key: str, now: datetime
 ) -> Redemption:
-    found = connection.execute(_COUPON_AND_MERCHANT, {"p_coupon": coupon_id}).mappings().first()
-    if found is None or not found["active"] or not found["m_active"]:
-        raise CouponError("not_found")
-    coupon: Coupon = _row_object(Coupon, _COUPON_TABLE, found)
-    merchant: Merchant = Merchant(**{c.key: found[f"m_{c.key}"] for c in _MERCHANT_TABLE.columns})
-    if now < coupon.valid_from:
-        raise CouponError("not_started", valid_from=coupon.valid_from)
-    if now >= coupon.valid_until:
-        raise CouponError("ended")
-    stock = connection.execute(_TAKE_STOCK, {"p_coupon": coupon_id}).scalar_one_or_none()
-    if stock is None:
-        raise CouponError("sold_out")
-    coupon.stock = int(stock)
-    # Holding the coupon's row lock now: earlier redemptions of it are committed and visible (a
-    # replay's stock taken above is rolled back with the rest).
-    found_held: Any = connection.execute(
-        _EARLIER_AND_HELD, {"p_key": request_key, "p_coupon": coupon_id, "p_resident": resident_id}
-    ).one()
-    if found_held[0] is not None:
-        raise _Replay(int(found_held[0]))
-    held = int(found_held[1] or 0)
-    if held >= coupon.per_resident_limit:
-        raise CouponError("limit", limit=coupon.per_resident_limit)
+    taken: Any = connection.execute(_TAKE, {"p_coupon": coupon_id, "p_now": now}).first()
+    if taken is None:
+        raise _refused(connection, coupon_id, now)
+    coupon: Coupon = _entity(Coupon, _COUPON_COLUMNS, taken[: len(_COUPON_COLUMNS)])
+    merchant: Merchant = _entity(Merchant, _MERCHANT_COLUMNS, taken[len(_COUPON_COLUMNS) :])
     issued = IssuedCoupon(
         coupon_id=coupon_id,
         resident_id=resident_id,
-        seq=held + 1,
         code=new_code(),
         request_key=request_key,
         status="issued",
@@ -283,13 +327,22 @@ def _redeem_in(
         issued_at=now,
         expires_at=coupon.valid_until,
     )
-    issued.id = connection.execute(
+    made = connection.execute(
         _ISSUE,
         {
-            "p_coupon": coupon_id, "p_resident": resident_id, "p_seq": issued.seq, "p_code": issued.code,
-            "p_key": request_key, "p_points": issued.points, "p_now": now, "p_expires": issued.expires_at,
+            "p_coupon": coupon_id, "p_resident": resident_id, "p_code": issued.code, "p_key": request_key,
+            "p_points": issued.points, "p_now": now, "p_expires": issued.expires_at,
+            "p_limit": coupon.per_resident_limit,
         },
-    ).scalar_one()  # fmt: skip
+    ).first()  # fmt: skip
+    if made is None:
+        earlier: Any = connection.execute(
+            _EARLIER_AND_HELD, {"p_key": request_key, "p_coupon": coupon_id, "p_resident": resident_id}
+        ).one()
+        if earlier[0] is not None:
+            raise _Replay(int(earlier[0]))  # the stock taken above is rolled back with the rest
+        raise CouponError("limit", limit=coupon.per_resident_limit)
+    issued.id, issued.seq = int(made[0]), int(made[1])
     if coupon.price > 0:
         try:
             balance = points.debit_in(
@@ -307,6 +360,12 @@ def _redeem_in(
     else:
         balance = points.balance_in(connection, resident_id)
     return Redemption(issued, coupon, merchant, balance, created=True)
+
+
+def _entity(model: Any, columns: Sequence[Any], values: Sequence[Any]) -> Any:
+    """A detached ``model`` holding a row's values (plain data: a redemption's result is read,
+    never written back through a session)."""
+    return model(**{column.key: value for column, value in zip(columns, values, strict=True)})
 
 
 async def my_coupons(
@@ -369,9 +428,55 @@ def read_offers_in(connection: Connection, now: datetime, category: str | None =
     return [_offer(row) for row in rows]
 
 
+@dataclass(frozen=True)
+class _Listed:
+    """A coupon of active merchants' active coupons not ended yet, as the chat's catalogue keeps it."""
+
+    offer: Offer
+    valid_from: datetime
+
+
+# What the catalogue in memory holds: :data:`_OFFERS` without the terms that change with time or
+# stock (applied when it is shown, so it can serve later asks), and each coupon's start.
+_CATALOGUE_ROWS = (
+    select(*_OFFER_COLUMNS, Coupon.valid_from)
+    .join(Merchant, Merchant.id == Coupon.merchant_id)
+    .where(
+        Coupon.active.is_(True), Merchant.active.is_(True),
+        Coupon.valid_until > bindparam("p_now", type_=UTCDateTime()),
+    )
+    .order_by(Coupon.id)
+)  # fmt: skip
+
+
+def _load_catalogue(connection: Connection, now: datetime) -> tuple[_Listed, ...]:
+    rows: Any = connection.execute(_CATALOGUE_ROWS, {"p_now": now})
+    return tuple(_Listed(Offer(*row[:-1]), row[-1]) for row in rows)
+
+
+# The catalogue served from memory (``services/readmostly.py``): a redemption's stock goes into it
+# in place; an edit of a coupon or merchant drops it; another process's changes show within a second.
+CATALOGUE = readmostly.ReadMostly(_load_catalogue)
+
+
+def _available(rows: Sequence[_Listed], now: datetime, category: str | None) -> list[Offer]:
+    """:func:`catalogue`'s terms on the kept rows: started, not ended, in stock (by id)."""
+    return [
+        r.offer for r in rows
+        if r.valid_from <= now < r.offer.valid_until and r.offer.stock > 0 and (not category or r.offer.category == category)
+    ]  # fmt: skip
+
+
+def _offers_in(db: Database, connection: Connection, now: datetime, category: str | None) -> list[Offer]:
+    return _available(CATALOGUE.read_in(db, connection, now), now, category)
+
+
 async def offers(db: Database, now: datetime, category: str | None = None) -> list[Offer]:
-    """:func:`catalogue` as plain data (one read on the database's synchronous connection)."""
-    return await db.run_sync_read(lambda connection: read_offers_in(connection, now, category))
+    """:func:`catalogue` as plain data, from memory (read when not kept or too old)."""
+    kept = CATALOGUE.peek(db, now)
+    if kept is not None:
+        return _available(kept, now, category)
+    return await db.run_sync_read(lambda connection: _offers_in(db, connection, now, category))
 
 
 async def shop(
@@ -381,7 +486,7 @@ async def shop(
     (:func:`points.read_statement_in`: a registration reward not given yet is ``pending``)."""
 
     def read(connection: Connection) -> tuple[list[Offer], points.Statement]:
-        return read_offers_in(connection, now, category), points.read_statement_in(connection, resident_id, now)
+        return _offers_in(db, connection, now, category), points.read_statement_in(connection, resident_id, now)
 
     items, shown = await db.run_sync_read(read)
     if not shown.pending:
@@ -389,10 +494,29 @@ async def shop(
     return items, shown
 
 
-async def offer(db: Database, coupon_id: int) -> Offer | None:
-    """One coupon with its merchant, whatever its stock or dates (None when either is gone)."""
+async def offer(db: Database, coupon_id: int, now: datetime | None = None) -> Offer | None:
+    """One coupon with its merchant, whatever its stock or dates (None when either is gone); from
+    the catalogue in memory when it holds it (kept at ``now`` or earlier)."""
+    kept = CATALOGUE.peek(db, now) if now is not None else None
+    for listed in kept or ():
+        if listed.offer.id == coupon_id:
+            return listed.offer
     row = await db.run_sync_read(lambda connection: connection.execute(_OFFER, {"p_coupon": coupon_id}).first())
     return _offer(row) if row is not None else None
+
+
+def _stock_taken(db: Database, coupon_id: int, stock: int) -> None:
+    """A redemption committed by this process left ``stock`` of the coupon: the catalogue in memory
+    shows it (never more than it showed: concurrent redemptions may report out of order)."""
+
+    def change(rows: tuple[_Listed, ...]) -> tuple[_Listed, ...]:
+        return tuple(
+            dataclasses.replace(r, offer=dataclasses.replace(r.offer, stock=min(r.offer.stock, stock)))
+            if r.offer.id == coupon_id else r
+            for r in rows
+        )  # fmt: skip
+
+    CATALOGUE.update(db, change)
 
 
 async def held_by(db: Database, resident_id: int, limit: int = 20) -> list[Held]:

@@ -13,6 +13,7 @@ caller's transaction); their texts are in :data:`NOTICES`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import Out
-from bot.services import points
+from bot.services import points, readmostly
 from bot.services.notify import enqueue
 from bot.storage.db import Database
 from bot.storage.models import Activity, ActivitySession, Booking, CheckIn, PartyMember, Resident
@@ -245,19 +246,45 @@ def _upcoming_in(connection: Connection, now: datetime, until: datetime) -> list
     return [_listing(row) for row in connection.execute(_UPCOMING, {"now": now, "until": until})]
 
 
+# Every session of an active course or activity not started yet, soonest first: what the chat's
+# listings are cut from (``SESSIONS``).
+_FUTURE = _LISTINGS.where(Activity.active.is_(True), ActivitySession.starts_at > bindparam("now")).order_by(
+    ActivitySession.starts_at, ActivitySession.id
+)
+
+
+def _load_sessions(connection: Connection, now: datetime) -> tuple[Listing, ...]:
+    return tuple(_listing(row) for row in connection.execute(_FUTURE, {"now": now}))
+
+
+# The sessions the chat lists, served from memory (``services/readmostly.py``): a booking's places
+# go into them in place; a cancellation or an edit drops them; another process's changes show
+# within a second.
+SESSIONS = readmostly.ReadMostly(_load_sessions)
+
+
+def _between(rows: Sequence[Listing], now: datetime, until: datetime) -> list[Listing]:
+    """:data:`_UPCOMING`'s terms on the kept sessions (already in its order)."""
+    return [row for row in rows if now < row.starts_at < until]
+
+
+async def _sessions(db: Database, now: datetime) -> Sequence[Listing]:
+    kept = SESSIONS.peek(db, now)
+    if kept is not None:
+        return kept
+    return await db.run_sync_read(lambda connection: SESSIONS.read_in(db, connection, now))
+
+
 async def listings(db: Database, now: datetime, *, until: datetime) -> list[Listing]:
-    """:func:`upcoming` until ``until``, as plain data."""
-    return await db.run_sync_read(lambda connection: _upcoming_in(connection, now, until))
+    """:func:`upcoming` until ``until``, as plain data (from memory: ``SESSIONS``)."""
+    return _between(await _sessions(db, now), now, until)
 
 
 async def whats_on(db: Database, now: datetime) -> tuple[list[Listing], bool]:
     """This week's sessions, or when there are none the next 30 days'; and whether they are this week's."""
-
-    def read(connection: Connection) -> tuple[list[Listing], bool]:
-        week = _upcoming_in(connection, now, week_end(now))
-        return week or _upcoming_in(connection, now, now + timedelta(days=30)), bool(week)
-
-    return await db.run_sync_read(read)
+    rows = await _sessions(db, now)
+    week = _between(rows, now, week_end(now))
+    return week or _between(rows, now, now + timedelta(days=30)), bool(week)
 
 
 def match_listings(query: str, rows: Sequence[Listing], threshold: float = 75) -> list[Listing]:
@@ -276,8 +303,12 @@ def match_listings(query: str, rows: Sequence[Listing], threshold: float = 75) -
     return found
 
 
-async def listing(db: Database, session_id: int) -> Listing | None:
-    """One session with its activity, whatever its date or state (None when either is gone)."""
+async def listing(db: Database, session_id: int, now: datetime | None = None) -> Listing | None:
+    """One session with its activity, whatever its date or state (None when either is gone); from
+    memory when ``SESSIONS`` holds it (kept at ``now`` or earlier)."""
+    for kept in (SESSIONS.peek(db, now) if now is not None else None) or ():
+        if kept.session_id == session_id:
+            return kept
 
     def read(connection: Connection) -> Listing | None:
         row = connection.execute(_ONE_LISTING, {"session_id": session_id}).first()
@@ -375,7 +406,22 @@ async def book(
         raise
     if welcome:
         points.welcomed(db, resident_id)
+    if result.booking.status == "booked" and result.session.booked is not None:
+        _places_taken(db, session_id, result.session.booked)
     return result
+
+
+def _places_taken(db: Database, session_id: int, booked: int) -> None:
+    """A booking committed by this process left ``booked`` places taken: the sessions in memory
+    show it (never fewer than they showed: concurrent bookings may report out of order)."""
+
+    def change(rows: tuple[Listing, ...]) -> tuple[Listing, ...]:
+        return tuple(
+            dataclasses.replace(row, booked=max(row.booked, booked)) if row.session_id == session_id else row
+            for row in rows
+        )
+
+    SESSIONS.update(db, change)
 
 
 _SESSIONS, _ACTIVITIES, _BOOKINGS = ActivitySession.__table__, Activity.__table__, Booking.__table__
