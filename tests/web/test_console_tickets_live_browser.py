@@ -1,7 +1,8 @@
 """Tickets live in real Chromium: the board shows a resident's new report without a reload, and a
 ticket's page follows what another staff member does to it (status, timeline, the actions that
 are possible now, the usual next one first) without throwing away a form the user has started
-filling in; a page whose session ended (logout in another tab) says it is no longer live."""
+filling in; a ticket sent to another department says so on the staff member's open page; a page
+whose session ended (logout in another tab) says it is no longer live."""
 
 from __future__ import annotations
 
@@ -108,4 +109,28 @@ async def test_a_page_whose_session_ended_says_it_is_no_longer_live(browser, ser
     assert await page.locator("#ticket-list tr[data-ticket]").count() == 0
     # Chromium logs the refused reconnection (the 401 page is no event stream): that is the point here.
     assert not [p for p in problems if "EventSource's response" not in p], problems
+    await context.close()
+
+
+async def test_a_ticket_sent_to_another_department_says_so(browser, service_factory, sqlite_url, fake_api):
+    svc = await service_factory(sqlite_url, fake_api)
+    await add_users(sqlite_url, ("zhang", "supervisor", {}), ("li", "staff", {"department": DEPARTMENT}))
+    answer = await say(svc, "o_live_moved_0001", "5号楼2单元楼道的灯坏了好几天了，晚上很黑")
+    number = re.search(r"GD\d{8}-\d{4}", answer or "")
+    assert number, answer
+    zhang = await login(svc.http, svc.base, "zhang")
+    _, _, resp = await zhang.get(f"/console/tickets?number={number.group(0)}")
+    ticket = resp.headers["Location"]
+    status, _, _ = await zhang.post(f"{ticket}/transition", {"action": "dispatch", "department": DEPARTMENT})
+    assert status == 303
+    context, page, problems = await open_page(browser, LAPTOP)
+    await log_in(page, svc.base, "li")
+    await page.wait_for_url("**/console/handoffs", timeout=TIMEOUT)
+    await page.goto(svc.base + ticket)
+    await page.wait_for_selector("body[data-live='1']", timeout=TIMEOUT)
+    status, _, _ = await zhang.post(f"{ticket}/transition", {"action": "dispatch", "department": "环卫所"})
+    assert status == 303
+    await page.locator("#ticket-changed", has_text="已经转给其他部门").wait_for(timeout=TIMEOUT)
+    assert await page.locator("#ticket-side").is_hidden()
+    assert not problems, problems
     await context.close()

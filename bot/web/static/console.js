@@ -19,8 +19,9 @@
 
   // A page fetched again and parsed: tickets refresh from their own pages, so what staff see live
   // is what a reload shows (same filters, same permissions).
-  async function fetchPage(url) {
+  async function fetchPage(url, refused) {
     const resp = await fetch(url, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" });
+    if (resp.status === 403 && refused) refused();
     if (!resp.ok || resp.redirected) return null;
     return new DOMParser().parseFromString(await resp.text(), "text/html");
   }
@@ -57,7 +58,13 @@
     const main = document.getElementById("ticket-main");
     if (!main) return;
     // The ticket's own address: a refused form's page is at the form's (POST-only) address.
-    const doc = await fetchPage("/console/tickets/" + encodeURIComponent(document.body.dataset.ticket));
+    const notice = document.getElementById("ticket-changed");
+    const doc = await fetchPage("/console/tickets/" + encodeURIComponent(document.body.dataset.ticket), () => {
+      notice.textContent = "这张工单已经转给其他部门，您不能再处理它了。";
+      notice.hidden = false;
+      const side = document.getElementById("ticket-side");
+      if (side) side.hidden = true;
+    });
     const newMain = doc && doc.getElementById("ticket-main");
     if (!newMain || newMain.dataset.version === main.dataset.version) return;
     const seen = new Set([...main.querySelectorAll("[data-event]")].map((e) => e.dataset.event));
@@ -69,7 +76,6 @@
     const side = document.getElementById("ticket-side");
     const newSide = doc.getElementById("ticket-side");
     if (!side || !newSide || side.dataset.state === newSide.dataset.state) return;
-    const notice = document.getElementById("ticket-changed");
     const status = (newHead && newHead.querySelector("#ticket-status")) || {};
     if (ticketDirty || document.getElementById("error")) {
       notice.textContent = "这张工单刚刚有了变化（现在：" + (status.textContent || "") + "），您填写的内容还没有提交。请核对后再提交，或刷新页面看能做的操作。";
