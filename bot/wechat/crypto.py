@@ -1,8 +1,9 @@
 """Signatures and message encryption for the 公众号 server protocol (plaintext, compatible, safe).
 
-wechatpy does the AES work; signatures are computed here so they can be compared in constant
-time, and a previous EncodingAESKey is tried after the current one so a key rotation loses no
-message. A reply is encrypted with the key that decrypted its request.
+The AES envelope is opened and sealed as wechatpy's ``PrpCrypto`` does it (checked against it in
+the tests), each key's cipher set up once; signatures are computed here so they can be compared in
+constant time, and a previous EncodingAESKey is tried after the current one so a key rotation loses
+no message. A reply is encrypted with the key that decrypted its request.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import time
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from wechatpy.crypto import PrpCrypto
-from wechatpy.exceptions import InvalidAppIdException
 
 
 class CryptoError(Exception):
     """The payload cannot be decrypted or does not belong to this account."""
+
+
+class _WrongAppId(Exception):
+    """The payload decrypts, for another AppID."""
 
 
 def signature(*parts: str) -> str:
@@ -46,11 +49,10 @@ class Codec:
     def __init__(self, token: str, appid: str, aes_key: str = "", previous_aes_key: str = "") -> None:
         self.token = token
         self.appid = appid
-        self._ciphers = [PrpCrypto(_key(k)) for k in (aes_key, previous_aes_key) if k]
-        # Replies are encrypted here, as wechatpy's PrpCrypto does it (AES-256-CBC, the IV the
-        # key's first 16 bytes, 16 random bytes, the length, the text, the AppID, padding to 32
-        # bytes), with each key's cipher set up once instead of per message.
-        self._encrypters = [_cbc(_key(k)) for k in (aes_key, previous_aes_key) if k]
+        # Requests are decrypted and replies encrypted here, as wechatpy's PrpCrypto does it
+        # (AES-256-CBC, the IV the key's first 16 bytes, 16 random bytes, the length, the text,
+        # the AppID, padding to 32 bytes), with each key's cipher set up once instead of per message.
+        self._ciphers = [_cbc(_key(k)) for k in (aes_key, previous_aes_key) if k]
         self._appid = appid.encode("utf-8")
 
     @property
@@ -69,12 +71,23 @@ class Codec:
         wrong_appid = False
         for index, cipher in enumerate(self._ciphers):
             try:
-                return Decrypted(cipher.decrypt(encrypt, self.appid), index)
-            except InvalidAppIdException:
+                return Decrypted(self._decrypt(cipher, encrypt), index)
+            except _WrongAppId:
                 wrong_appid = True
             except Exception:  # bad base64, padding, length or encoding: try the next key
                 continue
         raise CryptoError("payload for another appid" if wrong_appid else "payload does not decrypt")
+
+    def _decrypt(self, cipher: Cipher[modes.CBC], encrypt: str) -> str:
+        """wechatpy's ``PrpCrypto.decrypt``, step for step (the same text, the same failures)."""
+        decryptor = cipher.decryptor()
+        plain = decryptor.update(base64.b64decode(encrypt.encode("utf-8"))) + decryptor.finalize()
+        content = plain[16 : -plain[-1]]
+        length = struct.unpack(">I", content[:4])[0]
+        xml = content[4 : length + 4].decode("utf-8")
+        if content[length + 4 :].decode("utf-8") != self.appid:
+            raise _WrongAppId
+        return xml
 
     def encrypt(
         self, xml: str, key_index: int = 0, timestamp: str | None = None, nonce: str | None = None
@@ -94,7 +107,7 @@ class Codec:
         text = xml.encode("utf-8")
         plain = b"".join((os.urandom(16), struct.pack(">I", len(text)), text, self._appid))
         pad = 32 - len(plain) % 32
-        encryptor = self._encrypters[min(key_index, len(self._encrypters) - 1)].encryptor()
+        encryptor = self._ciphers[min(key_index, len(self._ciphers) - 1)].encryptor()
         return base64.b64encode(encryptor.update(plain + bytes((pad,)) * pad) + encryptor.finalize()).decode("ascii")
 
 
