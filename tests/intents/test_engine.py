@@ -16,6 +16,7 @@ from intents.errors import TrainingDataError
         ("为啥路灯一直不修？", "complaint"),
         ("俺家楼上漏水咋整", "complaint"),
         ("我的工单进度怎么样了", "complaint"),
+        ("查进度", "complaint"),  # the bot itself tells residents to send this: never "not understood"
         ("机分咋查", "coupon"),
         ("社区超市的理发券怎么用", "coupon"),
         ("我想报名书法课", "course_booking"),
