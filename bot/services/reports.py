@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, bindparam, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -153,17 +154,29 @@ async def create(
 
     With ``unless_repeated``, the resident's own open report that the text repeats (as
     :func:`own_repeat` finds it) gets the words and attachments instead, and comes back with
-    ``repeated`` true; no ticket is made. All of it is one transaction."""
-    return await db.run_sync_transaction(lambda connection: _create_in(connection, new, rules, now, unless_repeated))
+    ``repeated`` true; no ticket is made. All of it is one transaction.
+
+    A message redone after its process died gets the ticket it made (``new.source_key``): among the
+    resident's open reports the own-repeat check reads, or else — the key being unique — when its
+    insert is refused, read then."""
+    try:
+        return await db.run_sync_transaction(lambda connection: _create_in(connection, new, rules, now, unless_repeated))
+    except IntegrityError:
+        key = new.source_key
+        made = await db.run_sync_read(lambda connection: _made_in(connection, key, now)) if key is not None else None
+        if made is None:
+            raise
+        return made
 
 
 def _create_in(connection: Connection, new: tickets.NewTicket, rules: Rules, now: datetime, unless_repeated: bool) -> Report:
-    made = None  # the ticket this message made already (redone after its process died), looked up once
-    if new.source_key is not None:
-        row = connection.execute(tickets.BY_SOURCE_KEY_ROW, {"key": new.source_key}).first()
-        made = tickets.detached(row) if row is not None else None
-    if made is None and unless_repeated and new.resident is not None:
-        earlier_id = _own_repeat_in(connection, new.resident.id, new.text, new.building, rules)
+    if unless_repeated and new.resident is not None:
+        rows = _open_of(connection, new.resident.id, new.source_key)
+        if new.source_key is not None and any(r.source_key == new.source_key for r in rows):
+            made = _made_in(connection, new.source_key, now)
+            assert made is not None  # just read in this transaction
+            return made
+        earlier_id = _repeated_among(rows, new.text, new.building, rules)
         if earlier_id is not None:
             with Session(bind=connection, expire_on_commit=False, autoflush=False) as session:
                 earlier = session.get(Ticket, earlier_id)
@@ -171,10 +184,17 @@ def _create_in(connection: Connection, new: tickets.NewTicket, rules: Rules, now
                 _add_repeat_sync(session, earlier, new.resident.id, new.text, new.attachments, now)
                 session.flush()
                 return dataclasses.replace(_snapshots_sync(session, [earlier], now)[0], repeated=True)
-    if made is None:
-        ticket, duplicate = tickets.make_ticket_in(connection, new, rules, now)
-        # Its public entries (submitted, dispatched) have no note.
-        return _report(ticket, None, now, neighbours=_neighbours(connection, ticket, duplicate))
+    ticket, duplicate = tickets.make_ticket_in(connection, new, rules, now)
+    # Its public entries (submitted, dispatched) have no note.
+    return _report(ticket, None, now, neighbours=_neighbours(connection, ticket, duplicate))
+
+
+def _made_in(connection: Connection, source_key: str | None, now: datetime) -> Report | None:
+    """The report the message ``source_key`` made, as it is now (None: it made none)."""
+    row = connection.execute(tickets.BY_SOURCE_KEY_ROW, {"key": source_key}).first()
+    if row is None:
+        return None
+    made = tickets.detached(row)
     return dataclasses.replace(_snapshots_sync(connection, [made], now)[0], neighbours=_neighbours(connection, made))
 
 
@@ -219,11 +239,17 @@ class _Open(NamedTuple):
     id: int
     text: str
     building: str | None
+    source_key: str | None
 
 
+# The resident's open reports, newest first, and the ticket the message ``key`` made whatever its
+# status (a message redone after its process died: see :func:`create`).
 _OPEN_OF_RESIDENT = (
-    select(Ticket.id, Ticket.text, Ticket.building)
-    .where(Ticket.resident_id == bindparam("resident"), Ticket.status.in_(tickets.OPEN_STATUSES))
+    select(Ticket.id, Ticket.text, Ticket.building, Ticket.source_key)
+    .where(
+        Ticket.resident_id == bindparam("resident"),
+        or_(Ticket.status.in_(tickets.OPEN_STATUSES), Ticket.source_key == bindparam("key")),
+    )
     .order_by(Ticket.id.desc())
     .limit(50)
 )
@@ -234,7 +260,15 @@ _TICKET_BY_ID = select(*tickets.TICKET_COLUMNS).where(Ticket.id == bindparam("ti
 
 def _own_repeat_in(connection: Connection, resident_id: int, text: str, building: str | None, rules: Rules) -> int | None:
     """The id of the resident's own open report ``text`` repeats (see :func:`own_repeat`), or None."""
-    rows = [_Open(*row) for row in connection.execute(_OPEN_OF_RESIDENT, {"resident": resident_id})]
+    return _repeated_among(_open_of(connection, resident_id, None), text, building, rules)
+
+
+def _open_of(connection: Connection, resident_id: int, source_key: str | None) -> list[_Open]:
+    return [_Open(*row) for row in connection.execute(_OPEN_OF_RESIDENT, {"resident": resident_id, "key": source_key})]
+
+
+def _repeated_among(rows: Sequence[_Open], text: str, building: str | None, rules: Rules) -> int | None:
+    """The id of the open report among ``rows`` that ``text`` repeats, or None."""
     best = tickets.most_similar(text, [t for t in rows if _same_place(building, t.building)], rules)
     return best[1].id if best is not None else None
 

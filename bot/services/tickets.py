@@ -19,6 +19,7 @@ States::
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -395,12 +396,19 @@ def most_similar(text: str, candidates: Sequence[T], rules: Rules) -> tuple[floa
     # those below the threshold set to 0, and the first of the highest taken.
     threshold = rules.duplicate_similarity
     scores = process.cdist(
-        [_NOT_WORDS.sub("", text)], [_NOT_WORDS.sub("", other.text) for other in candidates],
+        [_words(text)], [_words(other.text) for other in candidates],
         scorer=fuzz.WRatio, dtype=numpy.float64, score_cutoff=threshold,
     )[0]  # fmt: skip
     first = int(scores.argmax())
     score = float(scores[first])
     return (score, candidates[first]) if score >= threshold else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _words(text: str) -> str:
+    """A report's text without punctuation and spaces, as :func:`similarity` compares it (kept for
+    the texts compared again and again: a building's recent reports, with every new one)."""
+    return _NOT_WORDS.sub("", text)
 
 
 class Candidate(NamedTuple):
@@ -450,8 +458,9 @@ def _duplicate_in(
     if resident_id is not None:
         params["resident"] = resident_id
     stmt = _CANDIDATES_OF_OTHERS if resident_id is not None else _CANDIDATES
-    rows = [Candidate(*row) for row in connection.execute(stmt, params)]
-    return most_similar(text, rows, rules)
+    rows: Any = connection.execute(stmt, params).all()  # rows with Candidate's fields, by name
+    best = most_similar(text, rows, rules)
+    return (best[0], Candidate(*best[1])) if best is not None else None
 
 
 async def load_for_update(session: AsyncSession, ticket_id: int) -> Ticket | None:

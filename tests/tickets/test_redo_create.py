@@ -1,0 +1,65 @@
+"""A message redone after its process died gets the ticket it made, whether the chat makes it with
+the own-repeat check (a report with its place) or without (the phone that completes a report), and
+whether that ticket is still open or was finished meanwhile: one ticket, never a second."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from bot.services import reports, tickets
+from bot.services.dispatch import load_rules
+from bot.storage.db import Database
+from bot.storage.migrate import upgrade
+from bot.storage.models import Resident, Ticket
+
+NOW = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(database_url: str) -> Any:
+    database = Database(database_url)
+    await upgrade(database)
+    yield database
+    await database.dispose()
+
+
+async def _resident(db: Database) -> Resident:
+    async with db.transaction() as s:
+        person = Resident(openid="o_redo_1", subscribed=True, created_at=NOW)
+        s.add(person)
+        await s.flush()
+        return person
+
+
+async def _count(db: Database) -> int:
+    async with db.session() as s:
+        return int(await s.scalar(select(func.count()).select_from(Ticket)) or 0)
+
+
+@pytest.mark.parametrize("unless_repeated", [True, False])
+@pytest.mark.parametrize("finished", [False, True])
+async def test_a_redone_message_gets_the_ticket_it_made(db: Database, unless_repeated: bool, finished: bool) -> None:
+    rules = load_rules()
+    person = await _resident(db)
+    new = tickets.NewTicket(text="3号楼电梯又停了", resident=person, building="3", category="电梯",
+                            confidence=0.9, source_key="msg:redo:1")
+    made = await reports.create(db, new, rules, NOW, unless_repeated=unless_repeated)
+    assert not made.repeated
+    if finished:  # closed by staff before the redo: not among the open reports any more
+        async with db.transaction() as s:
+            await s.execute(update(Ticket).where(Ticket.id == made.id).values(status="closed"))
+    again = await reports.create(db, dataclasses.replace(new, text="电梯又坏了"), rules, NOW,
+                                 unless_repeated=unless_repeated)
+    assert (again.id, again.number, again.repeated) == (made.id, made.number, False)
+    assert again.status == ("closed" if finished else made.status)
+    assert await _count(db) == 1
+    # Another message with the same words is the resident's own repeat (or, finished, a new ticket).
+    other = await reports.create(db, dataclasses.replace(new, source_key="msg:redo:2"), rules, NOW,
+                                 unless_repeated=True)
+    assert other.repeated == (not finished)
+    assert await _count(db) == (2 if finished else 1)
