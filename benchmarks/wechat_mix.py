@@ -27,7 +27,10 @@ total, to see where the mix's CPU goes. ``--secondary`` adds the old rows: a gre
 (``wechat_endpoint.load``). Server CPU per message counts every process of the server (with
 ``--workers``, the supervisor and its workers); beside it, the time the server's threads spent
 runnable but waiting for a core (``/proc/<pid>/task/*/schedstat``): on a loaded machine, what
-looks like waiting on the database is often this.
+looks like waiting on the database is often this. Each measured phase starts with a line
+``<label>: measuring …``, to attach a profiler (``py-spy record -p <server's pid>``) at that
+moment. ``--by-step --count-statements`` adds each step's SQL statements and transactions per
+message (a transaction's BEGIN counts as a statement).
 
 On PostgreSQL + Redis it also prints what the database and Redis did per message
 (:class:`Backstage`): the backends' own CPU, commits and rollbacks (``pg_stat_database``), table
@@ -251,6 +254,7 @@ async def converse(
 
         if backstage is not None:
             await backstage.start()
+        print(f"{label}: measuring {len(people)} residents' conversations", flush=True)
         cpu_before = tree_cpu(pid)
         queued_before = run_queue_seconds(tree_pids(pid))
         start = time.perf_counter()
@@ -299,10 +303,11 @@ class StepCost:
     cpu: float  # server CPU seconds between the step's first request and its last reply
     seconds: float
     p99: float  # ms
+    sql: tuple[int, int] | None = None  # statements and transactions begun (--count-statements)
 
 
 async def converse_by_step(
-    url: str, people: list[Resident], concurrency: int, pid: int, sender: WeChatSender
+    url: str, people: list[Resident], concurrency: int, pid: int, sender: WeChatSender, counts: Path | None = None
 ) -> list[StepCost]:
     """``--by-step``: the same conversations in lockstep, for attribution. For each step k, and
     within it each conversation in turn, every resident holding that conversation sends its step k
@@ -311,7 +316,9 @@ async def converse_by_step(
     threads that end, such as an overflow connection's aiosqlite thread), so a step's figure is
     good to about 10 ms over its messages: 2,000 residents give each step 200 messages or more. So each (conversation, step) gets the server CPU it cost, all else being equal
     (the same residents, the same concurrency). Idle work in between (pollers, the outbox sending a
-    deferred answer or a QR image) lands in the step that is running when it happens."""
+    deferred answer or a QR image) lands in the step that is running when it happens. With
+    ``counts`` (``--count-statements``), also the SQL statements and transactions each step sent
+    (read 0.3 s after its last reply, when the server's counts file has been written again)."""
     groups = {c.name: [r for r in people if r.conversation is c] for c in CONVERSATIONS}
     costs: list[StepCost] = []
     errors = 0
@@ -333,13 +340,19 @@ async def converse_by_step(
                 replies[r.openid] = text
 
         n = len(queue)
+        sql_before = _sql_counts(counts)
         cpu_before, start = tree_cpu(pid), time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds, cpu = time.perf_counter() - start, tree_cpu(pid) - cpu_before
+        sql = None
+        if counts is not None:
+            await asyncio.sleep(0.3)
+            after = _sql_counts(counts)
+            sql = (after[0] - sql_before[0], after[1] - sql_before[1])
         for r in group:
             r.replies.append(replies.get(r.openid, ""))
         latencies.sort()
-        costs.append(StepCost(conv, k, n, cpu, seconds, latencies[min(n - 1, int(0.99 * n))] * 1000))
+        costs.append(StepCost(conv, k, n, cpu, seconds, latencies[min(n - 1, int(0.99 * n))] * 1000, sql))
 
     for r in people:
         r.replies = []
@@ -360,14 +373,30 @@ def print_by_step(costs: list[StepCost], errors: int) -> None:
         f"{total_cpu / max(1, total_n) * 1000:.2f} ms/msg over all; load average {os.getloadavg()[0]:.1f}",
         flush=True,
     )
-    print(f"  {'conversation':<44} {'step':<22} {'msgs':>5} {'CPU ms/msg':>10} {'share':>6} {'p99 ms':>7}")
+    sql = any(c.sql is not None for c in costs)
+    print(
+        f"  {'conversation':<44} {'step':<22} {'msgs':>5} {'CPU ms/msg':>10} {'share':>6} {'p99 ms':>7}"
+        + ("  SQL/msg  tx/msg" if sql else "")
+    )
     for c in sorted(costs, key=lambda c: (CONVERSATIONS.index(c.conversation), c.step)):
         print(
             f"  {_column(c.conversation.name, 44)} {c.step + 1:>2} {_column(c.conversation.steps[c.step].say, 19)} "
             f"{c.messages:>5} {c.cpu / c.messages * 1000:10.2f} {c.cpu / max(total_cpu, 1e-9) * 100:5.1f}% "
-            f"{c.p99:7.1f}",
+            f"{c.p99:7.1f}"
+            + (f"  {c.sql[0] / c.messages:7.2f} {c.sql[1] / c.messages:7.2f}" if c.sql is not None else ""),
             flush=True,
         )
+
+
+def _sql_counts(counts: Path | None) -> tuple[int, int]:
+    """Statements and transactions begun so far by the server's processes (``--count-statements``)."""
+    statements = begun = 0
+    if counts is not None:
+        for f in counts.iterdir():
+            if f.name.isdigit():
+                values = [int(v) for v in f.read_text().split()]
+                statements, begun = statements + values[0], begun + values[1]
+    return statements, begun
 
 
 def _column(text: str, width: int) -> str:
@@ -962,7 +991,7 @@ async def _mix_server(
             lockstep = residents(args.residents, people[0].openid.split("_")[2] + "s")
             await prepare_residents(f"http://127.0.0.1:{port}", token, sender, lockstep)
             await asyncio.sleep(1)
-            await converse_by_step(url, lockstep, args.concurrency, server.pid, sender)
+            await converse_by_step(url, lockstep, args.concurrency, server.pid, sender, counts)
     finally:
         server.terminate()
         await server.wait()
