@@ -11,6 +11,7 @@ import logging
 from bot.handler.context import Context
 from bot.handler.router import Func, MsgType, Router
 from bot.language import intents_registry
+from intents.registry import Registry
 
 router = Router("help")
 log = logging.getLogger("bot.flows.help")
@@ -25,8 +26,23 @@ TEXTS = {
 
 def menu(rt: object) -> str:
     """"您好，我是社区服务小助手，可以帮您：1. … 2. …" for the intents of the running engine."""
-    lines = [TEXTS["menu_line"].format(n=n, help=text) for n, text in enumerate(intents_registry(rt).help_lines(), 1)]
-    return "\n".join([TEXTS["menu_head"], *lines, TEXTS["menu_foot"]])
+    global _built
+    registry = intents_registry(rt)
+    head, line, foot = TEXTS["menu_head"], TEXTS["menu_line"], TEXTS["menu_foot"]
+    # Built once per registry (immutable: a reload or another data folder brings a new one) and
+    # texts, instead of on every message that gets it.
+    built = _built
+    if built is not None:
+        (b_registry, b_head, b_line, b_foot), text = built
+        if b_registry is registry and b_head is head and b_line is line and b_foot is foot:
+            return text
+    lines = [line.format(n=n, help=text) for n, text in enumerate(registry.help_lines(), 1)]
+    text = "\n".join([head, *lines, foot])
+    _built = (registry, head, line, foot), text
+    return text
+
+
+_built: tuple[tuple[Registry, str, str, str], str] | None = None  # what the last menu was built from, and it
 
 
 @router.message(MsgType("voice"), Func(lambda ctx: not ctx.text))

@@ -86,3 +86,13 @@ async def test_packaged_help_lists_every_registered_help_line(service):
     reply = await _say(service, "o_reg6", "你好")
     for line in packaged_registry().help_lines():
         assert line in reply
+
+
+async def test_the_help_follows_the_registry_each_server_serves(service_factory, sqlite_url, fake_api, tmp_path):
+    """The help menu is built once per registry, not once per process: a server on the packaged
+    data and one on data with a new intent, in one process, each list their own."""
+    packaged = await service_factory(sqlite_url, fake_api)
+    assert "停车服务" not in await _say(packaged, "o_reg7", "你好")
+    parking = await service_factory(sqlite_url, fake_api, BOT_INTENTS_DIR=_data_with_parking(tmp_path))
+    assert "停车服务：停车月卡办理、车位租赁" in await _say(parking, "o_reg8", "你好")
+    assert "停车服务" not in await _say(packaged, "o_reg9", "你好")
