@@ -18,6 +18,7 @@ statement that would need them is refused (give the column a value).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -27,7 +28,6 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.instrumentation import manager_of_class
-from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -42,6 +42,7 @@ class _Compiled:
     compiled: SQLCompiler
     expanding: tuple[str, ...]  # parameters that are IN lists
     results: tuple[Processor, ...]  # one per returned column; () if the statement returns nothing
+    converting: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column, processor) of those that have one
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ class _Shape:
     sql: str
     # Per position: (caller's parameter or None, index in its IN list or None, constant, processor).
     order: tuple[tuple[str | None, int | None, Any, Processor], ...]
+    # When every position is a caller's parameter as it is (no IN list, nothing written in): the
+    # values in order in one call, and the (position, processor) of those to convert.
+    plain: Callable[[Params], tuple[Any, ...]] | None = None
+    converting: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
 
 
 class Prepared:
@@ -74,7 +79,7 @@ class Prepared:
             fetched: list[Any] = list(cursor.fetchall()) if prepared.results else []
         finally:
             cursor.close()
-        return _converted(prepared.results, fetched)
+        return _converted(prepared.converting, fetched)
 
     def scalars(self, connection: Connection, params: Params | None = None) -> list[Any]:
         return [row[0] for row in self.rows(connection, params)]
@@ -108,7 +113,7 @@ class Prepared:
                 raw.extend(cursor.fetchall())
         finally:
             cursor.close()
-        return _converted(prepared.results, raw)
+        return _converted(prepared.converting, raw)
 
     def _multirow(self, n: int, keys: tuple[str, ...]) -> Prepared:
         """This INSERT with ``n`` rows of VALUES, parameters ``{key}__{i}`` (see :func:`_numbered`)."""
@@ -138,15 +143,18 @@ class Prepared:
             columns: Any = getattr(self.statement, "selected_columns", None)
             if columns is None:
                 columns = getattr(self.statement, "exported_columns", None) or ()
+            results = tuple(col.type.dialect_impl(dialect).result_processor(dialect, None) for col in columns)
             prepared = self._compiled[key] = _Compiled(
                 compiled,
                 tuple(b.key for b in compiled.bind_names if b.expanding),
-                tuple(col.type.dialect_impl(dialect).result_processor(dialect, None) for col in columns),
+                results,
+                tuple((i, p) for i, p in enumerate(results) if p is not None),
             )
         return prepared
 
     def _shape(self, prepared: _Compiled, dialect: Dialect, params: Params) -> _Shape:
-        key = (dialect.name, tuple(params), tuple(len(params[name]) for name in prepared.expanding))
+        lengths = tuple([len(params[name]) for name in prepared.expanding]) if prepared.expanding else ()
+        key = (dialect.name, tuple(params), lengths)
         shape = self._shapes.get(key)
         if shape is not None:
             return shape
@@ -172,7 +180,16 @@ class Prepared:
             else:
                 for i, part in enumerate(parts):
                     where[part] = (source, i, None, processor)
-        shape = self._shapes[key] = _Shape(expanded.statement, tuple(where[p] for p in expanded.positiontup or ()))
+        order = tuple(where[p] for p in expanded.positiontup or ())
+        plain: Callable[[Params], tuple[Any, ...]] | None = None
+        if all(name is not None and index is None for name, index, _, _ in order):
+            names = [name for name, _, _, _ in order]
+            if len(names) > 1:
+                plain = operator.itemgetter(*names)
+            else:  # itemgetter of one key gives the value, not a tuple
+                plain = _getter(names[0] if names else None)
+        converting = tuple((i, p) for i, (_, _, _, p) in enumerate(order) if p is not None)
+        shape = self._shapes[key] = _Shape(expanded.statement, order, plain, converting)
         return shape
 
 
@@ -180,7 +197,21 @@ def _numbered(rows: Sequence[Params]) -> dict[str, Any]:
     return {f"{k}__{i}": v for i, r in enumerate(rows) for k, v in r.items()}
 
 
+def _getter(name: str | None) -> Callable[[Params], tuple[Any, ...]]:
+    if name is None:
+        return lambda params: ()
+    return lambda params: (params[name],)
+
+
 def _arguments(shape: _Shape, params: Params) -> tuple[Any, ...]:
+    if shape.plain is not None:
+        values = shape.plain(params)
+        if not shape.converting:
+            return values
+        converted = list(values)
+        for i, p in shape.converting:
+            converted[i] = p(converted[i])
+        return tuple(converted)
     out = []
     for name, index, constant, processor in shape.order:
         if name is None:
@@ -191,8 +222,7 @@ def _arguments(shape: _Shape, params: Params) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def _converted(results: tuple[Processor, ...], fetched: list[Any]) -> list[tuple[Any, ...]]:
-    converting = [(i, p) for i, p in enumerate(results) if p is not None]
+def _converted(converting: tuple[tuple[int, Callable[[Any], Any]], ...], fetched: list[Any]) -> list[tuple[Any, ...]]:
     if not converting:
         return [tuple(row) for row in fetched]
     out = []
@@ -209,19 +239,26 @@ def detached(cls: type[M], keys: Sequence[str], row: Sequence[Any]) -> M:
     detached, as if a session had loaded it and closed: attributes read without SQL, nothing
     pending, and ``session.merge`` takes it like any detached object. About a sixth of the cost of
     ``cls(**values)`` plus :func:`make_transient_to_detached`, which the hot path felt."""
-    obj: M = manager_of_class(cls).new_instance()
-    values = dict(zip(keys, row, strict=True))
-    obj.__dict__.update(values)  # loaded values, as the ORM's loader sets them: no history
-    instance_state(obj).key = identity_key(cls, tuple(values[k] for k in _primary_key(cls)))
+    plan = _PLANS.get((cls, tuple(keys)))
+    if plan is None:
+        plan = _PLANS[(cls, tuple(keys))] = _plan(cls, keys)
+    new_instance, identity, positions = plan
+    obj: M = new_instance()
+    obj.__dict__.update(zip(keys, row, strict=True))  # loaded values, as the ORM's loader sets them: no history
+    instance_state(obj).key = identity(tuple([row[i] for i in positions]))
     return obj
 
 
-_PRIMARY_KEYS: dict[type, tuple[str, ...]] = {}
+# Per class and attributes: the instance factory, the identity key of a primary key, and where the
+# primary key's values are in a row (looked up once: ``identity_key(cls, …)`` inspects every time).
+_PLANS: dict[tuple[type, tuple[str, ...]], tuple[Callable[[], Any], Callable[[tuple[Any, ...]], Any], tuple[int, ...]]] = {}
 
 
-def _primary_key(cls: type) -> tuple[str, ...]:
-    keys = _PRIMARY_KEYS.get(cls)
-    if keys is None:
-        mapper: Any = sa_inspect(cls)
-        keys = _PRIMARY_KEYS[cls] = tuple(mapper.get_property_by_column(c).key for c in mapper.primary_key)
-    return keys
+def _plan(
+    cls: type, keys: Sequence[str]
+) -> tuple[Callable[[], Any], Callable[[tuple[Any, ...]], Any], tuple[int, ...]]:
+    mapper: Any = sa_inspect(cls)
+    primary = [mapper.get_property_by_column(c).key for c in mapper.primary_key]
+    return manager_of_class(cls).new_instance, mapper.identity_key_from_primary_key, tuple(
+        list(keys).index(k) for k in primary
+    )
