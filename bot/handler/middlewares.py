@@ -92,6 +92,10 @@ async def log_message(ctx: Context, nxt: Next) -> list[Out]:
         return await nxt(ctx)
     finally:
         inbound = ctx.inbound
+        if _step_answer(ctx):
+            # "确认", "更多", "确认取消" answering the bot's own question: taken by that step, so
+            # not "not understood" in the log, the dashboard or the operators' review queue.
+            ctx.intent, ctx.confidence = None, None
         if ctx.resident is not None:
             ctx.log_rows.append(
                 message_row(
@@ -118,6 +122,13 @@ async def log_message(ctx: Context, nxt: Next) -> list[Out]:
                 f"{ctx.confidence:.2f}" if ctx.confidence is not None else "-",
                 ctx.extra.get("handler", "-"),
             )
+
+
+def _step_answer(ctx: Context) -> bool:
+    """The engine found no intent in a message that a conversation step's handler took."""
+    handler = ctx.extra.get("handler")
+    return (ctx.intent == "fallback" and bool(ctx.extra.get("in_step")) and isinstance(handler, str)
+            and not handler.startswith("fallback."))
 
 
 async def takeover(ctx: Context, nxt: Next) -> list[Out]:
@@ -173,6 +184,7 @@ async def understand(ctx: Context, nxt: Next) -> list[Out]:
                 ctx.understanding = language.intents.classify(original)
             return await nxt(ctx)
     if ctx.text and language is not None:
+        ctx.extra["in_step"] = ctx.fsm.state is not None  # an answer to the bot's own question
         result = language.intents.classify(ctx.text)
         ctx.understanding = result
         ctx.intent = result.intent if result.decision != "clarify" else result.raw_intent

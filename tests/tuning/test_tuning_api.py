@@ -250,3 +250,25 @@ async def test_evaluation_answers_202_while_it_computes(api: Api, monkeypatch):
     monkeypatch.setattr(tuning_api, "EVALUATION_WAIT", 5.0)
     figures = await evaluated(api)
     assert {"draft", "published"} <= set(figures)
+
+
+async def test_an_answer_to_the_bots_own_question_is_not_logged_as_not_understood(api: Api):
+    """"12号楼" on its own is nothing the intent engine knows, but as the answer to "where is it?"
+    the report takes it: it is no "not understood" for the dashboard or the review queue."""
+    openid = "oTuningApi0000000000000031"
+    asked = await say(api, "楼道的灯坏了好几天了", openid)
+    assert "位置" in asked, asked
+    answered = await say(api, "12号楼", openid)
+    assert "位置" not in answered, answered
+    assert await last_intent_or_none(api, "12号楼") is None
+    queue = await api.ok("/tuning/review", "operator", kind="intent")
+    assert not any(i["text"] == "12号楼" for g in queue["groups"] for i in g["items"])
+    # the same words with no question asked are still the engine's to judge
+    await say(api, "12号楼", "oTuningApi0000000000000032")
+    queue = await api.ok("/tuning/review", "operator", kind="intent")
+    assert any(i["text"] == "12号楼" for g in queue["groups"] for i in g["items"])
+
+
+async def last_intent_or_none(api: Api, text: str) -> str | None:
+    items = (await api.ok("/messages", "operator", direction="in"))["items"]
+    return next(m["intent"] for m in items if m["content"] == text)
