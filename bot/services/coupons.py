@@ -495,14 +495,24 @@ async def shop(
 
 
 async def offer(db: Database, coupon_id: int, now: datetime | None = None) -> Offer | None:
-    """One coupon with its merchant, whatever its stock or dates (None when either is gone); from
-    the catalogue in memory when it holds it (kept at ``now`` or earlier)."""
+    """One coupon with its merchant, whatever its stock or dates (None when either is gone); with
+    ``now``, from the catalogue in memory when it holds it (read into memory, in the same read,
+    when not kept)."""
     kept = CATALOGUE.peek(db, now) if now is not None else None
     for listed in kept or ():
         if listed.offer.id == coupon_id:
             return listed.offer
-    row = await db.run_sync_read(lambda connection: connection.execute(_OFFER, {"p_coupon": coupon_id}).first())
-    return _offer(row) if row is not None else None
+
+    def read(connection: Connection) -> Offer | None:
+        if now is not None and kept is None:
+            rows = CATALOGUE.read_in(db, connection, now)
+            found = next((r.offer for r in rows if r.offer.id == coupon_id), None)
+            if found is not None:
+                return found
+        row = connection.execute(_OFFER, {"p_coupon": coupon_id}).first()
+        return _offer(row) if row is not None else None
+
+    return await db.run_sync_read(read)
 
 
 def _stock_taken(db: Database, coupon_id: int, stock: int) -> None:

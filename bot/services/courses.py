@@ -304,13 +304,17 @@ def match_listings(query: str, rows: Sequence[Listing], threshold: float = 75) -
 
 
 async def listing(db: Database, session_id: int, now: datetime | None = None) -> Listing | None:
-    """One session with its activity, whatever its date or state (None when either is gone); from
-    memory when ``SESSIONS`` holds it (kept at ``now`` or earlier)."""
+    """One session with its activity, whatever its date or state (None when either is gone); with
+    ``now``, from ``SESSIONS`` when it holds it (read into memory, in the same read, when not kept)."""
     for kept in (SESSIONS.peek(db, now) if now is not None else None) or ():
         if kept.session_id == session_id:
             return kept
 
     def read(connection: Connection) -> Listing | None:
+        if now is not None:
+            found = next((s for s in SESSIONS.read_in(db, connection, now) if s.session_id == session_id), None)
+            if found is not None:
+                return found
         row = connection.execute(_ONE_LISTING, {"session_id": session_id}).first()
         return _listing(row) if row is not None else None
 
