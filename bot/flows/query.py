@@ -34,6 +34,8 @@ TEXTS = {
     "not_helpful": "抱歉没帮上忙。您可以换个说法再问一次，或回复“转人工”找工作人员。",
     "handoff": "抱歉又没帮上忙，已经请工作人员来为您解答。{when}",
     "same": "还是“{question}”这件事：\n",
+    "focus": "还是“{question}”这件事，{label}：\n{said}",
+    "focus_none": "“{question}”的说明里没有讲{label}，请以办理窗口的说法为准，也可以回复“转人工”问工作人员。",
     "aside": "好的。关于“{question}”，还有不清楚的地方可以接着问我；需要工作人员帮忙，请回复“转人工”。",
 }
 
@@ -230,16 +232,55 @@ def _elliptical(ctx: Context) -> bool:
     return True
 
 
+# What a short follow-up asks about the answer just given ("那要带啥", "在哪办", "要多久"), and how the
+# answer's sentences say it: the reply is those sentences, not the whole answer again.
+ASPECTS = (
+    ("要带的材料", re.compile(r"材料|资料|证件|手续|带|准备"),
+     re.compile(r"带|材料|证件|身份证|户口本|照片|证明|复印件|原件")),
+    ("在哪里办", re.compile(r"哪里|哪儿|哪|地方|地址|去哪|找谁"),
+     re.compile(r"到|去|窗口|中心|大厅|网点|派出所|营业厅|App|网上|线上|公众号|小程序|找")),
+    ("要多长时间", re.compile(r"多久|多长时间|几天|多会儿|什么时候|啥时候|时间"),
+     re.compile(r"\d+\s*个?(?:工作日|天|小时|周|月)|[一二三四五六七八九十两]+个?(?:工作日|天|小时|周|月)|当场|当天|立等|即办|时限")),
+    ("费用", re.compile(r"多少钱|费用|收费|要钱|花钱|钱"), re.compile(r"元|免费|费用|收费|不收|钱")),
+    ("电话", re.compile(r"电话|号码|热线"), re.compile(r"电话|热线|\d{5,}")),
+)
+_SENTENCE = re.compile(r"[^。；！？\n]+[。；！？]?")
+
+
+def focus(answer: str, text: str) -> tuple[str, str] | None:
+    """The aspect a follow-up asks about and the answer's sentences on it ("" when none says it);
+    None when it asks about no aspect or every sentence is about it (the whole answer, then)."""
+    for label, asks, says in ASPECTS:
+        if asks.search(text):
+            sentences = [s.strip() for s in _SENTENCE.findall(answer) if s.strip()]
+            picked = [s for s in sentences if says.search(s)]
+            return None if len(picked) == len(sentences) else (label, "".join(picked))
+    return None
+
+
 @router.message(State(FEEDBACK_STATE), Func(_elliptical, phase=PHASE_STATE, when=lambda p: p.text))
 async def more_on_answer(ctx: Context) -> str:
     result = ctx.extra["knowledge_answer"]
     entry = ctx.rt.language.knowledge.get(str(ctx.fsm.data.get("entry_id", "")))
     ctx.intent = "query"
     _log_query(ctx, result.kind, result.hits)
-    answer = await _answer_entry(ctx, result.hits[0].entry)
     if entry is not None and result.hits[0].entry.id == entry.id:
-        return TEXTS["same"].format(question=entry.question.rstrip("？?")) + answer
-    return answer
+        return await _again_on(ctx, entry)
+    return await _answer_entry(ctx, result.hits[0].entry)
+
+
+async def _again_on(ctx: Context, entry: Any) -> str:
+    """A follow-up about the entry just answered: what it asks (the materials, where, how long …),
+    or the whole answer again when it asks about no one thing."""
+    question = entry.question.rstrip("？?")
+    focused = focus(entry.answer, ctx.text)
+    if focused is None:
+        return TEXTS["same"].format(question=question) + await _answer_entry(ctx, entry)
+    label, said = focused
+    await ctx.fsm.set(FEEDBACK_STATE, entry_id=entry.id)  # its query_id is filled in with the reply
+    body = (TEXTS["focus"].format(question=question, label=label, said=said) if said
+            else TEXTS["focus_none"].format(question=question, label=label))
+    return "\n\n".join([body, TEXTS["ask_feedback"]])
 
 
 # The intent engine unsure between, say, small talk and a report ("你们这能帮我交电费不", "那水费呢"),
@@ -334,8 +375,7 @@ async def ask(ctx: Context) -> str:
     result, same = _with_context(ctx, ctx.rt.language.knowledge.answer(ctx.text))
     _log_query(ctx, result.kind, result.hits)
     if result.kind == "answer":
-        answer = await _answer_entry(ctx, result.hits[0].entry)
-        return TEXTS["same"].format(question=same) + answer if same else answer
+        return await (_again_on(ctx, result.hits[0].entry) if same else _answer_entry(ctx, result.hits[0].entry))
     if result.kind == "choices":
         hits = result.hits[:3]
         await ctx.fsm.set(CHOICES_STATE, choices=[h.entry.id for h in hits])  # query_id: with the reply
