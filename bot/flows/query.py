@@ -26,6 +26,8 @@ TEXTS = {
     "link": "详细说明：{link}",
     "ask_feedback": "这个回答对您有帮助吗？回复 1 有用，2 没用。",
     "choices": "您是想问：\n{choices}\n请回复数字。都不是的话可以换个说法，或回复“转人工”。",
+    # Only one entry plausibly answers, yet not surely: its answer, said as a guess (no "reply 1").
+    "guess": "您问的是不是“{question}”？\n",
     "unknown": (
         "这个问题我暂时答不上来，已经记下了，会请工作人员补充。\n"
         "着急的话回复“转人工”，请社区工作人员为您解答。"
@@ -176,10 +178,17 @@ async def known_answer(ctx: Context) -> str:
     ctx.intent = "query"
     _log_query(ctx, result.kind, result.hits)
     if result.kind == "choices":
-        hits = result.hits[:3]
-        await ctx.fsm.set(CHOICES_STATE, choices=[h.entry.id for h in hits])
-        return TEXTS["choices"].format(choices=numbered([h.entry.question for h in hits]))
+        return await _offer(ctx, result.hits[:3])
     return await _answer_entry(ctx, result.hits[0].entry)
+
+
+async def _offer(ctx: Context, hits: list[Any]) -> str:
+    """Numbered choices among the entries that plausibly answer; one alone is answered as a guess."""
+    if len(hits) == 1:
+        entry = hits[0].entry
+        return TEXTS["guess"].format(question=entry.question.rstrip("？?")) + await _answer_entry(ctx, entry)
+    await ctx.fsm.set(CHOICES_STATE, choices=[h.entry.id for h in hits])  # query_id: with the reply
+    return TEXTS["choices"].format(choices=numbered([h.entry.question for h in hits]))
 
 
 # A short question right after an answer ("那要带啥材料", "在哪办") asks more about the same thing:
@@ -377,8 +386,6 @@ async def ask(ctx: Context) -> str:
     if result.kind == "answer":
         return await (_again_on(ctx, result.hits[0].entry) if same else _answer_entry(ctx, result.hits[0].entry))
     if result.kind == "choices":
-        hits = result.hits[:3]
-        await ctx.fsm.set(CHOICES_STATE, choices=[h.entry.id for h in hits])  # query_id: with the reply
-        return TEXTS["choices"].format(choices=numbered([h.entry.question for h in hits]))
+        return await _offer(ctx, result.hits[:3])
     await ctx.fsm.clear()
     return TEXTS["unknown"]
