@@ -4,6 +4,7 @@ database's tickets table gone: 500), which is logged with its place but without 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import sqlalchemy as sa
@@ -32,10 +33,21 @@ async def test_a_server_failure_is_the_consoles_page_and_logged_without_its_mess
     zhang = await login(svc.http, svc.base, "zhang")
     status, _, _ = await zhang.get("/console/tickets")
     assert status == 200
-    engine = sa.create_engine(sqlite_url.replace("+aiosqlite", ""))
-    with engine.begin() as connection:  # the database breaks under the running service
-        connection.execute(sa.text("ALTER TABLE tickets RENAME TO tickets_gone"))
-    engine.dispose()
+    # The database breaks under the running service. In a thread of its own: the service runs
+    # on this test's event loop, and a write of the service's (a scheduler job) that began before
+    # can only commit while the loop runs, so waiting for the lock on the loop's thread waited for
+    # ever. The write lock is taken first (BEGIN IMMEDIATE), so a commit in between makes it wait,
+    # not fail.
+    def rename() -> None:
+        engine = sa.create_engine(sqlite_url.replace("+aiosqlite", ""), connect_args={"timeout": 60},
+                                  isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            connection.exec_driver_sql("ALTER TABLE tickets RENAME TO tickets_gone")
+            connection.exec_driver_sql("COMMIT")
+        engine.dispose()
+
+    await asyncio.to_thread(rename)
     caplog.set_level(logging.ERROR, logger="bot.web.console")
     status, page, resp = await zhang.get("/console/tickets?number=13800138000")
     assert status == 500, status
