@@ -292,7 +292,7 @@ WITHDRAW = re.compile(
 # "算了 …" / "不用了 …" with whatever reason follows.
 _CALL_OFF = re.compile(r"^(?:那|那就|哦|嗯|好)?(?:算了|不用了|不需要了|不报了|不要了)")
 _REFERS = re.compile(r"刚才|刚刚|上次|之前|那个|这个|那件|投诉|诉求|工单|报修|反映的|报的|GD\d{8}", re.I)
-WITHDRAW_STATE = "reports:withdraw"
+WITHDRAWING = "withdraw"  # the mark of the question "要撤回…吗？": only the next message answers it
 _WITHDRAW_YES = {"确认", "确定", "确认撤回", "撤回", "撤吧", "撤", "是", "是的", "对", "对的", "嗯", "好", "好的", "行", "1"}
 _WITHDRAW_NO = {"不", "不用", "不撤", "不撤了", "不要", "算了", "不了", "否", "2", "继续", "继续办", "继续办理"}
 
@@ -325,7 +325,7 @@ async def withdraw_start(ctx: Context) -> str:
     if not rows:
         return TEXTS["withdraw_none"]
     reason = ctx.text.strip()[:200]
-    await ctx.fsm.set(WITHDRAW_STATE, ids=[r.id for r in rows[:PAGE]], numbers=[r.number for r in rows[:PAGE]],
+    await ctx.fsm.set(MARK + WITHDRAWING, ids=[r.id for r in rows[:PAGE]], numbers=[r.number for r in rows[:PAGE]],
                       reason=reason)
     if len(rows) == 1:
         return TEXTS["withdraw_ask"].format(number=rows[0].number, summary=_summary(rows[0].text, 16))
@@ -333,18 +333,22 @@ async def withdraw_start(ctx: Context) -> str:
 
 
 def _withdraw_answer(ctx: Context) -> bool:
-    ids = ctx.fsm.data.get("ids") or []
+    mark = ctx.extra.get("mark")
+    if not mark or mark[0] != WITHDRAWING or not ctx.text:
+        return False
+    ids = mark[1].get("ids") or []
     word = re.sub(r"[\s,，.。!！~～吧啊呀]+", "", ctx.text)
     if len(ids) > 1:
         return parse_choice(ctx.text, len(ids)) is not None or word in _WITHDRAW_NO
     return word in _WITHDRAW_YES or word in _WITHDRAW_NO
 
 
-@router.message(State(WITHDRAW_STATE), Func(_withdraw_answer, phase=PHASE_STATE, when=lambda p: p.text))
+@router.message(Func(_withdraw_answer, phase=PHASE_STATE, when=lambda p: p.text))
 async def withdraw_answer(ctx: Context) -> str:
+    """The answer to "要撤回…吗？", as the very next message; anything else is a message of its own
+    and the report stays."""
     assert ctx.resident is not None
-    data = dict(ctx.fsm.data)
-    await ctx.fsm.clear()
+    data = dict(ctx.extra["mark"][1])
     ids, numbers = [int(i) for i in data.get("ids", [])], [str(n) for n in data.get("numbers", [])]
     word = re.sub(r"[\s,，.。!！~～吧啊呀]+", "", ctx.text)
     if word in _WITHDRAW_NO:
