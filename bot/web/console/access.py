@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp_jinja2
 from aiohttp import web
+from sqlalchemy.orm import DeclarativeBase
 
 from bot.appkeys import RUNTIME
 from bot.services import accounts
@@ -67,6 +68,26 @@ async def current_session(request: web.Request) -> SessionInfo | None:
         return None
     rt = request.config_dict[RUNTIME]
     return await accounts.session_of(rt.db, raw, rt.clock.now())
+
+
+def path_id(request: web.Request) -> int:
+    """The page's ``{id}``: a number of at most nine digits, else a 404 (never a 500)."""
+    raw = request.match_info.get("id", "")
+    if not raw.isdigit() or len(raw) > 9:
+        raise web.HTTPNotFound()
+    return int(raw)
+
+
+RowT = TypeVar("RowT", bound=DeclarativeBase)
+
+
+async def row_of(request: web.Request, model: type[RowT]) -> RowT:
+    """The ``model`` row the page's ``{id}`` names, else a 404."""
+    async with request.config_dict[RUNTIME].db.session() as session:
+        row = await session.get(model, path_id(request))
+    if row is None:
+        raise web.HTTPNotFound()
+    return row
 
 
 async def form_of(request: web.Request) -> dict[str, str]:

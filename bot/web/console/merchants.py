@@ -12,7 +12,7 @@ from bot.appkeys import RUNTIME
 from bot.services import accounts
 from bot.services.tickets import CHINA
 from bot.storage.models import ConsoleUser, Coupon, Merchant
-from bot.web.console.access import ADMIN_ONLY, form_of, page, render
+from bot.web.console.access import ADMIN_ONLY, form_of, page, path_id, render
 
 CATEGORIES = ("餐饮", "理发", "超市", "交通", "生活服务", "其他")
 
@@ -72,17 +72,10 @@ async def add_merchant(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/console/merchants")
 
 
-def _merchant_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 9:
-        raise web.HTTPNotFound()
-    return int(raw)
-
-
 @page("POST", "/console/merchants/{id}/active", ADMIN_ONLY)
 async def toggle(request: web.Request) -> web.StreamResponse:
     async with request.config_dict[RUNTIME].db.transaction() as session:
-        merchant = await session.get(Merchant, _merchant_id(request))
+        merchant = await session.get(Merchant, path_id(request))
         if merchant is None:
             raise web.HTTPNotFound()
         merchant.active = not merchant.active
@@ -95,7 +88,7 @@ async def add_account(request: web.Request) -> web.StreamResponse:
     rt = request.config_dict[RUNTIME]
     try:
         await accounts.add_user(rt.db, form.get("name", ""), "merchant", form.get("password", ""), rt.clock.now(),
-                                merchant_id=_merchant_id(request))
+                                merchant_id=path_id(request))
     except accounts.AccountError as exc:
         text = str(exc)
         message = ("用户名已存在。" if "exists" in text else "密码至少8位。" if "password" in text
@@ -108,7 +101,7 @@ async def add_account(request: web.Request) -> web.StreamResponse:
 async def add_coupon(request: web.Request) -> web.StreamResponse:
     form = await form_of(request)
     rt = request.config_dict[RUNTIME]
-    merchant_id = _merchant_id(request)
+    merchant_id = path_id(request)
     try:
         title = _text(form, "title", 100)
         category = _text(form, "category", 16)
@@ -136,7 +129,7 @@ async def add_coupon(request: web.Request) -> web.StreamResponse:
 @page("POST", "/console/coupons/{id}/active", ADMIN_ONLY)
 async def toggle_coupon(request: web.Request) -> web.StreamResponse:
     async with request.config_dict[RUNTIME].db.transaction() as session:
-        coupon = await session.get(Coupon, _merchant_id(request))
+        coupon = await session.get(Coupon, path_id(request))
         if coupon is None:
             raise web.HTTPNotFound()
         coupon.active = not coupon.active

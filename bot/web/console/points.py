@@ -16,24 +16,13 @@ from bot.api.points import MAX_BALANCE, POINTS_ROLES, READ_ROLES
 from bot.appkeys import RUNTIME
 from bot.services import points
 from bot.storage.models import PointsEntry, Resident
-from bot.web.console.access import allowed, form_of, page, render, user_of
+from bot.web.console.access import allowed, form_of, page, render, row_of, user_of
 from bot.web.console.labels import POINTS_REASONS
 
 MAX_ADJUST = 100_000  # as on the API
 NOTE_MAX = 500
 LEDGER_SIZE = 100
 KEY = re.compile(r"[A-Za-z0-9_-]{8,40}")
-
-
-async def _resident(request: web.Request) -> Resident:
-    raw = request.match_info.get("id", "")
-    if not raw.isdigit() or len(raw) > 9:
-        raise web.HTTPNotFound()
-    async with request.config_dict[RUNTIME].db.session() as session:
-        resident = await session.get(Resident, int(raw))
-    if resident is None:
-        raise web.HTTPNotFound()
-    return resident
 
 
 def _staff_name(actor: str | None) -> str:
@@ -51,7 +40,7 @@ def _done(direction: str, amount: str) -> str:
 async def view(request: web.Request, *, error: str = "", status: int = 200,
                kept: dict[str, str] | None = None) -> web.Response:
     rt = request.config_dict[RUNTIME]
-    resident = await _resident(request)
+    resident = await row_of(request, Resident)
     async with rt.db.session() as session:
         balance = await points.balance_of(session, resident.id)
         entries = list((await session.scalars(
@@ -72,7 +61,7 @@ async def ledger(request: web.Request) -> web.StreamResponse:
 @page("POST", "/console/residents/{id}/points", POINTS_ROLES)
 async def adjust(request: web.Request) -> web.StreamResponse:
     rt = request.config_dict[RUNTIME]
-    resident = await _resident(request)
+    resident = await row_of(request, Resident)
     form = await form_of(request)
     kept = {k: form.get(k, "")[:NOTE_MAX + 10] for k in ("direction", "amount", "note")}
     direction = form.get("direction", "")

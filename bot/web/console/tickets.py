@@ -17,7 +17,7 @@ from bot.services import tickets as svc
 from bot.services.accounts import User
 from bot.services.dispatch import rules_for
 from bot.storage.models import Resident, Ticket, TicketEvent
-from bot.web.console.access import STAFF, form_of, page, render, user_of
+from bot.web.console.access import STAFF, form_of, page, render, row_of, user_of
 from bot.web.console.conversations import STATUS_LABELS
 
 ACTION_LABELS = {
@@ -108,17 +108,6 @@ async def board(request: web.Request) -> web.StreamResponse:
                   open_statuses=svc.OPEN_STATUSES, own_department=None if sees_all(user) else user.department)
 
 
-async def _ticket(request: web.Request) -> Ticket:
-    raw = request.match_info.get("id", "")
-    if not raw.isdigit() or len(raw) > 9:
-        raise web.HTTPNotFound()
-    async with request.config_dict[RUNTIME].db.session() as session:
-        ticket = await session.get(Ticket, int(raw))
-    if ticket is None:
-        raise web.HTTPNotFound()
-    return ticket
-
-
 class Refused(Exception):
     pass
 
@@ -128,7 +117,7 @@ async def detail_view(request: web.Request, *, error: str = "", status: int = 20
 
     rt = request.config_dict[RUNTIME]
     user = user_of(request)
-    ticket = await _ticket(request)
+    ticket = await row_of(request, Ticket)
     if not may_see(user, ticket):
         return error_page(request, 403, "这张工单不属于您的部门，您无权查看或处理。")
     async with rt.db.session() as session:
@@ -160,7 +149,7 @@ async def detail(request: web.Request) -> web.StreamResponse:
 async def photo(request: web.Request) -> web.StreamResponse:
     from bot.web.console.access import error_page
 
-    ticket = await _ticket(request)
+    ticket = await row_of(request, Ticket)
     if not may_see(user_of(request), ticket):
         return error_page(request, 403, "这张工单不属于您的部门。")
     raw = request.match_info["n"]
@@ -181,7 +170,7 @@ async def _change(request: web.Request, work: Any) -> web.StreamResponse:
 
     rt = request.config_dict[RUNTIME]
     user = user_of(request)
-    ticket = await _ticket(request)
+    ticket = await row_of(request, Ticket)
     if not may_see(user, ticket):
         return error_page(request, 403, "这张工单不属于您的部门，您无权处理。")
     form = await form_of(request)
