@@ -36,6 +36,7 @@ TEXTS = {
     "not_helpful": "抱歉没帮上忙。您可以换个说法再问一次，或回复“转人工”找工作人员。",
     "handoff": "抱歉又没帮上忙，已经请工作人员来为您解答。{when}",
     "same": "还是“{question}”这件事：\n",
+    "guess_focus": "您问的是不是“{question}”？{label}：\n{said}",
     "focus": "还是“{question}”这件事，{label}：\n{said}",
     "focus_none": "“{question}”的说明里没有讲{label}，请以办理窗口的说法为准，也可以回复“转人工”问工作人员。",
     "aside": "好的。关于“{question}”，还有不清楚的地方可以接着问我；需要工作人员帮忙，请回复“转人工”。",
@@ -43,6 +44,10 @@ TEXTS = {
 
 CHOICES_STATE = "query:choices"
 FEEDBACK_STATE = "query:feedback"
+# Rated 有用, the answer stays what short follow-ups ("那要带啥材料", "在哪办") are about; the feedback
+# question is closed, so a "1" or "好的" is no longer read as a rating.
+ANSWERED_STATE = "query:answered"
+FOLLOWED_STATES = (FEEDBACK_STATE, ANSWERED_STATE)
 IN_A_ROW = timedelta(hours=2)  # two 没用 this far apart are still one conversation (the state's idle time)
 # Out of scope to the intent engine, yet the knowledge base has the answer with a high score
 # ("老人卡怎么办": 怎么办 reads like small talk to the engine): the answer wins. Only when a question
@@ -110,9 +115,12 @@ def _feedback_word(ctx: Context) -> bool | None:
 async def feedback(ctx: Context) -> str:
     helpful = _feedback_word(ctx)
     query_id = int(ctx.fsm.data.get("query_id", 0))
+    entry_id = ctx.fsm.data.get("entry_id")
     now = ctx.rt.clock.now()
     await ctx.fsm.clear()
     if helpful:  # the common answer: stored with the reply
+        if entry_id:
+            await ctx.fsm.set(ANSWERED_STATE, entry_id=entry_id)
         ctx.with_reply(lambda connection: knowledge_log.feedback_in(connection, query_id, True, now))
         return TEXTS["helpful"]
     await knowledge_log.feedback(ctx.rt.db, query_id, False, now)  # read back at once below
@@ -197,7 +205,7 @@ FOLLOW_UP_MAX = 15
 
 
 def _with_context(ctx: Context, result: Any) -> tuple[Any, str | None]:
-    if result.kind == "answer" or ctx.fsm.state != FEEDBACK_STATE or len(ctx.text.strip()) > FOLLOW_UP_MAX:
+    if result.kind == "answer" or ctx.fsm.state not in FOLLOWED_STATES or len(ctx.text.strip()) > FOLLOW_UP_MAX:
         return result, None
     if _yes_or_no(ctx.text):
         return result, None
@@ -267,7 +275,33 @@ def focus(answer: str, text: str) -> tuple[str, str] | None:
     return None
 
 
-@router.message(State(FEEDBACK_STATE), Func(_elliptical, phase=PHASE_STATE, when=lambda p: p.text))
+# Offered choices and asked "要带啥材料" instead of a number: the first choice whose answer says it
+# is answered on that, as a guess (the resident may still reply with a number).
+def _aspect_of_choices(ctx: Context) -> bool:
+    text = ctx.text.strip()
+    if not text or len(text) > FOLLOW_UP_MAX or _SMALL.sub("", ASPECT.sub("", text)) or _yes_or_no(text):
+        return False
+    for entry_id in ctx.fsm.data.get("choices", []):
+        entry = ctx.rt.language.knowledge.get(str(entry_id))
+        focused = None if entry is None else focus(entry.answer, text)
+        if entry is not None and focused is not None and focused[1]:
+            ctx.extra["chosen_entry"] = (entry, *focused)
+            return True
+    return False
+
+
+@router.message(State(CHOICES_STATE), Func(_aspect_of_choices, phase=PHASE_STATE, when=lambda p: p.text))
+async def aspect_of_choice(ctx: Context) -> str:
+    entry, label, said = ctx.extra["chosen_entry"]
+    query_id = int(ctx.fsm.data.get("query_id", 0))
+    ctx.intent = "query"
+    ctx.with_reply(lambda connection: knowledge_log.chosen_in(connection, query_id, entry.id))
+    await ctx.fsm.set(FEEDBACK_STATE, query_id=query_id, entry_id=entry.id)
+    body = TEXTS["guess_focus"].format(question=entry.question.rstrip("？?"), label=label, said=said)
+    return "\n\n".join([body, TEXTS["ask_feedback"]])
+
+
+@router.message(State(*FOLLOWED_STATES), Func(_elliptical, phase=PHASE_STATE, when=lambda p: p.text))
 async def more_on_answer(ctx: Context) -> str:
     result = ctx.extra["knowledge_answer"]
     entry = ctx.rt.language.knowledge.get(str(ctx.fsm.data.get("entry_id", "")))
@@ -368,7 +402,7 @@ _MALL_ASKS = re.compile(r"换|兑|券|商城|优惠|买|折|明细|余额|多少
 
 
 def _question_as_report(ctx: Context) -> bool:
-    if ctx.fsm.state not in (None, FEEDBACK_STATE) or not ctx.text:
+    if ctx.fsm.state not in (None, *FOLLOWED_STATES) or not ctx.text:
         return False
     return ctx.intent == "complaint" or (ctx.intent == "coupon" and not _MALL_ASKS.search(ctx.text))
 
