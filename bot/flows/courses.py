@@ -95,6 +95,11 @@ LIST_WORDS = (
     "我要上课",
 )
 MINE_WORDS = ("我的预约", "我的课程", "我的报名", "预约记录", "我报的课")
+# The same asked in more words (我报了哪些课, 俺都约了啥, 我报名了几个活动, 我预约的课是哪天).
+MINE_SAID = re.compile(
+    r"^(?:我|俺)(?:都|一共)?(?:报|约|预约|报名)(?:了|过|上)?(?:哪些|哪几|什么|啥|几个|几节|哪个|的)"
+    r"(?:课|课程|班|活动|讲座)?"
+)
 CANCEL_WORDS = ("取消预约", "取消报名", "退课", "不去了", "取消课程", "取消", "取消一下", "取消吧", "我要取消")
 # The cancellation said with more words (我不想去了 取消预约, 帮我把报名取消了, 退个课).
 CANCEL_SAID = re.compile(r"取消(?:一下)?(?:我的|那个|这个|刚才的|掉)?(?:预约|报名|课程?)|(?:预约|报名)(?:给我)?取消|退(?:个|掉)?课")
@@ -158,12 +163,30 @@ async def next_week(ctx: Context) -> str:
     return TEXTS["next_week_none"] + "\n" + await whats_on(ctx)
 
 
+# What a question about what is on names ("有没有教智能手机的课" → 智能手机), once the words for who
+# and when are taken out (有没有适合老年人的课, 这周晚上有啥活动 name nothing).
+NAMED_TOPIC = re.compile(r"(?:有没有|有木有|有没|有)(?:教|学|讲|关于)?(.{2,10}?)的?(?:课|课程|班|活动|讲座|培训)")
+_NOT_TOPIC = re.compile(
+    r"什么|啥|哪些|哪个|几个|适合|老年人|老人|年轻人|小孩|孩子|儿童|学生|妇女|残疾人|免费|不要钱|收费|周末|晚上|白天|上午|下午"
+    r"|最近|近期|这周|本周|下周|今天|明天|后天|这个月|社区|咱们|我们|我|俺|(?:能|可以)(?=参加|报名|上|学|$)|参加|报名|的|\s|\W"
+)
+
+
+def _named_topic(text: str) -> str:
+    match = NAMED_TOPIC.search(text)
+    return "" if match is None else _NOT_TOPIC.sub("", match[1])
+
+
 async def generic(ctx: Context, text: str) -> str | None:
     """A question about what is on rather than a course's name (下周有啥课, 有没有适合老年人的课):
-    the listing (next week's when it says so); None when the message names something."""
+    the listing (next week's when it says so); None when the message names something. A topic
+    named and not found ("有没有教智能手机的课") is said to be not on, before the listing."""
     if NEXT_WEEK.search(text):
         return await next_week(ctx)
-    return await whats_on(ctx) if WHATS_ON_ASK.search(text) else None
+    if not WHATS_ON_ASK.search(text):
+        return None
+    topic = _named_topic(text)
+    return (TEXTS["not_on"].format(name=topic) if len(topic) >= 2 else "") + await whats_on(ctx)
 
 
 async def search(ctx: Context, text: str) -> str | None:
@@ -328,7 +351,7 @@ async def _mine_rows(ctx: Context, *, positions: bool = False) -> list[courses.M
     return await courses.bookings_of(ctx.rt.db, ctx.resident.id, ctx.rt.clock.now(), positions=positions)
 
 
-@router.message(Text(*MINE_WORDS))
+@router.message(Text(*MINE_WORDS, predicate=lambda t: len(t) <= 16 and bool(MINE_SAID.match(t.strip()))))
 async def mine(ctx: Context) -> str:
     return await _mine_text(ctx)
 
@@ -429,14 +452,18 @@ async def cancel_start(ctx: Context) -> str:
 
 
 # "I can't come" about a class (明天那个花艺课我去不了了): the cancellation of that booking.
-CANT_COME = re.compile(r"去不了|来不了|参加不了|上不了|不能去|不能来|去不成|来不成|不去了|不来了|请个?假")
+CANT_COME = re.compile(
+    r"去不了|来不了|参加不了|上不了|不能去|不能来|去不成|来不成|不去了|不来了|不想去了|不想来了|不想参加了|不想上了|请个?假"
+)
 CLASS_WORD = re.compile(r"课|班|活动|讲座|培训|夜校")
 _NOT_TITLE = re.compile(rf"{CANT_COME.pattern}|{CLASS_WORD.pattern}|[我的了那个这明后今天周星期一二三四五六日下午上晚早点\s\W\d]")
 
 
 def _cant_come(ctx: Context) -> bool:
+    """Said of a class, or right after a list of classes or the resident's bookings (不想去了)."""
     text = ctx.text or ""
-    return len(text) <= 30 and CANT_COME.search(text) is not None and CLASS_WORD.search(text) is not None
+    about_classes = CLASS_WORD.search(text) is not None or (ctx.fsm.state or "").startswith("courses:")
+    return len(text) <= 30 and CANT_COME.search(text) is not None and about_classes
 
 
 @router.message(Func(_cant_come, phase=PHASE_MENU, when=lambda p: p.text))
@@ -445,8 +472,8 @@ async def cant_come(ctx: Context) -> str:
     if not rows:
         return TEXTS["nothing_booked"]
     named = _NOT_TITLE.sub("", ctx.text)
-    matching = [b for b in rows if named and sum(ch in b.title for ch in named) >= min(2, len(named))]
-    if len(matching) == 1:
+    matching = [b for b in rows if not named or sum(ch in b.title for ch in named) >= min(2, len(named))]
+    if len(matching) == 1:  # the one named, or the only booking when none is named
         return await _confirm_cancel(ctx, matching[0].booking_id)
     listing = await _mine_text(ctx)
     await ctx.fsm.set("courses:cancel_pick", ids=[b.booking_id for b in rows])
