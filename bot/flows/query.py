@@ -218,19 +218,30 @@ def _with_context(ctx: Context, result: Any) -> tuple[Any, str | None]:
     return again, (entry.question.rstrip("？?") if again.hits[0].entry.id == entry.id else None)
 
 
-# What such a question asks about, besides the thing itself ("要带什么", "多少钱一个月", "在哪办"):
-# a message made only of these and small words is about the answer just given, whatever the
-# intent engine makes of it ("要带什么" reads like a course question on its own).
-ASPECT = re.compile(
-    r"材料|资料|证件|手续|带|哪里|哪儿|哪|地方|地址|几点|时间|多久|多长时间|电话|多少钱|多少|钱|费用|收费|一个月|每个?月|一年|每年"
-    r"|条件|资格|流程|步骤|网上|线上|手机上|代办|代领|家属|家里人|本人|要求|能不能|可以|可不可以|需要|要|办|领|交|去|找谁|谁"
+# What a short follow-up asks about the answer just given ("那要带啥", "在哪办", "要多久"), one list:
+# each aspect's words and how the answer's sentences say it (the reply is those sentences, not the
+# whole answer again). Asked about, yet said by no one kind of sentence (条件, 网上, 家属 …): ``None``.
+ASPECTS: tuple[tuple[str | None, tuple[str, ...], re.Pattern[str] | None], ...] = (
+    ("要带的材料", ("材料", "资料", "证件", "手续", "带", "准备"),
+     re.compile(r"带|材料|证件|身份证|户口本|照片|证明|复印件|原件")),
+    ("在哪里办", ("哪里", "哪儿", "哪", "地方", "地址", "去哪", "找谁"),
+     re.compile(r"到|去|窗口|中心|大厅|网点|派出所|营业厅|App|网上|线上|公众号|小程序|找")),
+    ("要多长时间", ("多久", "多长时间", "几天", "多会儿", "什么时候", "啥时候", "时间"),
+     re.compile(r"\d+\s*个?(?:工作日|天|小时|周|月)|[一二三四五六七八九十两]+个?(?:工作日|天|小时|周|月)|当场|当天|立等|即办|时限")),
+    ("费用", ("多少钱", "费用", "收费", "要钱", "花钱", "钱"), re.compile(r"元|免费|费用|收费|不收|钱")),
+    ("电话", ("电话", "号码", "热线"), re.compile(r"电话|热线|\d{5,}")),
+    (None, ("几点", "多少", "一个月", "每月", "每个月", "一年", "每年", "条件", "资格", "要求", "流程", "步骤", "网上",
+            "线上", "手机上", "代办", "代领", "家属", "家里人", "本人", "谁"), None),
 )
-_SMALL = re.compile(r"[那这还就都也又我俺你您的了吗呢啊呀吧么嘛啥什么怎么咋样些个一下请问得是在给能到\s\W\d]")
-
-
 # Words that only ask whether or how ("可以", "要", "能不能"): alone they are a yes or a no, not a
 # question about the answer.
-_MODAL = {"能不能", "可以", "可不可以", "需要", "要", "办", "领", "交", "去"}
+_MODAL = ("能不能", "可以", "可不可以", "需要", "要", "办", "领", "交", "去")
+_ASKS_OF = [(label, re.compile("|".join(words)), says) for label, words, says in ASPECTS if label and says]
+# A message made only of aspect words and small words is about the answer just given, whatever the
+# intent engine makes of it ("要带什么" reads like a course question on its own). Longest words first,
+# so that 可不可以 is one word, not 可以.
+ASPECT = re.compile("|".join(sorted({*(w for _, words, _ in ASPECTS for w in words), *_MODAL}, key=len, reverse=True)))
+_SMALL = re.compile(r"[那这还就都也又我俺你您的了吗呢啊呀吧么嘛啥什么怎么咋样些个一下请问得是在给能到\s\W\d]")
 
 
 def _yes_or_no(text: str) -> bool:
@@ -249,25 +260,13 @@ def _elliptical(ctx: Context) -> bool:
     return True
 
 
-# What a short follow-up asks about the answer just given ("那要带啥", "在哪办", "要多久"), and how the
-# answer's sentences say it: the reply is those sentences, not the whole answer again.
-ASPECTS = (
-    ("要带的材料", re.compile(r"材料|资料|证件|手续|带|准备"),
-     re.compile(r"带|材料|证件|身份证|户口本|照片|证明|复印件|原件")),
-    ("在哪里办", re.compile(r"哪里|哪儿|哪|地方|地址|去哪|找谁"),
-     re.compile(r"到|去|窗口|中心|大厅|网点|派出所|营业厅|App|网上|线上|公众号|小程序|找")),
-    ("要多长时间", re.compile(r"多久|多长时间|几天|多会儿|什么时候|啥时候|时间"),
-     re.compile(r"\d+\s*个?(?:工作日|天|小时|周|月)|[一二三四五六七八九十两]+个?(?:工作日|天|小时|周|月)|当场|当天|立等|即办|时限")),
-    ("费用", re.compile(r"多少钱|费用|收费|要钱|花钱|钱"), re.compile(r"元|免费|费用|收费|不收|钱")),
-    ("电话", re.compile(r"电话|号码|热线"), re.compile(r"电话|热线|\d{5,}")),
-)
 _SENTENCE = re.compile(r"[^。；！？\n]+[。；！？]?")
 
 
 def focus(answer: str, text: str) -> tuple[str, str] | None:
     """The aspect a follow-up asks about and the answer's sentences on it ("" when none says it);
     None when it asks about no aspect or every sentence is about it (the whole answer, then)."""
-    for label, asks, says in ASPECTS:
+    for label, asks, says in _ASKS_OF:
         if asks.search(text):
             sentences = [s.strip() for s in _SENTENCE.findall(answer) if s.strip()]
             picked = [s for s in sentences if says.search(s)]
