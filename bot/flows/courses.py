@@ -189,9 +189,13 @@ async def generic(ctx: Context, text: str) -> str | None:
     return (TEXTS["not_on"].format(name=topic) if len(topic) >= 2 else "") + await whats_on(ctx)
 
 
+# Volunteering asked for in residents' words (我想当志愿者, 有没有义工活动): the sessions named 志愿….
+VOLUNTEERING = re.compile(r"志愿者|志愿活动|志愿服务|义工|做志愿|当志愿")
+
+
 async def search(ctx: Context, text: str) -> str | None:
     match = SEARCH.match(text.strip())
-    query = (match[1] if match else text).strip()
+    query = "志愿" if VOLUNTEERING.search(text) else (match[1] if match else text).strip()
     if not query:
         return None
     now = ctx.rt.clock.now()
