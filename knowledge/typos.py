@@ -27,6 +27,9 @@ _FINALS = (("ing", "in"), ("eng", "en"), ("ang", "an"))
 # A two-character span this frequent in general Chinese (jieba's counts) is a word in its own right.
 COMMON_WORD_FREQ = 100
 MAX_SPAN = 5
+# Measure words and particles: in a span of two characters, one of these where the known word has
+# another character is the word it is (给点钱 is no 电钱, 买个菜 no 白菜), not a slip of the keyboard.
+SMALL_CHARS = frozenset("点个下些了着过吧呢啊呀嘛的得么")
 
 
 @lru_cache(maxsize=20000)
@@ -99,6 +102,8 @@ class Lexicon:
         best, key = None, (0, 0.0)
         for word in found:
             if len(span) == 2 and [plain_sound(c) for c in span] != [plain_sound(c) for c in word]:
+                continue
+            if len(span) == 2 and any(a != b and a in SMALL_CHARS for a, b in zip(span, word, strict=True)):
                 continue
             n = sum(a == b for a, b in zip(span, word, strict=True))
             if n and (n, self._rank.get(word, 0.0)) > key:

@@ -63,3 +63,11 @@ def test_words_glued_to_a_frame_character_are_split() -> None:
 def test_a_clause_ending_in_hao_is_a_greeting_only_when_it_greets_someone() -> None:
     assert "腿脚不好" in reduce_message("社区你好 俺腿脚不好 你们能上门来办不").text
     assert "你好" not in reduce_message("社区你好 俺腿脚不好 你们能上门来办不").text
+
+
+def test_a_measure_word_is_no_typo_of_a_known_word(kb: KnowledgeBase) -> None:
+    """给点钱 sounds like 给电钱 (a name of 电费): 点 is a measure word there, not a slip of the keyboard."""
+    for text in ("公家每月给点钱 俺咋没有", "俺八十了 听说每月给点钱 咋领"):
+        assert "electricity-service" not in [h.entry.id for h in kb.answer(text).hits], text
+    assert kb.search("高领补贴怎么申请", k=1)[0].entry.id == "elderly-allowance"  # real slips still repaired
+    assert kb.search("地保怎么申请", k=1)[0].entry.id.startswith("dibao")
