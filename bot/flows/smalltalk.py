@@ -23,6 +23,8 @@ TEXTS = {
     "nod": "收到😊 有需要随时跟我说。",
     "marks": "有什么需要帮忙的，直接打字或者发语音告诉我就行；回复“帮助”看看我能做什么。",
     "sad": "怎么了？遇到什么难处了，跟我说说，我帮您想办法。",
+    # 确认 when nothing waits for it (the exchange it meant was refused, or the question ran out).
+    "nothing_to_confirm": "现在没有等您确认的事。需要什么帮忙，直接跟我说就行；回复“帮助”看看我能做什么。",
 }
 
 THANKS = ("谢", "感谢", "辛苦", "多谢", "thank")
@@ -44,6 +46,21 @@ _NOT_WORDS = re.compile(r"[\s\W_\u2600-\u27bf\U0001f000-\U0001faff\ufe0f\u200d]+
 _WECHAT_FACE = re.compile(r"\[[\u4e00-\u9fffA-Za-z]{1,4}\]")
 _NOD = re.compile(r"[👍👌🙏❤💕😊😀😁😄🙂☺🌹💐✌👏🤝🥰😘]|\[(?:微笑|强|OK|抱拳|玫瑰|握手|爱心|胜利|鼓掌|愉快|憨笑|呲牙|好的|耶)\]")
 _SAD = re.compile(r"[😭😢😡😠💔😞😔😩😫]|\[(?:流泪|大哭|快哭了|难过|发怒|委屈|心碎|衰|抓狂)\]")
+
+
+# A bare confirmation with no question open: said so, not "I can't help with that".
+CONFIRM = re.compile(r"^(?:确认|确定|确认兑换|确定兑换|确认预约|确认报名|确认提交|提交|同意)(?:了|吧|啊|的)?[。！!.]*$")
+
+
+def _nothing_to_confirm(ctx: Context) -> bool:
+    """No conversation step open (a question such as "要撤回吗？" is answered in an earlier phase)."""
+    return ctx.fsm.state is None and CONFIRM.match(ctx.text.strip()) is not None
+
+
+@router.message(Func(_nothing_to_confirm, phase=PHASE_MENU, when=lambda p: p.text and not p.state))
+async def nothing_to_confirm(ctx: Context) -> str:
+    ctx.intent = "smalltalk"
+    return TEXTS["nothing_to_confirm"]
 
 
 def _what_for(ctx: Context) -> bool:
