@@ -20,6 +20,7 @@ from bot.services import handoff, places, reports, staff_notices, takeover
 from bot.services import tickets as ticket_svc
 from bot.services.dispatch import rules_for
 from bot.storage.models import (
+    ConversationClaim,
     HandoffRequest,
     Message,
     PointsBalance,
@@ -47,6 +48,7 @@ POLL = 1.0
 log = logging.getLogger("bot.web.console")
 KEEPALIVE = 15.0
 SESSION_CHECK = 5.0  # an open stream ends this long at most after its session does (logout, expiry)
+CLAIMS_READ = 5000  # conversations held at once that the live stream follows
 
 
 def _int(raw: str, default: int | None = None) -> int | None:
@@ -181,7 +183,6 @@ async def conversation_view(request: web.Request, *, error: str = "", status: in
                             draft: str = "") -> web.Response:
     rt = request.config_dict[RUNTIME]
     resident = await _resident(request)
-    now = rt.clock.now()
     async with rt.db.session() as session:
         balance = await session.scalar(
             select(PointsBalance.balance).where(PointsBalance.resident_id == resident.id)) or 0
@@ -190,17 +191,25 @@ async def conversation_view(request: web.Request, *, error: str = "", status: in
                                          HandoffRequest.status.in_(handoff.OPEN)))
         tickets = list((await session.scalars(
             select(Ticket).where(Ticket.resident_id == resident.id).order_by(Ticket.id.desc()).limit(10))).all())
-    claim = await takeover.holder(rt.db, resident.id)
-    window = takeover.window(resident, now)
     rules = rules_for(rt.settings.data_dir)
     return render(
         request, "conversation.html", status=status, title="会话详情", resident=resident,
         messages=await _messages(request, resident.id), notes=await takeover.notes(rt.db, resident.id),
-        canned=await takeover.canned(rt.db), claim=claim, window=window, now=now, balance=balance,
-        open_request=open_request, reasons=REASONS, tickets=tickets, error=error, draft=draft,
-        categories=sorted(rules.categories), mine=claim is not None and claim.user_name == user_of(request).name,
-        statuses=STATUS_LABELS,
+        balance=balance, tickets=tickets, error=error, draft=draft, categories=sorted(rules.categories),
+        statuses=STATUS_LABELS, **await _claim_state(request, resident, open_request),
     )
+
+
+async def _claim_state(request: web.Request, resident: Resident,
+                       open_request: HandoffRequest | None) -> dict[str, Any]:
+    """What ``_claim_state.html`` shows: who holds the conversation, the 48-hour window, why the
+    resident asked for a person, and whether this user may reply."""
+    rt = request.config_dict[RUNTIME]
+    claim = await takeover.holder(rt.db, resident.id)
+    mine = claim is not None and claim.user_name == user_of(request).name
+    return {"claim": claim, "mine": mine, "window": takeover.window(resident, rt.clock.now()),
+            "open_request": open_request, "reasons": REASONS, "now": rt.clock.now(),
+            "canned": await takeover.canned(rt.db) if mine else []}
 
 
 STATUS_LABELS = {
@@ -212,6 +221,19 @@ STATUS_LABELS = {
 @page("GET", "/console/conversations/{id}", CONVERSATIONS)
 async def conversation(request: web.Request) -> web.StreamResponse:
     return await conversation_view(request)
+
+
+@page("GET", "/console/conversations/{id}/claim-state", CONVERSATIONS)
+async def claim_state(request: web.Request) -> web.StreamResponse:
+    """Who holds the conversation and what this user may do (the status line, the claim or release
+    button, the reply form or why there is none), for the live page when it changes hands."""
+    resident = await _resident(request)
+    async with request.config_dict[RUNTIME].db.session() as session:
+        open_request = await session.scalar(
+            select(HandoffRequest).where(HandoffRequest.resident_id == resident.id,
+                                         HandoffRequest.status.in_(handoff.OPEN)))
+    return render(request, "_claim_state.html", resident=resident, part=None, draft="",
+                  **await _claim_state(request, resident, open_request))
 
 
 @page("GET", "/console/conversations/{id}/messages", CONVERSATIONS)
@@ -404,8 +426,12 @@ async def _marks(request: web.Request, user: Any) -> dict[str, Any]:
         )).one()
         notice = await session.scalar(select(func.max(StaffNotification.id)).where(_visible(user))) or 0
         ticket = await session.scalar(select(func.max(TicketEvent.id))) or 0
+        # Who holds which conversation: a claim is deleted on release, so no id grows with it;
+        # the held conversations are few (one per staff member at work), read whole.
+        claims = {rid: name for rid, name in (await session.execute(
+            select(ConversationClaim.resident_id, ConversationClaim.user_name).limit(CLAIMS_READ))).all()}
     return {"message": message, "handoff": f"{queue_mark[0]}:{queue_mark[1]}", "notice": notice,
-            "waiting": int(queue_mark[2] or 0), "ticket": ticket}
+            "waiting": int(queue_mark[2] or 0), "ticket": ticket, "claims": claims}
 
 
 async def _unread(request: web.Request, user: Any) -> int:
@@ -456,6 +482,10 @@ async def events(request: web.Request) -> web.StreamResponse:
                 out.append(_event("ticket", {"tickets": changed}))
             if now["handoff"] != marks["handoff"]:
                 out.append(_event("handoff", {"waiting": now["waiting"]}))
+            before, after = marks["claims"], now["claims"]
+            held = sorted(rid for rid in before.keys() | after.keys() if before.get(rid) != after.get(rid))
+            if held:
+                out.append(_event("takeover", {"residents": held}))
             if now["notice"] > marks["notice"]:
                 async with db.session() as session:
                     rows = (await session.scalars(select(StaffNotification).where(

@@ -88,6 +88,53 @@
     notice.hidden = false;
   });
 
+  // Who holds the conversation (a colleague claims or releases it, the idle job gives it back to
+  // the bot): the status line, the claim or release button and the reply form follow without a
+  // reload. A reply being written when the user may no longer send it is kept, disabled, to copy.
+  const refreshClaim = serial(async () => {
+    const status = document.getElementById("claim-status");
+    if (!status) return;
+    const url = "/console/conversations/" + encodeURIComponent(document.body.dataset.resident) + "/claim-state";
+    const resp = await fetch(url, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" });
+    if (!resp.ok || resp.redirected) return;
+    const doc = new DOMParser().parseFromString("<body>" + await resp.text() + "</body>", "text/html");
+    const newStatus = doc.getElementById("claim-status");
+    if (!newStatus) return;
+    const before = status.dataset.holder, after = newStatus.dataset.holder;
+    status.replaceWith(newStatus);
+    const actions = document.getElementById("claim-actions");
+    const newActions = doc.getElementById("claim-actions");
+    if (actions && newActions) actions.replaceWith(newActions);
+    const area = document.getElementById("reply-area");
+    const newArea = doc.getElementById("reply-area");
+    const text = document.getElementById("reply-text");
+    const draft = text ? text.value.trim() : "";
+    let kept = false;
+    if (area && newArea) {
+      const newText = newArea.querySelector("#reply-text");
+      if (newText && text && text.value) newText.value = text.value;
+      if (newText || !draft) {
+        area.replaceWith(newArea);
+        bindReply();
+      } else {
+        kept = true;
+        area.querySelectorAll("textarea, select, button").forEach((el) => { el.disabled = true; });
+        const old = area.querySelector("#reply-off");
+        if (old) old.remove();
+        const why = newArea.querySelector("#reply-off");
+        if (why) area.prepend(why);
+      }
+    }
+    if (before === after) return;
+    const notice = document.getElementById("claim-changed");
+    if (!notice) return;
+    const unsent = kept ? "您写的回复没有发出，保留在下面，可以复制。" : "";
+    if (after && newStatus.dataset.mine) notice.textContent = "您已接管这个会话，可以回复居民。";
+    else if (after) notice.textContent = after + " 刚刚接管了这个会话，机器人暂停回复。" + unsent;
+    else notice.textContent = "这个会话刚刚交还给机器人，机器人会继续回复居民。" + unsent;
+    notice.hidden = false;
+  });
+
   function toast(text) {
     const box = document.getElementById("toasts");
     if (!box) return;
@@ -121,7 +168,7 @@
       count("notice-count", counts.unread);
       // What changed between rendering the page and this stream's start is not in the stream:
       // fetch the live lists once, then follow the events.
-      if (page === "conversation") await refresh("messages");
+      if (page === "conversation") { await refresh("messages"); await refreshClaim(); }
       if (page === "inbox") await refresh("inbox-rows");
       if (page === "handoffs") await refresh("handoff-rows");
       if (page === "tickets") await refreshTickets();
@@ -135,7 +182,15 @@
     source.addEventListener("message", (event) => {
       const data = JSON.parse(event.data);
       if (page === "inbox") refresh("inbox-rows");
-      if (page === "conversation" && data.residents.map(String).includes(document.body.dataset.resident)) refresh("messages");
+      if (page === "conversation" && data.residents.map(String).includes(document.body.dataset.resident)) {
+        refresh("messages");
+        refreshClaim();  // a resident's message reopens WeChat's 48-hour window
+      }
+    });
+    source.addEventListener("takeover", (event) => {
+      const ids = (JSON.parse(event.data || "{}").residents || []).map(String);
+      if (page === "inbox") refresh("inbox-rows");
+      if (page === "conversation" && ids.includes(document.body.dataset.resident)) refreshClaim();
     });
     // A refused reconnection (the session ended: logout elsewhere, expiry) closes the stream for
     // good; a dropped connection (a restart) reconnects by itself. Say so rather than go stale.
@@ -168,6 +223,10 @@
   function conversation() {
     const list = document.getElementById("messages");
     if (list) list.scrollTop = list.scrollHeight;
+    bindReply();
+  }
+
+  function bindReply() {
     const canned = document.getElementById("canned-select");
     const text = document.getElementById("reply-text");
     if (canned && text) canned.addEventListener("change", () => { if (canned.value) { text.value = canned.value; text.focus(); } });
