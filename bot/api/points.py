@@ -115,7 +115,12 @@ async def account(call: Call) -> dict[str, Any]:
         "request_key makes the request idempotent for the calling token: repeating it with the same "
         "resident_id, amount and note (also concurrently) changes nothing and answers the stored "
         "entry with 201 again (header Idempotent-Replayed: true); the same key with another body is a "
-        "409 (code request_key_reused)."
+        "409 (code request_key_reused). The resident is sent a WeChat message (a customer-service "
+        "message through the outbox) with the points added or taken, reason_for_resident when given, "
+        "and the balance after it; the note is the staff's own record and is never sent. notify: false "
+        "sends nothing (bulk seeding, corrections the resident need not hear of). A resident who no "
+        "longer follows the account is not sent anything; one whose 48-hour window has closed sees the "
+        "message before the answer to their next message."
     ),
     tags=("points",),
     body=obj(
@@ -129,6 +134,13 @@ async def account(call: Call) -> dict[str, Any]:
                 "maxLength": 60,
                 "description": "idempotency key",
             },
+            "reason_for_resident": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": points.MAX_TOLD_REASON,
+                "description": "why, in words for the resident (参加楼道清扫志愿服务); told in the message",
+            },
+            "notify": {"type": "boolean", "default": True, "description": "tell the resident in WeChat"},
         },
         required=["resident_id", "amount", "note"],
     ),
@@ -141,6 +153,9 @@ async def adjust(call: Call) -> Any:
     note = body["note"].strip()
     if not note:
         raise bad_request("note must not be blank", "bad_body", {"path": ["note"]})
+    told = body.get("reason_for_resident")
+    if told is not None and not points.told_reason(told):
+        raise bad_request("reason_for_resident must not be blank", "bad_body", {"path": ["reason_for_resident"]})
     # The actor column holds 100 characters: a long token name is cut, its id always kept.
     suffix = f"#{call.principal.id}"
     actor = call.principal.name[: 100 - len(suffix)] + suffix
@@ -220,6 +235,8 @@ async def _adjust_once(
         note=note,
         request_key=key.removeprefix("adjust:"),
         now=call.now(),
+        tell=call.body.get("notify", True),
+        reason=call.body.get("reason_for_resident"),
     )
     # points.adjust finds an entry that a concurrent request (of another resident, so not queued
     # behind the same row) committed under this key after the look-up above: not ours.

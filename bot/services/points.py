@@ -25,8 +25,10 @@ import yaml
 from sqlalchemy import Connection, Integer, bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.messages import Out
+from bot.services.notify import enqueue
 from bot.storage.db import Database, dialect_insert
-from bot.storage.models import PointsBalance, PointsEntry, UTCDateTime
+from bot.storage.models import PointsBalance, PointsEntry, Resident, UTCDateTime
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "rules" / "points.yml"
 MAX_AMOUNT = 1_000_000
@@ -447,6 +449,28 @@ def welcomed(db: Database, resident_id: int) -> None:
     _WELCOMED.setdefault(db, set()).add(resident_id)
 
 
+MAX_TOLD_REASON = 40  # characters of the reason told to the resident
+ADJUST_TEXTS = {
+    "add": "您好！社区工作人员为您增加了{amount}积分{why}。调整后您共有{balance}积分，"
+           "可以在“积分商城”兑换优惠券或报名课程。",
+    "take": "您好，社区工作人员扣减了您的{amount}积分{why}。调整后您共有{balance}积分。"
+            "如有疑问，回复“转人工”联系工作人员。",
+    "why": "，原因：{reason}",
+}
+
+
+def told_reason(text: str | None) -> str:
+    """The reason as the resident reads it: one line, without closing punctuation ('' for none)."""
+    return " ".join((text or "").split()).rstrip("。.！!；;，,、 ")
+
+
+def adjustment_text(amount: int, balance: int, reason: str | None) -> str:
+    """The WeChat message telling a resident of a staff adjustment (never the staff's note)."""
+    why = told_reason(reason)
+    return ADJUST_TEXTS["add" if amount > 0 else "take"].format(
+        amount=abs(amount), balance=balance, why=ADJUST_TEXTS["why"].format(reason=why) if why else "")
+
+
 async def adjust(
     session: AsyncSession,
     *,
@@ -456,8 +480,17 @@ async def adjust(
     note: str,
     request_key: str,
     now: datetime,
+    tell: bool = False,
+    reason: str | None = None,
 ) -> PointsEntry:
-    """A manual adjustment by staff (``actor``) with a note; positive or negative, audited in the ledger."""
+    """A manual adjustment by staff (``actor``) with a note; positive or negative, audited in the ledger.
+
+    ``note`` is the staff's own record and is never shown to the resident. With ``tell`` the
+    resident is sent a WeChat message (a customer-service message through the outbox, in this
+    transaction) saying how many points were added or taken, ``reason`` (what staff chose to tell
+    the resident, if anything) and the balance after it; once per adjustment (a repeated request
+    finds its entry and queues nothing), and not to a resident who no longer follows the account
+    (WeChat would refuse it)."""
     if not actor.strip() or not note.strip():
         raise ValueError("an adjustment needs the staff member's name and a note")
     key = f"adjust:{request_key}"
@@ -483,6 +516,12 @@ async def adjust(
         raise ValueError("an adjustment must not be zero")
     entry = await session.scalar(select(PointsEntry).where(PointsEntry.idempotency_key == key))
     assert entry is not None
+    if tell:
+        who = (await session.execute(
+            select(Resident.openid, Resident.subscribed).where(Resident.id == resident_id))).first()
+        if who is not None and who.subscribed:
+            await enqueue(session, who.openid, [Out.text(adjustment_text(amount, entry.balance_after, reason))],
+                          dedup_key=f"points-adjust:{entry.id}", not_before=now)
     return entry
 
 
