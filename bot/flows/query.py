@@ -334,9 +334,17 @@ _ASKS = re.compile(r"[?？]|[吗么呢不没]$|怎么|咋|如何|哪|什么|啥|
 _ASKING = re.compile(r"^(?:您好|你好|那个|就是)?[，,\s]*(?:我)?(?:想|要)?(?:问一下|问下|问问|请问|咨询一下|咨询|打听一下|打听)")
 
 
+# A cut of water, power or gas ahead, or its notice ("明天停水吗", "这两天停不停电", "停电通知在哪看"),
+# is asked about, not reported: it names no problem.
+_CUT_AHEAD = re.compile(
+    r"(?:明天|后天|明后天|大后天|过两天|过几天|这两天|这几天|下周|下礼拜|下星期|周末|今晚|今天晚上|会不会|要不要|是不是要|哪天|啥时候|什么时候)"
+    r"(?:[要会还]|小区|楼里|那片|这片)*停(?:不停)?[水电气暖]|停[水电气暖](?:的)?(?:通知|公告|计划)|计划停[水电气暖]"
+)
+
+
 async def answer_if_known(ctx: Context) -> str | None:
     text = ctx.text.strip()
-    if not text or not _ASKS.search(text) or (PROBLEM.search(text) and not _ASKING.search(text)):
+    if not text or not _ASKS.search(text) or (PROBLEM.search(_CUT_AHEAD.sub("", text)) and not _ASKING.search(text)):
         return None
     result = ctx.rt.language.knowledge.answer(text)
     if result.kind != "answer":
