@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 
@@ -49,8 +50,9 @@ class Inbound:
     def created(self) -> datetime:
         return datetime.fromtimestamp(self.create_time, UTC)
 
-    @property
+    @cached_property
     def text(self) -> str:
+        """The content trimmed (every handler's filter asks for it: worked out once)."""
         return (self.content or "").strip()
 
     def get(self, name: str, default: str = "") -> str:

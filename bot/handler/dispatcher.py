@@ -6,6 +6,7 @@ rest of the chain or answer on its own (takeover). The last link asks the router
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,14 +55,15 @@ class Dispatcher:
         notes: list[str] = []
         for registered in self.candidates(ctx):
             matched = registered.check(ctx)
-            if matched is True or (matched is not False and await matched):
-                ctx.extra["handler"] = registered.name
-                result = await registered.handler(ctx)
-                if isinstance(result, Pass):  # not this handler's after all: the next one answers
-                    if result.note:
-                        notes.append(result.note)
-                    continue
-                return _noted(notes, as_outs(result))
+            if matched is not True and (matched is False or not await _truth(matched)):
+                continue
+            ctx.extra["handler"] = registered.name
+            result = await registered.handler(ctx)
+            if isinstance(result, Pass):  # not this handler's after all: the next one answers
+                if result.note:
+                    notes.append(result.note)
+                continue
+            return _noted(notes, as_outs(result))
         log.info("no handler for %s/%s", ctx.inbound.msg_type, ctx.inbound.event or "-")
         return _noted(notes, [])
 
@@ -98,6 +100,13 @@ class Processed:
 
     outs: list[Out]
     ctx: Context | None
+
+
+async def _truth(matched: Any) -> bool:
+    """A filter's answer that is not a plain bool: awaited if it is awaitable, then its truth."""
+    if inspect.isawaitable(matched):
+        matched = await matched
+    return bool(matched)
 
 
 def _noted(notes: list[str], outs: list[Out]) -> list[Out]:

@@ -252,13 +252,22 @@ class Registered:
     phase: int
     order: int
     name: str
+    # Like :meth:`matches`, without a coroutine when every filter is synchronous: a truth value,
+    # or an awaitable for one. Chosen once: every text message asks dozens of handlers, so a lone
+    # filter is called directly (a ``Func``'s own function) rather than through ``_matches``.
+    check: Callable[[Context], Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        filters = self.filters
+        if len(filters) != 1:
+            self.check = lambda ctx: _matches(filters, ctx)
+        elif type(filters[0]) is Func:
+            self.check = filters[0].fn
+        else:
+            self.check = filters[0]
 
     def possible(self, profile: Profile) -> bool:
         return all(f.possible(profile) for f in self.filters)
-
-    def check(self, ctx: Context) -> bool | Awaitable[bool]:
-        """Like :meth:`matches`, without a coroutine when every filter is synchronous."""
-        return _matches(self.filters, ctx)
 
     async def matches(self, ctx: Context) -> bool:
         result = _matches(self.filters, ctx)
