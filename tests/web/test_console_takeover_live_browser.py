@@ -57,6 +57,9 @@ async def test_a_conversation_page_follows_who_holds_it(browser, service_factory
     await page.locator("#claim-changed", has_text="您写的回复没有发出").wait_for(timeout=TIMEOUT)
     assert await page.input_value("#reply-text") == "您好，我马上帮您联系物业"
     assert await page.is_disabled("#reply-text") and await page.is_disabled("#send-btn")
+    # ... and looks it: a greyed box and button, not a green 发送 that does nothing.
+    assert float(await page.eval_on_selector("#send-btn", "b => getComputedStyle(b).opacity")) < 0.6
+    assert await page.eval_on_selector("#reply-text", "t => getComputedStyle(t).backgroundColor") != "rgb(255, 255, 255)"
     assert await page.locator("#claim-btn").count() == 1
 
     # The supervisor takes it: the page says who, the kept draft still cannot be sent.
