@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 
 from sqlalchemy import func, select
 
+from bot.services.takeover import DEFAULT_CANNED
 from bot.storage.db import Database
 from bot.storage.models import ApiToken, Message, Resident
 from tests.conftest import REPO
+from tests.web.console_util import add_users, login
 
 
 async def bot_cli(*args: str, database_url: str) -> tuple[int, str, str]:
@@ -81,6 +84,26 @@ async def test_demo_residents_keep_chatting(service_factory, sqlite_url, fake_ap
     assert reply.status == 200 and reply.content
     residents, messages, _, _ = await counts(sqlite_url)
     assert residents == 4 and messages > 12  # the same resident, one more exchange
+
+
+async def test_staff_trying_the_demo_find_canned_replies(service_factory, sqlite_url, fake_api):
+    """The demo's console offers the usual canned replies when a conversation is taken over, once
+    however often the demo is loaded."""
+    for _ in range(2):
+        code, out, err = await bot_cli("demo", "load", database_url=sqlite_url)
+        assert code == 0, out + err
+    svc = await service_factory(sqlite_url, fake_api)
+    await add_users(sqlite_url, ("trial", "staff", {}))
+    staff = await login(svc.http, svc.base, "trial")
+    _, page, _ = await staff.get("/console/canned")
+    assert page.count('name="title"') - 1 == len(DEFAULT_CANNED)  # the new-reply form has one too
+    _, inbox, _ = await staff.get("/console/inbox")
+    rid = re.search(r'data-resident="(\d+)"', inbox)
+    assert rid
+    status, _, _ = await staff.post(f"/console/conversations/{rid.group(1)}/claim")
+    assert status == 303
+    _, page, _ = await staff.get(f"/console/conversations/{rid.group(1)}")
+    assert 'id="canned-select"' in page and f">{DEFAULT_CANNED[0][0]}</option>" in page
 
 
 async def test_bad_data_file_names_file_and_line(sqlite_url, tmp_path: Path):

@@ -354,6 +354,10 @@ async def load(database_url: str, file: Path = DEMO_FILE) -> dict[str, Counts]:
             for name, loader in LOADERS.items():
                 if name in sections:
                     totals.update(await loader(session, sections[name], now))
+        # Staff trying the console find the usual canned replies (问候, 稍等 …) when taking over.
+        from bot.services.takeover import seed_canned
+
+        await seed_canned(db, now)
         return totals
     finally:
         await db.dispose()
