@@ -1,5 +1,6 @@
 """The console's conversation and ticket work over HTTP, on SQLite and on PostgreSQL with Redis:
-an idle takeover released after BOT_TAKEOVER_IDLE with the resident told, canned replies
+an idle takeover released after BOT_TAKEOVER_IDLE with the resident told and open pages' live
+streams told, canned replies
 (create, edit, delete), private notes (shown, never sent), a ticket made from a conversation,
 ticket assignment, and a ticket's photos and location on its detail page. The resident's side
 goes through /wechat as WeChat sends it; what the resident receives, through the fake WeChat API."""
@@ -16,6 +17,7 @@ import pytest
 from bot.clock import ManualClock
 from bot.services.takeover import TEXTS as TAKEOVER_TEXTS
 from tests.web.console_util import Client, add_users, login, redis_with, say, wait_sent
+from tests.web.test_console_processes import handed, open_stream
 
 USERS = (
     ("zhang", "supervisor", {}),
@@ -61,9 +63,14 @@ async def test_idle_takeover_is_released_and_the_resident_told(console):
     status, _, _ = await zhang.post(f"/console/conversations/{rid}/claim")
     assert status == 303
     assert await say(svc, openid, "在吗") is None  # held: the bot is silent
-    clock.advance(timedelta(minutes=11))  # no reply, no message for longer than BOT_TAKEOVER_IDLE
-    texts = await wait_sent(svc, openid, TAKEOVER_TEXTS["idle"][:8])
-    assert any("智能助手" in t for t in texts)
+    li = await open_stream(await login(svc.http, svc.base, "li"))  # a colleague's open page
+    try:
+        clock.advance(timedelta(minutes=11))  # no reply, no message for longer than BOT_TAKEOVER_IDLE
+        texts = await wait_sent(svc, openid, TAKEOVER_TEXTS["idle"][:8])
+        assert any("智能助手" in t for t in texts)
+        await handed(li, str(rid))  # the page hears that the bot has the conversation again
+    finally:
+        li.close()
     status, page, _ = await zhang.get(f"/console/conversations/{rid}")
     assert "机器人正在回复" in page and "接管中" not in page
     assert await say(svc, openid, "你好")  # the bot answers again
