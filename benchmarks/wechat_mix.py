@@ -303,7 +303,9 @@ class StepCost:
     cpu: float  # server CPU seconds between the step's first request and its last reply
     seconds: float
     p99: float  # ms
-    sql: tuple[int, int] | None = None  # statements and transactions begun (--count-statements)
+    # --count-statements: statements, transactions begun, and the round trips on PostgreSQL + Redis
+    # (statements prepared, exchanges with PostgreSQL, with Redis), as in benchmarks/counting
+    sql: tuple[int, ...] | None = None
 
 
 async def converse_by_step(
@@ -348,7 +350,7 @@ async def converse_by_step(
         if counts is not None:
             await asyncio.sleep(0.3)
             after = _sql_counts(counts)
-            sql = (after[0] - sql_before[0], after[1] - sql_before[1])
+            sql = tuple(a - b for a, b in zip(after, sql_before, strict=True))
         for r in group:
             r.replies.append(replies.get(r.openid, ""))
         latencies.sort()
@@ -374,29 +376,41 @@ def print_by_step(costs: list[StepCost], errors: int) -> None:
         flush=True,
     )
     sql = any(c.sql is not None for c in costs)
+    pg = any(c.sql is not None and any(c.sql[4:]) for c in costs)  # PostgreSQL + Redis: round trips too
     print(
         f"  {'conversation':<44} {'step':<22} {'msgs':>5} {'CPU ms/msg':>10} {'share':>6} {'p99 ms':>7}"
         + ("  SQL/msg  tx/msg" if sql else "")
+        + ("  prep/msg  PG trips  Redis trips" if pg else "")
     )
     for c in sorted(costs, key=lambda c: (CONVERSATIONS.index(c.conversation), c.step)):
         print(
             f"  {_column(c.conversation.name, 44)} {c.step + 1:>2} {_column(c.conversation.steps[c.step].say, 19)} "
             f"{c.messages:>5} {c.cpu / c.messages * 1000:10.2f} {c.cpu / max(total_cpu, 1e-9) * 100:5.1f}% "
             f"{c.p99:7.1f}"
-            + (f"  {c.sql[0] / c.messages:7.2f} {c.sql[1] / c.messages:7.2f}" if c.sql is not None else ""),
+            + (f"  {c.sql[0] / c.messages:7.2f} {c.sql[1] / c.messages:7.2f}" if c.sql is not None else "")
+            + (
+                f"  {c.sql[4] / c.messages:8.2f} {c.sql[5] / c.messages:9.2f} {c.sql[6] / c.messages:12.2f}"
+                if pg and c.sql is not None
+                else ""
+            ),
             flush=True,
         )
 
 
-def _sql_counts(counts: Path | None) -> tuple[int, int]:
-    """Statements and transactions begun so far by the server's processes (``--count-statements``)."""
-    statements = begun = 0
+COUNTED = 7  # numbers per process in a counts file (benchmarks/counting/sitecustomize.py: FIELDS)
+
+
+def _sql_counts(counts: Path | None) -> tuple[int, ...]:
+    """What the server's processes counted so far (``--count-statements``): statements, transactions
+    begun, committed, rolled back, statements prepared on PostgreSQL, round trips to PostgreSQL and
+    to Redis (see benchmarks/counting)."""
+    total = [0] * COUNTED
     if counts is not None:
         for f in counts.iterdir():
             if f.name.isdigit():
-                values = [int(v) for v in f.read_text().split()]
-                statements, begun = statements + values[0], begun + values[1]
-    return statements, begun
+                for i, v in enumerate(f.read_text().split()[:COUNTED]):
+                    total[i] += int(v)
+    return tuple(total)
 
 
 def _column(text: str, width: int) -> str:
@@ -492,12 +506,7 @@ class Backstage:
     async def _snapshot(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.counts is not None:
-            total = [0, 0, 0, 0]
-            for f in self.counts.iterdir():
-                if f.name.isdigit():
-                    for i, v in enumerate(f.read_text().split()):
-                        total[i] += int(v)
-            out["sql"] = total
+            out["sql"] = _sql_counts(self.counts)
         if self._conn is not None:
             row = await self._watch.fetchrow(
                 "select xact_commit, xact_rollback, sessions, active_time, idle_in_transaction_time,"
@@ -651,13 +660,14 @@ class Backstage:
                 + ", ".join(f"{n} {c / messages:.2f} ({u / max(1, c):.1f} µs)" for n, c, u in diffs[:10])
             )
         if "sql" in self.after:
-            statements, begins, commits, rollbacks = (
+            statements, begins, commits, rollbacks, prepares, pg_trips, redis_trips = (
                 (a - b) / messages for a, b in zip(self.after["sql"], self.before["sql"], strict=True)
             )
-            out.update(statements=statements, begins=begins)
+            out.update(statements=statements, begins=begins, pg_trips=pg_trips, redis_trips=redis_trips)
             lines.append(
                 f"    SQLAlchemy in the server: {statements:.2f} statements/msg, {begins:.2f} transactions begun, "
-                f"{commits:.2f} committed, {rollbacks:.2f} rolled back"
+                f"{commits:.2f} committed, {rollbacks:.2f} rolled back; round trips per message: "
+                f"{pg_trips:.2f} to PostgreSQL ({prepares:.2f} preparing a statement), {redis_trips:.2f} to Redis"
             )
         for line in lines:
             print(line, flush=True)
