@@ -51,6 +51,8 @@ async def test_a_conversation_page_follows_who_holds_it(browser, service_factory
     # A supervisor ends wang's takeover while wang writes: the draft stays, disabled, and is not sent.
     await page.fill("#reply-text", "您好，我马上帮您联系物业")
     zhang = await login(svc.http, svc.base, "zhang")
+    _, seen, _ = await zhang.get(f"/console/conversations/{rid}")
+    assert "结束 wang 的人工服务" in seen  # the supervisor's button says whose takeover it ends
     status, _, _ = await zhang.post(f"/console/conversations/{rid}/release")
     assert status == 303
     await page.locator("#claim-state", has_text="机器人正在回复").wait_for(timeout=TIMEOUT)
