@@ -176,40 +176,40 @@ async def _proceed(ctx: Context, first: bool = False) -> str:
             await reports.add_repeat(ctx.rt.db, earlier.id, ctx.resident.id, str(data.get("c_text") or ""), stored,
                                      ctx.rt.clock.now())
             await ctx.fsm.clear()
-            return _repeated(ctx, earlier)
+            return _repeated(_intro(ctx), earlier)
     if question == "where":
         await ctx.fsm.set("complaint:where", c_asked_where=True, c_reasks=0)
         return "\n".join([*_intro(ctx), TEXTS["ask_where"]])
     if question == "phone":
         await ctx.fsm.set("complaint:phone", c_asked_phone=True, c_reasks=0)
         return "\n".join([*_intro(ctx), TEXTS["ask_phone"]])
-    report = await _create(ctx, unless_repeated=first)
-    if report.repeated:
-        return _repeated(ctx, report)
-    # A phone sent next is this report's contact, a photo joins it, a chase urges it.
-    await ctx.fsm.set(MARK + FILED, ticket_id=report.id, number=report.number)
+    return await _file(ctx, unless_repeated=first)
+
+
+def _repeated(intro: list[str], earlier: reports.Report) -> str:
+    from bot.flows.reports import describe
+
+    return "\n".join([*intro, TEXTS["repeat"].format(
+        when=_local(earlier.created_at), number=earlier.number, status=describe(earlier))])
+
+
+def _filed(intro: list[str], report: reports.Report) -> str:
     hours = (report.deadline - report.created_at).total_seconds() / 3600 if report.deadline else 168
     key = "created_triage" if report.department is None and report.assignee is None else "created"
-    out = [*_intro(ctx), TEXTS[key].format(number=report.number, promise=promise(hours))]
+    out = [*intro, TEXTS[key].format(number=report.number, promise=promise(hours))]
     if report.neighbours:
         out.append(TEXTS["neighbours"])
     return "\n".join(out)
 
 
-def _repeated(ctx: Context, earlier: reports.Report) -> str:
-    from bot.flows.reports import describe
-
-    return "\n".join([*_intro(ctx), TEXTS["repeat"].format(
-        when=_local(earlier.created_at), number=earlier.number, status=describe(earlier))])
-
-
-async def _create(ctx: Context, unless_repeated: bool = False) -> reports.Report:
+async def _file(ctx: Context, unless_repeated: bool = False) -> str:
     """The ticket (or, ``unless_repeated``, the resident's own open report it repeats: see
-    ``reports.create``); the conversation ends either way."""
+    ``reports.create``), made in the reply's transaction (``ctx.reply_in``): the ticket exists
+    exactly when the answer giving its number is stored. The conversation ends either way."""
     data = ctx.fsm.data
     stored = [await attachments.keep(ctx.rt.media, a) for a in data.get("attachments", [])]
     where = data.get("c_where") or {}
-    report = await reports.create(ctx.rt.db, NewTicket(
+    new = NewTicket(
         text=str(data.get("c_text") or ""),
         resident=ctx.resident,
         attachments=stored,
@@ -222,9 +222,19 @@ async def _create(ctx: Context, unless_repeated: bool = False) -> reports.Report
         urgency="normal",
         contact_phone=data.get("c_phone"),
         source_key=ctx.inbound.key,
-    ), rules(ctx), ctx.rt.clock.now(), unless_repeated=unless_repeated)
+    )
+    table, now, intro = rules(ctx), ctx.rt.clock.now(), _intro(ctx)
     await ctx.fsm.clear()
-    return report
+
+    def write(connection: Any) -> str:
+        report = reports.create_in(connection, new, table, now, unless_repeated=unless_repeated)
+        if report.repeated:
+            return _repeated(intro, report)
+        # A phone sent next is this report's contact, a photo joins it, a chase urges it.
+        ctx.fsm.move(MARK + FILED, ticket_id=report.id, number=report.number)
+        return _filed(intro, report)
+
+    return ctx.reply_in(write)
 
 
 async def _reask(ctx: Context, again: str) -> str | None:

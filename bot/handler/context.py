@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.handler.state import FSM
-from bot.messages import Inbound
+from bot.messages import Inbound, Out
 from bot.storage.models import Resident
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from bot.runtime import Runtime
+
+_FILL = "\ue000"  # around a placeholder of ``Context.reply_in``
 
 # A small write that goes with the reply: run in the transaction that stores it (``journal``).
 ReplyWrite = Callable[["Connection"], None]
@@ -40,10 +44,44 @@ class Context:
     # the state is taken (a write may still fill it in) — so they are written exactly when the reply
     # is, and cost no transaction of their own. Add them with :meth:`with_reply`.
     reply_writes: list[ReplyWrite] = field(default_factory=list)
+    # Text of the reply that its transaction gives (a ticket's number): placeholder → text, filled
+    # in by the writes of :meth:`reply_in`.
+    fills: dict[str, str] = field(default_factory=dict)
 
     def with_reply(self, write: ReplyWrite) -> None:
         """Write ``write(connection)`` in the reply's transaction (see ``reply_writes``)."""
         self.reply_writes.append(write)
+
+    def reply_in(self, write: Callable[[Connection], str]) -> str:
+        """A placeholder for the text that ``write(connection)`` returns in the reply's transaction,
+        to put in the handler's answer: the write runs like those of :meth:`with_reply` (in order,
+        exactly when the reply is stored, or never) and what it returns replaces the placeholder.
+        For work that decides what the reply says (a ticket and its number): it costs no
+        transaction of its own, and what it made is stored with the answer that tells of it."""
+        # Private-use characters around a random tag: no text of the reply can hold it by chance
+        # (and they survive the reply's clean-up of characters XML cannot carry).
+        token = f"{_FILL}{secrets.token_hex(6)}{_FILL}"
+        self.fills[token] = ""
+
+        def run(connection: Connection) -> None:
+            self.fills[token] = write(connection)
+
+        self.reply_writes.append(run)
+        return token
+
+    def filled(self, outs: list[Out]) -> list[Out]:
+        """``outs`` with the placeholders of :meth:`reply_in` replaced by their writes' texts."""
+        if not self.fills:
+            return outs
+        done = []
+        for out in outs:
+            content = out.content
+            if _FILL in content:
+                for token, text in self.fills.items():
+                    content = content.replace(token, text)
+                out = dataclasses.replace(out, content=content)
+            done.append(out)
+        return done
 
     @property
     def openid(self) -> str:

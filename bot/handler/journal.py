@@ -32,6 +32,7 @@ from bot.services.notify import enqueue_sync
 from bot.storage.db import Database
 from bot.storage.models import InboundKey, Message, OutboxMessage, Resident
 from bot.storage.prepared import Prepared, detached
+from bot.wechat.replies import fit
 
 KEYS = cast(Table, InboundKey.__table__)
 RESIDENTS = cast(Table, Resident.__table__)
@@ -233,9 +234,12 @@ class Journal:
                 continue
             statuses[f.key] = "finished"  # the same key twice in one batch: only the first counts
             ctx = f.ctx
+            outs = f.outs
             if ctx is not None:
                 for write in ctx.reply_writes:  # before the state is taken: a write may fill it in
                     write(connection)
+                if ctx.fills:  # text the writes gave (a ticket's number): now the reply is whole
+                    outs = fit(ctx.filled(outs))
             if ctx is not None and ctx.fsm.changed:
                 changed[f.openid] = ctx.fsm.record
                 changed_by[f.openid] = f
@@ -247,7 +251,7 @@ class Journal:
             if f.shown:
                 connection.execute(_SHOWN, {"ids": list(f.shown), "at": f.now})
             if waiting:
-                passive, rest = f.outs[:1], f.outs[1:]
+                passive, rest = outs[:1], outs[1:]
                 replied.append({"k": f.key, "reply": [o.to_dict() for o in passive], "at": f.now})
                 if rest:
                     with _orm(connection) as session:
@@ -258,7 +262,7 @@ class Journal:
             else:
                 # The request already answered "success": everything goes out as customer-service messages.
                 with _orm(connection) as session:
-                    enqueue_sync(session, f.openid, f.outs, dedup_key=f.key, not_before=f.now)
+                    enqueue_sync(session, f.openid, outs, dedup_key=f.key, not_before=f.now)
                 connection.execute(_DONE, {"k": f.key, "at": f.now})
                 results[id(f)] = Finished([])
         if changed and not self.states.write_many(connection, changed, finishes[0].now):

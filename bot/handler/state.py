@@ -250,6 +250,11 @@ class FSM:
 
     async def set(self, state: str | None, **data: Any) -> None:
         """Move to ``state``, keeping existing data and updating it with ``data``."""
+        self.move(state, **data)
+
+    def move(self, state: str | None, **data: Any) -> None:
+        """:meth:`set`, for a write of ``Context.reply_in`` (where the state depends on what it
+        found: a ticket made, or the resident's own report repeated)."""
         merged = {k: v for k, v in self._record.data.items() if k != "expired_state"}
         merged.update(data)
         self._record = StateRecord(state, merged)

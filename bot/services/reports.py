@@ -67,7 +67,7 @@ async def _snapshot(session: AsyncSession, t: Ticket, now: datetime | None = Non
 
 
 def _report(
-    t: Ticket, latest_note: str | None, now: datetime | None = None, *, neighbours: bool = False,
+    t: tickets.TicketFields, latest_note: str | None, now: datetime | None = None, *, neighbours: bool = False,
     repeated: bool = False,
 ) -> Report:
     return Report(
@@ -90,7 +90,8 @@ def _report(
     )
 
 
-def _snapshots_sync(session: Session | Connection, rows: Sequence[Ticket], now: datetime | None = None) -> list[Report]:
+def _snapshots_sync(
+    session: Session | Connection, rows: Sequence[tickets.TicketFields], now: datetime | None = None) -> list[Report]:
     """Snapshots of several tickets, their newest public notes read in one query."""
     if not rows:
         return []
@@ -169,13 +170,27 @@ async def create(
         return made
 
 
-def _create_in(connection: Connection, new: tickets.NewTicket, rules: Rules, now: datetime, unless_repeated: bool) -> Report:
+def create_in(
+    connection: Connection, new: tickets.NewTicket, rules: Rules, now: datetime, *, unless_repeated: bool = False
+) -> Report:
+    """:func:`create` in the caller's transaction: a reply's (``Context.reply_in``), so the ticket is
+    made exactly when the reply that gives its number is stored — a message redone after its
+    process died made none, a retry replays the stored reply. A ticket the message
+    (``new.source_key``) made already (by a version that made it in a transaction of its own) is
+    found instead of a second one."""
+    return _create_in(connection, new, rules, now, unless_repeated, once=True)
+
+
+def _create_in(
+    connection: Connection, new: tickets.NewTicket, rules: Rules, now: datetime, unless_repeated: bool,
+    once: bool = False,
+) -> Report:
     if unless_repeated and new.resident is not None:
         rows = _open_of(connection, new.resident.id, new.source_key)
         if new.source_key is not None and any(r.source_key == new.source_key for r in rows):
-            made = _made_in(connection, new.source_key, now)
-            assert made is not None  # just read in this transaction
-            return made
+            again = _made_in(connection, new.source_key, now)
+            assert again is not None  # just read in this transaction
+            return again
         earlier_id = _repeated_among(rows, new.text, new.building, rules)
         if earlier_id is not None:
             with Session(bind=connection, expire_on_commit=False, autoflush=False) as session:
@@ -184,7 +199,15 @@ def _create_in(connection: Connection, new: tickets.NewTicket, rules: Rules, now
                 _add_repeat_sync(session, earlier, new.resident.id, new.text, new.attachments, now)
                 session.flush()
                 return dataclasses.replace(_snapshots_sync(session, [earlier], now)[0], repeated=True)
-    ticket, duplicate = tickets.make_ticket_in(connection, new, rules, now)
+    if once:
+        made = tickets.make_ticket_once_in(connection, new, rules, now)
+        if made is None:  # the message's ticket is there already
+            found = _made_in(connection, new.source_key, now)
+            assert found is not None  # refused by the key of that ticket
+            return found
+        ticket, duplicate = made
+    else:
+        ticket, duplicate = tickets.make_ticket_in(connection, new, rules, now)
     # Its public entries (submitted, dispatched) have no note.
     return _report(ticket, None, now, neighbours=_neighbours(connection, ticket, duplicate))
 
@@ -201,7 +224,7 @@ def _made_in(connection: Connection, source_key: str | None, now: datetime) -> R
 _RESIDENT_OF = select(Ticket.resident_id).where(Ticket.id == bindparam("ticket"))
 
 
-def _neighbours(connection: Connection, ticket: Ticket, candidate: tickets.Candidate | None = None) -> bool:
+def _neighbours(connection: Connection, ticket: tickets.TicketFields, candidate: tickets.Candidate | None = None) -> bool:
     """Whether the report ``ticket`` is linked to as a possible duplicate is another resident's
     (read from the candidate when the link is to it, else looked up)."""
     if ticket.duplicate_of_id is None:

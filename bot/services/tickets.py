@@ -136,7 +136,7 @@ def next_number_in(connection: Connection, now: datetime) -> str:
     return f"GD{day}-{value:04d}"
 
 
-def status_label(ticket: Ticket) -> str:
+def status_label(ticket: TicketFields) -> str:
     return STATUS_LABELS.get(ticket.status, ticket.status).format(department=ticket.department or "相关部门")
 
 
@@ -225,6 +225,58 @@ def template_fields(ticket: Ticket, push: str, now: datetime) -> dict[str, str]:
     }
 
 
+class TicketFields(Protocol):
+    """What a report's snapshot reads of a ticket: a :class:`Ticket`, a row of
+    :data:`TICKET_COLUMNS` or a :class:`Made` ticket."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def number(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def urgency(self) -> str: ...
+    @property
+    def department(self) -> str | None: ...
+    @property
+    def assignee(self) -> str | None: ...
+    @property
+    def deadline(self) -> datetime | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def resolution(self) -> str | None: ...
+    @property
+    def reject_reason(self) -> str | None: ...
+    @property
+    def resident_id(self) -> int | None: ...
+    @property
+    def duplicate_of_id(self) -> int | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Made:
+    """A ticket just made, as written (its row is not read back: the values are the caller's)."""
+
+    id: int
+    number: str
+    text: str
+    status: str
+    urgency: str
+    department: str | None
+    assignee: str | None
+    deadline: datetime | None
+    created_at: datetime
+    resident_id: int | None
+    duplicate_of_id: int | None
+    duplicate_score: float | None
+    resolution: str | None = None
+    reject_reason: str | None = None
+
+
 @dataclass
 class NewTicket:
     text: str
@@ -247,17 +299,27 @@ class NewTicket:
 
 # The ticket a message made (its inbound key).
 BY_SOURCE_KEY = select(Ticket).where(Ticket.source_key == bindparam("key"))
-TICKET_COLUMNS = tuple(Ticket.__table__.c)
-# The same as a plain row (every column, in :data:`TICKET_COLUMNS`' order).
+# What a report's snapshot reads of a ticket (:class:`TicketFields`): a row of these gives them by
+# name (the JSON columns, attachments and the rest, are neither read nor converted).
+TICKET_COLUMNS = (
+    Ticket.id, Ticket.number, Ticket.text, Ticket.status, Ticket.urgency, Ticket.department, Ticket.assignee,
+    Ticket.deadline, Ticket.created_at, Ticket.resolution, Ticket.reject_reason, Ticket.resident_id,
+    Ticket.duplicate_of_id,
+)  # fmt: skip
+# The ticket a message made, as such a row.
 BY_SOURCE_KEY_ROW = select(*TICKET_COLUMNS).where(Ticket.source_key == bindparam("key"))
-_NEW_TICKET = insert(Ticket).returning(*TICKET_COLUMNS)
+_NEW_TICKET = insert(Ticket).returning(Ticket.id)
 _NEW_EVENTS = insert(TicketEvent)
+# The same, unless the message (``source_key``) has made its ticket already: then nothing is returned.
+_NEW_TICKET_ONCE: dict[str, Any] = {}  # dialect name → statement, built once
 
 
-def detached(row: Sequence[Any]) -> Ticket:
-    """A ticket's row (every column, in :data:`TICKET_COLUMNS`' order) as a detached :class:`Ticket`:
-    what is read of it, without the ORM's loading (nothing set on it is written)."""
-    return Ticket(**{column.key: value for column, value in zip(TICKET_COLUMNS, row, strict=True)})
+def detached(row: Any) -> TicketFields:
+    """A ticket's row of :data:`TICKET_COLUMNS`, read as a ticket: a row gives its columns by name,
+    which is all a snapshot reads (building an ORM :class:`Ticket` of its thirty columns cost more
+    than the query; nothing set on it would be written anyway)."""
+    fields: TicketFields = row
+    return fields
 
 
 async def create_ticket(session: AsyncSession, new: NewTicket, rules: Rules, now: datetime) -> Ticket:
@@ -277,9 +339,11 @@ def create_ticket_sync(session: Session, new: NewTicket, rules: Rules, now: date
     return ticket, made_now
 
 
-def create_ticket_in(connection: Connection, new: NewTicket, rules: Rules, now: datetime) -> tuple[Ticket, bool]:
+def create_ticket_in(
+    connection: Connection, new: NewTicket, rules: Rules, now: datetime
+) -> tuple[TicketFields, bool]:
     """:func:`create_ticket` in Core statements on a synchronous connection, in its transaction;
-    the ticket comes back detached (:func:`detached`).
+    the ticket comes back as read (:func:`detached`) or as made (:class:`Made`).
 
     Five statements whatever the outcome: the message's earlier ticket looked up, the day's
     counter, a neighbour's report looked for, the ticket (in its final status, with its duplicate
@@ -295,9 +359,33 @@ def create_ticket_in(connection: Connection, new: NewTicket, rules: Rules, now: 
 
 def make_ticket_in(
     connection: Connection, new: NewTicket, rules: Rules, now: datetime
-) -> tuple[Ticket, Candidate | None]:
-    """The ticket made, without looking for one ``new.source_key`` made before (the caller has);
-    also the earlier report it is linked to as a possible duplicate."""
+) -> tuple[Made, Candidate | None]:
+    """The ticket made, without looking for one ``new.source_key`` made before (the caller has:
+    an insert of the same key is refused by the unique key); also the earlier report it is linked
+    to as a possible duplicate."""
+    made = _make_in(connection, new, rules, now, _NEW_TICKET)
+    assert made is not None
+    return made
+
+
+def make_ticket_once_in(
+    connection: Connection, new: NewTicket, rules: Rules, now: datetime
+) -> tuple[Made, Candidate | None] | None:
+    """:func:`make_ticket_in`, or None when the message ``new.source_key`` has made its ticket
+    already (nothing is written but the day's counter: that number is skipped)."""
+    dialect = connection.dialect.name
+    stmt = _NEW_TICKET_ONCE.get(dialect)
+    if stmt is None:
+        stmt = _NEW_TICKET_ONCE[dialect] = (
+            dialect_insert(dialect, Ticket).on_conflict_do_nothing(index_elements=[Ticket.source_key])
+            .returning(Ticket.id)
+        )
+    return _make_in(connection, new, rules, now, stmt)
+
+
+def _make_in(
+    connection: Connection, new: NewTicket, rules: Rules, now: datetime, insert_stmt: Any
+) -> tuple[Made, Candidate | None] | None:
     if not new.text.strip():
         raise TicketError("empty_text", "a ticket needs a description")
     building = new.building or (new.resident.building if new.resident else None)
@@ -338,13 +426,20 @@ def make_ticket_in(
         score, other = duplicate
         values["duplicate_of_id"] = other.duplicate_of_id or other.id
         values["duplicate_score"] = round(score, 1)
-    ticket = detached(connection.execute(_NEW_TICKET, values).one())
+    row = connection.execute(insert_stmt, values).first()
+    if row is None:
+        return None
+    ticket = Made(
+        id=row[0], number=number, text=text, status=values["status"], urgency=new.urgency,
+        department=decision.department, assignee=decision.assignee, deadline=values["deadline"], created_at=now,
+        resident_id=resident_id, duplicate_of_id=values["duplicate_of_id"], duplicate_score=values["duplicate_score"],
+    )  # fmt: skip
     connection.execute(_NEW_EVENTS, _first_events(ticket, new, decision, duplicate, now))
     return ticket, duplicate[1] if duplicate is not None else None
 
 
 def _first_events(
-    ticket: Ticket, new: NewTicket, decision: Decision, duplicate: tuple[float, Candidate] | None, now: datetime
+    ticket: Made, new: NewTicket, decision: Decision, duplicate: tuple[float, Candidate] | None, now: datetime
 ) -> list[dict[str, Any]]:
     """A new ticket's timeline: submitted, then dispatched (or left for triage), then a possible
     duplicate — as if each had been recorded in turn."""

@@ -63,3 +63,35 @@ async def test_a_redone_message_gets_the_ticket_it_made(db: Database, unless_rep
                                  unless_repeated=True)
     assert other.repeated == (not finished)
     assert await _count(db) == (2 if finished else 1)
+
+
+@pytest.mark.parametrize("unless_repeated", [True, False])
+@pytest.mark.parametrize("finished", [False, True])
+async def test_in_the_replys_transaction_a_message_that_made_its_ticket_makes_no_second(
+    db: Database, unless_repeated: bool, finished: bool
+) -> None:
+    """The chat makes a ticket in the transaction that stores its reply (``reports.create_in``); a
+    message whose ticket was made already (in a transaction of its own, as before) and is redone
+    gets that ticket, open or finished, with or without the own-repeat check."""
+    rules = load_rules()
+    person = await _resident(db)
+    new = tickets.NewTicket(text="3号楼电梯又停了", resident=person, building="3", category="电梯",
+                            confidence=0.9, source_key="msg:redo:1")
+    made = await reports.create(db, new, rules, NOW)
+    if finished:
+        async with db.transaction() as s:
+            await s.execute(update(Ticket).where(Ticket.id == made.id).values(status="closed"))
+    again = await db.run_sync_transaction(
+        lambda connection: reports.create_in(
+            connection, dataclasses.replace(new, text="电梯又坏了"), rules, NOW, unless_repeated=unless_repeated
+        )
+    )
+    assert (again.id, again.number, again.repeated) == (made.id, made.number, False)
+    assert await _count(db) == 1
+    first = await db.run_sync_transaction(
+        lambda connection: reports.create_in(
+            connection, dataclasses.replace(new, text="路灯不亮", source_key="msg:redo:3"), rules, NOW
+        )
+    )
+    assert first.id != made.id and first.number != made.number and not first.repeated
+    assert await _count(db) == 2
