@@ -279,6 +279,8 @@ class SearchIndex:
         """Whether the request only comments on a topic told before it (俺退休金要刷脸 俺眼神不好
         能去社区给弄不): its words the knowledge base knows weigh far less than those of the clause
         before it, so the whole message is the request."""
+        if any(t in self._salience and names_thing(t) and not is_function_word(t) for t in focus):
+            return False  # the request names the thing itself (想办个居住证咋弄): no comment
         said = sum(self.salience(t) for t in focus if t in self._salience)
         told = sum(self.salience(t) for t in topic if t not in focus and t in self._salience)
         return said < COMMENT_RATIO * told

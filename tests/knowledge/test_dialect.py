@@ -29,6 +29,9 @@ ANSWERABLE = [
     ("俺家电卡没钱了 去哪充", "electricity-service"),
     ("俺老头瘫在炕上 俺一个人照顾不过来", "elderly-home-care"),
     ("大夫能定期上门给量量血压不", "family-doctor"),
+    # round 4: a request that names the thing itself (居住证) is no comment on the story before it,
+    # however many known words the story holds (上班, 租房)
+    ("我是外地的 在这上班 租的房子 想办个居住证 咋弄", "residence-permit-apply"),
 ]
 
 
