@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
 from bot.flows.reports import DRAFT_STEPS, draft_reminder
 from bot.handler.choices import is_cancel
@@ -73,10 +74,14 @@ async def request_person(ctx: Context) -> str:
     """Put the resident in the staff's queue and say what happens next (a report being told is kept)."""
     if ctx.resident is None:
         return TEXTS["no_resident"]
-    now = ctx.rt.clock.now()
-    recorded = await handoff.request(ctx.rt.db, ctx.resident.id, "asked", ctx.text or "转人工", now)
+    now, resident_id, words = ctx.rt.clock.now(), ctx.resident.id, ctx.text or "转人工"
+
+    def record(connection: Any) -> str:  # in the reply's transaction
+        recorded = handoff.request_with_reply(connection, resident_id, "asked", words, now)
+        return TEXTS["recorded"] if recorded.created else TEXTS["again"].format(asks=recorded.asks)
+
     hours = office.hours_for(ctx.rt.settings.data_dir)
-    out = [TEXTS["recorded"] if recorded.created else TEXTS["again"].format(asks=recorded.asks)]
+    out = [ctx.reply_in(record)]
     if hours.is_open(now):
         out.append(TEXTS["open_phone"].format(phone=hours.phone) if hours.phone else TEXTS["open_no_phone"])
     else:
@@ -114,8 +119,12 @@ def _waiting(ctx: Context) -> bool:
 @router.message(Func(_waiting, phase=PHASE_STATE, when=lambda p: p.text))
 async def waiting(ctx: Context) -> str:
     assert ctx.resident is not None
-    now = ctx.rt.clock.now()
-    await handoff.request(ctx.rt.db, ctx.resident.id, "asked", ctx.text, now)
+    now, resident_id, words = ctx.rt.clock.now(), ctx.resident.id, ctx.text
+
+    def record(connection: Any) -> None:  # in the reply's transaction
+        handoff.request_with_reply(connection, resident_id, "asked", words, now)
+
+    ctx.with_reply(record)
     await ctx.fsm.set(MARK + ASKED)  # still withdrawable, still waiting
     return TEXTS["waiting"] + "\n" + answer_when(ctx, now)
 

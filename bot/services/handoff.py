@@ -58,6 +58,18 @@ async def request(
     raise AssertionError("unreachable")
 
 
+def request_with_reply(
+    connection: Connection, resident_id: int, reason: str, text: str, now: datetime, *, ticket_id: int | None = None
+) -> Recorded:
+    """:func:`request` in the transaction that stores the chat's reply (``Context.reply_in``): the
+    request is recorded exactly when the answer that tells of it is, and costs no transaction of
+    its own. (A request opened at that moment by another process's transaction fails the reply's
+    transaction; its retry adds to that request.)"""
+    if reason not in REASONS:
+        raise ValueError(f"unknown handoff reason {reason!r}")
+    return request_in(connection, resident_id, reason, (text or "").strip()[:500], now, ticket_id=ticket_id)
+
+
 _TABLE = cast(Table, HandoffRequest.__table__)
 _C = _TABLE.c
 # Built once and executed with parameters, so SQLAlchemy reuses their compiled form.
