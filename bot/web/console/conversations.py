@@ -429,7 +429,8 @@ async def _marks(request: web.Request, user: Any) -> dict[str, Any]:
         # Who holds which conversation: a claim is deleted on release, so no id grows with it;
         # the held conversations are few (one per staff member at work), read whole.
         claims = {rid: name for rid, name in (await session.execute(
-            select(ConversationClaim.resident_id, ConversationClaim.user_name).limit(CLAIMS_READ))).all()}
+            select(ConversationClaim.resident_id, ConversationClaim.user_name)
+            .order_by(ConversationClaim.resident_id.desc()).limit(CLAIMS_READ))).all()}
     return {"message": message, "handoff": f"{queue_mark[0]}:{queue_mark[1]}", "notice": notice,
             "waiting": int(queue_mark[2] or 0), "ticket": ticket, "claims": claims}
 
