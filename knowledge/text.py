@@ -234,6 +234,13 @@ def _names_nothing(word: str) -> bool:
     return len(pieces) > 1 and all(p in STOPWORDS or p in FRAME_WORDS for p in pieces)
 
 
+# An age of eighty or more, as old people say it (八十五了, 九十岁, 八十往上, 88岁): what 高龄 means.
+# Not an amount (八十块) nor a part of a longer number (一百八十).
+_OLD_AGE_RE = re.compile(
+    r"(?<![高龄\d零一二三四五六七八九十百千])(?:[八九]十[一二三四五六七八九]?(?=岁|了|多|往上|以上|出头|好几)|[89]\d(?=岁))"
+)
+
+
 class Analyzer:
     """Turns text into :class:`Analysis`; one instance per index (synonyms are fixed at build)."""
 
@@ -269,11 +276,12 @@ class Analyzer:
         return self.synonyms[variant]
 
     def fold(self, text: str) -> str:
-        """Normalise width/case/space and replace colloquial variants by their canonical form."""
+        """Normalise width/case/space and replace colloquial variants by their canonical form; an age
+        of eighty or more is said to be 高龄 (俺娘八十五了 → 俺娘高龄八十五了)."""
         text = tokens.normalize(text)
         if self._synonym_re is not None:
             text = self._synonym_re.sub(self._replace, text)
-        return text
+        return _OLD_AGE_RE.sub(r"高龄\g<0>", text)
 
     def _cut(self, folded: str) -> tuple[list[str], list[str]]:
         words = [p for t in tokens.cut(folded, vocabulary=tokens.KNOWLEDGE) if not _is_noise(t) for p in split_glued(t)]

@@ -32,6 +32,8 @@ ANSWERABLE = [
     # round 4: a request that names the thing itself (居住证) is no comment on the story before it,
     # however many known words the story holds (上班, 租房)
     ("我是外地的 在这上班 租的房子 想办个居住证 咋弄", "residence-permit-apply"),
+    # an age of eighty or more is 高龄, whatever the allowance is called
+    ("俺奶奶九十了 每个月那个补助咋申请", "elderly-allowance"),
 ]
 
 
@@ -66,6 +68,15 @@ def test_words_glued_to_a_frame_character_are_split() -> None:
 def test_a_clause_ending_in_hao_is_a_greeting_only_when_it_greets_someone() -> None:
     assert "腿脚不好" in reduce_message("社区你好 俺腿脚不好 你们能上门来办不").text
     assert "你好" not in reduce_message("社区你好 俺腿脚不好 你们能上门来办不").text
+
+
+def test_an_age_of_eighty_or_more_is_gaoling_and_an_amount_is_not() -> None:
+    analyzer = Analyzer(load_synonyms())
+    assert "高龄" in analyzer.fold("俺娘八十五了")
+    assert "高龄" in analyzer.fold("老人满80岁有补贴吗")
+    assert analyzer.fold(analyzer.fold("俺娘八十五了")) == analyzer.fold("俺娘八十五了")
+    for text in ("八十块钱一个月", "一百八十岁", "八十平米", "十八岁"):
+        assert "高龄" not in analyzer.fold(text), text
 
 
 def test_a_measure_word_is_no_typo_of_a_known_word(kb: KnowledgeBase) -> None:
