@@ -56,8 +56,11 @@ class TakeoverError(Exception):
 class Window:
     open: bool
     closes_at: datetime | None  # None: the resident never wrote
+    unsubscribed: bool = False  # the resident unfollowed: WeChat delivers nothing (43004)
 
     def reason(self) -> str:
+        if self.unsubscribed:
+            return "居民已取消关注公众号，微信不会送达客服消息。居民重新关注后才能回复。"
         if self.closes_at is None:
             return "居民还没有给公众号发过消息，微信不允许主动发送客服消息。"
         return (
@@ -68,6 +71,8 @@ class Window:
 
 def window(resident: Resident, now: datetime) -> Window:
     last = resident.last_inbound_at
+    if resident.subscribed is False:  # the unfollow event itself is the last message
+        return Window(False, None if last is None else last + WINDOW, unsubscribed=True)
     if last is None:
         return Window(False, None)
     return Window(now < last + WINDOW, last + WINDOW)

@@ -1,6 +1,6 @@
 """The console's conversation and ticket work over HTTP, on SQLite and on PostgreSQL with Redis:
 an idle takeover released after BOT_TAKEOVER_IDLE with the resident told and open pages' live
-streams told, canned replies
+streams told, no reply to a resident who unfollowed, canned replies
 (create, edit, delete), private notes (shown, never sent), a ticket made from a conversation,
 ticket assignment, and a ticket's photos and location on its detail page. The resident's side
 goes through /wechat as WeChat sends it; what the resident receives, through the fake WeChat API."""
@@ -74,6 +74,30 @@ async def test_idle_takeover_is_released_and_the_resident_told(console):
     status, page, _ = await zhang.get(f"/console/conversations/{rid}")
     assert "机器人正在回复" in page and "接管中" not in page
     assert await say(svc, openid, "你好")  # the bot answers again
+
+
+async def test_no_reply_to_a_resident_who_unfollowed(console):
+    svc = await console()
+    openid = "o_console_unfollow_0001"
+    assert await say(svc, openid, "转人工")
+    zhang = await login(svc.http, svc.base, "zhang")
+    rid = await resident_id(zhang)
+    status, _, _ = await zhang.post(f"/console/conversations/{rid}/claim")
+    assert status == 303
+    s = svc.sender()
+    assert (await s.send(svc.http, s.event(openid, "unsubscribe"))).status == 200
+    # The unfollow is the resident's last message: the page does not call the window open.
+    _, page, _ = await zhang.get(f"/console/conversations/{rid}")
+    assert "居民已取消关注，收不到回复" in page and "48小时窗口：开放" not in page
+    status, page, _ = await zhang.post(f"/console/conversations/{rid}/reply", {"text": "您好，还在吗？"})
+    assert status == 409 and "居民已取消关注公众号" in page
+    assert "您好，还在吗？" in page  # the reply stays in its box
+    # Following again, the resident can be answered.
+    assert (await s.send(svc.http, s.event(openid, "subscribe"))).status == 200
+    status, _, _ = await zhang.post(f"/console/conversations/{rid}/reply", {"text": "您好，欢迎回来。"})
+    assert status == 303
+    texts = await wait_sent(svc, openid, "欢迎回来")
+    assert not any("还在吗" in t for t in texts)
 
 
 async def test_canned_replies_are_created_edited_and_deleted(console):
