@@ -111,7 +111,8 @@ async def test_the_resident_is_told_in_wechat_never_the_internal_note(service_fa
     assert status == 303
     _, page, _ = await li.get(resp.headers["Location"])
     assert "已增加12积分，已记入积分明细，并已通过微信告诉居民。" in page
-    assert "王主任确认，登记表第3页" in page  # the ledger keeps the note for staff
+    assert "王主任确认，登记表第3页" in page  # the ledger keeps the note for staff, named as internal
+    assert "<th>内部备注</th>" in page
     texts = await wait_sent(svc, openid, "增加了12积分")
     told = next(t for t in texts if "增加了12积分" in t)
     assert "原因：参加社区志愿服务" in told and f"调整后您共有{start + 12}积分" in told, told
