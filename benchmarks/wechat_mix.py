@@ -5,7 +5,8 @@ previous reply), while ``--concurrency`` connections serve many residents at onc
 conversations cover every intent and carry multi-turn flows to their end:
 
 * points and the mall: balance, the mall, a redemption confirmed, "my coupons" (points seeded
-  through the JSON API before the measured phase: ``POST /api/v1/points/adjustments``);
+  through the JSON API before the measured phase: ``POST /api/v1/points/adjustments`` with
+  ``notify: false``, so no resident is sent a message about it);
 * courses: a question about a course, a search, details, a booking, "my bookings";
 * complaints: a report asked for its place and phone until it is a ticket, a report with the place
   in it, progress (查进度);
@@ -835,7 +836,9 @@ async def prepare_residents(base: str, token: str, sender: WeChatSender, people:
                 await api(
                     "POST",
                     "/points/adjustments",
-                    json={"resident_id": ids[openid], "amount": amount, "note": "benchmark seed"},
+                    # Seeding, not an adjustment a resident should hear of: no WeChat message
+                    # (it would also put one outbox send per seeded resident into the measured phase).
+                    json={"resident_id": ids[openid], "amount": amount, "note": "benchmark seed", "notify": False},
                 )
 
         await asyncio.gather(*(seed() for _ in range(8)))
