@@ -72,6 +72,9 @@ TEXTS = {
 }
 
 NO_PHONE = re.compile(r"^(?:不留|不用留|不用|不方便|不需要|不想留|没有|没电话|没有电话|不给|保密|算了不留|不留了|不要)[了吧啊呀。.！!]*$")
+# Thanks at the phone question ("好的谢谢", "麻烦了"): no number given, the report is filed without one
+# (a number sent after it still becomes its contact). A bare "嗯" is asked again: a number may follow.
+NO_PHONE_NOD = re.compile(r"^(?:好的|好|行|嗯|嗯嗯|知道了)?[，,、]?(?:谢谢|谢了|多谢|谢谢你|谢谢您|辛苦了|辛苦你们了|麻烦了|麻烦你们了)[了吧啊呀。.！!~～]*$")
 # Words that only say "I want to report" without saying what.
 _GENERIC = re.compile(r"我要|我想|要|想|投诉|反映|举报|报修|报个|一下|个|问题|情况|你好|您好|请问|有|事|的|了|啊|呀|吗|找|帮我|我")
 # What a problem is described with, when the intent engine does not say "complaint".
@@ -340,7 +343,8 @@ async def where(ctx: Context) -> HandlerResult | Pass:
 @router.message(State("complaint:phone") & MsgType("text"))
 async def phone(ctx: Context) -> HandlerResult | Pass:
     text = ctx.text
-    if NO_PHONE.match(re.sub(r"\s+", "", text)):
+    said = re.sub(r"\s+", "", text)
+    if NO_PHONE.match(said) or NO_PHONE_NOD.match(said):
         return await _proceed(ctx)
     number = parse_phone(text)
     if number is not None:
