@@ -112,6 +112,7 @@ def tokens_freq() -> dict[str, int]:
 
 
 COMMENT_RATIO = 0.5  # see SearchIndex._comment_only
+STORY_NORM = 0.3  # share of the story's known words in the BM25 normalisation (the request's count fully)
 COMMENT_LENGTH = 30  # characters: a spoken question this short, not a long story
 MAX_TERM = 6  # longest topic word looked up whole in a question (longer ones count by character pairs)
 
@@ -412,9 +413,12 @@ class SearchIndex:
         if focus is not None and len(q.text) <= COMMENT_LENGTH and self._comment_only(q.topic, focus):
             focus = None
         norm_words = [w for w in q.words if focus is None or w in focus or w in self._words] or list(q.words)
-        w_norm = self._words.self_score(norm_words) or 1.0
+        told = STORY_NORM if focus is not None else 1.0
+        said = [w for w in dict.fromkeys(norm_words) if focus is None or w in focus or w in FRAME_WORDS]
+        story = [w for w in dict.fromkeys(norm_words) if w not in said]
+        w_norm = (self._words.self_score(said) + told * self._words.self_score(story)) or 1.0
         g_norm = self._grams.self_score([g for g in q.grams if g in self._grams] or q.grams) or 1.0
-        a_norm = self._answers.self_score(norm_words) or 1.0
+        a_norm = (self._answers.self_score(said) + told * self._answers.self_score(story)) or 1.0
         words = np.minimum(self._best_phrasing(self._words.sparse_scores(q.words)) / w_norm, 1.0)
         grams = np.minimum(self._best_phrasing(self._grams.sparse_scores(q.grams)) / g_norm, 1.0)
         answer = np.minimum(self._answers.scores(q.words) / a_norm, 1.0)

@@ -48,7 +48,11 @@ _POLITE_RE = re.compile(
 )
 # Filler of spoken text (kept out of every clause; 那个/这个 only when not followed by a noun they
 # determine is beyond a regex, but as words they carry no topic either way).
-_FILLER_RE = re.compile(r"嗯+|呃+|额+|哎呀|哎|诶|喂|那个啥|那啥|那个|就是说|就是|然后呢|然后|反正|其实吧")
+_FILLER_RE = re.compile(
+    r"嗯+|呃+|额+|哎呀|哎|诶|喂|那个啥|那啥|那个|就是说|就是|然后呢|然后|反正|其实吧"
+    # hearsay that leads into what was heard (听人说公家给老人发钱): who said it is no topic
+    r"|听(?:人家|别人|人|邻居|街坊|他们)说|听说|(?:人家|别人|大家|他们)都说|听讲"
+)
 # A clause that introduces the writer (我是…的住户/居民/业主, 我姓李, 我叫…, 今年…岁).
 _SELF_RE = re.compile(r"^(?:我|俺|本人)(?:是|叫|姓|今年|住在|家住|住)|^今年.{0,4}岁|^本人")
 SHORT_MESSAGE = 16  # characters: a message this short is all focus

@@ -34,6 +34,9 @@ ANSWERABLE = [
     ("我是外地的 在这上班 租的房子 想办个居住证 咋弄", "residence-permit-apply"),
     # an age of eighty or more is 高龄, whatever the allowance is called
     ("俺奶奶九十了 每个月那个补助咋申请", "elderly-allowance"),
+    # hearsay (听人说) leads into the topic and is none itself; the story's known words (腿脚, 出门)
+    # weigh less than the request's in how much of the question an entry's phrasing holds
+    ("俺家老头子今年八十二了 腿脚不利索 出不了门 听人说公家给高龄老人发钱 俺们咋领", "elderly-allowance"),
 ]
 
 
@@ -63,6 +66,12 @@ def test_words_glued_to_a_frame_character_are_split() -> None:
     assert split_glued("能领") == ["能", "领"]
     assert split_glued("哪里") == ["哪里"]  # a dictionary word stays whole
     assert split_glued("残疾证") == ["残疾证"]
+
+
+def test_hearsay_is_no_topic() -> None:
+    assert "说" not in reduce_message("俺八十了 听人说公家给老人发钱 咋领").text
+    assert "说" not in reduce_message("听说社区有老年食堂 在哪").text
+    assert "有人说" in reduce_message("有人说俺中奖了 叫俺先交钱 是真的不").text  # what someone told him
 
 
 def test_a_clause_ending_in_hao_is_a_greeting_only_when_it_greets_someone() -> None:
