@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, bindparam, insert, select, text, update
+from sqlalchemy import Connection, bindparam, event, insert, select, text, update
 from sqlalchemy import inspect as sa_inspect
 
 from bot.storage.db import Database, dialect_insert
@@ -255,3 +255,52 @@ async def test_sqlite_connections_share_the_settings(sqlite_url: str) -> None:
         assert pooled == hot == ["wal", 1, 1, WAL_CHECKPOINT_PAGES]
     finally:
         await db.dispose()
+
+
+async def test_in_lists_of_any_length_match_the_same_rows_in_a_few_texts(db: Database) -> None:
+    """On PostgreSQL every SQL text is prepared on the server once per connection (and asyncpg keeps
+    a limited number of them), so a batch's IN lists of 1 to 40 values come in a few texts, not one
+    per length; the rows are those of the values given."""
+    add = Prepared(dialect_insert(db.dialect, Resident.__table__))
+    by_openid = Prepared(
+        select(Resident.openid).where(Resident.openid.in_(bindparam("openids", expanding=True))).order_by(Resident.openid)
+    )
+    texts: set[str] = set()
+
+    def sent(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM residents" in statement:
+            texts.add(statement)
+
+    def run(conn: Connection) -> list[list[str]]:
+        add.many(
+            conn,
+            [{"openid": f"o_{i:02d}", "subscribed": True, "created_at": T0, "updated_at": T0} for i in range(40)],
+        )
+        event.listen(conn, "before_cursor_execute", sent)
+        try:
+            return [
+                [r[0] for r in by_openid.rows(conn, {"openids": [f"o_{i:02d}" for i in range(n)] + ["nobody"]})]
+                for n in range(40)
+            ]
+        finally:
+            event.remove(conn, "before_cursor_execute", sent)
+
+    found = await db.run_sync_transaction(run)
+    assert found == [[f"o_{i:02d}" for i in range(n)] for n in range(40)]
+    if db.dialect == "postgresql":
+        assert len(texts) <= 7, len(texts)  # lists of 1 … 40 values: 1, 2, 4, 8, 16, 32, 64
+
+
+async def test_reads_on_postgresql_hold_no_transaction_open(db: Database) -> None:
+    """A read (``run_sync_read``) sends no BEGIN and ROLLBACK on PostgreSQL: each statement is its
+    own transaction, so between statements the backend is not idle inside a transaction."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite reads are one deferred transaction on the database's thread")
+
+    def read(conn: Connection) -> tuple[Any, Any]:
+        first = conn.execute(text("select transaction_timestamp()")).scalar_one()
+        conn.execute(text("select pg_sleep(0.02)"))
+        return first, conn.execute(text("select transaction_timestamp()")).scalar_one()
+
+    first, second = await db.run_sync_read(read)
+    assert second > first  # in one transaction both would be its start
