@@ -27,9 +27,9 @@ _FINALS = (("ing", "in"), ("eng", "en"), ("ang", "an"))
 # A two-character span this frequent in general Chinese (jieba's counts) is a word in its own right.
 COMMON_WORD_FREQ = 100
 MAX_SPAN = 5
-# Measure words and particles: in a span of two characters, one of these where the known word has
-# another character is the word it is (给点钱 is no 电钱, 买个菜 no 白菜), not a slip of the keyboard.
-SMALL_CHARS = frozenset("点个下些了着过吧呢啊呀嘛的得么")
+# Measure words, particles and question words: in a span of two characters, one of these where the
+# known word has another character is the word it is (给点钱 is no 电钱, 这事谁管 no 水管), not a slip.
+SMALL_CHARS = frozenset("点个下些了着过吧呢啊呀嘛的得么谁啥咋哪")
 
 
 @lru_cache(maxsize=20000)

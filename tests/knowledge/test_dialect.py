@@ -37,6 +37,9 @@ ANSWERABLE = [
     # hearsay (听人说) leads into the topic and is none itself; the story's known words (腿脚, 出门)
     # weigh less than the request's in how much of the question an entry's phrasing holds
     ("俺家老头子今年八十二了 腿脚不利索 出不了门 听人说公家给高龄老人发钱 俺们咋领", "elderly-allowance"),
+    # everyday names: 救个急 is emergency aid, 揭不开锅 hardship, 破烂 clutter; 谁管 is no 水管
+    ("家里揭不开锅了 社区能给救个急不", "temporary-assistance"),
+    ("楼道里都是人家的破烂 谁管", "corridor-clutter"),
 ]
 
 
