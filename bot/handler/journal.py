@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, String, Table, bindparam, func, insert, literal, select, update
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from bot.handler.context import Context
@@ -148,6 +150,9 @@ class Journal:
         self._claim_keys = Prepared(
             db.insert(KEYS).on_conflict_do_nothing(index_elements=["key"]).returning(KEYS.c.key)
         )
+        # On PostgreSQL the keys go in as arrays: one SQL text whatever the batch's size (a
+        # multi-row VALUES is a text per number of rows, each prepared on the server again).
+        self._claim_arrays = None if db.is_sqlite else Prepared(_claim_from_arrays())
         self._add_residents = Prepared(db.insert(RESIDENTS).on_conflict_do_nothing(index_elements=["openid"]))
 
     def apply(self, connection: Connection, items: Sequence[Claim | Finish]) -> list[Any]:
@@ -176,7 +181,16 @@ class Journal:
             }
             for c in claims
         ]
-        won = {key for (key,) in self._claim_keys.many(connection, rows)}
+        if self._claim_arrays is None:
+            won = {key for (key,) in self._claim_keys.many(connection, rows)}
+        else:
+            arrays: dict[str, list[Any]] = {"keys": [], "openids": [], "inbounds": [], "ats": []}
+            for c in claims:
+                arrays["keys"].append(c.key)
+                arrays["openids"].append(c.openid)
+                arrays["inbounds"].append(c.inbound)
+                arrays["ats"].append(c.now)
+            won = {key for (key,) in self._claim_arrays.rows(connection, arrays)}
         winners: list[Claim] = []
         for claim in claims:
             if claim.key in won:
@@ -271,6 +285,30 @@ class Journal:
         _REPLIED.many(connection, replied)
         _LOG.many(connection, logged)
         _TOUCH.many(connection, touched)
+
+
+def _claim_from_arrays() -> Any:
+    """PostgreSQL: the claim's keys as one INSERT from arrays (``unnest``), returning the keys
+    inserted; the same rows as the multi-row INSERT."""
+    claimed = (
+        func.unnest(
+            bindparam("keys", type_=ARRAY(KEYS.c.key.type)),
+            bindparam("openids", type_=ARRAY(KEYS.c.openid.type)),
+            bindparam("inbounds", type_=ARRAY(KEYS.c.inbound.type)),
+            bindparam("ats", type_=ARRAY(KEYS.c.created_at.type)),
+        )
+        .table_valued("key", "openid", "inbound", "at")
+        .render_derived(name="claimed")
+    )
+    rows = select(
+        claimed.c.key, claimed.c.openid, literal("processing", String), claimed.c.inbound, claimed.c.at, claimed.c.at
+    )
+    return (
+        postgresql.insert(KEYS)
+        .from_select(["key", "openid", "status", "inbound", "created_at", "updated_at"], rows)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(KEYS.c.key)
+    )
 
 
 def _read_residents(connection: Connection, openids: list[str]) -> dict[str, Resident]:

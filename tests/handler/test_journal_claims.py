@@ -1,0 +1,74 @@
+"""The journal's claim (bot/handler/journal.py): a batch's keys are inserted at once; a key already
+claimed, or twice in one batch, is a retry. On PostgreSQL the keys go in as arrays, so a claim of
+any batch size is one SQL text (each text is prepared on the server once per connection)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, event, select
+
+from bot.clock import ManualClock
+from bot.handler.dispatcher import Preloaded
+from bot.handler.journal import Claim, Journal
+from bot.handler.state import DatabaseStateStorage
+from bot.storage.db import Database
+from bot.storage.migrate import upgrade
+from bot.storage.models import InboundKey, Resident
+
+T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await upgrade(database)
+    yield database
+    await database.dispose()
+
+
+async def test_claims_of_any_batch_size_win_once(db: Database) -> None:
+    journal = Journal(db, DatabaseStateStorage(db, ManualClock(T0)))
+    texts: set[str] = set()
+
+    def sent(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO INBOUND_KEYS"):
+            texts.add(statement)
+
+    def claim(batch: list[Claim]) -> Any:
+        def run(conn: Connection) -> list[Any]:
+            event.listen(conn, "before_cursor_execute", sent)
+            try:
+                return journal.apply(conn, batch)
+            finally:
+                event.remove(conn, "before_cursor_execute", sent)
+
+        return db.run_sync_transaction(run)
+
+    def new(key: str, openid: str) -> Claim:
+        return Claim(f"msg:{key}", openid, T0, {"Content": key, "FromUserName": openid})
+
+    seen: list[str] = []
+    for size in range(1, 13):
+        keys = [f"{size}-{i}" for i in range(size)]
+        batch = [new(k, f"o_{i % 5}") for i, k in enumerate(keys)]
+        batch.append(new(keys[0], "o_0"))  # the same message twice in one batch: the second is a retry
+        if seen:
+            batch.append(new(seen[-1], "o_1"))  # claimed by an earlier batch: a retry
+        results = await claim(batch)
+        assert all(isinstance(r, Preloaded) and r.resident is not None for r in results[:size])
+        assert {r.resident.openid for r in results[:size]} == {f"o_{i % 5}" for i in range(size)}
+        assert results[size:] == [None] * (len(batch) - size)
+        seen.extend(keys)
+
+    async with db.session() as s:
+        stored = (await s.execute(select(InboundKey.key, InboundKey.status, InboundKey.inbound))).all()
+        assert sorted(k for k, _, _ in stored) == sorted(f"msg:{k}" for k in seen)
+        assert {status for _, status, _ in stored} == {"processing"}
+        assert all(inbound["Content"] == key[4:] for key, _, inbound in stored)
+        assert len((await s.scalars(select(Resident))).all()) == 5  # first contact made each once
+    if db.dialect == "postgresql":
+        assert len(texts) == 1, len(texts)
