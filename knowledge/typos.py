@@ -27,9 +27,10 @@ _FINALS = (("ing", "in"), ("eng", "en"), ("ang", "an"))
 # A two-character span this frequent in general Chinese (jieba's counts) is a word in its own right.
 COMMON_WORD_FREQ = 100
 MAX_SPAN = 5
-# Measure words, particles and question words: in a span of two characters, one of these where the
-# known word has another character is the word it is (给点钱 is no 电钱, 这事谁管 no 水管), not a slip.
-SMALL_CHARS = frozenset("点个下些了着过吧呢啊呀嘛的得么谁啥咋哪")
+# Measure words, particles, question words, negations and modals: in a span of two characters, one of
+# these in place of another character of the known word (or in the known word in place of one of the
+# span) is the word it is, not a slip (给点钱 is no 电钱, 这事谁管 no 水管, 能不交 no 能补交, 药钱 no 要钱).
+SMALL_CHARS = frozenset("点个下些了着过吧呢啊呀嘛的得么谁啥咋哪不没要一")
 
 
 @lru_cache(maxsize=20000)
@@ -103,7 +104,9 @@ class Lexicon:
         for word in found:
             if len(span) == 2 and [plain_sound(c) for c in span] != [plain_sound(c) for c in word]:
                 continue
-            if len(span) == 2 and any(a != b and a in SMALL_CHARS for a, b in zip(span, word, strict=True)):
+            if len(span) == 2 and any(
+                a != b and (a in SMALL_CHARS or b in SMALL_CHARS) for a, b in zip(span, word, strict=True)
+            ):
                 continue
             n = sum(a == b for a, b in zip(span, word, strict=True))
             if n and (n, self._rank.get(word, 0.0)) > key:

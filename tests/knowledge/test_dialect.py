@@ -95,5 +95,9 @@ def test_a_measure_word_is_no_typo_of_a_known_word(kb: KnowledgeBase) -> None:
     """给点钱 sounds like 给电钱 (a name of 电费): 点 is a measure word there, not a slip of the keyboard."""
     for text in ("公家每月给点钱 俺咋没有", "俺八十了 听说每月给点钱 咋领"):
         assert "electricity-service" not in [h.entry.id for h in kb.answer(text).hits], text
+    # 能不交 is no 能补交: the fee question is answered
+    assert kb.answer("物业费涨了能不交吗").hits[0].entry.id == "property-fee"
+    # 药钱 is no 要钱: no guess about swindlers asking for money
+    assert "anti-fraud" not in [h.entry.id for h in kb.answer("一个月药钱好几百 能报不").hits]
     assert kb.search("高领补贴怎么申请", k=1)[0].entry.id == "elderly-allowance"  # real slips still repaired
     assert kb.search("地保怎么申请", k=1)[0].entry.id.startswith("dibao")
