@@ -6,9 +6,13 @@ directly, exactly. Written against the mutants that survived the earlier tests (
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
+from bot.wechat import parsing
 from bot.wechat.parsing import MAX_DEPTH, MAX_ELEMENTS, BadMessage, parse_xml, to_inbound
+from bot.wechat.simulate import WeChatSender, xml_of
 
 
 def refused(body: bytes | str) -> str:
@@ -147,3 +151,77 @@ def test_a_text_message_whose_content_has_elements_is_refused():
     )
     assert data["Content"] == {"a": "1"}
     assert inbound_refused(data) == "missing field Content"
+
+
+# WeChat's flat documents are read without expat (``_flat``); anything else goes to expat
+# (``_parsed``). On every document both must agree: the same dict, or the same refusal. Documents
+# are built of WeChat's pieces with, now and then, one that is not (``odd``).
+PLAIN = ["a", "你好", " ", "  ", "\n", "\t", "\u3000", "1700000000", ">", "\x7f", "😀", "，"]
+ODD = ["\r", "\r\n", "<", "&", "&amp;", "&#49;", "]", "]]", "]]>", "<![CDATA[", "\x01", "\ufffe", "<b>", "</A>"]
+
+
+def _document(rng: random.Random) -> str:
+    def odd() -> bool:
+        return rng.random() < 0.04
+
+    def value() -> str:
+        return "".join(rng.choice(ODD if odd() else PLAIN) for _ in range(rng.randrange(0, 5)))
+
+    def field() -> str:
+        tag = rng.choice(["a-b", "名字", "xml", "A:b"] if odd() else ["ToUserName", "Content", "MsgId", "A", "_x"])
+        if odd():
+            return rng.choice([
+                f"<{tag}/>",
+                f"<{tag}>{value()}<![CDATA[{value()}]]></{tag}>",
+                f"<{tag} a=\"1\">{value()}</{tag}>",
+                f"<{tag}><B>{value()}</B></{tag}>",
+                f"<{tag}>{value()}</{tag}x>",
+            ])
+        return f"<{tag}><![CDATA[{value()}]]></{tag}>" if rng.random() < 0.6 else f"<{tag}>{value()}</{tag}>"
+
+    def gap() -> str:
+        return rng.choice(["x", "\u3000", "\r\n", "<!-- -->"]) if odd() else rng.choice(["", "", "\n", " \t"])
+
+    head = rng.choice(['<?xml version="1.0"?><xml>', " <xml>", '<xml a="1">', "\ufeff<xml>"]) if odd() else "<xml>"
+    tail = rng.choice(["</xml>x", "", "</xml><xml></xml>", "</XML>"]) if odd() else rng.choice(["</xml>", "</xml>\n"])
+    return head + "".join(gap() + field() for _ in range(rng.randrange(0, 8))) + gap() + tail
+
+
+def _reading(read, body: bytes | str) -> object:
+    try:
+        return read(body)
+    except BadMessage as exc:
+        return ("refused", str(exc))
+
+
+def test_flat_documents_read_as_expat_reads_them():
+    rng = random.Random(17)
+    flat = 0
+    for _ in range(20_000):
+        doc = _document(rng)
+        for body in (doc, doc.encode("utf-8", "surrogatepass")):
+            if not body.strip():
+                continue
+            expected = _reading(parsing._parsed, body)
+            assert _reading(parse_xml, body) == expected, body
+            flat += parsing._flat(body) is not None
+    assert flat > 10_000  # the shape WeChat sends is read without expat
+
+
+def test_the_element_cap_holds_for_flat_documents():
+    at_cap = "<xml>" + "<a>1</a>" * (MAX_ELEMENTS - 1) + "</xml>"
+    assert parsing._flat(at_cap) is not None
+    assert parse_xml(at_cap) == {"a": ["1"] * (MAX_ELEMENTS - 1)}
+    over = "<xml>" + "<a>1</a>" * MAX_ELEMENTS + "</xml>"
+    assert refused(over) == f"too many XML elements (more than {MAX_ELEMENTS})"
+
+
+def test_wechat_envelopes_and_messages_take_the_flat_reading():
+    sender = WeChatSender("http://127.0.0.1/wechat", "token", "wx0000000000000001",
+                          "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", mode="safe")
+    fields = sender.text("o_user-1", " 你好，3号楼 ]] & <灯> ")
+    _, envelope = sender.build(fields)
+    for body in (envelope.encode(), xml_of(fields)):
+        assert parsing._flat(body) is not None
+        assert parse_xml(body) == parsing._parsed(body)
+    assert parse_xml(xml_of(fields))["Content"] == "你好，3号楼 ]] & <灯>"
