@@ -48,8 +48,15 @@ async def test_a_conversation_page_follows_who_holds_it(browser, service_factory
     await page.locator("#claim-state", has_text="wang 接管中").wait_for(timeout=TIMEOUT)
     await page.wait_for_selector("body[data-live='1']", timeout=TIMEOUT)
 
+    # The resident writes while wang types a reply: the box keeps its text and the focus.
+    await page.fill("#reply-text", "您好，我马上")
+    assert await say(svc, openid, "楼下的路灯不亮了") is None  # held: the bot is silent
+    await page.locator("#messages .msg.in", has_text="楼下的路灯不亮了").wait_for(timeout=TIMEOUT)
+    await page.wait_for_timeout(1000)  # the status line's refresh after the message
+    assert await page.evaluate("document.activeElement && document.activeElement.id") == "reply-text"
+    await page.type("#reply-text", "帮您联系物业")
+
     # A supervisor ends wang's takeover while wang writes: the draft stays, disabled, and is not sent.
-    await page.fill("#reply-text", "您好，我马上帮您联系物业")
     zhang = await login(svc.http, svc.base, "zhang")
     _, seen, _ = await zhang.get(f"/console/conversations/{rid}")
     assert "结束 wang 的人工服务" in seen  # the supervisor's button says whose takeover it ends

@@ -110,7 +110,8 @@
     const text = document.getElementById("reply-text");
     const draft = text ? text.value.trim() : "";
     let kept = false;
-    if (area && newArea) {
+    // Unchanged (a resident's message, the same holder): the box being typed in keeps its focus.
+    if (area && newArea && area.dataset.state !== newArea.dataset.state) {
       const newText = newArea.querySelector("#reply-text");
       if (newText && text && text.value) newText.value = text.value;
       if (newText || !draft) {
