@@ -169,6 +169,7 @@ STORY_WORDS = frozenset(
     外公 外婆 哥 姐 哥哥 姐姐 弟弟 妹妹 兄弟 姐妹 亲戚 朋友 同事 家人 家里人 一家人 老两口 两口子 自个 自个儿
     腿脚 腿 脚 腰 眼睛 眼神 耳朵 身子 身子骨 脑子 手脚 公家 国家 政府 上面 上头 人家 街坊
     毛病 老毛病 病根 不利索 股子 厨房 屋里 屋子 客厅 卧室 炕 炕上 院子 院里 家门口
+    厂子 厂里 工厂 车间 工地 老家 村里 城里 乡下 楼上 楼下 对门 隔壁
     """.split()
 )
 
@@ -316,7 +317,7 @@ class Analyzer:
         marked (``focus``)."""
         folded = self.fold(text)
         if lexicon is not None:
-            repaired = lexicon.correct(folded)
+            repaired = lexicon.correct(lexicon.join_split(folded))
             if repaired != folded:
                 folded = self.fold(repaired)
         reduced = reduce_message(folded)

@@ -40,6 +40,8 @@ ANSWERABLE = [
     # everyday names: 救个急 is emergency aid, 揭不开锅 hardship, 破烂 clutter; 谁管 is no 水管
     ("家里揭不开锅了 社区能给救个急不", "temporary-assistance"),
     ("楼道里都是人家的破烂 谁管", "corridor-clutter"),
+    # a separable verb split by 个 (登个记) is the word (登记); the works (厂子) are the story's place
+    ("俺们厂子倒闭了 没活干了 上哪登个记", "unemployment-registration"),
 ]
 
 
