@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from typing import Any
 
 from bot.handler.choices import parse_choice
 from bot.handler.context import Context
@@ -212,36 +213,37 @@ async def confirm(ctx: Context) -> str:
     if ctx.resident is None or "coupon_id" not in data:
         await ctx.fsm.clear()
         return TEXTS["error_not_found"]
-    try:
-        result = await coupons.redeem(
-            ctx.rt.db,
-            resident_id=ctx.resident.id,
-            coupon_id=int(data["coupon_id"]),
-            request_key=f"chat:{ctx.resident.id}:{data.get('request_key')}",
-            now=ctx.rt.clock.now(),
-        )
-    except coupons.CouponError as exc:
-        await ctx.fsm.clear()
-        coupon = await coupons.offer(ctx.rt.db, int(data["coupon_id"]), ctx.rt.clock.now())
-        return TEXTS[f"error_{exc.code}"].format(
-            title=coupon.title if coupon else "",
-            price=exc.info.get("price", coupon.price if coupon else 0),
-            balance=exc.info.get("balance", 0),
-            limit=exc.info.get("limit", coupon.per_resident_limit if coupon else 1),
-        )
+    db, resident_id, coupon_id = ctx.rt.db, ctx.resident.id, int(data["coupon_id"])
+    request_key, openid, now = f"chat:{ctx.resident.id}:{data.get('request_key')}", ctx.openid, ctx.rt.clock.now()
     await ctx.fsm.clear()
-    if not result.created:
-        return TEXTS["redeemed_again"].format(code=result.issued.code)
-    openid, issued_id, code, now = ctx.openid, result.issued.id, result.issued.code, ctx.rt.clock.now()
-    ctx.with_reply(lambda connection: coupons.queue_qr_in(connection, openid, issued_id, code, now))
-    return TEXTS["redeemed"].format(
-        title=result.coupon.title,
-        code=result.issued.code,
-        merchant=result.merchant.name,
-        until=_day(result.issued.expires_at),
-        price=result.issued.points,
-        balance=result.balance,
-    )
+
+    def redeem(connection: Any) -> str:
+        """In the reply's transaction: the coupon is issued exactly when this answer is stored."""
+        try:
+            result = coupons.redeem_with_reply(
+                connection, db, resident_id=resident_id, coupon_id=coupon_id, request_key=request_key, now=now
+            )
+        except coupons.CouponError as exc:
+            coupon = coupons.offer_in(connection, db, coupon_id, now)
+            return TEXTS[f"error_{exc.code}"].format(
+                title=coupon.title if coupon else "",
+                price=exc.info.get("price", coupon.price if coupon else 0),
+                balance=exc.info.get("balance", 0),
+                limit=exc.info.get("limit", coupon.per_resident_limit if coupon else 1),
+            )
+        if not result.created:
+            return TEXTS["redeemed_again"].format(code=result.issued.code)
+        coupons.queue_qr_in(connection, openid, result.issued.id, result.issued.code, now)
+        return TEXTS["redeemed"].format(
+            title=result.coupon.title,
+            code=result.issued.code,
+            merchant=result.merchant.name,
+            until=_day(result.issued.expires_at),
+            price=result.issued.points,
+            balance=result.balance,
+        )
+
+    return ctx.reply_in(redeem)
 
 
 @router.message(State("coupons:confirm"), Text(*NO))

@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.messages import Out
 from bot.services import points, readmostly
@@ -202,6 +203,43 @@ async def redeem(
         if issued_id is not None:
             return await _replayed(db, issued_id)
         raise CouponError("limit") from None
+
+
+def redeem_with_reply(
+    connection: Connection, db: Database, *, resident_id: int, coupon_id: int, request_key: str, now: datetime
+) -> Redemption:
+    """:func:`redeem` in the transaction that stores the chat's reply (``Context.reply_in``): the
+    coupon is issued exactly when the answer giving its code is stored, and costs no transaction
+    or hop of its own. A refusal (:class:`CouponError`) leaves nothing written (a savepoint); a
+    request key that redeemed already gets that redemption (``created`` False). The catalogue in
+    memory shows the stock taken at once (before the commit: should the reply's transaction fail,
+    memory shows one fewer until it is read again, within a second; it never decides a redemption)."""
+    try:
+        with connection.begin_nested():
+            done = _redeem_in(connection, resident_id, coupon_id, request_key, now)
+    except _Replay as replay:
+        return _replayed_in(connection, replay.issued_id)
+    except IntegrityError:
+        # A concurrent request with the same key (or the same holding slot) won: report that.
+        issued_id = connection.execute(
+            select(IssuedCoupon.id).where(IssuedCoupon.request_key == bindparam("key")), {"key": request_key}
+        ).scalar()
+        if issued_id is not None:
+            return _replayed_in(connection, int(issued_id))
+        raise CouponError("limit") from None
+    _stock_taken(db, coupon_id, done.coupon.stock)
+    return done
+
+
+def _replayed_in(connection: Connection, issued_id: int) -> Redemption:
+    with Session(bind=connection, expire_on_commit=False, autoflush=False) as session:
+        issued = session.get(IssuedCoupon, issued_id)
+        assert issued is not None
+        coupon = session.get(Coupon, issued.coupon_id)
+        assert coupon is not None
+        merchant = session.get(Merchant, coupon.merchant_id)
+        assert merchant is not None
+    return Redemption(issued, coupon, merchant, points.balance_in(connection, issued.resident_id), created=False)
 
 
 async def _replayed(db: Database, issued_id: int) -> Redemption:
@@ -502,17 +540,28 @@ async def offer(db: Database, coupon_id: int, now: datetime | None = None) -> Of
     for listed in kept or ():
         if listed.offer.id == coupon_id:
             return listed.offer
+    return await db.run_sync_read(lambda connection: _offer_in(db, connection, coupon_id, now, kept))
 
-    def read(connection: Connection) -> Offer | None:
-        if now is not None and kept is None:
-            rows = CATALOGUE.read_in(db, connection, now)
-            found = next((r.offer for r in rows if r.offer.id == coupon_id), None)
-            if found is not None:
-                return found
-        row = connection.execute(_OFFER, {"p_coupon": coupon_id}).first()
-        return _offer(row) if row is not None else None
 
-    return await db.run_sync_read(read)
+def offer_in(connection: Connection, db: Database, coupon_id: int, now: datetime) -> Offer | None:
+    """:func:`offer` in the caller's transaction (a reply's: ``Context.reply_in``)."""
+    kept = CATALOGUE.peek(db, now)
+    for listed in kept or ():
+        if listed.offer.id == coupon_id:
+            return listed.offer
+    return _offer_in(db, connection, coupon_id, now, kept)
+
+
+def _offer_in(
+    db: Database, connection: Connection, coupon_id: int, now: datetime | None, kept: Any
+) -> Offer | None:
+    if now is not None and kept is None:
+        rows = CATALOGUE.read_in(db, connection, now)
+        found = next((r.offer for r in rows if r.offer.id == coupon_id), None)
+        if found is not None:
+            return found
+    row = connection.execute(_OFFER, {"p_coupon": coupon_id}).first()
+    return _offer(row) if row is not None else None
 
 
 def _stock_taken(db: Database, coupon_id: int, stock: int) -> None:
