@@ -169,16 +169,18 @@ STORY_WORDS = frozenset(
     外公 外婆 哥 姐 哥哥 姐姐 弟弟 妹妹 兄弟 姐妹 亲戚 朋友 同事 家人 家里人 一家人 老两口 两口子 自个 自个儿
     腿脚 腿 脚 腰 眼睛 眼神 耳朵 身子 身子骨 脑子 手脚 公家 国家 政府 上面 上头 人家 街坊
     毛病 老毛病 病根 不利索 股子 厨房 屋里 屋子 客厅 卧室 炕 炕上 院子 院里 家门口
-    厂子 厂里 工厂 车间 工地 老家 村里 城里 乡下 楼上 楼下 对门 隔壁
+    厂子 厂里 工厂 车间 工地 老家 村里 城里 乡下 楼上 楼下 对门 隔壁 胳膊 老胳膊 老腿 胳膊腿 手 牙
     """.split()
 )
+# Where the resident lives (三号楼, 十二楼, 2单元, 5层): the story's place, no topic.
+_ADDRESS_RE = re.compile(r"^[\d一二三四五六七八九十两百]+(?:号楼|号院|楼|栋|幢|层|单元|号)$")
 
 
 def topic_weight(word: str) -> float:
     """How likely a word the entries never use names a topic (驾照, 护照, 公积金: 1) rather than
     telling the story around it (冻死, 找不着, 黑乎乎: low) or being filler (今年, 好几年, 每个: low),
     from jieba's dictionary tags and frequencies and the word's last character."""
-    if word in STORY_WORDS:
+    if word in STORY_WORDS or _ADDRESS_RE.match(word):
         return 0.1
     tag = _word_tags().get(word)
     freq = tokens.tokenizer(tokens.KNOWLEDGE).FREQ.get(word)

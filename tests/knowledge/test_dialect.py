@@ -73,6 +73,13 @@ def test_words_glued_to_a_frame_character_are_split() -> None:
     assert split_glued("残疾证") == ["残疾证"]
 
 
+def test_the_floor_one_lives_on_and_the_body_are_the_story(kb: KnowledgeBase) -> None:
+    """十二楼 and 老胳膊老腿 tell who asks; the question is about the lift, and the lift entry holds it."""
+    best = kb.search("俺住十二楼 电梯又坏了 俺这老胳膊老腿的爬不上去 找谁修", k=1)[0]
+    assert best.entry.id == "elevator-fault"
+    assert best.coverage >= 0.9
+
+
 def test_hearsay_is_no_topic() -> None:
     assert "说" not in reduce_message("俺八十了 听人说公家给老人发钱 咋领").text
     assert "说" not in reduce_message("听说社区有老年食堂 在哪").text
