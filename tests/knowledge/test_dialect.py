@@ -42,6 +42,8 @@ ANSWERABLE = [
     ("楼道里都是人家的破烂 谁管", "corridor-clutter"),
     # a separable verb split by 个 (登个记) is the word (登记); the works (厂子) are the story's place
     ("俺们厂子倒闭了 没活干了 上哪登个记", "unemployment-registration"),
+    # a directional complement (刷不出来) names nothing: it does not point to 户口本分出来
+    ("俺那个医保卡刷不出来了 咋换个新的", "social-security-card"),
 ]
 
 
