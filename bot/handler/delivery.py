@@ -61,6 +61,7 @@ class Delivery:
         # Claims and replies of concurrent requests share write transactions (group commit).
         self.journal = Journal(rt.db, rt.states)
         self.writes: GroupCommit[Claim | Finish, Any] = GroupCommit(rt.db, self.journal.apply)
+        self.beats = _Beats(rt.settings.recover_after / 4)
 
     async def handle(self, inbound: Inbound) -> list[Out]:
         """The passive reply for this request (at most one message); ``[]`` means answer ``success``."""
@@ -240,20 +241,20 @@ def _stale(connection: Connection, cutoff: datetime) -> list[Any]:
 
 class _Heartbeat:
     """Refreshes a key's ``updated_at`` while its handler runs longer than a beat (a quarter of
-    ``recover_after``); a message answered within that costs one timer."""
+    ``recover_after``). The running handlers share one timer (:class:`_Beats`): a message answered
+    within a beat costs no timer of its own."""
 
     def __init__(self, delivery: Delivery, key: str, statuses: Sequence[str] = ("processing", "deferred")) -> None:
         self.delivery = delivery
         self.key = key
         self.statuses = tuple(statuses)
-        self.interval = delivery.rt.settings.recover_after / 4
-        self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = self._loop.call_later(self.interval, self._fire)
+        self.since = asyncio.get_running_loop().time()  # the handler's start, then the last beat
         self._task: asyncio.Task[None] | None = None
+        delivery.beats.add(self)
 
-    def _fire(self) -> None:
+    def fire(self, now: float) -> None:
+        self.since = now
         self._task = asyncio.create_task(self._beat())
-        self._timer = self._loop.call_later(self.interval, self._fire)
 
     async def _beat(self) -> None:
         try:
@@ -267,9 +268,34 @@ class _Heartbeat:
             log.warning("heartbeat failed", exc_info=True)
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.delivery.beats.discard(self)
+
+
+class _Beats:
+    """The heartbeats of the handlers running, looked at every half beat while there are any: each
+    beats when a beat has passed since its start or its last beat (so within one and a half beats,
+    well inside ``recover_after``, which is four)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._running: dict[_Heartbeat, None] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, heartbeat: _Heartbeat) -> None:
+        self._running[heartbeat] = None
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.interval / 2, self._sweep)
+
+    def discard(self, heartbeat: _Heartbeat) -> None:
+        self._running.pop(heartbeat, None)
+
+    def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for heartbeat in list(self._running):
+            if now - heartbeat.since >= self.interval:
+                heartbeat.fire(now)
+        self._timer = loop.call_later(self.interval / 2, self._sweep) if self._running else None
 
 
 def _settle(future: asyncio.Future[list[Out] | None], value: list[Out] | None) -> None:

@@ -76,8 +76,9 @@ def chunked(body: bytes, size: int) -> list[bytes]:
     return [*out, b"0\r\n\r\n"]
 
 
+@pytest.mark.parametrize("at_once", [False, True], ids=["in pieces", "at once"])
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
-async def test_a_body_in_pieces_is_read_whole(service_factory, sqlite_url, framing):
+async def test_a_body_in_pieces_is_read_whole(service_factory, sqlite_url, framing, at_once):
     svc = await service_factory(sqlite_url, app_kwargs={"routers": [echo_router()]})
     sender = svc.sender("safe")
     query, body = sender.build(sender.text(f"o_pieces_{framing}", "回声 一条分几段到达的消息"))
@@ -90,17 +91,21 @@ async def test_a_body_in_pieces_is_read_whole(service_factory, sqlite_url, frami
     else:
         headers = {"Content-Type": "text/xml", "Transfer-Encoding": "chunked"}
         pieces = chunked(data, 150)
+    if at_once:  # the whole body with the headers' read: taken from the buffer as it is
+        pieces = [b"".join(pieces)]
     status, text = await raw_post(svc.base, target, pieces, headers)
     assert status == 200, text
     assert sender.read_reply(status, text).content == "收到：回声 一条分几段到达的消息"
 
 
-async def test_a_chunked_body_over_the_limit_is_refused_in_pieces(service_factory, sqlite_url):
+@pytest.mark.parametrize("at_once", [False, True], ids=["in pieces", "at once"])
+async def test_a_chunked_body_over_the_limit_is_refused_in_pieces(service_factory, sqlite_url, at_once):
     svc = await service_factory(sqlite_url, BOT_MAX_BODY_BYTES=2048)
     sender = svc.sender("safe")
     query, body = sender.build(sender.text("o_pieces_big", "长" * 2000))
+    pieces = chunked(body.encode(), 500)
     status, text = await raw_post(
-        svc.base, "/wechat?" + urlencode(query), chunked(body.encode(), 500),
+        svc.base, "/wechat?" + urlencode(query), [b"".join(pieces)] if at_once else pieces,
         {"Content-Type": "text/xml", "Transfer-Encoding": "chunked"},
     )
     assert status == 413 and "too large" in text
