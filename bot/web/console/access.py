@@ -27,7 +27,9 @@ log = logging.getLogger("bot.web.console")
 COOKIE = "csb_session"
 LOGIN_CSRF_COOKIE = "csb_login_csrf"
 STAFF = frozenset({"staff", "supervisor"})
-CONVERSATIONS = frozenset({"staff", "supervisor", "operator"})
+CONVERSATIONS = frozenset({"staff", "supervisor", "operator"})  # reading conversations
+# Operators read conversations; handling them (claim, reply, notes, release, canned replies) is staff's.
+READ_ONLY_FOR_OPERATORS = "您的账号没有权限处理会话：接管、回复、备注、快捷回复和创建工单由工作人员负责，运营账号只能查看会话。"
 MERCHANT = frozenset({"merchant"})
 ADMIN_ONLY: frozenset[str] = frozenset()
 ALL_ROLES = frozenset(accounts.ROLES)
@@ -112,9 +114,10 @@ def wants_json(request: web.Request) -> bool:
     )
 
 
-def page(method: str, path: str, roles: frozenset[str]) -> Callable[[Handler], Handler]:
+def page(method: str, path: str, roles: frozenset[str], refused: str = "") -> Callable[[Handler], Handler]:
     """Declare a console route: the wrapped handler runs only for a logged-in user with one of
-    ``roles`` (or admin), and, for anything but GET, with the session's CSRF token."""
+    ``roles`` (or admin), and, for anything but GET, with the session's CSRF token. ``refused``:
+    what the 403 page tells another role (it must say 没有权限), instead of the general line."""
 
     def wrap(handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
@@ -126,7 +129,7 @@ def page(method: str, path: str, roles: frozenset[str]) -> Callable[[Handler], H
                 return error_page(request, 401, "请先登录。")
             if not allowed(info.user, roles):
                 log.info("console refused %s (role %s) %s %s", info.user.name, info.user.role, method, path)
-                return error_page(request, 403, "您的账号没有权限访问这个页面。")
+                return error_page(request, 403, refused or "您的账号没有权限访问这个页面。")
             if method != "GET":
                 token = request.headers.get("X-CSRF-Token") or (await form_of(request)).get("csrf")
                 if not accounts.same_token(token, info.csrf):

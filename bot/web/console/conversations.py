@@ -31,7 +31,9 @@ from bot.storage.models import (
 )
 from bot.web.console.access import (
     CONVERSATIONS,
+    READ_ONLY_FOR_OPERATORS,
     SECURITY_HEADERS,
+    STAFF,
     current_session,
     error_page,
     form_of,
@@ -280,7 +282,7 @@ def _back(resident: Resident, anchor: str = "") -> web.HTTPSeeOther:
     return web.HTTPSeeOther(f"/console/conversations/{resident.id}{anchor}")
 
 
-@page("POST", "/console/conversations/{id}/claim", CONVERSATIONS)
+@page("POST", "/console/conversations/{id}/claim", STAFF, READ_ONLY_FOR_OPERATORS)
 async def claim(request: web.Request) -> web.StreamResponse:
     rt = request.config_dict[RUNTIME]
     resident = await _resident(request)
@@ -291,7 +293,7 @@ async def claim(request: web.Request) -> web.StreamResponse:
     raise _back(resident)
 
 
-@page("POST", "/console/conversations/{id}/release", CONVERSATIONS)
+@page("POST", "/console/conversations/{id}/release", STAFF, READ_ONLY_FOR_OPERATORS)
 async def release(request: web.Request) -> web.StreamResponse:
     rt = request.config_dict[RUNTIME]
     resident = await _resident(request)
@@ -304,7 +306,7 @@ async def release(request: web.Request) -> web.StreamResponse:
     raise _back(resident)
 
 
-@page("POST", "/console/conversations/{id}/reply", CONVERSATIONS)
+@page("POST", "/console/conversations/{id}/reply", STAFF, READ_ONLY_FOR_OPERATORS)
 async def reply(request: web.Request) -> web.StreamResponse:
     rt = request.config_dict[RUNTIME]
     resident = await _resident(request)
@@ -316,7 +318,7 @@ async def reply(request: web.Request) -> web.StreamResponse:
     raise _back(resident, "#reply")
 
 
-@page("POST", "/console/conversations/{id}/notes", CONVERSATIONS)
+@page("POST", "/console/conversations/{id}/notes", STAFF, READ_ONLY_FOR_OPERATORS)
 async def note(request: web.Request) -> web.StreamResponse:
     rt = request.config_dict[RUNTIME]
     resident = await _resident(request)
@@ -328,7 +330,7 @@ async def note(request: web.Request) -> web.StreamResponse:
     raise _back(resident, "#notes")
 
 
-@page("POST", "/console/conversations/{id}/ticket", CONVERSATIONS - {"operator"})
+@page("POST", "/console/conversations/{id}/ticket", STAFF, READ_ONLY_FOR_OPERATORS)
 async def ticket_from_conversation(request: web.Request) -> web.StreamResponse:
     rt = request.config_dict[RUNTIME]
     resident = await _resident(request)
@@ -367,7 +369,7 @@ async def canned(request: web.Request) -> web.StreamResponse:
     return render(request, "canned.html", title="快捷回复", items=await takeover.canned(request.config_dict[RUNTIME].db))
 
 
-@page("POST", "/console/canned", CONVERSATIONS)
+@page("POST", "/console/canned", STAFF, READ_ONLY_FOR_OPERATORS)
 async def save_canned(request: web.Request) -> web.StreamResponse:
     rt = request.config_dict[RUNTIME]
     form = await form_of(request)
