@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.handler.choices import parse_choice
 from bot.handler.context import Context
@@ -264,38 +265,46 @@ async def _book(ctx: Context, waitlist: bool, *, audience_checked: bool = False)
         ask = await _ask_audience(ctx, session_id, waitlist)
         if ask is not None:
             return ask
-    try:
-        result = await courses.book(
-            ctx.rt.db,
-            resident_id=ctx.resident.id,
-            session_id=session_id,
-            now=ctx.rt.clock.now(),
-            waitlist=waitlist,
-            request_key=ctx.inbound.key,
-            welcome=True,  # the registration reward first, as 查积分 would show it
-        )
-    except courses.BookingError as exc:
-        if exc.code == "full" and not waitlist:
-            act = await courses.listing(ctx.rt.db, session_id, ctx.rt.clock.now())
-            if act is not None:
-                await ctx.fsm.set("courses:waitlist", session_id=session_id, audience=(act.audience or "").strip())
-                return TEXTS["full_ask"].format(title=act.title, when=when(act.starts_at))
-        await ctx.fsm.clear()
-        opens = exc.info.get("opens_at")
-        return TEXTS[f"error_{exc.code}"].format(
-            status=TEXTS.get(f"status_{exc.info.get('status', 'booked')}", "预约了"),
-            cost=exc.info.get("cost", 0),
-            balance=exc.info.get("balance", 0),
-            opens=when(opens) if isinstance(opens, datetime) else "稍后",
-        )
+    db, resident_id, now, request_key = ctx.rt.db, ctx.resident.id, ctx.rt.clock.now(), ctx.inbound.key
+    kept = {k: v for k, v in ctx.fsm.data.items() if k != "expired_state"}
     await ctx.fsm.clear()
-    b, s, a = result.booking, result.session, result.activity
-    if b.status == "waitlisted":
-        position = await courses.waitlist_place(ctx.rt.db, b)
-        note = TEXTS["cost_note"].format(cost=a.points_cost) if a.points_cost else ""
-        return TEXTS["waitlisted"].format(position=position, cost_note=note)
-    paid = TEXTS["paid"].format(cost=b.points_paid, balance=result.balance) if b.points_paid else ""
-    return TEXTS["booked"].format(title=a.title, when=when(s.starts_at), place=a.place or "社区", paid=paid)
+
+    def book(connection: Any) -> str:
+        """In the reply's transaction: the booking exists exactly when this answer is stored."""
+        try:
+            result = courses.book_with_reply(
+                connection,
+                db,
+                resident_id=resident_id,
+                session_id=session_id,
+                now=now,
+                waitlist=waitlist,
+                request_key=request_key,
+                welcome=True,  # the registration reward first, as 查积分 would show it
+            )
+        except courses.BookingError as exc:
+            if exc.code == "full" and not waitlist:
+                act = courses.listing_in(connection, db, session_id, now)
+                if act is not None:
+                    audience = (act.audience or "").strip()
+                    ctx.fsm.move("courses:waitlist", **{**kept, "session_id": session_id, "audience": audience})
+                    return TEXTS["full_ask"].format(title=act.title, when=when(act.starts_at))
+            opens = exc.info.get("opens_at")
+            return TEXTS[f"error_{exc.code}"].format(
+                status=TEXTS.get(f"status_{exc.info.get('status', 'booked')}", "预约了"),
+                cost=exc.info.get("cost", 0),
+                balance=exc.info.get("balance", 0),
+                opens=when(opens) if isinstance(opens, datetime) else "稍后",
+            )
+        b, s, a = result.booking, result.session, result.activity
+        if b.status == "waitlisted":
+            position = courses.waitlist_place_in(connection, b)
+            note = TEXTS["cost_note"].format(cost=a.points_cost) if a.points_cost else ""
+            return TEXTS["waitlisted"].format(position=position, cost_note=note)
+        paid = TEXTS["paid"].format(cost=b.points_paid, balance=result.balance) if b.points_paid else ""
+        return TEXTS["booked"].format(title=a.title, when=when(s.starts_at), place=a.place or "社区", paid=paid)
+
+    return ctx.reply_in(book)
 
 
 @router.message(State("courses:detail"), Text(*BOOK_WORDS, predicate=lambda t: bool(BOOK_SAID.match(t.strip()))))

@@ -310,15 +310,24 @@ async def listing(db: Database, session_id: int, now: datetime | None = None) ->
         if kept.session_id == session_id:
             return kept
 
-    def read(connection: Connection) -> Listing | None:
-        if now is not None:
-            found = next((s for s in SESSIONS.read_in(db, connection, now) if s.session_id == session_id), None)
-            if found is not None:
-                return found
-        row = connection.execute(_ONE_LISTING, {"session_id": session_id}).first()
-        return _listing(row) if row is not None else None
+    return await db.run_sync_read(lambda connection: _listing_in(connection, db, session_id, now))
 
-    return await db.run_sync_read(read)
+
+def listing_in(connection: Connection, db: Database, session_id: int, now: datetime) -> Listing | None:
+    """:func:`listing` in the caller's transaction (a reply's: ``Context.reply_in``)."""
+    for kept in SESSIONS.peek(db, now) or ():
+        if kept.session_id == session_id:
+            return kept
+    return _listing_in(connection, db, session_id, now)
+
+
+def _listing_in(connection: Connection, db: Database, session_id: int, now: datetime | None) -> Listing | None:
+    if now is not None:
+        found = next((s for s in SESSIONS.read_in(db, connection, now) if s.session_id == session_id), None)
+        if found is not None:
+            return found
+    row = connection.execute(_ONE_LISTING, {"session_id": session_id}).first()
+    return _listing(row) if row is not None else None
 
 
 async def bookings_of(db: Database, resident_id: int, now: datetime, *, positions: bool = False) -> list[MyBooking]:
@@ -335,6 +344,11 @@ async def bookings_of(db: Database, resident_id: int, now: datetime, *, position
         return out
 
     return await db.run_sync_read(read)
+
+
+def waitlist_place_in(connection: Connection, booking: Booking) -> int:
+    """:func:`waitlist_place` in the caller's transaction."""
+    return _waitlist_position_in(connection, booking.session_id, booking.queued_at, booking.id)
 
 
 async def waitlist_place(db: Database, booking: Booking) -> int:
@@ -410,6 +424,42 @@ async def book(
         raise
     if welcome:
         points.welcomed(db, resident_id)
+    if result.booking.status == "booked" and result.session.booked is not None:
+        _places_taken(db, session_id, result.session.booked)
+    return result
+
+
+def book_with_reply(
+    connection: Connection,
+    db: Database,
+    *,
+    resident_id: int,
+    session_id: int,
+    now: datetime,
+    waitlist: bool = False,
+    request_key: str | None = None,
+    welcome: bool = False,
+) -> BookingResult:
+    """:func:`book` in the transaction that stores the chat's reply (``Context.reply_in``): the
+    booking exists exactly when the answer telling of it is stored, and costs no transaction or
+    hop of its own. A refusal (:class:`BookingError`) leaves nothing of the booking written (a
+    savepoint), but the registration reward (``welcome``) all the same. The sessions in memory
+    show the place taken at once (before the commit: should the reply's transaction fail, memory
+    shows one place more until it is read again, within a second; it never decides a booking)."""
+    give = welcome and not points.is_welcomed(db, resident_id)
+    try:
+        with connection.begin_nested():
+            if give:
+                points.award_registration_in(connection, resident_id, now)
+            result = _book(connection, resident_id, session_id, now, waitlist, request_key)
+    except IntegrityError:
+        if give:
+            points.award_registration_in(connection, resident_id, now)
+        raise BookingError("duplicate") from None
+    except BookingError:
+        if give:
+            points.award_registration_in(connection, resident_id, now)
+        raise
     if result.booking.status == "booked" and result.session.booked is not None:
         _places_taken(db, session_id, result.session.booked)
     return result
