@@ -180,8 +180,9 @@ def _refused(exc: svc.TicketError) -> ApiError:
     summary="Change a ticket's status",
     description=(
         "Actions: dispatch (department/assignee), accept, start, answer (resolution, photos), "
-        "reject (reason), reopen, escalate, close. reject, close, reopen and escalate need the supervisor "
-        "role. An action the current status does not allow is a 409 naming the allowed ones. "
+        "reject (reason), reopen, escalate, close. accept makes the caller (the token's name) the "
+        "ticket's assignee, to whom the deadline's reminder goes. reject, close, reopen and escalate need "
+        "the supervisor role. An action the current status does not allow is a 409 naming the allowed ones. "
         "The resident is notified of every change."
     ),
     tags=("tickets",), path_params={"id": ID},
@@ -198,6 +199,9 @@ async def transition_ticket(call: Call) -> dict[str, Any]:
     if body["action"] in SUPERVISOR_ACTIONS and call.principal and not call.principal.may({"supervisor"}):
         raise forbidden(f"{body['action']} needs the supervisor role")
     rules = rules_for(call.rt.settings.data_dir)
+    # Accepting, the caller becomes the assignee (the handler); dispatching, the one named.
+    acceptor = call.principal.name if call.principal else None
+    assignee = acceptor if body["action"] == "accept" else body.get("assignee")
     async with call.db.transaction() as session:
         ticket = await svc.load_for_update(session, call.path["id"])
         if ticket is None:
@@ -206,7 +210,7 @@ async def transition_ticket(call: Call) -> dict[str, Any]:
             await svc.transition(
                 session, ticket, body["action"], actor=actor_of(call), now=now, rules=rules,
                 note=body.get("note"), reason=body.get("reason"), resolution=body.get("resolution"),
-                photos=body.get("photos", []), department=body.get("department"), assignee=body.get("assignee"),
+                photos=body.get("photos", []), department=body.get("department"), assignee=assignee,
             )
         except svc.TicketError as exc:
             raise _refused(exc) from None

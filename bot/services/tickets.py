@@ -594,6 +594,8 @@ async def transition(
     notify: bool = True,
 ) -> TicketEvent:
     """Apply ``action``; raises :class:`TicketError` (illegal transition or missing field).
+    ``assignee``: for ``dispatch`` the one it is sent to, for ``accept`` the one accepting it (who
+    becomes its handler).
 
     The resident is told by a push (with the staff member's public note), unless ``notify`` is
     false: the change is the resident's own and the chat has answered it."""
@@ -609,6 +611,13 @@ async def transition(
         ticket.department = department or ticket.department
         ticket.assignee = assignee or ticket.assignee
         data = {"department": ticket.department, "assignee": ticket.assignee}
+    elif action == "accept":
+        # Who accepts handles it: the handler shown everywhere, and the one the deadline's reminder
+        # is addressed to (``jobs.remind_assignees``: the assignee, else the department). ``assignee``
+        # is the accepting user's name as notices match it (a console user's, an API token's).
+        if assignee and assignee.strip():
+            ticket.assignee = assignee.strip()[:100]
+        data = {"assignee": ticket.assignee}
     elif action == "reject":
         if not (reason and reason.strip()):
             raise TicketError("missing_reason", "reject needs a reason")

@@ -251,7 +251,8 @@ async def transition(request: web.Request) -> web.StreamResponse:
             session, ticket, action, actor=_actor(request), now=request.config_dict[RUNTIME].clock.now(), rules=rules,
             note=form.get("note", "").strip() or None, reason=form.get("reason", "").strip() or None,
             resolution=form.get("resolution", "").strip() or None,
-            department=department, assignee=_person(form),
+            # 接单: the user accepting becomes the ticket's handler (their name, as notices match it).
+            department=department, assignee=user.name if action == "accept" else _person(form),
         )
 
     return await _change(request, work)
