@@ -219,7 +219,11 @@ async def transition_ticket(call: Call) -> dict[str, Any]:
 
 @route(
     "POST", "/tickets/{id}/comments", roles=TICKET_ROLES, summary="Comment on a ticket",
-    description="A public comment is pushed to the resident; a private one is a staff note.",
+    description=(
+        "A public comment is pushed to the resident; a private one is a staff note. A resident who "
+        "unfollowed the account is sent nothing (WeChat would refuse it): the comment is recorded, its "
+        "event's data says `undelivered: unsubscribed` (so does any public change's, `answer` too)."
+    ),
     tags=("tickets",), path_params={"id": ID},
     body=obj({"text": NOTE, "public": {"type": "boolean", "default": False}}, required=["text"]),
     response=EVENT, status=201,

@@ -199,13 +199,23 @@ def record_sync(
     data: dict[str, Any] | None = None,
     push: str | None = None,
 ) -> TicketEvent:
-    """:func:`record` on a synchronous session (the event is flushed: it has its id)."""
+    """:func:`record` on a synchronous session (the event is flushed: it has its id).
+
+    A resident who unfollowed the account is sent nothing (WeChat refuses it, 43004): the event is
+    recorded as ever, with ``data["undelivered"] = "unsubscribed"``, which staff are shown."""
+    openid: str | None = None
+    if push and public and ticket.resident_id is not None:
+        row = session.execute(
+            select(Resident.openid, Resident.subscribed).where(Resident.id == ticket.resident_id)).first()
+        if row is not None and row.subscribed is False:
+            data = {**(data or {}), "undelivered": "unsubscribed"}
+        elif row is not None:
+            openid = row.openid
     event = _event(ticket, action, actor=actor, now=now, note=note, public=public, from_status=from_status,
                    to_status=ticket.status if from_status is not None else None, data=data)
     session.add(event)
     session.flush()
     if push and public and ticket.resident_id is not None:
-        openid = session.scalar(select(Resident.openid).where(Resident.id == ticket.resident_id))
         if openid:
             key = f"ticket:{ticket.id}:event:{event.id}"
             enqueue_sync(session, openid, [Out.text(push)], dedup_key=key, not_before=now,
