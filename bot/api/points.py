@@ -34,6 +34,8 @@ ENTRY_FIELDS: dict[str, Any] = {
     "ref_id": {"type": "string"},
     "actor": {**NULLABLE_STR, "description": "staff member of a manual adjustment"},
     "note": NULLABLE_STR,
+    "reason_for_resident": {**NULLABLE_STR, "description": "a staff adjustment's reason as the resident "
+                            "was told it, shown in their 积分明细 in WeChat"},
     "created_at": {"type": "string", "format": "date-time"},
 }
 ENTRY = component(

@@ -131,7 +131,10 @@ async def _balance(ctx: Context) -> str:
         lines = [TEXTS["recent_head"]]
         for e in shown.entries:
             sign = "+" if e.amount > 0 else ""
-            lines.append(f"{_local(ctx, e.created_at)} {REASONS.get(e.reason, e.reason)} {sign}{e.amount}")
+            label = REASONS.get(e.reason, e.reason)
+            if e.told:  # what staff chose to tell the resident of their adjustment
+                label = f"{label}：{e.told}"
+            lines.append(f"{_local(ctx, e.created_at)} {label} {sign}{e.amount}")
         recent = "\n".join(lines)
     else:
         recent = TEXTS["no_history"]

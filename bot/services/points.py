@@ -516,6 +516,10 @@ async def adjust(
         raise ValueError("an adjustment must not be zero")
     entry = await session.scalar(select(PointsEntry).where(PointsEntry.idempotency_key == key))
     assert entry is not None
+    told = told_reason(reason)[:MAX_TOLD_REASON]
+    if told:  # kept for the resident's 积分明细 (the ledger's own columns hold the staff's note)
+        entry.reason_for_resident = told
+        await session.flush()
     if tell:
         who = (await session.execute(
             select(Resident.openid, Resident.subscribed).where(Resident.id == resident_id))).first()
@@ -549,6 +553,7 @@ class Entry:
     amount: int
     reason: str
     created_at: datetime
+    told: str | None = None  # a staff adjustment's reason as the resident was told it
 
 
 @dataclass(frozen=True)
@@ -580,7 +585,7 @@ _HEAD = select(
 @functools.cache
 def _lines(entries: int) -> Any:
     return (
-        select(PointsEntry.amount, PointsEntry.reason, PointsEntry.created_at)
+        select(PointsEntry.amount, PointsEntry.reason, PointsEntry.created_at, PointsEntry.reason_for_resident)
         .where(PointsEntry.resident_id == bindparam("p_resident"))
         .order_by(PointsEntry.id.desc())
         .limit(entries)
@@ -597,7 +602,7 @@ def read_statement_in(connection: Connection, resident_id: int, now: datetime, *
     lines: tuple[Entry, ...] = ()
     if entries > 0:
         rows: Any = connection.execute(_lines(entries), {"p_resident": resident_id})
-        lines = tuple(Entry(amount, reason, created_at) for amount, reason, created_at in rows)
+        lines = tuple(Entry(amount, reason, created_at, told) for amount, reason, created_at, told in rows)
     reward = registration_points()
     if given or reward <= 0:
         return Statement(0, value, lines)

@@ -327,6 +327,8 @@ class PointsEntry(Base):
     idempotency_key: Mapped[str] = mapped_column(String(160), unique=True)
     actor: Mapped[str | None] = mapped_column(String(100))  # staff member of a manual adjustment
     note: Mapped[str | None] = mapped_column(Text)
+    # A staff adjustment's reason as the resident was told it (their 积分明细 shows it; the note never).
+    reason_for_resident: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
