@@ -24,6 +24,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from bot.storage.checkpoint import Checkpointer
+
 R = TypeVar("R")
 
 
@@ -126,6 +128,7 @@ class Database:
         self._sync_engine: Engine | None = None
         self._sync_thread: ThreadPoolExecutor | None = None
         self._sync_connection: Connection | None = None  # used on the database's thread only
+        self._checkpointer: Checkpointer | None = None
         if self.dialect == "sqlite" and parsed.database and parsed.database != ":memory:":
             # The same file through the standard library's driver, used from one thread only.
             # The driver keeps compiled SQL by text; the hot path's statements come in one variant
@@ -141,6 +144,9 @@ class Database:
             )
             event.listen(self._sync_engine, "connect", _sqlite_pragmas)
             event.listen(self._sync_engine, "begin", _sqlite_begin)
+            # The WAL's checkpoints off the writing thread (bot/storage/checkpoint.py), from the
+            # first use of that thread until dispose.
+            self._checkpointer = Checkpointer(parsed.database)
 
     @property
     def is_sqlite(self) -> bool:
@@ -182,12 +188,16 @@ class Database:
             # crosses the bridge on its own).
             async with self.engine.connect() as conn:
                 return await conn.run_sync(_in_transaction, fn)
+        executor = self._sync_executor()
+        async with self._write_lock:
+            return await asyncio.get_running_loop().run_in_executor(executor, self._in_sync_transaction, fn)
+
+    def _sync_executor(self) -> ThreadPoolExecutor:
         if self._sync_thread is None:
             self._sync_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-batch")
-        async with self._write_lock:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._sync_thread, self._in_sync_transaction, fn
-            )
+            if self._checkpointer is not None:
+                self._checkpointer.start()
+        return self._sync_thread
 
     async def run_sync_read(self, fn: Callable[[Connection], R]) -> R:
         """``fn(connection)`` for reading: like :meth:`run_sync_transaction` (one hop to the
@@ -201,9 +211,7 @@ class Database:
                 # every statement of a transaction sees its own snapshot anyway.
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
                 return await conn.run_sync(fn)
-        if self._sync_thread is None:
-            self._sync_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-batch")
-        return await asyncio.get_running_loop().run_in_executor(self._sync_thread, self._in_sync_read, fn)
+        return await asyncio.get_running_loop().run_in_executor(self._sync_executor(), self._in_sync_read, fn)
 
     def _connection(self) -> Connection:
         """The synchronous connection, kept open between transactions (on the database's thread):
@@ -248,3 +256,5 @@ class Database:
             await asyncio.get_running_loop().run_in_executor(self._sync_thread, self._close_sync)
             self._sync_thread.shutdown(wait=True)
             self._sync_thread = None
+        if self._checkpointer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._checkpointer.stop)
