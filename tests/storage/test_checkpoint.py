@@ -4,7 +4,6 @@ commit that fills ``wal_autocheckpoint`` pages on the database's one writing thr
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from pathlib import Path
 
@@ -29,7 +28,7 @@ async def test_commits_are_checkpointed_in_the_background(tmp_path: Path) -> Non
         await db.run_sync_transaction(create)
         assert "sqlite-checkpoint" in _threads()
         await asyncio.sleep(1.5)  # the schema's own pages reach the file
-        before = os.path.getsize(path)
+        before = path.stat().st_size
 
         def write(connection: Connection) -> None:
             connection.execute(text("INSERT INTO t (body) VALUES (:b)"), [{"b": "x" * 3000}] * 50)
@@ -38,10 +37,10 @@ async def test_commits_are_checkpointed_in_the_background(tmp_path: Path) -> Non
             await db.run_sync_transaction(write)
         assert 20 * 50 * 3000 / 4096 < WAL_CHECKPOINT_PAGES / 5
         for _ in range(100):  # in a WAL database only a checkpoint writes to the database file
-            if os.path.getsize(path) > before + 2_000_000:
+            if path.stat().st_size > before + 2_000_000:
                 break
             await asyncio.sleep(0.1)
-        assert os.path.getsize(path) > before + 2_000_000, "the WAL was not checkpointed into the file"
+        assert path.stat().st_size > before + 2_000_000, "the WAL was not checkpointed into the file"
 
         def count(connection: Connection) -> int:
             return int(connection.execute(text("SELECT count(*) FROM t")).scalar_one())
