@@ -14,13 +14,14 @@ nothing is sent twice.
 Claims and replies are not written here but submitted to a group commit, which applies those of
 concurrent requests together (``bot/handler/journal.py``, ``bot/storage/groupcommit.py``).
 
-A process can die between a handler's own commit (a ticket, a redemption, a booking) and the
-stored reply. The claim keeps the message itself with its key, and while a handler runs it beats
-(refreshes the key's ``updated_at``); the maintenance loop of any process takes over a pending key
-whose heartbeat stopped (``processing``, ``deferred``, or ``recovering`` by a process that died
-too) and redoes the message: conversation state is written only with the reply, and tickets and
-bookings made by a message are found again by its key, so the redo repeats nothing and the
-resident gets the answer through the outbox. A handler that is only slow keeps beating and is
+A process can die after a message was claimed and before its reply was stored. A ticket, a
+redemption, a booking or a 转人工 request is written in the transaction that stores the reply
+giving it (``Context.reply_in``), so it exists exactly when that answer does (a row an earlier
+version committed on its own is found again by the message's key). The claim keeps the message itself with its key, and while a handler runs it beats (refreshes
+the key's ``updated_at``); the maintenance loop of any process takes over a pending key whose
+heartbeat stopped (``processing``, ``deferred``, or ``recovering`` by a process that died too) and
+redoes the message: conversation state is written only with the reply, so the redo repeats nothing
+and the resident gets the answer through the outbox. A handler that is only slow keeps beating and is
 never taken over; a finish whose key was taken over writes nothing.
 """
 
