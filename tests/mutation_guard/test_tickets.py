@@ -166,9 +166,11 @@ async def test_each_step_is_on_the_timeline_and_told_to_the_resident(desk: Desk)
     assert status == 200, body
     assert last_event(body) == {
         "at": at(10), "actor": "token:test staff", "action": "accept", "from_status": "dispatched",
-        "to_status": "accepted", "note": "  今晚去现场  ", "public": True, "data": {},
+        "to_status": "accepted", "note": "  今晚去现场  ", "public": True, "data": {"assignee": "test staff"},
     }
-    assert (body["status"], body["updated_at"], body["created_at"]) == ("accepted", at(10), T0)
+    # Whoever accepts becomes the handler (in place of the grid worker it was dispatched to).
+    assert (body["status"], body["updated_at"], body["created_at"], body["assignee"]) == (
+        "accepted", at(10), T0, "test staff")
     assert await new_pushes(desk, openid, sent) == [f"您的诉求 {number} 有新进展：综合执法队已接单。\n工作人员说明：今晚去现场"]
     sent = await outbox_texts(desk, openid)
 
@@ -230,8 +232,8 @@ async def test_each_step_is_on_the_timeline_and_told_to_the_resident(desk: Desk)
 
     status, body = await desk.act(tid, "staff", action="dispatch", department="街道城管科")
     assert status == 200 and (body["status"], body["department"], body["assignee"]) == (
-        "dispatched", "街道城管科", "网格员-王芳")
-    assert last_event(body)["data"] == {"department": "街道城管科", "assignee": "网格员-王芳"}
+        "dispatched", "街道城管科", "test staff")  # a dispatch naming no one keeps the handler (who accepted)
+    assert last_event(body)["data"] == {"department": "街道城管科", "assignee": "test staff"}
     assert await new_pushes(desk, openid, sent) == [f"您的诉求 {number} 有新进展：已派给街道城管科"]
     sent = await outbox_texts(desk, openid)
     status, body = await desk.act(tid, "staff", action="dispatch", assignee="城管-李队")
