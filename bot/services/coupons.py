@@ -187,22 +187,13 @@ def match_offers(query: str, items: Sequence[Offer], threshold: float = 70) -> l
 async def redeem(
     db: Database, *, resident_id: int, coupon_id: int, request_key: str, now: datetime
 ) -> Redemption:
-    """Spend points on one coupon; raises :class:`CouponError` with nothing written."""
-    try:
-        done = await _redeem(db, resident_id, coupon_id, request_key, now)
-        _stock_taken(db, coupon_id, done.coupon.stock)
-        return done
-    except _Replay as replay:
-        return await _replayed(db, replay.issued_id)
-    except IntegrityError:
-        # A concurrent request with the same key (or the same holding slot) won: report that.
-        async with db.session() as session:
-            issued_id = await session.scalar(
-                select(IssuedCoupon.id).where(IssuedCoupon.request_key == request_key)
-            )
-        if issued_id is not None:
-            return await _replayed(db, issued_id)
-        raise CouponError("limit") from None
+    """Spend points on one coupon, in a transaction of its own (:func:`redeem_with_reply` in one
+    hop to the database's thread); raises :class:`CouponError` with nothing written."""
+    return await db.run_sync_transaction(
+        lambda connection: redeem_with_reply(
+            connection, db, resident_id=resident_id, coupon_id=coupon_id, request_key=request_key, now=now
+        )
+    )
 
 
 def redeem_with_reply(
@@ -240,28 +231,6 @@ def _replayed_in(connection: Connection, issued_id: int) -> Redemption:
         merchant = session.get(Merchant, coupon.merchant_id)
         assert merchant is not None
     return Redemption(issued, coupon, merchant, points.balance_in(connection, issued.resident_id), created=False)
-
-
-async def _replayed(db: Database, issued_id: int) -> Redemption:
-    async with db.session() as session:
-        issued = await session.get(IssuedCoupon, issued_id)
-        assert issued is not None
-        coupon = await session.get(Coupon, issued.coupon_id)
-        assert coupon is not None
-        merchant = await session.get(Merchant, coupon.merchant_id)
-        assert merchant is not None
-        balance = await points.balance_of(session, issued.resident_id)
-    return Redemption(issued, coupon, merchant, balance, created=False)
-
-
-async def _redeem(
-    db: Database, resident_id: int, coupon_id: int, request_key: str, now: datetime
-) -> Redemption:
-    """The redemption as one synchronous transaction (:meth:`Database.run_sync_transaction`: one
-    hop to the database's thread rather than one per statement)."""
-    return await db.run_sync_transaction(
-        lambda connection: _redeem_in(connection, resident_id, coupon_id, request_key, now)
-    )
 
 
 _COUPON_TABLE, _MERCHANT_TABLE = cast(Table, Coupon.__table__), cast(Table, Merchant.__table__)

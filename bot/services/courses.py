@@ -396,37 +396,30 @@ async def book(
     request_key: str | None = None,
     welcome: bool = False,
 ) -> BookingResult:
-    """Book a place (or, with ``waitlist`` and a full session, join the waitlist).
+    """Book a place (or, with ``waitlist`` and a full session, join the waitlist), in a transaction
+    of its own: :func:`book_with_reply` in one hop to the database's thread.
 
     ``request_key`` names the request (a resident's message key): the same request again — a
     message redone after its process died — gets the booking it made, not "already booked".
     ``welcome``: give the one-off registration reward first (:func:`points.welcome`, as the chat
-    does at a resident's first use of points), in the booking's transaction; a refused booking
-    gives it in a transaction of its own."""
-    give = welcome and not points.is_welcomed(db, resident_id)
+    does at a resident's first use of points), in the booking's transaction, also when the
+    booking is refused."""
 
-    def run(connection: Connection) -> BookingResult:
-        if give:
-            points.award_registration_in(connection, resident_id, now)
-        return _book(connection, resident_id, session_id, now, waitlist, request_key)
+    def run(connection: Connection) -> BookingResult | BookingError:
+        try:
+            return book_with_reply(
+                connection, db, resident_id=resident_id, session_id=session_id, now=now, waitlist=waitlist,
+                request_key=request_key, welcome=welcome,
+            )
+        except BookingError as refused:  # committed all the same: the reward it may have given
+            return refused
 
-    try:
-        # One synchronous transaction (:meth:`Database.run_sync_transaction`): one hop to the
-        # database's thread rather than one per statement.
-        result = await db.run_sync_transaction(run)
-    except IntegrityError:
-        if welcome:
-            await points.welcome(db, resident_id, now)
-        raise BookingError("duplicate") from None
-    except BookingError:
-        if welcome:
-            await points.welcome(db, resident_id, now)
-        raise
+    outcome = await db.run_sync_transaction(run)
     if welcome:
         points.welcomed(db, resident_id)
-    if result.booking.status == "booked" and result.session.booked is not None:
-        _places_taken(db, session_id, result.session.booked)
-    return result
+    if isinstance(outcome, BookingError):
+        raise outcome
+    return outcome
 
 
 def book_with_reply(
