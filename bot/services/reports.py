@@ -217,7 +217,7 @@ def _made_in(connection: Connection, source_key: str | None, now: datetime) -> R
     row = connection.execute(tickets.BY_SOURCE_KEY_ROW, {"key": source_key}).first()
     if row is None:
         return None
-    made = tickets.detached(row)
+    made = tickets.fields_of(row)
     return dataclasses.replace(_snapshots_sync(connection, [made], now)[0], neighbours=_neighbours(connection, made))
 
 
@@ -251,7 +251,7 @@ async def own_repeat(
         if best is None:
             return None
         row = connection.execute(_TICKET_BY_ID, {"ticket": best}).first()
-        return _snapshots_sync(connection, [tickets.detached(row)])[0] if row is not None else None
+        return _snapshots_sync(connection, [tickets.fields_of(row)])[0] if row is not None else None
 
     return await db.run_sync_read(find)
 
@@ -378,7 +378,7 @@ async def listed(db: Database, resident_id: int, now: datetime, *, offset: int =
     params = {"resident": resident_id, "offset": offset, "limit": limit}
 
     def read(connection: Connection) -> tuple[list[Report], int]:
-        rows = [tickets.detached(row) for row in connection.execute(_LISTED_PAGE, params)]
+        rows = [tickets.fields_of(row) for row in connection.execute(_LISTED_PAGE, params)]
         if offset == 0 and len(rows) < limit:
             total = len(rows)  # the whole list is on this page
         else:
@@ -499,7 +499,7 @@ async def awaiting_rating(db: Database, resident_id: int) -> Report | None:
 
     def read(connection: Connection) -> Report | None:
         row = connection.execute(_AWAITING_RATING, {"resident": resident_id}).first()
-        return _snapshots_sync(connection, [tickets.detached(row)])[0] if row is not None else None
+        return _snapshots_sync(connection, [tickets.fields_of(row)])[0] if row is not None else None
 
     return await db.run_sync_read(read)
 

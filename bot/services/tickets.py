@@ -2,8 +2,8 @@
 
 Every function works inside the caller's transaction (``session``) and takes ``now`` from the
 caller's clock. Creating a ticket and writing its timeline are synchronous underneath: a ticket is
-made in Core statements on a connection (``create_ticket_in``: the row inserted returning every
-column, its first timeline entries in one multi-row INSERT, the ticket handed back detached), a
+made in Core statements on a connection (``create_ticket_in``: the row inserted returning its id,
+its first timeline entries in one multi-row INSERT, the ticket handed back as written, ``Made``), a
 later entry through an ORM :class:`Session` (``record_sync``). The chat runs them on the database's
 synchronous connection in one hop (``services/reports.py``), the async API through
 ``AsyncSession.run_sync`` (``create_ticket`` loads the made ticket into its session). Each status change appends a :class:`TicketEvent` and, for public changes, queues a
@@ -324,7 +324,7 @@ _NEW_EVENTS = insert(TicketEvent)
 _NEW_TICKET_ONCE: dict[str, Any] = {}  # dialect name → statement, built once
 
 
-def detached(row: Any) -> TicketFields:
+def fields_of(row: Any) -> TicketFields:
     """A ticket's row of :data:`TICKET_COLUMNS`, read as a ticket: a row gives its columns by name,
     which is all a snapshot reads (building an ORM :class:`Ticket` of its thirty columns cost more
     than the query; nothing set on it would be written anyway)."""
@@ -353,7 +353,7 @@ def create_ticket_in(
     connection: Connection, new: NewTicket, rules: Rules, now: datetime
 ) -> tuple[TicketFields, bool]:
     """:func:`create_ticket` in Core statements on a synchronous connection, in its transaction;
-    the ticket comes back as read (:func:`detached`) or as made (:class:`Made`).
+    the ticket comes back as read (:func:`fields_of`) or as made (:class:`Made`).
 
     Five statements whatever the outcome: the message's earlier ticket looked up, the day's
     counter, a neighbour's report looked for, the ticket (in its final status, with its duplicate
@@ -363,7 +363,7 @@ def create_ticket_in(
     if new.source_key is not None:
         made = connection.execute(BY_SOURCE_KEY_ROW, {"key": new.source_key}).first()
         if made is not None:
-            return detached(made), False
+            return fields_of(made), False
     return make_ticket_in(connection, new, rules, now)[0], True
 
 
