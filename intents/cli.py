@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 # jieba, PyYAML and matplotlib are imported inside the command functions only.
 PACKAGE_DATA_DIR = Path(__file__).parent / "data"  # same as intents.dataset.PACKAGE_DATA_DIR
 LABELLED_FILE = Path("intents") / "labelled.jsonl"  # same as intents.dataset.LABELLED_FILE
-SET_NAMES = ("written", "split", "teddy", "holdout", "smp")  # same as intents.evalsets.SETS
+SET_NAMES = ("written", "split", "teddy", "teddy2", "holdout", "smp")  # same as intents.evalsets.SETS
 DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # as in intents.evalsets
 
 Handler = Callable[[argparse.Namespace], int]
@@ -147,7 +147,10 @@ def _eval_sets(args: argparse.Namespace, out_dir: Path) -> int:
     results = evalsets.run(engine, names, args.shared_data, skipped)
     for r in results:
         print(f"== {r.name}: {r.description}")
-        print(r.report.text(max_errors=args.errors))
+        hidden = r.name in evalsets.HIDDEN_MISSES
+        print(r.report.text(max_errors=0 if hidden else args.errors))
+        if hidden and r.report.errors:
+            print(f"({len(r.report.errors)} misclassified, not listed: a hold-out set's errors are not read)")
         print()
     print("summary")
     for r in results:

@@ -6,8 +6,11 @@
 * ``teddy``: real citizen message titles, hand-labelled complaint or query
   (``intents/data/eval/teddy_titles.csv`` holds row numbers and labels; the text is read from
   ``../shared/data/teddy2020c/titles_train.csv``);
+* ``teddy2``: a second development set of real titles, labelled the same way before its errors were
+  read (``intents/data/eval/teddy_titles_dev2.csv``);
 * ``holdout``: more real titles labelled the same way after the training data was developed against
-  ``teddy`` (``intents/data/eval/teddy_titles_holdout.csv``), whose errors were never read while tuning;
+  ``teddy`` (``intents/data/eval/teddy_titles_holdout.csv``), whose errors were never read while tuning
+  (the CLI does not print them: ``HIDDEN_MISSES``);
 * ``smp``: real voice-assistant queries, hand-labelled fallback or smalltalk
   (``intents/data/eval/smp2017.csv``; text from ``../shared/data/smp2017/train.jsonl``); also every
   out-of-scope query of that file (its own domain labels), for the core-intent leak.
@@ -35,7 +38,8 @@ EVAL_DIR = PACKAGE_DATA_DIR / "eval"
 DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TEDDY_TITLES = Path("teddy2020c") / "titles_train.csv"
 SMP = Path("smp2017") / "train.jsonl"
-SETS = ("written", "split", "teddy", "holdout", "smp")
+SETS = ("written", "split", "teddy", "teddy2", "holdout", "smp")
+HIDDEN_MISSES = frozenset({"holdout"})  # sets whose misclassified messages are not printed (never tuned on)
 
 
 class SharedDataMissing(InputDataError):
@@ -127,6 +131,11 @@ def measure_teddy(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> S
                                engine, teddy_rows(shared))
 
 
+def measure_teddy2(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> SetResult:
+    return _complaint_or_query("teddy2", "real message titles, complaint vs query (hand labels; second development set)",
+                               engine, teddy_rows(shared, "teddy_titles_dev2.csv"))
+
+
 def measure_holdout(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> SetResult:
     return _complaint_or_query("holdout", "more real titles, complaint vs query, labelled after development",
                                engine, teddy_rows(shared, "teddy_titles_holdout.csv"))
@@ -169,6 +178,7 @@ MEASURES: dict[str, Callable[[IntentEngine, Path], SetResult]] = {
     "written": measure_written,
     "split": measure_split,
     "teddy": measure_teddy,
+    "teddy2": measure_teddy2,
     "holdout": measure_holdout,
     "smp": measure_smp,
 }

@@ -317,3 +317,20 @@ def test_eval_sets_skip_real_text_cleanly_when_absent(tmp_path):
     assert (tmp_path / "reports" / "intents_written.json").is_file()
     r = run(["intents", "eval", "--sets", "nonsense"], tmp_path)
     assert r.returncode == 2 and "unknown evaluation set 'nonsense'" in r.stderr
+
+
+def test_eval_sets_do_not_print_the_hold_out_sets_misses(tmp_path):
+    """The hold-out titles are measured, never read: their misclassified titles are not listed (the
+    development sets' are). Made-up titles stand in for the real ones, at every row number."""
+    shared = tmp_path / "shared"
+    (shared / "teddy2020c").mkdir(parents=True)
+    with (shared / "teddy2020c" / "titles_train.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["title", "label"])
+        writer.writerows([["明天北京天气怎么样", "其他"]] * 6442)
+    r = run(["intents", "eval", "--sets", "teddy2,holdout", "--shared-data", str(shared), "--errors", "5",
+             "--out", str(tmp_path / "reports")], tmp_path)
+    assert r.returncode == 0, r.stderr
+    teddy2, holdout = r.stdout.split("== holdout")
+    assert "明天北京天气怎么样" in teddy2
+    assert "明天北京天气怎么样" not in holdout and "not listed" in holdout

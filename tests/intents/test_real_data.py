@@ -42,6 +42,13 @@ def test_real_titles_complaint_or_query(engine):
 
 
 @pytest.mark.skipif(not (TEDDY / "titles_train.csv").is_file(), reason=NO_SHARED)
+def test_second_development_titles_complaint_or_query(engine):
+    result = evalsets.measure_teddy2(engine, SHARED)
+    assert result.figures["accuracy"] >= TEDDY_ACCURACY, result.report.text(max_errors=60)
+    assert result.figures["fallback"] <= 0.05
+
+
+@pytest.mark.skipif(not (TEDDY / "titles_train.csv").is_file(), reason=NO_SHARED)
 def test_hold_out_titles_complaint_or_query(engine):
     result = evalsets.measure_holdout(engine, SHARED)
     assert result.figures["accuracy"] >= TEDDY_ACCURACY, result.report.text(max_errors=0)
