@@ -56,9 +56,25 @@ async def test_the_host_header_does_not_choose_where_signed_requests_go(
         )
         # the real server answered (a reply from the assistant, not from the listener) ...
         assert status == 200, (host, data)
-        assert data["status"] == "replied" and data["reply"]["content"].strip() not in ("", "success")
+        if data["status"] == "replied":
+            assert data["reply"]["content"].strip() not in ("", "success")
+        else:  # a machine too slow for the reply budget: the assistant's answer comes from its queue
+            assert data["status"] == "deferred", data
+            assert await _queued_answers(svc, "o_sim_host") >= 1, host
     # ... and nothing reached the other listener: no signed query string to replay
     assert seen == []
+
+
+async def _queued_answers(svc, openid: str) -> int:
+    """How many customer-service messages the assistant sent ``openid`` (waits up to 20 s for the first)."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 20.0
+    while True:
+        status, data = await call(svc, "GET", f"/simulator/api/messages?openid={openid}&since=0")
+        assert status == 200, data
+        if data["messages"] or loop.time() > until:
+            return len(data["messages"])
+        await asyncio.sleep(0.1)
 
 
 async def test_a_wildcard_address_sends_to_loopback(service_factory, sqlite_url, fake_api, attacker):
