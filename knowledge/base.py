@@ -17,7 +17,8 @@ from typing import Literal
 
 from knowledge.entries import DEFAULT_ENTRIES_DIR, Entry, load_entries
 from knowledge.index import IndexWeights, SearchIndex
-from knowledge.text import SYNONYMS_PATH, Analyzer, load_synonyms
+from knowledge.question import hours_place
+from knowledge.text import SYNONYMS_PATH, Analyzer, is_function_word, load_synonyms
 
 __all__ = ["Answer", "Entry", "Hit", "KnowledgeBase", "RetrievalConfig"]
 
@@ -88,7 +89,13 @@ class Answer:
 
     kind: AnswerKind
     hits: list[Hit]
+    # ``unknown`` to a question about when a place no entry is about opens (社区医院几点开门, 银行几点
+    # 开门): that place, as said, so the reply can say whose hours it does not know.
+    elsewhere: str = ""
 
+
+# The service centre's own names: its hours are the office entries' (社区服务中心几点上班).
+CENTRE_NAMES = frozenset({"服务中心", "社区服务中心", "居委会", "中心", "大厅", "办事大厅", "服务大厅", "窗口", "办公室", "社区居委会"})
 
 ANSWERS_KEPT = 2048  # recent questions whose decision is kept (per index: a reload starts afresh)
 
@@ -192,15 +199,35 @@ class KnowledgeBase:
             if len(state.answers) >= ANSWERS_KEPT:
                 state.answers.clear()  # simpler than an LRU, and rare: the questions asked repeat
             state.answers[text] = known
-        return Answer(known.kind, list(known.hits))  # the caller's own list
+        return Answer(known.kind, list(known.hits), known.elsewhere)  # the caller's own list
+
+    def _hours_place(self, text: str) -> tuple[str, str] | None:
+        """(the place as said, its head word) of a question asking when a place other than the
+        service centre opens; None otherwise (社区几点开门, 周六几点上班: the centre's own hours)."""
+        analyzer = self._state.index.analyzer
+        before = hours_place(analyzer.fold(text))
+        if not before:
+            return None
+        words = [w for w in analyzer.analyse(before).topic if w not in CENTRE_NAMES and not is_function_word(w)]
+        if not words:
+            return None
+        head = words[-1]
+        end = before.rfind(head)
+        return (before[: end + len(head)] if end >= 0 else before), head
 
     def _decide(self, text: str) -> Answer:
         cfg = self.config
+        state = self._state
         hits = self.search(text, k=max(cfg.max_choices, 2) + 2)
         # A sensitive entry the question does not name is no candidate at all.
         hits = [h for h in hits if not h.entry.sensitive or self._names_topic(h.entry, text)]
+        # Asked when a place opens, only an entry about that place answers: the service centre's
+        # hours are no answer to 社区医院几点开门 or 银行几点开门, not even as a choice.
+        place = self._hours_place(text)
+        if place is not None:
+            hits = [h for h in hits if state.index.holds(h.entry.id, place[1])]
         if not hits or hits[0].score + cfg.confidence_coverage * hits[0].coverage < cfg.respond_threshold:
-            return Answer("unknown", [])
+            return Answer("unknown", [], place[0] if place else "")
         best = hits[0]
         second = hits[1] if len(hits) > 1 else None
         runner_up = second.raw if second else 0.0

@@ -170,6 +170,7 @@ class SearchIndex:
         self._phrase_texts = phrase_texts
         self._phrase_topics = phrase_topics
         self._strong = strong
+        self._positions = {entry.id: pos for pos, entry in enumerate(self.entries)}
         self._weak = weak
         self._words = BM25(phrase_words, k1=k1, b=b)
         self._grams = BM25(phrase_grams, k1=k1, b=b)
@@ -231,6 +232,11 @@ class SearchIndex:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def holds(self, entry_id: str, word: str) -> bool:
+        """Whether the entry's phrasings or tags say ``word`` (folded)."""
+        position = self._positions.get(entry_id)
+        return position is not None and word in self._strong[position]
 
     def _best_phrasing(self, scored: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
         """Best phrasing score per entry, from the (sorted ids, scores) of the phrasings a query term

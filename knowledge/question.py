@@ -123,3 +123,24 @@ def reduce_message(text: str) -> Reduced:
     while start > 0 and sum(len(c) for c in clauses[start:]) < 8 and not _SELF_RE.match(clauses[start - 1]):
         start -= 1
     return Reduced(tuple(Clause(c, i >= start) for i, c in enumerate(clauses)))
+
+
+# Asked when a place opens (银行几点开门, 社区医院几点上班, 超市什么时候关门, 游泳馆的营业时间): the place
+# named before it is what the question is about. Said after folding (啥时候, 多会儿 → 什么时候).
+_HOURS_RE = re.compile(
+    r"(?:几点|什么时候)(?:开始|才|能)?(?:上班|下班|开门|关门|营业|办公|开放|开|关|有人)"
+    r"|(?:上班|下班|开门|关门|营业|办公|开放)(?:的)?时间|开不开门|开门了?[吗没]"
+)
+# Leading words of a clause that name no place (请问, 俺想问, 那个 …), trailing 的.
+_PLACE_LEAD = re.compile(r"^(?:请问|问一下|想问问?|我想问|俺想问|那个|这个|你们|咱们|咱|俺们|俺|我们|我|嗯|就是|还有)+")
+
+
+def hours_place(text: str) -> str | None:
+    """The words before an opening-hours question in its clause (``银行`` of 俺想取钱 银行几点开门,
+    ``社区医院`` of 社区医院几点开门); None when the text asks no opening hours."""
+    for clause in reversed(_CLAUSE_SPLIT.split(text)):
+        found = _HOURS_RE.search(clause)
+        if found is not None:
+            before = _PLACE_LEAD.sub("", clause[: found.start()]).rstrip("的")
+            return before
+    return None

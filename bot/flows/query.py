@@ -32,6 +32,12 @@ TEXTS = {
         "这个问题我暂时答不上来，已经记下了，会请工作人员补充。\n"
         "着急的话回复“转人工”，请社区工作人员为您解答。"
     ),
+    # Asked when another place opens (社区医院几点开门, 银行几点开门): not the centre's hours, as a choice
+    # or otherwise; whose hours we do not know and where to find them.
+    "elsewhere": (
+        "{place}的开门时间我这里没有登记，说不准，怕您白跑一趟。请看{place}门口贴的时间，或打电话问{place}；"
+        "也可以问问您楼栋的网格员。\n社区服务中心自己的上班时间，回复“社区几点上班”就能查到。"
+    ),
     "helpful": "谢谢您的反馈！还有其他问题随时问我。",
     "not_helpful": "抱歉没帮上忙。您可以换个说法再问一次，或回复“转人工”找工作人员。",
     "handoff": "抱歉又没帮上忙，已经请工作人员来为您解答。{when}",
@@ -347,6 +353,11 @@ async def answer_if_known(ctx: Context) -> str | None:
     if not text or not _ASKS.search(text) or (PROBLEM.search(_CUT_AHEAD.sub("", text)) and not _ASKING.search(text)):
         return None
     result = ctx.rt.language.knowledge.answer(text)
+    if result.elsewhere:  # when another place opens (银行几点开门): not known here, and where to ask
+        ctx.intent = "query"
+        _log_query(ctx, result.kind, result.hits)
+        await ctx.fsm.clear()
+        return TEXTS["elsewhere"].format(place=result.elsewhere)
     if result.kind != "answer":
         return None
     ctx.intent = "query"
@@ -429,4 +440,6 @@ async def ask(ctx: Context) -> str:
     if result.kind == "choices":
         return await _offer(ctx, result.hits[:3])
     await ctx.fsm.clear()
+    if result.elsewhere:
+        return TEXTS["elsewhere"].format(place=result.elsewhere)
     return TEXTS["unknown"]

@@ -112,3 +112,21 @@ def test_a_measure_word_is_no_typo_of_a_known_word(kb: KnowledgeBase) -> None:
     assert "anti-fraud" not in [h.entry.id for h in kb.answer("一个月药钱好几百 能报不").hits]
     assert kb.search("高领补贴怎么申请", k=1)[0].entry.id == "elderly-allowance"  # real slips still repaired
     assert kb.search("地保怎么申请", k=1)[0].entry.id.startswith("dibao")
+
+
+@pytest.mark.parametrize(
+    ("text", "place"),
+    [("社区医院几点开门", "社区医院"), ("俺想把钱取出来 银行啥时候开门", "银行"), ("小区门口的超市几点关门", "小区门口的超市")],
+)
+def test_another_places_opening_hours_are_not_the_centres(kb: KnowledgeBase, text: str, place: str) -> None:
+    """Asked when a place opens, only an entry about that place answers: the centre's hours are no
+    answer, nor a choice; the place is named for the reply."""
+    answer = kb.answer(text)
+    assert (answer.kind, answer.hits, answer.elsewhere) == ("unknown", [], place)
+
+
+@pytest.mark.parametrize("text", ["社区几点开门", "居委会几点下班", "你们服务中心周六几点上班"])
+def test_the_centres_own_hours_are_still_answered(kb: KnowledgeBase, text: str) -> None:
+    answer = kb.answer(text)
+    assert answer.kind != "unknown" and answer.hits[0].entry.id in {"office-hours", "office-weekend"}, text
+    assert not answer.elsewhere
