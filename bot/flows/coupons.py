@@ -297,6 +297,35 @@ async def pick(ctx: Context) -> str:
     return await offer(ctx, coupon)
 
 
+# A listed coupon named the way residents point at it: 我要老年餐那个, 换理发的, 超市那张.
+_POINTING = re.compile(
+    r"^(?:那|那就|就|嗯|好)*(?:我|俺)?(?:就)?(?:要|想要|想换|换|兑换|选|来)?(?:一张|一个|个|张)?(?:那个|这个)?"
+    r"|(?:那个|这个|那张|这张|那种|的|吧|呗|啊|呀|券)+$"
+)
+
+
+async def _listed_named(ctx: Context) -> bool:
+    """The message names exactly what one of the listed coupons is (kept for :func:`pick_named`)."""
+    ids = [int(i) for i in ctx.fsm.data.get("ids", [])]
+    named = _POINTING.sub("", ctx.text.strip())
+    if not ids or not 2 <= len(named) <= 12 or _category_of(named) is not None:
+        return False
+    listed = [o for o in await coupons.offers(ctx.rt.db, ctx.rt.clock.now()) if o.id in ids]
+    found = coupons.match_offers(named, listed, threshold=80)
+    if not found:
+        return False
+    ctx.extra["coupon_named"] = found[0].id
+    return True
+
+
+@router.message(State("coupons:browse"), Func(_listed_named, when=lambda p: p.text))
+async def pick_named(ctx: Context) -> str:
+    coupon = await coupons.offer(ctx.rt.db, int(ctx.extra["coupon_named"]), ctx.rt.clock.now())
+    if coupon is None:
+        return TEXTS["error_not_found"]
+    return await offer(ctx, coupon)
+
+
 @router.message(State("coupons:browse"), Func(lambda ctx: _category_of(ctx.text) is not None))
 async def by_category_in_browse(ctx: Context) -> str:
     return await show_page(ctx, _category_of(ctx.text), 0)

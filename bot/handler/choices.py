@@ -6,7 +6,15 @@ from __future__ import annotations
 import re
 
 _CN = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
-_PATTERN = re.compile(r"^\s*(?:第)?\s*([0-9一二两三四五六七八九])\s*(?:个|项|条|号)?\s*[.。、,，!！)）]?\s*$")
+# The number alone, or said as residents pick from a list: 第二个, 换第二个, 我要第3个, 报第二个吧,
+# 就1吧, 选2号, 第一个就行. The verbs are the ones for taking an item of a list (want, choose, redeem,
+# sign up, book, look at); a message saying more than that is not a choice.
+_PATTERN = re.compile(
+    r"^\s*(?P<verb>(?:那|那就|就|嗯|好|我|俺)*\s*"
+    r"(?:要|选|想要|想选|就要|选择|换|兑换|报|报名|约|预约|看|看看|听|参加|去)?)\s*"
+    r"(?P<nth>第)?\s*([0-9一二两三四五六七八九])\s*(?:个|项|条|号|种|门|张)?\s*"
+    r"(?:吧|呗|的|那个|这个|就行|就好|好了|啊|呀|哈|嘛|谢谢)*\s*[.。、,，!！)）~～]?\s*$"
+)
 
 
 def parse_choice(text: str, count: int) -> int | None:
@@ -16,7 +24,9 @@ def parse_choice(text: str, count: int) -> int | None:
     match = _PATTERN.match(unicodedata.normalize("NFKC", text or ""))
     if not match:
         return None
-    token = match.group(1)
+    token = match.group(3)
+    if token == "两" and match["verb"] and not match["nth"]:
+        return None  # 要两个 is how many, not which
     number = int(token) if token.isdigit() else _CN[token]
     return number if 1 <= number <= count else None
 
