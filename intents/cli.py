@@ -265,6 +265,10 @@ def cmd_routing_predict(args: argparse.Namespace) -> int:
 def cmd_routing_eval(args: argparse.Namespace) -> int:
     from intents.routing import Router, drop_overlapping, read_table, split
 
+    if args.written:
+        return _routing_eval_written(args)
+    if not args.file or not args.text_column or not args.label_column:
+        raise InputDataError("routing eval needs FILE, --text-column and --label-column (or --written)")
     texts, labels = read_table(Path(args.file), args.text_column, args.label_column)
     tr_x, te_x, tr_y, te_y = split(texts, labels, args.test_size, args.seed)
     mode = f"stratified split: {len(tr_x)} train / {len(te_x)} test, seed {args.seed}"
@@ -283,16 +287,43 @@ def cmd_routing_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _routing_eval_written(args: argparse.Namespace) -> int:
+    """The model ``routing predict`` uses (or ``--model``) on the written complaints."""
+    from intents import evalsets
+    from intents.classifier import LinearTextClassifier
+    from intents.routing import MODEL_FILE, Router
+
+    if args.file:
+        raise InputDataError("routing eval --written takes no FILE")
+    if args.model is not None:
+        if not args.model.is_file():
+            raise InputDataError(f"{args.model}: model file not found")
+        router, which = Router(LinearTextClassifier.load(args.model)), str(args.model)
+    else:
+        router = Router.load(args.data_dir)
+        trained = args.data_dir / MODEL_FILE
+        which = str(trained) if trained.is_file() else "default (intents/data/routing/categories.yml)"
+    result = evalsets.measure_routing_written(router, args.min_confidence)
+    report = result.report
+    report.extra["mode"] = f"written complaints ({evalsets.ROUTING_WRITTEN.name}), model: {which}"
+    report.extra["figures"] = {k: round(v, 4) for k, v in result.figures.items()}
+    print(report.text(max_errors=args.errors))
+    print("\n" + result.line())
+    written = report.save(args.out or args.data_dir / "reports" / "routing", "routing_written")
+    print("\nwritten: " + ", ".join(str(w) for w in written))
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------- parser
 def _training_dir_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--training-dir", type=Path, default=None,
                    help="folder of intent YAML files (default: <data_dir>/intents if present, else packaged)")
 
 
-def _columns(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--text-column", action="append", required=True,
+def _columns(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--text-column", action="append", required=required,
                    help="text column; repeat or write 'title+text' to join columns")
-    p.add_argument("--label-column", required=True, help="category/department column")
+    p.add_argument("--label-column", required=required, help="category/department column")
     p.add_argument("--extra", action="append", metavar="FILE",
                    help="more labelled tickets to train on (repeatable; same label column)")
     p.add_argument("--extra-text-column", action="append", metavar="COLUMN",
@@ -355,9 +386,16 @@ def add_commands(subparsers: argparse._SubParsersAction, data_dir: Path) -> None
     p.add_argument("--model", type=Path, default=None, help="model file (default: trained model or built-in)")
     p.set_defaults(func=_guarded(cmd_routing_predict), **common)
 
-    p = rsub.add_parser("eval", help="train/test split evaluation on a labelled CSV/XLSX/JSONL")
-    p.add_argument("file")
-    _columns(p)
+    p = rsub.add_parser("eval", help="train/test split evaluation on a labelled CSV/XLSX/JSONL, or the "
+                                     "model in use on the written complaints (--written)")
+    p.add_argument("file", nargs="?")
+    _columns(p, required=False)
+    p.add_argument("--written", action="store_true",
+                   help="measure the model routing predict uses (or --model) on the written complaints "
+                        "(intents/data/eval/routing_written.yml); no FILE")
+    p.add_argument("--model", type=Path, default=None, help="with --written: this model file")
+    p.add_argument("--min-confidence", type=float, default=0.3,
+                   help="with --written: below this a ticket goes to triage (default 0.3, as bot/rules/dispatch.yml)")
     p.add_argument("--test-size", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--out", type=Path, default=None, help="report folder (default: <data_dir>/reports/routing)")

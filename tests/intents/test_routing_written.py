@@ -1,0 +1,51 @@
+"""The default routing model on residents' complaints written by hand (intents/data/eval/routing_written.yml):
+it must stay above a floor, and ``routing eval --written`` reports the same figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from intents import evalsets
+from intents.routing import DEFAULT_CATEGORIES, Router, load_categories
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Floors a little under the figures measured when they were set (docs/benchmarks.md, routing).
+MACRO_F1_FLOOR = 0.75
+BELOW_MIN_CONFIDENCE_CEILING = 0.40
+
+
+def test_written_set_is_not_training_data() -> None:
+    written, labels = load_categories(evalsets.ROUTING_WRITTEN)
+    training, categories = load_categories(DEFAULT_CATEGORIES)
+    assert not set(written) & set(training)
+    assert set(labels) == set(categories)
+    assert len(written) >= 200
+
+
+def test_default_model_on_written_complaints() -> None:
+    result = evalsets.measure_routing_written(Router.default())
+    figures = result.figures
+    assert figures["macro-F1"] >= MACRO_F1_FLOOR, result.line()
+    assert figures["below 0.3"] <= BELOW_MIN_CONFIDENCE_CEILING, result.line()
+
+
+def test_cli_eval_written(tmp_path: Path) -> None:
+    env = {**os.environ, "BOT_DATA_DIR": str(tmp_path), "MPLBACKEND": "Agg"}
+    r = subprocess.run([sys.executable, "-m", "bot", "routing", "eval", "--written", "--out", str(tmp_path / "rep")],
+                       capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "routing-written n=" in r.stdout
+    report = json.loads((tmp_path / "rep" / "routing_written.json").read_text(encoding="utf-8"))
+    assert report["mode"].startswith("written complaints") and "default" in report["mode"]
+    assert set(report["figures"]) == {"macro-F1", "accuracy", "below 0.3", "dispatched right"}
+    r = subprocess.run([sys.executable, "-m", "bot", "routing", "eval", "--written", "x.csv"],
+                       capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert r.returncode == 2 and "no FILE" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "bot", "routing", "eval", "x.csv"],
+                       capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert r.returncode == 2 and "--text-column" in r.stderr
