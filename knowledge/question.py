@@ -128,7 +128,7 @@ def reduce_message(text: str) -> Reduced:
 # Asked when a place opens (银行几点开门, 社区医院几点上班, 超市什么时候关门, 游泳馆的营业时间): the place
 # named before it is what the question is about. Said after folding (啥时候, 多会儿 → 什么时候).
 _HOURS_RE = re.compile(
-    r"(?:几点|什么时候)(?:开始|才|能)?(?:上班|下班|开门|关门|营业|办公|开放|开|关|有人)"
+    r"(?:几点|什么时候)(?:开始|才|能)?(?:上班|下班|开门|关门|营业|办公|开放|有人)|几点(?:开|关)(?![^门]{0,1}[证票卡药])"
     r"|(?:上班|下班|开门|关门|营业|办公|开放)(?:的)?时间|开不开门|开门了?[吗没]"
 )
 # Leading words of a clause that name no place (请问, 俺想问, 那个 …), trailing 的.

@@ -348,9 +348,20 @@ _CUT_AHEAD = re.compile(
 )
 
 
+# When the water, power or gas comes back (啥时候来水, 停水了几点能来电, 停气要多久): asked, whatever cut
+# the message tells of; the answer says where the time is posted and whom to ask.
+_COMES_BACK = re.compile(
+    r"(?:什么时候|啥时候|几点|多会儿|哪天|多久|多长时间)(?:才|能|会|可以|就)*(?:来|通|恢复|有)(?:供)?[水电气暖]"
+    r"(?![^\s啊呢吗了呀啦哇？?，,。！!])"
+    r"|(?<!自)(?:来|恢复供?)[水电气暖](?:还)?(?:要|得)?(?:多久|多长时间|几点|什么时候|啥时候)"
+)
+
+
 async def answer_if_known(ctx: Context) -> str | None:
     text = ctx.text.strip()
-    if not text or not _ASKS.search(text) or (PROBLEM.search(_CUT_AHEAD.sub("", text)) and not _ASKING.search(text)):
+    if not text or not _ASKS.search(text):
+        return None
+    if (PROBLEM.search(_CUT_AHEAD.sub("", text)) and not _ASKING.search(text) and not _COMES_BACK.search(text)):
         return None
     result = ctx.rt.language.knowledge.answer(text)
     if result.elsewhere:  # when another place opens (银行几点开门): not known here, and where to ask

@@ -130,3 +130,13 @@ def test_the_centres_own_hours_are_still_answered(kb: KnowledgeBase, text: str) 
     answer = kb.answer(text)
     assert answer.kind != "unknown" and answer.hits[0].entry.id in {"office-hours", "office-weekend"}, text
     assert not answer.elsewhere
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("啥时候来水", "water-service"), ("俺家停水了 啥时候能来水啊", "water-service"), ("停电了 什么时候来电", "electricity-service")],
+)
+def test_when_the_water_or_power_comes_back_is_answered(kb: KnowledgeBase, text: str, expected: str) -> None:
+    """The entries of a cut say when it comes back (the notice's time, whom to ask), and are answered."""
+    answer = kb.answer(text)
+    assert (answer.kind, answer.hits[0].entry.id) == ("answer", expected), text
