@@ -1,12 +1,15 @@
-"""Greetings, thanks and chit-chat: a warm word, and what the assistant can do."""
+"""Greetings, thanks and chit-chat: a warm word, and what the assistant can do; the date and the
+time when asked (elderly residents ask 今天几号), and the weather said plainly not to be known."""
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from bot.flows.help import menu
 from bot.handler.context import Context
 from bot.handler.router import PHASE_MENU, Func, Intent, Router
+from bot.services.office import CHINA
 
 router = Router("smalltalk")
 
@@ -24,12 +27,16 @@ TEXTS = {
     "marks": "有什么需要帮忙的，直接打字或者发语音告诉我就行；回复“帮助”看看我能做什么。",
     "sad": "怎么了？遇到什么难处了，跟我说说，我帮您想办法。",
     # 确认 when nothing waits for it (the exchange it meant was refused, or the question ran out).
+    "today": "今天是{month}月{day}日，{weekday}，现在{hour}:{minute:02d}。",
+    "tomorrow": "明天是{month}月{day}日，{weekday}。",
+    "weather": "天气我这里查不到，可以看看手机上的天气预报，或者听听电视、广播。社区的事随时跟我说，需要工作人员帮忙请回复“转人工”。",
     "nothing_to_confirm": "现在没有等您确认的事。需要什么帮忙，直接跟我说就行；回复“帮助”看看我能做什么。",
 }
 
 THANKS = ("谢", "感谢", "辛苦", "多谢", "thank")
 BYE = ("再见", "拜拜", "晚安", "bye")
-ROBOT = ("机器人", "是真人", "真人吗", "是人吗", "人工智能", "你是谁", "你是哪位", "智能客服")
+ROBOT = ("机器人", "是真人", "真人吗", "是人吗", "人工智能", "你是谁", "你是哪位", "智能客服",
+         "你叫啥", "你叫什么", "你的名字", "怎么称呼你", "你是干啥的人")
 UNSURE_PHONE = ("不会用手机", "不会用这个", "不会打字", "不会弄", "不会用微信", "看不清", "眼神不好", "眼睛不好", "字太小", "不会操作")
 # Praise for someone's work (表扬网格员小李, 服务特别好): thanked, whatever the engine makes of it.
 PRAISE = re.compile(r"表扬|点赞|夸一?夸|(?:服务|态度|效率)(?:特别|非常|很|真|挺|太)?好|办得(?:特别|非常|很|真|挺)?(?:好|快)|负责任")
@@ -50,6 +57,43 @@ _SAD = re.compile(r"[😭😢😡😠💔😞😔😩😫]|\[(?:流泪|大哭|�
 
 # A bare confirmation with no question open: said so, not "I can't help with that".
 CONFIRM = re.compile(r"^(?:确认|确定|确认兑换|确定兑换|确认预约|确认报名|确认提交|提交|同意)(?:了|吧|啊|的)?[。！!.]*$")
+
+
+# The date, the weekday or the time asked on its own (今天几号, 今天星期几, 现在几点了, 明天礼拜几).
+CALENDAR = re.compile(
+    r"^(?:请问|问一下|问下|那个|哎)?(?P<day>今天|今儿|今儿个|今日|明天|明儿|明儿个|现在|这会儿)?(?:是)?"
+    r"(?:几月)?(?:几号|几日|星期几|周几|礼拜几|几点(?:钟)?|多少号|什么日子|啥日子)(?:了|啊|呀|呢|来着)?[?？。]*$"
+)
+# The weather (明天天气咋样, 今天下雨吗, 冷不冷): not something this assistant knows.
+WEATHER = re.compile(r"天气|下雨|下雪|气温|几度|刮风|雾霾|空气质量")
+WEEKDAYS = "一二三四五六日"
+
+
+def _calendar(ctx: Context) -> bool:
+    return ctx.fsm.state is None and len(ctx.text) <= 14 and CALENDAR.match(ctx.text.strip()) is not None
+
+
+@router.message(Func(_calendar, phase=PHASE_MENU, when=lambda p: p.text and not p.state))
+async def calendar(ctx: Context) -> str:
+    ctx.intent = "smalltalk"
+    match = CALENDAR.match(ctx.text.strip())
+    now = ctx.rt.clock.now().astimezone(CHINA)
+    if match is not None and match["day"] in ("明天", "明儿", "明儿个"):
+        day = now + timedelta(days=1)
+        return TEXTS["tomorrow"].format(month=day.month, day=day.day, weekday="星期" + WEEKDAYS[day.weekday()])
+    return TEXTS["today"].format(
+        month=now.month, day=now.day, weekday="星期" + WEEKDAYS[now.weekday()], hour=now.hour, minute=now.minute
+    )
+
+
+def _weather(ctx: Context) -> bool:
+    text = ctx.text.strip()
+    return ctx.fsm.state is None and len(text) <= 14 and WEATHER.search(text) is not None and ctx.intent == "fallback"
+
+
+@router.message(Func(_weather, phase=PHASE_MENU, when=lambda p: p.text and not p.state))
+async def weather(ctx: Context) -> str:
+    return TEXTS["weather"]
 
 
 def _nothing_to_confirm(ctx: Context) -> bool:
