@@ -33,7 +33,7 @@ TEXTS = {
     "none": "近期还没有安排课程和活动，过几天再来看看吧。",
     "next_week_head": "下周的课程和活动：",
     "next_week_none": "下周还没有安排课程和活动。",
-    "not_found": "没找到“{query}”相关的课程。回复“有什么课”看看近期的安排。",
+    "not_found": "没找到“{query}”相关的课程。\n",
     "detail": (
         "「{title}」{category}\n{description}时间：{when}–{end}\n地点：{place}\n{organiser}{audience}"
         "名额：{capacity}人，已报{booked}人\n费用：{cost}\n\n报名请回复“预约”。"
@@ -534,7 +534,8 @@ def _names_course(text: str) -> bool:
 @router.message(Func(lambda ctx: _names_course(ctx.text), phase=PHASE_MENU, when=lambda p: p.text))
 async def by_name(ctx: Context) -> str:
     found = await search(ctx, ctx.text) or await generic(ctx, ctx.text)
-    return found or TEXTS["not_found"].format(query=ctx.text.strip()[:14])
+    # Nothing by that name (我想给孩子报个课): what is on, to pick from, rather than a dead end.
+    return found or TEXTS["not_found"].format(query=ctx.text.strip()[:14]) + await whats_on(ctx)
 
 
 @router.message(Intent("course_booking"), Func(lambda ctx: ctx.decision != "clarify" and not NOT_A_CLASS.search(ctx.text)))
