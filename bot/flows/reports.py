@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 
 from rapidfuzz import fuzz
 
-from bot.handler.choices import is_cancel, numbered, parse_choice
+from bot.handler.choices import is_cancel, numbered, parse_choice, parse_phone, phone_alone
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK
 from bot.handler.router import PHASE_MENU, PHASE_STATE, Func, Router, State, Text
+from bot.logmask import mask_phones
 from bot.services import reports
 from bot.services.dispatch import rules_for
 from bot.services.reports import Report
@@ -68,6 +69,16 @@ TEXTS = {
     "rated_bad": "抱歉没让您满意，诉求 {number} 已重新办理，我们会尽快处理。",
     "ask_comment": "可以说说哪里不满意吗？直接回复，我们转给办理人员。",
     "comment_kept": "已转给办理人员，谢谢您。",
+    "phone_none": (
+        "我们这里没有单独登记您的电话：只有反映问题时留的联系电话会记在那件诉求上，您现在没有在办的诉求。"
+        "以后反映问题时留新号码就行。\n{elsewhere}"
+    ),
+    "phone_ask": "您在办的诉求 {numbers} 留的联系电话：{phones}。请直接发新的电话号码，我帮您改过来；不改请回复“取消”。\n{elsewhere}",
+    "phone_none_left": "没有留",
+    "phone_changed": "好的，诉求 {numbers} 的联系电话已改为 {phone}，工作人员需要时会打这个号码。",
+    "phone_late": "您现在没有在办的诉求了，电话不用改。以后反映问题时留新号码就行。",
+    "phone_kept": "好的，联系电话不改了。",
+    "phone_elsewhere": "社区居民信息、社保、医保等登记的电话，请带身份证到社区服务中心窗口或找楼栋网格员更改。",
     "nothing_to_rate": "目前没有等您评价的诉求。如果问题还没解决，直接说说情况，我帮您登记；发“查进度”可以看看办理情况。",
 }
 
@@ -280,6 +291,64 @@ def _just_filed(ctx: Context) -> int | None:
     mark = ctx.extra.get("mark")
     ticket_id = mark[1].get("ticket_id") if mark and mark[0] in (FILED, URGENT) else None
     return ticket_id if isinstance(ticket_id, int) else None
+
+
+# ------------------------------------------------------------------------------- contact phone
+# The resident wants to change the phone they left (我想改一下我登记的电话, 我换手机号了, 电话改成138…):
+# the system keeps a phone only with a report (its contact), so it is changed on their open reports
+# — the number in the same message, or the next message's — and what other records hold (户籍, 社保)
+# is changed at the centre's window.
+CHANGE_PHONE = re.compile(
+    r"(?:改|换|更改|修改|变更|更新|更换)(?:一下|下|个)?(?:我|俺)?(?:的)?(?:登记|留|填|预留|报)?(?:的)?(?:联系)?"
+    r"(?:电话|手机号|号码|联系方式)"
+    r"|(?:电话|手机号|手机号码|号码|联系方式)(?:换|改|变|更换|换成|改成|变成)(?:了|成|为)"
+)
+CHANGING_PHONE = "phone"  # the mark of the question "请发新的电话号码": only the next message answers it
+
+
+def _changes_phone(ctx: Context) -> bool:
+    text = ctx.text
+    return bool(text) and len(text) <= 40 and ctx.resident is not None and CHANGE_PHONE.search(text) is not None
+
+
+@router.message(Func(_changes_phone, phase=PHASE_STATE, when=lambda p: p.text and not p.state))
+async def phone_change(ctx: Context) -> str:
+    assert ctx.resident is not None
+    rows = await reports.contacts(ctx.rt.db, ctx.resident.id)
+    elsewhere = TEXTS["phone_elsewhere"]
+    if not rows:
+        return TEXTS["phone_none"].format(elsewhere=elsewhere)
+    number = parse_phone(ctx.text)
+    if number is not None:
+        return await _phone_changed(ctx, number)
+    await ctx.fsm.set(MARK + CHANGING_PHONE, numbers=[n for n, _ in rows])
+    phones = "、".join(dict.fromkeys(mask_phones(p) for _, p in rows if p)) or TEXTS["phone_none_left"]
+    return TEXTS["phone_ask"].format(numbers="、".join(n for n, _ in rows[:PAGE]), phones=phones, elsewhere=elsewhere)
+
+
+async def _phone_changed(ctx: Context, number: str) -> str:
+    assert ctx.resident is not None
+    changed = await reports.change_contact(ctx.rt.db, ctx.resident.id, number, ctx.rt.clock.now())
+    if not changed:
+        return TEXTS["phone_late"]
+    return TEXTS["phone_changed"].format(numbers="、".join(changed[:PAGE]), phone=mask_phones(number))
+
+
+def _new_phone(ctx: Context) -> bool:
+    mark = ctx.extra.get("mark")
+    if not mark or mark[0] != CHANGING_PHONE or not ctx.text:
+        return False
+    return phone_alone(ctx.text) is not None or is_cancel(ctx.text)
+
+
+@router.message(Func(_new_phone, phase=PHASE_STATE, when=lambda p: p.text))
+async def new_phone(ctx: Context) -> str:
+    """The answer to "请发新的电话号码", as the very next message; anything else is a message of its
+    own and the phones stay."""
+    number = phone_alone(ctx.text)
+    if number is None:
+        return TEXTS["phone_kept"]
+    return await _phone_changed(ctx, number)
 
 
 # ----------------------------------------------------------------------------------- withdrawal

@@ -456,6 +456,33 @@ async def add_contact(db: Database, ticket_id: int, resident_id: int, phone: str
     return await _sync(db, keep)
 
 
+async def contacts(db: Database, resident_id: int) -> list[tuple[str, str | None]]:
+    """(number, contact phone) of the resident's open reports, newest first: the only phones of a
+    resident the system keeps (a phone is asked with a report, never for the resident)."""
+    stmt = (select(Ticket.number, Ticket.contact_phone)
+            .where(Ticket.resident_id == resident_id, Ticket.status.in_(tickets.OPEN_STATUSES))
+            .order_by(Ticket.id.desc()).limit(50))
+    return await db.run_sync_read(lambda connection: [(str(n), p) for n, p in connection.execute(stmt)])
+
+
+async def change_contact(db: Database, resident_id: int, phone: str, now: datetime) -> list[str]:
+    """A new phone for the resident's open reports (我换号了): their contact from now on, each with a
+    timeline entry for the staff (without the number). The numbers of the reports changed."""
+
+    def keep(session: Session) -> list[str]:
+        rows = session.scalars(
+            select(Ticket).where(Ticket.resident_id == resident_id, Ticket.status.in_(tickets.OPEN_STATUSES))
+            .order_by(Ticket.id.desc()).limit(50).with_for_update()
+        ).all()
+        for ticket in rows:
+            ticket.contact_phone = phone
+            tickets.record_sync(session, ticket, "resident_contact", actor="resident", now=now, note="居民更换了联系电话",
+                                public=False)
+        return [t.number for t in rows]
+
+    return await _sync(db, keep)
+
+
 async def add_update(db: Database, ticket_id: int, resident_id: int, text: str, now: datetime) -> bool:
     """What the resident says of an emergency right after reporting it ("已经打了120了", "人送医院了"):
     a note on the ticket's timeline for the staff on duty. False when the ticket is not the
