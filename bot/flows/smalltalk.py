@@ -70,10 +70,11 @@ WEEKDAYS = "一二三四五六日"
 
 
 def _calendar(ctx: Context) -> bool:
-    return ctx.fsm.state is None and len(ctx.text) <= 14 and CALENDAR.match(ctx.text.strip()) is not None
+    """Asked in the middle of something too (a coupon waiting to be confirmed): answered, the step kept."""
+    return len(ctx.text) <= 14 and CALENDAR.match(ctx.text.strip()) is not None
 
 
-@router.message(Func(_calendar, phase=PHASE_MENU, when=lambda p: p.text and not p.state))
+@router.message(Func(_calendar, phase=PHASE_MENU, when=lambda p: p.text))
 async def calendar(ctx: Context) -> str:
     ctx.intent = "smalltalk"
     match = CALENDAR.match(ctx.text.strip())
@@ -88,10 +89,10 @@ async def calendar(ctx: Context) -> str:
 
 def _weather(ctx: Context) -> bool:
     text = ctx.text.strip()
-    return ctx.fsm.state is None and len(text) <= 14 and WEATHER.search(text) is not None and ctx.intent == "fallback"
+    return len(text) <= 14 and WEATHER.search(text) is not None and ctx.intent == "fallback"
 
 
-@router.message(Func(_weather, phase=PHASE_MENU, when=lambda p: p.text and not p.state))
+@router.message(Func(_weather, phase=PHASE_MENU, when=lambda p: p.text))
 async def weather(ctx: Context) -> str:
     return TEXTS["weather"]
 
