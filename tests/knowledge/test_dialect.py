@@ -44,6 +44,9 @@ ANSWERABLE = [
     ("俺们厂子倒闭了 没活干了 上哪登个记", "unemployment-registration"),
     # a directional complement (刷不出来) names nothing: it does not point to 户口本分出来
     ("俺那个医保卡刷不出来了 咋换个新的", "social-security-card"),
+    # the place where one does things at the community is the service centre; 拿些啥 is what to bring
+    ("俺不认得路 社区办事的地方在哪", "office-location"),
+    ("办低保要拿些啥", "dibao-apply"),
 ]
 
 
