@@ -74,10 +74,14 @@ async def authenticate(request: web.Request) -> Principal:
     raise unauthorized("authentication required: send 'Authorization: Bearer <token>'")
 
 
-def authorize(principal: Principal, roles: frozenset[str]) -> None:
+def authorize(principal: Principal, roles: frozenset[str], refused: str = "") -> None:
+    """A 403 unless the principal's role is one of ``roles`` (or admin). ``refused``: why the route is
+    not for other roles, said in the error's message (its ``details`` name the role and the allowed)."""
     if principal.role not in ALL_ROLES:
         raise forbidden(f"the role {principal.role!r} is not known to this server")
     if not principal.may(roles):
-        allowed = ", ".join(sorted({ADMIN, *roles}))
+        allowed = sorted({ADMIN, *roles})
         log.info("refused %s %s#%s (role %s)", principal.kind, principal.name, principal.id, principal.role)
-        raise forbidden(f"the role {principal.role!r} may not do this; allowed: {allowed}")
+        why = f": {refused}" if refused else ""
+        raise forbidden(f"the role {principal.role!r} may not do this{why}; allowed: {', '.join(allowed)}",
+                        details={"role": principal.role, "allowed": allowed})

@@ -75,8 +75,8 @@ def unauthorized(message: str, code: str = "unauthorized") -> ApiError:
     return ApiError(401, code, message, headers={"WWW-Authenticate": 'Bearer realm="api"'})
 
 
-def forbidden(message: str, code: str = "forbidden") -> ApiError:
-    return ApiError(403, code, message)
+def forbidden(message: str, code: str = "forbidden", details: Any = None) -> ApiError:
+    return ApiError(403, code, message, details)
 
 
 def error_response(error: ApiError) -> web.Response:

@@ -114,6 +114,7 @@ class Route:
     status: int
     operation_id: str
     registry: Registry = field(repr=False, compare=False)
+    refused: str = ""  # why other roles may not call it (the 403's message, the OpenAPI description)
 
     @property
     def full_path(self) -> str:
@@ -361,6 +362,7 @@ class Registry:
         response: Schema | None = None,
         status: int = 200,
         operation_id: str | None = None,
+        refused: str = "",
     ) -> Callable[[Handler], Handler]:
         method = method.upper()
         role_set = frozenset(roles)
@@ -414,6 +416,7 @@ class Registry:
                     status=status,
                     operation_id=operation_id or handler.__name__,
                     registry=self,
+                    refused=refused,
                 )
             )
             self._document = None
@@ -439,7 +442,7 @@ class Registry:
             principal = None
             if not route.public:
                 principal = await authenticate(request)
-                authorize(principal, route.roles)
+                authorize(principal, route.roles, route.refused)
             path = checked.path_values(request.match_info)
             query = checked.query_values(request)
             body = await checked.body_value(request) if route.body is not None else None
@@ -517,6 +520,8 @@ def _operation(route: Route) -> dict[str, Any]:
     if not route.public:
         roles = ", ".join(route.allowed_roles)
         description = f"{description}\n\nRoles: {roles}.".strip()
+        if route.refused:
+            description += f" Not for other roles: {route.refused}."
     if description:
         op["description"] = description
     if route.tags:

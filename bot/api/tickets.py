@@ -14,6 +14,10 @@ from bot.services.dispatch import rules_for
 from bot.storage.models import Ticket, TicketEvent
 
 TICKET_ROLES = frozenset({"staff", "supervisor"})
+# The console's role model (docs/console.md): tickets are staff's; operators read conversations and
+# the dashboard's ticket figures, not tickets (a resident's report, phone and address).
+NOT_FOR_OPERATORS = ("tickets are handled by staff and supervisors, as in the console; operators do not "
+                     "read them (ticket figures: GET /api/v1/dashboard/tickets)")
 SUPERVISOR_ACTIONS = frozenset({"reject", "close", "reopen", "escalate"})
 
 STR = {"type": "string"}
@@ -108,7 +112,7 @@ def actor_of(call: Call) -> str:
 
 
 @route(
-    "GET", "/tickets", roles=TICKET_ROLES | {"operator"}, summary="List tickets",
+    "GET", "/tickets", roles=TICKET_ROLES, refused=NOT_FOR_OPERATORS, summary="List tickets",
     description="Tickets newest first, with filters; `triage=true` is the queue of unrouted tickets.",
     tags=("tickets",),
     query=obj({
@@ -162,8 +166,8 @@ async def _detail(call: Call, ticket_id: int) -> dict[str, Any]:
     return data
 
 
-@route("GET", "/tickets/{id}", roles=TICKET_ROLES | {"operator"}, summary="One ticket with its timeline",
-       tags=("tickets",), path_params={"id": ID}, response=TICKET_DETAIL)
+@route("GET", "/tickets/{id}", roles=TICKET_ROLES, refused=NOT_FOR_OPERATORS,
+       summary="One ticket with its timeline", tags=("tickets",), path_params={"id": ID}, response=TICKET_DETAIL)
 async def get_ticket(call: Call) -> dict[str, Any]:
     """The ticket, every timeline event (public and private) and tickets linked to it as duplicates."""
     return await _detail(call, call.path["id"])
@@ -176,7 +180,7 @@ def _refused(exc: svc.TicketError) -> ApiError:
 
 
 @route(
-    "POST", "/tickets/{id}/transitions", roles=TICKET_ROLES,
+    "POST", "/tickets/{id}/transitions", roles=TICKET_ROLES, refused=NOT_FOR_OPERATORS,
     summary="Change a ticket's status",
     description=(
         "Actions: dispatch (department/assignee), accept, start, answer (resolution, photos), "
@@ -218,7 +222,7 @@ async def transition_ticket(call: Call) -> dict[str, Any]:
 
 
 @route(
-    "POST", "/tickets/{id}/comments", roles=TICKET_ROLES, summary="Comment on a ticket",
+    "POST", "/tickets/{id}/comments", roles=TICKET_ROLES, refused=NOT_FOR_OPERATORS, summary="Comment on a ticket",
     description=(
         "A public comment is pushed to the resident; a private one is a staff note. A resident who "
         "unfollowed the account is sent nothing (WeChat would refuse it): the comment is recorded, its "
@@ -239,7 +243,7 @@ async def comment_ticket(call: Call) -> dict[str, Any]:
 
 
 @route(
-    "POST", "/tickets/{id}/assignment", roles=TICKET_ROLES, summary="Assign a ticket",
+    "POST", "/tickets/{id}/assignment", roles=TICKET_ROLES, refused=NOT_FOR_OPERATORS, summary="Assign a ticket",
     description="Set the department and/or the assignee without changing the status.",
     tags=("tickets",), path_params={"id": ID},
     body=obj({"department": DEPARTMENT, "assignee": SHORT}),
