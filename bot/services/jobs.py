@@ -16,7 +16,7 @@ from bot.services.scheduler import Job
 from bot.storage.models import Ticket
 
 BATCH = 200
-REMINDABLE = ("dispatched", "accepted", "in_progress", "reopened")
+REMINDABLE = svc.REMINDABLE
 
 
 async def remind_assignees(rt: Runtime, now: datetime) -> int:
@@ -39,13 +39,9 @@ async def remind_assignees(rt: Runtime, now: datetime) -> int:
                 continue
             ticket = await session.get(Ticket, ticket_id)
             assert ticket is not None
-            left = max(0, int((deadline - now).total_seconds() // 60))
-            to = ticket.assignee or ticket.department
-            await svc.record(session, ticket, "reminder", actor="system", now=now, public=False,
-                             note=f"距办理期限还有{left}分钟", data={"notify": to})
-            await staff_notices.add(session, ticket, "reminder",
-                                    f"工单 {ticket.number} 距办理期限还有{left}分钟，请尽快处理。", now,
-                                    role=None if to else "staff", assignee=to)
+            # To its handler now; a later handler is reminded when the ticket changes hands
+            # (``tickets.remind_new_handler``).
+            await svc.remind(session, ticket, now)
             done += 1
     return done
 

@@ -34,11 +34,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from bot.messages import Out
-from bot.services import points
+from bot.services import points, staff_notices
 from bot.services.dispatch import Decision, Rules
 from bot.services.notify import enqueue_sync
 from bot.storage.db import dialect_insert
-from bot.storage.models import Resident, Ticket, TicketCounter, TicketEvent
+from bot.storage.models import ConsoleUser, Resident, StaffNotification, Ticket, TicketCounter, TicketEvent
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,8 @@ STATUSES = (
 # Staff's first move on a ticket (``tickets.responded_at``, the dashboard's response time).
 RESPONSE_ACTIONS = frozenset({"accept", "start", "answer", "reject"})
 OPEN_STATUSES = ("submitted", "dispatched", "accepted", "in_progress", "reopened", "escalated")
+# Statuses in which someone is working on the ticket: the deadline's reminder goes to its handler.
+REMINDABLE = ("dispatched", "accepted", "in_progress", "reopened")
 RATINGS = {"满意": "satisfied", "基本满意": "basic", "不满意": "unsatisfied"}
 RATING_LABELS = {v: k for k, v in RATINGS.items()}
 
@@ -677,6 +679,8 @@ async def transition(
     )
     if action == "close" and before == "answered":
         await credit_report(session, ticket, rules, now)
+    if action in ("dispatch", "accept"):
+        await remind_new_handler(session, ticket, now)
     return event
 
 
@@ -706,7 +710,7 @@ async def assign(
     ticket.department = department if department is not None else ticket.department
     ticket.assignee = assignee if assignee is not None else ticket.assignee
     ticket.updated_at = now
-    return await record(
+    event = await record(
         session,
         ticket,
         "assign",
@@ -715,6 +719,57 @@ async def assign(
         public=False,
         data={"department": ticket.department, "assignee": ticket.assignee},
     )
+    await remind_new_handler(session, ticket, now)
+    return event
+
+
+def handler_of(ticket: Ticket) -> str | None:
+    """Whom the ticket's staff notices are for: its assignee (who accepted it, or was given it), else
+    its department; ``None``: every staff member (the staff role)."""
+    return ticket.assignee or ticket.department
+
+
+async def remind(session: AsyncSession, ticket: Ticket, now: datetime, *, handover: bool = False) -> None:
+    """The deadline's reminder to the ticket's handler: a line on the timeline (naming whom it went
+    to) and a staff notice. ``handover``: to a new handler, the round's reminder having gone to
+    another (the notice says the ticket is now theirs)."""
+    assert ticket.deadline is not None
+    left = max(0, int((ticket.deadline - now).total_seconds() // 60))
+    to = handler_of(ticket)
+    data: dict[str, Any] = {"notify": to}
+    if handover:
+        data["handover"] = True
+    await record(session, ticket, "reminder", actor="system", now=now, public=False,
+                 note=f"距办理期限还有{left}分钟", data=data)
+    now_theirs = "现由您处理，" if handover else ""
+    await staff_notices.add(session, ticket, "reminder",
+                            f"工单 {ticket.number} {now_theirs}距办理期限还有{left}分钟，请尽快处理。", now,
+                            role=None if to else "staff", assignee=to)
+
+
+async def remind_new_handler(session: AsyncSession, ticket: Ticket, now: datetime) -> bool:
+    """After the ticket changed hands (dispatched, accepted, assigned): when this round's reminder
+    has gone already (``reminded_at``, reset by a reopening) and the deadline is still ahead, the
+    new handler is reminded too, unless they had it: addressed to their name, or to the department
+    of their console account (whose notices they see). True when a reminder was sent."""
+    to = handler_of(ticket)
+    if (to is None or ticket.reminded_at is None or ticket.deadline is None or ticket.deadline <= now
+            or ticket.status not in REMINDABLE):
+        return False
+    reminded = set((await session.scalars(
+        select(StaffNotification.assignee).where(
+            StaffNotification.ticket_id == ticket.id, StaffNotification.kind == "reminder",
+            StaffNotification.created_at >= ticket.reminded_at, StaffNotification.assignee.is_not(None),
+        )
+    )).all())
+    if to in reminded:
+        return False
+    if reminded:
+        department = await session.scalar(select(ConsoleUser.department).where(ConsoleUser.name == to))
+        if department in reminded:
+            return False
+    await remind(session, ticket, now, handover=True)
+    return True
 
 
 async def rate(

@@ -1,10 +1,14 @@
 """Helpers for the console's tests: accounts made through the service, logging in over HTTP with
 the cookies read from the headers (the session cookie is Secure, which a client jar would keep
-from plain http://127.0.0.1)."""
+from plain http://127.0.0.1), and the set-up most tests share: the service with its users
+(:func:`start_console`), a resident waiting for a person (:func:`waiting_resident`), a ticket made
+from their conversation (:func:`ticket_from_conversation`) or reported in the chat
+(:func:`reported_ticket`), a page once something is on it (:func:`wait_page`)."""
 
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
@@ -12,12 +16,17 @@ from typing import Any
 
 import aiohttp
 
-from bot.clock import Clock
+from bot.clock import Clock, ManualClock
 from bot.services import accounts
 from bot.storage.db import Database
 from tests.conftest import REDIS_URL, need_service
 
 PASSWORD = "correct-horse-9"
+# The console's usual people: (name, role, account fields) as add_users takes them.
+ZHANG = ("zhang", "supervisor", {})
+LI = ("li", "staff", {"department": "物业服务中心"})
+WANG = ("wang", "staff", {"department": "环卫所"})
+YUN = ("yun", "operator", {})
 
 
 async def redis_with(database_url: str) -> str:
@@ -132,3 +141,60 @@ async def wait_sent(svc: Any, openid: str, fragment: str) -> list[str]:
             return texts
         await asyncio.sleep(0.1)
     raise AssertionError(f"{fragment!r} not sent to the resident: {await sent_texts(svc, openid)}")
+
+
+async def start_console(service_factory: Any, database_url: str, fake_api: str, *users: tuple[str, str, dict[str, Any]],
+                        clock: ManualClock | None = None, redis: bool = False, **overrides: Any) -> Any:
+    """The service on ``database_url`` with the console's ``users``; ``clock``: the app's (manual)
+    clock; ``redis``: on PostgreSQL also Redis, emptied first (as in production; nothing on SQLite)."""
+    if redis and (url := await redis_with(database_url)):
+        overrides.setdefault("BOT_REDIS_URL", url)
+    svc = await service_factory(database_url, fake_api, app_kwargs={"clock": clock} if clock else None, **overrides)
+    await add_users(database_url, *users)
+    return svc
+
+
+async def waiting_resident(svc: Any, client: Client, openid: str, text: str = "转人工") -> str:
+    """``openid`` says ``text`` through /wechat (转人工: they wait for a person); their resident id,
+    the newest row of the client's inbox."""
+    assert await say(svc, openid, text)
+    _, inbox, _ = await client.get("/console/inbox")
+    found = re.search(r'data-resident="(\d+)"', inbox)
+    assert found, inbox[:500]
+    return found.group(1)
+
+
+async def ticket_from_conversation(client: Client, rid: str, text: str, category: str) -> tuple[str, str]:
+    """A ticket the client makes from the resident's conversation: its page's path and its id."""
+    status, page, resp = await client.post(f"/console/conversations/{rid}/ticket", {"text": text, "category": category})
+    assert status == 303, (status, page[:500])
+    path = str(resp.headers["Location"])
+    return path, path.rsplit("/", 1)[1]
+
+
+async def reported_ticket(svc: Any, client: Client, openid: str, text: str, phone: str | None = None) -> tuple[str, str]:
+    """``openid`` reports ``text`` in the chat (answering the question for a phone with ``phone``
+    when asked, when given); the ticket's console page (found by its number) and the number."""
+    reply = await say(svc, openid, text)
+    if phone is not None and reply and "联系电话" in reply:
+        reply = await say(svc, openid, phone)
+    number = re.search(r"GD\d{8}-\d{4}", reply or "")
+    assert number, reply
+    _, _, resp = await client.get(f"/console/tickets?number={number.group(0)}")
+    return str(resp.headers["Location"]), number.group(0)
+
+
+async def wait_page(client: Client, path: str, fragment: str) -> str:
+    """The page (unescaped) once ``fragment`` is on it (the scheduler runs in the service, on its own)."""
+    page = ""
+    for _ in range(300):
+        _, page, _ = await client.get(path)
+        if fragment in html.unescape(page):
+            return html.unescape(page)
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{fragment!r} not on {path}")
+
+
+def timeline(page: str) -> str:
+    """A ticket page's timeline, unescaped."""
+    return html.unescape(page.split('id="timeline"', 1)[1].split("</ol>", 1)[0])

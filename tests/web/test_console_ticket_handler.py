@@ -12,39 +12,28 @@ from datetime import datetime
 
 from bot.clock import ManualClock
 from tests.api.conftest import Api, make_tokens
-from tests.web.console_util import Client, add_users, login, say
-
-USERS = (
-    ("zhang", "supervisor", {}),
-    ("li", "staff", {"department": "物业服务中心"}),
+from tests.web.console_util import (
+    LI,
+    WANG,
+    ZHANG,
+    login,
+    start_console,
+    ticket_from_conversation,
+    timeline,
+    wait_page,
+    waiting_resident,
 )
 
-
-async def wait_page(client: Client, path: str, fragment: str) -> str:
-    """The page once ``fragment`` is on it (the scheduler runs in the service, on its own)."""
-    page = ""
-    for _ in range(300):
-        _, page, _ = await client.get(path)
-        if fragment in html.unescape(page):
-            return html.unescape(page)
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{fragment!r} not on {path}")
+USERS = (ZHANG, LI)
 
 
 async def test_the_staff_member_who_accepts_becomes_the_handler(service_factory, sqlite_url, fake_api):
     clock = ManualClock()
-    svc = await service_factory(sqlite_url, fake_api, app_kwargs={"clock": clock})
-    await add_users(sqlite_url, *USERS)
+    svc = await start_console(service_factory, sqlite_url, fake_api, *USERS, clock=clock)
     api = Api(svc, await make_tokens(sqlite_url))
-    assert await say(svc, "o_console_handler_0001", "转人工")
     zhang = await login(svc.http, svc.base, "zhang")
-    _, inbox, _ = await zhang.get("/console/inbox")
-    rid = re.search(r'data-resident="(\d+)"', inbox)
-    assert rid
-    _, _, resp = await zhang.post(f"/console/conversations/{rid.group(1)}/ticket",
-                                  {"text": "3号楼楼道堆满杂物", "category": "物业服务"})
-    ticket = resp.headers["Location"]
-    tid = ticket.rsplit("/", 1)[1]
+    rid = await waiting_resident(svc, zhang, "o_console_handler_0001")
+    ticket, tid = await ticket_from_conversation(zhang, rid, "3号楼楼道堆满杂物", "物业服务")
     # Dispatched to the department with a name typed in (a grid worker without an account).
     status, _, _ = await zhang.post(f"{ticket}/transition",
                                     {"action": "dispatch", "department": "物业服务中心", "assignee": "老周"})
@@ -56,8 +45,7 @@ async def test_the_staff_member_who_accepts_becomes_the_handler(service_factory,
     _, page, _ = await li.get(ticket)
     facts = page.split('class="facts"', 1)[1].split("</dl>", 1)[0]
     assert "<dt>处理人</dt><dd>li</dd>" in facts, facts
-    timeline = page.split('id="timeline"', 1)[1].split("</ol>", 1)[0]
-    accepted = [item for item in timeline.split("<li")[1:] if "<b>接单</b>" in item]
+    accepted = [item for item in timeline(page).split("<li")[1:] if "<b>接单</b>" in item]
     assert len(accepted) == 1 and "处理人 li" in accepted[0], accepted
     _, board, _ = await li.get("/console/tickets")
     row = board.split(f'data-ticket="{tid}"', 1)[1].split("</tr>", 1)[0]
@@ -86,17 +74,11 @@ async def test_the_staff_member_who_accepts_becomes_the_handler(service_factory,
 
 
 async def test_accepting_through_the_api_makes_the_caller_the_handler(service_factory, sqlite_url, fake_api):
-    svc = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, *USERS)
+    svc = await start_console(service_factory, sqlite_url, fake_api, *USERS)
     api = Api(svc, await make_tokens(sqlite_url))
-    assert await say(svc, "o_api_handler_0001", "转人工")
     zhang = await login(svc.http, svc.base, "zhang")
-    _, inbox, _ = await zhang.get("/console/inbox")
-    rid = re.search(r'data-resident="(\d+)"', inbox)
-    assert rid
-    _, _, resp = await zhang.post(f"/console/conversations/{rid.group(1)}/ticket",
-                                  {"text": "5号楼电梯异响", "category": "物业服务"})
-    tid = resp.headers["Location"].rsplit("/", 1)[1]
+    rid = await waiting_resident(svc, zhang, "o_api_handler_0001")
+    _, tid = await ticket_from_conversation(zhang, rid, "5号楼电梯异响", "物业服务")
     status, body, _ = await api.call("POST", f"/tickets/{tid}/transitions", "supervisor",
                                      json={"action": "dispatch", "department": "物业服务中心", "assignee": "老周"})
     assert status == 200 and body["assignee"] == "老周"
@@ -104,3 +86,46 @@ async def test_accepting_through_the_api_makes_the_caller_the_handler(service_fa
     assert status == 200 and body["status"] == "accepted" and body["assignee"] == "test staff"
     status, body, _ = await api.call("GET", f"/tickets/{tid}", "staff")
     assert status == 200 and body["assignee"] == "test staff"
+
+
+async def test_the_reminder_follows_the_ticket_in_the_console_once_per_person(service_factory, sqlite_url,
+                                                                             fake_api):
+    """Reminded as 物业服务中心, the ticket accepted by li of that department: li's notices keep the
+    one reminder (no second, theirs already); assigned on to wang, wang is reminded, in the console."""
+    clock = ManualClock()
+    svc = await start_console(service_factory, sqlite_url, fake_api, *USERS, WANG, clock=clock)
+    api = Api(svc, await make_tokens(sqlite_url))
+    zhang = await login(svc.http, svc.base, "zhang")
+    rid = await waiting_resident(svc, zhang, "o_console_handover_01")
+    ticket, _ = await ticket_from_conversation(zhang, rid, "3号楼楼道堆满杂物", "物业服务")
+    status, _, _ = await zhang.post(f"{ticket}/transition", {"action": "dispatch", "department": "物业服务中心"})
+    assert status == 303
+    status, body, _ = await api.call("GET", f"/tickets/{ticket.rsplit('/', 1)[1]}", "supervisor")
+    assert status == 200 and body["department"] == "物业服务中心" and body["assignee"] is None
+    number = body["number"]
+    deadline = datetime.fromisoformat(body["deadline"])
+    created = datetime.fromisoformat(body["created_at"])
+    clock.advance((deadline - created) * 0.8)
+
+    def notices_about(page: str) -> list[str]:
+        items = page.split('id="notices"', 1)[1].split("</ul>", 1)[0]
+        return [item for item in items.split("<li")[1:] if f"工单 {number}" in item]
+
+    li = await login(svc.http, svc.base, "li")
+    (reminded,) = notices_about(await wait_page(li, "/console/notifications", number))
+    assert "距办理期限" in reminded
+    status, _, _ = await li.post(f"{ticket}/transition", {"action": "accept"})
+    assert status == 303
+    await asyncio.sleep(1.5)  # a second notice, were there one, is written with the accept
+    _, page, _ = await li.get("/console/notifications")
+    assert len(notices_about(html.unescape(page))) == 1
+
+    zhang = await login(svc.http, svc.base, "zhang")  # hours later: a new session
+    status, _, _ = await zhang.post(f"{ticket}/assignment", {"department": "", "assignee": "wang"})
+    assert status == 303
+    wang = await login(svc.http, svc.base, "wang")
+    _, page, _ = await wang.get("/console/notifications")
+    (theirs,) = notices_about(html.unescape(page))
+    assert f"工单 {number} 现由您处理，距办理期限还有" in theirs, theirs
+    _, page, _ = await zhang.get(ticket)
+    assert [re.sub(r"\s+", " ", m) for m in re.findall(r"已提醒 ([^<]+)<", timeline(page))] == ["物业服务中心", "wang"]
