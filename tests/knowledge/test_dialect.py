@@ -143,3 +143,13 @@ def test_when_the_water_or_power_comes_back_is_answered(kb: KnowledgeBase, text:
     """The entries of a cut say when it comes back (the notice's time, whom to ask), and are answered."""
     answer = kb.answer(text)
     assert (answer.kind, answer.hits[0].entry.id) == ("answer", expected), text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("楼上邻居天天吵 跟他们说也不听 社区能给说说不", "neighbor-dispute"), ("俺家那栋电梯又坏了 找谁修啊", "elevator-fault")],
+)
+def test_everyday_requests_are_answered_not_offered(kb: KnowledgeBase, text: str, expected: str) -> None:
+    """Talking neighbours round (给说说, 说和) is mediation; a broken lift is asked as 坏了找谁修."""
+    answer = kb.answer(text)
+    assert (answer.kind, answer.hits[0].entry.id) == ("answer", expected), text
