@@ -4,23 +4,14 @@ server with the console's 403 page in Chinese, and the conversation's page offer
 
 from __future__ import annotations
 
-import re
-
-from tests.web.console_util import add_users, login, say
-
-USERS = (("li", "staff", {"department": "物业服务中心"}), ("yun", "operator", {}))
+from tests.web.console_util import LI, YUN, login, say, start_console, waiting_resident
 
 
 async def test_operators_read_conversations_but_cannot_handle_them(service_factory, sqlite_url, fake_api):
-    svc = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, *USERS)
+    svc = await start_console(service_factory, sqlite_url, fake_api, LI, YUN)
     openid = "o_operator_reads_0001"
-    assert await say(svc, openid, "转人工")
     yun = await login(svc.http, svc.base, "yun")
-    _, inbox, _ = await yun.get("/console/inbox")
-    found = re.search(r'data-resident="(\d+)"', inbox)
-    assert found, inbox[:500]
-    rid = found.group(1)
+    rid = await waiting_resident(svc, yun, openid)
 
     # The operator reads the conversation, without the buttons and forms that handle it.
     status, page, _ = await yun.get(f"/console/conversations/{rid}")
@@ -29,6 +20,11 @@ async def test_operators_read_conversations_but_cannot_handle_them(service_facto
                    f'action="/console/conversations/{rid}/notes"', f'action="/console/conversations/{rid}/ticket"'):
         assert handle not in page, handle
     assert "运营账号只能查看会话" in page
+    # The queue offers them a look, not a takeover (staff's button says 查看并接管), also when it refreshes.
+    for path in ("/console/handoffs", "/console/handoffs/rows"):
+        status, page, _ = await yun.get(path)
+        assert status == 200 and f'href="/console/conversations/{rid}">查看</a>' in page, path
+        assert "查看并接管" not in page, path
     status, page, _ = await yun.get("/console/canned")
     assert status == 200 and 'action="/console/canned"' not in page
 
@@ -46,6 +42,8 @@ async def test_operators_read_conversations_but_cannot_handle_them(service_facto
     # Nothing was taken: the bot still answers, and staff may claim the conversation.
     assert await say(svc, openid, "你好")
     li = await login(svc.http, svc.base, "li")
+    _, page, _ = await li.get("/console/handoffs/rows")
+    assert f'href="/console/conversations/{rid}">查看并接管</a>' in page
     _, page, _ = await li.get(f"/console/conversations/{rid}")
     assert "机器人正在回复" in page and "<b>yun</b>" not in page  # no note of the operator's
     status, _, _ = await li.post(f"/console/conversations/{rid}/claim")

@@ -5,30 +5,27 @@ again the resident is sent the next reply, never the ones from before."""
 
 from __future__ import annotations
 
-import html
-import re
-
 from tests.api.conftest import Api, make_tokens
-from tests.web.console_util import add_users, login, say, sent_texts, wait_sent
-
-USERS = (("li", "staff", {"department": "物业服务中心"}),)
+from tests.web.console_util import (
+    LI,
+    login,
+    sent_texts,
+    start_console,
+    ticket_from_conversation,
+    timeline,
+    wait_sent,
+    waiting_resident,
+)
 
 
 async def test_no_push_to_a_resident_who_unfollowed_but_the_answer_is_recorded(service_factory, sqlite_url,
                                                                                  fake_api):
-    svc = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, *USERS)
+    svc = await start_console(service_factory, sqlite_url, fake_api, LI)
     api = Api(svc, await make_tokens(sqlite_url))
     openid = "o_ticket_unfollowed_01"
-    assert await say(svc, openid, "转人工")
     li = await login(svc.http, svc.base, "li")
-    _, inbox, _ = await li.get("/console/inbox")
-    rid = re.search(r'data-resident="(\d+)"', inbox)
-    assert rid
-    _, _, resp = await li.post(f"/console/conversations/{rid.group(1)}/ticket",
-                               {"text": "3号楼楼道灯坏了", "category": "物业服务"})
-    ticket = resp.headers["Location"]
-    tid = ticket.rsplit("/", 1)[1]
+    rid = await waiting_resident(svc, li, openid)
+    ticket, tid = await ticket_from_conversation(li, rid, "3号楼楼道灯坏了", "物业服务")
     status, _, _ = await li.post(f"{ticket}/transition", {"action": "accept"})
     assert status == 303
     await wait_sent(svc, openid, "已接单")  # followed: told of the progress
@@ -43,9 +40,7 @@ async def test_no_push_to_a_resident_who_unfollowed_but_the_answer_is_recorded(s
     status, _, _ = await li.post(f"{ticket}/transition", {"action": "answer", "resolution": "灯已换好"})
     assert status == 303
     _, page, _ = await li.get(ticket)
-    page = html.unescape(page)
-    timeline = page.split('id="timeline"', 1)[1].split("</ol>", 1)[0]
-    marked = [item for item in timeline.split("<li")[1:] if "未推送给居民" in item]
+    marked = [item for item in timeline(page).split("<li")[1:] if "未推送给居民" in item]
     assert len(marked) == 2 and "师傅明天上午来修" in marked[0] and "灯已换好" in marked[1], marked
     status, body, _ = await api.call("GET", f"/tickets/{tid}", "supervisor")
     assert status == 200 and body["status"] == "answered" and body["resolution"] == "灯已换好"
