@@ -164,9 +164,12 @@ async def waiting_resident(svc: Any, client: Client, openid: str, text: str = "è
     return found.group(1)
 
 
-async def ticket_from_conversation(client: Client, rid: str, text: str, category: str) -> tuple[str, str]:
-    """A ticket the client makes from the resident's conversation: its page's path and its id."""
-    status, page, resp = await client.post(f"/console/conversations/{rid}/ticket", {"text": text, "category": category})
+async def ticket_from_conversation(client: Client, rid: str, text: str, category: str,
+                                   **fields: str) -> tuple[str, str]:
+    """A ticket the client makes from the resident's conversation (``fields``: the form's others,
+    e.g. ``place``): its page's path and its id."""
+    form = {"text": text, "category": category, **fields}
+    status, page, resp = await client.post(f"/console/conversations/{rid}/ticket", form)
     assert status == 303, (status, page[:500])
     path = str(resp.headers["Location"])
     return path, path.rsplit("/", 1)[1]

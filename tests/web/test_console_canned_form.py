@@ -3,12 +3,11 @@ a missing title names the field and keeps the text typed."""
 
 from __future__ import annotations
 
-from tests.web.console_util import add_users, login
+from tests.web.console_util import LI, login, start_console
 
 
 async def test_empty_canned_replies_and_a_refused_new_one(service_factory, sqlite_url, fake_api):
-    svc = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, ("li", "staff", {"department": "物业服务中心"}))
+    svc = await start_console(service_factory, sqlite_url, fake_api, LI)
     li = await login(svc.http, svc.base, "li")
     status, page, _ = await li.get("/console/canned")
     assert status == 200 and 'id="canned-empty"' in page and "还没有快捷回复" in page

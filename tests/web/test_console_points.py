@@ -10,9 +10,9 @@ import asyncio
 import html
 import re
 
-from tests.web.console_util import add_users, login, say, sent_texts, wait_sent
+from tests.web.console_util import LI, YUN, login, sent_texts, start_console, wait_sent, waiting_resident
 
-USERS = (("li", "staff", {"department": "物业服务中心"}), ("yun", "operator", {}))
+USERS = (LI, YUN)
 
 
 def balance(page: str) -> int:
@@ -33,15 +33,11 @@ def error(page: str) -> str:
 
 
 async def test_staff_credit_points_with_a_reason_and_operators_only_read(service_factory, sqlite_url, fake_api):
-    svc = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, *USERS)
-    assert await say(svc, "o_points_console_0001", "转人工")
+    svc = await start_console(service_factory, sqlite_url, fake_api, *USERS)
     li = await login(svc.http, svc.base, "li")
-    _, inbox, _ = await li.get("/console/inbox")
-    rid = re.search(r'data-resident="(\d+)"', inbox)
-    assert rid
-    _, conversation, _ = await li.get(f"/console/conversations/{rid.group(1)}")
-    path = f"/console/residents/{rid.group(1)}/points"
+    rid = await waiting_resident(svc, li, "o_points_console_0001")
+    _, conversation, _ = await li.get(f"/console/conversations/{rid}")
+    path = f"/console/residents/{rid}/points"
     assert f'href="{path}"' in conversation
     status, page, _ = await li.get(path)
     assert status == 200
@@ -91,15 +87,11 @@ async def test_staff_credit_points_with_a_reason_and_operators_only_read(service
 
 
 async def test_the_resident_is_told_in_wechat_never_the_internal_note(service_factory, sqlite_url, fake_api):
-    svc = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, *USERS)
+    svc = await start_console(service_factory, sqlite_url, fake_api, *USERS)
     openid = "o_points_console_told_01"
-    assert await say(svc, openid, "你好")
     li = await login(svc.http, svc.base, "li")
-    _, inbox, _ = await li.get("/console/inbox")
-    rid = re.search(r'data-resident="(\d+)"', inbox)
-    assert rid
-    path = f"/console/residents/{rid.group(1)}/points"
+    rid = await waiting_resident(svc, li, openid, "你好")
+    path = f"/console/residents/{rid}/points"
     _, page, _ = await li.get(path)
     start = balance(page)
     assert "居民会收到一条微信消息" in page

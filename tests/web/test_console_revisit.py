@@ -9,17 +9,12 @@ import html
 import re
 from typing import Any
 
-from tests.web.console_util import Client, add_users, login, say
+from tests.web.console_util import LI, ZHANG, Client, login, reported_ticket, start_console, timeline
 
 
 async def answered_ticket(svc: Any, zhang: Client, openid: str, text: str) -> str:
-    reply = await say(svc, openid, text)
-    if reply and "联系电话" in reply:  # a report staff visit for asks for a phone first
-        reply = await say(svc, openid, "不留")
-    number = re.search(r"GD\d{8}-\d{4}", reply or "")
-    assert number, reply
-    _, _, resp = await zhang.get(f"/console/tickets?number={number.group(0)}")
-    ticket = str(resp.headers["Location"])
+    # (a report staff visit for asks for a phone first: not left)
+    ticket, _ = await reported_ticket(svc, zhang, openid, text, phone="不留")
     _, page, _ = await zhang.get(ticket)
     if "待分派" in page:
         status, _, _ = await zhang.post(f"{ticket}/transition", {"action": "dispatch", "department": "物业服务中心"})
@@ -30,8 +25,7 @@ async def answered_ticket(svc: Any, zhang: Client, openid: str, text: str) -> st
 
 
 async def test_staff_record_the_residents_rating_after_a_call(service_factory, sqlite_url, fake_api):
-    svc = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, ("zhang", "supervisor", {}), ("li", "staff", {"department": "物业服务中心"}))
+    svc = await start_console(service_factory, sqlite_url, fake_api, ZHANG, LI)
     zhang = await login(svc.http, svc.base, "zhang")
     ticket = await answered_ticket(svc, zhang, "o_revisit_0001", "3号楼2单元楼道灯坏了好几天了")
     li = await login(svc.http, svc.base, "li")
@@ -47,8 +41,8 @@ async def test_staff_record_the_residents_rating_after_a_call(service_factory, s
     text = html.unescape(page)
     assert 'id="ticket-status">已完结' in text
     assert "<dt>居民评价</dt><dd>基本满意 修好了，就是晚了两天</dd>" in text
-    timeline = text.split('id="timeline"', 1)[1].split("</ol>", 1)[0]
-    assert re.search(r"<b>回访</b>\s*基本满意", timeline) and "li" in timeline, timeline
+    events = timeline(page)
+    assert re.search(r"<b>回访</b>\s*基本满意", events) and "li" in events, events
     assert 'id="revisit"' not in page
     status, page, _ = await li.post(f"{ticket}/revisit", {"rating": "satisfied"})
     assert status == 409 and "状态已经变化" in page  # rated already
@@ -63,14 +57,9 @@ async def test_staff_record_the_residents_rating_after_a_call(service_factory, s
 
 
 async def test_a_refused_form_comes_back_as_it_was_sent(service_factory, sqlite_url, fake_api):
-    svc = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, ("zhang", "supervisor", {}))
+    svc = await start_console(service_factory, sqlite_url, fake_api, ZHANG)
     zhang = await login(svc.http, svc.base, "zhang")
-    reply = await say(svc, "o_revisit_form_0001", "3号楼2单元楼道灯坏了好几天了")
-    number = re.search(r"GD\d{8}-\d{4}", reply or "")
-    assert number, reply
-    _, _, resp = await zhang.get(f"/console/tickets?number={number.group(0)}")
-    ticket = str(resp.headers["Location"])
+    ticket, _ = await reported_ticket(svc, zhang, "o_revisit_form_0001", "3号楼2单元楼道灯坏了好几天了")
     # 不予受理 without its reason: refused, with 不予受理 still chosen and the note still there.
     status, page, _ = await zhang.post(f"{ticket}/transition", {"action": "reject", "note": "先电话问过居民了"})
     assert status == 400 and "不予受理需要填写原因" in page

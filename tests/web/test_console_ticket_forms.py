@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import re
 
-from tests.web.console_util import add_users, login, say
+from tests.web.console_util import ZHANG, login, reported_ticket, start_console
 
 
 def error(page: str) -> str:
@@ -15,14 +15,9 @@ def error(page: str) -> str:
 
 
 async def test_refused_ticket_forms_name_what_is_missing(service_factory, sqlite_url, fake_api):
-    svc = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, ("zhang", "supervisor", {}))
-    reply = await say(svc, "o_ticket_forms_0001", "3号楼2单元楼道灯坏了好几天了")
-    number = re.search(r"GD\d{8}-\d{4}", reply or "")
-    assert number, reply
+    svc = await start_console(service_factory, sqlite_url, fake_api, ZHANG)
     zhang = await login(svc.http, svc.base, "zhang")
-    _, _, resp = await zhang.get(f"/console/tickets?number={number.group(0)}")
-    ticket = resp.headers["Location"]
+    ticket, _ = await reported_ticket(svc, zhang, "o_ticket_forms_0001", "3号楼2单元楼道灯坏了好几天了")
     cases = [
         ({"action": "reopen-everything"}, "请选择列表中的操作。"),
         ({"action": "dispatch", "department": "不存在的部门"}, "请选择列表中的部门。"),

@@ -13,31 +13,30 @@ from datetime import timedelta
 from typing import Any
 
 from bot.clock import ManualClock
-from tests.web.console_util import add_users, login, say
+from tests.web.console_util import (
+    YUN,
+    ZHANG,
+    login,
+    reported_ticket,
+    say,
+    start_console,
+    timeline,
+    waiting_resident,
+)
 
-USERS = (("zhang", "supervisor", {}), ("yun", "operator", {}))
+USERS = (ZHANG, YUN)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 async def start(service_factory: Any, sqlite_url: str, fake_api: str) -> Any:
-    svc = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, *USERS)
-    return svc
-
-
-def timeline(page: str) -> str:
-    return html.unescape(page.split('id="timeline"', 1)[1].split("</ol>", 1)[0])
+    return await start_console(service_factory, sqlite_url, fake_api, *USERS)
 
 
 async def test_a_tickets_timeline_names_who_acted_and_the_rating(service_factory, sqlite_url, fake_api):
     svc = await start(service_factory, sqlite_url, fake_api)
     openid = "o_wording_ticket_0001"
-    reply = await say(svc, openid, "3号楼2单元楼道灯坏了好几天了")
-    number = re.search(r"GD\d{8}-\d{4}", reply or "")
-    assert number, reply
     zhang = await login(svc.http, svc.base, "zhang")
-    _, _, resp = await zhang.get(f"/console/tickets?number={number.group(0)}")
-    ticket = resp.headers["Location"]
+    ticket, _ = await reported_ticket(svc, zhang, openid, "3号楼2单元楼道灯坏了好几天了")
     _, page, _ = await zhang.get(ticket)
     if "待分派" in page:
         status, _, _ = await zhang.post(f"{ticket}/transition", {"action": "dispatch", "department": "物业服务中心"})
@@ -119,8 +118,7 @@ async def test_the_review_queue_says_what_the_bot_took_a_message_for(service_fac
 
 async def test_the_queue_says_how_long_a_resident_has_waited(service_factory, sqlite_url, fake_api):
     clock = ManualClock()
-    svc = await service_factory(sqlite_url, fake_api, app_kwargs={"clock": clock})
-    await add_users(sqlite_url, *USERS)
+    svc = await start_console(service_factory, sqlite_url, fake_api, *USERS, clock=clock)
     assert await say(svc, "o_wording_wait_0001", "转人工")
     clock.advance(timedelta(minutes=7, seconds=20))
     zhang = await login(svc.http, svc.base, "zhang")
@@ -174,12 +172,8 @@ async def test_a_ticket_from_a_conversation_has_its_place(service_factory, sqlit
     svc = await start(service_factory, sqlite_url, fake_api)
     openid = "o_wording_place_0001"
     await say(svc, openid, "我家卫生间漏水了，楼下都湿了")
-    assert await say(svc, openid, "转人工")
     zhang = await login(svc.http, svc.base, "zhang")
-    _, inbox, _ = await zhang.get("/console/inbox")
-    rid = re.search(r'data-resident="(\d+)"', inbox)
-    assert rid
-    conversation = f"/console/conversations/{rid.group(1)}"
+    conversation = f"/console/conversations/{await waiting_resident(svc, zhang, openid)}"
     _, page, _ = await zhang.get(conversation)
     # The report is offered as the ticket's text, not the 转人工 that followed it.
     assert re.search(r'id="ticket-text"[^>]*>我家卫生间漏水了，楼下都湿了</textarea>', page), page
