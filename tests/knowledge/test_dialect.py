@@ -148,10 +148,11 @@ def test_when_the_water_or_power_comes_back_is_answered(kb: KnowledgeBase, text:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("楼上邻居天天吵 跟他们说也不听 社区能给说说不", "neighbor-dispute"), ("俺家那栋电梯又坏了 找谁修啊", "elevator-fault"),
-     ("俺想给狗办个证 上哪办", "dog-registration")],
+     ("俺想给狗办个证 上哪办", "dog-registration"), ("俺想签个家庭医生 花钱不", "family-doctor")],
 )
 def test_everyday_requests_are_answered_not_offered(kb: KnowledgeBase, text: str, expected: str) -> None:
     """Talking neighbours round (给说说, 说和) is mediation; a broken lift is asked as 坏了找谁修; a
-    licence for the dog (给狗办个证) is its registration, not the general materials for 办证."""
+    licence for the dog (给狗办个证) is its registration, not the general materials for 办证; 花钱不 asks
+    whether it costs money, as 要钱吗 does."""
     answer = kb.answer(text)
     assert (answer.kind, answer.hits[0].entry.id) == ("answer", expected), text
