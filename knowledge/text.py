@@ -245,6 +245,24 @@ _OLD_AGE_RE = re.compile(
 )
 
 
+# A spouse or parent who "went" (俺老伴上个月走了, 俺娘前年走了): how old people say someone died. Only
+# where 走了 ends the clause, and never in a message that says the person is missing or not back
+# (走丢, 找不到, 没回来): a missing parent never gets death procedures.
+_KIN = "老人|老伴儿?|老头子?|老太太?|老婆子?|老公|丈夫|爱人|老爹|老娘|爹|娘|爸爸?|妈妈?|父亲|母亲|爷爷|奶奶|姥姥|姥爷|公公|婆婆|老爷子"
+_PASSED_RE = re.compile(
+    rf"({_KIN})((?:上个月|上月|前几天|前些天|前段时间|去年|前年|今年|年初|年前|刚刚?|才|已经|前天|昨天|上周|上礼拜|上星期)*)"
+    r"走了(?=$|[\s，。,.!！？?;；])"
+)
+_NOT_DEAD_RE = re.compile(r"走丢|走失|丢了|找不[到着]|没回来|没回家|不回来|回来|失踪|联系不上|打不通|离家出走")
+
+
+def _passed_away(text: str) -> str:
+    """走了 after a spouse or parent, at a clause's end, said as 去世了 (not when the person is missing)."""
+    if "走了" not in text or _NOT_DEAD_RE.search(text):
+        return text
+    return _PASSED_RE.sub(r"\1\2去世了", text)
+
+
 class Analyzer:
     """Turns text into :class:`Analysis`; one instance per index (synonyms are fixed at build)."""
 
@@ -285,7 +303,7 @@ class Analyzer:
         text = tokens.normalize(text)
         if self._synonym_re is not None:
             text = self._synonym_re.sub(self._replace, text)
-        return _OLD_AGE_RE.sub(r"高龄\g<0>", text)
+        return _passed_away(_OLD_AGE_RE.sub(r"高龄\g<0>", text))
 
     def _cut(self, folded: str) -> tuple[list[str], list[str]]:
         words = [p for t in tokens.cut(folded, vocabulary=tokens.KNOWLEDGE) if not _is_noise(t) for p in split_glued(t)]

@@ -156,3 +156,12 @@ def test_everyday_requests_are_answered_not_offered(kb: KnowledgeBase, text: str
     whether it costs money, as 要钱吗 does."""
     answer = kb.answer(text)
     assert (answer.kind, answer.hits[0].entry.id) == ("answer", expected), text
+
+
+def test_a_spouse_who_went_has_died_unless_they_are_missing(kb: KnowledgeBase) -> None:
+    """俺老伴上个月走了 is how old people say a death: the death procedures answer it; 走了 with
+    还没回来 or 找不到 is someone missing, and never gets them, not even as a choice."""
+    answer = kb.answer("俺娘上个月走了 她的退休金和户口咋弄")
+    assert answer.kind != "unknown" and answer.hits[0].entry.id == "proof-death"
+    for text in ("俺老头子走了 还没回来 咋办", "俺娘走了 到现在都找不到"):
+        assert "proof-death" not in [h.entry.id for h in kb.answer(text).hits], text
