@@ -129,3 +129,8 @@ async def test_the_reminder_follows_the_ticket_in_the_console_once_per_person(se
     assert f"工单 {number} 现由您处理，距办理期限还有" in theirs, theirs
     _, page, _ = await zhang.get(ticket)
     assert [re.sub(r"\s+", " ", m) for m in re.findall(r"已提醒 ([^<]+)<", timeline(page))] == ["物业服务中心", "wang"]
+    # The 派单 and 指派 lines say to which department and whom (派单 to a department alone said neither).
+    dispatched = [item for item in timeline(page).split("<li")[1:] if "<b>派单</b>" in item]
+    assert dispatched and all("· 部门 物业服务中心" in d and "处理人" not in d for d in dispatched), dispatched
+    (assigned,) = [item for item in timeline(page).split("<li")[1:] if "<b>指派</b>" in item]
+    assert "· 部门 物业服务中心" in assigned and "· 处理人 wang" in assigned, assigned
