@@ -17,7 +17,7 @@ from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.orm.attributes import flag_modified
 
 from bot.clock import Clock
-from bot.storage.db import Database
+from bot.storage.db import Database, dialect_insert
 from bot.storage.models import ConversationState
 from bot.storage.prepared import Prepared
 from bot.storage.redisbatch import Command, RedisBatch, command
@@ -29,6 +29,21 @@ _STATES = Prepared(
         _TABLE.c.openid.in_(bindparam("openids", expanding=True))
     )
 )
+# Built once (SQLAlchemy caches the compiled form by the statement's key, which a statement built
+# per call has to compute again): the states a reply clears, and the upsert of those it keeps.
+_CLEAR = delete(ConversationState).where(ConversationState.openid.in_(bindparam("openids", expanding=True)))
+
+
+def _upsert(dialect: str) -> Any:
+    upsert = dialect_insert(dialect, _TABLE)
+    return upsert.on_conflict_do_update(
+        index_elements=["openid"],
+        set_={
+            "state": upsert.excluded.state,
+            "data": upsert.excluded.data,
+            "updated_at": upsert.excluded.updated_at,
+        },
+    )
 
 
 @dataclass
@@ -67,6 +82,7 @@ class DatabaseStateStorage:
         self.db = db
         self.clock = clock
         self.ttl = ttl
+        self._upsert = _upsert(db.dialect)
 
     async def get(self, openid: str) -> StateRecord:
         async with self.db.engine.connect() as connection:
@@ -94,20 +110,9 @@ class DatabaseStateStorage:
             if record.state is not None
         ]
         if cleared:
-            connection.execute(delete(ConversationState).where(ConversationState.openid.in_(cleared)))
+            connection.execute(_CLEAR, {"openids": cleared})
         if kept:
-            upsert = self.db.insert(_TABLE)
-            connection.execute(
-                upsert.on_conflict_do_update(
-                    index_elements=["openid"],
-                    set_={
-                        "state": upsert.excluded.state,
-                        "data": upsert.excluded.data,
-                        "updated_at": upsert.excluded.updated_at,
-                    },
-                ),
-                kept,
-            )
+            connection.execute(self._upsert, kept)
         return True
 
     async def write(self, changes: dict[str, StateRecord]) -> None:
