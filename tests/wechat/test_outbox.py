@@ -267,3 +267,38 @@ async def test_a_claim_that_expires_waiting_for_the_quota_is_not_sent_by_its_wor
     assert await other.run_once() == 3
     assert sorted(contents(await wx_fake.sent())) == ["配额0", "配额1", "配额2"]
     assert {(r.status, r.attempts) for r in await rows(db)} == {("sent", 2)}
+
+
+async def test_a_round_paces_its_sends_and_records_their_outcomes_together(
+    worker: OutboxWorker, wx_db: Database, wx_fake: FakeControl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sends of a round start one per turn of the event loop (each starts with work on the
+    loop's thread: a QR image, the request), not all in one turn beside the replies; the outcomes
+    known meanwhile share transactions instead of one each."""
+    openids = [f"oPaced{i:021d}" for i in range(12)]
+    for openid in openids:
+        await queue(wx_db, openid, f"给{openid[-2:]}")
+    turns = 0
+    counting = True
+    loop = asyncio.get_running_loop()
+
+    def turn() -> None:
+        nonlocal turns
+        turns += 1
+        if counting:
+            loop.call_soon(turn)
+
+    started: list[int] = []
+    send = worker._send
+
+    async def counted(row: OutboxMessage, replacement: dict[str, Any] | None = None) -> str:
+        started.append(turns)
+        return await send(row, replacement)
+
+    monkeypatch.setattr(worker, "_send", counted)
+    loop.call_soon(turn)
+    assert await worker.run_once() == 12
+    counting = False
+    assert len(started) == 12 and len(set(started)) == 12  # each in a turn of its own
+    assert {r.status for r in await rows(wx_db)} == {"sent"}
+    assert worker._outcomes.items == 12 and worker._outcomes.batches < 12
