@@ -16,14 +16,10 @@ import pytest
 
 from bot.clock import ManualClock
 from bot.services.takeover import TEXTS as TAKEOVER_TEXTS
-from tests.web.console_util import Client, add_users, login, redis_with, say, wait_sent
+from tests.web.console_util import LI, WANG, ZHANG, Client, login, say, start_console, wait_sent
 from tests.web.test_console_processes import handed, open_stream
 
-USERS = (
-    ("zhang", "supervisor", {}),
-    ("li", "staff", {"department": "物业服务中心"}),
-    ("wang", "staff", {"department": "环卫所"}),
-)
+USERS = (ZHANG, LI, WANG)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
@@ -31,15 +27,10 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 async def console(service_factory: Any, database_url: str, fake_api: str) -> Any:
     """``await console(**overrides)``: the service on the test's database (PostgreSQL with Redis)
     with the console's users; ``clock=`` a manual clock."""
-    redis = await redis_with(database_url)
 
     async def make(clock: ManualClock | None = None, **overrides: Any) -> Any:
-        if redis:
-            overrides.setdefault("BOT_REDIS_URL", redis)
-        svc = await service_factory(database_url, fake_api, app_kwargs={"clock": clock} if clock else None,
-                                    **overrides)
-        await add_users(database_url, *USERS)
-        return svc
+        return await start_console(service_factory, database_url, fake_api, *USERS, clock=clock, redis=True,
+                                   **overrides)
 
     return make
 

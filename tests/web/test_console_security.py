@@ -13,23 +13,15 @@ import pytest
 from bot.api.registry import API
 from bot.services.accounts import ROLES, User
 from bot.web.console.access import ROUTES, allowed
-from tests.web.console_util import PASSWORD, add_users, cookies_of, login, redis_with, try_login
+from tests.web.console_util import LI, PASSWORD, YUN, ZHANG, cookies_of, login, start_console, try_login
 
-USERS = (
-    ("li", "staff", {"department": "物业服务中心"}),
-    ("zhang", "supervisor", {}),
-    ("yun", "operator", {}),
-    ("root", "admin", {}),
-)
+USERS = (LI, ZHANG, YUN, ("root", "admin", {}))
 
 
 @pytest.fixture
 async def svc(service_factory, database_url, fake_api):
     """The service on SQLite, and on PostgreSQL with Redis."""
-    redis = await redis_with(database_url)
-    service = await service_factory(database_url, fake_api, **({"BOT_REDIS_URL": redis} if redis else {}))
-    await add_users(database_url, *USERS)
-    return service
+    return await start_console(service_factory, database_url, fake_api, *USERS, redis=True)
 
 
 async def test_cookie_flags_and_new_session_id_at_login(svc):
