@@ -59,7 +59,8 @@ async def test_staff_record_the_residents_rating_after_a_call(service_factory, s
 async def test_a_refused_form_comes_back_as_it_was_sent(service_factory, sqlite_url, fake_api):
     svc = await start_console(service_factory, sqlite_url, fake_api, ZHANG)
     zhang = await login(svc.http, svc.base, "zhang")
-    ticket, _ = await reported_ticket(svc, zhang, "o_revisit_form_0001", "3号楼2单元楼道灯坏了好几天了")
+    ticket, _ = await reported_ticket(svc, zhang, "o_revisit_form_0001", "3号楼2单元楼道灯坏了好几天了",
+                                 phone="不留")
     # 不予受理 without its reason: refused, with 不予受理 still chosen and the note still there.
     status, page, _ = await zhang.post(f"{ticket}/transition", {"action": "reject", "note": "先电话问过居民了"})
     assert status == 400 and "不予受理需要填写原因" in page

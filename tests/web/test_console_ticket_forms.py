@@ -17,7 +17,8 @@ def error(page: str) -> str:
 async def test_refused_ticket_forms_name_what_is_missing(service_factory, sqlite_url, fake_api):
     svc = await start_console(service_factory, sqlite_url, fake_api, ZHANG)
     zhang = await login(svc.http, svc.base, "zhang")
-    ticket, _ = await reported_ticket(svc, zhang, "o_ticket_forms_0001", "3号楼2单元楼道灯坏了好几天了")
+    ticket, _ = await reported_ticket(svc, zhang, "o_ticket_forms_0001", "3号楼2单元楼道灯坏了好几天了",
+                                 phone="不留")
     cases = [
         ({"action": "reopen-everything"}, "请选择列表中的操作。"),
         ({"action": "dispatch", "department": "不存在的部门"}, "请选择列表中的部门。"),
