@@ -74,7 +74,7 @@ TEXTS = {
         "以后反映问题时留新号码就行。\n{elsewhere}"
     ),
     "phone_ask": "您在办的诉求 {numbers} 留的联系电话：{phones}。请直接发新的电话号码，我帮您改过来；不改请回复“取消”。\n{elsewhere}",
-    "phone_none_left": "没有留",
+    "phone_ask_none": "您在办的诉求 {numbers} 还没有留联系电话。请直接发电话号码，我帮您记上；不用的话回复“取消”。\n{elsewhere}",
     "phone_changed": "好的，诉求 {numbers} 的联系电话已改为 {phone}，工作人员需要时会打这个号码。",
     "phone_late": "您现在没有在办的诉求了，电话不用改。以后反映问题时留新号码就行。",
     "phone_kept": "好的，联系电话不改了。",
@@ -322,8 +322,11 @@ async def phone_change(ctx: Context) -> str:
     if number is not None:
         return await _phone_changed(ctx, number)
     await ctx.fsm.set(MARK + CHANGING_PHONE, numbers=[n for n, _ in rows])
-    phones = "、".join(dict.fromkeys(mask_phones(p) for _, p in rows if p)) or TEXTS["phone_none_left"]
-    return TEXTS["phone_ask"].format(numbers="、".join(n for n, _ in rows[:PAGE]), phones=phones, elsewhere=elsewhere)
+    phones = "、".join(dict.fromkeys(mask_phones(p) for _, p in rows if p))
+    numbers = "、".join(n for n, _ in rows[:PAGE])
+    if not phones:
+        return TEXTS["phone_ask_none"].format(numbers=numbers, elsewhere=elsewhere)
+    return TEXTS["phone_ask"].format(numbers=numbers, phones=phones, elsewhere=elsewhere)
 
 
 async def _phone_changed(ctx: Context, number: str) -> str:
