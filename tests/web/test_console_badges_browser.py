@@ -10,15 +10,14 @@ import re
 
 import pytest
 
-from tests.web.console_util import add_users, login, say
+from tests.web.console_util import LI, ZHANG, login, say, start_console
 from tests.web.test_console_browser import LAPTOP, TIMEOUT, log_in, open_page
 
 pytestmark = pytest.mark.browser
 
 
 async def test_the_badge_counts_the_residents_waiting(browser, service_factory, sqlite_url, fake_api):
-    svc = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, ("li", "staff", {"department": "物业服务中心"}), ("zhang", "supervisor", {}))
+    svc = await start_console(service_factory, sqlite_url, fake_api, LI, ZHANG)
     assert await say(svc, "o_badge_0001", "转人工")
     context, page, problems = await open_page(browser, LAPTOP)
     await log_in(page, svc.base, "li")
@@ -47,8 +46,7 @@ async def test_the_badge_counts_the_residents_waiting(browser, service_factory, 
 
 
 async def test_a_page_left_while_its_stream_starts_is_no_error(service_factory, sqlite_url, fake_api, caplog):
-    svc = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, ("li", "staff", {"department": "物业服务中心"}))
+    svc = await start_console(service_factory, sqlite_url, fake_api, LI)
     li = await login(svc.http, svc.base, "li")
     caplog.set_level(logging.ERROR)
     for _ in range(5):  # the console's live stream, left as soon as its headers arrive

@@ -21,7 +21,7 @@ from bot.services.dispatch import rules_for
 from bot.storage.db import Database
 from bot.storage.models import Coupon, Resident
 from tests.conftest import REPO
-from tests.web.console_util import PASSWORD, add_users, say, wait_sent
+from tests.web.console_util import LI, PASSWORD, ZHANG, say, start_console, wait_sent
 
 pytestmark = pytest.mark.browser
 
@@ -59,8 +59,7 @@ async def shot(page: Any, name: str) -> None:
 
 
 async def test_handoff_claim_reply_release_and_48_hours(browser, service_factory, sqlite_url, fake_api):
-    svc = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, ("zhang", "supervisor", {}))
+    svc = await start_console(service_factory, sqlite_url, fake_api, ZHANG)
     context, page, problems = await open_page(browser, LAPTOP)
 
     # A wrong password, then the right one.
@@ -123,8 +122,7 @@ async def test_handoff_claim_reply_release_and_48_hours(browser, service_factory
 async def test_a_message_between_rendering_and_the_live_stream_is_shown(browser, service_factory, sqlite_url, fake_api):
     # The live stream starts after the page is rendered; a message stored in between is not an
     # event of the stream, and must still appear without a reload.
-    svc = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, ("wang", "staff", {}))
+    svc = await start_console(service_factory, sqlite_url, fake_api, ("wang", "staff", {}))
     openid = "o_console_browser_gap_01"
     await say(svc, openid, "你好")
     context, page, problems = await open_page(browser, LAPTOP)
@@ -174,8 +172,7 @@ async def make_ticket(url: str, openid: str, text: str, category: str) -> tuple[
 async def test_ticket_answered_on_the_board_and_other_departments_refused(
     browser, service_factory, sqlite_url, fake_api
 ):
-    svc = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, ("li", "staff", {"department": "物业服务中心"}))
+    svc = await start_console(service_factory, sqlite_url, fake_api, LI)
     openid = "o_console_ticket_0001"
     ticket_id, number = await make_ticket(sqlite_url, openid, "3号楼2单元楼道灯不亮，晚上很黑", "物业服务")
     other_id, _ = await make_ticket(sqlite_url, "o_console_ticket_0002", "小区门口垃圾没人清运", "环境卫生")
@@ -208,8 +205,7 @@ async def test_ticket_answered_on_the_board_and_other_departments_refused(
 
 
 async def test_admin_sets_up_a_merchant_who_verifies_on_a_phone(browser, service_factory, sqlite_url, fake_api):
-    svc = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, ("root", "admin", {}))
+    svc = await start_console(service_factory, sqlite_url, fake_api, ("root", "admin", {}))
     context, page, problems = await open_page(browser, LAPTOP)
     await log_in(page, svc.base, "root")
     await page.goto(f"{svc.base}/console/merchants")
@@ -277,8 +273,7 @@ async def test_admin_sets_up_a_merchant_who_verifies_on_a_phone(browser, service
 
 
 async def test_canned_reply_edited_then_picked_fills_the_reply(browser, service_factory, sqlite_url, fake_api):
-    svc = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, ("li", "staff", {"department": "物业服务中心"}))
+    svc = await start_console(service_factory, sqlite_url, fake_api, LI)
     openid = "o_console_canned_b_01"
     assert await say(svc, openid, "转人工")
     context, page, problems = await open_page(browser, LAPTOP)

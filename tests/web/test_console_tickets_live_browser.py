@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.web.console_util import add_users, login, say
+from tests.web.console_util import LI, ZHANG, login, say, start_console
 from tests.web.test_console_browser import LAPTOP, TIMEOUT, log_in, open_page
 
 pytestmark = pytest.mark.browser
@@ -19,8 +19,7 @@ DEPARTMENT = "物业服务中心"
 
 
 async def test_the_board_and_a_ticket_follow_changes_live(browser, service_factory, sqlite_url, fake_api):
-    svc = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, ("zhang", "supervisor", {}), ("li", "staff", {"department": DEPARTMENT}))
+    svc = await start_console(service_factory, sqlite_url, fake_api, ZHANG, LI)
     context, page, problems = await open_page(browser, LAPTOP)
     await log_in(page, svc.base, "zhang")
     await page.wait_for_url("**/console/handoffs", timeout=TIMEOUT)
@@ -86,8 +85,7 @@ async def test_the_board_and_a_ticket_follow_changes_live(browser, service_facto
 
 
 async def test_a_page_whose_session_ended_says_it_is_no_longer_live(browser, service_factory, sqlite_url, fake_api):
-    svc = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, ("zhang", "supervisor", {}))
+    svc = await start_console(service_factory, sqlite_url, fake_api, ZHANG)
     context, page, problems = await open_page(browser, LAPTOP)
     await log_in(page, svc.base, "zhang")
     await page.wait_for_url("**/console/handoffs", timeout=TIMEOUT)
@@ -113,8 +111,7 @@ async def test_a_page_whose_session_ended_says_it_is_no_longer_live(browser, ser
 
 
 async def test_a_ticket_sent_to_another_department_says_so(browser, service_factory, sqlite_url, fake_api):
-    svc = await service_factory(sqlite_url, fake_api)
-    await add_users(sqlite_url, ("zhang", "supervisor", {}), ("li", "staff", {"department": DEPARTMENT}))
+    svc = await start_console(service_factory, sqlite_url, fake_api, ZHANG, LI)
     answer = await say(svc, "o_live_moved_0001", "5号楼2单元楼道的灯坏了好几天了，晚上很黑")
     number = re.search(r"GD\d{8}-\d{4}", answer or "")
     assert number, answer
