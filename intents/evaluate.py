@@ -219,7 +219,9 @@ class CheckResult:
 def check_training_data(data: TrainingData, min_examples: int = 20) -> CheckResult:
     by_text: dict[str, list[tuple[str, Path, int]]] = defaultdict(list)
     for e in data.examples:
-        key = normalize(e.text).strip("，。？！,.?! ")
+        text = normalize(e.text)
+        # Trailing punctuation aside; a message of punctuation only (…, ？？？) is compared as written.
+        key = text.strip("，。？！,.?! ") or text
         by_text[key].append((e.intent, e.path, e.line))
     duplicates, conflicts = [], []
     for text, places in by_text.items():

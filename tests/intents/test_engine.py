@@ -167,3 +167,13 @@ def test_hot_reload_under_concurrent_classification(data_copy: Path):
     assert not errors
     assert not mismatches
     assert counts[0] > 0
+
+
+def test_packaged_training_data_has_no_duplicates_or_conflicts():
+    """`intents check` flags nothing on the packaged data; messages of punctuation only (…, ？？？, 。。。)
+    are different examples, not one empty text repeated."""
+    from intents.dataset import load_dir
+    from intents.evaluate import check_training_data
+
+    result = check_training_data(load_dir())
+    assert not result.duplicates and not result.conflicts, result.text()
