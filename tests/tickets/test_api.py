@@ -72,7 +72,8 @@ async def test_comments_assignment_and_duplicates(desk: Desk) -> None:
 
 async def test_update_shown_on_next_message_when_push_expired(desk: Desk) -> None:
     openid = "o_window"
-    assert "GD" in await desk.say(openid, "6号楼楼道里堆满了杂物")
+    assert "联系电话" in await desk.say(openid, "6号楼楼道里堆满了杂物")  # 安全隐患: staff visit
+    assert "GD" in await desk.say(openid, "不留")
     (ticket,) = await desk.tickets()
     assert desk.svc.fake_api
     async with desk.svc.http.post(f"{desk.svc.fake_api}/fake/errors",

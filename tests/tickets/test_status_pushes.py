@@ -37,7 +37,10 @@ async def inject(desk: Desk, endpoint: str, errcode: int, count: int = 5) -> Non
 
 
 async def answer_ticket(desk: Desk, openid: str, text: str, resolution: str) -> Ticket:
-    assert "GD" in await desk.say(openid, text)
+    reply = await desk.say(openid, text)
+    if "联系电话" in reply:  # a category whose staff visit (安全隐患) asks for a phone first
+        reply = await desk.say(openid, "不留")
+    assert "GD" in reply, reply
     (ticket,) = await desk.tickets()
     await inject(desk, "message/custom/send", 45015)
     if ticket.status == "submitted":
