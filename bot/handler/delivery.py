@@ -62,6 +62,13 @@ class Delivery:
         # Claims and replies of concurrent requests share write transactions (group commit).
         self.journal = Journal(rt.db, rt.states)
         self.writes: GroupCommit[Claim | Finish, Any] = GroupCommit(rt.db, self.journal.apply)
+        # On PostgreSQL a batch of claims is one statement in autocommit (Journal.claim_in_one),
+        # not a part of the replies' write transactions.
+        self.claims: GroupCommit[Any, Preloaded | None] = (
+            self.writes
+            if rt.db.is_sqlite
+            else GroupCommit(rt.db, self.journal.claim_in_one, run=rt.db.run_sync_autocommit)
+        )
         self.beats = _Beats(rt.settings.recover_after / 4)
 
     async def handle(self, inbound: Inbound) -> list[Out]:
@@ -92,7 +99,7 @@ class Delivery:
 
     async def _claim(self, inbound: Inbound) -> Preloaded | None:
         """Claim the key and read what the dispatcher needs first; None for a retry."""
-        preloaded: Preloaded | None = await self.writes.submit(
+        preloaded: Preloaded | None = await self.claims.submit(
             Claim(inbound.key, inbound.openid, self.rt.clock.now(), inbound.to_dict())
         )
         if preloaded is None:

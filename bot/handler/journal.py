@@ -14,16 +14,28 @@ reply's outbox rows, notices shown) go through SQLAlchemy as usual, in the same 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, String, Table, bindparam, func, insert, literal, select, update
+from sqlalchemy import (
+    Connection,
+    String,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.orm import Session
 
 from bot.handler.context import Context
@@ -38,6 +50,7 @@ from bot.wechat.replies import fit
 
 KEYS = cast(Table, InboundKey.__table__)
 RESIDENTS = cast(Table, Resident.__table__)
+log = logging.getLogger("bot.journal")
 OUTBOX = cast(Table, OutboxMessage.__table__)
 MESSAGES = cast(Table, Message.__table__)
 
@@ -153,6 +166,9 @@ class Journal:
         # On PostgreSQL the keys go in as arrays: one SQL text whatever the batch's size (a
         # multi-row VALUES is a text per number of rows, each prepared on the server again).
         self._claim_arrays = None if db.is_sqlite else Prepared(_claim_from_arrays())
+        # PostgreSQL: the keys claimed, and the residents and undelivered notices of the ones won,
+        # in one statement (see :meth:`claim_in_one`).
+        self._claim_reading = None if db.is_sqlite else Prepared(_claim_reading())
         self._add_residents = Prepared(db.insert(RESIDENTS).on_conflict_do_nothing(index_elements=["openid"]))
 
     def apply(self, connection: Connection, items: Sequence[Claim | Finish]) -> list[Any]:
@@ -166,6 +182,54 @@ class Journal:
         if finishes:
             self._finish(connection, finishes, results)
         return [results[id(item)] for item in items]
+
+    def claim_in_one(self, connection: Connection, claims: Sequence[Claim]) -> list[Preloaded | None]:
+        """PostgreSQL: :meth:`apply` for claims alone, on a connection in autocommit. One statement
+        inserts the keys (from arrays) and, for the keys won, reads the resident and the notices
+        that could not be delivered: its write is that one statement, atomic, so it needs no
+        transaction around it (no BEGIN and COMMIT, and nothing held while the event loop serves
+        other requests). A resident not there yet (a first contact) is created and read by the
+        statements after it, and the conversation states read when the database keeps them; if
+        those fail, the keys stay won and the message goes on without them (the dispatcher reads
+        the state and the ``resident`` middleware the resident itself), rather than the batch
+        failing after its keys were committed."""
+        assert self._claim_reading is not None
+        arrays: dict[str, list[Any]] = {"keys": [], "openids": [], "inbounds": [], "ats": []}
+        for c in claims:
+            arrays["keys"].append(c.key)
+            arrays["openids"].append(c.openid)
+            arrays["inbounds"].append(c.inbound)
+            arrays["ats"].append(c.now)
+        won: dict[str, tuple[Any, ...]] = {row[0]: row for row in self._claim_reading.rows(connection, arrays)}
+        results: list[Preloaded | None] = []
+        winners: list[tuple[Claim, Preloaded]] = []
+        for claim in claims:
+            row = won.pop(claim.key, None)  # a key twice in one batch: the second is a retry
+            if row is None:
+                results.append(None)
+                continue
+            notices = [(int(n[0]), n[1]) for n in (row[1] or [])[:MAX_NOTICES]]
+            resident = detached(Resident, _RESIDENT_KEYS, row[2:]) if row[2] is not None else None
+            preloaded = Preloaded(resident=resident, state=None, notices=notices)
+            winners.append((claim, preloaded))
+            results.append(preloaded)
+        if not winners:
+            return results
+        try:
+            newcomers = sorted({c.openid for c, p in winners if p.resident is None})
+            if newcomers:
+                self._add_residents.many(connection, _newcomer_rows(newcomers, winners[0][0].now))
+                added = _read_residents(connection, newcomers)
+                for claim, preloaded in winners:
+                    if preloaded.resident is None:
+                        preloaded.resident = added.get(claim.openid)
+            states = self.states.read_many(connection, sorted({c.openid for c, _ in winners}))
+            if states is not None:
+                for claim, preloaded in winners:
+                    preloaded.state = states.get(claim.openid)
+        except Exception:
+            log.warning("claim: keys won, residents or states not read with them", exc_info=True)
+        return results
 
     def _claim(self, connection: Connection, claims: list[Claim], results: dict[int, Any]) -> None:
         """Insert every key at once (one already there is a retry); then read (or create) the
@@ -287,9 +351,9 @@ class Journal:
         _TOUCH.many(connection, touched)
 
 
-def _claim_from_arrays() -> Any:
+def _claim_from_arrays(*returning: Any) -> Any:
     """PostgreSQL: the claim's keys as one INSERT from arrays (``unnest``), returning the keys
-    inserted; the same rows as the multi-row INSERT."""
+    inserted (or ``returning``); the same rows as the multi-row INSERT."""
     claimed = (
         func.unnest(
             bindparam("keys", type_=ARRAY(KEYS.c.key.type)),
@@ -307,8 +371,36 @@ def _claim_from_arrays() -> Any:
         postgresql.insert(KEYS)
         .from_select(["key", "openid", "status", "inbound", "created_at", "updated_at"], rows)
         .on_conflict_do_nothing(index_elements=["key"])
-        .returning(KEYS.c.key)
+        .returning(*(returning or (KEYS.c.key,)))
     )
+
+
+def _claim_reading() -> Any:
+    """PostgreSQL: the claim's INSERT from arrays as a CTE, and for each key it inserted the
+    key, the resident's undelivered notices (``[[id, payload], …]`` by id, or NULL) and the
+    resident's columns (NULL when there is no resident yet), in one statement. The resident's row
+    and the notices are read as the statement began, like the separate reads after the INSERT."""
+    claimed = _claim_from_arrays(KEYS.c.key, KEYS.c.openid).cte("claimed")
+    notices = (
+        select(
+            func.json_agg(
+                aggregate_order_by(func.json_build_array(OUTBOX.c.id, OUTBOX.c.payload), OUTBOX.c.id)
+            )
+        )
+        .where(OUTBOX.c.openid == claimed.c.openid, OUTBOX.c.status == "expired")
+        .scalar_subquery()
+    )
+    return select(
+        claimed.c.key,
+        type_coerce(notices, postgresql.JSON),
+        *(getattr(Resident, key) for key in _RESIDENT_KEYS),
+    ).select_from(claimed.outerjoin(RESIDENTS, RESIDENTS.c.openid == claimed.c.openid))
+
+
+def _newcomer_rows(openids: Sequence[str], now: datetime) -> list[dict[str, Any]]:
+    return [
+        {"openid": o, "subscribed": True, "subscribed_at": now, "created_at": now, "updated_at": now} for o in openids
+    ]
 
 
 def _read_residents(connection: Connection, openids: list[str]) -> dict[str, Resident]:

@@ -213,6 +213,17 @@ class Database:
                 return await conn.run_sync(fn)
         return await asyncio.get_running_loop().run_in_executor(self._sync_executor(), self._in_sync_read, fn)
 
+    async def run_sync_autocommit(self, fn: Callable[[Connection], R]) -> R:
+        """``fn(connection)`` where every statement is a transaction of its own: on PostgreSQL in
+        autocommit (no BEGIN and COMMIT, each a round trip through asyncpg, and no transaction left
+        idle while the event loop serves others between statements), for work whose one write is
+        a single statement (the journal's claim). On SQLite, :meth:`run_sync_transaction`."""
+        if self._sync_engine is None or self._write_lock is None:  # PostgreSQL
+            async with self.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return await conn.run_sync(fn)
+        return await self.run_sync_transaction(fn)
+
     def _connection(self) -> Connection:
         """The synchronous connection, kept open between transactions (on the database's thread):
         checking one out of the pool and returning it (with its reset) cost about a third of a

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from sqlalchemy import Connection
@@ -37,13 +37,23 @@ Apply = Callable[[Connection, Sequence[T]], Sequence[R]]
 
 class GroupCommit(Generic[T, R]):
     def __init__(
-        self, db: Database, apply: Apply[T, R], max_batch: int = 64, max_turns: int = 50, patience: int = 8
+        self,
+        db: Database,
+        apply: Apply[T, R],
+        max_batch: int = 64,
+        max_turns: int = 50,
+        patience: int = 8,
+        *,
+        run: Callable[[Callable[[Connection], Sequence[R]]], Awaitable[Sequence[R]]] | None = None,
     ) -> None:
         """``apply(connection, items)`` writes ``items`` in the caller's transaction and returns one
         result per item, in order. ``max_turns`` and ``patience`` bound how long a batch gathers
-        (see :meth:`_gather`)."""
+        (see :meth:`_gather`). ``run`` runs ``apply`` on a connection: by default in one write
+        transaction (:meth:`Database.run_sync_transaction`); an ``apply`` whose one write is a
+        single statement can run in autocommit (:meth:`Database.run_sync_autocommit`)."""
         self.db = db
         self.apply = apply
+        self._run = run if run is not None else db.run_sync_transaction
         self.max_batch = max_batch
         self.max_turns = max_turns
         self.patience = patience
@@ -93,14 +103,14 @@ class GroupCommit(Generic[T, R]):
     async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         items = [item for item, _ in batch]
         try:
-            results = await self.db.run_sync_transaction(self._bound(items))
+            results = await self._run(self._bound(items))
         except Exception:
             if len(batch) == 1:
                 raise
             log.warning("a batch of %d failed; applying its items one by one", len(batch), exc_info=True)
             for item, future in batch:
                 try:
-                    (result,) = await self.db.run_sync_transaction(self._bound([item]))
+                    (result,) = await self._run(self._bound([item]))
                 except Exception as exc:
                     if not future.done():
                         future.set_exception(exc)
