@@ -3,8 +3,11 @@ cannot starve the others) and how many customer-service messages all processes t
 second (WeChat's quota).
 
 Both are counts in fixed windows. With Redis (``BOT_REDIS_URL``, the production pair) a window is
-one key changed by ``INCR`` (and given its expiry when new), shared by every process on every
-machine; the counts of concurrent requests go in one pipeline (:mod:`bot.storage.redisbatch`). Without Redis each process counts for itself and allows its share of the limit
+one hash, a field per key counted by ``HINCRBY`` (one command per hit), shared by every process on
+every machine; the hash expires after its window (``EXPIRE … NX``, sent with a process's first hit
+in the window and then at most once a second, so a hash Redis lost and made anew in a restart gets
+its expiry again); the counts of concurrent requests go in one pipeline
+(:mod:`bot.storage.redisbatch`). Without Redis each process counts for itself and allows its share of the limit
 (``limit / workers``, ``BOT_WORKERS`` of ``python -m bot serve --workers``): exact for one process,
 and for several processes on one machine as long as the supervisor's socket spreads requests evenly.
 If Redis cannot be reached the count falls back to the process's share rather than refusing
@@ -37,6 +40,7 @@ class WindowLimiter:
         self.local_limit = max(1, limit // max(1, share))
         self._local: dict[str, tuple[int, int]] = {}  # key → (window index, count)
         self._redis_broken_until = 0.0
+        self._expiry_sent = (-1, 0.0)  # (window index, time) of this process's last EXPIRE
 
     def _index(self, now: float) -> int:
         return int(now // self.window)
@@ -47,11 +51,14 @@ class WindowLimiter:
         now = time.time()
         index = self._index(now)
         if self._batch is not None and now >= self._redis_broken_until:
-            name = f"fair:{self.name}:{key}:{index}"
+            name = f"fair:{self.name}:{index}"
+            commands = [command("hincrby", name, key, 1)]
+            seen_index, sent_at = self._expiry_sent
+            if seen_index != index or now - sent_at >= 1.0:
+                commands.append(command("expire", name, int(self.window) + 2, nx=True))
+                self._expiry_sent = (index, now)
             try:
-                count, _ = await self._batch.execute(
-                    command("incr", name), command("expire", name, int(self.window) + 2, nx=True)
-                )
+                count = (await self._batch.execute(*commands))[0]
                 if isinstance(count, Exception):
                     raise count
                 return int(count), self.limit

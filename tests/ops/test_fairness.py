@@ -53,6 +53,47 @@ async def test_outbox_sends_at_most_the_rate_per_second(service_factory: Service
     assert b is not None
 
 
+async def test_a_window_in_redis_is_one_hash_counted_by_one_command_a_hit(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every process counts a resident in the window's one hash (HINCRBY), which expires after the
+    window: its expiry is sent with a process's first hit in a window and then at most once a
+    second, so a hash Redis lost (a restart) and made anew expires again."""
+    import redis.asyncio as aioredis
+
+    from bot.wechat import fairness
+    from bot.wechat.fairness import ResidentLimits
+
+    now = [1_000_000 * 60.0 + 5]
+    monkeypatch.setattr(fairness.time, "time", lambda: now[0])
+    client = aioredis.from_url(redis_url, decode_responses=True)
+    try:
+        a, b = ResidentLimits(3, redis=client), ResidentLimits(3, redis=client)  # two processes
+        verdicts = [await limits.check("oFlood") for limits in (a, b, a, b, a)]
+        assert verdicts == ["ok", "ok", "ok", "tell", "drop"]
+        assert await a.check("oQuiet") == "ok"  # another resident: a count of its own
+        window = "fair:resident:1000000"
+        assert await client.hgetall(window) == {"oFlood": "5", "oQuiet": "1"}
+        assert 0 < await client.ttl(window) <= 62
+        batch = a.limiter._batch  # type: ignore[union-attr]
+        assert batch is not None
+        # a's hits: its first in the window sent the expiry, the next ones one command each.
+        assert batch.commands == 4 + 1
+        await client.delete(window)  # Redis restarted: the hash is made again, without expiry
+        now[0] += 0.5
+        await a.check("oFlood")
+        assert await client.ttl(window) == -1 and batch.commands == 6  # within the second: no expiry yet
+        now[0] += 0.6
+        assert await a.check("oFlood") == "ok"
+        assert 0 < await client.ttl(window) <= 62 and batch.commands == 8
+        now[0] += 60  # the next window starts from nothing
+        assert await b.check("oFlood") == "ok"
+        assert await client.hgetall("fair:resident:1000001") == {"oFlood": "1"}
+    finally:
+        await client.delete("fair:resident:1000000", "fair:resident:1000001")
+        await client.aclose()
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [("BOT_LOG_FORMAT", "yaml"), ("BOT_WORKERS", "0"), ("BOT_RESIDENT_RATE", "-1"), ("BOT_OUTBOX_RATE", "0")],
