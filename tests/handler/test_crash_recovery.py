@@ -307,7 +307,7 @@ async def test_a_deferred_answer_survives_its_process_and_a_slow_handler_is_left
     db = await _db(h)
     try:
         assert await _key_status(db, dead) == ["deferred"]
-        assert await h.say(slow, patient, "8号楼楼道灯坏了", msg_id=7_000_003) == ""
+        assert await h.say(slow, patient, "8号楼楼道灯坏了 电话13912340003", msg_id=7_000_003) == ""
         await h.pushed(dead, NUMBER)
         await h.pushed(patient, NUMBER)
         await asyncio.sleep(RECOVER_AFTER * 2)
