@@ -12,7 +12,7 @@ import re
 
 from bot.flows.handoff import answer_when
 from bot.flows.media import attachment
-from bot.flows.reports import URGENT
+from bot.flows.reports import OWN_REPORT, PROGRESS, STATUS_RE, URGE, URGENT
 from bot.handler.choices import is_cancel, phone_alone
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK
@@ -202,6 +202,12 @@ async def where_media(ctx: Context) -> HandlerResult | Pass:
     return TEXTS["kept"].format(number=found[1]) + "\n" + TEXTS["ask_where"]
 
 
+def _chasing(text: str) -> bool:
+    """查进度, 我报的那个咋样了, 快点来: about the emergency just registered, not where it is."""
+    return bool(STATUS_RE.search(text) or OWN_REPORT.search(text) or URGE.search(text)
+                or (len(text) <= 12 and PROGRESS.search(text)))
+
+
 @router.message(State(WHERE_STATE))
 async def where_text(ctx: Context) -> HandlerResult | Pass:
     found = _ticket(ctx)
@@ -219,7 +225,7 @@ async def where_text(ctx: Context) -> HandlerResult | Pass:
         return await _add_contact(ctx, found[0], found[1]) + "\n" + TEXTS["where_again"]
     place = places.answer(text)
     if place is None:
-        if places.QUESTION.search(text) or ctx.intent not in (None, "complaint", "fallback"):
+        if places.QUESTION.search(text) or ctx.intent not in (None, "complaint", "fallback") or _chasing(text):
             await ctx.fsm.clear()
             return Pass()  # something else: answered by its own flow; the ticket stands
         place = {"text": text[:200]}  # in an emergency any description of the place helps
