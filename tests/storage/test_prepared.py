@@ -295,7 +295,7 @@ async def test_reads_on_postgresql_hold_no_transaction_open(db: Database) -> Non
     """A read (``run_sync_read``) sends no BEGIN and ROLLBACK on PostgreSQL: each statement is its
     own transaction, so between statements the backend is not idle inside a transaction."""
     if db.dialect != "postgresql":
-        pytest.skip("SQLite reads are one deferred transaction on the database's thread")
+        pytest.skip("SQLite reads: tests/storage/test_sqlite_reads.py")
 
     def read(conn: Connection) -> tuple[Any, Any]:
         first = conn.execute(text("select transaction_timestamp()")).scalar_one()
