@@ -38,27 +38,28 @@ async def test_the_board_and_a_ticket_follow_changes_live(browser, service_facto
     await row.wait_for(timeout=TIMEOUT)
     assert await page.locator("#ticket-list tr.empty").count() == 0
 
-    # The supervisor opens it; a colleague dispatches it from another session.
+    # The supervisor opens it (dispatched to the department on arrival); the department accepts it
+    # from another session: the page follows, and offers the usual next step first.
+    await page.locator("td.status", has_text="已派单").first.wait_for(timeout=TIMEOUT)
     await row.locator("a").click()
     await page.wait_for_url("**/console/tickets/*", timeout=TIMEOUT)
     await page.wait_for_selector("body[data-live='1']", timeout=TIMEOUT)
     ticket_id = await page.get_attribute("body", "data-ticket")
-    other = await login(svc.http, svc.base, "zhang")
-    status, _, _ = await other.post(f"/console/tickets/{ticket_id}/transition",
-                                    {"action": "dispatch", "department": DEPARTMENT})
-    assert status == 303
-    await page.locator("#ticket-status", has_text="已派单").wait_for(timeout=TIMEOUT)
-    await page.locator("#timeline li", has_text="派单").wait_for(timeout=TIMEOUT)
-    await page.locator("#action option[value='accept']").wait_for(state="attached", timeout=TIMEOUT)
-    assert "可以做的操作已经更新" in await page.inner_text("#ticket-changed")
-    assert await page.input_value("#action") == "accept"  # the usual next step is offered first
-
-    # A note started here is kept when the department accepts meanwhile: the page says so.
-    await page.fill("#note", "已电话联系居民")
+    assert await page.input_value("#action") == "accept"
     li = await login(svc.http, svc.base, "li")
     status, _, _ = await li.post(f"/console/tickets/{ticket_id}/transition", {"action": "accept"})
     assert status == 303
     await page.locator("#ticket-status", has_text="已接单").wait_for(timeout=TIMEOUT)
+    await page.locator("#timeline li", has_text="接单").wait_for(timeout=TIMEOUT)
+    await page.locator("#action option[value='start']").wait_for(state="attached", timeout=TIMEOUT)
+    assert "可以做的操作已经更新" in await page.inner_text("#ticket-changed")
+    assert await page.input_value("#action") == "start"  # the usual next step is offered first
+
+    # A note started here is kept when the department starts work meanwhile: the page says so.
+    await page.fill("#note", "已电话联系居民")
+    status, _, _ = await li.post(f"/console/tickets/{ticket_id}/transition", {"action": "start"})
+    assert status == 303
+    await page.locator("#ticket-status", has_text="处理中").wait_for(timeout=TIMEOUT)
     await page.locator("#ticket-changed", has_text="还没有提交").wait_for(timeout=TIMEOUT)
     assert await page.input_value("#note") == "已电话联系居民"
 
@@ -69,9 +70,10 @@ async def test_the_board_and_a_ticket_follow_changes_live(browser, service_facto
     await page.click("#transition-btn")
     await page.locator("#error", has_text="答复办结需要填写答复内容").wait_for(timeout=TIMEOUT)
     await page.wait_for_selector("body[data-live='1']", timeout=TIMEOUT)
-    status, _, _ = await li.post(f"/console/tickets/{ticket_id}/transition", {"action": "start"})
+    other = await login(svc.http, svc.base, "zhang")
+    status, _, _ = await other.post(f"/console/tickets/{ticket_id}/transition", {"action": "escalate"})
     assert status == 303
-    await page.locator("#ticket-status", has_text="处理中").wait_for(timeout=TIMEOUT)
+    await page.locator("#ticket-status", has_text="已督办").wait_for(timeout=TIMEOUT)
     await page.locator("#ticket-changed", has_text="还没有提交").wait_for(timeout=TIMEOUT)
     assert await page.input_value("#note") == "答复前先核实"
 
