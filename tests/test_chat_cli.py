@@ -68,6 +68,7 @@ async def test_conversation_over_the_real_wire(service_factory, sqlite_url, fake
             f"/image {picture}",
             "/click REPORT",  # starts the complaint flow: the voice text is the report
             "/voice 楼道灯不亮",
+            "不留",  # 物业服务's staff visit: a phone is asked for first
             "/unsubscribe",
         ]
     )
@@ -77,11 +78,12 @@ async def test_conversation_over_the_real_wire(service_factory, sqlite_url, fake
     assert code == 0, err
     assert err == ""
     shown = answers(out)
-    assert len(shown) == 6, out  # every message but the unsubscribe is answered
+    assert len(shown) == 7, out  # every message but the unsubscribe is answered
     assert all(line.split("：", 1)[1].strip() for line in shown)
     assert "收到您的位置：平城区新建南路" in out
     assert "已为您登记所在楼栋：新建南社区3号楼" in out
     assert "收到您的图片了" in out
+    assert "联系电话" in shown[-2]
     assert "GD" in shown[-1]  # the report became a ticket
 
 
