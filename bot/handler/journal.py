@@ -156,6 +156,16 @@ class Finished:
     state: StateRecord | None = None  # a changed state the storage could not write here (Redis)
 
 
+def _claim_arrays(claims: Sequence[Claim]) -> dict[str, list[Any]]:
+    """The claims' columns as arrays, the parameters of the PostgreSQL claim statements."""
+    return {
+        "keys": [c.key for c in claims],
+        "openids": [c.openid for c in claims],
+        "inbounds": [c.inbound for c in claims],
+        "ats": [c.now for c in claims],
+    }
+
+
 class Journal:
     def __init__(self, db: Database, states: StateStorage) -> None:
         self.states = states
@@ -194,13 +204,9 @@ class Journal:
         the state and the ``resident`` middleware the resident itself), rather than the batch
         failing after its keys were committed."""
         assert self._claim_reading is not None
-        arrays: dict[str, list[Any]] = {"keys": [], "openids": [], "inbounds": [], "ats": []}
-        for c in claims:
-            arrays["keys"].append(c.key)
-            arrays["openids"].append(c.openid)
-            arrays["inbounds"].append(c.inbound)
-            arrays["ats"].append(c.now)
-        won: dict[str, tuple[Any, ...]] = {row[0]: row for row in self._claim_reading.rows(connection, arrays)}
+        won: dict[str, tuple[Any, ...]] = {
+            row[0]: row for row in self._claim_reading.rows(connection, _claim_arrays(claims))
+        }
         results: list[Preloaded | None] = []
         winners: list[tuple[Claim, Preloaded]] = []
         for claim in claims:
@@ -248,13 +254,7 @@ class Journal:
         if self._claim_arrays is None:
             won = {key for (key,) in self._claim_keys.many(connection, rows)}
         else:
-            arrays: dict[str, list[Any]] = {"keys": [], "openids": [], "inbounds": [], "ats": []}
-            for c in claims:
-                arrays["keys"].append(c.key)
-                arrays["openids"].append(c.openid)
-                arrays["inbounds"].append(c.inbound)
-                arrays["ats"].append(c.now)
-            won = {key for (key,) in self._claim_arrays.rows(connection, arrays)}
+            won = {key for (key,) in self._claim_arrays.rows(connection, _claim_arrays(claims))}
         winners: list[Claim] = []
         for claim in claims:
             if claim.key in won:

@@ -30,6 +30,11 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await database.dispose()
 
 
+def new(key: str, openid: str) -> Claim:
+    """A claim of message ``key`` from ``openid``."""
+    return Claim(f"msg:{key}", openid, T0, {"Content": key, "FromUserName": openid})
+
+
 async def test_claims_of_any_batch_size_win_once(db: Database) -> None:
     journal = Journal(db, DatabaseStateStorage(db, ManualClock(T0)))
     texts: set[str] = set()
@@ -47,9 +52,6 @@ async def test_claims_of_any_batch_size_win_once(db: Database) -> None:
                 event.remove(conn, "before_cursor_execute", sent)
 
         return db.run_sync_transaction(run)
-
-    def new(key: str, openid: str) -> Claim:
-        return Claim(f"msg:{key}", openid, T0, {"Content": key, "FromUserName": openid})
 
     seen: list[str] = []
     for size in range(1, 13):
@@ -101,9 +103,6 @@ async def test_a_claim_on_postgresql_is_one_statement_in_autocommit(db: Database
                 event.remove(conn, "before_cursor_execute", seen)
 
         return db.run_sync_autocommit(run)
-
-    def new(key: str, openid: str) -> Claim:
-        return Claim(f"msg:{key}", openid, T0, {"Content": key, "FromUserName": openid})
 
     first = await claim([new("a", "o_known"), new("b", "o_new"), new("a", "o_known")])
     assert first[2] is None  # the same key twice in one batch
