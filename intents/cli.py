@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 # jieba, PyYAML and matplotlib are imported inside the command functions only.
 PACKAGE_DATA_DIR = Path(__file__).parent / "data"  # same as intents.dataset.PACKAGE_DATA_DIR
 LABELLED_FILE = Path("intents") / "labelled.jsonl"  # same as intents.dataset.LABELLED_FILE
-SET_NAMES = ("written", "split", "teddy", "teddy2", "holdout", "smp")  # same as intents.evalsets.SETS
+SET_NAMES = ("written", "shanxi", "split", "teddy", "teddy2", "holdout", "smp")  # same as intents.evalsets.SETS
 DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # as in intents.evalsets
 
 Handler = Callable[[argparse.Namespace], int]
@@ -227,6 +227,27 @@ def _routing_extra(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
+def _routing_vectors(args: argparse.Namespace) -> tuple[list[str], np.ndarray] | None:
+    """The ``--vectors`` file's words and vectors (the words routing can meet), or None."""
+    from intents.vectors import read_vectors
+
+    if args.vector_weight is not None and not 0.0 <= args.vector_weight <= 1.0:
+        raise InputDataError("--vector-weight must be between 0 and 1")
+    if args.vectors is None:
+        if args.vector_weight is not None:
+            raise InputDataError("--vector-weight needs --vectors FILE")
+        return None
+    words, matrix = read_vectors(args.vectors)
+    print(f"vectors: {len(words)} words of {matrix.shape[1]} dimensions from {args.vectors}")
+    return words, matrix
+
+
+def _vectors_line(router: Router) -> str | None:
+    if router.vectors is None:
+        return None
+    return f"vectors: weight {router.vectors.weight:g} in the mix ({len(router.vectors.index)} words)"
+
+
 def cmd_routing_train(args: argparse.Namespace) -> int:
     from intents.routing import MODEL_FILE, Router, read_table
 
@@ -235,24 +256,26 @@ def cmd_routing_train(args: argparse.Namespace) -> int:
     if extra_x:
         print(f"extra: {len(extra_x)} rows from {len(args.extra)} file(s)")
     texts, labels = texts + extra_x, labels + extra_y
-    router = Router.train(texts, labels)
+    vectors = _routing_vectors(args)
+    router = Router.train(texts, labels, vectors=vectors, vector_weight=args.vector_weight)
     out = args.out or args.data_dir / MODEL_FILE
     router.save(out)
     counts = {c: labels.count(c) for c in router.categories}
     print(f"trained on {len(texts)} rows, {len(counts)} categories: "
           + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if (line := _vectors_line(router)) is not None:
+        print(line)
     print(f"saved: {out}")
     return 0
 
 
 def cmd_routing_predict(args: argparse.Namespace) -> int:
-    from intents.classifier import LinearTextClassifier
     from intents.routing import Router
 
     if args.model is not None:
         if not args.model.is_file():
             raise InputDataError(f"{args.model}: model file not found")
-        router = Router(LinearTextClassifier.load(args.model))
+        router = Router.load_file(args.model)
     else:
         router = Router.load(args.data_dir)
     for line in _lines(args.file):
@@ -277,7 +300,11 @@ def cmd_routing_eval(args: argparse.Namespace) -> int:
         extra_x, extra_y, dropped = drop_overlapping(extra_x, extra_y, te_x)
         mode += f"; extra: {len(extra_x)} rows trained on, {dropped} left out as repeating a test row"
         tr_x, tr_y = tr_x + extra_x, tr_y + extra_y
-    report = Router.train(tr_x, tr_y).evaluate(te_x, te_y)
+    router = Router.train(tr_x, tr_y, vectors=_routing_vectors(args), vector_weight=args.vector_weight)
+    if (line := _vectors_line(router)) is not None:
+        print(line)
+        mode += "; " + line
+    report = router.evaluate(te_x, te_y)
     report.extra["mode"] = mode
     for e in report.errors:
         e["text"] = e["text"][:80]
@@ -290,15 +317,16 @@ def cmd_routing_eval(args: argparse.Namespace) -> int:
 def _routing_eval_written(args: argparse.Namespace) -> int:
     """The model ``routing predict`` uses (or ``--model``) on the written complaints."""
     from intents import evalsets
-    from intents.classifier import LinearTextClassifier
     from intents.routing import MODEL_FILE, Router
 
     if args.file:
         raise InputDataError("routing eval --written takes no FILE")
+    if args.vectors is not None:
+        raise InputDataError("routing eval --written measures a trained model: train it with --vectors")
     if args.model is not None:
         if not args.model.is_file():
             raise InputDataError(f"{args.model}: model file not found")
-        router, which = Router(LinearTextClassifier.load(args.model)), str(args.model)
+        router, which = Router.load_file(args.model), str(args.model)
     else:
         router = Router.load(args.data_dir)
         trained = args.data_dir / MODEL_FILE
@@ -328,6 +356,12 @@ def _columns(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help="more labelled tickets to train on (repeatable; same label column)")
     p.add_argument("--extra-text-column", action="append", metavar="COLUMN",
                    help="text column(s) of the --extra files (default: the --text-column)")
+    p.add_argument("--vectors", type=Path, default=None, metavar="FILE",
+                   help="word vectors to add outside knowledge (text: a word and its numbers per line, "
+                        "word2vec/fastText .vec); what the model learns from them is saved in the model")
+    p.add_argument("--vector-weight", type=float, default=None, metavar="W",
+                   help="weight of the vectors' model in the mix, 0-1 (default: chosen by cross-validation "
+                        "on the training rows)")
 
 
 def add_commands(subparsers: argparse._SubParsersAction, data_dir: Path) -> None:

@@ -2,6 +2,9 @@
 
 * ``written``: held-out messages written for evaluation before the training data was extended
   (``intents/data/eval/written/``), all seven intents;
+* ``shanxi``: 300 messages in the styles of a Shanxi city's residents (elderly, voice-recognised,
+  dialect words such as 甚/咋/打问, typos, long with the request at the end, fragments), written for
+  evaluation without reading the training data (``intents/data/eval/shanxi/``), all seven intents;
 * ``split``: the older held-out split of generated examples (``intents/data/test/``);
 * ``teddy``: real citizen message titles, hand-labelled complaint or query
   (``intents/data/eval/teddy_titles.csv`` holds row numbers and labels; the text is read from
@@ -44,7 +47,7 @@ EVAL_DIR = PACKAGE_DATA_DIR / "eval"
 DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TEDDY_TITLES = Path("teddy2020c") / "titles_train.csv"
 SMP = Path("smp2017") / "train.jsonl"
-SETS = ("written", "split", "teddy", "teddy2", "holdout", "smp")
+SETS = ("written", "shanxi", "split", "teddy", "teddy2", "holdout", "smp")
 HIDDEN_MISSES = frozenset({"holdout"})  # sets whose misclassified messages are not printed (never tuned on)
 ROUTING_WRITTEN = EVAL_DIR / "routing_written.yml"
 # The packaged dispatch table's min_confidence (bot/rules/dispatch.yml; intents does not read the bot's
@@ -73,6 +76,11 @@ class SetResult:
 # --------------------------------------------------------------------------------------------- reading
 def written_rows() -> list[tuple[str, str]]:
     data = load_dir(EVAL_DIR / "written", complete=False)
+    return [(e.text, e.intent) for e in data.examples]
+
+
+def shanxi_rows() -> list[tuple[str, str]]:
+    data = load_dir(EVAL_DIR / "shanxi", complete=False)
     return [(e.text, e.intent) for e in data.examples]
 
 
@@ -132,6 +140,11 @@ def measure_written(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) ->
     return _seven_way("written", "held-out messages written before tuning, 7 intents", engine, written_rows())
 
 
+def measure_shanxi(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> SetResult:
+    return _seven_way("shanxi", "residents' messages written without reading the training data, 7 intents", engine,
+                      shanxi_rows())
+
+
 def measure_split(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> SetResult:
     return _seven_way("split", "held-out split of the generated examples (intents/data/test)", engine, split_rows())
 
@@ -186,6 +199,7 @@ def measure_smp(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> Set
 
 MEASURES: dict[str, Callable[[IntentEngine, Path], SetResult]] = {
     "written": measure_written,
+    "shanxi": measure_shanxi,
     "split": measure_split,
     "teddy": measure_teddy,
     "teddy2": measure_teddy2,

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from intents import evalsets
+from intents.dataset import PACKAGE_DATA_DIR, load_dir
 from intents.routing import Router, read_table, split
 
 from .conftest import REPO, SHARED
@@ -27,6 +28,16 @@ def test_written_held_out_set(engine):
     result = evalsets.measure_written(engine)
     assert result.figures["macro-F1"] >= 0.93, result.report.text()
     assert result.figures["min F1"] >= 0.85, result.extra["f1"]
+
+
+def test_shanxi_set_shares_no_message_with_the_training_data(engine):
+    """The Shanxi residents' set measures generalisation: none of its messages is a training example
+    or a message of the written set, and it covers the seven intents."""
+    rows = evalsets.shanxi_rows()
+    training = {e.text for e in load_dir(PACKAGE_DATA_DIR, complete=False).examples}
+    assert not {t for t, _ in rows} & (training | {t for t, _ in evalsets.written_rows()})
+    assert len(rows) == 300 and len({t for t, _ in rows}) == 300
+    assert {label for _, label in rows} == set(engine.intents)
 
 
 def test_generated_split(engine):
