@@ -24,6 +24,7 @@ TEXTS = {
     "found_head": "找到这些课程和活动：",
     "not_on": "近期没有{name}的课，",
     "when_listed": "每一节的日期、星期和钟点都写在上面了，比如第1个是{first}。回复数字看详情和报名。",
+    "where_listed": "每一节在哪上都写在括号里了，比如第1个在{place}。回复数字看详情和报名。",
     "item": "{n}. {when} {title}（{place}）{cost}{left}",
     "cost_free": "免费",
     "cost": "{cost}积分",
@@ -514,6 +515,19 @@ async def when_at_list(ctx: Context) -> str:
     if first is None:
         return await whats_on(ctx)
     return TEXTS["when_listed"].format(first=when(first.starts_at))
+
+
+# 在哪上 / 啥地方 at a list: the list says where, in brackets.
+_WHERE_ASKED = re.compile(r"在哪|哪里|哪儿|哪块|啥地方|什么地方|地点|地址|咋走|怎么走")
+
+
+@router.message(State("courses:browse"), Func(lambda ctx: len(ctx.text) <= 12 and bool(_WHERE_ASKED.search(ctx.text))))
+async def where_at_list(ctx: Context) -> str:
+    ids = list(ctx.fsm.data.get("ids", []))
+    first = await courses.listing(ctx.rt.db, int(ids[0]), ctx.rt.clock.now()) if ids else None
+    if first is None:
+        return await whats_on(ctx)
+    return TEXTS["where_listed"].format(place=first.place or "社区")
 
 
 @router.message(Text(*LIST_WORDS))
