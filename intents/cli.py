@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 # jieba, PyYAML and matplotlib are imported inside the command functions only.
 PACKAGE_DATA_DIR = Path(__file__).parent / "data"  # same as intents.dataset.PACKAGE_DATA_DIR
 LABELLED_FILE = Path("intents") / "labelled.jsonl"  # same as intents.dataset.LABELLED_FILE
-SET_NAMES = ("written", "shanxi", "split", "teddy", "teddy2", "holdout", "smp")  # same as intents.evalsets.SETS
+SET_NAMES = ("written", "shanxi", "shanxi2", "split", "teddy", "teddy2", "holdout", "smp")  # same as intents.evalsets.SETS
 DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # as in intents.evalsets
 
 Handler = Callable[[argparse.Namespace], int]
@@ -227,43 +227,23 @@ def _routing_extra(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def _routing_vectors(args: argparse.Namespace) -> tuple[list[str], np.ndarray] | None:
-    """The ``--vectors`` file's words and vectors (the words routing can meet), or None."""
-    from intents.vectors import read_vectors
-
-    if args.vector_weight is not None and not 0.0 <= args.vector_weight <= 1.0:
-        raise InputDataError("--vector-weight must be between 0 and 1")
-    if args.vectors is None:
-        if args.vector_weight is not None:
-            raise InputDataError("--vector-weight needs --vectors FILE")
-        return None
-    words, matrix = read_vectors(args.vectors)
-    print(f"vectors: {len(words)} words of {matrix.shape[1]} dimensions from {args.vectors}")
-    return words, matrix
-
-
-def _vectors_line(router: Router) -> str | None:
-    if router.vectors is None:
-        return None
-    return f"vectors: weight {router.vectors.weight:g} in the mix ({len(router.vectors.index)} words)"
-
-
 def cmd_routing_train(args: argparse.Namespace) -> int:
     from intents.routing import MODEL_FILE, Router, read_table
+    from intents.vectors import read_vectors_option
 
     texts, labels = read_table(Path(args.file), args.text_column, args.label_column)
     extra_x, extra_y = _routing_extra(args)
     if extra_x:
         print(f"extra: {len(extra_x)} rows from {len(args.extra)} file(s)")
     texts, labels = texts + extra_x, labels + extra_y
-    vectors = _routing_vectors(args)
+    vectors = read_vectors_option(args.vectors, args.vector_weight)
     router = Router.train(texts, labels, vectors=vectors, vector_weight=args.vector_weight)
     out = args.out or args.data_dir / MODEL_FILE
     router.save(out)
     counts = {c: labels.count(c) for c in router.categories}
     print(f"trained on {len(texts)} rows, {len(counts)} categories: "
           + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    if (line := _vectors_line(router)) is not None:
+    if (line := router.vectors_summary()) is not None:
         print(line)
     print(f"saved: {out}")
     return 0
@@ -287,6 +267,7 @@ def cmd_routing_predict(args: argparse.Namespace) -> int:
 
 def cmd_routing_eval(args: argparse.Namespace) -> int:
     from intents.routing import Router, drop_overlapping, read_table, split
+    from intents.vectors import read_vectors_option
 
     if args.written:
         return _routing_eval_written(args)
@@ -300,8 +281,9 @@ def cmd_routing_eval(args: argparse.Namespace) -> int:
         extra_x, extra_y, dropped = drop_overlapping(extra_x, extra_y, te_x)
         mode += f"; extra: {len(extra_x)} rows trained on, {dropped} left out as repeating a test row"
         tr_x, tr_y = tr_x + extra_x, tr_y + extra_y
-    router = Router.train(tr_x, tr_y, vectors=_routing_vectors(args), vector_weight=args.vector_weight)
-    if (line := _vectors_line(router)) is not None:
+    vectors = read_vectors_option(args.vectors, args.vector_weight)
+    router = Router.train(tr_x, tr_y, vectors=vectors, vector_weight=args.vector_weight)
+    if (line := router.vectors_summary()) is not None:
         print(line)
         mode += "; " + line
     report = router.evaluate(te_x, te_y)

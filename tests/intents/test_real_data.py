@@ -31,13 +31,17 @@ def test_written_held_out_set(engine):
 
 
 def test_shanxi_set_shares_no_message_with_the_training_data(engine):
-    """The Shanxi residents' set measures generalisation: none of its messages is a training example
-    or a message of the written set, and it covers the seven intents."""
-    rows = evalsets.shanxi_rows()
+    """The Shanxi residents' sets measure generalisation: none of their messages is a training example
+    or a message of the written set (or of the other), and they cover the seven intents."""
     training = {e.text for e in load_dir(PACKAGE_DATA_DIR, complete=False).examples}
-    assert not {t for t, _ in rows} & (training | {t for t, _ in evalsets.written_rows()})
-    assert len(rows) == 300 and len({t for t, _ in rows}) == 300
-    assert {label for _, label in rows} == set(engine.intents)
+    written = {t for t, _ in evalsets.written_rows()}
+    rows = evalsets.shanxi_rows()
+    rows2 = evalsets.shanxi_rows("shanxi2")
+    assert not {t for t, _ in rows} & (training | written)
+    assert not {t for t, _ in rows2} & (training | written | {t for t, _ in rows})
+    assert len(rows) == len({t for t, _ in rows}) == 300
+    assert len(rows2) == len({t for t, _ in rows2}) == 150
+    assert {label for _, label in rows} == {label for _, label in rows2} == set(engine.intents)
 
 
 def test_generated_split(engine):
