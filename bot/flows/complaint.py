@@ -473,9 +473,10 @@ async def contact_after_filing(ctx: Context) -> str:
     return TEXTS["contact_kept"].format(phone=mask_phones(phone), number=number)
 
 
-# Right after a report was filed, a building alone ("2号楼", "在12号楼3单元") says where it is more
-# exactly (小区门口 → which building's door): it completes that report, it starts no new one.
-_PLACE_FILLER = re.compile(r"[在是就那的啊呀吧哦嗯了\s\W]")
+# Right after a report was filed, a building alone ("2号楼", "在12号楼3单元") or a shared place of the
+# estate ("东门", "在北门那边") says where it is more exactly (小区门口 → which door): it completes
+# that report, it starts no new one.
+_PLACE_FILLER = re.compile(r"[在是就那这边儿旁附近的啊呀吧哦嗯了\s\W]")
 
 
 def _place_after_filing(ctx: Context) -> bool:
@@ -483,7 +484,11 @@ def _place_after_filing(ctx: Context) -> bool:
     if not mark or mark[0] != FILED or not ctx.text or len(ctx.text) > 20 or ctx.resident is None:
         return False
     told = places.from_text(ctx.text)
-    if told is None or places.QUESTION.search(ctx.text) or _PLACE_FILLER.sub("", places.strip_address(ctx.text)):
+    rest = places.strip_address(ctx.text)
+    if told is None:
+        told = places.landmark(ctx.text)
+        rest = ctx.text.replace(told["text"], "") if told is not None else rest
+    if told is None or places.QUESTION.search(ctx.text) or _PLACE_FILLER.sub("", rest):
         return False
     ctx.extra["place_told"] = told
     return True
