@@ -18,9 +18,10 @@ on the scores it is fitted to, noise included.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -320,7 +321,10 @@ class LinearTextClassifier:
 
     # ----------------------------------------------------------------- inference
     def scores(self, text: str) -> np.ndarray:
-        feats = extract(text, self.feature_config, self.rewrite)
+        return self.feature_scores(extract(text, self.feature_config, self.rewrite))
+
+    def feature_scores(self, feats: Sequence[str]) -> np.ndarray:
+        """Decision scores of one message's features (as :func:`intents.features.extract` gives them)."""
         index = self.vocab.index
         counts: dict[int, int] = {}
         for f in feats:
@@ -340,7 +344,11 @@ class LinearTextClassifier:
         return _softmax(self.scores(text) / self.temperature)
 
     def predict_proba_many(self, texts: Sequence[str]) -> np.ndarray:
-        counts = self.vocab.count_matrix(extract_many(texts, self.feature_config, self.rewrite))
+        return self.feature_proba_many(extract_many(texts, self.feature_config, self.rewrite))
+
+    def feature_proba_many(self, docs: Sequence[Sequence[str]]) -> np.ndarray:
+        """Probabilities of many messages' features (as :func:`intents.features.extract_many` gives them)."""
+        counts = self.vocab.count_matrix(docs)
         x = _tfidf(counts, self.vocab.idf, self.model_config.sublinear_tf)
         return _softmax(np.asarray(x @ self.weights + self.bias) / self.temperature)
 
@@ -349,19 +357,22 @@ class LinearTextClassifier:
         return [self.classes[i] for i in probs.argmax(axis=1)]
 
     # --------------------------------------------------------------- persistence
-    def save(self, path: Path) -> None:
-        """Save as a plain ``.npz`` (no pickle): vocabulary, idf, weights and settings."""
+    def save(self, path: Path, extra: Mapping[str, np.ndarray] | None = None) -> None:
+        """Save as a plain ``.npz`` (no pickle): vocabulary, idf, weights and settings (and ``extra``
+        arrays of the caller's, e.g. the routing model's word-vectors block; :meth:`load` ignores them)."""
         feats = sorted(self.vocab.index, key=self.vocab.index.__getitem__)
         fc, mc = self.feature_config, self.model_config
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(
-            tmp, features=np.array(feats, dtype=str), idf=self.vocab.idf, weights=self.weights.astype(np.float32),
+        arrays: dict[str, Any] = dict(
+            features=np.array(feats, dtype=str), idf=self.vocab.idf, weights=self.weights.astype(np.float32),
             bias=self.bias, classes=np.array(self.classes, dtype=str), temperature=np.array(self.temperature),
             feature_config=np.array([fc.char_min, fc.char_max, int(fc.word_bigrams), fc.max_chars]),
             model_config=np.array([mc.kind, str(mc.c), str(int(mc.sublinear_tf))], dtype=str),
             synonyms=np.array([[k, v] for k, v in self.synonyms.items()] or np.empty((0, 2)), dtype=str),
         )
+        arrays.update(extra or {})
+        np.savez_compressed(tmp, **arrays)
         tmp.replace(path)
 
     @classmethod

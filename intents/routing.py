@@ -7,6 +7,8 @@ own historical tickets (CSV or XLSX) with ``routing train``; the trained model i
 More labelled tickets from other files (``--extra``, e.g. whole messages next to a file of titles) are
 added to the training rows; in ``routing eval`` an extra row that repeats a test row (the same ticket's
 title or text, see :func:`drop_overlapping`) is left out, so the figure stays a held-out one.
+An operator's word-vectors file (``--vectors``) adds outside knowledge of words the tickets lack: see
+:mod:`intents.vectors`; its block is saved in the same ``.npz``.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 from sklearn.feature_extraction.text import CountVectorizer
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from intents import tables
-from intents.classifier import LinearTextClassifier, ModelConfig
+from intents.classifier import LinearTextClassifier, ModelConfig, _macro_f1
 from intents.errors import InputDataError, TrainingDataError
 from intents.evaluate import Report, evaluate
-from intents.features import FeatureConfig
+from intents.features import FeatureConfig, extract, extract_many
+from intents.vectors import BLEND_WEIGHTS, VectorBlock, log_softmax, words_of
 
 DEFAULT_CATEGORIES = Path(__file__).parent / "data" / "routing" / "categories.yml"
 MODEL_FILE = Path("models") / "routing.npz"
@@ -45,6 +48,10 @@ JOIN = "。"
 # or, for texts too short to judge by bigrams, when one is the other or its first column.
 OVERLAP_CONTAINMENT = 0.4
 OVERLAP_MIN_BIGRAMS = 6
+# The word-vectors block's weight in the mix: chosen on this many folds of the training rows; a weight
+# is kept only when it gains this much out-of-fold macro-F1 over none.
+BLEND_FOLDS = 3
+BLEND_MIN_GAIN = 0.002
 
 
 @dataclass
@@ -59,8 +66,9 @@ class Route:
 
 
 class Router:
-    def __init__(self, classifier: LinearTextClassifier) -> None:
+    def __init__(self, classifier: LinearTextClassifier, vectors: VectorBlock | None = None) -> None:
         self.classifier = classifier
+        self.vectors = vectors
 
     @property
     def categories(self) -> list[str]:
@@ -68,13 +76,27 @@ class Router:
 
     @classmethod
     def train(cls, texts: Sequence[str], labels: Sequence[str], model: ModelConfig | None = None,
-              features: FeatureConfig | None = None) -> Router:
+              features: FeatureConfig | None = None, vectors: tuple[Sequence[str], np.ndarray] | None = None,
+              vector_weight: float | None = None) -> Router:
+        """Train on tickets; with ``vectors`` (words, unit vectors: :func:`intents.vectors.read_vectors`)
+        add their block, mixed in with ``vector_weight`` or else a weight chosen by cross-validation on
+        these rows (:func:`choose_vector_weight`)."""
         if len(set(labels)) < 2:
             raise InputDataError("routing needs at least two different labels")
         if model is None:
             large = len(texts) >= LARGE_TRAINING_SET
             model = replace(ROUTING_MODEL, min_df=2 if large else 1, offset_folds=OFFSET_FOLDS if large else 0)
-        return cls(LinearTextClassifier.train(texts, labels, features or ROUTING_FEATURES, model))
+        fc = features or ROUTING_FEATURES
+        cache: dict[str, list[str]] = {}
+        classifier = LinearTextClassifier.train(texts, labels, fc, model, cache=cache)
+        if vectors is None:
+            return cls(classifier)
+        docs = [words_of(f) for f in extract_many(texts, fc, classifier.rewrite, cache)]
+        y = np.array([classifier.classes.index(label) for label in labels])
+        if vector_weight is None:
+            vector_weight = choose_vector_weight(texts, labels, model, fc, vectors, cache)
+        block = VectorBlock.fit(docs, y, len(classifier.classes), vectors[0], vectors[1], weight=vector_weight)
+        return cls(classifier, block)
 
     @classmethod
     def default(cls) -> Router:
@@ -85,21 +107,45 @@ class Router:
     def load(cls, data_dir: Path | None) -> Router:
         """The operator-trained model under ``data_dir`` if present, else the default model."""
         if data_dir is not None and (data_dir / MODEL_FILE).is_file():
-            return cls(LinearTextClassifier.load(data_dir / MODEL_FILE))
+            return cls.load_file(data_dir / MODEL_FILE)
         return cls.default()
 
+    @classmethod
+    def load_file(cls, path: Path) -> Router:
+        """A model saved by :meth:`save` (with its word-vectors block when it was trained with one)."""
+        with np.load(path, allow_pickle=False) as z:
+            vectors = VectorBlock.from_arrays(z)
+        return cls(LinearTextClassifier.load(path), vectors)
+
+    def vectors_summary(self) -> str | None:
+        if self.vectors is None:
+            return None
+        return f"vectors: weight {self.vectors.weight:g} in the mix ({len(self.vectors.index)} words)"
+
     def save(self, path: Path) -> None:
-        self.classifier.save(path)
+        self.classifier.save(path, extra=self.vectors.arrays() if self.vectors is not None else None)
 
     def route(self, text: str) -> Route:
-        probs = self.classifier.predict_proba(text)
+        clf = self.classifier
+        if self.vectors is None:
+            probs = clf.predict_proba(text)
+        else:
+            feats = extract(text, clf.feature_config, clf.rewrite)
+            main = log_softmax(clf.feature_scores(feats) / clf.temperature)
+            probs = self.vectors.mix(main[None, :], [words_of(feats)])[0]
         order = np.argsort(-probs)
         classes = self.classifier.classes
         runner = (classes[order[1]], float(probs[order[1]])) if len(order) > 1 else None
         return Route(classes[order[0]], float(probs[order[0]]), runner)
 
     def route_many(self, texts: Sequence[str]) -> list[Route]:
-        probs = self.classifier.predict_proba_many(texts)
+        clf = self.classifier
+        if self.vectors is None:
+            probs = clf.predict_proba_many(texts)
+        else:
+            docs = extract_many(texts, clf.feature_config, clf.rewrite)
+            main = np.log(np.clip(clf.feature_proba_many(docs), 1e-300, None))
+            probs = self.vectors.mix(main, [words_of(d) for d in docs])
         classes = self.classifier.classes
         out = []
         for p in probs:
@@ -111,6 +157,41 @@ class Router:
     def evaluate(self, texts: Sequence[str], labels: Sequence[str]) -> Report:
         routes = self.route_many(texts)
         return evaluate(texts, labels, [r.category for r in routes], [r.confidence for r in routes])
+
+
+def choose_vector_weight(texts: Sequence[str], labels: Sequence[str], model: ModelConfig,
+                         features: FeatureConfig, vectors: tuple[Sequence[str], np.ndarray],
+                         cache: dict[str, list[str]] | None = None, folds: int = BLEND_FOLDS) -> float:
+    """The word-vectors block's weight with the best out-of-fold macro-F1 on these rows (0 unless it
+    gains ``BLEND_MIN_GAIN`` over none; 0 when a label has fewer rows than folds).
+
+    Both models are trained on each fold's other rows as :meth:`Router.train` trains them (the main
+    model without score offsets) and their log-probabilities mixed with each of ``BLEND_WEIGHTS``.
+    """
+    classes = sorted(set(labels))
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.array([index[label] for label in labels])
+    if np.bincount(y, minlength=len(classes)).min() < folds:
+        return 0.0
+    fold_model = replace(model, offset_folds=0)
+    main = np.zeros((len(texts), len(classes)))
+    vec = np.zeros((len(texts), len(classes)))
+    found = np.zeros(len(texts), dtype=bool)
+    for tr, ho in StratifiedKFold(folds, shuffle=True, random_state=model.seed).split(np.zeros(len(y)), y):
+        tr_x = [texts[i] for i in tr]
+        clf = LinearTextClassifier.train(tr_x, [labels[i] for i in tr], features, fold_model, cache=cache)
+        docs_tr = extract_many(tr_x, features, clf.rewrite, cache)
+        docs_ho = extract_many([texts[i] for i in ho], features, clf.rewrite, cache)
+        main[ho] = np.log(np.clip(clf.feature_proba_many(docs_ho), 1e-300, None))
+        block = VectorBlock.fit([words_of(d) for d in docs_tr], y[tr], len(classes), vectors[0], vectors[1])
+        vec[ho], found[ho] = block.log_proba([words_of(d) for d in docs_ho])
+    best_w, best = 0.0, _macro_f1(main, y)
+    floor = best + BLEND_MIN_GAIN
+    for w in BLEND_WEIGHTS:
+        f1 = _macro_f1(np.where(found[:, None], (1.0 - w) * main + w * vec, main), y)
+        if f1 >= floor and f1 > best:
+            best_w, best = float(w), f1
+    return best_w
 
 
 def load_categories(path: Path) -> tuple[list[str], list[str]]:
