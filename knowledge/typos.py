@@ -32,6 +32,8 @@ MAX_SPAN = 5
 # these in place of another character of the known word (or in the known word in place of one of the
 # span) is the word it is, not a slip (给点钱 is no 电钱, 这事谁管 no 水管, 能不交 no 能补交, 药钱 no 要钱).
 SMALL_CHARS = frozenset("点个下些了着过吧呢啊呀嘛的得么谁啥咋哪不没要一")
+# What follows a word asked about by where it is done or got (老年证在哪办, 结婚证在哪里领).
+_WHERE_AFTER = ("在哪", "在什么地方", "在啥地方")
 
 
 # A verb and its object split by a measure word (登个记); not a determiner with its noun (每个月, 这个人).
@@ -119,9 +121,15 @@ class Lexicon:
         return best
 
     def _cuts_a_word(self, text: str, i: int, j: int) -> bool:
-        """Whether a common word straddles an edge of ``text[i:j]`` (大家 for the span 家上)."""
+        """Whether a common word straddles an edge of ``text[i:j]`` (大家 for the span 家上).
+
+        Not one that runs from the span's last character into a question of where (老年正在哪办,
+        狗正在哪办): 正在 is no word before 哪, so the span is the misspelt 老年证 asked about."""
+        where = text.startswith(_WHERE_AFTER, j)
         for a in range(max(0, i - 3), j):
             for b in range(max(a + 2, i + 1), min(len(text), a + 4) + 1):
+                if where and a == j - 1:
+                    continue
                 if ((a < i < b < j) or (i < a < j < b)) and self._common.get(text[a:b], 0) >= COMMON_WORD_FREQ:
                     return True
         return False
