@@ -35,6 +35,7 @@ TEXTS = {
     "next_week_head": "下周的课程和活动：",
     "next_week_none": "下周还没有安排课程和活动。",
     "not_found": "没找到“{query}”相关的课程。\n",
+    "which_to_book": "您想预约哪一节？\n",
     "detail": (
         "「{title}」{category}\n{description}时间：{when}–{end}\n地点：{place}\n{organiser}{audience}"
         "名额：{capacity}人，已报{booked}人\n费用：{cost}\n\n报名请回复“预约”。"
@@ -547,6 +548,8 @@ def _names_course(text: str) -> bool:
 
 @router.message(Func(lambda ctx: _names_course(ctx.text), phase=PHASE_MENU, when=lambda p: p.text))
 async def by_name(ctx: Context) -> str:
+    if BOOK_SAID.match(ctx.text.strip()):  # 预约 / 我要报名 naming no class: which one, from what is on
+        return TEXTS["which_to_book"] + await whats_on(ctx)
     found = await search(ctx, ctx.text) or await generic(ctx, ctx.text)
     # Nothing by that name (我想给孩子报个课): what is on, to pick from, rather than a dead end.
     return found or TEXTS["not_found"].format(query=ctx.text.strip()[:14]) + await whats_on(ctx)
