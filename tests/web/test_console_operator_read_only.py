@@ -50,3 +50,24 @@ async def test_operators_read_conversations_but_cannot_handle_them(service_facto
     assert status == 303
     _, page, _ = await li.get("/console/canned")
     assert "问候" not in page
+
+
+async def test_operators_have_no_notifications_link_nor_page(service_factory, sqlite_url, fake_api):
+    """通知 are tickets' reminders and escalations, each a link to a ticket operators may not open:
+    their nav has no 通知, and the page (an old bookmark) is a 403 saying why; staff keep both."""
+    svc = await start_console(service_factory, sqlite_url, fake_api, LI, YUN)
+    yun = await login(svc.http, svc.base, "yun")
+    for path in ("/console/inbox", "/console/dashboard"):
+        status, page, _ = await yun.get(path)
+        assert status == 200 and 'href="/console/inbox"' in page, path
+        assert 'href="/console/notifications"' not in page and "notice-count" not in page, path
+    status, page, _ = await yun.get("/console/notifications")
+    assert status == 403 and "通知是工单的办理提醒和督办" in page and "没有权限" in page
+    status, page, _ = await yun.post("/console/notifications/1/read", {})
+    assert status == 403 and "没有权限" in page
+
+    li = await login(svc.http, svc.base, "li")
+    status, page, _ = await li.get("/console/inbox")
+    assert status == 200 and 'href="/console/notifications"' in page
+    status, page, _ = await li.get("/console/notifications")
+    assert status == 200 and "<h1>通知</h1>" in page

@@ -398,7 +398,11 @@ def _visible(user: Any) -> Any:
     )
 
 
-@page("GET", "/console/notifications", CONVERSATIONS)
+# Notices are tickets' reminders and escalations, each a link to its ticket: staff's, as tickets are.
+NOT_FOR_OPERATORS = "通知是工单的办理提醒和督办，由工作人员和主管处理；运营账号不处理工单，没有权限查看通知。"
+
+
+@page("GET", "/console/notifications", STAFF, refused=NOT_FOR_OPERATORS)
 async def notifications(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
     async with request.config_dict[RUNTIME].db.session() as session:
@@ -408,7 +412,7 @@ async def notifications(request: web.Request) -> web.StreamResponse:
     return render(request, "notifications.html", title="通知", items=rows)
 
 
-@page("POST", "/console/notifications/{nid}/read", CONVERSATIONS)
+@page("POST", "/console/notifications/{nid}/read", STAFF, refused=NOT_FOR_OPERATORS)
 async def read_notification(request: web.Request) -> web.StreamResponse:
     rt = request.config_dict[RUNTIME]
     nid = _int(request.match_info["nid"])
