@@ -11,13 +11,14 @@ files are malformed the old index keeps serving and ``KnowledgeDataError`` names
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from knowledge.entries import DEFAULT_ENTRIES_DIR, Entry, load_entries
 from knowledge.index import IndexWeights, SearchIndex
-from knowledge.question import hours_place
+from knowledge.question import hours_place, plain_question, sentences_of
 from knowledge.text import SYNONYMS_PATH, Analyzer, is_function_word, load_synonyms
 
 __all__ = ["Answer", "Entry", "Hit", "KnowledgeBase", "RetrievalConfig"]
@@ -97,6 +98,10 @@ class Answer:
 # The service centre's own names: its hours are the office entries' (社区服务中心几点上班).
 CENTRE_NAMES = frozenset({"服务中心", "社区服务中心", "居委会", "中心", "大厅", "办事大厅", "服务大厅", "窗口", "办公室", "社区居委会"})
 
+# The first question of a phrasing that asks two is a form of its own when it names a topic at most
+# this many entries name (低保: the four 低保 entries).
+RARE_TOPIC = 4
+
 ANSWERS_KEPT = 2048  # recent questions whose decision is kept (per index: a reload starts afresh)
 
 
@@ -109,6 +114,35 @@ class _State:
     # and a search costs a few hundred microseconds of CPU. Belongs to this index, so a reload or
     # retarget, which swaps the whole state, never serves a decision of the old content.
     answers: dict[str, Answer] = field(default_factory=dict)
+    # An entry's phrasings (and the first question of one that asks two: 低保怎么申请 of 低保怎么申请？
+    # 要哪些材料？) as ``plain_question`` says them -> the entry's position; a form two entries share
+    # is left out. A question said so is answered by that entry directly.
+    exact: dict[str, int] = field(default_factory=dict)
+
+
+def _exact_forms(entries: Sequence[Entry], analyzer: Analyzer) -> dict[str, int]:
+    """``_State.exact`` for these entries."""
+    said_by: dict[str, set[int]] = {}  # topic word -> the entries whose phrasings say it
+    for pos, entry in enumerate(entries):
+        for phrasing in entry.phrasings:
+            for word in analyzer.analyse(phrasing).topic:
+                said_by.setdefault(word, set()).add(pos)
+    found: dict[str, int] = {}
+    for pos, entry in enumerate(entries):
+        for phrasing in entry.phrasings:
+            folded = analyzer.fold(phrasing)
+            forms = {plain_question(folded)}
+            sentences = sentences_of(folded)
+            # The first of two questions alone (低保怎么申请 of 低保怎么申请？要哪些材料？), when it
+            # names a topic few entries name (a follow-up such as 要哪些材料 or 怎么投放 never does).
+            if len(sentences) > 1 and any(
+                len(w) > 1 and not is_function_word(w) and len(said_by.get(w, ())) <= RARE_TOPIC
+                for w in analyzer.analyse(sentences[0]).topic
+            ):
+                forms.add(plain_question(sentences[0]))
+            for form in forms - {""}:
+                found[form] = pos if found.get(form, pos) == pos else -1
+    return {form: pos for form, pos in found.items() if pos >= 0}
 
 
 class KnowledgeBase:
@@ -139,7 +173,7 @@ class KnowledgeBase:
         index = SearchIndex(
             entries, analyzer, weights=config.weights, candidates=config.candidates, k1=config.k1, b=config.b
         )
-        return _State(tuple(entries), {e.id: e for e in entries}, index)
+        return _State(tuple(entries), {e.id: e for e in entries}, index, exact=_exact_forms(entries, analyzer))
 
     @classmethod
     def _build(cls, directory: Path, config: RetrievalConfig) -> _State:
@@ -215,15 +249,34 @@ class KnowledgeBase:
         end = before.rfind(head)
         return (before[: end + len(head)] if end >= 0 else before), head
 
+    def _said_as(self, text: str) -> Entry | None:
+        """The entry whose phrasing the question is, said plainly (``plain_question``), as written or
+        with its typos repaired (低报怎么申请); None when it is no entry's phrasing."""
+        state = self._state
+        analyzer, lexicon = state.index.analyzer, state.index.lexicon
+        folded = analyzer.fold(text)
+        position = state.exact.get(plain_question(folded))
+        if position is None:
+            repaired = lexicon.correct(lexicon.join_split(folded))
+            if repaired != folded:
+                position = state.exact.get(plain_question(analyzer.fold(repaired)))
+        return None if position is None else state.entries[position]
+
     def _decide(self, text: str) -> Answer:
         cfg = self.config
         state = self._state
         hits = self.search(text, k=max(cfg.max_choices, 2) + 2)
+        said = self._said_as(text)
+        place = self._hours_place(text)
+        if said is not None and (place is None or state.index.holds(said.id, place[1])):
+            # The question is the entry's own phrasing: that entry answers, however close the others.
+            first = next((h for h in hits if h.entry.id == said.id), Hit(said, 1.0))
+            rest = [h for h in hits if h.entry.id != said.id and (not h.entry.sensitive or self._names_topic(h.entry, text))]
+            return Answer("answer", [first, *rest][: cfg.max_choices])
         # A sensitive entry the question does not name is no candidate at all.
         hits = [h for h in hits if not h.entry.sensitive or self._names_topic(h.entry, text)]
         # Asked when a place opens, only an entry about that place answers: the service centre's
         # hours are no answer to 社区医院几点开门 or 银行几点开门, not even as a choice.
-        place = self._hours_place(text)
         if place is not None:
             hits = [h for h in hits if state.index.holds(h.entry.id, place[1])]
         if not hits or hits[0].score + cfg.confidence_coverage * hits[0].coverage < cfg.respond_threshold:

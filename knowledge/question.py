@@ -125,6 +125,34 @@ def reduce_message(text: str) -> Reduced:
     return Reduced(tuple(Clause(c, i >= start) for i, c in enumerate(clauses)))
 
 
+# A question said as an entry's phrasing but for politeness, particles and the way a question word
+# is said (请问低保怎么申请呢, 老年证在哪里办啊): these go, so the two compare equal.
+_PLAIN_LEAD_RE = re.compile(
+    r"^(?:喂|嗯|你好|您好|麻烦|打扰一下|请问一下|请问|我?想问一下|我?想问问|我?想问下|我?想问|问一下|问下|我?想咨询一下|咨询一下)+"
+)
+_PLAIN_TAIL_RE = re.compile(r"(?:谢谢您?了?|谢谢你们|多谢)+$")
+_PLAIN_PARTICLES_RE = re.compile(r"[呢啊吧呀嘛哦哈啦吗哩咧嘞呗]")
+_PLAIN_WORDS = (("怎样", "怎么"), ("如何", "怎么"), ("哪里", "哪"), ("哪儿", "哪"))
+
+
+def plain_question(text: str) -> str:
+    """``text`` (folded) as compared with an entry's phrasings for a direct answer: no punctuation or
+    spaces, no greeting or 请问 before it, no thanks after it, no particles, 怎样/如何 said 怎么 and
+    哪里/哪儿 said 哪."""
+    text = _PLAIN_TAIL_RE.sub("", _PLAIN_LEAD_RE.sub("", "".join(_CLAUSE_SPLIT.split(text))))
+    for said, plain in _PLAIN_WORDS:
+        text = text.replace(said, plain)
+    return _PLAIN_PARTICLES_RE.sub("", text)
+
+
+_SENTENCE_END_RE = re.compile(r"[?!;。？！；]+")
+
+
+def sentences_of(text: str) -> list[str]:
+    """The sentences of ``text`` (低保怎么申请？要哪些材料？: two)."""
+    return [s.strip() for s in _SENTENCE_END_RE.split(text) if s.strip()]
+
+
 # Asked when a place opens (银行几点开门, 社区医院几点上班, 超市什么时候关门, 游泳馆的营业时间): the place
 # named before it is what the question is about. Said after folding (啥时候, 多会儿 → 什么时候).
 _HOURS_RE = re.compile(

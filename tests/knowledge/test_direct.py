@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from knowledge.base import KnowledgeBase
+from tests.knowledge.conftest import run_kb
 
 TYPOS = [
     # 正 for 证 before a question of where: 正在 is no word there
@@ -29,3 +30,36 @@ def test_same_sound_typo_is_answered(kb: KnowledgeBase, text: str, expected: str
 def test_no_typo_invented_where_none_is(kb: KnowledgeBase, text: str) -> None:
     """正在 stays 正在 when no question of where follows; a misspelt word no entry covers is declined."""
     assert kb.answer(text).kind == "unknown"
+
+
+EXACT = [
+    # the first question of the entry's own 低保怎么申请？要哪些材料？, word for word
+    ("低保怎么申请", "dibao-apply"),
+    # politeness, particles and the way a question word is said make no difference
+    ("请问低保怎么申请呢", "dibao-apply"),
+    ("积分能干嘛呀", "points-rules"),
+    ("老年证在哪里办啊", "elderly-card"),
+    ("你好 居住证在哪办？谢谢", "residence-permit-apply"),
+    # an alternative phrasing with its typo (低报) repaired
+    ("低报怎么申请", "dibao-apply"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), EXACT, ids=[t for t, _ in EXACT])
+def test_question_said_as_a_phrasing_is_answered(kb: KnowledgeBase, text: str, expected: str) -> None:
+    answer = kb.answer(text)
+    assert answer.kind == "answer", (answer.kind, [h.entry.id for h in answer.hits])
+    assert answer.hits[0].entry.id == expected
+
+
+@pytest.mark.parametrize("text", ["要哪些材料", "多久发一次？"])
+def test_a_follow_up_sentence_of_a_phrasing_is_no_direct_answer(kb: KnowledgeBase, text: str) -> None:
+    """The second question of 低保怎么申请？要哪些材料？ names no topic: no entry's own phrasing."""
+    assert kb.answer(text).kind != "answer"
+
+
+def test_cli_search_answers_a_phrasing_said_word_for_word() -> None:
+    result = run_kb("search", "低保怎么申请")
+    assert result.returncode == 0, result.stderr
+    assert "decision: answer" in result.stdout
+    assert "dibao-apply" in result.stdout.splitlines()[1]
