@@ -366,7 +366,7 @@ VERIFY_TEXTS = {
     "used": "核销成功：{title}",
     "already_used": "这张券已经在{used_at}核销过了，不能重复使用。",
     "expired": "这张券已过期，不能使用。",
-    "not_found": "没有这个券码，请核对后重新输入。",
+    "not_found": "本店没有这个券码：请核对券码，并看券上写的是不是本店。",
 }
 TOO_MANY_FAILURES = "券码输错次数太多，请在{retry}之后再试。"
 

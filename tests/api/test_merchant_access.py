@@ -74,7 +74,7 @@ async def test_another_merchants_code_answers_exactly_as_an_unknown_code(service
     unknown = await post(api, VERIFY, {"code": "ABCDEFGHJK"}, token_a)
     foreign = await post(api, VERIFY, {"code": code}, token_a)
     assert foreign[0] == unknown[0] == 200
-    assert foreign[1] == unknown[1] == {"status": "not_found", "message": "没有这个券码，请核对后重新输入。"}
+    assert foreign[1] == unknown[1] == {"status": "not_found", "message": "本店没有这个券码：请核对券码，并看券上写的是不是本店。"}
     # ... also once B has used it (no "already used" leaks either), and the code is still B's to use
     status, used, _ = await post(api, VERIFY, {"code": code}, token_b)
     assert status == 200 and used["status"] == "used"

@@ -260,7 +260,7 @@ async def test_admin_sets_up_a_merchant_who_verifies_on_a_phone(browser, service
     await page.wait_for_selector("body[data-ready='1']", timeout=TIMEOUT)
     await page.fill("#code", "WRONG999")
     await page.click("#verify button")
-    await page.locator("#result.bad", has_text="没有这个券码").wait_for(timeout=TIMEOUT)
+    await page.locator("#result.bad", has_text="本店没有这个券码").wait_for(timeout=TIMEOUT)
     await page.fill("#code", code.lower())
     await page.click("#verify button")
     await page.locator("#result.ok", has_text="核销成功").wait_for(timeout=TIMEOUT)
