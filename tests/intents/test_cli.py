@@ -196,6 +196,62 @@ def test_routing_eval_extra_rows_repeating_a_test_row_are_left_out(tmp_path):
     assert dropped >= len(tickets) // 2  # at least every test row's own message
 
 
+def _write_vectors(path: Path) -> None:
+    """Word vectors in the text format (a ``count dim`` line, then a word and its numbers): the words of
+    each category near one direction, among them words the tickets never use (聒噪, 喧哗; 故障, 失灵)."""
+    groups = {0: ["吵", "施工", "半夜", "聒噪", "喧哗"], 1: ["坏", "漏水", "故障", "失灵"], 2: ["垃圾", "污水", "腐臭"]}
+    lines = [f"{sum(len(g) for g in groups.values())} 4"]
+    for axis, words in groups.items():
+        for k, word in enumerate(words):
+            vec = [0.1 * ((k + j) % 3) for j in range(4)]
+            vec[axis] = 1.0
+            lines.append(word + " " + " ".join(f"{x:.2f}" for x in vec))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.mark.timeout(300)  # two trainings (one through the CLI) and a CLI prediction: slow on a loaded machine
+def test_routing_train_vectors_file_routes_words_the_tickets_lack(tmp_path):
+    """An operator's word vectors teach the model words its tickets never use; the model file keeps that."""
+    from intents.routing import Router, read_table
+
+    f = tmp_path / "tickets.csv"
+    _write_tickets(f)
+    messages = "聒噪喧哗\n故障失灵\n"
+    plain = Router.train(*read_table(f, ["标题", "内容"], "类别"))  # as 'routing train' without --vectors
+    assert [r.category for r in plain.route_many(messages.split())] != ["噪音", "维修"]
+    vectors = tmp_path / "words.vec"
+    _write_vectors(vectors)
+    r = run(["routing", "train", str(f), "--text-column", "标题+内容", "--label-column", "类别",
+             "--vectors", str(vectors), "--vector-weight", "0.7", "--out", str(tmp_path / "vec.npz")], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "vectors: 12 words of 4 dimensions" in r.stdout and "weight 0.7 in the mix" in r.stdout
+    r = run(["routing", "predict", "--model", str(tmp_path / "vec.npz")], tmp_path, stdin=messages)
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(line)["category"] for line in r.stdout.splitlines()] == ["噪音", "维修"]
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "said"),
+    [
+        ("吵 1.0 0.0\n坏 1.0\n", [], "words.vec:2: 1 numbers, the first line had 2"),
+        ("吵 1.0 abc\n", [], "words.vec:1: not a number"),
+        ("2 3\n", [], "no usable word vectors"),
+        ("吵 1.0 0.0\n", ["--vector-weight", "2"], "--vector-weight must be between 0 and 1"),
+        (None, [], "vectors file not found"),
+    ],
+)
+def test_routing_train_bad_vectors(tmp_path, content, extra, said):
+    f = tmp_path / "tickets.csv"
+    _write_tickets(f)
+    vectors = tmp_path / "words.vec"
+    if content is not None:
+        vectors.write_text(content, encoding="utf-8")
+    r = run(["routing", "train", str(f), "--text-column", "标题", "--label-column", "类别", "--vectors", str(vectors),
+             *extra], tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.startswith("error:") and said in r.stderr and "Traceback" not in r.stderr
+
+
 def test_routing_default_model_predicts_our_categories(tmp_path):
     r = run(["routing", "predict"], tmp_path, stdin="楼顶有人私搭乱建\n")
     assert r.returncode == 0, r.stderr
