@@ -77,6 +77,7 @@ class Hit:
     phrasing: float = 1.0  # share of the topic of the entry's best phrasing the question holds (0..1)
     match: float = 1.0  # how well one phrasing and the request hold each other's topic (0..1)
     raw: float = 0.0  # the score before it is capped at 1 (the lead of a strong answer is taken on it)
+    frame: float = 0.0  # share of the question's frame words (办, 申请, 在哪) the entry's phrasings say
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,7 @@ class KnowledgeBase:
                 round(s.features.get("phrasing", 0.0), 4),
                 round(s.features.get("phrasing_match", 0.0), 4),
                 round(s.features.get("raw", s.score), 4),
+                round(s.features.get("frame", 0.0), 4),
             )
             for s in state.index.search(text, k)
         ]
@@ -287,7 +289,9 @@ class KnowledgeBase:
         # When the runner-up holds the question's topic words as well as the best hit (补贴怎么申请:
         # every entry with 补贴), the question does not tell them apart: a wider lead is needed.
         margin = cfg.margin
-        if second is not None and second.coverage >= best.coverage:
+        if second is not None and second.coverage >= best.coverage and best.frame <= second.frame:
+            # (unless the question's frame words tell them apart: 我想办个老年证 says 办, as the
+            # how-to-get entry does and the entry on its benefits does not)
             margin = cfg.ambiguous_margin
         elif second is not None and best.coverage >= 0.99 and second.coverage < best.coverage - 0.05:
             # The best hit holds every topic word and the runner-up lacks one (积分会过期吗: only one

@@ -98,7 +98,11 @@ _GLUED_FREQ = 20
 
 def split_glued(token: str) -> list[str]:
     """A word jieba's HMM coined from a topic word and a frame character (哪办, 能领, 费在, 养狗要) in
-    its pieces: 哪 + 办, 能 + 领, 费 + 在. Dictionary words (哪里, 能力, 现在) stay whole."""
+    its pieces: 哪 + 办, 能 + 领, 费 + 在. Dictionary words (哪里, 能力, 现在) stay whole. A frame
+    verb with a measure word (办个, 开个, 领个) keeps its verb: 我想办个老年证 asks how to get one."""
+    if len(token) == 2 and token[0] in FRAME_WORDS and token[1] in "个些":
+        if tokens.tokenizer(tokens.KNOWLEDGE).FREQ.get(token, 0) < _GLUED_FREQ:
+            return [token[0], token[1]]
     if len(token) < 2 or (token[0] not in FRAME_CHARS and token[-1] not in FRAME_CHARS):
         return [token]
     freq = tokens.tokenizer(tokens.KNOWLEDGE).FREQ

@@ -16,6 +16,10 @@ TYPOS = [
     ("老年正在哪办", "elderly-card"),
     ("居住正在哪办", "residence-permit-apply"),
     ("结婚正在哪领", "marriage-registration"),
+    # 正 for 证 after a verb with its measure word (办个): the verb says how to get one, which the
+    # entry on its benefits does not
+    ("我想办个老年正", "elderly-card"),
+    ("俺想办个残疾正", "disability-card-apply"),
 ]
 
 
