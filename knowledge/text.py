@@ -181,12 +181,23 @@ STORY_WORDS = frozenset(
 _ADDRESS_RE = re.compile(r"^[\d一二三四五六七八九十两百]+(?:号楼|号院|楼|栋|幢|层|单元|号)$")
 
 
+# How long something has been so (好长时间, 好几天, 半个月, 老半天) and that nobody sees to it (没人修,
+# 没人管): the story of a complaint, no topic, whatever jieba's tag says (好长时间 is tagged a noun).
+_DURATION_RE = re.compile(
+    r"^(?!几)(?:(?:好|老|挺|这么|那么|大|半|[一两几十]+|好几|好多|好些)+(?:个多?|多个?)?(?:长时间|时间|久|天|年|月|周|星期|礼拜|阵子?)"
+    r"|长时间)$"
+)
+_NOBODY_RE = re.compile(r"^没人[\u4e00-\u9fff]$")
+
+
 def topic_weight(word: str) -> float:
     """How likely a word the entries never use names a topic (驾照, 护照, 公积金: 1) rather than
     telling the story around it (冻死, 找不着, 黑乎乎: low) or being filler (今年, 好几年, 每个: low),
     from jieba's dictionary tags and frequencies and the word's last character."""
-    if word in STORY_WORDS or _ADDRESS_RE.match(word):
+    if word in STORY_WORDS or _ADDRESS_RE.match(word) or _DURATION_RE.match(word):
         return 0.1
+    if _NOBODY_RE.match(word):
+        return 0.2
     tag = _word_tags().get(word)
     freq = tokens.tokenizer(tokens.KNOWLEDGE).FREQ.get(word)
     thing = len(word) > 1 and word[-1] in _THING_SUFFIX
@@ -249,20 +260,22 @@ _OLD_AGE_RE = re.compile(
 )
 
 
-# A spouse or parent who "went" (俺老伴上个月走了, 俺娘前年走了): how old people say someone died. Only
-# where 走了 ends the clause, and never in a message that says the person is missing or not back
+# A spouse or parent who "went" or "is no more" (俺老伴上个月走了, 俺娘前年没了, 俺爹不在了): how old
+# people say someone died. Only where 走了/没了/不在了 ends the clause right after the person, and
+# never in a message that says the person is missing or not back
 # (走丢, 找不到, 没回来): a missing parent never gets death procedures.
 _KIN = "老人|老伴儿?|老头子?|老太太?|老婆子?|老公|丈夫|爱人|老爹|老娘|爹|娘|爸爸?|妈妈?|父亲|母亲|爷爷|奶奶|姥姥|姥爷|公公|婆婆|老爷子"
 _PASSED_RE = re.compile(
     rf"({_KIN})((?:上个月|上月|前几天|前些天|前段时间|去年|前年|今年|年初|年前|刚刚?|才|已经|前天|昨天|上周|上礼拜|上星期)*)"
-    r"走了(?=$|[\s，。,.!！？?;；])"
+    r"(?:走了|没了|不在了)(?=$|[\s，。,.!！？?;；])"
 )
 _NOT_DEAD_RE = re.compile(r"走丢|走失|丢了|找不[到着]|没回来|没回家|不回来|回来|失踪|联系不上|打不通|离家出走")
 
 
 def _passed_away(text: str) -> str:
-    """走了 after a spouse or parent, at a clause's end, said as 去世了 (not when the person is missing)."""
-    if "走了" not in text or _NOT_DEAD_RE.search(text):
+    """走了/没了/不在了 after a spouse or parent, at a clause's end, said as 去世了 (not when the person is
+    missing)."""
+    if ("走了" not in text and "没了" not in text and "不在了" not in text) or _NOT_DEAD_RE.search(text):
         return text
     return _PASSED_RE.sub(r"\1\2去世了", text)
 
@@ -332,7 +345,7 @@ class Analyzer:
     @staticmethod
     def _take(token: str, in_focus: bool, content: list[str], topic: list[str], focus: set[str]) -> None:
         content.append(token)
-        if token not in FRAME_WORDS:
+        if token not in FRAME_WORDS and not _DURATION_RE.match(token) and not _NOBODY_RE.match(token):
             topic.append(token)
             if in_focus:
                 focus.add(token)

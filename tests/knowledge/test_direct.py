@@ -67,3 +67,34 @@ def test_cli_search_answers_a_phrasing_said_word_for_word() -> None:
     assert result.returncode == 0, result.stderr
     assert "decision: answer" in result.stdout
     assert "dibao-apply" in result.stdout.splitlines()[1]
+
+
+SPOKEN = [
+    # a spouse or parent who 没了 / 不在了 at a clause's end has died
+    ("俺老伴前些天没了 得办些啥手续", "proof-death"),
+    ("俺爹不在了 户口咋销", "proof-death"),
+    # how long it has been so (好几天, 好长时间) and that nobody sees to it (没人修) tell the story of a
+    # complaint; they are no topic an entry must hold
+    ("小区门口的路灯坏了好几天了 没人修", "streetlight-facility"),
+    ("楼道让人堆满了破烂 好长时间了没人管", "corridor-clutter"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), SPOKEN, ids=[t for t, _ in SPOKEN])
+def test_spoken_story_gets_the_right_entry(kb: KnowledgeBase, text: str, expected: str) -> None:
+    answer = kb.answer(text)
+    assert answer.kind != "unknown", text
+    assert answer.hits[0].entry.id == expected, [h.entry.id for h in answer.hits]
+
+
+@pytest.mark.parametrize("text", ["俺娘出门了 到现在人没了", "俺娘没了 到处找不到", "俺老伴的低保没了"])
+def test_someone_missing_or_a_lost_payment_gets_no_death_procedures(kb: KnowledgeBase, text: str) -> None:
+    assert all(h.entry.id != "proof-death" for h in kb.answer(text).hits)
+
+
+def test_how_many_years_is_still_asked() -> None:
+    """几年 asks a number (交了几年), unlike 好几年 (a story's duration)."""
+    from knowledge.text import Analyzer
+
+    analysis = Analyzer().analyse_query("俺养老保险交了几年 好几年没查了")
+    assert "几年" in analysis.topic and "好几年" not in analysis.topic
