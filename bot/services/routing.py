@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from pathlib import Path
 
 from intents.routing import Route, Router
 
+log = logging.getLogger(__name__)
 _routers: dict[str, Router] = {}
 _lock = threading.Lock()
 
@@ -18,6 +20,16 @@ def _load(data_dir: Path | None) -> Router:
         if key not in _routers:
             _routers[key] = Router.load(data_dir)
         return _routers[key]
+
+
+async def preload(data_dir: Path | None) -> None:
+    """Load the router for ``data_dir`` now (a server at start-up) instead of at the first report.
+    A router that cannot be loaded is logged and left to the first report, as before."""
+    if str(data_dir or "") not in _routers:
+        try:
+            await asyncio.to_thread(_load, data_dir)
+        except Exception as exc:
+            log.warning("complaint router not loaded at start-up: %s", type(exc).__name__)
 
 
 async def route(data_dir: Path | None, text: str) -> Route:
