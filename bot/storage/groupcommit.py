@@ -19,15 +19,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from prometheus_client import Histogram
 from sqlalchemy import Connection
 
 from bot.storage.db import Database
 
 log = logging.getLogger(__name__)
+
+_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+WAIT = Histogram(
+    "bot_group_commit_wait_seconds",
+    "Per batch, the longest wait of its requests: from submitting to the result (gathering, queueing, the transaction)",
+    ["batch"],
+    buckets=_SECONDS,
+)
+COMMIT = Histogram(
+    "bot_group_commit_seconds", "A batch's transaction, the hop to the database's thread included", ["batch"], buckets=_SECONDS
+)
+ITEMS = Histogram(
+    "bot_group_commit_items", "Requests per batch", ["batch"], buckets=(1, 2, 4, 8, 16, 32, 64, 128)
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -58,6 +74,9 @@ class GroupCommit(Generic[T, R]):
         self.max_turns = max_turns
         self.patience = patience
         self._waiting: deque[tuple[T, asyncio.Future[R]]] = deque()
+        self._since: deque[float] = deque()  # when each waiting item was submitted
+        name = getattr(apply, "__qualname__", "") or "batch"
+        self._metrics = (WAIT.labels(name), COMMIT.labels(name), ITEMS.labels(name))
         self._writer: asyncio.Task[None] | None = None
         self.batches = 0  # counters for benchmarks and tests
         self.items = 0
@@ -65,6 +84,7 @@ class GroupCommit(Generic[T, R]):
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
+        self._since.append(time.perf_counter())
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write())
         return await future
@@ -74,18 +94,29 @@ class GroupCommit(Generic[T, R]):
         try:
             while self._waiting:
                 await self._gather()
-                batch = [self._waiting.popleft() for _ in range(min(self.max_batch, len(self._waiting)))]
+                n = min(self.max_batch, len(self._waiting))
+                batch = [self._waiting.popleft() for _ in range(n)]
+                oldest = self._since[0]
+                for _ in range(n):
+                    self._since.popleft()
                 self.batches += 1
-                self.items += len(batch)
+                self.items += n
+                wait, commit, items = self._metrics
+                started = time.perf_counter()
                 try:
                     await self._commit(batch)
                 except Exception as exc:
                     _fail(batch, exc)
+                done = time.perf_counter()
+                commit.observe(done - started)
+                wait.observe(done - oldest)
+                items.observe(n)
                 batch = []
         except BaseException:  # cancelled (shutdown): nobody may wait forever
             _fail(batch, RuntimeError("writer stopped"))
             _fail(list(self._waiting), RuntimeError("writer stopped"))
             self._waiting.clear()
+            self._since.clear()
             raise
 
     async def _gather(self) -> None:

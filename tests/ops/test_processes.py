@@ -67,6 +67,9 @@ async def test_workers_share_one_port_log_json_and_stop_gracefully(cluster: Clus
     text = await cluster.metrics(server)
     assert metric(text, "bot_intents_total", intent="smalltalk") == 24  # summed over the workers
     assert metric(text, "bot_http_requests_total", route="/wechat", status="200") == 24
+    # What makes requests wait, for operators: their batched commits, and the event loop's lag.
+    assert metric(text, "bot_group_commit_items_sum", batch="Journal.apply") >= 48  # a claim and a reply each
+    assert metric(text, "bot_event_loop_lag_seconds_count") >= 1
 
     # A report with a phone number, and the stop while messages are being handled.
     flight = [

@@ -64,3 +64,19 @@ async def test_a_batch_runs_beside_async_writers(db: Database) -> None:
 
     await asyncio.gather(*(writes.submit(f"batch{i}") for i in range(20)), *(async_writer(i) for i in range(20)))
     assert await stored(db) == {f"batch{i}" for i in range(20)} | {f"async{i}" for i in range(20)}
+
+
+async def test_batches_are_measured_for_metrics(db: Database) -> None:
+    from prometheus_client import REGISTRY
+
+    def value(name: str) -> float:
+        return REGISTRY.get_sample_value(name, {"batch": "write_keys"}) or 0.0
+
+    before = {n: value(n) for n in ("bot_group_commit_items_sum", "bot_group_commit_items_count",
+                                     "bot_group_commit_wait_seconds_count", "bot_group_commit_seconds_count")}
+    writes: GroupCommit[str, str] = GroupCommit(db, write_keys)
+    await asyncio.gather(*(writes.submit(f"m{i}") for i in range(12)))
+    assert value("bot_group_commit_items_sum") == before["bot_group_commit_items_sum"] + 12
+    assert value("bot_group_commit_items_count") == before["bot_group_commit_items_count"] + 1
+    assert value("bot_group_commit_wait_seconds_count") == before["bot_group_commit_wait_seconds_count"] + 1
+    assert value("bot_group_commit_seconds_count") == before["bot_group_commit_seconds_count"] + 1
