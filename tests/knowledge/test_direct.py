@@ -77,6 +77,10 @@ SPOKEN = [
     # complaint; they are no topic an entry must hold
     ("小区门口的路灯坏了好几天了 没人修", "streetlight-facility"),
     ("楼道让人堆满了破烂 好长时间了没人管", "corridor-clutter"),
+    # whether something costs money, however it is said (收钱, 要钱 for 收费, 交钱)
+    ("上夜校的课收钱不", "night-school-fee"),
+    # can't find work (找不下工作, 寻不下营生) is looking for work
+    ("俺闺女找不下工作 社区能帮着找找不", "job-seeking"),
 ]
 
 
