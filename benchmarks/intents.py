@@ -89,9 +89,13 @@ def main() -> None:
         messages = held_out * max(1, 5000 // len(held_out))
         for text in messages[:500]:
             engine.classify(text)
+        # Each message's answer is forgotten before it is timed: residents' repeats (你好, 转人工) are
+        # answered from the classifier's cache, but a new message is cut and scored, and that is the
+        # figure to keep under 200 µs (with the cache on, every message here would be a repeat).
         latencies = []
         cpu = []  # this thread's CPU time per message: steadier than wall time on a busy machine
         for text in messages:
+            engine.classifier._answers.pop(text, None)
             t0, c0 = time.perf_counter(), time.thread_time()
             engine.classify(text)
             cpu.append(time.thread_time() - c0)
@@ -103,7 +107,8 @@ def main() -> None:
         clf = engine.classifier
         print(f"training examples            {n}")
         print(f"features x classes           {len(clf.vocab.index)} x {len(clf.classes)} (scope head + intent head)")
-        print(f"classify latency median      {median:.0f} µs  (p99 {p99:.0f} µs, {len(latencies)} messages, 1 core)")
+        print(f"classify latency median      {median:.0f} µs  (p99 {p99:.0f} µs, {len(latencies)} messages, 1 core, "
+              "each answer not cached)")
         print(f"classify CPU time median     {statistics.median(cpu) * 1e6:.0f} µs  (mean {statistics.mean(cpu) * 1e6:.0f} µs)")
         print(f"first load (incl. jieba)     {first_load:.2f} s")
         print(f"reload, cold feature cache   {statistics.median(cold):.2f} s wall, {statistics.median(cold_cpu):.2f} s CPU "
