@@ -81,6 +81,10 @@ SPOKEN = [
     ("上夜校的课收钱不", "night-school-fee"),
     # can't find work (找不下工作, 寻不下营生) is looking for work
     ("俺闺女找不下工作 社区能帮着找找不", "job-seeking"),
+    # an e-bike taken up to the flat, however it is carried, is charged indoors
+    ("电瓶车能弄到楼上去充不", "ebike-indoor-charging-ban"),
+    # helping out a family in trouble (帮衬帮衬, 接济) is relief
+    ("家里着火了 啥都烧光了 社区能给帮衬帮衬不", "temporary-assistance"),
 ]
 
 
