@@ -27,7 +27,7 @@ from intents.classifier import LinearTextClassifier, ModelConfig, _macro_f1
 from intents.errors import InputDataError, TrainingDataError
 from intents.evaluate import Report, evaluate
 from intents.features import FeatureConfig, extract, extract_many
-from intents.vectors import BLEND_WEIGHTS, VectorBlock, log_softmax, words_of
+from intents.vectors import BLEND_WEIGHTS, VectorBlock, words_of
 
 DEFAULT_CATEGORIES = Path(__file__).parent / "data" / "routing" / "categories.yml"
 MODEL_FILE = Path("models") / "routing.npz"
@@ -131,8 +131,7 @@ class Router:
             probs = clf.predict_proba(text)
         else:
             feats = extract(text, clf.feature_config, clf.rewrite)
-            main = log_softmax(clf.feature_scores(feats) / clf.temperature)
-            probs = self.vectors.mix(main[None, :], [words_of(feats)])[0]
+            probs = self.vectors.mix_one(clf.feature_scores(feats) / clf.temperature, words_of(feats))
         order = np.argsort(-probs)
         classes = self.classifier.classes
         runner = (classes[order[1]], float(probs[order[1]])) if len(order) > 1 else None
