@@ -119,6 +119,7 @@ class _State:
     # 要哪些材料？) as ``plain_question`` says them -> the entry's position; a form two entries share
     # is left out. A question said so is answered by that entry directly.
     exact: dict[str, int] = field(default_factory=dict)
+    longest_form: int = 0  # characters of the longest of them
 
 
 def _exact_forms(entries: Sequence[Entry], analyzer: Analyzer) -> dict[str, int]:
@@ -174,7 +175,9 @@ class KnowledgeBase:
         index = SearchIndex(
             entries, analyzer, weights=config.weights, candidates=config.candidates, k1=config.k1, b=config.b
         )
-        return _State(tuple(entries), {e.id: e for e in entries}, index, exact=_exact_forms(entries, analyzer))
+        exact = _exact_forms(entries, analyzer)
+        longest = max(map(len, exact), default=0)
+        return _State(tuple(entries), {e.id: e for e in entries}, index, exact=exact, longest_form=longest)
 
     @classmethod
     def _build(cls, directory: Path, config: RetrievalConfig) -> _State:
@@ -257,8 +260,10 @@ class KnowledgeBase:
         state = self._state
         analyzer, lexicon = state.index.analyzer, state.index.lexicon
         folded = analyzer.fold(text)
-        position = state.exact.get(plain_question(folded))
-        if position is None:
+        plain = plain_question(folded)
+        position = state.exact.get(plain)
+        # (a repair keeps the length but for a joined 登个记 or a folded name: a few characters)
+        if position is None and len(plain) <= state.longest_form + 4:
             repaired = lexicon.correct(lexicon.join_split(folded))
             if repaired != folded:
                 position = state.exact.get(plain_question(analyzer.fold(repaired)))
