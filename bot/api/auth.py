@@ -38,9 +38,22 @@ class Principal:
     name: str
     role: str
     merchant_id: int | None = None  # a console merchant account's merchant (tokens: merchant_accounts)
+    department: str | None = None  # a staff token's scope: its department (bot/api/tokens.py)
+    user: str | None = None  # the console user a token was issued for
 
     def may(self, roles: Iterable[str]) -> bool:
         return self.role == ADMIN or self.role in set(roles)
+
+    @property
+    def handler(self) -> str:
+        """The name it handles tickets as (the assignee when it accepts one)."""
+        return self.user or self.name
+
+    @property
+    def sees_all_tickets(self) -> bool:
+        """Supervisors and admins see every ticket; staff their department's and their own, as in
+        the console."""
+        return self.role in (ADMIN, "supervisor")
 
 
 Authenticator = Callable[[web.Request], Awaitable[Principal | None]]
@@ -63,7 +76,7 @@ async def bearer_token(request: web.Request) -> Principal | None:
     if info is None:
         raise unauthorized("unknown or revoked API token", "invalid_token")
     await touch(rt.db, info, rt.clock.now())
-    return Principal("token", info.id, info.name, info.role)
+    return Principal("token", info.id, info.name, info.role, department=info.department, user=info.user)
 
 
 async def authenticate(request: web.Request) -> Principal:

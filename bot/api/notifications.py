@@ -41,7 +41,10 @@ def notice_json(n: StaffNotification, number: str) -> dict[str, Any]:
 def _visible(call: Call) -> Any:
     p = call.principal
     assert p is not None
-    return staff_notices.visible_to(p.role, p.name, p.role == ADMIN)
+    visible = staff_notices.visible_to(p.role, p.handler, p.role == ADMIN)
+    if p.department:  # a department's notices (a reminder before anyone accepted), as in the console
+        visible = visible | (StaffNotification.assignee == p.department)
+    return visible
 
 
 @route(

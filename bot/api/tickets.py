@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
+from bot.api.auth import Principal
 from bot.api.errors import ApiError, conflict, forbidden, not_found
 from bot.api.paging import CURSOR, LIMIT, decode_cursor, encode_cursor, page_of
 from bot.api.registry import ID, Call, component, obj, route
@@ -94,6 +95,61 @@ DEPARTMENT = {"type": "string", "minLength": 1, "maxLength": 64}  # the column's
 NOTE = {"type": "string", "minLength": 1, "maxLength": 4000}
 
 
+# ------------------------------------------------------------------------------ a staff token's scope
+# As in the console (bot/web/console/tickets.py): staff see their department's tickets and those
+# assigned to them, and send a ticket to another department only as supervisors do.
+SCOPE_HELP = ("a staff token sees its department's tickets and those assigned to it, as staff do in the "
+              "console; supervisors see all (tokens: python -m bot token create --role staff --department D, "
+              "or --user NAME)")
+
+
+def _scope_of(p: Principal | None) -> str:
+    if p is None or not p.department:
+        return f"no department: only the tickets assigned to {p.handler!r}" if p else "no department"
+    return f"department {p.department!r}"
+
+
+def scoped(p: Principal | None) -> bool:
+    return p is not None and not p.sees_all_tickets
+
+
+def scope_condition(p: Principal) -> Any:
+    conditions = [Ticket.assignee == p.handler]
+    if p.department:
+        conditions.append(Ticket.department == p.department)
+    return or_(*conditions)
+
+
+def check_scope(call: Call, ticket: Ticket) -> None:
+    """A 403 naming the reason when the caller's scope does not hold the ticket."""
+    p = call.principal
+    if not scoped(p):
+        return
+    assert p is not None
+    if ticket.assignee == p.handler or (p.department and ticket.department == p.department):
+        return
+    raise forbidden(
+        f"ticket {ticket.id} belongs to {'department ' + repr(ticket.department) if ticket.department else 'no department'}"
+        f" and is not assigned to {p.handler!r}; this token's scope is {_scope_of(p)}: {SCOPE_HELP}",
+        "out_of_scope",
+        details={"ticket_department": ticket.department, "token_department": p.department},
+    )
+
+
+def check_department_change(call: Call, ticket: Ticket, department: str | None) -> None:
+    """Staff do not send a ticket to another department (supervisors do), as in the console."""
+    p = call.principal
+    if not scoped(p) or not department or department == ticket.department:
+        return
+    assert p is not None
+    if department != p.department:
+        raise forbidden(
+            f"only a supervisor may send a ticket to another department ({department!r}); "
+            f"this token's scope is {_scope_of(p)}", "out_of_scope",
+            details={"department": department, "token_department": p.department},
+        )
+
+
 def ticket_json(t: Ticket, now: Any) -> dict[str, Any]:
     data = {name: getattr(t, name) for name in TICKET_FIELDS if name != "overdue"}
     data["attachments"] = list(t.attachments or [])
@@ -113,7 +169,9 @@ def actor_of(call: Call) -> str:
 
 @route(
     "GET", "/tickets", roles=TICKET_ROLES, refused=NOT_FOR_OPERATORS, summary="List tickets",
-    description="Tickets newest first, with filters; `triage=true` is the queue of unrouted tickets.",
+    description=("Tickets newest first, with filters; `triage=true` is the queue of unrouted tickets. A staff "
+                 "token sees its department's tickets and those assigned to it (a `department` filter naming "
+                 "another is a 403 `out_of_scope`); supervisors all."),
     tags=("tickets",),
     query=obj({
         "status": {"type": "string", "enum": list(svc.STATUSES)},
@@ -130,6 +188,14 @@ def actor_of(call: Call) -> str:
 async def list_tickets(call: Call) -> dict[str, Any]:
     q, now = call.query, call.now()
     stmt = select(Ticket).order_by(Ticket.id.desc()).limit(q["limit"] + 1)
+    p = call.principal
+    if scoped(p):
+        assert p is not None
+        if "department" in q and q["department"] != p.department:
+            raise forbidden(f"this token may not list department {q['department']!r}'s tickets: its scope is "
+                            f"{_scope_of(p)}; {SCOPE_HELP}", "out_of_scope",
+                            details={"department": q["department"], "token_department": p.department})
+        stmt = stmt.where(scope_condition(p))
     for name in ("status", "category", "department", "assignee", "urgency", "resident_id"):
         if name in q:
             stmt = stmt.where(getattr(Ticket, name) == q[name])
@@ -156,6 +222,7 @@ async def _detail(call: Call, ticket_id: int) -> dict[str, Any]:
         ticket = await session.get(Ticket, ticket_id)
         if ticket is None:
             raise not_found(f"no ticket with id {ticket_id}")
+        check_scope(call, ticket)
         events = (await session.scalars(
             select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id))).all()
         dups = (await session.scalars(
@@ -187,7 +254,9 @@ def _refused(exc: svc.TicketError) -> ApiError:
         "reject (reason), reopen, escalate, close. accept makes the caller (the token's name) the "
         "ticket's assignee, to whom the deadline's reminder goes. reject, close, reopen and escalate need "
         "the supervisor role. An action the current status does not allow is a 409 naming the allowed ones. "
-        "The resident is notified of every change."
+        "The resident is notified of every change. A staff token may act on its department's tickets and "
+        "those assigned to it (others: a 403 `out_of_scope` naming both departments) and dispatch within "
+        "its department only."
     ),
     tags=("tickets",), path_params={"id": ID},
     body=obj({
@@ -204,12 +273,14 @@ async def transition_ticket(call: Call) -> dict[str, Any]:
         raise forbidden(f"{body['action']} needs the supervisor role")
     rules = rules_for(call.rt.settings.data_dir)
     # Accepting, the caller becomes the assignee (the handler); dispatching, the one named.
-    acceptor = call.principal.name if call.principal else None
+    acceptor = call.principal.handler if call.principal else None
     assignee = acceptor if body["action"] == "accept" else body.get("assignee")
     async with call.db.transaction() as session:
         ticket = await svc.load_for_update(session, call.path["id"])
         if ticket is None:
             raise not_found(f"no ticket with id {call.path['id']}")
+        check_scope(call, ticket)
+        check_department_change(call, ticket, body.get("department"))
         try:
             await svc.transition(
                 session, ticket, body["action"], actor=actor_of(call), now=now, rules=rules,
@@ -237,6 +308,7 @@ async def comment_ticket(call: Call) -> dict[str, Any]:
         ticket = await svc.load_for_update(session, call.path["id"])
         if ticket is None:
             raise not_found(f"no ticket with id {call.path['id']}")
+        check_scope(call, ticket)
         event = await svc.comment(session, ticket, actor=actor_of(call), text=call.body["text"],
                                   public=bool(call.body.get("public", False)), now=call.now())
         return event_json(event)
@@ -254,6 +326,8 @@ async def assign_ticket(call: Call) -> dict[str, Any]:
         ticket = await svc.load_for_update(session, call.path["id"])
         if ticket is None:
             raise not_found(f"no ticket with id {call.path['id']}")
+        check_scope(call, ticket)
+        check_department_change(call, ticket, call.body.get("department"))
         try:
             await svc.assign(session, ticket, actor=actor_of(call), now=call.now(),
                              department=call.body.get("department"), assignee=call.body.get("assignee"))

@@ -3,6 +3,11 @@
 A token looks like ``csb_`` followed by 43 URL-safe characters (256 random bits). The first 12
 characters are kept in clear as its ``prefix`` so people can tell tokens apart and revoke one.
 A random 256-bit secret needs no slow password hash: SHA-256 cannot be searched backwards.
+
+A staff token has a scope, as a staff member has in the console: a department (``--department``)
+or the console user it was issued for (``--user NAME``: that user's role, department and name, read
+at every use; refused once the user is disabled). It sees that department's tickets and those
+assigned to its name; a staff token with neither sees only the latter.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 
 from bot.storage.db import Database
-from bot.storage.models import ApiToken, Merchant, MerchantAccount
+from bot.storage.models import ApiToken, ConsoleUser, Merchant, MerchantAccount
 
 TOKEN_PREFIX = "csb_"
 PREFIX_LENGTH = 12
@@ -29,6 +34,8 @@ ROLE_HELP = {
     "merchant": "a points-mall merchant: only its own coupons",
 }
 TOUCH_INTERVAL = timedelta(minutes=1)
+DEPARTMENT_MAX = 64  # the column's width, as a console user's
+SCOPED_ROLES = frozenset({"staff"})  # roles whose tokens see one department's tickets
 
 
 class TokenError(ValueError):
@@ -44,10 +51,27 @@ class TokenInfo:
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None
+    department: str | None = None  # a staff token's department (its user's, when issued for one)
+    user: str | None = None  # the console user it was issued for: the name it handles tickets as
+    user_id: int | None = None
 
     @classmethod
-    def of(cls, row: ApiToken) -> TokenInfo:
-        return cls(row.id, row.name, row.role, row.prefix, row.created_at, row.revoked_at, row.last_used_at)
+    def of(cls, row: ApiToken, user: ConsoleUser | None = None) -> TokenInfo:
+        """The token as it acts now: issued for a console user, with that user's role and department."""
+        role, department = (user.role, user.department) if user is not None else (row.role, row.department)
+        return cls(row.id, row.name, role, row.prefix, row.created_at, row.revoked_at, row.last_used_at,
+                   department=department, user=user.name if user is not None else None, user_id=row.user_id)
+
+    @property
+    def handler(self) -> str:
+        """The name it takes tickets as (接单: the assignee), as its user does in the console."""
+        return self.user or self.name
+
+    def scope(self) -> str:
+        """What it sees of the tickets, said in a line (``token list``)."""
+        if self.role not in SCOPED_ROLES:
+            return "-"
+        return f"department {self.department}" if self.department else f"assigned to {self.handler} only"
 
 
 def hash_token(token: str) -> str:
@@ -75,13 +99,30 @@ def check_role(role: str) -> str:
     return role
 
 
-async def create_token(db: Database, name: str, role: str, now: datetime) -> tuple[str, TokenInfo]:
-    """Store a new token; returns the secret (shown once) and its description."""
+def check_department(role: str, department: str | None) -> str | None:
+    if department is None:
+        return None
+    department = department.strip()
+    if role not in SCOPED_ROLES:
+        raise TokenError(f"a department scopes a staff token only; a {role} token sees "
+                         + ("every department's tickets" if role in ("admin", "supervisor") else "no tickets"))
+    if not 0 < len(department) <= DEPARTMENT_MAX or any(ord(c) < 32 or ord(c) == 127 for c in department):
+        raise TokenError(f"the department must be 1 to {DEPARTMENT_MAX} characters without control characters")
+    return department
+
+
+async def create_token(
+    db: Database, name: str, role: str, now: datetime, *, department: str | None = None
+) -> tuple[str, TokenInfo]:
+    """Store a new token; returns the secret (shown once) and its description. ``department``: a
+    staff token's scope (the tickets of that department and those assigned to the token's name)."""
     name, role = check_name(name), check_role(role)
+    department = check_department(role, department)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
         name=name,
         role=role,
+        department=department,
         token_hash=hash_token(secret),
         prefix=secret[:PREFIX_LENGTH],
         created_at=now,
@@ -91,6 +132,36 @@ async def create_token(db: Database, name: str, role: str, now: datetime) -> tup
         await session.flush()
         info = TokenInfo.of(row)
     return secret, info
+
+
+async def create_user_token(
+    db: Database, user_name: str, now: datetime, *, name: str | None = None, role: str | None = None,
+    department: str | None = None,
+) -> tuple[str, TokenInfo]:
+    """A token issued for the console user ``user_name``: it acts with that user's role, department
+    and name (read at every use, so a move to another department moves the token too, and a
+    disabled user's token is refused). ``role``/``department``, when given, must be the user's."""
+    async with db.transaction() as session:
+        user = await session.scalar(select(ConsoleUser).where(ConsoleUser.name == user_name.strip()))
+        if user is None:
+            raise TokenError(f"no console user named {user_name!r}; `python -m bot user list` shows them")
+        if user.disabled_at is not None:
+            raise TokenError(f"the console user {user.name!r} is disabled")
+        if user.role == "merchant":
+            raise TokenError("a merchant's token names its merchant: --role merchant --merchant ID")
+        if role is not None and role != user.role:
+            raise TokenError(f"{user.name!r} is a {user.role}: a token issued for them has their role, not {role!r}")
+        if department is not None and department.strip() != (user.department or ""):
+            raise TokenError(f"a token issued for {user.name!r} has their department "
+                             f"({user.department or 'none'}), not {department.strip()!r}")
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        row = ApiToken(
+            name=check_name(name or user.name), role=user.role, department=user.department, user_id=user.id,
+            token_hash=hash_token(secret), prefix=secret[:PREFIX_LENGTH], created_at=now,
+        )
+        session.add(row)
+        await session.flush()
+        return secret, TokenInfo.of(row, user)
 
 
 async def create_merchant_token(
@@ -116,10 +187,11 @@ async def create_merchant_token(
 
 async def list_tokens(db: Database, include_revoked: bool = True) -> list[TokenInfo]:
     async with db.session() as session:
-        query = select(ApiToken).order_by(ApiToken.id)
+        query = (select(ApiToken, ConsoleUser).outerjoin(ConsoleUser, ConsoleUser.id == ApiToken.user_id)
+                 .order_by(ApiToken.id))
         if not include_revoked:
             query = query.where(ApiToken.revoked_at.is_(None))
-        return [TokenInfo.of(row) for row in (await session.scalars(query)).all()]
+        return [TokenInfo.of(row, user) for row, user in (await session.execute(query)).all()]
 
 
 async def revoke_token(db: Database, which: str, now: datetime) -> tuple[TokenInfo, bool]:
@@ -150,12 +222,19 @@ async def revoke_token(db: Database, which: str, now: datetime) -> tuple[TokenIn
 
 
 async def find_active(db: Database, secret: str) -> TokenInfo | None:
-    """The unrevoked token with this secret, or ``None``."""
+    """The unrevoked token with this secret, or ``None`` (also when it was issued for a console
+    user who is disabled or gone). One statement: the user, if any, is joined."""
     async with db.session() as session:
-        row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
-        if row is None or row.revoked_at is not None:
+        found = (await session.execute(
+            select(ApiToken, ConsoleUser).outerjoin(ConsoleUser, ConsoleUser.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == hash_token(secret))
+        )).first()
+        if found is None:
             return None
-        return TokenInfo.of(row)
+        row, user = found
+        if row.revoked_at is not None or (row.user_id is not None and (user is None or user.disabled_at is not None)):
+            return None
+        return TokenInfo.of(row, user)
 
 
 async def touch(db: Database, info: TokenInfo, now: datetime) -> None:

@@ -248,13 +248,20 @@ class AccessToken(Base):
 
 
 class ApiToken(Base):
-    """An API token for the JSON API: stored as a SHA-256 hash, shown once, revocable."""
+    """An API token for the JSON API: stored as a SHA-256 hash, shown once, revocable. A staff
+    token's scope is a department (``department``, or its console user's, ``user_id``): it sees
+    that department's tickets and those assigned to it, as the console shows staff."""
 
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(32))
+    department: Mapped[str | None] = mapped_column(String(64))
+    # Issued for a console user (console_users.id): their role, department and name (as assignee)
+    # at every use; the token is refused once the user is disabled or gone. No foreign key: SQLite
+    # cannot add one to an existing table in place (a copied api_tokens would lose merchant_accounts).
+    user_id: Mapped[int | None] = mapped_column(Integer, index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

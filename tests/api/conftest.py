@@ -88,12 +88,18 @@ def response_schema(document: dict[str, Any], path: str, method: str = "get") ->
     return dict(ok["content"]["application/json"]["schema"])
 
 
+# The staff token's department (a staff token sees its department's tickets and its own, as in the
+# console); tickets of other departments are the supervisor token's.
+STAFF_DEPARTMENT = "物业服务中心"
+
+
 async def make_tokens(database_url: str) -> dict[str, str]:
     db = Database(database_url)
     try:
         tokens = {}
         for role in ROLES:
-            secret, _ = await create_token(db, f"test {role}", role, Clock().now())
+            department = STAFF_DEPARTMENT if role == "staff" else None
+            secret, _ = await create_token(db, f"test {role}", role, Clock().now(), department=department)
             tokens[role] = secret
         return tokens
     finally:

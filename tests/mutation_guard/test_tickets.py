@@ -37,16 +37,16 @@ async def test_assignment_keeps_what_is_not_named_and_is_a_private_timeline_entr
     status, data, _ = await desk.api.call(
         "POST",
         f"/tickets/{tid}/assignment",
-        "staff",
+        "supervisor",
         json={"department": "物业服务中心", "assignee": "王师傅"},
     )
     assert status == 200, data
     status, data, _ = await desk.api.call(
-        "POST", f"/tickets/{tid}/assignment", "staff", json={"assignee": "李师傅"}
+        "POST", f"/tickets/{tid}/assignment", "supervisor", json={"assignee": "李师傅"}
     )
     assert status == 200 and (data["department"], data["assignee"]) == ("物业服务中心", "李师傅")
     status, data, _ = await desk.api.call(
-        "POST", f"/tickets/{tid}/assignment", "staff", json={"department": "街道城管科"}
+        "POST", f"/tickets/{tid}/assignment", "supervisor", json={"department": "街道城管科"}
     )
     assert (data["department"], data["assignee"]) == ("街道城管科", "李师傅")
     assigns = [e for e in data["timeline"] if e["action"] == "assign"]
@@ -56,7 +56,7 @@ async def test_assignment_keeps_what_is_not_named_and_is_a_private_timeline_entr
         {"department": "街道城管科", "assignee": "李师傅"},
     ]
     assert all(e["public"] is False and e["at"].startswith("2026-11-22T01:00") for e in assigns)
-    assert all(e["actor"].endswith("test staff") for e in assigns)
+    assert all(e["actor"].endswith("test supervisor") for e in assigns)
 
 
 async def test_a_closed_or_rejected_ticket_is_not_assigned(desk: Desk) -> None:
@@ -68,25 +68,25 @@ async def test_a_closed_or_rejected_ticket_is_not_assigned(desk: Desk) -> None:
         else:
             assert (await desk.act(tid, action="reject", reason="不属于本社区"))[0] == 200
         status, body, _ = await desk.api.call(
-            "POST", f"/tickets/{tid}/assignment", "staff", json={"assignee": "王"}
+            "POST", f"/tickets/{tid}/assignment", "supervisor", json={"assignee": "王"}
         )
         message = assert_error(status, body, 409, "illegal_transition")
-        number = (await desk.api.ok(f"/tickets/{tid}", "staff"))["number"]
+        number = (await desk.api.ok(f"/tickets/{tid}", "supervisor"))["number"]
         state = "rejected" if action == "reject" else "closed"
         assert message == f"ticket {number} is {state}; reopen it first"
 
 
 async def test_public_comments_reach_the_resident_and_private_ones_do_not(desk: Desk) -> None:
     tid = await ticket_of(desk, "o_cm1", "2号楼门口垃圾桶满了没人收")
-    number = (await desk.api.ok(f"/tickets/{tid}", "staff"))["number"]
+    number = (await desk.api.ok(f"/tickets/{tid}", "supervisor"))["number"]
     before = await outbox_texts(desk, "o_cm1")
     status, private, _ = await desk.api.call(
-        "POST", f"/tickets/{tid}/comments", "staff", json={"text": "内部：已联系维保公司"}
+        "POST", f"/tickets/{tid}/comments", "supervisor", json={"text": "内部：已联系维保公司"}
     )
     assert status == 201 and (private["action"], private["public"]) == ("comment", False)
     assert await outbox_texts(desk, "o_cm1") == before
     status, public, _ = await desk.api.call(
-        "POST", f"/tickets/{tid}/comments", "staff", json={"text": "维保师傅明天上午到", "public": True}
+        "POST", f"/tickets/{tid}/comments", "supervisor", json={"text": "维保师傅明天上午到", "public": True}
     )
     assert status == 201 and (public["action"], public["public"], public["note"]) == (
         "comment",
@@ -108,9 +108,9 @@ async def test_tickets_of_a_resident_newest_first_and_the_latest_public_event(de
         assert [t.id for t in await tickets.tickets_of(s, rid)] == [second, first]
         assert [t.id for t in await tickets.tickets_of(s, rid, limit=1)] == [second]
     await desk.api.call(
-        "POST", f"/tickets/{first}/comments", "staff", json={"text": "公开回复", "public": True}
+        "POST", f"/tickets/{first}/comments", "supervisor", json={"text": "公开回复", "public": True}
     )
-    await desk.api.call("POST", f"/tickets/{first}/comments", "staff", json={"text": "内部备注"})
+    await desk.api.call("POST", f"/tickets/{first}/comments", "supervisor", json={"text": "内部备注"})
     async with desk.db.session() as s:
         latest = await tickets.latest_public_event(s, first)
         assert latest is not None and latest.note == "公开回复" and latest.ticket_id == first
@@ -129,7 +129,7 @@ def at(minutes: int) -> str:
 
 
 async def detail(desk: Desk, tid: int) -> dict[str, Any]:
-    body: dict[str, Any] = await desk.api.ok(f"/tickets/{tid}", "staff")
+    body: dict[str, Any] = await desk.api.ok(f"/tickets/{tid}", "supervisor")
     return body
 
 
@@ -162,20 +162,20 @@ async def test_each_step_is_on_the_timeline_and_told_to_the_resident(desk: Desk)
     sent: list[str] = []
 
     desk.clock.advance(timedelta(minutes=10))
-    status, body = await desk.act(tid, "staff", action="accept", note="  今晚去现场  ")
+    status, body = await desk.act(tid, "supervisor", action="accept", note="  今晚去现场  ")
     assert status == 200, body
     assert last_event(body) == {
-        "at": at(10), "actor": "token:test staff", "action": "accept", "from_status": "dispatched",
-        "to_status": "accepted", "note": "  今晚去现场  ", "public": True, "data": {"assignee": "test staff"},
+        "at": at(10), "actor": "token:test supervisor", "action": "accept", "from_status": "dispatched",
+        "to_status": "accepted", "note": "  今晚去现场  ", "public": True, "data": {"assignee": "test supervisor"},
     }
     # Whoever accepts becomes the handler (in place of the grid worker it was dispatched to).
     assert (body["status"], body["updated_at"], body["created_at"], body["assignee"]) == (
-        "accepted", at(10), T0, "test staff")
+        "accepted", at(10), T0, "test supervisor")
     assert await new_pushes(desk, openid, sent) == [f"您的诉求 {number} 有新进展：综合执法队已接单。\n工作人员说明：今晚去现场"]
     sent = await outbox_texts(desk, openid)
 
     desk.clock.advance(timedelta(minutes=10))
-    status, body = await desk.act(tid, "staff", action="start", note="   ")
+    status, body = await desk.act(tid, "supervisor", action="start", note="   ")
     assert status == 200 and body["status"] == "in_progress", body
     assert await new_pushes(desk, openid, sent) == [f"您的诉求 {number} 有新进展：正在处理"]
     sent = await outbox_texts(desk, openid)
@@ -183,12 +183,12 @@ async def test_each_step_is_on_the_timeline_and_told_to_the_resident(desk: Desk)
 
     desk.clock.advance(timedelta(minutes=10))
     photos = ["image/202611/a.jpg", "image/202611/b.jpg"]
-    status, body = await desk.act(tid, "staff", action="answer", resolution="  已劝导施工方夜间停工  ", photos=photos)
+    status, body = await desk.act(tid, "supervisor", action="answer", resolution="  已劝导施工方夜间停工  ", photos=photos)
     assert status == 200, body
     assert (body["status"], body["resolution"], body["resolution_photos"]) == ("answered", "已劝导施工方夜间停工", photos)
     assert (body["answered_at"], body["closed_at"], body["updated_at"]) == (at(30), None, at(30))
     assert last_event(body) == {
-        "at": at(30), "actor": "token:test staff", "action": "answer", "from_status": "in_progress",
+        "at": at(30), "actor": "token:test supervisor", "action": "answer", "from_status": "in_progress",
         "to_status": "answered", "note": "  已劝导施工方夜间停工  ", "public": True, "data": {},
     }
     assert await new_pushes(desk, openid, sent) == [
@@ -230,13 +230,13 @@ async def test_each_step_is_on_the_timeline_and_told_to_the_resident(desk: Desk)
     assert await new_pushes(desk, openid, sent) == [f"您的诉求 {number} 有新进展：已上报领导督办"]
     sent = await outbox_texts(desk, openid)
 
-    status, body = await desk.act(tid, "staff", action="dispatch", department="街道城管科")
+    status, body = await desk.act(tid, "supervisor", action="dispatch", department="街道城管科")
     assert status == 200 and (body["status"], body["department"], body["assignee"]) == (
-        "dispatched", "街道城管科", "test staff")  # a dispatch naming no one keeps the handler (who accepted)
-    assert last_event(body)["data"] == {"department": "街道城管科", "assignee": "test staff"}
+        "dispatched", "街道城管科", "test supervisor")  # a dispatch naming no one keeps the handler (who accepted)
+    assert last_event(body)["data"] == {"department": "街道城管科", "assignee": "test supervisor"}
     assert await new_pushes(desk, openid, sent) == [f"您的诉求 {number} 有新进展：已派给街道城管科"]
     sent = await outbox_texts(desk, openid)
-    status, body = await desk.act(tid, "staff", action="dispatch", assignee="城管-李队")
+    status, body = await desk.act(tid, "supervisor", action="dispatch", assignee="城管-李队")
     assert (body["department"], body["assignee"]) == ("街道城管科", "城管-李队")
     sent = await outbox_texts(desk, openid)
 
@@ -336,7 +336,7 @@ async def test_every_status_refuses_the_actions_it_does_not_allow_and_names_the_
     # A department alone is enough to dispatch too.
     assert "工作人员会尽快分派" in await desk.say("o_walk2", "你们管管吧，5号楼这个事情真的不行")
     other = (await desk.tickets())[-1].id
-    status, body = await desk.act(other, "staff", action="dispatch", department="物业服务中心")
+    status, body = await desk.act(other, "supervisor", action="dispatch", department="物业服务中心")
     assert status == 200 and (body["department"], body["assignee"]) == ("物业服务中心", None), body
     assert (await row(desk, other)).responded_at is None  # dispatching is not yet a response
 
@@ -355,7 +355,7 @@ def test_an_unknown_action_is_named_with_the_known_ones() -> None:
 # -- ratings through the chat --------------------------------------------------------------------
 async def answered_ticket(desk: Desk, openid: str, text: str) -> tuple[int, str]:
     tid = await ticket_of(desk, openid, text)
-    status, body = await desk.act(tid, "staff", action="answer", resolution="已处理完毕")
+    status, body = await desk.act(tid, "supervisor", action="answer", resolution="已处理完毕")
     assert status == 200, body
     return tid, body["number"]
 
@@ -426,7 +426,7 @@ async def test_a_reopened_ticket_gets_its_category_and_urgency_deadline_and_star
     await escalate_overdue(runtime(desk), desk.clock.now())
     assert (await row(desk, water)).reminded_at is not None and (await row(desk, gas)).escalated_at is not None
     for tid in (water, gas):
-        assert (await desk.act(tid, "staff", action="answer", resolution="已处理"))[0] == 200
+        assert (await desk.act(tid, "supervisor", action="answer", resolution="已处理"))[0] == 200
     assert "已完结" in await desk.say("o_reo1", "满意")
     assert (await row(desk, water)).rating == "satisfied"
     desk.clock.advance(timedelta(hours=1))

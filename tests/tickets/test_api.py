@@ -18,27 +18,27 @@ async def test_triage_filters_paging_and_schema(desk: Desk) -> None:
     assert "工作人员会尽快分派" in await desk.say("o_t2", "你们管管吧，3号楼这个事情真的不行")
     assert "GD" in await desk.say("o_t3", "2号楼门口垃圾桶满了没人收")
     doc = await desk.api.openapi()
-    body = await desk.api.ok("/tickets", "staff")
+    body = await desk.api.ok("/tickets", "supervisor")
     check_schema(doc, response_schema(doc, "/tickets"), body)
     assert len(body["items"]) == 3 and body["items"][0]["id"] > body["items"][-1]["id"]
-    triage = await desk.api.ok("/tickets", "staff", triage="true")
+    triage = await desk.api.ok("/tickets", "supervisor", triage="true")
     assert [t["text"] for t in triage["items"]] == ["你们管管吧，3号楼这个事情真的不行"]
     assert triage["items"][0]["status"] == "submitted" and triage["items"][0]["department"] is None
-    noise = await desk.api.ok("/tickets", "staff", category="噪音扰民")
+    noise = await desk.api.ok("/tickets", "supervisor", category="噪音扰民")
     assert [t["building"] for t in noise["items"]] == ["9"]
     assert noise["items"][0]["assignee"] == "网格员-王芳" and noise["items"][0]["grid"] == "第三网格"
-    assert (await desk.api.ok("/tickets", "staff", q="垃圾桶"))["items"][0]["building"] == "2"
-    page1 = await desk.api.ok("/tickets", "staff", limit=2)
+    assert (await desk.api.ok("/tickets", "supervisor", q="垃圾桶"))["items"][0]["building"] == "2"
+    page1 = await desk.api.ok("/tickets", "supervisor", limit=2)
     assert len(page1["items"]) == 2 and page1["next_cursor"]
-    page2 = await desk.api.ok("/tickets", "staff", limit=2, cursor=page1["next_cursor"])
+    page2 = await desk.api.ok("/tickets", "supervisor", limit=2, cursor=page1["next_cursor"])
     assert len(page2["items"]) == 1 and page2["next_cursor"] is None
-    status, err = await desk.api.get("/tickets", "staff", status="nonsense")
+    status, err = await desk.api.get("/tickets", "supervisor", status="nonsense")
     assert_error(status, err, 400)
     status, err = await desk.api.get("/tickets", "merchant")
     assert_error(status, err, 403)
-    status, err = await desk.api.get("/tickets/999999", "staff")
+    status, err = await desk.api.get("/tickets/999999", "supervisor")
     assert_error(status, err, 404)
-    detail = await desk.api.ok(f"/tickets/{triage['items'][0]['id']}", "staff")
+    detail = await desk.api.ok(f"/tickets/{triage['items'][0]['id']}", "supervisor")
     check_schema(doc, response_schema(doc, "/tickets/{id}"), detail)
     assert [e["action"] for e in detail["timeline"]] == ["submitted", "triage"]
     assert detail["timeline"][1]["public"] is False
@@ -50,14 +50,14 @@ async def test_comments_assignment_and_duplicates(desk: Desk) -> None:
     assert "类似问题" in reply
     first, second = await desk.tickets()
     assert second.duplicate_of_id == first.id and first.duplicate_of_id is None
-    detail = await desk.api.ok(f"/tickets/{first.id}", "staff")
+    detail = await desk.api.ok(f"/tickets/{first.id}", "supervisor")
     assert [d["id"] for d in detail["duplicates"]] == [second.id]
-    assert (await desk.api.ok(f"/tickets/{second.id}", "staff"))["duplicate_of_id"] == first.id
+    assert (await desk.api.ok(f"/tickets/{second.id}", "supervisor"))["duplicate_of_id"] == first.id
 
-    status, event, _ = await desk.api.call("POST", f"/tickets/{first.id}/comments", "staff",
+    status, event, _ = await desk.api.call("POST", f"/tickets/{first.id}/comments", "supervisor",
                                            json={"text": "已联系保洁", "public": True})
     assert status == 201 and event["public"] is True
-    status, event, _ = await desk.api.call("POST", f"/tickets/{first.id}/comments", "staff",
+    status, event, _ = await desk.api.call("POST", f"/tickets/{first.id}/comments", "supervisor",
                                            json={"text": "保洁公司合同快到期了"})
     assert status == 201 and event["public"] is False
     texts = await desk.pushed("o_d1", "已联系保洁")
@@ -81,8 +81,8 @@ async def test_update_shown_on_next_message_when_push_expired(desk: Desk) -> Non
         assert r.status == 200
     action: dict[str, Any] = {"action": "answer", "resolution": "杂物已清理"}
     if ticket.status == "submitted":
-        assert (await desk.act(ticket.id, "staff", action="dispatch", department="物业服务中心"))[0] == 200
-    assert (await desk.act(ticket.id, "staff", **action))[0] == 200
+        assert (await desk.act(ticket.id, "supervisor", action="dispatch", department="物业服务中心"))[0] == 200
+    assert (await desk.act(ticket.id, "supervisor", **action))[0] == 200
     for _ in range(200):  # the outbox worker tries, WeChat says the window is closed
         async with desk.db.session() as s:
             statuses = set((await s.scalars(select(OutboxMessage.status))).all())

@@ -44,11 +44,11 @@ async def test_report_with_photo_and_location_to_closed(desk: Desk) -> None:
 
     # Staff take it through to an answer; the resident is told.
     if ticket.status == "submitted":
-        status, body = await desk.act(ticket.id, "staff", action="dispatch", department="物业服务中心")
+        status, body = await desk.act(ticket.id, "supervisor", action="dispatch", department="物业服务中心")
         assert status == 200, body
-    status, body = await desk.act(ticket.id, "staff", action="accept")
+    status, body = await desk.act(ticket.id, "supervisor", action="accept")
     assert status == 200 and body["status"] == "accepted", body
-    status, body = await desk.act(ticket.id, "staff", action="answer", resolution="已更换楼道灯泡",
+    status, body = await desk.act(ticket.id, "supervisor", action="answer", resolution="已更换楼道灯泡",
                                   photos=["image/202611/after.jpg"])
     assert status == 200 and body["status"] == "answered", body
     texts = await desk.pushed(openid, "已办结")
@@ -56,7 +56,7 @@ async def test_report_with_photo_and_location_to_closed(desk: Desk) -> None:
 
     # The resident rates it; satisfied closes it.
     assert "已完结" in await desk.say(openid, "满意 修得很快")
-    code, detail, _ = await desk.api.call("GET", f"/tickets/{ticket.id}", "staff")
+    code, detail, _ = await desk.api.call("GET", f"/tickets/{ticket.id}", "supervisor")
     assert code == 200
     assert detail["status"] == "closed" and detail["rating"] == "satisfied"
     assert detail["rating_comment"] == "修得很快"
@@ -71,12 +71,12 @@ async def test_unsatisfied_reopens_with_comment(desk: Desk) -> None:
     assert number, reply
     (ticket,) = await desk.tickets()
     if ticket.status == "submitted":
-        assert (await desk.act(ticket.id, "staff", action="dispatch", department="城管市政科"))[0] == 200
-    assert (await desk.act(ticket.id, "staff", action="answer", resolution="已报修"))[0] == 200
+        assert (await desk.act(ticket.id, "supervisor", action="dispatch", department="城管市政科"))[0] == 200
+    assert (await desk.act(ticket.id, "supervisor", action="answer", resolution="已报修"))[0] == 200
     reply = await desk.say(openid, "不满意")
     assert "重新办理" in reply and "哪里不满意" in reply
     assert "转给办理人员" in await desk.say(openid, "灯还是不亮")
-    _, detail, _ = await desk.api.call("GET", f"/tickets/{ticket.id}", "staff")
+    _, detail, _ = await desk.api.call("GET", f"/tickets/{ticket.id}", "supervisor")
     assert detail["status"] == "reopened" and detail["reopen_count"] == 1
     assert detail["rating_comment"] == "灯还是不亮"
     assert any(e["action"] == "resident_comment" and e["note"] == "灯还是不亮" for e in detail["timeline"])

@@ -39,7 +39,7 @@ async def session_login(request: web.Request) -> Principal | None:
     ):
         raise forbidden("a console session needs the X-CSRF-Token header for this request", "csrf")
     u = info.user
-    return Principal("session", u.id, u.name, u.role, merchant_id=u.merchant_id)
+    return Principal("session", u.id, u.name, u.role, merchant_id=u.merchant_id, department=u.department, user=u.name)
 
 
 def _local_time(value: object, fmt: str = "%m-%d %H:%M") -> str:
