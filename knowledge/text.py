@@ -237,6 +237,29 @@ def _variant_pattern(variant: str) -> str:
     return re.escape(variant)
 
 
+def _alternation(variants: list[str]) -> str:
+    """One regular expression matching the first of ``variants`` (in their order) that matches at a
+    position, as ``"|".join`` of their patterns would, but with the alternatives grouped by their first
+    character (高(?:龄补贴|领补贴|…)|低(?:…)): at each position only one group is tried, not all the
+    alternatives one by one (3× faster on a list of ~900). Alternatives with different first
+    characters never match at the same position, so which one matches does not change."""
+    groups: dict[str, list[str]] = {}
+    for variant in variants:
+        groups.setdefault(variant[0], []).append(variant)
+    out = []
+    for first, group in groups.items():
+        head = re.escape(first)
+        rests = []
+        for variant in group:
+            pattern = _variant_pattern(variant)
+            rests.append(pattern[len(head) :])  # every pattern starts with its first character as is
+        out.append(head + ("(?:" + "|".join(rests) + ")" if rests != [""] else ""))
+    return "|".join(out)
+
+
+FOLDS_KEPT = 256  # texts whose folded form an analyser keeps (see Analyzer.fold)
+
+
 def _without_de(found: str, *known: Mapping[str, str]) -> str:
     """The variant or canonical form a match with an inserted 的 stands for."""
     for i, ch in enumerate(found):
@@ -289,7 +312,12 @@ class Analyzer:
         # 群众夜校 stays, 夜校 alone becomes 群众夜校.
         self._keep = {c: c for c in self.synonyms.values() if c not in self.synonyms}
         variants = sorted({*self.synonyms, *self._keep}, key=len, reverse=True)
-        self._synonym_re = re.compile("|".join(map(_variant_pattern, variants))) if variants else None
+        self._synonym_re = re.compile(_alternation(variants)) if variants else None
+        # Recent texts' folded forms: a decision folds its question more than once (the search, the
+        # exact-phrasing check, the opening-hours check). Folding depends on jieba's word counts
+        # (a variant's edges), so a change of the vocabulary starts afresh.
+        self._folds: dict[str, str] = {}
+        self._folds_generation = -1
         # Canonical names are kept whole by the knowledge base's own jieba vocabulary (城乡居民医保); a
         # canonical form of words that name nothing (什么时候) is not added, so it stays two frame words.
         words = {w for w in (*self.synonyms.values(), *extra_words) if len(w) > 1 and not _names_nothing(w)}
@@ -317,6 +345,18 @@ class Analyzer:
     def fold(self, text: str) -> str:
         """Normalise width/case/space and replace colloquial variants by their canonical form; an age
         of eighty or more is said to be 高龄 (俺娘八十五了 → 俺娘高龄八十五了)."""
+        generation = tokens.generation()
+        if generation != self._folds_generation:
+            self._folds, self._folds_generation = {}, generation
+        folded = self._folds.get(text)
+        if folded is None:
+            folded = self._fold(text)
+            if len(self._folds) >= FOLDS_KEPT:
+                self._folds.clear()
+            self._folds[text] = folded
+        return folded
+
+    def _fold(self, text: str) -> str:
         text = tokens.normalize(text)
         if self._synonym_re is not None:
             text = self._synonym_re.sub(self._replace, text)

@@ -23,11 +23,14 @@ from functools import lru_cache
 
 from pypinyin.pinyin_dict import pinyin_dict
 
+from intents import tokens
+
 _INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"))
 _FINALS = (("ing", "in"), ("eng", "en"), ("ang", "an"))
 # A two-character span this frequent in general Chinese (jieba's counts) is a word in its own right.
 COMMON_WORD_FREQ = 100
 MAX_SPAN = 5
+REPAIRS_KEPT = 256  # texts whose repair a lexicon keeps (see Lexicon.correct)
 # Measure words, particles, question words, negations and modals: in a span of two characters, one of
 # these in place of another character of the known word (or in the known word in place of one of the
 # span) is the word it is, not a slip (给点钱 is no 电钱, 这事谁管 no 水管, 能不交 no 能补交, 药钱 no 要钱).
@@ -96,6 +99,11 @@ class Lexicon:
         # The first two characters / sounds of every word: where no word can start, skip.
         self._heads = frozenset(w[:2] for w in self.words)
         self._sound_heads = frozenset(key[:2] for key in by_sound)
+        # Recent texts' repairs: a decision repairs its question twice (the search and the check
+        # for an entry's own phrasing). ``common`` is jieba's counts, which change as a vocabulary
+        # is taught words: then the lexicon starts afresh.
+        self._repairs: dict[str, str] = {}
+        self._repairs_generation = -1
 
     def __len__(self) -> int:
         return len(self.words)
@@ -146,6 +154,18 @@ class Lexicon:
         known word (社保咔 → 社保卡 although 社保 is known)."""
         if not self.words:
             return text
+        generation = tokens.generation()
+        if generation != self._repairs_generation:
+            self._repairs, self._repairs_generation = {}, generation
+        repaired = self._repairs.get(text)
+        if repaired is None:
+            repaired = self._correct(text)
+            if len(self._repairs) >= REPAIRS_KEPT:
+                self._repairs.clear()
+            self._repairs[text] = repaired
+        return repaired
+
+    def _correct(self, text: str) -> str:
         sounds = [sound(c) if _is_han(c) else "" for c in text]
         out: list[str] = []
         i, n = 0, len(text)
