@@ -267,10 +267,10 @@ def _again(ctx: Context) -> bool:
     mark, text = ctx.extra.get("mark"), ctx.text
     if not mark or mark[0] != FOLLOWED or not text or len(text) > 30 or ctx.resident is None:
         return False
-    return _chases(text)
+    return chases(text)
 
 
-def _chases(text: str) -> bool:
+def chases(text: str) -> bool:
     """"怎么还没人来", "都等了三天了": a chase that names nothing new."""
     return bool(AGAIN.search(text)) and len(_WAITED.sub("", _URGE_WORDS.sub("", subject(text)))) <= 1
 
@@ -465,7 +465,7 @@ async def _is_follow_up(ctx: Context) -> bool:
         return False
     own, progress = OWN_REPORT.search(text), PROGRESS.search(text)
     filed = _just_filed(ctx)
-    if filed is not None and len(text) <= 30 and _chases(text):
+    if filed is not None and len(text) <= 30 and chases(text):
         ctx.extra["follow_up"] = [filed]  # 怎么还没人来管, right after it was filed
         return True
     if own and (progress or len(subject(text)) <= 2):

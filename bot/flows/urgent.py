@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 
+from bot.flows import reports as reports_flow
 from bot.flows.handoff import answer_when
 from bot.flows.media import attachment
-from bot.flows.reports import OWN_REPORT, PROGRESS, STATUS_RE, URGE, URGENT
+from bot.flows.reports import AGAIN, OWN_REPORT, PROGRESS, STATUS_RE, URGENT, chases
+from bot.flows.smalltalk import CALENDAR
 from bot.handler.choices import is_cancel, phone_alone
 from bot.handler.context import Context
-from bot.handler.middlewares import MARK
+from bot.handler.middlewares import MARK, MARK_AFTER
 from bot.handler.router import PHASE_STATE, Func, MsgType, Pass, Router, State
 from bot.logmask import mask_phones
 from bot.messages import HandlerResult
@@ -40,6 +42,13 @@ TEXTS = {
     "update_kept": "收到，已补充到紧急登记 {number}，值班人员会看到。有新情况随时告诉我。",
     "update_closed": "收到。紧急登记 {number} 已经办结了；如果还有危险，请马上打电话求助。",
     "contact_kept": "好的，已把联系电话 {phone} 记到紧急登记 {number}，值班人员需要时会打给您。",
+    # After the place: a number for the duty staff to call, if the resident wants to leave one.
+    "ask_phone": "值班人员可能要打电话联系您，方便的话回复手机号；不方便就回复“不留”。",
+    "no_phone": "好的，不留也没关系。紧急登记 {number} 值班人员正在处理，会在这里回复您；有新情况随时告诉我。",
+    # The place asked and not told (不留, or something else asked meanwhile): the ticket stands as it is.
+    "no_place": "好的。紧急登记 {number} 已经通知值班人员，只是还不知道具体位置；想起来了直接回复几号楼几单元就行。",
+    "place_pending": "（紧急登记 {number} 已通知值班人员，只是还不知道具体位置，值班人员会在这里联系您。）",
+    "still_where": "值班人员还不知道具体位置：请回复几号楼几单元，或发送微信位置，他们才能赶到。",
 }
 # Right after an emergency was registered (and its place known), what the resident says of it —
 # help called, help arrived, the danger over — is news for the duty staff, not a new report.
@@ -48,6 +57,15 @@ UPDATE = re.compile(
     r"120|110|119|96777|急救|救护车|消防|警察|民警|派出所|医院|报警|报了警|打了|打过|叫了|来了|到了|赶到|赶过来|送去|送到|送医"
     r"|没事了|没大碍|好了|好多了|灭了|关了|关掉了|醒了|找到了|回来了|控制住|处理好了|救出来|出来了|放出来"
 )
+# Declining to leave a phone (residents know the question from ordinary reports): 不留, 不用留 …
+NO_PHONE = re.compile(
+    r"^(?:那|那就|嗯|好|好的)?[，,]?(?:不留|不用留|不想留|不方便留|不方便|没电话|没有电话|电话不留|不留电话|算了不留|不留了|不给)"
+    r"(?:电话|了|吧|啊|呀|哈|谢谢)*[。.！!~～]*$"
+)
+
+
+def declines_phone(text: str) -> bool:
+    return NO_PHONE.match(re.sub(r"\s+", "", text or "")) is not None
 
 
 def promise(hours: float) -> str:
@@ -112,32 +130,49 @@ async def urgent(ctx: Context) -> str:
         await handoff.request(ctx.rt.db, resident_id, "urgent", ctx.text, now, ticket_id=report.id)
         lines.append(answer_when(ctx, now, urgent=True))
     if where is None:
-        await ctx.fsm.set(WHERE_STATE, ticket_id=report.id, number=report.number, hazard=hazard.id)
+        await ctx.fsm.set(WHERE_STATE, ticket_id=report.id, number=report.number, hazard=hazard.id,
+                          phoned=bool(extract_phones(text)))
         lines.append(TEXTS["ask_where"])
     else:
         await _reported(ctx, report.id, report.number)
     return "\n".join(lines)
 
 
-async def _reported(ctx: Context, ticket_id: int, number: str) -> None:
-    await ctx.fsm.set(MARK + REPORTED, ticket_id=ticket_id, number=number)
+async def _reported(ctx: Context, ticket_id: int, number: str, *, where_missing: bool = False) -> None:
+    """The mark after an emergency's registration: news, a phone or 不留 may follow (and the place,
+    when it is still missing)."""
+    await ctx.fsm.set(MARK + REPORTED, ticket_id=ticket_id, number=number, where_missing=where_missing)
+
+
+def _mark_data(ctx: Context) -> dict[str, object] | None:
+    mark = ctx.extra.get("mark")
+    if not mark or mark[0] != REPORTED or ctx.resident is None:
+        return None
+    return dict(mark[1])
 
 
 def _contact(ctx: Context) -> bool:
-    mark = ctx.extra.get("mark")
-    if not mark or mark[0] != REPORTED or ctx.resident is None:
+    if _mark_data(ctx) is None:
         return False
+    if declines_phone(ctx.text):
+        ctx.extra["contact"] = ""
+        return True
     ctx.extra["contact"] = phone_alone(ctx.text)
     return ctx.extra["contact"] is not None
 
 
 @router.message(Func(_contact, phase=PHASE_STATE, when=lambda p: p.text))
 async def contact(ctx: Context) -> str:
-    """A phone number alone right after the emergency's registration: the duty staff's way back."""
+    """A phone number alone right after the emergency's registration: the duty staff's way back;
+    不留: understood, nothing more asked."""
     data = ctx.extra["mark"][1]
     number = str(data.get("number", ""))
-    reply = await _add_contact(ctx, int(data.get("ticket_id", 0)), number)
-    await _reported(ctx, int(data.get("ticket_id", 0)), number)
+    ticket_id, missing = int(data.get("ticket_id", 0)), bool(data.get("where_missing"))
+    if ctx.extra["contact"]:
+        reply = await _add_contact(ctx, ticket_id, number)
+    else:
+        reply = TEXTS["no_phone"].format(number=number)
+    await _reported(ctx, ticket_id, number, where_missing=missing)
     return reply
 
 
@@ -165,8 +200,55 @@ async def update(ctx: Context) -> str:
     if not await reports.add_update(ctx.rt.db, int(data.get("ticket_id", 0)), ctx.resident.id, ctx.text,
                                     ctx.rt.clock.now()):
         return TEXTS["update_closed"].format(number=number)
-    await _reported(ctx, int(data.get("ticket_id", 0)), number)  # more news may follow
+    # more news may follow
+    await _reported(ctx, int(data.get("ticket_id", 0)), number, where_missing=bool(data.get("where_missing")))
     return TEXTS["update_kept"].format(number=number)
+
+
+def _place_later(ctx: Context) -> bool:
+    """The place of an emergency registered without one, told a message later (after something
+    else was asked meanwhile): "5号楼2单元"."""
+    data = _mark_data(ctx)
+    text = ctx.text
+    if data is None or not data.get("where_missing") or not text or len(text) > 30:
+        return False
+    if places.QUESTION.search(text) or hazards.rules_for(ctx.rt.settings.data_dir).recognise(text) is not None:
+        return False
+    ctx.extra["place_later"] = places.answer(text)
+    return ctx.extra["place_later"] is not None
+
+
+@router.message(Func(_place_later, phase=PHASE_STATE, when=lambda p: p.text))
+async def place_later(ctx: Context) -> str:
+    assert ctx.resident is not None
+    data = ctx.extra["mark"][1]
+    ticket_id, number = int(data.get("ticket_id", 0)), str(data.get("number", ""))
+    report = await reports.add_location(ctx.rt.db, ticket_id, ctx.resident.id, ctx.extra["place_later"], ctx.text,
+                                        ctx.rt.clock.now())
+    if report is None:
+        return TEXTS["update_closed"].format(number=number)
+    await _reported(ctx, ticket_id, number)
+    return TEXTS["where_kept"].format(number=number)
+
+
+def _location_later(ctx: Context) -> bool:
+    data = _mark_data(ctx)
+    return data is not None and bool(data.get("where_missing"))
+
+
+@router.message(Func(_location_later, phase=PHASE_STATE) & MsgType("location"))
+async def location_later(ctx: Context) -> str:
+    """A WeChat location sent a message after the place was asked: the emergency's place."""
+    assert ctx.resident is not None
+    data = ctx.extra["mark"][1]
+    ticket_id, number = int(data.get("ticket_id", 0)), str(data.get("number", ""))
+    item = attachment(ctx)
+    await reports.attach(ctx.rt.db, ticket_id, ctx.resident.id, item, ctx.rt.clock.now())
+    if await reports.add_location(ctx.rt.db, ticket_id, ctx.resident.id, places.from_location(item),
+                                  str(item.get("label") or ""), ctx.rt.clock.now()) is None:
+        return TEXTS["update_closed"].format(number=number)
+    await _reported(ctx, ticket_id, number)
+    return TEXTS["where_kept"].format(number=number)
 
 
 # ------------------------------------------------------------------- the place, told afterwards
@@ -185,8 +267,14 @@ async def where_location(ctx: Context) -> str:
     await reports.attach(ctx.rt.db, found[0], ctx.resident.id, item, ctx.rt.clock.now())
     await reports.add_location(ctx.rt.db, found[0], ctx.resident.id, places.from_location(item),
                                str(item.get("label") or ""), ctx.rt.clock.now())
+    phoned = bool(ctx.fsm.data.get("phoned"))
     await _reported(ctx, found[0], found[1])
-    return TEXTS["where_kept"].format(number=found[1])
+    return _place_kept(found[1], phoned)
+
+
+def _place_kept(number: str, phoned: bool) -> str:
+    """The place is kept; a phone is asked for when the report has none (the duty staff may call)."""
+    return TEXTS["where_kept"].format(number=number) + ("" if phoned else "\n" + TEXTS["ask_phone"])
 
 
 @router.message(State(WHERE_STATE) & MsgType("image", "video", "shortvideo", "voice"))
@@ -204,8 +292,29 @@ async def where_media(ctx: Context) -> HandlerResult | Pass:
 
 def _chasing(text: str) -> bool:
     """查进度, 我报的那个咋样了, 快点来: about the emergency just registered, not where it is."""
-    return bool(STATUS_RE.search(text) or OWN_REPORT.search(text) or URGE.search(text)
+    return bool(STATUS_RE.search(text) or OWN_REPORT.search(text) or (len(text) <= 30 and chases(text))
                 or (len(text) <= 12 and PROGRESS.search(text)))
+
+
+async def _chased(ctx: Context, ticket_id: int, number: str) -> str:
+    """查进度 or 快点来人 while the place is asked: the answer (the reports' progress; an urge noted on
+    the emergency for the duty staff), then the place asked again — without it nobody can come."""
+    assert ctx.resident is not None
+    data, text, now = dict(ctx.fsm.data), ctx.text, ctx.rt.clock.now()
+    lines: list[str] = []
+    if STATUS_RE.search(text):
+        listed = await reports_flow.status(ctx)  # every open report, the emergency among them
+        lines.append(listed if isinstance(listed, str) else "")
+    else:
+        rows = await reports.by_numbers(ctx.rt.db, ctx.resident.id, [number], now)
+        lines.extend(reports_flow.line(r) for r in rows)
+    if AGAIN.search(text):
+        await reports.followed_up(ctx.rt.db, ctx.resident.id, [ticket_id], text, now)
+        lines.append(reports_flow.TEXTS["urged_urgent"])
+    await ctx.fsm.clear()
+    await ctx.fsm.set(WHERE_STATE, **data)  # still waiting for the place
+    lines.append(TEXTS["still_where"])
+    return "\n".join(lines)
 
 
 @router.message(State(WHERE_STATE))
@@ -222,13 +331,24 @@ async def where_text(ctx: Context) -> HandlerResult | Pass:
         return TEXTS["where_again"]  # "？" or an emoji: still waiting for the place
     ctx.extra["contact"] = phone_alone(text)
     if ctx.extra["contact"] is not None:  # a number to call back, not the place: kept, and still asked
+        await ctx.fsm.set(WHERE_STATE, phoned=True)
         return await _add_contact(ctx, found[0], found[1]) + "\n" + TEXTS["where_again"]
+    if declines_phone(text):  # 不留: nothing more is asked; the place is still welcome
+        await _reported(ctx, found[0], found[1], where_missing=True)
+        return TEXTS["no_place"].format(number=found[1])
     place = places.answer(text)
     if place is None:
-        if places.QUESTION.search(text) or ctx.intent not in (None, "complaint", "fallback") or _chasing(text):
+        if _chasing(text):
+            return await _chased(ctx, found[0], found[1])
+        if (places.QUESTION.search(text) or CALENDAR.match(text)
+                or ctx.intent not in (None, "complaint", "fallback")):
+            # Something else: answered by its own flow, after a word that the emergency stands
+            # without its place; a place told next still joins it (the mark left after the answer).
             await ctx.fsm.clear()
-            return Pass()  # something else: answered by its own flow; the ticket stands
+            ctx.extra[MARK_AFTER] = (REPORTED, {"ticket_id": found[0], "number": found[1], "where_missing": True})
+            return Pass(note=TEXTS["place_pending"].format(number=found[1]))
         place = {"text": text[:200]}  # in an emergency any description of the place helps
+    phoned = bool(ctx.fsm.data.get("phoned"))
     await reports.add_location(ctx.rt.db, found[0], ctx.resident.id, place, text, ctx.rt.clock.now())
     await _reported(ctx, found[0], found[1])
-    return TEXTS["where_kept"].format(number=found[1])
+    return _place_kept(found[1], phoned)

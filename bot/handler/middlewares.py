@@ -140,6 +140,8 @@ async def takeover(ctx: Context, nxt: Next) -> list[Out]:
 
 
 MARK = "mark:"
+# ctx.extra key: (what, data) of a mark to leave after the answer (see recall).
+MARK_AFTER = "mark_after"
 
 
 async def recall(ctx: Context, nxt: Next) -> list[Out]:
@@ -152,7 +154,14 @@ async def recall(ctx: Context, nxt: Next) -> list[Out]:
     if state is not None and state.startswith(MARK):
         ctx.extra["mark"] = (state[len(MARK):], dict(ctx.fsm.data))
         await ctx.fsm.clear()
-    return await nxt(ctx)
+    outs = await nxt(ctx)
+    after = ctx.extra.pop(MARK_AFTER, None)
+    if after is not None and ctx.fsm.state is None:
+        # A handler that passed the message on asked for a mark once it is answered: left unless
+        # the answering handler started a step of its own.
+        what, data = after
+        await ctx.fsm.set(MARK + what, **data)
+    return outs
 
 
 CLARIFY_STATE = "clarify:intent"
