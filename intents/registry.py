@@ -18,6 +18,12 @@ File format (``intents/data/intents.yml``)::
         menu_keys: [REPORT, MY_TICKETS] # WeChat menu CLICK keys that mean this intent
         intro: …                        # said when chosen without a message that a flow can act on
         fuzzy_lookups: [courses]        # lookup lists matched fuzzily when this intent is on top
+        evidence: [积分, 优惠券]          # words that show a message is about this service (see below)
+
+``evidence`` words are in-domain evidence: a message that names one (after synonyms are rewritten) is
+out of scope only when the scope head is surer than for other messages (``EngineConfig.
+evidence_scope_threshold`` instead of ``scope_threshold``), so that an unfamiliar phrasing around
+积分 or 医保 does not make it look like a voice-assistant request. Only in-scope intents may have them.
 
 The order of the entries is the order of the help menu and of the clarifying choices.
 """
@@ -38,7 +44,7 @@ FALLBACK = "fallback"
 
 Kind = Literal["service", "conversation", "out_of_scope"]
 KINDS: tuple[str, ...] = ("service", "conversation", "out_of_scope")
-_FIELDS = ("kind", "label", "summary", "help", "menu_keys", "intro", "fuzzy_lookups")
+_FIELDS = ("kind", "label", "summary", "help", "menu_keys", "intro", "fuzzy_lookups", "evidence")
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,7 @@ class IntentInfo:
     menu_keys: tuple[str, ...] = ()
     intro: str | None = None
     fuzzy_lookups: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
 
     @property
     def core(self) -> bool:
@@ -115,6 +122,10 @@ class Registry:
     def fuzzy_lookups(self) -> dict[str, tuple[str, ...]]:
         return {i.name: i.fuzzy_lookups for i in self.intents if i.fuzzy_lookups}
 
+    def evidence_words(self) -> list[str]:
+        """The in-scope intents' evidence words, each once, in registry order."""
+        return list(dict.fromkeys(w for i in self.intents for w in i.evidence))
+
 
 # ---------------------------------------------------------------------------------------------- loading
 def _text(value: object, path: Path, where: str) -> str:
@@ -161,9 +172,13 @@ def parse_registry(doc: object, path: Path) -> Registry:
             if key in menu_owner:
                 raise TrainingDataError(path, None, f"menu key {key!r} belongs to both {menu_owner[key]!r} and {name!r}")
             menu_owner[key] = name
+        evidence = _names(spec.get("evidence"), path, f"{where}: 'evidence'")
+        if evidence and kind == "out_of_scope":
+            raise TrainingDataError(path, None, f"{where}: an out-of-scope intent has no 'evidence' words")
         infos.append(IntentInfo(
             name=name.strip(), kind=kind, menu_keys=menu_keys,
-            fuzzy_lookups=_names(spec.get("fuzzy_lookups"), path, f"{where}: 'fuzzy_lookups'"), **optional,
+            fuzzy_lookups=_names(spec.get("fuzzy_lookups"), path, f"{where}: 'fuzzy_lookups'"),
+            evidence=evidence, **optional,
         ))
     out_of_scope = [i.name for i in infos if i.kind == "out_of_scope"]
     if out_of_scope != [FALLBACK]:

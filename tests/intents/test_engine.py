@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -76,6 +77,37 @@ def test_threshold_is_configurable(engine):
     c = strict.classify(text)
     assert (c.decision, c.intent) == ("fallback", "fallback")
     assert c.raw_intent == "coupon"
+
+
+def _without_evidence(data_dir: Path) -> None:
+    registry = data_dir / "intents.yml"
+    text = registry.read_text(encoding="utf-8")
+    registry.write_text(re.sub(r"(?m)^    evidence: .*\n(?: {8,}\S.*\n)*", "", text), encoding="utf-8")
+    assert "evidence:" not in registry.read_text(encoding="utf-8").split("intents:", 1)[1]
+
+
+def test_in_domain_evidence_keeps_an_unfamiliar_phrasing_in_scope(engine, data_copy: Path):
+    """打开优惠券 is phrased like a voice-assistant command (open an app): the scope model puts it out of
+    scope with a probability between the two thresholds, but 优惠券 is one of the coupon intent's evidence
+    words in the registry, so the resident gets the coupons."""
+    c = engine.classify("打开优惠券")
+    assert engine.config.scope_threshold <= c.out_of_scope < engine.config.evidence_scope_threshold
+    assert (c.intent, c.decision) == ("coupon", "accept"), c.to_dict()
+    assert engine.with_config(evidence_scope_threshold=0.0).classify("打开优惠券").intent == "fallback"
+    _without_evidence(data_copy)
+    assert IntentEngine.load(data_copy).classify("打开优惠券").intent == "fallback"
+    # an evidence word does not keep in scope what the scope model is sure of
+    c = engine.classify("打开淘宝看看优惠券")
+    assert c.out_of_scope >= engine.config.evidence_scope_threshold and c.intent == "fallback"
+
+
+def test_evidence_words_belong_to_in_scope_intents(data_copy: Path):
+    registry = data_copy / "intents.yml"
+    text = registry.read_text(encoding="utf-8")
+    registry.write_text(text.replace("    kind: out_of_scope", "    kind: out_of_scope\n    evidence: [天气]"),
+                        encoding="utf-8")
+    with pytest.raises(TrainingDataError, match="out-of-scope intent has no 'evidence' words"):
+        IntentEngine.load(data_copy)
 
 
 def test_load_with_config(data_copy: Path):
