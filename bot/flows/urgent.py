@@ -48,6 +48,7 @@ TEXTS = {
     # The place asked and not told (不留, or something else asked meanwhile): the ticket stands as it is.
     "no_place": "好的。紧急登记 {number} 已经通知值班人员，只是还不知道具体位置；想起来了直接回复几号楼几单元就行。",
     "place_pending": "（紧急登记 {number} 已通知值班人员，只是还不知道具体位置，值班人员会在这里联系您。）",
+    "calm": "别着急，值班人员已经知道了，正在安排。您先照着做：",
     "still_where": "值班人员还不知道具体位置：请回复几号楼几单元，或发送微信位置，他们才能赶到。",
 }
 # Right after an emergency was registered (and its place known), what the resident says of it —
@@ -56,7 +57,12 @@ REPORTED = URGENT  # the mark left after an emergency is registered
 UPDATE = re.compile(
     r"120|110|119|96777|急救|救护车|消防|警察|民警|派出所|医院|报警|报了警|打了|打过|叫了|来了|到了|赶到|赶过来|送去|送到|送医"
     r"|没事了|没大碍|好了|好多了|灭了|关了|关掉了|醒了|找到了|回来了|控制住|处理好了|救出来|出来了|放出来"
+    r"|开窗|窗户|打开了|阀门|关上了|关好了|下楼了|到楼下|在楼下|到外面|在外面|出来了|离开了"
 )
+# A question after all (燃气公司的人来了没有): asked about, not news.
+ASKED = re.compile(r"(?:没有?|吗|么|呢|不)[？?。！!]*$")
+# Helplessness while the place is asked (我不会弄 怎么办啊): the advice again, not another flow's answer.
+HELPLESS = re.compile(r"怎么办|咋办|怎么弄|咋弄|不会弄|不会|不懂|不知道怎么|害怕|吓死|好怕|慌|救命|帮帮我|帮帮忙")
 # Declining to leave a phone (residents know the question from ordinary reports): 不留, 不用留 …
 NO_PHONE = re.compile(
     r"^(?:那|那就|嗯|好|好的)?[，,]?(?:不留|不用留|不想留|不方便留|不方便|没电话|没有电话|电话不留|不留电话|算了不留|不留了|不给)"
@@ -188,7 +194,8 @@ def _update(ctx: Context) -> bool:
     mark, text = ctx.extra.get("mark"), ctx.text
     if not mark or mark[0] != REPORTED or not text or len(text) > 40 or ctx.resident is None:
         return False
-    return UPDATE.search(text) is not None and not places.QUESTION.search(text) and not is_cancel(text)
+    return (UPDATE.search(text) is not None and not places.QUESTION.search(text) and not ASKED.search(text)
+            and not is_cancel(text))
 
 
 @router.message(Func(_update, phase=PHASE_STATE, when=lambda p: p.text))
@@ -251,6 +258,27 @@ async def location_later(ctx: Context) -> str:
     return TEXTS["where_kept"].format(number=number)
 
 
+def _asked_after(ctx: Context) -> bool:
+    """"燃气公司的人来了没有" right after the emergency's registration: asked about it, not news."""
+    mark, text = ctx.extra.get("mark"), ctx.text
+    if not mark or mark[0] != REPORTED or not text or len(text) > 30 or ctx.resident is None or chases(text):
+        return False  # 怎么还没人来: a chase, answered by the reports' follow-up
+    asked = ASKED.search(text) or places.QUESTION.search(text)
+    return bool(asked and (UPDATE.search(text) or PROGRESS.search(text)))
+
+
+@router.message(Func(_asked_after, phase=PHASE_STATE, when=lambda p: p.text))
+async def asked_after(ctx: Context) -> str:
+    """The emergency's progress, the question noted on it for the duty staff (a chase)."""
+    assert ctx.resident is not None
+    data = ctx.extra["mark"][1]
+    ticket_id, number, now = int(data.get("ticket_id", 0)), str(data.get("number", "")), ctx.rt.clock.now()
+    rows = await reports.by_numbers(ctx.rt.db, ctx.resident.id, [number], now)
+    await reports.followed_up(ctx.rt.db, ctx.resident.id, [ticket_id], ctx.text, now)
+    await _reported(ctx, ticket_id, number, where_missing=bool(data.get("where_missing")))
+    return "\n".join([*(reports_flow.line(r) for r in rows), reports_flow.TEXTS["urged_urgent"]])
+
+
 # ------------------------------------------------------------------- the place, told afterwards
 def _ticket(ctx: Context) -> tuple[int, str] | None:
     ticket_id, number = ctx.fsm.data.get("ticket_id"), ctx.fsm.data.get("number")
@@ -294,6 +322,16 @@ def _chasing(text: str) -> bool:
     """查进度, 我报的那个咋样了, 快点来: about the emergency just registered, not where it is."""
     return bool(STATUS_RE.search(text) or OWN_REPORT.search(text) or (len(text) <= 30 and chases(text))
                 or (len(text) <= 12 and PROGRESS.search(text)))
+
+
+def _advice_again(ctx: Context) -> str:
+    """我不会弄 怎么办啊 while the place is asked: whom to call and what to do, again, then the place."""
+    rules = hazards.rules_for(ctx.rt.settings.data_dir)
+    hazard = next((h for h in rules.hazards if h.id == ctx.fsm.data.get("hazard")), None)
+    lines = [TEXTS["calm"]]
+    if hazard is not None:
+        lines += [hazard.first, hazard.advice]
+    return "\n".join([*lines, TEXTS["still_where"]])
 
 
 async def _chased(ctx: Context, ticket_id: int, number: str) -> str:
@@ -340,6 +378,12 @@ async def where_text(ctx: Context) -> HandlerResult | Pass:
     if place is None:
         if _chasing(text):
             return await _chased(ctx, found[0], found[1])
+        if HELPLESS.search(text) and places.from_text(text) is None:
+            return _advice_again(ctx)
+        if UPDATE.search(text) and places.from_text(text) is None and not places.QUESTION.search(text):
+            # "我已经把窗户打开了": news for the duty staff; the place is still asked
+            await reports.add_update(ctx.rt.db, found[0], ctx.resident.id, text, ctx.rt.clock.now())
+            return TEXTS["update_kept"].format(number=found[1]) + "\n" + TEXTS["still_where"]
         if (places.QUESTION.search(text) or CALENDAR.match(text)
                 or ctx.intent not in (None, "complaint", "fallback")):
             # Something else: answered by its own flow, after a word that the emergency stands
