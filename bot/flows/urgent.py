@@ -59,6 +59,7 @@ UPDATE = re.compile(
     r"|没事了|没大碍|好了|好多了|灭了|关了|关掉了|醒了|找到了|回来了|控制住|处理好了|救出来|出来了|放出来"
     r"|开窗|窗户|打开了|阀门|关上了|关好了|下楼了|到楼下|在楼下|到外面|在外面|出来了|离开了"
 )
+THANKED = re.compile(r"谢|辛苦|麻烦你们|麻烦您")
 # A question after all (燃气公司的人来了没有): asked about, not news.
 ASKED = re.compile(r"(?:没有?|吗|么|呢|不)[？?。！!]*$")
 # Helplessness while the place is asked (我不会弄 怎么办啊): the advice again, not another flow's answer.
@@ -209,7 +210,8 @@ async def update(ctx: Context) -> str:
         return TEXTS["update_closed"].format(number=number)
     # more news may follow
     await _reported(ctx, int(data.get("ticket_id", 0)), number, where_missing=bool(data.get("where_missing")))
-    return TEXTS["update_kept"].format(number=number)
+    reply = TEXTS["update_kept"].format(number=number)
+    return f"不客气！{reply}" if THANKED.search(ctx.text) else reply  # "好了 没事了 谢谢"
 
 
 def _place_later(ctx: Context) -> bool:
