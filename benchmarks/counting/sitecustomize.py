@@ -8,11 +8,16 @@ statements prepared on the server (SQLAlchemy's per-connection cache of asyncpg 
 every exchange with PostgreSQL (prepare, execute, executemany, and BEGIN/COMMIT/ROLLBACK, which
 asyncpg sends as queries of their own), and every command or pipeline sent to Redis. The
 listeners cost a little CPU per statement: measure CPU without this.
+
+With ``BENCH_COUNT_TEXTS=<directory>`` as well, each process also writes ``<directory>/<pid>.json``:
+its round trips to PostgreSQL by SQL text (the first 160 characters) and kind, and its Redis round
+trips by the commands they carried, to see which statements make the round trips.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import threading
 import time
@@ -42,6 +47,25 @@ if _DIR:
     for _name in ("begin", "commit", "rollback"):
         event.listen(Engine, _name, _event(_name))
 
+    _TEXTS_DIR = os.environ.get("BENCH_COUNT_TEXTS", "")
+    texts: dict[str, int] | None = {} if _TEXTS_DIR else None
+
+    def _text(name: str, args: tuple[Any, ...]) -> str:
+        """What a round trip carried: its kind and SQL text, or its Redis commands."""
+        if name == "send_packed_command":
+            packed = args[1] if len(args) > 1 else b""
+            data = b"".join(bytes(c) for c in packed) if isinstance(packed, list | tuple) else bytes(packed)
+            lines, names, i = data.split(b"\r\n"), [], 0
+            while i + 2 < len(lines):  # RESP arrays: *<n>, then $<length> and the command's name
+                if lines[i].startswith(b"*"):
+                    names.append(lines[i + 2].decode("ascii", "replace").upper())
+                    i += 1 + 2 * int(lines[i][1:])
+                else:
+                    i += 1
+            return f"redis {len(names)}: " + " ".join(sorted(set(names)))
+        query = getattr(args[0], "_query", None) if name == "fetch" else (args[1] if len(args) > 1 else "")
+        return f"{name}: {' '.join(str(query).split())[:160]}"
+
     def _counted(owner: Any, name: str, *fields: str) -> None:
         original: Callable[..., Any] = getattr(owner, name)
 
@@ -49,6 +73,9 @@ if _DIR:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             for field in fields:
                 counts[field] += 1
+            if texts is not None:
+                key = _text(name, args)
+                texts[key] = texts.get(key, 0) + 1
             return original(*args, **kwargs)
 
         setattr(owner, name, wrapper)
@@ -77,5 +104,10 @@ if _DIR:
             with open(path + ".tmp", "w", encoding="ascii") as f:
                 f.write(" ".join(str(counts[k]) for k in FIELDS))
             os.replace(path + ".tmp", path)
+            if texts is not None:
+                named = os.path.join(_TEXTS_DIR, f"{os.getpid()}.json")
+                with open(named + ".tmp", "w", encoding="utf-8") as f:
+                    json.dump(dict(texts), f, ensure_ascii=False, indent=0)
+                os.replace(named + ".tmp", named)
 
     threading.Thread(target=_write, name="bench-counts", daemon=True).start()
