@@ -28,6 +28,7 @@ from bot.messages import Out
 from bot.services import points, readmostly
 from bot.services.notify import enqueue
 from bot.storage.db import Database
+from bot.storage.fixedin import fixed_in
 from bot.storage.models import Activity, ActivitySession, Booking, CheckIn, PartyMember, Resident
 
 ACTIVE = ("booked", "waitlisted", "attended")
@@ -234,7 +235,7 @@ _MINE = (
     .join(Activity, Activity.id == ActivitySession.activity_id)
     .where(
         Booking.resident_id == bindparam("resident"),
-        Booking.status.in_(("booked", "waitlisted")),
+        fixed_in(Booking.status, ("booked", "waitlisted")),
         ActivitySession.ends_at > bindparam("now"),
     )
     .order_by(ActivitySession.starts_at)

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Table, bindparam, insert, literal_column, sel
 from sqlalchemy.exc import IntegrityError
 
 from bot.storage.db import Database
+from bot.storage.fixedin import fixed_in
 from bot.storage.models import HandoffRequest
 
 REASONS = ("asked", "urgent", "not_understood", "unhelpful")
@@ -77,7 +78,7 @@ _OPEN = (
     select(_C.id, _C.asks, _C.text, _C.reason, _C.ticket_id, _C.status)
     # The literal term lets SQLite use the partial unique index (its WHERE, implied only by the
     # same term as written): with ``status IN (…)`` alone it walked every waiting request.
-    .where(_C.resident_id == bindparam("resident"), _C.status.in_(OPEN), _C.status != literal_column("'closed'"))
+    .where(_C.resident_id == bindparam("resident"), fixed_in(_C.status, OPEN), _C.status != literal_column("'closed'"))
     .with_for_update()
 )
 _ADD = (

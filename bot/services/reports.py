@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from bot.services import places, tickets
 from bot.services.dispatch import Rules, building_number
 from bot.storage.db import Database
+from bot.storage.fixedin import fixed_in
 from bot.storage.models import Ticket, TicketEvent
 
 R = TypeVar("R")
@@ -271,7 +272,7 @@ _OPEN_OF_RESIDENT = (
     select(Ticket.id, Ticket.text, Ticket.building, Ticket.source_key)
     .where(
         Ticket.resident_id == bindparam("resident"),
-        or_(Ticket.status.in_(tickets.OPEN_STATUSES), Ticket.source_key == bindparam("key")),
+        or_(fixed_in(Ticket.status, tickets.OPEN_STATUSES), Ticket.source_key == bindparam("key")),
     )
     .order_by(Ticket.id.desc())
     .limit(50)
@@ -361,7 +362,7 @@ async def by_numbers(db: Database, resident_id: int, numbers: Sequence[str], now
     return await _read(db, read)
 
 
-_LISTED_OF_RESIDENT = (Ticket.resident_id == bindparam("resident"), Ticket.status.in_(LISTED))
+_LISTED_OF_RESIDENT = (Ticket.resident_id == bindparam("resident"), fixed_in(Ticket.status, LISTED))
 _LISTED_PAGE = (
     select(*tickets.TICKET_COLUMNS)
     .where(*_LISTED_OF_RESIDENT)
