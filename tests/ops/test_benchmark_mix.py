@@ -18,3 +18,28 @@ def test_a_small_mix_carries_every_conversation_to_its_end() -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "every reply as the conversation expects" in done.stdout, done.stdout[-3000:]
+
+
+def test_the_mix_knowledge_questions_are_answered_by_their_entry_and_read_as_questions() -> None:
+    """Each resident of the mix asks knowledge questions of its own (benchmarks/mix_questions.py).
+    Every one a 2,000-resident run asks must be read as a question and answered (not offered as a
+    choice) by its entry, with the word its step expects: else the benchmark fails at its end. A
+    question that stops being so after a change of the data is replaced in the pool."""
+    from benchmarks import mix_questions
+    from intents.engine import IntentEngine
+    from knowledge.base import KnowledgeBase
+
+    kb, engine = KnowledgeBase.load(), IntentEngine.load()
+    asked = 2000 * 5 // 20  # residents holding the knowledge conversation (weight 5 of every 20)
+    wrong, seen = [], set()
+    for pool in mix_questions.POOLS:
+        assert mix_questions.variants(pool) >= asked
+        for n in range(asked):
+            text, entry, word = mix_questions.question(pool, n)
+            seen.add(text)
+            answer, intent = kb.answer(text), engine.classify(text).intent
+            got = answer.hits[0].entry if answer.kind == "answer" else None
+            if intent != "query" or got is None or got.id != entry or word not in got.answer:
+                wrong.append((pool, text, intent, answer.kind, [h.entry.id for h in answer.hits]))
+    assert len(seen) == asked * len(mix_questions.POOLS)  # no message asked twice
+    assert not wrong, wrong[:20]
