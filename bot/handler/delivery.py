@@ -61,7 +61,13 @@ class Delivery:
         self._tasks: set[asyncio.Task[list[Out]]] = set()
         # Claims and replies of concurrent requests share write transactions (group commit).
         self.journal = Journal(rt.db, rt.states)
-        self.writes: GroupCommit[Claim | Finish, Any] = GroupCommit(rt.db, self.journal.apply)
+        # On PostgreSQL a batch of finishes is one statement in autocommit when it can be
+        # (Journal.finish_in_one), else one transaction.
+        self.writes: GroupCommit[Claim | Finish, Any] = (
+            GroupCommit(rt.db, self.journal.apply)
+            if rt.db.is_sqlite
+            else GroupCommit(rt.db, self.journal.finish_in_one, run=rt.db.run_sync_autocommit)  # type: ignore[arg-type]
+        )
         # On PostgreSQL a batch of claims is one statement in autocommit (Journal.claim_in_one),
         # not a part of the replies' write transactions.
         self.claims: GroupCommit[Any, Preloaded | None] = (

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Connection,
     String,
     Table,
+    Text,
     bindparam,
     func,
     insert,
@@ -33,17 +34,18 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, distinct_on
 from sqlalchemy.orm import Session
 
 from bot.handler.context import Context
 from bot.handler.dispatcher import Preloaded
-from bot.handler.state import StateRecord, StateStorage
+from bot.handler.state import RedisStateStorage, StateRecord, StateStorage
 from bot.messages import Out
 from bot.services.notify import enqueue_sync
-from bot.storage.db import Database
+from bot.storage.db import Database, json_dumps
 from bot.storage.models import InboundKey, Message, OutboxMessage, Resident
 from bot.storage.prepared import Prepared, detached
 from bot.wechat.replies import fit
@@ -180,6 +182,11 @@ class Journal:
         # in one statement (see :meth:`claim_in_one`).
         self._claim_reading = None if db.is_sqlite else Prepared(_claim_reading())
         self._add_residents = Prepared(db.insert(RESIDENTS).on_conflict_do_nothing(index_elements=["openid"]))
+        # PostgreSQL: a batch's replies, message log and last-inbound times in one statement from
+        # arrays (see :meth:`finish_in_one`); conversation states kept elsewhere (Redis) are
+        # written after the commit, so a finish that changed one can still be written that way.
+        self._finish_arrays = None if db.is_sqlite else _finish_from_arrays()
+        self._states_elsewhere = isinstance(states, RedisStateStorage)
 
     def apply(self, connection: Connection, items: Sequence[Claim | Finish]) -> list[Any]:
         """Claims → ``Preloaded`` (or None: a retry); finishes → the passive reply (``[]``: it goes
@@ -236,6 +243,81 @@ class Journal:
         except Exception:
             log.warning("claim: keys won, residents or states not read with them", exc_info=True)
         return results
+
+    def finish_in_one(self, connection: Connection, finishes: Sequence[Finish]) -> list[Finished]:
+        """PostgreSQL: :meth:`apply` for finishes alone, on a connection in autocommit.
+
+        A batch of plain finishes (:meth:`_plain`: the reply's text known, at most one message, no
+        notice shown, the state in Redis or unchanged) is stored by one statement from arrays
+        (:func:`_finish_from_arrays`): each reply where its key is still ``processing`` — the row's
+        lock decides against a concurrent deferral or takeover, as ``SELECT … FOR UPDATE`` did —
+        with the message log and last-inbound times of the keys it stored. Without any flow's
+        write that statement is the whole finish, in autocommit; with some (a knowledge question
+        logged, feedback) it opens a transaction and the writes of the keys it stored follow in it
+        (BEGIN, the statement, the writes, COMMIT). Any other batch (a reply whose text a write
+        gives, a key twice, a notice shown, a recovery), and a key found no longer ``processing``,
+        goes through :meth:`_finish` in one transaction: the keys read under their row locks, the
+        writes, then the same statement for the replies, log and times."""
+        results: dict[int, Any] = {}
+        keys = {f.key for f in finishes}
+        rest = list(finishes)
+        if len(keys) == len(finishes) and all(self._plain(f) for f in finishes):
+            assert self._finish_arrays is not None
+            rows = self._plain_rows(finishes)
+            writing = [f for f in finishes if f.ctx is not None and f.ctx.reply_writes]
+            if not writing:
+                replied = {key for (key,) in connection.execute(self._finish_arrays, rows)}
+            else:
+                with _transaction(connection) as transactional:
+                    replied = {key for (key,) in transactional.execute(self._finish_arrays, rows)}
+                    for f in writing:
+                        if f.key in replied:
+                            for write in cast(Context, f.ctx).reply_writes:
+                                write(transactional)
+            rest = []
+            for f in finishes:
+                if f.key in replied:
+                    ctx = f.ctx  # its state as the writes left it
+                    state = ctx.fsm.record if ctx is not None and ctx.fsm.changed else None
+                    results[id(f)] = Finished(f.outs[:1], state=state)
+                else:  # deferred or taken over meanwhile: decided under the row's lock below
+                    rest.append(f)
+        if rest:
+            with _transaction(connection) as transactional:
+                self._finish(transactional, rest, results)
+        return [results[id(f)] for f in finishes]
+
+    def _plain(self, f: Finish) -> bool:
+        """A finish whose reply :meth:`finish_in_one` stores by its statement from arrays before any
+        write of the flow's: its text known (no placeholder a write fills), one message, no notice
+        shown, not a recovery, and its state (which a write may change) kept outside the database."""
+        ctx = f.ctx
+        if f.recovery or f.shown or len(f.outs) > 1:
+            return False
+        if ctx is None:
+            return True
+        if ctx.fills:
+            return False
+        return self._states_elsewhere or (not ctx.fsm.changed and not ctx.reply_writes)
+
+    @staticmethod
+    def _plain_rows(finishes: Sequence[Finish]) -> dict[str, list[Any]]:
+        """:func:`_finish_arrays` of plain finishes (see :meth:`_plain`), each waiting for its reply."""
+        replied: list[dict[str, Any]] = []
+        logged: list[tuple[str, dict[str, Any]]] = []
+        touched: list[tuple[str, int, datetime]] = []
+        for f in finishes:
+            passive = f.outs[:1]
+            replied.append({"k": f.key, "reply": [o.to_dict() for o in passive], "at": f.now})
+            ctx = f.ctx
+            resident_id = ctx.resident.id if ctx is not None and ctx.resident is not None else None
+            if ctx is not None:
+                logged.extend((f.key, row) for row in ctx.log_rows)
+                if resident_id is not None and ctx.last_inbound_at is not None:
+                    touched.append((f.key, resident_id, ctx.last_inbound_at))
+            if resident_id is not None:
+                logged.extend((f.key, row) for row in outbound_rows(resident_id, passive, "passive", f.now))
+        return _finish_arrays(replied, logged, touched, owned=())
 
     def _claim(self, connection: Connection, claims: list[Claim], results: dict[int, Any]) -> None:
         """Insert every key at once (one already there is a retry); then read (or create) the
@@ -300,8 +382,9 @@ class Journal:
             (_STATUS_LOCKED if self.locking else _STATUS).rows(connection, {"keys": [f.key for f in finishes]})
         )
         replied: list[dict[str, Any]] = []
-        logged: list[dict[str, Any]] = []
-        touched: list[dict[str, Any]] = []
+        logged: list[tuple[str, dict[str, Any]]] = []  # (the finish's key, its row)
+        touched: list[tuple[str, int, datetime]] = []  # (the finish's key, its resident, the time)
+        owned: list[str] = []
         changed: dict[str, StateRecord] = {}
         changed_by: dict[str, Finish] = {}
         for f in finishes:
@@ -311,6 +394,7 @@ class Journal:
                 results[id(f)] = Finished([], owned=False)
                 continue
             statuses[f.key] = "finished"  # the same key twice in one batch: only the first counts
+            owned.append(f.key)
             ctx = f.ctx
             outs = f.outs
             if ctx is not None:
@@ -323,9 +407,9 @@ class Journal:
                 changed_by[f.openid] = f
             resident_id = ctx.resident.id if ctx is not None and ctx.resident is not None else None
             if ctx is not None:
-                logged.extend(ctx.log_rows)
+                logged.extend((f.key, row) for row in ctx.log_rows)
                 if resident_id is not None and ctx.last_inbound_at is not None:
-                    touched.append({"resident": resident_id, "at": ctx.last_inbound_at})
+                    touched.append((f.key, resident_id, ctx.last_inbound_at))
             if f.shown:
                 connection.execute(_SHOWN, {"ids": list(f.shown), "at": f.now})
             if waiting:
@@ -335,7 +419,7 @@ class Journal:
                     with _orm(connection) as session:
                         enqueue_sync(session, f.openid, rest, dedup_key=f"{f.key}:more", not_before=f.now)
                 if resident_id is not None:
-                    logged.extend(outbound_rows(resident_id, passive, "passive", f.now))
+                    logged.extend((f.key, row) for row in outbound_rows(resident_id, passive, "passive", f.now))
                 results[id(f)] = Finished(passive)
             else:
                 # The request already answered "success": everything goes out as customer-service messages.
@@ -346,9 +430,12 @@ class Journal:
         if changed and not self.states.write_many(connection, changed, finishes[0].now):
             for openid, record in changed.items():
                 results[id(changed_by[openid])].state = record
+        if self._finish_arrays is not None:  # PostgreSQL: one statement (the keys are locked)
+            connection.execute(self._finish_arrays, _finish_arrays(replied, logged, touched, owned))
+            return
         _REPLIED.many(connection, replied)
-        _LOG.many(connection, logged)
-        _TOUCH.many(connection, touched)
+        _LOG.many(connection, [row for _, row in logged])
+        _TOUCH.many(connection, [{"resident": resident, "at": at} for _, resident, at in touched])
 
 
 def _claim_from_arrays(*returning: Any) -> Any:
@@ -397,6 +484,92 @@ def _claim_reading() -> Any:
     ).select_from(claimed.outerjoin(RESIDENTS, RESIDENTS.c.openid == claimed.c.openid))
 
 
+_LOG_COLUMNS = tuple(message_row(0, "in", "text", datetime.min))  # every column a log row gives
+
+
+def _finish_arrays(
+    replied: Sequence[dict[str, Any]],
+    logged: Sequence[tuple[str, dict[str, Any]]],
+    touched: Sequence[tuple[str, int, datetime]],
+    owned: Sequence[str],
+) -> dict[str, list[Any]]:
+    """The parameters of :func:`_finish_from_arrays`: the replies to store (``{"k", "reply",
+    "at"}``, where the key is still ``processing``), and the message log rows and last-inbound
+    times, each with its finish's key: written when that key's reply was stored or the key is in
+    ``owned`` (found owned under the row's lock)."""
+    return {
+        "r_keys": [r["k"] for r in replied],
+        "r_replies": [json_dumps(r["reply"]) for r in replied],
+        "r_ats": [r["at"] for r in replied],
+        "owned": list(owned),
+        "l_keys": [key for key, _ in logged],
+        **{f"l_{column}": [row[column] for _, row in logged] for column in _LOG_COLUMNS},
+        "t_keys": [key for key, _, _ in touched],
+        "t_residents": [resident for _, resident, _ in touched],
+        "t_ats": [at for _, _, at in touched],
+    }
+
+
+def _finish_from_arrays() -> Any:
+    """PostgreSQL: a batch's finish in one statement from arrays (one SQL text whatever the batch):
+    the replies stored with their keys still ``processing`` (``replied``), the message log rows
+    and the residents' last-inbound times of the keys replied or ``owned`` (the last time of each
+    resident, in the batch's order), returning the keys replied."""
+
+    def array(name: str, column: Any) -> Any:
+        return bindparam(name, type_=ARRAY(column.type))
+
+    replies = (
+        func.unnest(
+            array("r_keys", KEYS.c.key),
+            bindparam("r_replies", type_=ARRAY(Text)),  # JSON texts: a reply is a list (ARRAY would nest it)
+            array("r_ats", KEYS.c.updated_at),
+        )
+        .table_valued("key", "reply", "at")
+        .render_derived(name="r")
+    )
+    replied = (
+        update(KEYS)
+        .where(KEYS.c.key == replies.c.key, KEYS.c.status == "processing")
+        .values(status="replied", reply=sql_cast(replies.c.reply, KEYS.c.reply.type), inbound=None, updated_at=replies.c.at)
+        .returning(KEYS.c.key)
+        .cte("replied")
+    )
+    written = select(replied.c.key).union_all(select(func.unnest(array("owned", KEYS.c.key)))).cte("written")
+    logs = (
+        func.unnest(array("l_keys", KEYS.c.key), *(array(f"l_{c}", MESSAGES.c[c]) for c in _LOG_COLUMNS))
+        .table_valued("key", *_LOG_COLUMNS)
+        .render_derived(name="l")
+    )
+    logged = (
+        insert(MESSAGES)
+        .from_select(
+            list(_LOG_COLUMNS),
+            select(*(logs.c[c] for c in _LOG_COLUMNS)).where(logs.c.key.in_(select(written.c.key))),
+        )
+        .cte("logged")
+    )
+    touches = (
+        func.unnest(array("t_keys", KEYS.c.key), array("t_residents", RESIDENTS.c.id), array("t_ats", KEYS.c.updated_at))
+        .table_valued("key", "resident", "at", with_ordinality="n")
+        .render_derived(name="t")
+    )
+    last = (
+        select(touches.c.resident, touches.c.at)
+        .where(touches.c.key.in_(select(written.c.key)))
+        .ext(distinct_on(touches.c.resident))
+        .order_by(touches.c.resident, touches.c.n.desc())
+        .subquery("last")
+    )
+    touched = (
+        update(RESIDENTS)
+        .where(RESIDENTS.c.id == last.c.resident)
+        .values(last_inbound_at=last.c.at, updated_at=last.c.at)
+        .cte("touched")
+    )
+    return select(replied.c.key).add_cte(logged, touched)
+
+
 def _newcomer_rows(openids: Sequence[str], now: datetime) -> list[dict[str, Any]]:
     return [
         {"openid": o, "subscribed": True, "subscribed_at": now, "created_at": now, "updated_at": now} for o in openids
@@ -406,6 +579,18 @@ def _newcomer_rows(openids: Sequence[str], now: datetime) -> list[dict[str, Any]
 def _read_residents(connection: Connection, openids: list[str]) -> dict[str, Resident]:
     rows = _RESIDENTS_BY_OPENID.rows(connection, {"openids": openids})
     return {r.openid: r for r in (detached(Resident, _RESIDENT_KEYS, row) for row in rows)}
+
+
+@contextmanager
+def _transaction(connection: Connection) -> Iterator[Connection]:
+    """A transaction on a connection in autocommit: SQLAlchemy's own transaction of the statements
+    before ended first (nothing is sent), then the dialect's default isolation level (set back to
+    the connection's own on its return to the pool), BEGIN … COMMIT."""
+    if connection.in_transaction():
+        connection.commit()
+    transactional = connection.execution_options(isolation_level=connection.dialect.default_isolation_level)
+    with transactional.begin():
+        yield transactional
 
 
 @contextmanager
