@@ -20,6 +20,8 @@ from bot.services import rulefiles
 from bot.services.rulefiles import RuleFileError
 
 FILE = "hazards.yml"
+SEEN_TEXTS = 4096  # recognise()'s answers kept (then forgotten all at once)
+SEEN_LONGEST = 200  # characters: longer texts are not kept
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 _SPACE = re.compile(r"\s+")
 
@@ -63,6 +65,11 @@ class HazardRules:
     # Every alternative's first pattern in one expression: a message none of them matches (nearly
     # every message) is no hazard, found in one search instead of one per pattern.
     _any_first: re.Pattern[str] | None = field(init=False, repr=False, compare=False, default=None)
+    # What recognise() said of the texts seen lately. It is asked of every text message (the
+    # emergency filter is the first one tried), residents send the same short texts again and
+    # again (谢谢, 1, 确认, 查进度), and the answer depends only on the text and these rules (a
+    # changed rule file is a new object).
+    _seen: dict[str, Hazard | None] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         alternatives = [alt for hazard in self.hazards for alt in hazard.when]
@@ -71,6 +78,19 @@ class HazardRules:
 
     def recognise(self, text: str) -> Hazard | None:
         """The first hazard the message reports, or None (also for hypotheticals and past events)."""
+        seen = self._seen
+        try:
+            return seen[text]
+        except KeyError:
+            pass
+        found = self._recognise(text)
+        if len(text) <= SEEN_LONGEST:
+            if len(seen) >= SEEN_TEXTS:
+                seen.clear()
+            seen[text] = found
+        return found
+
+    def _recognise(self, text: str) -> Hazard | None:
         compact = normalise(text)
         if not compact or (self._any_first is not None and self._any_first.search(compact) is None):
             return None
