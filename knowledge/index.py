@@ -238,17 +238,6 @@ class SearchIndex:
         position = self._positions.get(entry_id)
         return position is not None and word in self._strong[position]
 
-    def _best_phrasing(self, scored: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
-        """Best phrasing score per entry, from the (sorted ids, scores) of the phrasings a query term
-        touched (an entry's phrasings are contiguous, so its touched ones form one run)."""
-        ids, scores = scored
-        best = np.zeros(len(self.entries))
-        if len(ids):
-            owners = self._owner[ids]
-            heads = np.concatenate(([0], np.flatnonzero(np.diff(owners)) + 1))
-            best[owners[heads]] = np.maximum.reduceat(scores, heads)
-        return best
-
     def salience(self, term: str) -> float:
         """How much a topic word narrows the question down (entry-level IDF; unseen words weigh most)."""
         weight = self._salience.get(term)
@@ -425,8 +414,9 @@ class SearchIndex:
         w_norm = (self._words.self_score(said) + told * self._words.self_score(story)) or 1.0
         g_norm = self._grams.self_score([g for g in q.grams if g in self._grams] or q.grams) or 1.0
         a_norm = (self._answers.self_score(said) + told * self._answers.self_score(story)) or 1.0
-        words = np.minimum(self._best_phrasing(self._words.sparse_scores(q.words)) / w_norm, 1.0)
-        grams = np.minimum(self._best_phrasing(self._grams.sparse_scores(q.grams)) / g_norm, 1.0)
+        # Best phrasing per entry (an entry's phrasings are contiguous; scores are positive or 0).
+        words = np.minimum(np.maximum.reduceat(self._words.scores(q.words), self._starts) / w_norm, 1.0)
+        grams = np.minimum(np.maximum.reduceat(self._grams.scores(q.grams), self._starts) / g_norm, 1.0)
         answer = np.minimum(self._answers.scores(q.words) / a_norm, 1.0)
         wt = self.weights
         first = wt.words * words + wt.grams * grams + wt.answer * answer
@@ -456,16 +446,20 @@ class SearchIndex:
         p_cov, p_match = self._phrasing_match(q.text, asked, cand)
         best_pcov, best_pmatch = p_cov.tolist(), p_match.tolist()
         out: list[Scored] = []
+        cand_words, cand_grams = words[cand].tolist(), grams[cand].tolist()
+        cand_answer, cand_first = answer[cand].tolist(), first[cand].tolist()
         for i, c in enumerate(cand.tolist()):
             fz, tfz, pos = best_sims[i], best_topic[i], c
             pcov, pmatch = best_pcov[i], best_pmatch[i]
             cov = self._coverage(weighted, pos, pcov)
+            if cov <= 0.0:  # an entry sharing none of the question's topic words is no match
+                continue
             strong = self._strong[pos]
             frame = sum(w in strong for w in frame_words) / len(frame_words) if frame_words else 0.0
             feats = {
-                "words": float(words[pos]),
-                "grams": float(grams[pos]),
-                "answer": float(answer[pos]),
+                "words": cand_words[i],
+                "grams": cand_grams[i],
+                "answer": cand_answer[i],
                 "fuzzy": fz,
                 "topic_fuzzy": tfz,
                 "coverage": cov,
@@ -473,15 +467,14 @@ class SearchIndex:
                 "phrasing_match": pmatch,
                 "frame": frame,
             }
-            mixed = float(first[pos]) + wt.fuzzy * ((1.0 - wt.topic_fuzzy) * fz + wt.topic_fuzzy * tfz)
+            mixed = cand_first[i] + wt.fuzzy * ((1.0 - wt.topic_fuzzy) * fz + wt.topic_fuzzy * tfz)
             mixed = mixed + wt.frame * frame
             # Phrasing coverage alone favours entries with a phrasing of one common word; the match
             # alone, entries whose phrasings repeat the question's frame: half of each.
             mixed = (1.0 - wt.phrasing) * mixed + wt.phrasing * 0.5 * (pcov + pmatch)
-            if cov > 0.0:  # an entry sharing none of the question's topic words is no match
-                raw = mixed * cov**wt.coverage_power
-                feats["raw"] = raw  # unclipped: two strong matches still differ (the answer's lead)
-                out.append(Scored(pos, min(raw, 1.0), feats))
+            raw = mixed * cov**wt.coverage_power
+            feats["raw"] = raw  # unclipped: two strong matches still differ (the answer's lead)
+            out.append(Scored(pos, min(raw, 1.0), feats))
         out.sort(key=lambda s: (-s.features["raw"], s.position))
         return out[:k]
 
