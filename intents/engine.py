@@ -119,7 +119,7 @@ def _train(data: TrainingData, config: EngineConfig, labelled: Path | None,
                                         config.scope_model, data.synonyms, cache)
     words = sorted({classifier.rewrite(w) for w in data.registry.evidence_words()} - {""}, key=len, reverse=True)
     evidence = re.compile("|".join(map(re.escape, words))) if words else None
-    return _Model(classifier, EntityExtractor(data.lookups), data, data.registry.fuzzy_lookups(), evidence)
+    return _Model(classifier, EntityExtractor(data.lookups, data.synonyms), data, data.registry.fuzzy_lookups(), evidence)
 
 
 class IntentEngine:

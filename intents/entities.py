@@ -291,9 +291,12 @@ class LookupMatcher:
     Fuzzy matching uses rapidfuzz ``partial_ratio`` (best-aligned substring), with the cutoff scaled to
     the name length so that one wrong character is tolerated: 3 characters → 66, 4+ → 75. Two-character
     names (花艺, 书法) are matched fuzzily through their suffixed forms (书法课, 书法班).
+
+    ``aliases`` (variant → name, the data's ``synonyms``) are everyday words for a listed name
+    (毛笔字 → 书法): matched exactly only, they find the name they stand for.
     """
 
-    def __init__(self, names: Iterable[str]) -> None:
+    def __init__(self, names: Iterable[str], aliases: Mapping[str, str] | None = None) -> None:
         self.names = sorted({n for n in names if n}, key=len, reverse=True)
         self._norm = [(normalize(n), n) for n in self.names]
         fuzzy: dict[str, str] = {}
@@ -306,6 +309,11 @@ class LookupMatcher:
                 form = _NON_CJK.sub("", form)  # digits and latin letters make fuzzy scores meaningless
                 if len(form) >= 2:
                     fuzzy.setdefault(form, name)
+        listed = set(self.names)
+        self._norm = sorted(
+            self._norm + [(normalize(v), n) for v, n in (aliases or {}).items() if n in listed and len(v) >= 2],
+            key=lambda kn: len(kn[0]), reverse=True,
+        )
         self._exact_cores = [(f, n) for f, n in fuzzy.items() if len(f) == 2]
         self._short = [f for f in fuzzy if len(f) == 3]
         self._long = [f for f in fuzzy if len(f) > 3]
@@ -317,7 +325,8 @@ class LookupMatcher:
         covered = text
         for key, name in self._norm:
             if key in covered:
-                found.append(name)
+                if name not in found:
+                    found.append(name)
                 covered = covered.replace(key, "\0")
         if found or not fuzzy or len(text) < 2:
             return found
@@ -336,12 +345,14 @@ class LookupMatcher:
 
 
 class EntityExtractor:
-    def __init__(self, lookups: Mapping[str, Iterable[str]] | None = None) -> None:
+    def __init__(
+        self, lookups: Mapping[str, Iterable[str]] | None = None, aliases: Mapping[str, str] | None = None
+    ) -> None:
         lookups = lookups or {}
-        self.courses = LookupMatcher(lookups.get("courses", ()))
-        self.activities = LookupMatcher(lookups.get("activities", ()))
-        self.merchants = LookupMatcher(lookups.get("merchants", ()))
-        self.coupons = LookupMatcher(lookups.get("coupons", ()))
+        self.courses = LookupMatcher(lookups.get("courses", ()), aliases)
+        self.activities = LookupMatcher(lookups.get("activities", ()), aliases)
+        self.merchants = LookupMatcher(lookups.get("merchants", ()), aliases)
+        self.coupons = LookupMatcher(lookups.get("coupons", ()), aliases)
 
     LOOKUP_KINDS = ("courses", "activities", "merchants", "coupons")
 
