@@ -165,3 +165,17 @@ def test_a_spouse_who_went_has_died_unless_they_are_missing(kb: KnowledgeBase) -
     assert answer.kind != "unknown" and answer.hits[0].entry.id == "proof-death"
     for text in ("俺老头子走了 还没回来 咋办", "俺娘走了 到现在都找不到"):
         assert "proof-death" not in [h.entry.id for h in kb.answer(text).hits], text
+
+
+@pytest.mark.parametrize("text", ["老年证要照片不", "老年证要照片吗", "老年证要户口本不", "办老年证要身份证吗", "老年证要带啥"])
+def test_whether_a_photo_or_document_is_needed_asks_for_the_materials(kb: KnowledgeBase, text: str) -> None:
+    """照片 and 户口本 are materials: 老年证要照片不 asks how the card is applied for, not its benefits."""
+    answer = kb.answer(text)
+    assert (answer.kind, answer.hits[0].entry.id) == ("answer", "elderly-card"), [h.entry.id for h in answer.hits]
+
+
+def test_a_home_visit_for_an_allowance_is_offered_not_declined(kb: KnowledgeBase) -> None:
+    """Bad legs and someone to come round to do the allowance's paperwork: never "don't know"."""
+    answer = kb.answer("我腿脚不好 能不能让人上门帮我办个高龄补贴")
+    assert answer.kind != "unknown"
+    assert {"office-home-service", "elderly-allowance"} <= {h.entry.id for h in answer.hits[:3]}
