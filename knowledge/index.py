@@ -114,6 +114,7 @@ def tokens_freq() -> dict[str, int]:
 COMMENT_RATIO = 0.5  # see SearchIndex._comment_only
 STORY_NORM = 0.3  # share of the story's known words in the BM25 normalisation (the request's count fully)
 COMMENT_LENGTH = 30  # characters: a spoken question this short, not a long story
+DENSE_PHRASINGS = 8192  # see SearchIndex._best_phrasing
 MAX_TERM = 6  # longest topic word looked up whole in a question (longer ones count by character pairs)
 
 
@@ -237,6 +238,21 @@ class SearchIndex:
         """Whether the entry's phrasings or tags say ``word`` (folded)."""
         position = self._positions.get(entry_id)
         return position is not None and word in self._strong[position]
+
+    def _best_phrasing(self, bm25: BM25, terms: Sequence[str]) -> npt.NDArray[np.float64]:
+        """Best phrasing score per entry (an entry's phrasings are contiguous; scores are positive or
+        0). A few thousand phrasings: from the dense scores, in two array operations; more (the
+        5,000-entry benchmark): from the phrasings the terms touch only, sorted by ``np.unique``,
+        which then costs less than a pass over every phrasing. The same figures either way."""
+        if len(self._owner) <= DENSE_PHRASINGS:
+            return np.maximum.reduceat(bm25.scores(terms), self._starts)
+        ids, scores = bm25.sparse_scores(terms)
+        best = np.zeros(len(self.entries))
+        if len(ids):
+            owners = self._owner[ids]
+            heads = np.concatenate(([0], np.flatnonzero(np.diff(owners)) + 1))
+            best[owners[heads]] = np.maximum.reduceat(scores, heads)
+        return best
 
     def salience(self, term: str) -> float:
         """How much a topic word narrows the question down (entry-level IDF; unseen words weigh most)."""
@@ -414,9 +430,8 @@ class SearchIndex:
         w_norm = (self._words.self_score(said) + told * self._words.self_score(story)) or 1.0
         g_norm = self._grams.self_score([g for g in q.grams if g in self._grams] or q.grams) or 1.0
         a_norm = (self._answers.self_score(said) + told * self._answers.self_score(story)) or 1.0
-        # Best phrasing per entry (an entry's phrasings are contiguous; scores are positive or 0).
-        words = np.minimum(np.maximum.reduceat(self._words.scores(q.words), self._starts) / w_norm, 1.0)
-        grams = np.minimum(np.maximum.reduceat(self._grams.scores(q.grams), self._starts) / g_norm, 1.0)
+        words = np.minimum(self._best_phrasing(self._words, q.words) / w_norm, 1.0)
+        grams = np.minimum(self._best_phrasing(self._grams, q.grams) / g_norm, 1.0)
         answer = np.minimum(self._answers.scores(q.words) / a_norm, 1.0)
         wt = self.weights
         first = wt.words * words + wt.grams * grams + wt.answer * answer
