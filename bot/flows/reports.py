@@ -22,6 +22,7 @@ from bot.handler.router import PHASE_MENU, PHASE_STATE, Func, Router, State, Tex
 from bot.logmask import mask_phones
 from bot.services import reports
 from bot.services.dispatch import rules_for
+from bot.services.hazards import rules_for as hazard_rules
 from bot.services.reports import Report
 from bot.services.tickets import CHINA, RATINGS
 from intents.entities import extract_tickets
@@ -55,6 +56,8 @@ TEXTS = {
     "followup_noted": "已把您的催问记在诉求上，办理人员会看到。",
     "urged_again": "好的，已再次催办（{numbers}），办理人员会看到。着急的话可以回复“转人工”找工作人员。",
     "urged_urgent": "已再次通知值班人员。情况危急请直接拨打110、119或120，不要等。",
+    # An emergency chased whose hazard is known: its own lines (the gas company's for a leak).
+    "urged_hazard": "已再次通知值班人员。情况危急不要等：{first}",
     "not_new": "好的，这次不登记新的问题。",
     "withdraw_ask": "要撤回诉求 {number}（{summary}）吗？撤回后就不再派人处理了。回复“确认”撤回，回复“不用”继续办理。",
     "withdraw_which": "您要撤回哪一件？回复数字：\n{lines}",
@@ -539,7 +542,7 @@ async def follow_up(ctx: Context) -> str:
     answer = await _follow_up_answer(ctx, rows, total, now, paged=kept is None)
     mark = ctx.extra.get("mark")
     if mark and mark[0] == URGENT and ctx.extra.get("follow_up"):
-        answer += "\n" + TEXTS["urged_urgent"]  # an emergency chased: who to call meanwhile
+        answer += "\n" + _urged_urgent(ctx, rows, mark[1].get("ticket_id"))  # who to call meanwhile
     if kept is None:
         await _remember(ctx)
     if kept is not None:
@@ -547,6 +550,14 @@ async def follow_up(ctx: Context) -> str:
         await ctx.fsm.set(state, **data)
         answer += "\n" + (draft_reminder(state, data) or "")
     return _with(note, answer)
+
+
+def _urged_urgent(ctx: Context, rows: list[Report], ticket_id: object) -> str:
+    """Whom to call while the duty staff come: the lines of the emergency's own hazard when its
+    words name one (a gas leak: the gas company first), else 110, 119 or 120."""
+    chased = next((r for r in rows if r.id == ticket_id), None)
+    hazard = hazard_rules(ctx.rt.settings.data_dir).recognise(chased.text) if chased is not None else None
+    return TEXTS["urged_hazard"].format(first=hazard.first) if hazard is not None else TEXTS["urged_urgent"]
 
 
 async def _follow_up_answer(ctx: Context, rows: list[Report], total: int, now: datetime, paged: bool) -> str:
