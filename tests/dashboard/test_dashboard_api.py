@@ -55,13 +55,13 @@ async def test_figures_match_what_happened(desk: Desk) -> None:
 
     # t1: accepted after an hour, answered after two, the resident is satisfied.
     desk.clock.advance(timedelta(hours=1))
-    assert (await desk.act(t1, "staff", action="accept"))[0] == 200
+    assert (await desk.act(t1, "supervisor", action="accept"))[0] == 200
     desk.clock.advance(timedelta(hours=1))
-    assert (await desk.act(t1, "staff", action="answer", resolution="已更换灯泡"))[0] == 200
+    assert (await desk.act(t1, "supervisor", action="answer", resolution="已更换灯泡"))[0] == 200
     assert "已完结" in await desk.say("o_dash_a", "满意")
     # t2: answered after three hours, the resident is not satisfied: reopened.
     desk.clock.advance(timedelta(hours=1))
-    assert (await desk.act(t2, "staff", action="answer", resolution="已报修"))[0] == 200
+    assert (await desk.act(t2, "supervisor", action="answer", resolution="已报修"))[0] == 200
     assert "重新办理" in await desk.say("o_dash_b", "不满意")
     # A resident asks for a person; staff pick the conversation up 30 minutes later.
     await desk.say("o_dash_d", "转人工")

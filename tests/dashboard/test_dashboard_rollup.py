@@ -109,7 +109,7 @@ async def test_rollups_equal_the_raw_data(desk: Desk) -> None:
     assert await rolled_days(desk) > 0
     await check(desk)
     desk.clock.advance(timedelta(minutes=1))
-    assert (await desk.act(t1, "staff", action="answer", resolution="已更换灯泡"))[0] == 200
+    assert (await desk.act(t1, "supervisor", action="answer", resolution="已更换灯泡"))[0] == 200
     await report(desk, "o_roll_c", "9号楼门口路灯不亮了")
     await desk.say("o_roll_a", "谢谢")
     await desk.say("o_roll_a", "查积分")

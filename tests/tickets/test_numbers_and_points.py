@@ -45,9 +45,9 @@ async def test_points_for_a_resolved_report_once(desk: Desk) -> None:
     assert "GD" in await desk.say(openid, "5号楼门口路灯不亮了")
     (ticket,) = await desk.tickets()
     if ticket.status == "submitted":
-        assert (await desk.act(ticket.id, "staff", action="dispatch", department="城管市政科"))[0] == 200
+        assert (await desk.act(ticket.id, "supervisor", action="dispatch", department="城管市政科"))[0] == 200
     for _ in range(2):  # answered, rated, then reopened by a supervisor and answered again
-        assert (await desk.act(ticket.id, "staff", action="answer", resolution="路灯已修复"))[0] == 200
+        assert (await desk.act(ticket.id, "supervisor", action="answer", resolution="路灯已修复"))[0] == 200
         assert "已完结" in await desk.say(openid, "满意")
         status, body = await desk.act(ticket.id, "supervisor", action="reopen", note="复查仍有问题")
         assert status == 200 and body["status"] == "reopened", body

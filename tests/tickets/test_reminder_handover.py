@@ -39,18 +39,22 @@ async def test_the_reminder_follows_the_ticket_to_its_new_handler_once(desk: Des
     # The department's own token, and a grid worker's (named as the API matches notices).
     dept_token, _ = await create_token(desk.db, department, "staff", Clock().now())
     zhou_token, _ = await create_token(desk.db, "老周", "staff", Clock().now())
+    # A staff member of that department (a staff token sees its department's tickets, as in the console).
+    staff, _ = await create_token(desk.db, "test staff", "staff", Clock().now(), department=department)
 
     # Most of the time gone: the reminder goes to the department, the ticket's handler so far.
     deadline, created = datetime.fromisoformat(body["deadline"]), datetime.fromisoformat(body["created_at"])
     desk.clock.advance((deadline - created) * 0.8)
     (first,) = await reminders(desk, dept_token, number, 1)
     assert "现由您处理" not in first["text"]
-    assert await reminders(desk, "staff", number, 0) == []
+    # The department's staff member sees the department's reminder (a scoped token sees its notices).
+    assert [n["assignee"] for n in await reminders(desk, staff, number, 1)] == [department]
 
     # A staff member accepts it: the reminder reaches them, saying the ticket is now theirs.
-    status, body = await desk.act(ticket.id, "staff", action="accept")
+    status, body = await desk.act(ticket.id, staff, action="accept")
     assert status == 200 and body["assignee"] == "test staff"
-    (mine,) = await reminders(desk, "staff", number, 1)
+    seen = await reminders(desk, staff, number, 2)
+    (mine,) = [n for n in seen if n["assignee"] == "test staff"]
     assert f"工单 {number} 现由您处理，距办理期限还有" in mine["text"], mine
     assert len(await reminders(desk, dept_token, number, 1)) == 1  # the department's stays the one
 
@@ -62,11 +66,11 @@ async def test_the_reminder_follows_the_ticket_to_its_new_handler_once(desk: Des
     status, body, _ = await desk.api.call("POST", f"/tickets/{ticket.id}/assignment", "supervisor",
                                           json={"assignee": "test staff"})
     assert status == 200 and body["assignee"] == "test staff"
-    assert len(await reminders(desk, "staff", number, 1)) == 1
-    status, body, _ = await desk.api.call("POST", f"/tickets/{ticket.id}/transitions", "staff",
+    assert len(await reminders(desk, staff, number, 2)) == 2
+    status, body, _ = await desk.api.call("POST", f"/tickets/{ticket.id}/transitions", staff,
                                           json={"action": "start"})
     assert status == 200 and body["status"] == "in_progress"
-    assert len(await reminders(desk, "staff", number, 1)) == 1
+    assert len(await reminders(desk, staff, number, 2)) == 2
 
     # The timeline says whom each reminder went to.
     notified = [(e["data"].get("notify"), e["data"].get("handover", False))
@@ -79,14 +83,15 @@ async def test_no_reminder_to_a_new_handler_before_the_rounds_reminder_or_after_
     assert "GD" in reply, reply
     (ticket,) = await desk.tickets()
     status, body, _ = await desk.api.call("GET", f"/tickets/{ticket.id}", "supervisor")
-    number = body["number"]
+    number, department = body["number"], body["department"]
+    staff, _ = await create_token(desk.db, "test staff", "staff", Clock().now(), department=department)
     deadline, created = datetime.fromisoformat(body["deadline"]), datetime.fromisoformat(body["created_at"])
     # Accepted early: nothing yet (the scheduler's reminder, when it is due, goes to the handler).
-    status, body = await desk.act(ticket.id, "staff", action="accept")
+    status, body = await desk.act(ticket.id, staff, action="accept")
     assert status == 200
-    assert await reminders(desk, "staff", number, 0) == []
+    assert await reminders(desk, staff, number, 0) == []
     desk.clock.advance((deadline - created) * 0.8)
-    (due,) = await reminders(desk, "staff", number, 1)
+    (due,) = await reminders(desk, staff, number, 1)
     assert "现由您处理" not in due["text"]
     # Past the deadline (escalated to the supervisors), a new handler gets no reminder of a passed one.
     zhou_token, _ = await create_token(desk.db, "老周", "staff", Clock().now())

@@ -86,8 +86,8 @@ async def test_auto_close_unrated_answers(desk: Desk) -> None:
     ticket_id = await report(desk, "o_auto", "5号楼门口的路灯坏了不亮")
     (ticket,) = await desk.tickets()
     if ticket.status == "submitted":
-        assert (await desk.act(ticket_id, "staff", action="dispatch", department="城管市政科"))[0] == 200
-    assert (await desk.act(ticket_id, "staff", action="answer", resolution="路灯已修好"))[0] == 200
+        assert (await desk.act(ticket_id, "supervisor", action="dispatch", department="城管市政科"))[0] == 200
+    assert (await desk.act(ticket_id, "supervisor", action="answer", resolution="路灯已修好"))[0] == 200
     sched = Scheduler(rt, JOBS)
     desk.clock.advance(timedelta(hours=71))
     await sched.tick()

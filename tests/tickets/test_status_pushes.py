@@ -44,8 +44,8 @@ async def answer_ticket(desk: Desk, openid: str, text: str, resolution: str) -> 
     (ticket,) = await desk.tickets()
     await inject(desk, "message/custom/send", 45015)
     if ticket.status == "submitted":
-        assert (await desk.act(ticket.id, "staff", action="dispatch", department="物业服务中心"))[0] == 200
-    status, body = await desk.act(ticket.id, "staff", action="answer", resolution=resolution)
+        assert (await desk.act(ticket.id, "supervisor", action="dispatch", department="物业服务中心"))[0] == 200
+    status, body = await desk.act(ticket.id, "supervisor", action="answer", resolution=resolution)
     assert status == 200, body
     return ticket
 

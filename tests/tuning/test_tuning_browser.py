@@ -22,7 +22,7 @@ from tests.web.test_console_browser import LAPTOP, TIMEOUT, log_in, open_page, s
 
 pytestmark = pytest.mark.browser
 
-NOT_UNDERSTOOD = "帮我看看宽带为啥这么慢"  # fallback with the packaged data
+NOT_UNDERSTOOD = "电视老是没信号"  # fallback with the packaged data
 UNKNOWN_QUESTION = "社区游泳馆几点开门"  # the knowledge base has no answer
 POOL_ANSWER = "社区游泳馆每天9:00-21:00开放，周一下午闭馆清洁。"
 _openids = (f"oTuningBrowser{n:012d}" for n in itertools.count(1))

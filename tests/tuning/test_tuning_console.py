@@ -10,7 +10,7 @@ import re
 
 from tests.web.console_util import add_users, login
 
-NOT_UNDERSTOOD = "帮我看看宽带为啥这么慢"
+NOT_UNDERSTOOD = "电视老是没信号"
 STAFF_CORRECTED = "哎真是烦死了天天这样"  # small talk to the bot: staff saw a report in it
 
 

@@ -14,7 +14,7 @@ import pytest
 from tests.api.conftest import make_tokens
 from tests.ops.helpers import Cluster, sqlite_cluster
 
-NOT_UNDERSTOOD = "帮我看看宽带为啥这么慢"
+NOT_UNDERSTOOD = "电视老是没信号"
 _msg_ids = itertools.count(66_000_001)
 
 
