@@ -89,6 +89,19 @@ def time_collections() -> PauseTimer:
     return timer
 
 
+_installed: tuple[SurvivorFreezer, PauseTimer] | None = None
+
+
+def install() -> tuple[SurvivorFreezer, PauseTimer]:
+    """:func:`freeze_survivors` and :func:`time_collections`, once per process: a process that
+    serves again (tests start servers in one process) keeps the first pair instead of adding
+    callbacks that would count every collection twice."""
+    global _installed
+    if _installed is None:
+        _installed = (freeze_survivors(), time_collections())
+    return _installed
+
+
 async def watch_lag(stop: asyncio.Event, every: float = LAG_EVERY) -> None:
     """Until ``stop``: sleep ``every`` seconds and observe how much later than that the loop woke."""
     loop = asyncio.get_running_loop()

@@ -160,8 +160,7 @@ async def _serve(settings: Settings, *, demo: bool, fake_port: int, worker: bool
     # the first full collections; the collector's pauses and the loop's lag go to /metrics.
     from bot import pauses
 
-    pauses.freeze_survivors()
-    pauses.time_collections()
+    pauses.install()
     lag = asyncio.create_task(pauses.watch_lag(stop))
     if not worker:
         base = f"http://{settings.host}:{_bound_port(site)}"
