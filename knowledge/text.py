@@ -24,6 +24,7 @@ import yaml
 
 from intents import tokens
 from knowledge.errors import KnowledgeDataError
+from knowledge.memo import TextMemo
 from knowledge.question import reduce_message
 from knowledge.typos import Lexicon
 
@@ -316,8 +317,7 @@ class Analyzer:
         # Recent texts' folded forms: a decision folds its question more than once (the search, the
         # exact-phrasing check, the opening-hours check). Folding depends on jieba's word counts
         # (a variant's edges), so a change of the vocabulary starts afresh.
-        self._folds: dict[str, str] = {}
-        self._folds_generation = -1
+        self._folds = TextMemo(FOLDS_KEPT)
         # Canonical names are kept whole by the knowledge base's own jieba vocabulary (城乡居民医保); a
         # canonical form of words that name nothing (什么时候) is not added, so it stays two frame words.
         words = {w for w in (*self.synonyms.values(), *extra_words) if len(w) > 1 and not _names_nothing(w)}
@@ -345,16 +345,7 @@ class Analyzer:
     def fold(self, text: str) -> str:
         """Normalise width/case/space and replace colloquial variants by their canonical form; an age
         of eighty or more is said to be 高龄 (俺娘八十五了 → 俺娘高龄八十五了)."""
-        generation = tokens.generation()
-        if generation != self._folds_generation:
-            self._folds, self._folds_generation = {}, generation
-        folded = self._folds.get(text)
-        if folded is None:
-            folded = self._fold(text)
-            if len(self._folds) >= FOLDS_KEPT:
-                self._folds.clear()
-            self._folds[text] = folded
-        return folded
+        return self._folds.get(text, self._fold)
 
     def _fold(self, text: str) -> str:
         text = tokens.normalize(text)

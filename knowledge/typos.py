@@ -23,7 +23,7 @@ from functools import lru_cache
 
 from pypinyin.pinyin_dict import pinyin_dict
 
-from intents import tokens
+from knowledge.memo import TextMemo
 
 _INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"))
 _FINALS = (("ing", "in"), ("eng", "en"), ("ang", "an"))
@@ -102,8 +102,7 @@ class Lexicon:
         # Recent texts' repairs: a decision repairs its question twice (the search and the check
         # for an entry's own phrasing). ``common`` is jieba's counts, which change as a vocabulary
         # is taught words: then the lexicon starts afresh.
-        self._repairs: dict[str, str] = {}
-        self._repairs_generation = -1
+        self._repairs = TextMemo(REPAIRS_KEPT)
 
     def __len__(self) -> int:
         return len(self.words)
@@ -154,16 +153,7 @@ class Lexicon:
         known word (社保咔 → 社保卡 although 社保 is known)."""
         if not self.words:
             return text
-        generation = tokens.generation()
-        if generation != self._repairs_generation:
-            self._repairs, self._repairs_generation = {}, generation
-        repaired = self._repairs.get(text)
-        if repaired is None:
-            repaired = self._correct(text)
-            if len(self._repairs) >= REPAIRS_KEPT:
-                self._repairs.clear()
-            self._repairs[text] = repaired
-        return repaired
+        return self._repairs.get(text, self._correct)
 
     def _correct(self, text: str) -> str:
         sounds = [sound(c) if _is_han(c) else "" for c in text]

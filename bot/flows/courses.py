@@ -511,11 +511,14 @@ _WHEN_ASKED = re.compile(r"周几|星期几|礼拜几|哪天|几号|几点|什�
 
 @router.message(State("courses:browse"), Func(lambda ctx: len(ctx.text) <= 12 and bool(_WHEN_ASKED.search(ctx.text))))
 async def when_at_list(ctx: Context) -> str:
+    first = await _first_listed(ctx)
+    return TEXTS["when_listed"].format(first=when(first.starts_at)) if first else await whats_on(ctx)
+
+
+async def _first_listed(ctx: Context) -> courses.Listing | None:
+    """The first session of the list the resident is looking at (None when it is gone)."""
     ids = list(ctx.fsm.data.get("ids", []))
-    first = await courses.listing(ctx.rt.db, int(ids[0]), ctx.rt.clock.now()) if ids else None
-    if first is None:
-        return await whats_on(ctx)
-    return TEXTS["when_listed"].format(first=when(first.starts_at))
+    return await courses.listing(ctx.rt.db, int(ids[0]), ctx.rt.clock.now()) if ids else None
 
 
 # 在哪上 / 啥地方 at a list: the list says where, in brackets.
@@ -524,11 +527,8 @@ _WHERE_ASKED = re.compile(r"在哪|哪里|哪儿|哪块|啥地方|什么地方|�
 
 @router.message(State("courses:browse"), Func(lambda ctx: len(ctx.text) <= 12 and bool(_WHERE_ASKED.search(ctx.text))))
 async def where_at_list(ctx: Context) -> str:
-    ids = list(ctx.fsm.data.get("ids", []))
-    first = await courses.listing(ctx.rt.db, int(ids[0]), ctx.rt.clock.now()) if ids else None
-    if first is None:
-        return await whats_on(ctx)
-    return TEXTS["where_listed"].format(place=first.place or "社区")
+    first = await _first_listed(ctx)
+    return TEXTS["where_listed"].format(place=first.place or "社区") if first else await whats_on(ctx)
 
 
 @router.message(Text(*LIST_WORDS))
