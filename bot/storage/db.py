@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -89,6 +89,44 @@ def _asyncpg_alive(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
         raise exc.DisconnectionError("the database closed this pooled connection")
 
 
+def _unsent_on_lost_connection(error: BaseException | None) -> bool:
+    """Whether asyncpg refused a statement before sending it because the connection is gone: its
+    protocol closed (``InterfaceError``: connection is closed) or caught mid-way by the server's
+    goodbye (``InternalClientError``: cannot switch state, seen when a backend is terminated between
+    statements and the loop has not yet read the socket's close). Nothing reached the server."""
+    import asyncpg
+
+    while error is not None:
+        if isinstance(error, asyncpg.exceptions.InternalClientError):
+            return True
+        if isinstance(error, asyncpg.exceptions.InterfaceError) and "connection is closed" in str(error):
+            return True
+        error = error.__cause__
+    return False
+
+
+def _asyncpg_lost(context: Any) -> None:
+    """A statement asyncpg refused on a lost connection is a disconnect: SQLAlchemy invalidates the
+    connection and the pool's others (all opened before it), so the next checkout connects anew.
+    SQLAlchemy's own test asks asyncpg whether the connection is closed, which it may not know
+    yet when the server's goodbye is still unread."""
+    if _unsent_on_lost_connection(context.original_exception):
+        context.is_disconnect = True
+
+
+async def _once_more_if_unsent(run: Callable[[], Awaitable[R]]) -> R:
+    """``run()``, and once more on a fresh connection if its statement was refused unsent on a
+    lost connection (a PostgreSQL restart, backends terminated). Safe to repeat: the refused
+    statement never reached the server, and any transaction it was part of died with the
+    connection; an autocommit ``fn`` whose one write is its last statement did not write."""
+    try:
+        return await run()
+    except exc.DBAPIError as error:
+        if not (error.connection_invalidated and _unsent_on_lost_connection(error)):
+            raise
+    return await run()
+
+
 def _in_transaction(connection: Connection, fn: Callable[[Connection], R]) -> R:
     with connection.begin():
         return fn(connection)
@@ -131,6 +169,7 @@ class Database:
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         elif self.dialect == "postgresql" and parsed.get_driver_name() == "asyncpg":  # instead of pre-ping
             event.listen(self.engine.sync_engine, "checkout", _asyncpg_alive)
+            event.listen(self.engine.sync_engine, "handle_error", _asyncpg_lost)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite allows one writer; serialising writers in-process avoids busy-wait storms.
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
@@ -210,8 +249,7 @@ class Database:
             # Begun and committed inside the one call through the greenlet bridge: about 15 % less
             # CPU per transaction than ``engine.begin()`` around ``run_sync`` (each of its steps
             # crosses the bridge on its own).
-            async with self.engine.connect() as conn:
-                return await conn.run_sync(_in_transaction, fn)
+            return await _once_more_if_unsent(lambda: self._pg_transaction(fn))
         executor = self._sync_executor()
         async with self._write_lock:
             return await asyncio.get_running_loop().run_in_executor(executor, self._in_sync_transaction, fn)
@@ -234,12 +272,10 @@ class Database:
         commits queued there. A reader of SQLite's WAL takes no lock a writer holds, so it does not
         wait for one; it sees what was committed when each statement starts, as on PostgreSQL."""
         if self._sync_engine is None or self._write_lock is None:  # PostgreSQL
-            async with self.engine.connect() as conn:
-                # Each statement its own transaction: no BEGIN and ROLLBACK, each a round trip of
-                # its own through asyncpg. The same reads: under READ COMMITTED (the default)
-                # every statement of a transaction sees its own snapshot anyway.
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                return await conn.run_sync(fn)
+            # Each statement its own transaction: no BEGIN and ROLLBACK, each a round trip of its
+            # own through asyncpg. The same reads: under READ COMMITTED (the default) every
+            # statement of a transaction sees its own snapshot anyway.
+            return await _once_more_if_unsent(lambda: self._pg_autocommit(fn))
         return self._read_inline(fn)
 
     def _read_inline(self, fn: Callable[[Connection], R]) -> R:
@@ -261,10 +297,17 @@ class Database:
         idle while the event loop serves others between statements), for work whose one write is
         a single statement (the journal's claim). On SQLite, :meth:`run_sync_transaction`."""
         if self._sync_engine is None or self._write_lock is None:  # PostgreSQL
-            async with self.engine.connect() as conn:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                return await conn.run_sync(fn)
+            return await _once_more_if_unsent(lambda: self._pg_autocommit(fn))
         return await self.run_sync_transaction(fn)
+
+    async def _pg_transaction(self, fn: Callable[[Connection], R]) -> R:
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(_in_transaction, fn)
+
+    async def _pg_autocommit(self, fn: Callable[[Connection], R]) -> R:
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return await conn.run_sync(fn)
 
     def _connection(self) -> Connection:
         """The synchronous connection, kept open between transactions (on the database's thread):

@@ -254,24 +254,32 @@ async def test_postgres_connections_dropped_mid_conversation(pg_cluster: Cluster
     import asyncpg
 
     server = await pg_cluster.serve()
+    name = pg_cluster.database_url.rsplit("/", 1)[1]
+
+    async def drop_all() -> None:
+        conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+        try:
+            killed = await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1", name
+            )
+        finally:
+            await conn.close()
+        assert killed >= 1
+
     openid = "oDropped" + "0" * 20
     assert "具体位置" in (await pg_cluster.say(server, openid, "楼道灯坏了好几天了"))[1]
-    name = pg_cluster.database_url.rsplit("/", 1)[1]
-    conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
-    try:
-        killed = await conn.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1", name
-        )
-    finally:
-        await conn.close()
-    assert killed >= 1
+    await drop_all()
     status, reply = await pg_cluster.say(server, openid, "6号楼")
     assert status == 200 and "联系电话" in reply, reply  # the conversation went on (物业服务 visits: a phone)
+    await drop_all()
     status, reply = await pg_cluster.say(server, openid, "不留")
     assert status == 200 and NUMBER.search(reply), reply  # to its ticket
-    for i in range(5):
+    # The message right after the drop may find its pooled connection dead before the server has
+    # read the goodbye (asyncpg refuses the statement unsent): it is answered all the same.
+    for i in range(6):
+        await drop_all()
         status, reply = await pg_cluster.say(server, f"oAfterDrop{i:018d}", "你好")
-        assert status == 200 and "小助手" in reply
+        assert status == 200 and "小助手" in reply, (i, status, reply)
 
 
 async def test_workers_stop_when_their_supervisor_is_killed(cluster: Cluster) -> None:
