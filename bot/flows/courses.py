@@ -13,7 +13,8 @@ from typing import Any
 
 from bot.handler.choices import parse_choice
 from bot.handler.context import Context
-from bot.handler.router import PHASE_MENU, Func, Intent, Router, State, Text
+from bot.handler.middlewares import MARK
+from bot.handler.router import PHASE_MENU, PHASE_STATE, Func, Intent, Pass, Router, State, Text
 from bot.services import courses, points
 
 router = Router("courses")
@@ -76,8 +77,21 @@ TEXTS = {
     "no_resident": "暂时查不到您的信息，请稍后再试。",
     "audience_ask": "本课程面向{audience}，您符合条件吗？回复“是”继续，不符合回复“不是”。",
     "audience_no": "好的，「{title}」是专门为{audience}安排的，这次就不为您报名了。回复“有什么课”看看其他适合您的安排。",
+    # A booked class's own facts, asked after booking (签到在哪, 要带什么, 在哪个教室).
+    "class_where": "「{title}」在{place}上，{when}开始。",
+    "class_checkin": "「{title}」{when}在{place}。到了用微信扫现场的签到码就签上了，不用提前签。",
+    "class_bring": "「{title}」的介绍：{description}",
+    "class_bring_none": "「{title}」的介绍里没说要带东西，{when}按时到{place}就行。拿不准的话回复“转人工”问问工作人员。",
+    "class_when": "「{title}」{when}开始，{end}结束，在{place}。",
+    "class_who": "「{title}」由{organiser}负责，{when}在{place}。",
+    "no_booking": "您现在没有预约的课。每节课的时间和地点都在下面，回复数字看详情（要带什么、怎么签到）。\n",
 }
 
+# The menu said in words (打开夜校, 进入夜校, 看看课程表): the listing.
+OPEN_LIST = re.compile(
+    r"^(?:打开|进入|进去|进|看看|看一下|看下|查看|点开|我要看|我想看|想看看?)(?:一下)?(?:群众)?"
+    r"(?:夜校|课程表|课程|课表|夜校课程|夜校的课)(?:吧|呀|啊|了)?[。!！]*$"
+)
 LIST_WORDS = (
     "有什么课",
     "有啥课",
@@ -299,6 +313,7 @@ async def _book(ctx: Context, waitlist: bool, *, audience_checked: bool = False)
                 opens=when(opens) if isinstance(opens, datetime) else "稍后",
             )
         b, s, a = result.booking, result.session, result.activity
+        ctx.fsm.move(MARK + BOOKED, session_id=s.id)  # 签到在哪 / 要带什么 next: about this class
         if b.status == "waitlisted":
             position = courses.waitlist_place_in(connection, b)
             note = TEXTS["cost_note"].format(cost=a.points_cost) if a.points_cost else ""
@@ -511,6 +526,9 @@ _WHEN_ASKED = re.compile(r"周几|星期几|礼拜几|哪天|几号|几点|什�
 
 @router.message(State("courses:browse"), Func(lambda ctx: len(ctx.text) <= 12 and bool(_WHEN_ASKED.search(ctx.text))))
 async def when_at_list(ctx: Context) -> str:
+    named = await _named_listed(ctx)
+    if named is not None:  # 书法班几点 at a list: that one
+        return await _class_fact(ctx, named, "when")
     first = await _first_listed(ctx)
     return TEXTS["when_listed"].format(first=when(first.starts_at)) if first else await whats_on(ctx)
 
@@ -521,17 +539,147 @@ async def _first_listed(ctx: Context) -> courses.Listing | None:
     return await courses.listing(ctx.rt.db, int(ids[0]), ctx.rt.clock.now()) if ids else None
 
 
+async def _named_listed(ctx: Context) -> courses.Listing | None:
+    """The session of the list the text names by its title (书法班在哪), if any."""
+    for session_id in ctx.fsm.data.get("ids", []):
+        act = await courses.listing(ctx.rt.db, int(session_id), ctx.rt.clock.now())
+        if act is not None and _names_title(ctx.text, act.title):
+            return act
+    return None
+
+
 # 在哪上 / 啥地方 at a list: the list says where, in brackets.
 _WHERE_ASKED = re.compile(r"在哪|哪里|哪儿|哪块|啥地方|什么地方|地点|地址|咋走|怎么走")
 
 
 @router.message(State("courses:browse"), Func(lambda ctx: len(ctx.text) <= 12 and bool(_WHERE_ASKED.search(ctx.text))))
 async def where_at_list(ctx: Context) -> str:
+    named = await _named_listed(ctx)
+    if named is not None:  # 书法班在哪个教室 at a list: that one
+        return await _class_fact(ctx, named, "where")
     first = await _first_listed(ctx)
     return TEXTS["where_listed"].format(place=first.place or "社区") if first else await whats_on(ctx)
 
 
-@router.message(Text(*LIST_WORDS))
+# ---------------------------------------------------------- a booked class's own facts
+BOOKED = "course_booked"  # the mark left after a booking: its session
+# What residents ask of a class they booked: where to check in, what to bring, which room, when,
+# who teaches. Asked of points (签到给几分, 签到了没加分) it is the points' question, not this.
+_CLASS_ASKED = {
+    "checkin": re.compile(r"(?:签到|签个?到|打卡|扫码|扫什么码|扫啥码)(?!.*(?:分|积分))"),
+    "bring": re.compile(r"(?:带|拿|准备|备|买)(?:点|些)?(?:什么|啥|哪些|啥子|点啥|东西|什么东西)|自备|要不要带|用不用带|需要带"),
+    "where": re.compile(r"哪个?(?:教室|屋|房间|楼|层)|几楼|几层|几号教室|几号房|哪间|教室|在哪|哪里|哪儿|哪块|啥地方|什么地方|地点|地址|咋走|怎么走"),
+    "when": re.compile(r"几点|什么时候|啥时候|哪天|几号|周几|星期几|礼拜几|多长时间|多久|到几点"),
+    "who": re.compile(r"(?:老师|谁)(?:是谁|讲|教|上|带)|哪个老师|哪位老师|谁讲|谁教|谁上课"),
+}
+_CLASS_WORDS = re.compile(r"上课|课|班|教室|签到|活动|老师|讲座|培训|夜校")
+_NOT_CLASS_ASK = re.compile(r"积分|优惠券|兑换|投诉|反映|报修|坏了|没人管|办证|证明|社保|医保|低保|户口|身份证")
+
+
+def class_question(text: str) -> str | None:
+    """Which fact of a class ``text`` asks about (checkin, bring, where, when, who), or None."""
+    text = text.strip()
+    if not text or len(text) > 24 or _NOT_CLASS_ASK.search(text) or CANT_COME.search(text):
+        return None
+    return next((what for what, pattern in _CLASS_ASKED.items() if pattern.search(text)), None)
+
+
+async def _class_fact(ctx: Context, act: courses.Listing, what: str) -> str:
+    place, at = act.place or "社区", when(act.starts_at)
+    if what == "bring":
+        if act.description and re.search(r"带|自备|准备|提供|借用|借|穿|材料", act.description):
+            return TEXTS["class_bring"].format(title=act.title, description=act.description)
+        return TEXTS["class_bring_none"].format(title=act.title, when=at, place=place)
+    if what == "who" and act.organiser:
+        return TEXTS["class_who"].format(title=act.title, organiser=act.organiser, when=at, place=place)
+    if what == "when":
+        return TEXTS["class_when"].format(title=act.title, when=at, end=clock_time(act.ends_at), place=place)
+    key = "class_checkin" if what == "checkin" else "class_where"
+    return TEXTS[key].format(title=act.title, when=at, place=place)
+
+
+def _names_title(text: str, title: str) -> bool:
+    """Whether the text names the class (two characters of its title: 书法在哪 → 书法班)."""
+    return sum(ch in text for ch in set(title)) >= 2
+
+
+def _names_other(ctx: Context, session_id: int) -> bool:
+    """The text names a class on the list other than ``session_id`` (花艺课在哪 after booking 书法班)."""
+    kept = courses.SESSIONS.peek(ctx.rt.db, ctx.rt.clock.now()) or ()
+    mine = next((x.title for x in kept if x.session_id == session_id), None)
+    return any(x.title != mine and _names_title(ctx.text, x.title) for x in kept) and not (
+        mine and _names_title(ctx.text, mine))
+
+
+def _asked_of_booked(ctx: Context) -> bool:
+    """A question of the class just booked (the mark the booking left): 签到在哪, 上课要带什么."""
+    mark = ctx.extra.get("mark")
+    if not mark or mark[0] != BOOKED or not ctx.text:
+        return False
+    ctx.extra["class_asked"] = class_question(ctx.text)
+    return ctx.extra["class_asked"] is not None and not _names_other(ctx, int(mark[1].get("session_id", 0)))
+
+
+@router.message(Func(_asked_of_booked, phase=PHASE_STATE, when=lambda p: p.text))
+async def booked_class_fact(ctx: Context) -> str:
+    session_id = int(ctx.extra["mark"][1].get("session_id", 0))
+    act = await courses.listing(ctx.rt.db, session_id, ctx.rt.clock.now())
+    if act is None:
+        return TEXTS["error_not_found"]
+    await ctx.fsm.set(MARK + BOOKED, session_id=session_id)  # more such questions may follow
+    return await _class_fact(ctx, act, str(ctx.extra["class_asked"]))
+
+
+def _asked_of_detail(ctx: Context) -> bool:
+    """签到在哪 / 要带什么 while looking at a class's details: about that class."""
+    ctx.extra["class_asked"] = class_question(ctx.text or "")
+    return ctx.extra["class_asked"] is not None
+
+
+@router.message(State("courses:detail"), Func(_asked_of_detail, when=lambda p: p.text))
+async def detail_class_fact(ctx: Context) -> str:
+    act = await courses.listing(ctx.rt.db, int(ctx.fsm.data.get("session_id", 0)), ctx.rt.clock.now())
+    if act is None:
+        await ctx.fsm.clear()
+        return TEXTS["error_not_found"]
+    return await _class_fact(ctx, act, str(ctx.extra["class_asked"])) + "\n报名请回复“预约”。"
+
+
+def _asked_of_a_class(ctx: Context) -> bool:
+    """书法班在哪个教室, 明天上课要带什么, 签到在哪: of the resident's booked classes."""
+    text = ctx.text or ""
+    if ctx.resident is None or (not _CLASS_WORDS.search(text) and not re.search(r"教室|签到", text)):
+        return False
+    ctx.extra["class_asked"] = class_question(text)
+    return ctx.extra["class_asked"] is not None and not NOT_A_CLASS_HOURS.search(text)
+
+
+# 社区服务中心几点上班 is about office hours, not a class.
+NOT_A_CLASS_HOURS = re.compile(r"上班|下班|值班|加班|班车|排班|倒班|轮班|早班|晚班|夜班")
+
+
+@router.message(Func(_asked_of_a_class, phase=PHASE_MENU, when=lambda p: p.text))
+async def booked_fact(ctx: Context) -> str | Pass:
+    """The booked class the question names (its title), else the next one booked. A class named
+    that is not booked goes on to the other handlers (its details); nothing booked: the list."""
+    rows = await _mine_rows(ctx)
+    text, now = ctx.text, ctx.rt.clock.now()
+    last = max((b.starts_at for b in rows), default=now)
+    upcoming = await courses.listings(ctx.rt.db, now, until=max(last, now + timedelta(days=60)) + timedelta(minutes=1))
+    matching = [b for b in rows if _names_title(text, b.title)]
+    if not matching and any(_names_title(text, x.title) for x in upcoming):
+        return Pass()  # another class named (花艺课在哪): its details, from the other handlers
+    if not rows:  # 夜校在哪上课, 签到在哪 with nothing booked: the list says where and when
+        return TEXTS["no_booking"] + await whats_on(ctx)
+    chosen = (matching or rows)[0]
+    found = [x for x in upcoming if x.title == chosen.title and x.starts_at == chosen.starts_at]
+    if not found:
+        return Pass()
+    await ctx.fsm.set(MARK + BOOKED, session_id=found[0].session_id)
+    return await _class_fact(ctx, found[0], str(ctx.extra["class_asked"]))
+
+
+@router.message(Text(*LIST_WORDS, predicate=lambda t: bool(OPEN_LIST.match(t.strip()))))
 async def list_courses(ctx: Context) -> str:
     return await whats_on(ctx)
 
