@@ -9,6 +9,7 @@ is also put in the staff's handoff queue and told when a person will answer in t
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from bot.flows import reports as reports_flow
 from bot.flows.handoff import answer_when
@@ -36,6 +37,8 @@ TEXTS = {
     "again": "您刚才已报过（编号 {number}），值班人员正在处理，请按上面的电话先求助。",
     "ask_where": "请回复具体位置（几号楼几单元，或发送微信位置），方便值班人员赶到。",
     "where_kept": "位置已补充到 {number}，值班人员会尽快赶到。",
+    "nod": "好的。紧急登记 {number} 值班人员正在处理，有新情况随时告诉我。",
+    "where_said": "好的，位置记为{place}，已补充到 {number}，值班人员会按这个位置赶到。",
     "where_again": "请直接回复具体位置，比如“5号楼2单元”，或发送微信位置。",
     "kept": "收到，已附在您的反映里（{number}）。",
     "cancel_kept": "好的。紧急登记 {number} 仍然有效，值班人员会联系处理；已经没事的话也可以告诉我们。",
@@ -141,14 +144,43 @@ async def urgent(ctx: Context) -> str:
                           phoned=bool(extract_phones(text)))
         lines.append(TEXTS["ask_where"])
     else:
-        await _reported(ctx, report.id, report.number)
+        await _reported(ctx, report.id, report.number, since=now.timestamp())
     return "\n".join(lines)
 
 
-async def _reported(ctx: Context, ticket_id: int, number: str, *, where_missing: bool = False) -> None:
+async def _reported(ctx: Context, ticket_id: int, number: str, *, where_missing: bool = False,
+                    since: float | None = None) -> None:
     """The mark after an emergency's registration: news, a phone or 不留 may follow (and the place,
-    when it is still missing)."""
-    await ctx.fsm.set(MARK + REPORTED, ticket_id=ticket_id, number=number, where_missing=where_missing)
+    when it is still missing). ``since``: when the emergency was registered (the mark's, when it
+    is left again; now for a new one)."""
+    if since is None:
+        mark = ctx.extra.get("mark")
+        kept = mark[1].get("since") if mark and mark[0] == REPORTED else None
+        since = float(kept) if isinstance(kept, int | float) else ctx.rt.clock.now().timestamp()
+    await ctx.fsm.set(MARK + REPORTED, ticket_id=ticket_id, number=number, where_missing=where_missing, since=since)
+
+
+# News of an emergency may come a few messages later ("好的" "谢谢" then "消防车到了"): the mark is
+# left again after any answer that starts no step of its own, for this long after the registration.
+NEWS_WINDOW = timedelta(hours=2)
+
+
+def _reported_kept(ctx: Context) -> bool:
+    mark = ctx.extra.get("mark")
+    if not mark or mark[0] != REPORTED:
+        return False
+    since = mark[1].get("since")
+    return not isinstance(since, int | float) or ctx.rt.clock.now().timestamp() - since <= NEWS_WINDOW.total_seconds()
+
+
+@router.message(Func(_reported_kept, phase=PHASE_STATE))
+async def keep_reported(ctx: Context) -> Pass:
+    """No answer of its own: whichever handler answers, the emergency's mark is left again for the
+    next message (unless that handler starts a step of its own)."""
+    data = dict(ctx.extra["mark"][1])
+    data.setdefault("since", ctx.rt.clock.now().timestamp())
+    ctx.extra[MARK_AFTER] = (REPORTED, data)
+    return Pass()
 
 
 def _mark_data(ctx: Context) -> dict[str, object] | None:
@@ -191,6 +223,23 @@ async def _add_contact(ctx: Context, ticket_id: int, number: str) -> str:
     return TEXTS["contact_kept"].format(phone=mask_phones(phone), number=number)
 
 
+# A nod after the emergency's registration (好的, 嗯嗯, 知道了): the duty staff are on it, not the menu.
+NOD = re.compile(r"^(?:好|好的|好滴|嗯|嗯嗯|哦|噢|行|行吧|中|知道了|晓得了|明白了|收到|ok|OK)+(?:了|啊|呀|哈)?[。.！!~～]*$")
+
+
+def _nod(ctx: Context) -> bool:
+    return _mark_data(ctx) is not None and NOD.match(re.sub(r"[\s，,]+", "", ctx.text or "")) is not None
+
+
+@router.message(Func(_nod, phase=PHASE_STATE, when=lambda p: p.text))
+async def nod(ctx: Context) -> str:
+    data = ctx.extra["mark"][1]
+    number = str(data.get("number", ""))
+    await _reported(ctx, int(data.get("ticket_id", 0)), number, where_missing=bool(data.get("where_missing")))
+    missing = "\n" + TEXTS["still_where"] if data.get("where_missing") else ""
+    return TEXTS["nod"].format(number=number) + missing
+
+
 def _update(ctx: Context) -> bool:
     mark, text = ctx.extra.get("mark"), ctx.text
     if not mark or mark[0] != REPORTED or not text or len(text) > 40 or ctx.resident is None:
@@ -214,16 +263,25 @@ async def update(ctx: Context) -> str:
     return f"不客气！{reply}" if THANKED.search(ctx.text) else reply  # "好了 没事了 谢谢"
 
 
+# What may surround a place said again: "在3号楼2单元", "不对 是5号楼", "是2单元的".
+_PLACE_FILLER = re.compile(r"不对|不是|错了|说错了|更正一下|更正|应该是|[在是就那这边儿旁附近的啊呀吧哦嗯了\s\W]")
+
+
 def _place_later(ctx: Context) -> bool:
     """The place of an emergency registered without one, told a message later (after something
-    else was asked meanwhile): "5号楼2单元"."""
+    else was asked meanwhile): "5号楼2单元". When the place was known, an address alone says it
+    more exactly or corrects it ("3号楼2单元" after 3号楼, "不对 是5号楼")."""
     data = _mark_data(ctx)
     text = ctx.text
-    if data is None or not data.get("where_missing") or not text or len(text) > 30:
+    if data is None or not text or len(text) > 30:
         return False
     if places.QUESTION.search(text) or hazards.rules_for(ctx.rt.settings.data_dir).recognise(text) is not None:
         return False
-    ctx.extra["place_later"] = places.answer(text)
+    if data.get("where_missing"):
+        ctx.extra["place_later"] = places.answer(text)
+    else:
+        told = places.from_text(text)
+        ctx.extra["place_later"] = told if told is not None and not _PLACE_FILLER.sub("", places.strip_address(text)) else None
     return ctx.extra["place_later"] is not None
 
 
@@ -237,6 +295,8 @@ async def place_later(ctx: Context) -> str:
     if report is None:
         return TEXTS["update_closed"].format(number=number)
     await _reported(ctx, ticket_id, number)
+    if not data.get("where_missing"):  # said again, more exactly or corrected: say it back
+        return TEXTS["where_said"].format(place=places.label_of(ctx.extra["place_later"]), number=number)
     return TEXTS["where_kept"].format(number=number)
 
 

@@ -326,11 +326,16 @@ async def add_repeat(
 async def add_location(
     db: Database, ticket_id: int, resident_id: int, place: places.Place, said: str, now: datetime
 ) -> Report | None:
-    """Where it is, told after an urgent ticket was made without a place."""
+    """Where it is, told after an urgent ticket was made without a place, or more exactly after
+    it (a unit: added). Another building than the ticket's is a correction ("不对 是5号楼"): it
+    replaces the building, unit and room."""
     async with db.transaction() as session:
         ticket = await _own(session, ticket_id, resident_id)
         if ticket is None:
             return None
+        building = place.get("building")
+        if building and ticket.building and str(building) != ticket.building:
+            ticket.building = ticket.unit = ticket.room = None
         await tickets.add_place(session, ticket, building=place.get("building"), unit=place.get("unit"),
                                 room=place.get("room"), location=places.location_of(place), said=said,
                                 actor="resident", now=now)
