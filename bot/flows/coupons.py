@@ -221,8 +221,9 @@ async def confirm(ctx: Context) -> str:
         """In the reply's transaction: the coupon is issued exactly when this answer is stored."""
         try:
             result = coupons.redeem_with_reply(
-                connection, db, resident_id=resident_id, coupon_id=coupon_id, request_key=request_key, now=now
-            )
+                connection, db, resident_id=resident_id, coupon_id=coupon_id, request_key=request_key, now=now,
+                qr_to=openid,
+            )  # fmt: skip
         except coupons.CouponError as exc:
             coupon = coupons.offer_in(connection, db, coupon_id, now)
             return TEXTS[f"error_{exc.code}"].format(
@@ -233,7 +234,6 @@ async def confirm(ctx: Context) -> str:
             )
         if not result.created:
             return TEXTS["redeemed_again"].format(code=result.issued.code)
-        coupons.queue_qr_in(connection, openid, result.issued.id, result.issued.code, now)
         return TEXTS["redeemed"].format(
             title=result.coupon.title,
             code=result.issued.code,

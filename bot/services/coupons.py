@@ -26,13 +26,18 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    delete,
     exists,
     func,
     insert,
     literal,
+    or_,
     select,
+    true,
     update,
 )
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -40,7 +45,16 @@ from sqlalchemy.orm import Session
 from bot.messages import Out
 from bot.services import points, readmostly
 from bot.storage.db import Database, dialect_insert
-from bot.storage.models import Coupon, IssuedCoupon, Merchant, OutboxMessage, UTCDateTime
+from bot.storage.models import (
+    Coupon,
+    IssuedCoupon,
+    Merchant,
+    OutboxMessage,
+    PointsBalance,
+    PointsEntry,
+    UTCDateTime,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +211,14 @@ async def redeem(
 
 
 def redeem_with_reply(
-    connection: Connection, db: Database, *, resident_id: int, coupon_id: int, request_key: str, now: datetime
+    connection: Connection,
+    db: Database,
+    *,
+    resident_id: int,
+    coupon_id: int,
+    request_key: str,
+    now: datetime,
+    qr_to: str | None = None,
 ) -> Redemption:
     """:func:`redeem` in the transaction that stores the chat's reply (``Context.reply_in``): the
     coupon is issued exactly when the answer giving its code is stored, and costs no transaction
@@ -205,6 +226,11 @@ def redeem_with_reply(
     request key that redeemed already gets that redemption (``created`` False). The catalogue in
     memory shows the stock taken at once (before the commit: should the reply's transaction fail,
     memory shows one fewer until it is read again, within a second; it never decides a redemption)."""
+    if connection.dialect.name == "postgresql":
+        done = _redeem_in_one(connection, resident_id, coupon_id, request_key, now, qr_to)
+        if done is not None:
+            _stock_taken(db, coupon_id, done.coupon.stock)
+            return done
     try:
         with connection.begin_nested():
             done = _redeem_in(connection, resident_id, coupon_id, request_key, now)
@@ -219,7 +245,44 @@ def redeem_with_reply(
             return _replayed_in(connection, int(issued_id))
         raise CouponError("limit") from None
     _stock_taken(db, coupon_id, done.coupon.stock)
+    if qr_to is not None:
+        queue_qr_in(connection, qr_to, done.issued.id, done.issued.code, now)
     return done
+
+
+def _redeem_in_one(
+    connection: Connection, resident_id: int, coupon_id: int, request_key: str, now: datetime, qr_to: str | None
+) -> Redemption | None:
+    """PostgreSQL: a redemption that succeeds in one statement (:func:`_redeem_statement`), without
+    a savepoint (two round trips, and a statement prepared on the server per savepoint name).
+    None when it did not succeed: then whatever it took is given back (the stock, the code issued:
+    our own uncommitted rows, still locked by this transaction) and the caller decides the way it
+    always did, in a savepoint (a refusal, a replay, or a race the statement's snapshot missed)."""
+    code = new_code()
+    qr = None
+    if qr_to is not None:
+        qr = Out(kind="image").to_custom_payload(qr_to)
+    row: Any = connection.execute(
+        _redeem_statement(),
+        {
+            "p_coupon": coupon_id, "p_resident": resident_id, "p_key": request_key, "p_code": code, "p_now": now,
+            "p_created": utcnow(), "p_qr_openid": qr_to, "p_qr_payload": qr,
+        },
+    ).first()  # fmt: skip
+    if row is None:  # nothing taken, nothing written
+        return None
+    n_coupon, n_merchant = len(_COUPON_COLUMNS), len(_MERCHANT_COLUMNS)
+    coupon: Coupon = _entity(Coupon, _COUPON_COLUMNS, row[:n_coupon])
+    merchant: Merchant = _entity(Merchant, _MERCHANT_COLUMNS, row[n_coupon : n_coupon + n_merchant])
+    issued_id, seq, debited, balance = row[n_coupon + n_merchant :]
+    if issued_id is None or (coupon.price > 0 and debited is None):
+        connection.execute(_GIVE_BACK, {"p_coupon": coupon_id, "p_issued": issued_id})
+        return None
+    issued = IssuedCoupon(
+        id=int(issued_id), coupon_id=coupon_id, resident_id=resident_id, seq=int(seq), code=code,
+        request_key=request_key, status="issued", points=coupon.price, issued_at=now, expires_at=coupon.valid_until,
+    )  # fmt: skip
+    return Redemption(issued, coupon, merchant, int(debited if coupon.price > 0 else balance), created=True)
 
 
 def _replayed_in(connection: Connection, issued_id: int) -> Redemption:
@@ -301,6 +364,111 @@ _ISSUE = (
     .returning(_ISSUED_TABLE.c.id, _ISSUED_TABLE.c.seq)
 )  # fmt: skip
 _COUPON_COLUMNS, _MERCHANT_COLUMNS = tuple(_COUPON_TABLE.columns), tuple(_MERCHANT_TABLE.columns)
+_BALANCES, _LEDGER = cast(Table, PointsBalance.__table__), cast(Table, PointsEntry.__table__)
+_OUTBOX_TABLE = cast(Table, OutboxMessage.__table__)
+
+
+@functools.cache
+def _redeem_statement() -> Any:
+    """PostgreSQL: a redemption in one statement, its steps data-modifying CTEs each fed by the one
+    before: one in stock taken (:data:`_TAKE`, only while, as the statement's snapshot shows them,
+    the request key has not redeemed, the resident holds fewer than the limit and has the points:
+    the usual refusals take nothing); the code issued as the resident's next holding (``ON
+    CONFLICT DO NOTHING``: a holding slot or request key a concurrent redemption committed after
+    the snapshot leaves it out instead of failing the batch's transaction); the price debited where
+    the balance still covers it (the balance row's lock and recheck, as in :func:`points.debit_in`)
+    and its ledger row; and, with ``p_qr_openid``, the QR image's outbox row (:func:`queue_qr_in`).
+    Returns a row when stock was taken: the coupon and merchant as after it, the issued id and
+    seq (NULL: not issued), the balance after the debit (NULL: not debited) and the balance as the
+    snapshot shows it (a free coupon's answer). Each later step needs the one before, so what is
+    written is a prefix: stock taken, then issued; :data:`_GIVE_BACK` undoes it."""
+    coupon = bindparam("p_coupon", type_=Integer())
+    resident = bindparam("p_resident", type_=Integer())
+    key = bindparam("p_key", type_=String())
+    now = bindparam("p_now", type_=UTCDateTime())
+    held = (
+        select(func.count())
+        .select_from(_ISSUED_TABLE)
+        .where(_ISSUED_TABLE.c.coupon_id == coupon, _ISSUED_TABLE.c.resident_id == resident)
+        .scalar_subquery()
+    )
+    balance = select(_BALANCES.c.balance).where(_BALANCES.c.resident_id == resident).scalar_subquery()
+    taken = _TAKE.where(
+        ~exists().where(_ISSUED_TABLE.c.request_key == key),
+        held < _COUPON_TABLE.c.per_resident_limit,
+        or_(_COUPON_TABLE.c.price <= 0, func.coalesce(balance, 0) >= _COUPON_TABLE.c.price),
+    ).cte("taken")
+    issued = (
+        postgresql.insert(_ISSUED_TABLE)
+        .from_select(
+            ["coupon_id", "resident_id", "seq", "code", "request_key", "status", "points", "issued_at", "expires_at"],
+            select(
+                taken.c.id, resident, held + 1, bindparam("p_code", type_=String()), key, literal("issued"),
+                taken.c.price, now, taken.c.valid_until,
+            ),
+        )
+        .on_conflict_do_nothing()
+        .returning(_ISSUED_TABLE.c.id, _ISSUED_TABLE.c.seq, _ISSUED_TABLE.c.points)
+        .cte("issued")
+    )  # fmt: skip
+    debited = (
+        update(_BALANCES)
+        .where(_BALANCES.c.resident_id == resident, issued.c.points > 0, _BALANCES.c.balance >= issued.c.points)
+        .values(balance=_BALANCES.c.balance - issued.c.points, updated_at=now)
+        .returning(_BALANCES.c.balance)
+        .cte("debited")
+    )
+    issued_id = sql_cast(issued.c.id, String())
+    entry = (
+        insert(_LEDGER)
+        .from_select(
+            ["resident_id", "amount", "balance_after", "reason", "ref_type", "ref_id", "idempotency_key", "created_at"],
+            select(
+                resident, -issued.c.points, debited.c.balance, literal("coupon"), literal("issued_coupon"), issued_id,
+                literal("coupon:") + issued_id, now,
+            ).select_from(issued.join(debited, true())),
+        )
+        .cte("entry")
+    )  # fmt: skip
+    qr_openid = bindparam("p_qr_openid", type_=String())
+    made = func.jsonb_build_object(
+        "make",
+        func.jsonb_build_object(
+            "qr", bindparam("p_code", type_=String()), "filename", literal("coupon-") + issued_id + literal(".png")
+        ),
+    )
+    payload = sql_cast(bindparam("p_qr_payload", type_=postgresql.JSONB()).op("||")(made), OutboxMessage.payload.type)
+    qr = (
+        postgresql.insert(_OUTBOX_TABLE)
+        .from_select(
+            ["openid", "payload", "dedup_key", "status", "attempts", "next_attempt_at", "created_at"],
+            select(
+                qr_openid, payload, literal("coupon-qr:") + issued_id + literal("#0"), literal("pending"),
+                literal(0), now, bindparam("p_created", type_=UTCDateTime()),
+            ).where(qr_openid.is_not(None), or_(issued.c.points <= 0, exists(select(debited.c.balance)))),
+        )
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+        .cte("qr")
+    )  # fmt: skip
+    return (
+        select(*taken.c, issued.c.id, issued.c.seq, debited.c.balance, func.coalesce(balance, 0))
+        .select_from(taken.outerjoin(issued, true()).outerjoin(debited, true()))
+        .add_cte(entry, qr)
+    )
+
+
+# What :func:`_redeem_statement` took when it did not carry through (our own rows, uncommitted):
+# the code issued (if it was) and the one in stock.
+_GIVE_BACK = (
+    update(_COUPON_TABLE)
+    .where(_COUPON_TABLE.c.id == bindparam("p_coupon"))
+    .values(stock=_COUPON_TABLE.c.stock + 1)
+    .add_cte(
+        delete(_ISSUED_TABLE)
+        .where(_ISSUED_TABLE.c.id == bindparam("p_issued", type_=_ISSUED_TABLE.c.id.type))
+        .cte("gone")
+    )
+)
 
 
 def _refused(connection: Connection, coupon_id: int, now: datetime) -> CouponError:
