@@ -12,12 +12,13 @@ import re
 from datetime import datetime
 from typing import Any
 
-from bot.flows.reports import DRAFT_STEPS, draft_reminder
+from bot.flows.reports import DRAFT_STEPS, URGENT, draft_reminder
 from bot.handler.choices import is_cancel
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK
 from bot.handler.router import PHASE_MENU, PHASE_STATE, Func, Intent, Router
-from bot.services import handoff, office
+from bot.services import handoff, office, reports
+from bot.services.hazards import rules_for as hazard_rules
 
 router = Router("handoff")
 
@@ -29,6 +30,8 @@ TEXTS = {
     "closed": "现在是下班时间（工作时间：{hours}），工作人员{next}上班后处理。",
     "closed_phone": "工作时间也可以打社区服务中心电话{phone}。",
     "emergency": "紧急情况请直接拨打110、119或120。",
+    # After an emergency whose words name a hazard (a gas leak): that hazard's own lines.
+    "emergency_hazard": "情况危急不要等：{first}",
     "offer": "工作人员接手后会直接在这里回复您。等待的时候，您也可以先把事情告诉我：反映问题、查进度、办事咨询，我现在就能帮您登记或解答。",
     "no_resident": "暂时登记不了，请稍后再试，或直接到社区服务中心窗口。",
     # When a person will answer in this chat: said by every flow that puts a resident in the queue.
@@ -88,7 +91,7 @@ async def request_person(ctx: Context) -> str:
         out.append(TEXTS["closed"].format(hours=hours.describe(), next=hours.when_next(now)))
         if hours.phone:
             out.append(TEXTS["closed_phone"].format(phone=hours.phone))
-        out.append(TEXTS["emergency"])
+        out.append(await _call_first(ctx))
     # A report being told when 转人工 comes (the complaint flow's place or phone step): it goes on,
     # its question asked again; staff see the conversation when they take it.
     draft = draft_reminder(ctx.fsm.state or "", ctx.fsm.data)
@@ -98,6 +101,19 @@ async def request_person(ctx: Context) -> str:
         out.append(TEXTS["offer"])
         await ctx.fsm.set(MARK + ASKED)  # "算了不用了" next withdraws it
     return "\n".join(out)
+
+
+async def _call_first(ctx: Context) -> str:
+    """Whom to call while nobody is in: right after an emergency whose words name a hazard (煤气味),
+    that hazard's lines (the gas company's first), else 110, 119 or 120."""
+    mark = ctx.extra.get("mark")
+    if mark and mark[0] == URGENT and ctx.resident is not None:
+        ticket_id = mark[1].get("ticket_id")
+        text = next((t for i, t in await reports.listed_texts(ctx.rt.db, ctx.resident.id) if i == ticket_id), None)
+        hazard = hazard_rules(ctx.rt.settings.data_dir).recognise(text) if text else None
+        if hazard is not None:
+            return TEXTS["emergency_hazard"].format(first=hazard.first)
+    return TEXTS["emergency"]
 
 
 # Right after 转人工, "人呢" / "怎么没人理我" / "还要等多久" ask after the request: it stands, and
