@@ -694,6 +694,27 @@ def _names_course(text: str) -> bool:
             and not NOT_A_CLASS.search(text))
 
 
+def _only_a_course(ctx: Context) -> bool:
+    """The message is a course's name and nothing more (书法 after the list, 花艺吧): the intent
+    engine may not be sure what a bare name asks for, but nothing else it could mean is offered."""
+    named = getattr(getattr(ctx.understanding, "entities", None), "courses", None) or []
+    said = _BARE.sub("", ctx.text or "")
+    return bool(said) and any(said in (name, name + "课", name + "班") for name in named)
+
+
+_BARE = re.compile(r"[\s，,。.!！?？~～]+|(?:的|吧|啊|呀|呢|嘛)$")
+
+
+@router.message(Func(_only_a_course, phase=PHASE_MENU, when=lambda p: p.text))
+async def bare_name(ctx: Context) -> str:
+    named = getattr(getattr(ctx.understanding, "entities", None), "courses", None) or []
+    for name in named:
+        found = await search(ctx, name)
+        if found:
+            return found
+    return TEXTS["not_on"].format(name=named[0]) + await whats_on(ctx)
+
+
 @router.message(Func(lambda ctx: _names_course(ctx.text), phase=PHASE_MENU, when=lambda p: p.text))
 async def by_name(ctx: Context) -> str:
     if BOOK_SAID.match(ctx.text.strip()):  # 预约 / 我要报名 naming no class: which one, from what is on
