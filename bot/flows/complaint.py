@@ -170,7 +170,7 @@ async def _proceed(ctx: Context, first: bool = False) -> str:
     may be the resident's own open report again, which then gets these words instead."""
     data = ctx.fsm.data
     question = _question(ctx)
-    if question is not None and first and ctx.resident is not None:
+    if question is not None and first and ctx.resident is not None and not reports.never_reported(ctx.resident):
         where = data.get("c_where") or {}
         earlier = await reports.own_repeat(ctx.rt.db, ctx.resident.id, str(data.get("c_text") or ""),
                                            where.get("building"), rules(ctx))

@@ -474,7 +474,7 @@ async def _is_follow_up(ctx: Context) -> bool:
     if own and (progress or len(subject(text)) <= 2):
         return True  # 我报的事怎么样了 / 不是新的 我就是问问刚才那个
     if URGE.search(text) and len(_URGE_WORDS.sub("", subject(text))) <= 1:
-        found = [i for i, _ in await reports.listed_texts(ctx.rt.db, ctx.resident.id)]
+        found = [i for i, _ in await _listed_texts(ctx)]
         if found:
             ctx.extra["follow_up"] = found  # 能不能快点处理: every open report is urged
         return bool(found)
@@ -486,10 +486,19 @@ async def _is_follow_up(ctx: Context) -> bool:
         return False
     if ctx.fsm.state in DRAFT_STEPS and _about(about, str(ctx.fsm.data.get("c_text") or "")):
         return True  # about the report being told (answered by _about_draft)
-    found = [i for i, t in await reports.listed_texts(ctx.rt.db, ctx.resident.id) if _about(about, t)]
+    found = [i for i, t in await _listed_texts(ctx) if _about(about, t)]
     if found:
         ctx.extra["follow_up"] = found
     return bool(found)
+
+
+async def _listed_texts(ctx: Context) -> list[tuple[int, str]]:
+    """The resident's unfinished reports (id, text): none, and nothing read, for a resident who
+    never reported anything (most who ask 怎么样了 about something else)."""
+    assert ctx.resident is not None
+    if reports.never_reported(ctx.resident):
+        return []
+    return await reports.listed_texts(ctx.rt.db, ctx.resident.id)
 
 
 def draft_reminder(state: str, data: Mapping[str, object]) -> str | None:

@@ -186,7 +186,9 @@ def _create_in(
     connection: Connection, new: tickets.NewTicket, rules: Rules, now: datetime, unless_repeated: bool,
     once: bool = False,
 ) -> Report:
-    if unless_repeated and new.resident is not None:
+    # A resident who never reported has no open report to repeat (and a message redone after its
+    # process died, which may have made its ticket, reads its resident afresh).
+    if unless_repeated and new.resident is not None and not tickets.never_reported(new.resident):
         rows = _open_of(connection, new.resident.id, new.source_key)
         if new.source_key is not None and any(r.source_key == new.source_key for r in rows):
             again = _made_in(connection, new.source_key, now)
@@ -241,11 +243,14 @@ def _same_place(a: str | None, b: str | None) -> bool:
     return na is None or nb is None or na == nb
 
 
+never_reported = tickets.never_reported
+
+
 async def own_repeat(
     db: Database, resident_id: int, text: str, building: str | None, rules: Rules
 ) -> Report | None:
     """The resident's own open report this text repeats (same building when both are known,
-    similar words), or None."""
+    similar words), or None (ask only for a resident who has reported: :func:`never_reported`)."""
 
     def find(connection: Connection) -> Report | None:
         best = _own_repeat_in(connection, resident_id, text, building, rules)

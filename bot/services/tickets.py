@@ -30,8 +30,9 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 import numpy
 from rapidfuzz import fuzz, process
 from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import NO_VALUE, Session
 
 from bot.messages import Out
 from bot.services import points, staff_notices
@@ -321,6 +322,12 @@ TICKET_COLUMNS = (
 # The ticket a message made, as such a row.
 BY_SOURCE_KEY_ROW = select(*TICKET_COLUMNS).where(Ticket.source_key == bindparam("key"))
 _NEW_TICKET = insert(Ticket).returning(Ticket.id)
+# A resident's first ticket: their row says they have reported (kept if it said so already).
+FIRST_REPORT = (
+    update(Resident)
+    .where(Resident.id == bindparam("resident"), Resident.reported_at.is_(None))
+    .values(reported_at=bindparam("at"), updated_at=bindparam("at"))
+)
 _NEW_EVENTS = insert(TicketEvent)
 # The same, unless the message (``source_key``) has made its ticket already: then nothing is returned.
 _NEW_TICKET_ONCE: dict[str, Any] = {}  # dialect name → statement, built once
@@ -447,7 +454,24 @@ def _make_in(
         resident_id=resident_id, duplicate_of_id=values["duplicate_of_id"], duplicate_score=values["duplicate_score"],
     )  # fmt: skip
     connection.execute(_NEW_EVENTS, _first_events(ticket, new, decision, duplicate, now))
+    if new.resident is not None and resident_id is not None and not _has_reported(new.resident):
+        # The resident's first report (as far as their row said when the message came): from now
+        # on the chat reads their open tickets (see Resident.reported_at).
+        connection.execute(FIRST_REPORT, {"resident": resident_id, "at": now})
     return ticket, duplicate[1] if duplicate is not None else None
+
+
+def _has_reported(resident: Resident) -> bool:
+    """Whether the resident's row, as loaded, says they have reported before (unloaded: not known)."""
+    return sa_inspect(resident).attrs.reported_at.loaded_value not in (None, NO_VALUE)
+
+
+def never_reported(resident: Resident) -> bool:
+    """Whether the resident's row, as loaded (with the message's claim), says they have never
+    reported anything: then they have no tickets, open or not, and nothing need be read to know
+    (``Resident.reported_at``; not loaded: not known, False). A ticket made since the row was read
+    is one made after the message came, as if the read had been done when it came."""
+    return sa_inspect(resident).attrs.reported_at.loaded_value is None
 
 
 def _first_events(

@@ -21,6 +21,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
+    update,
 )
 from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Dialect
@@ -117,6 +119,10 @@ class Resident(Base):
     scene: Mapped[str | None] = mapped_column(String(128))
     takeover_by: Mapped[str | None] = mapped_column(String(100))  # staff member handling the chat
     last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the resident's first ticket was made; None: they have never reported anything, so the
+    # chat need not read their open tickets (follow-ups, the own-repeat check). Set with the
+    # ticket, in its transaction (``services/tickets.py``; tickets added through the ORM too).
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # What the resident told us about themselves, e.g. {"audiences": {"60岁以上": "<confirmed at, ISO>"}}
     profile: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -756,6 +762,18 @@ class CannedReply(Base):
     text: Mapped[str] = mapped_column(Text)
     updated_by: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+@event.listens_for(Ticket, "after_insert")
+def _first_report(_mapper: Any, connection: Any, ticket: Ticket) -> None:
+    """A ticket added through the ORM (the services make theirs in Core and do the same there):
+    its resident's row says they have reported (see ``Resident.reported_at``)."""
+    if ticket.resident_id is not None:
+        connection.execute(
+            update(Resident)
+            .where(Resident.id == ticket.resident_id, Resident.reported_at.is_(None))
+            .values(reported_at=ticket.created_at or utcnow())
+        )
+
 
 from bot.storage import dashboard_models as dashboard_models  # noqa: E402  (the dashboard's roll-ups, same metadata)
 from bot.storage import tuning_models as tuning_models  # noqa: E402  (the tuning loop tables, same metadata)
