@@ -11,6 +11,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
+from bot.flows import complaint as complaint_flow
 from bot.flows.complaint import PROBLEM
 from bot.flows.handoff import answer_when
 from bot.handler.choices import numbered, parse_choice
@@ -45,6 +46,7 @@ TEXTS = {
     "guess_focus": "您问的是不是“{question}”？{label}：\n{said}",
     "focus": "还是“{question}”这件事，{label}：\n{said}",
     "focus_none": "“{question}”的说明里没有讲{label}，请以办理窗口的说法为准，也可以回复“转人工”问工作人员。",
+    "both": "{answer}\n\n另外您说的“{problem}”：\n{reported}",
     "aside": "好的。关于“{question}”，还有不清楚的地方可以接着问我；需要工作人员帮忙，请回复“转人工”。",
 }
 
@@ -419,6 +421,58 @@ async def office_hours(ctx: Context) -> str:
                  else TEXTS_OFFICE["closed_now"].format(next=hours.when_next(now)))
     lines.append(TEXTS_OFFICE["phone"].format(phone=hours.phone) if hours.phone else TEXTS_OFFICE["no_phone"])
     return "".join(lines)
+
+
+# Two requests in one message, a question and a problem joined by 还有/另外/顺便 ("老年证在哪办 我今年
+# 七十了 还有就是我家门口路灯不亮 6号楼"): the question answered, then the problem reported as on its
+# own (its place or phone asked, or filed). Either may come first. Only when the knowledge base
+# answers the question by its own gate and the engine reads the other part as a complaint.
+_ALSO = re.compile(
+    r"[，,。；;！!\s]*(?:还有就是|还有个事儿?|还有一件事|还有一个事|还有个问题|还有一个问题|还有|另外|再一个|再就是|顺便问一下|顺便问下"
+    r"|顺便说一下|顺便)[，,：:\s]*"
+)
+_BOTH = "two_requests"
+
+
+def _words(text: str) -> int:
+    return len(re.sub(r"\W+", "", text))
+
+
+def _two_requests(ctx: Context) -> bool:
+    text = ctx.text
+    if ctx.fsm.state not in (None, *FOLLOWED_STATES) or not text or len(text) < 14 or len(text) > 200:
+        return False
+    found = _ALSO.search(text, 4)
+    if found is None:
+        return False
+    head, tail = text[: found.start()].strip(), text[found.end():].strip()
+    if _words(head) < 4 or _words(tail) < 4:
+        return False
+    for question, problem in ((head, tail), (tail, head)):
+        if not PROBLEM.search(problem) or not complaint_flow.describes(problem):
+            continue
+        if ctx.rt.language.intents.classify(problem).intent != "complaint":
+            continue
+        result = ctx.rt.language.knowledge.answer(question)
+        if result.kind == "answer":
+            ctx.extra[_BOTH] = (question, problem, result)
+            return True
+    return False
+
+
+@router.message(Func(_two_requests, phase=PHASE_TYPE, when=lambda p: p.text))
+async def two_requests(ctx: Context) -> str:
+    question, problem, result = ctx.extra[_BOTH]
+    entry = result.hits[0].entry
+    resident_id, now = (ctx.resident.id if ctx.resident else None), ctx.rt.clock.now()
+    ctx.intent = "query"
+
+    def log(connection: Any) -> None:
+        knowledge_log.record_in(connection, resident_id, question, result.kind, result.hits, now)
+
+    ctx.with_reply(log)
+    reported = await complaint_flow._start(ctx, problem)  # its place or phone asked, or the ticket
+    return TEXTS["both"].format(answer=entry.answer.strip(), problem=problem, reported=reported)
 
 
 # A question the engine files as a report because of how it is said ("俺有老年证了 坐那个公交车还要钱不",
