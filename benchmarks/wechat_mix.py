@@ -274,9 +274,9 @@ async def converse(
         print(f"{label}: measuring {len(people)} residents' conversations", flush=True)
         cpu_before = tree_cpu(pid)
         queued_before = run_queue_seconds(tree_pids(pid))
-        start = time.perf_counter()
+        start, started_at = time.perf_counter(), time.time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - start
+        elapsed, ended_at = time.perf_counter() - start, time.time()
         cpu = tree_cpu(pid) - cpu_before
         queued = run_queue_seconds(tree_pids(pid)) - queued_before
         if backstage is not None:
@@ -294,6 +294,8 @@ async def converse(
         "queued_ms": queued / n * 1000,
         "messages": n,
         "load": os.getloadavg()[0],
+        "started_at": started_at,  # wall time of the measured phase (--cpu-clock keeps what fell in it)
+        "ended_at": ended_at,
     }
     print(
         f"{label:<22} {result['rps']:7.0f} msg/s  p50 {result['p50']:6.1f} ms  p90 {result['p90']:6.1f} ms  "
@@ -906,6 +908,12 @@ async def main() -> None:
         action="store_true",
         help="count the server's SQL statements and transactions (benchmarks/counting; costs some CPU)",
     )
+    parser.add_argument(
+        "--cpu-clock",
+        action="store_true",
+        help="also the mix's latencies on the server's own CPU clock, and its database thread's CPU per "
+        "message (benchmarks/counting): figures that hold on a loaded machine",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin the server to core 0")
     parser.add_argument("--write", action="store_true", help="put the table into docs/benchmarks.md")
     parser.add_argument("--profile", metavar="FILE", help="run the server under cProfile, written to FILE at its stop")
@@ -999,6 +1007,12 @@ async def _mix_server(
         counts.mkdir()
         server_env["PYTHONPATH"] = f"{REPO / 'benchmarks' / 'counting'}{os.pathsep}{REPO}"
         server_env["BENCH_COUNTS"] = str(counts)
+    clock = None
+    if args.cpu_clock:
+        clock = Path(tmp) / f"clock-{r}"
+        clock.mkdir()
+        server_env["PYTHONPATH"] = f"{REPO / 'benchmarks' / 'counting'}{os.pathsep}{REPO}"
+        server_env["BENCH_CPU_CLOCK"] = str(clock)
     token = prepare_database(server_env)
     profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
     cmd = [py, *profile, "-m", "bot", "serve"] + (["--workers", str(args.workers)] if args.workers > 1 else [])
@@ -1013,6 +1027,9 @@ async def _mix_server(
                 url, people, args.concurrency, server.pid, label, keep=True, backstage=backstage, sender=sender
             )
         )
+        if clock is not None:
+            await asyncio.sleep(0.5)  # the server's files are appended to every 0.2 s
+            print_cpu_clock(clock, results["mix"][-1])
         if args.secondary:
             for kind in ("text", "click"):
                 results[kind].append(
@@ -1030,6 +1047,39 @@ async def _mix_server(
     misses = check_replies(sender, people)
     misses.update({f"(by step) {k}": v for k, v in check_replies(sender, lockstep).items()})
     return misses
+
+
+def print_cpu_clock(clock: Path, run: dict[str, float]) -> None:
+    """``--cpu-clock``: the measured phase's latencies on the server's own CPU clock (each request's
+    claim to its reply, in the CPU its process spent meanwhile: a server pinned to one core does
+    not count the time other processes hold it), also as a multiple of the CPU per message, and on
+    SQLite the CPU of the database thread's transactions (claims, replies and the flows' writes in
+    them, commits) per message (``benchmarks/counting/sitecustomize.py``)."""
+    latencies: list[float] = []
+    transactions: list[float] = []
+    for path in clock.glob("*.clock"):
+        for line in path.read_text(encoding="ascii").splitlines():
+            kind, at, seconds = line.split()
+            if run["started_at"] <= float(at) <= run["ended_at"]:
+                (latencies if kind == "r" else transactions).append(float(seconds) * 1000)
+    if not latencies:
+        print("    (--cpu-clock: no request was timed)")
+        return
+    latencies.sort()
+    n = len(latencies)
+    pct = {p: latencies[min(n - 1, int(p / 100 * n))] for p in (50, 90, 99)}
+    per_message = run["cpu_ms"]
+    print(
+        f"    on the server's CPU clock: p50 {pct[50]:.1f} ms  p90 {pct[90]:.1f} ms  p99 {pct[99]:.1f} ms "
+        f"({n} requests; p99 = {pct[99] / per_message:.0f} x the CPU per message)",
+        flush=True,
+    )
+    if transactions:
+        print(
+            f"    database thread: {len(transactions)} transactions, {sum(transactions) / run['messages']:.3f} ms "
+            f"of CPU per message ({sum(transactions) / len(transactions):.2f} ms per transaction)",
+            flush=True,
+        )
 
 
 LABELS = {
