@@ -92,6 +92,28 @@ class _And(Filter):
         return all(part.possible(profile) for part in self.parts)
 
 
+class _Patterns:
+    """Whether a name (a conversation state, a menu key) matches any of some ``fnmatch`` patterns,
+    worked out once per name: every stateful message asks each of the thirty-odd state filters,
+    and ``fnmatchcase`` costs about a microsecond a pattern even with its compiled pattern cached.
+    State names are the flows' own and menu keys the menu's, so few; the memory is emptied when it
+    fills all the same (a scene key comes from a QR code's parameter)."""
+
+    MAX_NAMES = 512
+
+    def __init__(self, patterns: tuple[str, ...]) -> None:
+        self.patterns = patterns
+        self._known: dict[str, bool] = {}
+
+    def match(self, name: str) -> bool:
+        found = self._known.get(name)
+        if found is None:
+            if len(self._known) >= self.MAX_NAMES:
+                self._known.clear()
+            found = self._known[name] = any(fnmatch.fnmatchcase(name, p) for p in self.patterns)
+        return found
+
+
 class State(Filter):
     """The resident's conversation state matches one of the patterns (``complaint:*``).
 
@@ -104,12 +126,13 @@ class State(Filter):
     def __init__(self, *patterns: str, events: bool = False) -> None:
         self.patterns = patterns
         self.events = events
+        self._names = _Patterns(patterns)
 
     def __call__(self, ctx: Context) -> bool:
         state = ctx.state_name
         if state is None or (ctx.inbound.msg_type == "event" and not self.events):
             return False
-        return any(fnmatch.fnmatchcase(state, p) for p in self.patterns)
+        return self._names.match(state)
 
     def possible(self, profile: Profile) -> bool:
         return profile.state and (profile.msg_type != "event" or self.events)
@@ -122,10 +145,11 @@ class MenuKey(Filter):
 
     def __init__(self, *patterns: str) -> None:
         self.patterns = patterns
+        self._keys = _Patterns(patterns)
 
     def __call__(self, ctx: Context) -> bool:
         key = ctx.menu_key
-        return key is not None and any(fnmatch.fnmatchcase(key, p) for p in self.patterns)
+        return key is not None and self._keys.match(key)
 
     def possible(self, profile: Profile) -> bool:
         return profile.menu_key

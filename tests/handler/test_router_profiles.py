@@ -65,3 +65,26 @@ async def test_every_handler_left_out_could_not_have_matched() -> None:
             assert not await registered.matches(ctx), (registered.name, profile)
             checked += 1
     assert checked > 10_000  # the grid reached the handlers it should skip
+
+
+def test_state_and_menu_patterns_answer_as_fnmatch_and_stay_bounded() -> None:
+    """State and MenuKey filters remember each name's answer: the same as fnmatchcase's, every
+    time, and no more than MAX_NAMES names at once."""
+    import fnmatch
+
+    from bot.handler.router import MenuKey, _Patterns
+
+    router = build_router()
+    filters = [f for f in _filters(router) if isinstance(f, State | MenuKey)]
+    names = {p.replace("*", "x") for f in filters for p in f.patterns} | {
+        "complaint:", "complaint", "xcomplaint:where", "courses:browse:2", "query:feedback", "", "COURSES:BROWSE",
+    }
+    for _ in range(2):  # worked out, then remembered
+        for flt in filters:
+            memo = flt._names if isinstance(flt, State) else flt._keys
+            for name in sorted(names):
+                assert memo.match(name) == any(fnmatch.fnmatchcase(name, p) for p in flt.patterns), (flt.patterns, name)
+    patterns = _Patterns(("building:*",))
+    for i in range(_Patterns.MAX_NAMES * 3):
+        assert patterns.match(f"building:{i}") and not patterns.match(f"other:{i}")
+        assert len(patterns._known) <= _Patterns.MAX_NAMES
