@@ -61,10 +61,41 @@ def _int(raw: str, default: int | None = None) -> int | None:
     return value if 0 < value < 2**31 else default
 
 
+def ticket_place(ticket: Ticket) -> str:
+    """Where a ticket is, as staff read it: "3号楼1单元502室", a location's label or text, or ""."""
+    parts = []
+    for value, suffix in ((ticket.building, "号楼"), (ticket.unit, "单元"), (ticket.room, "室")):
+        if value:
+            parts.append(f"{value}{suffix}" if value.isdigit() else value)
+    if parts:
+        return "".join(parts)
+    location = ticket.location or {}
+    return str(location.get("label") or location.get("text") or "")
+
+
+async def open_ticket_places(session: Any, resident_ids: set[int]) -> dict[int, tuple[Ticket, str]]:
+    """Each resident's open ticket staff most need to find (an emergency first, then the newest)
+    that has a place, with that place: the queue shows it where the resident bound no building."""
+    if not resident_ids:
+        return {}
+    rows = (await session.scalars(
+        select(Ticket).where(Ticket.resident_id.in_(resident_ids), Ticket.status.in_(ticket_svc.OPEN_STATUSES))
+        .order_by(case((Ticket.urgency == "urgent", 0), else_=1), Ticket.id.desc()).limit(20 * len(resident_ids))
+    )).all()
+    found: dict[int, tuple[Ticket, str]] = {}
+    for ticket in rows:
+        place = ticket_place(ticket)
+        if ticket.resident_id is not None and place and ticket.resident_id not in found:
+            found[ticket.resident_id] = (ticket, place)
+    return found
+
+
 @dataclass
 class QueueItem:
     request: HandoffRequest
     resident: Resident
+    ticket: Ticket | None = None
+    place: str = ""
 
     @property
     def reason_label(self) -> str:
@@ -81,7 +112,13 @@ async def queue(request: web.Request) -> list[QueueItem]:
     async with db.session() as session:
         ids = {r.resident_id for r in rows}
         residents = {r.id: r for r in (await session.scalars(select(Resident).where(Resident.id.in_(ids)))).all()}
-    return [QueueItem(r, residents[r.resident_id]) for r in rows if r.resident_id in residents]
+        places = await open_ticket_places(session, ids)
+    items = []
+    for r in rows:
+        if r.resident_id in residents:
+            ticket, place = places.get(r.resident_id, (None, ""))
+            items.append(QueueItem(r, residents[r.resident_id], ticket, place))
+    return items
 
 
 @page("GET", "/console", CONVERSATIONS | {"merchant"})
@@ -193,9 +230,12 @@ async def conversation_view(request: web.Request, *, error: str = "", status: in
                                          HandoffRequest.status.in_(handoff.OPEN)))
         tickets = list((await session.scalars(
             select(Ticket).where(Ticket.resident_id == resident.id).order_by(Ticket.id.desc()).limit(10))).all())
+        placed = await open_ticket_places(session, {resident.id})
     rules = rules_for(rt.settings.data_dir)
     return render(
         request, "conversation.html", status=status, title="会话详情", resident=resident,
+        place=placed[resident.id][1] if resident.id in placed else "",
+        ticket_places={t.id: ticket_place(t) for t in tickets},
         messages=await _messages(request, resident.id), notes=await takeover.notes(rt.db, resident.id),
         balance=balance, tickets=tickets, error=error, draft=draft, categories=sorted(rules.categories),
         statuses=STATUS_LABELS, **await _claim_state(request, resident, open_request),
