@@ -23,9 +23,15 @@ from dataclasses import dataclass
 # Clause boundaries: punctuation and spaces (elderly and voice text often uses spaces).
 _CLAUSE_SPLIT = re.compile(r"[\s,.!?;:，。！？；：、…~～\-—()（）\[\]【】\"'“”‘’]+")
 # Voice text has no punctuation: a request cue starts a new clause.
-_ASK = "想问一下|想问问|想问下|想问|请问一下|请问|问一下|问问|问下|咨询一下|咨询下|咨询|想了解一下|想了解|想知道|请教一下|请教|麻烦告诉我|告诉我一下"
+_ASK = (
+    "想问一下|想问问|想问下|想问|请问一下|请问|问一下|问问|问下|咨询一下|咨询下|咨询|想了解一下|想了解|想知道|请教一下|请教|"
+    "麻烦告诉我|告诉我一下|打问一下|打问打问|打问|打听一下|打听打听"  # 打问: Shanxi for 打听
+)
 _ASK_RE = re.compile(f"(?:{_ASK})")
-_ASK_SPLIT = re.compile(f"(?<=.)(?=(?:我)?(?:{_ASK}))")
+# A request cue leading its clause, with who asks and the politeness around it (麻烦问一下啊, 俺想咨询咨询).
+_ASK_LEAD_RE = re.compile(f"^(?:麻烦|劳驾)?(?:我|俺|我们|俺们)?(?:就|还)?(?:想|要)?(?:{_ASK}|咨询咨询)(?:您|你|你们)?[啊呀哈吧呢]*")
+# (never between who asks and the cue: 俺想问一下 stays one piece, 请问 too)
+_ASK_SPLIT = re.compile(f"(?<=.)(?<![我俺想要请烦驾打])(?=(?:我|俺)?(?:想|要)?(?:{_ASK}))")
 # Marks of a question (or a request) in a clause.
 _QUESTION_RE = re.compile(
     r"怎么|怎样|如何|咋|哪|什么|啥|多少|多久|几|谁|吗|么$|呢$|不$|没$|没有$|能不能|可不可以|是不是|要不要|用不用|"
@@ -106,7 +112,7 @@ def reduce_message(text: str) -> Reduced:
         return Reduced(())
     total = sum(len(c) for c in clauses)
     if total <= SHORT_MESSAGE or len(clauses) == 1:
-        return Reduced(tuple(Clause(c, True) for c in clauses))
+        return _without_cues(clauses, 0)
     start = None
     for i in range(len(clauses) - 1, -1, -1):
         if _ASK_RE.search(clauses[i]):
@@ -122,7 +128,19 @@ def reduce_message(text: str) -> Reduced:
     # A focus of a few characters (这个钱怎么申请) leans on the clause before it.
     while start > 0 and sum(len(c) for c in clauses[start:]) < 8 and not _SELF_RE.match(clauses[start - 1]):
         start -= 1
-    return Reduced(tuple(Clause(c, i >= start) for i, c in enumerate(clauses)))
+    return _without_cues(clauses, start)
+
+
+def _without_cues(clauses: list[str], start: int) -> Reduced:
+    """The clauses, the request from ``start`` on, without the words that say a question comes
+    (想咨询一下, 麻烦问一下, 我想了解): they only mark where it starts and are no part of it (咨询 would
+    be a topic word, the one of the legal-advice entry)."""
+    out = []
+    for i, c in enumerate(clauses):
+        c = _ASK_LEAD_RE.sub("", c)
+        if c:
+            out.append(Clause(c, i >= start))
+    return Reduced(tuple(out))
 
 
 # A question said as an entry's phrasing but for politeness, particles and the way a question word

@@ -104,6 +104,8 @@ def split_glued(token: str) -> list[str]:
     if len(token) == 2 and token[0] in FRAME_WORDS and token[1] in "个些":
         if tokens.tokenizer(tokens.KNOWLEDGE).FREQ.get(token, 0) < _GLUED_FREQ:
             return [token[0], token[1]]
+    if len(token) > 2 and token[-1] in "点些" and tokens.tokenizer(tokens.KNOWLEDGE).FREQ.get(token, 0) < _GLUED_FREQ:
+        return [token[:-1], token[-1]]  # "a bit of" glued on: 给救助点 → 救助 + 点, 补贴点 → 补贴 + 点
     if len(token) < 2 or (token[0] not in FRAME_CHARS and token[-1] not in FRAME_CHARS):
         return [token]
     freq = tokens.tokenizer(tokens.KNOWLEDGE).FREQ
