@@ -14,13 +14,32 @@ caller's transaction); their texts are in :data:`NOTICES`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from rapidfuzz import fuzz
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,7 +48,17 @@ from bot.services import points, readmostly
 from bot.services.notify import enqueue
 from bot.storage.db import Database
 from bot.storage.fixedin import fixed_in
-from bot.storage.models import Activity, ActivitySession, Booking, CheckIn, PartyMember, Resident
+from bot.storage.models import (
+    Activity,
+    ActivitySession,
+    Booking,
+    CheckIn,
+    PartyMember,
+    PointsBalance,
+    PointsEntry,
+    Resident,
+    UTCDateTime,
+)
 
 ACTIVE = ("booked", "waitlisted", "attended")
 
@@ -439,8 +468,21 @@ def book_with_reply(
     hop of its own. A refusal (:class:`BookingError`) leaves nothing of the booking written (a
     savepoint), but the registration reward (``welcome``) all the same. The sessions in memory
     show the place taken at once (before the commit: should the reply's transaction fail, memory
-    shows one place more until it is read again, within a second; it never decides a booking)."""
+    shows one place more until it is read again, within a second; it never decides a booking).
+
+    On PostgreSQL a first booking of a session that gets a place is one statement
+    (:func:`_booking_statement`); anything else (a waitlist, a booking again, a refusal, a race the
+    statement's snapshot missed) takes the savepoint, as before."""
     give = welcome and not points.is_welcomed(db, resident_id)
+    if connection.dialect.name == "postgresql":
+        if give:  # given whatever becomes of the booking
+            points.award_registration_in(connection, resident_id, now)
+            give = False
+        done = _book_in_one(connection, resident_id, session_id, now, request_key)
+        if done is not None:
+            if done.session.booked is not None:
+                _places_taken(db, session_id, done.session.booked)
+            return done
     try:
         with connection.begin_nested():
             if give:
@@ -510,6 +552,123 @@ _REBOOK = (
     )
     .returning(*_BOOKING_COLUMNS)
 )
+
+
+_BALANCES, _LEDGER = cast(Table, PointsBalance.__table__), cast(Table, PointsEntry.__table__)
+
+
+@functools.cache
+def _booking_statement() -> Any:
+    """PostgreSQL: a first booking that gets a place, in one statement, its steps data-modifying
+    CTEs each fed by the one before (as :func:`bot.services.coupons._redeem_statement`): a place
+    taken, only while, as the statement's snapshot shows them, the activity is active, booking is
+    open, the resident has no booking of the session and has the points; the booking inserted
+    (``ON CONFLICT DO NOTHING``: one a concurrent double tap committed after the snapshot leaves it
+    out instead of failing the batch's transaction); the price debited where the balance still
+    covers it, and its ledger row. Returns a row when a place was taken: the session as after it,
+    its activity, the booking (NULL: not inserted), the balance after the debit (NULL: none) and
+    the balance as the snapshot shows it. What is written is a prefix: :data:`_GIVE_BACK` undoes it."""
+    session_id = bindparam("p_session", type_=Integer())
+    resident = bindparam("p_resident", type_=Integer())
+    now = bindparam("p_now", type_=UTCDateTime())
+    cost = (
+        select(_ACTIVITIES.c.points_cost).where(_ACTIVITIES.c.id == _SESSIONS.c.activity_id).scalar_subquery()
+    )
+    balance = select(_BALANCES.c.balance).where(_BALANCES.c.resident_id == resident).scalar_subquery()
+    taken = (
+        update(cast(Table, _SESSIONS))
+        .where(
+            _SESSIONS.c.id == session_id,
+            _SESSIONS.c.booked < _SESSIONS.c.capacity,
+            _SESSIONS.c.activity_id.in_(select(_ACTIVITIES.c.id).where(_ACTIVITIES.c.active.is_(True))),
+            or_(_SESSIONS.c.booking_opens_at.is_(None), _SESSIONS.c.booking_opens_at <= now),
+            func.coalesce(_SESSIONS.c.booking_closes_at, _SESSIONS.c.starts_at) > now,
+            _SESSIONS.c.starts_at > now,
+            ~exists().where(_BOOKINGS.c.session_id == session_id, _BOOKINGS.c.resident_id == resident),
+            or_(cost <= 0, func.coalesce(balance, 0) >= cost),
+        )
+        .values(booked=_SESSIONS.c.booked + 1)
+        .returning(*_SESSION_COLUMNS)
+        .cte("taken")
+    )
+    with_activity = taken.join(_ACTIVITIES, _ACTIVITIES.c.id == taken.c.activity_id)
+    booked = (
+        postgresql.insert(cast(Table, _BOOKINGS))
+        .from_select(
+            ["session_id", "resident_id", "status", "points_paid", "attempt", "queued_at", "booked_at", "updated_at",
+             "request_key"],
+            select(
+                taken.c.id, resident, literal("booked"), _ACTIVITIES.c.points_cost, literal(1), now, now, now,
+                bindparam("p_key", type_=String()),
+            ).select_from(with_activity),
+        )
+        .on_conflict_do_nothing()
+        .returning(*_BOOKING_COLUMNS)
+        .cte("booking")
+    )  # fmt: skip
+    debited = (
+        update(_BALANCES)
+        .where(
+            _BALANCES.c.resident_id == resident, booked.c.points_paid > 0, _BALANCES.c.balance >= booked.c.points_paid
+        )
+        .values(balance=_BALANCES.c.balance - booked.c.points_paid, updated_at=now)
+        .returning(_BALANCES.c.balance)
+        .cte("debited")
+    )
+    booking_id = sql_cast(booked.c.id, String())
+    entry = (
+        insert(_LEDGER)
+        .from_select(
+            ["resident_id", "amount", "balance_after", "reason", "ref_type", "ref_id", "idempotency_key", "created_at"],
+            select(
+                resident, -booked.c.points_paid, debited.c.balance, literal("course"), literal("booking"), booking_id,
+                literal("booking:") + booking_id + literal(":") + sql_cast(booked.c.attempt, String()) + literal(":pay"),
+                now,
+            ).select_from(booked.join(debited, true())),
+        )
+        .cte("entry")
+    )  # fmt: skip
+    return (
+        select(*taken.c, *_ACTIVITY_COLUMNS, *booked.c, debited.c.balance, func.coalesce(balance, 0))
+        .select_from(with_activity.outerjoin(booked, true()).outerjoin(debited, true()))
+        .add_cte(entry)
+    )
+
+
+# What :func:`_booking_statement` took when it did not carry through (our own rows, uncommitted):
+# the booking (if inserted) and the place.
+_GIVE_BACK = (
+    update(cast(Table, _SESSIONS))
+    .where(_SESSIONS.c.id == bindparam("p_session"))
+    .values(booked=_SESSIONS.c.booked - 1)
+    .add_cte(
+        delete(cast(Table, _BOOKINGS))
+        .where(_BOOKINGS.c.id == bindparam("p_booking", type_=_BOOKINGS.c.id.type))
+        .cte("gone")
+    )
+)
+
+
+def _book_in_one(
+    connection: Connection, resident_id: int, session_id: int, now: datetime, request_key: str | None
+) -> BookingResult | None:
+    """PostgreSQL: a first booking with a place in one statement (:func:`_booking_statement`);
+    None when it did not carry through: what it took is given back and the caller decides."""
+    row: Any = connection.execute(
+        _booking_statement(), {"p_session": session_id, "p_resident": resident_id, "p_now": now, "p_key": request_key}
+    ).first()
+    if row is None:  # no place taken, nothing written
+        return None
+    ends = (len(_SESSION_COLUMNS), len(_SESSION_COLUMNS) + len(_ACTIVITY_COLUMNS))
+    booking_end = ends[1] + len(_BOOKING_COLUMNS)
+    sess: ActivitySession = _entity(ActivitySession, _SESSION_COLUMNS, row[: ends[0]])
+    activity: Activity = _entity(Activity, _ACTIVITY_COLUMNS, row[ends[0] : ends[1]])
+    booking_id, debited, balance = row[ends[1]], row[booking_end], row[booking_end + 1]
+    if booking_id is None or (activity.points_cost > 0 and debited is None):
+        connection.execute(_GIVE_BACK, {"p_session": session_id, "p_booking": booking_id})
+        return None
+    booking: Booking = _entity(Booking, _BOOKING_COLUMNS, row[ends[1] : booking_end])
+    return BookingResult(booking, sess, activity, int(debited if activity.points_cost > 0 else balance))
 
 
 def _entity(model: Any, columns: Sequence[Any], values: Sequence[Any]) -> Any:

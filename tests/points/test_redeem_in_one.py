@@ -106,7 +106,7 @@ async def _while_held(db: Database, first: Any, second: Any) -> Any:
         await conn.commit()
     try:
         return await task
-    except coupons.CouponError as exc:
+    except Exception as exc:  # a refusal: CouponError, BookingError
         return exc
 
 
