@@ -22,7 +22,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from sqlalchemy import Connection, Integer, bindparam, exists, func, insert, select, update
+from sqlalchemy import Connection, Integer, String, bindparam, exists, func, insert, select, true, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import Out
@@ -197,6 +198,46 @@ def _credit_statements(dialect: str) -> tuple[Any, Any, Any]:
     return raise_balance, entry, undo
 
 
+@functools.cache
+def _credit_in_one() -> Any:
+    """PostgreSQL: a credit in one statement instead of two: the balance raised (the upsert, which
+    takes the row's lock) unless the statement's snapshot shows the key credited already, and the
+    ledger row with the new balance unless its key is there (``ON CONFLICT DO NOTHING``). Returns
+    the new balance and the ledger row's id (NULL: the key was credited by a transaction the
+    snapshot did not see; then the raise is to be undone), or no row when nothing was raised."""
+    resident, key = bindparam("p_resident", type_=Integer()), bindparam("p_key", type_=String())
+    raised = (
+        postgresql.insert(PointsBalance)
+        .from_select(
+            ["resident_id", "balance", "updated_at"],
+            select(resident, _amount_param(), _now_param()).where(~exists().where(PointsEntry.idempotency_key == key)),
+        )
+        .on_conflict_do_update(
+            index_elements=["resident_id"],
+            set_={"balance": PointsBalance.balance + _amount_param(), "updated_at": _now_param()},
+        )
+        .returning(PointsBalance.balance)
+        .cte("raised")
+    )
+    text = String()
+    entry = (
+        postgresql.insert(PointsEntry)
+        .from_select(
+            ["resident_id", "amount", "balance_after", "reason", "ref_type", "ref_id", "idempotency_key", "actor",
+             "note", "created_at"],
+            select(
+                resident, _amount_param(), raised.c.balance, bindparam("p_reason", type_=text),
+                bindparam("p_ref_type", type_=text), bindparam("p_ref_id", type_=text), key,
+                bindparam("p_actor", type_=text), bindparam("p_note", type_=text), _now_param(),
+            ),
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(PointsEntry.id)
+        .cte("entry")
+    )  # fmt: skip
+    return select(raised.c.balance, entry.c.id).select_from(raised.outerjoin(entry, true()))
+
+
 # A debit's statements (built once; see _credit_statements): the balance lowered if it is enough,
 # returning the new balance; the ledger row.
 _DEBIT_BALANCE = (
@@ -236,7 +277,8 @@ async def credit(
 
     Two statements: the balance row raised (an upsert, which also takes its lock on PostgreSQL),
     then the ledger row with the new balance; when the key was already credited the ledger insert
-    does nothing and the raise is undone (a third)."""
+    does nothing and the raise is undone (a third). On PostgreSQL both are one statement
+    (:func:`_credit_in_one`), which raises nothing for a key its snapshot shows credited."""
     return await session.run_sync(lambda sync: credit_in(
         sync.connection(), resident_id=resident_id, amount=amount, reason=reason, ref_type=ref_type,
         ref_id=ref_id, idempotency_key=idempotency_key, now=now, actor=actor, note=note,
@@ -260,6 +302,14 @@ def credit_in(
     _check_entry(amount, reason, ref_type, ref_id, idempotency_key)
     raise_balance, entry, undo = _credit_statements(connection.dialect.name)
     params = _entry_params(resident_id, amount, reason, ref_type, ref_id, idempotency_key, now, actor, note)
+    if connection.dialect.name == "postgresql":
+        row = connection.execute(_credit_in_one(), params).first()
+        if row is None:  # credited already (as the statement's snapshot shows it): nothing written
+            return False
+        if row[1] is None:  # credited meanwhile by a transaction the snapshot did not see
+            connection.execute(undo, params)
+            return False
+        return True
     balance: int = connection.execute(raise_balance, params).scalar_one()
     if connection.execute(entry, {**params, "p_balance": balance}).scalar_one_or_none() is None:
         connection.execute(undo, params)
