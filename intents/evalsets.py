@@ -14,12 +14,16 @@
   ``../shared/data/teddy2020c/titles_train.csv``);
 * ``teddy2``: a second development set of real titles, labelled the same way before its errors were
   read (``intents/data/eval/teddy_titles_dev2.csv``);
+* ``teddy3``: a third development set of real titles (``intents/data/eval/teddy_titles_dev3.csv``),
+  labelled the same way in the fourth session and measured once before any change of that session;
 * ``holdout``: more real titles labelled the same way after the training data was developed against
   ``teddy`` (``intents/data/eval/teddy_titles_holdout.csv``), whose errors were never read while tuning
   (the CLI does not print them: ``HIDDEN_MISSES``);
 * ``smp``: real voice-assistant queries, hand-labelled fallback or smalltalk
   (``intents/data/eval/smp2017.csv``; text from ``../shared/data/smp2017/train.jsonl``); also every
-  out-of-scope query of that file (its own domain labels), for the core-intent leak.
+  out-of-scope query of that file (its own domain labels), for the core-intent leak;
+* ``smp2``: 254 more rows of the same file (``intents/data/eval/smp2017_dev2.csv``), the non-chat rows
+  ``fallback`` by their domain and the ``chat`` rows labelled by hand as for ``smp``.
 
 The real text is not part of the repository (it states no licence); when ``../shared/data`` is
 absent those sets are skipped with a message.
@@ -50,7 +54,7 @@ EVAL_DIR = PACKAGE_DATA_DIR / "eval"
 DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TEDDY_TITLES = Path("teddy2020c") / "titles_train.csv"
 SMP = Path("smp2017") / "train.jsonl"
-SETS = ("written", "shanxi", "shanxi2", "split", "teddy", "teddy2", "holdout", "smp")
+SETS = ("written", "shanxi", "shanxi2", "split", "teddy", "teddy2", "teddy3", "holdout", "smp", "smp2")
 HIDDEN_MISSES = frozenset({"holdout", "shanxi2"})  # sets whose misclassified messages are not printed (never tuned on)
 ROUTING_WRITTEN = EVAL_DIR / "routing_written.yml"
 # The packaged dispatch table's min_confidence (bot/rules/dispatch.yml; intents does not read the bot's
@@ -117,9 +121,9 @@ def smp_records(shared: Path = DEFAULT_SHARED_DATA) -> list[dict[str, str]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def smp_rows(shared: Path = DEFAULT_SHARED_DATA) -> list[tuple[str, str]]:
+def smp_rows(shared: Path = DEFAULT_SHARED_DATA, labels: str = "smp2017.csv") -> list[tuple[str, str]]:
     records = smp_records(shared)
-    return [(records[row]["text"], label) for row, label in _labels("smp2017.csv")]
+    return [(records[row]["text"], label) for row, label in _labels(labels)]
 
 
 # ------------------------------------------------------------------------------------------ measuring
@@ -167,6 +171,11 @@ def measure_teddy2(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> 
                                engine, teddy_rows(shared, "teddy_titles_dev2.csv"))
 
 
+def measure_teddy3(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> SetResult:
+    return _complaint_or_query("teddy3", "real message titles, complaint vs query (hand labels; third development set)",
+                               engine, teddy_rows(shared, "teddy_titles_dev3.csv"))
+
+
 def measure_holdout(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> SetResult:
     return _complaint_or_query("holdout", "more real titles, complaint vs query, labelled after development",
                                engine, teddy_rows(shared, "teddy_titles_holdout.csv"))
@@ -187,6 +196,17 @@ def _complaint_or_query(name: str, description: str, engine: IntentEngine, rows:
 
 def measure_smp(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> SetResult:
     rows = smp_rows(shared)
+    return _out_of_scope("smp", "real voice-assistant queries, out of scope or chat (hand labels)", engine, shared, rows)
+
+
+def measure_smp2(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> SetResult:
+    rows = smp_rows(shared, "smp2017_dev2.csv")
+    return _out_of_scope("smp2", "more voice-assistant queries, out of scope or chat (second development set)",
+                         engine, shared, rows)
+
+
+def _out_of_scope(name: str, description: str, engine: IntentEngine, shared: Path,
+                  rows: list[tuple[str, str]]) -> SetResult:
     report = _report(engine, rows, ["fallback", "smalltalk"])
     core = set(engine.registry.core)
     out_rows = [t for t, label in rows if label == "fallback"]
@@ -201,8 +221,7 @@ def measure_smp(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> Set
         "all non-chat → fallback": sum(c.intent == "fallback" for c in results) / len(every),
         "smalltalk recall": report.per_label["smalltalk"]["recall"],
     }
-    return SetResult("smp", "real voice-assistant queries, out of scope or chat (hand labels)", report.n,
-                     figures, report, {"all_non_chat": len(every)})
+    return SetResult(name, description, report.n, figures, report, {"all_non_chat": len(every)})
 
 
 MEASURES: dict[str, Callable[[IntentEngine, Path], SetResult]] = {
@@ -212,8 +231,10 @@ MEASURES: dict[str, Callable[[IntentEngine, Path], SetResult]] = {
     "split": measure_split,
     "teddy": measure_teddy,
     "teddy2": measure_teddy2,
+    "teddy3": measure_teddy3,
     "holdout": measure_holdout,
     "smp": measure_smp,
+    "smp2": measure_smp2,
 }
 
 
