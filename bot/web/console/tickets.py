@@ -28,7 +28,8 @@ EVENT_LABELS = {**ACTION_LABELS, "create": "创建", "submitted": "受理", "tri
                 "possible_duplicate": "可能重复", "attachment": "附件", "location_added": "补充位置",
                 "resident_comment": "居民意见", "comment": "备注/回复", "assign": "指派", "reminder": "提醒",
                 "rate": "评价", "resident_follow_up": "居民催办", "resident_withdrew": "居民撤回", "resident_contact": "居民补充联系电话",
-                "resident_update": "居民补充情况", "resident_repeat": "居民再次反映", "revisit": "回访"}
+                "resident_update": "居民补充情况", "resident_repeat": "居民再次反映", "revisit": "回访",
+                "phone_shown": "查看联系电话"}
 URGENCY = {"normal": "普通", "urgent": "紧急"}
 # The step a ticket usually takes next in each status: the action offered first on its page.
 NEXT_ACTION = {"submitted": "dispatch", "dispatched": "accept", "accepted": "start", "in_progress": "answer",
@@ -112,7 +113,8 @@ class Refused(Exception):
     pass
 
 
-async def detail_view(request: web.Request, *, error: str = "", status: int = 200) -> web.StreamResponse:
+async def detail_view(request: web.Request, *, error: str = "", status: int = 200,
+                      phone_shown: bool = False) -> web.StreamResponse:
     from bot.web.console.access import error_page
 
     rt = request.config_dict[RUNTIME]
@@ -137,7 +139,7 @@ async def detail_view(request: web.Request, *, error: str = "", status: int = 20
                   event_labels=EVENT_LABELS, statuses=STATUS_LABELS, urgency=URGENCY, error=error,
                   departments=departments, photos=photos, now=rt.clock.now(), open_statuses=svc.OPEN_STATUSES,
                   ratings=svc.RATING_LABELS, kept=kept, kept_for=kept_for, suggested=suggested,
-                  next_action=NEXT_ACTION.get(ticket.status, ""))
+                  next_action=NEXT_ACTION.get(ticket.status, ""), phone_shown=phone_shown)
 
 
 @page("GET", "/console/tickets/{id}", STAFF)
@@ -284,6 +286,27 @@ async def comment(request: web.Request) -> web.StreamResponse:
     return await _change(request, work)
 
 
+
+
+@page("POST", "/console/tickets/{id}/phone", STAFF)
+async def phone(request: web.Request) -> web.StreamResponse:
+    """The resident's full contact phone, for staff who must call them (an emergency, a visit, 回访):
+    pages mask it; this POST shows it once, on the page it answers, and the ticket's timeline
+    records who looked (a private event, never pushed)."""
+    from bot.web.console.access import error_page
+
+    rt = request.config_dict[RUNTIME]
+    user = user_of(request)
+    ticket = await row_of(request, Ticket)
+    if not may_see(user, ticket):
+        return error_page(request, 403, "这张工单不属于您的部门，您无权查看。")
+    if not ticket.contact_phone:
+        return await detail_view(request, error="居民没有留联系电话。", status=404)
+    async with rt.db.transaction() as session:
+        locked = await svc.load_for_update(session, ticket.id)
+        assert locked is not None
+        await svc.record(session, locked, "phone_shown", actor=_actor(request), now=rt.clock.now(), public=False)
+    return await detail_view(request, phone_shown=True)
 
 
 @page("POST", "/console/tickets/{id}/revisit", STAFF)
