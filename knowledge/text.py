@@ -151,6 +151,8 @@ def _word_tags() -> Mapping[str, str]:
 # Last characters of names of things (证件, 卡, 费, 车, 房 …): a word ending so names a thing, whatever
 # jieba's tag says (驾照 is tagged a verb, 超市 too).
 _THING_SUFFIX = frozenset("证照卡费金票车房局站所院馆场店市机表单书本税险款库厅室园校网码箱柜桩梯灯线管")
+# Last characters of names of places (医院, 银行, 超市, 车站, 学校).
+_PLACE_SUFFIX = frozenset("院局站所馆场店市厅室园校行")
 # jieba tags of names: nouns of every kind, abbreviations, English.
 _NAME_TAGS = frozenset({"n", "nr", "nr1", "nr2", "nrj", "nrf", "ns", "nsf", "nt", "nz", "nl", "ng", "j", "vn", "eng", "l"})
 
@@ -209,8 +211,12 @@ def topic_weight(word: str) -> float:
     if tag and tag in _FUNCTION_TAGS:
         return 0.1
     name = thing or tag in _NAME_TAGS
-    if (freq or 0) >= _COMMON_FREQ:  # 汽车, 医院 still name a thing; 东西, 今年 do not
-        return 0.6 if name else 0.1
+    if (freq or 0) >= _COMMON_FREQ:  # 公司, 医院 still name a thing; 东西, 今年 do not
+        if not name:
+            return 0.1
+        # A common place (医院, 银行, 超市) is as often where the story happens as what is asked
+        # about; a common thing the entries never name (公司, 财产) is what 怎么注册公司 asks about.
+        return 0.6 if word[-1] in _PLACE_SUFFIX else 0.8
     if name:
         return 1.0
     return 0.2  # verbs, adjectives, descriptive words: how things are, not what they are

@@ -68,3 +68,16 @@ def test_a_bit_of_glued_onto_a_word_is_cut_off() -> None:
     assert split_glued("补贴些") == ["补贴", "些"]
     assert split_glued("一点") == ["一点"]  # two characters: a word
     assert split_glued("观点") == ["观点"]
+
+
+@pytest.mark.parametrize("text", ["怎么注册个公司", "离婚了财产咋分"])
+def test_a_common_thing_no_entry_names_is_declined(kb: KnowledgeBase, text: str) -> None:
+    """公司 and 财产 are everyday words, but what the question asks about: no entry that only shares
+    its verb (注册 of the volunteers' entry) or its occasion (离婚) is offered."""
+    assert kb.answer(text).kind == "unknown", [h.entry.id for h in kb.answer(text).hits]
+
+
+def test_a_common_place_of_the_story_does_not_sink_the_answer(kb: KnowledgeBase) -> None:
+    answer = kb.answer("去年暖气费是在银行交的 今年还去银行交不")
+    assert answer.kind != "unknown"
+    assert answer.hits[0].entry.id == "heating-fee"
