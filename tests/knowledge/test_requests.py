@@ -81,3 +81,11 @@ def test_a_common_place_of_the_story_does_not_sink_the_answer(kb: KnowledgeBase)
     answer = kb.answer("去年暖气费是在银行交的 今年还去银行交不")
     assert answer.kind != "unknown"
     assert answer.hits[0].entry.id == "heating-fee"
+
+
+def test_a_place_that_cooks_for_old_people_is_the_meal_service(kb: KnowledgeBase) -> None:
+    """给老人做饭的 is how residents name the elderly canteen (three development sets said so)."""
+    answer = kb.answer("俺做不动饭了 咱这有给老年人做饭的地方没 贵不贵")
+    assert answer.kind != "unknown"
+    assert answer.hits[0].entry.id == "elderly-meal-service"
+    assert Analyzer(load_synonyms()).fold("也没个儿女") == "也无儿无女"
