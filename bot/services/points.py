@@ -642,17 +642,32 @@ def _lines(entries: int) -> Any:
     )
 
 
+@functools.cache
+def _head_and_lines(entries: int) -> Any:
+    """:data:`_HEAD` and :func:`_lines` in one statement: a row per line, newest first, each with
+    the head's balance and reward flag (one row with no line when there is none: ``amount`` NULL,
+    which a ledger line never is)."""
+    head = _HEAD.subquery("head")
+    lines = _lines(entries).add_columns(PointsEntry.id).subquery("lines")
+    return (
+        select(*head.c, lines.c.amount, lines.c.reason, lines.c.created_at, lines.c.reason_for_resident)
+        .select_from(head.outerjoin(lines, true()))
+        .order_by(lines.c.id.desc())
+    )
+
+
 def read_statement_in(connection: Connection, resident_id: int, now: datetime, *, entries: int = 0) -> Statement:
-    """The balance and whether the registration reward is in the ledger (one statement), and the
-    ``entries`` newest ledger lines (another); a reward not given yet is shown as ``pending``."""
-    found = connection.execute(
-        _HEAD, {"p_resident": resident_id, "p_key": _registration(resident_id)["idempotency_key"]}
-    ).one()
-    value, given = int(found[0] or 0), bool(found[1])
+    """The balance, whether the registration reward is in the ledger, and the ``entries`` newest
+    ledger lines, in one statement; a reward not given yet is shown as ``pending``."""
+    params = {"p_resident": resident_id, "p_key": _registration(resident_id)["idempotency_key"]}
     lines: tuple[Entry, ...] = ()
     if entries > 0:
-        rows: Any = connection.execute(_lines(entries), {"p_resident": resident_id})
-        lines = tuple(Entry(amount, reason, created_at, told) for amount, reason, created_at, told in rows)
+        rows: Any = connection.execute(_head_and_lines(entries), params).all()
+        found = rows[0]
+        lines = tuple(Entry(row[2], row[3], row[4], row[5]) for row in rows if row[2] is not None)
+    else:
+        found = connection.execute(_HEAD, params).one()
+    value, given = int(found[0] or 0), bool(found[1])
     reward = registration_points()
     if given or reward <= 0:
         return Statement(0, value, lines)

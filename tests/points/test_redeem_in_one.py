@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import Engine, event, func, select
 
 from bot.services import coupons, points
 from bot.storage.db import Database
@@ -41,11 +41,12 @@ def statements(db: Database) -> Iterator[list[str]]:
     def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         sent.append(statement)
 
-    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    # Every engine: on a SQLite file the reads go through one of their own (``run_sync_read``).
+    event.listen(Engine, "before_cursor_execute", seen)
     try:
         yield sent
     finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+        event.remove(Engine, "before_cursor_execute", seen)
 
 
 def redeem_with_qr(db: Database, rid: int, coupon_id: int, key: str) -> Any:
