@@ -697,9 +697,11 @@ def _names_course(text: str) -> bool:
 def _only_a_course(ctx: Context) -> bool:
     """The message is a course's name and nothing more (书法 after the list, 花艺吧): the intent
     engine may not be sure what a bare name asks for, but nothing else it could mean is offered."""
-    named = getattr(getattr(ctx.understanding, "entities", None), "courses", None) or []
     said = _BARE.sub("", ctx.text or "")
-    return bool(said) and any(said in (name, name + "课", name + "班") for name in named)
+    if not 2 <= len(said) <= 8:
+        return False  # (before the entities: found on demand, not for every message)
+    named = getattr(getattr(ctx.understanding, "entities", None), "courses", None) or []
+    return any(said in (name, name + "课", name + "班") for name in named)
 
 
 _BARE = re.compile(r"[\s，,。.!！?？~～]+|(?:的|吧|啊|呀|呢|嘛)$")
