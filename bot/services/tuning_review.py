@@ -178,7 +178,8 @@ async def intent_queue(db: Database, threshold: float, skip: Sequence[str] = (),
             if nxt is not None and CHOICE.match(nxt.content or "") and nxt.confidence == 1.0 and nxt.intent:
                 reasons.append("clarified")
                 suggestion = nxt.intent
-            if nxt is not None and nxt.intent == "handoff" and m.intent != "handoff":
+            # (a message without an intent answered the bot's own question: not the engine's miss)
+            if nxt is not None and nxt.intent == "handoff" and m.intent not in (None, "handoff"):
                 reasons.append("handoff")
             if m.intent != "complaint" and any(
                     timedelta(0) <= t - m.created_at <= STAFF_WINDOW for t in made.get(m.resident_id, ())):

@@ -1,0 +1,23 @@
+"""The review queue leaves out a resident's answers to the bot's own questions when they then ask for
+a person: the place and the phone a report asked for, then 转人工, are no misunderstood messages
+(the intent engine never judged them); a message the engine did judge, then 转人工, still is."""
+
+from __future__ import annotations
+
+from tests.api.conftest import Api
+from tests.tuning.test_tuning_api import say
+
+
+async def test_step_answers_before_a_handoff_are_not_reviewed(api: Api) -> None:
+    openid = "oTuningApi0000000000000041"
+    assert "位置" in await say(api, "楼道的灯坏了好几天了", openid)
+    assert "电话" in await say(api, "12号楼3单元", openid)
+    await say(api, "13800001111", openid)
+    other = "oTuningApi0000000000000042"
+    await say(api, "我家那个东西又不行了", other)
+    await say(api, "转人工", other)
+    await say(api, "转人工", openid)
+    queue = await api.ok("/tuning/review", "operator", kind="intent")
+    texts = {i["text"]: g["reasons"] for g in queue["groups"] for i in g["items"]}
+    assert "12号楼3单元" not in texts and "138****1111" not in texts, texts
+    assert "handoff" in texts.get("我家那个东西又不行了", {}), texts
