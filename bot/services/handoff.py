@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Connection, Table, bindparam, insert, literal_column, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from bot.storage.db import Database
@@ -90,6 +91,13 @@ _ADD = (
     )
 )
 _NEW = insert(_TABLE).returning(_C.id)
+# PostgreSQL: a new request unless the resident has an open one (the partial unique index decides,
+# also against one a concurrent transaction is opening: this waits for it and inserts nothing).
+_NEW_UNLESS_OPEN = (
+    postgresql.insert(_TABLE)
+    .on_conflict_do_nothing(index_elements=["resident_id"], index_where=_C.status != literal_column("'closed'"))
+    .returning(_C.id)
+)
 
 
 def request_in(
@@ -101,7 +109,16 @@ def request_in(
     *,
     ticket_id: int | None = None,
 ) -> Recorded:
-    """:func:`request` in the caller's transaction (``words`` already trimmed)."""
+    """:func:`request` in the caller's transaction (``words`` already trimmed). On PostgreSQL a
+    resident's first open request is one statement (the insert that does nothing when one is open)."""
+    values = {
+        "resident_id": resident_id, "reason": reason, "text": words, "ticket_id": ticket_id,
+        "status": "waiting", "asks": 1, "created_at": now, "updated_at": now,
+    }  # fmt: skip
+    if connection.dialect.name == "postgresql":
+        made = connection.execute(_NEW_UNLESS_OPEN, values).scalar_one_or_none()
+        if made is not None:
+            return Recorded(int(made), True, 1, "waiting")
     row = connection.execute(_OPEN, {"resident": resident_id}).first()
     if row is not None:
         asks = (row.asks or 1) + 1
@@ -116,10 +133,6 @@ def request_in(
              "ticket": ticket_id or row.ticket_id, "at": now},
         )
         return Recorded(int(row.id), False, asks, str(row.status))
-    values = {
-        "resident_id": resident_id, "reason": reason, "text": words, "ticket_id": ticket_id,
-        "status": "waiting", "asks": 1, "created_at": now, "updated_at": now,
-    }
     new_id: int = connection.execute(_NEW, values).scalar_one()
     return Recorded(int(new_id), True, 1, "waiting")
 
