@@ -194,8 +194,18 @@ async def known_answer(ctx: Context) -> str:
     ctx.intent = "query"
     _log_query(ctx, result.kind, result.hits)
     if result.kind == "choices":
-        return await _offer(ctx, result.hits[:3])
-    return await _answer_entry(ctx, result.hits[0].entry)
+        return _asked(ctx, await _offer(ctx, result.hits[:3]))
+    return _asked(ctx, await _answer_entry(ctx, result.hits[0].entry))
+
+
+ASKED_MAX = 60
+
+
+def _asked(ctx: Context, reply: str) -> str:
+    """``reply``, the resident's question kept with the state it leaves: a few words that narrow
+    it next ("住院的") are asked together with it (:func:`refined`)."""
+    ctx.fsm.fill(asked=ctx.text.strip()[:ASKED_MAX])
+    return reply
 
 
 async def _offer(ctx: Context, hits: list[Any]) -> str:
@@ -317,6 +327,37 @@ async def more_on_answer(ctx: Context) -> str:
     if entry is not None and result.hits[0].entry.id == entry.id:
         return await _again_on(ctx, entry)
     return await _answer_entry(ctx, result.hits[0].entry)
+
+
+# A few words right after an answer or choices that narrow the question just asked ("住院的" after
+# 医保怎么报销, "我是外地的", "给孩子办"): asked again together with it. Only when that finds an
+# answer of its own, another entry than the one just given.
+REFINE_MAX = 8
+
+
+def _refines(ctx: Context) -> bool:
+    text = ctx.text.strip()
+    asked = str(ctx.fsm.data.get("asked") or "")
+    if not asked or not text or len(text) > REFINE_MAX or _yes_or_no(text) or not _SMALL.sub("", ASPECT.sub("", text)):
+        return False  # nothing asked before, or only asking words (more_on_answer's)
+    if text in HELPFUL or text in NOT_HELPFUL or parse_choice(text, len(ctx.fsm.data.get("choices", []))) is not None:
+        return False
+    result = ctx.rt.language.knowledge.answer(f"{asked.rstrip('？?。')}，{text}")
+    if result.kind != "answer" or result.hits[0].entry.id == ctx.fsm.data.get("entry_id"):
+        return False
+    ctx.extra["knowledge_answer"] = result
+    return True
+
+
+@router.message(State(*FOLLOWED_STATES, CHOICES_STATE), Func(_refines, phase=PHASE_STATE, when=lambda p: p.text))
+async def refined(ctx: Context) -> str:
+    result = ctx.extra["knowledge_answer"]
+    asked = str(ctx.fsm.data.get("asked") or "")
+    ctx.intent = "query"
+    _log_query(ctx, result.kind, result.hits)
+    answer = await _answer_entry(ctx, result.hits[0].entry)
+    ctx.fsm.fill(asked=f"{asked.rstrip('？?。')}，{ctx.text.strip()}"[:ASKED_MAX])
+    return answer
 
 
 async def _again_on(ctx: Context, entry: Any) -> str:
@@ -501,9 +542,11 @@ async def ask(ctx: Context) -> str:
     result, same = _with_context(ctx, ctx.rt.language.knowledge.answer(ctx.text))
     _log_query(ctx, result.kind, result.hits)
     if result.kind == "answer":
-        return await (_again_on(ctx, result.hits[0].entry) if same else _answer_entry(ctx, result.hits[0].entry))
+        if same:
+            return await _again_on(ctx, result.hits[0].entry)
+        return _asked(ctx, await _answer_entry(ctx, result.hits[0].entry))
     if result.kind == "choices":
-        return await _offer(ctx, result.hits[:3])
+        return _asked(ctx, await _offer(ctx, result.hits[:3]))
     await ctx.fsm.clear()
     if result.elsewhere:
         return TEXTS["elsewhere"].format(place=result.elsewhere)
