@@ -127,7 +127,9 @@ async def _review(request: web.Request, error: str = "", notice: str = "", statu
         entries = await asyncio.to_thread(tuning_data.draft_entries, d.overlay, sources_of(rt.settings))
     return render(request, "tuning_review.html", status=status, title="调优 · 待复核", kind=kind, groups=groups,
                   intents=_labels(rt), reasons={**INTENT_REASONS, **KNOWLEDGE_REASONS}, draft=d,
-                  summary=tuning_data.summary(d.overlay), entries=sorted(e.id for e in entries),
+                  summary=tuning_data.summary(d.overlay),
+                  # (id, its question): the operator picks an entry by what it answers, not by its slug
+                  entries=sorted((e.id, e.question) for e in entries), questions={e.id: e.question for e in entries},
                   error=error or request.query.get("error", ""), notice=notice or request.query.get("notice", ""))
 
 
