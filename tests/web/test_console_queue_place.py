@@ -1,4 +1,4 @@
-"""Where staff must go, on the handoff queue and the conversation page: a resident who bound no
+"""Where staff must go, on the handoff queue, the inbox and the conversation page: a resident who bound no
 building but whose emergency ticket has a place (3号楼1单元502) is shown at that place with the
 ticket's number, not as 未绑定楼栋; a resident with neither still reads 未绑定楼栋."""
 
@@ -30,6 +30,8 @@ async def test_the_queue_shows_the_emergency_tickets_place(service_factory: Any,
     assert "3号楼1单元502室" in rows["urgent"] and number.group(0) in rows["urgent"], rows["urgent"]
     assert "未绑定楼栋" not in rows["urgent"]
     assert "未绑定楼栋" in rows["asked"]  # no building, no ticket: nothing better to say
+    status, inbox, _ = await li.get("/console/inbox/rows")
+    assert status == 200 and "3号楼1单元502室" in html.unescape(inbox), inbox
     rid = re.search(r'<tr class="handoff urgent" data-resident="(\d+)"', page)
     assert rid
     status, page, _ = await li.get(f"/console/conversations/{rid.group(1)}")

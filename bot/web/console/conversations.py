@@ -148,6 +148,7 @@ class InboxItem:
     open_tickets: int
     points: int
     intents: list[tuple[str, float]]
+    place: str = ""
 
 
 async def inbox_items(request: web.Request, limit: int = 50) -> list[InboxItem]:
@@ -176,6 +177,7 @@ async def inbox_items(request: web.Request, limit: int = 50) -> list[InboxItem]:
                    Message.id > max(0, min(r.last for r in latest) - 2000))
             .order_by(Message.id.desc())
         )).all()
+        places = await open_ticket_places(session, set(ids))
     intents: dict[int, list[tuple[str, float]]] = {}
     for rid, intent, conf in recent:
         got = intents.setdefault(rid, [])
@@ -183,7 +185,8 @@ async def inbox_items(request: web.Request, limit: int = 50) -> list[InboxItem]:
             got.append((str(intent), conf or 0.0))
     return [
         InboxItem(residents[r.resident_id], last[r.last], open_counts.get(r.resident_id, 0),
-                  balances.get(r.resident_id, 0), intents.get(r.resident_id, []))
+                  balances.get(r.resident_id, 0), intents.get(r.resident_id, []),
+                  places[r.resident_id][1] if r.resident_id in places else "")
         for r in latest if r.resident_id in residents and r.last in last
     ]
 
