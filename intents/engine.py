@@ -54,9 +54,11 @@ class EngineConfig:
     max_candidates: int = 3
     scope_threshold: float = 0.32  # chosen on the real development sets (docs/benchmarks.md)
     evidence_scope_threshold: float = 0.6  # for a message naming an evidence word of the registry
+    evidence_decides: bool = True  # a clarifying question is not asked when only the leading intent's evidence is named
+    evidence_accept_min: float = 0.45  # ... and the leading intent has at least this (in-scope) probability
     model: ModelConfig = field(default_factory=lambda: ModelConfig(kind="svm", c=0.5))
     scope_model: ModelConfig = field(default_factory=lambda: ModelConfig(kind="svm", c=0.5))
-    features: FeatureConfig = field(default_factory=FeatureConfig)
+    features: FeatureConfig = field(default_factory=lambda: FeatureConfig(strip_openers=True))
     labelled_weight: int = 3  # an operator's labelled message counts as this many examples
 
 
@@ -102,9 +104,19 @@ class _Model:
     data: TrainingData
     fuzzy: dict[str, tuple[str, ...]]
     evidence: re.Pattern[str] | None = None  # the registry's evidence words, after synonym rewriting
+    evidence_of: dict[str, re.Pattern[str]] = field(default_factory=dict)  # the same, per intent
 
     def has_evidence(self, text: str) -> bool:
         return self.evidence is not None and self.evidence.search(self.classifier.rewrite(text)) is not None
+
+    def is_conversation(self, intent: str) -> bool:
+        info = self.data.registry.get(intent)
+        return info is not None and info.kind == "conversation"
+
+    def evidence_for(self, text: str, intents: list[str]) -> list[str]:
+        """Those of ``intents`` whose own evidence words ``text`` names."""
+        rewritten = self.classifier.rewrite(text)
+        return [i for i in intents if i in self.evidence_of and self.evidence_of[i].search(rewritten) is not None]
 
 
 def _train(data: TrainingData, config: EngineConfig, labelled: Path | None,
@@ -119,7 +131,13 @@ def _train(data: TrainingData, config: EngineConfig, labelled: Path | None,
                                         config.scope_model, data.synonyms, cache)
     words = sorted({classifier.rewrite(w) for w in data.registry.evidence_words()} - {""}, key=len, reverse=True)
     evidence = re.compile("|".join(map(re.escape, words))) if words else None
-    return _Model(classifier, EntityExtractor(data.lookups, data.synonyms), data, data.registry.fuzzy_lookups(), evidence)
+    evidence_of = {}
+    for spec in data.registry.intents:
+        own = sorted({classifier.rewrite(w) for w in spec.evidence} - {""}, key=len, reverse=True)
+        if own:
+            evidence_of[spec.name] = re.compile("|".join(map(re.escape, own)))
+    return _Model(classifier, EntityExtractor(data.lookups, data.synonyms), data, data.registry.fuzzy_lookups(), evidence,
+                  evidence_of)
 
 
 class IntentEngine:
@@ -265,6 +283,12 @@ class IntentEngine:
             intent = FALLBACK
         else:
             decision, intent, candidates = self.decide(conditional)
+            if (decision == "clarify" and cfg.evidence_decides and conditional[0][1] >= cfg.evidence_accept_min
+                    and all(model.is_conversation(c) for c, _ in candidates[1:])
+                    and model.evidence_for(text, [c for c, _ in candidates]) == [intent]):
+                # a service's own words are named (高龄补贴) and the alternatives are talking or asking for
+                # a person, whose words are not (转人工): the service, without a clarifying question
+                decision, candidates = "accept", []
         scale = 1.0 - p_out
         top, p_top = conditional[0]
         if intent == FALLBACK:

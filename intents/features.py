@@ -15,6 +15,13 @@ from intents.tokens import cut, normalize
 
 _PUNCT_RE = re.compile(r"[\s\W_]+", re.UNICODE)
 _DIGIT_RE = re.compile(r"\d")
+# Openings that say nothing about what a message wants: a greeting before the message, and "I'd like
+# to ask" before it (你好，…; 想咨询一下 …; 您好 我想问一下 …). Left in, they pull a plain question, a
+# report or an out-of-scope request towards small talk or `query` by their own words.
+_GREETING_RE = re.compile(r"^(?:你好|您好|你们好|在吗|在不在|喂|哈喽|嗨|早上好|上午好|中午好|下午好|晚上好|打扰了|打扰一下)"
+                          r"[啊呀哈呢吖]?(?:[\s,，。.!！~～、:：]+|(?=(?:请问|我|想|麻烦|咨询|问)))")
+_ASKING_RE = re.compile(r"^(?:(?:我|俺)?(?:想|要|来)(?:咨询|问|打听|请教)(?:一下|下|问)?|(?:请问|麻烦问)(?:一下|下))"
+                        r"[\s,，。.!！~～、:：]*")
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,7 @@ class FeatureConfig:
     char_max: int = 3
     word_bigrams: bool = True
     max_chars: int = 300  # long messages are truncated (title + start of the text carry the topic)
+    strip_openers: bool = False  # drop a leading greeting and "I'd like to ask" (the intent engine's)
 
 
 class SynonymRewriter:
@@ -43,9 +51,33 @@ class SynonymRewriter:
         return self._re.sub(lambda m: self.synonyms[m.group(0)], text)
 
 
+def strip_openers(text: str) -> str:
+    """``text`` without a leading greeting and a leading "I'd like to ask …", each only when something
+    of at least two characters follows (你好，在吗 stays, 你好 alone stays)."""
+    return split_openers(text)[0]
+
+
+def split_openers(text: str) -> tuple[str, bool]:
+    """(:func:`strip_openers` of ``text``, whether an opening was dropped)."""
+    dropped = False
+    for pattern in (_GREETING_RE, _ASKING_RE):
+        m = pattern.match(text)
+        if m is not None and len(_PUNCT_RE.sub("", text[m.end():])) >= 2:
+            text = text[m.end():]
+            dropped = True
+    return text, dropped
+
+
+def has_opener(text: str, rewrite: SynonymRewriter | None = None) -> bool:
+    """Whether ``text`` opens with a greeting or "I'd like to ask …" that :func:`extract` drops."""
+    return split_openers(rewrite(text) if rewrite is not None else normalize(text))[1]
+
+
 def extract(text: str, config: FeatureConfig, rewrite: SynonymRewriter | None = None) -> list[str]:
     """Feature strings of one message (duplicates kept; the vectoriser uses presence)."""
     text = rewrite(text) if rewrite is not None else normalize(text)
+    if config.strip_openers:
+        text = strip_openers(text)
     text = _DIGIT_RE.sub("0", text[: config.max_chars])  # digits folded once, before cutting
     fullmatch = _PUNCT_RE.fullmatch
     words = [w for w in cut(text, normalized=True, hmm=False) if not fullmatch(w)]

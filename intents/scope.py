@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,7 +38,7 @@ from intents.classifier import (
     calibration_split,
     fit_temperature,
 )
-from intents.features import FeatureConfig, SynonymRewriter, extract, extract_many
+from intents.features import FeatureConfig, SynonymRewriter, extract, extract_many, has_opener
 
 # Answers kept per classifier: residents send the same short messages again and again (你好, 谢谢,
 # 转人工, 1); a message seen before costs a dictionary look-up instead of cutting and scoring it.
@@ -117,7 +117,7 @@ class ScopedClassifier:
         if len(in_classes) < 2 or out_label not in labels:
             raise ValueError(f"need {out_label!r} examples and at least two in-scope intents")
         rewrite = SynonymRewriter(synonyms or {})
-        counts, names = _count_matrix(extract_many(texts, fc, rewrite, cache))
+        counts, names = _count_matrix(extract_many(texts, replace(fc, strip_openers=False), rewrite, cache))
         idf = _idf(counts, im.min_df)
         keep = np.flatnonzero(idf > 0)
         counts, idf = counts[:, keep], idf[keep]
@@ -136,10 +136,11 @@ class ScopedClassifier:
         return cls(vocab, scope, intent, out_label, fc, im.sublinear_tf, synonyms or {})
 
     # ----------------------------------------------------------------- inference
-    def _vector(self, text: str) -> tuple[np.ndarray, np.ndarray] | None:
+    def _vector(self, text: str, config: FeatureConfig | None = None) -> tuple[np.ndarray, np.ndarray] | None:
         """Feature ids of a message and their tf weights divided by the vector's norm."""
         get = self.vocab.index.get
-        counts = Counter([i for i in map(get, extract(text, self.feature_config, self.rewrite)) if i is not None])
+        counts = Counter([i for i in map(get, extract(text, config or self.feature_config, self.rewrite))
+                          if i is not None])
         if not counts:
             return None
         ids = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
@@ -171,13 +172,35 @@ class ScopedClassifier:
             scores = (tf @ self._weights[ids]).tolist()
         k = self._n_scope
         p_scope = _softmax_list(scores[:k], self.scope.bias_list, self.scope.temperature)
-        return p_scope[self._out], tuple(_softmax_list(scores[k:], self.intent.bias_list, self.intent.temperature))
+        p_intent = _softmax_list(scores[k:], self.intent.bias_list, self.intent.temperature)
+        if self.feature_config.strip_openers and has_opener(text, self.rewrite):
+            p_intent = self._with_opener(text, p_intent)
+        return p_scope[self._out], tuple(p_intent)
+
+    def _with_opener(self, text: str, p_intent: list[float]) -> list[float]:
+        """A greeting or an "I'd like to ask" opening is half the intent decision: the intent
+        probabilities of the message without it and with it, averaged (the scope decision is the one
+        without: a greeting or asking is no sign that a message is for this assistant).
+        想咨询下个人续保的问题 stays a question, 想咨询一下 积分明细在哪里查 is about points, 你好，交医保
+        is a question, 想咨询一下 今天股市咋样 is out of scope."""
+        vec = self._vector(text, replace(self.feature_config, strip_openers=False))
+        if vec is None:
+            return p_intent
+        ids, tf = vec
+        scores = (tf @ self.intent.weights[ids]).tolist()
+        whole = _softmax_list(scores, self.intent.bias_list, self.intent.temperature)
+        return [(a + b) / 2 for a, b in zip(p_intent, whole, strict=True)]
 
     def proba_many(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         counts = self.vocab.count_matrix(extract_many(texts, self.feature_config, self.rewrite))
         x = _normalised_tf(counts, self.vocab.idf, self.sublinear_tf)
         p_out = self.scope.proba(np.asarray(x @ self.scope.weights))[:, self._out]
-        return p_out, self.intent.proba(np.asarray(x @ self.intent.weights))
+        p_intent = self.intent.proba(np.asarray(x @ self.intent.weights))
+        if self.feature_config.strip_openers:
+            for i, text in enumerate(texts):
+                if has_opener(text, self.rewrite):
+                    p_intent[i] = self._with_opener(text, p_intent[i].tolist())
+        return p_out, p_intent
 
 
 def _softmax_list(scores: list[float], bias: list[float], temperature: float) -> list[float]:
