@@ -92,7 +92,7 @@ STATUS_RE = re.compile(
 )
 # A reference to the resident's own earlier report.
 OWN_REPORT = re.compile(
-    r"(?:我|俺|咱)(?:们|家)?(?:之前|上次|上回|前几天|前两天|昨天|前天|刚才|刚刚|早上|上午|下午|上周|上个月)?"
+    r"(?:我|俺|咱)(?:们|家)?(?:之前|上次|上回|前几天|前两天|昨天|前天|刚才|刚刚|早上|上午|下午|上周|上个?礼拜|上个?星期|上个月|前些天|前一阵)?"
     r"(?:报|反映|投诉|举报|报修|提|说|登记|留言)(?:的|得|过|了的)"
     r"|(?:我|俺|咱)的(?:投诉|反映|诉求|报修|工单|举报)"
     r"|(?:报修|报|反映|投诉|举报)(?:的|过的)(?:那个|那件|事|问题)"
@@ -106,7 +106,8 @@ PROGRESS = re.compile(
     r"|有人(?:管|来|处理)|什么时候|啥时候|几时|还没(?:修|处理|解决|人|弄|动静|好|来)|怎么还没|回复|回音|动静|消息|没下文|问问|问一下"
 )
 # Urging without naming anything (能不能快点处理, 麻烦尽快, 怎么这么慢): about the open reports.
-URGE = re.compile(r"快点|快些|快一点|尽快|赶紧|抓紧|赶快|催一下|催催|催一催|太慢|这么慢|等多久|等到什么时候|多久能")
+URGE = re.compile(r"快点|快些|快一点|尽快|赶紧|抓紧|赶快|催一下|催催|催一催|太慢|这么慢|等多久|等到什么时候|多久能"
+                  r"|效率(?:太|真|很|也太|这么)?(?:低|差)|拖拖拉拉|磨磨蹭蹭")
 _URGE_WORDS = re.compile(
     rf"{URGE.pattern}|能不能|能否|可不可以|可以|麻烦|帮忙|一点|处理|解决|弄|办|修|给|们|呀|啦|哈|呗|吧|好|行|不"
 )
@@ -462,6 +463,11 @@ def _matching(rows: list[Report], text: str) -> list[Report]:
     return [r for r in rows if _about(about, r.text)] if about else []
 
 
+# An earlier report named and nothing more said of it ("就是我上礼拜说的那个下水道"): asked about, not
+# reported again ("我之前反映的下水道又堵了" says something new of it).
+_NAMED_ONLY = re.compile(r"(?:报|说|反映|投诉|提|登记)(?:的|过的)(?:那个|那件)?(?P<what>[^，,。？?！!\s坏堵漏又还不没]{1,8})[啊呀呢吧嘛]?$")
+
+
 async def _is_follow_up(ctx: Context) -> bool:
     text = ctx.text
     if not text or len(text) > 60 or ctx.resident is None:
@@ -471,8 +477,8 @@ async def _is_follow_up(ctx: Context) -> bool:
     if filed is not None and len(text) <= 30 and chases(text):
         ctx.extra["follow_up"] = [filed]  # 怎么还没人来管, right after it was filed
         return True
-    if own and (progress or len(subject(text)) <= 2):
-        return True  # 我报的事怎么样了 / 不是新的 我就是问问刚才那个
+    if own and (progress or len(subject(text)) <= 2 or _NAMED_ONLY.search(text)):
+        return True  # 我报的事怎么样了 / 不是新的 我就是问问刚才那个 / 就是我上礼拜说的那个下水道
     if URGE.search(text) and len(_URGE_WORDS.sub("", subject(text))) <= 1:
         found = [i for i, _ in await _listed_texts(ctx)]
         if found:
