@@ -80,6 +80,8 @@ MALL_WORDS = (
     "能换什么",
     "积分能换什么",
 )
+# What names no coupon in particular (换张券, 兑换优惠券 once the asking words are gone).
+ANY_COUPON = ("券", "优惠券", "卡券", "代金券", "积分券", "东西", "点东西", "个东西", "礼品", "奖品")
 MINE_WORDS = ("我的券", "我的优惠券", "我的卡券", "券码", "我的兑换")
 NEXT_WORDS = ("下一页", "更多", "还有吗", "还有呢", "下页")
 YES = ("确认", "确定", "是", "是的", "好", "好的", "兑换", "换", "确认兑换", "要", "1")
@@ -363,8 +365,10 @@ def _names_coupon(text: str) -> bool:
 
 @router.message(Func(lambda ctx: _names_coupon(ctx.text), phase=PHASE_MENU, when=lambda p: p.text))
 async def by_name(ctx: Context) -> str:
-    found = await find(ctx, ctx.text)
     named = _REQUEST_WORDS.sub("", ctx.text.strip())
+    if named in MALL_WORDS or named in ANY_COUPON:
+        return await show_page(ctx, None, 0)  # 兑换优惠券, 换张券: no coupon named, the mall
+    found = await find(ctx, ctx.text)
     if found is None and named and named != ctx.text.strip():
         found = await find(ctx, named)
     return found or TEXTS["not_found"].format(query=ctx.text.strip()[:20])

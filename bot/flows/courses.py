@@ -722,8 +722,14 @@ async def by_name(ctx: Context) -> str:
     if BOOK_SAID.match(ctx.text.strip()):  # 预约 / 我要报名 naming no class: which one, from what is on
         return TEXTS["which_to_book"] + await whats_on(ctx)
     found = await search(ctx, ctx.text) or await generic(ctx, ctx.text)
+    if found is None and NO_NAME.match(ctx.text.strip()):
+        return await whats_on(ctx)  # 我想报名课程: no class named, so none "not found" either
     # Nothing by that name (我想给孩子报个课): what is on, to pick from, rather than a dead end.
     return found or TEXTS["not_found"].format(query=ctx.text.strip()[:14]) + await whats_on(ctx)
+
+
+# A booking or course asked for without naming one (我想报名课程, 报个班, 我要上课).
+NO_NAME = re.compile(r"^(?:我|俺)?(?:想|要)?(?:预约|报名|报|学|上)?(?:个|门|点|一下|一个|一门)?(?:课|课程|班|活动|夜校(?:的)?课?)[吧啊呀呢]?$")
 
 
 @router.message(Intent("course_booking"), Func(lambda ctx: ctx.decision != "clarify" and not NOT_A_CLASS.search(ctx.text)))
