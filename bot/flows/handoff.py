@@ -25,6 +25,8 @@ router = Router("handoff")
 TEXTS = {
     "recorded": "好的，已经登记您要找工作人员，工作人员会在后台看到。",
     "again": "您的请求已经登记过了，工作人员会看到（这是第{asks}次提醒）。",
+    # The first 转人工 after an emergency, which had already queued the resident.
+    "after_urgent": "您的紧急情况已经通知值班人员，您要找工作人员也已经记下了，工作人员会看到。",
     "open_phone": "现在是工作时间，着急的话请直接打社区服务中心电话{phone}，或到服务中心窗口找工作人员。",
     "open_no_phone": "现在是工作时间，着急的话请直接到社区服务中心窗口找工作人员。",
     "closed": "现在是下班时间（工作时间：{hours}），工作人员{next}上班后处理。",
@@ -81,7 +83,11 @@ async def request_person(ctx: Context) -> str:
 
     def record(connection: Any) -> str:  # in the reply's transaction
         recorded = handoff.request_with_reply(connection, resident_id, "asked", words, now)
-        return TEXTS["recorded"] if recorded.created else TEXTS["again"].format(asks=recorded.asks)
+        if recorded.created:
+            return TEXTS["recorded"]
+        if recorded.earlier == "urgent" and recorded.asks == 2:
+            return TEXTS["after_urgent"]  # the emergency queued them: their own first ask
+        return TEXTS["again"].format(asks=recorded.asks)
 
     hours = office.hours_for(ctx.rt.settings.data_dir)
     out = [ctx.reply_in(record)]

@@ -31,6 +31,7 @@ class Recorded:
     created: bool  # False: added to the resident's open request
     asks: int
     status: str
+    earlier: str | None = None  # added to: the open request's reason before (urgent: an emergency queued it)
 
 
 async def request(
@@ -132,7 +133,7 @@ def request_in(
             {"request": row.id, "asked": asks, "words": text, "why": why,
              "ticket": ticket_id or row.ticket_id, "at": now},
         )
-        return Recorded(int(row.id), False, asks, str(row.status))
+        return Recorded(int(row.id), False, asks, str(row.status), str(row.reason))
     new_id: int = connection.execute(_NEW, values).scalar_one()
     return Recorded(int(new_id), True, 1, "waiting")
 
