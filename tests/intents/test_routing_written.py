@@ -50,6 +50,8 @@ def test_default_model_on_written_complaints() -> None:
     ("燃气味很大", "安全隐患"),  # was 水电气暖
     ("小区门口垃圾堆成山了", "环境卫生"),  # was right at 0.20: below min_confidence, triage
     ("5号楼门口路灯不亮了", "市政设施"),
+    ("3号楼下水道堵了", "物业服务"),  # was 停车与交通: 堵 (堵车) decided it
+    ("路口堵车好严重", "停车与交通"),
 ])
 def test_everyday_complaints_reach_their_department(text: str, category: str) -> None:
     route = _default().route(text)
