@@ -115,7 +115,7 @@ async def _call_first(ctx: Context) -> str:
     mark = ctx.extra.get("mark")
     if mark and mark[0] == URGENT and ctx.resident is not None:
         ticket_id = mark[1].get("ticket_id")
-        text = next((t for i, t in await reports.listed_texts(ctx.rt.db, ctx.resident.id) if i == ticket_id), None)
+        text = next((t for i, t, _ in await reports.listed_texts(ctx.rt.db, ctx.resident.id) if i == ticket_id), None)
         hazard = hazard_rules(ctx.rt.settings.data_dir).recognise(text) if text else None
         if hazard is not None:
             return TEXTS["emergency_hazard"].format(first=hazard.first)

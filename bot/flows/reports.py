@@ -460,7 +460,7 @@ def _about(about: str, report_text: str) -> bool:
 
 def _matching(rows: list[Report], text: str) -> list[Report]:
     about = subject(text)
-    return [r for r in rows if _about(about, r.text)] if about else []
+    return [r for r in rows if _about(about, r.subject)] if about else []
 
 
 # An earlier report named and nothing more said of it ("就是我上礼拜说的那个下水道"): asked about, not
@@ -480,7 +480,7 @@ async def _is_follow_up(ctx: Context) -> bool:
     if own and (progress or len(subject(text)) <= 2 or _NAMED_ONLY.search(text)):
         return True  # 我报的事怎么样了 / 不是新的 我就是问问刚才那个 / 就是我上礼拜说的那个下水道
     if URGE.search(text) and len(_URGE_WORDS.sub("", subject(text))) <= 1:
-        found = [i for i, _ in await _listed_texts(ctx)]
+        found = [i for i, _, _ in await _listed_texts(ctx)]
         if found:
             ctx.extra["follow_up"] = found  # 能不能快点处理: every open report is urged
         return bool(found)
@@ -492,13 +492,13 @@ async def _is_follow_up(ctx: Context) -> bool:
         return False
     if ctx.fsm.state in DRAFT_STEPS and _about(about, str(ctx.fsm.data.get("c_text") or "")):
         return True  # about the report being told (answered by _about_draft)
-    found = [i for i, t in await _listed_texts(ctx) if _about(about, t)]
+    found = [i for i, t, category in await _listed_texts(ctx) if _about(about, f"{t} {category or ''}")]
     if found:
         ctx.extra["follow_up"] = found
     return bool(found)
 
 
-async def _listed_texts(ctx: Context) -> list[tuple[int, str]]:
+async def _listed_texts(ctx: Context) -> list[tuple[int, str, str | None]]:
     """The resident's unfinished reports (id, text): none, and nothing read, for a resident who
     never reported anything (most who ask 怎么样了 about something else)."""
     assert ctx.resident is not None

@@ -56,6 +56,12 @@ class Report:
     # Not a new ticket: the resident's own open report, which these words (and attachments) joined.
     repeated: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    category: str | None = None  # the routing's (噪音扰民): what a follow-up may call it
+
+    @property
+    def subject(self) -> str:
+        """What a follow-up about it may name: its words and its category's."""
+        return f"{self.text} {self.category}" if self.category else self.text
 
     @property
     def open(self) -> bool:
@@ -88,6 +94,7 @@ def _report(
         neighbours=neighbours,
         overdue=bool(now and t.deadline and t.deadline < now and t.status in tickets.OPEN_STATUSES),
         repeated=repeated,
+        category=t.category,
     )
 
 
@@ -401,18 +408,19 @@ async def listed(db: Database, resident_id: int, now: datetime, *, offset: int =
     return await db.run_sync_read(read)
 
 
-async def listed_texts(db: Database, resident_id: int, limit: int = 50) -> list[tuple[int, str]]:
-    """(id, text) of the unfinished tickets, newest first: one cheap query for "is this about one of them?"."""
+async def listed_texts(db: Database, resident_id: int, limit: int = 50) -> list[tuple[int, str, str | None]]:
+    """(id, text, category) of the unfinished tickets, newest first: one cheap query for "is this
+    about one of them?"."""
 
-    def read(connection: Connection) -> list[tuple[int, str]]:
+    def read(connection: Connection) -> list[tuple[int, str, str | None]]:
         rows = connection.execute(_LISTED_TEXTS, {"resident": resident_id, "limit": limit})
-        return [(int(i), str(t)) for i, t in rows.all()]
+        return [(int(i), str(t), c) for i, t, c in rows.all()]
 
     return await db.run_sync_read(read)
 
 
 _LISTED_TEXTS = (
-    select(Ticket.id, Ticket.text)
+    select(Ticket.id, Ticket.text, Ticket.category)
     .where(*_LISTED_OF_RESIDENT)
     .order_by(Ticket.id.desc())
     .limit(bindparam("limit"))

@@ -268,6 +268,8 @@ class TicketFields(Protocol):
     def resident_id(self) -> int | None: ...
     @property
     def duplicate_of_id(self) -> int | None: ...
+    @property
+    def category(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +290,7 @@ class Made:
     duplicate_score: float | None
     resolution: str | None = None
     reject_reason: str | None = None
+    category: str | None = None
 
 
 @dataclass
@@ -317,7 +320,7 @@ BY_SOURCE_KEY = select(Ticket).where(Ticket.source_key == bindparam("key"))
 TICKET_COLUMNS = (
     Ticket.id, Ticket.number, Ticket.text, Ticket.status, Ticket.urgency, Ticket.department, Ticket.assignee,
     Ticket.deadline, Ticket.created_at, Ticket.resolution, Ticket.reject_reason, Ticket.resident_id,
-    Ticket.duplicate_of_id,
+    Ticket.duplicate_of_id, Ticket.category,
 )  # fmt: skip
 # The ticket a message made, as such a row.
 BY_SOURCE_KEY_ROW = select(*TICKET_COLUMNS).where(Ticket.source_key == bindparam("key"))
@@ -452,6 +455,7 @@ def _make_in(
         id=row[0], number=number, text=text, status=values["status"], urgency=new.urgency,
         department=decision.department, assignee=decision.assignee, deadline=values["deadline"], created_at=now,
         resident_id=resident_id, duplicate_of_id=values["duplicate_of_id"], duplicate_score=values["duplicate_score"],
+        category=new.category,
     )  # fmt: skip
     connection.execute(_NEW_EVENTS, _first_events(ticket, new, decision, duplicate, now))
     if new.resident is not None and resident_id is not None and not _has_reported(new.resident):
