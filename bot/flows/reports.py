@@ -605,9 +605,19 @@ async def _follow_up_answer(ctx: Context, rows: list[Report], total: int, now: d
 
 
 # -------------------------------------------------------------------------------------- rating
+# The rating's words by the number the push gives them (请回复“满意”“基本满意”或“不满意”…1、2、3).
+RATING_NUMBERS = {"1": "满意", "2": "基本满意", "3": "不满意", "１": "满意", "２": "基本满意", "３": "不满意"}
+
+
+def _rating_said(text: str) -> re.Match[str] | None:
+    return RATING_RE.match(RATING_NUMBERS.get(text.strip(), text))
+
+
 async def _is_rating(ctx: Context) -> bool:
-    if not ctx.text or ctx.resident is None or not RATING_RE.match(ctx.text):
+    if not ctx.text or ctx.resident is None or not _rating_said(ctx.text):
         return False
+    if ctx.text.strip() in RATING_NUMBERS and ctx.fsm.state:
+        return False  # a number answers the step under way, not the rating
     ticket = await reports.awaiting_rating(ctx.rt.db, ctx.resident.id)
     if ticket is None:
         return False
@@ -618,7 +628,7 @@ async def _is_rating(ctx: Context) -> bool:
 @router.message(Func(_is_rating, phase=PHASE_MENU, when=lambda p: p.text))
 async def rating(ctx: Context) -> str:
     assert ctx.resident is not None
-    m = RATING_RE.match(ctx.text)
+    m = _rating_said(ctx.text)
     assert m is not None
     word = "满意" if m.group(1) == "非常满意" else m.group(1)
     comment = m.group(2).strip() or None

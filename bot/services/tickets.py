@@ -90,7 +90,7 @@ STATUS_LABELS = {
 TEXTS = {
     "update": "您的诉求 {number} 有新进展：{what}",
     "update_note": "您的诉求 {number} 有新进展：{what}。\n工作人员说明：{note}",
-    "answered": "您的诉求 {number} 已办结：{resolution}\n请回复“满意”“基本满意”或“不满意”评价，不满意可以直接说原因。",
+    "answered": "您的诉求 {number} 已办结：{resolution}\n请回复“满意”“基本满意”或“不满意”评价（也可以回复数字 1、2、3），不满意可以直接说原因。",
     "rejected": "您的诉求 {number} 未能受理：{reason}",
     "comment": "您的诉求 {number} 有新回复：{note}",
     "closed": "您的诉求 {number} 已完结，谢谢您的支持。",

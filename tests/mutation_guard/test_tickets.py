@@ -192,7 +192,7 @@ async def test_each_step_is_on_the_timeline_and_told_to_the_resident(desk: Desk)
         "to_status": "answered", "note": "  已劝导施工方夜间停工  ", "public": True, "data": {},
     }
     assert await new_pushes(desk, openid, sent) == [
-        f"您的诉求 {number} 已办结：已劝导施工方夜间停工\n请回复“满意”“基本满意”或“不满意”评价，不满意可以直接说原因。"
+        f"您的诉求 {number} 已办结：已劝导施工方夜间停工\n请回复“满意”“基本满意”或“不满意”评价（也可以回复数字 1、2、3），不满意可以直接说原因。"
     ]
     sent = await outbox_texts(desk, openid)
 
