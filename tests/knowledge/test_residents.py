@@ -98,11 +98,12 @@ def test_death_procedures_answered_when_asked(kb: KnowledgeBase) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "营业执照怎么注销",
-        "教师资格证怎么申请",
+        "驾照到期了怎么换证",
+        "公积金怎么提取",
+        "港澳通行证在哪办",
         "游泳馆周末几点开门",
-        "您好，我是幸福里的居民，家里老房子要拆迁了，开发商给的补偿款我们觉得太少，"
-        "想问一下拆迁补偿标准是多少",
+        "您好，我是幸福里的居民，我在单位交了十来年住房公积金，现在想在这边买套房子，首付还差一些，"
+        "想问一下公积金怎么提出来用",
         "俺想坐火车去看闺女 那个火车票咋买啊",
     ],
 )
@@ -178,29 +179,13 @@ def test_eval_file_grouped_by_style(tmp_path: Path) -> None:
     assert [row[:3] for row in table] == [["elderly", "1", "1"], ["typos", "1", "0"], ["all", "2", "1"]]
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        RESIDENTS_DEV,
-        pytest.param(
-            RESIDENTS_HELDOUT,
-            marks=pytest.mark.xfail(
-                reason="not met since the 2026-12-07 entries: relabelled (24 'none' questions those entries "
-                "answer moved to them), 26 of its 31 unanswerable questions are declined (0.839 < 0.85): "
-                "neighbours of the new topics (驾照扣分, a developer's delay with 房产证) get their entries",
-                strict=True,
-            ),
-        ),
-    ],
-    ids=["dev", "heldout"],
-)
+@pytest.mark.parametrize("path", [RESIDENTS_DEV, RESIDENTS_HELDOUT], ids=["dev", "heldout"])
 def test_residents_sets_targets(kb: KnowledgeBase, path: Path) -> None:
     """The issue's targets on the residents' sets: the development set retrieval was tuned on, and the
     held-out set written before any tuning (never tuned on)."""
     questions = load_questions(path)
     assert sum(q.expected is not None for q in questions) >= 150
-    # dev: 27 since the questions on topics that got entries on 2026-12-07 (公积金, 护照, ...) moved to them
-    assert sum(q.expected is None for q in questions) >= 25
+    assert sum(q.expected is None for q in questions) >= 35
     assert {q.style for q in questions} == {"rambling", "elderly", "synonyms", "voice", "typos"}
     report = evaluate(kb, questions)
     assert report.right_entry >= 0.80

@@ -58,7 +58,7 @@ def test_ambiguous_question_offers_choices(kb: KnowledgeBase) -> None:
     assert scores == sorted(scores, reverse=True)
 
 
-@pytest.mark.parametrize("text", ["明天大同天气怎么样", "给我讲个笑话", "", "   ", "？？？", "营业执照怎么注销"])
+@pytest.mark.parametrize("text", ["明天大同天气怎么样", "给我讲个笑话", "", "   ", "？？？", "港澳通行证在哪办"])
 def test_unanswerable_questions_get_unknown(kb: KnowledgeBase, text: str) -> None:
     assert kb.answer(text) == Answer("unknown", [])
 
@@ -68,11 +68,11 @@ def test_unanswerable_questions_get_unknown(kb: KnowledgeBase, text: str) -> Non
     [
         # The sentence frame of a real entry (…到期了怎么换证, …怎么办理, …在哪办) with a topic
         # no entry covers: no answer, and no choices of entries that merely share the frame.
-        "教师资格证到期了怎么换证",
-        "营业执照怎么办理",
-        "签证在哪里办",
+        "驾照到期了怎么换证",
+        "房产证怎么办理",
+        "护照在哪里办",
         "社区图书室周末几点开门",
-        "学生证丢了怎么补办",
+        "驾驶证丢了怎么补办",
     ],
 )
 def test_uncovered_topic_in_a_familiar_frame_gets_unknown(kb: KnowledgeBase, text: str) -> None:
@@ -107,7 +107,7 @@ def test_hits_report_topic_coverage(kb: KnowledgeBase) -> None:
     hits = kb.search("老年证丢了怎么补办", k=3)
     assert hits[0].coverage == 1.0
     assert all(0.0 < h.coverage <= 1.0 for h in hits)
-    assert kb.search("签证", k=3) == []
+    assert kb.search("护照", k=3) == []
 
 
 def test_scores_are_normalised_and_ordered(kb: KnowledgeBase) -> None:
@@ -122,8 +122,7 @@ def test_eval_set_targets(kb: KnowledgeBase) -> None:
     """The figures the issue asks for, on the shipped evaluation set."""
     questions = load_questions(DEFAULT_EVAL_FILE)
     assert sum(q.expected is not None for q in questions) >= 300
-    # 93 since the questions on topics that got entries on 2026-12-07 moved to them
-    assert sum(q.expected is None for q in questions) >= 90
+    assert sum(q.expected is None for q in questions) >= 100
     report = evaluate(kb, questions)
     assert report.top1 >= 0.90
     assert report.recall_at_3 >= 0.97
@@ -138,8 +137,7 @@ def test_dev_set_targets(kb: KnowledgeBase) -> None:
     """The same targets on the development set written after the first tuning (fresh paraphrases)."""
     questions = load_questions(DEV_FILE)
     assert sum(q.expected is not None for q in questions) >= 150
-    # 71 since the questions on topics that got entries on 2026-12-07 moved to them
-    assert sum(q.expected is None for q in questions) >= 70
+    assert sum(q.expected is None for q in questions) >= 80
     report = evaluate(kb, questions)
     assert report.top1 >= 0.90
     assert report.recall_at_3 >= 0.97
