@@ -31,7 +31,8 @@ _ASK_RE = re.compile(f"(?:{_ASK})")
 # A request cue leading its clause, with who asks and the politeness around it (麻烦问一下啊, 俺想咨询咨询).
 _ASK_LEAD_RE = re.compile(f"^(?:麻烦|劳驾)?(?:我|俺|我们|俺们)?(?:就|还)?(?:想|要)?(?:{_ASK}|咨询咨询)(?:您|你|你们)?[啊呀哈吧呢]*")
 # (never between who asks and the cue: 俺想问一下 stays one piece, 请问 too)
-_ASK_SPLIT = re.compile(f"(?<=.)(?<![我俺想要请烦驾打])(?=(?:我|俺)?(?:想|要)?(?:{_ASK}))")
+# (nor before a bare 咨询 naming a service: 法律咨询, 政策咨询 — only 咨询一下 / 咨询下 announce a question)
+_ASK_SPLIT = re.compile(f"(?<=.)(?<![我俺想要请烦驾打])(?!咨询(?!一下|下))(?=(?:我|俺)?(?:想|要)?(?:{_ASK}))")
 # Marks of a question (or a request) in a clause.
 _QUESTION_RE = re.compile(
     r"怎么|怎样|如何|咋|哪|什么|啥|多少|多久|几|谁|吗|么$|呢$|不$|没$|没有$|能不能|可不可以|是不是|要不要|用不用|"

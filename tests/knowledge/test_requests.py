@@ -42,6 +42,17 @@ def test_asking_for_advice_is_no_topic_of_legal_advice(kb: KnowledgeBase) -> Non
     assert "legal-aid" not in [h.entry.id for h in hits]
 
 
+@pytest.mark.parametrize("text", ["社区有没有免费法律咨询", "有没有免费的法律咨询", "社区能做心理咨询吗"])
+def test_consulting_named_as_a_service_stays_in_the_request(text: str) -> None:
+    """咨询 naming a service (法律咨询) is no cue announcing a question: it stays in the request."""
+    assert "咨询" in reduce_message(text).text
+
+
+def test_free_legal_advice_is_answered(kb: KnowledgeBase) -> None:
+    answer = kb.answer("社区有没有免费法律咨询")
+    assert answer.kind == "answer" and answer.hits[0].entry.id == "legal-aid"
+
+
 def test_shanxi_here_there_and_what_to_bring_fold() -> None:
     analyzer = Analyzer(load_synonyms())
     assert analyzer.fold("社区那搭几点上班") == analyzer.fold("社区那里几点上班")
