@@ -16,6 +16,8 @@
   read (``intents/data/eval/teddy_titles_dev2.csv``);
 * ``teddy3``: a third development set of real titles (``intents/data/eval/teddy_titles_dev3.csv``),
   labelled the same way in the fourth session and measured once before any change of that session;
+* ``teddy4``: a fourth development set of real titles (``intents/data/eval/teddy_titles_dev4.csv``),
+  labelled the same way in the fifth session and measured once before any change of that session;
 * ``holdout``: more real titles labelled the same way after the training data was developed against
   ``teddy`` (``intents/data/eval/teddy_titles_holdout.csv``), whose errors were never read while tuning
   (the CLI does not print them: ``HIDDEN_MISSES``);
@@ -54,7 +56,7 @@ EVAL_DIR = PACKAGE_DATA_DIR / "eval"
 DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TEDDY_TITLES = Path("teddy2020c") / "titles_train.csv"
 SMP = Path("smp2017") / "train.jsonl"
-SETS = ("written", "shanxi", "shanxi2", "split", "teddy", "teddy2", "teddy3", "holdout", "smp", "smp2")
+SETS = ("written", "shanxi", "shanxi2", "split", "teddy", "teddy2", "teddy3", "teddy4", "holdout", "smp", "smp2")
 HIDDEN_MISSES = frozenset({"holdout", "shanxi2"})  # sets whose misclassified messages are not printed (never tuned on)
 ROUTING_WRITTEN = EVAL_DIR / "routing_written.yml"
 # The packaged dispatch table's min_confidence (bot/rules/dispatch.yml; intents does not read the bot's
@@ -176,6 +178,11 @@ def measure_teddy3(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> 
                                engine, teddy_rows(shared, "teddy_titles_dev3.csv"))
 
 
+def measure_teddy4(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> SetResult:
+    return _complaint_or_query("teddy4", "real message titles, complaint vs query (hand labels; fourth development set)",
+                               engine, teddy_rows(shared, "teddy_titles_dev4.csv"))
+
+
 def measure_holdout(engine: IntentEngine, shared: Path = DEFAULT_SHARED_DATA) -> SetResult:
     return _complaint_or_query("holdout", "more real titles, complaint vs query, labelled after development",
                                engine, teddy_rows(shared, "teddy_titles_holdout.csv"))
@@ -232,6 +239,7 @@ MEASURES: dict[str, Callable[[IntentEngine, Path], SetResult]] = {
     "teddy": measure_teddy,
     "teddy2": measure_teddy2,
     "teddy3": measure_teddy3,
+    "teddy4": measure_teddy4,
     "holdout": measure_holdout,
     "smp": measure_smp,
     "smp2": measure_smp2,
