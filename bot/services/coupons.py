@@ -51,7 +51,6 @@ from bot.storage.models import (
     Merchant,
     OutboxMessage,
     PointsBalance,
-    PointsEntry,
     UTCDateTime,
     utcnow,
 )
@@ -364,7 +363,7 @@ _ISSUE = (
     .returning(_ISSUED_TABLE.c.id, _ISSUED_TABLE.c.seq)
 )  # fmt: skip
 _COUPON_COLUMNS, _MERCHANT_COLUMNS = tuple(_COUPON_TABLE.columns), tuple(_MERCHANT_TABLE.columns)
-_BALANCES, _LEDGER = cast(Table, PointsBalance.__table__), cast(Table, PointsEntry.__table__)
+_BALANCES = cast(Table, PointsBalance.__table__)
 _OUTBOX_TABLE = cast(Table, OutboxMessage.__table__)
 
 
@@ -376,8 +375,8 @@ def _redeem_statement() -> Any:
     the usual refusals take nothing); the code issued as the resident's next holding (``ON
     CONFLICT DO NOTHING``: a holding slot or request key a concurrent redemption committed after
     the snapshot leaves it out instead of failing the batch's transaction); the price debited where
-    the balance still covers it (the balance row's lock and recheck, as in :func:`points.debit_in`)
-    and its ledger row; and, with ``p_qr_openid``, the QR image's outbox row (:func:`queue_qr_in`).
+    the balance still covers it and its ledger row (:func:`points.debit_ctes`); and, with
+    ``p_qr_openid``, the QR image's outbox row (:func:`queue_qr_in`).
     Returns a row when stock was taken: the coupon and merchant as after it, the issued id and
     seq (NULL: not issued), the balance after the debit (NULL: not debited) and the balance as the
     snapshot shows it (a free coupon's answer). Each later step needs the one before, so what is
@@ -411,24 +410,10 @@ def _redeem_statement() -> Any:
         .returning(_ISSUED_TABLE.c.id, _ISSUED_TABLE.c.seq, _ISSUED_TABLE.c.points)
         .cte("issued")
     )  # fmt: skip
-    debited = (
-        update(_BALANCES)
-        .where(_BALANCES.c.resident_id == resident, issued.c.points > 0, _BALANCES.c.balance >= issued.c.points)
-        .values(balance=_BALANCES.c.balance - issued.c.points, updated_at=now)
-        .returning(_BALANCES.c.balance)
-        .cte("debited")
-    )
     issued_id = sql_cast(issued.c.id, String())
-    entry = (
-        insert(_LEDGER)
-        .from_select(
-            ["resident_id", "amount", "balance_after", "reason", "ref_type", "ref_id", "idempotency_key", "created_at"],
-            select(
-                resident, -issued.c.points, debited.c.balance, literal("coupon"), literal("issued_coupon"), issued_id,
-                literal("coupon:") + issued_id, now,
-            ).select_from(issued.join(debited, true())),
-        )
-        .cte("entry")
+    debited, entry = points.debit_ctes(
+        issued, resident=resident, amount=issued.c.points, reason="coupon", ref_type="issued_coupon", ref_id=issued_id,
+        key=literal("coupon:") + issued_id, now=now,
     )  # fmt: skip
     qr_openid = bindparam("p_qr_openid", type_=String())
     made = func.jsonb_build_object(

@@ -55,7 +55,6 @@ from bot.storage.models import (
     CheckIn,
     PartyMember,
     PointsBalance,
-    PointsEntry,
     Resident,
     UTCDateTime,
 )
@@ -554,7 +553,7 @@ _REBOOK = (
 )
 
 
-_BALANCES, _LEDGER = cast(Table, PointsBalance.__table__), cast(Table, PointsEntry.__table__)
+_BALANCES = cast(Table, PointsBalance.__table__)
 
 
 @functools.cache
@@ -565,7 +564,7 @@ def _booking_statement() -> Any:
     open, the resident has no booking of the session and has the points; the booking inserted
     (``ON CONFLICT DO NOTHING``: one a concurrent double tap committed after the snapshot leaves it
     out instead of failing the batch's transaction); the price debited where the balance still
-    covers it, and its ledger row. Returns a row when a place was taken: the session as after it,
+    covers it, and its ledger row (:func:`bot.services.points.debit_ctes`). Returns a row when a place was taken: the session as after it,
     its activity, the booking (NULL: not inserted), the balance after the debit (NULL: none) and
     the balance as the snapshot shows it. What is written is a prefix: :data:`_GIVE_BACK` undoes it."""
     session_id = bindparam("p_session", type_=Integer())
@@ -606,27 +605,11 @@ def _booking_statement() -> Any:
         .returning(*_BOOKING_COLUMNS)
         .cte("booking")
     )  # fmt: skip
-    debited = (
-        update(_BALANCES)
-        .where(
-            _BALANCES.c.resident_id == resident, booked.c.points_paid > 0, _BALANCES.c.balance >= booked.c.points_paid
-        )
-        .values(balance=_BALANCES.c.balance - booked.c.points_paid, updated_at=now)
-        .returning(_BALANCES.c.balance)
-        .cte("debited")
-    )
     booking_id = sql_cast(booked.c.id, String())
-    entry = (
-        insert(_LEDGER)
-        .from_select(
-            ["resident_id", "amount", "balance_after", "reason", "ref_type", "ref_id", "idempotency_key", "created_at"],
-            select(
-                resident, -booked.c.points_paid, debited.c.balance, literal("course"), literal("booking"), booking_id,
-                literal("booking:") + booking_id + literal(":") + sql_cast(booked.c.attempt, String()) + literal(":pay"),
-                now,
-            ).select_from(booked.join(debited, true())),
-        )
-        .cte("entry")
+    debited, entry = points.debit_ctes(
+        booked, resident=resident, amount=booked.c.points_paid, reason="course", ref_type="booking", ref_id=booking_id,
+        key=literal("booking:") + booking_id + literal(":") + sql_cast(booked.c.attempt, String()) + literal(":pay"),
+        now=now,
     )  # fmt: skip
     return (
         select(*taken.c, *_ACTIVITY_COLUMNS, *booked.c, debited.c.balance, func.coalesce(balance, 0))

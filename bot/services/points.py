@@ -18,11 +18,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from sqlalchemy import Connection, Integer, String, bindparam, exists, func, insert, select, true, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -366,6 +379,37 @@ def debit_in(
         raise InsufficientPoints(balance_in(connection, resident_id), amount)
     connection.execute(_DEBIT_ENTRY, {**params, "p_balance": balance})
     return int(balance)
+
+
+def debit_ctes(
+    source: Any, *, resident: Any, amount: Any, reason: str, ref_type: str, ref_id: Any, key: Any, now: Any
+) -> tuple[Any, Any]:
+    """PostgreSQL: :func:`debit_in` as two data-modifying CTEs of a caller's one statement, fed by
+    ``source`` (a CTE of that statement: the row being paid for; ``amount``, ``ref_id`` and ``key``
+    are expressions over it, ``resident`` and ``now`` its bound parameters). ``debited``: the
+    balance lowered by ``amount`` where it is positive and the balance still covers it (the row's
+    lock and recheck, as :func:`debit_in`), returning the new balance (no row: not debited);
+    ``entry``: its ledger row, written only with the debit. Returns ``(debited, entry)``: the
+    caller selects ``debited.c.balance`` and adds ``entry`` to the statement (``add_cte``)."""
+    balances, ledger = cast(Table, PointsBalance.__table__), cast(Table, PointsEntry.__table__)
+    debited = (
+        update(balances)
+        .where(balances.c.resident_id == resident, amount > 0, balances.c.balance >= amount)
+        .values(balance=balances.c.balance - amount, updated_at=now)
+        .returning(balances.c.balance)
+        .cte("debited")
+    )
+    entry = (
+        insert(ledger)
+        .from_select(
+            ["resident_id", "amount", "balance_after", "reason", "ref_type", "ref_id", "idempotency_key", "created_at"],
+            select(
+                resident, -amount, debited.c.balance, literal(reason), literal(ref_type), ref_id, key, now
+            ).select_from(source.join(debited, true())),
+        )
+        .cte("entry")
+    )  # fmt: skip
+    return debited, entry
 
 
 def balance_in(connection: Connection, resident_id: int) -> int:
