@@ -476,7 +476,8 @@ async def contact_after_filing(ctx: Context) -> str:
 # Right after a report was filed, a building alone ("2号楼", "在12号楼3单元") or a shared place of the
 # estate ("东门", "在北门那边") says where it is more exactly (小区门口 → which door): it completes
 # that report, it starts no new one; so does a correction of its building ("不对 是8号楼").
-_PLACE_FILLER = re.compile(r"不对|不是|错了|说错了|搞错了|应该是|更正一下|更正|[在是就那这边儿旁附近的啊呀吧哦嗯了\s\W]")
+_PLACE_FILLER = re.compile(r"不对|不是|错了|说错了|搞错了|应该是|更正一下|更正|门口|楼下|楼前|楼后|楼道里?|对面|前面|后面|拐角"
+                           r"|[在是就那这边儿旁附近的啊呀吧哦嗯了\s\W]")
 
 
 def _place_after_filing(ctx: Context) -> bool:

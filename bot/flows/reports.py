@@ -489,7 +489,14 @@ async def _is_follow_up(ctx: Context) -> bool:
     # 灯修了没有: a progress question about something the resident has reported.
     about = subject(text)
     if not about:
-        return False
+        # 怎么样了 / 咋样了 / 有结果没: asked outside any step by a resident with unfinished reports,
+        # it is about them (the one just filed, else every one); no new report is started.
+        if len(text) > 12 or ctx.fsm.state is not None:
+            return False
+        found = [filed] if filed is not None else [i for i, _, _ in await _listed_texts(ctx)]
+        if found:
+            ctx.extra["follow_up"] = found
+        return bool(found)
     if ctx.fsm.state in DRAFT_STEPS and _about(about, str(ctx.fsm.data.get("c_text") or "")):
         return True  # about the report being told (answered by _about_draft)
     found = [i for i, t, category in await _listed_texts(ctx) if _about(about, f"{t} {category or ''}")]
