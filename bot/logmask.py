@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 
@@ -10,11 +11,14 @@ _ROOM = re.compile(r"(\d+)\s*(号楼|栋|幢|单元|室|号)")
 
 
 def mask_openid(openid: str | None) -> str:
-    """``oABC…xyz``: enough to tell residents apart in a log, not enough to identify one."""
+    """``oABC…xyz``: enough to tell residents apart in a log or the console, not enough to identify
+    one. An id too short to keep seven of its characters hidden (test and demo ids: ``o_a1``) shows
+    its first character and four hex digits of its digest instead (``o…#3fa2``): two residents still
+    look different, and nothing of the rest of the id is shown."""
     if not openid:
         return "-"
-    if len(openid) <= 8:
-        return openid[:2] + "…"
+    if len(openid) < 16:
+        return f"{openid[0]}…#{hashlib.blake2s(openid.encode(), digest_size=2).hexdigest()}"
     return f"{openid[:4]}…{openid[-3:]}"
 
 
