@@ -315,6 +315,14 @@ async def versions_page(request: web.Request) -> web.StreamResponse:
                   notice=request.query.get("notice", ""), error=request.query.get("error", ""))
 
 
+@page("GET", "/console/tuning/serving", TUNING)
+async def serving(request: web.Request) -> web.StreamResponse:
+    """The published version and the one this process serves (the versions page follows the switch)."""
+    rt = _rt(request)
+    d = await tuning.draft(rt.db)
+    return web.json_response({"active": d.active, "served": rt.language.version if rt.language is not None else None})
+
+
 @page("GET", "/console/tuning/export", TUNING)
 async def export(request: web.Request) -> web.StreamResponse:
     """The zip of the data files to commit, from the console (the API's export answers a lapsed
