@@ -83,6 +83,15 @@ MALL_WORDS = (
 # What names no coupon in particular (换张券, 兑换优惠券 once the asking words are gone).
 ANY_COUPON = ("券", "优惠券", "卡券", "代金券", "积分券", "东西", "点东西", "个东西", "礼品", "奖品")
 MINE_WORDS = ("我的券", "我的优惠券", "我的卡券", "券码", "我的兑换")
+# The resident's own coupons asked for in other words: 我的券呢, 我换的券在哪看, 券在哪儿找.
+_COUPON = r"(?:券|优惠券|卡券|代金券|券码)"
+_WHERE = r"(?:呢|在哪[儿里]?(?:看|找|查)?|哪去了|哪儿去了|放哪了|怎么(?:看|找|查)|去哪(?:看|找|查)|在什么地方)"
+MINE = re.compile(
+    rf"^(?:看看|查查?|查一下)?(?:我|俺)(?:的|换的|兑换的|换过的|领的|刚换的|刚才换的)?{_COUPON}{_WHERE}?(?:呀|啊|了)?[?？]?$"
+    rf"|^(?:我|俺)?(?:换的|兑换的|换过的|领的|刚换的)?(?:那张|那个)?{_COUPON}{_WHERE}(?:呀|啊|了)?[?？]?$"
+)
+# A bare 怎么用 (咋用, 怎么使用): how a coupon is used, for a resident holding one.
+BARE_HOW_TO_USE = re.compile(r"^(?:这个|这张|那个|那张)?(?:怎么|咋|如何|怎样)(?:用|使用)(?:呢|啊|呀|哦)?[?？]?$")
 NEXT_WORDS = ("下一页", "更多", "还有吗", "还有呢", "下页")
 YES = ("确认", "确定", "是", "是的", "好", "好的", "兑换", "换", "确认兑换", "要", "1")
 NO = ("取消", "不要", "不换", "不换了", "算了", "不了", "否", "不", "2")
@@ -254,7 +263,7 @@ async def decline(ctx: Context) -> str:
     return TEXTS["cancelled"]
 
 
-@router.message(Text(*MINE_WORDS))
+@router.message(Text(*MINE_WORDS, predicate=lambda t: len(t) <= 16 and MINE.match(t.strip()) is not None))
 async def mine(ctx: Context) -> str:
     if ctx.resident is None:
         return TEXTS["mine_empty"]
@@ -358,6 +367,19 @@ async def how_to_use(ctx: Context) -> str:
     return TEXTS["how_to_use"]
 
 
+async def _holds_usable(ctx: Context) -> bool:
+    """怎么用 from a resident holding a coupon still to be used: asked of that coupon."""
+    if ctx.resident is None or not BARE_HOW_TO_USE.match(ctx.text.strip()):
+        return False
+    now = ctx.rt.clock.now()
+    return any(h.status == "issued" and h.expires_at > now for h in await coupons.held_by(ctx.rt.db, ctx.resident.id))
+
+
+@router.message(Func(_holds_usable, phase=PHASE_MENU, when=lambda p: p.text))
+async def how_to_use_held(ctx: Context) -> str:
+    return TEXTS["how_to_use"]
+
+
 def _names_coupon(text: str) -> bool:
     text = text.strip()
     return 2 <= len(text) <= 20 and (text.endswith("券") or text.startswith(("兑换", "我要换", "换")))
@@ -371,7 +393,7 @@ async def by_name(ctx: Context) -> str:
     found = await find(ctx, ctx.text)
     if found is None and named and named != ctx.text.strip():
         found = await find(ctx, named)
-    return found or TEXTS["not_found"].format(query=ctx.text.strip()[:20])
+    return found or TEXTS["not_found"].format(query=(named or ctx.text.strip())[:20])
 
 
 @router.message(Intent("coupon"), Func(lambda ctx: ctx.decision != "clarify"))
