@@ -564,7 +564,7 @@ async def follow_up(ctx: Context) -> str:
     answer = await _follow_up_answer(ctx, rows, total, now, paged=kept is None)
     mark = ctx.extra.get("mark")
     if mark and mark[0] == URGENT and ctx.extra.get("follow_up"):
-        answer += "\n" + _urged_urgent(ctx, rows, mark[1].get("ticket_id"))  # who to call meanwhile
+        answer += "\n" + urged_urgent(ctx, rows, mark[1].get("ticket_id"))  # who to call meanwhile
     if kept is None:
         await _remember(ctx)
     if kept is not None:
@@ -574,7 +574,7 @@ async def follow_up(ctx: Context) -> str:
     return _with(note, answer)
 
 
-def _urged_urgent(ctx: Context, rows: list[Report], ticket_id: object) -> str:
+def urged_urgent(ctx: Context, rows: list[Report], ticket_id: object) -> str:
     """Whom to call while the duty staff come: the lines of the emergency's own hazard when its
     words name one (a gas leak: the gas company first), else 110, 119 or 120."""
     chased = next((r for r in rows if r.id == ticket_id), None)

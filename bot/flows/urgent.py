@@ -338,7 +338,7 @@ async def asked_after(ctx: Context) -> str:
     rows = await reports.by_numbers(ctx.rt.db, ctx.resident.id, [number], now)
     await reports.followed_up(ctx.rt.db, ctx.resident.id, [ticket_id], ctx.text, now)
     await _reported(ctx, ticket_id, number, where_missing=bool(data.get("where_missing")))
-    return "\n".join([*(reports_flow.line(r) for r in rows), reports_flow.TEXTS["urged_urgent"]])
+    return "\n".join([*(reports_flow.line(r) for r in rows), reports_flow.urged_urgent(ctx, rows, ticket_id)])
 
 
 # ------------------------------------------------------------------- the place, told afterwards
@@ -402,15 +402,15 @@ async def _chased(ctx: Context, ticket_id: int, number: str) -> str:
     assert ctx.resident is not None
     data, text, now = dict(ctx.fsm.data), ctx.text, ctx.rt.clock.now()
     lines: list[str] = []
+    rows = await reports.by_numbers(ctx.rt.db, ctx.resident.id, [number], now)
     if STATUS_RE.search(text):
         listed = await reports_flow.status(ctx)  # every open report, the emergency among them
         lines.append(listed if isinstance(listed, str) else "")
     else:
-        rows = await reports.by_numbers(ctx.rt.db, ctx.resident.id, [number], now)
         lines.extend(reports_flow.line(r) for r in rows)
     if AGAIN.search(text):
         await reports.followed_up(ctx.rt.db, ctx.resident.id, [ticket_id], text, now)
-        lines.append(reports_flow.TEXTS["urged_urgent"])
+        lines.append(reports_flow.urged_urgent(ctx, rows, ticket_id))
     await ctx.fsm.clear()
     await ctx.fsm.set(WHERE_STATE, **data)  # still waiting for the place
     lines.append(TEXTS["still_where"])
