@@ -19,18 +19,38 @@ States::
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 import numpy
 from rapidfuzz import fuzz, process
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    Boolean,
+    Connection,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import NO_VALUE, Session
 
@@ -38,7 +58,7 @@ from bot.messages import Out
 from bot.services import points, staff_notices
 from bot.services.dispatch import Decision, Rules
 from bot.services.notify import enqueue_sync
-from bot.storage.db import dialect_insert
+from bot.storage.db import dialect_insert, json_dumps
 from bot.storage.models import ConsoleUser, Resident, StaffNotification, Ticket, TicketCounter, TicketEvent
 
 log = logging.getLogger(__name__)
@@ -369,7 +389,8 @@ def create_ticket_in(
 
     Five statements whatever the outcome: the message's earlier ticket looked up, the day's
     counter, a neighbour's report looked for, the ticket (in its final status, with its duplicate
-    link, returning its row) and its timeline entries (one multi-row INSERT)."""
+    link, returning its row) and its timeline entries (one multi-row INSERT). On PostgreSQL the
+    counter, the ticket and its entries are one statement (:func:`_made_in_one`)."""
     if not new.text.strip():
         raise TicketError("empty_text", "a ticket needs a description")
     if new.source_key is not None:
@@ -414,7 +435,8 @@ def _make_in(
     decision = rules.decide(new.category, new.confidence, building, new.urgency)
     resident_id = new.resident.id if new.resident else None
     text = new.text.strip()[:4000]
-    number = next_number_in(connection, now)
+    one = connection.dialect.name == "postgresql"
+    number = "" if one else next_number_in(connection, now)  # PostgreSQL: the statement's counter
     duplicate = _duplicate_in(connection, text, building, new.category, resident_id, rules, now)
     values: dict[str, Any] = {
         "number": number,
@@ -448,21 +470,116 @@ def _make_in(
         score, other = duplicate
         values["duplicate_of_id"] = other.duplicate_of_id or other.id
         values["duplicate_score"] = round(score, 1)
-    row = connection.execute(insert_stmt, values).first()
-    if row is None:
-        return None
+    # The resident's first report (as far as their row said when the message came): from now on
+    # the chat reads their open tickets (see Resident.reported_at).
+    first = new.resident is not None and resident_id is not None and not _has_reported(new.resident)
     ticket = Made(
-        id=row[0], number=number, text=text, status=values["status"], urgency=new.urgency,
+        id=0, number=number, text=text, status=values["status"], urgency=new.urgency,
         department=decision.department, assignee=decision.assignee, deadline=values["deadline"], created_at=now,
         resident_id=resident_id, duplicate_of_id=values["duplicate_of_id"], duplicate_score=values["duplicate_score"],
         category=new.category,
     )  # fmt: skip
+    if one:
+        events = _first_events(ticket, new, decision, duplicate, now)
+        row = connection.execute(
+            _made_in_one(insert_stmt is not _NEW_TICKET), _in_one_params(values, events, local_day(now), first)
+        ).first()
+        if row is None:
+            return None
+        ticket = dataclasses.replace(ticket, id=int(row[0]), number=str(row[1]))
+        return ticket, duplicate[1] if duplicate is not None else None
+    row = connection.execute(insert_stmt, values).first()
+    if row is None:
+        return None
+    ticket = dataclasses.replace(ticket, id=row[0])
     connection.execute(_NEW_EVENTS, _first_events(ticket, new, decision, duplicate, now))
-    if new.resident is not None and resident_id is not None and not _has_reported(new.resident):
-        # The resident's first report (as far as their row said when the message came): from now
-        # on the chat reads their open tickets (see Resident.reported_at).
+    if first:
         connection.execute(FIRST_REPORT, {"resident": resident_id, "at": now})
     return ticket, duplicate[1] if duplicate is not None else None
+
+
+_EVENT_COLUMNS = ("at", "actor", "action", "from_status", "to_status", "note", "public")
+
+
+def _in_one_params(
+    values: dict[str, Any], events: Sequence[dict[str, Any]], day: str, first: bool
+) -> dict[str, Any]:
+    """:func:`_made_in_one`'s parameters: the ticket's columns, its timeline as arrays, the day."""
+    return {
+        **{f"t_{name}": value for name, value in values.items() if name != "number"},
+        **{f"e_{name}": [event[name] for event in events] for name in _EVENT_COLUMNS},
+        "e_data": [json_dumps(event["data"]) for event in events],
+        "day": day,
+        "first": first,
+    }
+
+
+@functools.cache
+def _made_in_one(once: bool) -> Any:
+    """PostgreSQL: a ticket made in one statement instead of three or four, its steps
+    data-modifying CTEs: the day's counter bumped (an upsert, as :func:`next_number_in`), the
+    ticket inserted with the number it gives (with ``once``, ``ON CONFLICT (source_key) DO
+    NOTHING``: a message that made its ticket already inserts none, and only the counter moves,
+    as :func:`make_ticket_once_in` says), its first timeline entries (from arrays, in order) and,
+    with ``p_first``, the resident's ``reported_at`` where it is still NULL — both only with the
+    ticket inserted. Returns the ticket's id and number, or no row when none was inserted."""
+    table = cast(Table, Ticket.__table__)
+    day = bindparam("day", type_=String())
+    counter = (
+        postgresql.insert(TicketCounter)
+        .values(day=day, value=1)
+        .on_conflict_do_update(index_elements=[TicketCounter.day], set_={"value": TicketCounter.value + 1})
+        .returning(TicketCounter.value)
+        .cte("counter")
+    )
+    value = sql_cast(counter.c.value, String())
+    number = literal("GD") + day + literal("-") + func.lpad(value, func.greatest(4, func.length(value)), "0")
+    names = [c.key for c in table.columns if c.key not in _NOT_GIVEN]
+    made = postgresql.insert(table).from_select(
+        ["number", *names], select(number, *(bindparam(f"t_{n}", type_=table.c[n].type) for n in names))
+    )
+    if once:
+        made = made.on_conflict_do_nothing(index_elements=["source_key"])
+    ticket = made.returning(table.c.id, table.c.number).cte("ticket")
+    events_table = cast(Table, TicketEvent.__table__)
+    rows = (
+        func.unnest(
+            *(bindparam(f"e_{n}", type_=ARRAY(events_table.c[n].type)) for n in _EVENT_COLUMNS),
+            bindparam("e_data", type_=ARRAY(Text())),  # JSON texts (an ARRAY of JSON would nest them)
+        )
+        .table_valued(*_EVENT_COLUMNS, "data", with_ordinality="n")
+        .render_derived(name="e")
+    )
+    events = (
+        insert(events_table)
+        .from_select(
+            ["ticket_id", *_EVENT_COLUMNS, "data"],
+            select(ticket.c.id, *(rows.c[n] for n in _EVENT_COLUMNS), sql_cast(rows.c.data, events_table.c.data.type))
+            .select_from(ticket.join(rows, true()))
+            .order_by(rows.c.n),
+        )
+        .cte("events")
+    )
+    at = bindparam("t_created_at", type_=table.c.created_at.type)
+    reported = (
+        update(cast(Table, Resident.__table__))
+        .where(
+            Resident.id == bindparam("t_resident_id", type_=table.c.resident_id.type),
+            Resident.reported_at.is_(None),
+            bindparam("first", type_=Boolean()),
+            exists(select(ticket.c.id)),
+        )
+        .values(reported_at=at, updated_at=at)
+        .cte("reported")
+    )
+    return select(ticket.c.id, ticket.c.number).add_cte(events, reported)
+
+
+# The ticket's columns its statement does not give (the number is the counter's; the rest their defaults).
+_NOT_GIVEN = frozenset(
+    {"id", "number", "resolution", "reject_reason", "rating", "rating_comment", "reminded_at", "escalated_at",
+     "responded_at", "answered_at", "closed_at"}
+)  # fmt: skip
 
 
 def _has_reported(resident: Resident) -> bool:
