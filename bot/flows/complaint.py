@@ -20,7 +20,7 @@ from bot.flows.reports import FILED
 from bot.flows.reports import URGENT as URGENT_REPORTED
 from bot.handler.choices import is_cancel, parse_phone, phone_alone
 from bot.handler.context import Context
-from bot.handler.middlewares import MARK
+from bot.handler.middlewares import MARK, PARKED
 from bot.handler.router import (
     PHASE_INTENT,
     PHASE_MENU,
@@ -63,6 +63,9 @@ TEXTS = {
     "cancelled": "好的，已取消，这次没有登记。有需要随时再找我。",
     "nothing": "好的。现在没有正在办的事，有需要随时找我。",
     "switched": "刚才的问题先不登记了，需要时再告诉我。",
+    "parked": "刚才反映的问题还没提交，要继续吗？回复“继续”或“不要了”。",
+    "resumed": "好的，接着登记刚才的问题：{what}",
+    "parked_dropped": "好的，刚才的问题不登记了，需要时再告诉我。",
     "expired": "您刚才反映的问题因为太久没有回复，已经先取消了。需要的话请重新说一下情况。",
     "contact_kept": "好的，已把联系电话 {phone} 记到诉求 {number} 上，工作人员需要时会联系您。",
     "media_added": "收到，{what}已补充到诉求 {number}，办理人员会看到。",
@@ -88,7 +91,7 @@ _OTHER = re.compile(r"积分|优惠券|商城|兑换|课程|报名|预约|夜校
 MEDIA_KINDS = ("image", "video", "shortvideo")
 # Reports about people or fees, not a place: nobody is sent anywhere, so the place is not asked.
 NO_PLACE = re.compile(
-    r"态度|服务差|不作为|工作人员|网格员|物业费|收费|乱收费|办事效率|推诿|不回复|不理人"
+    r"态度|服务.{0,2}差|不作为|工作人员|网格员|物业费|收费|乱收费|办事效率|推诿|不回复|不理人"
     r"|公开|公示|明细|账目|维修基金|业委会|业主大会|换物业|选聘"
 )
 STEP_STATES = ("complaint:what", "complaint:where", "complaint:phone")
@@ -250,8 +253,69 @@ async def _reask(ctx: Context, again: str) -> str | None:
 
 
 async def _leave(ctx: Context) -> Pass:
+    """The resident asks something else in the middle of a report: that is answered, and a report
+    already told (or shown in a photo) is put aside, not dropped (``middlewares.recall``): the
+    answer ends with "要继续吗？" and 继续, or the missing answer itself, takes it up again."""
+    state, data = ctx.fsm.state, {k: v for k, v in ctx.fsm.data.items() if k != PARKED}
     await ctx.fsm.clear()
+    if state in STEP_STATES and (data.get("c_text") or data.get("attachments")):
+        ctx.extra[PARKED] = {"state": state, "data": data, "reminder": TEXTS["parked"],
+                             "dropped": TEXTS["switched"]}
+        return Pass()
     return Pass(TEXTS["switched"])
+
+
+# --------------------------------------------------------------------- a report put aside
+_RESUME = re.compile(
+    r"^(?:那|那就|嗯|嗯嗯|哦|好|好的|行|可以|是|是的|对|要|要的|接着|继续|提交|登记|报)*"
+    r"(?:继续|接着|要|好|好的|行|可以|是|是的|对|嗯|提交|登记|报|继续报|继续登记|接着报|接着说|继续说|报吧)"
+    r"(?:吧|啊|呀|的|了|吧谢谢|谢谢|报修|反映|登记|提交)*$"
+)
+_DECLINE = re.compile(r"^(?:那|那就|哦|嗯)*(?:不|不要|不用|不了|不继续|不提交|不登记|先不|先不用|不报)(?:了|吧|啦|谢谢)*$")
+
+
+def _parked_draft(ctx: Context) -> dict[str, Any] | None:
+    parked = ctx.extra.get(PARKED)
+    if ctx.fsm.state is not None or not isinstance(parked, dict) or parked.get("state") not in STEP_STATES:
+        return None
+    return parked
+
+
+def _answers_parked(ctx: Context) -> bool:
+    """With a report put aside and no other step going on: 继续 / 不要了, or the answer it was waiting
+    for (the place, the phone) said straight away."""
+    parked = _parked_draft(ctx)
+    text = ctx.text
+    if parked is None or not text or ctx.inbound.msg_type not in ("text", "voice"):
+        return False
+    compact = re.sub(r"[\s,，.。!！~～、…]+", "", text)
+    if _RESUME.match(compact) or (len(compact) <= 10 and ("继续" in compact or "接着" in compact)):
+        ctx.extra["parked_answer"] = "resume"
+    elif _DECLINE.match(compact) or is_cancel(text):
+        ctx.extra["parked_answer"] = "drop"
+    elif parked["state"] == "complaint:where" and places.answer(text) is not None and len(places.beyond_place(text)) < 4:
+        ctx.extra["parked_answer"] = "answer"
+    elif parked["state"] == "complaint:phone" and (phone_alone(text) or NO_PHONE.match(compact)):
+        ctx.extra["parked_answer"] = "answer"
+    else:
+        return False
+    return True
+
+
+@router.message(Func(_answers_parked, phase=PHASE_STATE, when=lambda p: p.text and not p.state))
+async def parked_answer(ctx: Context) -> HandlerResult | Pass:
+    parked = ctx.extra.pop(PARKED)
+    how = ctx.extra.pop("parked_answer")
+    if how == "drop":
+        return TEXTS["parked_dropped"]
+    state, data = str(parked["state"]), dict(parked.get("data") or {})
+    await ctx.fsm.set(state, **data)
+    if how == "answer":
+        return await STEPS[state](ctx)
+    told = str(data.get("c_text") or "")
+    what = f"“{told[:20]}{'…' if len(told) > 20 else ''}”" if told else "您发的照片"
+    question = {"complaint:what": "ask_what", "complaint:where": "ask_where", "complaint:phone": "ask_phone"}[state]
+    return TEXTS["resumed"].format(what=what) + "\n" + TEXTS[question]
 
 
 @router.message(State("complaint:*"), Func(lambda ctx: is_cancel(ctx.text)))
@@ -443,6 +507,10 @@ async def expired(ctx: Context) -> str:
 _NO_PHONE_SAID = re.compile(r"^(?:不留|不用留|不想留|没电话|没有电话|电话不留|不留电话|算了不留|不留了)[了吧啊呀。.！!]*$")
 
 
+# The phone just left, put right: 电话写错了 是139…, 号码不对 应该是139…, 手机号改成139….
+_PHONE_CORRECTED = re.compile(r"(?:电话|手机|号码|号).{0,4}(?:错|不对|改|换)|应该是|改成|换成|更正")
+
+
 def _contact_after_filing(ctx: Context) -> bool:
     mark = ctx.extra.get("mark")
     if not mark or mark[0] != FILED or not ctx.text:
@@ -452,6 +520,8 @@ def _contact_after_filing(ctx: Context) -> bool:
         ctx.extra["contact"] = None
         return True
     number = phone_alone(text)
+    if number is None and len(text) <= 30 and _PHONE_CORRECTED.search(text):
+        number = parse_phone(text)  # 电话写错了 是139…, 号码不对 应该是139…
     if number is None:
         return False  # more than a number: understood as a message of its own
     ctx.extra["contact"] = number

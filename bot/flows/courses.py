@@ -490,9 +490,12 @@ _NOT_TITLE = re.compile(rf"{CANT_COME.pattern}|{CLASS_WORD.pattern}|[我的了�
 
 
 def _cant_come(ctx: Context) -> bool:
-    """Said of a class, or right after a list of classes or the resident's bookings (不想去了)."""
+    """Said of a class, or right after a list of classes, the resident's bookings or a booking made
+    (我不去了)."""
     text = ctx.text or ""
-    about_classes = CLASS_WORD.search(text) is not None or (ctx.fsm.state or "").startswith("courses:")
+    mark = ctx.extra.get("mark")
+    about_classes = (CLASS_WORD.search(text) is not None or (ctx.fsm.state or "").startswith("courses:")
+                     or (mark is not None and mark[0] == BOOKED))
     return len(text) <= 30 and CANT_COME.search(text) is not None and about_classes
 
 

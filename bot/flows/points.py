@@ -42,6 +42,9 @@ TEXTS = {
     "unit_empty": "请在“单位”后面写上工作单位名称，比如“单位 区税务局”。",
     "no_activity": "这个活动码已经失效了，请向现场工作人员确认一下。",
     "no_resident": "暂时查不到您的信息，请稍后再试。",
+    "earn_activity": "参加社区活动时扫现场的活动码签到，每次得{activity}积分左右（看活动而定），每天最多{activity_cap}积分。",
+    "earn_report": "反映的问题经工作人员核实有效，每条得{valid_report}积分，每天最多{report_cap}积分。",
+    "earn_more": "发送“怎么赚积分”看看所有得积分的办法。",
     "missing": "活动积分是在现场扫活动码签到后自动加上的；上面的记录里没有的话，回复“转人工”，请工作人员帮您核对补上。",
 }
 
@@ -86,6 +89,27 @@ MISSING = re.compile(
 )
 
 
+# How many points one way of earning gives (签到给几分, 做志愿者有积分吗, 反映问题给多少积分): that way's
+# figures from bot/rules/points.yml. Points that did not arrive are MISSING's.
+EARN_BY_ACTIVITY = re.compile(r"签到|扫码|活动|志愿|义工|服务|做好事")
+EARN_BY_REPORT = re.compile(r"反映|上报|报修|随手拍|举报|投诉|报问题")
+EARN_AMOUNT = re.compile(
+    r"(?:几|多少)(?:个)?(?:积)?分(?!钟)|(?:有|给|加|得|算|能得|能拿)(?:不|没)?(?:有)?(?:积)?分(?:吗|不|没|嘛|么|啊|呀)"
+    r"|(?:给|加|得|算)(?:积)?分(?:吗|不|没|嘛|么)?$|积分吗|(?:积)?分多少"
+)
+_NOT_EARN_AMOUNT = re.compile(
+    r"没加|没到|没给|少了|不对|没记|怎么没|还差|够不够|换|兑|商城|剩|还有多少|我有|要多少|要几|需要|花|扣|报名|课|夜校"
+)
+
+
+def _earn_way(text: str) -> tuple[bool, bool] | None:
+    """(by activity, by report) when the text asks what one way of earning gives, else None."""
+    if len(text) > 30 or not EARN_AMOUNT.search(text) or _NOT_EARN_AMOUNT.search(text):
+        return None
+    activity, report = bool(EARN_BY_ACTIVITY.search(text)), bool(EARN_BY_REPORT.search(text))
+    return (activity, report) if activity or report else None
+
+
 def _local(ctx: Context, when: object) -> str:
     from datetime import datetime
 
@@ -112,6 +136,28 @@ def _asks_balance(text: str) -> bool:
 async def missing(ctx: Context) -> str:
     shown = await _balance(ctx)
     return shown if ctx.resident is None else shown + "\n" + TEXTS["missing"]
+
+
+@router.message(Text(predicate=lambda t: _earn_way(t) is not None))
+async def earn_amount(ctx: Context) -> str:
+    way = _earn_way(ctx.text.lower())
+    activity, report = way if way is not None else (True, True)
+    figures = _earn_figures()
+    lines = [TEXTS["earn_activity"].format(**figures)] if activity else []
+    if report:
+        lines.append(TEXTS["earn_report"].format(**figures))
+    return "\n".join([*lines, TEXTS["earn_more"]])
+
+
+def _earn_figures() -> dict[str, object]:
+    r = points.rules()
+    return {
+        "registration": r.earn.get("registration", 0),
+        "activity": r.earn.get("activity", 0),
+        "activity_cap": r.daily_caps.get("activity", "不限"),
+        "valid_report": r.earn.get("valid_report", 0),
+        "report_cap": r.daily_caps.get("valid_report", "不限"),
+    }
 
 
 @router.message(Text(*HISTORY_WORDS, *BALANCE_WORDS, predicate=_asks_balance))
@@ -144,14 +190,7 @@ async def _balance(ctx: Context) -> str:
 
 @router.message(Text(*EARN_WORDS, predicate=lambda t: bool(EARN_RE.search(t))))
 async def how_to_earn(ctx: Context) -> str:
-    r = points.rules()
-    return TEXTS["how_to_earn"].format(
-        registration=r.earn.get("registration", 0),
-        activity=r.earn.get("activity", 0),
-        activity_cap=r.daily_caps.get("activity", "不限"),
-        valid_report=r.earn.get("valid_report", 0),
-        report_cap=r.daily_caps.get("valid_report", "不限"),
-    )
+    return TEXTS["how_to_earn"].format(**_earn_figures())
 
 
 @router.message(MenuKey("activity:*"))

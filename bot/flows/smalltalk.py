@@ -56,7 +56,7 @@ _SAD = re.compile(r"[😭😢😡😠💔😞😔😩😫]|\[(?:流泪|大哭|�
 
 
 # A bare confirmation with no question open: said so, not "I can't help with that".
-CONFIRM = re.compile(r"^(?:确认|确定|确认兑换|确定兑换|确认预约|确认报名|确认提交|提交|同意)(?:了|吧|啊|的)?[。！!.]*$")
+CONFIRM = re.compile(r"^(?:确认|确定|确认兑换|确定兑换|确认预约|确认报名|确认提交|确认取消|确定取消|提交|同意)(?:了|吧|啊|的)?[。！!.]*$")
 
 
 # The date, the weekday or the time asked on its own (今天几号, 今天星期几, 现在几点了, 明天礼拜几).

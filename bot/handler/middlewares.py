@@ -15,6 +15,7 @@ from bot.handler.choices import parse_choice
 from bot.handler.context import Context
 from bot.handler.dispatcher import Middleware, Next
 from bot.handler.journal import message_row
+from bot.handler.rewrite import as_meant
 from bot.language import intents_registry
 from bot.logmask import mask_openid
 from bot.messages import Out
@@ -144,15 +145,35 @@ MARK = "mark:"
 MARK_AFTER = "mark_after"
 
 
+# ctx.extra key (and key of a state's data): a conversation step put aside while the resident asks
+# something else (see recall).
+PARKED = "parked"
+PARKED_MARK = "parked"
+# Reminders of a parked step before it is dropped (with its ``dropped`` note).
+MAX_REMINDERS = 3
+
+
 async def recall(ctx: Context, nxt: Next) -> list[Out]:
     """A state named ``mark:<what>`` is no conversation step: a handler left it to remember what
     its reply was (``mark:fallback``: "I did not understand"). It is taken off before routing —
     into ``ctx.extra["mark"]`` as ``(what, data)`` — so the next message routes as if there were
     no state, and it is gone after that message unless the handler sets it again. So a mark says
-    what the previous reply was, within the state's idle time (two hours)."""
+    what the previous reply was, within the state's idle time (two hours).
+
+    A step the resident turned away from in the middle (一个报修 half told, then "等一下 我先问问积分")
+    can be put aside rather than dropped: its handler leaves ``ctx.extra[PARKED]`` =
+    ``{"state", "data", "reminder", "dropped"}`` and passes the message on. The parked step rides
+    along in the state's data (under ``parked``) whatever is answered next; each reply given
+    outside any step ends with its ``reminder`` ("刚才反映的问题还没提交，要继续吗？"), and the flow's
+    own handlers take it up again (``ctx.extra[PARKED]`` before routing) or drop it (popping it).
+    After ``MAX_REMINDERS`` reminders it is dropped, with its ``dropped`` note."""
     state = ctx.fsm.state
+    parked = ctx.fsm.data.get(PARKED) if state is not None else None
+    if isinstance(parked, dict):
+        ctx.extra[PARKED] = parked
     if state is not None and state.startswith(MARK):
-        ctx.extra["mark"] = (state[len(MARK):], dict(ctx.fsm.data))
+        data = {k: v for k, v in ctx.fsm.data.items() if k != PARKED}
+        ctx.extra["mark"] = (state[len(MARK):], data)
         await ctx.fsm.clear()
     outs = await nxt(ctx)
     after = ctx.extra.pop(MARK_AFTER, None)
@@ -161,7 +182,50 @@ async def recall(ctx: Context, nxt: Next) -> list[Out]:
         # the answering handler started a step of its own.
         what, data = after
         await ctx.fsm.set(MARK + what, **data)
+    parked = ctx.extra.get(PARKED)
+    if isinstance(parked, dict):
+        outs = await _keep_parked(ctx, parked, outs)
+    else:
+        ctx.fsm.forget(PARKED)  # taken up again or dropped by a handler
     return outs
+
+
+async def _keep_parked(ctx: Context, parked: dict[str, object], outs: list[Out]) -> list[Out]:
+    """A parked step after the message was answered: kept with the state the answer left, and the
+    resident reminded of it unless the answer asks a question of its own (a step) or is an
+    emergency's."""
+    state = ctx.fsm.state
+    if state is not None and not state.startswith(MARK):
+        if ctx.fsm.data.get(PARKED) != parked:
+            ctx.fsm.fill(**{PARKED: parked})  # rides along in the step's data
+        return outs
+    if not outs or ctx.inbound.msg_type == "event" or str(ctx.extra.get("handler", "")).startswith("urgent."):
+        if state is None:
+            await ctx.fsm.set(MARK + PARKED_MARK, **{PARKED: parked})
+        elif ctx.fsm.data.get(PARKED) != parked:
+            ctx.fsm.fill(**{PARKED: parked})
+        return outs
+    reminded = int(str(parked.get("reminded", 0)))
+    if reminded >= MAX_REMINDERS:
+        ctx.extra.pop(PARKED, None)
+        ctx.fsm.forget(PARKED)
+        return _appended(outs, str(parked.get("dropped") or ""))
+    parked = {**parked, "reminded": reminded + 1}
+    if state is None:
+        await ctx.fsm.set(MARK + PARKED_MARK, **{PARKED: parked})
+    else:
+        ctx.fsm.fill(**{PARKED: parked})
+    return _appended(outs, str(parked.get("reminder") or ""))
+
+
+def _appended(outs: list[Out], line: str) -> list[Out]:
+    """``line`` after the last text of the answer (a text of its own when it has none)."""
+    if not line:
+        return outs
+    for i in range(len(outs) - 1, -1, -1):
+        if outs[i].kind == "text":
+            return [*outs[:i], Out.text(f"{outs[i].content}\n\n{line}"), *outs[i + 1:]]
+    return [*outs, Out.text(line)]
 
 
 CLARIFY_STATE = "clarify:intent"
@@ -192,6 +256,9 @@ async def understand(ctx: Context, nxt: Next) -> list[Out]:
             if language is not None:
                 ctx.understanding = language.intents.classify(original)
             return await nxt(ctx)
+    meant = as_meant(ctx.text)
+    if meant != ctx.text:
+        ctx.text_override = meant  # 理发的卷 → 理发的券, 等一下 我先问问积分 → 积分 (bot/handler/rewrite.py)
     if ctx.text and language is not None:
         ctx.extra["in_step"] = ctx.fsm.state is not None  # an answer to the bot's own question
         result = language.intents.classify(ctx.text)

@@ -274,6 +274,13 @@ class FSM:
         self._record = StateRecord(self._record.state, {**self._record.data, **data})
         self.changed = True
 
+    def forget(self, *keys: str) -> None:
+        """Take ``keys`` out of the current state's data, without moving it."""
+        if any(k in self._record.data for k in keys):
+            data = {k: v for k, v in self._record.data.items() if k not in keys}
+            self._record = StateRecord(self._record.state, data)
+            self.changed = True
+
     async def clear(self) -> None:
         self._record = StateRecord()
         self.changed = True
