@@ -9,10 +9,11 @@ than GET must carry the session's CSRF token (form field ``csrf`` or header ``X-
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -92,12 +93,26 @@ async def row_of(request: web.Request, model: type[RowT]) -> RowT:
     return row
 
 
+# Control characters other than tab and line breaks: invisible when pasted into a form, and a NUL
+# is a text PostgreSQL cannot store (the JSON API refuses them; a console form drops them).
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 async def form_of(request: web.Request) -> dict[str, str]:
-    """The posted form (urlencoded or multipart text fields), read once and kept on the request."""
+    """The posted form (urlencoded or multipart text fields) without control characters, read once
+    and kept on the request."""
     if FORM not in request:
         data = await request.post()
-        request[FORM] = {k: v for k, v in data.items() if isinstance(v, str)}
+        request[FORM] = {CONTROL.sub("", k): CONTROL.sub("", v) for k, v in data.items() if isinstance(v, str)}
     return request[FORM]
+
+
+def without_control_chars(request: web.Request) -> None:
+    """A page's query with control characters (a filter pasted with a NUL) is asked for again
+    without them."""
+    if CONTROL.search(request.query_string) or any(CONTROL.search(v) for v in request.query.values()):
+        query = urlencode([(CONTROL.sub("", k), CONTROL.sub("", v)) for k, v in request.query.items()])
+        raise web.HTTPSeeOther(request.path + ("?" + query if query else ""))
 
 
 def error_page(request: web.Request, status: int, message: str) -> web.Response:
@@ -121,6 +136,8 @@ def page(method: str, path: str, roles: frozenset[str], refused: str = "") -> Ca
 
     def wrap(handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
+            if method == "GET":
+                without_control_chars(request)
             info = await current_session(request)
             if info is None:
                 if method == "GET" and not wants_json(request):
