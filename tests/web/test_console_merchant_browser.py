@@ -39,3 +39,28 @@ async def test_the_apis_refusals_are_said_in_chinese(browser, service_factory, s
     assert await verify(page, "ABCD1234") == "页面已过期，请刷新页面后再核销。"
     assert not problems, problems
     await context.close()
+
+
+async def test_a_short_or_empty_code_is_said_in_chinese_and_an_old_result_goes(browser, service_factory, sqlite_url,
+                                                                                fake_api):
+    # The browser's own validation bubbles speak the browser's language (English in headless
+    # Chromium) and left the previous code's result on the page beside the new code.
+    svc = await service_factory(sqlite_url, fake_api)
+    await add_users(sqlite_url, ("boss", "admin", {}))
+    context, page, problems = await open_page(browser, PHONE)
+    await log_in(page, svc.base, "boss")
+    await page.wait_for_url("**/console/**", timeout=TIMEOUT)
+    await page.goto(f"{svc.base}/merchant")
+    await page.wait_for_selector("body[data-ready='1']", timeout=TIMEOUT)
+    await page.fill("#code", "ABCD1234")
+    await page.click("#verify button")
+    await page.locator("#result", has_text="没有关联商户").wait_for(timeout=TIMEOUT)
+    await page.fill("#code", "ab")
+    assert await page.locator("#result").is_hidden()
+    await page.click("#verify button")
+    await page.locator("#result", has_text="请输入完整的券码").wait_for(timeout=TIMEOUT)
+    await page.fill("#code", "")
+    await page.click("#verify button")
+    await page.locator("#result", has_text="请输入顾客出示的券码").wait_for(timeout=TIMEOUT)
+    assert not problems, problems
+    await context.close()

@@ -254,10 +254,14 @@
     const result = document.getElementById("result");
     const code = document.getElementById("code");
     if (!form) return;
+    // A result stays only beside the code it is for: typing the next code takes it away.
+    code.addEventListener("input", () => { result.hidden = true; });
+    // The form checks the code itself (novalidate): the browser's own bubbles speak its language, not the page's.
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const value = code.value.trim();
-      if (value.length < 4) { show(false, "请输入完整的券码。"); return; }
+      if (!value) { show(false, "请输入顾客出示的券码。"); code.focus(); return; }
+      if (value.length < 4) { show(false, "请输入完整的券码（至少4位）。"); code.focus(); return; }
       const button = form.querySelector("button");
       button.disabled = true;
       try {
