@@ -249,11 +249,14 @@ ASPECTS: tuple[tuple[str | None, tuple[str, ...], re.Pattern[str] | None], ...] 
     ("费用", ("多少钱", "费用", "收费", "要钱", "花钱", "钱"), re.compile(r"元|免费|费用|收费|不收|钱")),
     ("电话", ("电话", "号码", "热线"), re.compile(r"电话|热线|\d{5,}")),
     (None, ("几点", "多少", "一个月", "每月", "每个月", "一年", "每年", "条件", "资格", "要求", "流程", "步骤", "网上",
-            "线上", "手机上", "代办", "代领", "家属", "家里人", "本人", "谁"), None),
+            "线上", "手机上", "代办", "代领", "家属", "家里人", "家人", "本人", "谁", "替", "儿子", "女儿", "子女", "孩子",
+            "亲戚", "委托"), None),
 )
 # Words that only ask whether or how ("可以", "要", "能不能"): alone they are a yes or a no, not a
 # question about the answer.
-_MODAL = ("能不能", "可以", "可不可以", "需要", "要", "办", "领", "交", "去")
+# So are the words for getting it done ("多长时间能拿到", "几天能办下来") and Shanxi's 行不行 / 中不中.
+_MODAL = ("能不能", "可以", "可不可以", "需要", "要", "办", "领", "交", "去", "行不行", "行吗", "中不中", "成不成", "拿到",
+          "拿", "办下来", "下来", "办好", "出来", "到手", "领到")
 _ASKS_OF = [(label, re.compile("|".join(words)), says) for label, words, says in ASPECTS if label and says]
 # A message made only of aspect words and small words is about the answer just given, whatever the
 # intent engine makes of it ("要带什么" reads like a course question on its own). Longest words first,
@@ -273,7 +276,14 @@ def _elliptical(ctx: Context) -> bool:
         return False
     result, _same = _with_context(ctx, ctx.rt.language.knowledge.answer(text))
     if result.kind != "answer":
-        return False
+        # Made only of the words of asking about an answer ("那我儿子替我去行不行"), it can only be
+        # about the answer just given, even when no search finds one.
+        entry = ctx.rt.language.knowledge.get(str(ctx.fsm.data.get("entry_id", "")))
+        if entry is None:
+            return False
+        ctx.extra["again_on"] = entry
+        ctx.extra["knowledge_answer"] = result
+        return True
     ctx.extra["knowledge_answer"] = result
     return True
 
@@ -321,8 +331,12 @@ async def aspect_of_choice(ctx: Context) -> str:
 @router.message(State(*FOLLOWED_STATES), Func(_elliptical, phase=PHASE_STATE, when=lambda p: p.text))
 async def more_on_answer(ctx: Context) -> str:
     result = ctx.extra["knowledge_answer"]
-    entry = ctx.rt.language.knowledge.get(str(ctx.fsm.data.get("entry_id", "")))
     ctx.intent = "query"
+    again = ctx.extra.get("again_on")
+    if again is not None:
+        _log_query(ctx, "answer", [h for h in result.hits if h.entry.id == again.id][:1])
+        return await _again_on(ctx, again)
+    entry = ctx.rt.language.knowledge.get(str(ctx.fsm.data.get("entry_id", "")))
     _log_query(ctx, result.kind, result.hits)
     if entry is not None and result.hits[0].entry.id == entry.id:
         return await _again_on(ctx, entry)
@@ -379,7 +393,8 @@ async def _again_on(ctx: Context, entry: Any) -> str:
 # "您是想：1. 随便聊聊 2. 反映问题". Never for a message that describes a problem: that one may be
 # a report, and the clarifying question stays; unless the resident says outright that they are
 # asking ("我想问一下我们小区的垃圾什么时候收": 垃圾 names a topic here, not a problem).
-_ASKS = re.compile(r"[?？]|[吗么呢不没]$|怎么|咋|如何|哪|什么|啥|能不能|可不可以|能否|找谁|多少|几点|多久|有没有")
+_ASKS = re.compile(r"[?？]|[吗么呢不没]$|怎么|咋|如何|哪|什么|啥|能不能|可不可以|能否|找谁|多少|几点|多久|有没有"
+                   r"|行不行|中不中|成不成|好不好|要不要")
 _ASKING = re.compile(r"^(?:您好|你好|那个|就是)?[，,\s]*(?:我)?(?:想|要)?(?:问一下|问下|问问|请问|咨询一下|咨询|打听一下|打听)")
 
 
