@@ -78,6 +78,9 @@ class Hit:
     match: float = 1.0  # how well one phrasing and the request hold each other's topic (0..1)
     raw: float = 0.0  # the score before it is capped at 1 (the lead of a strong answer is taken on it)
     frame: float = 0.0  # share of the question's frame words (办, 申请, 在哪) the entry's phrasings say
+    # 1.0 when a distinguishing word of the request that this entry never says is what a runner-up's
+    # own question is about: the question is split between entries, and none answers it whole
+    split: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,7 @@ class KnowledgeBase:
                 round(s.features.get("phrasing_match", 0.0), 4),
                 round(s.features.get("raw", s.score), 4),
                 round(s.features.get("frame", 0.0), 4),
+                s.features.get("split", 0.0),
             )
             for s in state.index.search(text, k)
         ]
@@ -307,6 +311,7 @@ class KnowledgeBase:
             and best.raw - runner_up >= margin
             and best.coverage >= cfg.answer_coverage
             and best.phrasing >= cfg.answer_phrasing
+            and not best.split
         ):
             return Answer("answer", hits[: cfg.max_choices])
         floor = max(cfg.choice_floor, cfg.choice_ratio * best.score)

@@ -115,6 +115,8 @@ COMMENT_RATIO = 0.5  # see SearchIndex._comment_only
 STORY_NORM = 0.3  # share of the story's known words in the BM25 normalisation (the request's count fully)
 COMMENT_LENGTH = 30  # characters: a spoken question this short, not a long story
 DENSE_PHRASINGS = 8192  # see SearchIndex._best_phrasing
+SPLIT_SHARE = 0.2  # see SearchIndex._split: share of the request's weight a word must have
+SPLIT_RIVALS = 3  # ... and the runners-up whose centre is looked at (the best hit's two followers)
 MAX_TERM = 6  # longest topic word looked up whole in a question (longer ones count by character pairs)
 
 
@@ -145,6 +147,7 @@ class SearchIndex:
         strong: list[str] = []
         weak: list[str] = []
         vocab: list[set[str]] = []
+        central: list[frozenset[str]] = []
         for pos, entry in enumerate(self.entries):
             starts.append(len(owner))
             entry_vocab: set[str] = set()
@@ -158,6 +161,9 @@ class SearchIndex:
                 owner.append(pos)
                 entry_vocab.update(a.words)
             tags = [analyzer.fold(tag) for tag in entry.tags]
+            # What the entry is about at its centre: its own question's topic words and its tags
+            # (an alternative may add a condition: 在外地住院医保能报吗 is about 外地, not 住院).
+            central.append(frozenset((*phrase_topic_words[starts[-1]], *tags)))
             answer = analyzer.analyse(" ".join((entry.answer, *entry.tags)))
             answer_words.append(answer.words)
             # What an entry "is about": its phrasings and tags (strong), its answer (weak).
@@ -171,6 +177,7 @@ class SearchIndex:
         self._phrase_texts = phrase_texts
         self._phrase_topics = phrase_topics
         self._strong = strong
+        self._central = central
         self._positions = {entry.id: pos for pos, entry in enumerate(self.entries)}
         self._weak = weak
         self._words = BM25(phrase_words, k1=k1, b=b)
@@ -491,7 +498,28 @@ class SearchIndex:
             feats["raw"] = raw  # unclipped: two strong matches still differ (the answer's lead)
             out.append(Scored(pos, min(raw, 1.0), feats))
         out.sort(key=lambda s: (-s.features["raw"], s.position))
+        if len(out) > 1:
+            out[0].features["split"] = self._split(asked, out[0].position, [s.position for s in out[1:SPLIT_RIVALS]])
         return out[:k]
+
+    def _split(self, asked: Sequence[tuple[str, float]], best: int, rivals: Sequence[int]) -> float:
+        """1.0 when the request's distinguishing words are split between the best entry and a rival:
+        a word of weight that the best entry's phrasings and tags never say is what a rival's own
+        question or tags are about (住院医保怎么报销: 住院 is in an alternative of the entry on seeing a
+        doctor elsewhere, 在外地住院医保能报吗, and 报销 is the chronic-illness entry's question's); no
+        entry then answers the whole question. 0.0 otherwise."""
+        total = sum(w for _, w in asked)
+        strong, centre = self._strong[best], self._central[best]
+        for term, weight in asked:
+            if weight >= SPLIT_SHARE * total and term not in strong:
+                for r in rivals:
+                    # (not when the request also names what the best entry itself is about and the
+                    # rival is not: 我在外地住院了医保能报销吗要备案不 names 备案)
+                    if term in self._central[r] and not any(
+                        t in centre and t not in self._strong[r] for t, _ in asked
+                    ):
+                        return 1.0
+        return 0.0
 
     @staticmethod
     def _fuzzy(query: str, texts: list[str], spans: list[tuple[int, int]]) -> npt.NDArray[np.float64]:
