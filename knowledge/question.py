@@ -18,6 +18,7 @@ focus: words of the story that the knowledge base has never seen must not sink a
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 # Clause boundaries: punctuation and spaces (elderly and voice text often uses spaces).
@@ -99,8 +100,44 @@ def _clean(clause: str) -> str:
     return clause.strip()
 
 
-def reduce_message(text: str) -> Reduced:
-    """Clauses of ``text`` without greetings, thanks and filler, with the request marked as focus."""
+# 这个 pointing back at something the story named: 这个卡, 这个证, or bare before what is asked of it.
+_REFERENCE = "这个"
+# What follows a bare 这个 that points back rather than names (这个去哪领, 这个怎么办, 这个要不要交).
+_BARE_AFTER = frozenset("去上到在怎咋要得能该找哪多什啥是有可办领交申补报")
+# Last characters of a thing's name that 这个 + that character points back at (这个卡 for 社保卡).
+_HEADS = frozenset("证照卡费金票车房险款贴助")
+
+
+def resolve_reference(
+    clause: str, before: list[str], named: Callable[[str], list[str]]
+) -> tuple[str, bool] | None:
+    """``clause`` with a 这个 that points back at a thing named in the clauses ``before`` it said as
+    that thing (这个卡去哪补 after 社保卡没带: 社保卡去哪补; 这个去哪领 after 残疾人能领轮椅: 轮椅去哪领),
+    and whether 这个 said what it points at (这个卡: True; a bare 这个: False, it points at all the
+    clause before says); None when it points at nothing named. ``named`` gives the things a clause
+    names that the knowledge base knows, in order."""
+    at = clause.find(_REFERENCE)
+    if at < 0:
+        return None
+    rest = clause[at + len(_REFERENCE) :]
+    things = [w for c in before for w in named(c)]
+    for word in reversed(things):  # 这个卡, 这个补贴: the last thing named that ends so
+        for k in range(len(word) - 1, 0, -1):
+            if rest.startswith(word[-k:]) and (k > 1 or word[-1] in _HEADS):
+                return clause[:at] + word + rest[k:], True
+    if rest[:1] and rest[0] in _BARE_AFTER:  # 这个去哪领: the thing the nearest clause names
+        for c in reversed(before):
+            last = named(c)
+            if last:
+                return clause[:at] + last[-1] + rest, False
+    return None
+
+
+def reduce_message(text: str, named: Callable[[str], list[str]] | None = None) -> Reduced:
+    """Clauses of ``text`` without greetings, thanks and filler, with the request marked as focus.
+
+    With ``named`` (the things a clause names that the knowledge base knows), a request that points
+    back at something the story named (这个卡去哪补) is said with that thing's name, and judged so."""
     raw = [c for part in _CLAUSE_SPLIT.split(text) for c in _ASK_SPLIT.split(part) if c]
     clauses: list[str] = []
     for c in raw:
@@ -126,9 +163,18 @@ def reduce_message(text: str) -> Reduced:
                 break
     if start is None:
         start = len(clauses) - 1
-    # A focus of a few characters (这个钱怎么申请) leans on the clause before it.
+    asked = start
+    # A focus of a few characters (这个钱怎么申请) leans on the clause before it ...
     while start > 0 and sum(len(c) for c in clauses[start:]) < 8 and not _SELF_RE.match(clauses[start - 1]):
         start -= 1
+    # ... unless the request names what it points back at (这个证去哪办 after 可以办残疾证 is 残疾证去哪办).
+    if named is not None and start > 0:
+        for i in range(start, len(clauses)):
+            said = resolve_reference(clauses[i], clauses[:i], named)
+            if said is not None:
+                clauses[i] = said[0]
+                if said[1] and i >= asked:
+                    start = asked
     return _without_cues(clauses, start)
 
 

@@ -63,7 +63,7 @@ FRAME_WORDS = frozenset(
 )
 
 # Single characters that jieba sometimes glues onto a topic word (在哪办 → 证在 + 哪办).
-FRAME_CHARS = "哪能要让这那想在去来把给又还也就都"
+FRAME_CHARS = "哪能要让这那想在去来把给又还也就都得"
 
 # jieba part-of-speech tags of words that never name a topic: time, numerals, pronouns,
 # localisers, adverbs, measure words, prepositions, conjunctions, particles, interjections.
@@ -298,7 +298,7 @@ _OLD_AGE_RE = re.compile(
 # (走丢, 找不到, 没回来): a missing parent never gets death procedures.
 _KIN = "老人|老伴儿?|老头子?|老太太?|老婆子?|老公|丈夫|爱人|老爹|老娘|爹|娘|爸爸?|妈妈?|父亲|母亲|爷爷|奶奶|姥姥|姥爷|公公|婆婆|老爷子"
 _PASSED_RE = re.compile(
-    rf"({_KIN})((?:上个月|上月|前几天|前些天|前段时间|去年|前年|今年|年初|年前|刚刚?|才|已经|前天|昨天|上周|上礼拜|上星期)*)"
+    rf"({_KIN})((?:上个月|上月|前几天|前些天|前段时间|去年|前年|今年|年初|年前|刚刚?|才|已经|前天|昨天|上周|上礼拜|上星期|上个礼拜|上个星期)*)"
     r"(?:走了|没了|不在了)(?=$|[\s，。,.!！？?;；])"
 )
 _NOT_DEAD_RE = re.compile(r"走丢|走失|丢了|找不[到着]|没回来|没回家|不回来|回来|失踪|联系不上|打不通|离家出走")
@@ -389,6 +389,19 @@ class Analyzer:
             if in_focus:
                 focus.add(token)
 
+    def _named(self, clause: str, lexicon: Lexicon) -> list[str]:
+        """The things the knowledge base knows that ``clause`` names (社保卡, 低保, 轮椅), in order."""
+        out = []
+        for word in tokens.cut(clause, vocabulary=tokens.KNOWLEDGE):
+            if len(word) < 2 or word not in lexicon.words or word in STORY_WORDS or word in FRAME_WORDS:
+                continue
+            if is_function_word(word):
+                continue
+            tag = _word_tags().get(word)
+            if names_thing(word) or tag is None or tag in _NAME_TAGS or word in self._keep:
+                out.append(word)
+        return out
+
     def analyse_query(self, text: str, lexicon: Lexicon | None = None) -> Analysis:
         """A resident's message: typos repaired, reduced to its request, topic words of the request
         marked (``focus``)."""
@@ -397,7 +410,7 @@ class Analyzer:
             repaired = lexicon.correct(lexicon.join_split(folded))
             if repaired != folded:
                 folded = self.fold(repaired)
-        reduced = reduce_message(folded)
+        reduced = reduce_message(folded, None if lexicon is None else lambda clause: self._named(clause, lexicon))
         # One cut of the clauses joined by spaces (jieba never joins across a space); the focus
         # clauses come last, so a token is in the focus when it starts at or after their offset.
         joined = reduced.text
