@@ -1,7 +1,7 @@
 """The tuning pages' own behaviour in real Chromium, one server in the test's process (SQLite):
 the evaluation page's waiting indicator is drawn with CSS (an emoji is a tofu box without a
-colour-emoji font), and the versions page follows this process's switch to a just-published
-version without a reload."""
+colour-emoji font) and publishing waits for the figures; the versions page follows this process's
+switch to a just-published version without a reload."""
 
 from __future__ import annotations
 
@@ -60,8 +60,10 @@ async def test_evaluation_spinner_and_versions_without_reload(browser, service_f
     }""")
     assert not symbols(looks["before"] + looks["after"] + looks["text"]), looks
     assert looks["width"] > 0 and looks["ring"] == "solid", looks
+    assert await page.locator("#publish").is_disabled()  # "I have seen the evaluation" needs it shown
     released.set()
     await page.wait_for_selector("#figures[data-loaded='1']", timeout=120_000)
+    assert await page.locator("#publish").is_enabled()
     await page.unroute("**/console/tuning/evaluation/figures")
 
     # publish while this process cannot switch yet: the versions page says it is switching, then

@@ -13,6 +13,9 @@
     }
     box.setAttribute("aria-busy", "false");
     box.dataset.loaded = "1";
+    // Publishing confirms the figures were seen: the button waits for them (or for their failure).
+    const publish = document.getElementById("publish");
+    if (publish) { publish.disabled = false; publish.removeAttribute("title"); }
   }
   // The versions page right after a publish or a rollback: this process switches within seconds
   // (it polls the database); follow it here so the page needs no reload.
