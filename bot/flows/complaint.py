@@ -276,20 +276,26 @@ _DECLINE = re.compile(r"^(?:那|那就|哦|嗯)*(?:不|不要|不用|不了|不�
 
 def _parked_draft(ctx: Context) -> dict[str, Any] | None:
     parked = ctx.extra.get(PARKED)
-    if ctx.fsm.state is not None or not isinstance(parked, dict) or parked.get("state") not in STEP_STATES:
+    if not isinstance(parked, dict) or parked.get("state") not in STEP_STATES:
         return None
     return parked
 
 
 def _answers_parked(ctx: Context) -> bool:
-    """With a report put aside and no other step going on: 继续 / 不要了, or the answer it was waiting
-    for (the place, the phone) said straight away."""
+    """With a report put aside: 继续 (in the middle of another step too, which it then ends), and
+    with no other step going on also 好 / 不要了, or the answer the report was waiting for (the place,
+    the phone) said straight away."""
     parked = _parked_draft(ctx)
     text = ctx.text
     if parked is None or not text or ctx.inbound.msg_type not in ("text", "voice"):
         return False
     compact = re.sub(r"[\s,，.。!！~～、…]+", "", text)
-    if _RESUME.match(compact) or (len(compact) <= 10 and ("继续" in compact or "接着" in compact)):
+    if len(compact) <= 10 and ("继续" in compact or "接着" in compact):
+        ctx.extra["parked_answer"] = "resume"
+        return True
+    if ctx.fsm.state is not None:
+        return False  # 好, 不要了, a number: the other step's
+    if _RESUME.match(compact):
         ctx.extra["parked_answer"] = "resume"
     elif _DECLINE.match(compact) or is_cancel(text):
         ctx.extra["parked_answer"] = "drop"
@@ -302,13 +308,14 @@ def _answers_parked(ctx: Context) -> bool:
     return True
 
 
-@router.message(Func(_answers_parked, phase=PHASE_STATE, when=lambda p: p.text and not p.state))
+@router.message(Func(_answers_parked, phase=PHASE_STATE, when=lambda p: p.text))
 async def parked_answer(ctx: Context) -> HandlerResult | Pass:
     parked = ctx.extra.pop(PARKED)
     how = ctx.extra.pop("parked_answer")
     if how == "drop":
         return TEXTS["parked_dropped"]
     state, data = str(parked["state"]), dict(parked.get("data") or {})
+    await ctx.fsm.clear()  # another step left standing (a list shown) ends here
     await ctx.fsm.set(state, **data)
     if how == "answer":
         return await STEPS[state](ctx)

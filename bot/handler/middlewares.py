@@ -192,10 +192,11 @@ async def recall(ctx: Context, nxt: Next) -> list[Out]:
 
 async def _keep_parked(ctx: Context, parked: dict[str, object], outs: list[Out]) -> list[Out]:
     """A parked step after the message was answered: kept with the state the answer left, and the
-    resident reminded of it unless the answer asks a question of its own (a step) or is an
+    resident reminded of it unless the answer asks a question of its own (a step it started or
+    moved: a step merely left standing, such as a list shown earlier, does not count) or is an
     emergency's."""
     state = ctx.fsm.state
-    if state is not None and not state.startswith(MARK):
+    if state is not None and not state.startswith(MARK) and ctx.fsm.changed:
         if ctx.fsm.data.get(PARKED) != parked:
             ctx.fsm.fill(**{PARKED: parked})  # rides along in the step's data
         return outs
