@@ -130,12 +130,28 @@ WAITING = re.compile(
 )
 
 
-def _waiting(ctx: Context) -> bool:
+# Later on, with other things asked meanwhile, only a message that says nothing but this ("人呢",
+# "怎么还没人理我") asks after a request still waiting ("老年证要等多久" is a question of its own).
+WAITING_LATER = re.compile(
+    r"人呢|人在哪(?:儿|里)?|(?:怎么|咋|为啥|为什么)?(?:还)?没(?:有)?人(?:理|回|管|接|说话)(?:我|一下)?|有人吗|有人没|"
+    r"工作人员呢|客服呢|人工呢|(?:什么|啥)时候(?:回|理)(?:我)?|还要等多久|要等多久|等多久"
+)
+_WAITING_SMALL = re.compile(r"[我你您们的了吗呢啊呀吧么嘛哦哎啦都还怎么咋这那\s\W]")
+
+
+async def _waiting(ctx: Context) -> bool:
     mark = ctx.extra.get("mark")
-    if mark is None or mark[0] != ASKED or ctx.resident is None or not ctx.text:
+    if ctx.resident is None or not ctx.text:
         return False
     text = re.sub(r"\s+", "", ctx.text)
-    return len(text) <= 20 and WAITING.search(text) is not None
+    if mark is not None and mark[0] == ASKED:  # right after 转人工: the words may say a little more
+        return (len(text) <= 20 and WAITING.search(text) is not None
+                and len(_WAITING_SMALL.sub("", WAITING.sub("", text))) <= 3)
+    if len(text) > 12 or not (ctx.fsm.state or "query:").startswith("query:") or not WAITING_LATER.search(text):
+        return False
+    if _WAITING_SMALL.sub("", WAITING_LATER.sub("", text)):
+        return False
+    return await handoff.is_waiting(ctx.rt.db, ctx.resident.id)
 
 
 @router.message(Func(_waiting, phase=PHASE_STATE, when=lambda p: p.text))

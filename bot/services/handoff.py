@@ -151,6 +151,17 @@ async def withdraw(db: Database, resident_id: int, now: datetime) -> bool:
         return bool(getattr(result, "rowcount", 0))
 
 
+async def is_waiting(db: Database, resident_id: int) -> bool:
+    """Whether the resident's request for a person is still waiting for one (nobody took it yet)."""
+    async with db.session() as session:
+        found = await session.scalar(
+            select(HandoffRequest.id)
+            .where(HandoffRequest.resident_id == resident_id, HandoffRequest.status == "waiting")
+            .limit(1)
+        )
+        return found is not None
+
+
 async def open_requests(db: Database, limit: int = 100) -> list[HandoffRequest]:
     """Open requests, urgent first, then oldest first: the queue a staff member works through."""
     async with db.session() as session:
