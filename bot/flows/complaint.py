@@ -578,7 +578,7 @@ async def place_after_filing(ctx: Context) -> str:
     data = ctx.extra["mark"][1]
     number, told = str(data.get("number", "")), ctx.extra["place_told"]
     report = await reports.add_location(ctx.rt.db, int(data.get("ticket_id", 0)), ctx.resident.id, told, ctx.text,
-                                        ctx.rt.clock.now())
+                                        ctx.rt.clock.now(), rules=rules_for(ctx.rt.settings.data_dir))
     if report is None:
         return TEXTS["contact_late"].format(number=number)
     await ctx.fsm.set(MARK + FILED, **data)  # a phone, a photo or a chase may still follow

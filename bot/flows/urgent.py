@@ -291,7 +291,8 @@ async def place_later(ctx: Context) -> str:
     data = ctx.extra["mark"][1]
     ticket_id, number = int(data.get("ticket_id", 0)), str(data.get("number", ""))
     report = await reports.add_location(ctx.rt.db, ticket_id, ctx.resident.id, ctx.extra["place_later"], ctx.text,
-                                        ctx.rt.clock.now())
+                                        ctx.rt.clock.now(),
+                                        rules=rules_for(ctx.rt.settings.data_dir))
     if report is None:
         return TEXTS["update_closed"].format(number=number)
     await _reported(ctx, ticket_id, number)
@@ -314,7 +315,8 @@ async def location_later(ctx: Context) -> str:
     item = attachment(ctx)
     await reports.attach(ctx.rt.db, ticket_id, ctx.resident.id, item, ctx.rt.clock.now())
     if await reports.add_location(ctx.rt.db, ticket_id, ctx.resident.id, places.from_location(item),
-                                  str(item.get("label") or ""), ctx.rt.clock.now()) is None:
+                                  str(item.get("label") or ""), ctx.rt.clock.now(),
+                                  rules=rules_for(ctx.rt.settings.data_dir)) is None:
         return TEXTS["update_closed"].format(number=number)
     await _reported(ctx, ticket_id, number)
     return TEXTS["where_kept"].format(number=number)
@@ -356,7 +358,8 @@ async def where_location(ctx: Context) -> str:
     item = attachment(ctx)
     await reports.attach(ctx.rt.db, found[0], ctx.resident.id, item, ctx.rt.clock.now())
     await reports.add_location(ctx.rt.db, found[0], ctx.resident.id, places.from_location(item),
-                               str(item.get("label") or ""), ctx.rt.clock.now())
+                               str(item.get("label") or ""), ctx.rt.clock.now(),
+                               rules=rules_for(ctx.rt.settings.data_dir))
     phoned = bool(ctx.fsm.data.get("phoned"))
     await _reported(ctx, found[0], found[1])
     return _place_kept(found[1], phoned)
@@ -455,6 +458,7 @@ async def where_text(ctx: Context) -> HandlerResult | Pass:
             return Pass(note=TEXTS["place_pending"].format(number=found[1]))
         place = {"text": text[:200]}  # in an emergency any description of the place helps
     phoned = bool(ctx.fsm.data.get("phoned"))
-    await reports.add_location(ctx.rt.db, found[0], ctx.resident.id, place, text, ctx.rt.clock.now())
+    await reports.add_location(ctx.rt.db, found[0], ctx.resident.id, place, text, ctx.rt.clock.now(),
+                               rules=rules_for(ctx.rt.settings.data_dir))
     await _reported(ctx, found[0], found[1])
     return _place_kept(found[1], phoned)

@@ -336,11 +336,12 @@ async def add_repeat(
 
 
 async def add_location(
-    db: Database, ticket_id: int, resident_id: int, place: places.Place, said: str, now: datetime
+    db: Database, ticket_id: int, resident_id: int, place: places.Place, said: str, now: datetime,
+    rules: Rules | None = None,
 ) -> Report | None:
     """Where it is, told after an urgent ticket was made without a place, or more exactly after
     it (a unit: added). Another building than the ticket's is a correction ("不对 是5号楼"): it
-    replaces the building, unit and room."""
+    replaces the building, unit and room (and, with the dispatch ``rules``, the grid)."""
     async with db.transaction() as session:
         ticket = await _own(session, ticket_id, resident_id)
         if ticket is None:
@@ -350,7 +351,7 @@ async def add_location(
             ticket.building = ticket.unit = ticket.room = None
         await tickets.add_place(session, ticket, building=place.get("building"), unit=place.get("unit"),
                                 room=place.get("room"), location=places.location_of(place), said=said,
-                                actor="resident", now=now)
+                                actor="resident", now=now, rules=rules)
         return await _snapshot(session, ticket, now)
 
 

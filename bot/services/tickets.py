@@ -975,12 +975,16 @@ async def add_place(
     said: str,
     actor: str,
     now: datetime,
+    rules: Rules | None = None,
 ) -> TicketEvent:
     """Where it is, told after the ticket was made: fills what the ticket does not know yet (the
-    building, unit and room it has stay), adds to its location with the words said (``text``)."""
+    building, unit and room it has stay), adds to its location with the words said (``text``).
+    With the dispatch ``rules``, a building learnt this way also gives the ticket its grid."""
     ticket.building = ticket.building or building
     ticket.unit = ticket.unit or unit
     ticket.room = ticket.room or room
+    if rules is not None and ticket.building:
+        ticket.grid = rules.grid_of(ticket.building)[0] or ticket.grid
     ticket.location = {**(ticket.location or {}), **(location or {}), "text": said[:200]}
     ticket.updated_at = now
     return await record(session, ticket, "location_added", actor=actor, now=now, note=said[:200], public=False,
