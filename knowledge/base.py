@@ -106,6 +106,7 @@ CENTRE_NAMES = frozenset({"服务中心", "社区服务中心", "居委会", "�
 # this many entries name (低保: the four 低保 entries).
 RARE_TOPIC = 4
 
+FRAME_LEAD = 0.2  # see KnowledgeBase._decide: a runner-up saying this much more of the request's frame
 ANSWERS_KEPT = 2048  # recent questions whose decision is kept (per index: a reload starts afresh)
 
 
@@ -301,6 +302,11 @@ class KnowledgeBase:
         if second is not None and second.coverage >= best.coverage and best.frame <= second.frame:
             # (unless the question's frame words tell them apart: 我想办个老年证 says 办, as the
             # how-to-get entry does and the entry on its benefits does not)
+            margin = cfg.ambiguous_margin
+        elif second is not None and second.frame >= best.frame + FRAME_LEAD:
+            # The runner-up says what the request asks (办, 带什么) and the best hit does not: the
+            # story's words that put the best hit first do not decide it (六十岁就能办老年证 坐车逛公园
+            # 都便宜 … 要拿什么去办 asks how to get the card, not its benefits).
             margin = cfg.ambiguous_margin
         elif second is not None and best.coverage >= 0.99 and second.coverage < best.coverage - 0.05:
             # The best hit holds every topic word and the runner-up lacks one (积分会过期吗: only one
