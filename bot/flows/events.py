@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.flows.help import menu
+from bot.flows.help import menu, shown
 from bot.handler.context import Context
 from bot.handler.router import Event, Func, Router
 from bot.logmask import mask_openid
@@ -34,7 +34,7 @@ async def apply_scene(ctx: Context, scene: str) -> str | None:
 async def subscribe(ctx: Context) -> str:
     bound = await apply_scene(ctx, ctx.inbound.event_key or "")
     welcome = TEXTS["welcome"].format(menu=menu(ctx.rt))
-    return f"{welcome}\n\n{bound}" if bound else welcome
+    return f"{welcome}\n\n{bound}" if bound else await shown(ctx, welcome)
 
 
 @router.message(Event("scan"))

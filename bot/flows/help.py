@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 
 from bot.handler.context import Context
-from bot.handler.router import Func, MsgType, Router
+from bot.handler.middlewares import MARK, MENU_SHOWN
+from bot.handler.router import Func, MsgType, Router, Text
 from bot.language import intents_registry
 from intents.registry import Registry
 
@@ -45,6 +46,31 @@ def menu(rt: object) -> str:
 _built: tuple[tuple[Registry, str, str, str], str] | None = None  # what the last menu was built from, and it
 
 
+# Lists and answers a resident may leave without a word: the menu shown after them is what a
+# number picks next (a step waiting for an answer — a place, a confirmation — stays).
+SUPERSEDED = frozenset({"courses:browse", "courses:detail", "courses:mine", "coupons:browse", "reports:list",
+                        "query:choices", "query:feedback", "query:answered"})
+
+
+async def shown(ctx: Context, reply: str) -> str:
+    """``reply``, which ends with the numbered menu: outside any step, a bare number next picks
+    its line (``middlewares.understand``), as its button would."""
+    if ctx.fsm.state is None or ctx.fsm.state in SUPERSEDED:
+        await ctx.fsm.set(MARK + MENU_SHOWN)
+    return reply
+
+
+# What every "回复“帮助”看看我能做什么" asks a resident to send, and other words for the list.
+HELP_WORDS = ("帮助", "帮助一下", "求助", "help", "菜单", "功能", "目录", "功能菜单", "使用帮助", "使用说明", "怎么用你",
+              "?", "？")
+
+
+@router.message(Text(*HELP_WORDS))
+async def asked_for_help(ctx: Context) -> str:
+    ctx.intent = "smalltalk"
+    return await shown(ctx, menu(ctx.rt))
+
+
 @router.message(MsgType("voice"), Func(lambda ctx: not ctx.text))
 async def voice_without_text(ctx: Context) -> str:
     # Voice without a Recognition field: speech recognition is off in the 公众号 settings.
@@ -57,4 +83,4 @@ async def voice_without_text(ctx: Context) -> str:
 )
 async def capabilities(ctx: Context) -> str:
     """Any text no other handler took (the last catch-all)."""
-    return menu(ctx.rt)
+    return await shown(ctx, menu(ctx.rt))

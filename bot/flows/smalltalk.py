@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from bot.flows.help import menu
+from bot.flows.help import menu, shown
 from bot.handler.context import Context
 from bot.handler.router import PHASE_MENU, Func, Intent, Router
 from bot.services.office import CHINA
@@ -116,7 +116,7 @@ def _what_for(ctx: Context) -> bool:
 @router.message(Func(_what_for, phase=PHASE_MENU, when=lambda p: p.text))
 async def what_for(ctx: Context) -> str:
     ctx.intent = "smalltalk"
-    return menu(ctx.rt)
+    return await shown(ctx, menu(ctx.rt))
 
 
 def _only_marks(ctx: Context) -> bool:
@@ -156,5 +156,5 @@ async def smalltalk(ctx: Context) -> str:
     if any(w in text for w in UNSURE_PHONE):
         return TEXTS["unsure_phone"]
     if any(w in text for w in GREETING) or not text:
-        return TEXTS["greeting"].format(menu=menu(ctx.rt).removeprefix("您好，"))
+        return await shown(ctx, TEXTS["greeting"].format(menu=menu(ctx.rt).removeprefix("您好，")))
     return TEXTS["other"]

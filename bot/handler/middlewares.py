@@ -149,6 +149,8 @@ MARK_AFTER = "mark_after"
 # something else (see recall).
 PARKED = "parked"
 PARKED_MARK = "parked"
+# The mark of a reply that ended with the numbered list of what the assistant does (bot/flows/help.py).
+MENU_SHOWN = "menu"
 # Reminders of a parked step before it is dropped (with its ``dropped`` note).
 MAX_REMINDERS = 3
 
@@ -239,6 +241,16 @@ async def understand(ctx: Context, nxt: Next) -> list[Out]:
     if it had said so; anything else is understood afresh.
     """
     language = ctx.rt.language
+    mark = ctx.extra.get("mark")
+    if mark is not None and mark[0] == MENU_SHOWN and ctx.text:
+        # Right after the numbered list of what the assistant does (help, the greeting): a number
+        # picks that line, as its menu button would (nothing said yet of what it is about).
+        listed = intents_registry(ctx.rt).help_intents()
+        picked = parse_choice(ctx.text, len(listed))
+        if picked is not None:
+            ctx.text_override = ""
+            ctx.intent, ctx.confidence = listed[picked - 1].name, 1.0
+            return await nxt(ctx)
     if ctx.inbound.event == "click" and ctx.menu_key:
         # Menu CLICK keys are routed like intents: the registry's menu_keys (bot/wechat/menu.yml defines the keys).
         intent = intents_registry(ctx.rt).menu_intents().get(ctx.menu_key)
