@@ -20,7 +20,7 @@ from bot.flows.reports import FILED
 from bot.flows.reports import URGENT as URGENT_REPORTED
 from bot.handler.choices import is_cancel, parse_phone, phone_alone
 from bot.handler.context import Context
-from bot.handler.middlewares import MARK, PARKED
+from bot.handler.middlewares import MARK, OPTIONAL_STEPS, PARKED
 from bot.handler.router import (
     PHASE_INTENT,
     PHASE_MENU,
@@ -78,6 +78,10 @@ NO_PHONE = re.compile(r"^(?:不留|不用留|不用|不方便|不需要|不想�
 # Thanks at the phone question ("好的谢谢", "麻烦了"): no number given, the report is filed without one
 # (a number sent after it still becomes its contact). A bare "嗯" is asked again: a number may follow.
 NO_PHONE_NOD = re.compile(r"^(?:好的|好|行|嗯|嗯嗯|知道了)?[，,、]?(?:谢谢|谢了|多谢|谢谢你|谢谢您|辛苦了|辛苦你们了|麻烦了|麻烦你们了)[了吧啊呀。.！!~～]*$")
+# No phone, said with a reason (俺不会留电话, 我没有手机, 号码记不住了).
+NO_PHONE_SAID = re.compile(
+    r"(?:不会|不想|不方便|不用|不愿意|不能|没法|不好)留|没(?:有)?(?:电话|手机)|(?:记不住|记不清|不记得|忘了)(?:号码|电话|手机号)?"
+)
 # Words that only say "I want to report" without saying what.
 _GENERIC = re.compile(r"我要|我想|要|想|投诉|反映|举报|报修|报个|一下|个|问题|情况|你好|您好|请问|有|事|的|了|啊|呀|吗|找|帮我|我")
 # What a problem is described with, when the intent engine does not say "complaint".
@@ -293,7 +297,7 @@ def _answers_parked(ctx: Context) -> bool:
     if len(compact) <= 10 and ("继续" in compact or "接着" in compact):
         ctx.extra["parked_answer"] = "resume"
         return True
-    if ctx.fsm.state is not None:
+    if ctx.fsm.state is not None and ctx.fsm.state not in OPTIONAL_STEPS:
         return False  # 好, 不要了, a number: the other step's
     if _RESUME.match(compact):
         ctx.extra["parked_answer"] = "resume"
@@ -415,7 +419,8 @@ async def where(ctx: Context) -> HandlerResult | Pass:
 async def phone(ctx: Context) -> HandlerResult | Pass:
     text = ctx.text
     said = re.sub(r"\s+", "", text)
-    if NO_PHONE.match(said) or NO_PHONE_NOD.match(said):
+    if NO_PHONE.match(said) or NO_PHONE_NOD.match(said) or (len(said) <= 14 and NO_PHONE_SAID.search(said)
+                                                           and not re.search(r"\d", said)):
         return await _proceed(ctx)
     number = parse_phone(text)
     if number is not None:

@@ -14,7 +14,7 @@ import re
 import secrets
 from typing import Any
 
-from bot.handler.choices import parse_choice
+from bot.handler.choices import is_cancel, parse_choice
 from bot.handler.context import Context
 from bot.handler.router import PHASE_MENU, Func, Intent, Router, State, Text
 from bot.services import coupons, points
@@ -54,6 +54,7 @@ TEXTS = {
     "error_not_started": "这张券还没开始兑换，请过几天再来。",
     "error_not_found": "这张券已经下架了。回复“积分商城”看看别的。",
     "cancelled": "好的，不换了，积分没有变化。",
+    "left": "好的，先不换了。想换的时候发“积分商城”就行。",
     "confirm_again": "确认兑换请回复“确认”，不换了回复“取消”。",
     "mine_head": "我的优惠券：",
     "mine_item": "{n}. {title}（{merchant}）券码 {code}  {status}",
@@ -283,6 +284,13 @@ async def mine(ctx: Context) -> str:
             TEXTS["mine_item"].format(n=n, title=held.title, merchant=held.merchant, code=held.code, status=status)
         )
     return "\n".join(lines)
+
+
+@router.message(State("coupons:browse"), Func(lambda ctx: is_cancel(ctx.text)))
+async def leave_mall(ctx: Context) -> str:
+    """算了 / 不要了 at the mall's list: nothing is being redeemed, so only a word back."""
+    await ctx.fsm.clear()
+    return TEXTS["left"]
 
 
 @router.message(State("coupons:browse"), Text(*NEXT_WORDS))

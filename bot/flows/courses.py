@@ -11,7 +11,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.handler.choices import parse_choice
+from bot.handler.choices import is_cancel, parse_choice
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK
 from bot.handler.router import PHASE_MENU, PHASE_STATE, Func, Intent, Pass, Router, State, Text
@@ -36,6 +36,7 @@ TEXTS = {
     "next_week_head": "下周的课程和活动：",
     "next_week_none": "下周还没有安排课程和活动。",
     "not_found": "没找到“{query}”相关的课程。\n",
+    "list_left": "好的，先不报了。想报名的时候发“课程”就行。",
     "which_to_book": "您想预约哪一节？\n",
     "detail": (
         "「{title}」{category}\n{description}时间：{when}–{end}\n地点：{place}\n{organiser}{audience}"
@@ -365,6 +366,20 @@ async def never_mind(ctx: Context) -> str:
 
 def _picked(ctx: Context) -> bool:
     return parse_choice(ctx.text, len(ctx.fsm.data.get("ids", []))) is not None
+
+
+def _leaves_list(ctx: Context) -> bool:
+    return is_cancel(ctx.text) and not _BOOKING_WORDS.search(ctx.text)
+
+
+_BOOKING_WORDS = re.compile(r"预约|报名|课|候补|活动")
+
+
+@router.message(State("courses:browse"), Func(_leaves_list))
+async def leave_list(ctx: Context) -> str:
+    """算了 / 不要了 at the list of classes: nothing is being booked, so only a word back."""
+    await ctx.fsm.clear()
+    return TEXTS["list_left"]
 
 
 @router.message(State("courses:browse"), Func(_picked))
@@ -732,7 +747,7 @@ async def by_name(ctx: Context) -> str:
 
 
 # A booking or course asked for without naming one (我想报名课程, 报个班, 我要上课).
-NO_NAME = re.compile(r"^(?:我|俺)?(?:想|要)?(?:预约|报名|报|学|上)?(?:个|门|点|一下|一个|一门)?(?:课|课程|班|活动|夜校(?:的)?课?)[吧啊呀呢]?$")
+NO_NAME = re.compile(r"^(?:我|俺)?(?:想|要)?(?:预约|报名|报|学|上|订|约|选)?(?:个|门|点|一下|一个|一门)?(?:课|课程|班|活动|夜校(?:的)?课?)[吧啊呀呢]?$")
 
 
 @router.message(Intent("course_booking"), Func(lambda ctx: ctx.decision != "clarify" and not NOT_A_CLASS.search(ctx.text)))

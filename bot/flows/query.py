@@ -16,6 +16,7 @@ from bot.flows.complaint import PROBLEM
 from bot.flows.handoff import answer_when
 from bot.handler.choices import numbered, parse_choice
 from bot.handler.context import Context
+from bot.handler.middlewares import OPTIONAL_STEPS
 from bot.handler.router import PHASE_MENU, PHASE_STATE, PHASE_TYPE, Func, Intent, Pass, Router, State
 from bot.messages import HandlerResult
 from bot.services import handoff, knowledge_log, office
@@ -56,6 +57,7 @@ FEEDBACK_STATE = "query:feedback"
 # question is closed, so a "1" or "好的" is no longer read as a rating.
 ANSWERED_STATE = "query:answered"
 FOLLOWED_STATES = (FEEDBACK_STATE, ANSWERED_STATE)
+OPTIONAL_STEPS.update(FOLLOWED_STATES)  # a report put aside is recalled after an answer all the same
 IN_A_ROW = timedelta(hours=2)  # two 没用 this far apart are still one conversation (the state's idle time)
 # Out of scope to the intent engine, yet the knowledge base has the answer with a high score
 # ("老人卡怎么办": 怎么办 reads like small talk to the engine): the answer wins. Only when a question

@@ -153,6 +153,9 @@ PARKED_MARK = "parked"
 MENU_SHOWN = "menu"
 # Reminders of a parked step before it is dropped (with its ``dropped`` note).
 MAX_REMINDERS = 3
+# Steps that ask nothing the resident must answer (an answer's "有帮助吗？", what a follow-up is about):
+# a reply that starts one still carries the reminder of a parked step. Flows add theirs.
+OPTIONAL_STEPS: set[str] = set()
 
 
 async def recall(ctx: Context, nxt: Next) -> list[Out]:
@@ -198,7 +201,7 @@ async def _keep_parked(ctx: Context, parked: dict[str, object], outs: list[Out])
     moved: a step merely left standing, such as a list shown earlier, does not count) or is an
     emergency's."""
     state = ctx.fsm.state
-    if state is not None and not state.startswith(MARK) and ctx.fsm.changed:
+    if state is not None and not state.startswith(MARK) and ctx.fsm.changed and state not in OPTIONAL_STEPS:
         if ctx.fsm.data.get(PARKED) != parked:
             ctx.fsm.fill(**{PARKED: parked})  # rides along in the step's data
         return outs
