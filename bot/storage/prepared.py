@@ -74,7 +74,8 @@ class Prepared:
         prepared = self._compile(dialect, params)  # checked on every backend alike
         if dialect.name != "sqlite":
             given = _padded(params, prepared.expanding) if prepared.expanding else dict(params)
-            return [tuple(row) for row in connection.execute(self.statement, given)]
+            result = connection.execute(self.statement, given)
+            return [tuple(row) for row in result] if result.returns_rows else []
         shape = self._shape(prepared, dialect, params)
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:

@@ -304,3 +304,22 @@ async def test_reads_on_postgresql_hold_no_transaction_open(db: Database) -> Non
 
     first, second = await db.run_sync_read(read)
     assert second > first  # in one transaction both would be its start
+
+
+async def test_rows_of_a_statement_that_returns_nothing(db: Database) -> None:
+    """``rows`` of an UPDATE without RETURNING: the rows it changed, and no rows back (through
+    SQLAlchemy on PostgreSQL, whose result then has none to iterate)."""
+    add = Prepared(dialect_insert(db.dialect, Resident.__table__))
+    move = Prepared(
+        update(Resident.__table__)
+        .where(Resident.openid == bindparam("o"))
+        .values(building=bindparam("b"), updated_at=bindparam("at"))
+    )
+
+    def write(conn: Connection) -> list[tuple[Any, ...]]:
+        add.many(conn, [{"openid": "o_m", "subscribed": True, "created_at": T0, "updated_at": T0}])
+        return move.rows(conn, {"o": "o_m", "b": "3号楼", "at": T0})
+
+    assert await db.run_sync_transaction(write) == []
+    async with db.session() as s:
+        assert (await s.scalar(select(Resident.building).where(Resident.openid == "o_m"))) == "3号楼"
