@@ -141,9 +141,16 @@ def validate_entry(raw: dict[str, Any]) -> Entry:
     data = {k: v for k, v in raw.items() if v not in (None, "", [])}
     data.setdefault("reviewed", dt.date.today().isoformat())
     try:
-        return entry_from_mapping(data, Path("draft"))
+        entry = entry_from_mapping(data, Path("draft"))
     except KnowledgeDataError as exc:
         raise OverlayError(exc.reason) from None
+    # The link is sent to residents under the answer (详细说明：…): a web address they can open.
+    if entry.link and not _LINK.fullmatch(entry.link):
+        raise OverlayError("field 'link' must be an http:// or https:// address without spaces")
+    return entry
+
+
+_LINK = re.compile(r"https?://[^\s/]+\S*")
 
 
 # ------------------------------------------------------------------------------------------- files

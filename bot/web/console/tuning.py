@@ -49,6 +49,8 @@ SAYINGS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (re.compile(r"id '(.*)' must be lowercase ASCII letters.*"),
      lambda m: f"编号「{m.group(1)}」只能用小写英文字母、数字和 . _ -，比如 garbage.sorting。"),
     (re.compile(r"field 'reviewed' must be a date.*"), lambda m: "核对日期要写成 2026-11-20 这样的日期。"),
+    (re.compile(r"field 'link' must be an http.*"),
+     lambda m: "链接要写成 https:// 或 http:// 开头的网址，中间不能有空格。"),
     (re.compile(r"field '([^']+)' must be a list of texts"), lambda m: f"{_field(m.group(1))}要填一组文字。"),
     (re.compile(r"field '([^']+)' must be true or false.*"), lambda m: f"{_field(m.group(1))}只能选是或否。"),
     (re.compile(r"field '([^']+)' must be text.*"), lambda m: f"{_field(m.group(1))}要填文字。"),
