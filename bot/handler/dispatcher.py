@@ -40,20 +40,43 @@ class Dispatcher:
             chain = _bind(mw, chain)
         self._chain = chain
         self._candidates: dict[Profile, list[Registered]] = {}
+        # The same narrowed by the conversation state's name: a resident in a flow's step is asked
+        # only by that step's state handlers, not the thirty-odd others of every flow.
+        self._in_state: dict[tuple[Profile, str], list[Registered]] = {}
 
     def candidates(self, ctx: Context) -> list[Registered]:
-        """The handlers that could match this message, in routing order (cached per profile)."""
-        profile = Profile.of(ctx)
+        """The handlers that could match this message, in routing order (cached per profile and
+        conversation state)."""
+        profile, state = Profile.of(ctx), ctx.state_name
+        return self._of_profile(profile) if state is None else self._in(profile, state)
+
+    def _of_profile(self, profile: Profile) -> list[Registered]:
         found = self._candidates.get(profile)
         if found is None:
             if len(self._candidates) >= MAX_PROFILES:  # unknown event names are unbounded
                 self._candidates.clear()
+                self._in_state.clear()
             found = self._candidates[profile] = [r for r in self._handlers if r.possible(profile)]
+        return found
+
+    def _in(self, profile: Profile, state: str) -> list[Registered]:
+        """The profile's handlers without those whose state filters cannot match ``state``."""
+        key = (profile, state)
+        found = self._in_state.get(key)
+        if found is None:
+            if len(self._in_state) >= MAX_PROFILES:
+                self._in_state.clear()
+            found = self._in_state[key] = [r for r in self._of_profile(profile) if r.possible_in(state)]
         return found
 
     async def _route(self, ctx: Context) -> list[Out]:
         notes: list[str] = []
-        for registered in self.candidates(ctx):
+        profile, state = Profile.of(ctx), ctx.state_name
+        handlers = self._of_profile(profile) if state is None else self._in(profile, state)
+        i = 0
+        while i < len(handlers):
+            registered = handlers[i]
+            i += 1
             matched = registered.check(ctx)
             if matched is not True and (matched is False or not await _truth(matched)):
                 continue
@@ -62,6 +85,11 @@ class Dispatcher:
             if isinstance(result, Pass):  # not this handler's after all: the next one answers
                 if result.note:
                     notes.append(result.note)
+                if state is not None and ctx.state_name != state:
+                    # It changed the state: the rest of the handlers of the message's profile are
+                    # asked, as if the list had not been narrowed to the state it came in with.
+                    handlers = self._of_profile(profile)
+                    i, state = handlers.index(registered) + 1, None
                 continue
             return _noted(notes, as_outs(result))
         log.info("no handler for %s/%s", ctx.inbound.msg_type, ctx.inbound.event or "-")

@@ -8,7 +8,8 @@ registering handlers on its own router; nothing central is edited. A handler may
 
 Every message would ask every handler; instead each filter also says, from a message's
 :class:`Profile` (type, event, intent, whether a state, a menu key or text is there), whether it could
-match at all, and the dispatcher asks only the handlers that could, in the same order.
+match at all, and the dispatcher asks only the handlers that could, in the same order; a message
+in a conversation step is asked only by the state handlers of that step (``Filter.possible_in``).
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ class Filter:
         """False only if the filter is false for every message of this profile."""
         return True
 
+    def possible_in(self, state: str) -> bool:
+        """False only if the filter is false for every message while the conversation state is
+        ``state`` (a :class:`State` filter of other patterns)."""
+        return True
+
     def __and__(self, other: Filter) -> Filter:
         return _And(self, other)
 
@@ -90,6 +96,9 @@ class _And(Filter):
 
     def possible(self, profile: Profile) -> bool:
         return all(part.possible(profile) for part in self.parts)
+
+    def possible_in(self, state: str) -> bool:
+        return all(part.possible_in(state) for part in self.parts)
 
 
 class _Patterns:
@@ -136,6 +145,9 @@ class State(Filter):
 
     def possible(self, profile: Profile) -> bool:
         return profile.state and (profile.msg_type != "event" or self.events)
+
+    def possible_in(self, state: str) -> bool:
+        return self._names.match(state)
 
 
 class MenuKey(Filter):
@@ -292,6 +304,9 @@ class Registered:
 
     def possible(self, profile: Profile) -> bool:
         return all(f.possible(profile) for f in self.filters)
+
+    def possible_in(self, state: str) -> bool:
+        return all(f.possible_in(state) for f in self.filters)
 
     async def matches(self, ctx: Context) -> bool:
         result = _matches(self.filters, ctx)

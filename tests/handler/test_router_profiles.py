@@ -88,3 +88,31 @@ def test_state_and_menu_patterns_answer_as_fnmatch_and_stay_bounded() -> None:
     for i in range(_Patterns.MAX_NAMES * 3):
         assert patterns.match(f"building:{i}") and not patterns.match(f"other:{i}")
         assert len(patterns._known) <= _Patterns.MAX_NAMES
+
+
+async def test_a_handler_that_moves_the_state_and_passes_is_followed_by_the_new_states_handler() -> None:
+    """The dispatcher narrows a message's handlers to its conversation state; a handler that moves
+    the conversation to another step and passes lets that step's handler answer, as before."""
+    from bot.handler.dispatcher import Preloaded
+    from bot.handler.router import Pass
+
+    router = Router("moves")
+
+    @router.message(State("a:one"))
+    async def leaves(ctx: Context) -> Pass:
+        await ctx.fsm.set("b:two")
+        return Pass("先记下了")
+
+    @router.message(State("b:two"))
+    async def second(ctx: Context) -> str:
+        return "第二步"
+
+    @router.message()
+    async def anything(ctx: Context) -> str:
+        return "其他"
+
+    dispatcher = Dispatcher(router)
+    inbound = Inbound(openid="o_moves", account="gh_x", msg_type="text", create_time=1, msg_id=1, content="好")
+    done = await dispatcher.process(inbound, None, Preloaded(None, StateRecord("a:one", {})))  # type: ignore[arg-type]
+    assert [o.content for o in done.outs] == ["先记下了\n第二步"]
+    assert [r.name for r in dispatcher.candidates(done.ctx)] == ["moves.second", "moves.anything"]  # type: ignore[arg-type]
