@@ -126,7 +126,7 @@ def _conversations() -> list[Conversation]:
             "a course booking",
             3,
             (
-                Step("书法课什么时候上课", ""),
+                Step("书法课什么时候上课", "书法班"),
                 Step("我想报名花艺课", "花艺入门"),
                 Step("1", "预约"),
                 Step("预约", "预约成功"),

@@ -750,7 +750,10 @@ async def by_name(ctx: Context) -> str:
 NO_NAME = re.compile(r"^(?:我|俺)?(?:想|要)?(?:预约|报名|报|学|上|订|约|选)?(?:个|门|点|一下|一个|一门)?(?:课|课程|班|活动|夜校(?:的)?课?)[吧啊呀呢]?$")
 
 
-@router.message(Intent("course_booking"), Func(lambda ctx: ctx.decision != "clarify" and not NOT_A_CLASS.search(ctx.text)))
+# A class asked about by when it is (书法课什么时候上课, 中医讲座几点开始) is still a class: its details say
+# when; only 班 of working hours (几点上班) is not.
+@router.message(Intent("course_booking"),
+                Func(lambda ctx: ctx.decision != "clarify" and not NOT_A_CLASS_HOURS.search(ctx.text)))
 async def course_intent(ctx: Context) -> str:
     if ctx.text:
         found = await search(ctx, ctx.text)
