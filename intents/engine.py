@@ -60,6 +60,7 @@ class EngineConfig:
     scope_model: ModelConfig = field(default_factory=lambda: ModelConfig(kind="svm", c=0.5))
     features: FeatureConfig = field(default_factory=lambda: FeatureConfig(strip_openers=True))
     labelled_weight: int = 3  # an operator's labelled message counts as this many examples
+    edges: str = "first-last2"  # intents.scope.EDGE_MODES: the first and last words as intent-head features
 
 
 @dataclass
@@ -128,7 +129,7 @@ def _train(data: TrainingData, config: EngineConfig, labelled: Path | None,
         texts.extend([e.text] * copies)
         labels.extend([e.intent] * copies)
     classifier = ScopedClassifier.train(texts, labels, FALLBACK, config.features, config.model,
-                                        config.scope_model, data.synonyms, cache)
+                                        config.scope_model, data.synonyms, cache, config.edges)
     words = sorted({classifier.rewrite(w) for w in data.registry.evidence_words()} - {""}, key=len, reverse=True)
     evidence = re.compile("|".join(map(re.escape, words))) if words else None
     evidence_of = {}

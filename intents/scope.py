@@ -60,6 +60,35 @@ class _Head:
         return _softmax((scores + self.bias) / self.temperature)
 
 
+EDGE_MODES = ("", "last", "last2", "first-last2")
+
+
+def edge_features(feats: list[str], mode: str) -> list[str]:
+    """Where a message's words stand, as features of their own: ``E`` + the last word (and ``E`` +
+    the last two), ``S`` + the first. A title says what it wants at its edges (请问…, 关于…, …何时休,
+    …合理吗, …是否还有效) while the words between name the topic, which complaints and questions share.
+    ``feats`` is :func:`intents.features.extract`'s output: its words (``w…``) first, then the word
+    bigrams (``b…``), then the character n-grams, the first of which is ``c^``."""
+    if not mode or not feats or feats[0][0] != "w":
+        return []
+    try:
+        end = feats.index("c^")  # words + bigrams: 2n - 1 features, or n without bigrams
+        n = (end + 1) // 2 if end > 1 and feats[end - 1][0] == "b" else end
+    except ValueError:
+        n = next((i for i, f in enumerate(feats) if f[0] != "w"), len(feats))
+    last = feats[n - 1][1:]
+    out = ["E" + last]
+    if mode != "last" and n > 1:
+        out.append("E" + feats[n - 2][1:] + "_" + last)
+    if mode == "first-last2":
+        out.append("S" + feats[0][1:])
+    return out
+
+
+def _is_edge(name: str) -> bool:
+    return name[:1] in ("E", "S")
+
+
 def _train_head(counts: sp.csr_matrix, idf: np.ndarray, y: np.ndarray, classes: list[str],
                 mc: ModelConfig) -> _Head:
     """Fit one linear head on ``counts`` (rows already selected) and calibrate its temperature."""
@@ -81,8 +110,13 @@ class ScopedClassifier:
     """Immutable once trained: safe to share between threads."""
 
     def __init__(self, vocab: Vocabulary, scope: _Head, intent: _Head, out_label: str,
-                 feature_config: FeatureConfig, sublinear_tf: bool, synonyms: dict[str, str]) -> None:
+                 feature_config: FeatureConfig, sublinear_tf: bool, synonyms: dict[str, str],
+                 edges: str = "", edge_columns: np.ndarray | None = None) -> None:
         self.vocab = vocab
+        self.edges = edges
+        # which columns are edge features (none without edges): the scope head has no weight on them
+        # and its vector is normalised without them
+        self._edge_columns = edge_columns if edges and edge_columns is not None else None
         self.scope = scope
         self.intent = intent
         self.out_label = out_label
@@ -107,7 +141,12 @@ class ScopedClassifier:
     def train(cls, texts: Sequence[str], labels: Sequence[str], out_label: str,
               feature_config: FeatureConfig | None = None, intent_model: ModelConfig | None = None,
               scope_model: ModelConfig | None = None, synonyms: dict[str, str] | None = None,
-              cache: dict[str, list[str]] | None = None) -> ScopedClassifier:
+              cache: dict[str, list[str]] | None = None, edges: str = "") -> ScopedClassifier:
+        """``edges``: one of :data:`EDGE_MODES`, the :func:`edge_features` the intent head learns
+        from (the scope head does not: where a message's words stand says what it wants, not whether
+        it is for this assistant)."""
+        if edges not in EDGE_MODES:
+            raise ValueError(f"edges must be one of {EDGE_MODES}")
         fc = feature_config or FeatureConfig()
         im = intent_model or ModelConfig(kind="svm", c=0.5)
         sm = scope_model or im
@@ -117,30 +156,47 @@ class ScopedClassifier:
         if len(in_classes) < 2 or out_label not in labels:
             raise ValueError(f"need {out_label!r} examples and at least two in-scope intents")
         rewrite = SynonymRewriter(synonyms or {})
-        counts, names = _count_matrix(extract_many(texts, replace(fc, strip_openers=False), rewrite, cache))
+        docs = extract_many(texts, replace(fc, strip_openers=False), rewrite, cache)
+        if edges:
+            docs = [d + edge_features(d, edges) for d in docs]
+        counts, names = _count_matrix(docs)
         idf = _idf(counts, im.min_df)
         keep = np.flatnonzero(idf > 0)
         counts, idf = counts[:, keep], idf[keep]
         vocab = Vocabulary({names[j]: i for i, j in enumerate(keep)}, idf)
+        edge_columns = np.fromiter((_is_edge(names[j]) for j in keep), dtype=bool, count=len(keep))
+        base = np.flatnonzero(~edge_columns)
 
         label_array = np.asarray(labels)
         out = label_array == out_label
         scope_classes = sorted(["in_scope", out_label])
         y_scope = np.where(out, scope_classes.index(out_label), scope_classes.index("in_scope"))
-        scope = _train_head(counts, idf, y_scope, scope_classes, sm)
+        scope = _train_head(counts[:, base], idf[base], y_scope, scope_classes, sm)
+        if len(base) < len(keep):  # the head trained without edge features (zero on theirs)
+            weights = np.zeros((len(keep), scope.weights.shape[1]))
+            weights[base] = scope.weights
+            scope = _Head(scope.classes, weights, scope.bias, scope.temperature)
 
         rows = np.flatnonzero(~out)
         index = {c: i for i, c in enumerate(in_classes)}
         y_intent = np.fromiter((index[label] for label in label_array[rows]), dtype=np.int64, count=len(rows))
         intent = _train_head(counts[rows], idf, y_intent, in_classes, im)
-        return cls(vocab, scope, intent, out_label, fc, im.sublinear_tf, synonyms or {})
+        return cls(vocab, scope, intent, out_label, fc, im.sublinear_tf, synonyms or {}, edges, edge_columns)
 
     # ----------------------------------------------------------------- inference
-    def _vector(self, text: str, config: FeatureConfig | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-        """Feature ids of a message and their tf weights divided by the vector's norm."""
+    def _vector(self, text: str, config: FeatureConfig | None = None) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """Feature ids of a message, their tf weights divided by the vector's norm, and the factor that
+        turns the scope head's scores into those of the vector without edge features (1 without)."""
         get = self.vocab.index.get
-        counts = Counter([i for i in map(get, extract(text, config or self.feature_config, self.rewrite))
-                          if i is not None])
+        feats = extract(text, config or self.feature_config, self.rewrite)
+        counts = Counter([i for i in map(get, feats) if i is not None])
+        edge_squared = 0.0  # the edge features' part of the squared norm (each occurs once: tf 1)
+        if self.edges:
+            idf = self.vocab.idf
+            for i in map(get, edge_features(feats, self.edges)):
+                if i is not None:
+                    counts[i] = 1
+                    edge_squared += float(idf[i]) ** 2
         if not counts:
             return None
         ids = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
@@ -148,7 +204,12 @@ class ScopedClassifier:
         if self.sublinear_tf:
             tf = 1.0 + np.log(tf)
         weighted = tf * self.vocab.idf[ids]
-        return ids, tf / float(np.sqrt(np.dot(weighted, weighted)))
+        squared = float(np.dot(weighted, weighted))
+        scale = 1.0
+        if edge_squared:
+            base = squared - edge_squared
+            scale = math.sqrt(squared / base) if base > 1e-12 else 0.0
+        return ids, tf / math.sqrt(squared), scale
 
     def proba(self, text: str) -> tuple[float, list[float]]:
         """(probability that the message is out of scope, in-scope intent probabilities)."""
@@ -165,13 +226,15 @@ class ScopedClassifier:
 
     def _proba(self, text: str) -> tuple[float, tuple[float, ...]]:
         vec = self._vector(text)
+        scale = 1.0
         if vec is None:
             scores = [0.0] * self._weights.shape[1]
         else:
-            ids, tf = vec
+            ids, tf, scale = vec
             scores = (tf @ self._weights[ids]).tolist()
         k = self._n_scope
-        p_scope = _softmax_list(scores[:k], self.scope.bias_list, self.scope.temperature)
+        scope_scores = scores[:k] if scale == 1.0 else [v * scale for v in scores[:k]]
+        p_scope = _softmax_list(scope_scores, self.scope.bias_list, self.scope.temperature)
         p_intent = _softmax_list(scores[k:], self.intent.bias_list, self.intent.temperature)
         if self.feature_config.strip_openers and has_opener(text, self.rewrite):
             p_intent = self._with_opener(text, p_intent)
@@ -186,15 +249,22 @@ class ScopedClassifier:
         vec = self._vector(text, replace(self.feature_config, strip_openers=False))
         if vec is None:
             return p_intent
-        ids, tf = vec
+        ids, tf, _ = vec
         scores = (tf @ self.intent.weights[ids]).tolist()
         whole = _softmax_list(scores, self.intent.bias_list, self.intent.temperature)
         return [(a + b) / 2 for a, b in zip(p_intent, whole, strict=True)]
 
     def proba_many(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        counts = self.vocab.count_matrix(extract_many(texts, self.feature_config, self.rewrite))
+        docs = extract_many(texts, self.feature_config, self.rewrite)
+        if self.edges:
+            docs = [d + edge_features(d, self.edges) for d in docs]
+        counts = self.vocab.count_matrix(docs)
         x = _normalised_tf(counts, self.vocab.idf, self.sublinear_tf)
-        p_out = self.scope.proba(np.asarray(x @ self.scope.weights))[:, self._out]
+        x_scope = x
+        if self._edge_columns is not None:  # the scope head's vector is the one without edge features
+            x_scope = _normalised_tf(counts @ sp.diags((~self._edge_columns).astype(np.float64)), self.vocab.idf,
+                                     self.sublinear_tf)
+        p_out = self.scope.proba(np.asarray(x_scope @ self.scope.weights))[:, self._out]
         p_intent = self.intent.proba(np.asarray(x @ self.intent.weights))
         if self.feature_config.strip_openers:
             for i, text in enumerate(texts):
