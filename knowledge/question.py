@@ -10,6 +10,10 @@ the message into clauses, drops greetings, thanks and pure filler, and marks whe
   message is all focus;
 * **context**: everything before, including self-introductions (我是…的住户, 我姓李, 今年八十一岁).
 
+A request that points back at what the story named (这个卡去哪补 after 社保卡没带, 这个去哪领 after
+残疾人能领轮椅) is said with that thing's name, when the caller says which things a clause names
+(``resolve_reference``): the request is then judged together with the topic told before it.
+
 Retrieval uses the whole reduced text to find the topic (the topic is often told before the
 request: 失业了…想问问这个钱怎么申请), but judges what the question is about mainly on the
 focus: words of the story that the knowledge base has never seen must not sink an answer.
@@ -60,6 +64,8 @@ _FILLER_RE = re.compile(
     r"嗯+|呃+|额+|哎呀|哎|诶|喂|那个啥|那啥|那个|就是说|就是|然后呢|然后|反正|其实吧"
     # hearsay that leads into what was heard (听人说公家给老人发钱): who said it is no topic
     r"|听(?:人家|别人|人|邻居|街坊|他们)说|听说|(?:人家|别人|大家|他们)都说|听讲"
+    # how the writer feels about it (急死了, 愁坏了, 急得不行): no topic
+    r"|(?:急|愁|烦|气|吓|担心)(?:死|坏)(?:人|我|俺)?了|(?:急|愁)得(?:不行|要命|很|慌)"
 )
 # A clause that introduces the writer (我是…的住户/居民/业主, 我姓李, 我叫…, 今年…岁).
 _SELF_RE = re.compile(r"^(?:我|俺|本人)(?:是|叫|姓|今年|住在|家住|住)|^今年.{0,4}岁|^本人")

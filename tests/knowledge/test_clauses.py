@@ -46,3 +46,17 @@ def test_question_split_between_entries_gets_no_confident_answer(kb: KnowledgeBa
     for text in ("在外地住院医保能报吗", "我在外地住院了医保能报销吗要备案不"):
         said = kb.answer(text)
         assert said.kind == "answer" and said.hits[0].entry.id == "medical-insurance-offsite", text
+
+
+def test_story_words_do_not_decide_against_the_request(kb: KnowledgeBase) -> None:
+    """The story tells of the card's benefits, the request asks how to get one: the benefits entry,
+    ahead on the story's words, is no confident answer; the how-to-get entry is offered too."""
+    answer = kb.answer("我下个月就满六十了 楼里的老姐妹都办了老年证 坐公交逛公园都不花钱 我也想办一个 要带什么去办")
+    assert answer.kind == "choices", answer.hits
+    assert "elderly-card" in [h.entry.id for h in answer.hits]
+
+
+def test_how_the_writer_feels_is_no_part_of_the_request() -> None:
+    """急死了 / 愁坏了 after the request say how the writer feels; they are no topic words."""
+    assert reduce_message("俺孙子叫邻家狗咬了一口 出了点血 去哪打针嘞 急死了").focus == "出了点血 去哪打针嘞"
+    assert reduce_message("俺家暖气不热 愁坏了 找谁修").text == "俺家暖气不热 找谁修"
