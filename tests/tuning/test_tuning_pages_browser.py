@@ -92,3 +92,40 @@ async def test_evaluation_spinner_and_versions_without_reload(browser, service_f
         language.switch = switch
     assert not problems, problems
     await context.close()
+
+
+@pytest.mark.timeout(300)
+async def test_discarding_the_draft_asks_first(browser, service_factory, sqlite_url, fake_api):
+    svc = await service_factory(sqlite_url, fake_api)
+    await add_users(sqlite_url, ("yun", "operator", {}))
+    await say(svc, "oTuningPages000000000002", NOT_UNDERSTOOD)
+    context, page, problems = await open_page(browser, LAPTOP)
+    page.set_default_timeout(TIMEOUT)
+    await log_in(page, svc.base, "yun")
+    await page.wait_for_url("**/console**")
+    await page.goto(f"{svc.base}/console/tuning")
+    group = page.locator("section.group", has_text=NOT_UNDERSTOOD).first
+    await group.locator("select[name=intent]").select_option("complaint")
+    await group.locator("button[value=intent]").click()
+    await page.wait_for_selector("p.ok")
+    await page.goto(f"{svc.base}/console/tuning/draft")
+    asked: list[str] = []
+
+    async def answer(dialog: Any, accept: bool) -> None:
+        asked.append(dialog.message)
+        await (dialog.accept() if accept else dialog.dismiss())
+
+    await page.evaluate("window.sameDocument = true")
+    page.once("dialog", lambda d: asyncio.ensure_future(answer(d, False)))
+    await page.click("#discard")  # waits for a navigation the click started, had it started one
+    await page.wait_for_load_state()
+    assert await page.evaluate("window.sameDocument === true")  # not submitted
+    assert asked and "不能恢复" in asked[0], asked
+    assert await page.locator("#discard").count() == 1 and NOT_UNDERSTOOD in await page.inner_text("body")
+    page.once("dialog", lambda d: asyncio.ensure_future(answer(d, True)))
+    async with page.expect_navigation():
+        await page.click("#discard")
+    await page.locator("p.ok", has_text="草稿已清空").wait_for()
+    assert await page.locator("#discard").count() == 0
+    assert not problems, problems
+    await context.close()

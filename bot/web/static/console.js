@@ -301,6 +301,12 @@
     }
   }
 
+  // A button that loses work for good (清空草稿, 删除) asks first: data-confirm is its question.
+  document.addEventListener("submit", (event) => {
+    const question = event.submitter && event.submitter.dataset.confirm;
+    if (question && !window.confirm(question)) { event.preventDefault(); event.stopImmediatePropagation(); }
+  }, true);
+
   document.addEventListener("DOMContentLoaded", () => {
     live();
     if (page === "conversation") conversation();
