@@ -110,9 +110,14 @@ def promise(hours: float) -> str:
 
 
 def describes(text: str) -> bool:
-    """More than an address or "我要投诉": a description a ticket can start from."""
-    rest = _GENERIC.sub("", places.strip_address(text))
+    """More than an address or "我要投诉": a description a ticket can start from. A correction of a
+    place ("不对 是7号楼") is none either."""
+    rest = _GENERIC.sub("", places.strip_address(_CORRECTING.sub("", text)))
     return len(re.sub(r"\W+", "", rest)) >= 2
+
+
+# What puts a place right, in front of it: 不对 是7号楼, 说错了 应该是5号楼.
+_CORRECTING = re.compile(r"^(?:不对|不是|错了|说错了|搞错了|弄错了|更正一下|更正)+[\s,，。.!！、]*(?:是|应该是|在)?")
 
 
 def _is_report(ctx: Context) -> bool:
