@@ -627,6 +627,20 @@ async def unsure_report(ctx: Context) -> str:
     return await _start(ctx, ctx.text)
 
 
+# Wanting to report, without saying what yet (我想反映个事, 俺要投诉一下, 报个修): asked what, whatever
+# the intent engine made of so few words.
+WANTS_TO_REPORT = re.compile(
+    r"^(?:你好|您好)?[，,\s]*(?:我|俺)?(?:想|要|得)?(?:反映|投诉|报修|报个修|举报)(?:一下|下|个|点|件)?"
+    r"(?:事|事儿|事情|问题|情况)?(?:儿)?(?:吧|啊|呀|哈)?[。.!！]*$"
+)
+
+
+@router.message(Func(lambda ctx: WANTS_TO_REPORT.match(ctx.text) is not None, phase=PHASE_MENU,
+                     when=lambda p: p.text and not p.state))
+async def wants_to_report(ctx: Context) -> HandlerResult | Pass:
+    return await start(ctx)
+
+
 @router.message(Intent("complaint"))
 async def start(ctx: Context) -> str:
     if not ctx.text or not describes(ctx.text):
