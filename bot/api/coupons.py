@@ -363,7 +363,7 @@ async def list_issued(call: Call) -> dict[str, Any]:
 
 
 VERIFY_TEXTS = {
-    "used": "核销成功：{title}",
+    "used": "核销成功：{title}（券码 {code}）",
     "already_used": "这张券已经在{used_at}核销过了，不能重复使用。",
     "expired": "这张券已过期，不能使用。",
     "not_found": "本店没有这个券码：请核对券码，并看券上写的是不是本店。",
@@ -418,7 +418,7 @@ async def verify(call: Call) -> dict[str, Any]:
     if status != "not_found" and result.issued is not None and result.coupon is not None:
         data.update(title=result.coupon.title, code=result.issued.code, used_at=used_at)
     shown = _local(used_at) if used_at else ""
-    data["message"] = VERIFY_TEXTS[status].format(title=data.get("title", ""), used_at=shown)
+    data["message"] = VERIFY_TEXTS[status].format(title=data.get("title", ""), code=data.get("code", ""), used_at=shown)
     return data
 
 

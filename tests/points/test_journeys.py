@@ -145,6 +145,7 @@ async def test_check_in_browse_redeem_and_merchant_verifies(service_factory, dat
     clock.advance(timedelta(hours=2))
     status, body = await api_call(svc, "POST", "/mall/verify", account["token"], json={"code": code.lower()})
     assert status == 200 and body["status"] == "used", body
+    assert body["message"].endswith(f"（券码 {code.upper()}）"), body  # the field is cleared: the result names it
     status, body = await api_call(svc, "POST", "/mall/verify", account["token"], json={"code": code})
     assert body["status"] == "already_used" and body["used_at"] and "核销过" in body["message"]
     status, body = await api_call(svc, "POST", "/mall/verify", account["token"], json={"code": "ZZZZZZZZZZ"})
