@@ -110,7 +110,7 @@ class Registry:
         return {i.name: i.label for i in self.intents if i.label}
 
     def help_lines(self) -> list[str]:
-        return [i.help for i in self.help_intents()]
+        return [i.help for i in self.intents if i.help]
 
     def help_intents(self) -> list[IntentInfo]:
         """The intents the help text lists, in its order (its line n is the n-th)."""
