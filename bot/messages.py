@@ -4,10 +4,13 @@ handler may return)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
+
+_JSON = json.JSONEncoder(ensure_ascii=False)  # as bot.storage.db.json_dumps writes JSON columns
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,17 @@ class Inbound:
             "content": self.content,
             "raw": self.raw,
         }
+
+    @cached_property
+    def raw_json(self) -> str:
+        """``raw`` as JSON text, as the storage writes JSON: made once for the two places it is
+        stored (the pending message kept with its key, :meth:`to_json`, and the message log)."""
+        return _JSON.encode(self.raw)
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as JSON text (the same text as encoding it), ``raw`` from :attr:`raw_json`."""
+        head = _JSON.encode({k: v for k, v in self.to_dict().items() if k != "raw"})
+        return f'{head[:-1]}, "raw": {self.raw_json}}}'
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Inbound:

@@ -41,6 +41,7 @@ from bot.handler.dispatcher import Dispatcher, Preloaded
 from bot.handler.journal import Claim, Finish, Finished, Journal
 from bot.messages import Inbound, Out
 from bot.runtime import Runtime
+from bot.storage.db import JSONText
 from bot.storage.groupcommit import GroupCommit
 from bot.storage.models import InboundKey
 from bot.wechat import outbox
@@ -106,7 +107,8 @@ class Delivery:
     async def _claim(self, inbound: Inbound) -> Preloaded | None:
         """Claim the key and read what the dispatcher needs first; None for a retry."""
         preloaded: Preloaded | None = await self.claims.submit(
-            Claim(inbound.key, inbound.openid, self.rt.clock.now(), inbound.to_dict())
+            # The message as JSON text: its ``raw`` part made once, for this and for the message log.
+            Claim(inbound.key, inbound.openid, self.rt.clock.now(), JSONText(inbound.to_json()))
         )
         if preloaded is None:
             log.info("retry of %s", inbound.log_key)

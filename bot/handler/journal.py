@@ -45,7 +45,7 @@ from bot.handler.dispatcher import Preloaded
 from bot.handler.state import RedisStateStorage, StateRecord, StateStorage
 from bot.messages import Out
 from bot.services.notify import enqueue_sync
-from bot.storage.db import Database, json_dumps
+from bot.storage.db import Database, JSONText, json_dumps, json_text
 from bot.storage.models import InboundKey, Message, OutboxMessage, Resident
 from bot.storage.prepared import Prepared, detached
 from bot.wechat.replies import fit
@@ -107,7 +107,7 @@ def message_row(
     *,
     event: str | None = None,
     content: str | None = None,
-    payload: dict[str, Any] | None = None,
+    payload: dict[str, Any] | JSONText | None = None,
     intent: str | None = None,
     confidence: float | None = None,
     dedup_key: str | None = None,
@@ -134,7 +134,7 @@ class Claim:
     key: str
     openid: str
     now: datetime
-    inbound: dict[str, Any] | None = None  # kept while pending, so another process can redo it
+    inbound: dict[str, Any] | JSONText | None = None  # kept while pending, so another process can redo it
 
 
 @dataclass
@@ -308,15 +308,16 @@ class Journal:
         touched: list[tuple[str, int, datetime]] = []
         for f in finishes:
             passive = f.outs[:1]
-            replied.append({"k": f.key, "reply": [o.to_dict() for o in passive], "at": f.now})
+            payloads = [json_text(o.to_dict()) for o in passive]  # encoded once: the reply, its log row
+            replied.append({"k": f.key, "reply": JSONText(f"[{', '.join(payloads)}]"), "at": f.now})
             ctx = f.ctx
             resident_id = ctx.resident.id if ctx is not None and ctx.resident is not None else None
             if ctx is not None:
-                logged.extend((f.key, row) for row in ctx.log_rows)
+                logged.extend((f.key, row) for row in _log_rows(ctx))
                 if resident_id is not None and ctx.last_inbound_at is not None:
                     touched.append((f.key, resident_id, ctx.last_inbound_at))
             if resident_id is not None:
-                logged.extend((f.key, row) for row in outbound_rows(resident_id, passive, "passive", f.now))
+                logged.extend((f.key, row) for row in outbound_rows(resident_id, passive, "passive", f.now, payloads))
         return _finish_arrays(replied, logged, touched, owned=())
 
     def _claim(self, connection: Connection, claims: list[Claim], results: dict[int, Any]) -> None:
@@ -407,19 +408,23 @@ class Journal:
                 changed_by[f.openid] = f
             resident_id = ctx.resident.id if ctx is not None and ctx.resident is not None else None
             if ctx is not None:
-                logged.extend((f.key, row) for row in ctx.log_rows)
+                logged.extend((f.key, row) for row in _log_rows(ctx))
                 if resident_id is not None and ctx.last_inbound_at is not None:
                     touched.append((f.key, resident_id, ctx.last_inbound_at))
             if f.shown:
                 connection.execute(_SHOWN, {"ids": list(f.shown), "at": f.now})
             if waiting:
                 passive, rest = outs[:1], outs[1:]
-                replied.append({"k": f.key, "reply": [o.to_dict() for o in passive], "at": f.now})
+                # Each message's JSON made once, for the key's reply and for its log row.
+                payloads = [json_text(o.to_dict()) for o in passive]
+                replied.append({"k": f.key, "reply": JSONText(f"[{', '.join(payloads)}]"), "at": f.now})
                 if rest:
                     with _orm(connection) as session:
                         enqueue_sync(session, f.openid, rest, dedup_key=f"{f.key}:more", not_before=f.now)
                 if resident_id is not None:
-                    logged.extend((f.key, row) for row in outbound_rows(resident_id, passive, "passive", f.now))
+                    logged.extend(
+                        (f.key, row) for row in outbound_rows(resident_id, passive, "passive", f.now, payloads)
+                    )
                 results[id(f)] = Finished(passive)
             else:
                 # The request already answered "success": everything goes out as customer-service messages.
@@ -570,6 +575,16 @@ def _finish_from_arrays() -> Any:
     return select(replied.c.key).add_cte(logged, touched)
 
 
+def _log_rows(ctx: Context) -> list[dict[str, Any]]:
+    """The message log rows a handler's context gives; a row whose payload is the inbound
+    message's ``raw`` gets its JSON made at the claim (``Inbound.raw_json``) instead of anew."""
+    inbound = ctx.inbound
+    for row in ctx.log_rows:
+        if row["payload"] is inbound.raw:
+            row["payload"] = JSONText(inbound.raw_json)
+    return ctx.log_rows
+
+
 def _newcomer_rows(openids: Sequence[str], now: datetime) -> list[dict[str, Any]]:
     return [
         {"openid": o, "subscribed": True, "subscribed_at": now, "created_at": now, "updated_at": now} for o in openids
@@ -601,10 +616,19 @@ def _orm(connection: Connection) -> Iterator[Session]:
         session.flush()
 
 
-def outbound_rows(resident_id: int, outs: Sequence[Out], via: str, now: datetime) -> list[dict[str, Any]]:
+def outbound_rows(
+    resident_id: int, outs: Sequence[Out], via: str, now: datetime, payloads: Sequence[JSONText] | None = None
+) -> list[dict[str, Any]]:
+    """The log rows of messages sent; ``payloads``: their ``to_dict()`` encoded already."""
     return [
         message_row(
-            resident_id, "out", out.kind, now, content=out.content or None, payload=out.to_dict(), via=via
+            resident_id,
+            "out",
+            out.kind,
+            now,
+            content=out.content or None,
+            payload=payloads[i] if payloads is not None else out.to_dict(),
+            via=via,
         )
-        for out in outs
+        for i, out in enumerate(outs)
     ]

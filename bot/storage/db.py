@@ -34,9 +34,24 @@ R = TypeVar("R")
 _JSON = json.JSONEncoder(ensure_ascii=False)  # built once: json.dumps with options builds one per call
 
 
+class JSONText(str):
+    """A value's JSON text made beforehand (:func:`json_text`), stored as it is by a JSON column:
+    a value stored in two columns (a reply and its log row) is encoded once."""
+
+    __slots__ = ()
+
+
+def json_text(value: Any) -> JSONText:
+    """``value``'s JSON text (as :func:`json_dumps` makes it), for a JSON column to store as it is."""
+    return JSONText(_JSON.encode(value))
+
+
 def json_dumps(value: Any) -> str:
     """JSON columns as text: Chinese kept as UTF-8 (a third of its ``\\uXXXX`` size); any JSON
-    reads back alike. The same text as ``json.dumps(value, ensure_ascii=False)``."""
+    reads back alike. The same text as ``json.dumps(value, ensure_ascii=False)``. A
+    :class:`JSONText` is that text already."""
+    if type(value) is JSONText:
+        return str.__str__(value)
     return _JSON.encode(value)
 
 

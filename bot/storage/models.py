@@ -41,6 +41,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# UTCDateTime on SQLite: the text of recently stored time objects, by id (with the object itself,
+# so an id is not taken for another's while its entry lives). Emptied when full.
+_FORMATTED: dict[int, tuple[datetime, str]] = {}
+_FORMATTED_MAX = 512
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
 
@@ -70,11 +76,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         def process(value: datetime | None) -> str | None:
             if value is None:
                 return None
+            # A batch stores one time object in several columns and rows (a key's created_at and
+            # updated_at, a reply's time and its log row's): formatted once (isoformat is most of
+            # this function's cost). By identity: the object, kept in the entry, is not reused.
+            known = _FORMATTED.get(id(value))
+            if known is not None and known[0] is value:
+                return known[1]
             if value.tzinfo is None:
                 raise ValueError("naive datetime given to a UTC column")
-            if value.tzinfo is not UTC:
-                value = value.astimezone(UTC)
-            return value.isoformat(" ", "microseconds")[:-6]  # without "+00:00"
+            utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+            text = utc.isoformat(" ", "microseconds")[:-6]  # without "+00:00"
+            if len(_FORMATTED) >= _FORMATTED_MAX:
+                _FORMATTED.clear()
+            _FORMATTED[id(value)] = (value, text)
+            return text
 
         return process
 
