@@ -6,10 +6,9 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from bot.handler.choices import parse_choice
 from bot.handler.context import Context
@@ -20,6 +19,7 @@ from bot.language import intents_registry
 from bot.logmask import mask_openid
 from bot.messages import Out
 from bot.metrics import count_message
+from bot.services import residents
 from bot.storage.models import Resident
 
 log = logging.getLogger("bot.messages")
@@ -51,37 +51,14 @@ async def resident(ctx: Context, nxt: Next) -> list[Out]:
     elif row is not None and not row.subscribed and inbound.msg_type != "event":
         changes = {"subscribed": True}  # writing to us means they follow the account again
     if row is None or changes:
-        row = await _upsert_resident(ctx, row, changes, now)
+        # Only the subscription's columns and the last-inbound time are written (a column-targeted
+        # UPDATE, not the row as read: a first ticket's reported_at set meanwhile stays).
+        row = await residents.arrived(ctx.rt.db, ctx.openid, changes, now)
     ctx.resident = row
     last = row.last_inbound_at
     if last is None or not timedelta(0) <= now - last < LAST_INBOUND_RESOLUTION:
         ctx.last_inbound_at = now  # written with the reply
     return await nxt(ctx)
-
-
-async def _upsert_resident(
-    ctx: Context, row: Resident | None, changes: dict[str, object], now: datetime
-) -> Resident:
-    for attempt in range(2):
-        try:
-            async with ctx.rt.db.transaction() as session:
-                if row is None:
-                    row = await session.scalar(select(Resident).where(Resident.openid == ctx.openid))
-                else:
-                    row = await session.merge(row)
-                if row is None:
-                    row = Resident(openid=ctx.openid, subscribed=True, subscribed_at=now, created_at=now)
-                    session.add(row)
-                for name, value in changes.items():
-                    setattr(row, name, value)
-                row.last_inbound_at = now
-                await session.flush()
-            return row
-        except IntegrityError:
-            if attempt:
-                raise  # created concurrently by another request: read it the second time
-            row = None
-    raise AssertionError("unreachable")
 
 
 async def log_message(ctx: Context, nxt: Next) -> list[Out]:
