@@ -381,8 +381,17 @@ async def by_numbers(db: Database, resident_id: int, numbers: Sequence[str], now
 
 
 _LISTED_OF_RESIDENT = (Ticket.resident_id == bindparam("resident"), fixed_in(Ticket.status, LISTED))
+# A page of them, each with its newest public note and how many there are in all (the window's
+# count is taken before LIMIT and OFFSET): one read instead of three (the page, the notes, the count).
+_NEWEST_PUBLIC_NOTE = (
+    select(TicketEvent.note)
+    .where(TicketEvent.ticket_id == Ticket.id, TicketEvent.public.is_(True))
+    .order_by(TicketEvent.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
 _LISTED_PAGE = (
-    select(*tickets.TICKET_COLUMNS)
+    select(*tickets.TICKET_COLUMNS, _NEWEST_PUBLIC_NOTE.label("latest_note"), func.count().over().label("total"))
     .where(*_LISTED_OF_RESIDENT)
     .order_by(Ticket.id.desc())
     .offset(bindparam("offset"))
@@ -397,14 +406,16 @@ async def listed(db: Database, resident_id: int, now: datetime, *, offset: int =
     params = {"resident": resident_id, "offset": offset, "limit": limit}
 
     def read(connection: Connection) -> tuple[list[Report], int]:
-        rows = [tickets.fields_of(row) for row in connection.execute(_LISTED_PAGE, params)]
-        if offset == 0 and len(rows) < limit:
-            total = len(rows)  # the whole list is on this page
-        else:
+        rows: Any = connection.execute(_LISTED_PAGE, params).all()
+        if rows:
+            total = int(rows[0].total)
+        elif offset == 0:
+            total = 0
+        else:  # a page beyond the end: counted on its own
             total = int(connection.execute(_LISTED_COUNT, params).scalar() or 0)
         if total <= offset:
             return [], total
-        return _snapshots_sync(connection, rows, now), total
+        return [_report(tickets.fields_of(row), row.latest_note, now) for row in rows], total
 
     return await db.run_sync_read(read)
 

@@ -6,19 +6,19 @@ category are known. Each race is forced: a second transaction holds the rows the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, event, func, select, update
+from sqlalchemy import Connection, func, select, update
 
 from bot.services import reports, tickets
 from bot.services.dispatch import load_rules
 from bot.storage.db import Database
 from bot.storage.migrate import upgrade
 from bot.storage.models import Resident, Ticket, TicketCounter, TicketEvent
+from tests.tickets.sql import statements
 
 NOW = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)  # 09:00 in Beijing: day 20261122
 
@@ -31,20 +31,6 @@ async def pg_db(database_url: str) -> Any:
     await upgrade(db)
     yield db
     await db.dispose()
-
-
-@contextmanager
-def statements() -> Iterator[list[str]]:
-    sent: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        sent.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", seen)
-    try:
-        yield sent
-    finally:
-        event.remove(Engine, "before_cursor_execute", seen)
 
 
 async def _resident(db: Database, openid: str = "o_one_1") -> Resident:
