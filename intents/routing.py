@@ -9,6 +9,9 @@ added to the training rows; in ``routing eval`` an extra row that repeats a test
 title or text, see :func:`drop_overlapping`) is left out, so the figure stays a held-out one.
 An operator's word-vectors file (``--vectors``) adds outside knowledge of words the tickets lack: see
 :mod:`intents.vectors`; its block is saved in the same ``.npz``.
+Topic words written by the project (``intents/data/routing/topics.yml``, :class:`TopicWords`) add one
+feature per topic a ticket names, so a word the tickets rarely say counts like its topic's commoner
+words; the words a model was trained with are saved in its ``.npz``.
 """
 
 from __future__ import annotations
@@ -23,13 +26,15 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from intents import tables
-from intents.classifier import LinearTextClassifier, ModelConfig, _macro_f1
+from intents.classifier import LinearTextClassifier, ModelConfig, _macro_f1, _softmax
 from intents.errors import InputDataError, TrainingDataError
 from intents.evaluate import Report, evaluate
 from intents.features import FeatureConfig, extract, extract_many
+from intents.tokens import normalize
 from intents.vectors import BLEND_WEIGHTS, VectorBlock, words_of
 
 DEFAULT_CATEGORIES = Path(__file__).parent / "data" / "routing" / "categories.yml"
+DEFAULT_TOPICS = Path(__file__).parent / "data" / "routing" / "topics.yml"
 MODEL_FILE = Path("models") / "routing.npz"
 # Whole messages (no truncation: the body carries the topic as much as the title): jieba words, word
 # bigrams and character 1-3-grams, sublinear tf-idf, then NB-SVM (a linear SVM per category over
@@ -52,6 +57,79 @@ OVERLAP_MIN_BIGRAMS = 6
 # is kept only when it gains this much out-of-fold macro-F1 over none.
 BLEND_FOLDS = 3
 BLEND_MIN_GAIN = 0.002
+# Topic features are kept on many tickets only when they gain this much out-of-fold macro-F1.
+TOPIC_FOLDS = 3
+TOPIC_MIN_GAIN = 0.002
+
+
+class TopicWords:
+    """Words → topics (hand-written, ``topics.yml``): a ticket gets one feature ``t<topic>`` per topic
+    one of its words names. Matched on the ticket's own features (:func:`intents.features.extract`):
+    a topic word of up to three characters anywhere in the text (its character n-grams), a longer one
+    as a jieba word. On teddy2020c titles, chosen by 3-fold cross-validation on the training split
+    (docs/benchmarks.md): a rare word (磁浮, 环评) then counts like its topic's commoner words."""
+
+    PREFIX = "t"
+
+    def __init__(self, words: dict[str, tuple[str, ...]]) -> None:
+        self.words = words
+        # The features that name a topic: its words as jieba words, the short ones as character n-grams
+        # too (ROUTING_FEATURES cuts 1-3-grams); one set intersection per ticket finds them.
+        lookup: dict[str, set[str]] = {}
+        for word, topics in words.items():
+            keys = ["w" + word, "c" + word] if len(word) <= ROUTING_FEATURES.char_max else ["w" + word]
+            for key in keys:
+                lookup.setdefault(key, set()).update(topics)
+        self._lookup = lookup
+        self._keys = frozenset(lookup)
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_TOPICS) -> TopicWords:
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            raise TrainingDataError(path, mark.line + 1 if mark else None, f"invalid YAML: {exc.problem}") from exc
+        except OSError as exc:
+            raise TrainingDataError(path, None, f"cannot read: {exc.strerror}") from exc
+        if not isinstance(doc, dict) or not isinstance(doc.get("topics"), dict):
+            raise TrainingDataError(path, 1, "expected 'topics:' mapping a topic to its words")
+        words: dict[str, list[str]] = {}
+        for topic, listed in doc["topics"].items():
+            if not isinstance(listed, str):
+                raise TrainingDataError(path, None, f"topic {topic!r} must give its words separated by spaces")
+            for word in listed.split():
+                key = normalize(word)
+                if str(topic) not in words.setdefault(key, []):
+                    words[key].append(str(topic))
+        return cls({w: tuple(t) for w, t in words.items()})
+
+    def features(self, feats: Sequence[str]) -> list[str]:
+        """The topic features of a ticket's features (words ``w…`` and character n-grams ``c…``)."""
+        hits = self._keys.intersection(feats)
+        if not hits:
+            return []
+        lookup = self._lookup
+        topics: set[str] = set()
+        for f in hits:
+            topics.update(lookup[f])
+        return [self.PREFIX + t for t in sorted(topics)]
+
+    def add_to(self, docs: list[list[str]]) -> list[list[str]]:
+        return [d + self.features(d) for d in docs]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        pairs = [[w, t] for w, topics in self.words.items() for t in topics]
+        return {"topic_words": np.array(pairs or np.empty((0, 2)), dtype=str)}
+
+    @classmethod
+    def from_arrays(cls, z: dict[str, np.ndarray] | np.lib.npyio.NpzFile) -> TopicWords | None:
+        if "topic_words" not in z:
+            return None
+        words: dict[str, tuple[str, ...]] = {}
+        for w, t in z["topic_words"]:
+            words[str(w)] = (*words.get(str(w), ()), str(t))
+        return cls(words)
 
 
 @dataclass
@@ -66,9 +144,11 @@ class Route:
 
 
 class Router:
-    def __init__(self, classifier: LinearTextClassifier, vectors: VectorBlock | None = None) -> None:
+    def __init__(self, classifier: LinearTextClassifier, vectors: VectorBlock | None = None,
+                 topics: TopicWords | None = None) -> None:
         self.classifier = classifier
         self.vectors = vectors
+        self.topics = topics
 
     @property
     def categories(self) -> list[str]:
@@ -77,26 +157,36 @@ class Router:
     @classmethod
     def train(cls, texts: Sequence[str], labels: Sequence[str], model: ModelConfig | None = None,
               features: FeatureConfig | None = None, vectors: tuple[Sequence[str], np.ndarray] | None = None,
-              vector_weight: float | None = None) -> Router:
+              vector_weight: float | None = None, topics: TopicWords | bool | None = True) -> Router:
         """Train on tickets; with ``vectors`` (words, unit vectors: :func:`intents.vectors.read_vectors`)
         add their block, mixed in with ``vector_weight`` or else a weight chosen by cross-validation on
-        these rows (:func:`choose_vector_weight`)."""
+        these rows (:func:`choose_vector_weight`). ``topics``: the project's topic words (True: with
+        ``LARGE_TRAINING_SET`` rows or more, only when they pay by cross-validation on these rows, see
+        :func:`topics_pay`), the given ones, or none (False/None)."""
         if len(set(labels)) < 2:
             raise InputDataError("routing needs at least two different labels")
         if model is None:
             large = len(texts) >= LARGE_TRAINING_SET
             model = replace(ROUTING_MODEL, min_df=2 if large else 1, offset_folds=OFFSET_FOLDS if large else 0)
         fc = features or ROUTING_FEATURES
+        topic_words = TopicWords.load() if topics is True else topics or None
         cache: dict[str, list[str]] = {}
+        if topic_words is not None:  # the classifier reads each text's features from the cache
+            plain = extract_many(texts, fc)
+            if topics is True and len(texts) >= LARGE_TRAINING_SET and not topics_pay(plain, labels, model, fc,
+                                                                                   topic_words):
+                topic_words = None
+            else:
+                cache = dict(zip(texts, topic_words.add_to(plain), strict=True))
         classifier = LinearTextClassifier.train(texts, labels, fc, model, cache=cache)
         if vectors is None:
-            return cls(classifier)
+            return cls(classifier, topics=topic_words)
         docs = [words_of(f) for f in extract_many(texts, fc, classifier.rewrite, cache)]
         y = np.array([classifier.classes.index(label) for label in labels])
         if vector_weight is None:
             vector_weight = choose_vector_weight(texts, labels, model, fc, vectors, cache)
         block = VectorBlock.fit(docs, y, len(classifier.classes), vectors[0], vectors[1], weight=vector_weight)
-        return cls(classifier, block)
+        return cls(classifier, block, topic_words)
 
     @classmethod
     def default(cls) -> Router:
@@ -115,7 +205,8 @@ class Router:
         """A model saved by :meth:`save` (with its word-vectors block when it was trained with one)."""
         with np.load(path, allow_pickle=False) as z:
             vectors = VectorBlock.from_arrays(z)
-        return cls(LinearTextClassifier.load(path), vectors)
+            topics = TopicWords.from_arrays(z)
+        return cls(LinearTextClassifier.load(path), vectors, topics)
 
     def vectors_summary(self) -> str | None:
         if self.vectors is None:
@@ -123,15 +214,21 @@ class Router:
         return f"vectors: weight {self.vectors.weight:g} in the mix ({len(self.vectors.index)} words)"
 
     def save(self, path: Path) -> None:
-        self.classifier.save(path, extra=self.vectors.arrays() if self.vectors is not None else None)
+        extra = {**(self.vectors.arrays() if self.vectors is not None else {}),
+                 **(self.topics.arrays() if self.topics is not None else {})}
+        self.classifier.save(path, extra=extra or None)
+
+    def _features(self, texts: Sequence[str]) -> list[list[str]]:
+        docs = extract_many(texts, self.classifier.feature_config, self.classifier.rewrite)
+        return self.topics.add_to(docs) if self.topics is not None else docs
 
     def route(self, text: str) -> Route:
         clf = self.classifier
-        if self.vectors is None:
-            probs = clf.predict_proba(text)
-        else:
-            feats = extract(text, clf.feature_config, clf.rewrite)
-            probs = self.vectors.mix_one(clf.feature_scores(feats) / clf.temperature, words_of(feats))
+        feats = extract(text, clf.feature_config, clf.rewrite)
+        if self.topics is not None:
+            feats += self.topics.features(feats)
+        scores = clf.feature_scores(feats) / clf.temperature
+        probs = _softmax(scores) if self.vectors is None else self.vectors.mix_one(scores, words_of(feats))
         order = np.argsort(-probs)
         classes = self.classifier.classes
         runner = (classes[order[1]], float(probs[order[1]])) if len(order) > 1 else None
@@ -139,10 +236,10 @@ class Router:
 
     def route_many(self, texts: Sequence[str]) -> list[Route]:
         clf = self.classifier
+        docs = self._features(texts)
         if self.vectors is None:
-            probs = clf.predict_proba_many(texts)
+            probs = clf.feature_proba_many(docs)
         else:
-            docs = extract_many(texts, clf.feature_config, clf.rewrite)
             main = np.log(np.clip(clf.feature_proba_many(docs), 1e-300, None))
             probs = self.vectors.mix(main, [words_of(d) for d in docs])
         classes = self.classifier.classes
@@ -156,6 +253,30 @@ class Router:
     def evaluate(self, texts: Sequence[str], labels: Sequence[str]) -> Report:
         routes = self.route_many(texts)
         return evaluate(texts, labels, [r.category for r in routes], [r.confidence for r in routes])
+
+
+def topics_pay(docs: Sequence[list[str]], labels: Sequence[str], model: ModelConfig, features: FeatureConfig,
+               topics: TopicWords, folds: int = TOPIC_FOLDS) -> bool:
+    """Whether topic features gain ``TOPIC_MIN_GAIN`` out-of-fold macro-F1 on these tickets (their
+    features ``docs``), the model trained on each fold's other rows as :meth:`Router.train` trains it
+    without score offsets. On teddy2020c's titles they gain 0.4-0.9 points on every split; on its whole
+    messages (title and text: words enough) they lose 0.2-0.5 on the test splits and are dropped."""
+    classes = sorted(set(labels))
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.array([index[label] for label in labels])
+    if np.bincount(y, minlength=len(classes)).min() < folds:
+        return True
+    fold_model = replace(model, offset_folds=0, calibrate=False)  # argmax only: no temperature needed
+    keys = [str(i) for i in range(len(docs))]  # the classifier reads features by text: one key per row
+    variants = ({k: list(d) for k, d in zip(keys, docs, strict=True)},
+                {k: d for k, d in zip(keys, topics.add_to(list(docs)), strict=True)})
+    scores = [np.zeros((len(docs), len(classes))) for _ in variants]
+    for tr, ho in StratifiedKFold(folds, shuffle=True, random_state=model.seed).split(np.zeros(len(y)), y):
+        for cache, out in zip(variants, scores, strict=True):
+            clf = LinearTextClassifier.train([keys[i] for i in tr], [labels[i] for i in tr], features, fold_model,
+                                             cache=cache)
+            out[ho] = np.log(np.clip(clf.feature_proba_many([cache[keys[i]] for i in ho]), 1e-300, None))
+    return _macro_f1(scores[1], y) >= _macro_f1(scores[0], y) + TOPIC_MIN_GAIN
 
 
 def choose_vector_weight(texts: Sequence[str], labels: Sequence[str], model: ModelConfig,
