@@ -925,9 +925,12 @@ async def rate(
     *,
     now: datetime,
     rules: Rules,
+    actor: str = "resident",
 ) -> TicketEvent:
     """The resident's rating of an answered ticket: satisfied/basic close it; unsatisfied reopens it.
-    The resident rated in the chat, whose reply says what happened: no push repeats it."""
+    The resident rated in the chat, whose reply says what happened: no push repeats it. ``actor``:
+    who closes or reopens it — the resident, or the staff member who took the rating on the phone
+    (回访); the rating itself is always the resident's."""
     if rating not in RATING_LABELS:
         raise TicketError("bad_rating", f"rating must be one of {sorted(RATING_LABELS)}")
     if ticket.status != "answered":
@@ -936,7 +939,7 @@ async def rate(
     await record(session, ticket, "rate", actor="resident", now=now, note=note, data={"rating": rating})
     if rating == "unsatisfied":
         event = await transition(
-            session, ticket, "reopen", actor="resident", now=now, rules=rules, note=note or "居民不满意，重办",
+            session, ticket, "reopen", actor=actor, now=now, rules=rules, note=note or "居民不满意，重办",
             notify=False,
         )
         ticket.rating = rating
@@ -944,7 +947,7 @@ async def rate(
         return event
     ticket.rating = rating
     ticket.rating_comment = note
-    return await transition(session, ticket, "close", actor="resident", now=now, rules=rules, notify=False)
+    return await transition(session, ticket, "close", actor=actor, now=now, rules=rules, notify=False)
 
 
 async def credit_report(session: AsyncSession, ticket: Ticket, rules: Rules, now: datetime) -> bool:

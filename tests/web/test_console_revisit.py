@@ -43,6 +43,9 @@ async def test_staff_record_the_residents_rating_after_a_call(service_factory, s
     assert "<dt>居民评价</dt><dd>基本满意 修好了，就是晚了两天</dd>" in text
     events = timeline(page)
     assert re.search(r"<b>回访</b>\s*基本满意", events) and "li" in events, events
+    # The rating is the resident's; closing the ticket on it is the staff member's who called.
+    assert re.search(r"<b>评价</b>[^<]*(?:<[^b][^>]*>[^<]*)*?· 居民</small>", events), events
+    assert re.search(r"<b>完结</b>[^<]*(?:<[^b][^>]*>[^<]*)*?· li</small>", events), events
     assert 'id="revisit"' not in page
     status, page, _ = await li.post(f"{ticket}/revisit", {"rating": "satisfied"})
     assert status == 409 and "状态已经变化" in page  # rated already
@@ -71,7 +74,7 @@ async def test_a_refused_form_comes_back_as_it_was_sent(service_factory, sqlite_
     # (PostgreSQL refuses a NUL).
     status, page, _ = await zhang.post(f"{ticket}/assignment", {"department": "不存在的部门", "assignee": ""})
     assert status == 400 and "请选择列表中的部门" in page
-    status, page, _ = await zhang.post(f"{ticket}/transition", {"action": "dispatch", "department": "\x00"})
+    status, page, _ = await zhang.post(f"{ticket}/transition", {"action": "dispatch", "department": "不存在\x00的部门"})
     assert status == 400 and "请选择列表中的部门" in page
     status, page, _ = await zhang.post(f"{ticket}/assignment", {"department": "物业服务中心", "assignee": "小\x00王\x01"})
     assert status == 303, page

@@ -326,6 +326,6 @@ async def revisit(request: web.Request) -> web.StreamResponse:
         now = rt.clock.now()
         await svc.record(session, ticket, "revisit", actor=_actor(request), now=now, public=False,
                          data={"rating": rating})
-        await svc.rate(session, ticket, rating, form.get("note", ""), now=now, rules=rules)
+        await svc.rate(session, ticket, rating, form.get("note", ""), now=now, rules=rules, actor=_actor(request))
 
     return await _change(request, work)
