@@ -350,6 +350,20 @@ async def by_category_in_browse(ctx: Context) -> str:
     return await show_page(ctx, _category_of(ctx.text), 0)
 
 
+# A category the mall's list offers (回复“餐饮”“理发”…) sent with no list open: that part of the mall.
+def _bare_category(ctx: Context) -> bool:
+    return ctx.fsm.state is None and ctx.text.strip() in LISTED_CATEGORIES
+
+
+LISTED_CATEGORIES = ("餐饮", "理发", "超市", "交通")
+
+
+@router.message(Func(_bare_category, phase=PHASE_MENU, when=lambda p: p.text and not p.state))
+async def by_category(ctx: Context) -> str:
+    ctx.intent = "coupon"
+    return await show_page(ctx, ctx.text.strip(), 0)
+
+
 @router.message(Text(*MALL_WORDS))
 async def mall(ctx: Context) -> str:
     return await show_page(ctx, None, 0)

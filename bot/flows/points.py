@@ -12,7 +12,7 @@ import re
 
 from bot.flows.help import menu
 from bot.handler.context import Context
-from bot.handler.router import Func, MenuKey, Router, State, Text
+from bot.handler.router import PHASE_MENU, Func, MenuKey, Router, State, Text
 from bot.logmask import mask_openid
 from bot.services import courses, points
 
@@ -244,6 +244,10 @@ def _unit_text(ctx: Context) -> bool:
 
 @router.message(State("checkin:unit"), Func(_unit_text))
 async def register_unit(ctx: Context) -> str:
+    return await _save_unit(ctx)
+
+
+async def _save_unit(ctx: Context) -> str:
     match = UNIT.match(ctx.text)
     unit = " ".join((match[1] if match else "").split())
     if not unit:
@@ -255,3 +259,18 @@ async def register_unit(ctx: Context) -> str:
     )
     await ctx.fsm.clear()
     return TEXTS["unit_saved"].format(unit=unit[:100])
+
+
+# "单位 区税务局" sent later, not right after the check-in that asked for it: registered all the same.
+# A separator after 单位 and no question in the name (单位开的证明怎么弄 is not a unit).
+LATE_UNIT = re.compile(r"^\s*(?:工作)?单位[\s:：]+[^\s?？吗呢怎么啥哪]{2,30}\s*$")
+
+
+def _late_unit(ctx: Context) -> bool:
+    return ctx.fsm.state is None and LATE_UNIT.match(ctx.text or "") is not None
+
+
+@router.message(Func(_late_unit, phase=PHASE_MENU, when=lambda p: p.text and not p.state))
+async def register_unit_later(ctx: Context) -> str:
+    ctx.intent = "coupon"
+    return await _save_unit(ctx)

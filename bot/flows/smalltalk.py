@@ -31,6 +31,8 @@ TEXTS = {
     "tomorrow": "明天是{month}月{day}日，{weekday}。",
     "weather": "天气我这里查不到，可以看看手机上的天气预报，或者听听电视、广播。社区的事随时跟我说，需要工作人员帮忙请回复“转人工”。",
     "nothing_to_confirm": "现在没有等您确认的事。需要什么帮忙，直接跟我说就行；回复“帮助”看看我能做什么。",
+    # 继续, 不留, 候补, 下一页 … (what a step asks for) when no step waits for it.
+    "nothing_waiting": "现在没有等您回答的事。需要什么帮忙，直接跟我说就行；回复“帮助”看看我能做什么。",
 }
 
 THANKS = ("谢", "感谢", "辛苦", "多谢", "thank")
@@ -57,6 +59,10 @@ _SAD = re.compile(r"[😭😢😡😠💔😞😔😩😫]|\[(?:流泪|大哭|�
 
 # A bare confirmation with no question open: said so, not "I can't help with that".
 CONFIRM = re.compile(r"^(?:确认|确定|确认兑换|确定兑换|确认预约|确认报名|确认提交|确认取消|确定取消|提交|同意)(?:了|吧|啊|的)?[。！!.]*$")
+
+# The answers the steps ask for (回复“继续”, “不留”, “候补”, “是”/“不是”, “下一页”, “更多”, “不了”) said
+# when no step waits for them: said so, not a clarifying question or "I can't help with that".
+STEP_ANSWER = re.compile(r"^(?:继续|不留|不留了|候补|排队|是|是的|不是|不是的|不了|下一页|下页|更多)(?:吧|啊|呀|的)?[。！!.]*$")
 
 
 # The date, the weekday or the time asked on its own (今天几号, 今天星期几, 现在几点了, 明天礼拜几).
@@ -106,6 +112,16 @@ def _nothing_to_confirm(ctx: Context) -> bool:
 async def nothing_to_confirm(ctx: Context) -> str:
     ctx.intent = "smalltalk"
     return TEXTS["nothing_to_confirm"]
+
+
+def _nothing_waiting(ctx: Context) -> bool:
+    return ctx.fsm.state is None and STEP_ANSWER.match(ctx.text.strip()) is not None
+
+
+@router.message(Func(_nothing_waiting, phase=PHASE_MENU, when=lambda p: p.text and not p.state))
+async def nothing_waiting(ctx: Context) -> str:
+    ctx.intent = "smalltalk"
+    return TEXTS["nothing_waiting"]
 
 
 def _what_for(ctx: Context) -> bool:
