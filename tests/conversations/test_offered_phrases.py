@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from bot.services import tickets
+from tests.conversations import script
 from tests.conversations.script import Conversation
 from tests.conversations.test_conversations import Run, Suite, suite  # noqa: F401  (the suite's service)
 
@@ -74,6 +76,14 @@ CONTEXTS: dict[str, list[list[str]]] = {
     "不了": [["有什么课", "3", "预约", "取消预约"]],
     "算了": [["楼道灯坏了", "哎呀"]],
     "继续": [["楼道灯坏了", "等一下 我先问问积分"]],
+    "确认": [["查积分", "积分商城", "3"], ["小区东门的路灯不亮了", "撤回"]],
+    "取消": [["查积分", "积分商城", "3"]],
+    "我的券": [["查积分", "积分商城", "3", "确认"]],
+    "不用": [["小区东门的路灯不亮了", "撤回"]],
+    "不留": [["我家厨房水管漏水了 3号楼2单元501"]],
+    "课程": [["有什么课", "算了"]],
+    # 回复数字 after a numbered list.
+    "1": [["积分商城"], ["有什么课"]],
 }
 
 BAD = {
@@ -106,11 +116,13 @@ async def say(run: Run, where: str, text: str) -> str:
     return await run.send(where, step)
 
 
-def test_phrases_are_found() -> None:
+async def test_phrases_are_found() -> None:
     """The collector sees the phrases of the texts (guards the regular expression itself)."""
     for phrase in ("帮助", "我的券", "取消预约", "查进度", "怎么赚积分", "继续", "转人工", "满意", "基本满意", "不满意"):
         assert phrase in OFFERED, (phrase, sorted(OFFERED))
     for phrase in CONTEXTS:
+        if phrase.isdigit():
+            continue
         assert phrase in OFFERED, f"{phrase!r} has a context but no text offers it any more"
 
 
@@ -136,5 +148,34 @@ async def test_offered_phrase_right_after_its_offer(suite: Suite, phrase: str, n
     reply = ""
     for text in before:
         reply = await say(run, where, text)
-    assert f"“{phrase}”" in reply, f"{where}: the reply before does not offer it: {reply!r}"
+    offers = f"“{phrase}”" in reply or (phrase.isdigit() and "回复数字" in reply)
+    assert offers, f"{where}: the reply before does not offer it: {reply!r}"
+    check(where, phrase, await say(run, where, phrase))
+
+
+def _rating_words() -> list[str]:
+    """What the push of an answered report offers: its quoted words and the numbers standing for them."""
+    text = tickets.TEXTS["answered"]
+    numbers = re.search(r"数字\s*([\d、，, ]+)", text)
+    return [*QUOTED.findall(text), *(re.findall(r"\d", numbers.group(1)) if numbers else [])]
+
+
+RATING_WORDS = _rating_words()
+
+
+@pytest.mark.parametrize("phrase", RATING_WORDS)
+async def test_offered_phrase_after_an_answered_report(suite: Suite, phrase: str) -> None:  # noqa: F811
+    """满意 / 基本满意 / 不满意 / 1 / 2 / 3 right after the push saying the report was answered."""
+    run = _run(suite, "rated", RATING_WORDS.index(phrase))
+    where = f"{phrase!r} after the answered push [{suite.name}]"
+    await say(run, where, "小区东门的路灯不亮了")
+    since = await suite.last_seq()
+    await run.staff(where, {"staff": {"action": "answer", "resolution": "已更换灯泡"}})
+
+    async def pushed() -> str:
+        texts = [m["payload"].get("text", {}).get("content", "") for m in await suite.sent(run.openid(None), since)]
+        assert any(f"“{phrase}”" in t or (phrase.isdigit() and "数字" in t) for t in texts), texts
+        return "\n".join(texts)
+
+    await script.eventually(pushed)
     check(where, phrase, await say(run, where, phrase))
