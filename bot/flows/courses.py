@@ -486,6 +486,21 @@ def _cancel_said(text: str) -> bool:
 
 @router.message(Text(*CANCEL_WORDS, predicate=_cancel_said))
 async def cancel_start(ctx: Context) -> str:
+    return await _start_cancel(ctx)
+
+
+# 取消1 (what the list of bookings tells residents to send) once that list is closed: the bookings
+# again (or the one booking's confirmation), not "I can't help with that".
+def _late_cancel_pick(ctx: Context) -> bool:
+    return ctx.fsm.state is None and CANCEL_PICK.match(ctx.text or "") is not None
+
+
+@router.message(Func(_late_cancel_pick, phase=PHASE_MENU, when=lambda p: p.text and not p.state))
+async def cancel_pick_later(ctx: Context) -> str:
+    return await _start_cancel(ctx)
+
+
+async def _start_cancel(ctx: Context) -> str:
     rows = await _mine_rows(ctx)
     if not rows:
         return TEXTS["nothing_to_cancel"]

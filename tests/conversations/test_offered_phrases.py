@@ -30,7 +30,11 @@ SOURCES = (
     *sorted((ROOT / "knowledge" / "entries").glob("*.yml")),
 )
 # 回复“满意”“基本满意”或“不满意”: a verb, then one or more quoted phrases joined by 、 或 和.
-OFFER = re.compile(r"(?:回复|发送|发|说|输入)((?:“[^“”\n]{1,16}”(?:[、，,]?(?:或者?|和)?)?)+)")
+# An example given with it is sent as well: 回复“取消”加序号，比如“取消1”.
+OFFER = re.compile(
+    r"(?:回复|发送|发|说|输入)((?:“[^“”\n]{1,16}”(?:[、，,]?(?:或者?|和)?)?)+"
+    r"(?:[^“”。\n]{0,8}(?:比如|例如|如)“[^“”\n]{1,16}”)?)"
+)
 QUOTED = re.compile(r"“([^“”\n]{1,16})”")
 # Quoted words that stand for what the resident fills in, with what a resident would send.
 FILLED = {"单位+工作单位名称": "单位 区税务局"}
@@ -82,6 +86,7 @@ CONTEXTS: dict[str, list[list[str]]] = {
     "不用": [["小区东门的路灯不亮了", "撤回"]],
     "不留": [["我家厨房水管漏水了 3号楼2单元501"]],
     "课程": [["有什么课", "算了"]],
+    "取消1": [["有什么课", "3", "预约", "我的预约"]],
     # 回复数字 after a numbered list.
     "1": [["积分商城"], ["有什么课"]],
 }
