@@ -636,21 +636,23 @@ def _names_title(text: str, title: str) -> bool:
     return sum(ch in text for ch in set(title)) >= 2
 
 
-def _names_other(ctx: Context, session_id: int) -> bool:
-    """The text names a class on the list other than ``session_id`` (花艺课在哪 after booking 书法班)."""
-    kept = courses.SESSIONS.peek(ctx.rt.db, ctx.rt.clock.now()) or ()
+async def _names_other(ctx: Context, session_id: int) -> bool:
+    """The text names a class on the list other than ``session_id`` (花艺课在哪 after booking 书法班).
+    The sessions are read when memory no longer holds them (a resident who asks a while later)."""
+    now = ctx.rt.clock.now()
+    kept = await courses.listings(ctx.rt.db, now, until=now + timedelta(days=366))
     mine = next((x.title for x in kept if x.session_id == session_id), None)
     return any(x.title != mine and _names_title(ctx.text, x.title) for x in kept) and not (
         mine and _names_title(ctx.text, mine))
 
 
-def _asked_of_booked(ctx: Context) -> bool:
+async def _asked_of_booked(ctx: Context) -> bool:
     """A question of the class just booked (the mark the booking left): 签到在哪, 上课要带什么."""
     mark = ctx.extra.get("mark")
     if not mark or mark[0] != BOOKED or not ctx.text:
         return False
     ctx.extra["class_asked"] = class_question(ctx.text)
-    return ctx.extra["class_asked"] is not None and not _names_other(ctx, int(mark[1].get("session_id", 0)))
+    return ctx.extra["class_asked"] is not None and not await _names_other(ctx, int(mark[1].get("session_id", 0)))
 
 
 @router.message(Func(_asked_of_booked, phase=PHASE_STATE, when=lambda p: p.text))
