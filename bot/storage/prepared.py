@@ -13,6 +13,9 @@ work there is the server's anyway. There ``IN`` lists are padded to a power of t
 repeated), so a statement comes in a few SQL texts instead of one per list length: asyncpg
 prepares each text on the server once per connection and keeps a limited number.
 
+A driver's error is raised as ``Connection.execute`` raises it (SQLAlchemy's ``IntegrityError``
+and so on, parameters hidden); SQLAlchemy's handling of a lost connection is not applied.
+
 Checked when a statement is first prepared: every bound parameter is given by the caller or
 written into the statement; column defaults and ``onupdate`` values are not applied, so a
 statement that would need them is refused (give the column a value).
@@ -25,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Insert, bindparam
+from sqlalchemy import Insert, bindparam, exc
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm.attributes import instance_state
@@ -81,6 +84,8 @@ class Prepared:
         try:
             cursor.execute(shape.sql, _arguments(shape, params))
             fetched: list[Any] = list(cursor.fetchall()) if prepared.results else []
+        except dialect.loaded_dbapi.Error as error:
+            raise _wrapped(error, shape.sql, dialect) from error
         finally:
             cursor.close()
         return _converted(prepared.converting, fetched)
@@ -115,6 +120,8 @@ class Prepared:
             for r in rows:  # UPDATE … RETURNING: one execute per set
                 cursor.execute(shape.sql, _arguments(shape, r))
                 raw.extend(cursor.fetchall())
+        except dialect.loaded_dbapi.Error as error:
+            raise _wrapped(error, shape.sql, dialect) from error
         finally:
             cursor.close()
         return _converted(prepared.converting, raw)
@@ -195,6 +202,12 @@ class Prepared:
         converting = tuple((i, p) for i, (_, _, _, p) in enumerate(order) if p is not None)
         shape = self._shapes[key] = _Shape(expanded.statement, order, plain, converting)
         return shape
+
+
+def _wrapped(error: Exception, sql: str, dialect: Dialect) -> BaseException:
+    """The driver's error as SQLAlchemy raises it from ``Connection.execute`` (``IntegrityError``
+    for a broken constraint, which callers catch), its parameters left out of the message."""
+    return exc.DBAPIError.instance(sql, None, error, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect)
 
 
 def _padded(params: Params, expanding: tuple[str, ...]) -> dict[str, Any]:

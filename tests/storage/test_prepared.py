@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, bindparam, event, insert, select, text, update
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import IntegrityError
 
 from bot.storage.db import Database, dialect_insert
 from bot.storage.migrate import upgrade
@@ -323,3 +324,22 @@ async def test_rows_of_a_statement_that_returns_nothing(db: Database) -> None:
     assert await db.run_sync_transaction(write) == []
     async with db.session() as s:
         assert (await s.scalar(select(Resident.building).where(Resident.openid == "o_m"))) == "3号楼"
+
+
+async def test_a_broken_constraint_is_sqlalchemys_integrity_error(db: Database) -> None:
+    """A prepared statement's error is the one ``Connection.execute`` raises (callers catch
+    SQLAlchemy's ``IntegrityError``, e.g. a repeated key), not the driver's own, and it leaves the
+    parameters out of its message."""
+    add = Prepared(dialect_insert(db.dialect, Resident.__table__))
+    row = {"openid": "o_dup", "subscribed": True, "created_at": T0, "updated_at": T0}
+
+    def twice(conn: Connection, again: Any) -> None:
+        add.rows(conn, row)
+        again(conn)
+
+    for again in (lambda conn: add.rows(conn, row), lambda conn: add.many(conn, [row])):
+        with pytest.raises(IntegrityError) as raised:
+            await db.run_sync_transaction(lambda conn: twice(conn, again))  # noqa: B023
+        assert "o_dup" not in str(raised.value)
+    async with db.session() as s:  # rolled back with the transaction
+        assert (await s.scalar(select(Resident.id).where(Resident.openid == "o_dup"))) is None
