@@ -29,20 +29,23 @@ _STATES = Prepared(
         _TABLE.c.openid.in_(bindparam("openids", expanding=True))
     )
 )
-# Built once (SQLAlchemy caches the compiled form by the statement's key, which a statement built
-# per call has to compute again): the states a reply clears, and the upsert of those it keeps.
-_CLEAR = delete(ConversationState).where(ConversationState.openid.in_(bindparam("openids", expanding=True)))
+# Built once and prepared (``bot/storage/prepared.py``): the states a reply clears, and the upsert
+# of those it keeps, run in the reply's transaction on SQLite's writing thread, where
+# ``Connection.execute`` cost several times the statements themselves.
+_CLEAR = Prepared(delete(ConversationState).where(ConversationState.openid.in_(bindparam("openids", expanding=True))))
 
 
-def _upsert(dialect: str) -> Any:
+def _upsert(dialect: str) -> Prepared:
     upsert = dialect_insert(dialect, _TABLE)
-    return upsert.on_conflict_do_update(
-        index_elements=["openid"],
-        set_={
-            "state": upsert.excluded.state,
-            "data": upsert.excluded.data,
-            "updated_at": upsert.excluded.updated_at,
-        },
+    return Prepared(
+        upsert.on_conflict_do_update(
+            index_elements=["openid"],
+            set_={
+                "state": upsert.excluded.state,
+                "data": upsert.excluded.data,
+                "updated_at": upsert.excluded.updated_at,
+            },
+        )
     )
 
 
@@ -110,9 +113,9 @@ class DatabaseStateStorage:
             if record.state is not None
         ]
         if cleared:
-            connection.execute(_CLEAR, {"openids": cleared})
+            _CLEAR.rows(connection, {"openids": cleared})
         if kept:
-            connection.execute(self._upsert, kept)
+            self._upsert.many(connection, kept)
         return True
 
     async def write(self, changes: dict[str, StateRecord]) -> None:
