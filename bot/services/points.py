@@ -43,6 +43,7 @@ from bot.messages import Out
 from bot.services.notify import enqueue
 from bot.storage.db import Database, dialect_insert
 from bot.storage.models import PointsBalance, PointsEntry, Resident, UTCDateTime
+from bot.storage.prepared import Prepared
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "rules" / "points.yml"
 MAX_AMOUNT = 1_000_000
@@ -183,11 +184,11 @@ def _entry_values(amount: Any) -> dict[str, Any]:
 
 
 @functools.cache
-def _credit_statements(dialect: str) -> tuple[Any, Any, Any]:
-    """A credit's statements, built once per dialect and executed with parameters (SQLAlchemy then
-    reuses their cache key and compiled form): the balance raised (its row created when missing)
-    returning the new balance; the ledger row unless its key is there, returning its id; the raise
-    undone when it was."""
+def _credit_statements(dialect: str) -> tuple[Prepared, Prepared, Prepared]:
+    """A credit's statements, built once per dialect and prepared (``bot/storage/prepared.py``: on
+    SQLite's writing thread ``Connection.execute`` cost more than the statements themselves): the
+    balance raised (its row created when missing) returning the new balance; the ledger row unless
+    its key is there, returning its id; the raise undone when it was."""
     raise_balance = (
         dialect_insert(dialect, PointsBalance)
         .values(resident_id=bindparam("p_resident"), balance=_amount_param(), updated_at=_now_param())
@@ -208,7 +209,7 @@ def _credit_statements(dialect: str) -> tuple[Any, Any, Any]:
         .where(PointsBalance.resident_id == bindparam("p_resident"))
         .values(balance=PointsBalance.balance - _amount_param())
     )
-    return raise_balance, entry, undo
+    return Prepared(raise_balance), Prepared(entry), Prepared(undo)
 
 
 @functools.cache
@@ -251,15 +252,15 @@ def _credit_in_one() -> Any:
     return select(raised.c.balance, entry.c.id).select_from(raised.outerjoin(entry, true()))
 
 
-# A debit's statements (built once; see _credit_statements): the balance lowered if it is enough,
-# returning the new balance; the ledger row.
-_DEBIT_BALANCE = (
+# A debit's statements (built once and prepared; see _credit_statements): the balance lowered if
+# it is enough, returning the new balance; the ledger row (a repeated key: IntegrityError).
+_DEBIT_BALANCE = Prepared(
     update(PointsBalance)
     .where(PointsBalance.resident_id == bindparam("p_resident"), PointsBalance.balance >= _amount_param())
     .values(balance=PointsBalance.balance - _amount_param(), updated_at=_now_param())
     .returning(PointsBalance.balance)
 )
-_DEBIT_ENTRY = insert(PointsEntry).values(**_entry_values(-_amount_param()))
+_DEBIT_ENTRY = Prepared(insert(PointsEntry).values(**_entry_values(-_amount_param())))
 _BALANCE = select(PointsBalance.balance).where(PointsBalance.resident_id == bindparam("p_resident"))
 
 
@@ -320,12 +321,12 @@ def credit_in(
         if row is None:  # credited already (as the statement's snapshot shows it): nothing written
             return False
         if row[1] is None:  # credited meanwhile by a transaction the snapshot did not see
-            connection.execute(undo, params)
+            undo.rows(connection, params)
             return False
         return True
-    balance: int = connection.execute(raise_balance, params).scalar_one()
-    if connection.execute(entry, {**params, "p_balance": balance}).scalar_one_or_none() is None:
-        connection.execute(undo, params)
+    (balance,) = raise_balance.scalars(connection, params)
+    if not entry.rows(connection, {**params, "p_balance": balance}):
+        undo.rows(connection, params)
         return False
     return True
 
@@ -374,10 +375,11 @@ def debit_in(
     _check_entry(amount, reason, ref_type, ref_id, idempotency_key)
     # No balance row yet is a balance of 0: the UPDATE finds nothing and the debit is refused.
     params = _entry_params(resident_id, amount, reason, ref_type, ref_id, idempotency_key, now, actor, note)
-    balance = connection.execute(_DEBIT_BALANCE, params).scalar_one_or_none()
+    lowered = _DEBIT_BALANCE.scalars(connection, params)
+    balance = lowered[0] if lowered else None
     if balance is None:
         raise InsufficientPoints(balance_in(connection, resident_id), amount)
-    connection.execute(_DEBIT_ENTRY, {**params, "p_balance": balance})
+    _DEBIT_ENTRY.rows(connection, {**params, "p_balance": balance})
     return int(balance)
 
 
