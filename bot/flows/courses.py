@@ -689,8 +689,8 @@ def _asked_of_a_class(ctx: Context) -> bool:
     return ctx.extra["class_asked"] is not None and not NOT_A_CLASS_HOURS.search(text)
 
 
-# 社区服务中心几点上班 is about office hours, not a class.
-NOT_A_CLASS_HOURS = re.compile(r"上班|下班|值班|加班|班车|排班|倒班|轮班|早班|晚班|夜班")
+# 社区服务中心几点上班 is about office hours, not a class (nor is a flight, 航班).
+NOT_A_CLASS_HOURS = re.compile(r"航班|班机|上班|下班|值班|加班|班车|排班|倒班|轮班|早班|晚班|夜班")
 
 
 @router.message(Func(_asked_of_a_class, phase=PHASE_MENU, when=lambda p: p.text))
@@ -719,8 +719,8 @@ async def list_courses(ctx: Context) -> str:
     return await whats_on(ctx)
 
 
-# 班 in 上班/下班/值班/加班/班车 is about working hours or a bus, not a class (社区服务中心几点上班).
-NOT_A_CLASS = re.compile(r"上班|下班|值班|加班|班车|排班|倒班|轮班|早班|晚班|夜班|几点|什么时候|时间|周几|星期几|礼拜几|哪天|几号")
+# 班 in 上班/下班/值班/加班/班车/航班 is about working hours, a bus or a flight, not a class (社区服务中心几点上班).
+NOT_A_CLASS = re.compile(r"航班|班机|上班|下班|值班|加班|班车|排班|倒班|轮班|早班|晚班|夜班|几点|什么时候|时间|周几|星期几|礼拜几|哪天|几号")
 
 
 def _names_course(text: str) -> bool:
