@@ -85,13 +85,7 @@ class TopicWords:
 
     @classmethod
     def load(cls, path: Path = DEFAULT_TOPICS) -> TopicWords:
-        try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark
-            raise TrainingDataError(path, mark.line + 1 if mark else None, f"invalid YAML: {exc.problem}") from exc
-        except OSError as exc:
-            raise TrainingDataError(path, None, f"cannot read: {exc.strerror}") from exc
+        doc = _read_yaml(path)
         if not isinstance(doc, dict) or not isinstance(doc.get("topics"), dict):
             raise TrainingDataError(path, 1, "expected 'topics:' mapping a topic to its words")
         words: dict[str, list[str]] = {}
@@ -314,15 +308,20 @@ def choose_vector_weight(texts: Sequence[str], labels: Sequence[str], model: Mod
     return best_w
 
 
-def load_categories(path: Path) -> tuple[list[str], list[str]]:
-    """Read the default routing YAML: ``categories: {name: [example, …]}``."""
+def _read_yaml(path: Path) -> object:
+    """A routing data file's YAML, or a :class:`TrainingDataError` naming the file and line."""
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         raise TrainingDataError(path, mark.line + 1 if mark else None, f"invalid YAML: {exc.problem}") from exc
     except OSError as exc:
         raise TrainingDataError(path, None, f"cannot read: {exc.strerror}") from exc
+
+
+def load_categories(path: Path) -> tuple[list[str], list[str]]:
+    """Read the default routing YAML: ``categories: {name: [example, …]}``."""
+    doc = _read_yaml(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("categories"), dict):
         raise TrainingDataError(path, 1, "expected 'categories:' mapping a category to a list of examples")
     texts, labels = [], []
