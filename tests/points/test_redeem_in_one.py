@@ -4,7 +4,6 @@ given back and the redemption is decided as before, leaving no trace."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,6 +22,7 @@ from tests.points.helpers import (
     make_residents,
     migrated,
 )
+from tests.races import while_held
 
 
 @pytest.fixture
@@ -96,18 +96,10 @@ async def test_a_free_coupon_reports_the_balance_and_debits_nothing(pg_db: Datab
 
 
 async def _while_held(db: Database, first: Any, second: Any) -> Any:
-    """``first`` in a transaction left open while ``second`` runs in its own (and waits for the
-    first's row locks); then the first commits and the second's outcome is returned."""
-    async with db.engine.connect() as conn:
-        await conn.begin()
-        await conn.run_sync(first)
-        task = asyncio.create_task(db.run_sync_transaction(second))
-        await asyncio.sleep(0.5)
-        assert not task.done()  # waiting on a lock the first holds
-        await conn.commit()
+    """:func:`tests.races.while_held`, a refusal (CouponError, BookingError) returned, not raised."""
     try:
-        return await task
-    except Exception as exc:  # a refusal: CouponError, BookingError
+        return await while_held(db, first, second)
+    except Exception as exc:
         return exc
 
 

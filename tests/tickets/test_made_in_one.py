@@ -5,7 +5,6 @@ category are known. Each race is forced: a second transaction holds the rows the
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +17,7 @@ from bot.services.dispatch import load_rules
 from bot.storage.db import Database
 from bot.storage.migrate import upgrade
 from bot.storage.models import Resident, Ticket, TicketCounter, TicketEvent
+from tests.races import while_held
 from tests.tickets.sql import statements
 
 NOW = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)  # 09:00 in Beijing: day 20261122
@@ -52,19 +52,6 @@ def _new(person: Resident | None, key: str, **changes: Any) -> tickets.NewTicket
 def _make(new: tickets.NewTicket, when: datetime = NOW) -> Callable[[Connection], Any]:
     rules = load_rules()
     return lambda connection: tickets.make_ticket_once_in(connection, new, rules, when)
-
-
-async def _while_held(db: Database, first: Callable[[Connection], Any], second: Callable[[Connection], Any]) -> Any:
-    """``first`` in a transaction left open while ``second`` runs in its own (and waits for the
-    first's row locks); then the first commits and the second's outcome is returned."""
-    async with db.engine.connect() as conn:
-        await conn.begin()
-        await conn.run_sync(first)
-        task = asyncio.create_task(db.run_sync_transaction(second))
-        await asyncio.sleep(0.5)
-        assert not task.done()  # waiting on a lock the first holds
-        await conn.commit()
-    return await task
 
 
 async def _rows(db: Database) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int | None]:
@@ -121,7 +108,7 @@ async def test_the_same_message_made_meanwhile_makes_no_second_ticket(pg_db: Dat
     skipped, as before."""
     db = pg_db
     person = await _resident(db)
-    outcome = await _while_held(db, _make(_new(person, "same")), _make(_new(person, "same", text="电梯还是不动")))
+    outcome = await while_held(db, _make(_new(person, "same")), _make(_new(person, "same", text="电梯还是不动")))
     assert outcome is None
     found, events, counter = await _rows(db)
     assert [r[1:] for r in found] == [("GD20261122-0001", "same")] and counter == 2
@@ -131,7 +118,7 @@ async def test_the_same_message_made_meanwhile_makes_no_second_ticket(pg_db: Dat
 async def test_two_tickets_at_once_get_the_next_numbers(pg_db: Database) -> None:
     db = pg_db
     a, b = await _resident(db, "o_one_a"), await _resident(db, "o_one_b")
-    second = await _while_held(db, _make(_new(a, "a")), _make(_new(b, "b", text="垃圾桶满了没人清")))
+    second = await while_held(db, _make(_new(a, "a")), _make(_new(b, "b", text="垃圾桶满了没人清")))
     assert second is not None and second[0].number == "GD20261122-0002"
     found, _, counter = await _rows(db)
     assert [r[1] for r in found] == ["GD20261122-0001", "GD20261122-0002"] and counter == 2
@@ -148,7 +135,7 @@ async def test_a_first_report_made_meanwhile_keeps_its_time(pg_db: Database) -> 
     def first_elsewhere(connection: Connection) -> None:
         connection.execute(update(Resident).where(Resident.id == person.id).values(reported_at=earlier))
 
-    made = await _while_held(db, first_elsewhere, _make(_new(person, "late")))
+    made = await while_held(db, first_elsewhere, _make(_new(person, "late")))
     assert made is not None
     async with db.session() as s:
         assert await s.scalar(select(Resident.reported_at).where(Resident.id == person.id)) == earlier
