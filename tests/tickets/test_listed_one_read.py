@@ -4,27 +4,16 @@ with its newest public note (a staff-only note is never shown), and how many the
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import pytest
 from sqlalchemy import update
 
 from bot.services import reports, tickets
 from bot.services.dispatch import load_rules
 from bot.storage.db import Database
-from bot.storage.migrate import upgrade
 from bot.storage.models import Resident, Ticket, TicketEvent
 from tests.tickets.sql import statements
 
 NOW = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(database_url: str) -> Any:
-    database = Database(database_url)
-    await upgrade(database)
-    yield database
-    await database.dispose()
 
 
 async def test_a_page_with_its_notes_and_total_is_one_read(db: Database) -> None:

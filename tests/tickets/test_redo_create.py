@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
@@ -14,18 +13,9 @@ from sqlalchemy import func, select, update
 from bot.services import reports, tickets
 from bot.services.dispatch import load_rules
 from bot.storage.db import Database
-from bot.storage.migrate import upgrade
 from bot.storage.models import Resident, Ticket
 
 NOW = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(database_url: str) -> Any:
-    database = Database(database_url)
-    await upgrade(database)
-    yield database
-    await database.dispose()
 
 
 async def _resident(db: Database) -> Resident:
