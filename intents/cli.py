@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 # jieba, PyYAML and matplotlib are imported inside the command functions only.
 PACKAGE_DATA_DIR = Path(__file__).parent / "data"  # same as intents.dataset.PACKAGE_DATA_DIR
 LABELLED_FILE = Path("intents") / "labelled.jsonl"  # same as intents.dataset.LABELLED_FILE
-SET_NAMES = ("written", "shanxi", "shanxi2", "split", "teddy", "teddy2", "teddy3", "teddy4", "holdout", "smp", "smp2")  # same as intents.evalsets.SETS
+SET_NAMES = ("written", "shanxi", "shanxi2", "split", "teddy", "teddy2", "teddy3", "teddy4", "teddy5", "holdout", "smp", "smp2")  # same as intents.evalsets.SETS
 DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # as in intents.evalsets
 
 Handler = Callable[[argparse.Namespace], int]
