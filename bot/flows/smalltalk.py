@@ -6,9 +6,13 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from bot.flows.handoff import ASKED, answer_when
 from bot.flows.help import menu, shown
+from bot.flows.reports import FILED, URGENT
 from bot.handler.context import Context
-from bot.handler.router import PHASE_MENU, Func, Intent, Router
+from bot.handler.middlewares import MARK
+from bot.handler.router import PHASE_MENU, PHASE_STATE, Func, Intent, Router
+from bot.services import handoff
 from bot.services.office import CHINA
 
 router = Router("smalltalk")
@@ -18,6 +22,11 @@ TEXTS = {
     "bye": "好的，祝您生活愉快！有事随时找我。",
     "greeting": "您好！{menu}",
     "robot": "我是社区服务小助手，一个智能助手，白天晚上都在。需要真人帮忙，请回复“转人工”。",
+    # Asked while a request for a person waits (right after 转人工): no second 转人工 offered.
+    "robot_waiting": "我是社区服务小助手，是智能助手，不是真人。您找工作人员的请求已经登记了，{when}",
+    # A bare number with no list open: right after a report was filed, and otherwise.
+    "number_filed": "您的问题已经登记好了，编号 {number}，不用再选数字。还有别的事直接跟我说；想看办理进度，发“查进度”。",
+    "number": "现在没有要选的项目。需要什么帮忙，直接打字或发语音告诉我；回复“帮助”看看我能做什么。",
     "unsure_phone": "没关系，慢慢来。直接打几个字或者发语音，说说您要办的事就行；也可以回复“转人工”，请工作人员帮您。",
     "praise": "谢谢您的肯定！您的话工作人员会在后台看到，我们会继续努力。",
     # Anything else said in passing (好吧, 不留, 我今年82了): a word back, not the whole menu again.
@@ -63,6 +72,60 @@ CONFIRM = re.compile(r"^(?:确认|确定|确认兑换|确定兑换|确认预约|
 # The answers the steps ask for (回复“继续”, “不留”, “候补”, “是”/“不是”, “下一页”, “更多”, “不了”) said
 # when no step waits for them: said so, not a clarifying question or "I can't help with that".
 STEP_ANSWER = re.compile(r"^(?:继续|不留|不留了|候补|排队|是|是的|不是|不是的|不了|下一页|下页|更多)(?:吧|啊|呀|的)?[。！!.]*$")
+
+
+# "Am I talking to a person?" (你是真人吗, 是机器人在回复吗, 你是人还是机器, 这是自动回复吗): asked, not
+# a request for a person (找个真人 is one: handoff.py).
+_BEING = r"(?:个|一个)?(?:真人|机器人|机器|人工智能|ai|人工|人|自动回复|智能客服|客服)"
+ROBOT_ASKED = re.compile(
+    rf"^(?:请问|那个|哎)?(?:你|您|你们|这|这个|这边|对面|回复的|回我的|回消息的|跟我聊天的|和我说话的|跟我说话的)?"
+    rf"(?:到底|究竟)?(?:是不是|是)(?:不是)?{_BEING}(?:还是{_BEING})?(?:在回复|在回|在说话|在聊|回复)?"
+    r"(?:吗|么|嘛|啊|呀|吧|呢|哦)*[?？。!！]*$"
+)
+
+
+def _robot_asked(ctx: Context) -> bool:
+    text = re.sub(r"\s+", "", ctx.text.lower())
+    return len(text) <= 16 and ROBOT_ASKED.match(text) is not None
+
+
+@router.message(Func(_robot_asked, phase=PHASE_STATE, when=lambda p: p.text and not p.state))
+async def robot_asked(ctx: Context) -> str:
+    ctx.intent = "smalltalk"
+    return await _robot(ctx)
+
+
+async def _robot(ctx: Context) -> str:
+    """What the assistant is; while the resident's request for a person waits (right after 转人工,
+    or later) that it stands and when someone answers, not 转人工 offered again."""
+    mark = ctx.extra.get("mark")
+    if mark is not None and mark[0] == ASKED:
+        await ctx.fsm.set(MARK + ASKED)  # "算了不用了" next still withdraws it
+    elif ctx.resident is None or not await handoff.is_waiting(ctx.rt.db, ctx.resident.id):
+        return TEXTS["robot"]
+    return TEXTS["robot_waiting"].format(when=answer_when(ctx, ctx.rt.clock.now()))
+
+
+# A number alone (1, ２, 第一个) with no list open and no step waiting.
+BARE_NUMBER = re.compile(r"^(?:第)?\s*(?:[0-9]{1,2}|[一二两三四五六七八九十])\s*(?:个|项|号|条)?[.。、,，!！]?$")
+
+
+def _bare_number(ctx: Context) -> bool:
+    import unicodedata
+
+    return ctx.fsm.state is None and BARE_NUMBER.match(unicodedata.normalize("NFKC", ctx.text.strip())) is not None
+
+
+@router.message(Func(_bare_number, phase=PHASE_MENU, when=lambda p: p.text and not p.state))
+async def bare_number(ctx: Context) -> str:
+    """Not "I can't help with that" (nor, the second time, a person called): right after a report
+    was filed, that it is filed; else that nothing is being chosen."""
+    ctx.intent = "smalltalk"
+    mark = ctx.extra.get("mark")
+    if mark is not None and mark[0] in (FILED, URGENT) and mark[1].get("number"):
+        await ctx.fsm.set(MARK + mark[0], **mark[1])  # a phone or a photo next still joins the report
+        return TEXTS["number_filed"].format(number=mark[1]["number"])
+    return TEXTS["number"]
 
 
 # The date, the weekday or the time asked on its own (今天几号, 今天星期几, 现在几点了, 明天礼拜几).
@@ -168,7 +231,7 @@ async def smalltalk(ctx: Context) -> str:
     if any(w in text for w in BYE):
         return TEXTS["bye"]
     if any(w in text for w in ROBOT):
-        return TEXTS["robot"]
+        return await _robot(ctx)
     if any(w in text for w in UNSURE_PHONE):
         return TEXTS["unsure_phone"]
     if any(w in text for w in GREETING) or not text:
