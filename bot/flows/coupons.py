@@ -14,7 +14,7 @@ import re
 import secrets
 from typing import Any
 
-from bot.handler.choices import is_cancel, parse_choice
+from bot.handler.choices import is_cancel, is_no, is_yes, parse_choice
 from bot.handler.context import Context
 from bot.handler.router import PHASE_MENU, Func, Intent, Router, State, Text
 from bot.services import coupons, points
@@ -219,7 +219,7 @@ def _category_of(text: str) -> str | None:
     return CATEGORY_WORDS.get(text)
 
 
-@router.message(State("coupons:confirm"), Text(*YES))
+@router.message(State("coupons:confirm"), Text(*YES, predicate=is_yes))
 async def confirm(ctx: Context) -> str:
     data = dict(ctx.fsm.data)
     if ctx.resident is None or "coupon_id" not in data:
@@ -258,7 +258,7 @@ async def confirm(ctx: Context) -> str:
     return ctx.reply_in(redeem)
 
 
-@router.message(State("coupons:confirm"), Text(*NO))
+@router.message(State("coupons:confirm"), Text(*NO, predicate=lambda t: is_no(t) or is_cancel(t)))
 async def decline(ctx: Context) -> str:
     await ctx.fsm.clear()
     return TEXTS["cancelled"]

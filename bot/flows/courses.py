@@ -8,10 +8,11 @@ cancellations) through the outbox.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.handler.choices import is_cancel, parse_choice
+from bot.handler.choices import is_cancel, is_no, is_yes, parse_choice
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK
 from bot.handler.router import PHASE_MENU, PHASE_STATE, Func, Intent, Pass, Router, State, Text
@@ -125,6 +126,8 @@ BOOK_WORDS = ("预约", "报名", "我要报名", "我要预约", "好", "好的
 # Booking said in other words (报个名, 我想报一个, 给俺约上吧); at a list it means "which one?" first.
 BOOK_SAID = re.compile(r"^(?:给)?(?:我|俺)?(?:要|想)?(?:预约|报名|报|约)(?:一个|一下|个名|个|名|上)?(?:吧|啊|呀)?$")
 WAIT_WORDS = ("候补", "排队", "好", "好的", "要", "是", "是的", "1")
+# The waitlist said in more words (候补吧, 我要候补, 帮我排上, 排个队).
+WAIT_SAID = re.compile(r"^(?:那|那就|嗯|好)?(?:我|俺)?(?:要|想)?(?:帮我|给我)?(?:候补|排队|排上|排个队|排一下)(?:吧|啊|呀|一下|上)?[。！!.]*$")
 NO_WORDS = ("算了", "不了", "不排", "不用了", "不", "否", "取消", "2")
 CANCEL_YES = ("确认取消", "确定", "确认", "是", "是的", "取消", "1")
 CANCEL_PICK = re.compile(r"^\s*取消\s*(?:第)?\s*([0-9一二两三四五六七八九])\s*(?:个|项)?\s*$")
@@ -269,9 +272,10 @@ async def _ask_audience(ctx: Context, session_id: int, waitlist: bool) -> str | 
     return TEXTS["audience_ask"].format(audience=_audience_label(audience))
 
 
-def _answer(words: tuple[str, ...]) -> Text:
+def _answer(words: tuple[str, ...], yes_no: Callable[[str], bool]) -> Text:
+    """One of ``words`` (a trailing mark aside), or yes / no as :func:`is_yes` / :func:`is_no` read it."""
     plain = {w.lower() for w in words}
-    return Text(*words, predicate=lambda t: t.strip().rstrip("。！!.，,~～ ") in plain)
+    return Text(*words, predicate=lambda t: t.strip().rstrip("。！!.，,~～ ") in plain or yes_no(t))
 
 
 async def _book(ctx: Context, waitlist: bool, *, audience_checked: bool = False) -> str:
@@ -325,17 +329,17 @@ async def _book(ctx: Context, waitlist: bool, *, audience_checked: bool = False)
     return ctx.reply_in(book)
 
 
-@router.message(State("courses:detail"), Text(*BOOK_WORDS, predicate=lambda t: bool(BOOK_SAID.match(t.strip()))))
+@router.message(State("courses:detail"), Text(*BOOK_WORDS, predicate=lambda t: bool(BOOK_SAID.match(t.strip())) or is_yes(t)))
 async def book(ctx: Context) -> str:
     return await _book(ctx, waitlist=False)
 
 
-@router.message(State("courses:waitlist"), Text(*WAIT_WORDS))
+@router.message(State("courses:waitlist"), Text(*WAIT_WORDS, predicate=lambda t: is_yes(t) or bool(WAIT_SAID.match(t.strip()))))
 async def join_waitlist(ctx: Context) -> str:
     return await _book(ctx, waitlist=True)
 
 
-@router.message(State("courses:audience"), _answer(AUDIENCE_YES))
+@router.message(State("courses:audience"), _answer(AUDIENCE_YES, is_yes))
 async def audience_yes(ctx: Context) -> str:
     data = dict(ctx.fsm.data)
     if ctx.resident is None:
@@ -347,7 +351,7 @@ async def audience_yes(ctx: Context) -> str:
     return await _book(ctx, waitlist=bool(data.get("waitlist")), audience_checked=True)
 
 
-@router.message(State("courses:audience"), _answer(AUDIENCE_NO))
+@router.message(State("courses:audience"), _answer(AUDIENCE_NO, is_no))
 async def audience_no(ctx: Context) -> str:
     data = dict(ctx.fsm.data)
     await ctx.fsm.clear()
@@ -357,7 +361,7 @@ async def audience_no(ctx: Context) -> str:
     )
 
 
-@router.message(State("courses:waitlist", "courses:detail", "courses:cancel"), Text(*NO_WORDS))
+@router.message(State("courses:waitlist", "courses:detail", "courses:cancel"), Text(*NO_WORDS, predicate=is_no))
 async def never_mind(ctx: Context) -> str:
     state = ctx.fsm.state
     await ctx.fsm.clear()
@@ -436,7 +440,7 @@ async def _confirm_cancel(ctx: Context, booking_id: int) -> str:
     return TEXTS["cancel_confirm"].format(title=b.title, when=when(b.starts_at), refund=refund)
 
 
-@router.message(State("courses:cancel"), Text(*CANCEL_YES))
+@router.message(State("courses:cancel"), Text(*CANCEL_YES, predicate=is_yes))
 async def do_cancel(ctx: Context) -> str:
     booking_id = int(ctx.fsm.data.get("booking_id", 0))
     await ctx.fsm.clear()

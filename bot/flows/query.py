@@ -28,6 +28,7 @@ TEXTS = {
     "link": "详细说明：{link}",
     "ask_feedback": "这个回答对您有帮助吗？回复 1 有用，2 没用。",
     "choices": "您是想问：\n{choices}\n请回复数字。都不是的话可以换个说法，或回复“转人工”。",
+    "none_of_them": "好的，那请换个说法再问一次，说说您要办什么事；也可以回复“转人工”问工作人员。",
     # Only one entry plausibly answers, yet not surely: its answer, said as a guess (no "reply 1").
     "guess": "您问的是不是“{question}”？\n",
     "unknown": (
@@ -64,8 +65,12 @@ IN_A_ROW = timedelta(hours=2)  # two 没用 this far apart are still one convers
 # is the engine's best in-scope guess, and above every score the knowledge base gives the
 # out-of-scope voice-assistant queries of smp2017 (at most 0.81: 张培的电话号码是多少, 春熙路怎么走).
 KNOWN_ANSWER_SCORE = 0.85
-HELPFUL = {"有用", "有帮助", "有", "好的有用", "1", "１", "满意", "对", "是的", "谢谢"}
-NOT_HELPFUL = {"没用", "没有用", "无用", "没帮助", "没有帮助", "不对", "2", "２", "不满意", "不是"}
+HELPFUL = {"有用", "有帮助", "有", "好的有用", "1", "１", "满意", "对", "是的", "谢谢", "有用的", "挺有用", "很有用", "有帮助的",
+           "对的", "是"}
+NOT_HELPFUL = {"没用", "没有用", "无用", "没帮助", "没有帮助", "不对", "2", "２", "不满意", "不是", "都不是", "不是这个",
+               "没啥用", "没什么用", "不太对", "不对的", "没用的", "不是的"}
+# "None of these" at the knowledge choices (它们都不是 what was asked): the choices are closed.
+NONE_OF_THEM = re.compile(r"^(?:都|全都|好像都|这些都|这几个都)?(?:不是|不对|没有|不是的)(?:我要的|我想问的|我问的)?(?:啊|呀|吧|哦)?[。！!.]*$")
 
 
 def _log_query(ctx: Context, decision: str, hits: list[Any]) -> None:
@@ -110,6 +115,12 @@ async def chosen(ctx: Context) -> str:
         return TEXTS["unknown"]
     ctx.with_reply(lambda connection: knowledge_log.chosen_in(connection, query_id, entry_id))
     return await _answer_entry(ctx, entry, query_id)
+
+
+@router.message(State(CHOICES_STATE), Func(lambda ctx: NONE_OF_THEM.match(ctx.text.strip()) is not None))
+async def none_of_them(ctx: Context) -> str:
+    await ctx.fsm.clear()
+    return TEXTS["none_of_them"]
 
 
 def _feedback_word(ctx: Context) -> bool | None:

@@ -59,6 +59,38 @@ def is_cancel(text: str) -> bool:
     return bool(compact) and len(compact) <= 14 and _CANCEL.match(compact) is not None
 
 
+# Yes and no as residents say them to a question (确认兑换吗？ 要排队候补吗？ 您符合条件吗？): 嗯, 对, 好的,
+# 行, 可以, 是的吧, 嗯嗯好的 … and 不, 不是的, 不用了, 算了 …, with a little filler. What the question
+# itself names (候补, 确认取消) stays each step's own word.
+_YES = re.compile(
+    r"^(?:那|那就|就)?(?:(?:是|是的|是滴|对|对的|对头|嗯|嗯嗯|恩|好|好的|好滴|好嘞|行|行的|可以|可以的|中|成|没问题|确认|确定|同意|要|要的"
+    r"|ok|okay|yes)(?:吧|啊|呀|的|呢|哈|嘛|了|哦|噢|谢谢)*)+$"
+)
+_NO = re.compile(
+    r"^(?:那|那就|嗯|哦|噢)?(?:(?:不|不是|不是的|不对|否|没有|不要|不用|不了|不行|算了|先不|先不用|先不了|不需要|别|别了|no"
+    r"|(?:先)?不(?:换|兑换|排|排队|候补|报|报名|约|预约|取消|去)|不想(?:换|排|报|去)?)"
+    r"(?:吧|啊|呀|的|了|啦|哈|嘛|谢谢)*)+$"
+)
+
+
+def _said(text: str) -> str:
+    import unicodedata
+
+    return _FILLER.sub("", unicodedata.normalize("NFKC", text or "").lower())
+
+
+def is_yes(text: str) -> bool:
+    """The answer to a yes-or-no question is yes (是, 嗯, 对的, 好的, 行, 可以, 确认 …)."""
+    said = _said(text)
+    return 0 < len(said) <= 8 and _YES.match(said) is not None
+
+
+def is_no(text: str) -> bool:
+    """The answer to a yes-or-no question is no (不, 不是的, 不用了, 不要, 算了, 先不了 …)."""
+    said = _said(text)
+    return 0 < len(said) <= 8 and _NO.match(said) is not None
+
+
 def parse_phone(text: str) -> str | None:
     """A phone number in the answer: a mobile (13812345678, 138 1234 5678, +86…), a landline with
     its area code (010-62345678) or a local 7–8 digit number; digits may be spoken as Chinese
