@@ -301,6 +301,122 @@
     }
   }
 
+  // Required fields and their formats are checked here, in the page's words: the browser's own
+  // bubbles speak its language (English in many browsers) and name no field. The server checks
+  // again and answers a refusal naming the field; this only saves the round trip.
+  function fieldName(el) {
+    let text = el.dataset.label || el.getAttribute("aria-label") || "";
+    if (!text && el.type === "radio") {
+      const set = el.closest("fieldset");
+      const legend = set && set.querySelector("legend");
+      text = legend ? legend.textContent : "";
+    }
+    if (!text && el.id) {
+      const label = document.querySelector('label[for="' + el.id + '"]');
+      if (label) text = label.textContent;
+    }
+    if (!text && el.closest("label") && el.type !== "radio" && el.type !== "checkbox") {
+      const label = el.closest("label").cloneNode(true);
+      label.querySelectorAll("input, select, textarea, .field-error").forEach((c) => c.remove());
+      text = label.textContent;
+    }
+    // 初始密码（至少8位） -> 初始密码: the hint in brackets is not the field's name.
+    return text.replace(/[（(][^）)]*[）)]/g, "").replace(/[：:*]/g, "").trim() || "这一项";
+  }
+
+  // data-required: needed only for one choice of the form (shown with it), so never the browser's
+  // required; data-unless names a field that does instead; data-missing is the message.
+  function problem(el) {
+    const v = el.validity, name = fieldName(el);
+    const other = el.dataset.unless && document.getElementById(el.dataset.unless);
+    const needed = (el.required || el.hasAttribute("data-required")) && !(other && other.value.trim());
+    const blank = needed && el.type !== "radio" && el.type !== "checkbox" && !el.value.trim();
+    if (v.valueMissing || blank) {
+      if (el.dataset.missing) return el.dataset.missing;
+      if (el.type === "checkbox") return "请先勾选“" + name + "”。";
+      if (el.type === "radio" || el.tagName === "SELECT" || el.type === "date") return "请选择" + name + "。";
+      return "请填写" + name + "。";
+    }
+    if (v.badInput) return el.type === "date" ? name + "不是有效的日期。" : name + "的格式不对。";
+    if (v.tooShort) return name + "至少" + el.minLength + "个字符，现在是" + el.value.length + "个。";
+    if (v.tooLong) return name + "最多" + el.maxLength + "个字符。";
+    if (v.rangeUnderflow) return name + "不能小于" + el.min + "。";
+    if (v.rangeOverflow) return name + "不能大于" + el.max + "。";
+    if (el.inputMode === "numeric" && el.value.trim() && !/^[0-9]+$/.test(el.value.trim())) return name + "只能填数字。";
+    if (v.patternMismatch || v.typeMismatch || v.stepMismatch) return name + "的格式不对" + (el.title ? "：" + el.title : "。");
+    // inputmode="numeric" fields are text: their min and max are checked here.
+    if (el.inputMode === "numeric" && /^[0-9]+$/.test(el.value)) {
+      const n = parseInt(el.value, 10);
+      if (el.getAttribute("min") && n < Number(el.getAttribute("min"))) return name + "不能小于" + el.getAttribute("min") + "。";
+      if (el.getAttribute("max") && n > Number(el.getAttribute("max"))) return name + "不能大于" + el.getAttribute("max") + "。";
+    }
+    return "";
+  }
+
+  function clearProblem(el) {
+    const box = el.type === "radio" && el.form ? el.form : document;
+    const same = el.type === "radio" ? [...box.querySelectorAll('input[type="radio"]')].filter((r) => r.name === el.name) : [el];
+    same.forEach((r) => {
+      r.removeAttribute("aria-invalid");
+      if (r.dataset.problem) { const p = document.getElementById(r.dataset.problem); if (p) p.remove(); delete r.dataset.problem; }
+    });
+  }
+
+  let problemSeq = 0;
+  function showProblem(el, text) {
+    clearProblem(el);
+    const note = document.createElement("p");
+    note.className = "field-error";
+    note.id = "field-error-" + (++problemSeq);
+    note.setAttribute("role", "alert");
+    note.textContent = text;
+    // After the field, or after the label holding it; a radio group's after its last choice.
+    let anchor = el.closest("label") || el;
+    if (el.type === "radio" && el.form) {
+      const group = [...el.form.querySelectorAll('input[type="radio"]')].filter((r) => r.name === el.name);
+      const last = group[group.length - 1];
+      anchor = last.closest("label") || last;
+    }
+    anchor.after(note);
+    el.setAttribute("aria-invalid", "true");
+    el.setAttribute("aria-describedby", note.id);
+    el.dataset.problem = note.id;
+  }
+
+  function checkForm(form) {
+    let first = null;
+    const seen = new Set();
+    form.querySelectorAll("input, select, textarea").forEach((el) => {
+      if (el.disabled || el.type === "hidden" || !el.willValidate) return;
+      if (el.type === "radio") { if (seen.has(el.name)) return; seen.add(el.name); }
+      // A part of the form hidden for another choice (the ticket's 派单 fields while 答复) is not sent for it.
+      if (el.offsetParent === null && el.type !== "radio" && el.type !== "checkbox" && getComputedStyle(el).position !== "fixed") {
+        clearProblem(el);
+        return;
+      }
+      const text = problem(el);
+      if (text) { showProblem(el, text); if (!first) first = el; } else clearProblem(el);
+    });
+    if (first) first.focus();
+    return !first;
+  }
+
+  document.querySelectorAll("form").forEach((form) => { form.noValidate = true; });
+  new MutationObserver(() => document.querySelectorAll("form:not([novalidate])").forEach((form) => { form.noValidate = true; }))
+    .observe(document.documentElement, { childList: true, subtree: true });
+  const typed = (event) => {
+    const el = event.target;
+    if (el.dataset && (el.dataset.problem || el.type === "radio")) clearProblem(el);
+  };
+  document.addEventListener("input", typed, true);
+  document.addEventListener("change", typed, true);
+  document.addEventListener("submit", (event) => {
+    const form = event.target;
+    if (form.id === "verify") return;  // the merchant's page says its own words
+    if (event.submitter && event.submitter.formNoValidate) return;
+    if (!checkForm(form)) { event.preventDefault(); event.stopImmediatePropagation(); }
+  }, true);
+
   // A button that loses work for good (清空草稿, 删除) asks first: data-confirm is its question.
   document.addEventListener("submit", (event) => {
     const question = event.submitter && event.submitter.dataset.confirm;
