@@ -235,8 +235,17 @@ async def conversation_view(request: web.Request, *, error: str = "", status: in
             select(Ticket).where(Ticket.resident_id == resident.id).order_by(Ticket.id.desc()).limit(10))).all())
         placed = await open_ticket_places(session, {resident.id})
     rules = rules_for(rt.settings.data_dir)
+    from bot.web.console.tickets import may_see  # tickets.py imports this module
+
+    # Another department's tickets are listed without a link to the page that would refuse this user.
+    openable = {t.id for t in tickets if may_see(user_of(request), t)}
+    made = next((t for t in tickets if str(t.id) == request.query.get("made")), None) if not error else None
+    notice = "" if made is None else (
+        f"已创建工单 {made.number}，已派给{made.department}办理；不是您部门的工单，您看不到它的详情。"
+        if made.department else f"已创建工单 {made.number}，等待主管分派；分派前只有主管能看到它的详情。")
     return render(
-        request, "conversation.html", status=status, title="会话详情", resident=resident,
+        request, "conversation.html", status=status, title="会话详情", resident=resident, notice=notice,
+        openable=openable,
         place=placed[resident.id][1] if resident.id in placed else "",
         ticket_places={t.id: ticket_place(t) for t in tickets},
         messages=await _messages(request, resident.id), notes=await takeover.notes(rt.db, resident.id),
@@ -401,6 +410,13 @@ async def ticket_from_conversation(request: web.Request) -> web.StreamResponse:
     except ticket_svc.TicketError as exc:  # its message is English, for the API
         return await conversation_view(request, status=400, error="工单内容需要1到2000个字。"
                                        if exc.code == "empty_text" else "工单没有创建，请刷新页面后重试。")
+    from bot.web.console.tickets import may_see  # tickets.py imports this module
+
+    async with rt.db.session() as session:
+        made = await session.get(Ticket, report.id)
+    if made is not None and not may_see(user_of(request), made):
+        # Dispatched to another department: its page would refuse this user; say where it went.
+        raise web.HTTPSeeOther(f"/console/conversations/{resident.id}?made={report.id}#tickets")
     raise web.HTTPSeeOther(f"/console/tickets/{report.id}")
 
 

@@ -1,0 +1,46 @@
+"""What staff meet walking through the console on a phone, in real Chromium: after an action they
+see what it did, and no link leads them to a page that refuses them."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.web.console_util import LI, say, start_console
+from tests.web.test_console_browser import PHONE, TIMEOUT, log_in, open_page
+
+pytestmark = pytest.mark.browser
+
+
+async def test_a_ticket_made_for_another_department_says_where_it_went(browser, service_factory, sqlite_url,
+                                                                        fake_api):
+    # Staff of 物业服务中心 file a litter complaint from a resident's chat; it goes to 环卫所. The
+    # page that followed was the new ticket's own, which refuses them: 无权访问, the ticket's number
+    # nowhere, and the conversation's list linked it to the same refusal.
+    svc = await start_console(service_factory, sqlite_url, fake_api, LI)
+    assert await say(svc, "o_walk_elsewhere_01", "转人工")
+    context, page, problems = await open_page(browser, PHONE)
+    await log_in(page, svc.base, "li")
+    await page.wait_for_url("**/console/**", timeout=TIMEOUT)
+    await page.goto(f"{svc.base}/console/inbox")
+    await page.locator("#inbox-rows a").first.click()
+    await page.wait_for_selector("body[data-page='conversation'][data-ready='1']", timeout=TIMEOUT)
+    await page.click("#tickets summary")
+    await page.fill("#ticket-text", "小区东门垃圾桶满了好几天没人清")
+    await page.select_option("#ticket-category", "环境卫生")
+    await page.click("#tickets form button")
+    await page.wait_for_selector("body[data-page='conversation'][data-ready='1']", timeout=TIMEOUT)
+    notice = await page.inner_text("#notice")
+    assert "已创建工单 GD" in notice and "环卫所" in notice, notice
+    number = notice.split("已创建工单 ", 1)[1].split("，", 1)[0]
+    listed = page.locator("#tickets li", has_text=number)
+    assert await listed.count() == 1
+    assert await listed.locator("a").count() == 0  # its page would refuse li
+    # A ticket of li's own department still opens its page.
+    await page.click("#tickets summary")
+    await page.fill("#ticket-text", "3号楼楼道灯不亮")
+    await page.select_option("#ticket-category", "物业服务")
+    await page.click("#tickets form button")
+    await page.wait_for_selector("body[data-page='ticket'][data-ready='1']", timeout=TIMEOUT)
+    assert "3号楼楼道灯不亮" in await page.inner_text("main")
+    assert not problems, problems
+    await context.close()
