@@ -66,6 +66,9 @@ TEXTS = {
     "parked": "刚才反映的问题还没提交，要继续吗？回复“继续”或“不要了”。",
     "resumed": "好的，接着登记刚才的问题：{what}",
     "parked_dropped": "好的，刚才的问题不登记了，需要时再告诉我。",
+    # Two reports put aside, one after the other: both kept, the newer taken up first.
+    "parked_two": "刚才反映的{count}个问题还没提交：{whats}。要继续吗？回复“继续”一个一个登记，或回复“不要了”。",
+    "parked_one": "还有一个问题没提交：{what}。要继续吗？回复“继续”或“不要了”。",
     "expired": "您刚才反映的问题因为太久没有回复，已经先取消了。需要的话请重新说一下情况。",
     "contact_kept": "好的，已把联系电话 {phone} 记到诉求 {number} 上，工作人员需要时会联系您。",
     "media_added": "收到，{what}已补充到诉求 {number}，办理人员会看到。",
@@ -268,8 +271,14 @@ async def _leave(ctx: Context) -> Pass:
     state, data = ctx.fsm.state, {k: v for k, v in ctx.fsm.data.items() if k != PARKED}
     await ctx.fsm.clear()
     if state in STEP_STATES and (data.get("c_text") or data.get("attachments")):
-        ctx.extra[PARKED] = {"state": state, "data": data, "reminder": TEXTS["parked"],
-                             "dropped": TEXTS["switched"]}
+        parked: dict[str, Any] = {"state": state, "data": data, "reminder": TEXTS["parked"],
+                                  "dropped": TEXTS["switched"]}
+        earlier = _parked_draft(ctx)  # a report put aside before this one was begun: kept under it
+        if earlier is not None:
+            parked["earlier"] = {k: v for k, v in earlier.items() if k != "reminded"}
+            told = _told_chain(parked)
+            parked["reminder"] = TEXTS["parked_two"].format(count=len(told), whats="、".join(told))
+        ctx.extra[PARKED] = parked
         return Pass()
     return Pass(TEXTS["switched"])
 
@@ -281,6 +290,34 @@ _RESUME = re.compile(
     r"(?:吧|啊|呀|的|了|吧谢谢|谢谢|报修|反映|登记|提交)*$"
 )
 _DECLINE = re.compile(r"^(?:那|那就|哦|嗯)*(?:不|不要|不用|不了|不继续|不提交|不登记|先不|先不用|不报)(?:了|吧|啦|谢谢)*$")
+
+
+def _told(data: dict[str, Any]) -> str:
+    told = str(data.get("c_text") or "")
+    return f"“{told[:20]}{'…' if len(told) > 20 else ''}”" if told else "您发的照片"
+
+
+def _told_chain(parked: dict[str, Any]) -> list[str]:
+    """What each report put aside said, the newest first."""
+    out: list[str] = []
+    while isinstance(parked, dict):
+        out.append(_told(dict(parked.get("data") or {})))
+        parked = parked.get("earlier")  # type: ignore[assignment]
+    return out
+
+
+def _earlier(parked: dict[str, Any]) -> dict[str, Any] | None:
+    """The report put aside before ``parked``, to be reminded of once ``parked`` is taken up or dropped."""
+    earlier = parked.get("earlier")
+    if not isinstance(earlier, dict):
+        return None
+    earlier = dict(earlier)
+    if isinstance(earlier.get("earlier"), dict):
+        told = _told_chain(earlier)
+        earlier["reminder"] = TEXTS["parked_two"].format(count=len(told), whats="、".join(told))
+    else:
+        earlier["reminder"] = TEXTS["parked_one"].format(what=_told(dict(earlier.get("data") or {})))
+    return earlier
 
 
 def _parked_draft(ctx: Context) -> dict[str, Any] | None:
@@ -321,6 +358,9 @@ def _answers_parked(ctx: Context) -> bool:
 async def parked_answer(ctx: Context) -> HandlerResult | Pass:
     parked = ctx.extra.pop(PARKED)
     how = ctx.extra.pop("parked_answer")
+    earlier = _earlier(parked)
+    if earlier is not None:
+        ctx.extra[PARKED] = earlier  # still put aside (middlewares.recall): reminded of after this one
     if how == "drop":
         return TEXTS["parked_dropped"]
     state, data = str(parked["state"]), dict(parked.get("data") or {})
@@ -328,13 +368,19 @@ async def parked_answer(ctx: Context) -> HandlerResult | Pass:
     await ctx.fsm.set(state, **data)
     if how == "answer":
         return await STEPS[state](ctx)
-    told = str(data.get("c_text") or "")
-    what = f"“{told[:20]}{'…' if len(told) > 20 else ''}”" if told else "您发的照片"
+    what = _told(data)
     question = {"complaint:what": "ask_what", "complaint:where": "ask_where", "complaint:phone": "ask_phone"}[state]
     return TEXTS["resumed"].format(what=what) + "\n" + TEXTS[question]
 
 
-@router.message(State("complaint:*"), Func(lambda ctx: is_cancel(ctx.text)))
+def _calls_off(ctx: Context) -> bool:
+    """算了 / 不报了 in the flow; at the phone question 不用了 / 不要 answer it (no phone), they call nothing off."""
+    if ctx.fsm.state == "complaint:phone" and NO_PHONE.match(re.sub(r"\s+", "", ctx.text)):
+        return False
+    return is_cancel(ctx.text)
+
+
+@router.message(State("complaint:*"), Func(_calls_off))
 async def cancel(ctx: Context) -> str:
     await ctx.fsm.clear()
     return TEXTS["cancelled"]
