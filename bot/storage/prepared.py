@@ -154,7 +154,10 @@ class Prepared:
             columns: Any = getattr(self.statement, "selected_columns", None)
             if columns is None:
                 columns = getattr(self.statement, "exported_columns", None) or ()
-            results = tuple(col.type.dialect_impl(dialect).result_processor(dialect, None) for col in columns)
+            if dialect.name == "sqlite":
+                results = tuple(col.type.dialect_impl(dialect).result_processor(dialect, None) for col in columns)
+            else:  # read through SQLAlchemy's result there, which knows the driver's column types
+                results = (None,) * len(columns)
             prepared = self._compiled[key] = _Compiled(
                 compiled,
                 tuple(b.key for b in compiled.bind_names if b.expanding),
