@@ -13,10 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from bot.flows.reports import DRAFT_STEPS, URGENT, draft_reminder
-from bot.handler.choices import is_cancel
+from bot.handler.choices import is_cancel, parse_phone, phone_alone
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK
 from bot.handler.router import PHASE_MENU, PHASE_STATE, Func, Intent, Router
+from bot.logmask import mask_phones
 from bot.services import handoff, office, reports
 from bot.services.hazards import rules_for as hazard_rules
 
@@ -43,6 +44,8 @@ TEXTS = {
     "answer_later_urgent": "现在是下班时间，值班人员会先处理，其他工作人员{next}上班后也会在这里跟进。",
     "waiting": "您找工作人员的请求已经登记了，正在排队，已经再提醒一次。",
     "withdrawn": "好的，已取消转人工。有需要随时找我。",
+    # A phone number sent right after 转人工 (你让人给我打个电话吧, then the number): kept with the request.
+    "phone_noted": "好的，您的电话 {phone} 已经记在找工作人员的请求上，工作人员看到后会联系您。",
     "nothing_withdrawn": "好的，有需要随时找我。",
 }
 # Right after 转人工, "算了不用了" withdraws the request (while nobody has taken it yet).
@@ -165,6 +168,33 @@ async def waiting(ctx: Context) -> str:
     ctx.with_reply(record)
     await ctx.fsm.set(MARK + ASKED)  # still withdrawable, still waiting
     return TEXTS["waiting"] + "\n" + answer_when(ctx, now)
+
+
+_PHONE_WORDS = re.compile(r"电话|手机|号码|打给我|打我|联系我")
+
+
+def _phone_for_staff(ctx: Context) -> bool:
+    """Right after 转人工, a phone number for the staff to call back (13812345678, 我电话是138…)."""
+    mark = ctx.extra.get("mark")
+    if ctx.resident is None or not ctx.text or mark is None or mark[0] != ASKED:
+        return False
+    text = re.sub(r"\s+", "", ctx.text)
+    return len(text) <= 30 and (phone_alone(text) is not None
+                                or (parse_phone(text) is not None and _PHONE_WORDS.search(text) is not None))
+
+
+@router.message(Func(_phone_for_staff, phase=PHASE_STATE, when=lambda p: p.text))
+async def phone_for_staff(ctx: Context) -> str:
+    assert ctx.resident is not None
+    phone = parse_phone(ctx.text) or ""
+    now, resident_id, words = ctx.rt.clock.now(), ctx.resident.id, f"联系电话：{phone}"
+
+    def record(connection: Any) -> None:  # in the reply's transaction
+        handoff.request_with_reply(connection, resident_id, "asked", words, now)
+
+    ctx.with_reply(record)
+    await ctx.fsm.set(MARK + ASKED)  # still withdrawable
+    return TEXTS["phone_noted"].format(phone=mask_phones(phone))
 
 
 def _not_needed(ctx: Context) -> bool:
