@@ -298,7 +298,11 @@ async def next_page(ctx: Context) -> str:
     data = ctx.fsm.data
     if data.get("search"):
         return TEXTS["no_more"]
-    return await show_page(ctx, data.get("category"), int(data.get("page", 0)) + 1)
+    category, page = data.get("category"), int(data.get("page", 0)) + 1
+    items, shown = await _shop(ctx, category if isinstance(category, str) else None)
+    if items and page * PAGE >= len(items):
+        return TEXTS["no_more"]  # the last page stays open: a number still picks from it
+    return await show_page(ctx, category if isinstance(category, str) else None, page, items, shown)
 
 
 def _picked(ctx: Context) -> bool:
