@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.web.console_util import LI, say, start_console
+from tests.web.console_util import LI, YUN, add_users, say, start_console
 from tests.web.test_console_browser import PHONE, TIMEOUT, log_in, open_page
 
 pytestmark = pytest.mark.browser
@@ -42,5 +42,29 @@ async def test_a_ticket_made_for_another_department_says_where_it_went(browser, 
     await page.click("#tickets form button")
     await page.wait_for_selector("body[data-page='ticket'][data-ready='1']", timeout=TIMEOUT)
     assert "3号楼楼道灯不亮" in await page.inner_text("main")
+    assert not problems, problems
+    await context.close()
+
+
+async def test_an_example_added_on_a_phone_is_confirmed_at_the_top(browser, service_factory, sqlite_url, fake_api):
+    # An intent has hundreds of examples: the one added lands at the list's end, thousands of
+    # pixels below, and the page said nothing, so on a phone nothing seemed to happen.
+    svc = await service_factory(sqlite_url, fake_api)
+    await add_users(sqlite_url, YUN)
+    context, page, problems = await open_page(browser, PHONE)
+    await log_in(page, svc.base, "yun")
+    await page.wait_for_url("**/console/**", timeout=TIMEOUT)
+    await page.goto(f"{svc.base}/console/tuning/intents/handoff")
+    await page.wait_for_selector("body[data-ready='1']", timeout=TIMEOUT)
+    await page.fill("#new-example", "能不能换个真人跟我说")
+    await page.click("form:has(#new-example) button")
+    await page.wait_for_selector("body[data-ready='1']", timeout=TIMEOUT)
+    notice = page.locator("p[role=status]", has_text="能不能换个真人跟我说")
+    assert "已添加" in await notice.inner_text()
+    assert await notice.is_visible() and (await notice.bounding_box() or {}).get("y", 9999) < PHONE["height"]
+    # Taken out again from the list: said too.
+    await page.locator("ul.examples li", has_text="能不能换个真人跟我说").locator("button").click()
+    await page.wait_for_selector("body[data-ready='1']", timeout=TIMEOUT)
+    assert "已删除" in await page.locator("p[role=status]").inner_text()
     assert not problems, problems
     await context.close()

@@ -194,7 +194,19 @@ async def change(request: web.Request) -> web.StreamResponse:
         await tuning.change(rt.db, [item], api.names(rt), user_of(request).name, rt.clock.now())
     except OverlayError as exc:
         raise _to(back, error=f"没有保存：{chinese(exc)}") from None
-    raise web.HTTPSeeOther(back)
+    raise _to(back, notice=_changed(item))
+
+
+def _changed(item: dict[str, Any]) -> str:
+    """What a change did, said at the top of the page it came from (an example added to an intent
+    of hundreds lands at the list's end, out of sight on a phone)."""
+    if item["op"] == "label":
+        return "已撤销标注，在草稿中，评估后发布"
+    if item["op"] == "entry_delete":
+        return f"已从草稿中删除条目 {item.get('id', '')}，评估后发布"
+    what = str(item.get("text") or item.get("word") or "")
+    what = what if len(what) <= 30 else what[:30] + "…"
+    return f"已{'添加' if item.get('add') else '删除'}“{what}”，在草稿中，评估后发布"
 
 
 @page("POST", "/console/tuning/discard", TUNING)
@@ -219,7 +231,8 @@ async def intent_editor(request: web.Request) -> web.StreamResponse:
     duplicates = [c for c in problems["duplicates"] if intent in c["intents"]]
     return render(request, "tuning_intent.html", title=f"调优 · {intent}", intent=intent, view=view, q=q,
                   examples=examples[:MAX_EXAMPLES_SHOWN], total=len(examples), intents=_labels(rt),
-                  conflicts=conflicts, duplicates=duplicates, error=request.query.get("error", ""))
+                  conflicts=conflicts, duplicates=duplicates, error=request.query.get("error", ""),
+                  notice=request.query.get("notice", ""))
 
 
 @page("GET", "/console/tuning/entries", TUNING)
