@@ -9,6 +9,7 @@ from datetime import timedelta
 from bot.flows.handoff import ASKED, answer_when
 from bot.flows.help import menu, shown
 from bot.flows.reports import FILED, URGENT
+from bot.handler.choices import is_yes
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK
 from bot.handler.router import PHASE_MENU, PHASE_STATE, Func, Intent, Router
@@ -26,6 +27,8 @@ TEXTS = {
     "robot_waiting": "我是社区服务小助手，是智能助手，不是真人。您找工作人员的请求已经登记了，{when}",
     # A bare number with no list open: right after a report was filed, and otherwise.
     "number_filed": "您的问题已经登记好了，编号 {number}，不用再选数字。还有别的事直接跟我说；想看办理进度，发“查进度”。",
+    # 嗯 / 好的 / 行 right after a report was filed: a word on what happens next, the report kept.
+    "filed_ack": "好的。有进展会在这里通知您，也可以随时发“查进度”看看。还有别的事随时跟我说。",
     "number": "现在没有要选的项目。需要什么帮忙，直接打字或发语音告诉我；回复“帮助”看看我能做什么。",
     "unsure_phone": "没关系，慢慢来。直接打几个字或者发语音，说说您要办的事就行；也可以回复“转人工”，请工作人员帮您。",
     "praise": "谢谢您的肯定！您的话工作人员会在后台看到，我们会继续努力。",
@@ -234,6 +237,10 @@ async def smalltalk(ctx: Context) -> str:
         return await _robot(ctx)
     if any(w in text for w in UNSURE_PHONE):
         return TEXTS["unsure_phone"]
+    mark = ctx.extra.get("mark")
+    if mark is not None and mark[0] in (FILED, URGENT) and is_yes(text):
+        await ctx.fsm.set(MARK + mark[0], **mark[1])  # a phone or a photo next still joins the report
+        return TEXTS["filed_ack"]
     if any(w in text for w in GREETING) or not text:
         return await shown(ctx, TEXTS["greeting"].format(menu=menu(ctx.rt).removeprefix("您好，")))
     return TEXTS["other"]
