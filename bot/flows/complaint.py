@@ -45,6 +45,7 @@ TEXTS = {
     "ask_what": "请说说遇到了什么问题，比如“3号楼2单元楼道灯不亮”，也可以发照片。",
     "ask_what_again": "还没听明白是什么问题，请用一句话说说，比如“5号楼门口路灯不亮”。不报了回复“算了”。",
     "ask_where": "请告诉我具体位置：几号楼几单元，或者发送微信位置。",
+    "ask_building": "请告诉我在{estate}的几号楼几单元，或者发送微信位置。",
     "ask_where_again": "还需要知道具体在哪里：比如“3号楼2单元”“小区东门”，或者发送微信位置。不报了回复“算了”。",
     "ask_phone": "这类问题工作人员可能要上门或打电话了解情况，请留一个联系电话。不方便留的话回复“不留”。",
     "place_corrected": "好的，位置改为{place}。",
@@ -155,7 +156,7 @@ async def _start(ctx: Context, text: str) -> str:
     for with the ticket's creation when nothing needs asking: one transaction)."""
     data = ctx.fsm.data
     kept = list(data.get("attachments", []))
-    where = places.from_text(text) or data.get("c_where") or places.locate(text, kept, ctx.resident)
+    where, estate = _where_told(text, data.get("c_where"), kept, ctx)
     routed = await route(ctx.rt.settings.data_dir, text)
     await ctx.fsm.set(
         "complaint:collect",
@@ -163,11 +164,30 @@ async def _start(ctx: Context, text: str) -> str:
         c_category=routed.category,
         c_conf=routed.confidence,
         c_where=where,
+        c_estate=estate or data.get("c_estate"),
         c_phone=parse_phone(text),
         attachments=kept,
         c_asked_where=bool(data.get("c_asked_where")) or bool(NO_PLACE.search(text)),
     )
     return await _proceed(ctx, first=True)
+
+
+def _where_told(text: str, known: Any, kept: list[dict[str, Any]], ctx: Context) -> tuple[Any, str | None]:
+    """Where the report is, and the estate named when its building is still needed. A building
+    number, a location sent, a shared place of the estate, then a place named in words (a road, a
+    village, a school: nobody asks 几号楼 of those), else the resident's bound building. An estate
+    named for something inside a building (幸福小区 楼道灯坏了) is no place yet: the building is
+    asked, the estate kept to go with the answer."""
+    spoken = places.named(text)
+    told = places.from_text(text)
+    if told is not None:
+        return places.within(spoken, told), None
+    where = known or places.from_attachments(kept) or places.landmark(text)
+    if where:
+        return where, None
+    if spoken is not None and places.needs_building(spoken, text):
+        return places.of_resident(ctx.resident), str(spoken["text"])
+    return spoken or places.of_resident(ctx.resident), None
 
 
 def _question(ctx: Context) -> str | None:
@@ -197,7 +217,9 @@ async def _proceed(ctx: Context, first: bool = False) -> str:
             return _repeated(_intro(ctx), earlier)
     if question == "where":
         await ctx.fsm.set("complaint:where", c_asked_where=True, c_reasks=0)
-        return "\n".join([*_intro(ctx), TEXTS["ask_where"]])
+        estate = data.get("c_estate")
+        ask = TEXTS["ask_building"].format(estate=estate) if estate else TEXTS["ask_where"]
+        return "\n".join([*_intro(ctx), ask])
     if question == "phone":
         await ctx.fsm.set("complaint:phone", c_asked_phone=True, c_reasks=0)
         return "\n".join([*_intro(ctx), TEXTS["ask_phone"]])
@@ -454,7 +476,8 @@ async def where(ctx: Context) -> HandlerResult | Pass:
             # A fuller description with the place ("5号楼门口垃圾好几天没人清了"): keep all of it.
             before = str(ctx.fsm.data.get("c_text") or "")
             await ctx.fsm.update(c_text=text if not describes(before) else f"{before}；{text}")
-        await ctx.fsm.update(c_where=place)
+        estate = ctx.fsm.data.get("c_estate")
+        await ctx.fsm.update(c_where=places.within({"text": estate, "kind": "estate"}, place) if estate else place)
         return await _proceed(ctx)
     if text and asks_for_person(ctx):
         return await request_person(ctx)  # 转人工 while the place is asked: queued, this report kept
