@@ -8,7 +8,6 @@ cancellations) through the outbox.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -272,10 +271,28 @@ async def _ask_audience(ctx: Context, session_id: int, waitlist: bool) -> str | 
     return TEXTS["audience_ask"].format(audience=_audience_label(audience))
 
 
-def _answer(words: tuple[str, ...], yes_no: Callable[[str], bool]) -> Text:
-    """One of ``words`` (a trailing mark aside), or yes / no as :func:`is_yes` / :func:`is_no` read it."""
-    plain = {w.lower() for w in words}
-    return Text(*words, predicate=lambda t: t.strip().rstrip("。！!.，,~～ ") in plain or yes_no(t))
+# An age said at the audience question (我72岁, 今年65了, 俺都八十了 aside): checked against an
+# audience given in years (60岁以上, 18岁以下) instead of taken for something else.
+AGE_SAID = re.compile(r"^(?:我|俺|本人)?(?:今年|已经|都)?(\d{1,3})(?:岁|周岁|了)+(?:了|啦|啊)?$")
+AUDIENCE_AGE = re.compile(r"(\d{1,3})\s*(?:周)?岁(?:及|或)?(以上|以下)")
+
+
+def _audience_answer(ctx: Context) -> bool | None:
+    """Whether the answer to "您符合条件吗？" is yes or no: the words, or an age against the audience's."""
+    text = ctx.text.strip().rstrip("。！!.，,~～ ").lower()
+    if text in _AUDIENCE_YES or is_yes(text):
+        return True
+    if text in _AUDIENCE_NO or is_no(text):
+        return False
+    age, limit = AGE_SAID.match(re.sub(r"\s+", "", text)), AUDIENCE_AGE.search(str(ctx.fsm.data.get("audience", "")))
+    if age is None or limit is None:
+        return None
+    years, bound = int(age[1]), int(limit[1])
+    return years >= bound if limit[2] == "以上" else years <= bound
+
+
+_AUDIENCE_YES = {w.lower() for w in AUDIENCE_YES}
+_AUDIENCE_NO = {w.lower() for w in AUDIENCE_NO}
 
 
 async def _book(ctx: Context, waitlist: bool, *, audience_checked: bool = False) -> str:
@@ -339,7 +356,7 @@ async def join_waitlist(ctx: Context) -> str:
     return await _book(ctx, waitlist=True)
 
 
-@router.message(State("courses:audience"), _answer(AUDIENCE_YES, is_yes))
+@router.message(State("courses:audience"), Func(lambda ctx: _audience_answer(ctx) is True))
 async def audience_yes(ctx: Context) -> str:
     data = dict(ctx.fsm.data)
     if ctx.resident is None:
@@ -351,7 +368,7 @@ async def audience_yes(ctx: Context) -> str:
     return await _book(ctx, waitlist=bool(data.get("waitlist")), audience_checked=True)
 
 
-@router.message(State("courses:audience"), _answer(AUDIENCE_NO, is_no))
+@router.message(State("courses:audience"), Func(lambda ctx: _audience_answer(ctx) is False))
 async def audience_no(ctx: Context) -> str:
     data = dict(ctx.fsm.data)
     await ctx.fsm.clear()
