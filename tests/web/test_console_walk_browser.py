@@ -68,3 +68,28 @@ async def test_an_example_added_on_a_phone_is_confirmed_at_the_top(browser, serv
     assert "已删除" in await page.locator("p[role=status]").inner_text()
     assert not problems, problems
     await context.close()
+
+
+async def test_saving_a_canned_reply_says_so(browser, service_factory, sqlite_url, fake_api):
+    # 添加 and 保存 reloaded the same page with nothing said: on a phone, scrolled back to the top,
+    # staff could not tell whether the reply was kept.
+    svc = await start_console(service_factory, sqlite_url, fake_api, LI)
+    context, page, problems = await open_page(browser, PHONE)
+    await log_in(page, svc.base, "li")
+    await page.wait_for_url("**/console/**", timeout=TIMEOUT)
+    await page.goto(f"{svc.base}/console/canned")
+    await page.wait_for_selector("body[data-ready='1']", timeout=TIMEOUT)
+    await page.fill("#canned-new input[name=title]", "师傅出发")
+    await page.fill("#canned-new textarea[name=text]", "维修师傅已经出发，大约半小时到。")
+    await page.click("#canned-new button")
+    await page.wait_for_selector("body[data-ready='1']", timeout=TIMEOUT)
+    assert (await page.inner_text("#notice")).startswith("已添加")
+    kept = page.locator("form.card", has=page.locator("input[value='师傅出发']"))
+    await kept.locator("textarea[name=text]").fill("维修师傅已经出发，大约20分钟到。")
+    await kept.locator("button", has_text="保存").click()
+    await page.wait_for_selector("body[data-ready='1']", timeout=TIMEOUT)
+    assert await page.inner_text("#notice") == "已保存。"
+    await page.goto(f"{svc.base}/console/notifications")
+    assert "超期" in await page.inner_text("#notices-empty")  # what would come here, when
+    assert not problems, problems
+    await context.close()

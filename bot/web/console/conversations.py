@@ -425,7 +425,12 @@ async def ticket_from_conversation(request: web.Request) -> web.StreamResponse:
 
 @page("GET", "/console/canned", CONVERSATIONS)
 async def canned(request: web.Request) -> web.StreamResponse:
-    return render(request, "canned.html", title="快捷回复", items=await takeover.canned(request.config_dict[RUNTIME].db))
+    return render(request, "canned.html", title="快捷回复", items=await takeover.canned(request.config_dict[RUNTIME].db),
+                  notice=CANNED_DONE.get(request.query.get("done", ""), ""))
+
+
+# What a save did, said at the top of the page it reloads (the same page, else, as before it).
+CANNED_DONE = {"added": "已添加，接管会话回复居民时可以在“选择快捷回复”里选用。", "saved": "已保存。", "deleted": "已删除。"}
 
 
 @page("POST", "/console/canned", STAFF, READ_ONLY_FOR_OPERATORS)
@@ -433,6 +438,7 @@ async def save_canned(request: web.Request) -> web.StreamResponse:
     rt = request.config_dict[RUNTIME]
     form = await form_of(request)
     try:
+        done = "deleted" if form.get("delete") else "saved" if form.get("id") else "added"
         if form.get("delete"):
             reply_id = _int(form.get("id", ""))
             if reply_id is not None:
@@ -444,7 +450,7 @@ async def save_canned(request: web.Request) -> web.StreamResponse:
         kept = {} if form.get("id") else {"title": form.get("title", "")[:64], "text": form.get("text", "")[:600]}
         return render(request, "canned.html", status=400, title="快捷回复", error=exc.message,
                       items=await takeover.canned(rt.db), kept=kept)
-    raise web.HTTPSeeOther("/console/canned")
+    raise web.HTTPSeeOther(f"/console/canned?done={done}")
 
 
 # -- notifications and the live stream -----------------------------------------------------------
