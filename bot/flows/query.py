@@ -29,6 +29,7 @@ TEXTS = {
     "ask_feedback": "这个回答对您有帮助吗？回复 1 有用，2 没用。",
     "choices": "您是想问：\n{choices}\n请回复数字。都不是的话可以换个说法，或回复“转人工”。",
     "none_of_them": "好的，那请换个说法再问一次，说说您要办什么事；也可以回复“转人工”问工作人员。",
+    "what_to_ask": "好的，您想问什么？直接说就行，比如“老年证怎么办”“医保怎么报销”。",
     # Only one entry plausibly answers, yet not surely: its answer, said as a guess (no "reply 1").
     "guess": "您问的是不是“{question}”？\n",
     "unknown": (
@@ -563,6 +564,22 @@ def _question_as_report(ctx: Context) -> bool:
 async def question_as_report(ctx: Context) -> HandlerResult | Pass:
     answered = await answer_if_known(ctx)
     return Pass() if answered is None else answered
+
+
+# Wanting to ask, without asking yet (我想问问, 想咨询一下, 问个事, 我想打听个事儿, 请问一下): asked what,
+# not "答不上来" about a question nobody asked, nor 帮不上忙.
+WANTS_TO_ASK = re.compile(
+    r"^(?:你好|您好|喂)?[，,\s]*(?:(?:我|俺)?(?:想|要)?(?:请问|问问|问|咨询|打听)(?:一下|下)?(?:个|点)?"
+    r"|(?:我|俺)有(?:个|点|件)?)(?:事|事儿|事情|问题)?(?:儿)?(?:想问|要问|想问问|想咨询|要咨询)?(?:一下|下)?"
+    r"(?:吧|啊|呀|哈)?[。.!！?？]*$"
+)
+
+
+@router.message(Func(lambda ctx: WANTS_TO_ASK.match(ctx.text.strip()) is not None, phase=PHASE_MENU,
+                     when=lambda p: p.text and not p.state))
+async def wants_to_ask(ctx: Context) -> str:
+    ctx.intent = "query"
+    return TEXTS["what_to_ask"]
 
 
 @router.message(Intent("query"), Func(lambda ctx: bool(ctx.text)))
