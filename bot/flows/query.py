@@ -78,14 +78,12 @@ def _log_query(ctx: Context, decision: str, hits: list[Any]) -> None:
     """Log the question with the reply; its id goes into the state the reply leaves (feedback and
     choices refer to it)."""
     resident_id = ctx.resident.id if ctx.resident else None
-    text, now = ctx.text, ctx.rt.clock.now()
 
-    def write(connection: Any) -> None:
-        query_id = knowledge_log.record_in(connection, resident_id, text, decision, hits, now)
+    def then(query_id: int) -> None:
         if ctx.fsm.state in (CHOICES_STATE, FEEDBACK_STATE):
             ctx.fsm.fill(query_id=query_id)
 
-    ctx.with_reply(write)
+    ctx.with_reply(knowledge_log.logging(resident_id, ctx.text, decision, hits, ctx.rt.clock.now(), then))
 
 
 async def _answer_entry(ctx: Context, entry: Any, query_id: int | None = None) -> str:
@@ -143,7 +141,7 @@ async def feedback(ctx: Context) -> str:
     if helpful:  # the common answer: stored with the reply
         if entry_id:
             await ctx.fsm.set(ANSWERED_STATE, entry_id=entry_id)
-        ctx.with_reply(lambda connection: knowledge_log.feedback_in(connection, query_id, True, now))
+        ctx.with_reply(knowledge_log.Rating(query_id, True, now))
         return TEXTS["helpful"]
     await knowledge_log.feedback(ctx.rt.db, query_id, False, now)  # read back at once below
     if ctx.resident is not None:
@@ -537,10 +535,7 @@ async def two_requests(ctx: Context) -> str:
     resident_id, now = (ctx.resident.id if ctx.resident else None), ctx.rt.clock.now()
     ctx.intent = "query"
 
-    def log(connection: Any) -> None:
-        knowledge_log.record_in(connection, resident_id, question, result.kind, result.hits, now)
-
-    ctx.with_reply(log)
+    ctx.with_reply(knowledge_log.logging(resident_id, question, result.kind, result.hits, now))
     reported = await complaint_flow._start(ctx, problem)  # its place or phone asked, or the ticket
     return TEXTS["both"].format(answer=entry.answer.strip(), problem=problem, reported=reported)
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    any_,
     bindparam,
     func,
     insert,
@@ -44,6 +45,7 @@ from bot.handler.context import Context
 from bot.handler.dispatcher import Preloaded
 from bot.handler.state import RedisStateStorage, StateRecord, StateStorage
 from bot.messages import Out
+from bot.services import knowledge_log
 from bot.services.notify import enqueue_sync
 from bot.storage.db import Database, JSONText, json_dumps, json_text
 from bot.storage.models import InboundKey, Message, OutboxMessage, Resident
@@ -186,6 +188,10 @@ class Journal:
         # arrays (see :meth:`finish_in_one`); conversation states kept elsewhere (Redis) are
         # written after the commit, so a finish that changed one can still be written that way.
         self._finish_arrays = None if db.is_sqlite else _finish_from_arrays()
+        # The same, skipping a key another transaction has locked (see :meth:`_filled_first`).
+        self._finish_skipping = None if db.is_sqlite else _finish_from_arrays(skip_locked=True)
+        # The same, carrying questions logged and ratings (see :meth:`_carrying`).
+        self._finish_carrying = None if db.is_sqlite else _finish_from_arrays(carrying=True)
         self._states_elsewhere = isinstance(states, RedisStateStorage)
 
     def apply(self, connection: Connection, items: Sequence[Claim | Finish]) -> list[Any]:
@@ -247,15 +253,18 @@ class Journal:
     def finish_in_one(self, connection: Connection, finishes: Sequence[Finish]) -> list[Finished]:
         """PostgreSQL: :meth:`apply` for finishes alone, on a connection in autocommit.
 
-        A batch of plain finishes (:meth:`_plain`: the reply's text known, at most one message, no
-        notice shown, the state in Redis or unchanged) is stored by one statement from arrays
+        A batch of plain finishes (:meth:`_plain`: at most one message, no notice shown, not a
+        recovery, the state in Redis or unchanged) is stored by one statement from arrays
         (:func:`_finish_from_arrays`): each reply where its key is still ``processing`` — the row's
         lock decides against a concurrent deferral or takeover, as ``SELECT … FOR UPDATE`` did —
         with the message log and last-inbound times of the keys it stored. Without any flow's
         write that statement is the whole finish, in autocommit; with some (a knowledge question
         logged, feedback) it opens a transaction and the writes of the keys it stored follow in it
-        (BEGIN, the statement, the writes, COMMIT). Any other batch (a reply whose text a write
-        gives, a key twice, a notice shown, a recovery), and a key found no longer ``processing``,
+        (BEGIN, the statement, the writes, COMMIT). When a write gives the reply's text (a ticket's
+        number: ``Context.reply_in``) the writes come first and the statement after them, skipping
+        a key another transaction has locked (:meth:`_filled_first`: BEGIN, the writes, the
+        statement, COMMIT). Any other batch (a key twice, a notice shown, a recovery, a reply the
+        filled text made longer than one message), and a key found no longer ``processing``,
         goes through :meth:`_finish` in one transaction: the keys read under their row locks, the
         writes, then the same statement for the replies, log and times."""
         results: dict[int, Any] = {}
@@ -263,51 +272,115 @@ class Journal:
         rest = list(finishes)
         if len(keys) == len(finishes) and all(self._plain(f) for f in finishes):
             assert self._finish_arrays is not None
-            rows = self._plain_rows(finishes)
-            writing = [f for f in finishes if f.ctx is not None and f.ctx.reply_writes]
-            if not writing:
-                replied = {key for (key,) in connection.execute(self._finish_arrays, rows)}
+            if any(f.ctx is not None and f.ctx.fills for f in finishes):
+                done = self._filled_first(connection, finishes)
+                if done is not None:
+                    return done
+                rest = list(finishes)  # all of it under the keys' locks, the writes again
             else:
-                with _transaction(connection) as transactional:
-                    replied = {key for (key,) in transactional.execute(self._finish_arrays, rows)}
-                    for f in writing:
-                        if f.key in replied:
-                            for write in cast(Context, f.ctx).reply_writes:
-                                write(transactional)
-            rest = []
-            for f in finishes:
-                if f.key in replied:
-                    ctx = f.ctx  # its state as the writes left it
-                    state = ctx.fsm.record if ctx is not None and ctx.fsm.changed else None
-                    results[id(f)] = Finished(f.outs[:1], state=state)
-                else:  # deferred or taken over meanwhile: decided under the row's lock below
-                    rest.append(f)
+                rows = self._plain_rows(finishes)
+                writing = [f for f in finishes if f.ctx is not None and f.ctx.reply_writes]
+                replied: set[Any]
+                if not writing:
+                    replied = {key for (key,) in connection.execute(self._finish_arrays, rows)}
+                elif all(_carried(f) for f in writing):
+                    replied = self._carrying(connection, rows, writing)
+                else:
+                    with _transaction(connection) as transactional:
+                        replied = {key for (key,) in transactional.execute(self._finish_arrays, rows)}
+                        for f in writing:
+                            if f.key in replied:
+                                for write in cast(Context, f.ctx).reply_writes:
+                                    write(transactional)
+                rest = []
+                for f in finishes:
+                    if f.key in replied:
+                        results[id(f)] = Finished(f.outs[:1], state=_changed(f))
+                    else:  # deferred or taken over meanwhile: decided under the row's lock below
+                        rest.append(f)
         if rest:
             with _transaction(connection) as transactional:
                 self._finish(transactional, rest, results)
         return [results[id(f)] for f in finishes]
 
+    def _carrying(self, connection: Connection, rows: dict[str, list[Any]], writing: Sequence[Finish]) -> set[Any]:
+        """Plain finishes whose writes are only questions logged and ratings (:func:`_carried`): the
+        statement from arrays carries them too (:func:`bot.services.knowledge_log.carried`), for
+        the keys it stored — one statement in autocommit, no transaction. Each question's id is
+        handed to its write's ``then``, as the write would have; returns the keys stored."""
+        assert self._finish_carrying is not None
+        rows.update(
+            knowledge_log.carried_arrays(
+                [(f.key, cast(Any, w)) for f in writing for w in cast(Context, f.ctx).reply_writes]
+            )
+        )
+        ids: dict[str, int | None] = dict(connection.execute(self._finish_carrying, rows).tuples().all())
+        for f in writing:
+            if f.key in ids:
+                for write in cast(Context, f.ctx).reply_writes:
+                    if isinstance(write, knowledge_log.Logging) and write.then is not None:
+                        write.then(int(cast(int, ids[f.key])))
+        return set(ids)
+
+    def _filled_first(self, connection: Connection, finishes: Sequence[Finish]) -> list[Finished] | None:
+        """Plain finishes of which some reply's text a write gives, in one transaction: every
+        finish's writes first (so the reply is whole), then the statement from arrays
+        (:func:`_finish_from_arrays` skipping locked keys), then COMMIT — no read of the keys under
+        their locks before the writes. If the statement did not store every reply (a key deferred
+        or taken over meanwhile, or locked at that moment by the transaction doing so), or a
+        filled reply came out longer than one message, the transaction is rolled back, nothing of
+        it written, and None returned: the caller then finishes the batch under the keys' locks,
+        running the writes again. The statement skips a locked key rather than waiting for it, so
+        this transaction, holding its writes' row locks, never waits on a transaction that holds
+        a key's lock and may wait on those rows (a recovery redoing the same message)."""
+        assert self._finish_skipping is not None
+        if connection.in_transaction():
+            connection.commit()
+        transactional = connection.execution_options(isolation_level=connection.dialect.default_isolation_level)
+        transaction = transactional.begin()
+        try:
+            outs: dict[int, list[Out]] = {}
+            for f in finishes:
+                ctx = f.ctx
+                if ctx is not None:
+                    for write in ctx.reply_writes:
+                        write(transactional)
+                outs[id(f)] = fit(ctx.filled(f.outs)) if ctx is not None and ctx.fills else f.outs
+            if any(len(o) > 1 for o in outs.values()):
+                transaction.rollback()
+                return None
+            rows = self._plain_rows(finishes, outs)
+            replied = {key for (key,) in transactional.execute(self._finish_skipping, rows)}
+            if len(replied) < len(finishes):
+                transaction.rollback()
+                return None
+            transaction.commit()
+        except BaseException:
+            if transaction.is_active:
+                transaction.rollback()
+            raise
+        return [Finished(outs[id(f)][:1], state=_changed(f)) for f in finishes]
+
     def _plain(self, f: Finish) -> bool:
-        """A finish whose reply :meth:`finish_in_one` stores by its statement from arrays before any
-        write of the flow's: its text known (no placeholder a write fills), one message, no notice
-        shown, not a recovery, and its state (which a write may change) kept outside the database."""
+        """A finish whose reply :meth:`finish_in_one` stores by its statement from arrays: one
+        message, no notice shown, not a recovery, and its state (which a write may change) kept
+        outside the database, or, kept in the database, unchanged and without writes."""
         ctx = f.ctx
         if f.recovery or f.shown or len(f.outs) > 1:
             return False
         if ctx is None:
             return True
-        if ctx.fills:
-            return False
         return self._states_elsewhere or (not ctx.fsm.changed and not ctx.reply_writes)
 
     @staticmethod
-    def _plain_rows(finishes: Sequence[Finish]) -> dict[str, list[Any]]:
-        """:func:`_finish_arrays` of plain finishes (see :meth:`_plain`), each waiting for its reply."""
+    def _plain_rows(finishes: Sequence[Finish], outs: dict[int, list[Out]] | None = None) -> dict[str, list[Any]]:
+        """:func:`_finish_arrays` of plain finishes (see :meth:`_plain`), each waiting for its reply
+        (``outs``: a finish's messages by ``id``, when not its own)."""
         replied: list[dict[str, Any]] = []
         logged: list[tuple[str, dict[str, Any]]] = []
         touched: list[tuple[str, int, datetime]] = []
         for f in finishes:
-            passive = f.outs[:1]
+            passive = (outs[id(f)] if outs is not None else f.outs)[:1]
             payloads = [json_text(o.to_dict()) for o in passive]  # encoded once: the reply, its log row
             replied.append({"k": f.key, "reply": JSONText(f"[{', '.join(payloads)}]"), "at": f.now})
             ctx = f.ctx
@@ -515,11 +588,15 @@ def _finish_arrays(
     }
 
 
-def _finish_from_arrays() -> Any:
+def _finish_from_arrays(*, skip_locked: bool = False, carrying: bool = False) -> Any:
     """PostgreSQL: a batch's finish in one statement from arrays (one SQL text whatever the batch):
     the replies stored with their keys still ``processing`` (``replied``), the message log rows
     and the residents' last-inbound times of the keys replied or ``owned`` (the last time of each
-    resident, in the batch's order), returning the keys replied."""
+    resident, in the batch's order), returning the keys replied. ``skip_locked``: a key another
+    transaction holds locked is not replied (as if no longer ``processing``) rather than waited for.
+    ``carrying``: also the questions logged and ratings of the keys written
+    (:func:`bot.services.knowledge_log.carried`), returning each key replied with its question's id
+    (or NULL)."""
 
     def array(name: str, column: Any) -> Any:
         return bindparam(name, type_=ARRAY(column.type))
@@ -533,10 +610,13 @@ def _finish_from_arrays() -> Any:
         .table_valued("key", "reply", "at")
         .render_derived(name="r")
     )
+    storing = update(KEYS).where(KEYS.c.key == replies.c.key, KEYS.c.status == "processing")
+    if skip_locked:
+        locked = KEYS.alias("free")
+        free = select(locked.c.key).where(locked.c.key == any_(array("r_keys", KEYS.c.key)))
+        storing = storing.where(KEYS.c.key.in_(free.with_for_update(skip_locked=True)))
     replied = (
-        update(KEYS)
-        .where(KEYS.c.key == replies.c.key, KEYS.c.status == "processing")
-        .values(status="replied", reply=sql_cast(replies.c.reply, KEYS.c.reply.type), inbound=None, updated_at=replies.c.at)
+        storing.values(status="replied", reply=sql_cast(replies.c.reply, KEYS.c.reply.type), inbound=None, updated_at=replies.c.at)
         .returning(KEYS.c.key)
         .cte("replied")
     )
@@ -572,7 +652,28 @@ def _finish_from_arrays() -> Any:
         .values(last_inbound_at=last.c.at, updated_at=last.c.at)
         .cte("touched")
     )
+    if carrying:
+        numbered, ctes = knowledge_log.carried(written)
+        return (
+            select(replied.c.key, numbered.c.id)
+            .select_from(replied.outerjoin(numbered, numbered.c.key == replied.c.key))
+            .add_cte(logged, touched, *ctes)
+        )
     return select(replied.c.key).add_cte(logged, touched)
+
+
+def _carried(f: Finish) -> bool:
+    """Whether the statement from arrays can carry all of a finish's writes: questions logged (one
+    at most) and ratings (:func:`bot.services.knowledge_log.carried`)."""
+    writes = cast(Context, f.ctx).reply_writes
+    logged = sum(isinstance(w, knowledge_log.Logging) for w in writes)
+    return logged <= 1 and all(isinstance(w, knowledge_log.Logging | knowledge_log.Rating) for w in writes)
+
+
+def _changed(f: Finish) -> StateRecord | None:
+    """The finish's state as its writes left it, when it changed (written once the reply is stored)."""
+    ctx = f.ctx
+    return ctx.fsm.record if ctx is not None and ctx.fsm.changed else None
 
 
 def _log_rows(ctx: Context) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import select
 
 from bot.storage.db import Database
@@ -198,3 +199,25 @@ async def test_intents_reload_without_restart(service_factory, sqlite_url, fake_
             break
         await asyncio.sleep(0.2)
     assert "工作人员接手后会直接在这里回复您" in reply
+
+
+async def test_questions_and_ratings_with_states_in_redis(service_factory, database_url, redis_url, fake_api):
+    """With conversation states in Redis, PostgreSQL stores a question logged and a rating with the
+    reply in its one statement (bot/handler/journal.py): the question's id reaches the state the
+    reply leaves, so the rating and the choice that follow find their row."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL + Redis")
+    svc = await service_factory(database_url, fake_api, BOT_REDIS_URL=redis_url)
+    assert "有帮助吗" in await say(svc, "o_r1", "居住证明咋开")
+    assert "谢谢您的反馈" in await say(svc, "o_r1", "1")
+    kb = svc.runner.app[__import__("bot.appkeys").appkeys.RUNTIME].language.knowledge
+    candidates = ["证明怎么开", "补贴怎么申请", "怎么办证", "老人补贴", "办证明", "医保", "充电"]
+    question = next((q for q in candidates if kb.answer(q).kind == "choices"), None)
+    assert question is not None, "no ambiguous question among the candidates"
+    expected = kb.answer(question).hits[1].entry
+    assert "您是想问" in await say(svc, "o_r2", question)
+    assert expected.answer.strip()[:20] in await say(svc, "o_r2", "2")
+    assert "谢谢您的反馈" in await say(svc, "o_r2", "1")
+    rows = await queries(database_url)
+    assert [(r.decision, r.helpful) for r in rows] == [("answer", True), ("choices", True)]
+    assert rows[1].entry_id == expected.id and all(r.feedback_at is not None for r in rows)

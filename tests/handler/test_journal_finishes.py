@@ -6,9 +6,11 @@ transaction, where the key is read under its row's lock, as before."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -18,9 +20,10 @@ from bot.handler.context import Context
 from bot.handler.journal import Claim, Finish, Finished, Journal, message_row
 from bot.handler.state import FSM, RedisStateStorage, StateRecord
 from bot.messages import Inbound, Out
+from bot.services import knowledge_log
 from bot.storage.db import Database
 from bot.storage.migrate import upgrade
-from bot.storage.models import InboundKey, Message, OutboxMessage, Resident
+from bot.storage.models import InboundKey, KnowledgeQuery, Message, OutboxMessage, Resident
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
@@ -189,17 +192,41 @@ async def test_a_flows_writes_follow_the_statement_in_one_transaction(db: Databa
     assert await sent_rows(db) == ["k1", "k3"]
 
 
-async def test_a_reply_a_write_gives_or_a_key_twice_makes_the_batch_one_transaction(db: Database) -> None:
+def filled(key: str, resident: Resident, number: str, dedup_key: str | None = None) -> Finish:
+    """A finish whose reply's text its write gives (``Context.reply_in``: a ticket and its number)."""
+    f = finish(key, resident, "报修", at=T0)
+
+    def write(conn: Connection) -> str:
+        row = {"openid": resident.openid, "payload": {"text": {"content": number}}, "status": "sent"}
+        conn.execute(insert(OutboxMessage).values(**row, dedup_key=dedup_key))
+        return number
+
+    f.outs = [Out.text(f"已登记：{cast(Context, f.ctx).reply_in(write)}")]
+    return f
+
+
+async def test_a_reply_a_write_gives_is_written_before_the_statement_in_one_transaction(db: Database) -> None:
+    """A write giving the reply's text: BEGIN, the writes, the statement, COMMIT — the keys are not
+    read under their locks first (the statement's own row locks decide)."""
     journal = journal_of(db)
     residents = await claimed(db, journal, ("k1", "o_a"), ("k2", "o_b"))
     a, b = residents["o_a"], residents["o_b"]
-    with_write = finish("k1", a, "报修", at=T0)
-    token = cast(Context, with_write.ctx).reply_in(noted("o_a", "T-1"))
-    with_write.outs = [Out.text(f"已登记：{token}")]
     sent: list[str] = []
-    results = await finished(db, journal, [with_write, finish("k2", b, "谢谢", at=T0)], sent)
-    assert sent == ["BEGIN", "SELECT", "INSERT", "WITH", "COMMIT"], sent  # the keys locked, the write, the rest
+    results = await finished(db, journal, [filled("k1", a, "T-1"), finish("k2", b, "谢谢", at=T0)], sent)
+    assert sent == ["BEGIN", "INSERT", "WITH", "COMMIT"], sent  # the write, then the replies
     assert results[0].passive == [Out.text("已登记：T-1")] and results[1].passive == [Out.text("答：谢谢")]
+    assert await sent_rows(db) == ["T-1"]
+    async with db.session() as s:
+        replies: dict[str, Any] = dict((await s.execute(select(InboundKey.key, InboundKey.reply))).all())
+    assert replies == {"k1": [Out.text("已登记：T-1").to_dict()], "k2": [Out.text("答：谢谢").to_dict()]}
+
+
+async def test_a_key_twice_makes_the_batch_one_transaction_under_the_keys_locks(db: Database) -> None:
+    journal = journal_of(db)
+    residents = await claimed(db, journal, ("k1", "o_a"))
+    a = residents["o_a"]
+    sent: list[str] = []
+    await finished(db, journal, [filled("k1", a, "T-1")], sent)
     sent.clear()
     residents = await claimed(db, journal, ("k3", "o_a"))
     twice = await finished(db, journal, [finish("k3", a, "一", at=T0), finish("k3", a, "二", at=T0)], sent)
@@ -210,4 +237,85 @@ async def test_a_reply_a_write_gives_or_a_key_twice_makes_the_batch_one_transact
         messages = [str(c) for c in (await s.scalars(select(Message.content).where(Message.direction == "out")))]
     assert replies["k1"] == [Out.text("已登记：T-1").to_dict()] and replies["k3"] == [Out.text("答：一").to_dict()]
     assert await sent_rows(db) == ["T-1"]
-    assert sorted(messages) == sorted(["已登记：T-1", "答：谢谢", "答：一"])
+    assert sorted(messages) == sorted(["已登记：T-1", "答：一"])
+
+
+async def test_a_filled_reply_whose_key_was_deferred_meanwhile_is_written_once_under_the_lock(db: Database) -> None:
+    """The writes ran before the statement found the key deferred: all rolled back, then the batch
+    finished under the keys' locks, the writes once more; the answer goes to the outbox."""
+    journal = journal_of(db)
+    residents = await claimed(db, journal, ("k1", "o_a"), ("k2", "o_b"))
+    async with db.transaction() as s:
+        await s.execute(update(InboundKey).where(InboundKey.key == "k2").values(status="deferred"))
+    sent: list[str] = []
+    batch = [filled("k1", residents["o_a"], "T-1"), filled("k2", residents["o_b"], "T-2")]
+    results = await finished(db, journal, batch, sent)
+    assert sent[:3] == ["BEGIN", "INSERT", "INSERT"] and "SELECT" in sent, sent  # rolled back, then locked
+    assert results[0].passive == [Out.text("已登记：T-1")] and results[0].owned
+    assert results[1].passive == [] and results[1].owned
+    assert await sent_rows(db) == ["T-1", "T-2"]  # each write once
+    async with db.session() as s:
+        statuses = dict((await s.execute(select(InboundKey.key, InboundKey.status))).all())
+        queued: Sequence[Any] = (
+            await s.scalars(select(OutboxMessage.payload).where(OutboxMessage.dedup_key == "k2#0"))
+        ).all()
+    assert statuses == {"k1": "replied", "k2": "done"}
+    assert [q["text"]["content"] for q in queued] == ["已登记：T-2"]
+
+
+async def test_a_filled_finish_does_not_wait_for_a_key_locked_by_a_transaction_waiting_on_its_write(
+    db: Database,
+) -> None:
+    """A recovery takes the key over (holding its row's lock) and, redoing the message, waits on the
+    row the finish's write inserted (the same unique key): the finish's statement skips the locked
+    key and rolls back instead of waiting (a deadlock, one of the two aborted, on the old order);
+    the recovery commits, and the finish, under the key's lock after it, writes nothing."""
+    journal = journal_of(db)
+    residents = await claimed(db, journal, ("k1", "o_a"))
+    async with db.engine.connect() as recovery:
+        await recovery.begin()
+        await recovery.execute(update(InboundKey).where(InboundKey.key == "k1").values(status="recovering"))
+        task = asyncio.create_task(finished(db, journal, [filled("k1", residents["o_a"], "T-1", dedup_key="t1")], []))
+        await asyncio.sleep(0.3)  # the finish's write is in, uncommitted
+        redo = {"openid": "o_a", "payload": {"text": {"content": "redo"}}, "status": "sent", "dedup_key": "t1"}
+        await recovery.execute(insert(OutboxMessage).values(**redo))  # waits for the finish's rollback
+        await recovery.commit()
+    (result,) = await asyncio.wait_for(task, 10)
+    assert not result.owned and result.passive == []
+    assert await sent_rows(db) == ["redo"]
+    async with db.session() as s:
+        assert (await s.get(InboundKey, "k1")).status == "recovering"  # type: ignore[union-attr]
+
+
+async def test_questions_logged_and_ratings_are_carried_by_the_statement_outside_a_transaction(db: Database) -> None:
+    """A question logged (its id handed back for the state) and a rating are parts of the one
+    statement; a key deferred meanwhile logs its question once, under its row's lock."""
+    journal = journal_of(db)
+    residents = await claimed(db, journal, ("k1", "o_a"), ("k2", "o_b"), ("k3", "o_c"))
+    async with db.transaction() as s:
+        await s.execute(update(InboundKey).where(InboundKey.key == "k3").values(status="deferred"))
+        earlier = KnowledgeQuery(resident_id=residents["o_b"].id, question="早先的问题", decision="answer")
+        s.add(earlier)
+    given: dict[str, int] = {}
+    batch = [finish(k, residents[o], k, at=T0) for k, o in (("k1", "o_a"), ("k2", "o_b"), ("k3", "o_c"))]
+    hits = [SimpleNamespace(entry=SimpleNamespace(id="e1"), score=0.9)]
+    for f in (batch[0], batch[2]):
+        context = cast(Context, f.ctx)
+
+        def then(query_id: int, key: str = f.key) -> None:
+            given[key] = query_id
+
+        resident_id = cast(Resident, context.resident).id
+        context.with_reply(knowledge_log.logging(resident_id, f"问{f.key}", "answer", hits, T0, then))
+    cast(Context, batch[1].ctx).with_reply(knowledge_log.Rating(earlier.id, True, T0))
+    sent: list[str] = []
+    results = await finished(db, journal, batch, sent)
+    assert sent[0] == "WITH" and sent[1] == "BEGIN", sent  # k3 alone, under its lock, afterwards
+    assert [r.passive for r in results] == [[Out.text("答：k1")], [Out.text("答：k2")], []]
+    async with db.session() as s:
+        rows = {q.question: q for q in (await s.scalars(select(KnowledgeQuery))).all()}
+    assert sorted(rows) == ["早先的问题", "问k1", "问k3"]
+    assert given == {"k1": rows["问k1"].id, "k3": rows["问k3"].id}
+    assert rows["问k1"].candidates == [["e1", 0.9]] and rows["问k1"].entry_id == "e1"
+    assert rows["早先的问题"].helpful is True and rows["早先的问题"].feedback_at == T0
+    assert rows["问k1"].helpful is None
