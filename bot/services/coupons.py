@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from bot.messages import Out
 from bot.services import points, readmostly
-from bot.storage.db import Database, dialect_insert
+from bot.storage.db import Database, dialect_insert, savepoint
 from bot.storage.models import (
     Coupon,
     IssuedCoupon,
@@ -231,7 +231,7 @@ def redeem_with_reply(
             _stock_taken(db, coupon_id, done.coupon.stock)
             return done
     try:
-        with connection.begin_nested():
+        with savepoint(connection):
             done = _redeem_in(connection, resident_id, coupon_id, request_key, now)
     except _Replay as replay:
         return _replayed_in(connection, replay.issued_id)

@@ -46,7 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.messages import Out
 from bot.services import points, readmostly
 from bot.services.notify import enqueue
-from bot.storage.db import Database
+from bot.storage.db import Database, savepoint
 from bot.storage.fixedin import fixed_in
 from bot.storage.models import (
     Activity,
@@ -483,7 +483,7 @@ def book_with_reply(
                 _places_taken(db, session_id, done.session.booked)
             return done
     try:
-        with connection.begin_nested():
+        with savepoint(connection):
             if give:
                 points.award_registration_in(connection, resident_id, now)
             result = _book(connection, resident_id, session_id, now, waitlist, request_key)

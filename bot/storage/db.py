@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -58,6 +58,38 @@ def json_dumps(value: Any) -> str:
 def dialect_insert(dialect: str, table: Any) -> Any:
     """INSERT for ``dialect`` ("sqlite" or "postgresql"), with ``on_conflict_do_nothing/update``."""
     return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+_SAVEPOINT = "bot_savepoint"
+
+
+@contextmanager
+def savepoint(connection: Connection) -> Iterator[None]:
+    """``connection.begin_nested()``: what the block writes is undone if it raises (the caller's
+    transaction goes on). On SQLite it is one SQL text, sent on the driver's cursor: ``SAVEPOINT``
+    and ``RELEASE`` (``ROLLBACK TO`` first when the block raised). SQLAlchemy names every
+    savepoint anew (``sa_savepoint_1``, ``_2`` … over a connection's life) and compiles its
+    clause on each use (savepoint clauses are not cached): about 90 us of CPU a savepoint on the
+    writing thread, more than the statements inside. SQLite lets a name repeat (each refers to the
+    innermost savepoint of that name), so blocks nest. Elsewhere: ``begin_nested``."""
+    if connection.dialect.name != "sqlite":
+        with connection.begin_nested():
+            yield
+        return
+    if not connection.in_transaction():
+        connection.begin()  # as begin_nested does: the outer transaction first (SQLAlchemy's BEGIN)
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"SAVEPOINT {_SAVEPOINT}")
+        try:
+            yield
+        except BaseException:
+            cursor.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+            cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+            raise
+        cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+    finally:
+        cursor.close()
 
 
 WAL_CHECKPOINT_PAGES = 10_000
