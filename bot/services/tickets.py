@@ -60,6 +60,7 @@ from bot.services.dispatch import Decision, Rules
 from bot.services.notify import enqueue_sync
 from bot.storage.db import dialect_insert, json_dumps
 from bot.storage.models import ConsoleUser, Resident, StaffNotification, Ticket, TicketCounter, TicketEvent
+from bot.storage.prepared import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ async def next_number(session: AsyncSession, now: datetime) -> str:
     return await session.run_sync(next_number_sync, now)
 
 
-_COUNTERS: dict[str, Any] = {}  # dialect name → the counter's upsert, built once (not per ticket)
+_COUNTERS: dict[str, Prepared] = {}  # dialect name → the counter's upsert, built once (not per ticket)
 
 
 def next_number_sync(session: Session, now: datetime) -> str:
@@ -149,13 +150,13 @@ def next_number_in(connection: Connection, now: datetime) -> str:
     dialect = connection.dialect.name
     stmt = _COUNTERS.get(dialect)
     if stmt is None:
-        stmt = _COUNTERS[dialect] = (
+        stmt = _COUNTERS[dialect] = Prepared(
             dialect_insert(dialect, TicketCounter)
             .values(day=bindparam("day"), value=1)
             .on_conflict_do_update(index_elements=[TicketCounter.day], set_={"value": TicketCounter.value + 1})
             .returning(TicketCounter.value)
         )
-    value = int(connection.execute(stmt, {"day": day}).scalar_one())
+    (value,) = stmt.scalars(connection, {"day": day})
     return f"GD{day}-{value:04d}"
 
 
@@ -353,7 +354,10 @@ FIRST_REPORT = (
 )
 _NEW_EVENTS = insert(TicketEvent)
 # The same, unless the message (``source_key``) has made its ticket already: then nothing is returned.
-_NEW_TICKET_ONCE: dict[str, Any] = {}  # dialect name → statement, built once
+_NEW_TICKET_ONCE: dict[str, Prepared] = {}  # dialect name → statement, built once
+# Making a ticket on SQLite runs these on the driver's cursor (bot/storage/prepared.py): through
+# ``Connection.execute`` each cost several times what SQLite spends on it.
+_NEW_TICKET_ROWS, _FIRST_REPORT_ROWS, _NEW_EVENTS_ROWS = Prepared(_NEW_TICKET), Prepared(FIRST_REPORT), Prepared(_NEW_EVENTS)
 
 
 def fields_of(row: Any) -> TicketFields:
@@ -406,7 +410,7 @@ def make_ticket_in(
     """The ticket made, without looking for one ``new.source_key`` made before (the caller has:
     an insert of the same key is refused by the unique key); also the earlier report it is linked
     to as a possible duplicate."""
-    made = _make_in(connection, new, rules, now, _NEW_TICKET)
+    made = _make_in(connection, new, rules, now, _NEW_TICKET_ROWS)
     assert made is not None
     return made
 
@@ -419,7 +423,7 @@ def make_ticket_once_in(
     dialect = connection.dialect.name
     stmt = _NEW_TICKET_ONCE.get(dialect)
     if stmt is None:
-        stmt = _NEW_TICKET_ONCE[dialect] = (
+        stmt = _NEW_TICKET_ONCE[dialect] = Prepared(
             dialect_insert(dialect, Ticket).on_conflict_do_nothing(index_elements=[Ticket.source_key])
             .returning(Ticket.id)
         )
@@ -427,7 +431,7 @@ def make_ticket_once_in(
 
 
 def _make_in(
-    connection: Connection, new: NewTicket, rules: Rules, now: datetime, insert_stmt: Any
+    connection: Connection, new: NewTicket, rules: Rules, now: datetime, insert_stmt: Prepared
 ) -> tuple[Made, Candidate | None] | None:
     if not new.text.strip():
         raise TicketError("empty_text", "a ticket needs a description")
@@ -482,19 +486,19 @@ def _make_in(
     if one:
         events = _first_events(ticket, new, decision, duplicate, now)
         row = connection.execute(
-            _made_in_one(insert_stmt is not _NEW_TICKET), _in_one_params(values, events, local_day(now), first)
+            _made_in_one(insert_stmt is not _NEW_TICKET_ROWS), _in_one_params(values, events, local_day(now), first)
         ).first()
         if row is None:
             return None
         ticket = dataclasses.replace(ticket, id=int(row[0]), number=str(row[1]))
         return ticket, duplicate[1] if duplicate is not None else None
-    row = connection.execute(insert_stmt, values).first()
-    if row is None:
+    made = insert_stmt.rows(connection, values)
+    if not made:
         return None
-    ticket = dataclasses.replace(ticket, id=row[0])
-    connection.execute(_NEW_EVENTS, _first_events(ticket, new, decision, duplicate, now))
+    ticket = dataclasses.replace(ticket, id=made[0][0])
+    _NEW_EVENTS_ROWS.many(connection, _first_events(ticket, new, decision, duplicate, now))
     if first:
-        connection.execute(FIRST_REPORT, {"resident": resident_id, "at": now})
+        _FIRST_REPORT_ROWS.rows(connection, {"resident": resident_id, "at": now})
     return ticket, duplicate[1] if duplicate is not None else None
 
 
@@ -694,6 +698,7 @@ _CANDIDATES = (
 _CANDIDATES_OF_OTHERS = _CANDIDATES.where(
     or_(Ticket.resident_id.is_(None), Ticket.resident_id != bindparam("resident"))
 )
+_CANDIDATES_ROWS, _CANDIDATES_OF_OTHERS_ROWS = Prepared(_CANDIDATES), Prepared(_CANDIDATES_OF_OTHERS)
 
 
 def _duplicate_in(
@@ -709,10 +714,10 @@ def _duplicate_in(
     params: dict[str, Any] = {"building": building, "category": category, "since": since}
     if resident_id is not None:
         params["resident"] = resident_id
-    stmt = _CANDIDATES_OF_OTHERS if resident_id is not None else _CANDIDATES
-    rows: Any = connection.execute(stmt, params).all()  # rows with Candidate's fields, by name
+    stmt = _CANDIDATES_OF_OTHERS_ROWS if resident_id is not None else _CANDIDATES_ROWS
+    rows = [Candidate(*row) for row in stmt.rows(connection, params)]
     best = most_similar(text, rows, rules)
-    return (best[0], Candidate(*best[1])) if best is not None else None
+    return best
 
 
 async def load_for_update(session: AsyncSession, ticket_id: int) -> Ticket | None:
