@@ -93,3 +93,23 @@ async def test_saving_a_canned_reply_says_so(browser, service_factory, sqlite_ur
     assert "超期" in await page.inner_text("#notices-empty")  # what would come here, when
     assert not problems, problems
     await context.close()
+
+
+async def test_lists_on_a_phone_keep_their_column_names(browser, service_factory, sqlite_url, fake_api):
+    # On a phone a list's head is hidden and each row is a card: cells whose templates gave them
+    # no label (the knowledge entries, the versions, the evaluation's figures) were bare values
+    # (0.960 0.960 0.957 …) with nothing saying which was which.
+    svc = await service_factory(sqlite_url, fake_api)
+    await add_users(sqlite_url, YUN)
+    context, page, problems = await open_page(browser, PHONE)
+    await log_in(page, svc.base, "yun")
+    await page.wait_for_url("**/console/**", timeout=TIMEOUT)
+    await page.goto(f"{svc.base}/console/tuning/entries")
+    await page.wait_for_selector("body[data-ready='1']", timeout=TIMEOUT)
+    first = page.locator("table.list tbody tr").first.locator("td")
+    assert await first.evaluate_all("tds => tds.map(td => td.dataset.label)") == ["编号", "标准问题", "部门"]
+    before = await first.nth(1).evaluate("td => getComputedStyle(td, '::before').content")
+    assert "标准问题" in before or "data-label" in before, before
+    assert await page.locator("table.list thead").is_hidden()
+    assert not problems, problems
+    await context.close()

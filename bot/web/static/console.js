@@ -401,9 +401,29 @@
     return !first;
   }
 
-  document.querySelectorAll("form").forEach((form) => { form.noValidate = true; });
-  new MutationObserver(() => document.querySelectorAll("form:not([novalidate])").forEach((form) => { form.noValidate = true; }))
-    .observe(document.documentElement, { childList: true, subtree: true });
+  // On a phone a list's rows are cards without the table's head: each cell is labelled with its
+  // column's heading (data-label, shown before it) unless its template did so already; fetched
+  // parts (the tuning figures, refreshed rows) too.
+  function labelCells() {
+    document.querySelectorAll("table.list").forEach((table) => {
+      const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+      if (!heads.length) return;
+      table.querySelectorAll("tbody tr").forEach((tr) => {
+        [...tr.children].forEach((cell, i) => {
+          if (cell.tagName === "TD" && !cell.hasAttribute("data-label") && !cell.hasAttribute("colspan") && heads[i]) {
+            cell.dataset.label = heads[i];
+          }
+        });
+      });
+    });
+  }
+
+  function settle() {
+    document.querySelectorAll("form:not([novalidate])").forEach((form) => { form.noValidate = true; });
+    labelCells();
+  }
+  settle();
+  new MutationObserver(settle).observe(document.documentElement, { childList: true, subtree: true });
   const typed = (event) => {
     const el = event.target;
     if (el.dataset && (el.dataset.problem || el.type === "radio")) clearProblem(el);
