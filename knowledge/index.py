@@ -20,6 +20,11 @@ the request's words counting fully, the story's words little, and words the know
 seen by how much they look like names of things (驾照: much; 冻死, 找不着: little), so a question about
 驾照 cannot ride on an entry that merely shares "…到期了怎么换证" while a long story around a known
 question still finds it. Final scores are in 0..1 (weights in ``IndexWeights``).
+
+Everything after the analysis depends on the analysis alone, so the ranking is remembered per
+analysis (``RANKINGS_KEPT``): questions that differ only in what the analysis drops (您好, 请问,
+谢谢, punctuation, a repaired typo) are ranked once. The index is immutable and a new one starts
+afresh; a change of jieba's vocabulary forgets the rankings too.
 """
 
 from __future__ import annotations
@@ -27,11 +32,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 from rapidfuzz import fuzz, process
 
+from intents import tokens
 from knowledge.bm25 import BM25
 from knowledge.entries import Entry
 from knowledge.text import (
@@ -45,6 +52,9 @@ from knowledge.text import (
     topic_weight,
 )
 from knowledge.typos import Lexicon
+
+if TYPE_CHECKING:
+    from knowledge.text import Analysis
 
 
 @dataclass(frozen=True)
@@ -118,6 +128,8 @@ DENSE_PHRASINGS = 8192  # see SearchIndex._best_phrasing
 SPLIT_SHARE = 0.2  # see SearchIndex._split: share of the request's weight a word must have
 SPLIT_RIVALS = 3  # ... and the runners-up whose centre is looked at (the best hit's two followers)
 MAX_TERM = 6  # longest topic word looked up whole in a question (longer ones count by character pairs)
+# Rankings remembered per analysis (and k); all forgotten when full: simpler than an LRU, and rare.
+RANKINGS_KEPT = 2048
 
 
 class SearchIndex:
@@ -136,6 +148,8 @@ class SearchIndex:
         self.analyzer = analyzer
         self.weights = weights or IndexWeights()
         self.candidates = candidates
+        self._rankings: dict[tuple[Analysis, int], list[Scored]] = {}
+        self._rankings_generation = -1
         phrase_words: list[tuple[str, ...]] = []
         phrase_grams: list[tuple[str, ...]] = []
         phrase_texts: list[str] = []
@@ -424,6 +438,19 @@ class SearchIndex:
         q = self.analyzer.analyse_query(text, self.lexicon)
         if not q.text or (not q.words and not q.grams):
             return []
+        generation = tokens.generation()
+        if generation != self._rankings_generation:
+            self._rankings, self._rankings_generation = {}, generation
+        ranked = self._rankings.get((q, k))
+        if ranked is None:
+            ranked = self._rank(q, k)
+            if len(self._rankings) >= RANKINGS_KEPT:
+                self._rankings.clear()
+            self._rankings[(q, k)] = ranked
+        return list(ranked)
+
+    def _rank(self, q: Analysis, k: int) -> list[Scored]:
+        """Best ``k`` entries for the analysed question ``q`` (of the search's text alone)."""
         n = len(self.entries)
         # Normalise by what the question says in its request and what the index knows of the
         # story: a long story of words no entry uses does not shrink the scores.

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,9 @@ def test_reload_under_concurrent_searches(entries_copy: Path) -> None:
                 assert hits and hits[0].entry.id == "proof-residence"
                 seen_sizes.add(len(kb))
                 kb.answer("图书角几点开门")
+                # Both are answered from memory between reloads, all in Python: without a pause the
+                # four searchers would leave the reloading thread little of the interpreter's lock.
+                time.sleep(0.001)
         except BaseException as exc:
             errors.append(exc)
 
