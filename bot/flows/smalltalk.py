@@ -29,6 +29,7 @@ TEXTS = {
     "number_filed": "您的问题已经登记好了，编号 {number}，不用再选数字。还有别的事直接跟我说；想看办理进度，发“查进度”。",
     # 嗯 / 好的 / 行 right after a report was filed: a word on what happens next, the report kept.
     "filed_ack": "好的。有进展会在这里通知您，也可以随时发“查进度”看看。还有别的事随时跟我说。",
+    "number_beyond": "列表里是1到{last}，请回复其中的一个数字；不看了回复“算了”。",
     "number": "现在没有要选的项目。需要什么帮忙，直接打字或发语音告诉我；回复“帮助”看看我能做什么。",
     "unsure_phone": "没关系，慢慢来。直接打几个字或者发语音，说说您要办的事就行；也可以回复“转人工”，请工作人员帮您。",
     "praise": "谢谢您的肯定！您的话工作人员会在后台看到，我们会继续努力。",
@@ -129,6 +130,24 @@ async def bare_number(ctx: Context) -> str:
         await ctx.fsm.set(MARK + mark[0], **mark[1])  # a phone or a photo next still joins the report
         return TEXTS["number_filed"].format(number=mark[1]["number"])
     return TEXTS["number"]
+
+
+def _number_beyond_list(ctx: Context) -> bool:
+    """A number that is on no line of the list still open (9 at a list of 7): that list's items are
+    under ``ids`` (classes, coupons, bookings) or ``choices`` (knowledge answers) of its step."""
+    import unicodedata
+
+    if ctx.fsm.state is None or BARE_NUMBER.match(unicodedata.normalize("NFKC", ctx.text.strip())) is None:
+        return False
+    listed = ctx.fsm.data.get("ids") or ctx.fsm.data.get("choices")
+    return isinstance(listed, list) and len(listed) > 0
+
+
+@router.message(Func(_number_beyond_list, phase=PHASE_MENU, when=lambda p: p.text and p.state))
+async def number_beyond_list(ctx: Context) -> str:
+    ctx.intent = "smalltalk"
+    listed = ctx.fsm.data.get("ids") or ctx.fsm.data.get("choices") or []
+    return TEXTS["number_beyond"].format(last=len(listed))  # the list stays open
 
 
 # The date, the weekday or the time asked on its own (今天几号, 今天星期几, 现在几点了, 明天礼拜几).
