@@ -98,9 +98,13 @@ PROBLEM = re.compile(
 _OTHER = re.compile(r"积分|优惠券|商城|兑换|课程|报名|预约|夜校|转人工|人工|真人|客服|工作人员|查进度|我的诉求")
 MEDIA_KINDS = ("image", "video", "shortvideo")
 # Reports about people or fees, not a place: nobody is sent anywhere, so the place is not asked.
+# So too pay, pensions, insurance, jobs, exams and papers (退休金, 医保报销, 招聘, 证明): which
+# building would not help anyone handle them.
 NO_PLACE = re.compile(
     r"态度|服务.{0,2}差|不作为|工作人员|网格员|物业费|收费|乱收费|办事效率|推诿|不回复|不理人"
     r"|公开|公示|明细|账目|维修基金|业委会|业主大会|换物业|选聘"
+    r"|退休|养老金|养老保险|社保|医保|报销|合作医疗|新农合|公积金|工资|加班费|绩效|编制|招聘|职称|考试|招生"
+    r"|政策|待遇|补贴|补助|低保|学籍|户口|婚育|证明|征地|补偿款|贷款|储蓄卡|银行卡|冻结"
 )
 STEP_STATES = ("complaint:what", "complaint:where", "complaint:phone")
 
