@@ -108,6 +108,12 @@ _ENDING = re.compile(
     r"|公交站|汽车站|火车站|高铁站|地铁站|车站|站台|[东西南北]站|机场|码头|大桥|桥|加油站|银行|大酒店|酒店|饭店|宾馆|工业园|开发区|厂|矿"
     r"|体育馆|图书馆|博物馆|电影院|居委会|村委会|派出所|养老院|敬老院)"
 )
+# Each ending starts with one of these characters: a lookahead on them lets the search skip the
+# rest of the text quickly (a long letter is scanned in a fraction of the time).
+_ENDING = re.compile(
+    "(?=[" + "".join(sorted({w[0] for w in re.findall(r"[\u4e00-\u9fff]+", _ENDING.pattern)} | set("东西南北"))) + "])"
+    + f"(?:{_ENDING.pattern})"
+)
 # Words a name does not start with: greetings and the verbs of a request (反映, 投诉, 请尽快, 盼望 …).
 _LEAD = re.compile(
     r"你好|您好|同志|老师|小助手|在吗|那个|打扰一下|麻烦|请问|问下|咋回事啊|反映|投诉|举报|报修|建议|希望|要求|请求|恳请|呼吁"
@@ -118,9 +124,10 @@ _LEAD = re.compile(
 _KIND_NOT_NAME = re.compile(r"^(?:老旧|民办|公办|公立|私立|私人|乡镇|基层|无证|职业|培训|大学|中学|小学|县属|镇级|积分|烂|"
                             r"一家|一所|一个|这所|这家|那家|这个|那个|该)|某")
 # Schools by number: 十六中, 第三中学, 二小.
-_NUMBERED_SCHOOL = re.compile(r"第?[一二三四五六七八九十\d]{1,3}(?:中学|小学|中|小)(?![心间央国午途旬时学标毒奖级等])")
+_NUMBERED_SCHOOL = re.compile(r"(?=[第一二三四五六七八九十\d])第?[一二三四五六七八九十\d]{1,3}(?:中学|小学|中|小)(?![心间央国午途旬时学标毒奖级等])")
 # Roads by number (107国道, S308省道, G5高速) and road junctions (交叉口, 路口) are places too.
 _NUMBERED_ROAD = re.compile(r"[GSX]?\d{2,4}(?:国道|省道|县道|高速)|[\u4e00-\u9fff]{2,6}(?:路|街)与[\u4e00-\u9fff]{2,6}(?:路|街)(?:交叉口|路口|交汇处)?")
+_ROAD_HINT = re.compile(r"国道|省道|县道|高速|与")
 # Words that end like a place and are none: 网站, 政府网站, 这条路, 思路, 出路 (caught by _NOT_NAME
 # or here), and offices that say who, not where.
 _NOT_PLACE_NAME = re.compile(r"网站|站长|\d路$|政府|服务中心|工厂$|^十字路|^隔壁|^知道|^[A-Z]?\d+(?:号|路)")
@@ -154,7 +161,7 @@ def named(text: str) -> Place | None:
     """A place named in words (a road, an estate, a village, a school, a market …), with the
     county or district said right before it, or None. ``kind``: estate, area, road, village or site."""
     text = text or ""
-    found = _NUMBERED_ROAD.search(text) or _NUMBERED_SCHOOL.search(text)
+    found = (_NUMBERED_ROAD.search(text) if _ROAD_HINT.search(text) else None) or _NUMBERED_SCHOOL.search(text)
     if found is not None:
         return _with_district(text, found.start(), found.group(0), "road" if found.re is _NUMBERED_ROAD else "site")
     for m in _ENDING.finditer(text):
