@@ -27,11 +27,11 @@ class Inbound:
     content: str | None = None  # text, or recognised voice text
     raw: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def key(self) -> str:
         """Exactly-once key (at most 160 characters): account + sender + MsgId for messages (a
         MsgId is not secret, so it alone must not find another resident's reply); sender +
-        CreateTime + event (+ key) for events."""
+        CreateTime + event (+ key) for events. (Asked for several times per message: made once.)"""
         return self._key(self.openid)
 
     @property

@@ -19,7 +19,7 @@ from bot.flows.smalltalk import CALENDAR
 from bot.handler.choices import is_cancel, phone_alone
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK, MARK_AFTER
-from bot.handler.router import PHASE_STATE, Func, MsgType, Pass, Router, State
+from bot.handler.router import PHASE_STATE, Func, MsgType, Pass, Profile, Router, State
 from bot.logmask import mask_phones
 from bot.messages import HandlerResult
 from bot.services import attachments, handoff, hazards, places, reports
@@ -165,6 +165,16 @@ async def _reported(ctx: Context, ticket_id: int, number: str, *, where_missing:
 NEWS_WINDOW = timedelta(hours=2)
 
 
+def _after_report(profile: Profile) -> bool:
+    """The handlers below answer only right after an emergency's registration (its mark): the
+    dispatcher asks them about no other message."""
+    return profile.mark == REPORTED
+
+
+def _text_after_report(profile: Profile) -> bool:
+    return profile.text and profile.mark == REPORTED
+
+
 def _reported_kept(ctx: Context) -> bool:
     mark = ctx.extra.get("mark")
     if not mark or mark[0] != REPORTED:
@@ -173,7 +183,7 @@ def _reported_kept(ctx: Context) -> bool:
     return not isinstance(since, int | float) or ctx.rt.clock.now().timestamp() - since <= NEWS_WINDOW.total_seconds()
 
 
-@router.message(Func(_reported_kept, phase=PHASE_STATE))
+@router.message(Func(_reported_kept, phase=PHASE_STATE, when=_after_report))
 async def keep_reported(ctx: Context) -> Pass:
     """No answer of its own: whichever handler answers, the emergency's mark is left again for the
     next message (unless that handler starts a step of its own)."""
@@ -200,7 +210,7 @@ def _contact(ctx: Context) -> bool:
     return ctx.extra["contact"] is not None
 
 
-@router.message(Func(_contact, phase=PHASE_STATE, when=lambda p: p.text))
+@router.message(Func(_contact, phase=PHASE_STATE, when=_text_after_report))
 async def contact(ctx: Context) -> str:
     """A phone number alone right after the emergency's registration: the duty staff's way back;
     不留: understood, nothing more asked."""
@@ -231,7 +241,7 @@ def _nod(ctx: Context) -> bool:
     return _mark_data(ctx) is not None and NOD.match(re.sub(r"[\s，,]+", "", ctx.text or "")) is not None
 
 
-@router.message(Func(_nod, phase=PHASE_STATE, when=lambda p: p.text))
+@router.message(Func(_nod, phase=PHASE_STATE, when=_text_after_report))
 async def nod(ctx: Context) -> str:
     data = ctx.extra["mark"][1]
     number = str(data.get("number", ""))
@@ -248,7 +258,7 @@ def _update(ctx: Context) -> bool:
             and not is_cancel(text))
 
 
-@router.message(Func(_update, phase=PHASE_STATE, when=lambda p: p.text))
+@router.message(Func(_update, phase=PHASE_STATE, when=_text_after_report))
 async def update(ctx: Context) -> str:
     """"已经打了120了" after the emergency's registration: a note for the staff on duty."""
     assert ctx.resident is not None
@@ -285,7 +295,7 @@ def _place_later(ctx: Context) -> bool:
     return ctx.extra["place_later"] is not None
 
 
-@router.message(Func(_place_later, phase=PHASE_STATE, when=lambda p: p.text))
+@router.message(Func(_place_later, phase=PHASE_STATE, when=_text_after_report))
 async def place_later(ctx: Context) -> str:
     assert ctx.resident is not None
     data = ctx.extra["mark"][1]
@@ -306,7 +316,7 @@ def _location_later(ctx: Context) -> bool:
     return data is not None and bool(data.get("where_missing"))
 
 
-@router.message(Func(_location_later, phase=PHASE_STATE) & MsgType("location"))
+@router.message(Func(_location_later, phase=PHASE_STATE, when=_after_report) & MsgType("location"))
 async def location_later(ctx: Context) -> str:
     """A WeChat location sent a message after the place was asked: the emergency's place."""
     assert ctx.resident is not None
@@ -331,7 +341,7 @@ def _asked_after(ctx: Context) -> bool:
     return bool(asked and (UPDATE.search(text) or PROGRESS.search(text)))
 
 
-@router.message(Func(_asked_after, phase=PHASE_STATE, when=lambda p: p.text))
+@router.message(Func(_asked_after, phase=PHASE_STATE, when=_text_after_report))
 async def asked_after(ctx: Context) -> str:
     """The emergency's progress, the question noted on it for the duty staff (a chase)."""
     assert ctx.resident is not None

@@ -78,8 +78,13 @@ class Dispatcher:
             registered = handlers[i]
             i += 1
             matched = registered.check(ctx)
-            if matched is not True and (matched is False or not await _truth(matched)):
-                continue
+            if matched is not True:
+                if matched is False or matched is None:
+                    continue
+                # A truth value of another type (a match, a string) or an awaitable for one: only
+                # the awaitable needs a coroutine.
+                if not (await _truth(matched) if inspect.isawaitable(matched) else matched):
+                    continue
             ctx.extra["handler"] = registered.name
             result = await registered.handler(ctx)
             if isinstance(result, Pass):  # not this handler's after all: the next one answers

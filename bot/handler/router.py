@@ -51,10 +51,15 @@ class Profile(NamedTuple):
     menu_key: bool  # a menu key (or scene key) is present
     intent: str | None
     text: bool  # there is text to handle (typed, recognised or clarified)
+    # What the previous reply left as its mark (``ctx.extra["mark"]``, taken off the state by the
+    # recall middleware before routing), e.g. "reported": a handler that answers only right after
+    # such a reply says so in its ``Func``'s ``when`` and is not asked about other messages.
+    mark: str | None = None
 
     @classmethod
     def of(cls, ctx: Context) -> Profile:
         inbound = ctx.inbound
+        mark = ctx.extra.get("mark")
         return cls(
             inbound.msg_type,
             inbound.event,
@@ -62,6 +67,7 @@ class Profile(NamedTuple):
             ctx.menu_key is not None,
             ctx.intent,
             bool(ctx.text),
+            mark[0] if mark else None,
         )
 
 

@@ -49,15 +49,25 @@ def _grid(router: Router) -> list[tuple[Inbound, str | None, str | None]]:
     return grid
 
 
+# What a previous reply may have left as its mark (none; another flow's; the emergency's, for which
+# the emergency's own handlers are asked).
+MARKS = (None, "menu", "urgent")
+
+
 async def test_every_handler_left_out_could_not_have_matched() -> None:
     router = build_router()
     dispatcher = Dispatcher(router)
     handlers = router.ordered()
     checked = 0
-    for inbound, state, intent in _grid(router):
+    for (inbound, state, intent), mark in itertools.product(_grid(router), MARKS):
+        if mark is not None and inbound.msg_type not in ("text", "location"):
+            continue  # (what may follow a mark: the grid's other kinds are checked without one)
         fsm = FSM(StateRecord(state, {}))
         ctx = Context(inbound=inbound, rt=None, fsm=fsm, intent=intent)  # type: ignore[arg-type]
+        if mark is not None:
+            ctx.extra["mark"] = (mark, {})
         profile = Profile.of(ctx)
+        assert profile.mark == mark
         candidates = {id(r) for r in dispatcher.candidates(ctx)}
         for registered in handlers:
             if id(registered) in candidates:
@@ -65,6 +75,23 @@ async def test_every_handler_left_out_could_not_have_matched() -> None:
             assert not await registered.matches(ctx), (registered.name, profile)
             checked += 1
     assert checked > 10_000  # the grid reached the handlers it should skip
+
+
+async def test_the_emergencys_handlers_are_asked_only_after_its_registration() -> None:
+    """Right after an emergency's registration (its mark) a nod or a phone number goes to the
+    emergency's handlers; after any other reply they are not even asked."""
+    dispatcher = Dispatcher(build_router())
+    names = {}
+    for mark in MARKS:
+        inbound = Inbound(openid="o_mark", account="gh_x", msg_type="text", create_time=1, msg_id=1, content="好的")
+        ctx = Context(inbound=inbound, rt=None, fsm=FSM(StateRecord()))  # type: ignore[arg-type]
+        if mark is not None:
+            ctx.extra["mark"] = (mark, {})
+        names[mark] = {r.name for r in dispatcher.candidates(ctx)}
+    after = {"urgent.keep_reported", "urgent.contact", "urgent.nod", "urgent.update", "urgent.place_later",
+             "urgent.asked_after"}
+    assert after <= names["urgent"]
+    assert not after & names[None] and not after & names["menu"]
 
 
 def test_state_and_menu_patterns_answer_as_fnmatch_and_stay_bounded() -> None:
