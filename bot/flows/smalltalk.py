@@ -28,6 +28,8 @@ TEXTS = {
     # A bare number with no list open: right after a report was filed, and otherwise.
     "number_filed": "您的问题已经登记好了，编号 {number}，不用再选数字。还有别的事直接跟我说；想看办理进度，发“查进度”。",
     # 嗯 / 好的 / 行 right after a report was filed: a word on what happens next, the report kept.
+    # 好的 / 谢谢 right after 转人工: the request stands.
+    "handoff_ack": "好的，请稍等。{when}",
     "filed_ack": "好的。有进展会在这里通知您，也可以随时发“查进度”看看。还有别的事随时跟我说。",
     "number_beyond": "列表里是1到{last}，请回复其中的一个数字；不看了回复“算了”。",
     "number": "现在没有要选的项目。需要什么帮忙，直接打字或发语音告诉我；回复“帮助”看看我能做什么。",
@@ -248,6 +250,10 @@ async def praise(ctx: Context) -> str:
 @router.message(Intent("smalltalk"))
 async def smalltalk(ctx: Context) -> str:
     text = ctx.text.lower()
+    mark = ctx.extra.get("mark")
+    if mark is not None and mark[0] == ASKED and (is_yes(text) or any(w in text for w in THANKS)):
+        await ctx.fsm.set(MARK + ASKED)  # right after 转人工: "算了" next still withdraws it
+        return TEXTS["handoff_ack"].format(when=answer_when(ctx, ctx.rt.clock.now()))
     if any(w in text for w in THANKS):
         return TEXTS["thanks"]
     if any(w in text for w in BYE):
@@ -256,7 +262,6 @@ async def smalltalk(ctx: Context) -> str:
         return await _robot(ctx)
     if any(w in text for w in UNSURE_PHONE):
         return TEXTS["unsure_phone"]
-    mark = ctx.extra.get("mark")
     if mark is not None and mark[0] in (FILED, URGENT) and is_yes(text):
         await ctx.fsm.set(MARK + mark[0], **mark[1])  # a phone or a photo next still joins the report
         return TEXTS["filed_ack"]
