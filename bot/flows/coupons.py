@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.handler.choices import is_cancel, is_no, is_yes, parse_choice
 from bot.handler.context import Context
+from bot.handler.middlewares import MARK
 from bot.handler.router import PHASE_MENU, Func, Intent, Router, State, Text
 from bot.services import coupons, points
 
@@ -59,6 +60,7 @@ TEXTS = {
     "mine_head": "我的优惠券：",
     "mine_item": "{n}. {title}（{merchant}）券码 {code}  {status}",
     "mine_empty": "您还没有兑换过优惠券。回复“积分商城”看看能换什么。",
+    "how_to_use_none": "优惠券要先用积分兑换，回复“积分商城”挑一张。换到后到券上写的商家，结账前出示券码就能用。",
     "status_issued": "可使用，至{until}",
     "status_used": "已于{used}使用",
     "status_expired": "已过期",
@@ -264,8 +266,15 @@ async def decline(ctx: Context) -> str:
     return TEXTS["cancelled"]
 
 
+# The mark of a reply listing the resident's coupons (or saying there are none): 怎么用 next is
+# asked of coupons.
+MINE_SHOWN = "coupons:mine"
+
+
 @router.message(Text(*MINE_WORDS, predicate=lambda t: len(t) <= 16 and MINE.match(t.strip()) is not None))
 async def mine(ctx: Context) -> str:
+    if ctx.fsm.state is None:
+        await ctx.fsm.set(MARK + MINE_SHOWN)
     if ctx.resident is None:
         return TEXTS["mine_empty"]
     rows = await coupons.held_by(ctx.rt.db, ctx.resident.id)
@@ -395,7 +404,12 @@ async def how_to_use(ctx: Context) -> str:
 
 async def _holds_usable(ctx: Context) -> bool:
     """怎么用 from a resident holding a coupon still to be used: asked of that coupon."""
-    if ctx.resident is None or not BARE_HOW_TO_USE.match(ctx.text.strip()):
+    if not BARE_HOW_TO_USE.match(ctx.text.strip()):
+        return False
+    mark = ctx.extra.get("mark")
+    if mark and mark[0] == MINE_SHOWN:
+        return True  # right after 我的券: asked of coupons, held or not
+    if ctx.resident is None:
         return False
     now = ctx.rt.clock.now()
     return any(h.status == "issued" and h.expires_at > now for h in await coupons.held_by(ctx.rt.db, ctx.resident.id))
@@ -403,7 +417,9 @@ async def _holds_usable(ctx: Context) -> bool:
 
 @router.message(Func(_holds_usable, phase=PHASE_MENU, when=lambda p: p.text))
 async def how_to_use_held(ctx: Context) -> str:
-    return TEXTS["how_to_use"]
+    if ctx.resident is not None and await coupons.held_by(ctx.rt.db, ctx.resident.id):
+        return TEXTS["how_to_use"]
+    return TEXTS["how_to_use_none"]
 
 
 def _names_coupon(text: str) -> bool:
