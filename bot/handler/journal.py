@@ -188,10 +188,17 @@ class Journal:
         # arrays (see :meth:`finish_in_one`); conversation states kept elsewhere (Redis) are
         # written after the commit, so a finish that changed one can still be written that way.
         self._finish_arrays = None if db.is_sqlite else _finish_from_arrays()
-        # The same, skipping a key another transaction has locked (see :meth:`_filled_first`).
-        self._finish_skipping = None if db.is_sqlite else _finish_from_arrays(skip_locked=True)
-        # The same, carrying questions logged and ratings (see :meth:`_carrying`).
-        self._finish_carrying = None if db.is_sqlite else _finish_from_arrays(carrying=True)
+        # Its variants: skipping a key another transaction has locked (see :meth:`_filled_first`),
+        # carrying questions logged and ratings (see :meth:`_statement`), or both.
+        self._statements = (
+            {}
+            if db.is_sqlite
+            else {
+                (skip, carrying): _finish_from_arrays(skip_locked=skip, carrying=carrying)
+                for skip in (False, True)
+                for carrying in (False, True)
+            }
+        )
         self._states_elsewhere = isinstance(states, RedisStateStorage)
 
     def apply(self, connection: Connection, items: Sequence[Claim | Finish]) -> list[Any]:
@@ -257,10 +264,11 @@ class Journal:
         recovery, the state in Redis or unchanged) is stored by one statement from arrays
         (:func:`_finish_from_arrays`): each reply where its key is still ``processing`` — the row's
         lock decides against a concurrent deferral or takeover, as ``SELECT … FOR UPDATE`` did —
-        with the message log and last-inbound times of the keys it stored. Without any flow's
-        write that statement is the whole finish, in autocommit; with some (a knowledge question
-        logged, feedback) it opens a transaction and the writes of the keys it stored follow in it
-        (BEGIN, the statement, the writes, COMMIT). When a write gives the reply's text (a ticket's
+        with the message log and last-inbound times of the keys it stored, and the questions logged
+        and ratings of the batch's finishes whose writes are only those (:meth:`_statement`).
+        Without any other flow's write that statement is the whole finish, in autocommit; with
+        some it opens a transaction and the writes of the keys it stored follow in it (BEGIN, the
+        statement, the writes, COMMIT). When a write gives the reply's text (a ticket's
         number: ``Context.reply_in``) the writes come first and the statement after them, skipping
         a key another transaction has locked (:meth:`_filled_first`: BEGIN, the writes, the
         statement, COMMIT). Any other batch (a key twice, a notice shown, a recovery, a reply the
@@ -272,22 +280,23 @@ class Journal:
         rest = list(finishes)
         if len(keys) == len(finishes) and all(self._plain(f) for f in finishes):
             assert self._finish_arrays is not None
+            # Writes the statement carries (questions logged, ratings), by finish; the others' run.
+            carried = [f for f in finishes if f.ctx is not None and f.ctx.reply_writes and _carried(f)]
+            writing = [f for f in finishes if f.ctx is not None and f.ctx.reply_writes and not _carried(f)]
             if any(f.ctx is not None and f.ctx.fills for f in finishes):
-                done = self._filled_first(connection, finishes)
+                done = self._filled_first(connection, finishes, carried, writing)
                 if done is not None:
                     return done
                 rest = list(finishes)  # all of it under the keys' locks, the writes again
             else:
                 rows = self._plain_rows(finishes)
-                writing = [f for f in finishes if f.ctx is not None and f.ctx.reply_writes]
+                statement = self._statement(rows, carried)
                 replied: set[Any]
                 if not writing:
-                    replied = {key for (key,) in connection.execute(self._finish_arrays, rows)}
-                elif all(_carried(f) for f in writing):
-                    replied = self._carrying(connection, rows, writing)
+                    replied = self._stored(connection.execute(statement, rows), carried)
                 else:
                     with _transaction(connection) as transactional:
-                        replied = {key for (key,) in transactional.execute(self._finish_arrays, rows)}
+                        replied = self._stored(transactional.execute(statement, rows), carried)
                         for f in writing:
                             if f.key in replied:
                                 for write in cast(Context, f.ctx).reply_writes:
@@ -303,54 +312,65 @@ class Journal:
                 self._finish(transactional, rest, results)
         return [results[id(f)] for f in finishes]
 
-    def _carrying(self, connection: Connection, rows: dict[str, list[Any]], writing: Sequence[Finish]) -> set[Any]:
-        """Plain finishes whose writes are only questions logged and ratings (:func:`_carried`): the
-        statement from arrays carries them too (:func:`bot.services.knowledge_log.carried`), for
-        the keys it stored — one statement in autocommit, no transaction. Each question's id is
-        handed to its write's ``then``, as the write would have; returns the keys stored."""
-        assert self._finish_carrying is not None
-        rows.update(
-            knowledge_log.carried_arrays(
-                [(f.key, cast(Any, w)) for f in writing for w in cast(Context, f.ctx).reply_writes]
+    def _statement(self, rows: dict[str, list[Any]], carried: Sequence[Finish], *, skip_locked: bool = False) -> Any:
+        """The statement from arrays for a batch of plain finishes, and the parameters of the writes
+        it carries added to ``rows``: those of ``carried``, finishes whose writes are only questions
+        logged and ratings (:func:`_carried`), which it writes for the keys it stores
+        (:func:`bot.services.knowledge_log.carried`) instead of a statement each."""
+        if carried:
+            rows.update(
+                knowledge_log.carried_arrays(
+                    [(f.key, cast(Any, w)) for f in carried for w in cast(Context, f.ctx).reply_writes]
+                )
             )
-        )
-        ids: dict[str, int | None] = dict(connection.execute(self._finish_carrying, rows).tuples().all())
-        for f in writing:
+        return self._statements[(skip_locked, bool(carried))]
+
+    @staticmethod
+    def _stored(result: Any, carried: Sequence[Finish]) -> set[Any]:
+        """The keys whose replies the statement stored; with writes carried, each question's id is
+        handed to its write's ``then``, as the write would have."""
+        if not carried:
+            return {key for (key,) in result}
+        ids: dict[str, int | None] = dict(result.tuples().all())
+        for f in carried:
             if f.key in ids:
                 for write in cast(Context, f.ctx).reply_writes:
                     if isinstance(write, knowledge_log.Logging) and write.then is not None:
                         write.then(int(cast(int, ids[f.key])))
         return set(ids)
 
-    def _filled_first(self, connection: Connection, finishes: Sequence[Finish]) -> list[Finished] | None:
-        """Plain finishes of which some reply's text a write gives, in one transaction: every
-        finish's writes first (so the reply is whole), then the statement from arrays
-        (:func:`_finish_from_arrays` skipping locked keys), then COMMIT — no read of the keys under
-        their locks before the writes. If the statement did not store every reply (a key deferred
-        or taken over meanwhile, or locked at that moment by the transaction doing so), or a
-        filled reply came out longer than one message, the transaction is rolled back, nothing of
-        it written, and None returned: the caller then finishes the batch under the keys' locks,
-        running the writes again. The statement skips a locked key rather than waiting for it, so
-        this transaction, holding its writes' row locks, never waits on a transaction that holds
-        a key's lock and may wait on those rows (a recovery redoing the same message)."""
-        assert self._finish_skipping is not None
+    def _filled_first(
+        self, connection: Connection, finishes: Sequence[Finish], carried: Sequence[Finish], writing: Sequence[Finish]
+    ) -> list[Finished] | None:
+        """Plain finishes of which some reply's text a write gives, in one transaction: the writes
+        of ``writing`` first (so the reply is whole), then the statement from arrays (skipping
+        locked keys, and carrying the writes of ``carried``: see :meth:`_statement`), then COMMIT —
+        no read of the keys under their locks before the writes. If the statement did not store
+        every reply (a key deferred or taken over meanwhile, or locked at that moment by the
+        transaction doing so), or a filled reply came out longer than one message, the transaction
+        is rolled back, nothing of it written, and None returned: the caller then finishes the
+        batch under the keys' locks, running the writes again. The statement skips a locked key
+        rather than waiting for it, so this transaction, holding its writes' row locks, never waits
+        on a transaction that holds a key's lock and may wait on those rows (a recovery redoing the
+        same message)."""
         if connection.in_transaction():
             connection.commit()
         transactional = connection.execution_options(isolation_level=connection.dialect.default_isolation_level)
         transaction = transactional.begin()
         try:
+            for f in writing:
+                for write in cast(Context, f.ctx).reply_writes:
+                    write(transactional)
             outs: dict[int, list[Out]] = {}
             for f in finishes:
                 ctx = f.ctx
-                if ctx is not None:
-                    for write in ctx.reply_writes:
-                        write(transactional)
                 outs[id(f)] = fit(ctx.filled(f.outs)) if ctx is not None and ctx.fills else f.outs
             if any(len(o) > 1 for o in outs.values()):
                 transaction.rollback()
                 return None
             rows = self._plain_rows(finishes, outs)
-            replied = {key for (key,) in transactional.execute(self._finish_skipping, rows)}
+            statement = self._statement(rows, carried, skip_locked=True)
+            replied = self._stored(transactional.execute(statement, rows), carried)
             if len(replied) < len(finishes):
                 transaction.rollback()
                 return None

@@ -319,3 +319,36 @@ async def test_questions_logged_and_ratings_are_carried_by_the_statement_outside
     assert rows["问k1"].candidates == [["e1", 0.9]] and rows["问k1"].entry_id == "e1"
     assert rows["早先的问题"].helpful is True and rows["早先的问题"].feedback_at == T0
     assert rows["问k1"].helpful is None
+
+
+async def test_questions_logged_ride_in_the_statement_beside_other_writes(db: Database) -> None:
+    """In a batch with other writes the statement still carries the questions: BEGIN, the statement,
+    the other write, COMMIT; and with a reply a write fills in: BEGIN, that write, the statement,
+    COMMIT — no statement of their own for the questions."""
+    journal = journal_of(db)
+    residents = await claimed(db, journal, ("k1", "o_a"), ("k2", "o_b"), ("k3", "o_a"), ("k4", "o_b"))
+    hits = [SimpleNamespace(entry=SimpleNamespace(id="e1"), score=0.9)]
+    given: dict[str, int] = {}
+
+    def asked(key: str, resident: Resident) -> Finish:
+        f = finish(key, resident, key, at=T0)
+
+        def then(query_id: int) -> None:
+            given[key] = query_id
+
+        cast(Context, f.ctx).with_reply(knowledge_log.logging(resident.id, f"问{key}", "answer", hits, T0, then))
+        return f
+
+    other = finish("k2", residents["o_b"], "k2", at=T0)
+    cast(Context, other.ctx).with_reply(noted("o_b", "k2"))
+    sent: list[str] = []
+    await finished(db, journal, [asked("k1", residents["o_a"]), other], sent)
+    assert sent == ["BEGIN", "WITH", "INSERT", "COMMIT"], sent
+    sent.clear()
+    results = await finished(db, journal, [asked("k3", residents["o_a"]), filled("k4", residents["o_b"], "T-4")], sent)
+    assert sent == ["BEGIN", "INSERT", "WITH", "COMMIT"], sent
+    assert results[1].passive == [Out.text("已登记：T-4")]
+    async with db.session() as s:
+        ids = dict((await s.execute(select(KnowledgeQuery.question, KnowledgeQuery.id))).all())
+    assert given == {"k1": ids["问k1"], "k3": ids["问k3"]} and len(ids) == 2
+    assert await sent_rows(db) == ["T-4", "k2"]
