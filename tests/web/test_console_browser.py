@@ -290,7 +290,7 @@ async def test_canned_reply_edited_then_picked_fills_the_reply(browser, service_
     await mine.wait_for(timeout=TIMEOUT)
     await mine.locator("textarea[name=text]").fill("师傅明天下午两点上门，请家里留人。")
     await mine.locator("button", has_text="保存").click()
-    await page.wait_for_url("**/console/canned", timeout=TIMEOUT)
+    await page.wait_for_url("**/console/canned?done=saved", timeout=TIMEOUT)
     assert await page.locator("form.card:has(input[name=title][value='维修预约']) textarea").input_value() \
         == "师傅明天下午两点上门，请家里留人。"
 
