@@ -54,6 +54,7 @@ TEXTS = {
     "followup_head": "您反映的问题：",
     "no_match": "没有找到您反映过“{subject}”的问题。",
     "followup_noted": "已把您的催问记在诉求上，办理人员会看到。",
+    "followup_fresh": "刚提交不久，工作人员会尽快分派，有进展会在这里通知您。",
     "urged_again": "好的，已再次催办（{numbers}），办理人员会看到。着急的话可以回复“转人工”找工作人员。",
     "urged_urgent": "已再次通知值班人员。情况危急请直接拨打110、119或120，不要等。",
     # An emergency chased whose hazard is known: its own lines (the gas company's for a leak).
@@ -121,6 +122,8 @@ _NOT_SUBJECT = re.compile(
 # was filed or an emergency registered, more of the same with no new subject ("怎么还没人来", "都三天了",
 # "太慢了吧") urges those reports again: it is no new report. The marks' names (bot.handler.middlewares.MARK):
 FOLLOWED = "followed"  # the reply listed the resident's open reports
+# A progress question this soon after filing is no chase (see _follow_up_answer).
+JUST_FILED = timedelta(minutes=10)
 FILED = "filed"  # the reply filed a report (the complaint flow)
 URGENT = "urgent"  # the reply registered an emergency (the urgent flow)
 AGAIN = re.compile(
@@ -603,11 +606,17 @@ async def _follow_up_answer(ctx: Context, rows: list[Report], total: int, now: d
         if len(chosen) > PAGE and paged:  # (not while a new report waits for its answer)
             out.append(TEXTS["more"].format(left=len(chosen) - PAGE))
             await ctx.fsm.set(LIST_STATE, offset=PAGE)
-    pending = [r.id for r in chosen if r.open]
+    # 怎么样了 minutes after filing asks for the status, it urges nothing: no chase is noted then
+    # unless the words urge (快点, 怎么还没人来, 效率太低) or the report is an emergency.
+    urged = bool(AGAIN.search(ctx.text) or URGE.search(ctx.text))
+    pending = [r.id for r in chosen
+               if r.open and (urged or r.urgency == "urgent" or now - r.created_at >= JUST_FILED)]
     ctx.extra["followed"] = [(r.id, r.number) for r in chosen if r.open]
     if pending:
         await reports.followed_up(ctx.rt.db, ctx.resident.id, pending, ctx.text, now)
         out.append(TEXTS["followup_noted"])
+    elif ctx.extra["followed"]:
+        out.append(TEXTS["followup_fresh"])
     return "\n".join(out)
 
 
