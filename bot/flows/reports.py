@@ -54,7 +54,7 @@ TEXTS = {
     "followup_head": "您反映的问题：",
     "no_match": "没有找到您反映过“{subject}”的问题。",
     "followup_noted": "已把您的催问记在诉求上，办理人员会看到。",
-    "followup_fresh": "刚提交不久，工作人员会尽快分派，有进展会在这里通知您。",
+    "followup_fresh": "刚提交不久，办理有进展会在这里通知您。",
     "urged_again": "好的，已再次催办（{numbers}），办理人员会看到。着急的话可以回复“转人工”找工作人员。",
     "urged_urgent": "已再次通知值班人员。情况危急请直接拨打110、119或120，不要等。",
     # An emergency chased whose hazard is known: its own lines (the gas company's for a leak).
