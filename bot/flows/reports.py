@@ -494,7 +494,11 @@ async def _is_follow_up(ctx: Context) -> bool:
     if not about:
         # 怎么样了 / 咋样了 / 有结果没: asked outside any step by a resident with unfinished reports,
         # it is about them (the one just filed, else every one); no new report is started.
-        if len(text) > 12 or ctx.fsm.state is not None:
+        if len(text) > 12:
+            return False
+        if ctx.fsm.state in DRAFT_STEPS and ctx.fsm.data.get("c_text"):
+            return not await _listed_texts(ctx)  # about the only report, still being told (_about_draft)
+        if ctx.fsm.state is not None:
             return False
         found = [filed] if filed is not None else [i for i, _, _ in await _listed_texts(ctx)]
         if found:
@@ -532,6 +536,8 @@ def _about_draft(ctx: Context, rows: list[Report]) -> str | None:
     step = DRAFT_STEPS.get(ctx.fsm.state or "")
     draft = str(ctx.fsm.data.get("c_text") or "")
     about = subject(ctx.text)
+    if step is not None and draft and not about and not rows and PROGRESS.search(ctx.text):
+        return draft_reminder(ctx.fsm.state or "", ctx.fsm.data)  # a bare 怎么样了: nothing else to ask of
     if step is None or not draft or not about or NOT_NEW.search(ctx.text) or not _about(about, draft):
         return None
     if any(_about(about, r.text) for r in rows):
