@@ -105,7 +105,10 @@ OWN_REPORT = re.compile(
 PROGRESS = re.compile(
     r"怎么样|咋样|如何了|怎样了|结果|进度|进展|修了没|修好了?没|修好了?吗|修了吗|(?:处理|解决|办|弄|清理?|管)(?:好|完)?了?(?:没有?|吗|么)"
     r"|有人(?:管|来|处理)|什么时候|啥时候|几时|还没(?:修|处理|解决|人|弄|动静|好|来)|怎么还没|回复|回音|动静|消息|没下文|问问|问一下"
+    r"|(?:什么|啥)情况"
 )
+# A request to look a report up (帮我查一下, 看看): a status request, no chase unless its words urge.
+LOOKUP = re.compile(r"查|看一?下|看看")
 # Urging without naming anything (能不能快点处理, 麻烦尽快, 怎么这么慢): about the open reports.
 URGE = re.compile(r"快点|快些|快一点|尽快|赶紧|抓紧|赶快|催一下|催催|催一催|太慢|这么慢|等多久|等到什么时候|多久能"
                   r"|效率(?:太|真|很|也太|这么)?(?:低|差)|拖拖拉拉|磨磨蹭蹭")
@@ -114,7 +117,7 @@ _URGE_WORDS = re.compile(
 )
 # What a follow-up says besides its subject, removed before matching the subject to a ticket.
 _NOT_SUBJECT = re.compile(
-    rf"{OWN_REPORT.pattern}|{PROGRESS.pattern}"
+    rf"{OWN_REPORT.pattern}|{PROGRESS.pattern}|现在|目前|这会儿"
     r"|[我你您们的了吗呢啊呀吧么嘛哦哎咋怎样啥什时候到底一直都也又才再来去人事情问题那这个件说过报修没有还是就在请帮查看一下诉求工单反映投诉]"
     r"|[\s\W\d]"
 )
@@ -200,7 +203,12 @@ def describe(r: Report) -> str:
 
 
 def line(r: Report) -> str:
-    return TEXTS["line"].format(number=r.number, summary=_summary(r.text), status=describe(r))
+    return TEXTS["line"].format(number=r.number, summary=_summary(r.text), status=_ended(describe(r)))
+
+
+def _ended(status: str) -> str:
+    """A status that ends its line ends its sentence: "…预计11月30日前办好。"."""
+    return status if status.endswith(("。", "！", "？", ".", "!", "?")) else status + "。"
 
 
 async def _page(ctx: Context, offset: int) -> str:
@@ -291,6 +299,19 @@ async def again(ctx: Context) -> str:
     ctx.extra["followed"] = followed
     await _remember(ctx)
     return TEXTS["urged_again"].format(numbers="、".join(n for _, n in followed))
+
+
+def _more_after_all(ctx: Context) -> bool:
+    mark = ctx.extra.get("mark")
+    return mark is not None and mark[0] == FOLLOWED and (ctx.text or "").strip(" 。！!.吧啊呀") in NEXT_WORDS
+
+
+@router.message(Func(_more_after_all, phase=PHASE_STATE, when=lambda p: p.text))
+async def all_shown(ctx: Context) -> str:
+    """更多 / 下一页 right after the reports' last page (or the whole list): that was all."""
+    ctx.extra["followed"] = [(int(i), str(n)) for i, n in ctx.extra["mark"][1].get("tickets", [])]
+    await _remember(ctx)  # a chase (怎么还没人来) still urges them
+    return TEXTS["no_more"]
 
 
 def _just_filed(ctx: Context) -> int | None:
@@ -605,7 +626,7 @@ async def _follow_up_answer(ctx: Context, rows: list[Report], total: int, now: d
     if len(chosen) == 1:
         r = chosen[0]
         out += [TEXTS["followup_one"].format(day=_day(r.created_at), summary=_summary(r.text, 16),
-                                            number=r.number, status=describe(r))]
+                                            number=r.number, status=_ended(describe(r)))]
     else:
         shown = chosen[:PAGE]
         out += [TEXTS["followup_head"], *(line(r) for r in shown)]
@@ -614,9 +635,11 @@ async def _follow_up_answer(ctx: Context, rows: list[Report], total: int, now: d
             await ctx.fsm.set(LIST_STATE, offset=PAGE)
     # 怎么样了 minutes after filing asks for the status, it urges nothing: no chase is noted then
     # unless the words urge (快点, 怎么还没人来, 效率太低) or the report is an emergency.
+    # A request to look it up (帮我查一下我上次反映的事) is no chase whenever it comes.
     urged = bool(AGAIN.search(ctx.text) or URGE.search(ctx.text))
-    pending = [r.id for r in chosen
-               if r.open and (urged or r.urgency == "urgent" or now - r.created_at >= JUST_FILED)]
+    asked = not LOOKUP.search(ctx.text)
+    pending = [r.id for r in chosen if r.open and (
+        urged or r.urgency == "urgent" or (asked and now - r.created_at >= JUST_FILED))]
     ctx.extra["followed"] = [(r.id, r.number) for r in chosen if r.open]
     if pending:
         await reports.followed_up(ctx.rt.db, ctx.resident.id, pending, ctx.text, now)
