@@ -268,7 +268,9 @@ async def status(ctx: Context) -> str:
 async def more(ctx: Context) -> str:
     if ctx.resident is None:
         return TEXTS["none"]
-    return await _page(ctx, int(ctx.fsm.data.get("offset", 0)))
+    page = await _page(ctx, int(ctx.fsm.data.get("offset", 0)))
+    await _remember(ctx)  # the last page: 更多 once more says that was all
+    return page
 
 
 async def _remember(ctx: Context) -> None:
