@@ -108,7 +108,7 @@ PROGRESS = re.compile(
     r"|(?:什么|啥)情况"
 )
 # A request to look a report up (帮我查一下, 看看): a status request, no chase unless its words urge.
-LOOKUP = re.compile(r"查|看一?下|看看")
+LOOKUP = re.compile(r"(?<![检调审排巡])查|看一?下|看看")
 # Urging without naming anything (能不能快点处理, 麻烦尽快, 怎么这么慢): about the open reports.
 URGE = re.compile(r"快点|快些|快一点|尽快|赶紧|抓紧|赶快|催一下|催催|催一催|太慢|这么慢|等多久|等到什么时候|多久能"
                   r"|效率(?:太|真|很|也太|这么)?(?:低|差)|拖拖拉拉|磨磨蹭蹭")
