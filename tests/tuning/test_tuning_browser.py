@@ -115,7 +115,7 @@ async def test_label_publish_rollback_and_a_new_entry_with_two_servers(browser, 
     await page.wait_for_selector("#figures[data-loaded='1']", timeout=120_000)
     row = page.locator("table.reviewed tr", has_text=NOT_UNDERSTOOD).first
     cells = [await c.inner_text() for c in await row.locator("td").all()]
-    assert cells[1].startswith("fallback") and cells[2].startswith("complaint"), cells
+    assert cells[1].startswith("超出范围") and cells[2].startswith("反映问题"), cells  # names, codes in titles
     recall = page.locator("details[data-set=reviewed] tr[data-intent=complaint] td").nth(3)
     assert (await recall.inner_text()).strip() == "0.00 / 1.00"
     await shot(page, "tuning-evaluation")

@@ -49,7 +49,7 @@ async def test_operator_pages(service):
     status, page, _ = await op.get("/console/tuning/intents/query")
     assert status == 200 and "冲突" in page and NOT_UNDERSTOOD in page
     status, page, _ = await op.get("/console/tuning/draft")
-    assert "冲突" in page and "+ 样例 query：" + NOT_UNDERSTOOD in page
+    assert "冲突" in page and '+ 样例 <span class="intent" title="query">咨询办事或政策</span>：' + NOT_UNDERSTOOD in page
     await op.post("/console/tuning/changes", {"op": "example", "intent": "query", "text": NOT_UNDERSTOOD, "add": "0",
                                               "back": "/console/tuning/intents/query"})
     status, page, _ = await op.get("/console/tuning/draft")
@@ -75,7 +75,8 @@ async def test_operator_pages(service):
     assert status == 200 and "混淆矩阵" in figures and "已复核的消息" in figures and "知识库开发集" in figures
     matrix = figures.split('class="matrix"', 1)[1].split("</table>", 1)[0]
     assert '<th title="complaint">反映问题</th>' in matrix and ">compla<" not in matrix  # names, not cut codes
-    row = re.search(r'<tr><td>' + NOT_UNDERSTOOD + r'</td><td>([a-z_]+) [\d.]+</td><td class="up">([a-z_]+)', figures)
+    row = re.search(r'<tr><td>' + NOT_UNDERSTOOD + r'</td><td><span class="intent" title="([a-z_]+)">超出范围</span> [\d.]+</td>'
+                    r'<td class="up"><span class="intent" title="([a-z_]+)">反映问题</span>', figures)
     assert row and row.groups() == ("fallback", "complaint")
 
     status, _, resp = await op.post("/console/tuning/publish", {"note": "宽带", "expected_active": "0"})

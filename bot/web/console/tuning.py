@@ -99,10 +99,11 @@ def _rt(request: web.Request) -> Runtime:
 
 def _labels(rt: Runtime) -> dict[str, str]:
     """Intent → the label operators read (the registry's clarifying choice, else the console's
-    short name, else the name)."""
+    short name, else the name). Chinese only: pages put the code after it in small grey text or a
+    title (handoff · 找工作人员 read as English first)."""
     registry = api.intents_registry(rt)
     labels = {**INTENT_NAMES, **registry.labels()}
-    return {name: f"{name} · {labels[name]}" if name in labels else name for name in registry.names}
+    return {name: labels.get(name, name) for name in registry.names}
 
 
 def _to(path: str, **params: str) -> web.HTTPSeeOther:
@@ -229,8 +230,9 @@ async def intent_editor(request: web.Request) -> web.StreamResponse:
     problems = await api.problems(rt)
     conflicts = [c for c in problems["conflicts"] if intent in c["intents"]]
     duplicates = [c for c in problems["duplicates"] if intent in c["intents"]]
-    return render(request, "tuning_intent.html", title=f"调优 · {intent}", intent=intent, view=view, q=q,
-                  examples=examples[:MAX_EXAMPLES_SHOWN], total=len(examples), intents=_labels(rt),
+    labels = _labels(rt)
+    return render(request, "tuning_intent.html", title=f"调优 · {labels[intent]}", intent=intent, view=view, q=q,
+                  examples=examples[:MAX_EXAMPLES_SHOWN], total=len(examples), intents=labels,
                   conflicts=conflicts, duplicates=duplicates, error=request.query.get("error", ""),
                   notice=request.query.get("notice", ""))
 
