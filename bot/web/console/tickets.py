@@ -32,6 +32,12 @@ EVENT_LABELS = {**ACTION_LABELS, "create": "创建", "submitted": "受理", "tri
                 "phone_shown": "查看联系电话"}
 URGENCY = {"normal": "普通", "urgent": "紧急"}
 # The step a ticket usually takes next in each status: the action offered first on its page.
+# What a change did, said at the top of the ticket's page it reloads (?done=...); else staff saw
+# only the status badge and the timeline change, easy to miss on a phone.
+DONE = {"dispatch": "已派单。", "accept": "已接单，这张工单由您办理。", "start": "已开始处理。",
+        "answer": "已答复办结，等待居民评价。", "reject": "已不予受理。", "reopen": "已重新办理。",
+        "escalate": "已上报督办。", "close": "已完结。", "assign": "已保存指派。", "note": "已添加内部备注。",
+        "reply": "已公开回复，会推送给居民。", "revisit": "已记录回访结果。"}
 NEXT_ACTION = {"submitted": "dispatch", "dispatched": "accept", "accepted": "start", "in_progress": "answer",
                "reopened": "accept", "escalated": "dispatch"}
 NUMBER = re.compile(r"GD\d{8}-\d{4}", re.IGNORECASE)
@@ -134,12 +140,13 @@ async def detail_view(request: web.Request, *, error: str = "", status: int = 20
     # A refused form comes back as it was sent (the action chosen, the words typed), not reset.
     kept = await form_of(request) if request.method == "POST" else {}
     kept_for = request.path.rsplit("/", 1)[-1] if kept else ""
+    notice = DONE.get(request.query.get("done", ""), "") if request.method == "GET" else ""
     return render(request, "ticket.html", status=status, title=f"工单 {ticket.number}", t=ticket, events=events,
                   resident=resident, actions=allowed_actions(user, ticket), action_labels=ACTION_LABELS,
                   event_labels=EVENT_LABELS, statuses=STATUS_LABELS, urgency=URGENCY, error=error,
                   departments=departments, photos=photos, now=rt.clock.now(), open_statuses=svc.OPEN_STATUSES,
                   ratings=svc.RATING_LABELS, kept=kept, kept_for=kept_for, suggested=suggested,
-                  next_action=NEXT_ACTION.get(ticket.status, ""), phone_shown=phone_shown)
+                  next_action=NEXT_ACTION.get(ticket.status, ""), phone_shown=phone_shown, notice=notice)
 
 
 @page("GET", "/console/tickets/{id}", STAFF)
@@ -167,7 +174,8 @@ async def photo(request: web.Request) -> web.StreamResponse:
 
 
 async def _change(request: web.Request, work: Any) -> web.StreamResponse:
-    """Run ``work(session, ticket, form)`` on the locked ticket; errors re-render the page."""
+    """Run ``work(session, ticket, form)`` on the locked ticket; errors re-render the page. ``work``
+    returns what it did (a key of DONE), said at the top of the page it reloads."""
     from bot.web.console.access import error_page
 
     rt = request.config_dict[RUNTIME]
@@ -183,12 +191,12 @@ async def _change(request: web.Request, work: Any) -> web.StreamResponse:
         async with rt.db.transaction() as session:
             locked = await svc.load_for_update(session, ticket.id)
             assert locked is not None
-            await work(session, locked, form)
+            done = await work(session, locked, form)
     except svc.TicketError as exc:
         return await detail_view(request, error=_explain(exc), status=409 if exc.code == "illegal_transition" else 400)
     except Refused as exc:
         return await detail_view(request, error=str(exc), status=403)
-    raise web.HTTPSeeOther(f"/console/tickets/{ticket.id}")
+    raise web.HTTPSeeOther(f"/console/tickets/{ticket.id}?done={done}")
 
 
 ERRORS = {
@@ -238,7 +246,7 @@ async def transition(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
     rules = rules_for(request.config_dict[RUNTIME].settings.data_dir)
 
-    async def work(session: Any, ticket: Ticket, form: dict[str, str]) -> None:
+    async def work(session: Any, ticket: Ticket, form: dict[str, str]) -> str:
         action = form.get("action", "")
         if action not in svc.TRANSITIONS:
             raise svc.TicketError("unknown_action", "未知的操作。")
@@ -256,6 +264,7 @@ async def transition(request: web.Request) -> web.StreamResponse:
             # 接单: the user accepting becomes the ticket's handler (their name, as notices match it).
             department=department, assignee=user.name if action == "accept" else _person(form),
         )
+        return action
 
     return await _change(request, work)
 
@@ -264,24 +273,26 @@ async def transition(request: web.Request) -> web.StreamResponse:
 async def assignment(request: web.Request) -> web.StreamResponse:
     user = user_of(request)
 
-    async def work(session: Any, ticket: Ticket, form: dict[str, str]) -> None:
+    async def work(session: Any, ticket: Ticket, form: dict[str, str]) -> str:
         department = _department(request, form)
         if department and department != ticket.department and not sees_all(user):
             raise Refused("只有主管可以把工单转给其他部门。")
         await svc.assign(session, ticket, actor=_actor(request), now=request.config_dict[RUNTIME].clock.now(),
                          department=department, assignee=_person(form))
+        return "assign"
 
     return await _change(request, work)
 
 
 @page("POST", "/console/tickets/{id}/comments", STAFF)
 async def comment(request: web.Request) -> web.StreamResponse:
-    async def work(session: Any, ticket: Ticket, form: dict[str, str]) -> None:
+    async def work(session: Any, ticket: Ticket, form: dict[str, str]) -> str:
         text = form.get("text", "").strip()
         if not text:
             raise svc.TicketError("empty_text", "")
         await svc.comment(session, ticket, actor=_actor(request), text=text, public=form.get("public") == "1",
                           now=request.config_dict[RUNTIME].clock.now())
+        return "reply" if form.get("public") == "1" else "note"
 
     return await _change(request, work)
 
@@ -317,7 +328,7 @@ async def revisit(request: web.Request) -> web.StreamResponse:
     rt = request.config_dict[RUNTIME]
     rules = rules_for(rt.settings.data_dir)
 
-    async def work(session: Any, ticket: Ticket, form: dict[str, str]) -> None:
+    async def work(session: Any, ticket: Ticket, form: dict[str, str]) -> str:
         rating = form.get("rating", "")
         if rating not in svc.RATING_LABELS:
             raise svc.TicketError("missing_rating", "")
@@ -327,5 +338,6 @@ async def revisit(request: web.Request) -> web.StreamResponse:
         await svc.record(session, ticket, "revisit", actor=_actor(request), now=now, public=False,
                          data={"rating": rating})
         await svc.rate(session, ticket, rating, form.get("note", ""), now=now, rules=rules, actor=_actor(request))
+        return "revisit"
 
     return await _change(request, work)
