@@ -443,7 +443,19 @@
     if (question && !window.confirm(question)) { event.preventDefault(); event.stopImmediatePropagation(); }
   }, true);
 
+  // What an action did (?done=…, ?notice=…) is said once, at the top of the page it reloads: the
+  // address loses it, so a reload (or a link copied from it) shows the page as it is.
+  function forgetNotice() {
+    if (!document.querySelector("p.ok[role=status]")) return;
+    const url = new URL(location.href);
+    if (!url.searchParams.has("done") && !url.searchParams.has("notice")) return;
+    url.searchParams.delete("done");
+    url.searchParams.delete("notice");
+    history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    forgetNotice();
     live();
     if (page === "conversation") conversation();
     if (page === "ticket") ticket();
