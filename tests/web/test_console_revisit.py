@@ -69,7 +69,7 @@ async def test_a_refused_form_comes_back_as_it_was_sent(service_factory, sqlite_
     assert status == 400 and "不予受理需要填写原因" in page
     assert re.search(r'<option value="reject"\s+selected>', page), page
     assert "先电话问过居民了</textarea>" in page
-    assert 'aria-label="内容"></textarea>' in page  # the other forms stay empty
+    assert 'aria-label="回复或备注内容"></textarea>' in page  # the other forms stay empty
     # A department not in the dispatch table is refused; control characters never reach the database
     # (PostgreSQL refuses a NUL).
     status, page, _ = await zhang.post(f"{ticket}/assignment", {"department": "不存在的部门", "assignee": ""})
