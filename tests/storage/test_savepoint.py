@@ -75,6 +75,22 @@ async def test_a_broken_constraint_inside_is_sqlalchemys_error_and_undone(db: Da
     assert await _openids(db) == ["o_x", "o_z"]
 
 
+async def test_a_released_block_is_undone_with_its_transaction(db: Database) -> None:
+    """RELEASE ends the savepoint, not the transaction: when the transaction fails after a block
+    completed, the block's writes are undone with it (had SAVEPOINT opened the transaction itself,
+    RELEASE would have committed them)."""
+
+    def write(conn: Connection) -> None:
+        with savepoint(conn):
+            _add(conn, "o_kept_then_undone")
+        _add(conn, "o_after")
+        raise Refused
+
+    with pytest.raises(Refused):
+        await db.run_sync_transaction(write)
+    assert await _openids(db) == []
+
+
 async def test_on_the_async_drivers_connection(db: Database) -> None:
     """Through the async engine's connection (aiosqlite, asyncpg) as well as the writing thread's."""
 
