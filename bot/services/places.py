@@ -95,6 +95,9 @@ _NOT_NAME = set("的了是在和与及们这那该本我你他她全各每个些
                 "里边头面内外前后道公铁水网线思走门套电马政级绕村跑之修让带拦挡堵")
 # Before 村/镇/乡 only: 农村, 城镇, 乡村, 渔村, 村村.
 _NOT_VILLAGE = set("农城乡渔村镇")
+# A family's village, the commonest village name: 王家村, 马家小村 (a name's character before 家;
+# 我家村口, 回家村里, 大家, 老家, 农家, 娘家 are none).
+_FAMILY_VILLAGE = re.compile(r"[\u4e00-\u9fff](?<![我你他她们咱俺自大老回在到住娘婆亲人农国商专作管店东卖买这那每各全一本的了是])家小?$")
 # Where a name starts: after these a name cannot go on to the left (住在|幸福小区, E8县|石柱镇).
 _NAME_START = set("的了是在与及到从往住位于对把被给向我你他她们说有个这那市区县省求让请跟由将为"
                   "因次着自找问想怎么须没所去逛近现定便转过以后最诉日得送嗯吗啊呀吧哦喂")
@@ -167,7 +170,8 @@ def named(text: str) -> Place | None:
     for m in _ENDING.finditer(text):
         kind = next(k for k in ("estate", "area", "road", "village", "site") if m.group(k))
         stem = _name_before(text, m.start())
-        if stem and (stem[-1] in _NOT_NAME or (kind == "village" and stem[-1] in _NOT_VILLAGE)):
+        if stem and (stem[-1] in _NOT_NAME or (kind == "village" and stem[-1] in _NOT_VILLAGE)) and not (
+                kind == "village" and m.group(0)[0] in "村屯寨" and _FAMILY_VILLAGE.search(stem)):
             continue
         # A county or district right in front lets a shorter name through: H3县火车站, J6县中医院.
         enough = 2 if _district_before(text, m.start() - len(stem)) is None else (0 if len(m.group(0)) >= 3 else 1)
