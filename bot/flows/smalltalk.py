@@ -48,6 +48,8 @@ TEXTS = {
     "nothing_to_confirm": "现在没有等您确认的事。需要什么帮忙，直接跟我说就行；回复“帮助”看看我能做什么。",
     # 继续, 不留, 候补, 下一页 … (what a step asks for) when no step waits for it.
     "nothing_waiting": "现在没有等您回答的事。需要什么帮忙，直接跟我说就行；回复“帮助”看看我能做什么。",
+    # 更多 / 下一页 at a list that was shown whole.
+    "whole_list": "已经是全部了，上面就是所有的。需要别的，直接跟我说就行。",
 }
 
 THANKS = ("谢", "感谢", "辛苦", "多谢", "thank")
@@ -150,6 +152,21 @@ async def number_beyond_list(ctx: Context) -> str:
     ctx.intent = "smalltalk"
     listed = ctx.fsm.data.get("ids") or ctx.fsm.data.get("choices") or []
     return TEXTS["number_beyond"].format(last=len(listed))  # the list stays open
+
+
+# 更多 / 下一页 at a list shown whole (我的预约, a class's bookings, knowledge choices): the lists that
+# page (the mall, 查进度, the classes) take these words in their own step first.
+PAGE_WORDS = re.compile(r"^(?:下一页|下页|更多|更多的|还有更多吗)(?:吧|啊|呀|呢)?[。！!.？?]*$")
+
+
+def _page_of_whole_list(ctx: Context) -> bool:
+    return ctx.fsm.state is not None and PAGE_WORDS.match(ctx.text.strip()) is not None
+
+
+@router.message(Func(_page_of_whole_list, phase=PHASE_MENU, when=lambda p: p.text and p.state))
+async def page_of_whole_list(ctx: Context) -> str:
+    ctx.intent = "smalltalk"
+    return TEXTS["whole_list"]  # the list stays open: a number still picks from it
 
 
 # The date, the weekday or the time asked on its own (今天几号, 今天星期几, 现在几点了, 明天礼拜几).
