@@ -407,7 +407,9 @@ def _withdraws(ctx: Context) -> bool:
     if mark and mark[0] == URGENT:
         return False  # "已经好了" after an emergency is news for the duty staff (the urgent flow)
     said = WITHDRAW.search(text) is not None or is_cancel(text) or _CALL_OFF.match(text) is not None
-    return said and (_just_filed(ctx) is not None or _REFERS.search(text) is not None)
+    # right after the reports' progress (查进度, 怎么样了), "撤回吧" is about the reports just shown
+    shown = mark is not None and mark[0] == FOLLOWED
+    return said and (_just_filed(ctx) is not None or _REFERS.search(text) is not None or shown)
 
 
 @router.message(Func(_withdraws, phase=PHASE_STATE, when=lambda p: p.text and not p.state))
@@ -420,9 +422,13 @@ async def withdraw_start(ctx: Context) -> str:
     else:
         rows, _total = await reports.listed(ctx.rt.db, ctx.resident.id, now, limit=50)
         rows = [r for r in rows if r.open]
+        mark = ctx.extra.get("mark")
+        shown = {int(i) for i, _n in mark[1].get("tickets", [])} if mark and mark[0] == FOLLOWED else set()
         if filed is not None:
             rows = [r for r in rows if r.id == filed] or rows
-        elif len(rows) > 1:
+        elif shown and not _REFERS.search(ctx.text):
+            rows = [r for r in rows if r.id in shown] or rows
+        if filed is None and len(rows) > 1:
             rows = _matching(rows, ctx.text) or rows
     if not rows:
         return TEXTS["withdraw_none"]
