@@ -120,8 +120,13 @@ def promise(hours: float) -> str:
 def describes(text: str) -> bool:
     """More than an address or "我要投诉": a description a ticket can start from. A correction of a
     place ("不对 是7号楼") is none either."""
-    rest = _GENERIC.sub("", places.strip_address(_CORRECTING.sub("", text)))
-    return len(re.sub(r"\W+", "", rest)) >= 2
+    rest = re.sub(r"\W+", "", _GENERIC.sub("", places.strip_address(_CORRECTING.sub("", text))))
+    return len(rest) >= 2 and _PARTY.fullmatch(rest) is None
+
+
+# Whom a report is about, said alone (我要投诉物业, 反映一下楼上): who, not yet what.
+_PARTY = re.compile(r"(?:物业|物业公司|物业经理|社区|居委会|村委会|网格员|城管|业委会|邻居|楼上|楼下|对门|隔壁|"
+                    r"商户|商家|超市|饭店|开发商|房东|保安|保洁|环卫|工作人员|他们|她们)+(?:们|家|的人)?")
 
 
 # What puts a place right, in front of it: 不对 是7号楼, 说错了 应该是5号楼.
@@ -457,7 +462,8 @@ async def location_in_flow(ctx: Context) -> str:
 async def what(ctx: Context) -> HandlerResult | Pass:
     text = ctx.text
     if text and describes(text) and _is_report(ctx):
-        return await _start(ctx, text)
+        whom = str(ctx.fsm.data.get("c_whom") or "")  # 我要投诉物业, then what: both on the ticket
+        return await _start(ctx, f"{whom}；{text}" if whom else text)
     if text and _elsewhere(ctx):
         return await _leave(ctx)
     if text and ctx.fsm.data.get("c_offered"):
@@ -717,6 +723,8 @@ async def wants_to_report(ctx: Context) -> HandlerResult | Pass:
 @router.message(Intent("complaint"))
 async def start(ctx: Context) -> str:
     if not ctx.text or not describes(ctx.text):
-        await ctx.fsm.set("complaint:what", attachments=list(ctx.fsm.data.get("attachments", [])), c_offered=False)
+        whom = ctx.text.strip()[:40] if ctx.text and _PARTY.search(ctx.text) else ""
+        await ctx.fsm.set("complaint:what", attachments=list(ctx.fsm.data.get("attachments", [])), c_offered=False,
+                          c_whom=whom)
         return TEXTS["ask_what"]
     return await _start(ctx, ctx.text)
