@@ -41,6 +41,7 @@ TEXTS = {
     "nod": "收到😊 有需要随时跟我说。",
     "marks": "有什么需要帮忙的，直接打字或者发语音告诉我就行；回复“帮助”看看我能做什么。",
     "sad": "怎么了？遇到什么难处了，跟我说说，我帮您想办法。",
+    "annoyed": "对不起，没帮上您。您再说说想办什么事，我尽量帮您；着急的话回复“转人工”找工作人员。",
     # 确认 when nothing waits for it (the exchange it meant was refused, or the question ran out).
     "today": "今天是{month}月{day}日，{weekday}，现在{hour}:{minute:02d}。",
     "tomorrow": "明天是{month}月{day}日，{weekday}。",
@@ -251,6 +252,23 @@ async def only_marks(ctx: Context) -> str:
     if _SAD.search(ctx.text):
         return TEXTS["sad"]
     return TEXTS["nod"] if _NOD.search(ctx.text) else TEXTS["marks"]
+
+
+# Annoyance at the assistant itself (你真笨, 垃圾机器人, 什么破玩意): an apology and a way on, not
+# "我在呢". Only when said of the assistant: 垃圾 alone is a report (垃圾没人清).
+_DIM = r"(?:笨|傻|蠢|没用|差劲|废物|智障|弱智)(?:蛋|子|瓜)?"
+ANNOYED = re.compile(
+    rf"^(?:你|你们|您|这个?|这破)?(?:是|是个)?(?:真|太|好|也太|可真|咋这么|怎么这么|这么)?{_DIM}(?:吗|啊|呀|吧|了|死了)*[!！?？。.]*$"
+    r"|^(?:垃圾|破|傻|笨|没用的?)(?:机器人|玩意儿?|东西|助手|系统|客服)(?:啊|呀)?[!！?？。.]*$"
+    r"|^(?:什么|啥|啥子)破(?:玩意儿?|东西|机器人|助手)(?:啊|呀)?[!！?？。.]*$"
+)
+
+
+@router.message(Func(lambda ctx: len(ctx.text) <= 12 and ANNOYED.match(ctx.text.strip()) is not None,
+                     phase=PHASE_MENU, when=lambda p: p.text and not p.state))
+async def annoyed(ctx: Context) -> str:
+    ctx.intent = "smalltalk"
+    return TEXTS["annoyed"]
 
 
 def _praise(ctx: Context) -> bool:
