@@ -69,7 +69,7 @@ SECOND: tuple[Question, ...] = (
     ("dibao-payment", "低保金一般什么时候到账", "低保金"),
     ("temporary-assistance", "家里出了事有没有临时救助", "临时救助"),
     ("tekun-support", "没儿没女的老人能申请特困供养吗", "特困"),
-    ("elderly-allowance-payment", "高龄补贴怎么还没到账", "发放"),
+    ("elderly-allowance-payment", "高龄补贴每个月几号到账", "发放"),
     ("elderly-card-benefits", "老年证有什么优惠", "优待"),
     ("elderly-card-replace", "老年证丢了怎么补", "补办"),
     ("elderly-meal-service", "老人助餐服务有吗", "助餐"),
