@@ -31,13 +31,13 @@ EVENT_LABELS = {**ACTION_LABELS, "create": "创建", "submitted": "受理", "tri
                 "resident_update": "居民补充情况", "resident_repeat": "居民再次反映", "revisit": "回访",
                 "phone_shown": "查看联系电话"}
 URGENCY = {"normal": "普通", "urgent": "紧急"}
-# The step a ticket usually takes next in each status: the action offered first on its page.
 # What a change did, said at the top of the ticket's page it reloads (?done=...); else staff saw
 # only the status badge and the timeline change, easy to miss on a phone.
 DONE = {"dispatch": "已派单。", "accept": "已接单，这张工单由您办理。", "start": "已开始处理。",
         "answer": "已答复办结，等待居民评价。", "reject": "已不予受理。", "reopen": "已重新办理。",
         "escalate": "已上报督办。", "close": "已完结。", "assign": "已保存指派。", "note": "已添加内部备注。",
         "reply": "已公开回复，会推送给居民。", "revisit": "已记录回访结果。"}
+# The step a ticket usually takes next in each status: the action offered first on its page.
 NEXT_ACTION = {"submitted": "dispatch", "dispatched": "accept", "accepted": "start", "in_progress": "answer",
                "reopened": "accept", "escalated": "dispatch"}
 NUMBER = re.compile(r"GD\d{8}-\d{4}", re.IGNORECASE)
