@@ -50,7 +50,7 @@ TEXTS = {
     # 继续, 不留, 候补, 下一页 … (what a step asks for) when no step waits for it.
     "nothing_waiting": "现在没有等您回答的事。需要什么帮忙，直接跟我说就行；回复“帮助”看看我能做什么。",
     # 更多 / 下一页 at a list that was shown whole.
-    "whole_list": "已经是全部了，上面就是所有的。需要别的，直接跟我说就行。",
+    "whole_list": "上面就是全部了。需要别的，直接跟我说就行。",
 }
 
 THANKS = ("谢", "感谢", "辛苦", "多谢", "thank")
