@@ -252,7 +252,7 @@ def _with_context(ctx: Context, result: Any) -> tuple[Any, str | None]:
 # each aspect's words and how the answer's sentences say it (the reply is those sentences, not the
 # whole answer again). Asked about, yet said by no one kind of sentence (条件, 网上, 家属 …): ``None``.
 ASPECTS: tuple[tuple[str | None, tuple[str, ...], re.Pattern[str] | None], ...] = (
-    ("要带的材料", ("材料", "资料", "证件", "手续", "带", "准备", "照片", "相片", "户口本", "身份证"),
+    ("要带的材料", ("材料", "资料", "证件", "手续", "带", "准备", "照片", "相片", "户口本", "身份证", "东西"),
      re.compile(r"带|材料|证件|身份证|户口本|照片|证明|复印件|原件")),
     ("在哪里办", ("哪里", "哪儿", "哪", "地方", "地址", "去哪", "找谁"),
      re.compile(r"到|去|窗口|中心|大厅|网点|派出所|营业厅|App|网上|线上|公众号|小程序|找")),
