@@ -14,7 +14,7 @@ import re
 import secrets
 from typing import Any
 
-from bot.handler.choices import is_cancel, is_no, is_yes, parse_choice
+from bot.handler.choices import is_cancel, is_no, is_page_word, is_yes, parse_choice
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK
 from bot.handler.router import PHASE_MENU, Func, Intent, Router, State, Text
@@ -95,7 +95,6 @@ MINE = re.compile(
 )
 # A bare 怎么用 (咋用, 怎么使用): how a coupon is used, for a resident holding one.
 BARE_HOW_TO_USE = re.compile(r"^(?:这个|这张|那个|那张)?(?:怎么|咋|如何|怎样)(?:用|使用)(?:呢|啊|呀|哦)?[?？]?$")
-NEXT_WORDS = ("下一页", "更多", "还有吗", "还有呢", "下页")
 YES = ("确认", "确定", "是", "是的", "好", "好的", "兑换", "换", "确认兑换", "要", "1")
 NO = ("取消", "不要", "不换", "不换了", "算了", "不了", "否", "不", "2")
 
@@ -302,7 +301,7 @@ async def leave_mall(ctx: Context) -> str:
     return TEXTS["left"]
 
 
-@router.message(State("coupons:browse"), Text(*NEXT_WORDS))
+@router.message(State("coupons:browse"), Text(predicate=is_page_word))
 async def next_page(ctx: Context) -> str:
     data = ctx.fsm.data
     if data.get("search"):

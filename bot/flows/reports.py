@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from rapidfuzz import fuzz
 
-from bot.handler.choices import is_cancel, numbered, parse_choice, parse_phone, phone_alone
+from bot.handler.choices import is_cancel, is_page_word, numbered, parse_choice, parse_phone, phone_alone
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK
 from bot.handler.router import PHASE_MENU, PHASE_STATE, Func, Router, State, Text
@@ -138,7 +138,6 @@ _WAITED = re.compile(r"[一二两三四五六七八九十几半多好整]|上午
 NOT_NEW = re.compile(r"不是新的|不是新问题|不是这个|之前的|以前的|上次|上回")
 # The report being told, by the step it waits at: what is still missing.
 DRAFT_STEPS = {"complaint:where": "draft_where", "complaint:phone": "draft_phone"}
-NEXT_WORDS = ("更多", "下一页", "还有吗", "还有呢", "下页", "继续", "后面的", "还有")
 RATING_RE = re.compile(r"^\s*(不满意|基本满意|非常满意|满意)[\s，,。.!！:：]*(.*)$", re.S)
 
 
@@ -264,7 +263,7 @@ async def status(ctx: Context) -> str:
     return _with(note, page)
 
 
-@router.message(State(LIST_STATE), Text(*NEXT_WORDS))
+@router.message(State(LIST_STATE), Text(predicate=is_page_word))
 async def more(ctx: Context) -> str:
     if ctx.resident is None:
         return TEXTS["none"]
@@ -305,7 +304,7 @@ async def again(ctx: Context) -> str:
 
 def _more_after_all(ctx: Context) -> bool:
     mark = ctx.extra.get("mark")
-    return mark is not None and mark[0] == FOLLOWED and (ctx.text or "").strip(" 。！!.吧啊呀") in NEXT_WORDS
+    return mark is not None and mark[0] == FOLLOWED and is_page_word(ctx.text or "")
 
 
 @router.message(Func(_more_after_all, phase=PHASE_STATE, when=lambda p: p.text))

@@ -9,7 +9,7 @@ from datetime import timedelta
 from bot.flows.handoff import ASKED, answer_when
 from bot.flows.help import menu, shown
 from bot.flows.reports import FILED, URGENT
-from bot.handler.choices import is_yes
+from bot.handler.choices import is_page_word, is_yes
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK
 from bot.handler.router import PHASE_MENU, PHASE_STATE, Func, Intent, Router
@@ -157,11 +157,8 @@ async def number_beyond_list(ctx: Context) -> str:
 
 # 更多 / 下一页 at a list shown whole (我的预约, a class's bookings, knowledge choices): the lists that
 # page (the mall, 查进度, the classes) take these words in their own step first.
-PAGE_WORDS = re.compile(r"^(?:下一页|下页|更多|更多的|还有更多吗)(?:吧|啊|呀|呢)?[。！!.？?]*$")
-
-
 def _page_of_whole_list(ctx: Context) -> bool:
-    return ctx.fsm.state is not None and PAGE_WORDS.match(ctx.text.strip()) is not None
+    return ctx.fsm.state is not None and is_page_word(ctx.text)
 
 
 @router.message(Func(_page_of_whole_list, phase=PHASE_MENU, when=lambda p: p.text and p.state))

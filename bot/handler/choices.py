@@ -1,5 +1,6 @@
 """How residents answer a question: numbered choices ("回复数字": 1, １, 第一个, 一, 1.), calling it
-off (算了, 不报了 …) and phone numbers (digits or spoken numerals)."""
+off (算了, 不报了 …), yes and no, the next page of a list (下一页, 还有吗 …) and phone numbers (digits
+or spoken numerals)."""
 
 from __future__ import annotations
 
@@ -89,6 +90,20 @@ def is_no(text: str) -> bool:
     """The answer to a yes-or-no question is no (不, 不是的, 不用了, 不要, 算了, 先不了 …)."""
     said = _said(text)
     return 0 < len(said) <= 8 and _NO.match(said) is not None
+
+
+# "Show me more" at a list that pages (回复“下一页”), as residents say it: 下一页, 更多, 还有吗, 后面的呢,
+# 继续 …, with a little filler. One list for every list: the mall, 查进度, a list shown whole.
+_PAGE = re.compile(
+    r"^(?:那|嗯|好|再)?(?:下一页|下页|下一批|翻页|往下翻|往后翻|更多|更多的|还有更多吗|还有吗|还有呢|还有没有|还有别的吗"
+    r"|后面的|后面还有吗|继续|接着看|还有)(?:吧|啊|呀|呢|哈|嘛|的)*$"
+)
+
+
+def is_page_word(text: str) -> bool:
+    """The resident asks for the next page of a list (下一页, 更多, 还有吗, 后面的呢, 继续 …)."""
+    said = _said(text).rstrip("?")
+    return 0 < len(said) <= 8 and _PAGE.match(said) is not None
 
 
 def parse_phone(text: str) -> str | None:

@@ -14,7 +14,6 @@ from bot.services import tickets
 from bot.services.dispatch import load_rules
 from bot.services.points import rules as points_rules
 from bot.storage.db import Database
-from bot.storage.migrate import upgrade
 from bot.storage.models import OutboxMessage, PointsEntry, Resident, Ticket, TicketEvent
 from tests.api.conftest import assert_error
 from tests.tickets.conftest import START, Desk
@@ -512,14 +511,6 @@ async def test_the_place_told_afterwards_fills_the_ticket_and_a_private_timeline
 
 
 # -- the service's own rules, called directly: what no chat or API input reaches -------------------
-@pytest.fixture
-async def db(database_url: str) -> Any:
-    database = Database(database_url)
-    await upgrade(database)
-    yield database
-    await database.dispose()
-
-
 async def resident(database: Database, openid: str, **fields: Any) -> Resident:
     async with database.transaction() as s:
         person = Resident(openid=openid, **fields)
