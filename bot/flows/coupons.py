@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from datetime import datetime
 from typing import Any
 
 from bot.handler.choices import is_cancel, is_no, is_page_word, is_yes, parse_choice
@@ -61,6 +62,12 @@ TEXTS = {
     "mine_item": "{n}. {title}（{merchant}）券码 {code}  {status}",
     "mine_empty": "您还没有兑换过优惠券。回复“积分商城”看看能换什么。",
     "how_to_use_none": "优惠券要先用积分兑换，回复“积分商城”挑一张。换到后到券上写的商家，结账前出示券码就能用。",
+    # 券啥时候过期 / 能用到哪天: each held coupon's last day, and what happens after it.
+    "expiry_head": "您的优惠券有效期：",
+    "expiry_item": "{n}. {title}（{merchant}）{status}",
+    "expiry_none": "您还没有兑换过优惠券。每张券的有效期在兑换时会告诉您，换到后发“我的券”也能查看。",
+    "expiry_refund": "到期没用的券会自动作废，积分退还给您。",
+    "expiry_no_refund": "到期没用的券就作废了，积分不退，记得在有效期内用。",
     "status_issued": "可使用，至{until}",
     "status_used": "已于{used}使用",
     "status_expired": "已过期",
@@ -270,6 +277,15 @@ async def decline(ctx: Context) -> str:
 MINE_SHOWN = "coupons:mine"
 
 
+def _status(held: coupons.Held, now: datetime) -> str:
+    """A held coupon's state as the resident reads it: used when, expired, or usable until when."""
+    if held.status == "used" and held.used_at is not None:
+        return TEXTS["status_used"].format(used=_time(held.used_at))
+    if held.status == "expired" or held.expires_at <= now:
+        return TEXTS["status_expired"]
+    return TEXTS["status_issued"].format(until=_day(held.expires_at))
+
+
 @router.message(Text(*MINE_WORDS, predicate=lambda t: len(t) <= 16 and MINE.match(t.strip()) is not None))
 async def mine(ctx: Context) -> str:
     if ctx.fsm.state is None:
@@ -282,14 +298,10 @@ async def mine(ctx: Context) -> str:
     now = ctx.rt.clock.now()
     lines = [TEXTS["mine_head"]]
     for n, held in enumerate(rows, 1):
-        if held.status == "used" and held.used_at is not None:
-            status = TEXTS["status_used"].format(used=_time(held.used_at))
-        elif held.status == "expired" or held.expires_at <= now:
-            status = TEXTS["status_expired"]
-        else:
-            status = TEXTS["status_issued"].format(until=_day(held.expires_at))
         lines.append(
-            TEXTS["mine_item"].format(n=n, title=held.title, merchant=held.merchant, code=held.code, status=status)
+            TEXTS["mine_item"].format(
+                n=n, title=held.title, merchant=held.merchant, code=held.code, status=_status(held, now)
+            )
         )
     return "\n".join(lines)
 
@@ -399,6 +411,34 @@ async def can_get(ctx: Context) -> str:
 @router.message(Text(predicate=lambda t: len(t) <= 20 and bool(HOW_TO_USE.search(t))))
 async def how_to_use(ctx: Context) -> str:
     return TEXTS["how_to_use"]
+
+
+# How long a coupon lasts (这券啥时候过期, 我的券能用到哪天, 券有效期多久, 过期了咋办): asked of the
+# coupons the resident holds; with 券 in it, or right after 我的券 without.
+_EXPIRY = re.compile(
+    r"过期|到期|有效期|失效|作废|能用到|用到(?:几号|哪天|哪一天|什么时候|啥时候|多会儿)|(?:能|可以)用(?:多久|多长时间|几天)"
+)
+
+
+def _asks_expiry(ctx: Context) -> bool:
+    text = ctx.text.strip()
+    if len(text) > 20 or not _EXPIRY.search(text):
+        return False
+    mark = ctx.extra.get("mark")
+    return "券" in text or bool(mark and mark[0] == MINE_SHOWN)
+
+
+@router.message(Func(_asks_expiry, phase=PHASE_MENU, when=lambda p: p.text))
+async def expiry(ctx: Context) -> str:
+    rows = [] if ctx.resident is None else await coupons.held_by(ctx.rt.db, ctx.resident.id)
+    if not rows:
+        return TEXTS["expiry_none"]
+    now = ctx.rt.clock.now()
+    lines = [TEXTS["expiry_head"]]
+    for n, held in enumerate(rows, 1):
+        lines.append(TEXTS["expiry_item"].format(n=n, title=held.title, merchant=held.merchant, status=_status(held, now)))
+    lines.append(TEXTS["expiry_refund"] if points.rules().refund_expired_coupons else TEXTS["expiry_no_refund"])
+    return "\n".join(lines)
 
 
 async def _holds_usable(ctx: Context) -> bool:
