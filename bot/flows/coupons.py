@@ -461,9 +461,17 @@ async def how_to_use_held(ctx: Context) -> str:
     return TEXTS["how_to_use_none"]
 
 
+# 换个中医的课, 换成书法班: a class asked for, not a coupon.
+_CLASS_NAMED = re.compile(r"课|班|讲座|培训|夜校")
+
+
 def _names_coupon(text: str) -> bool:
     text = text.strip()
-    return 2 <= len(text) <= 20 and (text.endswith("券") or text.startswith(("兑换", "我要换", "换")))
+    return (
+        2 <= len(text) <= 20
+        and (text.endswith("券") or text.startswith(("兑换", "我要换", "换")))
+        and not (_CLASS_NAMED.search(text) and not text.endswith("券"))
+    )
 
 
 @router.message(Func(lambda ctx: _names_coupon(ctx.text), phase=PHASE_MENU, when=lambda p: p.text))

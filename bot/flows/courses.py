@@ -135,7 +135,12 @@ AUDIENCE_NO = ("不是", "否", "不符合", "我不符合", "不", "不对", "�
 # A question about what is on: 有啥课, 有没有…的课, 哪些课, 都有什么活动.
 WHATS_ON_ASK = re.compile(r"有(?:什么|啥|哪些|没有|木有|没)|什么|啥|哪些|哪个|几个|多少")
 NEXT_WEEK = re.compile(r"下周|下个?星期|下个?礼拜")
-SEARCH = re.compile(r"^(?:我想|我要|想)?(?:预约|报名|报|学|上)?(.{1,12}?)(?:课|课程|班|活动)?$")
+# A course named in a request (书法课, 我想报名花艺, 那换个中医的课, 改报葫芦丝吧): the name, without
+# the words around it.
+SEARCH = re.compile(
+    r"^(?:那|那就|那我)?(?:我想|我要|想|要)?(?:换个|换成|换到|改成|改报|改个)?(?:预约|报名|报|学|上)?(?:个|一个|一下)?"
+    r"(.{1,12}?)的?(?:课|课程|班|活动|讲座)?(?:吧|呢|啊|呀)?$"
+)
 
 
 def when(dt: datetime) -> str:
