@@ -435,7 +435,9 @@ def _make_in(
 ) -> tuple[Made, Candidate | None] | None:
     if not new.text.strip():
         raise TicketError("empty_text", "a ticket needs a description")
-    building = new.building or (new.resident.building if new.resident else None)
+    # The resident's own building only when the ticket has no place of its own: a road, the estate's
+    # gate or a location sent is not in the resident's building (nor its grid).
+    building = new.building or (new.resident.building if new.resident and not new.location else None)
     decision = rules.decide(new.category, new.confidence, building, new.urgency)
     resident_id = new.resident.id if new.resident else None
     text = new.text.strip()[:4000]

@@ -396,11 +396,13 @@ async def ticket_from_conversation(request: web.Request) -> web.StreamResponse:
         return await conversation_view(request, error="请选择列表中的类别。", status=400)
     urgency = "urgent" if form.get("urgency") == "urgent" else "normal"
     # Where: what staff wrote under 地点 (楼栋单元室 or any place), else an address in the text, else
-    # the resident's building.
+    # the resident's building. A place written that is no address (a road, the estate's gate) is not
+    # in the resident's building; a unit and room alone are.
     where = " ".join(form.get("place", "").split())[:200]
     place = places.from_text(where) or places.from_text(text) or {}
+    own = resident.building if place or not where else None
     new = ticket_svc.NewTicket(
-        text=text, resident=resident, channel="console", building=place.get("building") or resident.building,
+        text=text, resident=resident, channel="console", building=place.get("building") or own,
         unit=place.get("unit"), room=place.get("room"), location={"text": where} if where else None,
         category=category, confidence=1.0 if category else None, urgency=urgency,
         actor=f"session:{user_of(request).name}",
