@@ -49,6 +49,7 @@ TEXTS = {
     "ask_where_again": "还需要知道具体在哪里：比如“3号楼2单元”“小区东门”，或者发送微信位置。不报了回复“算了”。",
     "ask_phone": "这类问题工作人员可能要上门或打电话了解情况，请留一个联系电话。不方便留的话回复“不留”。",
     "place_corrected": "好的，位置改为{place}。",
+    "detail_kept": "好的，已记到您的反映里。",
     "bad_phone": "没有认出电话号码，请再发一次（如 13812345678），或回复“不留”。",
     "media_kept": "收到您的{what}了，已附在您的反映里。还有要补充的可以继续发。",
     "voice_kept": "收到您的语音，已附在您的反映里。方便的话也可以打字说明一下。",
@@ -76,6 +77,8 @@ TEXTS = {
     "place_added": "好的，位置{place}已补充到诉求 {number}，办理人员会看到。",
     "contact_none": "好的，不留也没关系，诉求 {number} 已经登记了。",
     "contact_late": "收到。诉求 {number} 已经办结了，如果问题还在，请直接说说情况。",
+    "detail_added": "收到，已补充到诉求 {number}，办理人员会看到。还有要补充的可以继续发。",
+    "privacy_added": "好的，已在诉求 {number} 上注明为您保密，办理人员不会向对方透露您的信息。",
 }
 
 NO_PHONE = re.compile(r"^(?:不留|不用留|不用|不方便|不需要|不想留|没有|没电话|没有电话|不给|保密|算了不留|不留了|不要)[了吧啊呀。.！!]*$")
@@ -521,6 +524,10 @@ async def phone(ctx: Context) -> HandlerResult | Pass:
         return await request_person(ctx)  # 转人工 while the phone is asked: queued, this report kept
     if text and _elsewhere(ctx):
         return await _leave(ctx)
+    if text and describes(text) and (_THING.search(text) or _WRONG.search(text)):
+        # More about the problem ("不对 不是楼道 是电梯门口那个灯"): kept with it, the phone asked again.
+        await ctx.fsm.update(c_text=f"{ctx.fsm.data.get('c_text') or ''}；{text}".strip("；"))
+        return TEXTS["detail_kept"] + TEXTS["ask_phone"]
     again = await _reask(ctx, "bad_phone")
     return again if again is not None else await _proceed(ctx)
 
@@ -689,6 +696,67 @@ async def nothing_to_cancel(ctx: Context) -> str:
     return TEXTS["nothing"]
 
 
+# Right after a report was filed, what the resident adds without naming anything new (已经好几个月了,
+# 物业也不管, 他家是502的, 每天晚上十一点以后): more about that report, a note on its ticket, never a
+# new report asked for its place. A message naming a thing to fix, what is wrong or a demand (路灯也坏了,
+# 又堆了好多垃圾, 强烈要求公开账目) may be another place or problem: a report of its own, as before; a question, a request the engine is sure of, or a word back (谢谢, 查进度) goes on as before
+# (those are answered in the earlier phases or by their intent).
+DETAIL_MAX = 40
+# The things reports are about.
+_THING = re.compile(
+    r"路灯|灯|电梯|楼道|下水道?|水管|管道|暖气|燃气|煤气|天然气|井盖|树枝|树|垃圾|停车|车位|飞线|充电|装修|油烟|噪音"
+    r"|蚊子|苍蝇|蟑螂|老鼠|虫|野狗|狗|猫|流浪|墙|屋顶|房顶|窗|门禁|大门|单元门|路面|马路|道路|坑|台阶|扶手|栏杆|绿化|草坪"
+    r"|化粪池|污水|水压|自来水|停水|停电|电线|电表|水表|网线|信号|广告|小广告|摊|占道|烧烤|广场舞|喇叭|施工|工地|花坛|花池"
+)
+# What is wrong with a thing, and demands (强烈要求…公开, 希望尽快…): a report of its own.
+_WRONG = re.compile(
+    r"坏|不亮|不灵|漏|渗|堵|吵|噪|脏|臭|乱|破|塌|裂|掉|堆|占|扰|违|断|积水|损|松|歪|倒了|不通|不热|没水|没电|不能用|不好用"
+    r"|故障|太黑|黑乎乎|危险|隐患|挖|拆|砍|偷|丢|烧|砸|划|刮"
+)
+_DEMAND = re.compile(r"要求|希望|建议|请求|呼吁|强烈|恳请|务必|尽快")
+_ANOTHER = re.compile(r"^(?:还有|另外|另一个|再反映|再说一个|顺便|对了)")
+# Asking that the reporter's name be kept from the other side (别说是我反映的, 我想匿名).
+_PRIVACY = re.compile(
+    r"匿名|保密|(?:别|不要|不能|不用)(?:说|告诉|透露|讲|提)(?:他|她|他们|对方|人家|邻居)?(?:是我|我的)"
+    r"|(?:别|不要|不想)让(?:他|她|他们|对方|人家|邻居).{0,4}知道|怕.{0,6}报复"
+)
+
+
+def _detail_after_filing(ctx: Context) -> bool:
+    mark = ctx.extra.get("mark")
+    if not mark or mark[0] != FILED or ctx.resident is None:
+        return False
+    text = ctx.text.strip()
+    if not places.meaningful(text) or len(text) > DETAIL_MAX:
+        return False
+    if _PRIVACY.search(text):
+        ctx.extra["detail_kind"] = "privacy_added"
+        return True
+    if ctx.decision == "accept" and ctx.intent not in ("complaint", "fallback"):
+        return False  # a coupon, a class, a question, 转人工 or small talk the engine is sure of
+    if places.QUESTION.search(text) or _OTHER.search(text) or _ANOTHER.match(text):
+        return False
+    if (_THING.search(text) or _WRONG.search(text) or _DEMAND.search(text) or NO_PLACE.search(text)
+            or places.from_text(text) is not None or places.landmark(text) is not None):
+        return False  # a thing to fix, what is wrong with it, a demand or a place: a report of its own
+    ctx.extra["detail_kind"] = "detail_added"
+    return True
+
+
+@router.message(Func(_detail_after_filing, phase=PHASE_INTENT, when=lambda p: p.text and p.mark == FILED))
+async def detail_after_filing(ctx: Context) -> str:
+    assert ctx.resident is not None
+    data = ctx.extra["mark"][1]
+    number = str(data.get("number", ""))
+    added = await reports.add_update(ctx.rt.db, int(data.get("ticket_id", 0)), ctx.resident.id, ctx.text.strip(),
+                                     ctx.rt.clock.now())
+    if not added:
+        return TEXTS["contact_late"].format(number=number)
+    ctx.intent = "complaint"
+    await ctx.fsm.set(MARK + FILED, **data)  # more details, a phone or a photo may still follow
+    return TEXTS[str(ctx.extra["detail_kind"])].format(number=number)
+
+
 def _unsure_report(ctx: Context) -> bool:
     """The engine was unsure (clarify or fallback) but leaned to a report, and the text names a
     building: "7号楼楼道扶手松了，电话139…" is a report, not something we cannot help with."""
@@ -720,7 +788,22 @@ async def wants_to_report(ctx: Context) -> HandlerResult | Pass:
     return await start(ctx)
 
 
-@router.message(Intent("complaint"))
+def names_matter(text: str) -> bool:
+    """The text names something reports are about: a problem (坏, 漏, 堵, 物业), whom it is about,
+    a fee or a service (NO_PLACE), or a place."""
+    return bool(PROBLEM.search(text) or _PARTY.search(text) or NO_PLACE.search(text)
+                or places.from_text(text) is not None or places.landmark(text) is not None)
+
+
+def _taken_as_report(ctx: Context) -> bool:
+    """A report the engine is sure of, or one it leans to without being sure (a clarifying decision)
+    whose text names what reports are about. An unsure message that names none of it (读心专家, 那草为啥
+    会绿: a voice assistant's queries) gets the clarifying question, where 反映问题 still comes first,
+    as coupons and classes do; it was asked for a place to file it."""
+    return ctx.decision != "clarify" or not ctx.text or names_matter(ctx.text)
+
+
+@router.message(Intent("complaint"), Func(_taken_as_report))
 async def start(ctx: Context) -> str:
     if not ctx.text or not describes(ctx.text):
         whom = ctx.text.strip()[:40] if ctx.text and _PARTY.search(ctx.text) else ""
