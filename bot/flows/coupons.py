@@ -351,10 +351,17 @@ async def _listed_named(ctx: Context) -> bool:
     """The message names exactly what one of the listed coupons is (kept for :func:`pick_named`)."""
     ids = [int(i) for i in ctx.fsm.data.get("ids", [])]
     named = _POINTING.sub("", ctx.text.strip())
-    if not ids or not 2 <= len(named) <= 12 or _category_of(named) is not None:
+    if not ids or not 2 <= len(named) <= 12:
         return False
+    kind = _category_of(named)
+    if kind is not None and named == ctx.text.strip():
+        return False  # 理发 alone: that part of the mall (回复“理发”按类别看)
     listed = [o for o in await coupons.offers(ctx.rt.db, ctx.rt.clock.now()) if o.id in ids]
-    found = coupons.match_offers(named, listed, threshold=80)
+    if kind is not None:  # 超市那个, 理发的那张: the one listed coupon of that kind, if only one is
+        of_kind = [o for o in listed if o.category == kind]
+        found = of_kind if len(of_kind) == 1 else []
+    else:
+        found = coupons.match_offers(named, listed, threshold=80)
     if not found:
         return False
     ctx.extra["coupon_named"] = found[0].id
@@ -369,9 +376,14 @@ async def pick_named(ctx: Context) -> str:
     return await offer(ctx, coupon)
 
 
-@router.message(State("coupons:browse"), Func(lambda ctx: _category_of(ctx.text) is not None))
+def _category_in_browse(text: str) -> str | None:
+    """A category said at the mall's list, alone (理发, 餐饮类) or pointed at (超市那些, 吃饭的)."""
+    return _category_of(text) or _category_of(_POINTING.sub("", text.strip()))
+
+
+@router.message(State("coupons:browse"), Func(lambda ctx: _category_in_browse(ctx.text) is not None))
 async def by_category_in_browse(ctx: Context) -> str:
-    return await show_page(ctx, _category_of(ctx.text), 0)
+    return await show_page(ctx, _category_in_browse(ctx.text), 0)
 
 
 # A category the mall's list offers (回复“餐饮”“理发”…) sent with no list open: that part of the mall.
