@@ -79,7 +79,8 @@ class Hit:
     raw: float = 0.0  # the score before it is capped at 1 (the lead of a strong answer is taken on it)
     frame: float = 0.0  # share of the question's frame words (办, 申请, 在哪) the entry's phrasings say
     # 1.0 when a distinguishing word of the request that this entry never says is what a runner-up's
-    # own question is about: the question is split between entries, and none answers it whole
+    # own question is about: the question is split between entries, and none answers it whole; also
+    # when the entry answers only a narrower question (``SearchIndex._narrower``: 住院了医保能报多少)
     split: float = 0.0
 
 

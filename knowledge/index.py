@@ -127,6 +127,8 @@ COMMENT_LENGTH = 30  # characters: a spoken question this short, not a long stor
 DENSE_PHRASINGS = 8192  # see SearchIndex._best_phrasing
 SPLIT_SHARE = 0.2  # see SearchIndex._split: share of the request's weight a word must have
 SPLIT_RIVALS = 3  # ... and the runners-up whose centre is looked at (the best hit's two followers)
+WHOLE_PHRASING = 0.9  # see SearchIndex._narrower: phrasing coverage of a question that holds a phrasing
+RARE_WORD = 4  # ... and the most entries a word may be said by to tell its entry apart (医保: 6)
 MAX_TERM = 6  # longest topic word looked up whole in a question (longer ones count by character pairs)
 # Rankings remembered per analysis (and k); all forgotten when full: simpler than an LRU, and rare.
 RANKINGS_KEPT = 2048
@@ -203,6 +205,7 @@ class SearchIndex:
             for w in words:
                 df[w] = df.get(w, 0) + 1
         n = max(len(self.entries), 1)
+        self._df = df
         self._salience = {w: math.log(1.0 + (n - d + 0.5) / (d + 0.5)) for w, d in df.items()}
         self._unknown_salience = math.log(1.0 + (n + 0.5) / 0.5)
         # Each phrasing's topic words with their weight: what the phrasing is about.
@@ -215,6 +218,15 @@ class SearchIndex:
                     salience[t] = self.salience(t)
                 phrase_terms.append((t, salience[t]))
             self._phrase_terms.append(tuple(phrase_terms))
+        # What each entry is about (see ``_narrower``): its centre and the topic words two of its
+        # phrasings say (外地 of the entry on seeing a doctor elsewhere; not 住院, said once).
+        self._subject: list[frozenset[str]] = []
+        for pos in range(len(self.entries)):
+            said: dict[str, int] = {}
+            for row in range(starts[pos], starts[pos + 1] if pos + 1 < len(starts) else len(owner)):
+                for t, _ in self._phrase_terms[row]:
+                    said[t] = said.get(t, 0) + 1
+            self._subject.append(central[pos] | {t for t, c in said.items() if c >= 2})
         # The same as a sparse matrix (phrasing x topic word) for the search's vector arithmetic.
         self._term_ids: dict[str, int] = {}
         term_ids: list[int] = []
@@ -527,6 +539,8 @@ class SearchIndex:
         out.sort(key=lambda s: (-s.features["raw"], s.position))
         if len(out) > 1:
             out[0].features["split"] = self._split(asked, out[0].position, [s.position for s in out[1:SPLIT_RIVALS]])
+        if out and self._narrower(asked, topic, q.text, out[0].position, out[0].features["phrasing"]):
+            out[0].features["split"] = 1.0
         return out[:k]
 
     def _split(self, asked: Sequence[tuple[str, float]], best: int, rivals: Sequence[int]) -> float:
@@ -547,6 +561,44 @@ class SearchIndex:
                     ):
                         return 1.0
         return 0.0
+
+    def _narrower(self, asked: Sequence[tuple[str, float]], topic: Sequence[str], text: str, best: int, pcov: float) -> bool:
+        """Whether the best entry answers only a narrower question than the request: 住院了医保能报多少
+        holds all of 在外地住院医保能报吗 but 外地, and 住院 is no more than that alternative's case of
+        what the entry is about (seeing a doctor elsewhere); the question asks about a hospital stay
+        anywhere, which no entry answers. True when a word of weight in the request is not what the
+        entry is about (``_subject``) and every phrasing that says it adds something the entry is
+        about that the question lacks, unless the question
+          * says a word the entry does not (去上海住院: 上海 may be the condition in other words),
+          * holds a phrasing whole (``WHOLE_PHRASING``), or
+          * names another word of the entry that few entries say (去北京住院: 北京 of 去北京看病).
+        Like a split, the entry is then offered as a choice, not given as the answer."""
+        strong, subject = self._strong[best], self._subject[best]
+        total = sum(w for _, w in asked)
+        if not total or pcov >= WHOLE_PHRASING or not all(t in strong for t in topic):
+            return False
+        if any(t in text and self._df.get(t, 0) <= RARE_WORD for t in subject):
+            return False
+        rows = range(int(self._starts[best]), int(self._ends[best]))
+        for term, weight in asked:
+            if weight < SPLIT_SHARE * total or term in subject or len(term) < 2:
+                continue
+            if any(t != term and t in strong and self._df.get(t, 0) <= RARE_WORD for t, _ in asked):
+                continue
+            saying = [r for r in rows if term in self._phrase_texts[r] or any(t in term for t, _ in self._phrase_terms[r])]
+            if saying and all(self._adds_subject(r, subject, text) for r in saying):
+                return True
+        return False
+
+    def _adds_subject(self, row: int, subject: frozenset[str], text: str) -> bool:
+        """Whether the phrasing at ``row`` says, with weight, a word of its entry's subject that
+        ``text`` lacks (外地 of 在外地住院医保能报吗 for 住院了医保能报多少)."""
+        terms = self._phrase_terms[row]
+        total = sum(w for _, w in terms)
+        return any(
+            w >= SPLIT_SHARE * total and t in subject and t not in text and len(t) > 1 and not is_function_word(t)
+            for t, w in terms
+        )
 
     @staticmethod
     def _fuzzy(query: str, texts: list[str], spans: list[tuple[int, int]]) -> npt.NDArray[np.float64]:

@@ -179,3 +179,17 @@ entries:
     res = run_kb("--entries", str(entries_copy), "check")
     assert res.returncode == 2
     assert "zz-missing.yml:2" in res.stderr and "answer" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_search_gives_no_confident_answer_to_a_question_broader_than_the_entry() -> None:
+    """住院 is only a case of the entry on seeing a doctor elsewhere (在外地住院医保能报吗): asked about
+    a hospital stay at all, the entry is no confident answer; asked about one elsewhere, it is."""
+    broad = run_kb("search", "住院了医保能报多少")
+    assert broad.returncode == 0, broad.stderr
+    assert broad.stdout.splitlines()[0] != "decision: answer", broad.stdout
+    for text in ("我妈住院了医保能给报多少", "住院了医保怎么报"):
+        res = run_kb("search", text)
+        assert res.stdout.splitlines()[0] != "decision: answer", (text, res.stdout)
+    for text in ("在外地住院了医保能报多少", "去北京住院医保能报吗"):
+        res = run_kb("search", text)
+        assert res.stdout.splitlines()[0] == "decision: answer" and "medical-insurance-offsite" in res.stdout, text
