@@ -19,6 +19,7 @@ training files (see :func:`intents.classifier.calibration_split`).
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -43,6 +44,10 @@ from intents.features import FeatureConfig, SynonymRewriter, extract, extract_ma
 # Answers kept per classifier: residents send the same short messages again and again (你好, 谢谢,
 # 转人工, 1); a message seen before costs a dictionary look-up instead of cutting and scoring it.
 PROBA_CACHE = 4096
+# Digits are folded to 0 before a message is cut (:func:`intents.features.extract`), so texts that
+# differ only in their digits (138…, 3号楼 / 5号楼, a ticket number) score alike and share one
+# remembered answer: the memory is keyed by the text with its digits folded.
+_DIGIT = re.compile(r"\d")
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,9 @@ class ScopedClassifier:
         self._n_scope = len(scope.classes)
         self._answers: dict[str, tuple[float, tuple[float, ...]]] = {}
         self._answers_generation = tokens.generation()
+        # ... unless a synonym holds a digit: synonyms are rewritten before the digits are folded,
+        # so 12号 and 13号 could then be cut differently.
+        self._fold_digits = not any(_DIGIT.search(word) for pair in self.rewrite.synonyms.items() for word in pair)
 
     @property
     def classes(self) -> list[str]:
@@ -217,11 +225,12 @@ class ScopedClassifier:
         if generation != self._answers_generation:  # the tokenizer learnt words: cut afresh
             self._answers = {}
             self._answers_generation = generation
-        known = self._answers.get(text)
+        key = _DIGIT.sub("0", text) if self._fold_digits else text
+        known = self._answers.get(key)
         if known is None:
             if len(self._answers) >= PROBA_CACHE:
                 self._answers = {}
-            known = self._answers[text] = self._proba(text)
+            known = self._answers[key] = self._proba(text)
         return known[0], list(known[1])
 
     def _proba(self, text: str) -> tuple[float, tuple[float, ...]]:

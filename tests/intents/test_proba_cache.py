@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from intents import tokens
 from intents.engine import IntentEngine
+from intents.scope import ScopedClassifier
 
 
 def test_a_text_scored_again_gets_the_same_probabilities(engine: IntentEngine) -> None:
@@ -27,3 +28,29 @@ def test_words_taught_to_the_tokenizer_drop_what_was_kept(engine: IntentEngine) 
     assert tokens.generation() != before
     assert classifier.proba(text) == (lambda r: (r[0], list(r[1])))(classifier._proba(text))
     assert text not in classifier._answers or classifier._answers_generation == tokens.generation()
+
+
+def test_texts_differing_only_in_digits_share_one_answer(engine: IntentEngine) -> None:
+    """Digits are folded before a message is cut, so two phone numbers (or 3号楼 / 5号楼) score alike:
+    the second is a look-up, with the answer it would have had on its own."""
+    classifier = engine.classifier
+    classifier._answers = {}
+    pairs = [("13800000017", "13911112222"), ("3号楼电梯又停了", "5号楼电梯又停了"), ("12号楼", "27号楼"), ("GD20261207", "GD20250101")]
+    for first, second in pairs:
+        assert classifier.proba(first) == (lambda r: (r[0], list(r[1])))(classifier._proba(first))
+        assert classifier.proba(second) == (lambda r: (r[0], list(r[1])))(classifier._proba(second))
+    assert len(classifier._answers) == len(pairs)
+
+
+def test_a_synonym_with_a_digit_keeps_digits_apart(engine: IntentEngine) -> None:
+    """A synonym is rewritten before the digits are folded: with one that holds a digit, texts that
+    differ only in their digits may be cut differently, so each is scored on its own."""
+    base = engine.classifier
+    classifier = ScopedClassifier(
+        base.vocab, base.scope, base.intent, base.out_label, base.feature_config, base.sublinear_tf,
+        {**base.synonyms, "我想12": "今天天气"}, base.edges, base._edge_columns,
+    )
+    one, other = "我想12号楼电梯坏了", "我想13号楼电梯坏了"
+    assert classifier._proba(one) != classifier._proba(other)  # the synonym makes them differ
+    for text in (one, other):
+        assert classifier.proba(text) == (lambda r: (r[0], list(r[1])))(classifier._proba(text))
