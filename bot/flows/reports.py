@@ -15,7 +15,15 @@ from datetime import datetime, timedelta
 
 from rapidfuzz import fuzz
 
-from bot.handler.choices import is_cancel, is_page_word, numbered, parse_choice, parse_phone, phone_alone
+from bot.handler.choices import (
+    is_cancel,
+    is_no,
+    is_page_word,
+    numbered,
+    parse_choice,
+    parse_phone,
+    phone_alone,
+)
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK
 from bot.handler.router import PHASE_MENU, PHASE_STATE, Func, Router, State, Text
@@ -396,6 +404,13 @@ _REFERS = re.compile(r"刚才|刚刚|上次|之前|那个|这个|那件|投诉|�
 WITHDRAWING = "withdraw"  # the mark of the question "要撤回…吗？": only the next message answers it
 _WITHDRAW_YES = {"确认", "确定", "确认撤回", "撤回", "撤吧", "撤", "是", "是的", "对", "对的", "嗯", "好", "好的", "行", "1"}
 _WITHDRAW_NO = {"不", "不用", "不撤", "不撤了", "不要", "算了", "不了", "否", "2", "继续", "继续办", "继续办理"}
+# Changing one's mind back at "要撤回…吗？" (还是报吧, 还是要办, 别撤了): the report stays.
+_KEEP = re.compile(r"^(?:那|那就|算了|嗯)?(?:还是|继续|接着|就)(?:要|得)?(?:报|办|处理|登记|弄)|^(?:那|那就)?(?:不|别|先别|先不|不用)撤")
+
+
+def _keeps(word: str) -> bool:
+    return word in _WITHDRAW_NO or is_no(word) or _KEEP.match(word) is not None
+
 
 
 def _withdraws(ctx: Context) -> bool:
@@ -446,8 +461,8 @@ def _withdraw_answer(ctx: Context) -> bool:
     ids = mark[1].get("ids") or []
     word = re.sub(r"[\s,，.。!！~～吧啊呀]+", "", ctx.text)
     if len(ids) > 1:
-        return parse_choice(ctx.text, len(ids)) is not None or word in _WITHDRAW_NO
-    return word in _WITHDRAW_YES or word in _WITHDRAW_NO
+        return parse_choice(ctx.text, len(ids)) is not None or _keeps(word)
+    return word in _WITHDRAW_YES or _keeps(word)
 
 
 @router.message(Func(_withdraw_answer, phase=PHASE_STATE, when=lambda p: p.text))
@@ -458,7 +473,7 @@ async def withdraw_answer(ctx: Context) -> str:
     data = dict(ctx.extra["mark"][1])
     ids, numbers = [int(i) for i in data.get("ids", [])], [str(n) for n in data.get("numbers", [])]
     word = re.sub(r"[\s,，.。!！~～吧啊呀]+", "", ctx.text)
-    if word in _WITHDRAW_NO:
+    if _keeps(word):
         return TEXTS["withdraw_kept"].format(number="、".join(numbers))
     index = (parse_choice(ctx.text, len(ids)) or 1) - 1 if len(ids) > 1 else 0
     report = await reports.withdraw(ctx.rt.db, ids[index], ctx.resident.id, str(data.get("reason") or ""),
