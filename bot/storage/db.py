@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 
 from bot.storage.checkpoint import Checkpointer
 
@@ -174,8 +175,18 @@ async def _once_more_if_unsent(run: Callable[[], Awaitable[R]]) -> R:
     return await run()
 
 
-def _in_transaction(connection: Connection, fn: Callable[[Connection], R]) -> R:
-    with connection.begin():
+def _pg_in_transaction(engine: Engine, fn: Callable[[Connection], R]) -> R:
+    """``fn`` in one transaction on a pooled connection (inside the greenlet bridge): commit on
+    success, rollback on error; the connection goes back to the pool either way."""
+    with engine.connect() as connection, connection.begin():
+        return fn(connection)
+
+
+def _pg_in_autocommit(engine: Engine, fn: Callable[[Connection], R]) -> R:
+    """``fn`` on a pooled connection in autocommit (inside the greenlet bridge); the connection's
+    isolation level is reset when it goes back to the pool, as ``execution_options`` does."""
+    with engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
         return fn(connection)
 
 
@@ -347,14 +358,17 @@ class Database:
             return await _once_more_if_unsent(lambda: self._pg_autocommit(fn))
         return await self.run_sync_transaction(fn)
 
+    # PostgreSQL: the checkout, ``fn`` and the return to the pool in one call through the greenlet
+    # bridge (``greenlet_spawn``, what ``AsyncConnection.run_sync`` runs on), on the synchronous
+    # face of the same engine and pool. Through ``AsyncEngine.connect()`` the checkout, the
+    # isolation level, ``run_sync`` and the close each crossed the bridge on their own (a new
+    # greenlet each), and the close ran in a task of its own under ``asyncio.shield``: about 60 us
+    # of CPU per call beside the statements, paid by every claim, finish and read.
     async def _pg_transaction(self, fn: Callable[[Connection], R]) -> R:
-        async with self.engine.connect() as conn:
-            return await conn.run_sync(_in_transaction, fn)
+        return await greenlet_spawn(_pg_in_transaction, self.engine.sync_engine, fn)
 
     async def _pg_autocommit(self, fn: Callable[[Connection], R]) -> R:
-        async with self.engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            return await conn.run_sync(fn)
+        return await greenlet_spawn(_pg_in_autocommit, self.engine.sync_engine, fn)
 
     def _connection(self) -> Connection:
         """The synchronous connection, kept open between transactions (on the database's thread):
