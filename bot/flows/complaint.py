@@ -407,16 +407,31 @@ async def parked_answer(ctx: Context) -> HandlerResult | Pass:
     return TEXTS["resumed"].format(what=what) + "\n" + TEXTS[question]
 
 
+# 算了 / 不用了 … leading a message that goes on about something else (算了 还是换超市的券吧, 不用了 我去问问
+# 物业吧): the resident changed their mind; never a place or a description of this report.
+_CALLED_OFF_THEN = re.compile(r"^(?:那|那就|哦|嗯|好|唉)?(?:算了|不用了|不报了|不要了|不弄了|不说了|不反映了)(?:吧|啊|呀)?"
+                              r"[\s,，.。!！~～、]*(?P<rest>\S.*)$")
+
+
 def _calls_off(ctx: Context) -> bool:
-    """算了 / 不报了 in the flow; at the phone question 不用了 / 不要 answer it (no phone), they call nothing off."""
+    """算了 / 不报了 in the flow; at the phone question 不用了 / 不要 answer it (no phone), they call nothing off.
+    Before the phone question, 算了 … with something else after it calls the report off too."""
     if ctx.fsm.state == "complaint:phone" and NO_PHONE.match(re.sub(r"\s+", "", ctx.text)):
         return False
-    return is_cancel(ctx.text)
+    if is_cancel(ctx.text):
+        return True
+    then = _CALLED_OFF_THEN.match(ctx.text.strip())
+    if then is None or ctx.fsm.state not in ("complaint:what", "complaint:where"):
+        return False
+    rest = then["rest"]
+    return places.from_text(rest) is None and places.landmark(rest) is None  # "算了 就3号楼吧" still answers
 
 
 @router.message(State("complaint:*"), Func(_calls_off))
-async def cancel(ctx: Context) -> str:
+async def cancel(ctx: Context) -> HandlerResult | Pass:
     await ctx.fsm.clear()
+    if not is_cancel(ctx.text) and _elsewhere(ctx):
+        return Pass(TEXTS["parked_dropped"])  # 算了 我问问积分: that is answered after this word
     return TEXTS["cancelled"]
 
 

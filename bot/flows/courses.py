@@ -542,7 +542,8 @@ CANT_COME = re.compile(
     r"去不了|来不了|参加不了|上不了|不能去|不能来|去不成|来不成|不去了|不来了|不想去了|不想来了|不想参加了|不想上了|请个?假"
 )
 CLASS_WORD = re.compile(r"课|班|活动|讲座|培训|夜校")
-_NOT_TITLE = re.compile(rf"{CANT_COME.pattern}|{CLASS_WORD.pattern}|[我的了那个这明后今天周星期一二三四五六日下午上晚早点\s\W\d]")
+_NOT_TITLE = re.compile(rf"{CANT_COME.pattern}|{CLASS_WORD.pattern}|取消|退掉|一下|帮我|给我|算了|预约|报名"
+                        r"|[我俺的了那个这明后今天周星期一二三四五六日下午上晚早点吧啊呀呢哦嘛\s\W\d]")
 
 
 def _cant_come(ctx: Context) -> bool:
