@@ -77,6 +77,7 @@ TEXTS = {
     "place_added": "好的，位置{place}已补充到诉求 {number}，办理人员会看到。",
     "contact_none": "好的，不留也没关系，诉求 {number} 已经登记了。",
     "contact_late": "收到。诉求 {number} 已经办结了，如果问题还在，请直接说说情况。",
+    "anonymous_ok": "可以的，不留电话也能反映，我们会为您保密。",
     "detail_added": "收到，已补充到诉求 {number}，办理人员会看到。还有要补充的可以继续发。",
     "privacy_added": "好的，已在诉求 {number} 上注明为您保密，办理人员不会向对方透露您的信息。",
 }
@@ -90,7 +91,7 @@ NO_PHONE_SAID = re.compile(
     r"(?:不会|不想|不方便|不用|不愿意|不能|没法|不好)留|没(?:有)?(?:电话|手机)|(?:记不住|记不清|不记得|忘了)(?:号码|电话|手机号)?"
 )
 # Words that only say "I want to report" without saying what.
-_GENERIC = re.compile(r"我要|我想|要|想|投诉|反映|举报|报修|报个|一下|个|问题|情况|你好|您好|请问|有|事|的|了|啊|呀|吗|找|帮我|我")
+_GENERIC = re.compile(r"匿名|实名|我要|我想|要|想|投诉|反映|举报|报修|报个|一下|个|问题|情况|你好|您好|请问|有|事|的|了|啊|呀|吗|找|帮我|我")
 # What a problem is described with, when the intent engine does not say "complaint".
 PROBLEM = re.compile(
     r"坏|不亮|不灵|漏|渗|堵|吵|噪|脏|臭|乱|没人|破|塌|裂|掉|堆|占|扰|违|断|积水|垃圾|损|松|歪|倒了|不通|不热|"
@@ -792,7 +793,7 @@ async def unsure_report(ctx: Context) -> str:
 # Wanting to report, without saying what yet (我想反映个事, 俺要投诉一下, 报个修): asked what, whatever
 # the intent engine made of so few words.
 WANTS_TO_REPORT = re.compile(
-    r"^(?:你好|您好)?[，,\s]*(?:我|俺)?(?:想|要|得)?(?:反映|投诉|报修|报个修|举报)(?:一下|下|个|点|件)?"
+    r"^(?:你好|您好)?[，,\s]*(?:我|俺)?(?:想|要|得)?(?:匿名)?(?:反映|投诉|报修|报个修|举报)(?:一下|下|个|点|件)?"
     r"(?:事|事儿|事情|问题|情况)?(?:儿)?(?:吧|啊|呀|哈)?[。.!！]*$"
 )
 
@@ -800,7 +801,9 @@ WANTS_TO_REPORT = re.compile(
 @router.message(Func(lambda ctx: WANTS_TO_REPORT.match(ctx.text) is not None, phase=PHASE_MENU,
                      when=lambda p: p.text and not p.state))
 async def wants_to_report(ctx: Context) -> HandlerResult | Pass:
-    return await start(ctx)
+    asked = await start(ctx)
+    # 我想匿名举报: yes, and how (no phone needed; the name is kept from the other side).
+    return TEXTS["anonymous_ok"] + asked if "匿名" in ctx.text else asked
 
 
 def names_matter(text: str) -> bool:
