@@ -227,7 +227,15 @@ def _category_of(text: str) -> str | None:
     return CATEGORY_WORDS.get(text)
 
 
-@router.message(State("coupons:confirm"), Text(*YES, predicate=is_yes))
+# 换吧, 嗯 换吧, 那就兑换吧, 好 换了: yes to "确认兑换吗", said with the question's own word.
+_REDEEM_YES = re.compile(r"^(?:那|那就|就|嗯|嗯嗯|好|好的|行|可以|对)*(?:换|兑换|确认兑换|换一张|换这个|要这个)(?:吧|了|啊|呀|呗|哈)*$")
+
+
+def _says_yes(text: str) -> bool:
+    return is_yes(text) or _REDEEM_YES.match(re.sub(r"[\s,，.。!！~～、]+", "", text)) is not None
+
+
+@router.message(State("coupons:confirm"), Text(*YES, predicate=_says_yes))
 async def confirm(ctx: Context) -> str:
     data = dict(ctx.fsm.data)
     if ctx.resident is None or "coupon_id" not in data:
@@ -270,6 +278,35 @@ async def confirm(ctx: Context) -> str:
 async def decline(ctx: Context) -> str:
     await ctx.fsm.clear()
     return TEXTS["cancelled"]
+
+
+# At the confirmation, another coupon asked for instead (等一下 我换个超市的吧, 不要这个了 还是要理发那个):
+# that one is offered, the first one not redeemed.
+_SWITCH_LEAD = re.compile(r"^(?:等一下|等等|等会儿?|算了|不对|哦|噢|呃|唉|嗯)?[\s,，。.!！]*(?:不要这个了?|不换这个了?)?"
+                          r"[\s,，。.!！]*(?:那|那就)?(?:我|俺)?(?:还是)?")
+
+
+async def _other_named(ctx: Context) -> bool:
+    text = ctx.text.strip()
+    named = _POINTING.sub("", _SWITCH_LEAD.sub("", text))
+    if not 2 <= len(text) <= 20 or not 2 <= len(named) <= 12 or named == text:
+        return False  # a coupon's kind or name alone is no switch: asked again below
+    listed = await coupons.offers(ctx.rt.db, ctx.rt.clock.now())
+    kind = _category_of(named)
+    found = [o for o in listed if o.category == kind] if kind else coupons.match_offers(named, listed, threshold=80)
+    others = [o for o in found if o.id != ctx.fsm.data.get("coupon_id")]
+    if len(others) != 1:
+        return False
+    ctx.extra["coupon_named"] = others[0].id
+    return True
+
+
+@router.message(State("coupons:confirm"), Func(_other_named, when=lambda p: p.text))
+async def switch_offer(ctx: Context) -> str:
+    coupon = await coupons.offer(ctx.rt.db, int(ctx.extra["coupon_named"]), ctx.rt.clock.now())
+    if coupon is None:
+        return TEXTS["error_not_found"]
+    return await offer(ctx, coupon)
 
 
 # The mark of a reply listing the resident's coupons (or saying there are none): 怎么用 next is
