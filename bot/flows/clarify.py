@@ -27,7 +27,12 @@ async def ask(ctx: Context) -> str:
     answered = await answer_if_known(ctx)
     if answered is not None:
         return answered
+    return await ask_between(ctx, [label for label, _ in ctx.understanding.candidates])
+
+
+async def ask_between(ctx: Context, intents: list[str]) -> str:
+    """The clarifying question among ``intents`` (those with a label), for the text being handled."""
     labels = intents_registry(ctx.rt).labels()
-    candidates = [label for label, _ in ctx.understanding.candidates if label in labels]
+    candidates = [label for label in dict.fromkeys(intents) if label in labels]
     await ctx.fsm.set(CLARIFY_STATE, candidates=candidates, text=ctx.text)
     return TEXTS["ask"].format(choices=numbered([labels[c] for c in candidates]))

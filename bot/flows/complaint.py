@@ -32,6 +32,7 @@ from bot.handler.router import (
     Router,
     State,
 )
+from bot.language import intents_registry
 from bot.logmask import mask_phones
 from bot.messages import HandlerResult
 from bot.services import attachments, places, reports
@@ -813,15 +814,40 @@ def names_matter(text: str) -> bool:
                 or places.from_text(text) is not None or places.landmark(text) is not None)
 
 
-def _taken_as_report(ctx: Context) -> bool:
-    """A report the engine is sure of, or one it leans to without being sure (a clarifying decision)
-    whose text names what reports are about. An unsure message that names none of it (读心专家, 那草为啥
-    会绿: a voice assistant's queries) gets the clarifying question, where 反映问题 still comes first,
-    as coupons and classes do; it was asked for a place to file it."""
-    return ctx.decision != "clarify" or not ctx.text or names_matter(ctx.text)
+# A message this short that names nothing reports are about (这么任性, 花开半夏) is a report only when the
+# engine is sure of it (see ``unsure_report_question``).
+FEW_WORDS = 8
+SURE = 0.8
 
 
-@router.message(Intent("complaint"), Func(_taken_as_report))
+def _unsure_of_report(ctx: Context) -> bool:
+    """The engine leans to a report without being sure, and the text names nothing reports are about:
+    a clarifying decision (读心专家, 那草为啥会绿), or a few words read as a report below ``SURE``."""
+    text = ctx.text.strip()
+    if not text or names_matter(text):
+        return False
+    if ctx.decision == "clarify":
+        return True
+    return ctx.decision == "accept" and (ctx.confidence or 0.0) < SURE and len(text) <= FEW_WORDS
+
+
+@router.message(Intent("complaint"), Func(_unsure_of_report))
+async def unsure_report_question(ctx: Context) -> str:
+    """The clarifying question, 反映问题 first (then the engine's other candidates, its runner-up or
+    small talk), instead of asking where to file a voice assistant's query; coupons and classes leave
+    a clarifying decision to it too. A real report is one reply away (1), and then asked as before."""
+    from bot.flows.clarify import ask_between  # clarify -> query -> … -> this module
+
+    others = [label for label, _ in getattr(ctx.understanding, "candidates", None) or []]
+    runner = getattr(ctx.understanding, "runner_up", None)
+    if not others and runner:
+        others = [runner[0]]
+    labels = intents_registry(ctx.rt).labels()
+    others = [o for o in others if o != "complaint" and o in labels] or ["smalltalk"]
+    return await ask_between(ctx, ["complaint", *others])
+
+
+@router.message(Intent("complaint"))
 async def start(ctx: Context) -> str:
     if not ctx.text or not describes(ctx.text):
         whom = ctx.text.strip()[:40] if ctx.text and _PARTY.search(ctx.text) else ""
