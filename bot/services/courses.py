@@ -328,9 +328,21 @@ def match_listings(query: str, rows: Sequence[Listing], threshold: float = 75) -
         )
         if len(query) == 1:
             score = min(score, 60.0)
-        if score >= threshold:
+        if score >= threshold or _sounds_named(query, row.title):
             found.append(row)
     return found
+
+
+def _sounds_named(query: str, title: str) -> bool:
+    """The title's first two characters said in the query with other characters of the same sound
+    (那个花一的课 for 花艺入门: pinyin input and voice recognition type the sound, not the word)."""
+    from knowledge.typos import sound
+
+    head = [sound(ch) for ch in title[:2]]
+    said = [sound(ch) for ch in query]
+    if len(head) < 2 or title[:2] in query or not all(h.isascii() for h in head):
+        return False
+    return any(said[i : i + 2] == head for i in range(len(said) - 1))
 
 
 async def listing(db: Database, session_id: int, now: datetime | None = None) -> Listing | None:
