@@ -64,6 +64,8 @@ TEXTS = {
     "followup_noted": "已把您的催问记在诉求上，办理人员会看到。",
     "followup_fresh": "刚提交不久，办理有进展会在这里通知您。",
     "urged_again": "好的，已再次催办（{numbers}），办理人员会看到。着急的话可以回复“转人工”找工作人员。",
+    "supplement_added": "收到，已补充到诉求 {number}，办理人员会看到。还有要补充的可以继续发。",
+    "supplement_late": "诉求 {number} 已经办结了，如果问题还在，请直接说说情况。",
     "urged_urgent": "已再次通知值班人员。情况危急请直接拨打110、119或120，不要等。",
     # An emergency chased whose hazard is known: its own lines (the gas company's for a leak).
     "urged_hazard": "已再次通知值班人员。情况危急不要等：{first}",
@@ -308,6 +310,40 @@ async def again(ctx: Context) -> str:
     ctx.extra["followed"] = followed
     await _remember(ctx)
     return TEXTS["urged_again"].format(numbers="、".join(n for _, n in followed))
+
+
+# "I'll add something" (补充一下, 我再说一下, 再补充两句) leading more words, right after a report was filed
+# or after the reports' progress naming one open report: those words are added to that report (a
+# note on its timeline for the staff), however much they name a thing or what is wrong with it.
+SUPPLEMENT = re.compile(
+    r"^(?:那个|对了|哦|嗯|还有)?[\s,，]*(?:我|俺)?(?:再|还)?(?:补充|说明|说|讲|交代)(?:一下|下|一句|两句|几句|个情况|点)"
+    r"[\s,，:：。.!！]*(?P<rest>\S.{3,})$"
+)
+
+
+def _supplemented(ctx: Context) -> tuple[int, str] | None:
+    """The report the supplement is for: the one just filed, or the only open one just shown."""
+    mark = ctx.extra.get("mark")
+    if not mark or not ctx.text or ctx.resident is None or SUPPLEMENT.match(ctx.text.strip()) is None:
+        return None
+    if mark[0] == FILED and isinstance(mark[1].get("ticket_id"), int):
+        return int(mark[1]["ticket_id"]), str(mark[1].get("number", ""))
+    shown = mark[1].get("tickets", []) if mark[0] == FOLLOWED else []
+    return (int(shown[0][0]), str(shown[0][1])) if len(shown) == 1 else None
+
+
+@router.message(Func(lambda ctx: _supplemented(ctx) is not None, phase=PHASE_STATE,
+                     when=lambda p: p.text and p.mark in (FILED, FOLLOWED)))
+async def supplement(ctx: Context) -> str:
+    assert ctx.resident is not None
+    found = _supplemented(ctx)
+    assert found is not None
+    ticket_id, number = found
+    if not await reports.add_update(ctx.rt.db, ticket_id, ctx.resident.id, ctx.text.strip(), ctx.rt.clock.now()):
+        return TEXTS["supplement_late"].format(number=number)
+    ctx.intent = "complaint"
+    await ctx.fsm.set(MARK + ctx.extra["mark"][0], **ctx.extra["mark"][1])  # more may follow
+    return TEXTS["supplement_added"].format(number=number)
 
 
 def _more_after_all(ctx: Context) -> bool:
