@@ -808,9 +808,10 @@ async def wants_to_report(ctx: Context) -> HandlerResult | Pass:
 
 
 def names_matter(text: str) -> bool:
-    """The text names something reports are about: a problem (坏, 漏, 堵, 物业), whom it is about,
-    a fee or a service (NO_PLACE), or a place."""
-    return bool(PROBLEM.search(text) or _PARTY.search(text) or NO_PLACE.search(text)
+    """The text names something reports are about: a problem (坏, 漏, 堵, 物业), a thing to fix (坑,
+    墙, 路面), a demand, whom it is about, a fee or a service (NO_PLACE), or a place."""
+    return bool(PROBLEM.search(text) or _THING.search(text) or _WRONG.search(text) or _DEMAND.search(text)
+                or _PARTY.search(text) or NO_PLACE.search(text)
                 or places.from_text(text) is not None or places.landmark(text) is not None)
 
 
