@@ -804,7 +804,7 @@ WANTS_TO_REPORT = re.compile(
 async def wants_to_report(ctx: Context) -> HandlerResult | Pass:
     asked = await start(ctx)
     # 我想匿名举报: yes, and how (no phone needed; the name is kept from the other side).
-    return TEXTS["anonymous_ok"] + asked if "匿名" in ctx.text else asked
+    return TEXTS["anonymous_ok"] + asked if isinstance(asked, str) and "匿名" in ctx.text else asked
 
 
 def names_matter(text: str) -> bool:
