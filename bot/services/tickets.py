@@ -435,9 +435,10 @@ def _make_in(
 ) -> tuple[Made, Candidate | None] | None:
     if not new.text.strip():
         raise TicketError("empty_text", "a ticket needs a description")
-    # The resident's own building only when the ticket has no place of its own: a road, the estate's
-    # gate or a location sent is not in the resident's building (nor its grid).
-    building = new.building or (new.resident.building if new.resident and not new.location else None)
+    # The resident's own building only when the ticket has no place of its own, or a unit or room
+    # (of that building): a road, the estate's gate or a location sent is not in it (nor its grid).
+    own = new.resident is not None and (not new.location or bool(new.unit or new.room))
+    building = new.building or (new.resident.building if new.resident is not None and own else None)
     decision = rules.decide(new.category, new.confidence, building, new.urgency)
     resident_id = new.resident.id if new.resident else None
     text = new.text.strip()[:4000]
