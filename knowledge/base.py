@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from knowledge.entries import DEFAULT_ENTRIES_DIR, Entry, load_entries
-from knowledge.index import IndexWeights, SearchIndex
+from knowledge.index import IndexWeights, Scored, SearchIndex
 from knowledge.question import hours_place, plain_question, sentences_of
 from knowledge.text import SYNONYMS_PATH, Analyzer, is_function_word, load_synonyms
 
@@ -120,6 +120,8 @@ class _State:
     # and a search costs a few hundred microseconds of CPU. Belongs to this index, so a reload or
     # retarget, which swaps the whole state, never serves a decision of the old content.
     answers: dict[str, Answer] = field(default_factory=dict)
+    # The hits of the index's remembered rankings, by the ranking's id (see KnowledgeBase.search).
+    hits: dict[int, tuple[Sequence[Scored], tuple[Hit, ...]]] = field(default_factory=dict)
     # An entry's phrasings (and the first question of one that asks two: 低保怎么申请 of 低保怎么申请？
     # 要哪些材料？) as ``plain_question`` says them -> the entry's position; a form two entries share
     # is left out. A question said so is answered by that entry directly.
@@ -215,7 +217,19 @@ class KnowledgeBase:
     def search(self, text: str, k: int = 3) -> list[Hit]:
         """The ``k`` best entries for ``text``, best first, with scores in 0..1."""
         state = self._state  # one read: the whole search uses one consistent index
-        return [
+        ranked = state.index.ranked(text, k)
+        # The index remembers a ranking per analysed question; its hits are made once (the entry
+        # holds the ranking, so its id is not reused while it is kept).
+        known = state.hits.get(id(ranked))
+        if known is None or known[0] is not ranked:
+            if len(state.hits) >= ANSWERS_KEPT:
+                state.hits.clear()
+            known = state.hits[id(ranked)] = (ranked, self._hits(state, ranked))
+        return list(known[1])
+
+    @staticmethod
+    def _hits(state: _State, ranked: Sequence[Scored]) -> tuple[Hit, ...]:
+        return tuple(
             Hit(
                 state.index.entries[s.position],
                 round(s.score, 4),
@@ -226,8 +240,8 @@ class KnowledgeBase:
                 round(s.features.get("frame", 0.0), 4),
                 s.features.get("split", 0.0),
             )
-            for s in state.index.search(text, k)
-        ]
+            for s in ranked
+        )
 
     def _names_topic(self, entry: Entry, text: str) -> bool:
         """Whether the question itself names the topic of a sensitive entry (one of its tags)."""

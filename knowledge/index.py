@@ -445,11 +445,16 @@ class SearchIndex:
 
     def search(self, text: str, k: int) -> list[Scored]:
         """Best ``k`` entries for ``text``, best first, scores in 0..1."""
+        return list(self.ranked(text, k))
+
+    def ranked(self, text: str, k: int) -> Sequence[Scored]:
+        """``search``'s ranking as remembered: the same object for every question of the same
+        analysis while it is remembered (the caller must not change it)."""
         if not self.entries or k <= 0:
-            return []
+            return ()
         q = self.analyzer.analyse_query(text, self.lexicon)
         if not q.text or (not q.words and not q.grams):
-            return []
+            return ()
         generation = tokens.generation()
         if generation != self._rankings_generation:
             self._rankings, self._rankings_generation = {}, generation
@@ -459,7 +464,7 @@ class SearchIndex:
             if len(self._rankings) >= RANKINGS_KEPT:
                 self._rankings.clear()
             self._rankings[(q, k)] = ranked
-        return list(ranked)
+        return ranked
 
     def _rank(self, q: Analysis, k: int) -> list[Scored]:
         """Best ``k`` entries for the analysed question ``q`` (of the search's text alone)."""

@@ -24,7 +24,7 @@ import yaml
 
 from intents import tokens
 from knowledge.errors import KnowledgeDataError
-from knowledge.memo import TextMemo
+from knowledge.memo import Memo, TextMemo
 from knowledge.question import reduce_message
 from knowledge.typos import Lexicon
 
@@ -267,6 +267,7 @@ def _alternation(variants: list[str]) -> str:
 
 
 FOLDS_KEPT = 256  # texts whose folded form an analyser keeps (see Analyzer.fold)
+ANALYSES_KEPT = 2048  # reduced questions whose analysis an analyser keeps (see Analyzer.analyse_query)
 
 
 def _without_de(found: str, *known: Mapping[str, str]) -> str:
@@ -326,6 +327,8 @@ class Analyzer:
         # exact-phrasing check, the opening-hours check). Folding depends on jieba's word counts
         # (a variant's edges), so a change of the vocabulary starts afresh.
         self._folds = TextMemo(FOLDS_KEPT)
+        # Recent reduced questions' analyses (see analyse_query).
+        self._reduced: Memo[tuple[str, int], Analysis] = Memo(ANALYSES_KEPT)
         # Canonical names are kept whole by the knowledge base's own jieba vocabulary (城乡居民医保); a
         # canonical form of words that name nothing (什么时候) is not added, so it stays two frame words.
         words = {w for w in (*self.synonyms.values(), *extra_words) if len(w) > 1 and not _names_nothing(w)}
@@ -411,10 +414,20 @@ class Analyzer:
             if repaired != folded:
                 folded = self.fold(repaired)
         reduced = reduce_message(folded, None if lexicon is None else lambda clause: self._named(clause, lexicon))
-        # One cut of the clauses joined by spaces (jieba never joins across a space); the focus
-        # clauses come last, so a token is in the focus when it starts at or after their offset.
+        # Everything after the reduction depends on the reduced text and where its request starts:
+        # questions that differ only in what the reduction drops (请问, 您好, 谢谢, punctuation) are
+        # cut once.
         joined = reduced.text
         focus_at = len(joined) - len(reduced.focus) if reduced.focus else len(joined)
+        return self._reduced.get((joined, focus_at), self._analyse_reduced)
+
+    @classmethod
+    def _analyse_reduced(cls, reduced: tuple[str, int]) -> Analysis:
+        """The analysis of a reduced question: its clauses joined by spaces, the request from the
+        offset ``focus_at`` on."""
+        # One cut of the clauses joined by spaces (jieba never joins across a space); the focus
+        # clauses come last, so a token is in the focus when it starts at or after their offset.
+        joined, focus_at = reduced
         content: list[str] = []
         topic: list[str] = []
         focus: set[str] = set()
@@ -425,13 +438,13 @@ class Analyzer:
             for token in split_glued(piece):
                 if _is_noise(token) or token in STOPWORDS or is_fragment(token):
                     continue
-                self._take(token, start >= focus_at, content, topic, focus)
-        whole = "".join(_SPLIT_RE.split(reduced.text))
-        focus_text = "".join(_SPLIT_RE.split(reduced.focus))
+                cls._take(token, start >= focus_at, content, topic, focus)
+        whole = "".join(_SPLIT_RE.split(joined))
+        focus_text = "".join(_SPLIT_RE.split(joined[focus_at:]))
         return Analysis(
             text=whole,
             words=tuple(content),
-            grams=self._grams(content),
+            grams=cls._grams(content),
             topic=tuple(topic),
             focus=frozenset(focus),
             focus_text="" if focus_text == whole else focus_text,
