@@ -74,6 +74,9 @@ class Classification:
     found: Entities | Callable[[], Entities]  # the entities, or how to find them when first asked for
     raw_intent: str
     out_of_scope: float = 0.0  # p_out: the probability that the message is not for this assistant
+    # The model's extractor, whose lookups name every course, merchant … the entities can hold (a
+    # filter can tell that a text names none without extracting them); None when not known.
+    extractor: EntityExtractor | None = None
 
     @property
     def entities(self) -> Entities:
@@ -304,7 +307,7 @@ class IntentEngine:
             return model.extractor.extract(text, now, fuzzy=model.fuzzy.get(top, ()))
 
         return Classification(text, intent, confidence, runner, decision,
-                              [(label, p * scale) for label, p in candidates], entities, raw, p_out)
+                              [(label, p * scale) for label, p in candidates], entities, raw, p_out, model.extractor)
 
     def with_config(self, **changes: Any) -> IntentEngine:
         """A view of the same model with other thresholds (no retraining)."""

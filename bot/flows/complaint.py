@@ -573,7 +573,7 @@ def _media_after_filing(ctx: Context) -> bool:
     return mark is not None and mark[0] in (FILED, URGENT_REPORTED) and ctx.resident is not None
 
 
-@router.message(MsgType(*MEDIA_KINDS), Func(_media_after_filing))
+@router.message(MsgType(*MEDIA_KINDS), Func(_media_after_filing, when=lambda p: p.mark in (FILED, URGENT_REPORTED)))
 async def media_after_filing(ctx: Context) -> HandlerResult | Pass:
     assert ctx.resident is not None
     what, data = ctx.extra["mark"]
@@ -648,7 +648,7 @@ def _contact_after_filing(ctx: Context) -> bool:
     return True
 
 
-@router.message(Func(_contact_after_filing, phase=PHASE_STATE, when=lambda p: p.text))
+@router.message(Func(_contact_after_filing, phase=PHASE_STATE, when=lambda p: p.text and p.mark == FILED))
 async def contact_after_filing(ctx: Context) -> str:
     data = ctx.extra["mark"][1]
     number, phone = str(data.get("number", "")), ctx.extra["contact"]
@@ -685,7 +685,7 @@ def _place_after_filing(ctx: Context) -> bool:
     return True
 
 
-@router.message(Func(_place_after_filing, phase=PHASE_STATE, when=lambda p: p.text))
+@router.message(Func(_place_after_filing, phase=PHASE_STATE, when=lambda p: p.text and p.mark == FILED))
 async def place_after_filing(ctx: Context) -> str:
     assert ctx.resident is not None
     data = ctx.extra["mark"][1]

@@ -7,6 +7,7 @@ cancellations) through the outbox.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from bot.handler.context import Context
 from bot.handler.middlewares import MARK
 from bot.handler.router import PHASE_MENU, PHASE_STATE, Func, Intent, Pass, Router, State, Text
 from bot.services import courses, points
+from intents.entities import LookupMatcher
 
 router = Router("courses")
 
@@ -682,7 +684,7 @@ async def _asked_of_booked(ctx: Context) -> bool:
     return ctx.extra["class_asked"] is not None and not await _names_other(ctx, int(mark[1].get("session_id", 0)))
 
 
-@router.message(Func(_asked_of_booked, phase=PHASE_STATE, when=lambda p: p.text))
+@router.message(Func(_asked_of_booked, phase=PHASE_STATE, when=lambda p: p.text and p.mark == BOOKED))
 async def booked_class_fact(ctx: Context) -> str:
     session_id = int(ctx.extra["mark"][1].get("session_id", 0))
     act = await courses.listing(ctx.rt.db, session_id, ctx.rt.clock.now())
@@ -764,11 +766,21 @@ def _only_a_course(ctx: Context) -> bool:
     said = _BARE.sub("", ctx.text or "")
     if not 2 <= len(said) <= 8:
         return False  # (before the entities: found on demand, not for every message)
+    extractor = getattr(ctx.understanding, "extractor", None)
+    if extractor is not None and said not in _named_forms(extractor.courses):
+        return False  # the name of no course the entities could hold (谢谢, 查进度): none extracted
     named = getattr(getattr(ctx.understanding, "entities", None), "courses", None) or []
     return any(said in (name, name + "课", name + "班") for name in named)
 
 
 _BARE = re.compile(r"[\s，,。.!！?？~～]+|(?:的|吧|啊|呀|呢|嘛)$")
+
+
+@functools.lru_cache(maxsize=4)
+def _named_forms(courses: LookupMatcher) -> frozenset[str]:
+    """Every course's name the entities can hold (a lookup's), alone or with 课 or 班 after it: what
+    :func:`_only_a_course` compares the message with (one set per model: a reload makes another)."""
+    return frozenset(name + end for name in courses.names for end in ("", "课", "班"))
 
 
 @router.message(Func(_only_a_course, phase=PHASE_MENU, when=lambda p: p.text))

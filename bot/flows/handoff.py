@@ -186,7 +186,7 @@ def _phone_for_staff(ctx: Context) -> bool:
                                 or (parse_phone(text) is not None and _PHONE_WORDS.search(text) is not None))
 
 
-@router.message(Func(_phone_for_staff, phase=PHASE_STATE, when=lambda p: p.text))
+@router.message(Func(_phone_for_staff, phase=PHASE_STATE, when=lambda p: p.text and p.mark == ASKED))
 async def phone_for_staff(ctx: Context) -> str:
     assert ctx.resident is not None
     phone = parse_phone(ctx.text) or ""

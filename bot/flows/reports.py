@@ -301,7 +301,7 @@ def chases(text: str) -> bool:
     return bool(AGAIN.search(text)) and len(_WAITED.sub("", _URGE_WORDS.sub("", subject(text)))) <= 1
 
 
-@router.message(Func(_again, phase=PHASE_STATE, when=lambda p: p.text))
+@router.message(Func(_again, phase=PHASE_STATE, when=lambda p: p.text and p.mark == FOLLOWED))
 async def again(ctx: Context) -> str:
     """"怎么还没人来" right after the reports' progress: urged again, not taken for a new report."""
     assert ctx.resident is not None
@@ -351,7 +351,7 @@ def _more_after_all(ctx: Context) -> bool:
     return mark is not None and mark[0] == FOLLOWED and is_page_word(ctx.text or "")
 
 
-@router.message(Func(_more_after_all, phase=PHASE_STATE, when=lambda p: p.text))
+@router.message(Func(_more_after_all, phase=PHASE_STATE, when=lambda p: p.text and p.mark == FOLLOWED))
 async def all_shown(ctx: Context) -> str:
     """更多 / 下一页 right after the reports' last page (or the whole list): that was all."""
     ctx.extra["followed"] = [(int(i), str(n)) for i, n in ctx.extra["mark"][1].get("tickets", [])]
@@ -417,7 +417,7 @@ def _new_phone(ctx: Context) -> bool:
     return phone_alone(ctx.text) is not None or is_cancel(ctx.text)
 
 
-@router.message(Func(_new_phone, phase=PHASE_STATE, when=lambda p: p.text))
+@router.message(Func(_new_phone, phase=PHASE_STATE, when=lambda p: p.text and p.mark == CHANGING_PHONE))
 async def new_phone(ctx: Context) -> str:
     """The answer to "请发新的电话号码", as the very next message; anything else is a message of its
     own and the phones stay."""
@@ -501,7 +501,7 @@ def _withdraw_answer(ctx: Context) -> bool:
     return word in _WITHDRAW_YES or _keeps(word)
 
 
-@router.message(Func(_withdraw_answer, phase=PHASE_STATE, when=lambda p: p.text))
+@router.message(Func(_withdraw_answer, phase=PHASE_STATE, when=lambda p: p.text and p.mark == WITHDRAWING))
 async def withdraw_answer(ctx: Context) -> str:
     """The answer to "要撤回…吗？", as the very next message; anything else is a message of its own
     and the report stays."""

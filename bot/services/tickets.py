@@ -591,7 +591,7 @@ _NOT_GIVEN = frozenset(
 
 def _has_reported(resident: Resident) -> bool:
     """Whether the resident's row, as loaded, says they have reported before (unloaded: not known)."""
-    return sa_inspect(resident).attrs.reported_at.loaded_value not in (None, NO_VALUE)
+    return _loaded_reported_at(resident) not in (None, NO_VALUE)
 
 
 def never_reported(resident: Resident) -> bool:
@@ -599,7 +599,14 @@ def never_reported(resident: Resident) -> bool:
     reported anything: then they have no tickets, open or not, and nothing need be read to know
     (``Resident.reported_at``; not loaded: not known, False). A ticket made since the row was read
     is one made after the message came, as if the read had been done when it came."""
-    return sa_inspect(resident).attrs.reported_at.loaded_value is None
+    return _loaded_reported_at(resident) is None
+
+
+def _loaded_reported_at(resident: Resident) -> Any:
+    """``reported_at`` as loaded (``NO_VALUE`` when not), without loading it: what the attribute's
+    ``AttributeState.loaded_value`` says, read from the instance's dict directly (``state.attrs`` builds
+    a state for each of the row's attributes first, for a row loaded with each message)."""
+    return sa_inspect(resident).dict.get("reported_at", NO_VALUE)
 
 
 def _first_events(

@@ -50,8 +50,9 @@ def _grid(router: Router) -> list[tuple[Inbound, str | None, str | None]]:
 
 
 # What a previous reply may have left as its mark (none; another flow's; the emergency's, for which
-# the emergency's own handlers are asked).
-MARKS = (None, "menu", "urgent")
+# the emergency's own handlers are asked; those after which only some handlers answer: a report
+# filed, the reports listed, a question of a new phone or of a withdrawal, 转人工, a booking).
+MARKS = (None, "menu", "urgent", "filed", "followed", "phone", "withdraw", "handoff", "course_booked")
 
 
 async def test_every_handler_left_out_could_not_have_matched() -> None:
@@ -143,3 +144,30 @@ async def test_a_handler_that_moves_the_state_and_passes_is_followed_by_the_new_
     done = await dispatcher.process(inbound, None, Preloaded(None, StateRecord("a:one", {})))  # type: ignore[arg-type]
     assert [o.content for o in done.outs] == ["先记下了\n第二步"]
     assert [r.name for r in dispatcher.candidates(done.ctx)] == ["moves.second", "moves.anything"]  # type: ignore[arg-type]
+
+
+async def test_a_marks_own_handlers_are_asked_only_after_it() -> None:
+    """A number or a word right after a reply that left a mark (a report filed, the reports listed,
+    转人工 …) may answer that reply, so that mark's handlers are asked; after any other reply they
+    are not even asked."""
+    dispatcher = Dispatcher(build_router())
+    own = {
+        "filed": {"complaint.contact_after_filing", "complaint.place_after_filing"},
+        "followed": {"reports.again", "reports.all_shown"},
+        "phone": {"reports.new_phone"},
+        "withdraw": {"reports.withdraw_answer"},
+        "handoff": {"handoff.phone_for_staff"},
+        "course_booked": {"courses.booked_class_fact"},
+    }
+    for mark, names in own.items():
+        for text in ("13800000017", "好的"):
+            asked = {}
+            for other in (None, "menu", mark):
+                inbound = Inbound(openid="o_mark", account="gh_x", msg_type="text", create_time=1, msg_id=1,
+                                  content=text)
+                ctx = Context(inbound=inbound, rt=None, fsm=FSM(StateRecord()))  # type: ignore[arg-type]
+                if other is not None:
+                    ctx.extra["mark"] = (other, {})
+                asked[other] = {r.name for r in dispatcher.candidates(ctx)}
+            assert names <= asked[mark], mark
+            assert not names & asked[None] and not names & asked["menu"], mark
