@@ -35,7 +35,7 @@ from bot.logmask import mask_openid
 from bot.messages import Out
 from bot.wechat.crypto import Codec, CryptoError
 from bot.wechat.fairness import TOO_FAST, ResidentLimits
-from bot.wechat.parsing import BadMessage, parse_xml, to_inbound
+from bot.wechat.parsing import BadMessage, encrypted_field, parse_xml, to_inbound
 from bot.wechat.replay import ReplayGuard, Use, digest, expiry, replay_guard
 from bot.wechat.replies import render
 
@@ -148,14 +148,12 @@ async def receive(request: web.Request) -> web.Response:
             raise Refused(403, "plaintext message refused: only encrypted messages (encrypt_type=aes) are accepted")
         body = await read_body(request, settings.max_body_bytes)
         key_index = 0
-        data = parse_xml(body)
-        if encrypted:
-            encrypt = data.get("Encrypt")
-            if not isinstance(encrypt, str) or not encrypt:
-                raise BadMessage("missing field Encrypt")
-            decrypted = codec.decrypt(encrypt, q.get("msg_signature"), timestamp, nonce)
+        if encrypted:  # the envelope's one field read by its shape (parsing.encrypted_field)
+            decrypted = codec.decrypt(encrypted_field(body), q.get("msg_signature"), timestamp, nonce)
             key_index = decrypted.key_index
             data = parse_xml(decrypted.xml)
+        else:
+            data = parse_xml(body)
         inbound = to_inbound(data)
         if not encrypted:  # msg_signature covers an encrypted body: only plaintext can be swapped
             await _first_use(request, sent_at, nonce, digest(b"POST", body))
