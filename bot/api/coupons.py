@@ -4,6 +4,7 @@ verification (核销) route a merchant account calls from the verification page.
 from __future__ import annotations
 
 import math
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -407,9 +408,9 @@ async def verify(call: Call) -> dict[str, Any]:
         slot = await limiter.take(key, VERIFY_FAILURES, now)
     except ratelimit.Blocked as blocked:
         raise _too_many(blocked.retry_at, now) from None
-    result = await coupons.verify(
-        call.db, code=call.body["code"], merchant_id=merchant_id, actor=call.principal.name, now=now
-    )
+    # NFKC: a code typed in a Chinese input method's full-width mode (７ＮＧＨ…, －) is the same code
+    code = unicodedata.normalize("NFKC", call.body["code"])
+    result = await coupons.verify(call.db, code=code, merchant_id=merchant_id, actor=call.principal.name, now=now)
     status = "not_found" if result.status == "other_merchant" else result.status
     if status != "not_found":
         await limiter.give_back(key, slot)
