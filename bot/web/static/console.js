@@ -394,6 +394,10 @@
         clearProblem(el);
         return;
       }
+      // A Chinese input method in full-width mode types １０ for 10: the same number, sent in ASCII.
+      if (el.inputMode === "numeric" && /[\uff10-\uff19]/.test(el.value)) {
+        el.value = el.value.replace(/[\uff10-\uff19]/g, (d) => String.fromCharCode(d.charCodeAt(0) - 0xfee0));
+      }
       const text = problem(el);
       if (text) { showProblem(el, text); if (!first) first = el; } else clearProblem(el);
     });
