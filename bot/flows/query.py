@@ -240,7 +240,7 @@ def _with_context(ctx: Context, result: Any) -> tuple[Any, str | None]:
     if _yes_or_no(ctx.text):
         return result, None
     entry = ctx.rt.language.knowledge.get(str(ctx.fsm.data.get("entry_id", "")))
-    if entry is None:
+    if entry is None or _own_topic(ctx.text, entry):
         return result, None
     again = ctx.rt.language.knowledge.answer(f"{entry.question.rstrip('？?')}，{ctx.text}")
     if again.kind != "answer":
@@ -275,6 +275,13 @@ _ASKS_OF = [(label, re.compile("|".join(words)), says) for label, words, says in
 # so that 可不可以 is one word, not 可以.
 ASPECT = re.compile("|".join(sorted({*(w for _, words, _ in ASPECTS for w in words), *_MODAL}, key=len, reverse=True)))
 _SMALL = re.compile(r"[那这还就都也又我俺你您的了吗呢啊呀吧么嘛啥什么怎么咋样些个一下请问得是在给能到不\s\W\d]")
+
+
+def _own_topic(text: str, entry: Any) -> bool:
+    """Besides the words of asking, the text says things the entry never does (宠物狗打疫苗去哪里 after
+    the senior card's answer): a question of its own, not more about that answer."""
+    said = "".join((*entry.phrasings, entry.answer, *entry.tags))
+    return sum(ch not in said for ch in _SMALL.sub("", ASPECT.sub("", text))) >= 2
 
 
 def _yes_or_no(text: str) -> bool:
