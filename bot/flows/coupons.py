@@ -301,12 +301,17 @@ async def _other_named(ctx: Context) -> bool:
     return True
 
 
-@router.message(State("coupons:confirm"), Func(_other_named, when=lambda p: p.text))
-async def switch_offer(ctx: Context) -> str:
+async def _offer_named(ctx: Context) -> str:
+    """The coupon a filter found named (``coupon_named``), offered for confirmation."""
     coupon = await coupons.offer(ctx.rt.db, int(ctx.extra["coupon_named"]), ctx.rt.clock.now())
     if coupon is None:
         return TEXTS["error_not_found"]
     return await offer(ctx, coupon)
+
+
+@router.message(State("coupons:confirm"), Func(_other_named, when=lambda p: p.text))
+async def switch_offer(ctx: Context) -> str:
+    return await _offer_named(ctx)
 
 
 # The mark of a reply listing the resident's coupons (or saying there are none): 怎么用 next is
@@ -407,10 +412,7 @@ async def _listed_named(ctx: Context) -> bool:
 
 @router.message(State("coupons:browse"), Func(_listed_named, when=lambda p: p.text))
 async def pick_named(ctx: Context) -> str:
-    coupon = await coupons.offer(ctx.rt.db, int(ctx.extra["coupon_named"]), ctx.rt.clock.now())
-    if coupon is None:
-        return TEXTS["error_not_found"]
-    return await offer(ctx, coupon)
+    return await _offer_named(ctx)
 
 
 def _category_in_browse(text: str) -> str | None:
