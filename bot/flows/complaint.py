@@ -17,6 +17,7 @@ from typing import Any
 from bot.flows.handoff import asks_for_person, request_person
 from bot.flows.media import attachment
 from bot.flows.reports import FILED
+from bot.flows.reports import THING as _THING
 from bot.flows.reports import URGENT as URGENT_REPORTED
 from bot.handler.choices import is_cancel, parse_phone, phone_alone
 from bot.handler.context import Context
@@ -719,12 +720,6 @@ async def nothing_to_cancel(ctx: Context) -> str:
 # 又堆了好多垃圾, 强烈要求公开账目) may be another place or problem: a report of its own, as before; a question, a request the engine is sure of, or a word back (谢谢, 查进度) goes on as before
 # (those are answered in the earlier phases or by their intent).
 DETAIL_MAX = 40
-# The things reports are about.
-_THING = re.compile(
-    r"路灯|灯|电梯|楼道|下水道?|水管|管道|暖气|燃气|煤气|天然气|井盖|树枝|树|垃圾|停车|车位|飞线|充电|装修|油烟|噪音"
-    r"|蚊子|苍蝇|蟑螂|老鼠|虫|野狗|狗|猫|流浪|墙|屋顶|房顶|窗|门禁|大门|单元门|路面|马路|道路|坑|台阶|扶手|栏杆|绿化|草坪"
-    r"|化粪池|污水|水压|自来水|停水|停电|电线|电表|水表|网线|信号|广告|小广告|摊|占道|烧烤|广场舞|喇叭|施工|工地|花坛|花池"
-)
 # What is wrong with a thing, and demands (强烈要求…公开, 希望尽快…): a report of its own.
 _WRONG = re.compile(
     r"坏|不亮|不灵|漏|渗|堵|吵|噪|脏|臭|乱|破|塌|裂|掉|堆|占|扰|违|断|积水|损|松|歪|倒了|不通|不热|没水|没电|不能用|不好用"

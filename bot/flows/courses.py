@@ -573,9 +573,11 @@ async def cant_come(ctx: Context) -> str:
     return head + listing.replace(TEXTS["mine_tail"], TEXTS["cancel_which"])
 
 
-@router.message(State("courses:browse"), Text(predicate=lambda t: bool(BOOK_SAID.match(t.strip()))))
+@router.message(State("courses:browse"), Text(predicate=lambda t: bool(BOOK_SAID.match(t.strip())) or is_yes(t)))
 async def book_from_list(ctx: Context) -> str:
-    """预约 said at a list: a session is picked first (the only one is shown)."""
+    """预约 said at a list: a session is picked first (the only one is shown). 是 / 好的 there (after
+    我报个名 was asked which one) is still choosing: which number again, the list kept, so a time or
+    place asked next is answered from it."""
     ids = list(ctx.fsm.data.get("ids", []))
     if len(ids) == 1:
         return await detail(ctx, int(ids[0]))

@@ -28,7 +28,7 @@ from bot.handler.context import Context
 from bot.handler.middlewares import MARK
 from bot.handler.router import PHASE_MENU, PHASE_STATE, Func, Router, State, Text
 from bot.logmask import mask_phones
-from bot.services import reports
+from bot.services import places, reports
 from bot.services.dispatch import rules_for
 from bot.services.hazards import rules_for as hazard_rules
 from bot.services.reports import Report
@@ -63,6 +63,7 @@ TEXTS = {
     "no_match": "没有找到您反映过“{subject}”的问题。",
     "followup_noted": "已把您的催问记在诉求上，办理人员会看到。",
     "followup_fresh": "刚提交不久，办理有进展会在这里通知您。",
+    "followup_status": "办理有进展会在这里通知您。着急的话跟我说一声，我帮您催。",
     "urged_again": "好的，已再次催办（{numbers}），办理人员会看到。着急的话可以回复“转人工”找工作人员。",
     "supplement_added": "收到，已补充到诉求 {number}，办理人员会看到。还有要补充的可以继续发。",
     "supplement_late": "诉求 {number} 已经办结了，如果问题还在，请直接说说情况。",
@@ -117,8 +118,6 @@ PROGRESS = re.compile(
     r"|有人(?:管|来|处理)|什么时候|啥时候|几时|还没(?:修|处理|解决|人|弄|动静|好|来)|怎么还没|回复|回音|动静|消息|没下文|问问|问一下"
     r"|(?:什么|啥)情况"
 )
-# A request to look a report up (帮我查一下, 看看): a status request, no chase unless its words urge.
-LOOKUP = re.compile(r"(?<![检调审排巡])查|看一?下|看看")
 # Urging without naming anything (能不能快点处理, 麻烦尽快, 怎么这么慢): about the open reports.
 URGE = re.compile(r"快点|快些|快一点|尽快|赶紧|抓紧|赶快|催一下|催催|催一催|太慢|这么慢|等多久|等到什么时候|多久能"
                   r"|效率(?:太|真|很|也太|这么)?(?:低|差)|拖拖拉拉|磨磨蹭蹭")
@@ -135,7 +134,7 @@ _NOT_SUBJECT = re.compile(
 # was filed or an emergency registered, more of the same with no new subject ("怎么还没人来", "都三天了",
 # "太慢了吧") urges those reports again: it is no new report. The marks' names (bot.handler.middlewares.MARK):
 FOLLOWED = "followed"  # the reply listed the resident's open reports
-# A progress question this soon after filing is no chase (see _follow_up_answer).
+# A progress question this soon after filing is told the report is new (see _follow_up_answer).
 JUST_FILED = timedelta(minutes=10)
 FILED = "filed"  # the reply filed a report (the complaint flow)
 URGENT = "urgent"  # the reply registered an emergency (the urgent flow)
@@ -312,6 +311,14 @@ async def again(ctx: Context) -> str:
     return TEXTS["urged_again"].format(numbers="、".join(n for _, n in followed))
 
 
+# The things reports are about (the complaint flow's too).
+THING = re.compile(
+    r"路灯|灯|电梯|楼道|下水道?|水管|管道|暖气|燃气|煤气|天然气|井盖|树枝|树|垃圾|停车|车位|飞线|充电|装修|油烟|噪音"
+    r"|蚊子|苍蝇|蟑螂|老鼠|虫|野狗|狗|猫|流浪|墙|屋顶|房顶|窗|门禁|大门|单元门|路面|马路|道路|坑|台阶|扶手|栏杆|绿化|草坪"
+    r"|化粪池|污水|水压|自来水|停水|停电|电线|电表|水表|网线|信号|广告|小广告|摊|占道|烧烤|广场舞|喇叭|施工|工地|花坛|花池"
+)
+
+
 # "I'll add something" (补充一下, 我再说一下, 再补充两句) leading more words, right after a report was filed
 # or after the reports' progress naming one open report: those words are added to that report (a
 # note on its timeline for the staff), however much they name a thing or what is wrong with it.
@@ -332,11 +339,55 @@ def _supplemented(ctx: Context) -> tuple[int, str] | None:
     return (int(shown[0][0]), str(shown[0][1])) if len(shown) == 1 else None
 
 
-@router.message(Func(lambda ctx: _supplemented(ctx) is not None, phase=PHASE_STATE,
-                     when=lambda p: p.text and p.mark in (FILED, FOLLOWED)))
+# More about the thing a report just filed or shown is about, with no place of its own (对了 灯罩也掉了
+# after the report of a light, 电梯按钮也不亮 after one of a lift): added to that report like a
+# supplement. Another thing (对了 3号楼电梯也坏了 after the light) or a place is a report of its own.
+SAME_THING_MAX = 40
+
+
+# A part of a thing, right after its name (灯罩, 灯管, 电梯按钮, 窗框); 又 (又堆了好多垃圾) is the thing
+# happening again, a report of its own.
+_PART = re.compile(r"罩|泡|管|座|杆|柱|头|盖|按钮|按键|开关|把手|拉手|门|线|壳|框|玻璃|螺丝|链|叶|板|面板")
+
+
+def same_thing(text: str, report_text: str) -> bool:
+    """Whether ``text`` names a part of the thing ``report_text`` names, and nothing else: 灯罩 → 路灯."""
+    said = list(THING.finditer(text))
+    had = [m.group() for m in THING.finditer(report_text)]
+    return (bool(said) and "又" not in text and any(_PART.match(text, m.end()) for m in said)
+            and all(any(m.group() in h or h in m.group() for h in had) for m in said))
+
+
+async def _same_thing_reported(ctx: Context) -> tuple[int, str] | None:
+    """The one report (just filed, or among those just shown) a short detail names the thing of."""
+    mark, text = ctx.extra.get("mark"), (ctx.text or "").strip()
+    if not mark or ctx.resident is None or not text or len(text) > SAME_THING_MAX:
+        return None
+    if (places.QUESTION.search(text) or PROGRESS.search(text) or AGAIN.search(text) or URGE.search(text)
+            or _rating_said(text)):
+        return None  # asked of it, urged or rated: the follow-up's or the rating's
+    if places.from_text(text) is not None or places.landmark(text) is not None:
+        return None  # a place of its own: a report of its own
+    if mark[0] == FILED and isinstance(mark[1].get("ticket_id"), int):
+        shown = {int(mark[1]["ticket_id"]): str(mark[1].get("number", ""))}
+    elif mark[0] == FOLLOWED:
+        shown = {int(i): str(n) for i, n in mark[1].get("tickets", [])}
+    else:
+        return None
+    found = [i for i, t, _ in await _listed_texts(ctx) if i in shown and same_thing(text, t)]
+    return (found[0], shown[found[0]]) if len(found) == 1 else None
+
+
+async def _supplementing(ctx: Context) -> bool:
+    found = _supplemented(ctx) or await _same_thing_reported(ctx)
+    ctx.extra["supplement"] = found
+    return found is not None
+
+
+@router.message(Func(_supplementing, phase=PHASE_STATE, when=lambda p: p.text and p.mark in (FILED, FOLLOWED)))
 async def supplement(ctx: Context) -> str:
     assert ctx.resident is not None
-    found = _supplemented(ctx)
+    found = ctx.extra["supplement"]
     assert found is not None
     ticket_id, number = found
     if not await reports.add_update(ctx.rt.db, ticket_id, ctx.resident.id, ctx.text.strip(), ctx.rt.clock.now()):
@@ -691,19 +742,18 @@ async def _follow_up_answer(ctx: Context, rows: list[Report], total: int, now: d
         if len(chosen) > PAGE and paged:  # (not while a new report waits for its answer)
             out.append(TEXTS["more"].format(left=len(chosen) - PAGE))
             await ctx.fsm.set(LIST_STATE, offset=PAGE)
-    # 怎么样了 minutes after filing asks for the status, it urges nothing: no chase is noted then
-    # unless the words urge (快点, 怎么还没人来, 效率太低) or the report is an emergency.
-    # A request to look it up (帮我查一下我上次反映的事) is no chase whenever it comes.
+    # A status question (怎么样了, 我报的那个修好没, 帮我查一下) is answered with the status and urges
+    # nothing, however long ago the report was filed: a chase (催办) is noted only when the words urge
+    # (催一下, 快点, 怎么还没修, 效率太低) or the report is an emergency.
     urged = bool(AGAIN.search(ctx.text) or URGE.search(ctx.text))
-    asked = not LOOKUP.search(ctx.text)
-    pending = [r.id for r in chosen if r.open and (
-        urged or r.urgency == "urgent" or (asked and now - r.created_at >= JUST_FILED))]
+    pending = [r.id for r in chosen if r.open and (urged or r.urgency == "urgent")]
     ctx.extra["followed"] = [(r.id, r.number) for r in chosen if r.open]
     if pending:
         await reports.followed_up(ctx.rt.db, ctx.resident.id, pending, ctx.text, now)
         out.append(TEXTS["followup_noted"])
     elif ctx.extra["followed"]:
-        out.append(TEXTS["followup_fresh"])
+        fresh = all(now - r.created_at < JUST_FILED for r in chosen if r.open)
+        out.append(TEXTS["followup_fresh"] if fresh else TEXTS["followup_status"])
     return "\n".join(out)
 
 
