@@ -79,9 +79,9 @@ async def test_handoff_claim_reply_release_and_48_hours(browser, service_factory
     await row.wait_for(timeout=TIMEOUT)
     await shot(page, "handoffs")
 
-    # Claim, reply: the fake WeChat API receives the customer-service message.
-    await row.locator("a.button").click()
-    await page.click("#claim-btn")
+    # Claim (查看并接管 opens the conversation taken over), reply: the fake WeChat API receives
+    # the customer-service message.
+    await row.locator(".button", has_text="查看并接管").click()
     await page.locator("#claim-state", has_text="zhang 接管中").wait_for(timeout=TIMEOUT)
     await page.fill("#reply-text", "您好，我是社区的张主管，请问遇到了什么问题？")
     await page.click("#send-btn")
@@ -296,8 +296,8 @@ async def test_canned_reply_edited_then_picked_fills_the_reply(browser, service_
 
     # Picking it in a conversation fills the reply, which is sent as written.
     await page.goto(f"{svc.base}/console/handoffs")
-    await page.locator("#handoff-rows tr.handoff a.button").first.click()
-    await page.click("#claim-btn")
+    await page.wait_for_selector("body[data-live='1']", timeout=TIMEOUT)  # the rows' first refresh done
+    await page.locator("#handoff-rows tr.handoff .button", has_text="查看并接管").first.click()
     await page.locator("#claim-state", has_text="li 接管中").wait_for(timeout=TIMEOUT)
     await page.select_option("#canned-select", label="维修预约")
     assert await page.input_value("#reply-text") == "师傅明天下午两点上门，请家里留人。"

@@ -43,7 +43,7 @@ async def test_operators_read_conversations_but_cannot_handle_them(service_facto
     assert await say(svc, openid, "你好")
     li = await login(svc.http, svc.base, "li")
     _, page, _ = await li.get("/console/handoffs/rows")
-    assert f'href="/console/conversations/{rid}">查看并接管</a>' in page
+    assert f'action="/console/conversations/{rid}/claim"' in page and "查看并接管</button>" in page
     _, page, _ = await li.get(f"/console/conversations/{rid}")
     assert "机器人正在回复" in page and "<b>yun</b>" not in page  # no note of the operator's
     status, _, _ = await li.post(f"/console/conversations/{rid}/claim")

@@ -21,7 +21,7 @@ async def test_a_conversation_page_follows_who_holds_it(browser, service_factory
     context, page, problems = await open_page(browser, LAPTOP)
     await log_in(page, svc.base, "wang")
     await page.wait_for_url("**/console/handoffs", timeout=TIMEOUT)
-    await page.locator("#handoff-rows tr.handoff a.button").first.click()
+    await page.locator("#handoff-rows tr.handoff a", has_text="只查看").first.click()  # a look, no takeover
     await page.wait_for_url("**/console/conversations/*", timeout=TIMEOUT)
     await page.wait_for_selector("body[data-live='1']", timeout=TIMEOUT)
     rid = await page.get_attribute("body", "data-resident")

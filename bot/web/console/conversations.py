@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, select
 
 from bot.appkeys import RUNTIME
 from bot.services import handoff, places, reports, staff_notices, takeover
@@ -102,8 +102,27 @@ class QueueItem:
         return REASONS.get(self.request.reason, self.request.reason)
 
     @property
+    def waiting(self) -> bool:
+        """Nobody has the resident yet: a request recorded while a colleague was claiming the
+        conversation is no longer waiting either."""
+        return is_waiting(self.request, self.resident.takeover_by)
+
+    @property
     def status_label(self) -> str:
+        if self.request.status == "waiting" and not self.waiting:
+            return HANDOFF_STATUS["claimed"]
         return HANDOFF_STATUS.get(self.request.status, self.request.status)
+
+    @property
+    def holder(self) -> str:
+        return self.request.claimed_by or ("" if self.waiting else self.resident.takeover_by or "")
+
+
+def is_waiting(request: HandoffRequest | None, held_by: str | None) -> bool:
+    """Whether a resident's request still waits for a person: it is open, nobody claimed it, and
+    nobody holds the conversation. What the queue's 查看并接管, the conversation page's red
+    reason badge and the navigation's count all show."""
+    return request is not None and request.status == "waiting" and not held_by
 
 
 async def queue(request: web.Request) -> list[QueueItem]:
@@ -225,6 +244,12 @@ async def conversation_view(request: web.Request, *, error: str = "", status: in
                             draft: str = "") -> web.Response:
     rt = request.config_dict[RUNTIME]
     resident = await _resident(request)
+    if not error and request.query.get("taken"):  # the queue's 查看并接管, a colleague quicker
+        holder = await takeover.holder(rt.db, resident.id)
+        if holder is not None and holder.user_name != user_of(request).name:
+            error = f"{holder.user_name} 已经先接管了这个会话，您现在只能查看；只有接管人可以回复居民。"
+        elif holder is None:
+            error = "有其他工作人员先接管了这个会话，现在已交还机器人；需要时可以再点“接管会话”。"
     async with rt.db.session() as session:
         balance = await session.scalar(
             select(PointsBalance.balance).where(PointsBalance.resident_id == resident.id)) or 0
@@ -261,8 +286,10 @@ async def _claim_state(request: web.Request, resident: Resident,
     rt = request.config_dict[RUNTIME]
     claim = await takeover.holder(rt.db, resident.id)
     mine = claim is not None and claim.user_name == user_of(request).name
+    # The red reason badge says the resident waits for a person: not once someone took them over.
+    waiting = open_request if is_waiting(open_request, claim.user_name if claim else None) else None
     return {"claim": claim, "mine": mine, "window": takeover.window(resident, rt.clock.now()),
-            "open_request": open_request, "reasons": REASONS, "now": rt.clock.now(),
+            "open_request": waiting, "reasons": REASONS, "now": rt.clock.now(),
             "canned": await takeover.canned(rt.db) if mine else []}
 
 
@@ -336,11 +363,15 @@ def _back(resident: Resident, anchor: str = "") -> web.HTTPSeeOther:
 
 @page("POST", "/console/conversations/{id}/claim", STAFF, READ_ONLY_FOR_OPERATORS)
 async def claim(request: web.Request) -> web.StreamResponse:
+    """Take the conversation over: its page's 接管会话, and the queue's 查看并接管 (``from=queue``),
+    which opens the conversation taken over, or, when a colleague was quicker, opens it saying so."""
     rt = request.config_dict[RUNTIME]
     resident = await _resident(request)
     try:
         await takeover.claim(rt.db, resident.id, user_of(request).name, rt.clock.now())
     except takeover.TakeoverError as exc:
+        if exc.code == "held" and (await form_of(request)).get("from") == "queue":
+            raise web.HTTPSeeOther(f"/console/conversations/{resident.id}?taken=1") from None
         return await conversation_view(request, error=exc.message, status=409)
     raise _back(resident)
 
@@ -492,9 +523,12 @@ async def read_notification(request: web.Request) -> web.StreamResponse:
 async def _marks(request: web.Request, user: Any) -> dict[str, Any]:
     async with request.config_dict[RUNTIME].db.session() as session:
         message = await session.scalar(select(func.max(Message.id))) or 0
+        # Waiting: nobody claimed the request, nor holds the conversation (is_waiting).
         queue_mark = (await session.execute(
             select(func.count(), func.max(HandoffRequest.updated_at),
-                   func.sum(case((HandoffRequest.status == "waiting", 1), else_=0)))
+                   func.sum(case((and_(HandoffRequest.status == "waiting", Resident.takeover_by.is_(None)), 1),
+                                 else_=0)))
+            .select_from(HandoffRequest).outerjoin(Resident, Resident.id == HandoffRequest.resident_id)
             .where(HandoffRequest.status.in_(handoff.OPEN))
         )).one()
         notice = await session.scalar(select(func.max(StaffNotification.id)).where(_visible(user))) or 0
@@ -554,7 +588,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                     changed = sorted(set((await session.scalars(
                         select(TicketEvent.ticket_id).where(TicketEvent.id > marks["ticket"]).limit(500))).all()))
                 out.append(_event("ticket", {"tickets": changed}))
-            if now["handoff"] != marks["handoff"]:
+            if now["handoff"] != marks["handoff"] or now["waiting"] != marks["waiting"]:
                 out.append(_event("handoff", {"waiting": now["waiting"]}))
             before, after = marks["claims"], now["claims"]
             held = sorted(rid for rid in before.keys() | after.keys() if before.get(rid) != after.get(rid))
