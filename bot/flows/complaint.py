@@ -717,8 +717,9 @@ async def nothing_to_cancel(ctx: Context) -> str:
 # Right after a report was filed, what the resident adds without naming anything new (已经好几个月了,
 # 物业也不管, 他家是502的, 每天晚上十一点以后): more about that report, a note on its ticket, never a
 # new report asked for its place. A message naming a thing to fix, what is wrong or a demand (路灯也坏了,
-# 又堆了好多垃圾, 强烈要求公开账目) may be another place or problem: a report of its own, as before; a question, a request the engine is sure of, or a word back (谢谢, 查进度) goes on as before
-# (those are answered in the earlier phases or by their intent).
+# 又堆了好多垃圾, 强烈要求公开账目) may be another place or problem: a report of its own, as before; a
+# question, a request the engine is sure of, or a word back (谢谢, 查进度) goes on as before (those are
+# answered in the earlier phases or by their intent).
 DETAIL_MAX = 40
 # What is wrong with a thing, and demands (强烈要求…公开, 希望尽快…): a report of its own.
 _WRONG = re.compile(
