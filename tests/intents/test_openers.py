@@ -43,10 +43,11 @@ def test_an_opening_does_not_decide(engine, text, intent):
 def test_a_service_named_is_not_asked_about_against_a_person(engine):
     """Only the service's own words (高龄补贴) are named and the alternative is asking for a person
     (让人上门, whose words 转人工/工作人员 are not named): the service, without a clarifying question."""
-    c = engine.classify("我腿脚不好 能不能让人上门帮我办个高龄补贴")
-    assert (c.intent, c.decision) == ("query", "accept")
-    plain = engine.with_config(evidence_decides=False).classify("我腿脚不好 能不能让人上门帮我办个高龄补贴")
-    assert plain.decision == "clarify"
+    for text in ("我腿脚不好 能不能让人上门帮我办个高龄补贴", "我走不动路 能不能派人来家里办残疾证"):
+        c = engine.classify(text)
+        assert (c.intent, c.decision) == ("query", "accept"), text
+        # The evidence rule never turns it into anything else (the model alone may be sure by now).
+        assert engine.with_config(evidence_decides=False).classify(text).intent == "query", text
 
 
 GRIEVANCE_WORDS = ("扰民", "污染", "乱收费", "违规", "拖欠", "偷排", "隐患", "举报", "反映", "强烈要求", "不合理",
