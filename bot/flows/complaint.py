@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.flows.handoff import asks_for_person, request_person
 from bot.flows.media import attachment
-from bot.flows.reports import FILED
+from bot.flows.reports import FILED, add_to_report
 from bot.flows.reports import THING as _THING
 from bot.flows.reports import URGENT as URGENT_REPORTED
 from bot.handler.choices import is_cancel, parse_phone, phone_alone
@@ -80,7 +80,6 @@ TEXTS = {
     "contact_none": "好的，不留也没关系，诉求 {number} 已经登记了。",
     "contact_late": "收到。诉求 {number} 已经办结了，如果问题还在，请直接说说情况。",
     "anonymous_ok": "可以的，不留电话也能反映，我们会为您保密。",
-    "detail_added": "收到，已补充到诉求 {number}，办理人员会看到。还有要补充的可以继续发。",
     "privacy_added": "好的，已在诉求 {number} 上注明为您保密，办理人员不会向对方透露您的信息。",
 }
 
@@ -749,25 +748,17 @@ def _detail_after_filing(ctx: Context) -> bool:
         return False  # a coupon, a class, a question, 转人工 or small talk the engine is sure of
     if places.QUESTION.search(text) or _OTHER.search(text) or _ANOTHER.match(text):
         return False
-    if (_THING.search(text) or _WRONG.search(text) or _DEMAND.search(text) or NO_PLACE.search(text)
-            or places.from_text(text) is not None or places.landmark(text) is not None):
+    if _names_fault(text):
         return False  # a thing to fix, what is wrong with it, a demand or a place: a report of its own
-    ctx.extra["detail_kind"] = "detail_added"
+    ctx.extra["detail_kind"] = None
     return True
 
 
 @router.message(Func(_detail_after_filing, phase=PHASE_INTENT, when=lambda p: p.text and p.mark == FILED))
 async def detail_after_filing(ctx: Context) -> str:
-    assert ctx.resident is not None
-    data = ctx.extra["mark"][1]
-    number = str(data.get("number", ""))
-    added = await reports.add_update(ctx.rt.db, int(data.get("ticket_id", 0)), ctx.resident.id, ctx.text.strip(),
-                                     ctx.rt.clock.now())
-    if not added:
-        return TEXTS["contact_late"].format(number=number)
-    ctx.intent = "complaint"
-    await ctx.fsm.set(MARK + FILED, **data)  # more details, a phone or a photo may still follow
-    return TEXTS[str(ctx.extra["detail_kind"])].format(number=number)
+    data, kind = ctx.extra["mark"][1], ctx.extra["detail_kind"]
+    return await add_to_report(ctx, int(data.get("ticket_id", 0)), str(data.get("number", "")),
+                               TEXTS[kind] if kind else None)
 
 
 def _unsure_report(ctx: Context) -> bool:
@@ -803,12 +794,17 @@ async def wants_to_report(ctx: Context) -> HandlerResult | Pass:
     return TEXTS["anonymous_ok"] + asked if isinstance(asked, str) and "匿名" in ctx.text else asked
 
 
-def names_matter(text: str) -> bool:
-    """The text names something reports are about: a problem (坏, 漏, 堵, 物业), a thing to fix (坑,
-    墙, 路面), a demand, whom it is about, a fee or a service (NO_PLACE), or a place."""
-    return bool(PROBLEM.search(text) or _THING.search(text) or _WRONG.search(text) or _DEMAND.search(text)
-                or _PARTY.search(text) or NO_PLACE.search(text)
+def _names_fault(text: str) -> bool:
+    """The text names a thing to fix (坑, 墙, 路面), what is wrong with it, a demand, a fee or a
+    service (NO_PLACE), or a place: enough for a report of its own."""
+    return bool(_THING.search(text) or _WRONG.search(text) or _DEMAND.search(text) or NO_PLACE.search(text)
                 or places.from_text(text) is not None or places.landmark(text) is not None)
+
+
+def names_matter(text: str) -> bool:
+    """The text names something reports are about: a problem (坏, 漏, 堵, 物业), whom it is about, or
+    what :func:`_names_fault` finds."""
+    return bool(PROBLEM.search(text) or _PARTY.search(text)) or _names_fault(text)
 
 
 # A message this short that names nothing reports are about (这么任性, 花开半夏) is a report only when the

@@ -350,19 +350,23 @@ SAME_THING_MAX = 40
 _PART = re.compile(r"罩|泡|管|座|杆|柱|头|盖|按钮|按键|开关|把手|拉手|门|线|壳|框|玻璃|螺丝|链|叶|板|面板")
 
 
+def _names_part(text: str) -> bool:
+    """``text`` names a part of a thing (灯罩, 电梯按钮), and nothing happening again (又)."""
+    return "又" not in text and any(_PART.match(text, m.end()) for m in THING.finditer(text))
+
+
 def same_thing(text: str, report_text: str) -> bool:
     """Whether ``text`` names a part of the thing ``report_text`` names, and nothing else: 灯罩 → 路灯."""
-    said = list(THING.finditer(text))
     had = [m.group() for m in THING.finditer(report_text)]
-    return (bool(said) and "又" not in text and any(_PART.match(text, m.end()) for m in said)
-            and all(any(m.group() in h or h in m.group() for h in had) for m in said))
+    return _names_part(text) and all(any(m.group() in h or h in m.group() for h in had)
+                                     for m in THING.finditer(text))
 
 
 async def _same_thing_reported(ctx: Context) -> tuple[int, str] | None:
     """The one report (just filed, or among those just shown) a short detail names the thing of."""
     mark, text = ctx.extra.get("mark"), (ctx.text or "").strip()
-    if not mark or ctx.resident is None or not text or len(text) > SAME_THING_MAX:
-        return None
+    if not mark or ctx.resident is None or not text or len(text) > SAME_THING_MAX or not _names_part(text):
+        return None  # (no part named: the reports are not read)
     if (places.QUESTION.search(text) or PROGRESS.search(text) or AGAIN.search(text) or URGE.search(text)
             or _rating_said(text)):
         return None  # asked of it, urged or rated: the follow-up's or the rating's
@@ -386,15 +390,20 @@ async def _supplementing(ctx: Context) -> bool:
 
 @router.message(Func(_supplementing, phase=PHASE_STATE, when=lambda p: p.text and p.mark in (FILED, FOLLOWED)))
 async def supplement(ctx: Context) -> str:
-    assert ctx.resident is not None
     found = ctx.extra["supplement"]
     assert found is not None
-    ticket_id, number = found
+    return await add_to_report(ctx, *found)
+
+
+async def add_to_report(ctx: Context, ticket_id: int, number: str, said: str | None = None) -> str:
+    """The message as a note on the report's timeline for the staff (the previous reply's mark kept:
+    more may follow), and ``said`` (default: 已补充到诉求…) back; a report no longer open says so."""
+    assert ctx.resident is not None
     if not await reports.add_update(ctx.rt.db, ticket_id, ctx.resident.id, ctx.text.strip(), ctx.rt.clock.now()):
         return TEXTS["supplement_late"].format(number=number)
     ctx.intent = "complaint"
-    await ctx.fsm.set(MARK + ctx.extra["mark"][0], **ctx.extra["mark"][1])  # more may follow
-    return TEXTS["supplement_added"].format(number=number)
+    await ctx.fsm.set(MARK + ctx.extra["mark"][0], **ctx.extra["mark"][1])
+    return (said or TEXTS["supplement_added"]).format(number=number)
 
 
 def _more_after_all(ctx: Context) -> bool:
