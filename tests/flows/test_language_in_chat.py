@@ -7,12 +7,16 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from bot.appkeys import RUNTIME
 from bot.storage.db import Database
 from bot.storage.models import KnowledgeQuery, Message
+from intents.engine import Classification
 from tests.conftest import REPO
 
 
@@ -21,6 +25,18 @@ async def say(svc, openid: str, text: str, mode: str = "safe") -> str:
     reply = await s.send(svc.http, s.text(openid, text))
     assert reply.status == 200, reply.body
     return reply.content or ""
+
+
+def pin(svc: Any, readings: dict[str, dict[str, Any]]) -> None:
+    """The engine classifies each text of ``readings`` as given (decision, intent, confidence …)."""
+    engine = svc.runner.app[RUNTIME].language.intents
+    classify = engine.classify
+
+    def pinned(text: str, now: Any = None) -> Classification:
+        result = classify(text, now)
+        return replace(result, **readings[text]) if text in readings else result
+
+    engine.classify = pinned
 
 
 async def queries(url: str) -> list[KnowledgeQuery]:
@@ -90,34 +106,22 @@ async def test_query_choices_then_number(service_factory, sqlite_url, fake_api):
     assert rows[-1].decision == "choices" and rows[-1].entry_id == expected.id
 
 
+# The engine's reading of the clarifying question's text is pinned (the model moves with its
+# training data, and a text it is unsure of today may be certain tomorrow); the text is one no flow
+# answers before the engine (no question for the knowledge base, no report, no keyword).
+UNSURE = "这两样我都想弄一下"
+UNSURE_READING = {"decision": "clarify", "intent": "course_booking", "raw_intent": "course_booking",
+                  "confidence": 0.34, "candidates": [("course_booking", 0.34), ("coupon", 0.31)],
+                  "runner_up": ("coupon", 0.31)}
+
+
 async def test_clarifying_question_for_unsure_intent(service_factory, sqlite_url, fake_api):
     svc = await service_factory(sqlite_url, fake_api)
-    engine = svc.runner.app[__import__("bot.appkeys").appkeys.RUNTIME].language.intents
-    pool = [
-        "驾照到期了怎么换证",
-        "社区有没有公共厕所",
-        "积分",
-        "报名",
-        "想问问",
-        # (那个事 is not here: the reports flow reads it as asking about the resident's report)
-        "活动",
-        "电梯",
-        "证明",
-        "老年人",
-        "活动证明",
-        "养老",
-        "课程",
-        "优惠",
-        "补贴",
-        "预约",
-    ]
-    text = next((t for t in pool if engine.classify(t).decision == "clarify"), None)
-    assert text is not None, "no unsure text in the pool"
-    first = engine.classify(text).candidates[0][0]
-    reply = await say(svc, "o_c1", text)
-    assert "您是想" in reply and "1." in reply
+    pin(svc, {UNSURE: UNSURE_READING})
+    reply = await say(svc, "o_c1", UNSURE)
+    assert "您是想" in reply and "1. 课程、活动报名" in reply and "2. 积分或兑换优惠券" in reply, reply
     follow = await say(svc, "o_c1", "1")
-    assert follow != reply  # the choice was taken, not asked again (a knowledge answer may offer its own choices)
+    assert "您是想" not in follow, follow  # the choice was taken, not asked again
     db = Database(sqlite_url)
     async with db.session() as session:
         intents = (
@@ -126,7 +130,7 @@ async def test_clarifying_question_for_unsure_intent(service_factory, sqlite_url
             )
         ).all()
     await db.dispose()
-    assert intents[-1] == first
+    assert intents[-2:] == ["course_booking", "course_booking"], intents
 
 
 async def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

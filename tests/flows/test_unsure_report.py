@@ -7,25 +7,7 @@ through /wechat as WeChat sends them. The texts are written for this test."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
-
-from bot.appkeys import RUNTIME
-from intents.engine import Classification
-from tests.flows.test_language_in_chat import say
-
-
-def pin(svc: Any, readings: dict[str, dict[str, Any]]) -> None:
-    """The engine classifies each text of ``readings`` as given (decision, intent, confidence …)."""
-    engine = svc.runner.app[RUNTIME].language.intents
-    classify = engine.classify
-
-    def pinned(text: str, now: Any = None) -> Classification:
-        result = classify(text, now)
-        return replace(result, **readings[text]) if text in readings else result
-
-    engine.classify = pinned
-
+from tests.flows.test_language_in_chat import pin, say
 
 UNSURE_ACCEPT = {"decision": "accept", "intent": "complaint", "raw_intent": "complaint", "confidence": 0.66,
                  "candidates": [], "runner_up": ("smalltalk", 0.2)}
