@@ -17,6 +17,8 @@ import pytest
 from aiohttp import web
 
 from bot.config import Settings
+from bot.storage.db import Database
+from bot.storage.migrate import upgrade
 from bot.wechat.simulate import WeChatSender
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,6 +113,15 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path, _pg_datab
     name = await create_pg_database()
     _pg_databases.append(name)
     yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The test's database (SQLite or PostgreSQL), migrated, for code called directly."""
+    database = Database(database_url)
+    await upgrade(database)
+    yield database
+    await database.dispose()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ any batch size is one SQL text (each text is prepared on the server once per con
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,18 +15,9 @@ from bot.handler.dispatcher import Preloaded
 from bot.handler.journal import Claim, Journal
 from bot.handler.state import DatabaseStateStorage, StateRecord
 from bot.storage.db import Database
-from bot.storage.migrate import upgrade
 from bot.storage.models import InboundKey, OutboxMessage, Resident
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await upgrade(database)
-    yield database
-    await database.dispose()
 
 
 def new(key: str, openid: str) -> Claim:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, cast
@@ -22,20 +22,16 @@ from bot.handler.state import FSM, RedisStateStorage, StateRecord
 from bot.messages import Inbound, Out
 from bot.services import knowledge_log
 from bot.storage.db import Database
-from bot.storage.migrate import upgrade
 from bot.storage.models import InboundKey, KnowledgeQuery, Message, OutboxMessage, Resident
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
+@pytest.fixture(autouse=True)
+def _postgres_only(database_url: str) -> None:
+    """The finish under test is PostgreSQL's (autouse: skipped before the shared ``db`` migrates)."""
     if not database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL's finish")
-    database = Database(database_url)
-    await upgrade(database)
-    yield database
-    await database.dispose()
 
 
 def journal_of(db: Database) -> Journal:

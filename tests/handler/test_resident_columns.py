@@ -6,7 +6,6 @@ building — keeps its value. (The row as read was written back before, undoing 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, cast
@@ -20,20 +19,11 @@ from bot.handler.state import FSM, StateRecord
 from bot.messages import Inbound, Out
 from bot.services import residents
 from bot.storage.db import Database
-from bot.storage.migrate import upgrade
 from bot.storage.models import Resident
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=1)
 OPENID = "o_columns_1"
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await upgrade(database)
-    yield database
-    await database.dispose()
 
 
 async def _read(db: Database) -> Resident | None:

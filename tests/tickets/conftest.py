@@ -12,21 +12,11 @@ from sqlalchemy import select
 
 from bot.clock import ManualClock
 from bot.storage.db import Database
-from bot.storage.migrate import upgrade
 from bot.storage.models import Ticket, TicketEvent
 from tests.api.conftest import Api, make_tokens
 from tests.conftest import Service, ServiceFactory
 
 START = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)  # 09:00 in Beijing
-
-
-@pytest.fixture
-async def db(database_url: str) -> Any:
-    """The test's database (SQLite or PostgreSQL), migrated, for services called directly."""
-    database = Database(database_url)
-    await upgrade(database)
-    yield database
-    await database.dispose()
 
 
 @dataclasses.dataclass
