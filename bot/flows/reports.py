@@ -116,7 +116,7 @@ OWN_REPORT = re.compile(
 PROGRESS = re.compile(
     r"怎么样|咋样|如何了|怎样了|结果|进度|进展|修了没|修好了?没|修好了?吗|修了吗|(?:处理|解决|办|弄|清理?|管)(?:好|完)?了?(?:没有?|吗|么)"
     r"|有人(?:管|来|处理)|什么时候|啥时候|几时|还没(?:修|处理|解决|人|弄|动静|好|来)|怎么还没|回复|回音|动静|消息|没下文|问问|问一下"
-    r"|(?:什么|啥)情况"
+    r"|(?:什么|啥)情况|多久|多长时间|要等|几天(?:能|会|才)"
 )
 # Urging without naming anything (能不能快点处理, 麻烦尽快, 怎么这么慢): about the open reports.
 URGE = re.compile(r"快点|快些|快一点|尽快|赶紧|抓紧|赶快|催一下|催催|催一催|太慢|这么慢|等多久|等到什么时候|多久能"
@@ -127,6 +127,7 @@ _URGE_WORDS = re.compile(
 # What a follow-up says besides its subject, removed before matching the subject to a ticket.
 _NOT_SUBJECT = re.compile(
     rf"{OWN_REPORT.pattern}|{PROGRESS.pattern}|现在|目前|这会儿"
+    r"|能|会|要|等|过来|看看|修好|好了"  # 你们多久能来 / 啥时候能来修啊: when, not what
     r"|[我你您们的了吗呢啊呀吧么嘛哦哎咋怎样啥什时候到底一直都也又才再来去人事情问题那这个件说过报修没有还是就在请帮查看一下诉求工单反映投诉]"
     r"|[\s\W\d]"
 )
@@ -625,7 +626,8 @@ async def _is_follow_up(ctx: Context) -> bool:
         found = [i for i, _, _ in await _listed_texts(ctx)]
         if found:
             ctx.extra["follow_up"] = found  # 能不能快点处理: every open report is urged
-        return bool(found)
+            return True
+        # None filed yet: 你们多久能来 while a report is being told is about that one (below).
     if not progress:
         return False
     # 灯修了没有: a progress question about something the resident has reported.
