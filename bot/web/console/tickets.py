@@ -24,6 +24,9 @@ ACTION_LABELS = {
     "dispatch": "派单", "accept": "接单", "start": "开始处理", "answer": "答复办结", "reject": "不予受理",
     "reopen": "重新办理", "escalate": "上报督办", "close": "完结",
 }
+# The actions whose WeChat push to the resident carries the 说明 typed with them (svc.transition: the
+# others send their own text, the answer, the reason, 重新办理, 完结, and keep the note on the timeline).
+NOTE_TOLD = frozenset({"dispatch", "accept", "start", "escalate"})
 EVENT_LABELS = {**ACTION_LABELS, "create": "创建", "submitted": "受理", "triage": "待人工分派",
                 "possible_duplicate": "可能重复", "attachment": "附件", "location_added": "补充位置",
                 "resident_comment": "居民意见", "comment": "备注/回复", "assign": "指派", "reminder": "提醒",
@@ -146,7 +149,8 @@ async def detail_view(request: web.Request, *, error: str = "", status: int = 20
                   event_labels=EVENT_LABELS, statuses=STATUS_LABELS, urgency=URGENCY, error=error,
                   departments=departments, photos=photos, now=rt.clock.now(), open_statuses=svc.OPEN_STATUSES,
                   ratings=svc.RATING_LABELS, kept=kept, kept_for=kept_for, suggested=suggested,
-                  next_action=NEXT_ACTION.get(ticket.status, ""), phone_shown=phone_shown, notice=notice)
+                  next_action=NEXT_ACTION.get(ticket.status, ""), phone_shown=phone_shown, notice=notice,
+                  note_told=NOTE_TOLD)
 
 
 @page("GET", "/console/tickets/{id}", STAFF)

@@ -242,9 +242,17 @@
     }
     const select = document.getElementById("action");
     if (!select) return;
-    const show = () => document.querySelectorAll("[data-for]").forEach((el) => {
-      el.style.display = el.dataset.for === select.value ? "contents" : "none";
-    });
+    const show = () => {
+      document.querySelectorAll("[data-for]").forEach((el) => {
+        el.style.display = el.dataset.for === select.value ? "contents" : "none";
+      });
+      // Whether the resident reads the 说明 (data-note on each action, from the server).
+      const told = select.selectedOptions[0]?.dataset.note === "told";
+      const toldHint = document.getElementById("note-told");
+      const keptHint = document.getElementById("note-kept");
+      if (toldHint) toldHint.hidden = !told;
+      if (keptHint) keptHint.hidden = told;
+    };
     select.addEventListener("change", show);
     show();
   }
