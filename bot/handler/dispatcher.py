@@ -86,6 +86,7 @@ class Dispatcher:
                 if not (await _truth(matched) if inspect.isawaitable(matched) else matched):
                     continue
             ctx.extra["handler"] = registered.name
+            ctx.extra["step_handler"] = registered.step
             result = await registered.handler(ctx)
             if isinstance(result, Pass):  # not this handler's after all: the next one answers
                 if result.note:

@@ -103,10 +103,13 @@ async def log_message(ctx: Context, nxt: Next) -> list[Out]:
 
 
 def _step_answer(ctx: Context) -> bool:
-    """The engine found no intent in a message that a conversation step's handler took."""
+    """The engine found no intent in a message that a conversation step's handler took, or an unsure
+    one ("不留" at the phone question: small talk below the threshold) that a handler of that step
+    took as its answer."""
     handler = ctx.extra.get("handler")
-    return (ctx.intent == "fallback" and bool(ctx.extra.get("in_step")) and isinstance(handler, str)
-            and not handler.startswith("fallback."))
+    if not ctx.extra.get("in_step") or not isinstance(handler, str) or handler.startswith("fallback."):
+        return False
+    return ctx.intent == "fallback" or (ctx.decision != "accept" and bool(ctx.extra.get("step_handler")))
 
 
 async def takeover(ctx: Context, nxt: Next) -> list[Out]:

@@ -298,9 +298,13 @@ class Registered:
     # or an awaitable for one. Chosen once: every text message asks dozens of handlers, so a lone
     # filter is called directly (a ``Func``'s own function) rather than through ``_matches``.
     check: Callable[[Context], Any] = field(init=False, repr=False, compare=False)
+    # Only in some conversation states (a State filter): what it takes is the answer to a step's
+    # question (the phone a report asked for), whatever the intent engine made of the words.
+    step: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         filters = self.filters
+        self.step = not self.possible_in("\0")
         if len(filters) != 1:
             self.check = lambda ctx: _matches(filters, ctx)
         elif type(filters[0]) is Func:
