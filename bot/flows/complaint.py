@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.flows.handoff import asks_for_person, request_person
 from bot.flows.media import attachment
-from bot.flows.reports import FILED, add_to_report
+from bot.flows.reports import FILED, add_to_report, urges_only
 from bot.flows.reports import THING as _THING
 from bot.flows.reports import URGENT as URGENT_REPORTED
 from bot.handler.choices import is_cancel, parse_phone, phone_alone
@@ -80,6 +80,7 @@ TEXTS = {
     "contact_none": "好的，不留也没关系，诉求 {number} 已经登记了。",
     "contact_late": "收到。诉求 {number} 已经办结了，如果问题还在，请直接说说情况。",
     "anonymous_ok": "可以的，不留电话也能反映，我们会为您保密。",
+    "recurring_kept": "明白，反复出问题确实闹心。已补充到诉求 {number}，会提醒办理人员查清原因。",
     "privacy_added": "好的，已在诉求 {number} 上注明为您保密，办理人员不会向对方透露您的信息。",
 }
 
@@ -530,15 +531,18 @@ async def phone(ctx: Context) -> HandlerResult | Pass:
     if number is not None:
         await ctx.fsm.update(c_phone=number)
         return await _proceed(ctx)
-    told = places.from_text(text)
+    told = places.from_text(text) or _landmark_alone(text)
     if told is not None and not places.QUESTION.search(text):
-        # "不对，是5号楼": a correction of the place ("3单元": its unit), then the phone question again.
+        # "不对，是5号楼": a correction of the place ("3单元": its unit; "东门" after 小区门口), then the
+        # phone question again.
         current = ctx.fsm.data.get("c_where")
         corrected = places.refined(current if isinstance(current, dict) else None, told)
         await ctx.fsm.update(c_where=corrected)
         return TEXTS["place_corrected"].format(place=places.label_of(corrected)) + TEXTS["ask_phone"]
     if text and asks_for_person(ctx):
         return await request_person(ctx)  # 转人工 while the phone is asked: queued, this report kept
+    if text and urges_only(text):
+        return await _proceed(ctx)  # 能不能快点 while the phone is asked: filed now, without one
     if text and _elsewhere(ctx):
         return await _leave(ctx)
     if text and describes(text) and (_THING.search(text) or _WRONG.search(text)):
@@ -670,6 +674,12 @@ _PLACE_FILLER = re.compile(r"不对|不是|错了|说错了|搞错了|应该是|
                            r"|[在是就那这边儿旁附近的啊呀吧哦嗯了\s\W]")
 
 
+def _landmark_alone(text: str) -> places.Place | None:
+    """A shared place of the estate said alone (东门, 在北门那边), or None."""
+    told = places.landmark(text) if len(text) <= 12 else None
+    return told if told is not None and not _PLACE_FILLER.sub("", text.replace(told["text"], "")) else None
+
+
 def _place_after_filing(ctx: Context) -> bool:
     mark = ctx.extra.get("mark")
     if not mark or mark[0] != FILED or not ctx.text or len(ctx.text) > 20 or ctx.resident is None:
@@ -725,6 +735,9 @@ _WRONG = re.compile(
     r"坏|不亮|不灵|漏|渗|堵|吵|噪|脏|臭|乱|破|塌|裂|掉|堆|占|扰|违|断|积水|损|松|歪|倒了|不通|不热|没水|没电|不能用|不好用"
     r"|故障|太黑|黑乎乎|危险|隐患|挖|拆|砍|偷|丢|烧|砸|划|刮"
 )
+# The thing just reported breaking again and again, named by nothing else (怎么老是坏, 又坏了, 三天两头出问题).
+_RECURS = re.compile(r"(?:老是|总是|老|总|经常|又|三天两头|动不动就?|隔三差五|一直|每次都)(?:就|都|会|在)?"
+                     r"(?:坏|出问题|出毛病|故障|不好使|不灵|停)")
 _DEMAND = re.compile(r"要求|希望|建议|请求|呼吁|强烈|恳请|务必|尽快")
 _ANOTHER = re.compile(r"^(?:还有|另外|另一个|再反映|再说一个|顺便|对了)")
 # Asking that the reporter's name be kept from the other side (别说是我反映的, 我想匿名).
@@ -746,6 +759,10 @@ def _detail_after_filing(ctx: Context) -> bool:
         return True
     if ctx.decision == "accept" and ctx.intent not in ("complaint", "fallback"):
         return False  # a coupon, a class, a question, 转人工 or small talk the engine is sure of
+    if _RECURS.search(text) and not _THING.search(text) and not _OTHER.search(text) and not _ANOTHER.match(text) \
+            and places.from_text(text) is None and places.landmark(text) is None:
+        ctx.extra["detail_kind"] = "recurring_kept"  # 怎么老是坏: the thing just reported, again and again
+        return True
     if places.QUESTION.search(text) or _OTHER.search(text) or _ANOTHER.match(text):
         return False
     if _names_fault(text):

@@ -581,6 +581,9 @@ async def book_from_list(ctx: Context) -> str:
     ids = list(ctx.fsm.data.get("ids", []))
     if len(ids) == 1:
         return await detail(ctx, int(ids[0]))
+    asked = ctx.fsm.data.get("asked")
+    if isinstance(asked, int) and asked in ids:
+        return await detail(ctx, asked)  # 我报个名 right after 书法课几点 at the list: that one
     return TEXTS["pick_first"].format(n=len(ids))
 
 
@@ -592,6 +595,7 @@ _WHEN_ASKED = re.compile(r"周几|星期几|礼拜几|哪天|几号|几点|什�
 async def when_at_list(ctx: Context) -> str:
     named = await _named_listed(ctx)
     if named is not None:  # 书法班几点 at a list: that one
+        await ctx.fsm.update(asked=named.session_id)  # 我报个名 next books that one
         return await _class_fact(ctx, named, "when")
     first = await _first_listed(ctx)
     return TEXTS["when_listed"].format(first=when(first.starts_at)) if first else await whats_on(ctx)
@@ -620,6 +624,7 @@ _WHERE_ASKED = re.compile(r"在哪|哪里|哪儿|哪块|啥地方|什么地方|�
 async def where_at_list(ctx: Context) -> str:
     named = await _named_listed(ctx)
     if named is not None:  # 书法班在哪个教室 at a list: that one
+        await ctx.fsm.update(asked=named.session_id)  # 我报个名 next books that one
         return await _class_fact(ctx, named, "where")
     first = await _first_listed(ctx)
     return TEXTS["where_listed"].format(place=first.place or "社区") if first else await whats_on(ctx)

@@ -65,6 +65,7 @@ TEXTS = {
     "followup_fresh": "刚提交不久，办理有进展会在这里通知您。",
     "followup_status": "办理有进展会在这里通知您。着急的话跟我说一声，我帮您催。",
     "urged_again": "好的，已再次催办（{numbers}），办理人员会看到。着急的话可以回复“转人工”找工作人员。",
+    "chase_which": "您要催哪一件？回复数字，都要催就回复“都催”：\n{lines}",
     "supplement_added": "收到，已补充到诉求 {number}，办理人员会看到。还有要补充的可以继续发。",
     "supplement_late": "诉求 {number} 已经办结了，如果问题还在，请直接说说情况。",
     "urged_urgent": "已再次通知值班人员。情况危急请直接拨打110、119或120，不要等。",
@@ -297,6 +298,11 @@ def _again(ctx: Context) -> bool:
     return chases(text)
 
 
+def urges_only(text: str) -> bool:
+    """"能不能快点", "麻烦尽快": urging, naming nothing."""
+    return bool(URGE.search(text)) and len(_URGE_WORDS.sub("", subject(text))) <= 1
+
+
 def chases(text: str) -> bool:
     """"怎么还没人来", "都等了三天了": a chase that names nothing new."""
     return bool(AGAIN.search(text)) and len(_WAITED.sub("", _URGE_WORDS.sub("", subject(text)))) <= 1
@@ -304,13 +310,71 @@ def chases(text: str) -> bool:
 
 @router.message(Func(_again, phase=PHASE_STATE, when=lambda p: p.text and p.mark == FOLLOWED))
 async def again(ctx: Context) -> str:
-    """"怎么还没人来" right after the reports' progress: urged again, not taken for a new report."""
+    """"怎么还没人来" right after the reports' progress: urged again, not taken for a new report. After
+    several were shown, "帮我催一下" asks which (all of them only when the words say so: 都催一下)."""
     assert ctx.resident is not None
     followed = [(int(i), str(n)) for i, n in ctx.extra["mark"][1].get("tickets", [])]
-    await reports.followed_up(ctx.rt.db, ctx.resident.id, [i for i, _ in followed], ctx.text, ctx.rt.clock.now())
+    if len(followed) > 1 and not _ALL.search(ctx.text):
+        rows = await reports.listed(ctx.rt.db, ctx.resident.id, ctx.rt.clock.now(), limit=50)
+        shown = [r for r in rows[0] if r.id in {i for i, _ in followed}]
+        if len(shown) > 1:
+            return await ask_which_chase(ctx, shown)
+    return await _urge(ctx, followed)
+
+
+async def _urge(ctx: Context, followed: list[tuple[int, str]], said: str | None = None) -> str:
+    """The reports chased (``said``, default the message, noted on each), and remembered for a word more."""
+    assert ctx.resident is not None
+    await reports.followed_up(ctx.rt.db, ctx.resident.id, [i for i, _ in followed], said or ctx.text,
+                              ctx.rt.clock.now())
     ctx.extra["followed"] = followed
     await _remember(ctx)
     return TEXTS["urged_again"].format(numbers="、".join(n for _, n in followed))
+
+
+# A chase that names every report (都催一下, 全部催一下, 两个都催): no question which.
+_ALL = re.compile(r"都|全部|所有|一起|统统|两[个件]|每[个件]|几[个件]")
+CHASING = "chase"  # the mark of the question "您要催哪一件？": only the next message answers it
+_PICK_FILLER = re.compile(r"催一?催|催一下|催|帮我|帮忙|麻烦|一下|的|那个|那件|这个|吧|呗|啊|呀|就|先|[\s，,。.!！~～]")
+
+
+async def ask_which_chase(ctx: Context, rows: list[Report]) -> str:
+    """"您要催哪一件？" with the open reports numbered; the chase's words are kept for the answer."""
+    shown = rows[:PAGE]
+    await ctx.fsm.set(MARK + CHASING, tickets=[[r.id, r.number] for r in shown],
+                      subjects=[r.subject for r in shown], said=ctx.text.strip()[:200])
+    return TEXTS["chase_which"].format(lines=numbered([f"{r.number}（{_summary(r.text)}）" for r in shown]))
+
+
+def _chase_pick(ctx: Context) -> list[tuple[int, str]] | None:
+    """The reports the answer to "您要催哪一件？" picks: a number (第二个), every one (都催) or one
+    named by its subject (灯那个); None when it answers nothing (a message of its own)."""
+    mark = ctx.extra.get("mark")
+    if not mark or mark[0] != CHASING or not ctx.text or len(ctx.text) > 20:
+        return None
+    tickets = [(int(i), str(n)) for i, n in mark[1].get("tickets", [])]
+    word = _PICK_FILLER.sub("", ctx.text)
+    if _ALL.search(ctx.text) and len(word) <= 4:
+        return tickets
+    picked = parse_choice(word, len(tickets)) or parse_choice(ctx.text, len(tickets))
+    if picked is not None:
+        return [tickets[picked - 1]]
+    named = [n for n in extract_tickets(ctx.text) if n in {n for _, n in tickets}]
+    if named:
+        return [t for t in tickets if t[1] in named]
+    subjects = [str(s) for s in mark[1].get("subjects", [])]
+    about = subject(ctx.text)
+    found = [t for t, s in zip(tickets, subjects, strict=False) if about and _about(about, s)]
+    return found if len(found) == 1 else None
+
+
+@router.message(Func(lambda ctx: _chase_pick(ctx) is not None, phase=PHASE_STATE,
+                     when=lambda p: p.text and p.mark == CHASING))
+async def chase_picked(ctx: Context) -> str:
+    picked = _chase_pick(ctx)
+    assert picked is not None
+    said = str(ctx.extra["mark"][1].get("said") or "")
+    return await _urge(ctx, picked, f"{said}（{ctx.text.strip()}）" if said else None)
 
 
 # The things reports are about (the complaint flow's too).
@@ -352,16 +416,37 @@ SAME_THING_MAX = 40
 _PART = re.compile(r"罩|泡|管|座|杆|柱|头|盖|按钮|按键|开关|把手|拉手|门|线|壳|框|玻璃|螺丝|链|叶|板|面板")
 
 
+# A part named without its thing (罩子也掉了 after a light, 按钮也不灵了 after a lift), by the things it
+# is a part of: joined to a report of one of those, never to a report of anything else.
+_PARTS_OF = (
+    (re.compile(r"灯"), re.compile(r"罩子?|灯?泡|灯管|灯头|灯座|开关|灯杆|杆子")),
+    (re.compile(r"电梯"), re.compile(r"按钮|按键|轿厢|显示屏|屏幕|警铃|对讲|楼层")),
+    (re.compile(r"门禁|大门|单元门|门"), re.compile(r"门?锁|把手|拉手|闭门器|刷卡|密码|对讲|按钮|门铃|合页")),
+    (re.compile(r"窗"), re.compile(r"玻璃|窗框|把手|纱窗|锁|合页")),
+    (re.compile(r"水管|管道|下水|自来水|水表|暖气"), re.compile(r"阀门?|水?龙头|接口|接头|管子|暖气片")),
+    (re.compile(r"井盖"), re.compile(r"盖子")),
+    (re.compile(r"扶手|栏杆|台阶"), re.compile(r"螺丝")),
+)
+
+
 def _names_part(text: str) -> bool:
-    """``text`` names a part of a thing (灯罩, 电梯按钮), and nothing happening again (又)."""
-    return "又" not in text and any(_PART.match(text, m.end()) for m in THING.finditer(text))
+    """``text`` names a part of a thing (灯罩, 电梯按钮, or 罩子 alone), and nothing happening again (又)."""
+    if "又" in text:
+        return False
+    if THING.search(text) is None:
+        return any(part.search(text) for _, part in _PARTS_OF)
+    return any(_PART.match(text, m.end()) for m in THING.finditer(text))
 
 
 def same_thing(text: str, report_text: str) -> bool:
-    """Whether ``text`` names a part of the thing ``report_text`` names, and nothing else: 灯罩 → 路灯."""
+    """Whether ``text`` names a part of the thing ``report_text`` names, and nothing else: 灯罩 → 路灯;
+    a part alone, of a thing the report names: 罩子 → 楼道灯."""
     had = [m.group() for m in THING.finditer(report_text)]
-    return _names_part(text) and all(any(m.group() in h or h in m.group() for h in had)
-                                     for m in THING.finditer(text))
+    if not _names_part(text):
+        return False
+    if THING.search(text) is None:
+        return any(part.search(text) and any(thing.search(h) for h in had) for thing, part in _PARTS_OF)
+    return all(any(m.group() in h or h in m.group() for h in had) for m in THING.finditer(text))
 
 
 async def _same_thing_reported(ctx: Context) -> tuple[int, str] | None:
@@ -623,7 +708,7 @@ async def _is_follow_up(ctx: Context) -> bool:
         return True
     if own and (progress or len(subject(text)) <= 2 or _NAMED_ONLY.search(text)):
         return True  # 我报的事怎么样了 / 不是新的 我就是问问刚才那个 / 就是我上礼拜说的那个下水道
-    if URGE.search(text) and len(_URGE_WORDS.sub("", subject(text))) <= 1:
+    if urges_only(text):
         found = [i for i, _, _ in await _listed_texts(ctx)]
         if found:
             ctx.extra["follow_up"] = found  # 能不能快点处理: every open report is urged
@@ -744,6 +829,10 @@ async def _follow_up_answer(ctx: Context, rows: list[Report], total: int, now: d
         if about and len(about) <= 8:
             out.append(TEXTS["no_match"].format(subject=about))
         chosen = rows
+    urged = bool(AGAIN.search(ctx.text) or URGE.search(ctx.text))
+    opened = [r for r in chosen if r.open]
+    if urged and paged and len(opened) > 1 and not _ALL.search(ctx.text) and all(r.urgency != "urgent" for r in opened):
+        return "\n".join([*out, await ask_which_chase(ctx, opened)])  # 帮我催一下 with several open: which?
     if len(chosen) == 1:
         r = chosen[0]
         out += [TEXTS["followup_one"].format(day=_day(r.created_at), summary=_summary(r.text, 16),
@@ -757,7 +846,6 @@ async def _follow_up_answer(ctx: Context, rows: list[Report], total: int, now: d
     # A status question (怎么样了, 我报的那个修好没, 帮我查一下) is answered with the status and urges
     # nothing, however long ago the report was filed: a chase (催办) is noted only when the words urge
     # (催一下, 快点, 怎么还没修, 效率太低) or the report is an emergency.
-    urged = bool(AGAIN.search(ctx.text) or URGE.search(ctx.text))
     pending = [r.id for r in chosen if r.open and (urged or r.urgency == "urgent")]
     ctx.extra["followed"] = [(r.id, r.number) for r in chosen if r.open]
     if pending:
