@@ -16,7 +16,10 @@ a QR image made, about 1-2.5 ms, the request to WeChat built), not all in one tu
 them held every request under way for 40-100 ms at once; and the outcomes known at about the same
 time are recorded in one transaction (a group commit of their own, ``storage/groupcommit.py``),
 each still fenced by its claim, instead of a transaction each taking the write lock between the
-replies' batched commits (on the realistic mix, 400 outcomes took about 140 transactions).
+replies' batched commits (on the realistic mix, 400 outcomes took about 140 transactions). On
+PostgreSQL such a batch is one statement in autocommit (the fenced updates and the sent messages'
+log rows from arrays): one round trip, where each outcome took two (its update, its log row)
+inside a BEGIN and COMMIT.
 
 Outcomes: sent → ``sent`` (+ an outbound ``Message`` row); WeChat unavailable, quota (45047/45009)
 or a token error → back to ``pending`` with exponential backoff; 45015 (48-hour window closed) →
@@ -36,16 +39,35 @@ import functools
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import Connection, Integer, String, Text, and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased
 
 from bot import qrcodes
 from bot.clock import Clock
 from bot.logmask import mask_openid
 from bot.services.notify import enqueue
-from bot.storage.db import Database
+from bot.storage.db import Database, json_dumps
 from bot.storage.groupcommit import GroupCommit
 from bot.storage.models import JSONType, Message, OutboxMessage, Resident, UTCDateTime
 from bot.wechat.errors import WeChatAPIError, WeChatUnavailable
@@ -150,6 +172,94 @@ def _finish_statement(keys: tuple[str, ...]) -> Any:
     )
 
 
+def _logged(payload: dict[str, Any]) -> tuple[str, str | None]:
+    """A sent message's type and text, as the resident's log keeps them."""
+    msg_type = str(payload.get("msgtype") or "text")
+    body = payload.get("text")
+    content = body.get("content") if isinstance(body, dict) and msg_type in ("text", "template") else None
+    return msg_type, content if isinstance(content, str) else None
+
+
+def _pg_array(name: str, column: Any) -> Any:
+    return bindparam(name, type_=ARRAY(column.type))
+
+
+def _pg_finish_from_arrays() -> Any:
+    """PostgreSQL: a batch's outcomes in one statement from arrays (one SQL text whatever the
+    batch, one round trip): each row's fenced update (``o``: its id, the attempt that claimed it,
+    the new status and error, and the sent time, next attempt and payload where set, NULL
+    keeping the column), and for the rows sent whose claim still stood, the message in the
+    resident's log (``m``), in the batch's order; returns the ids updated. Two statements per
+    outcome before (the update, then the log row), each a round trip."""
+    table = cast(Table, OutboxMessage.__table__)
+    messages = cast(Table, Message.__table__)
+    residents = cast(Table, Resident.__table__)
+    outcomes = (
+        func.unnest(
+            _pg_array("o_ids", table.c.id),
+            _pg_array("o_attempts", table.c.attempts),
+            _pg_array("o_statuses", table.c.status),
+            _pg_array("o_errors", table.c.last_error),
+            _pg_array("o_sent_ats", table.c.sent_at),
+            _pg_array("o_next_ats", table.c.next_attempt_at),
+            bindparam("o_payloads", type_=ARRAY(Text)),  # JSON texts (NULL: the payload kept)
+            bindparam("o_set_errors", type_=ARRAY(Boolean)),
+        )
+        .table_valued("id", "attempts", "status", "error", "sent_at", "next_at", "payload", "set_error")
+        .render_derived(name="o")
+    )
+    done = (
+        update(table)
+        .where(table.c.id == outcomes.c.id, table.c.status == "sending", table.c.attempts == outcomes.c.attempts)
+        .values(
+            status=outcomes.c.status,
+            claimed_until=None,
+            last_error=case((outcomes.c.set_error, outcomes.c.error), else_=table.c.last_error),
+            sent_at=func.coalesce(outcomes.c.sent_at, table.c.sent_at),
+            next_attempt_at=func.coalesce(outcomes.c.next_at, table.c.next_attempt_at),
+            payload=func.coalesce(sql_cast(outcomes.c.payload, table.c.payload.type), table.c.payload),
+        )
+        .returning(table.c.id, table.c.openid)
+        .cte("done")
+    )
+    logs = (
+        func.unnest(
+            _pg_array("m_ids", table.c.id),
+            _pg_array("m_types", messages.c.msg_type),
+            _pg_array("m_contents", messages.c.content),
+            bindparam("m_payloads", type_=ARRAY(Text)),
+            _pg_array("m_ats", messages.c.created_at),
+        )
+        .table_valued("id", "type", "content", "payload", "at", with_ordinality="n")
+        .render_derived(name="m")
+    )
+    logged = (
+        insert(messages)
+        .from_select(
+            ["resident_id", "direction", "msg_type", "content", "payload", "via", "created_at"],
+            select(
+                residents.c.id,
+                literal("out", String()),
+                logs.c.type,
+                logs.c.content,
+                sql_cast(logs.c.payload, messages.c.payload.type),
+                literal("custom", String()),
+                logs.c.at,
+            )
+            .select_from(logs)
+            .join(done, done.c.id == logs.c.id)
+            .join(residents, residents.c.openid == done.c.openid)
+            .order_by(logs.c.n),
+        )
+        .cte("logged")
+    )
+    return select(done.c.id).add_cte(logged)
+
+
+_PG_FINISH = _pg_finish_from_arrays()
+_PG_KEYS = frozenset({"status", "last_error", "sent_at", "next_attempt_at", "payload"})
+
+
 class OutboxWorker:
     """Sends due outbox rows through ``api.send_custom``; safe to run in several processes at once."""
 
@@ -179,9 +289,13 @@ class OutboxWorker:
         # WeChat's quota on customer-service messages, all processes together (wechat/fairness.py).
         self.limiter: Any = None
         # Outcomes known at about the same time share one transaction (each still fenced).
+        # On PostgreSQL they are one statement (``_PG_FINISH``), run in autocommit: no BEGIN and
+        # COMMIT round trips around it.
+        pg = db.dialect == "postgresql"
         self._outcomes: GroupCommit[tuple[OutboxMessage, dict[str, Any], datetime], str] = GroupCommit(
-            db, self._finish_all
+            db, self._finish_all, run=db.run_sync_autocommit if pg else None
         )
+        self._pg = pg
 
     def backoff(self, attempts: int) -> timedelta:
         """Delay before the next try after ``attempts`` failed ones: base · 2^(attempts-1), capped."""
@@ -216,7 +330,46 @@ class OutboxWorker:
     def _finish_all(
         self, connection: Connection, outcomes: Sequence[tuple[OutboxMessage, dict[str, Any], datetime]]
     ) -> list[str]:
+        if self._pg:
+            return self._finish_from_arrays(connection, outcomes)
         return [self._finish_in(connection, row, values, now) for row, values, now in outcomes]
+
+    def _finish_from_arrays(
+        self, connection: Connection, outcomes: Sequence[tuple[OutboxMessage, dict[str, Any], datetime]]
+    ) -> list[str]:
+        """PostgreSQL: the outcomes in one statement (``_PG_FINISH``), each still fenced by its claim."""
+        params: dict[str, list[Any]] = {
+            k: [] for k in ("o_ids", "o_attempts", "o_statuses", "o_errors", "o_sent_ats", "o_next_ats", "o_payloads", "o_set_errors")
+        }
+        logs: dict[str, list[Any]] = {"m_ids": [], "m_types": [], "m_contents": [], "m_payloads": [], "m_ats": []}
+        for row, values, now in outcomes:
+            if not values.keys() <= _PG_KEYS or "status" not in values:
+                raise ValueError(f"outbox outcome with unexpected fields: {sorted(values)}")
+            payload = values.get("payload")
+            params["o_ids"].append(row.id)
+            params["o_attempts"].append(row.attempts)
+            params["o_statuses"].append(str(values["status"]))
+            params["o_errors"].append(values.get("last_error"))
+            params["o_set_errors"].append("last_error" in values)
+            params["o_sent_ats"].append(values.get("sent_at"))
+            params["o_next_ats"].append(values.get("next_attempt_at"))
+            params["o_payloads"].append(None if payload is None else json_dumps(payload))
+            if values["status"] == "sent":
+                msg_type, content = _logged(payload or row.payload or {})
+                logs["m_ids"].append(row.id)
+                logs["m_types"].append(msg_type)
+                logs["m_contents"].append(content)
+                logs["m_payloads"].append(json_dumps(payload or row.payload or {}))
+                logs["m_ats"].append(now)
+        updated: set[int] = set(connection.execute(_PG_FINISH, {**params, **logs}).scalars())
+        statuses = []
+        for row, values, _ in outcomes:
+            if row.id in updated:
+                statuses.append(str(values["status"]))
+            else:
+                log.warning("outbox %s: claim was taken over before the outcome was recorded", row.id)
+                statuses.append("")
+        return statuses
 
     def _finish_in(self, connection: Connection, row: OutboxMessage, values: dict[str, Any], now: datetime) -> str:
         keys = tuple(sorted(values))
@@ -231,13 +384,11 @@ class OutboxWorker:
         return status
 
     def _record_message(self, connection: Connection, row: OutboxMessage, now: datetime, payload: dict[str, Any]) -> None:
-        msg_type = str(payload.get("msgtype") or "text")
-        body = payload.get("text")
-        content = body.get("content") if isinstance(body, dict) and msg_type in ("text", "template") else None
+        msg_type, content = _logged(payload)
         connection.execute(
             _RECORD,
             {
-                "p_direction": "out", "p_type": msg_type, "p_content": content if isinstance(content, str) else None,
+                "p_direction": "out", "p_type": msg_type, "p_content": content,
                 "p_payload": payload, "p_via": "custom", "p_now": now, "p_openid": row.openid,
             },
         )  # fmt: skip

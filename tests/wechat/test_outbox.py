@@ -302,3 +302,60 @@ async def test_a_round_paces_its_sends_and_records_their_outcomes_together(
     assert len(started) == 12 and len(set(started)) == 12  # each in a turn of its own
     assert {r.status for r in await rows(wx_db)} == {"sent"}
     assert worker._outcomes.items == 12 and worker._outcomes.batches < 12
+
+
+async def test_a_batch_of_outcomes_is_one_round_trip_on_postgresql(
+    worker: OutboxWorker, wx_db: Database, wx_api: WeChatAPI, wx_fake: FakeControl
+) -> None:
+    """On PostgreSQL the outcomes recorded together (each fenced by its claim, each sent message in
+    its resident's log, a made QR image's media stored in its row) are one statement, in
+    autocommit: no BEGIN and COMMIT, and not an UPDATE and an INSERT per message."""
+    if not wx_db.url.startswith("postgresql"):
+        pytest.skip("round trips to PostgreSQL")
+    from sqlalchemy import event
+
+    from bot.services import notify
+
+    ids = {openid: await add_resident(wx_db, openid) for openid in (f"oBatch{i:021d}" for i in range(12))}
+    openids = list(ids)
+    for openid in openids[:-1]:
+        await queue(wx_db, openid, f"给{openid[-2:]}")
+    async with wx_db.transaction() as session:
+        await session.run_sync(
+            lambda sync: notify.enqueue_sync(
+                sync, openids[-1], [Out(kind="image")], "qr:1", not_before=CLOCK.now(), make={"qr": "券码7NGH", "filename": "c.png"}
+            )
+        )
+    await queue(wx_db, STRANGER, "给没登记的人")
+    await wx_api.access_token()  # its statements are not the outbox's
+    trips: list[str] = []
+
+    def statement(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        trips.append(sql.split()[0])
+
+    def begin(conn: Any) -> None:  # a BEGIN sent (SQLAlchemy sends none in autocommit)
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            trips.append("BEGIN")
+
+    engine = wx_db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "begin", begin)
+    try:
+        assert await worker.run_once() == 13
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "begin", begin)
+    batches = worker._outcomes.batches
+    # The round's two look-ups and its claim (BEGIN, UPDATE), then one statement per batch of outcomes.
+    assert trips.count("BEGIN") == 1 and len(trips) == 4 + batches, " ".join(trips)
+    assert batches < 13
+    assert {r.status for r in await rows(wx_db)} == {"sent"}
+    image = next(r for r in await rows(wx_db) if r.openid == openids[-1])
+    assert "make" not in image.payload and image.payload["image"]["media_id"]
+    async with wx_db.session() as session:
+        logged = list((await session.scalars(select(Message).order_by(Message.id))).all())
+    assert sorted((m.resident_id, m.msg_type, m.content) for m in logged) == sorted(
+        [(ids[o], "text", f"给{o[-2:]}") for o in openids[:-1]] + [(ids[openids[-1]], "image", None)]
+    )
+    assert all(m.direction == "out" and m.via == "custom" and m.created_at is not None for m in logged)
+    assert next(m for m in logged if m.msg_type == "image").payload["image"] == image.payload["image"]
