@@ -78,7 +78,17 @@ def extract(text: str, config: FeatureConfig, rewrite: SynonymRewriter | None = 
     text = rewrite(text) if rewrite is not None else normalize(text)
     if config.strip_openers:
         text = strip_openers(text)
-    text = _DIGIT_RE.sub("0", text[: config.max_chars])  # digits folded once, before cutting
+    return features_of(prepared(text, config), config)
+
+
+def prepared(text: str, config: FeatureConfig) -> str:
+    """The text :func:`extract` cuts, from ``text`` as rewritten (and stripped of its openers when
+    ``config`` says so): truncated, its digits folded."""
+    return _DIGIT_RE.sub("0", text[: config.max_chars])
+
+
+def features_of(text: str, config: FeatureConfig) -> list[str]:
+    """:func:`extract`'s features of a :func:`prepared` text: what follows depends on it alone."""
     fullmatch = _PUNCT_RE.fullmatch
     words = [w for w in cut(text, normalized=True, hmm=False) if not fullmatch(w)]
     feats = ["w" + w for w in words]

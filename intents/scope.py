@@ -39,7 +39,14 @@ from intents.classifier import (
     calibration_split,
     fit_temperature,
 )
-from intents.features import FeatureConfig, SynonymRewriter, extract, extract_many, has_opener
+from intents.features import (
+    FeatureConfig,
+    SynonymRewriter,
+    extract_many,
+    features_of,
+    prepared,
+    split_openers,
+)
 
 # Answers kept per classifier: residents send the same short messages again and again (你好, 谢谢,
 # 转人工, 1); a message seen before costs a dictionary look-up instead of cutting and scoring it.
@@ -135,6 +142,10 @@ class ScopedClassifier:
         self._n_scope = len(scope.classes)
         self._answers: dict[str, tuple[float, tuple[float, ...]]] = {}
         self._answers_generation = tokens.generation()
+        # (p_out, intent probabilities) of the text a message is cut as (without its openers): a
+        # question said with another greeting or "I'd like to ask" (请问, 想问问, 您好，请问) is cut and
+        # scored once; only the whole message, openers included, is scored afresh (``_with_opener``).
+        self._bodies: dict[str, tuple[float, tuple[float, ...]]] = {}
         # ... unless a synonym holds a digit: synonyms are rewritten before the digits are folded,
         # so 12号 and 13号 could then be cut differently.
         self._fold_digits = not any(_DIGIT.search(word) for pair in self.rewrite.synonyms.items() for word in pair)
@@ -192,11 +203,11 @@ class ScopedClassifier:
         return cls(vocab, scope, intent, out_label, fc, im.sublinear_tf, synonyms or {}, edges, edge_columns)
 
     # ----------------------------------------------------------------- inference
-    def _vector(self, text: str, config: FeatureConfig | None = None) -> tuple[np.ndarray, np.ndarray, float] | None:
-        """Feature ids of a message, their tf weights divided by the vector's norm, and the factor that
-        turns the scope head's scores into those of the vector without edge features (1 without)."""
+    def _vector(self, feats: list[str]) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """Feature ids of a message's features, their tf weights divided by the vector's norm, and the
+        factor that turns the scope head's scores into those of the vector without edge features (1
+        without)."""
         get = self.vocab.index.get
-        feats = extract(text, config or self.feature_config, self.rewrite)
         counts = Counter([i for i in map(get, feats) if i is not None])
         edge_squared = 0.0  # the edge features' part of the squared norm (each occurs once: tf 1)
         if self.edges:
@@ -224,6 +235,7 @@ class ScopedClassifier:
         generation = tokens.generation()
         if generation != self._answers_generation:  # the tokenizer learnt words: cut afresh
             self._answers = {}
+            self._bodies = {}
             self._answers_generation = generation
         key = _DIGIT.sub("0", text) if self._fold_digits else text
         known = self._answers.get(key)
@@ -234,7 +246,22 @@ class ScopedClassifier:
         return known[0], list(known[1])
 
     def _proba(self, text: str) -> tuple[float, tuple[float, ...]]:
-        vec = self._vector(text)
+        config = self.feature_config
+        rewritten = self.rewrite(text)
+        body, dropped = split_openers(rewritten) if config.strip_openers else (rewritten, False)
+        body = prepared(body, config)
+        known = self._bodies.get(body)
+        if known is None:
+            if len(self._bodies) >= PROBA_CACHE:
+                self._bodies = {}
+            known = self._bodies[body] = self._proba_of(body)
+        if not dropped:
+            return known
+        return known[0], tuple(self._with_opener(rewritten, list(known[1])))
+
+    def _proba_of(self, body: str) -> tuple[float, tuple[float, ...]]:
+        """(p_out, intent probabilities) of a :func:`prepared` text, openers stripped."""
+        vec = self._vector(features_of(body, self.feature_config))
         scale = 1.0
         if vec is None:
             scores = [0.0] * self._weights.shape[1]
@@ -245,17 +272,16 @@ class ScopedClassifier:
         scope_scores = scores[:k] if scale == 1.0 else [v * scale for v in scores[:k]]
         p_scope = _softmax_list(scope_scores, self.scope.bias_list, self.scope.temperature)
         p_intent = _softmax_list(scores[k:], self.intent.bias_list, self.intent.temperature)
-        if self.feature_config.strip_openers and has_opener(text, self.rewrite):
-            p_intent = self._with_opener(text, p_intent)
         return p_scope[self._out], tuple(p_intent)
 
-    def _with_opener(self, text: str, p_intent: list[float]) -> list[float]:
+    def _with_opener(self, rewritten: str, p_intent: list[float]) -> list[float]:
         """A greeting or an "I'd like to ask" opening is half the intent decision: the intent
         probabilities of the message without it and with it, averaged (the scope decision is the one
         without: a greeting or asking is no sign that a message is for this assistant).
         想咨询下个人续保的问题 stays a question, 想咨询一下 积分明细在哪里查 is about points, 你好，交医保
-        is a question, 想咨询一下 今天股市咋样 is out of scope."""
-        vec = self._vector(text, replace(self.feature_config, strip_openers=False))
+        is a question, 想咨询一下 今天股市咋样 is out of scope. ``rewritten``: the message as
+        ``self.rewrite`` gives it."""
+        vec = self._vector(features_of(prepared(rewritten, self.feature_config), self.feature_config))
         if vec is None:
             return p_intent
         ids, tf, _ = vec
@@ -277,8 +303,9 @@ class ScopedClassifier:
         p_intent = self.intent.proba(np.asarray(x @ self.intent.weights))
         if self.feature_config.strip_openers:
             for i, text in enumerate(texts):
-                if has_opener(text, self.rewrite):
-                    p_intent[i] = self._with_opener(text, p_intent[i].tolist())
+                rewritten = self.rewrite(text)
+                if split_openers(rewritten)[1]:
+                    p_intent[i] = self._with_opener(rewritten, p_intent[i].tolist())
         return p_out, p_intent
 
 

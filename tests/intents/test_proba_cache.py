@@ -3,6 +3,8 @@ once the tokenizer has learnt words (a text may then be cut differently)."""
 
 from __future__ import annotations
 
+import pytest
+
 from intents import tokens
 from intents.engine import IntentEngine
 from intents.scope import ScopedClassifier
@@ -54,3 +56,26 @@ def test_a_synonym_with_a_digit_keeps_digits_apart(engine: IntentEngine) -> None
     assert classifier._proba(one) != classifier._proba(other)  # the synonym makes them differ
     for text in (one, other):
         assert classifier.proba(text) == (lambda r: (r[0], list(r[1])))(classifier._proba(text))
+
+
+def test_a_question_said_with_other_openings_is_cut_once_without_them(
+    engine: IntentEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scope decision and half the intent decision are the message's without its opening (请问,
+    想问问, 您好，请问): said again with another opening, that part is remembered and only the whole
+    message is cut and scored afresh, to the probabilities it would have had on its own."""
+    import intents.features as features
+
+    classifier = engine.classifier
+    said = ["请问老年证在哪办理呀", "想问问老年证在哪办理呀", "您好，请问老年证在哪办理呀", "老年证在哪办理呀"]
+    alone = []
+    for text in said:
+        classifier._answers, classifier._bodies = {}, {}
+        alone.append(classifier.proba(text))
+    classifier._answers, classifier._bodies = {}, {}
+    cut: list[str] = []
+    real = features.cut
+    monkeypatch.setattr(features, "cut", lambda text, **kw: cut.append(text) or real(text, **kw))
+    assert [classifier.proba(text) for text in said] == alone
+    # one cut of 老年证在哪办理呀 and one of each whole message with an opening (it was two each)
+    assert len(cut) == 4 and cut.count("老年证在哪办理呀") == 1
