@@ -132,10 +132,21 @@ async def queue(request: web.Request) -> list[QueueItem]:
         ids = {r.resident_id for r in rows}
         residents = {r.id: r for r in (await session.scalars(select(Resident).where(Resident.id.in_(ids)))).all()}
         places = await open_ticket_places(session, ids)
+        # An emergency reported before its place was given: its number, so staff find the ticket
+        # (and make no second one from the conversation) while the place is still to come.
+        unplaced = ids - set(places)
+        emergencies: dict[int, Ticket] = {}
+        if unplaced:
+            for t in (await session.scalars(
+                select(Ticket).where(Ticket.resident_id.in_(unplaced), Ticket.urgency == "urgent",
+                                     Ticket.status.in_(ticket_svc.OPEN_STATUSES)).order_by(Ticket.id.desc())
+            )).all():
+                if t.resident_id is not None:
+                    emergencies.setdefault(t.resident_id, t)
     items = []
     for r in rows:
         if r.resident_id in residents:
-            ticket, place = places.get(r.resident_id, (None, ""))
+            ticket, place = places.get(r.resident_id, (emergencies.get(r.resident_id), ""))
             items.append(QueueItem(r, residents[r.resident_id], ticket, place))
     return items
 
