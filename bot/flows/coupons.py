@@ -61,6 +61,9 @@ TEXTS = {
     "mine_head": "我的优惠券：",
     "mine_item": "{n}. {title}（{merchant}）券码 {code}  {status}",
     "mine_empty": "您还没有兑换过优惠券。回复“积分商城”看看能换什么。",
+    "use_head": "您手上能用的券：",
+    "use_item": "「{title}」到{merchant}{address}出示券码 {code}，有效期至{until}",
+    "use_rule": "结账前出示券码（兑换时发给您的二维码也行）就能用，一张券用一次。",
     "how_to_use_none": "优惠券要先用积分兑换，回复“积分商城”挑一张。换到后到券上写的商家，结账前出示券码就能用。",
     # 券啥时候过期 / 能用到哪天: each held coupon's last day, and what happens after it.
     "expiry_head": "您的优惠券有效期：",
@@ -100,8 +103,13 @@ MINE = re.compile(
     rf"^(?:看看|查查?|查一下)?(?:我|俺)(?:的|换的|兑换的|换过的|领的|刚换的|刚才换的)?{_COUPON}{_WHERE}?(?:呀|啊|了)?[?？]?$"
     rf"|^(?:我|俺)?(?:换的|兑换的|换过的|领的|刚换的)?(?:那张|那个)?{_COUPON}{_WHERE}(?:呀|啊|了)?[?？]?$"
 )
-# A bare 怎么用 (咋用, 怎么使用): how a coupon is used, for a resident holding one.
-BARE_HOW_TO_USE = re.compile(r"^(?:这个|这张|那个|那张)?(?:怎么|咋|如何|怎样)(?:用|使用)(?:呢|啊|呀|哦)?[?？]?$")
+# A bare 怎么用 (咋用, 怎么使用) or where (在哪用, 去哪个店用, 哪里能用): how and where a coupon is
+# used, for a resident holding one.
+BARE_HOW_TO_USE = re.compile(
+    r"^(?:这个|这张|那个|那张)?券?(?:(?:怎么|咋|如何|怎样)(?:用|使用)"
+    r"|(?:在|去|到)?(?:哪|哪里|哪儿|哪个店|哪家店?|哪个商家|什么地方|啥地方)(?:能|可以)?(?:用|使用))"
+    r"(?:呢|啊|呀|哦)?[?？]?$"
+)
 YES = ("确认", "确定", "是", "是的", "好", "好的", "兑换", "换", "确认兑换", "要", "1")
 NO = ("取消", "不要", "不换", "不换了", "算了", "不了", "否", "不", "2")
 
@@ -461,7 +469,7 @@ async def can_get(ctx: Context) -> str:
 
 @router.message(Text(predicate=lambda t: len(t) <= 20 and bool(HOW_TO_USE.search(t))))
 async def how_to_use(ctx: Context) -> str:
-    return TEXTS["how_to_use"]
+    return await _use_answer(ctx, TEXTS["how_to_use"])
 
 
 # How long a coupon lasts (这券啥时候过期, 我的券能用到哪天, 券有效期多久, 过期了咋办): asked of the
@@ -493,7 +501,8 @@ async def expiry(ctx: Context) -> str:
 
 
 async def _holds_usable(ctx: Context) -> bool:
-    """怎么用 from a resident holding a coupon still to be used: asked of that coupon."""
+    """怎么用 / 在哪用 from a resident holding a coupon still to be used: asked of that coupon
+    (券怎么用, which names the coupon, is :func:`how_to_use`)."""
     if not BARE_HOW_TO_USE.match(ctx.text.strip()):
         return False
     mark = ctx.extra.get("mark")
@@ -507,9 +516,27 @@ async def _holds_usable(ctx: Context) -> bool:
 
 @router.message(Func(_holds_usable, phase=PHASE_MENU, when=lambda p: p.text))
 async def how_to_use_held(ctx: Context) -> str:
-    if ctx.resident is not None and await coupons.held_by(ctx.rt.db, ctx.resident.id):
+    return await _use_answer(ctx, TEXTS["how_to_use_none"])
+
+
+async def _use_answer(ctx: Context, holding_none: str) -> str:
+    """Each coupon the resident can still use: where (the merchant and its address), its code and
+    its last day; then how. ``holding_none`` for a resident who never redeemed one."""
+    held = [] if ctx.resident is None else await coupons.held_by(ctx.rt.db, ctx.resident.id)
+    if not held:
+        return holding_none
+    now = ctx.rt.clock.now()
+    usable = [h for h in held if h.status == "issued" and h.expires_at > now]
+    if not usable:
         return TEXTS["how_to_use"]
-    return TEXTS["how_to_use_none"]
+    lines = [] if len(usable) == 1 else [TEXTS["use_head"]]
+    for h in usable[:PAGE]:
+        address = f"（{h.address}）" if h.address else ""
+        lines.append(TEXTS["use_item"].format(
+            title=h.title, merchant=h.merchant, address=address, code=h.code, until=_day(h.expires_at)
+        ))
+    lines.append(TEXTS["use_rule"])
+    return "\n".join(lines)
 
 
 # 换个中医的课, 换成书法班: a class asked for, not a coupon.

@@ -130,6 +130,7 @@ class Held:
     used_at: datetime | None
     title: str
     merchant: str
+    address: str | None = None  # the merchant's, where it is used
 
 
 def new_code() -> str:
@@ -576,7 +577,7 @@ _OFFER = select(*_OFFER_COLUMNS).join(Merchant, Merchant.id == Coupon.merchant_i
 _HELD = (
     select(
         IssuedCoupon.code, IssuedCoupon.status, IssuedCoupon.expires_at, IssuedCoupon.used_at,
-        Coupon.title, Merchant.name,
+        Coupon.title, Merchant.name, Merchant.address,
     )
     .join(Coupon, Coupon.id == IssuedCoupon.coupon_id)
     .join(Merchant, Merchant.id == Coupon.merchant_id)
@@ -712,7 +713,7 @@ async def held_by(db: Database, resident_id: int, limit: int = 20) -> list[Held]
     rows = await db.run_sync_read(
         lambda connection: connection.execute(_HELD, {"p_resident": resident_id, "p_limit": limit}).all()
     )
-    return [Held(code, status, expires, used, title, merchant) for code, status, expires, used, title, merchant in rows]
+    return [Held(*row) for row in rows]
 
 
 async def verify(db: Database, *, code: str, merchant_id: int, actor: str, now: datetime) -> Verification:
