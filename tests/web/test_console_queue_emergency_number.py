@@ -30,3 +30,21 @@ async def test_the_queue_names_an_emergency_not_yet_placed(service_factory: Any,
     status, ticket, _ = await zhang.get(f"/console/tickets/{link.group(1)}")
     assert status == 200 and number.group(0) in ticket
     assert "GD" not in rows["asked"] and "未绑定楼栋" in html.unescape(rows["asked"]), rows["asked"]
+
+
+async def test_the_conversation_marks_the_emergency_ticket(service_factory: Any, sqlite_url: str,
+                                                           fake_api: str) -> None:
+    """The conversation's 工单 list marks an emergency 紧急, as the tickets board and its page do."""
+    svc = await start_console(service_factory, sqlite_url, fake_api, ZHANG)
+    reply = await say(svc, "o_queue_number_0003", "救命 楼道里着火了 全是烟")
+    number = re.search(r"GD\d{8}-\d{4}", reply or "")
+    assert number, reply
+    zhang = await login(svc.http, svc.base, "zhang")
+    _, rows, _ = await zhang.get("/console/handoffs/rows")
+    rid = re.search(r'data-resident="(\d+)"', rows)
+    assert rid, rows
+    status, page, _ = await zhang.get(f"/console/conversations/{rid.group(1)}")
+    assert status == 200
+    line = re.search(rf"<li>(?:<a [^>]*>)?{number.group(0)}(?:</a>)?(.*?)</li>", page, re.S)
+    assert line, page
+    assert '<span class="tag urgent">紧急</span>' in line.group(1), line.group(1)
