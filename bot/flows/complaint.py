@@ -111,6 +111,7 @@ NO_PLACE = re.compile(
     r"|公开|公示|明细|账目|维修基金|业委会|业主大会|换物业|选聘"
     r"|退休|养老金|养老保险|社保|医保|报销|合作医疗|新农合|公积金|工资|加班费|绩效|编制|招聘|职称|考试|招生"
     r"|政策|待遇|补贴|补助|低保|学籍|户口|婚育|证明|征地|补偿款|贷款|储蓄卡|银行卡|冻结"
+    r"|太贵|价格|涨价|缺斤|短斤|宰客"  # a shop's prices: the shop, not a building
 )
 STEP_STATES = ("complaint:what", "complaint:where", "complaint:phone")
 
@@ -656,9 +657,9 @@ def _contact_after_filing(ctx: Context) -> bool:
 async def contact_after_filing(ctx: Context) -> str:
     data = ctx.extra["mark"][1]
     number, phone = str(data.get("number", "")), ctx.extra["contact"]
+    await ctx.fsm.set(MARK + FILED, **data)  # a chase, a photo or a detail (他家是602的) may still follow
     if phone is None:
         return TEXTS["contact_none"].format(number=number)
-    await ctx.fsm.set(MARK + FILED, **data)  # a chase or a photo may still follow
     assert ctx.resident is not None
     report = await reports.add_contact(ctx.rt.db, int(data.get("ticket_id", 0)), ctx.resident.id, phone,
                                        ctx.rt.clock.now())

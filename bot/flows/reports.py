@@ -584,6 +584,8 @@ WITHDRAW = re.compile(
 # "算了 …" / "不用了 …" with whatever reason follows.
 _CALL_OFF = re.compile(r"^(?:那|那就|哦|嗯|好)?(?:算了|不用了|不需要了|不报了|不要了)")
 _REFERS = re.compile(r"刚才|刚刚|上次|之前|那个|这个|那件|投诉|诉求|工单|报修|反映的|报的|GD\d{8}", re.I)
+# "我想撤回" alone: about the resident's reports (which one is asked; none open is said so).
+_BARE_WITHDRAW = re.compile(r"^(?:我|俺)?(?:想|要)?(?:撤回|撤销)(?:一下|下)?(?:吧|啊|呀)?[。.!！]*$")
 WITHDRAWING = "withdraw"  # the mark of the question "要撤回…吗？": only the next message answers it
 _WITHDRAW_YES = {"确认", "确定", "确认撤回", "撤回", "撤吧", "撤", "是", "是的", "对", "对的", "嗯", "好", "好的", "行", "1"}
 _WITHDRAW_NO = {"不", "不用", "不撤", "不撤了", "不要", "算了", "不了", "否", "2", "继续", "继续办", "继续办理"}
@@ -606,7 +608,8 @@ def _withdraws(ctx: Context) -> bool:
     said = WITHDRAW.search(text) is not None or is_cancel(text) or _CALL_OFF.match(text) is not None
     # right after the reports' progress (查进度, 怎么样了), "撤回吧" is about the reports just shown
     shown = mark is not None and mark[0] == FOLLOWED
-    return said and (_just_filed(ctx) is not None or _REFERS.search(text) is not None or shown)
+    return said and (_just_filed(ctx) is not None or _REFERS.search(text) is not None or shown
+                     or _BARE_WITHDRAW.match(text) is not None)
 
 
 @router.message(Func(_withdraws, phase=PHASE_STATE, when=lambda p: p.text and not p.state))
