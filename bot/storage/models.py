@@ -168,7 +168,9 @@ class Message(Base):
     event: Mapped[str | None] = mapped_column(String(64))
     content: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    intent: Mapped[str | None] = mapped_column(String(32), index=True)
+    # Not indexed (migration 0018): a search by intent reads ix_messages_created_at newest first, the
+    # dashboard's counts ix_messages_inbound.
+    intent: Mapped[str | None] = mapped_column(String(32))
     confidence: Mapped[float | None] = mapped_column(Float)
     dedup_key: Mapped[str | None] = mapped_column(String(160))  # the inbound key (not indexed: see migration 0008)
     via: Mapped[str | None] = mapped_column(String(16))  # outbound: "passive" | "custom"
@@ -205,7 +207,7 @@ class InboundKey(Base):
     # The message itself (``Inbound.to_dict``) while it is pending, so that it can be redone.
     inbound: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")  # recoveries
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)  # not indexed: see migration 0018
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import event
 
 from bot.api.paging import encode_cursor
 from bot.appkeys import RUNTIME
 from intents.engine import Classification, Decision
 from intents.entities import Entities
-from tests.api.conftest import Api, assert_error, check_schema, response_schema
+from tests.api.conftest import Api, assert_error, check_schema, make_tokens, response_schema
+from tests.conftest import ServiceFactory
 
 # What the stand-in classifier answers, by text: (intent, confidence).
 UNDERSTOOD = {
@@ -93,3 +99,34 @@ async def test_bad_query_parameters_are_400_naming_the_parameter(api: Api):
         status, body = await api.get("/messages", **params)
         message = assert_error(status, body, 400)
         assert expected in message, (params, message)
+
+
+async def test_search_by_intent_or_confidence_reads_newest_first_sorting_nothing(
+    service_factory: ServiceFactory, sqlite_url: str, fake_api: str
+):
+    # messages.intent has no index (every message would write it, migration 0018): a search by
+    # intent, like one by confidence, reads the messages newest first from ix_messages_created_at
+    # and stops at the page's end, rather than sorting every message of that intent.
+    svc = await service_factory(sqlite_url, fake_api)
+    api = Api(svc, await make_tokens(sqlite_url))
+    await send_understood(api)
+    sent: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if "FROM messages" in statement:
+            sent.append((statement, parameters))
+
+    engine = svc.runner.app[RUNTIME].db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert [m["content"] for m in (await api.ok("/messages", intent="fallback"))["items"]] == ["嗯嗯那个啥"]
+        low = await api.ok("/messages", max_confidence="0.5")
+        assert [m["content"] for m in low["items"]] == ["想报名夜校", "嗯嗯那个啥"]
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(sent) == 2
+    with closing(sqlite3.connect(sqlite_url.split("///", 1)[1])) as conn:
+        for statement, parameters in sent:
+            plan = " | ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}", parameters))
+            assert "SCAN messages USING INDEX ix_messages_created_at" in plan, plan
+            assert "TEMP B-TREE" not in plan, plan
