@@ -80,7 +80,9 @@ class Hit:
     frame: float = 0.0  # share of the question's frame words (办, 申请, 在哪) the entry's phrasings say
     # 1.0 when a distinguishing word of the request that this entry never says is what a runner-up's
     # own question is about: the question is split between entries, and none answers it whole; also
-    # when the entry answers only a narrower question (``SearchIndex._narrower``: 住院了医保能报多少)
+    # when the entry answers only a narrower question (``SearchIndex._narrower``: 住院了医保能报多少),
+    # one kind of what is asked (``_kind_of``: 打疫苗要预约吗 and the HPV vaccine) or names the asked
+    # word only in passing (``_in_passing``: 挂号 and the smartphone class)
     split: float = 0.0
 
 

@@ -129,6 +129,9 @@ SPLIT_SHARE = 0.2  # see SearchIndex._split: share of the request's weight a wor
 SPLIT_RIVALS = 3  # ... and the runners-up whose centre is looked at (the best hit's two followers)
 WHOLE_PHRASING = 0.9  # see SearchIndex._narrower: phrasing coverage of a question that holds a phrasing
 RARE_WORD = 4  # ... and the most entries a word may be said by to tell its entry apart (医保: 6)
+# see SearchIndex._kind_of: how much more specific (salience) than anything a question shares with a
+# phrasing the phrasing's own word it lacks must be (HPV疫苗: 21.6 against 疫苗 11.2 and 预约 12.6)
+KIND_OF = 1.5
 MAX_TERM = 6  # longest topic word looked up whole in a question (longer ones count by character pairs)
 # Rankings remembered per analysis (and k); all forgotten when full: simpler than an LRU, and rare.
 RANKINGS_KEPT = 2048
@@ -544,7 +547,11 @@ class SearchIndex:
         out.sort(key=lambda s: (-s.features["raw"], s.position))
         if len(out) > 1:
             out[0].features["split"] = self._split(asked, out[0].position, [s.position for s in out[1:SPLIT_RIVALS]])
-        if out and self._narrower(asked, topic, q.text, out[0].position, out[0].features["phrasing"]):
+        if out and (
+            self._narrower(asked, topic, q.text, out[0].position, out[0].features["phrasing"])
+            or self._kind_of(q.text, out[0].position)
+            or self._in_passing(asked, topic, q.text, out[0].position)
+        ):
             out[0].features["split"] = 1.0
         return out[:k]
 
@@ -594,6 +601,52 @@ class SearchIndex:
             if saying and all(self._adds_subject(r, subject, text) for r in saying):
                 return True
         return False
+
+    def _holds_term(self, term: str, text: str) -> bool:
+        """Whether ``text`` says ``term``: whole, or a longer word by at least half its character pairs
+        (个体 of 个体户)."""
+        if term in text:
+            return True
+        if len(term) < 3:
+            return False
+        pairs = [term[i : i + 2] for i in range(len(term) - 1)]
+        return 2 * sum(p in text for p in pairs) >= len(pairs)
+
+    def _kind_of(self, text: str, best: int) -> bool:
+        """Whether the question asks about something of which the best entry answers one kind only:
+        打疫苗要预约吗 shares 疫苗 and 预约 with the entry on the HPV vaccine, but every phrasing of that
+        entry names a word far more specific than any the two share (HPV疫苗, 九价, 二价, 女孩) and
+        the question names none of them. True when, for every phrasing of the entry, its most specific
+        topic word the question lacks outweighs (``KIND_OF`` times, in salience) the most specific
+        one it holds; a question holding a phrasing's words, or its telling word (九价疫苗在哪打), is
+        about what the entry is about. Like a split, the entry is then offered as a choice."""
+        for row in range(int(self._starts[best]), int(self._ends[best])):
+            held = lacking = 0.0
+            for t, w in self._phrase_terms[row]:
+                if is_function_word(t):
+                    continue
+                if self._holds_term(t, text):
+                    held = max(held, w)
+                else:
+                    lacking = max(lacking, w)
+            if lacking <= KIND_OF * held:
+                return False
+        return True
+
+    def _in_passing(self, asked: Sequence[tuple[str, float]], topic: Sequence[str], text: str, best: int) -> bool:
+        """Whether a question naming one thing and nothing else (挂号, 怎么挂号) finds an entry that
+        mentions it only in passing: in one alternative (学用手机挂号 of the smartphone class), not in
+        what it is about (``_subject``), the alternative saying more than the question does. Such a
+        word alone does not say what the resident wants to know about it; a question holding the
+        alternative whole (不会用微信) or naming the entry's subject is answered as before."""
+        # (a character of that word said again, 挂 of 挂号怎么挂, names nothing more; 学 of 想学八段锦 does)
+        named = [t for t in topic if len(t) > 1 or not any(t in u for u in topic if len(u) > 1)]
+        if len(named) != 1 or named[0] in self._subject[best] or not any(t == named[0] for t, _ in asked):
+            return False
+        return not any(
+            all(self._holds_term(t, text) for t, _ in self._phrase_terms[row] if not is_function_word(t))
+            for row in range(int(self._starts[best]), int(self._ends[best]))
+        )
 
     def _adds_subject(self, row: int, subject: frozenset[str], text: str) -> bool:
         """Whether the phrasing at ``row`` says, with weight, a word of its entry's subject that

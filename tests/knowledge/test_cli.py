@@ -193,3 +193,17 @@ def test_search_gives_no_confident_answer_to_a_question_broader_than_the_entry()
     for text in ("在外地住院了医保能报多少", "去北京住院医保能报吗"):
         res = run_kb("search", text)
         assert res.stdout.splitlines()[0] == "decision: answer" and "medical-insurance-offsite" in res.stdout, text
+
+
+def test_search_answers_only_when_the_entry_is_about_what_is_asked() -> None:
+    """A question about vaccination at all shares 疫苗 and 预约 with the HPV vaccine's entry, whose
+    every phrasing names the kind; 挂号 is said only in passing by the smartphone class (学用手机挂号).
+    Neither is a confident answer; naming the kind, or asking the class's own way, still is."""
+    for text in ("打疫苗要预约吗", "挂号怎么挂"):
+        res = run_kb("search", text)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.splitlines()[0] != "decision: answer", (text, res.stdout)
+    for text, entry in (("九价疫苗预约", "hpv-vaccine"), ("不会用微信", "night-school-smartphone")):
+        res = run_kb("search", text)
+        lines = res.stdout.splitlines()
+        assert lines[0] == "decision: answer" and entry in lines[1], (text, res.stdout)
