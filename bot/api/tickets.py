@@ -66,7 +66,9 @@ EVENT_FIELDS: dict[str, Any] = {
     "action": STR,
     "from_status": NSTR,
     "to_status": NSTR,
-    "note": NSTR,
+    "note": {**NSTR, "description": ("the entry's text: an answer's resolution, a rejection's reason (what the "
+                                     "resident was told), else the note; a note sent with answer or reject is "
+                                     "`data.note`")},
     "public": {"type": "boolean", "description": "shown to the resident (false: staff note)"},
     "data": {"type": "object"},
 }

@@ -826,13 +826,21 @@ async def transition(
             if staff_note
             else TEXTS["update"].format(number=ticket.number, what=status_label(ticket))
         )
+    # The event's text is what the resident was told: an answer's resolution, a refusal's reason
+    # (their 查进度 shows the newest public one); the 说明 staff typed with it is kept beside it
+    # (data["note"]), not in its place. Other actions' text is the note.
+    text = note
+    if action in ("answer", "reject"):
+        text = ticket.resolution if action == "answer" else ticket.reject_reason
+        if note and note.strip():
+            data = {**data, "note": note.strip()}
     event = await record(
         session,
         ticket,
         action,
         actor=actor,
         now=now,
-        note=note or reason or resolution,
+        note=text,
         from_status=before,
         data=data,
         push=push if notify else None,
@@ -945,13 +953,19 @@ async def rate(
     """The resident's rating of an answered ticket: satisfied/basic close it; unsatisfied reopens it.
     The resident rated in the chat, whose reply says what happened: no push repeats it. ``actor``:
     who closes or reopens it — the resident, or the staff member who took the rating on the phone
-    (回访); the rating itself is always the resident's."""
+    (回访); the rating itself is always the resident's. A rating taken on the phone is the 回访's
+    line (private, by that staff member, with their note), not a 评价 as if the resident had rated
+    in the chat."""
     if rating not in RATING_LABELS:
         raise TicketError("bad_rating", f"rating must be one of {sorted(RATING_LABELS)}")
     if ticket.status != "answered":
         raise TicketError("illegal_transition", f"ticket {ticket.number} is {ticket.status}, not answered")
     note = comment_text.strip() if comment_text and comment_text.strip() else None
-    await record(session, ticket, "rate", actor="resident", now=now, note=note, data={"rating": rating})
+    if actor == "resident":
+        await record(session, ticket, "rate", actor="resident", now=now, note=note, data={"rating": rating})
+    else:
+        await record(session, ticket, "revisit", actor=actor, now=now, note=note, public=False,
+                     data={"rating": rating})
     if rating == "unsatisfied":
         event = await transition(
             session, ticket, "reopen", actor=actor, now=now, rules=rules, note=note or "居民不满意，重办",

@@ -339,8 +339,7 @@ async def revisit(request: web.Request) -> web.StreamResponse:
         if ticket.status != "answered":
             raise svc.TicketError("illegal_transition", "")
         now = rt.clock.now()
-        await svc.record(session, ticket, "revisit", actor=_actor(request), now=now, public=False,
-                         data={"rating": rating})
+        # (svc.rate records the 回访 line: the rating, by this staff member, with their note)
         await svc.rate(session, ticket, rating, form.get("note", ""), now=now, rules=rules, actor=_actor(request))
         return "revisit"
 
