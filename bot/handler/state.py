@@ -165,7 +165,7 @@ class RedisStateStorage:
         self.redis = redis
         self.ttl = ttl
         self.prefix = prefix
-        self.batch = RedisBatch(redis)
+        self.batch = RedisBatch.shared(redis)
 
     def read_many(self, connection: Connection, openids: Collection[str]) -> dict[str, StateRecord] | None:
         return None

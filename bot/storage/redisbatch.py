@@ -9,6 +9,11 @@ sender task at a time takes every command waiting at that moment and sends them 
 non-transactional pipeline, after yielding to the event loop while that brings more (no timer:
 a lone command waits a loop turn or two). Callers get their own commands' results, in order.
 
+The process's users of one client share its batch (:meth:`RedisBatch.shared`): a message's
+rate-limit count, made as it arrives, goes out with the conversation states other messages read
+or write at that moment, instead of in a pipeline of its own (on the realistic mix about a third
+of the pipelines carried only rate-limit counts).
+
 Nothing changes for a caller but the cost: commands are not atomic together (they were not
 before either), a command Redis refuses comes back as its exception for that caller alone, and a
 connection failure raises in every caller of that pipeline, as it would have in each.
@@ -17,6 +22,7 @@ connection failure raises in every caller of that pipeline, as it would have in 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +35,14 @@ def command(name: str, *args: Any, **kwargs: Any) -> Command:
 
 
 class RedisBatch:
+    @classmethod
+    def shared(cls, redis: Any) -> RedisBatch:
+        """The batch of everyone in this process who uses the client ``redis``."""
+        batch = _SHARED.get(id(redis))
+        if batch is None:
+            batch = _SHARED[id(redis)] = cls(redis)
+        return batch
+
     def __init__(self, redis: Any, max_commands: int = 512, max_turns: int = 16, patience: int = 2) -> None:
         self.redis = redis
         self.max_commands = max_commands
@@ -105,6 +119,11 @@ class RedisBatch:
                 return
             await asyncio.sleep(0)
             idle = idle + 1 if self._queued == before else 0
+
+
+# By the client's id: a batch holds its client, so the id is not reused while the batch lives,
+# and the batch lives as long as its users hold it.
+_SHARED: weakref.WeakValueDictionary[int, RedisBatch] = weakref.WeakValueDictionary()
 
 
 def _fail(batch: Sequence[tuple[object, asyncio.Future[list[Any]]]], exc: BaseException) -> None:

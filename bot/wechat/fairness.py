@@ -35,8 +35,9 @@ class WindowLimiter:
         self.limit = limit
         self.window = window
         self.redis = redis
-        # Concurrent requests' counts go to Redis in one pipeline (storage/redisbatch.py).
-        self._batch = RedisBatch(redis) if redis is not None else None
+        # Concurrent requests' counts go to Redis in one pipeline (storage/redisbatch.py), with the
+        # process's other commands to that Redis (conversation states) sent at the same moment.
+        self._batch = RedisBatch.shared(redis) if redis is not None else None
         self.local_limit = max(1, limit // max(1, share))
         self._local: dict[str, tuple[int, int]] = {}  # key → (window index, count)
         self._redis_broken_until = 0.0

@@ -67,8 +67,9 @@ async def test_a_window_in_redis_is_one_hash_counted_by_one_command_a_hit(
     now = [1_000_000 * 60.0 + 5]
     monkeypatch.setattr(fairness.time, "time", lambda: now[0])
     client = aioredis.from_url(redis_url, decode_responses=True)
+    other = aioredis.from_url(redis_url, decode_responses=True)
     try:
-        a, b = ResidentLimits(3, redis=client), ResidentLimits(3, redis=client)  # two processes
+        a, b = ResidentLimits(3, redis=client), ResidentLimits(3, redis=other)  # two processes
         verdicts = [await limits.check("oFlood") for limits in (a, b, a, b, a)]
         assert verdicts == ["ok", "ok", "ok", "tell", "drop"]
         assert await a.check("oQuiet") == "ok"  # another resident: a count of its own
@@ -92,6 +93,7 @@ async def test_a_window_in_redis_is_one_hash_counted_by_one_command_a_hit(
     finally:
         await client.delete("fair:resident:1000000", "fair:resident:1000001")
         await client.aclose()
+        await other.aclose()
 
 
 @pytest.mark.parametrize(

@@ -51,3 +51,24 @@ async def test_an_unreachable_redis_raises_in_every_caller() -> None:
             await batch.call("get", "k")
     finally:
         await client.aclose()
+
+
+async def test_a_rate_limit_count_and_a_state_read_at_one_moment_share_a_pipeline(redis_url: str) -> None:
+    """A process's users of one Redis client share its batch: a message's rate-limit count goes out
+    with another message's conversation state read in one round trip, not two."""
+    from bot.handler.state import RedisStateStorage, StateRecord
+    from bot.wechat.fairness import ResidentLimits
+
+    client = aioredis.from_url(redis_url, decode_responses=True)
+    try:
+        states, limits = RedisStateStorage(client, prefix="b:state:"), ResidentLimits(5, redis=client)
+        await states.set("oShared", StateRecord("booking", {"step": 2}))
+        assert limits.limiter is not None and limits.limiter._batch is not None
+        batches = {id(b): b for b in (states.batch, limits.limiter._batch)}.values()
+        before = sum(b.pipelines for b in batches)
+        verdict, record = await asyncio.gather(limits.check("oFlooder"), states.get("oShared"))
+        assert verdict == "ok" and record == StateRecord("booking", {"step": 2})
+        assert sum(b.pipelines for b in batches) - before == 1
+    finally:
+        await client.delete("b:state:oShared")
+        await client.aclose()
