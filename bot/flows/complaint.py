@@ -638,7 +638,7 @@ _PHONE_CORRECTED = re.compile(r"(?:电话|手机|号码|号).{0,4}(?:错|不对|
 
 def _contact_after_filing(ctx: Context) -> bool:
     mark = ctx.extra.get("mark")
-    if not mark or mark[0] != FILED or not ctx.text:
+    if not mark or mark[0] != FILED or not ctx.text or mark[1].get("no_phone"):
         return False
     text = re.sub(r"\s+", "", ctx.text)
     if _NO_PHONE_SAID.match(text):
@@ -657,9 +657,11 @@ def _contact_after_filing(ctx: Context) -> bool:
 async def contact_after_filing(ctx: Context) -> str:
     data = ctx.extra["mark"][1]
     number, phone = str(data.get("number", "")), ctx.extra["contact"]
-    await ctx.fsm.set(MARK + FILED, **data)  # a chase, a photo or a detail (他家是602的) may still follow
     if phone is None:
+        # a chase, a photo or a detail (他家是602的) may still follow; a number no longer is its contact
+        await ctx.fsm.set(MARK + FILED, **data, no_phone=True)
         return TEXTS["contact_none"].format(number=number)
+    await ctx.fsm.set(MARK + FILED, **data)  # a chase or a photo may still follow
     assert ctx.resident is not None
     report = await reports.add_contact(ctx.rt.db, int(data.get("ticket_id", 0)), ctx.resident.id, phone,
                                        ctx.rt.clock.now())

@@ -130,6 +130,7 @@ _URGE_WORDS = re.compile(
 _NOT_SUBJECT = re.compile(
     rf"{OWN_REPORT.pattern}|{PROGRESS.pattern}|现在|目前|这会儿"
     r"|能|会|要|等|过来|看看|修好|好了"  # 你们多久能来 / 啥时候能来修啊: when, not what
+    r"|大概|大约|估计|差不多"  # 那大概什么时候能修好啊
     r"|[我你您们的了吗呢啊呀吧么嘛哦哎咋怎样啥什时候到底一直都也又才再来去人事情问题那这个件说过报修没有还是就在请帮查看一下诉求工单反映投诉]"
     r"|[\s\W\d]"
 )

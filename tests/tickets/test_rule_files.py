@@ -72,7 +72,7 @@ def test_packaged_lines_and_advice_per_hazard() -> None:
     ("change", "message"),
     [
         (("first: 请立即拨打{fire}。", "first: 请立即拨打{firemen}。"), "unknown line {firemen}"),
-        (("[着火|失火|", "[着火|(失火|"), "not a valid regular expression"),
+        (("[爆炸|爆燃|炸了]", "[爆炸|(爆燃|炸了]"), "not a valid regular expression"),
         (('number: "119"', 'number: "一一九"'), "must be digits"),
         (("  - id: explosion", "  - id: fire"), "used twice"),
         (("hazards:\n", "hazard:\n"), "'hazards' must be a list"),
