@@ -16,7 +16,7 @@ from bot.flows.complaint import PROBLEM
 from bot.flows.handoff import answer_when
 from bot.handler.choices import numbered, parse_choice
 from bot.handler.context import Context
-from bot.handler.middlewares import OPTIONAL_STEPS
+from bot.handler.middlewares import MARK, OPTIONAL_STEPS
 from bot.handler.router import PHASE_MENU, PHASE_STATE, PHASE_TYPE, Func, Intent, Pass, Router, State
 from bot.messages import HandlerResult
 from bot.services import handoff, knowledge_log, office
@@ -581,7 +581,23 @@ WANTS_TO_ASK = re.compile(
                      when=lambda p: p.text and not p.state))
 async def wants_to_ask(ctx: Context) -> str:
     ctx.intent = "query"
+    await ctx.fsm.set(MARK + ASKED_WHAT)
     return TEXTS["what_to_ask"]
+
+
+# The mark of "您想问什么？": what comes next is the question (就是那个老年证, 那个高龄补贴), asked of
+# the knowledge base unless it is plainly something else (楼道灯坏了, 谢谢, 查积分).
+ASKED_WHAT = "asked_what"
+
+
+def _the_question(ctx: Context) -> bool:
+    return ctx.fsm.state is None and (ctx.decision != "accept" or ctx.intent in ("query", "fallback"))
+
+
+@router.message(Func(_the_question, phase=PHASE_MENU, when=lambda p: p.text and p.mark == ASKED_WHAT))
+async def the_question(ctx: Context) -> HandlerResult | Pass:
+    ctx.intent = "query"
+    return await ask(ctx)
 
 
 @router.message(Intent("query"), Func(lambda ctx: bool(ctx.text)))
