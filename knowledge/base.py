@@ -35,7 +35,8 @@ class RetrievalConfig:
     * the knowledge base says it does not know when the best hit's confidence, its score plus
       ``confidence_coverage`` times its coverage, stays below ``respond_threshold`` (a line fitted
       on the development sets: either alone separates answerable from unanswerable questions less
-      well);
+      well), unless the message tells the resident's circumstances beside a question that alone is
+      answered (低保怎么申请啊 我家老头子瘫在床上): that question's entries are then offered as choices;
     * the best hit is answered directly when its score reaches ``answer_threshold``, it leads the
       runner-up by ``margin`` (``ambiguous_margin`` when the runner-up covers the question's topic
       words as well: the question does not tell them apart), it covers ``answer_coverage`` of the question's topic words
@@ -291,6 +292,21 @@ class KnowledgeBase:
                 position = state.exact.get(plain_question(analyzer.fold(repaired)))
         return None if position is None else state.entries[position]
 
+    def _asked_alone(self, text: str) -> Answer | None:
+        """Choices for a question the resident's circumstances told beside it made unanswerable
+        (低保怎么申请啊 我家老头子瘫在床上: 瘫痪 and 老人 are words of the entry on home visits, not of the
+        one on applying for 低保): the entries that answer the question asked alone, offered as
+        choices, never as the answer, since the circumstances may change what is meant. None when
+        the message tells no circumstances or its question alone is not answered outright."""
+        index = self._state.index
+        alone = index.analyzer.without_circumstances(text, index.lexicon)
+        if alone is None:
+            return None
+        found = self._decide(alone)
+        if found.kind != "answer":  # (a question that alone gets choices at best is not clear enough)
+            return None
+        return Answer("choices", found.hits[: self.config.max_choices])
+
     def _decide(self, text: str) -> Answer:
         cfg = self.config
         state = self._state
@@ -309,7 +325,7 @@ class KnowledgeBase:
         if place is not None:
             hits = [h for h in hits if state.index.holds(h.entry.id, place[1])]
         if not hits or hits[0].score + cfg.confidence_coverage * hits[0].coverage < cfg.respond_threshold:
-            return Answer("unknown", [], place[0] if place else "")
+            return self._asked_alone(text) or Answer("unknown", [], place[0] if place else "")
         best = hits[0]
         second = hits[1] if len(hits) > 1 else None
         runner_up = second.raw if second else 0.0

@@ -70,6 +70,11 @@ _FILLER_RE = re.compile(
 # A clause that introduces the writer (我是…的住户/居民/业主, 我姓李, 我叫…, 今年…岁).
 _SELF_RE = re.compile(r"^(?:我|俺|本人)(?:是|叫|姓|今年|住在|家住|住)|^今年.{0,4}岁|^本人")
 SHORT_MESSAGE = 16  # characters: a message this short is all focus
+# A clause that wants something (想办, 要领, 找谁): no mere telling of circumstances, even without a
+# question mark (我想吃个低保).
+_WANT_RE = re.compile(r"想|要|打算|准备|办|弄|领|交|补|换|报|查|问|找|求|帮|给")
+# 几 that counts rather than asks (好几年了, 十几天, 几十岁).
+_SOME_RE = re.compile(r"好几|十几|几十|几百")
 
 
 @dataclass(frozen=True)
@@ -139,11 +144,8 @@ def resolve_reference(
     return None
 
 
-def reduce_message(text: str, named: Callable[[str], list[str]] | None = None) -> Reduced:
-    """Clauses of ``text`` without greetings, thanks and filler, with the request marked as focus.
-
-    With ``named`` (the things a clause names that the knowledge base knows), a request that points
-    back at something the story named (这个卡去哪补) is said with that thing's name, and judged so."""
+def _clauses(text: str) -> list[str]:
+    """The clauses of ``text`` without greetings, thanks and filler."""
     raw = [c for part in _CLAUSE_SPLIT.split(text) for c in _ASK_SPLIT.split(part) if c]
     clauses: list[str] = []
     for c in raw:
@@ -152,6 +154,37 @@ def reduce_message(text: str, named: Callable[[str], list[str]] | None = None) -
         c = _clean(c)
         if c and not _GREETING_RE.match(c):
             clauses.append(c)
+    return clauses
+
+
+def _tells(clause: str) -> bool:
+    """Whether ``clause`` only tells circumstances (我家老头子瘫在床上, 我腿脚不好, 孩子刚出生): it neither
+    asks nor wants anything."""
+    clause = _SOME_RE.sub("", clause)
+    return not (_QUESTION_RE.search(clause) or _ASK_RE.search(clause) or _WANT_RE.search(clause))
+
+
+def without_circumstances(text: str, named: Callable[[str], list[str]]) -> str | None:
+    """``text`` without the clauses that only tell the resident's circumstances (低保怎么申请啊 of
+    低保怎么申请啊 我家老头子瘫在床上), when a clause beside them asks and names a thing the knowledge base
+    knows (``named``); None when there are no such clauses, nothing is asked, or what is asked names
+    nothing (老年证丢了 怎么办: the circumstances are the question)."""
+    clauses = _clauses(text)
+    if len(clauses) < 2:
+        return None
+    told = [_tells(c) for c in clauses]
+    asking = [c for c, t in zip(clauses, told, strict=True) if not t]
+    if not any(told) or not asking or not named(asking[-1]):
+        return None
+    return " ".join(asking)
+
+
+def reduce_message(text: str, named: Callable[[str], list[str]] | None = None) -> Reduced:
+    """Clauses of ``text`` without greetings, thanks and filler, with the request marked as focus.
+
+    With ``named`` (the things a clause names that the knowledge base knows), a request that points
+    back at something the story named (这个卡去哪补) is said with that thing's name, and judged so."""
+    clauses = _clauses(text)
     if not clauses:
         return Reduced(())
     total = sum(len(c) for c in clauses)

@@ -25,7 +25,7 @@ import yaml
 from intents import tokens
 from knowledge.errors import KnowledgeDataError
 from knowledge.memo import Memo, TextMemo
-from knowledge.question import reduce_message
+from knowledge.question import reduce_message, without_circumstances
 from knowledge.typos import Lexicon
 
 SYNONYMS_PATH = Path(__file__).parent / "data" / "synonyms.yml"
@@ -404,6 +404,15 @@ class Analyzer:
             if names_thing(word) or tag is None or tag in _NAME_TAGS or word in self._keep:
                 out.append(word)
         return out
+
+    def without_circumstances(self, text: str, lexicon: Lexicon) -> str | None:
+        """The request of ``text`` without the clauses that only tell the resident's circumstances
+        (see ``knowledge.question.without_circumstances``); None when it has none."""
+        folded = self.fold(text)
+        repaired = lexicon.correct(lexicon.join_split(folded))
+        if repaired != folded:
+            folded = self.fold(repaired)
+        return without_circumstances(folded, lambda clause: self._named(clause, lexicon))
 
     def analyse_query(self, text: str, lexicon: Lexicon | None = None) -> Analysis:
         """A resident's message: typos repaired, reduced to its request, topic words of the request
