@@ -90,7 +90,7 @@ NONE_LABEL = "（未填）"
 DEFINITIONS = {
     "response_rate": "响应率：已答复或已过期限的工单中，在期限内答复的比例",
     "resolution_rate": "解决率：期间新建工单中已办结（已答复或已完结）的比例",
-    "satisfaction_rate": "满意率：已评价工单中“满意”或“基本满意”的比例",
+    "satisfaction_rate": "满意率（含基本满意）：已评价工单中“满意”或“基本满意”的比例",
     "reopen_rate": "重办率：期间新建工单中被重新办理过的比例",
     "response_time": "响应时长：从提交到工作人员第一次接单、处理、答复或退回",
     "resolution_time": "办结时长：从提交到答复",
@@ -456,10 +456,12 @@ async def tickets(db: Database, p: Period, now: datetime) -> dict[str, Any]:
         "resolved": _figure("已办结", *both(lambda w: pick(w, 2)), "件"),
         "response_rate": _figure("响应率", *both(lambda w: _rate(pick(w, 9), pick(w, 8) + overdue.get(w, 0))), "%"),
         "resolution_rate": _figure("解决率", *both(lambda w: _rate(pick(w, 2), pick(w, 1))), "%"),
-        "satisfaction_rate": _figure("满意率", *both(lambda w: _rate(pick(w, 6), pick(w, 5))), "%"),
+        # 基本满意 counts as satisfied: the label says so and 基本满意 has its own count beside 满意
+        "satisfaction_rate": _figure("满意率（含基本满意）", *both(lambda w: _rate(pick(w, 6), pick(w, 5))), "%"),
         "reopen_rate": _figure("重办率", *both(lambda w: _rate(pick(w, 4), pick(w, 1))), "%"),
         "rated": _figure("已评价", *both(lambda w: pick(w, 5)), "件"),
         "satisfied": _figure("满意", *both(lambda w: pick(w, 7)), "件"),
+        "basic": _figure("基本满意", *both(lambda w: pick(w, 6) - pick(w, 7)), "件"),
         "rejected": _figure("退回", *both(lambda w: pick(w, 3)), "件"),
         "response_median": _figure("响应时长中位数", response["c"]["median"], response["p"]["median"], "s"),
         "response_p90": _figure("响应时长P90", response["c"]["p90"], response["p"]["p90"], "s"),
