@@ -51,7 +51,10 @@ GROUP_ITEM = obj({"text": {"type": "string"}, "count": {"type": "integer"},
                   "reasons": {"type": "array", "items": {"type": "string"}}, "bot": {"type": ["string", "null"]},
                   "confidence": {"type": ["number", "null"]}}, ["text", "count", "reasons", "bot", "confidence"])
 REVIEW_GROUP = component("TuningReviewGroup", obj({
-    "id": {"type": "string"}, "text": {"type": "string", "description": "the group's most frequent text"},
+    "id": {"type": "string"},
+    "version": {"type": "string", "description": "the texts the group holds now, as a hash: send it with "
+                "the decision (a group that changed meanwhile is a 409)"},
+    "text": {"type": "string", "description": "the group's most frequent text"},
     "count": {"type": "integer", "description": "messages in the group"},
     "reasons": {"type": "object", "additionalProperties": {"type": "integer"},
                 "description": "intent: fallback, low, clarified, handoff; knowledge: unknown, not_chosen, unhelpful"},
@@ -59,7 +62,7 @@ REVIEW_GROUP = component("TuningReviewGroup", obj({
     "suggestion": {"type": ["string", "null"], "description": "the intent chosen after a clarifying question, "
                    "or the knowledge base's best entry"},
     "items": {"type": "array", "items": GROUP_ITEM}},
-    ["id", "text", "count", "reasons", "bot", "suggestion", "items"]))
+    ["id", "version", "text", "count", "reasons", "bot", "suggestion", "items"]))
 REVIEW_QUEUE = component("TuningReviewQueue", obj({
     "kind": {"type": "string", "enum": ["intent", "knowledge"]},
     "groups": {"type": "array", "items": REVIEW_GROUP}}, ["kind", "groups"]))
@@ -235,12 +238,21 @@ async def review_queue(call: Call) -> dict[str, Any]:
        body=obj({"kind": {"type": "string", "enum": ["intent", "knowledge"]},
                  "texts": {"type": "array", "items": STR, "minItems": 1, "maxItems": 500},
                  "action": {"type": "string", "enum": ["intent", "noise", "entry", "phrasing"]},
-                 "intent": {"type": "string", "maxLength": 32}, "entry": ENTRY, "entry_id": STR},
+                 "intent": {"type": "string", "maxLength": 32}, "entry": ENTRY, "entry_id": STR,
+                 "version": {"type": "string", "maxLength": 40}},
                 ["kind", "texts", "action"]))
 async def decide_review(call: Call) -> dict[str, Any]:
     """One decision for every text of a group: label with an intent (training examples in the draft),
-    noise, a new knowledge entry, or new phrasings of an existing entry."""
+    noise, a new knowledge entry, or new phrasings of an existing entry. ``version``: the group's
+    version as the queue gave it; when the group holds other texts now (new messages joined it, or
+    it was decided meanwhile) the answer is 409 ``review_changed`` naming the field (``version``, or
+    ``texts`` when one is not in the group), and nothing is decided: reload the queue."""
     b = call.body
+    if b.get("version"):
+        try:
+            tuning_review.check_seen(await queue(call.rt, b["kind"]), b["texts"], b["version"])
+        except tuning_review.GroupChanged as exc:
+            raise conflict(exc.message, "review_changed", {"field": exc.field}) from None
     try:
         decided = await tuning.resolve(
             call.db, b["kind"], b["texts"], b["action"], user(call), call.now(), intents=names(call.rt),

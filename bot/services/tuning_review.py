@@ -63,6 +63,12 @@ class Group:
     def count(self) -> int:
         return sum(i.count for i in self.items)
 
+    @property
+    def version(self) -> str:
+        """The texts the group holds, as a short hash: a decision names the version the operator
+        saw, and is refused when the group holds other texts now (see :func:`check_seen`)."""
+        return hashlib.sha1("\n".join(sorted(i.text for i in self.items)).encode()).hexdigest()[:16]
+
     def to_dict(self) -> dict[str, Any]:
         reasons: Counter[str] = Counter()
         bot: Counter[str] = Counter()
@@ -73,6 +79,7 @@ class Group:
             suggestions.update(i.suggestions)
         return {
             "id": self.id,
+            "version": self.version,
             "text": self.items[0].text,
             "count": self.count,
             "reasons": dict(reasons.most_common()),
@@ -85,6 +92,30 @@ class Group:
                 for i in self.items
             ],
         }
+
+
+class GroupChanged(Exception):
+    """A decision on a group that is not in the queue as the operator saw it: ``field`` names the
+    request's field at fault (``version``: no group of that version now; ``texts``: one not in it)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def check_seen(groups: Sequence[Group], texts: Sequence[str], version: str) -> Group:
+    """The group of ``version`` in the queue now, which holds every one of ``texts``. Between loading
+    the queue and deciding, new messages can join a group, regroup it under another first text, or
+    another operator can decide it; a decision then would not be the one the operator meant."""
+    current = next((g for g in groups if g.version == version), None)
+    if current is None:
+        raise GroupChanged("version", "the group changed since it was shown (texts joined or left it, "
+                                      "or it was decided): reload the review queue")
+    shown = {_key(t) for t in texts if t.strip()}
+    if not shown <= {i.text for i in current.items}:
+        raise GroupChanged("texts", "texts that are not in the group of this version")
+    return current
 
 
 def _key(text: str) -> str:

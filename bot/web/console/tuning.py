@@ -17,7 +17,7 @@ from bot.api import tuning as api
 from bot.appkeys import RUNTIME
 from bot.language import sources_of
 from bot.runtime import Runtime
-from bot.services import tuning, tuning_data
+from bot.services import tuning, tuning_data, tuning_review
 from bot.services.tuning_data import OverlayError
 from bot.services.tuning_review import INTENT_REASONS, KNOWLEDGE_REASONS
 from bot.web.console.access import form_of, page, render, user_of
@@ -113,6 +113,10 @@ def _to(path: str, **params: str) -> web.HTTPSeeOther:
 
 
 # ------------------------------------------------------------------------------------ review queue
+CHANGED = ("没有保存：这一组在您打开页面之后有了变化（加入了新的说法，或已经有人处理过）。"
+           "下面已刷新为最新的待复核列表，请重新核对后再标注。")
+
+
 @page("GET", "/console/tuning", TUNING)
 async def review(request: web.Request) -> web.StreamResponse:
     return await _review(request)
@@ -150,6 +154,11 @@ async def decide(request: web.Request) -> web.StreamResponse:
             "answer": form.get("answer", "").strip(), "department": form.get("department", "").strip(),
             "tags": [t for t in form.get("tags", "").replace("，", ",").split(",") if t.strip()],
         }
+    if form.get("version"):  # the group as the page showed it: refused when it changed meanwhile
+        try:
+            tuning_review.check_seen(await api.queue(rt, kind), texts, form["version"])
+        except tuning_review.GroupChanged:
+            return await _review(request, status=409, error=CHANGED)
     try:
         decided = await tuning.resolve(
             rt.db, kind, texts, action, user_of(request).name, rt.clock.now(), intents=api.names(rt),
