@@ -19,7 +19,7 @@ from bot.flows.media import attachment
 from bot.flows.reports import FILED, add_to_report, urges_only
 from bot.flows.reports import THING as _THING
 from bot.flows.reports import URGENT as URGENT_REPORTED
-from bot.handler.choices import is_cancel, parse_phone, phone_alone
+from bot.handler.choices import is_cancel, numbered, parse_choice, parse_phone, phone_alone
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK, OPTIONAL_STEPS, PARKED
 from bot.handler.router import (
@@ -52,6 +52,8 @@ TEXTS = {
     "ask_phone": "这类问题工作人员可能要上门或打电话了解情况，请留一个联系电话。不方便留的话回复“不留”。",
     "place_corrected": "好的，位置改为{place}。",
     "detail_kept": "好的，已记到您的反映里。",
+    "circumstances_kept": "明白，您的情况已记到反映里，工作人员会照顾到。方便的话留一个联系电话（家里人的也行），"
+                          "上门前会先打电话跟您约；不方便留就回复“不留”。",
     "bad_phone": "没有认出电话号码，请再发一次（如 13812345678），或回复“不留”。",
     "media_kept": "收到您的{what}了，已附在您的反映里。还有要补充的可以继续发。",
     "voice_kept": "收到您的语音，已附在您的反映里。方便的话也可以打字说明一下。",
@@ -77,6 +79,8 @@ TEXTS = {
     "contact_kept": "好的，已把联系电话 {phone} 记到诉求 {number} 上，工作人员需要时会联系您。",
     "media_added": "收到，{what}已补充到诉求 {number}，办理人员会看到。",
     "place_added": "好的，位置{place}已补充到诉求 {number}，办理人员会看到。",
+    "place_fixed": "好的，诉求 {number} 的位置已改为{place}，办理人员会看到。",
+    "place_which": "您有几件诉求在办，要把哪一件的位置改为{place}？回复数字：\n{lines}",
     "contact_none": "好的，不留也没关系，诉求 {number} 已经登记了。",
     "contact_late": "收到。诉求 {number} 已经办结了，如果问题还在，请直接说说情况。",
     "anonymous_ok": "可以的，不留电话也能反映，我们会为您保密。",
@@ -306,19 +310,27 @@ async def _leave(ctx: Context) -> Pass:
     """The resident asks something else in the middle of a report: that is answered, and a report
     already told (or shown in a photo) is put aside, not dropped (``middlewares.recall``): the
     answer ends with "要继续吗？" and 继续, or the missing answer itself, takes it up again."""
-    state, data = ctx.fsm.state, {k: v for k, v in ctx.fsm.data.items() if k != PARKED}
+    parked = park(ctx)
     await ctx.fsm.clear()
-    if state in STEP_STATES and (data.get("c_text") or data.get("attachments")):
-        parked: dict[str, Any] = {"state": state, "data": data, "reminder": TEXTS["parked"],
-                                  "dropped": TEXTS["switched"]}
-        earlier = _parked_draft(ctx)  # a report put aside before this one was begun: kept under it
-        if earlier is not None:
-            parked["earlier"] = {k: v for k, v in earlier.items() if k != "reminded"}
-            told = _told_chain(parked)
-            parked["reminder"] = TEXTS["parked_two"].format(count=len(told), whats="、".join(told))
-        ctx.extra[PARKED] = parked
-        return Pass()
-    return Pass(TEXTS["switched"])
+    return Pass() if parked else Pass(TEXTS["switched"])
+
+
+def park(ctx: Context) -> bool:
+    """The report being told (at a step, already told or shown in a photo) put aside in
+    ``ctx.extra[PARKED]`` (see :func:`_leave`); the state is the caller's to change. False when
+    there is none."""
+    state, data = ctx.fsm.state, {k: v for k, v in ctx.fsm.data.items() if k != PARKED}
+    if state not in STEP_STATES or not (data.get("c_text") or data.get("attachments")):
+        return False
+    parked: dict[str, Any] = {"state": state, "data": data, "reminder": TEXTS["parked"],
+                              "dropped": TEXTS["switched"]}
+    earlier = _parked_draft(ctx)  # a report put aside before this one was begun: kept under it
+    if earlier is not None:
+        parked["earlier"] = {k: v for k, v in earlier.items() if k != "reminded"}
+        told = _told_chain(parked)
+        parked["reminder"] = TEXTS["parked_two"].format(count=len(told), whats="、".join(told))
+    ctx.extra[PARKED] = parked
+    return True
 
 
 # --------------------------------------------------------------------- a report put aside
@@ -544,6 +556,11 @@ async def phone(ctx: Context) -> HandlerResult | Pass:
         return await request_person(ctx)  # 转人工 while the phone is asked: queued, this report kept
     if text and urges_only(text):
         return await _proceed(ctx)  # 能不能快点 while the phone is asked: filed now, without one
+    if text and tells_circumstances(text) and not _OTHER.search(text):
+        # 我都七十多了 腿脚不方便: no number, and no unreadable one either: noted on the report for
+        # whoever comes, and the phone asked again, kindly (a family member's will do).
+        await ctx.fsm.update(c_text=f"{ctx.fsm.data.get('c_text') or ''}；{text.strip()}".strip("；"))
+        return TEXTS["circumstances_kept"]
     if text and _elsewhere(ctx):
         return await _leave(ctx)
     if text and describes(text) and (_THING.search(text) or _WRONG.search(text)):
@@ -552,6 +569,23 @@ async def phone(ctx: Context) -> HandlerResult | Pass:
         return TEXTS["detail_kept"] + TEXTS["ask_phone"]
     again = await _reask(ctx, "bad_phone")
     return again if again is not None else await _proceed(ctx)
+
+
+# The resident telling their own circumstances (我都七十多了, 腿脚不方便, 一个人住, 白天要上班): their
+# age, health, who lives with them, when they are at home.
+_CIRCUMSTANCES = re.compile(
+    r"\d{2}多?(?:岁|了)|[五六七八九]十(?:多|好几)?(?:岁|了)|岁数|年纪|上了年纪|老了|老人|老头|老太|老伴|腿|脚|腰|身体|行动|走不动|走路"
+    r"|下不了楼|上不了楼|爬不动|眼睛|眼神|看不清|耳朵|耳背|听不清|不识字|不会(?:用|打字|弄)|独居|一个人住|一个人在家|自己住|瘫"
+    r"|残疾|轮椅|拐杖|生病|有病|住院|刚出院|怀孕|孩子|上班|不在家|出差|外地"
+)
+
+
+def tells_circumstances(text: str) -> bool:
+    """The text tells the resident's circumstances and asks or gives nothing else: no question, no
+    phone-like digits, no request."""
+    said = re.sub(r"\s+", "", text)
+    return (len(said) <= 40 and _CIRCUMSTANCES.search(said) is not None and not places.QUESTION.search(said)
+            and re.search(r"\d{5,}", said) is None)
 
 
 STEPS = {"complaint:what": what, "complaint:where": where, "complaint:phone": phone}
@@ -709,6 +743,94 @@ async def place_after_filing(ctx: Context) -> str:
         return TEXTS["contact_late"].format(number=number)
     await ctx.fsm.set(MARK + FILED, **data)  # a phone, a photo or a chase may still follow
     return TEXTS["place_added"].format(place=places.label_of(told), number=number)
+
+
+# The place of a report put right later (我刚才报的那个 地址写错了 应该是10号楼, 地址不对 是10号楼2单元),
+# the report filed just now or some messages ago: it corrects the place of the resident's report
+# just filed or shown, or of their only open one; with several open and none just filed or shown,
+# the resident is asked which.
+_PLACE_WRONG = re.compile(r"(?:地址|位置|地点|地方|楼号|门牌号?|楼栋|几号楼|单元|房号)(?:写|说|填|报|打|搞|弄|留)?(?:错了|错|不对)"
+                          r"|(?:写|说|填|报|打)错了")
+_PLACE_INSTEAD = re.compile(r"应该是|应该在|改成|改为|改一下|其实是|(?:不对|错了)[\s,，。]*(?:是|在)")
+PLACE_WHICH = "place_which"  # the mark of "您要改哪一件的位置？": only the next message answers it
+
+
+def _place_fixed(ctx: Context) -> bool:
+    text = ctx.text.strip()
+    if ctx.resident is None or len(text) > 40 or not _PLACE_WRONG.search(text) or places.QUESTION.search(text):
+        return False
+    mark = ctx.extra.get("mark")
+    from bot.flows.reports import FOLLOWED, OWN_REPORT
+
+    # 3号楼的门牌号写错了 alone may be a report of its own: the report put right is named or just shown.
+    if not (mark and mark[0] in (FILED, FOLLOWED, URGENT_REPORTED)) and not OWN_REPORT.search(text) \
+            and not _PLACE_INSTEAD.search(text):
+        return False
+    told = places.from_text(text)
+    if told is None:
+        return False
+    ctx.extra["place_told"] = told
+    return True
+
+
+@router.message(Func(_place_fixed, phase=PHASE_STATE, when=lambda p: p.text and not p.state))
+async def place_fixed(ctx: Context) -> HandlerResult | Pass:
+    assert ctx.resident is not None
+    from bot.flows.reports import FOLLOWED, line
+
+    mark, told = ctx.extra.get("mark"), ctx.extra["place_told"]
+    if mark and mark[0] == FILED and mark[1].get("ticket_id"):
+        return await _place_put_right(ctx, int(mark[1]["ticket_id"]), str(mark[1].get("number", "")), told,
+                                      filed=dict(mark[1]))
+    shown = [(int(i), str(n)) for i, n in mark[1].get("tickets", [])] if mark and mark[0] == FOLLOWED else []
+    if len(shown) == 1:
+        return await _place_put_right(ctx, *shown[0], told)
+    rows = [r for r in (await reports.listed(ctx.rt.db, ctx.resident.id, ctx.rt.clock.now(), limit=5))[0] if r.open]
+    if shown:
+        rows = [r for r in rows if r.id in {i for i, _ in shown}] or rows
+    if not rows:
+        return Pass()  # nothing open to put right: the message goes on as before
+    if len(rows) == 1:
+        return await _place_put_right(ctx, rows[0].id, rows[0].number, told)
+    await ctx.fsm.set(MARK + PLACE_WHICH, tickets=[[r.id, r.number] for r in rows], place=dict(told),
+                      said=ctx.text.strip()[:200])
+    return TEXTS["place_which"].format(place=places.label_of(told),
+                                       lines=numbered([line(r) for r in rows]))
+
+
+async def _place_put_right(ctx: Context, ticket_id: int, number: str, told: places.Place, *,
+                           filed: dict[str, Any] | None = None, said: str | None = None) -> str:
+    assert ctx.resident is not None
+    report = await reports.add_location(ctx.rt.db, ticket_id, ctx.resident.id, told, said or ctx.text,
+                                        ctx.rt.clock.now(), rules=rules_for(ctx.rt.settings.data_dir))
+    if report is None or not report.open:
+        return TEXTS["contact_late"].format(number=number)
+    if filed is not None:
+        await ctx.fsm.set(MARK + FILED, **filed)  # a phone, a photo or a chase may still follow
+    return TEXTS["place_fixed"].format(number=number, place=places.label_of(told))
+
+
+def _place_pick(ctx: Context) -> tuple[int, str] | None:
+    mark = ctx.extra.get("mark")
+    if not mark or mark[0] != PLACE_WHICH or not ctx.text or len(ctx.text) > 20:
+        return None
+    tickets = [(int(i), str(n)) for i, n in mark[1].get("tickets", [])]
+    word = re.sub(r"第|个|件|那|是|就|的|吧|[\s，,。.!！]", "", ctx.text)
+    picked = parse_choice(word, len(tickets)) or parse_choice(ctx.text, len(tickets))
+    if picked is not None:
+        return tickets[picked - 1]
+    named = [t for t in tickets if t[1] in ctx.text]
+    return named[0] if len(named) == 1 else None
+
+
+@router.message(Func(lambda ctx: _place_pick(ctx) is not None, phase=PHASE_STATE,
+                     when=lambda p: p.text and p.mark == PLACE_WHICH))
+async def place_picked(ctx: Context) -> str:
+    picked = _place_pick(ctx)
+    assert picked is not None
+    data = ctx.extra["mark"][1]
+    told: places.Place = dict(data.get("place") or {})
+    return await _place_put_right(ctx, *picked, told, said=str(data.get("said") or ctx.text))
 
 
 _COURSE_CANCEL = re.compile(r"预约|报名|课|候补|活动")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from bot.flows import complaint as complaint_flow
 from bot.flows import reports as reports_flow
 from bot.flows.handoff import answer_when
 from bot.flows.media import attachment
@@ -104,6 +105,9 @@ async def urgent(ctx: Context) -> str:
     before = str(data.get("c_text") or "")
     if (ctx.fsm.state or "").startswith("complaint:") and before and before not in text:
         text = f"{before}；{text}"  # what the resident was reporting, and now this
+    # The report being told is put aside, not lost: once the emergency is seen to, the next reply
+    # reminds of it (刚才反映的问题还没提交，要继续吗？) and 继续 takes it up (middlewares.recall).
+    complaint_flow.park(ctx)
     kept = list(data.get("attachments", []))
     where = places.locate(ctx.text, kept, ctx.resident) or data.get("c_where")
     lines = [hazard.first, hazard.advice]
