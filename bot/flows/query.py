@@ -256,11 +256,16 @@ ASPECTS: tuple[tuple[str | None, tuple[str, ...], re.Pattern[str] | None], ...] 
      re.compile(r"带|材料|证件|身份证|户口本|照片|证明|复印件|原件")),
     ("在哪里办", ("哪里", "哪儿", "哪", "地方", "地址", "去哪", "找谁"),
      re.compile(r"到|去|窗口|中心|大厅|网点|派出所|营业厅|App|网上|线上|公众号|小程序|找")),
+    # What time of day (几点开饭, 几点去): a clock time, a part of the day, or the sentence on its time
+    # ("办理时间以窗口安排为准"); not one on a long time (长时间没到账).
+    ("具体几点", ("几点钟", "几点"),
+     re.compile(r"\d{1,2}\s*(?:[:：]\s*\d{2}|点)|[一二三四五六七八九十]{1,3}点(?!心)|上午|下午|中午|早上|早晨|傍晚|晚上"
+                r"|(?<!长)时间")),
     ("要多长时间", ("多久", "多长时间", "几天", "多会儿", "什么时候", "啥时候", "时间"),
      re.compile(r"\d+\s*个?(?:工作日|天|小时|周(?!岁)|月)|[一二三四五六七八九十两]+个?(?:工作日|天|小时|周(?!岁)|月)|当场|当天|立等|即办|时限")),
-    ("费用", ("多少钱", "费用", "收费", "要钱", "花钱", "钱"), re.compile(r"元|免费|费用|收费|不收|钱")),
+    ("费用", ("多少钱", "费用", "收费", "要钱", "花钱", "钱"), re.compile(r"元|免费|费用|收费|不收|钱|价格|价钱")),
     ("电话", ("电话", "号码", "热线"), re.compile(r"电话|热线|\d{5,}")),
-    (None, ("几点", "多少", "一个月", "每月", "每个月", "一年", "每年", "条件", "资格", "要求", "流程", "步骤", "网上",
+    (None, ("多少", "一个月", "每月", "每个月", "一年", "每年", "条件", "资格", "要求", "流程", "步骤", "网上",
             "线上", "手机上", "代办", "代领", "家属", "家里人", "家人", "本人", "谁", "替", "儿子", "女儿", "子女", "孩子",
             "亲戚", "委托"), None),
 )
@@ -270,10 +275,16 @@ ASPECTS: tuple[tuple[str | None, tuple[str, ...], re.Pattern[str] | None], ...] 
 _MODAL = ("能不能", "可以", "可不可以", "需要", "要", "办", "领", "交", "去", "行不行", "行吗", "中不中", "成不成", "拿到",
           "拿", "办下来", "下来", "办好", "出来", "到手", "领到")
 _ASKS_OF = [(label, re.compile("|".join(words)), says) for label, words, says in ASPECTS if label and says]
+# How many of a thing (照片要几张, 复印件要几份, 要几寸的): said only by a number with that same unit
+# ("两张", "一份"); asked before any other aspect, so 照片要几张 is not answered with the materials.
+_UNITS = "张|份|本|寸|套|件|次"
+HOW_MANY = re.compile(rf"(?:几|多少)({_UNITS})")
+_NUMERAL = r"(?:\d+|[一二两三四五六七八九十百]+)\s*"
 # A message made only of aspect words and small words is about the answer just given, whatever the
 # intent engine makes of it ("要带什么" reads like a course question on its own). Longest words first,
 # so that 可不可以 is one word, not 可以.
-ASPECT = re.compile("|".join(sorted({*(w for _, words, _ in ASPECTS for w in words), *_MODAL}, key=len, reverse=True)))
+_WORDS = sorted({*(w for _, words, _ in ASPECTS for w in words), *_MODAL}, key=len, reverse=True)
+ASPECT = re.compile("|".join([rf"(?:几|多少)(?:{_UNITS})", *_WORDS]))
 _SMALL = re.compile(r"[那这还就都也又我俺你您的了吗呢啊呀吧么嘛啥什么怎么咋样些个一下请问得是在给能到不\s\W\d]")
 
 
@@ -313,9 +324,14 @@ _SENTENCE = re.compile(r"[^。；！？\n]+[。；！？]?")
 def focus(answer: str, text: str) -> tuple[str, str] | None:
     """The aspect a follow-up asks about and the answer's sentences on it ("" when none says it);
     None when it asks about no aspect or every sentence is about it (the whole answer, then)."""
+    sentences = [s.strip() for s in _SENTENCE.findall(answer) if s.strip()]
+    how_many = HOW_MANY.search(text)
+    if how_many:  # a count is said by a number of that unit, or not at all: never the whole answer
+        unit = how_many.group(1)
+        says = re.compile(_NUMERAL + unit)
+        return f"要几{unit}", "".join(s for s in sentences if says.search(s))
     for label, asks, says in _ASKS_OF:
         if asks.search(text):
-            sentences = [s.strip() for s in _SENTENCE.findall(answer) if s.strip()]
             picked = [s for s in sentences if says.search(s)]
             return None if len(picked) == len(sentences) else (label, "".join(picked))
     return None
