@@ -551,6 +551,7 @@ class SearchIndex:
             self._narrower(asked, topic, q.text, out[0].position, out[0].features["phrasing"])
             or self._kind_of(q.text, out[0].position)
             or self._in_passing(asked, topic, q.text, out[0].position)
+            or self._names_other(q.focus_text or q.text, out[0].position)
         ):
             out[0].features["split"] = 1.0
         return out[:k]
@@ -647,6 +648,33 @@ class SearchIndex:
             all(self._holds_term(t, text) for t, _ in self._phrase_terms[row] if not is_function_word(t))
             for row in range(int(self._starts[best]), int(self._ends[best]))
         )
+
+    def _names_other(self, request: str, best: int) -> bool:
+        """Whether the request names a thing of which a word of the best entry's subject is only the
+        modifier: 楼道灯坏了 says 楼道 of the entry on clutter in the corridor, but asks about the light
+        (灯), which no phrasing or tag of that entry says. True when, in the request, a subject word is
+        followed by a head that makes it the name of a thing (``names_thing``: 灯, 卡, 证, 费) and
+        starts no longer word (管 of 物业管理), and no text of the entry (phrasings, tags, answer) says
+        that head. Like a split, the entry is then offered as a choice, not given as the answer."""
+        strong, weak, freq = self._strong[best], self._weak[best], tokens_freq()
+        for word in self._subject[best]:
+            if len(word) < 2:
+                continue
+            at = request.find(word)
+            while at >= 0:
+                end = at + len(word)
+                head = request[end : end + 1]
+                if (
+                    head
+                    and head not in strong
+                    and head not in weak
+                    and names_thing(word + head)
+                    # (not the start of a longer word: 管 of 物业管理)
+                    and not any(freq.get(request[end : end + n]) for n in range(2, 5))
+                ):
+                    return True
+                at = request.find(word, at + 1)
+        return False
 
     def _adds_subject(self, row: int, subject: frozenset[str], text: str) -> bool:
         """Whether the phrasing at ``row`` says, with weight, a word of its entry's subject that

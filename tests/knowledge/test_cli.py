@@ -207,3 +207,15 @@ def test_search_answers_only_when_the_entry_is_about_what_is_asked() -> None:
         res = run_kb("search", text)
         lines = res.stdout.splitlines()
         assert lines[0] == "decision: answer" and entry in lines[1], (text, res.stdout)
+
+
+def test_search_gives_no_confident_answer_about_a_thing_the_entry_only_modifies() -> None:
+    """楼道灯 is a light in the corridor: the entry on clutter in the corridor says 楼道 but never the
+    light, so it is a guess at most; said about the clutter it is still the answer."""
+    res = run_kb("search", "楼道灯坏了")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert not (lines[0] == "decision: answer" and "corridor-clutter" in lines[1]), res.stdout
+    res = run_kb("search", "楼道里堆满了杂物怎么办")
+    lines = res.stdout.splitlines()
+    assert lines[0] == "decision: answer" and "corridor-clutter" in lines[1], res.stdout
