@@ -16,9 +16,10 @@ from typing import Any
 
 from bot.flows.handoff import asks_for_person, request_person
 from bot.flows.media import attachment
-from bot.flows.reports import FILED, add_to_report, urges_only
+from bot.flows.reports import FILED, FOLLOWED, OWN_REPORT, add_to_report, urges_only
 from bot.flows.reports import THING as _THING
 from bot.flows.reports import URGENT as URGENT_REPORTED
+from bot.flows.reports import line as report_line
 from bot.handler.choices import is_cancel, numbered, parse_choice, parse_phone, phone_alone
 from bot.handler.context import Context
 from bot.handler.middlewares import MARK, OPTIONAL_STEPS, PARKED
@@ -760,8 +761,6 @@ def _place_fixed(ctx: Context) -> bool:
     if ctx.resident is None or len(text) > 40 or not _PLACE_WRONG.search(text) or places.QUESTION.search(text):
         return False
     mark = ctx.extra.get("mark")
-    from bot.flows.reports import FOLLOWED, OWN_REPORT
-
     # 3号楼的门牌号写错了 alone may be a report of its own: the report put right is named or just shown.
     if not (mark and mark[0] in (FILED, FOLLOWED, URGENT_REPORTED)) and not OWN_REPORT.search(text) \
             and not _PLACE_INSTEAD.search(text):
@@ -776,8 +775,6 @@ def _place_fixed(ctx: Context) -> bool:
 @router.message(Func(_place_fixed, phase=PHASE_STATE, when=lambda p: p.text and not p.state))
 async def place_fixed(ctx: Context) -> HandlerResult | Pass:
     assert ctx.resident is not None
-    from bot.flows.reports import FOLLOWED, line
-
     mark, told = ctx.extra.get("mark"), ctx.extra["place_told"]
     if mark and mark[0] == FILED and mark[1].get("ticket_id"):
         return await _place_put_right(ctx, int(mark[1]["ticket_id"]), str(mark[1].get("number", "")), told,
@@ -795,7 +792,7 @@ async def place_fixed(ctx: Context) -> HandlerResult | Pass:
     await ctx.fsm.set(MARK + PLACE_WHICH, tickets=[[r.id, r.number] for r in rows], place=dict(told),
                       said=ctx.text.strip()[:200])
     return TEXTS["place_which"].format(place=places.label_of(told),
-                                       lines=numbered([line(r) for r in rows]))
+                                       lines=numbered([report_line(r) for r in rows]))
 
 
 async def _place_put_right(ctx: Context, ticket_id: int, number: str, told: places.Place, *,
