@@ -607,7 +607,10 @@ ASKED_WHAT = "asked_what"
 
 
 def _the_question(ctx: Context) -> bool:
-    return ctx.fsm.state is None and (ctx.decision != "accept" or ctx.intent in ("query", "fallback"))
+    mark = ctx.extra.get("mark")
+    if not ctx.text or mark is None or mark[0] != ASKED_WHAT or ctx.fsm.state is not None:
+        return False
+    return ctx.decision != "accept" or ctx.intent in ("query", "fallback")
 
 
 @router.message(Func(_the_question, phase=PHASE_MENU, when=lambda p: p.text and p.mark == ASKED_WHAT))

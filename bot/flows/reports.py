@@ -718,6 +718,11 @@ async def _is_follow_up(ctx: Context) -> bool:
             ctx.extra["follow_up"] = found  # 能不能快点处理: every open report is urged
             return True
         # None filed yet: 你们多久能来 while a report is being told is about that one (below).
+    if ctx.fsm.state is None and _CHASE_ALONE.match(re.sub(r"[\s，,。.!！~～]+", "", text)):
+        found = [i for i, _, _ in await _listed_texts(ctx)]
+        if found:
+            ctx.extra["follow_up"] = found
+        return True  # 都催 / 催一下 with nothing else said: those reports, or the news that there are none
     if not progress:
         return False
     # 灯修了没有: a progress question about something the resident has reported.
@@ -741,6 +746,10 @@ async def _is_follow_up(ctx: Context) -> bool:
     if found:
         ctx.extra["follow_up"] = found
     return bool(found)
+
+
+# A chase and nothing else (都催, 帮我催一下, 全部催催吧): about the resident's open reports.
+_CHASE_ALONE = re.compile(r"^(?:那|那就)?(?:帮我|麻烦|给我)?(?:都|全都|全部|一起)?催(?:一下|一催|催|了)?(?:吧|啊|呀|哈|呗)?$")
 
 
 async def _listed_texts(ctx: Context) -> list[tuple[int, str, str | None]]:
