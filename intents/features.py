@@ -68,11 +68,6 @@ def split_openers(text: str) -> tuple[str, bool]:
     return text, dropped
 
 
-def has_opener(text: str, rewrite: SynonymRewriter | None = None) -> bool:
-    """Whether ``text`` opens with a greeting or "I'd like to ask …" that :func:`extract` drops."""
-    return split_openers(rewrite(text) if rewrite is not None else normalize(text))[1]
-
-
 def extract(text: str, config: FeatureConfig, rewrite: SynonymRewriter | None = None) -> list[str]:
     """Feature strings of one message (duplicates kept; the vectoriser uses presence)."""
     text = rewrite(text) if rewrite is not None else normalize(text)
